@@ -1,0 +1,224 @@
+"""The model engine: lines defined by formulas in the model's formula language, evaluated year by
+year. It knows nothing of Xiaomi or of Excel: a model is a list of `Line`s, a list of `Year`s and
+the input values; the workbook layout reads the very same lines to write the template.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from graphlib import CycleError, TopologicalSorter
+from typing import Iterable
+
+from . import formula as fx
+from .forecast import METHODS
+from .functions import GUARDED
+
+ACTUAL = "actual"
+FORECAST = "forecast"
+BASE = "base"  # a year before the first reported one, holding only what growth rates need
+
+# How a line behaves in reported years.
+INPUT = "input"        # reported figure typed in; the formula applies to forecast years only
+ALWAYS = "always"      # formula in every year (ratios, growth rates)
+FORECAST_ONLY = "forecast_only"  # drivers: no value in reported years
+
+
+@dataclass(frozen=True)
+class Year:
+    label: str   # as shown: "2023", "2025E"
+    year: int
+    kind: str    # ACTUAL, FORECAST or BASE
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of the model. `formula` is in the formula language; `None` for pure inputs.
+
+    `identity` says the formula is the report's own definition (a subtotal, a roll-forward), so
+    it must also hold on the report's printed figures; formulas carrying a reconciling driver
+    are not identities. `identity_years` narrows it (per-share lines hold only on the forecast
+    share count, the report's reported EPS use each year's weighted average).
+    """
+    key: str
+    table: str
+    label_zh: str
+    label_en: str
+    fmt: str = "money"
+    formula: str | None = None
+    history: str = INPUT
+    scalar: bool = False
+    identity: bool = False
+    identity_years: str = "all"
+    driven: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Check:
+    """An integrity check: `actual` must equal `expected` within `tolerance` in forecast years."""
+    key: str
+    label_zh: str
+    label_en: str
+    actual: str
+    expected: str
+    tolerance: float = 0.001
+
+
+@dataclass
+class Driver:
+    """A company's forecast driver for one line: the method, the base line, a value per forecast year."""
+    line: str
+    method: str
+    values: list
+    base: str | None = None
+    note: str = ""
+
+
+def driver_key(line_key: str) -> str:
+    return f"d_{line_key}"
+
+
+def bind_drivers(lines: list[Line], drivers: dict[str, Driver]) -> list[Line]:
+    """The model's lines with each driven line's formula made from its company driver, and a
+    driver line added for it (the blue inputs of the assumptions sheet)."""
+    by_key = {line.key: line for line in lines}
+    bound, driver_lines = [], []
+    for line in lines:
+        if not line.driven:
+            bound.append(line)
+            continue
+        driver = drivers.get(line.key)
+        if driver is None:
+            raise ValueError(f"line {line.key!r} ({line.label_zh}) needs a driver: add [drivers.{line.key}] with a method")
+        method = METHODS.get(driver.method)
+        if method is None:
+            raise ValueError(f"driver {line.key!r}: unknown method {driver.method!r}; known: {', '.join(METHODS)}")
+        if method.needs_base and driver.base not in by_key:
+            raise ValueError(f"driver {line.key!r}: method {driver.method!r} needs `base`, one of the model's line keys")
+        base_label = by_key[driver.base].label_zh if driver.base in by_key else ""
+        dkey = driver_key(line.key)
+        bound.append(replace(line, formula=method.formula.format(line=line.key, base=driver.base, driver=dkey)))
+        driver_lines.append(Line(
+            dkey, "drivers", f"{line.label_zh}：{method.label_zh.format(base=base_label)}",
+            f"{line.label_en}: {method.label_en.format(base=by_key[driver.base].label_en if driver.base in by_key else '')}",
+            fmt=method.driver_format, history=FORECAST_ONLY, note=driver.note))
+    return bound + driver_lines
+
+
+def evaluation_order(lines: Iterable[Line]) -> list[Line]:
+    """Lines sorted so that every same-year reference comes first; ValueError on a cycle or an
+    unknown line name."""
+    lines = list(lines)
+    keys = {line.key for line in lines}
+    graph = {}
+    for line in lines:
+        deps = set()
+        if line.formula:
+            tree = fx.parse(line.formula)
+            for ref in fx.refs(tree):
+                if ref.key not in keys:
+                    raise ValueError(f"line {line.key!r}: formula {line.formula!r} reads unknown line {ref.key!r}")
+                if ref.lag == 0:
+                    deps.add(ref.key)
+            unknown = fx.functions_used(tree) - set(GUARDED)
+            if unknown:
+                raise ValueError(f"line {line.key!r}: unknown function {sorted(unknown)[0]!r}")
+        graph[line.key] = deps
+    try:
+        order = list(TopologicalSorter(graph).static_order())
+    except CycleError as exc:
+        raise ValueError(f"the model's formulas form a cycle: {' -> '.join(exc.args[1])}") from None
+    by_key = {line.key: line for line in lines}
+    return [by_key[k] for k in order]
+
+
+@dataclass
+class Values:
+    """Computed values: per (line, year label) for yearly lines, per line for scalars."""
+    years: list[Year]
+    yearly: dict = field(default_factory=dict)
+    scalars: dict = field(default_factory=dict)
+
+    def get(self, key: str, year: str | None = None):
+        if key in self.scalars:
+            return self.scalars[key]
+        return self.yearly.get((key, year))
+
+    def series(self, key: str) -> list:
+        return [self.get(key, y.label) for y in self.years]
+
+
+def _computes(line: Line, year: Year) -> bool:
+    if year.kind == FORECAST:
+        return line.formula is not None
+    if year.kind == ACTUAL:
+        return line.history == ALWAYS and line.formula is not None
+    return False
+
+
+def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: dict,
+             overrides: dict | None = None, functions: dict | None = None) -> Values:
+    """Evaluate every line for every year.
+
+    `inputs[(key, year_label)]` are typed values (reported figures, driver values);
+    `scalar_inputs[key]` single-valued inputs (price, FX). `overrides[(key, year_label)]` are
+    values typed where the model has a formula (an analyst's hard-coded number): they win.
+    """
+    functions = functions or GUARDED
+    overrides = overrides or {}
+    ordered = evaluation_order(lines)
+    values = Values(list(years))
+    scalar_keys = {line.key for line in lines if line.scalar}
+
+    def lookup_in(year_pos: int):
+        def lookup(key: str, lag: int):
+            if key in scalar_keys:
+                return values.scalars.get(key)
+            pos = year_pos - lag
+            return values.yearly.get((key, years[pos].label)) if pos >= 0 else None
+        return lookup
+
+    for line in (l for l in ordered if l.scalar):
+        if line.formula and line.key not in scalar_inputs:
+            values.scalars[line.key] = fx.evaluate(fx.parse(line.formula), lookup_in(0), functions)
+        else:
+            values.scalars[line.key] = scalar_inputs.get(line.key)
+    yearly = [l for l in ordered if not l.scalar]
+    for pos, year in enumerate(years):
+        lookup = lookup_in(pos)
+        for line in yearly:
+            cell = (line.key, year.label)
+            if cell in overrides:
+                values.yearly[cell] = overrides[cell]
+            elif _computes(line, year):
+                values.yearly[cell] = fx.evaluate(fx.parse(line.formula), lookup, functions)
+            else:
+                values.yearly[cell] = inputs.get(cell)
+    return values
+
+
+def run_checks(checks: list[Check], lines: list[Line], values: Values, years: list[Year] | None = None) -> list[dict]:
+    """Each check in each forecast year: the two sides, their difference and whether it passes."""
+    years = years or [y for y in values.years if y.kind == FORECAST]
+    scalar_keys = {line.key for line in lines if line.scalar}
+    positions = {y.label: i for i, y in enumerate(values.years)}
+    results = []
+    for check in checks:
+        for year in years:
+            pos = positions[year.label]
+
+            def lookup(key, lag, pos=pos):
+                if key in scalar_keys:
+                    return values.scalars.get(key)
+                p = pos - lag
+                return values.yearly.get((key, values.years[p].label)) if p >= 0 else None
+
+            actual = fx.evaluate(fx.parse(check.actual), lookup, GUARDED)
+            expected = fx.evaluate(fx.parse(check.expected), lookup, GUARDED)
+            numeric = all(isinstance(v, float) for v in (actual, expected))
+            difference = actual - expected if numeric else None
+            results.append({
+                "check": check.key, "label_zh": check.label_zh, "label_en": check.label_en, "year": year.label,
+                "actual": actual, "expected": expected, "difference": difference,
+                "passed": numeric and abs(difference) <= check.tolerance,
+            })
+    return results

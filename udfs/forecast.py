@@ -1,0 +1,120 @@
+"""Forecast methods: how one line of a future year is made from its drivers.
+
+Every function is a plain function of numbers. Money is in the company's reporting unit
+(百万人民币 for Xiaomi); rates and margins are decimals (0.175 is 17.5%); days are calendar days
+on a 365-day year. Costs follow the report's sign convention: they are negative numbers.
+
+Functions that summarise a history (CAGR, average growth, trend) return NOT_MEANINGFUL when
+the maths is undefined (a non-positive starting value, fewer than two observations).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from .constants import DAYS_IN_YEAR, NOT_MEANINGFUL
+
+
+def grow(prior: float, rate: float) -> float:
+    """Prior-year value grown by `rate` (0.10 is +10%)."""
+    return prior * (1.0 + rate)
+
+
+def step(prior: float, increment: float) -> float:
+    """Prior-year value plus a fixed increment in money (a flat line is an increment of 0)."""
+    return prior + increment
+
+
+def fixed(amount: float) -> float:
+    """A fixed amount typed by the analyst for that year."""
+    return amount
+
+
+def share_of(base: float, ratio: float) -> float:
+    """A line as a share of another line of the same year (e.g. other current assets at 10% of revenue)."""
+    return base * ratio
+
+
+def cost_share(base: float, ratio: float) -> float:
+    """A cost as a positive share of another line, shown negative as the report shows costs.
+
+    Opex at 15.25% of revenue is cost_share(revenue, 0.1525); income tax at a 17.5% effective
+    rate is cost_share(pre-tax profit, 0.175).
+    """
+    return -base * ratio
+
+
+def cost_from_margin(revenue: float, gross_margin: float) -> float:
+    """Cost of sales implied by a gross margin, negative: -revenue x (1 - margin)."""
+    return -revenue * (1.0 - gross_margin)
+
+
+def days_balance(flow: float, days: float, days_in_year: float = DAYS_IN_YEAR) -> float:
+    """A working-capital balance held for `days` of an annual flow.
+
+    Receivables use revenue; inventory and payables use cost of sales. The flow's sign is
+    ignored (cost of sales is negative in the report), the balance is positive.
+    """
+    return abs(flow) * days / days_in_year
+
+
+def cagr(values: Sequence[float]) -> float | str:
+    """Compound annual growth over n observations: (last / first) ** (1 / (n - 1)) - 1.
+
+    n observations span n - 1 years: the usual off-by-one is to divide by n.
+    NOT_MEANINGFUL for fewer than two values, a non-positive first value or a negative last one.
+    """
+    if len(values) < 2 or values[0] <= 0 or values[-1] < 0:
+        return NOT_MEANINGFUL
+    return (values[-1] / values[0]) ** (1.0 / (len(values) - 1)) - 1.0
+
+
+def average_growth(values: Sequence[float]) -> float | str:
+    """Arithmetic mean of the year-on-year growth rates of a history.
+
+    NOT_MEANINGFUL for fewer than two values or when any year but the last is non-positive.
+    """
+    if len(values) < 2 or any(v <= 0 for v in values[:-1]):
+        return NOT_MEANINGFUL
+    rates = [values[i] / values[i - 1] - 1.0 for i in range(1, len(values))]
+    return sum(rates) / len(rates)
+
+
+def linear_trend(values: Sequence[float], periods_ahead: float = 1.0) -> float | str:
+    """Least-squares straight line through a history, read `periods_ahead` after its last point."""
+    n = len(values)
+    if n < 2:
+        return NOT_MEANINGFUL
+    mean_x = (n - 1) / 2.0
+    mean_y = sum(values) / n
+    sxx = sum((x - mean_x) ** 2 for x in range(n))
+    sxy = sum((x - mean_x) * (y - mean_y) for x, y in enumerate(values))
+    slope = sxy / sxx
+    return mean_y + slope * (n - 1 + periods_ahead - mean_x)
+
+
+@dataclass(frozen=True)
+class Method:
+    """A forecast method a driver can name in a company data file.
+
+    `formula` is written in the model's formula language: `{line}` is the line being forecast,
+    `{base}` the line the method is a share of, `{driver}` the driver line holding the values.
+    """
+    name: str
+    function: Callable
+    formula: str
+    needs_base: bool
+    label_zh: str
+    label_en: str
+    driver_format: str  # number-format class of the driver values: pct, days, money
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("growth", grow, "grow(prev({line}), {driver})", False, "同比增速", "YoY growth", "pct"),
+    Method("step", step, "step(prev({line}), {driver})", False, "较上年增加额", "Increment on prior year", "money"),
+    Method("fixed", fixed, "fixed({driver})", False, "金额", "Fixed amount", "money"),
+    Method("share", share_of, "share_of({base}, {driver})", True, "占{base}比例", "Share of {base}", "pct"),
+    Method("cost_share", cost_share, "cost_share({base}, {driver})", True, "占{base}比例（费用）", "Cost as share of {base}", "pct"),
+    Method("cost_from_margin", cost_from_margin, "cost_from_margin({base}, {driver})", True, "毛利率", "Gross margin", "pct"),
+    Method("days", days_balance, "days_balance({base}, {driver})", True, "周转天数（按{base}）", "Days of {base}", "days"),
+)}

@@ -1,0 +1,171 @@
+"""The model's formula language: how a line is computed from other lines, written once.
+
+A formula is a Python-syntax expression restricted to a small whitelist, parsed with `ast` and
+never executed by Python itself (no eval):
+
+    revenue                  the line `revenue`, same year
+    prev(cash)               the line `cash`, prior year
+    grow(prev(iot), g_iot)   a registered function (see udfs/functions.py)
+    a + b - c * d / e, -a    arithmetic on numbers
+    1.0, "text"              constants
+
+The same parsed formula is evaluated in Python by the engine and translated to an Excel formula
+by the workbook layout, so the template and the engine cannot drift apart.
+"""
+from __future__ import annotations
+
+import ast
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+from .constants import ERR_DIV0, ERR_NUM, ERR_VALUE, EXCEL_ERRORS
+
+PRIOR = "prev"
+_OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+
+
+class FormulaError(ValueError):
+    """A formula that is not in the language; the message names the formula and the problem."""
+
+
+@dataclass(frozen=True)
+class Ref:
+    key: str
+    lag: int  # 0 this year, 1 prior year
+
+
+@dataclass(frozen=True)
+class Const:
+    value: float | str
+
+
+@dataclass(frozen=True)
+class Call:
+    function: str
+    args: tuple
+
+
+@dataclass(frozen=True)
+class BinOp:
+    op: str
+    left: object
+    right: object
+
+
+@dataclass(frozen=True)
+class Neg:
+    operand: object
+
+
+def _convert(node: ast.AST, text: str):
+    if isinstance(node, ast.Name):
+        return Ref(node.id, 0)
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str)) and not isinstance(node.value, bool):
+        return Const(float(node.value) if not isinstance(node.value, str) else node.value)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        operand = _convert(node.operand, text)
+        return Neg(operand) if isinstance(node.op, ast.USub) else operand
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        return BinOp(_OPERATORS[type(node.op)], _convert(node.left, text), _convert(node.right, text))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+        if node.func.id == PRIOR:
+            if len(node.args) != 1 or not isinstance(node.args[0], ast.Name):
+                raise FormulaError(f"{text!r}: prev() takes one line name")
+            return Ref(node.args[0].id, 1)
+        return Call(node.func.id, tuple(_convert(a, text) for a in node.args))
+    raise FormulaError(f"{text!r}: {ast.dump(node)[:60]} is not allowed in a model formula")
+
+
+@lru_cache(maxsize=None)
+def parse(text: str):
+    """The formula's tree; FormulaError for anything outside the language."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise FormulaError(f"{text!r}: {exc.msg}") from None
+    return _convert(tree.body, text)
+
+
+def refs(node) -> set[Ref]:
+    """Every line the formula reads."""
+    if isinstance(node, Ref):
+        return {node}
+    if isinstance(node, BinOp):
+        return refs(node.left) | refs(node.right)
+    if isinstance(node, Neg):
+        return refs(node.operand)
+    if isinstance(node, Call):
+        return set().union(*(refs(a) for a in node.args)) if node.args else set()
+    return set()
+
+
+def functions_used(node) -> set[str]:
+    if isinstance(node, Call):
+        return {node.function}.union(*(functions_used(a) for a in node.args))
+    if isinstance(node, BinOp):
+        return functions_used(node.left) | functions_used(node.right)
+    if isinstance(node, Neg):
+        return functions_used(node.operand)
+    return set()
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _arith(op: str, left, right):
+    """Excel's arithmetic: an error operand propagates, text gives #VALUE!, x/0 gives #DIV/0!."""
+    for operand in (left, right):
+        if isinstance(operand, str) and operand in EXCEL_ERRORS:
+            return operand
+    if not (_is_number(left) and _is_number(right)):
+        return ERR_VALUE
+    if op == "/" and right == 0:
+        return ERR_DIV0
+    result = {"+": left + right, "-": left - right, "*": left * right}.get(op) if op != "/" else left / right
+    return result if math.isfinite(result) else ERR_NUM
+
+
+def evaluate(node, lookup: Callable[[str, int], object], functions: dict[str, Callable], arith: Callable = _arith):
+    """The formula's value; `lookup(key, lag)` gives a line's value, `functions` the callables,
+    `arith(op, left, right)` the arithmetic (Excel's by default; the findings use intervals)."""
+    if isinstance(node, Const):
+        return node.value
+    if isinstance(node, Ref):
+        value = lookup(node.key, node.lag)
+        return 0.0 if value is None else value  # an empty cell is 0 in Excel arithmetic
+    if isinstance(node, Neg):
+        return arith("-", 0.0, evaluate(node.operand, lookup, functions, arith))
+    if isinstance(node, BinOp):
+        return arith(node.op, evaluate(node.left, lookup, functions, arith), evaluate(node.right, lookup, functions, arith))
+    if isinstance(node, Call):
+        args = [evaluate(a, lookup, functions, arith) if not isinstance(a, Ref) else lookup(a.key, a.lag) for a in node.args]
+        return functions[node.function](*args)
+    raise FormulaError(f"cannot evaluate {node!r}")
+
+
+def to_excel(node, address: Callable[[str, int], str], excel_name: Callable[[str], str]) -> str:
+    """The formula as Excel writes it (without the leading '='), with `address(key, lag)` giving
+    each line's cell and `excel_name(function)` each function's worksheet name."""
+    if isinstance(node, Const):
+        if isinstance(node.value, str):
+            return '"' + node.value.replace('"', '""') + '"'
+        return repr(node.value).removesuffix(".0") if float(node.value).is_integer() else repr(node.value)
+    if isinstance(node, Ref):
+        return address(node.key, node.lag)
+    if isinstance(node, Neg):
+        inner = to_excel(node.operand, address, excel_name)
+        return f"-({inner})" if isinstance(node.operand, BinOp) else f"-{inner}"
+    if isinstance(node, BinOp):
+        left = to_excel(node.left, address, excel_name)
+        right = to_excel(node.right, address, excel_name)
+        if node.op in "*/" and isinstance(node.left, BinOp) and node.left.op in "+-":
+            left = f"({left})"
+        if isinstance(node.right, BinOp) and (node.op in "*/" or (node.op == "-" and node.right.op in "+-")):
+            right = f"({right})"
+        return f"{left}{node.op}{right}"
+    if isinstance(node, Call):
+        return f"{excel_name(node.function)}({','.join(to_excel(a, address, excel_name) for a in node.args)})"
+    raise FormulaError(f"cannot translate {node!r}")

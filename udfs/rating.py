@@ -1,0 +1,194 @@
+"""Broker rating: expected return, excess over the benchmark, the band it falls in, the action.
+
+Schemes are data (rating_schemes.toml). Returns are decimals (0.15 is 15%). Comparisons with a
+band's bounds are made in decimal arithmetic on the return rounded to RETURN_COMPARISON_PLACES,
+so that 15% is exactly 15% whatever binary rounding the arithmetic before it did.
+Missing or invalid inputs give the scheme's unrated label (无评级), never an exception.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+from importlib import resources
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from .constants import (
+    ACTION_DOWNGRADE, ACTION_FIRST, ACTION_MAINTAIN, ACTION_UPGRADE, BOUNDARY_CONVENTIONS,
+    BOUNDARY_OUTER, DEFAULT_BOUNDARY, DEFAULT_SCHEME, MARKET_BY_SUFFIX, NOT_MEANINGFUL,
+    RETURN_COMPARISON_PLACES,
+)
+
+
+@dataclass(frozen=True)
+class Band:
+    label: str
+    min_pct: Decimal | None  # None: unbounded below
+    max_pct: Decimal | None  # None: unbounded above
+
+
+@dataclass(frozen=True)
+class Scheme:
+    key: str
+    name: str
+    basis: str  # "excess" or "absolute"
+    horizon: str
+    unrated: str
+    benchmarks: dict
+    bands: tuple  # best first
+
+    @property
+    def labels(self) -> list[str]:
+        return [b.label for b in self.bands]
+
+    def rank(self, label: str) -> int | None:
+        """0 for the best band; None for the unrated label or a label not in the scheme."""
+        return self.labels.index(label) if label in self.labels else None
+
+
+def _decimal_or_none(value) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def parse_schemes(data: dict) -> dict[str, Scheme]:
+    """Schemes from their TOML form; ValueError naming the scheme and the problem otherwise."""
+    schemes = {}
+    for key, raw in data.items():
+        try:
+            bands = tuple(Band(b["label"], _decimal_or_none(b.get("min")), _decimal_or_none(b.get("max")))
+                          for b in raw["bands"])
+            scheme = Scheme(key, raw["name"], raw.get("basis", "excess"), raw.get("horizon", ""),
+                            raw.get("unrated", "无评级"), dict(raw.get("benchmarks", {})), bands)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"rating scheme {key!r} is missing {exc}") from None
+        if scheme.basis not in ("excess", "absolute"):
+            raise ValueError(f"rating scheme {key!r}: basis must be 'excess' or 'absolute', not {scheme.basis!r}")
+        schemes[key] = scheme
+    return schemes
+
+
+@lru_cache(maxsize=1)
+def schemes() -> dict[str, Scheme]:
+    """The schemes shipped with the package."""
+    text = resources.files(__package__).joinpath("rating_schemes.toml").read_text(encoding="utf-8")
+    return parse_schemes(tomllib.loads(text))
+
+
+def get_scheme(key: str | None = None) -> Scheme:
+    key = key or DEFAULT_SCHEME
+    known = schemes()
+    if key not in known:
+        raise ValueError(f"unknown rating scheme {key!r}; known: {', '.join(sorted(known))}")
+    return known[key]
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def expected_return(price: float, target_price: float, dividends_per_share: float | None = 0.0) -> float | str:
+    """Total expected return to the target: (target + dividends) / price - 1, in one currency.
+    NM when the price or the target is not a positive number."""
+    dividends = 0.0 if dividends_per_share is None else dividends_per_share
+    if not (_is_number(price) and _is_number(target_price) and _is_number(dividends)):
+        return NOT_MEANINGFUL
+    if price <= 0 or target_price <= 0:
+        return NOT_MEANINGFUL
+    return (target_price + dividends) / price - 1.0
+
+
+def excess_return(stock_return: float, benchmark_return: float) -> float | str:
+    """Stock return minus the benchmark's return over the same horizon (decimals)."""
+    if not (_is_number(stock_return) and _is_number(benchmark_return)):
+        return NOT_MEANINGFUL
+    return stock_return - benchmark_return
+
+
+def _in_band(value: Decimal, band: Band, boundary: str) -> bool:
+    """Whether `value` (percent) lies in `band`. On a bound the value goes to the band further
+    from zero ("outer") or nearer zero ("inner"); a bound at exactly 0 goes to the band above."""
+    def includes(bound: Decimal, band_is_above_bound: bool) -> bool:
+        outer_side_is_above = bound >= 0
+        return (band_is_above_bound == outer_side_is_above) == (boundary == BOUNDARY_OUTER)
+
+    if band.min_pct is not None:
+        if value < band.min_pct or (value == band.min_pct and not includes(band.min_pct, True)):
+            return False
+    if band.max_pct is not None:
+        if value > band.max_pct or (value == band.max_pct and not includes(band.max_pct, False)):
+            return False
+    return True
+
+
+def classify(measure: float | None, scheme: str | Scheme | None = None, boundary: str = DEFAULT_BOUNDARY) -> str:
+    """The band of a return measure (decimal; excess or absolute as the scheme's basis says).
+
+    A missing, non-numeric or non-finite measure gives the scheme's unrated label.
+    """
+    if boundary not in BOUNDARY_CONVENTIONS:
+        raise ValueError(f"boundary must be one of {BOUNDARY_CONVENTIONS}, not {boundary!r}")
+    scheme = scheme if isinstance(scheme, Scheme) else get_scheme(scheme)
+    if not _is_number(measure):
+        return scheme.unrated
+    percent = round(Decimal(repr(float(measure))), RETURN_COMPARISON_PLACES) * 100
+    for band in scheme.bands:
+        if _in_band(percent, band, boundary):
+            return band.label
+    return scheme.unrated  # a scheme whose bands leave a gap
+
+
+def rate(price: float, target_price: float, benchmark_return: float | None = None,
+         dividends_per_share: float | None = 0.0, scheme: str | Scheme | None = None,
+         boundary: str = DEFAULT_BOUNDARY) -> str:
+    """The rating from a target price: expected return, less the benchmark's for a relative scheme."""
+    scheme = scheme if isinstance(scheme, Scheme) else get_scheme(scheme)
+    measure = expected_return(price, target_price, dividends_per_share)
+    if scheme.basis == "excess":
+        measure = excess_return(measure, benchmark_return)
+    return classify(measure, scheme, boundary)
+
+
+def rating_action(previous: str | None, current: str, scheme: str | Scheme | None = None) -> str:
+    """首次 when there is no previous rating, else 维持 / 上调 / 下调 by rank in the scheme.
+
+    An unrated current rating, or one the scheme does not know, gives the unrated label: there
+    is nothing to maintain or change.
+    """
+    scheme = scheme if isinstance(scheme, Scheme) else get_scheme(scheme)
+    now = scheme.rank(current) if isinstance(current, str) else None
+    if now is None:
+        return scheme.unrated
+    before = scheme.rank(previous) if isinstance(previous, str) else None
+    if before is None:
+        return ACTION_FIRST
+    if now == before:
+        return ACTION_MAINTAIN
+    return ACTION_UPGRADE if now < before else ACTION_DOWNGRADE
+
+
+def market_of(ticker: str) -> str | None:
+    """'HK', 'A' or 'US' from a ticker's exchange suffix (1810.HK, 600519.SH, AAPL.O); a bare
+    alphabetic ticker is taken as US. None when it cannot be told."""
+    if not isinstance(ticker, str) or not ticker.strip():
+        return None
+    code, _, suffix = ticker.strip().upper().rpartition(".")
+    if code and suffix in MARKET_BY_SUFFIX:
+        return MARKET_BY_SUFFIX[suffix]
+    if not code and suffix.isalpha():
+        return "US"
+    return None
+
+
+def benchmark_for(ticker_or_market: str, scheme: str | Scheme | None = None) -> str | None:
+    """The scheme's benchmark index for a ticker (1810.HK) or a market code (HK, A, US)."""
+    scheme = scheme if isinstance(scheme, Scheme) else get_scheme(scheme)
+    if not isinstance(ticker_or_market, str):
+        return None
+    key = ticker_or_market.strip().upper()
+    market = key if key in scheme.benchmarks else market_of(key)
+    return scheme.benchmarks.get(market) if market else None

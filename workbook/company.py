@@ -1,0 +1,210 @@
+"""Company data files: load one, check it against the model, and hand the engine its inputs.
+
+The format is documented in README.md ("Company data files"). Every problem is reported as a
+`CompanyDataError` whose message names the file and the field, e.g.
+"xiaomi.toml: [drivers.smartphone]: needs 3 values (one per forecast year), has 2".
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from udfs.engine import ACTUAL, BASE, FORECAST, Driver, Year
+from udfs.forecast import METHODS
+from udfs.rating import schemes
+
+from . import spec
+
+DATA_DIR = Path(__file__).parent / "data"
+DEFAULT_COMPANY = DATA_DIR / "xiaomi_1810hk.toml"
+FORMAT_VERSION = 1
+MAX_FILE_BYTES = 2_000_000
+
+_SECTIONS = {"format_version", "company", "market", "rating", "years", "base", "actual", "drivers"}
+_COMPANY_FIELDS = {"name_zh", "name_en", "ticker", "market", "reporting_currency", "quote_currency", "unit", "source"}
+_MARKET_FIELDS = {"price", "price_date", "fx_rate", "shares", "market_cap_quote", "low_52w", "high_52w",
+                  "turnover_3m_pct", "relative_return_pct", "absolute_return_pct"}
+_RATING_FIELDS = {"scheme", "boundary", "published", "published_action", "previous", "target_price",
+                  "expected_dps", "benchmark_return"}
+
+
+class CompanyDataError(ValueError):
+    """A company data file that cannot be used; the message says where and what."""
+
+
+@dataclass
+class Company:
+    path: Path
+    facts: dict
+    market: dict
+    rating: dict
+    years: list[Year]
+    inputs: dict = field(default_factory=dict)         # (line key, year label) -> value
+    scalar_inputs: dict = field(default_factory=dict)  # line key -> value
+    drivers: dict = field(default_factory=dict)        # driven line key -> Driver
+
+    @property
+    def forecast_years(self) -> list[Year]:
+        return [y for y in self.years if y.kind == FORECAST]
+
+    @property
+    def name(self) -> str:
+        return f"{self.facts['name_zh']}（{self.facts['ticker']}）"
+
+
+def _number(where: str, value, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise CompanyDataError(f"{where}: must be a number, not {value!r}")
+    if positive and value <= 0:
+        raise CompanyDataError(f"{where}: must be positive, not {value!r}")
+    return float(value)
+
+
+def _year_number(label: str) -> int:
+    digits = "".join(ch for ch in str(label) if ch.isdigit())
+    if len(digits) != 4:
+        raise CompanyDataError(f"[years]: {label!r} is not a year such as \"2025E\"")
+    return int(digits)
+
+
+def parse(data: dict, path: Path) -> Company:
+    name = path.name
+    unknown = set(data) - _SECTIONS
+    if unknown:
+        raise CompanyDataError(f"{name}: unknown section or field {sorted(unknown)[0]!r}; known: {', '.join(sorted(_SECTIONS))}")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise CompanyDataError(f"{name}: format_version must be {FORMAT_VERSION}, not {data.get('format_version')!r}")
+    for section, known in (("company", _COMPANY_FIELDS), ("market", _MARKET_FIELDS), ("rating", _RATING_FIELDS)):
+        if not isinstance(data.get(section), dict):
+            raise CompanyDataError(f"{name}: missing section [{section}]")
+        extra = set(data[section]) - known
+        if extra:
+            raise CompanyDataError(f"{name}: [{section}] has unknown field {sorted(extra)[0]!r}; known: {', '.join(sorted(known))}")
+    facts, market, rating = data["company"], data["market"], data["rating"]
+    for required in ("name_zh", "ticker"):
+        if not isinstance(facts.get(required), str) or not facts[required].strip():
+            raise CompanyDataError(f"{name}: [company] needs {required}")
+    for required in ("price", "fx_rate", "shares"):
+        if required not in market:
+            raise CompanyDataError(f"{name}: [market] needs {required}")
+        _number(f"{name}: [market].{required}", market[required], positive=True)
+    price_date = market.get("price_date")
+    if not isinstance(price_date, (dt.date, str)):
+        raise CompanyDataError(f"{name}: [market].price_date must be a date such as 2025-12-18")
+    scheme = rating.get("scheme", "everbright")
+    if scheme not in schemes():
+        raise CompanyDataError(f"{name}: [rating].scheme {scheme!r} is not one of {', '.join(sorted(schemes()))}")
+
+    years_section = data.get("years") or {}
+    try:
+        actual = [str(y) for y in years_section["actual"]]
+        forecast = [str(y) for y in years_section["forecast"]]
+    except (KeyError, TypeError):
+        raise CompanyDataError(f"{name}: [years] needs `actual` and `forecast` lists") from None
+    if not actual or not forecast:
+        raise CompanyDataError(f"{name}: [years] needs at least one actual and one forecast year")
+    base = years_section.get("base")
+    years = ([Year(str(base), _year_number(base), BASE)] if base else []) \
+        + [Year(y, _year_number(y), ACTUAL) for y in actual] + [Year(y, _year_number(y), FORECAST) for y in forecast]
+    numbers = [y.year for y in years]
+    if numbers != sorted(set(numbers)) or any(b - a != 1 for a, b in zip(numbers, numbers[1:])):
+        raise CompanyDataError(f"{name}: [years] must be consecutive and in order, got {[y.label for y in years]}")
+
+    lines = {line.key: line for line in spec.LINES}
+    company = Company(path, facts, market, rating, years)
+    reported = {line.key for line in spec.LINES if line.table in (spec.INCOME, spec.BALANCE, spec.CASHFLOW)}
+
+    def take(section_name: str, year: str, values: dict, required: set[str]):
+        if not isinstance(values, dict):
+            raise CompanyDataError(f"{name}: [{section_name}.\"{year}\"] must be a table of line = value")
+        for key, value in values.items():
+            if key not in lines or lines[key].table not in (spec.INCOME, spec.BALANCE, spec.CASHFLOW):
+                raise CompanyDataError(f"{name}: [{section_name}.\"{year}\"] has unknown line {key!r}")
+            company.inputs[(key, year)] = _number(f"{name}: [{section_name}.\"{year}\"].{key}", value)
+        missing = required - set(values)
+        if missing:
+            raise CompanyDataError(f"{name}: [{section_name}.\"{year}\"] is missing line {sorted(missing)[0]!r}")
+
+    if base:
+        take("base", str(base), (data.get("base") or {}).get(str(base), {}), set(spec.BASE_LINES))
+    actual_section = data.get("actual") or {}
+    for year in actual:
+        take("actual", year, actual_section.get(year), reported - {"fcf_standard"})
+    extra_years = set(actual_section) - set(actual)
+    if extra_years:
+        raise CompanyDataError(f"{name}: [actual] has year {sorted(extra_years)[0]!r} not listed in [years].actual")
+
+    drivers = data.get("drivers") or {}
+    driven = {line.key for line in spec.LINES if line.driven}
+    standalone = {line.key for line in spec.LINES if line.table == spec.DRIVERS}
+    for key, raw in drivers.items():
+        where = f"{name}: [drivers.{key}]"
+        if key not in driven | standalone:
+            raise CompanyDataError(f"{where}: unknown line; drivers are for: {', '.join(sorted(driven | standalone))}")
+        if not isinstance(raw, dict) or not isinstance(raw.get("values"), list):
+            raise CompanyDataError(f"{where}: needs `values`, one per forecast year")
+        values = raw["values"]
+        if len(values) != len(forecast):
+            raise CompanyDataError(f"{where}: needs {len(forecast)} values (one per forecast year), has {len(values)}")
+        values = [_number(f"{where}.values[{i}]", v) for i, v in enumerate(values)]
+        method = raw.get("method")
+        if key in standalone:
+            if method not in (None, "input"):
+                raise CompanyDataError(f"{where}: this driver is an input; method must be \"input\"")
+            for year, value in zip(forecast, values):
+                company.inputs[(key, year)] = value
+            continue
+        if method not in METHODS:
+            raise CompanyDataError(f"{where}: method {method!r} is not one of {', '.join(METHODS)}")
+        base_line = raw.get("base")
+        if METHODS[method].needs_base and base_line not in lines:
+            raise CompanyDataError(f"{where}: method {method!r} needs `base`, a line key such as \"revenue\"")
+        company.drivers[key] = Driver(key, method, values, base_line, str(raw.get("note", "")))
+        for year, value in zip(forecast, values):
+            company.inputs[(f"d_{key}", year)] = value
+    missing = (driven - set(company.drivers)) | {k for k in standalone if (k, forecast[0]) not in company.inputs}
+    if missing:
+        raise CompanyDataError(f"{name}: missing driver [drivers.{sorted(missing)[0]}]")
+
+    company.scalar_inputs = {
+        "ticker": facts["ticker"],
+        "price": float(market["price"]),
+        "price_date": price_date.isoformat() if isinstance(price_date, dt.date) else str(price_date),
+        "fx_rate": float(market["fx_rate"]),
+        "shares": float(market["shares"]),
+        "rating_scheme": scheme,
+        "rating_boundary": rating.get("boundary", "outer"),
+        "target_price": _optional(rating.get("target_price"), f"{name}: [rating].target_price"),
+        "expected_dps": _optional(rating.get("expected_dps"), f"{name}: [rating].expected_dps"),
+        "benchmark_return": _optional(rating.get("benchmark_return"), f"{name}: [rating].benchmark_return"),
+        "previous_rating": rating.get("previous"),
+        "published_rating": rating.get("published"),
+    }
+    return company
+
+
+def _optional(value, where: str):
+    return None if value is None else _number(where, value)
+
+
+def load(path: str | Path = DEFAULT_COMPANY) -> Company:
+    """The company in a data file; CompanyDataError with one readable sentence otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise CompanyDataError(f"{path}: no such company data file")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise CompanyDataError(f"{path.name}: larger than {MAX_FILE_BYTES // 1_000_000} MB; not a company data file")
+    try:
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise CompanyDataError(f"{path.name}: not UTF-8 text; save the file as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CompanyDataError(f"{path.name}: not valid TOML ({exc})") from None
+    return parse(data, path)

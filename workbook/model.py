@@ -1,0 +1,85 @@
+"""A company's model: the spec bound to its drivers, evaluated, checked, and shown as tables."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from udfs.engine import Line, Values, bind_drivers, evaluate, run_checks
+
+from . import spec
+from .company import Company, load
+
+
+@dataclass
+class Model:
+    company: Company
+    lines: list[Line]
+    values: Values
+    checks: list[dict]
+    overrides: dict = field(default_factory=dict)
+
+    def line(self, key: str) -> Line:
+        return next(line for line in self.lines if line.key == key)
+
+    def value(self, key: str, year: str | None = None):
+        return self.values.get(key, year)
+
+    @property
+    def balanced(self) -> bool:
+        return all(c["passed"] for c in self.checks)
+
+    def frame(self, table: str, english: bool = False) -> pd.DataFrame:
+        """One table's yearly lines as a DataFrame: rows are lines (indexed by key, with the
+        label in a column), columns the year labels; NM and error values stay as text."""
+        rows = [line for line in self.lines if line.table == table and not line.scalar]
+        years = [y for y in self.values.years if y.kind != "base"]
+        data = {y.label: [self.values.get(line.key, y.label) for line in rows] for y in years}
+        frame = pd.DataFrame(data, index=pd.Index([line.key for line in rows], name="line"))
+        frame.insert(0, "label", [line.label_en if english else line.label_zh for line in rows])
+        return frame
+
+    def frames(self, english: bool = False) -> dict[str, pd.DataFrame]:
+        """Every yearly table: summary, income, balance, cashflow, ratios, drivers."""
+        tables = (spec.INCOME, spec.BALANCE, spec.CASHFLOW, spec.RATIOS, spec.DRIVERS)
+        out = {"summary": self.summary_frame(english)}
+        out.update({table: self.frame(table, english) for table in tables})
+        return out
+
+    def summary_frame(self, english: bool = False) -> pd.DataFrame:
+        keys = SUMMARY_KEYS
+        by_key = {line.key: line for line in self.lines}
+        years = [y for y in self.values.years if y.kind != "base"]
+        frame = pd.DataFrame({y.label: [self.values.get(k, y.label) for k in keys] for y in years},
+                             index=pd.Index(keys, name="line"))
+        labels = [SUMMARY_LABELS[k] if not english else by_key[k].label_en for k in keys]
+        frame.insert(0, "label", labels)
+        return frame
+
+    def checks_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.checks)
+
+
+# The summary table as the report prints it: its own labels for lines that live in Table 1.
+SUMMARY_KEYS = ("revenue", "revenue_growth", "non_ifrs_net_profit", "non_ifrs_growth", "non_ifrs_eps", "adjusted_pe")
+SUMMARY_LABELS = {
+    "revenue": "营业收入（百万人民币）",
+    "revenue_growth": "营业收入增长率（%）",
+    "non_ifrs_net_profit": "Non-IFRs 净利润（百万人民币）",
+    "non_ifrs_growth": "Non-IFRs 净利润增长率（%）",
+    "non_ifrs_eps": "Non-IFRs 每股收益（人民币）",
+    "adjusted_pe": "调整后 P/E",
+}
+
+
+def build_model(company: Company | None = None, overrides: dict | None = None,
+                scalar_overrides: dict | None = None) -> Model:
+    """Evaluate a company's model. `overrides[(key, year)]` are values typed over formulas;
+    `scalar_overrides` replace market or rating inputs (a new price, a target price)."""
+    company = company or load()
+    lines = bind_drivers(spec.LINES, company.drivers)
+    scalars = dict(company.scalar_inputs)
+    scalars.update(scalar_overrides or {})
+    values = evaluate(lines, company.years, company.inputs, scalars, overrides)
+    checks = run_checks(spec.CHECKS, lines, values)
+    return Model(company, lines, values, checks, dict(overrides or {}))

@@ -1,0 +1,77 @@
+"""The source report's printed figures (the golden file) and the findings computed from them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from udfs.engine import bind_drivers
+from udfs.findings import Finding, Printed, find, market_cap_finding
+
+from . import spec
+from .company import Company
+
+TABLES = ("summary", "income", "balance", "cashflow")
+TABLE_TITLES = {"summary": "盈利预测与估值简表", "income": "表1 损益表", "balance": "表2 资产负债表", "cashflow": "表3 现金流量表"}
+
+
+@dataclass
+class Report:
+    path: Path
+    data: dict
+
+    @property
+    def years(self) -> list[str]:
+        return list(self.data["source"]["years"])
+
+    def rows(self, table: str) -> list[dict]:
+        return list(self.data.get(table, []))
+
+    def printed(self) -> dict:
+        """(table, key, year) -> Printed, for every figure of the four tables."""
+        out = {}
+        for table in TABLES:
+            for row in self.rows(table):
+                for year, value in zip(self.years, row["values"]):
+                    out[(table, row["key"], year)] = Printed(float(value), int(row.get("decimals", 0)), bool(row.get("percent")))
+        return out
+
+
+def report_path_for(company: Company) -> Path:
+    """A company's report file sits beside its data file: NAME.report.toml for NAME.toml."""
+    return company.path.with_name(company.path.stem + ".report.toml")
+
+
+def load_report(path: str | Path) -> Report:
+    path = Path(path)
+    return Report(path, tomllib.loads(path.read_text(encoding="utf-8")))
+
+
+def findings(company: Company, report: Report) -> list[Finding]:
+    """Every place where the report's printed figures disagree with each other."""
+    lines = bind_drivers(spec.LINES, company.drivers)
+    printed = report.printed()
+    for key, value in company.inputs.items():  # base-year figures the first growth rates need
+        line_key, year = key
+        if year not in report.years and line_key in spec.BASE_LINES:
+            printed[("base", line_key, year)] = Printed(value, 0)
+    market = report.data["market"]
+    scalars = {
+        "shares": Printed(round(market["shares_100mn"] * 100, 6), _places(market["shares_100mn"]) - 2),
+        "price": Printed(market["price_hkd"], 2),
+        "fx_rate": Printed(market["hkd_cny"], _places(market["hkd_cny"])),
+    }
+    years = company.years
+    found = find(lines, years, printed, scalars, ["income", "summary", "balance", "cashflow", "base"])
+    cap = market_cap_finding(Printed(market["price_hkd"], 2), Printed(market["shares_100mn"], _places(market["shares_100mn"])),
+                             Printed(market["market_cap_hkd_100mn"], _places(market["market_cap_hkd_100mn"])))
+    return found + ([cap] if cap else [])
+
+
+def _places(value: float) -> int:
+    text = repr(float(value))
+    return len(text.split(".")[1].rstrip("0")) if "." in text else 0
