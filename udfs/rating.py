@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 
 try:
     import tomllib
@@ -75,7 +75,7 @@ def parse_schemes(data: dict) -> dict[str, Scheme]:
 @lru_cache(maxsize=1)
 def schemes() -> dict[str, Scheme]:
     """The schemes shipped with the package."""
-    text = resources.files(__package__).joinpath("rating_schemes.toml").read_text(encoding="utf-8")
+    text = (Path(__file__).parent / "rating_schemes.toml").read_text(encoding="utf-8")
     return parse_schemes(tomllib.loads(text))
 
 

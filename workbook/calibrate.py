@@ -4,12 +4,10 @@ the analyst then owns the drivers:
 
     python -m workbook.calibrate workbook/data/xiaomi_1810hk.report.toml
 
-Each driver is solved so that its line hits the printed figure, given the values the model
-itself computes for the line's base and prior year (not the printed ones), repeated until the
-drivers stop moving. Where the report's own rounding makes printed parts disagree with their
-printed total (segments summing to 475,995 against a printed 475,994), the parts are aimed at
-values within half a unit of their print that do add up (DEROUND below), so that every line,
-part and total, lands within one unit of the report.
+First, values for every forecast line are chosen that display exactly as printed wherever the
+report's own rounding allows (see `consistent_targets`). Then each driver is solved so that its
+line hits that value, given what the model itself computes for the line's base and prior year,
+repeated until the drivers stop moving.
 """
 from __future__ import annotations
 
@@ -65,20 +63,6 @@ PLACES = {"growth": 8, "share": 8, "cost_share": 8, "cost_from_margin": 8, "days
 # Drivers whose printed figures all agree, to the unit, with round values: the analysts' own inputs.
 ROUND_NUMBERS = {"income_tax": [0.175, 0.175, 0.175], "iot": [0.23, 0.07, 0.07]}
 
-# Where printed parts disagree with their printed total, the gap is spread evenly over the parts
-# the model forecasts (each moved by at most half a unit): total -> (adjustable parts, all parts).
-DEROUND = {
-    "revenue": (("smartphone", "iot", "internet", "auto"), ("smartphone", "iot", "internet", "other_revenue", "auto")),
-    "ebitda": (("ebit", "da"), ("ebit", "da")),
-    "current_assets": (("receivables", "inventory", "other_current_assets"),
-                       ("cash", "securities", "receivables", "inventory", "other_current_assets")),
-    "noncurrent_assets": (("lt_investments", "ppe", "other_noncurrent_assets"),
-                          ("lt_investments", "ppe", "other_noncurrent_assets")),
-    "current_liabilities": (("payables", "other_current_liabilities"),
-                            ("payables", "short_term_debt", "other_current_liabilities")),
-    "noncurrent_liabilities": (("long_term_debt", "other_noncurrent_liabilities"),
-                               ("long_term_debt", "other_noncurrent_liabilities")),
-}
 
 
 def printed_lines(report: dict) -> dict[str, list[float]]:
@@ -89,16 +73,59 @@ def printed_lines(report: dict) -> dict[str, list[float]]:
     return lines
 
 
-def targets(report: dict, first_forecast: int) -> dict[str, list[float]]:
-    """The printed figures, with parts de-rounded to add up to their printed totals."""
-    printed = printed_lines(report)
-    goal = {k: list(v) for k, v in printed.items()}
-    for total, (adjustable, parts) in DEROUND.items():
-        for t in range(first_forecast, len(printed[total])):
-            gap = printed[total][t] - sum(printed[k][t] for k in parts)
-            for k in adjustable:
-                goal[k][t] += gap / len(adjustable)
-    return goal
+def consistent_targets(report: dict, company, forecast: list[str]) -> tuple[dict, dict]:
+    """Values for the forecast lines that display as printed wherever the print allows it.
+
+    Printed parts and totals often disagree by a unit of rounding (segments summing to 475,995
+    against a printed 475,994). Behind every print is an interval (475,994 is [475,993.5,
+    475,994.5)); this finds values for the driven lines and reconciling drivers such that every
+    printed line of the forecast years lands inside its interval, by linear programming (the
+    statements are linear in those values). Where no such values exist (a real disagreement of
+    the report with itself), it minimises how far outside the intervals the lines land.
+    Returns (line targets, standalone driver values).
+    """
+    import numpy as np
+    from dataclasses import replace
+    from scipy.optimize import linprog
+
+    from workbook.model import build_model
+
+    labels = report["source"]["years"]
+    printed = {(row["key"], year): (float(v), int(row.get("decimals", 0)))
+               for table in ("income", "balance", "cashflow") for row in report[table]
+               for year, v in zip(labels, row["values"]) if year in forecast}
+    outputs = sorted(printed)
+    free_lines = [(line, year) for line in CHOICES if line not in ROUND_NUMBERS for year in forecast]
+    free_drivers = [(key, year) for key in STANDALONE for year in forecast]
+    p = printed_lines(report)
+    x0 = np.array([p[line][labels.index(year)] for line, year in free_lines]
+                  + [company.inputs[(key, year)] for key, year in free_drivers])
+
+    def evaluate(x):
+        inputs = dict(company.inputs)
+        inputs.update({cell: x[len(free_lines) + i] for i, cell in enumerate(free_drivers)})
+        overrides = {cell: x[i] for i, cell in enumerate(free_lines)}
+        model = build_model(replace(company, inputs=inputs), overrides)
+        return np.array([model.value(key, year) for key, year in outputs])
+
+    f0 = evaluate(x0)
+    jacobian = np.column_stack([evaluate(x0 + np.eye(len(x0))[j]) - f0 for j in range(len(x0))])
+    target = np.array([printed[o][0] for o in outputs])
+    half = np.array([0.45 * 10 ** -printed[o][1] for o in outputs])  # 10% margin for driver rounding
+    n, m = len(x0), len(outputs)
+    # Variables: delta (n, free) then slack (m, >= 0). Minimise total slack.
+    a_upper = np.hstack([jacobian, -np.eye(m)])
+    a_lower = np.hstack([-jacobian, -np.eye(m)])
+    result = linprog(np.concatenate([np.zeros(n), np.ones(m)]),
+                     A_ub=np.vstack([a_upper, a_lower]),
+                     b_ub=np.concatenate([target + half - f0, -(target - half - f0)]),
+                     bounds=[(None, None)] * n + [(0, None)] * m, method="highs")
+    if not result.success:
+        raise RuntimeError(f"calibration failed: {result.message}")
+    x = x0 + result.x[:n]
+    line_targets = {cell: float(x[i]) for i, cell in enumerate(free_lines)}
+    driver_values = {cell: float(x[len(free_lines) + i]) for i, cell in enumerate(free_drivers)}
+    return line_targets, driver_values
 
 
 def solve(method: str, target: float, prior: float, base: float | None) -> float:
@@ -120,33 +147,30 @@ def solve(method: str, target: float, prior: float, base: float | None) -> float
 
 
 def calibrate(report: dict, company_path: Path, rounds: int = 8) -> dict[str, dict]:
-    """Drivers (TOML-ready tables) that make the company's model hit the report's print."""
+    """Drivers (TOML-ready tables) that make the company's model display the report's print."""
     from workbook.company import load
     from workbook.model import build_model
 
     labels = report["source"]["years"]
     company = load(company_path)
     forecast = [y.label for y in company.forecast_years]
-    goal = targets(report, labels.index(forecast[0]))
+    line_targets, driver_values = consistent_targets(report, company, forecast)
+    for cell, value in driver_values.items():
+        company.inputs[cell] = round(value, 2)
     for _ in range(rounds):
         model = build_model(company)
         for line, (method, base, _) in CHOICES.items():
             values = []
             for year in forecast:
-                t = labels.index(year)
-                prior = model.value(line, labels[t - 1])
+                if line in ROUND_NUMBERS:
+                    values.append(ROUND_NUMBERS[line][forecast.index(year)])
+                    continue
+                prior = model.value(line, labels[labels.index(year) - 1])
                 base_value = model.value(base, year) if base else None
-                value = ROUND_NUMBERS[line][forecast.index(year)] if line in ROUND_NUMBERS else solve(method, goal[line][t], prior, base_value)
-                values.append(round(value, PLACES[method]))
+                values.append(round(solve(method, line_targets[(line, year)], prior, base_value), PLACES[method]))
             company.drivers[line].values = values
             for year, value in zip(forecast, values):
                 company.inputs[(f"d_{line}", year)] = value
-        for key, (line, _) in STANDALONE.items():
-            for year in forecast:
-                t = labels.index(year)
-                current = company.inputs[(key, year)]
-                rest = model.value(line, year) - current
-                company.inputs[(key, year)] = round(goal[line][t] - rest, 2)
     out = {}
     for line, (method, base, note) in CHOICES.items():
         entry = {"method": method}

@@ -1,0 +1,27 @@
+# The two commands of the README. Each sets up what it needs on a fresh machine: a virtual
+# environment with this project installed, and (for the tests) Debian's LibreOffice, poppler
+# and a CJK font, which the template's rendering checks use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test system-deps
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	touch $(STAMP)
+
+system-deps:
+	@if ! command -v soffice >/dev/null || ! command -v pdftotext >/dev/null || ! fc-list 2>/dev/null | grep -qi "wqy"; then \
+		echo "installing libreoffice-calc-nogui poppler-utils fonts-wqy-microhei"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			libreoffice-calc-nogui poppler-utils fonts-wqy-microhei >/dev/null; \
+	fi
+
+run: $(STAMP)
+	$(BIN)/python -m addin show
+
+test: system-deps $(STAMP)
+	$(BIN)/python -m pytest

@@ -1,0 +1,48 @@
+"""Shared fixtures: the report's printed figures (the golden file) and the default model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN_FILE = ROOT / "workbook" / "data" / "xiaomi_1810hk.report.toml"
+GOLDEN = tomllib.loads(GOLDEN_FILE.read_text(encoding="utf-8"))
+YEARS = GOLDEN["source"]["years"]
+STATEMENT_TABLES = ("summary", "income", "balance", "cashflow")
+
+# Tolerances of the acceptance criteria, by what a printed line is.
+MONEY_TOLERANCE = 1.0         # 百万
+EPS_TOLERANCE = 0.01          # 元
+GROWTH_TOLERANCE_PP = 0.1     # percentage points
+
+
+def golden_cells():
+    """(table, key, year, printed value, decimals, percent) for every printed cell."""
+    for table in STATEMENT_TABLES:
+        for row in GOLDEN[table]:
+            for year, value in zip(YEARS, row["values"]):
+                yield table, row["key"], year, float(value), int(row.get("decimals", 0)), bool(row.get("percent"))
+
+
+@pytest.fixture(scope="session")
+def company():
+    from workbook.company import load
+    return load()
+
+
+@pytest.fixture(scope="session")
+def model(company):
+    from workbook.model import build_model
+    return build_model(company)
+
+
+@pytest.fixture(scope="session")
+def report_findings(company):
+    from workbook.report import findings, load_report
+    return findings(company, load_report(GOLDEN_FILE))

@@ -1,0 +1,69 @@
+"""Forecast methods: exp/got tables of plain cases and edges."""
+from __future__ import annotations
+
+import pytest
+
+from udfs import forecast as f
+from udfs.constants import NOT_MEANINGFUL as NM
+
+
+@pytest.mark.parametrize("exp,got", [
+    (110.0, f.grow(100, 0.10)),
+    (90.0, f.grow(100, -0.10)),
+    (0.0, f.grow(100, -1.0)),
+    (105.0, f.step(100, 5)),
+    (100.0, f.step(100, 0)),
+    (42.0, f.fixed(42)),
+    (25.0, f.share_of(100, 0.25)),
+    (-15.0, f.cost_share(100, 0.15)),
+    (-78.0, f.cost_from_margin(100, 0.22)),
+    (-100.0, f.cost_from_margin(100, 0.0)),
+    (36.5, f.days_balance(365, 36.5)),
+    (36.5, f.days_balance(-365, 36.5)),      # cost of sales is negative: the balance is not
+    (30.0, f.days_balance(360, 30, 360)),
+])
+def test_methods(exp, got):
+    assert got == pytest.approx(exp)
+
+
+def test_cagr_uses_n_minus_one_periods():
+    # 100 -> 121 over three observations is two years of 10%, not three of 6.6%.
+    assert f.cagr([100, 110, 121]) == pytest.approx(0.10)
+    assert f.cagr([100, 200]) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("values", [[], [100], [0, 100], [-5, 10], [100, -1]])
+def test_cagr_not_meaningful(values):
+    assert f.cagr(values) == NM
+
+
+@pytest.mark.parametrize("exp,values", [
+    (0.10, [100, 110, 121]),
+    (0.25, [100, 150, 150]),          # +50% then 0%
+    (NM, [100]),
+    (NM, [100, 0, 50]),               # growth from zero is undefined
+    (NM, [-10, 20]),
+])
+def test_average_growth(exp, values):
+    got = f.average_growth(values)
+    assert got == exp if exp == NM else got == pytest.approx(exp)
+
+
+@pytest.mark.parametrize("exp,values,ahead", [
+    (40.0, [10, 20, 30], 1),
+    (60.0, [10, 20, 30], 3),
+    (5.0, [5, 5, 5, 5], 1),
+    (NM, [5], 1),
+])
+def test_linear_trend(exp, values, ahead):
+    got = f.linear_trend(values, ahead)
+    assert got == exp if exp == NM else got == pytest.approx(exp)
+
+
+def test_every_method_formula_names_a_registered_function():
+    from udfs.formula import functions_used, parse
+    from udfs.functions import BY_FORMULA_NAME
+    for method in f.METHODS.values():
+        tree = parse(method.formula.format(line="x", base="y", driver="d_x"))
+        assert functions_used(tree) <= set(BY_FORMULA_NAME), method.name
+        assert BY_FORMULA_NAME[next(iter(functions_used(tree)))].impl is method.function

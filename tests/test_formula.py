@@ -1,0 +1,51 @@
+"""The formula language is parsed, never executed: nothing outside its whitelist gets through."""
+from __future__ import annotations
+
+import pytest
+
+from udfs import formula as fx
+from udfs.functions import GUARDED
+
+
+@pytest.mark.parametrize("text", [
+    "__import__('os').system('echo x')", "a.b", "a[0]", "lambda: 1", "a if b else c", "a ** 2",
+    "open('x')()", "a == b", "[a, b]", "prev(a + b)", "prev()", "grow(a, rate=1)", "1 +", "True",
+])
+def test_rejects_anything_outside_the_language(text):
+    with pytest.raises(fx.FormulaError):
+        fx.parse(text)
+
+
+def test_unknown_function_cannot_be_called():
+    tree = fx.parse("system(a)")
+    with pytest.raises(KeyError):
+        fx.evaluate(tree, lambda k, lag: 1.0, GUARDED)
+
+
+@pytest.mark.parametrize("text,exp", [
+    ("a + b * c", 7.0), ("(a + b) * c", 9.0), ("-a + b", 1.0), ("a - (b - c)", 2.0), ("b / a", 2.0),
+    ("prev(a)", 10.0), ("grow(prev(a), 0.5)", 15.0), ("a / z", "#DIV/0!"), ("a + t", "#VALUE!"), ("a + e", "#N/A"),
+])
+def test_evaluates_like_excel(text, exp):
+    current = {"a": 1.0, "b": 2.0, "c": 3.0, "z": 0.0, "t": "text", "e": "#N/A"}
+    prior = {"a": 10.0}
+    got = fx.evaluate(fx.parse(text), lambda k, lag: (prior if lag else current)[k], GUARDED)
+    assert got == exp
+
+
+@pytest.mark.parametrize("text,exp", [
+    ("a + b * c", "A1+B1*C1"), ("(a + b) * c", "(A1+B1)*C1"), ("a - (b - c)", "A1-(B1-C1)"),
+    ("-(a + b)", "-(A1+B1)"), ("prev(a) + 1.5", "A0+1.5"), ("grow(prev(a), b)", "ER_GROWTH(A0,B1)"),
+    ('benchmark(a, "everbright")', 'ER_BENCHMARK(A1,"everbright")'),
+])
+def test_translates_to_excel(text, exp):
+    from udfs.functions import BY_FORMULA_NAME
+    got = fx.to_excel(fx.parse(text), lambda k, lag: f"{k.upper()}{0 if lag else 1}",
+                      lambda name: BY_FORMULA_NAME[name].excel_name)
+    assert got == exp
+
+
+def test_cycle_is_reported():
+    from udfs.engine import Line, evaluation_order
+    with pytest.raises(ValueError, match="cycle"):
+        evaluation_order([Line("a", "t", "a", "a", formula="b + 1"), Line("b", "t", "b", "b", formula="a + 1")])
