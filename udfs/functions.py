@@ -33,6 +33,11 @@ class Arg:
     kind: str
     help: str
     default: object = None
+    required: bool | None = None  # None: OPTIONAL and TEXT arguments may be omitted, others not
+
+    @property
+    def optional(self) -> bool:
+        return self.kind in (OPTIONAL, TEXT) if self.required is None else not self.required
 
 
 @dataclass(frozen=True)
@@ -193,9 +198,9 @@ FUNCTIONS: tuple[ExcelFunction, ...] = (
     _f("FIXED", "fixed", forecast.fixed, "A fixed amount for the year (the driver itself).",
        Arg("amount", NUMBER, "The amount")),
     _f("SHARE", "share_of", forecast.share_of, "A line as a share of another line: base x ratio.",
-       Arg("base", NUMBER, "The line it is a share of, same year"), Arg("ratio", NUMBER, "Share as a decimal")),
+       Arg("base_value", NUMBER, "The line it is a share of, same year"), Arg("ratio", NUMBER, "Share as a decimal")),
     _f("COST_SHARE", "cost_share", forecast.cost_share, "A cost as a share of another line, negative: -base x ratio.",
-       Arg("base", NUMBER, "The line it is a share of, e.g. revenue or pre-tax profit"), Arg("ratio", NUMBER, "Cost ratio or tax rate as a decimal")),
+       Arg("base_value", NUMBER, "The line it is a share of, e.g. revenue or pre-tax profit"), Arg("ratio", NUMBER, "Cost ratio or tax rate as a decimal")),
     _f("COST_FROM_MARGIN", "cost_from_margin", forecast.cost_from_margin, "Cost of sales from a gross margin, negative: -revenue x (1 - margin).",
        Arg("revenue", NUMBER, "Revenue of the year"), Arg("gross_margin", NUMBER, "Gross margin as a decimal")),
     _f("DAYS_BALANCE", "days_balance", forecast.days_balance, "Working-capital balance held for a number of days of an annual flow.",
@@ -209,9 +214,9 @@ FUNCTIONS: tuple[ExcelFunction, ...] = (
     _f("GROWTH_RATE", "growth_rate", ratios.growth_rate, "Year-on-year growth: current / prior - 1; NM from a non-positive base.",
        Arg("current", NUMBER, "This year's value"), _PRIOR),
     _f("MARGIN", "margin", ratios.margin, "A line as a share of revenue; NM for non-positive revenue.",
-       Arg("line", NUMBER, "Profit line"), Arg("revenue", NUMBER, "Revenue")),
+       Arg("profit_line", NUMBER, "Profit line"), Arg("revenue", NUMBER, "Revenue")),
     _f("RETURN_ON", "return_on", ratios.return_on, "Return on a balance (ROE, ROA); NM for a non-positive balance.",
-       Arg("profit", NUMBER, "Profit for the year"), Arg("base", NUMBER, "Equity or total assets")),
+       Arg("profit", NUMBER, "Profit for the year"), Arg("base_value", NUMBER, "Equity or total assets")),
     _f("RATIO", "coverage", ratios.coverage, "A ratio of two balances; NM for a non-positive denominator.",
        Arg("numerator", NUMBER, "Numerator"), Arg("denominator", NUMBER, "Denominator")),
     _f("QUICK_RATIO", "quick_ratio", ratios.quick_ratio, "(Current assets - inventory) / current liabilities.",
@@ -237,21 +242,22 @@ FUNCTIONS: tuple[ExcelFunction, ...] = (
     _f("UPSIDE", "upside", _upside, "Target-price upside: target / price - 1.",
        Arg("price", NUMBER, "Current price"), Arg("target_price", NUMBER, "Target price, same currency")),
     _f("EXPECTED_RETURN", "expected_return", rating.expected_return, "Expected total return: (target + dividends) / price - 1.",
-       Arg("price", ANY, "Current price"), Arg("target_price", ANY, "Target price, same currency"), Arg("dividends_per_share", ANY, "Dividends per share to the horizon")),
+       Arg("price", ANY, "Current price"), Arg("target_price", ANY, "Target price, same currency"), Arg("dividends_per_share", ANY, "Dividends per share to the horizon, 0 if empty", required=False)),
     _f("EXCESS_RETURN", "excess_return", rating.excess_return, "Expected return minus the benchmark's return.",
        Arg("stock_return", ANY, "Expected return of the stock"), Arg("benchmark_return", ANY, "Expected return of the benchmark index")),
-    _f("RATING", "rate", _rating, "Broker rating from a target price; 无评级 when an input is missing.",
+    _f("RATING", "rate", _rating, "Broker rating from a target price (unrated when an input is missing).",
        Arg("price", ANY, "Current price"), Arg("target_price", ANY, "Target price, same currency"),
-       Arg("benchmark_return", ANY, "Benchmark's expected return (relative schemes)"), Arg("dividends_per_share", ANY, "Dividends per share to the horizon"),
+       Arg("benchmark_return", ANY, "Benchmark's expected return (relative schemes)", required=False),
+       Arg("dividends_per_share", ANY, "Dividends per share to the horizon, 0 if empty", required=False),
        Arg("scheme", TEXT, "Rating scheme key, everbright if empty", DEFAULT_SCHEME), Arg("boundary", TEXT, "outer or inner, outer if empty", DEFAULT_BOUNDARY)),
     _f("RATING_BAND", "classify", _band, "The rating band of a return measure.",
        Arg("measure", ANY, "Excess (or absolute) return as a decimal"),
        Arg("scheme", TEXT, "Rating scheme key, everbright if empty", DEFAULT_SCHEME), Arg("boundary", TEXT, "outer or inner, outer if empty", DEFAULT_BOUNDARY)),
-    _f("RATING_ACTION", "rating_action", _action, "首次 / 维持 / 上调 / 下调 against the previous rating.",
+    _f("RATING_ACTION", "rating_action", _action, "Rating action against the previous rating: first, maintain, upgrade or downgrade.",
        Arg("previous", ANY, "Previous rating, empty if none"), Arg("current", ANY, "Current rating"),
        Arg("scheme", TEXT, "Rating scheme key, everbright if empty", DEFAULT_SCHEME)),
     _f("BENCHMARK", "benchmark", _benchmark, "The scheme's benchmark index for a ticker or market.",
-       Arg("ticker", TEXT, "Ticker such as 1810.HK, or a market code HK / A / US"),
+       Arg("ticker", TEXT, "Ticker such as 1810.HK, or a market code HK / A / US", required=True),
        Arg("scheme", TEXT, "Rating scheme key, everbright if empty", DEFAULT_SCHEME)),
     # Checks.
     _f("CHECK", "check", _check, "OK when two values agree within a tolerance, else FAIL.",

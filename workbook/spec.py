@@ -53,6 +53,8 @@ LINES: list[Line] = [
          formula="local_price(price, fx_rate)"),
     Line("market_cap_local", MARKET, "总市值（百万人民币）", "Market cap (CNY mn)", fmt="money", scalar=True,
          formula="price_local * shares"),
+    Line("refresh_stamp", MARKET, "最近刷新", "Last refreshed", fmt="text", scalar=True),
+    Line("refresh_source", MARKET, "行情来源", "Quote source", fmt="text", scalar=True),
     Line("market_cap_quote", MARKET, "总市值（亿港元）", "Market cap (HKD 100mn)", fmt="price", scalar=True,
          formula="price * shares / 100"),
 

@@ -1,0 +1,43 @@
+"""The thin xlwings layer: one Excel function per entry of udfs.functions.FUNCTIONS.
+
+xlwings finds a UDF by the Python name of a module attribute carrying `__xlfunc__`, and calls
+it with positional arguments (`XLPy.CallUDF("udfs.xl", "ER_GROWTH", Array(prior, rate), ...)`).
+Each attribute here is therefore a function named exactly as in Excel, with the argument names
+and order of the registry, doing nothing but call the shared guard. Off Windows the xlwings
+decorators are no-ops, which is why the tests check the registry, not the decorators.
+"""
+from __future__ import annotations
+
+import inspect
+
+import xlwings as xw
+
+from .functions import CATEGORY, FUNCTIONS, SERIES, ExcelFunction, guard
+
+
+def _expose(spec: ExcelFunction):
+    guarded = guard(spec)
+
+    def udf(*args):
+        return guarded(*args)
+
+    params = [inspect.Parameter(a.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                default=None if a.optional else inspect.Parameter.empty)
+              for a in spec.args]
+    # Optional arguments may only follow required ones in a signature; the registry orders them so.
+    udf.__signature__ = inspect.Signature(params)
+    udf.__name__ = udf.__qualname__ = spec.excel_name
+    udf.__doc__ = spec.description
+    udf.__module__ = __name__
+    udf = xw.func(category=CATEGORY)(udf)
+    for arg in spec.args:
+        options = {"doc": arg.help, "err_to_str": True, "empty": None}
+        if arg.kind == SERIES:
+            options["ndim"] = 2
+        udf = xw.arg(arg.name, **options)(udf)
+    return udf
+
+
+EXPOSED = {spec.excel_name: _expose(spec) for spec in FUNCTIONS}
+globals().update(EXPOSED)
+__all__ = sorted(EXPOSED)

@@ -1,0 +1,275 @@
+"""The template's layout, declared as data, and the one engine that places it.
+
+A sheet is a list of rows; a row shows one model line (its home), mirrors a line that lives on
+another sheet, or is a heading or a gap. The placement engine turns this into cell addresses,
+defined names and Excel formulas; no other module types a cell address.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from udfs import formula as fx
+from udfs.engine import ALWAYS, BASE, FORECAST, FORECAST_ONLY, Line, Year
+from udfs.functions import BY_FORMULA_NAME
+
+from . import spec
+
+LABEL_COL, ENGLISH_COL, FIRST_VALUE_COL = 0, 1, 2
+TITLE_ROW, SUBTITLE_ROW, HEADER_ROW = 0, 1, 3
+FIRST_ROW = 4
+
+
+@dataclass(frozen=True)
+class Row:
+    kind: str                 # "line", "mirror", "heading", "gap"
+    key: str | None = None
+    label: str | None = None  # overrides the line's Chinese label (the summary's own wording)
+    years: str | None = None  # "base": only the base year; None: every year the line has
+
+
+def line(key, label=None, years=None):
+    return Row("line", key, label, years)
+
+
+def mirror(key, label=None):
+    return Row("mirror", key, label)
+
+
+def heading(text):
+    return Row("heading", label=text)
+
+
+GAP = Row("gap")
+
+
+@dataclass(frozen=True)
+class Sheet:
+    name: str
+    title: str
+    kind: str               # "yearly", "scalar", "checks", "findings", "conf"
+    rows: tuple = ()
+    years: str = "reported"  # yearly sheets: "reported" (actual + forecast), "all" (with base), "forecast"
+    prefix: str = ""        # defined-name prefix for lines whose home is here
+    unit: str = ""
+
+
+def _keys(table: str) -> list[str]:
+    return [l.key for l in spec.LINES if l.table == table]
+
+
+COVER, SUMMARY, INCOME, BALANCE, CASHFLOW = "封面", "盈利预测与估值简表", "表1 损益表", "表2 资产负债表", "表3 现金流量表"
+DRIVERS, RATIOS, RATING, CHECKS, CONF = "预测假设", "主要财务比率", "评级", "校验", "xlwings.conf"
+
+SHEETS: tuple[Sheet, ...] = (
+    Sheet(COVER, "封面 Cover", "scalar", (
+        heading("市场数据 Market data (输入 inputs)"),
+        line("ticker"), line("price"), line("price_date"), line("fx_rate"), line("shares"),
+        heading("估值 Valuation"),
+        line("price_local"), line("market_cap_local"), line("market_cap_quote"),
+        heading("评级 Rating"),
+        mirror("published_rating"), mirror("computed_rating"), mirror("rating_action"), mirror("benchmark"),
+        heading("刷新 Refresh"),
+        line("refresh_stamp"), line("refresh_source"),
+    ), prefix="MKT"),
+    Sheet(SUMMARY, "公司盈利预测与估值简表", "yearly", tuple(
+        mirror(k, l) if k in ("revenue", "non_ifrs_net_profit", "non_ifrs_eps") else line(k, l)
+        for k, l in (("revenue", "营业收入（百万人民币）"), ("revenue_growth", None),
+                     ("non_ifrs_net_profit", "Non-IFRs 净利润（百万人民币）"), ("non_ifrs_growth", None),
+                     ("non_ifrs_eps", "Non-IFRs 每股收益（人民币）"), ("adjusted_pe", None))),
+          prefix="SUM", unit="资料来源：公司财报，光大证券研究所预测；股价时间为 2025-12-18，汇率 1HKD=0.9049CNY"),
+    Sheet(INCOME, "表1 小米集团 (1810.HK) 损益表", "yearly", tuple(line(k) for k in _keys(spec.INCOME)),
+          prefix="IS", unit="单位：百万人民币"),
+    Sheet(BALANCE, "表2 小米集团 (1810.HK) 资产负债表", "yearly", tuple(line(k) for k in _keys(spec.BALANCE)),
+          prefix="BS", unit="单位：百万人民币"),
+    Sheet(CASHFLOW, "表3 小米集团 (1810.HK) 现金流量表", "yearly", tuple(line(k) for k in _keys(spec.CASHFLOW)),
+          prefix="CF", unit="单位：百万人民币"),
+    Sheet(DRIVERS, "预测假设 Forecast drivers", "yearly", (), years="all", prefix="DRV",
+          unit="蓝色为输入 Blue cells are inputs"),
+    Sheet(RATIOS, "主要财务比率 Key ratios", "yearly", tuple(
+        [mirror("revenue_growth"), mirror("non_ifrs_growth")] + [line(k) for k in _keys(spec.RATIOS)]),
+          prefix="RAT"),
+    Sheet(RATING, "评级 Rating", "scalar", tuple(line(k) for k in _keys(spec.RATING)), prefix="RTG"),
+    Sheet(CHECKS, "校验 Checks", "checks", years="forecast", prefix="CHK"),
+    Sheet(CONF, "xlwings.conf", "conf"),
+)
+
+
+def drivers_rows(lines: list[Line]) -> tuple:
+    """The assumptions sheet: base-year figures, then every driver line, grouped by statement."""
+    rows = [heading("基期数据 Base year (公司公告)")] + [line(k, years="base") for k in spec.BASE_LINES]
+    groups = ((spec.INCOME, "损益表假设 Income statement"), (spec.BALANCE, "资产负债表假设 Balance sheet"),
+              (spec.CASHFLOW, "现金流量表假设 Cash flow"))
+    by_key = {l.key: l for l in lines}
+    for table, title in groups:
+        rows.append(heading(title))
+        rows += [line(f"d_{l.key}") for l in spec.LINES if l.table == table and l.driven and f"d_{l.key}" in by_key]
+    rows.append(heading("报告未披露口径的调节项 Reconciling drivers (method not disclosed)"))
+    rows += [line(l.key) for l in spec.LINES if l.table == spec.DRIVERS]
+    return tuple(rows)
+
+
+def col_name(col: int) -> str:
+    name = ""
+    col += 1
+    while col:
+        col, rem = divmod(col - 1, 26)
+        name = chr(65 + rem) + name
+    return name
+
+
+def cell_name(row: int, col: int, absolute: bool = False) -> str:
+    d = "$" if absolute else ""
+    return f"{d}{col_name(col)}{d}{row + 1}"
+
+
+def quote_sheet(name: str) -> str:
+    return "'" + name.replace("'", "''") + "'"
+
+
+@dataclass
+class Cell:
+    sheet: str
+    row: int
+    col: int
+    key: str
+    year: str | None            # None for a one-value line
+    kind: str                   # "input", "formula", "mirror"
+    formula: str | None = None  # Excel formula without "="
+
+
+@dataclass
+class Placement:
+    """Where everything sits: every cell, every line's home, and the defined names."""
+    years: list[Year]
+    lines: dict
+    sheets: tuple
+    rows: dict = field(default_factory=dict)        # sheet name -> list of (row index, Row)
+    year_cols: dict = field(default_factory=dict)   # sheet name -> list of year labels by column
+    home: dict = field(default_factory=dict)        # (key, year or None) -> Cell
+    cells: list = field(default_factory=list)
+    names: dict = field(default_factory=dict)       # defined name -> "'Sheet'!$C$5:$G$5"
+
+    def address(self, key: str, year: str | None, from_sheet: str, absolute: bool = False) -> str:
+        cell = self.home[(key, year)]
+        ref = cell_name(cell.row, cell.col, absolute or year is None)
+        return ref if cell.sheet == from_sheet else f"{quote_sheet(cell.sheet)}!{ref}"
+
+
+def sheet_years(sheet: Sheet, years: list[Year]) -> list[str]:
+    if sheet.years == "all":
+        return [y.label for y in years]
+    if sheet.years == "forecast":
+        return [y.label for y in years if y.kind == FORECAST]
+    return [y.label for y in years if y.kind != BASE]
+
+
+def _line_years(line_: Line, row: Row, years: list[Year], columns: list[str]) -> list[str]:
+    kinds = {y.label: y.kind for y in years}
+    if row.years == "base":
+        wanted = [y for y in columns if kinds[y] == BASE]
+    elif line_.history == FORECAST_ONLY:
+        wanted = [y for y in columns if kinds[y] == FORECAST]
+    else:
+        wanted = [y for y in columns if kinds[y] != BASE]
+    return wanted
+
+
+def _is_formula(line_: Line, year_kind: str | None) -> bool:
+    if not line_.formula:
+        return False
+    if year_kind is None or year_kind == FORECAST:
+        return True
+    return line_.history == ALWAYS and year_kind != BASE
+
+
+def place(lines: list[Line], years: list[Year], checks=spec.CHECKS) -> Placement:
+    """Assign every line its cells, translate every formula, name every line."""
+    by_key = {l.key: l for l in lines}
+    sheets = tuple(Sheet(s.name, s.title, s.kind, drivers_rows(lines), s.years, s.prefix, s.unit)
+                   if s.name == DRIVERS else s for s in SHEETS)
+    p = Placement(years, by_key, sheets)
+    kinds = {y.label: y.kind for y in years}
+
+    # First pass: positions and homes.
+    for sheet in sheets:
+        if sheet.kind not in ("yearly", "scalar"):
+            continue
+        columns = sheet_years(sheet, years) if sheet.kind == "yearly" else []
+        p.year_cols[sheet.name] = columns
+        placed, r = [], FIRST_ROW
+        for row in sheet.rows:
+            placed.append((r, row))
+            if row.kind == "line":
+                line_ = by_key[row.key]
+                if sheet.kind == "scalar":
+                    p.home[(row.key, None)] = Cell(sheet.name, r, FIRST_VALUE_COL, row.key, None,
+                                                   "formula" if line_.formula else "input")
+                else:
+                    for y in _line_years(line_, row, years, columns):
+                        p.home[(row.key, y)] = Cell(sheet.name, r, FIRST_VALUE_COL + columns.index(y), row.key, y,
+                                                    "formula" if _is_formula(line_, kinds[y]) else "input")
+            r += 1
+        p.rows[sheet.name] = placed
+
+    # Second pass: formulas and mirrors, now that every home is known.
+    def translator(sheet_name: str, year: str | None):
+        def address(key: str, lag: int) -> str:
+            if by_key[key].scalar:
+                return p.address(key, None, sheet_name, absolute=True)
+            labels = [y.label for y in years]
+            pos = labels.index(year) - lag
+            if pos < 0 or (key, labels[pos]) not in p.home:
+                return "NA()"
+            return p.address(key, labels[pos], sheet_name)
+        return address
+
+    def excel_name(function: str) -> str:
+        return BY_FORMULA_NAME[function].excel_name
+
+    for cell in p.home.values():
+        line_ = by_key[cell.key]
+        if cell.kind == "formula":
+            cell.formula = fx.to_excel(fx.parse(line_.formula), translator(cell.sheet, cell.year), excel_name)
+        p.cells.append(cell)
+    for sheet in sheets:
+        for r, row in p.rows.get(sheet.name, []):
+            if row.kind != "mirror":
+                continue
+            line_ = by_key[row.key]
+            if sheet.kind == "scalar" or line_.scalar:
+                p.cells.append(Cell(sheet.name, r, FIRST_VALUE_COL, row.key, None, "mirror",
+                                    p.address(row.key, None, sheet.name, absolute=True)))
+                continue
+            for i, y in enumerate(p.year_cols[sheet.name]):
+                if (row.key, y) in p.home:
+                    p.cells.append(Cell(sheet.name, r, FIRST_VALUE_COL + i, row.key, y, "mirror",
+                                        p.address(row.key, y, sheet.name)))
+
+    # Check rows: one per check, one column per forecast year.
+    check_sheet = next(s for s in sheets if s.kind == "checks")
+    columns = sheet_years(check_sheet, years)
+    p.year_cols[check_sheet.name] = columns
+    p.rows[check_sheet.name] = [(FIRST_ROW + i, Row("check", c.key, c.label_zh)) for i, c in enumerate(checks)]
+    for i, check in enumerate(checks):
+        r = FIRST_ROW + i
+        for j, y in enumerate(columns):
+            tr = translator(check_sheet.name, y)
+            actual = fx.to_excel(fx.parse(check.actual), tr, excel_name)
+            expected = fx.to_excel(fx.parse(check.expected), tr, excel_name)
+            formula = f"{excel_name('check')}({actual},{expected},{check.tolerance!r})"
+            p.cells.append(Cell(check_sheet.name, r, FIRST_VALUE_COL + j, f"check:{check.key}", y, "formula", formula))
+        p.names[f"{check_sheet.prefix}_{check.key}"] = (
+            f"{quote_sheet(check_sheet.name)}!{cell_name(r, FIRST_VALUE_COL, True)}:{cell_name(r, FIRST_VALUE_COL + len(columns) - 1, True)}")
+
+    # Defined names: one per line, over its home cells.
+    prefixes = {s.name: s.prefix for s in sheets}
+    homes: dict = {}
+    for (key, year), cell in p.home.items():
+        homes.setdefault((key, cell.sheet, year is not None and kinds[year] == BASE), []).append(cell)
+    for (key, sheet_name, is_base), cells in homes.items():
+        prefix = "BASE" if is_base else prefixes[sheet_name]
+        first = min(cells, key=lambda c: c.col)
+        last = max(cells, key=lambda c: c.col)
+        ref = cell_name(first.row, first.col, True) + ("" if first is last else ":" + cell_name(last.row, last.col, True))
+        p.names[f"{prefix}_{key}"] = f"{quote_sheet(sheet_name)}!{ref}"
+    return p
