@@ -22,6 +22,7 @@ system-deps:
 
 run: $(STAMP)
 	$(BIN)/python -m addin show
+	$(BIN)/python -m addin build -o out/xiaomi_1810hk_model.xlsm
 
 test: system-deps $(STAMP)
 	$(BIN)/python -m pytest

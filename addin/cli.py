@@ -30,6 +30,26 @@ def _show(args) -> int:
     return EXIT_OK if model.balanced else EXIT_FAILED
 
 
+def _build(args) -> int:
+    from pathlib import Path
+
+    from workbook.build import build
+    from workbook.company import load
+
+    company = load(args.data)
+    output = Path(args.output) if args.output else Path("out") / f"{company.path.stem}_model.xlsm"
+    if output.suffix.lower() != ".xlsm":
+        raise UserError(f"{output}: the template carries macros, so its name must end in .xlsm")
+    if output.is_dir():
+        raise UserError(f"{output}: is a folder; give a file name ending in .xlsm")
+    try:
+        path = build(output, company)
+    except PermissionError:
+        raise UserError(f"{output}: cannot write there (is the file open in Excel, or the folder read-only?)") from None
+    print(f"built {path.resolve()}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m addin", description="Equity-research model: Python UDFs for an Excel template.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -41,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--data", default=str(DEFAULT_COMPANY), help="company data file (default: the embedded Xiaomi data)")
     show.add_argument("--english", action="store_true", help="English labels")
     show.set_defaults(handler=_show)
+
+    build = commands.add_parser("build", help="write the macro-enabled Excel template",
+                                description="Build the .xlsm template: statements, drivers, ratios, rating, checks, "
+                                            "the VBA project and the Refresh button.",
+                                epilog="example: python -m addin build -o out/xiaomi_model.xlsm")
+    build.add_argument("-o", "--output", help="where to write the .xlsm (default: out/<company>_model.xlsm)")
+    build.add_argument("--data", default=str(DEFAULT_COMPANY), help="company data file (default: the embedded Xiaomi data)")
+    build.set_defaults(handler=_build)
     return parser
 
 

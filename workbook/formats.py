@@ -17,6 +17,7 @@ FORMATS = {
     "multiple": ('0.0"x";-0.0"x"', 1, False, False),
     "days": ("0.0", 1, False, False),
     "price": ("0.00", 2, False, False),
+    "money2": ("#,##0.00", 2, False, False),
     "fx": ("0.0000", 4, False, False),
     "text": ("@", 0, False, False),
     "date": ("yyyy-mm-dd", 0, False, False),

@@ -273,3 +273,15 @@ def place(lines: list[Line], years: list[Year], checks=spec.CHECKS) -> Placement
         ref = cell_name(first.row, first.col, True) + ("" if first is last else ":" + cell_name(last.row, last.col, True))
         p.names[f"{prefix}_{key}"] = f"{quote_sheet(sheet_name)}!{ref}"
     return p
+
+
+# Lines the report prints in bold: totals and the headline lines.
+BOLD_LINES = frozenset({
+    "revenue", "cogs", "pretax_profit", "attributable_profit", "non_ifrs_net_profit", "non_ifrs_eps",
+    "total_assets", "current_assets", "noncurrent_assets", "total_liabilities", "current_liabilities",
+    "noncurrent_liabilities", "total_equity", "total_liabilities_and_equity", "cfo", "cfi", "cff", "net_cash_flow",
+    "adjusted_pe", "computed_rating", "published_rating",
+})
+# Segment lines for the cover chart, and the margins drawn over them.
+CHART_SEGMENTS = ("smartphone", "iot", "internet", "auto", "other_revenue")
+CHART_MARGINS = ("gross_margin", "net_margin")

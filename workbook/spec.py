@@ -55,7 +55,7 @@ LINES: list[Line] = [
          formula="price_local * shares"),
     Line("refresh_stamp", MARKET, "最近刷新", "Last refreshed", fmt="text", scalar=True),
     Line("refresh_source", MARKET, "行情来源", "Quote source", fmt="text", scalar=True),
-    Line("market_cap_quote", MARKET, "总市值（亿港元）", "Market cap (HKD 100mn)", fmt="price", scalar=True,
+    Line("market_cap_quote", MARKET, "总市值（亿港元）", "Market cap (HKD 100mn)", fmt="money2", scalar=True,
          formula="price * shares / 100"),
 
     # ---- 表1 损益表 ----

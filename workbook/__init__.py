@@ -1,0 +1,1 @@
+"""The model spec, company data, the template layout and its build."""

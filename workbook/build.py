@@ -1,0 +1,362 @@
+"""Build the macro-enabled template with XlsxWriter: the only module that writes the file.
+
+Every cell comes from the placement (workbook/layout.py); every formula from the model's spec;
+every formula's cached value from the Python engine, so a viewer without Python sees numbers.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import xlsxwriter
+
+from addin.vba_modules import REFRESH_MACRO, UDF_MODULE, project_modules
+from addin.vbaproject import vba_project_bin
+from udfs.engine import BASE, FORECAST
+from udfs.forecast import METHODS
+from udfs.rating import schemes
+
+from . import layout, spec
+from .company import Company, load
+from .formats import excel_format
+from .layout import FIRST_ROW, FIRST_VALUE_COL, HEADER_ROW, LABEL_COL, ENGLISH_COL, SUBTITLE_ROW, TITLE_ROW
+from .model import Model, build_model
+from .report import findings as report_findings, load_report, report_path_for
+
+TEMPLATE_VERSION = "1.0"
+BUILD_DATE = dt.datetime(2025, 12, 18)  # fixed, so that two builds of the same data are identical
+CALC_ID = 191029                         # a current Excel calc engine: no forced full recalculation on open
+
+BLUE, BLACK, GREEN, GREY = "#0000FF", "#000000", "#006100", "#595959"
+HEADER_FILL, HEADING_FILL, INPUT_FILL = "#1F3864", "#D9E1F2", "#FFF2CC"
+OK_FILL, FAIL_FILL = "#C6EFCE", "#FFC7CE"
+FONT = "Microsoft YaHei"
+
+
+class Styles:
+    """XlsxWriter formats, made once per combination of number format and role."""
+
+    def __init__(self, book: xlsxwriter.Workbook):
+        self.book = book
+        self.cache = {}
+
+    def get(self, fmt: str = "text", role: str = "formula", bold: bool = False):
+        key = (fmt, role, bold)
+        if key not in self.cache:
+            props = {"font_name": FONT, "font_size": 10, "num_format": excel_format(fmt), "bold": bold,
+                     "valign": "vcenter"}
+            if role == "input":
+                props.update(font_color=BLUE, bg_color=INPUT_FILL, border=1, border_color="#BFBFBF")
+            elif role == "mirror":
+                props.update(font_color=GREEN)
+            elif role == "label":
+                props.update(num_format="@", font_color=BLACK)
+            elif role == "english":
+                props.update(num_format="@", font_color=GREY, italic=True)
+            else:
+                props.update(font_color=BLACK)
+            if fmt != "text" and role not in ("label", "english"):
+                props["align"] = "right"
+            self.cache[key] = self.book.add_format(props)
+        return self.cache[key]
+
+    def plain(self, **props):
+        key = tuple(sorted(props.items()))
+        if key not in self.cache:
+            self.cache[key] = self.book.add_format({"font_name": FONT, "font_size": 10, **props})
+        return self.cache[key]
+
+
+def _cached(value):
+    """A formula's cached value as XlsxWriter takes it."""
+    if value is None:
+        return ""
+    return value
+
+
+def _driver_validation(line, company: Company):
+    driver = company.drivers.get(line.key[2:])
+    if driver is None:
+        return {"validate": "decimal", "criteria": "between", "minimum": -1e9, "maximum": 1e9,
+                "input_title": "调节项 Reconciling driver", "input_message": line.label_en[:250],
+                "error_type": "warning", "error_message": "A number in 百万 is expected."}
+    method = METHODS[driver.method]
+    bounds = {"pct": (-1.0, 20.0), "days": (0.0, 1000.0), "money": (-1e9, 1e9)}[method.driver_format]
+    unit = {"pct": "decimal: 0.10 = 10%", "days": "days on a 365-day year", "money": "amount in 百万"}[method.driver_format]
+    message = f"{line.label_en}. Method: {driver.method}, {unit}."
+    if driver.note:
+        message += f" {driver.note}."
+    return {"validate": "decimal", "criteria": "between", "minimum": bounds[0], "maximum": bounds[1],
+            "input_title": method.label_en[:32], "input_message": message[:255], "error_type": "warning",
+            "error_title": "Unusual driver", "error_message": f"Expected between {bounds[0]:g} and {bounds[1]:g} ({unit})."}
+
+
+RATING_VALIDATION = {
+    "target_price": {"validate": "decimal", "criteria": ">", "value": 0, "input_title": "Target price",
+                     "input_message": "Analyst's target price in the quote currency (HKD). Empty: 无评级."},
+    "expected_dps": {"validate": "decimal", "criteria": ">=", "value": 0, "input_title": "Dividends",
+                     "input_message": "Dividends per share expected to the horizon, HKD. Empty counts as 0."},
+    "benchmark_return": {"validate": "decimal", "criteria": "between", "minimum": -1, "maximum": 5,
+                         "input_title": "Benchmark return", "input_message": "Expected return of the benchmark index over the rating horizon, decimal."},
+    "rating_boundary": {"validate": "list", "source": ["outer", "inner"], "input_title": "Boundary",
+                        "input_message": "outer: a return on a threshold takes the band further from zero (以上/以下含本数)."},
+}
+MARKET_VALIDATION = {
+    "price": {"validate": "decimal", "criteria": ">", "value": 0, "input_title": "Price", "input_message": "Last price in HKD."},
+    "fx_rate": {"validate": "decimal", "criteria": ">", "value": 0, "input_title": "FX", "input_message": "CNY per 1 HKD."},
+    "shares": {"validate": "decimal", "criteria": ">", "value": 0, "input_title": "Shares", "input_message": "Shares outstanding, millions."},
+}
+
+
+def _write_yearly(ws, sheet, placement, model: Model, styles: Styles, company: Company):
+    columns = placement.year_cols[sheet.name]
+    kinds = {y.label: y.kind for y in company.years}
+    ws.set_column(LABEL_COL, LABEL_COL, 40)
+    ws.set_column(ENGLISH_COL, ENGLISH_COL, 34)
+    ws.set_column(FIRST_VALUE_COL, FIRST_VALUE_COL + len(columns) - 1, 12)
+    ws.write(TITLE_ROW, LABEL_COL, sheet.title, styles.plain(bold=True, font_size=14))
+    ws.write(SUBTITLE_ROW, LABEL_COL, f"{company.name}  {sheet.unit}", styles.plain(font_color=GREY))
+    head = styles.plain(bold=True, font_color="#FFFFFF", bg_color=HEADER_FILL, align="center")
+    ws.write(HEADER_ROW, LABEL_COL, "项目", head)
+    ws.write(HEADER_ROW, ENGLISH_COL, "Line", head)
+    for i, year in enumerate(columns):
+        label = f"{year}（基期）" if kinds[year] == BASE else year
+        ws.write(HEADER_ROW, FIRST_VALUE_COL + i, label, head)
+    for r, row in placement.rows[sheet.name]:
+        if row.kind == "heading":
+            ws.merge_range(r, LABEL_COL, r, FIRST_VALUE_COL + len(columns) - 1, row.label,
+                           styles.plain(bold=True, bg_color=HEADING_FILL))
+        elif row.kind in ("line", "mirror"):
+            line = placement.lines[row.key]
+            bold = row.key in layout.BOLD_LINES
+            ws.write(r, LABEL_COL, row.label or line.label_zh, styles.get("text", "label", bold))
+            english = line.label_en + (" (base year)" if row.years == "base" else "")
+            ws.write(r, ENGLISH_COL, english, styles.get("text", "english"))
+    ws.freeze_panes(FIRST_ROW, FIRST_VALUE_COL)
+    ws.repeat_rows(HEADER_ROW)
+
+
+def _write_scalar(ws, sheet, placement, styles: Styles, company: Company):
+    ws.set_column(LABEL_COL, LABEL_COL, 36)
+    ws.set_column(ENGLISH_COL, ENGLISH_COL, 30)
+    ws.set_column(FIRST_VALUE_COL, FIRST_VALUE_COL, 22)
+    ws.write(TITLE_ROW, LABEL_COL, sheet.title if sheet.name != layout.COVER else f"{company.name} 盈利预测模型",
+             styles.plain(bold=True, font_size=16 if sheet.name == layout.COVER else 14))
+    subtitle = company.facts.get("source", "") if sheet.name == layout.COVER else company.name
+    ws.write(SUBTITLE_ROW, LABEL_COL, subtitle, styles.plain(font_color=GREY))
+    for r, row in placement.rows[sheet.name]:
+        if row.kind == "heading":
+            ws.merge_range(r, LABEL_COL, r, FIRST_VALUE_COL, row.label, styles.plain(bold=True, bg_color=HEADING_FILL))
+        elif row.kind in ("line", "mirror"):
+            line = placement.lines[row.key]
+            bold = row.key in layout.BOLD_LINES
+            ws.write(r, LABEL_COL, row.label or line.label_zh, styles.get("text", "label", bold))
+            ws.write(r, ENGLISH_COL, line.label_en, styles.get("text", "english"))
+
+
+def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: Company):
+    check_results = {(c["check"], c["year"]): ("OK" if c["passed"] else "FAIL") for c in model.checks}
+    for cell in placement.cells:
+        ws = book_sheets[cell.sheet]
+        if cell.key.startswith("check:"):
+            value = check_results[(cell.key.split(":", 1)[1], cell.year)]
+            ws.write_formula(cell.row, cell.col, "=" + cell.formula, styles.get("text", "formula"), value)
+            continue
+        line = placement.lines[cell.key]
+        value = model.value(cell.key, cell.year)
+        bold = cell.key in layout.BOLD_LINES
+        if cell.kind == "input":
+            fmt = styles.get(line.fmt, "input", bold)
+            if cell.key == "price_date" and isinstance(value, str):
+                ws.write_datetime(cell.row, cell.col, dt.datetime.fromisoformat(value), fmt)
+            elif value is None:
+                ws.write_blank(cell.row, cell.col, None, fmt)
+            elif isinstance(value, str):
+                ws.write_string(cell.row, cell.col, value, fmt)
+            else:
+                ws.write_number(cell.row, cell.col, value, fmt)
+            validation = None
+            if cell.sheet == layout.DRIVERS and line.table == spec.DRIVERS or cell.key.startswith("d_"):
+                validation = _driver_validation(line, company)
+            elif cell.key in RATING_VALIDATION:
+                validation = RATING_VALIDATION[cell.key]
+            elif cell.key in MARKET_VALIDATION:
+                validation = MARKET_VALIDATION[cell.key]
+            elif cell.key == "rating_scheme":
+                validation = {"validate": "list", "source": sorted(schemes()), "input_title": "Rating scheme",
+                              "input_message": "A scheme of udfs/rating_schemes.toml."}
+            elif cell.key == "previous_rating":
+                labels = schemes()[company.scalar_inputs["rating_scheme"]].labels
+                validation = {"validate": "list", "source": labels, "input_title": "Previous rating",
+                              "input_message": "The rating before this report; empty for a first rating."}
+            if validation:
+                ws.data_validation(cell.row, cell.col, cell.row, cell.col, validation)
+        else:
+            role = "mirror" if cell.kind == "mirror" else "formula"
+            ws.write_formula(cell.row, cell.col, "=" + cell.formula, styles.get(line.fmt, role, bold), _cached(value))
+
+
+def _write_checks(ws, sheet, placement, model: Model, styles: Styles, company: Company, found):
+    columns = placement.year_cols[sheet.name]
+    ws.set_column(LABEL_COL, LABEL_COL, 40)
+    ws.set_column(ENGLISH_COL, ENGLISH_COL, 40)
+    ws.set_column(FIRST_VALUE_COL, FIRST_VALUE_COL + 6, 13)
+    ws.write(TITLE_ROW, LABEL_COL, sheet.title, styles.plain(bold=True, font_size=14))
+    rows = placement.rows[sheet.name]
+    first, last = rows[0][0], rows[-1][0]
+    status_range = (f"{layout.cell_name(first, FIRST_VALUE_COL)}:"
+                    f"{layout.cell_name(last, FIRST_VALUE_COL + len(columns) - 1)}")
+    all_passed = all(c["passed"] for c in model.checks)
+    ws.write(SUBTITLE_ROW, LABEL_COL, "模型校验总体状态 Overall", styles.plain(bold=True))
+    ws.write_formula(SUBTITLE_ROW, FIRST_VALUE_COL, f'=IF(COUNTIF({status_range},"OK")={len(rows) * len(columns)},"OK","FAIL")',
+                     styles.plain(bold=True, align="center"), "OK" if all_passed else "FAIL")
+    head = styles.plain(bold=True, font_color="#FFFFFF", bg_color=HEADER_FILL, align="center")
+    ws.write(HEADER_ROW, LABEL_COL, "预测年度校验", head)
+    ws.write(HEADER_ROW, ENGLISH_COL, "Check (forecast years)", head)
+    for i, year in enumerate(columns):
+        ws.write(HEADER_ROW, FIRST_VALUE_COL + i, year, head)
+    checks = {c.key: c for c in spec.CHECKS}
+    for r, row in rows:
+        ws.write(r, LABEL_COL, row.label, styles.get("text", "label"))
+        ws.write(r, ENGLISH_COL, checks[row.key].label_en, styles.get("text", "english"))
+    for rng in (status_range, layout.cell_name(SUBTITLE_ROW, FIRST_VALUE_COL)):
+        ws.conditional_format(rng, {"type": "cell", "criteria": "==", "value": '"OK"',
+                                    "format": styles.plain(bg_color=OK_FILL, font_color=GREEN)})
+        ws.conditional_format(rng, {"type": "cell", "criteria": "==", "value": '"FAIL"',
+                                    "format": styles.plain(bg_color=FAIL_FILL, font_color="#9C0006")})
+
+    # The report's disagreements with itself, computed when the template was built.
+    r = last + 3
+    ws.merge_range(r, LABEL_COL, r, FIRST_VALUE_COL + 4, "报告自身不一致（由报告印刷数字计算）The report disagrees with itself",
+                   styles.plain(bold=True, bg_color=HEADING_FILL))
+    r += 1
+    headers = ("项目", "Table / explanation", "年份", "报告数 Printed", "计算数 Computed", "差异 Diff", "可由四舍五入解释")
+    for i, text in enumerate(headers):
+        ws.write(r, i, text, head)
+    for finding in sorted(found or [], key=lambda f: (f.within_rounding, f.table)):
+        r += 1
+        number = styles.plain(num_format="#,##0.00" if finding.decimals else "#,##0", align="right")
+        ws.write(r, 0, finding.label, styles.get("text", "label"))
+        ws.write(r, 1, f"{finding.table}: {finding.explanation}", styles.get("text", "english"))
+        ws.write(r, 2, finding.year, styles.plain(align="center"))
+        ws.write_number(r, 3, finding.printed, number)
+        ws.write_number(r, 4, finding.computed, number)
+        ws.write_number(r, 5, finding.printed - finding.computed, number)
+        ws.write(r, 6, "是 within rounding" if finding.within_rounding else "否 beyond rounding",
+                 styles.plain(font_color=GREY if finding.within_rounding else "#9C0006", bold=not finding.within_rounding))
+
+
+def _write_conf(ws, styles: Styles):
+    """xlwings' standalone module reads this sheet: keys in column A from A1, values in B."""
+    ws.write_string(0, 0, "UDF Modules")
+    ws.write_string(0, 1, UDF_MODULE)
+    ws.write_string(1, 0, "Use UDF Server")
+    ws.write_boolean(1, 1, True)
+    ws.write_string(0, 3, "xlwings settings for this workbook: the Python module of the ER_ functions, and one "
+                          "Python process shared by the functions and the Refresh button.", styles.plain(font_color=GREY))
+    ws.set_column(0, 0, 18)
+    ws.set_column(1, 1, 12)
+
+
+def _write_cover_extras(book, ws, placement, company: Company, styles: Styles):
+    ws.insert_button(layout.cell_name(FIRST_ROW, FIRST_VALUE_COL + 2), {
+        "macro": REFRESH_MACRO, "caption": "Refresh 刷新", "width": 150, "height": 36,
+        "description": "Fetch market inputs, recompute the model and re-run the checks"})
+    last_row = max(r for r, _ in placement.rows[layout.COVER])
+    ws.write(last_row + 2, LABEL_COL, "模板版本", styles.get("text", "label"))
+    ws.write(last_row + 2, ENGLISH_COL, "Template version", styles.get("text", "english"))
+    ws.write_string(last_row + 2, FIRST_VALUE_COL, TEMPLATE_VERSION, styles.plain(align="right"))
+    ws.write(last_row + 3, LABEL_COL, "点击“Refresh 刷新”按钮：取行情、重算模型、重跑校验", styles.plain(font_color=GREY))
+
+    income = layout.INCOME
+    columns = placement.year_cols[income]
+    first_col, last_col = FIRST_VALUE_COL, FIRST_VALUE_COL + len(columns) - 1
+    categories = [income, HEADER_ROW, first_col, HEADER_ROW, last_col]
+    chart = book.add_chart({"type": "column", "subtype": "stacked"})
+    for key in layout.CHART_SEGMENTS:
+        row = placement.home[(key, columns[-1])].row
+        chart.add_series({"name": [income, row, LABEL_COL], "categories": categories,
+                          "values": [income, row, first_col, row, last_col], "gap": 60})
+    margins = book.add_chart({"type": "line"})
+    ratio_cols = placement.year_cols[layout.RATIOS]
+    for key in layout.CHART_MARGINS:
+        row = placement.home[(key, ratio_cols[-1])].row
+        margins.add_series({"name": [layout.RATIOS, row, LABEL_COL], "y2_axis": True, "marker": {"type": "circle"},
+                            "values": [layout.RATIOS, row, FIRST_VALUE_COL, row, FIRST_VALUE_COL + len(ratio_cols) - 1]})
+    chart.combine(margins)
+    chart.set_title({"name": "分部收入与利润率 Revenue by segment and margins", "name_font": {"size": 11, "name": FONT}})
+    chart.set_y_axis({"name": "百万人民币", "num_format": "#,##0", "name_font": {"name": FONT}})
+    margins.set_y2_axis({"name": "利润率", "num_format": "0%", "name_font": {"name": FONT}})
+    chart.set_legend({"position": "bottom", "font": {"name": FONT, "size": 9}})
+    chart.set_size({"width": 720, "height": 380})
+    ws.insert_chart(layout.cell_name(FIRST_ROW + 3, FIRST_VALUE_COL + 2), chart)
+
+
+def build(output: str | Path, company: Company | None = None) -> Path:
+    """Write the template for `company` (default: the embedded Xiaomi data) to `output`,
+    through a temporary file renamed into place, so a failure never leaves a half-written file."""
+    company = company or load()
+    output = Path(output)
+    model = build_model(company)
+    placement = layout.place(model.lines, company.years)
+    report_file = report_path_for(company)
+    found = report_findings(company, load_report(report_file)) if report_file.is_file() else []
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=".building-", suffix=".xlsm", dir=output.parent)
+    os.close(fd)
+    try:
+        _write(temp_name, company, model, placement, found)
+        os.replace(temp_name, output)
+    finally:
+        if os.path.exists(temp_name):
+            os.unlink(temp_name)
+    return output
+
+
+def _write(path: str, company: Company, model: Model, placement, found):
+    book = xlsxwriter.Workbook(path, {"strings_to_numbers": False, "strings_to_formulas": False,
+                                      "strings_to_urls": False})
+    book.set_properties({"title": f"{company.name} 盈利预测模型", "subject": "Equity research model",
+                         "author": "Equity research model builder", "created": BUILD_DATE,
+                         "comments": f"Built from {company.path.name}"})
+    book.set_custom_property("ER Template Version", TEMPLATE_VERSION)
+    book.set_calc_mode("auto", calc_id=CALC_ID)
+    book.calc_on_load = False
+    styles = Styles(book)
+    sheets = {}
+    codenames = []
+    for i, sheet in enumerate(placement.sheets, start=1):
+        ws = book.add_worksheet(sheet.name)
+        ws.set_vba_name(f"Sheet{i}")
+        codenames.append(f"Sheet{i}")
+        ws.set_landscape()
+        ws.set_paper(9)
+        ws.fit_to_pages(1, 0)
+        ws.set_margins(left=0.4, right=0.4, top=0.5, bottom=0.5)
+        ws.set_footer(f"&L&8{company.name} — &A&R&8&P / &N")
+        ws.hide_gridlines(2)
+        sheets[sheet.name] = ws
+    book.set_vba_name("ThisWorkbook")
+    book.add_vba_project(io.BytesIO(vba_project_bin(project_modules(codenames))), is_stream=True)
+
+    for sheet in placement.sheets:
+        ws = sheets[sheet.name]
+        if sheet.kind == "yearly":
+            _write_yearly(ws, sheet, placement, model, styles, company)
+        elif sheet.kind == "scalar":
+            _write_scalar(ws, sheet, placement, styles, company)
+        elif sheet.kind == "checks":
+            _write_checks(ws, sheet, placement, model, styles, company, found)
+        elif sheet.kind == "conf":
+            _write_conf(ws, styles)
+    _write_cells(sheets, placement, model, styles, company)
+    _write_cover_extras(book, sheets[layout.COVER], placement, company, styles)
+    for name, ref in sorted(placement.names.items()):
+        book.define_name(name, "=" + ref)
+    book.define_name("ER_TemplateVersion", f'="{TEMPLATE_VERSION}"')
+    sheets[layout.COVER].activate()
+    book.close()
