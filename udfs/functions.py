@@ -155,9 +155,11 @@ def guard(spec: ExcelFunction) -> Callable:
     return guarded
 
 
-def _upside(price: float, target_price: float):
-    """Target-price upside: target / price - 1."""
-    return ratios.NOT_MEANINGFUL if price <= 0 else target_price / price - 1.0
+def _upside(price, target_price):
+    """Target-price upside: target / price - 1; NM without a positive price and target."""
+    valid = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+                for v in (price, target_price))
+    return target_price / price - 1.0 if valid else ratios.NOT_MEANINGFUL
 
 
 def _check(actual: float, expected: float, tolerance: float):
@@ -239,8 +241,8 @@ FUNCTIONS: tuple[ExcelFunction, ...] = (
     _f("DIV_YIELD", "dividend_yield", ratios.dividend_yield, "Dividend yield from the cash-flow dividends line (negative when paid).",
        Arg("dividends", NUMBER, "Dividends paid, cash-flow sign"), Arg("shares", NUMBER, "Shares"), Arg("price", NUMBER, "Price in the reporting currency")),
     # Rating.
-    _f("UPSIDE", "upside", _upside, "Target-price upside: target / price - 1.",
-       Arg("price", NUMBER, "Current price"), Arg("target_price", NUMBER, "Target price, same currency")),
+    _f("UPSIDE", "upside", _upside, "Target-price upside: target / price - 1 (NM without a target).",
+       Arg("price", ANY, "Current price"), Arg("target_price", ANY, "Target price, same currency")),
     _f("EXPECTED_RETURN", "expected_return", rating.expected_return, "Expected total return: (target + dividends) / price - 1.",
        Arg("price", ANY, "Current price"), Arg("target_price", ANY, "Target price, same currency"), Arg("dividends_per_share", ANY, "Dividends per share to the horizon, 0 if empty", required=False)),
     _f("EXCESS_RETURN", "excess_return", rating.excess_return, "Expected return minus the benchmark's return.",

@@ -226,10 +226,13 @@ def place(lines: list[Line], years: list[Year], checks=spec.CHECKS) -> Placement
     def excel_name(function: str) -> str:
         return BY_FORMULA_NAME[function].excel_name
 
-    for cell in p.home.values():
+    for home_key, cell in list(p.home.items()):
         line_ = by_key[cell.key]
         if cell.kind == "formula":
             cell.formula = fx.to_excel(fx.parse(line_.formula), translator(cell.sheet, cell.year), excel_name)
+            if "NA()" in cell.formula and kinds.get(cell.year) != FORECAST:
+                del p.home[home_key]  # a reported year whose prior year is not in the model: left empty
+                continue
         p.cells.append(cell)
     for sheet in sheets:
         for r, row in p.rows.get(sheet.name, []):
