@@ -202,7 +202,7 @@ def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: 
 def _write_checks(ws, sheet, placement, model: Model, styles: Styles, company: Company, found):
     columns = placement.year_cols[sheet.name]
     ws.set_column(LABEL_COL, LABEL_COL, 40)
-    ws.set_column(ENGLISH_COL, ENGLISH_COL, 40)
+    ws.set_column(ENGLISH_COL, ENGLISH_COL, 62)
     ws.set_column(FIRST_VALUE_COL, FIRST_VALUE_COL + 6, 13)
     ws.write(TITLE_ROW, LABEL_COL, sheet.title, styles.plain(bold=True, font_size=14))
     rows = placement.rows[sheet.name]
@@ -247,6 +247,28 @@ def _write_checks(ws, sheet, placement, model: Model, styles: Styles, company: C
         ws.write_number(r, 5, finding.printed - finding.computed, number)
         ws.write(r, 6, "是 within rounding" if finding.within_rounding else "否 beyond rounding",
                  styles.plain(font_color=GREY if finding.within_rounding else "#9C0006", bold=not finding.within_rounding))
+
+
+def _write_scheme_table(ws, placement, company: Company, styles: Styles):
+    """The rating scheme as a table under the rating block: band, range, and the report's wording."""
+    scheme = schemes()[company.scalar_inputs["rating_scheme"]]
+    r = max(row for row, _ in placement.rows[layout.RATING]) + 3
+    head = styles.plain(bold=True, font_color="#FFFFFF", bg_color=HEADER_FILL, align="center")
+    ws.merge_range(r - 1, LABEL_COL, r - 1, FIRST_VALUE_COL, f"评级体系 {scheme.name}（{scheme.horizon}，"
+                   f"{'相对基准' if scheme.basis == 'excess' else '绝对收益'}）", styles.plain(bold=True, bg_color=HEADING_FILL))
+    for col, text in enumerate(("评级 Rating", "区间 Range (excess return)", "基准 Benchmarks")):
+        ws.write(r, col, text, head)
+    benchmarks = "；".join(f"{market}: {name}" for market, name in scheme.benchmarks.items())
+    for i, band in enumerate(scheme.bands, start=1):
+        low = f"{band.min_pct:g}%" if band.min_pct is not None else "−∞"
+        high = f"{band.max_pct:g}%" if band.max_pct is not None else "+∞"
+        ws.write(r + i, LABEL_COL, band.label, styles.plain(bold=True))
+        ws.write(r + i, ENGLISH_COL, f"{low} ~ {high}", styles.plain())
+        ws.write(r + i, FIRST_VALUE_COL, benchmarks if i == 1 else "", styles.plain(font_color=GREY))
+    ws.write(r + len(scheme.bands) + 1, LABEL_COL, scheme.unrated, styles.plain(bold=True))
+    ws.write(r + len(scheme.bands) + 1, ENGLISH_COL, "inputs missing or invalid", styles.plain())
+    ws.write(r + len(scheme.bands) + 2, LABEL_COL,
+             "边界：outer 表示恰在阈值上的收益归入离零更远的一档（以上/以下含本数）；inner 相反。", styles.plain(font_color=GREY))
 
 
 def _write_conf(ws, styles: Styles):
@@ -355,6 +377,7 @@ def _write(path: str, company: Company, model: Model, placement, found):
             _write_conf(ws, styles)
     _write_cells(sheets, placement, model, styles, company)
     _write_cover_extras(book, sheets[layout.COVER], placement, company, styles)
+    _write_scheme_table(sheets[layout.RATING], placement, company, styles)
     for name, ref in sorted(placement.names.items()):
         book.define_name(name, "=" + ref)
     book.define_name("ER_TemplateVersion", f'="{TEMPLATE_VERSION}"')
