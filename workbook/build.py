@@ -271,6 +271,25 @@ def _write_scheme_table(ws, placement, company: Company, styles: Styles):
              "边界：outer 表示恰在阈值上的收益归入离零更远的一档（以上/以下含本数）；inner 相反。", styles.plain(font_color=GREY))
 
 
+BLUEPRINT_COLUMNS = ("sheet", "cell", "kind", "key", "year", "formula")
+
+
+def _write_blueprint(ws, placement):
+    """What the template put where: every input and formula cell with its line, year and formula.
+    `check` compares a model against it to find numbers typed over formulas and edited formulas;
+    `diff` and `export` use it to know inputs from outputs. Very hidden: not for the analyst."""
+    for col, title in enumerate(BLUEPRINT_COLUMNS):
+        ws.write_string(0, col, title)
+    for i, cell in enumerate(sorted(placement.cells, key=lambda c: (c.sheet, c.row, c.col)), start=1):
+        ws.write_string(i, 0, cell.sheet)
+        ws.write_string(i, 1, layout.cell_name(cell.row, cell.col))
+        ws.write_string(i, 2, cell.kind)
+        ws.write_string(i, 3, cell.key)
+        ws.write_string(i, 4, cell.year or "")
+        ws.write_string(i, 5, cell.formula or "")
+    ws.very_hidden()
+
+
 def _write_conf(ws, styles: Styles):
     """xlwings' standalone module reads this sheet: keys in column A from A1, values in B."""
     ws.write_string(0, 0, "UDF Modules")
@@ -375,6 +394,8 @@ def _write(path: str, company: Company, model: Model, placement, found):
             _write_checks(ws, sheet, placement, model, styles, company, found)
         elif sheet.kind == "conf":
             _write_conf(ws, styles)
+        elif sheet.kind == "blueprint":
+            _write_blueprint(ws, placement)
     _write_cells(sheets, placement, model, styles, company)
     _write_cover_extras(book, sheets[layout.COVER], placement, company, styles)
     _write_scheme_table(sheets[layout.RATING], placement, company, styles)

@@ -29,7 +29,7 @@ MAX_FILE_BYTES = 2_000_000
 
 _SECTIONS = {"format_version", "company", "market", "rating", "years", "base", "actual", "drivers"}
 _COMPANY_FIELDS = {"name_zh", "name_en", "ticker", "market", "reporting_currency", "quote_currency", "unit", "source"}
-_MARKET_FIELDS = {"price", "price_date", "fx_rate", "shares", "market_cap_quote", "low_52w", "high_52w",
+_MARKET_FIELDS = {"price", "price_date", "fx_rate", "benchmark_level", "shares", "market_cap_quote", "low_52w", "high_52w",
                   "turnover_3m_pct", "relative_return_pct", "absolute_return_pct"}
 _RATING_FIELDS = {"scheme", "boundary", "published", "published_action", "previous", "target_price",
                   "expected_dps", "benchmark_return"}
@@ -178,6 +178,7 @@ def parse(data: dict, path: Path) -> Company:
         "price": float(market["price"]),
         "price_date": price_date.isoformat() if isinstance(price_date, dt.date) else str(price_date),
         "fx_rate": float(market["fx_rate"]),
+        "benchmark_level": _optional(market.get("benchmark_level"), f"{name}: [market].benchmark_level"),
         "shares": float(market["shares"]),
         "rating_scheme": scheme,
         "rating_boundary": rating.get("boundary", "outer"),

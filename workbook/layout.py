@@ -59,11 +59,12 @@ def _keys(table: str) -> list[str]:
 
 COVER, SUMMARY, INCOME, BALANCE, CASHFLOW = "封面", "盈利预测与估值简表", "表1 损益表", "表2 资产负债表", "表3 现金流量表"
 DRIVERS, RATIOS, RATING, CHECKS, CONF = "预测假设", "主要财务比率", "评级", "校验", "xlwings.conf"
+BLUEPRINT = "_blueprint"  # very hidden: what the template built where, for check, diff and export
 
 SHEETS: tuple[Sheet, ...] = (
     Sheet(COVER, "封面 Cover", "scalar", (
         heading("市场数据 Market data (输入 inputs)"),
-        line("ticker"), line("price"), line("price_date"), line("fx_rate"), line("shares"),
+        line("ticker"), line("price"), line("price_date"), line("fx_rate"), line("benchmark_level"), line("shares"),
         heading("估值 Valuation"),
         line("price_local"), line("market_cap_local"), line("market_cap_quote"),
         heading("评级 Rating"),
@@ -91,6 +92,7 @@ SHEETS: tuple[Sheet, ...] = (
     Sheet(RATING, "评级 Rating", "scalar", tuple(line(k) for k in _keys(spec.RATING)), prefix="RTG"),
     Sheet(CHECKS, "校验 Checks", "checks", years="forecast", prefix="CHK"),
     Sheet(CONF, "xlwings.conf", "conf"),
+    Sheet(BLUEPRINT, "blueprint", "blueprint"),
 )
 
 

@@ -47,6 +47,8 @@ LINES: list[Line] = [
     Line("price", MARKET, "当前价（港元）", "Share price (HKD)", fmt="price", scalar=True),
     Line("price_date", MARKET, "股价日期", "Price date", fmt="date", scalar=True),
     Line("fx_rate", MARKET, "汇率（1 港元 = 人民币）", "FX (CNY per 1 HKD)", fmt="fx", scalar=True),
+    Line("benchmark_level", MARKET, "基准指数点位", "Benchmark index level", fmt="money2", scalar=True,
+         note="From the quote source when it carries one; the report gives none"),
     Line("shares", MARKET, "总股本（百万股）", "Shares outstanding (mn)", fmt="money", scalar=True,
          note="260.45亿股 as in the report's market data; forecast per-share lines use it"),
     Line("price_local", MARKET, "当前价（人民币）", "Share price (CNY)", fmt="price", scalar=True,
