@@ -8,6 +8,9 @@ import argparse
 import sys
 
 from workbook.company import DEFAULT_COMPANY, CompanyDataError
+from workbook.xlsx import WorkbookError
+
+from .quotes import QuoteError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -50,9 +53,82 @@ def _build(args) -> int:
     return EXIT_OK
 
 
+def _date(text: str):
+    import datetime as dt
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-27") from None
+
+
+def _refresh(args) -> int:
+    from pathlib import Path
+
+    from .refresh import model_files, refresh_many
+
+    target = Path(args.model)
+    if not target.exists():
+        raise UserError(f"{target}: no such file or folder")
+    files = model_files(target)
+    if not files:
+        raise UserError(f"{target}: no .xlsm model files in this folder")
+    single = len(files) == 1 and not target.is_dir()
+
+    def progress(i, total, path, error, changed):
+        if single:
+            return
+        status = f"FAILED: {error}" if error else f"ok ({changed} cells)"
+        print(f"[{i}/{total}] {path.name}: {status}", flush=True)
+
+    outcomes = refresh_many(files, args.quotes, args.as_of, args.max_age_days, workers=args.workers, progress=progress)
+    failures = [o for o in outcomes if o[1]]
+    if single:
+        path, error, changed = outcomes[0]
+        if error:
+            raise UserError(error)
+        print(f"refreshed {path}: {changed} cells updated, backup {path.name}.bak")
+        return EXIT_OK
+    print(f"refreshed {len(outcomes) - len(failures)} of {len(outcomes)} models" + (f"; {len(failures)} refused" if failures else ""))
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def _check(args) -> int:
+    from .audit import audit, render
+
+    result = audit(args.model)
+    print(render(result))
+    return EXIT_FAILED if result.failed else EXIT_OK
+
+
+def _export(args) -> int:
+    from .share import export
+
+    path = export(args.model, args.output)
+    print(f"exported values-only copy {path.resolve()}")
+    return EXIT_OK
+
+
+def _new(args) -> int:
+    return _build(args)
+
+
+def _diff(args) -> int:
+    from .share import diff, render_diff
+
+    print(render_diff(diff(args.old, args.new)))
+    return EXIT_OK
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line, like every other mistake."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m addin", description="Equity-research model: Python UDFs for an Excel template.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = _Parser(prog="python -m addin", description="Equity-research model: Python UDFs for an Excel template.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
     show = commands.add_parser("show", help="print the summary table, the three statements, the ratios, the rating and the checks",
@@ -69,6 +145,52 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("-o", "--output", help="where to write the .xlsm (default: out/<company>_model.xlsm)")
     build.add_argument("--data", default=str(DEFAULT_COMPANY), help="company data file (default: the embedded Xiaomi data)")
     build.set_defaults(handler=_build)
+
+    refresh = commands.add_parser("refresh", help="new market inputs into a model file (or every .xlsm in a folder), recomputed in place",
+                                  description="Refresh price, price date, FX and benchmark level from a quote source, recompute "
+                                              "every value, re-run the checks and stamp the time. Only those cells change; "
+                                              "the original is kept as MODEL.xlsm.bak.",
+                                  epilog="examples: python -m addin refresh out/xiaomi_1810hk_model.xlsm --quotes today.csv\n"
+                                         "          python -m addin refresh models/ --quotes today.csv",
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    refresh.add_argument("model", help="a model .xlsm, or a folder of them")
+    refresh.add_argument("--quotes", help="quote source: a CSV file (ticker,price,currency,price_date,fx_to_reporting,"
+                                          "benchmark_level,source) or file:PATH; default: the workbook's setting, else the embedded file")
+    refresh.add_argument("--as-of", type=_date, help="judge staleness against this date (default: today)")
+    refresh.add_argument("--max-age-days", type=int, help="refuse quotes older than this many days (default 5)")
+    refresh.add_argument("--workers", type=int, default=2, help="processes for a folder (default 2)")
+    refresh.set_defaults(handler=_refresh)
+
+    check = commands.add_parser("check", help="audit a model file: checks, report findings, overrides, unknown functions, version",
+                                description="Print the integrity checks, the report's self-disagreements, every number typed "
+                                            "where the template has a formula, edited formulas, functions this version does not "
+                                            "provide and the template version. Exit status 1 when anything failed.",
+                                epilog="example: python -m addin check out/xiaomi_1810hk_model.xlsm")
+    check.add_argument("model", help="a model .xlsm")
+    check.set_defaults(handler=_check)
+
+    export = commands.add_parser("export", help="write a values-only .xlsx copy (no macros, no formulas)",
+                                 description="A copy for readers without Python or outside the firm: every formula replaced by "
+                                             "its value, the VBA project and the button removed, formats, labels and charts kept.",
+                                 epilog="example: python -m addin export out/xiaomi_1810hk_model.xlsm -o out/xiaomi_clean.xlsx")
+    export.add_argument("model", help="a model .xlsm")
+    export.add_argument("-o", "--output", required=True, help="the .xlsx to write")
+    export.set_defaults(handler=_export)
+
+    new = commands.add_parser("new", help="build a model for another company from its data file",
+                              description="Build the template from a company data file in the documented format (README).",
+                              epilog="example: python -m addin new --data workbook/data/my_company.toml -o out/my_company.xlsm")
+    new.add_argument("--data", required=True, help="company data file (TOML)")
+    new.add_argument("-o", "--output", required=True, help="the .xlsm to write")
+    new.set_defaults(handler=_new)
+
+    diff = commands.add_parser("diff", help="what changed between two versions of a model, and what it did",
+                               description="List the drivers and inputs that differ between two model files and how revenue, "
+                                           "profit, EPS, P/E and the rating moved.",
+                               epilog="example: python -m addin diff monday.xlsm tuesday.xlsm")
+    diff.add_argument("old", help="the earlier model .xlsm")
+    diff.add_argument("new", help="the later model .xlsm")
+    diff.set_defaults(handler=_diff)
     return parser
 
 
@@ -77,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (UserError, CompanyDataError) as exc:
+    except (UserError, CompanyDataError, WorkbookError, QuoteError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

@@ -274,17 +274,31 @@ def cell_xml(cell: CellXml, value, original: str) -> str:
     return f'<c r="{cell.ref}"{attr_text}>{body}</c>' if body else f'<c r="{cell.ref}"{attr_text}/>'
 
 
-def rewrite_sheet(sheet: Sheet, changes: dict) -> str:
-    """The sheet XML with the cells in `changes` (ref -> value) rewritten, everything else as it was."""
+def rewrite_sheet(sheet: Sheet, changes: dict, typed: frozenset = frozenset()) -> str:
+    """The sheet XML with the cells in `changes` (ref -> value) rewritten, everything else as it
+    was. Cells in `typed` become plain values, as when an analyst types over a formula."""
     out, pos = [], 0
     for ref in sorted(changes, key=lambda r: sheet.cells[r].span[0]):
         cell = sheet.cells[ref]
         start, end = cell.span
+        if ref in typed:
+            cell = CellXml(ref, cell.attrs, None, False, None, None, cell.span)
         out.append(sheet.xml[pos:start])
         out.append(cell_xml(cell, changes[ref], sheet.xml[start:end]))
         pos = end
     out.append(sheet.xml[pos:])
     return "".join(out)
+
+
+def type_values(package: Package, values: dict, target: Path) -> None:
+    """A copy of the package with values typed into cells ({(sheet, ref): value}), formulas there
+    replaced, as an analyst would in Excel (cached values elsewhere are not recomputed)."""
+    by_sheet: dict = {}
+    for (sheet, ref), value in values.items():
+        by_sheet.setdefault(sheet, {})[ref] = value
+    replaced = {package.sheets[s].path: rewrite_sheet(package.sheets[s], cells, frozenset(cells)).encode("utf-8")
+                for s, cells in by_sheet.items()}
+    write(package, replaced, target)
 
 
 def write(package: Package, replaced: dict, target: Path) -> None:

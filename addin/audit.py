@@ -1,0 +1,152 @@
+"""Audit a model file: the integrity checks, the report's self-disagreements, numbers typed over
+formulas, edited formulas, functions this version does not provide, and the template version.
+
+The integrity checks are the formulas of the 校验 sheet, evaluated from the file's own cells;
+the report findings are the ones the build wrote on that sheet; the expected formulas come from
+the file's blueprint. `check` prints this; nothing here writes.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import udfs
+from workbook import xlsx
+from workbook.build import TEMPLATE_VERSION
+from workbook.layout import BLUEPRINT, CHECKS
+from workbook.xlcalc import NATIVE, LAZY, UnsupportedFormula, evaluate
+
+from .refresh import template_version
+
+_FUNCTION = re.compile(r"(?<![\w.])([A-Za-z_][A-Za-z0-9_.]*)\(")
+
+
+@dataclass
+class Audit:
+    path: Path
+    version: str
+    version_note: str | None = None
+    version_failed: bool = False
+    check_failures: list = field(default_factory=list)   # (label, year, status)
+    checks_run: int = 0
+    findings: list = field(default_factory=list)         # rows of the 校验 findings table
+    overrides: list = field(default_factory=list)        # (sheet, cell, key, year, value, formula replaced)
+    edited: list = field(default_factory=list)           # (sheet, cell, key, year, formula now, formula built)
+    unknown_functions: list = field(default_factory=list)  # (sheet, cell, function)
+    not_evaluable: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.check_failures or self.unknown_functions or self.not_evaluable or self.version_failed)
+
+
+def _version_tuple(text: str) -> tuple:
+    return tuple(int(p) for p in re.findall(r"\d+", text)) or (0,)
+
+
+def blueprint(package: xlsx.Package) -> list[dict]:
+    """The blueprint rows: sheet, cell, kind, key, year, formula."""
+    sheet = package.sheets.get(BLUEPRINT)
+    if sheet is None:
+        return []
+    rows: dict = {}
+    for ref in sheet.cells:
+        row, col = xlsx.split_ref(ref)
+        rows.setdefault(row, {})[col] = package.value(BLUEPRINT, ref)
+    header = rows.pop(1, {})
+    names = [header.get(c) for c in range(1, 7)]
+    return [{names[c - 1]: (r.get(c) or "") for c in range(1, 7)} for _, r in sorted(rows.items())]
+
+
+def audit(path: str | Path) -> Audit:
+    package = xlsx.read(path)
+    version = template_version(package)
+    result = Audit(Path(path), version)
+    if _version_tuple(version) < _version_tuple(TEMPLATE_VERSION):
+        result.version_note = (f"template version {version} is older than this add-in's {TEMPLATE_VERSION}: it still opens "
+                               "and refreshes; build a new template and use `diff` to carry your inputs over")
+    elif _version_tuple(version) > _version_tuple(TEMPLATE_VERSION):
+        result.version_note = f"template version {version} is newer than this add-in's {TEMPLATE_VERSION}: upgrade the add-in"
+        result.version_failed = True
+
+    known = set(udfs.excel_functions()) | set(NATIVE) | LAZY
+    for sheet_name, sheet in package.sheets.items():
+        for ref, cell in sheet.cells.items():
+            if cell.formula:
+                for name in _FUNCTION.findall(cell.formula):
+                    if name.upper() not in known:
+                        result.unknown_functions.append((sheet_name, ref, name))
+
+    for row in blueprint(package):
+        if row["kind"] not in ("formula", "mirror"):
+            continue
+        cell = package.sheets.get(row["sheet"], xlsx.Sheet("", "", "")).cells.get(row["cell"])
+        if cell is None:
+            result.overrides.append((row["sheet"], row["cell"], row["key"], row["year"], None, row["formula"]))
+        elif cell.formula is None:
+            result.overrides.append((row["sheet"], row["cell"], row["key"], row["year"],
+                                     package.value(row["sheet"], row["cell"]), row["formula"]))
+        elif cell.formula.replace(" ", "") != row["formula"].replace(" ", ""):
+            result.edited.append((row["sheet"], row["cell"], row["key"], row["year"], cell.formula, row["formula"]))
+
+    try:
+        values = evaluate(package)
+    except UnsupportedFormula as exc:
+        result.not_evaluable = str(exc)
+        values = {}
+    except xlsx.WorkbookError as exc:
+        result.not_evaluable = str(exc)
+        values = {}
+    if CHECKS in package.sheets and values:
+        checks = package.sheets[CHECKS]
+        for ref, cell in checks.cells.items():
+            if cell.formula and cell.formula.startswith("ER_CHECK("):
+                status = values.get((CHECKS, ref))
+                result.checks_run += 1
+                if status != "OK":
+                    row, _ = xlsx.split_ref(ref)
+                    label = package.value(CHECKS, f"A{row}")
+                    year = package.value(CHECKS, re.sub(r"\d+", "4", ref))
+                    result.check_failures.append((label, year, status))
+        result.findings = _findings_table(package)
+    return result
+
+
+def _findings_table(package: xlsx.Package) -> list[tuple]:
+    """The report-findings rows the build wrote under the checks on the 校验 sheet."""
+    sheet = package.sheets[CHECKS]
+    rows, start = [], None
+    for ref in sheet.cells:
+        if ref.startswith("A") and isinstance(package.value(CHECKS, ref), str) and package.value(CHECKS, ref).startswith("报告自身不一致"):
+            start = xlsx.split_ref(ref)[0] + 2
+    if start is None:
+        return rows
+    row = start
+    while package.value(CHECKS, f"A{row}") is not None:
+        rows.append(tuple(package.value(CHECKS, f"{c}{row}") for c in "ABCDEFG"))
+        row += 1
+    return rows
+
+
+def render(result: Audit) -> str:
+    lines = [f"{result.path.name}: template version {result.version}"]
+    if result.version_note:
+        lines.append(f"  {'FAIL' if result.version_failed else 'note'}: {result.version_note}")
+    if result.not_evaluable:
+        lines.append(f"FAIL cannot evaluate headless: {result.not_evaluable}")
+    else:
+        lines.append(f"Integrity checks: {result.checks_run - len(result.check_failures)}/{result.checks_run} OK")
+        lines += [f"  FAIL {label} {year}: {status}" for label, year, status in result.check_failures]
+    beyond = [f for f in result.findings if f[6] and str(f[6]).startswith("否")]
+    lines.append(f"Report disagrees with itself: {len(beyond)} beyond rounding, {len(result.findings) - len(beyond)} within rounding")
+    lines += [f"  ! {f[0]} {f[2]}: printed {f[3]:,g}, computed {f[4]:,g} ({f[1]})" for f in beyond]
+    lines.append(f"Numbers typed over formulas: {len(result.overrides)}")
+    lines += [f"  {s}!{c} ({k} {y}) = {v!r} replaces ={f}" for s, c, k, y, v, f in result.overrides]
+    lines.append(f"Edited formulas: {len(result.edited)}")
+    lines += [f"  {s}!{c} ({k} {y}) ={now}  (template: ={built})" for s, c, k, y, now, built in result.edited]
+    if result.unknown_functions:
+        lines.append(f"FAIL functions this version does not provide: {len(result.unknown_functions)}")
+        lines += [f"  {s}!{c}: {name}" for s, c, name in result.unknown_functions]
+    lines.append("RESULT: " + ("FAIL" if result.failed else "OK"))
+    return "\n".join(lines)

@@ -1,0 +1,263 @@
+"""Headless refresh: surgical, honours the analyst's edits, refuses bad quotes, survives kills."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from addin.audit import audit
+from addin.quotes import LocalQuotesFile, QuoteError
+from addin.refresh import refresh_book, refresh_file
+from conftest import ROOT
+from workbook import xlsx
+from workbook.xlcalc import evaluate
+
+TEMPLATE = ROOT / "workbook" / "xiaomi_1810hk_model.xlsm"
+AS_OF = dt.date(2026, 11, 29)
+NOW = dt.datetime(2026, 11, 29, 9, 30)
+HEADER = "ticker,price,currency,price_date,fx_to_reporting,benchmark_level,source\n"
+
+
+def quotes(tmp_path: Path, body: str, name="quotes.csv", encoding="utf-8") -> Path:
+    path = tmp_path / name
+    path.write_bytes((HEADER + body).encode(encoding))
+    return path
+
+
+@pytest.fixture
+def fresh(tmp_path) -> Path:
+    path = tmp_path / "model.xlsm"
+    shutil.copy(TEMPLATE, path)
+    return path
+
+
+def cell_of(package, name):
+    return package.name_cells(name)[0]
+
+
+def with_inputs(path: Path, values_by_name: dict) -> Path:
+    """The model with inputs typed (by defined name) and its cached values recomputed."""
+    package = xlsx.read(path)
+    typed = {cell_of(package, name): value for name, value in values_by_name.items()}
+    xlsx.type_values(package, typed, path.with_name("typed.xlsm"))
+    typed_package = xlsx.read(path.with_name("typed.xlsm"))
+    values = evaluate(typed_package)
+    by_sheet = {}
+    for (sheet, ref), value in values.items():
+        by_sheet.setdefault(sheet, {})[ref] = value
+    replaced = {typed_package.sheets[s].path: xlsx.rewrite_sheet(typed_package.sheets[s], c).encode() for s, c in by_sheet.items()}
+    xlsx.write(typed_package, replaced, path)
+    return path
+
+
+def test_refresh_changes_market_inputs_and_dependent_values_only(fresh, tmp_path):
+    with_inputs(fresh, {"RTG_target_price": 50.0, "RTG_benchmark_return": 0.05})
+    before = xlsx.read(fresh)
+    assert before.value(*cell_of(before, "RTG_computed_rating")) == "买入"      # 50/40.20 - 1 - 5% = 19.4%
+    source = quotes(tmp_path, "1810.HK,44.00,HKD,2026-11-27,0.9150,25000.5,test feed\n")
+    pre_refresh = fresh.read_bytes()
+    result = refresh_file(fresh, str(source), AS_OF, now=NOW)
+    after = xlsx.read(fresh)
+
+    changed_members = [n for n in before.members if before.members[n] != after.members[n]]
+    sheets_by_path = {s.path: name for name, s in before.sheets.items()}
+    assert all(n in sheets_by_path for n in changed_members), changed_members
+    assert {sheets_by_path[n] for n in changed_members} == {"封面", "盈利预测与估值简表", "主要财务比率", "评级"}
+
+    v = lambda name: after.value(*cell_of(after, name))
+    assert v("MKT_price") == 44.0 and v("MKT_fx_rate") == 0.915 and v("MKT_benchmark_level") == 25000.5
+    assert xlsx.from_excel_date(v("MKT_price_date")) == dt.date(2026, 11, 27)
+    assert v("MKT_refresh_stamp") == "2026-11-29 09:30:00" and "test feed" in v("MKT_refresh_source")
+    assert v("RTG_upside") == pytest.approx(50 / 44 - 1)
+    assert v("RTG_computed_rating") == "增持"                                    # 13.6% - 5% = 8.6%
+    assert v("RTG_rating_action") == "下调"
+    sheet, ref = after.name_cells("SUM_adjusted_pe")[2]
+    assert after.value(sheet, ref) == pytest.approx(44.0 * 0.915 / (42581 / 26045), rel=1e-3)
+
+    for name, sheet in before.sheets.items():
+        new_sheet = after.sheets[name]
+        assert set(sheet.cells) == set(new_sheet.cells)
+        for ref, cell in sheet.cells.items():
+            new = new_sheet.cells[ref]
+            assert new.formula == cell.formula and new.attrs.get("s") == cell.attrs.get("s"), (name, ref)
+            if cell.formula is None and before.value(name, ref) != after.value(name, ref):
+                assert (name, ref) in {cell_of(before, n) for n in ("MKT_price", "MKT_price_date", "MKT_fx_rate",
+                                                                     "MKT_benchmark_level", "MKT_refresh_stamp", "MKT_refresh_source")}
+    revenue = after.name_cells("IS_revenue")
+    assert [after.value(*c) for c in revenue] == [before.value(*c) for c in revenue]   # statements untouched by price
+    assert result.backup.read_bytes() == pre_refresh
+
+
+def test_override_survives_refresh_flows_and_is_listed(fresh, tmp_path):
+    package = xlsx.read(fresh)
+    sheet, ref = package.name_cells("IS_smartphone")[3]                          # 2026E
+    replaced_formula = package.sheets[sheet].cells[ref].formula
+    xlsx.type_values(package, {(sheet, ref): 250000.0}, fresh.with_name("over.xlsm"))
+    over = fresh.with_name("over.xlsm")
+    refresh_file(over, str(quotes(tmp_path, "1810.HK,41.00,HKD,2026-11-28,0.91,,feed\n")), AS_OF, now=NOW)
+    after = xlsx.read(over)
+    assert after.sheets[sheet].cells[ref].formula is None and after.value(sheet, ref) == 250000.0
+    revenue_2026 = after.name_cells("IS_revenue")[3]
+    segments = sum(after.value(*after.name_cells(f"IS_{k}")[3]) for k in ("smartphone", "iot", "internet", "other_revenue", "auto"))
+    assert after.value(*revenue_2026) == pytest.approx(segments) and segments > 549_073 + 50_000
+    result = audit(over)
+    assert [(s, c) for s, c, *_ in result.overrides] == [(sheet, ref)]
+    assert result.overrides[0][5] == replaced_formula and result.overrides[0][4] == 250000.0
+    assert not result.check_failures                                               # cash still articulates
+
+
+def test_edited_formula_is_honoured_and_listed(fresh, tmp_path):
+    package = xlsx.read(fresh)
+    sheet, ref = package.name_cells("IS_opex")[2]                                  # 2025E
+    cell = package.sheets[sheet].cells[ref]
+    edited_xml = package.sheets[sheet].xml.replace(f"<f>{cell.formula}</f>", "<f>-80000</f>", 1)
+    xlsx.write(package, {package.sheets[sheet].path: edited_xml.encode()}, fresh.with_name("edited.xlsm"))
+    edited = fresh.with_name("edited.xlsm")
+    refresh_file(edited, str(quotes(tmp_path, "1810.HK,41.00,HKD,2026-11-28,0.91,,feed\n")), AS_OF, now=NOW)
+    after = xlsx.read(edited)
+    assert after.value(sheet, ref) == -80000.0
+    gp, oi = (after.value(*after.name_cells(f"IS_{k}")[2]) for k in ("gross_profit", "other_income"))
+    assert after.value(*after.name_cells("IS_operating_profit")[2]) == pytest.approx(gp + oi - 80000)
+    assert [(s, c) for s, c, *_ in audit(edited).edited] == [(sheet, ref)]
+
+
+@pytest.mark.parametrize("body,message", [
+    ("", "no quote for 1810.HK"),
+    ("9988.HK,80,HKD,2026-11-27,0.91,,x\n", "no quote for 1810.HK"),
+    ("1810.HK,-1,HKD,2026-11-27,0.91,,x\n", "price -1 is not positive"),
+    ("1810.HK,0,HKD,2026-11-27,0.91,,x\n", "price 0 is not positive"),
+    ("1810.HK,40,HKD,2026-11-27,0,,x\n", "FX 0 is not positive"),
+    ("1810.HK,40,HKD,2026-01-02,0.91,,x\n", "days before 2026-11-29"),
+    ("1810.HK,40,HKD,2026-12-25,0.91,,x\n", "after 2026-11-29"),
+    ("1810.HK,40,HKD,2026-11-27,0.91,,x\n1810.HK,41,HKD,2026-11-28,0.91,,y\n", "2 rows for 1810.HK"),
+    ("1810.HK,forty,HKD,2026-11-27,0.91,,x\n", "price 'forty' is not a number"),
+    ("1810.HK,40,HKD,27/11/2026,0.91,,x\n", "is not a date"),
+    ("1810.HK,40,HKD,2026-11-27,0.91,-5,x\n", "benchmark level -5 is not positive"),
+])
+def test_bad_quote_is_refused_and_model_untouched(fresh, tmp_path, body, message):
+    original = fresh.read_bytes()
+    with pytest.raises(QuoteError, match=message):
+        refresh_file(fresh, str(quotes(tmp_path, body)), AS_OF, now=NOW)
+    assert fresh.read_bytes() == original and not fresh.with_name("model.xlsm.bak").exists()
+
+
+def test_quotes_file_with_bad_encoding(fresh, tmp_path):
+    bad = tmp_path / "gbk.csv"
+    bad.write_bytes((HEADER + "1810.HK,40,HKD,2026-11-27,0.91,,行情\n").encode("gbk"))
+    with pytest.raises(QuoteError, match="not UTF-8"):
+        refresh_file(fresh, str(bad), AS_OF, now=NOW)
+
+
+def test_embedded_quotes_are_stale_today_and_fine_on_their_date(fresh):
+    with pytest.raises(QuoteError, match="2025-12-18"):
+        refresh_file(fresh, None, AS_OF, now=NOW)
+    result = refresh_file(fresh, None, dt.date(2025, 12, 19), now=NOW)
+    assert result.quote.price == 40.20
+
+
+def test_locked_file_is_refused(fresh, tmp_path):
+    (tmp_path / "~$model.xlsm").write_bytes(b"lock")
+    with pytest.raises(xlsx.WorkbookError, match="open in Excel"):
+        refresh_file(fresh, str(quotes(tmp_path, "1810.HK,41,HKD,2026-11-28,0.91,,x\n")), AS_OF, now=NOW)
+
+
+def _valid_model(path: Path) -> bool:
+    with zipfile.ZipFile(path) as z:
+        if z.testzip() is not None:
+            return False
+    package = xlsx.read(path)
+    values = evaluate(package)
+    return all(v == "OK" for (s, c), v in values.items() if s == "校验" and isinstance(v, str) and v in ("OK", "FAIL"))
+
+
+def test_kill_during_refresh_never_corrupts_the_original(tmp_path):
+    """Refresh in a subprocess, killed at random moments: the file is always the original or a
+    complete refreshed model."""
+    rng = random.Random(20261129)
+    source = quotes(tmp_path, "1810.HK,44.00,HKD,2026-11-27,0.9150,,feed\n")
+    original = TEMPLATE.read_bytes()
+    outcomes = {"original": 0, "refreshed": 0}
+    script = ("import sys, datetime as dt; from addin.refresh import refresh_file; "
+              "refresh_file(sys.argv[1], sys.argv[2], dt.date(2026, 11, 29))")
+    for trial in range(24):
+        model = tmp_path / f"kill{trial}.xlsm"
+        model.write_bytes(original)
+        proc = subprocess.Popen([sys.executable, "-c", script, str(model), str(source)], cwd=ROOT)
+        time.sleep(rng.uniform(0.0, 1.6))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert model.exists(), f"trial {trial}: model missing"
+        data = model.read_bytes()
+        if data == original:
+            outcomes["original"] += 1
+        else:
+            assert _valid_model(model), f"trial {trial}: damaged model"
+            assert xlsx.read(model).value("封面", "C7") == 44.0
+            outcomes["refreshed"] += 1
+        leftovers = [p.name for p in tmp_path.glob(f".kill{trial}.xlsm.*")]
+        assert all(name.endswith(".refresh.tmp") for name in leftovers)
+    assert outcomes["original"] and outcomes["refreshed"], outcomes   # both ends were hit
+
+
+class FakeRange:
+    def __init__(self, value=None):
+        self.value = value
+
+
+class FakeBook:
+    """xlwings' Book surface that refresh_book uses."""
+    def __init__(self):
+        self.cells = {n: FakeRange() for n in ("MKT_price", "MKT_price_date", "MKT_fx_rate", "MKT_benchmark_level",
+                                               "MKT_refresh_stamp", "MKT_refresh_source")}
+        self.cells["MKT_ticker"] = FakeRange("1810.HK")
+        self.names = {n: type("Name", (), {"refers_to_range": r})() for n, r in self.cells.items()}
+        self.calculated = 0
+        self.app = type("App", (), {"calculate": lambda _self: setattr(self, "calculated", self.calculated + 1)})()
+        self.sheets = {}
+
+
+def test_button_refresh_writes_inputs_recalculates_and_stamps(tmp_path):
+    book = FakeBook()
+    source = quotes(tmp_path, "1810.HK,42.5,HKD,2026-11-27,0.91,24000,feed\n")
+    refresh_book(book, str(source), AS_OF, NOW)
+    assert book.cells["MKT_price"].value == 42.5 and book.cells["MKT_fx_rate"].value == 0.91
+    assert book.cells["MKT_price_date"].value == dt.datetime(2026, 11, 27) and book.calculated == 1
+    assert book.cells["MKT_refresh_stamp"].value == "2026-11-29 09:30:00"
+
+
+def test_button_refresh_refuses_a_stale_quote_and_writes_nothing(tmp_path):
+    book = FakeBook()
+    with pytest.raises(QuoteError, match="days before"):
+        refresh_book(book, str(quotes(tmp_path, "1810.HK,42.5,HKD,2026-01-01,0.91,,feed\n")), AS_OF, NOW)
+    assert book.cells["MKT_price"].value is None and book.calculated == 0
+
+
+def test_batch_refresh_of_a_folder_shows_progress(tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for i in range(4):
+        shutil.copy(TEMPLATE, folder / f"m{i}.xlsm")
+    (folder / "broken.xlsm").write_bytes(b"not a zip")
+    source = quotes(tmp_path, "1810.HK,43,HKD,2026-11-27,0.91,,feed\n")
+    run = subprocess.run([sys.executable, "-m", "addin", "refresh", str(folder), "--quotes", str(source), "--as-of", "2026-11-29"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1
+    lines = run.stdout.splitlines()
+    assert [l.split("]")[0] for l in lines[:5]] == [f"[{i}/5" for i in range(1, 6)]
+    assert "broken.xlsm: FAILED: broken.xlsm: not an Excel workbook" in run.stdout
+    assert lines[-1] == "refreshed 4 of 5 models; 1 refused"
+    assert all(xlsx.read(folder / f"m{i}.xlsm").value("封面", "C7") == 43.0 for i in range(4))
+
+
+def test_provider_interface_reads_the_embedded_file():
+    quote = LocalQuotesFile().quote("1810.hk")
+    assert (quote.price, quote.fx_to_reporting, quote.price_date) == (40.20, 0.9049, dt.date(2025, 12, 18))

@@ -1,0 +1,137 @@
+"""Sharing: values-only export, new models from data files, diff, and the command line's manners."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from addin.share import diff, export
+from conftest import ROOT
+from workbook import xlsx
+from workbook.xlcalc import evaluate
+
+TEMPLATE = ROOT / "workbook" / "xiaomi_1810hk_model.xlsm"
+SOFFICE = shutil.which("soffice")
+
+
+def cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "addin", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def exported(tmp_path) -> Path:
+    model = tmp_path / "model.xlsm"
+    shutil.copy(TEMPLATE, model)
+    package = xlsx.read(model)
+    xlsx.type_values(package, {package.name_cells("RTG_previous_rating")[0]: "=HYPERLINK(\"http://x\",\"y\")"}, model)
+    return export(model, tmp_path / "clean.xlsx", now=dt.datetime(2026, 11, 29, 9))
+
+
+def test_export_has_no_macros_no_formulas_and_the_same_figures(exported):
+    with zipfile.ZipFile(exported) as z:
+        names = z.namelist()
+        assert "xl/vbaProject.bin" not in names and not any(n.endswith(".vml") for n in names)
+        assert "macroEnabled" not in z.read("[Content_Types].xml").decode()
+        assert "vbaProject" not in z.read("xl/_rels/workbook.xml.rels").decode()
+        assert not any("<f>" in z.read(n).decode() for n in names if n.startswith("xl/worksheets/"))
+        assert any(n.startswith("xl/charts/") for n in names)           # the chart is kept
+    book = openpyxl.load_workbook(exported)
+    income = book["表1 损益表"]
+    model = xlsx.read(TEMPLATE)
+    for sheet, ref in model.name_cells("IS_revenue") + model.name_cells("BS_total_assets"):
+        assert book[sheet][ref].value == pytest.approx(model.value(sheet, ref))
+    assert income["E6"].number_format == "#,##0;-#,##0;0"
+    cover = book["封面"]
+    notes = [c.value for row in cover.iter_rows() for c in row if isinstance(c.value, str) and "Values-only copy" in c.value]
+    assert notes and "model.xlsm" in notes[0] and "2026-11-29 09:00" in notes[0]
+    assert book["xlwings.conf"].sheet_state == "hidden"
+
+
+def test_export_neutralises_formula_text(exported):
+    book = openpyxl.load_workbook(exported)
+    sheet, ref = xlsx.read(TEMPLATE).name_cells("RTG_previous_rating")[0]
+    assert book[sheet][ref].value.startswith("'=HYPERLINK")
+
+
+@pytest.mark.skipif(SOFFICE is None and not os.environ.get("CI"), reason="LibreOffice not installed here")
+def test_export_opens_in_libreoffice_without_name_errors(exported, tmp_path):
+    subprocess.run([SOFFICE, f"-env:UserInstallation=file://{tmp_path}/p", "--headless", "--convert-to", "pdf",
+                    "--outdir", str(tmp_path), str(exported)], check=True, capture_output=True, timeout=180)
+    text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "clean.pdf"), "-"], capture_output=True, text=True).stdout
+    assert "475,994" in text and "调整后 P/E" in text and "Values-only copy" in text
+    assert "#NAME?" not in text and "#VALUE!" not in text
+
+
+def test_diff_names_changed_drivers_and_moved_outputs(tmp_path):
+    new = tmp_path / "new.xlsm"
+    package = xlsx.read(TEMPLATE)
+    driver = package.name_cells("DRV_d_smartphone")[1]   # 2026E: the name covers the forecast years
+    typed = tmp_path / "typed.xlsm"
+    xlsx.type_values(package, {driver: 0.20}, typed)
+    typed_package = xlsx.read(typed)
+    # the analyst types the driver; the cached values are recomputed as Excel would on save
+    values = evaluate(typed_package)
+    by_sheet = {}
+    for (s, c), v in values.items():
+        by_sheet.setdefault(s, {})[c] = v
+    xlsx.write(typed_package, {typed_package.sheets[s].path: xlsx.rewrite_sheet(typed_package.sheets[s], c).encode()
+                               for s, c in by_sheet.items()}, new)
+    result = diff(TEMPLATE, new)
+    assert [(k, y, b) for _, k, y, a, b in result.inputs] == [("d_smartphone", "2026E", 0.20)]
+    moved = {(k, y) for _, k, y, *_ in result.outputs}
+    assert {("revenue", "2026E"), ("revenue", "2027E"), ("eps", "2026E"), ("adjusted_pe", "2026E")} <= moved
+    run = cli("diff", str(TEMPLATE), str(new))
+    assert run.returncode == 0 and "智能手机：同比增速 2026E: 0.000801" in run.stdout and "主营收入 2026E: 549,073 ->" in run.stdout
+
+
+def test_new_builds_a_model_from_a_data_file(tmp_path):
+    run = cli("new", "--data", str(ROOT / "workbook" / "data" / "xiaomi_1810hk.toml"), "-o", str(tmp_path / "x.xlsm"))
+    assert run.returncode == 0 and (tmp_path / "x.xlsm").is_file()
+    assert cli("check", str(tmp_path / "x.xlsm")).returncode == 0
+
+
+def _not_ours(tmp_path) -> Path:
+    path = tmp_path / "other.xlsx"
+    book = openpyxl.Workbook()
+    book.active["A1"] = "hello"
+    book.save(path)
+    return path
+
+
+@pytest.mark.parametrize("args,message", [
+    (("check", "missing.xlsm"), "no such file"),
+    (("check", "README.md"), "not an Excel workbook"),
+    (("check", "{other}"), "not one of our model templates"),
+    (("refresh", "missing.xlsm"), "no such file"),
+    (("refresh", "{other}", "--quotes", "workbook/data/quotes.csv"), "not one of our model templates"),
+    (("export", "{other}", "-o", "{tmp}/x.xlsx"), "not one of our model templates"),
+    (("export", str(TEMPLATE), "-o", "{tmp}/x.xlsm"), "must end in .xlsx"),
+    (("diff", str(TEMPLATE), "README.md"), "not an Excel workbook"),
+    (("new", "--data", "{tmp}/bad.toml", "-o", "{tmp}/y.xlsm"), "unknown field 'tickr'"),
+    (("build", "-o", "{tmp}/y.xlsx"), "must end in .xlsm"),
+    (("refresh", str(TEMPLATE), "--as-of", "yesterday"), "is not a date"),
+])
+def test_user_mistakes_get_one_line_and_a_non_zero_exit(tmp_path, args, message):
+    other = _not_ours(tmp_path)
+    bad = (ROOT / "workbook" / "data" / "xiaomi_1810hk.toml").read_text(encoding="utf-8").replace("ticker =", "tickr =", 1)
+    (tmp_path / "bad.toml").write_text(bad, encoding="utf-8")
+    before = TEMPLATE.read_bytes()
+    run = cli(*[a.format(other=other, tmp=tmp_path) for a in args])
+    assert run.returncode != 0
+    assert message in run.stderr and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert TEMPLATE.read_bytes() == before
+    assert not (tmp_path / "y.xlsm").exists() and not (tmp_path / "x.xlsx").exists()
+
+
+@pytest.mark.parametrize("command", ["show", "build", "refresh", "check", "export", "new", "diff"])
+def test_every_command_has_help_with_an_example(command):
+    run = cli(command, "--help")
+    assert run.returncode == 0 and "example" in run.stdout
