@@ -135,3 +135,77 @@ def test_user_mistakes_get_one_line_and_a_non_zero_exit(tmp_path, args, message)
 def test_every_command_has_help_with_an_example(command):
     run = cli(command, "--help")
     assert run.returncode == 0 and "example" in run.stdout
+
+
+def _toml(data: dict, prefix: str = "") -> str:
+    """A small TOML writer for the company-file shape (tables of scalars, lists and inline tables)."""
+    import datetime as _dt
+
+    def value(v):
+        if isinstance(v, str):
+            return '"' + v.replace('"', '\\"') + '"'
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (_dt.date, int, float)):
+            return v.isoformat() if isinstance(v, _dt.date) else repr(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return "{ " + ", ".join(f'"{k}" = {value(x)}' for k, x in v.items()) + " }"
+
+    out = [f"{k} = {value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+    for key, table in tables.items():
+        name = f'{prefix}.{key}' if prefix else key
+        name = name if all(part.isidentifier() for part in name.split(".")) else ".".join(
+            p if p.isidentifier() else f'"{p}"' for p in name.split("."))
+        inline = {k: v for k, v in table.items() if not isinstance(v, dict) or k.endswith("_pct")}
+        if inline:
+            out.append(f"\n[{name}]")
+            out += [f"{k} = {value(v)}" for k, v in inline.items()]
+        nested = {k: v for k, v in table.items() if isinstance(v, dict) and not k.endswith("_pct")}
+        if nested:
+            out.append(_toml(nested, f"{prefix}.{key}" if prefix else key))
+    return "\n".join(out)
+
+
+def _example_company_file(tmp_path) -> Path:
+    """A fictional company (clearly not real) made from the Xiaomi file by renaming, rescaling and
+    re-pricing, to prove the template is not Xiaomi-only: money x 0.1, US-listed, priced in USD,
+    its own segment labels, a target price and a benchmark return."""
+    import tomllib
+    data = tomllib.loads((ROOT / "workbook" / "data" / "xiaomi_1810hk.toml").read_text(encoding="utf-8"))
+    data["company"].update(name_zh="示例科技（虚构）", name_en="Example Corp (fictional)", ticker="EXMP.US", market="US",
+                           quote_currency="USD")
+    data["market"].update(price=12.0, fx_rate=7.10, shares=2604.5, market_cap_quote=312.54)
+    data["rating"].update(target_price=15.0, benchmark_return=0.08)
+    for year in list(data["base"]):
+        data["base"][year] = {k: v * 0.1 for k, v in data["base"][year].items()}
+    for year in list(data["actual"]):
+        data["actual"][year] = {k: (v if k in ("eps", "non_ifrs_eps") else v * 0.1) for k, v in data["actual"][year].items()}
+    for key, driver in data["drivers"].items():
+        if driver["method"] in ("fixed", "step", "input"):
+            driver["values"] = [v * 0.1 for v in driver["values"]]
+    data["labels"] = {"smartphone": ["硬件", "Hardware"], "iot": ["服务", "Services"], "internet": ["广告", "Advertising"],
+                      "auto": ["新业务", "New ventures"]}
+    path = tmp_path / "example_co.toml"
+    path.write_text(_toml(data), encoding="utf-8")
+    return path
+
+
+def test_new_builds_balances_and_rates_another_company(tmp_path):
+    data = _example_company_file(tmp_path)
+    out = tmp_path / "example.xlsm"
+    run = cli("new", "--data", str(data), "-o", str(out))
+    assert run.returncode == 0, run.stderr
+    check = cli("check", str(out))
+    assert check.returncode == 0 and "Integrity checks: 54/54 OK" in check.stdout, check.stdout
+    package = xlsx.read(out)
+    values = evaluate(package)
+    rating = package.name_cells("RTG_computed_rating")[0]
+    assert values[rating] == "买入"                 # 15 / 12 - 1 = 25%, less the benchmark's 8%: 17% >= 15%
+    assert values[package.name_cells("RTG_benchmark")[0]] == "纳斯达克综合指数或标普500指数"
+    income = package.sheets["表1 损益表"]
+    labels = {package.value("表1 损益表", ref) for ref in income.cells if ref.startswith("A")}
+    assert {"硬件", "服务", "广告", "新业务"} <= labels and "智能手机" not in labels
+    revenue = [values.get(c, package.value(*c)) for c in package.name_cells("IS_revenue")]
+    assert revenue[0] == pytest.approx(27097.0) and revenue[2] == pytest.approx(47599.4, abs=0.1)

@@ -111,14 +111,28 @@ MARKET_VALIDATION = {
 }
 
 
+def company_title(company: Company) -> str:
+    return f"{company.facts['name_zh']} ({company.facts['ticker']})"
+
+
+def source_note(company: Company) -> str:
+    """The summary table's source line, as the report words it, from the company's own facts."""
+    market = company.market
+    date = market.get("price_date")
+    quote, reporting = company.facts.get("quote_currency", ""), company.facts.get("reporting_currency", "")
+    return (f"资料来源：{company.facts.get('source', '公司财报')}；股价时间为 {date}，"
+            f"汇率 1{quote}={market['fx_rate']:g}{reporting}")
+
+
 def _write_yearly(ws, sheet, placement, model: Model, styles: Styles, company: Company):
     columns = placement.year_cols[sheet.name]
     kinds = {y.label: y.kind for y in company.years}
     ws.set_column(LABEL_COL, LABEL_COL, 40)
     ws.set_column(ENGLISH_COL, ENGLISH_COL, 34)
     ws.set_column(FIRST_VALUE_COL, FIRST_VALUE_COL + len(columns) - 1, 12)
-    ws.write(TITLE_ROW, LABEL_COL, sheet.title, styles.plain(bold=True, font_size=14))
-    ws.write(SUBTITLE_ROW, LABEL_COL, f"{company.name}  {sheet.unit}", styles.plain(font_color=GREY))
+    ws.write(TITLE_ROW, LABEL_COL, sheet.title.format(company=company_title(company)), styles.plain(bold=True, font_size=14))
+    ws.write(SUBTITLE_ROW, LABEL_COL, f"{company.name}  {sheet.unit.format(source_note=source_note(company))}",
+             styles.plain(font_color=GREY))
     head = styles.plain(bold=True, font_color="#FFFFFF", bg_color=HEADER_FILL, align="center")
     ws.write(HEADER_ROW, LABEL_COL, "项目", head)
     ws.write(HEADER_ROW, ENGLISH_COL, "Line", head)

@@ -27,7 +27,7 @@ DEFAULT_COMPANY = DATA_DIR / "xiaomi_1810hk.toml"
 FORMAT_VERSION = 1
 MAX_FILE_BYTES = 2_000_000
 
-_SECTIONS = {"format_version", "company", "market", "rating", "years", "base", "actual", "drivers"}
+_SECTIONS = {"format_version", "company", "market", "rating", "years", "base", "actual", "drivers", "labels"}
 _COMPANY_FIELDS = {"name_zh", "name_en", "ticker", "market", "reporting_currency", "quote_currency", "unit", "source"}
 _MARKET_FIELDS = {"price", "price_date", "fx_rate", "benchmark_level", "shares", "market_cap_quote", "low_52w", "high_52w",
                   "turnover_3m_pct", "relative_return_pct", "absolute_return_pct"}
@@ -49,6 +49,7 @@ class Company:
     inputs: dict = field(default_factory=dict)         # (line key, year label) -> value
     scalar_inputs: dict = field(default_factory=dict)  # line key -> value
     drivers: dict = field(default_factory=dict)        # driven line key -> Driver
+    labels: dict = field(default_factory=dict)         # line key -> (Chinese, English) shown instead of the spec's
 
     @property
     def forecast_years(self) -> list[Year]:
@@ -172,6 +173,15 @@ def parse(data: dict, path: Path) -> Company:
     missing = (driven - set(company.drivers)) | {k for k in standalone if (k, forecast[0]) not in company.inputs}
     if missing:
         raise CompanyDataError(f"{name}: missing driver [drivers.{sorted(missing)[0]}]")
+
+    for key, text in (data.get("labels") or {}).items():
+        if key not in lines:
+            raise CompanyDataError(f"{name}: [labels] has unknown line {key!r}")
+        if isinstance(text, str):
+            text = [text]
+        if not isinstance(text, list) or not 1 <= len(text) <= 2 or not all(isinstance(t, str) and t.strip() for t in text):
+            raise CompanyDataError(f"{name}: [labels].{key} must be a label, or [Chinese, English]")
+        company.labels[key] = (text[0], text[1] if len(text) > 1 else lines[key].label_en)
 
     company.scalar_inputs = {
         "ticker": facts["ticker"],

@@ -1,7 +1,7 @@
 """A company's model: the spec bound to its drivers, evaluated, checked, and shown as tables."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -77,7 +77,9 @@ def build_model(company: Company | None = None, overrides: dict | None = None,
     """Evaluate a company's model. `overrides[(key, year)]` are values typed over formulas;
     `scalar_overrides` replace market or rating inputs (a new price, a target price)."""
     company = company or load()
-    lines = bind_drivers(spec.LINES, company.drivers)
+    named = [replace(line, label_zh=company.labels[line.key][0], label_en=company.labels[line.key][1])
+             if line.key in company.labels else line for line in spec.LINES]
+    lines = bind_drivers(named, company.drivers)
     scalars = dict(company.scalar_inputs)
     scalars.update(scalar_overrides or {})
     values = evaluate(lines, company.years, company.inputs, scalars, overrides)
