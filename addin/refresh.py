@@ -75,7 +75,8 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
     """Refresh one model file in place; QuoteError or WorkbookError (file untouched) otherwise."""
     path = Path(path)
     package = xlsx.read(path)
-    template_version(package)
+    from .audit import verify_structure
+    verify_structure(package)
     if _locked(path):
         raise xlsx.WorkbookError(f"{path.name} is open in Excel (lock file ~${path.name}); close it, or use its Refresh button")
     settings = conf(package)

@@ -16,8 +16,7 @@ from workbook.layout import BLUEPRINT, CONF, COVER
 from workbook.spec import LINES
 from workbook.xlcalc import evaluate
 
-from .audit import blueprint
-from .refresh import template_version
+from .audit import blueprint, verify_structure
 
 MACRO_MAIN = "application/vnd.ms-excel.sheet.macroEnabled.main+xml"
 PLAIN_MAIN = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"
@@ -78,7 +77,7 @@ def export(model: str | Path, output: str | Path, now: dt.datetime | None = None
     if output.suffix.lower() != ".xlsx":
         raise xlsx.WorkbookError(f"{output}: a values-only copy has no macros, so its name must end in .xlsx")
     package = xlsx.read(model)
-    template_version(package)
+    verify_structure(package)
     values = evaluate(package)
     now = now or dt.datetime.now().replace(microsecond=0)
     replaced, dropped = {}, {"xl/vbaProject.bin"}
@@ -144,8 +143,8 @@ def _label(package: xlsx.Package, sheet: str, ref: str, key: str) -> str:
 
 def diff(old_path: str | Path, new_path: str | Path) -> Diff:
     old, new = xlsx.read(old_path), xlsx.read(new_path)
-    template_version(old)
-    template_version(new)
+    verify_structure(old)
+    verify_structure(new)
     old_map = {(r["sheet"], r["cell"]): r for r in blueprint(old)}
     new_map = {(r["sheet"], r["cell"]): r for r in blueprint(new)}
     result = Diff(layout_changed=set(old_map) != set(new_map))

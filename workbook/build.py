@@ -285,10 +285,10 @@ def _write_scheme_table(ws, placement, company: Company, styles: Styles):
              "边界：outer 表示恰在阈值上的收益归入离零更远的一档（以上/以下含本数）；inner 相反。", styles.plain(font_color=GREY))
 
 
-BLUEPRINT_COLUMNS = ("sheet", "cell", "kind", "key", "year", "formula")
+BLUEPRINT_COLUMNS = ("sheet", "cell", "kind", "key", "year", "formula", "label")
 
 
-def _write_blueprint(ws, placement):
+def _write_blueprint(ws, placement, labels: dict):
     """What the template put where: every input and formula cell with its line, year and formula.
     `check` compares a model against it to find numbers typed over formulas and edited formulas;
     `diff` and `export` use it to know inputs from outputs. Very hidden: not for the analyst."""
@@ -301,7 +301,20 @@ def _write_blueprint(ws, placement):
         ws.write_string(i, 3, cell.key)
         ws.write_string(i, 4, cell.year or "")
         ws.write_string(i, 5, cell.formula or "")
+        ws.write_string(i, 6, labels.get((cell.sheet, cell.row), ""))
     ws.very_hidden()
+
+
+def _row_labels(placement) -> dict:
+    """(sheet, row) -> the Chinese label written in column A of that row."""
+    labels = {}
+    for sheet_name, rows in placement.rows.items():
+        for r, row in rows:
+            if row.kind in ("line", "mirror"):
+                labels[(sheet_name, r)] = row.label or placement.lines[row.key].label_zh
+            elif row.kind == "check":
+                labels[(sheet_name, r)] = row.label
+    return labels
 
 
 def _write_conf(ws, styles: Styles):
@@ -409,7 +422,7 @@ def _write(path: str, company: Company, model: Model, placement, found):
         elif sheet.kind == "conf":
             _write_conf(ws, styles)
         elif sheet.kind == "blueprint":
-            _write_blueprint(ws, placement)
+            _write_blueprint(ws, placement, _row_labels(placement))
     _write_cells(sheets, placement, model, styles, company)
     _write_cover_extras(book, sheets[layout.COVER], placement, company, styles)
     _write_scheme_table(sheets[layout.RATING], placement, company, styles)
