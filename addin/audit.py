@@ -11,10 +11,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import udfs
+from udfs.functions import BY_EXCEL_NAME
 from workbook import xlsx
-from workbook.build import TEMPLATE_VERSION
-from workbook.layout import BLUEPRINT, CHECKS
+from workbook.layout import BLUEPRINT, CHECKS, TEMPLATE_VERSION
 from workbook.xlcalc import NATIVE, LAZY, UnsupportedFormula, evaluate
 
 from .refresh import template_version
@@ -112,7 +111,7 @@ def audit(path: str | Path) -> Audit:
         result.version_note = f"template version {version} is newer than this add-in's {TEMPLATE_VERSION}: upgrade the add-in"
         result.version_failed = True
 
-    known = set(udfs.excel_functions()) | set(NATIVE) | LAZY
+    known = set(BY_EXCEL_NAME) | set(NATIVE) | LAZY
     for sheet_name, sheet in package.sheets.items():
         for ref, cell in sheet.cells.items():
             if cell.formula:

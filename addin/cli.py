@@ -126,6 +126,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {message} (see: {self.prog} --help)\n")
 
 
+def _bench(args) -> int:
+    from pathlib import Path
+
+    from .bench import render, run
+
+    results = run(quick=args.quick, out=Path(args.json))
+    print(render(results))
+    print(f"wrote {Path(args.json).resolve()}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m addin", description="Equity-research model: Python UDFs for an Excel template.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -191,6 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("old", help="the earlier model .xlsm")
     diff.add_argument("new", help="the later model .xlsm")
     diff.set_defaults(handler=_diff)
+
+    bench = commands.add_parser("bench", help="measure UDF calls, the engine, build, refresh and batch refresh",
+                                description="Benchmark on the embedded Xiaomi model: medians and spreads over repeated runs, "
+                                            "references measured in the same run.",
+                                epilog="example: python -m addin bench --json out/bench.json")
+    bench.add_argument("--quick", action="store_true", help="fewer repeats and a batch of 8 files (a smoke run)")
+    bench.add_argument("--json", default="out/bench.json", help="where to write the figures as JSON (default out/bench.json)")
+    bench.set_defaults(handler=_bench)
     return parser
 
 

@@ -270,3 +270,6 @@ FUNCTIONS: tuple[ExcelFunction, ...] = (
 BY_EXCEL_NAME = {f.excel_name: f for f in FUNCTIONS}
 BY_FORMULA_NAME = {f.formula_name: f for f in FUNCTIONS}
 GUARDED = {f.formula_name: guard(f) for f in FUNCTIONS}
+# The same guarded callables by worksheet name: what headless evaluation calls without importing
+# xlwings (udfs.xl's wrappers only forward to these).
+GUARDED_BY_EXCEL_NAME = {f.excel_name: GUARDED[f.formula_name] for f in FUNCTIONS}

@@ -22,11 +22,11 @@ from udfs.rating import schemes
 from . import layout, spec
 from .company import Company, load
 from .formats import excel_format
+from .layout import TEMPLATE_VERSION
 from .layout import FIRST_ROW, FIRST_VALUE_COL, HEADER_ROW, LABEL_COL, ENGLISH_COL, SUBTITLE_ROW, TITLE_ROW
 from .model import Model, build_model
 from .report import findings as report_findings, load_report, report_path_for
 
-TEMPLATE_VERSION = "1.0"
 BUILD_DATE = dt.datetime(2025, 12, 18)  # fixed, so that two builds of the same data are identical
 CALC_ID = 191029                         # a current Excel calc engine: no forced full recalculation on open
 

@@ -14,6 +14,9 @@ from udfs.functions import BY_FORMULA_NAME
 
 from . import spec
 
+# The template's version: stamped into every workbook; `check` compares it with this add-in's.
+TEMPLATE_VERSION = "1.0"
+
 LABEL_COL, ENGLISH_COL, FIRST_VALUE_COL = 0, 1, 2
 TITLE_ROW, SUBTITLE_ROW, HEADER_ROW = 0, 1, 3
 FIRST_ROW = 4

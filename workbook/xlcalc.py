@@ -14,7 +14,7 @@ import re
 import sys
 from decimal import ROUND_HALF_UP, Decimal
 
-import udfs
+from udfs.functions import GUARDED_BY_EXCEL_NAME
 from udfs.constants import ERR_DIV0, ERR_NA, ERR_NUM, ERR_REF, ERR_VALUE, EXCEL_ERRORS
 from udfs.formula import _arith
 
@@ -240,7 +240,7 @@ class Evaluator:
         self.values: dict = {}
         self.active: set = set()
         self.parsed: dict = {}
-        self.functions = udfs.excel_functions()
+        self.functions = dict(GUARDED_BY_EXCEL_NAME)
 
     def formula_cells(self):
         for name, sheet in self.package.sheets.items():
@@ -277,7 +277,7 @@ class Evaluator:
         try:
             if cell.formula not in self.parsed:
                 self.parsed[cell.formula] = parse(cell.formula)
-            value = self.eval(self.parsed[cell.formula], sheet, ref)
+            value = self.value_of(self.parsed[cell.formula], sheet, ref)
         except UnsupportedFormula as exc:
             raise UnsupportedFormula(f"{sheet}!{ref}: {exc}") from None
         finally:
@@ -289,7 +289,7 @@ class Evaluator:
         self.values[key] = value
         return value
 
-    def eval(self, node, sheet: str, here: str):
+    def value_of(self, node, sheet: str, here: str):
         kind = node[0]
         if kind in ("num", "str", "bool", "err"):
             return node[1]
@@ -301,13 +301,13 @@ class Evaluator:
         if kind == "name":
             if node[1] not in self.package.names:
                 return "#NAME?"
-            return self.eval(("ref", self.package.names[node[1]]), sheet, here)
+            return self.value_of(("ref", self.package.names[node[1]]), sheet, here)
         if kind == "neg":
-            return _arith("-", 0.0, _number_or_error(self._scalar(self.eval(node[1], sheet, here))))
+            return _arith("-", 0.0, _number_or_error(self._scalar(self.value_of(node[1], sheet, here))))
         if kind == "bin":
             op = node[1]
-            a = self._scalar(self.eval(node[2], sheet, here))
-            b = self._scalar(self.eval(node[3], sheet, here))
+            a = self._scalar(self.value_of(node[2], sheet, here))
+            b = self._scalar(self.value_of(node[3], sheet, here))
             return self._binary(op, a, b)
         if kind == "call":
             return self.call(node[1], node[2], sheet, here)
@@ -352,7 +352,7 @@ class Evaluator:
     def call(self, name: str, args: list, sheet: str, here: str):
         if name in LAZY:
             return self._lazy(name, args, sheet, here)
-        values = [self.eval(a, sheet, here) for a in args]
+        values = [self.value_of(a, sheet, here) for a in args]
         if name in self.functions:
             return self.functions[name](*[self._excel_arg(v) for v in values])
         if name in NATIVE:
@@ -369,19 +369,19 @@ class Evaluator:
 
     def _lazy(self, name, args, sheet, here):
         if name == "IF":
-            cond = self._scalar(self.eval(args[0], sheet, here))
+            cond = self._scalar(self.value_of(args[0], sheet, here))
             if _is_error(cond):
                 return cond
             truthy = bool(cond) if not isinstance(cond, str) else None
             if truthy is None:
                 return ERR_VALUE
             if truthy:
-                return self._scalar(self.eval(args[1], sheet, here)) if len(args) > 1 else True
-            return self._scalar(self.eval(args[2], sheet, here)) if len(args) > 2 else False
+                return self._scalar(self.value_of(args[1], sheet, here)) if len(args) > 1 else True
+            return self._scalar(self.value_of(args[2], sheet, here)) if len(args) > 2 else False
         if name == "IFERROR":
-            value = self._scalar(self.eval(args[0], sheet, here))
-            return self._scalar(self.eval(args[1], sheet, here)) if _is_error(value) else value
-        values = [self._scalar(self.eval(a, sheet, here)) for a in args]
+            value = self._scalar(self.value_of(args[0], sheet, here))
+            return self._scalar(self.value_of(args[1], sheet, here)) if _is_error(value) else value
+        values = [self._scalar(self.value_of(a, sheet, here)) for a in args]
         for v in values:
             if _is_error(v):
                 return v

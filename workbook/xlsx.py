@@ -16,7 +16,7 @@ from pathlib import Path
 MAX_MEMBER_BYTES = 64 * 1024 * 1024       # one uncompressed part
 MAX_TOTAL_BYTES = 256 * 1024 * 1024       # the whole package, uncompressed
 MAX_RATIO = 100                           # expansion over the compressed size
-MAX_CELLS = 500_000
+MAX_CELLS = 200_000
 EXCEL_EPOCH = dt.datetime(1899, 12, 30)
 
 

@@ -1,0 +1,224 @@
+"""`python -m addin bench`: what the add-in costs, measured on the embedded Xiaomi model.
+
+Every figure is the median of repeated runs with its spread (min-max); each comparison's
+reference is measured in the same run, so the ratio holds on a noisy machine. Prints a table
+and writes JSON. Usable from a script: `run(quick=False) -> dict`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGETS = {"engine_ms": 5.0, "udf_us_max": 20.0, "refresh_s": 0.5, "refresh_vs_formulas": 5.0, "batch_100_s": 30.0,
+           "refresh_peak_mb": 150.0}
+SAMPLE_ARGS = {
+    "ER_GROWTH": (191759.0, 0.0409), "ER_STEP": (36806.0, 0.0), "ER_FIXED": (4000.0,), "ER_SHARE": (475994.0, 0.1014),
+    "ER_COST_SHARE": (475994.0, 0.1525), "ER_COST_FROM_MARGIN": (475994.0, 0.2206), "ER_DAYS_BALANCE": (371004.0, 70.5, None),
+    "ER_CAGR": ([[270970.0], [365906.0], [475994.0]],), "ER_AVG_GROWTH": ([[270970.0, 365906.0, 475994.0]],),
+    "ER_TREND": ([[270970.0, 365906.0, 475994.0]], 1.0), "ER_GROWTH_RATE": (475994.0, 365906.0),
+    "ER_MARGIN": (104990.0, 475994.0), "ER_RETURN_ON": (45650.0, 234222.0), "ER_RATIO": (255957.0, 233364.0),
+    "ER_QUICK_RATIO": (255957.0, 71701.0, 233364.0), "ER_NET_GEARING": (42103.0, 117725.0, 234621.0),
+    "ER_DAYS": (18278.0, 475994.0, None), "ER_PER_SHARE": (42581.0, 26045.0), "ER_MULTIPLE": (36.377, 1.635),
+    "ER_LOCAL_PRICE": (40.2, 0.9049), "ER_EV": (947438.0, 42103.0, 117725.0, 399.0), "ER_EV_EBITDA": (872115.0, 59555.0),
+    "ER_DIV_YIELD": (0.0, 26045.0, 36.377), "ER_UPSIDE": (40.2, 50.0), "ER_EXPECTED_RETURN": (40.2, 50.0, 0.0),
+    "ER_EXCESS_RETURN": (0.244, 0.05), "ER_RATING": (40.2, 50.0, 0.05, 0.0, "everbright", "outer"),
+    "ER_RATING_BAND": (0.194, "everbright", "outer"), "ER_RATING_ACTION": ("买入", "增持", "everbright"),
+    "ER_BENCHMARK": ("1810.HK", "everbright"), "ER_CHECK": (507121.0, 507121.0, 0.001),
+}
+
+
+def _stats(samples: list[float]) -> dict:
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples), "runs": len(samples)}
+
+
+def _time(fn, repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def _per_call_us(fn, args, calls: int, repeat: int) -> list[float]:
+    def loop():
+        for _ in range(calls):
+            fn(*args)
+    return [t / calls * 1e6 for t in _time(loop, repeat)]
+
+
+def _quotes(folder: Path) -> Path:
+    path = folder / "quotes.csv"
+    path.write_text("ticker,price,currency,price_date,fx_to_reporting,benchmark_level,source\n"
+                    f"1810.HK,41.00,HKD,{dt.date.today()},0.9100,,bench\n", encoding="utf-8")
+    return path
+
+
+def run(quick: bool = False, out: Path | None = None) -> dict:
+    import udfs
+    from workbook.build import build
+    from workbook.company import load
+    from workbook.model import build_model
+    from workbook.xlcalc import Evaluator
+    from workbook import xlsx
+
+    from .refresh import refresh_file, refresh_many
+
+    repeat = 3 if quick else 7
+    results: dict = {"quick": quick, "python": sys.version.split()[0], "when": dt.datetime.now().isoformat(timespec="seconds")}
+    functions = udfs.excel_functions()
+
+    # UDF calls, against a bare Python call of the same arity.
+    def reference(*args):
+        return args
+    calls = 500 if quick else 5000
+    ref = _per_call_us(reference, (1.0, 2.0), calls, repeat)
+    results["reference_call_us"] = _stats(ref)
+    udf = {}
+    for name, fn in sorted(functions.items()):
+        samples = _per_call_us(fn, SAMPLE_ARGS[name], calls, repeat)
+        udf[name] = {**_stats(samples), "vs_reference": statistics.median(samples) / statistics.median(ref)}
+    results["udf_us"] = udf
+    results["udf_us_max"] = max(v["median"] for v in udf.values())
+
+    # Engine and build.
+    company = load()
+    build_model(company)
+    results["engine_ms"] = _stats([t * 1000 for t in _time(lambda: build_model(company), repeat * 3)])
+    work = Path(tempfile.mkdtemp(prefix="er-bench-"))
+    try:
+        template = work / "model.xlsm"
+        results["build_s"] = _stats(_time(lambda: build(template, company), repeat))
+
+        # UDF calls in one full recalculation of the template.
+        package = xlsx.read(template)
+        counter = Evaluator(package)
+        count = {"n": 0}
+        for name, fn in list(counter.functions.items()):
+            def counted(*a, _fn=fn):
+                count["n"] += 1
+                return _fn(*a)
+            counter.functions[name] = counted
+        counter.run()
+        results["udf_calls_per_recalc"] = count["n"]
+        results["formula_cells"] = sum(1 for s in package.sheets.values() for c in s.cells.values() if c.formula)
+
+        # Headless refresh, against formulas and LibreOffice on the same file.
+        quotes = _quotes(work)
+
+        def one_refresh():
+            target = work / "r.xlsm"
+            shutil.copy(template, target)
+            start = time.perf_counter()
+            refresh_file(target, str(quotes), max_age_days=30)
+            return time.perf_counter() - start
+        refresh_s = [one_refresh() for _ in range(repeat)]
+        results["refresh_s"] = _stats(refresh_s)
+
+        def formulas_eval():
+            import formulas
+            functions_table = formulas.get_functions()
+            for name, fn in functions.items():
+                functions_table[name] = fn
+            formulas.ExcelModel().loads(str(template)).finish().calculate()
+        results["formulas_s"] = _stats(_time(formulas_eval, 1 if quick else 3))
+        results["refresh_vs_formulas"] = results["formulas_s"]["median"] / results["refresh_s"]["median"]
+        soffice = shutil.which("soffice")
+        if soffice:
+            def convert():
+                subprocess.run([soffice, f"-env:UserInstallation=file://{work}/lo", "--headless", "--convert-to", "xlsx",
+                                "--outdir", str(work / "lo-out"), str(template)], check=True, capture_output=True, timeout=300)
+            convert()  # first start creates the profile
+            results["libreoffice_s"] = _stats(_time(convert, 1 if quick else 3))
+            results["refresh_vs_libreoffice"] = results["libreoffice_s"]["median"] / results["refresh_s"]["median"]
+
+        # Batch refresh of a folder on both cores.
+        copies = 8 if quick else 100
+        folder = work / "batch"
+        folder.mkdir()
+        for i in range(copies):
+            shutil.copy(template, folder / f"m{i:03d}.xlsm")
+        files = sorted(folder.glob("*.xlsm"))
+        start = time.perf_counter()
+        outcomes = refresh_many(files, str(quotes), max_age_days=30, workers=2)
+        elapsed = time.perf_counter() - start
+        failed = [o for o in outcomes if o[1]]
+        if failed:
+            raise RuntimeError(f"batch refresh failed: {failed[0][1]}")
+        results["batch_files"] = copies
+        results["batch_s"] = elapsed
+        results["batch_100_s"] = elapsed * 100 / copies
+
+        # Peak memory of one refresh, in a fresh process.
+        target = work / "mem.xlsm"
+        shutil.copy(template, target)
+        # VmHWM is the peak of this process image; ru_maxrss would include the forked parent's pages.
+        script = ("import re, resource, sys; from addin.refresh import refresh_file; "
+                  "refresh_file(sys.argv[1], sys.argv[2], max_age_days=30); "
+                  "status = open('/proc/self/status').read() if sys.platform.startswith('linux') else ''; "
+                  "hwm = re.search(r'VmHWM:\\s+(\\d+) kB', status); "
+                  "print(hwm.group(1) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        out_kb = subprocess.run([sys.executable, "-c", script, str(target), str(quotes)], check=True, capture_output=True,
+                                text=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+        results["refresh_peak_mb"] = int(out_kb) / 1024
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    results["targets"] = {k: {"target": v, "met": _met(k, results)} for k, v in TARGETS.items()}
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+    return results
+
+
+def _value(key: str, results: dict) -> float:
+    value = results[key]
+    return value["median"] if isinstance(value, dict) else value
+
+
+def _met(key: str, results: dict) -> bool:
+    value = _value(key, results)
+    return value >= TARGETS[key] if key == "refresh_vs_formulas" else value <= TARGETS[key]
+
+
+def render(r: dict) -> str:
+    def spread(s, scale=1.0, unit="", places=2):
+        return f"{s['median'] * scale:.{places}f}{unit} [{s['min'] * scale:.{places}f}–{s['max'] * scale:.{places}f}]"
+
+    udf = r["udf_us"]
+    slowest = max(udf, key=lambda n: udf[n]["median"])
+    rows = [
+        ("UDF call, per call (slowest: " + slowest + ")", spread(udf[slowest], unit=" µs"), f"< {TARGETS['udf_us_max']:g} µs",
+         f"{udf[slowest]['vs_reference']:.1f}x a bare Python call"),
+        ("UDF call, per call (median over functions)", f"{statistics.median(v['median'] for v in udf.values()):.2f} µs", "", ""),
+        ("Reference: bare Python call", spread(r["reference_call_us"], unit=" µs", places=3), "", ""),
+        ("UDF calls in one full recalculation", f"{r['udf_calls_per_recalc']} ({r['formula_cells']} formula cells)", "", ""),
+        ("Engine: whole model", spread(r["engine_ms"], unit=" ms"), f"< {TARGETS['engine_ms']:g} ms", ""),
+        ("Template build", spread(r["build_s"], unit=" s", places=3), "", ""),
+        ("Headless refresh, one file", spread(r["refresh_s"], unit=" s", places=3), f"< {TARGETS['refresh_s']:g} s", ""),
+        ("  formulas re-evaluation, same file", spread(r["formulas_s"], unit=" s", places=3), "",
+         f"refresh {r['refresh_vs_formulas']:.1f}x faster (target >= {TARGETS['refresh_vs_formulas']:g}x)"),
+    ]
+    if "libreoffice_s" in r:
+        rows.append(("  LibreOffice headless conversion", spread(r["libreoffice_s"], unit=" s", places=3), "",
+                     f"refresh {r['refresh_vs_libreoffice']:.1f}x faster"))
+    rows += [
+        (f"Batch refresh, {r['batch_files']} files, 2 workers", f"{r['batch_s']:.2f} s (= {r['batch_100_s']:.1f} s per 100)",
+         f"< {TARGETS['batch_100_s']:g} s per 100", ""),
+        ("Peak memory, one refresh process", f"{r['refresh_peak_mb']:.0f} MB", f"< {TARGETS['refresh_peak_mb']:g} MB", ""),
+    ]
+    width = max(len(a) for a, *_ in rows)
+    lines = [f"{'figure':<{width}}  {'median [min–max]':<34} {'target':<16} note", "-" * (width + 80)]
+    lines += [f"{a:<{width}}  {b:<34} {c:<16} {d}" for a, b, c, d in rows]
+    met = [k for k, v in r["targets"].items() if v["met"]]
+    missed = [k for k, v in r["targets"].items() if not v["met"]]
+    lines.append(f"targets met: {', '.join(met) or 'none'}" + (f"; missed: {', '.join(missed)}" if missed else ""))
+    return "\n".join(lines)
