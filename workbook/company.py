@@ -197,6 +197,7 @@ def parse(data: dict, path: Path) -> Company:
         "benchmark_return": _optional(rating.get("benchmark_return"), f"{name}: [rating].benchmark_return"),
         "previous_rating": rating.get("previous"),
         "published_rating": rating.get("published"),
+        "published_action": rating.get("published_action"),
         "refresh_stamp": None,
         "refresh_source": f"{path.name} ({price_date})",
     }

@@ -71,7 +71,7 @@ SHEETS: tuple[Sheet, ...] = (
         heading("估值 Valuation"),
         line("price_local"), line("market_cap_local"), line("market_cap_quote"),
         heading("评级 Rating"),
-        mirror("published_rating"), mirror("computed_rating"), mirror("rating_action"), mirror("benchmark"),
+        mirror("published_rating"), mirror("published_action"), mirror("computed_rating"), mirror("rating_action"), mirror("benchmark"),
         heading("刷新 Refresh"),
         line("refresh_stamp"), line("refresh_source"),
     ), prefix="MKT"),
@@ -288,7 +288,7 @@ BOLD_LINES = frozenset({
     "revenue", "cogs", "pretax_profit", "attributable_profit", "non_ifrs_net_profit", "non_ifrs_eps",
     "total_assets", "current_assets", "noncurrent_assets", "total_liabilities", "current_liabilities",
     "noncurrent_liabilities", "total_equity", "total_liabilities_and_equity", "cfo", "cfi", "cff", "net_cash_flow",
-    "adjusted_pe", "computed_rating", "published_rating",
+    "adjusted_pe", "computed_rating", "published_rating", "published_action",
 })
 # Segment lines for the cover chart, and the margins drawn over them.
 CHART_SEGMENTS = ("smartphone", "iot", "internet", "auto", "other_revenue")

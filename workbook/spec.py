@@ -219,6 +219,7 @@ LINES: list[Line] = [
     Line("rating_action", RATING, "评级变动", "Rating action", fmt="text", scalar=True,
          formula="rating_action(previous_rating, computed_rating, rating_scheme)"),
     Line("published_rating", RATING, "报告评级（原文）", "Published rating (as printed)", fmt="text", scalar=True),
+    Line("published_action", RATING, "报告评级变动（原文）", "Published rating action (as printed)", fmt="text", scalar=True),
 ]
 
 # Integrity checks on forecast years: each pair must agree. Subtotals are re-added from their
