@@ -25,11 +25,11 @@ from workbook import xlsx
 from workbook.xlcalc import evaluate
 
 from .quotes import DEFAULT_MAX_AGE_DAYS, Quote, QuoteError, provider_for, validate
+from .template import TICKER, verify_structure
 
 MARKET_INPUTS = {"price": "MKT_price", "price_date": "MKT_price_date", "fx_rate": "MKT_fx_rate",
                  "benchmark_level": "MKT_benchmark_level"}
-TICKER, STAMP_NAME, SOURCE_NAME = "MKT_ticker", "MKT_refresh_stamp", "MKT_refresh_source"
-VERSION_PROPERTY, VERSION_NAME = "ER Template Version", "ER_TemplateVersion"
+STAMP_NAME, SOURCE_NAME = "MKT_refresh_stamp", "MKT_refresh_source"
 CONF_SHEET = "xlwings.conf"
 
 
@@ -39,17 +39,6 @@ class RefreshResult:
     quote: Quote
     changed_cells: int
     backup: Path
-
-
-def template_version(package: xlsx.Package) -> str:
-    """The template version a workbook carries; WorkbookError if it is not one of ours."""
-    version = package.custom.get(VERSION_PROPERTY)
-    if version is None and VERSION_NAME in package.names:
-        version = package.names[VERSION_NAME].strip('="')
-    if version is None or TICKER not in package.names:
-        raise xlsx.WorkbookError(f"{package.path.name}: not one of our model templates (no template version); "
-                                 "build one with `python -m addin build`")
-    return version
 
 
 def conf(package: xlsx.Package) -> dict:
@@ -75,7 +64,6 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
     """Refresh one model file in place; QuoteError or WorkbookError (file untouched) otherwise."""
     path = Path(path)
     package = xlsx.read(path)
-    from .audit import verify_structure
     verify_structure(package)
     if _locked(path):
         raise xlsx.WorkbookError(f"{path.name} is open in Excel (lock file ~${path.name}); close it, or use its Refresh button")

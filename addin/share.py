@@ -16,7 +16,7 @@ from workbook.layout import BLUEPRINT, CONF, COVER
 from workbook.spec import LINES
 from workbook.xlcalc import evaluate
 
-from .audit import blueprint, verify_structure
+from .template import blueprint, verify_structure
 
 MACRO_MAIN = "application/vnd.ms-excel.sheet.macroEnabled.main+xml"
 PLAIN_MAIN = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"
