@@ -40,8 +40,11 @@ class Audit:
         return bool(self.check_failures or self.unknown_functions or self.not_evaluable or self.version_failed)
 
 
-def audit(path: str | Path) -> Audit:
-    package = xlsx.read(path)
+def audit(path: str | Path | xlsx.Package, values: dict | None = None) -> Audit:
+    """The audit of a model file (or an already read package). `values`, when given, are the
+    evaluated formula cells to judge the checks by (refresh passes its freshly computed ones)."""
+    package = path if isinstance(path, xlsx.Package) else xlsx.read(path)
+    path = package.path
     version = template_version(package)
     try:
         verify_structure(package)
@@ -77,7 +80,7 @@ def audit(path: str | Path) -> Audit:
             result.edited.append((row["sheet"], row["cell"], row["key"], row["year"], cell.formula, row["formula"]))
 
     try:
-        values = evaluate(package)
+        values = values if values is not None else evaluate(package)
     except UnsupportedFormula as exc:
         result.not_evaluable = str(exc)
         values = {}
@@ -113,6 +116,22 @@ def _findings_table(package: xlsx.Package) -> list[tuple]:
         rows.append(tuple(package.value(CHECKS, f"{c}{row}") for c in "ABCDEFG"))
         row += 1
     return rows
+
+
+def sheet_lines(result: Audit, when: str, rows: int) -> tuple[str, list[str]]:
+    """The audit as the 校验 sheet shows it: one summary line and up to `rows` item lines."""
+    summary = (f"{when} 审计：校验 {result.checks_run - len(result.check_failures)}/{result.checks_run} OK；"
+               f"公式被覆盖 {len(result.overrides)} 处；公式被修改 {len(result.edited)} 处；"
+               f"未知函数 {len(result.unknown_functions)} 个" + ("；FAIL" if result.failed else "；OK"))
+    items = [f"校验失败 {label} {year}: {status}" for label, year, status in result.check_failures]
+    items += [f"覆盖 {s}!{c}（{k} {y}）= {v!r}，原公式 ={f}" for s, c, k, y, v, f in result.overrides]
+    items += [f"修改 {s}!{c}（{k} {y}）={now}，模板 ={built}" for s, c, k, y, now, built in result.edited]
+    items += [f"未知函数 {s}!{c}: {name}" for s, c, name in result.unknown_functions]
+    if result.version_note:
+        items.insert(0, result.version_note)
+    if len(items) > rows:
+        items = items[: rows - 1] + [f"…另有 {len(items) - rows + 1} 项：运行 python -m addin check 查看全部"]
+    return summary, items
 
 
 def render(result: Audit) -> str:

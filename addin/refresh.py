@@ -30,6 +30,7 @@ from .template import TICKER, verify_structure
 MARKET_INPUTS = {"price": "MKT_price", "price_date": "MKT_price_date", "fx_rate": "MKT_fx_rate",
                  "benchmark_level": "MKT_benchmark_level"}
 STAMP_NAME, SOURCE_NAME = "MKT_refresh_stamp", "MKT_refresh_source"
+AUDIT_SUMMARY, AUDIT_ITEMS = "AUD_summary", "AUD_items"
 CONF_SHEET = "xlwings.conf"
 
 
@@ -87,6 +88,8 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
     if MARKET_INPUTS["benchmark_level"] in package.names:
         new_inputs[package.name_cells(MARKET_INPUTS["benchmark_level"])[0]] = quote.benchmark_level
     values = evaluate(package, new_inputs)
+    if AUDIT_SUMMARY in package.names:
+        new_inputs.update(_audit_cells(package, values, now))
     changes: dict = {}
     for key, value in list(new_inputs.items()) + list(values.items()):
         if package.value(*key) != value or key in new_inputs:
@@ -96,6 +99,18 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
     backup = path.with_name(path.name + ".bak")
     _replace_atomically(path, package, replaced, changes, backup)
     return RefreshResult(path, quote, sum(len(c) for c in changes.values()), backup)
+
+
+def _audit_cells(package: xlsx.Package, values: dict, now: dt.datetime) -> dict:
+    """The 校验 sheet's audit block, filled with the same audit `check` prints."""
+    from .audit import audit, sheet_lines
+
+    items_cells = package.name_cells(AUDIT_ITEMS)
+    summary, items = sheet_lines(audit(package, values), now.isoformat(sep=" ", timespec="minutes"), len(items_cells))
+    cells = {package.name_cells(AUDIT_SUMMARY)[0]: summary}
+    for i, cell in enumerate(items_cells):
+        cells[cell] = items[i] if i < len(items) else None
+    return cells
 
 
 def _replace_atomically(path: Path, package: xlsx.Package, replaced: dict, changes: dict, backup: Path) -> None:

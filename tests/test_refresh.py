@@ -71,7 +71,7 @@ def test_refresh_changes_market_inputs_and_dependent_values_only(fresh, tmp_path
     changed_members = [n for n in before.members if before.members[n] != after.members[n]]
     sheets_by_path = {s.path: name for name, s in before.sheets.items()}
     assert all(n in sheets_by_path for n in changed_members), changed_members
-    assert {sheets_by_path[n] for n in changed_members} == {"封面", "盈利预测与估值简表", "主要财务比率", "评级"}
+    assert {sheets_by_path[n] for n in changed_members} == {"封面", "盈利预测与估值简表", "主要财务比率", "评级", "校验"}
 
     v = lambda name: after.value(*cell_of(after, name))
     assert v("MKT_price") == 44.0 and v("MKT_fx_rate") == 0.915 and v("MKT_benchmark_level") == 25000.5
@@ -90,8 +90,9 @@ def test_refresh_changes_market_inputs_and_dependent_values_only(fresh, tmp_path
             new = new_sheet.cells[ref]
             assert new.formula == cell.formula and new.attrs.get("s") == cell.attrs.get("s"), (name, ref)
             if cell.formula is None and before.value(name, ref) != after.value(name, ref):
-                assert (name, ref) in {cell_of(before, n) for n in ("MKT_price", "MKT_price_date", "MKT_fx_rate",
-                                                                     "MKT_benchmark_level", "MKT_refresh_stamp", "MKT_refresh_source")}
+                stamped = {cell_of(before, n) for n in ("MKT_price", "MKT_price_date", "MKT_fx_rate", "MKT_benchmark_level",
+                                                        "MKT_refresh_stamp", "MKT_refresh_source", "AUD_summary")}
+                assert (name, ref) in stamped | set(before.name_cells("AUD_items")), (name, ref)
     revenue = after.name_cells("IS_revenue")
     assert [after.value(*c) for c in revenue] == [before.value(*c) for c in revenue]   # statements untouched by price
     assert result.backup.read_bytes() == pre_refresh
@@ -109,6 +110,9 @@ def test_override_survives_refresh_flows_and_is_listed(fresh, tmp_path):
     revenue_2026 = after.name_cells("IS_revenue")[3]
     segments = sum(after.value(*after.name_cells(f"IS_{k}")[3]) for k in ("smartphone", "iot", "internet", "other_revenue", "auto"))
     assert after.value(*revenue_2026) == pytest.approx(segments) and segments > 549_073 + 50_000
+    summary = after.value(*after.name_cells("AUD_summary")[0])        # the 校验 sheet carries the same audit
+    assert "公式被覆盖 1 处" in summary and "校验 54/54 OK" in summary
+    assert f"覆盖 {sheet}!{ref}" in after.value(*after.name_cells("AUD_items")[0])
     result = audit(over)
     assert [(s, c) for s, c, *_ in result.overrides] == [(sheet, ref)]
     assert result.overrides[0][5] == replaced_formula and result.overrides[0][4] == 250000.0

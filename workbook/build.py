@@ -213,7 +213,10 @@ def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: 
             ws.write_formula(cell.row, cell.col, "=" + cell.formula, styles.get(line.fmt, role, bold), _cached(value))
 
 
-def _write_checks(ws, sheet, placement, model: Model, styles: Styles, company: Company, found):
+AUDIT_ROWS = 12  # lines of the audit block on the 校验 sheet
+
+
+def _write_checks(ws, sheet, placement, model: Model, styles: Styles, company: Company, found, audit_names: dict):
     columns = placement.year_cols[sheet.name]
     ws.set_column(LABEL_COL, LABEL_COL, 40)
     ws.set_column(ENGLISH_COL, ENGLISH_COL, 62)
@@ -242,8 +245,22 @@ def _write_checks(ws, sheet, placement, model: Model, styles: Styles, company: C
         ws.conditional_format(rng, {"type": "cell", "criteria": "==", "value": '"FAIL"',
                                     "format": styles.plain(bg_color=FAIL_FILL, font_color="#9C0006")})
 
+    # The audit block: written by every headless refresh with the same logic as `check`.
+    r = last + 2
+    ws.merge_range(r, LABEL_COL, r, FIRST_VALUE_COL + 4, "审计 Audit（每次刷新时写入，与 python -m addin check 同一逻辑）",
+                   styles.plain(bold=True, bg_color=HEADING_FILL))
+    r += 1
+    ws.write(r, LABEL_COL, "审计结果 Audit result", styles.get("text", "label", True))
+    ws.write_string(r, ENGLISH_COL, "尚未审计：运行 Refresh 或 python -m addin check", styles.plain())
+    summary_row = r
+    for i in range(AUDIT_ROWS):
+        ws.write_string(r + 1 + i, ENGLISH_COL, "", styles.plain(font_color=GREY))
+    audit_names["AUD_summary"] = f"{layout.quote_sheet(sheet.name)}!{layout.cell_name(summary_row, ENGLISH_COL, True)}"
+    audit_names["AUD_items"] = (f"{layout.quote_sheet(sheet.name)}!{layout.cell_name(summary_row + 1, ENGLISH_COL, True)}:"
+                                f"{layout.cell_name(summary_row + AUDIT_ROWS, ENGLISH_COL, True)}")
+
     # The report's disagreements with itself, computed when the template was built.
-    r = last + 3
+    r = summary_row + AUDIT_ROWS + 2
     ws.merge_range(r, LABEL_COL, r, FIRST_VALUE_COL + 4, "报告自身不一致（由报告印刷数字计算）The report disagrees with itself",
                    styles.plain(bold=True, bg_color=HEADING_FILL))
     r += 1
@@ -395,6 +412,7 @@ def _write(path: str, company: Company, model: Model, placement, found):
     book.set_calc_mode("auto", calc_id=CALC_ID)
     book.calc_on_load = False
     styles = Styles(book)
+    audit_names: dict = {}
     sheets = {}
     codenames = []
     for i, sheet in enumerate(placement.sheets, start=1):
@@ -418,7 +436,7 @@ def _write(path: str, company: Company, model: Model, placement, found):
         elif sheet.kind == "scalar":
             _write_scalar(ws, sheet, placement, styles, company)
         elif sheet.kind == "checks":
-            _write_checks(ws, sheet, placement, model, styles, company, found)
+            _write_checks(ws, sheet, placement, model, styles, company, found, audit_names)
         elif sheet.kind == "conf":
             _write_conf(ws, styles)
         elif sheet.kind == "blueprint":
@@ -426,7 +444,7 @@ def _write(path: str, company: Company, model: Model, placement, found):
     _write_cells(sheets, placement, model, styles, company)
     _write_cover_extras(book, sheets[layout.COVER], placement, company, styles)
     _write_scheme_table(sheets[layout.RATING], placement, company, styles)
-    for name, ref in sorted(placement.names.items()):
+    for name, ref in sorted({**placement.names, **audit_names}.items()):
         book.define_name(name, "=" + ref)
     book.define_name("ER_TemplateVersion", f'="{TEMPLATE_VERSION}"')
     sheets[layout.COVER].activate()
