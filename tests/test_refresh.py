@@ -192,11 +192,16 @@ def test_kill_during_refresh_never_corrupts_the_original(tmp_path):
     outcomes = {"original": 0, "refreshed": 0}
     script = ("import sys, datetime as dt; from addin.refresh import refresh_file; "
               "refresh_file(sys.argv[1], sys.argv[2], dt.date(2026, 11, 29))")
+    timing = tmp_path / "timing.xlsm"
+    timing.write_bytes(original)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", script, str(timing), str(source)], cwd=ROOT, check=True)
+    full_run = time.perf_counter() - start           # kill moments spread over a whole run, on this machine
     for trial in range(24):
         model = tmp_path / f"kill{trial}.xlsm"
         model.write_bytes(original)
         proc = subprocess.Popen([sys.executable, "-c", script, str(model), str(source)], cwd=ROOT)
-        time.sleep(rng.uniform(0.0, 1.6))
+        time.sleep(rng.uniform(0.0, full_run * 1.1))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert model.exists(), f"trial {trial}: model missing"
