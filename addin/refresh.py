@@ -70,7 +70,7 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
         raise xlsx.WorkbookError(f"{path.name} is open in Excel (lock file ~${path.name}); close it, or use its Refresh button")
     settings = conf(package)
     provider = provider_for(quotes or settings.get("QUOTES SOURCE"))
-    limit = max_age_days if max_age_days is not None else int(settings.get("QUOTES MAX AGE DAYS") or DEFAULT_MAX_AGE_DAYS)
+    limit = max_age_days if max_age_days is not None else _max_age(settings, path.name)
     (ticker_cell,) = package.name_cells(TICKER)
     ticker = package.value(*ticker_cell)
     if not isinstance(ticker, str) or not ticker.strip():
@@ -99,6 +99,16 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
     backup = path.with_name(path.name + ".bak")
     _replace_atomically(path, package, replaced, changes, backup)
     return RefreshResult(path, quote, sum(len(c) for c in changes.values()), backup)
+
+
+def _max_age(settings: dict, where: str) -> int:
+    value = settings.get("QUOTES MAX AGE DAYS")
+    if value in (None, ""):
+        return DEFAULT_MAX_AGE_DAYS
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        raise xlsx.WorkbookError(f"{where}: xlwings.conf 'Quotes Max Age Days' is {value!r}, not a number of days") from None
 
 
 def _audit_cells(package: xlsx.Package, values: dict, now: dt.datetime) -> dict:
@@ -161,21 +171,26 @@ def _refresh_one(args):
         return path, None, result.changed_cells
     except (QuoteError, xlsx.WorkbookError) as exc:
         return path, str(exc), 0
+    except OSError as exc:  # disk full, permissions: this file fails, the batch goes on
+        return path, f"{path.name}: {exc.strerror or exc}", 0
 
 
 def refresh_many(paths: list[Path], quotes=None, as_of=None, max_age_days=None, now=None, workers: int = 2, progress=None):
     """Refresh several files on `workers` processes; yields (path, error or None, changed cells)."""
     jobs = [(p, quotes, as_of, max_age_days, now) for p in paths]
-    if workers <= 1 or len(jobs) == 1:
-        results = map(_refresh_one, jobs)
-    else:
-        pool = ProcessPoolExecutor(max_workers=workers)
-        results = pool.map(_refresh_one, jobs, chunksize=max(1, len(jobs) // (workers * 4)))
     done = []
-    for i, outcome in enumerate(results, start=1):
-        if progress:
-            progress(i, len(jobs), *outcome)
-        done.append(outcome)
+
+    def collect(results):
+        for i, outcome in enumerate(results, start=1):
+            if progress:
+                progress(i, len(jobs), *outcome)
+            done.append(outcome)
+
+    if workers <= 1 or len(jobs) == 1:
+        collect(map(_refresh_one, jobs))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            collect(pool.map(_refresh_one, jobs, chunksize=max(1, len(jobs) // (workers * 4))))
     return done
 
 
