@@ -124,6 +124,7 @@ def run(quick: bool = False, out: Path | None = None) -> dict:
         results["refresh_s"] = _stats(refresh_s)
 
         def formulas_eval():
+            os.environ.setdefault("TQDM_DISABLE", "1")  # formulas draws progress bars into the table otherwise
             import formulas
             functions_table = formulas.get_functions()
             for name, fn in functions.items():
