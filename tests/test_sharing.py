@@ -72,7 +72,7 @@ def test_export_opens_in_libreoffice_without_name_errors(exported, tmp_path):
 def test_diff_names_changed_drivers_and_moved_outputs(tmp_path):
     new = tmp_path / "new.xlsm"
     package = xlsx.read(TEMPLATE)
-    driver = package.name_cells("DRV_d_smartphone")[1]   # 2026E: the name covers the forecast years
+    driver = package.name_cells("DRV_d_smartphone")[-2]  # 2026E: the name runs 2024 (implied) to 2027E
     typed = tmp_path / "typed.xlsm"
     xlsx.type_values(package, {driver: 0.20}, typed)
     typed_package = xlsx.read(typed)

@@ -50,6 +50,15 @@ class Line:
     identity_years: str = "all"
     driven: bool = False
     note: str = ""
+    implied: str | None = None  # drivers: the value the reported figures imply, shown in reported years
+
+    def formula_in(self, year_kind: str) -> str | None:
+        """The formula this line uses in a year of that kind; None where its value is typed."""
+        if year_kind == FORECAST:
+            return self.formula
+        if year_kind == ACTUAL:
+            return self.implied or (self.formula if self.history == ALWAYS else None)
+        return None
 
 
 @dataclass(frozen=True)
@@ -100,23 +109,26 @@ def bind_drivers(lines: list[Line], drivers: dict[str, Driver]) -> list[Line]:
         driver_lines.append(Line(
             dkey, "drivers", f"{line.label_zh}：{method.label_zh.format(base=base_label)}",
             f"{line.label_en}: {method.label_en.format(base=by_key[driver.base].label_en if driver.base in by_key else '')}",
-            fmt=method.driver_format, history=FORECAST_ONLY, note=driver.note))
+            fmt=method.driver_format, history=FORECAST_ONLY, note=driver.note,
+            implied=method.implied.format(line=line.key, base=driver.base)))
     return bound + driver_lines
 
 
-def evaluation_order(lines: Iterable[Line]) -> list[Line]:
-    """Lines sorted so that every same-year reference comes first; ValueError on a cycle or an
-    unknown line name."""
+def evaluation_order(lines: Iterable[Line], year_kind: str = FORECAST) -> list[Line]:
+    """Lines sorted so that every same-year reference comes first, for years of one kind (a
+    driver reads its line in reported years and feeds it in forecast years); ValueError on a
+    cycle or an unknown line name."""
     lines = list(lines)
     keys = {line.key for line in lines}
     graph = {}
     for line in lines:
         deps = set()
-        if line.formula:
-            tree = fx.parse(line.formula)
+        text = line.formula if line.scalar else line.formula_in(year_kind)
+        if text:
+            tree = fx.parse(text)
             for ref in fx.refs(tree):
                 if ref.key not in keys:
-                    raise ValueError(f"line {line.key!r}: formula {line.formula!r} reads unknown line {ref.key!r}")
+                    raise ValueError(f"line {line.key!r}: formula {text!r} reads unknown line {ref.key!r}")
                 if ref.lag == 0:
                     deps.add(ref.key)
             unknown = fx.functions_used(tree) - set(GUARDED)
@@ -147,14 +159,6 @@ class Values:
         return [self.get(key, y.label) for y in self.years]
 
 
-def _computes(line: Line, year: Year) -> bool:
-    if year.kind == FORECAST:
-        return line.formula is not None
-    if year.kind == ACTUAL:
-        return line.history == ALWAYS and line.formula is not None
-    return False
-
-
 def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: dict,
              overrides: dict | None = None, functions: dict | None = None) -> Values:
     """Evaluate every line for every year.
@@ -165,7 +169,8 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
     """
     functions = functions or GUARDED
     overrides = overrides or {}
-    ordered = evaluation_order(lines)
+    orders = {kind: evaluation_order(lines, kind) for kind in {y.kind for y in years}}
+    ordered = orders.get(FORECAST) or evaluation_order(lines)
     values = Values(list(years))
     scalar_keys = {line.key for line in lines if line.scalar}
 
@@ -182,15 +187,15 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
             values.scalars[line.key] = fx.evaluate(fx.parse(line.formula), lookup_in(0), functions)
         else:
             values.scalars[line.key] = scalar_inputs.get(line.key)
-    yearly = [l for l in ordered if not l.scalar]
     for pos, year in enumerate(years):
         lookup = lookup_in(pos)
-        for line in yearly:
+        for line in (l for l in orders[year.kind] if not l.scalar):
             cell = (line.key, year.label)
+            text = line.formula_in(year.kind)
             if cell in overrides:
                 values.yearly[cell] = overrides[cell]
-            elif _computes(line, year):
-                values.yearly[cell] = fx.evaluate(fx.parse(line.formula), lookup, functions)
+            elif text:
+                values.yearly[cell] = fx.evaluate(fx.parse(text), lookup, functions)
             else:
                 values.yearly[cell] = inputs.get(cell)
     return values

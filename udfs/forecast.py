@@ -103,6 +103,7 @@ class Method:
     name: str
     function: Callable
     formula: str
+    implied: str  # the driver value reported figures imply, in the same language
     needs_base: bool
     label_zh: str
     label_en: str
@@ -110,11 +111,11 @@ class Method:
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("growth", grow, "grow(prev({line}), {driver})", False, "同比增速", "YoY growth", "pct"),
-    Method("step", step, "step(prev({line}), {driver})", False, "较上年增加额", "Increment on prior year", "money"),
-    Method("fixed", fixed, "fixed({driver})", False, "金额", "Fixed amount", "money"),
-    Method("share", share_of, "share_of({base}, {driver})", True, "占{base}比例", "Share of {base}", "pct"),
-    Method("cost_share", cost_share, "cost_share({base}, {driver})", True, "占{base}比例（费用）", "Cost as share of {base}", "pct"),
-    Method("cost_from_margin", cost_from_margin, "cost_from_margin({base}, {driver})", True, "毛利率", "Gross margin", "pct"),
-    Method("days", days_balance, "days_balance({base}, {driver})", True, "周转天数（按{base}）", "Days of {base}", "days"),
+    Method("growth", grow, "grow(prev({line}), {driver})", "growth_rate({line}, prev({line}))", False, "同比增速", "YoY growth", "pct"),
+    Method("step", step, "step(prev({line}), {driver})", "{line} - prev({line})", False, "较上年增加额", "Increment on prior year", "money"),
+    Method("fixed", fixed, "fixed({driver})", "{line}", False, "金额", "Fixed amount", "money"),
+    Method("share", share_of, "share_of({base}, {driver})", "{line} / {base}", True, "占{base}比例", "Share of {base}", "pct"),
+    Method("cost_share", cost_share, "cost_share({base}, {driver})", "-{line} / {base}", True, "占{base}比例（费用）", "Cost as share of {base}", "pct"),
+    Method("cost_from_margin", cost_from_margin, "cost_from_margin({base}, {driver})", "1 + {line} / {base}", True, "毛利率", "Gross margin", "pct"),
+    Method("days", days_balance, "days_balance({base}, {driver})", "turnover_days({line}, {base})", True, "周转天数（按{base}）", "Days of {base}", "days"),
 )}

@@ -52,6 +52,8 @@ class Styles:
                 props.update(font_color=BLUE, bg_color=INPUT_FILL, border=1, border_color="#BFBFBF")
             elif role == "mirror":
                 props.update(font_color=GREEN)
+            elif role == "implied":
+                props.update(font_color=GREY, italic=True)
             elif role == "label":
                 props.update(num_format="@", font_color=BLACK)
             elif role == "english":
@@ -172,6 +174,7 @@ def _write_scalar(ws, sheet, placement, styles: Styles, company: Company):
 
 
 def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: Company):
+    company_kinds = {y.label: y.kind for y in company.years}
     check_results = {(c["check"], c["year"]): ("OK" if c["passed"] else "FAIL") for c in model.checks}
     for cell in placement.cells:
         ws = book_sheets[cell.sheet]
@@ -210,6 +213,8 @@ def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: 
                 ws.data_validation(cell.row, cell.col, cell.row, cell.col, validation)
         else:
             role = "mirror" if cell.kind == "mirror" else "formula"
+            if line.implied and cell.year is not None and company_kinds[cell.year] != "forecast":
+                role = "implied"  # what the reported years imply: context for the blue inputs beside it
             ws.write_formula(cell.row, cell.col, "=" + cell.formula, styles.get(line.fmt, role, bold), _cached(value))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from udfs import formula as fx
-from udfs.engine import ALWAYS, BASE, FORECAST, FORECAST_ONLY, Line, Year
+from udfs.engine import ACTUAL, BASE, FORECAST, FORECAST_ONLY, Line, Year
 from udfs.functions import BY_FORMULA_NAME
 
 from . import spec
@@ -173,18 +173,17 @@ def _line_years(line_: Line, row: Row, years: list[Year], columns: list[str]) ->
     if row.years == "base":
         wanted = [y for y in columns if kinds[y] == BASE]
     elif line_.history == FORECAST_ONLY:
-        wanted = [y for y in columns if kinds[y] == FORECAST]
+        shown = (FORECAST, ACTUAL) if line_.implied else (FORECAST,)
+        wanted = [y for y in columns if kinds[y] in shown]
     else:
         wanted = [y for y in columns if kinds[y] != BASE]
     return wanted
 
 
 def _is_formula(line_: Line, year_kind: str | None) -> bool:
-    if not line_.formula:
-        return False
-    if year_kind is None or year_kind == FORECAST:
-        return True
-    return line_.history == ALWAYS and year_kind != BASE
+    if year_kind is None:
+        return line_.formula is not None
+    return line_.formula_in(year_kind) is not None
 
 
 def place(lines: list[Line], years: list[Year], checks=spec.CHECKS) -> Placement:
@@ -234,7 +233,8 @@ def place(lines: list[Line], years: list[Year], checks=spec.CHECKS) -> Placement
     for home_key, cell in list(p.home.items()):
         line_ = by_key[cell.key]
         if cell.kind == "formula":
-            cell.formula = fx.to_excel(fx.parse(line_.formula), translator(cell.sheet, cell.year), excel_name)
+            text = line_.formula if cell.year is None else line_.formula_in(kinds[cell.year])
+            cell.formula = fx.to_excel(fx.parse(text), translator(cell.sheet, cell.year), excel_name)
             if "NA()" in cell.formula and kinds.get(cell.year) != FORECAST:
                 del p.home[home_key]  # a reported year whose prior year is not in the model: left empty
                 continue

@@ -154,13 +154,14 @@ LINES: list[Line] = [
 
     # ---- 预测假设: drivers that are not a method of one line ----
     Line("d_non_ifrs_adjustment", DRIVERS, "Non-IFRS 调整项（Non-IFRS 净利润 - 归母净利润）",
-         "Non-IFRS adjustments (non-IFRS less attributable profit)", history=FORECAST_ONLY),
+         "Non-IFRS adjustments (non-IFRS less attributable profit)", history=FORECAST_ONLY,
+         implied="non_ifrs_net_profit - attributable_profit"),
     Line("d_ebit_adjustment", DRIVERS, "息税前利润与营业利润之差（报告未披露口径）",
-         "EBIT less operating profit (method not disclosed)", history=FORECAST_ONLY),
+         "EBIT less operating profit (method not disclosed)", history=FORECAST_ONLY, implied="ebit - operating_profit"),
     Line("d_ppe_other", DRIVERS, "固定资产其他变动（报告未披露）", "Other PP&E movements (not disclosed)",
-         history=FORECAST_ONLY),
+         history=FORECAST_ONLY, implied="ppe - (prev(ppe) - capex - da - disposals)"),
     Line("d_fcf_adjustment", DRIVERS, "自由现金流口径调整（报告未披露）", "FCF reconciling item (definition not disclosed)",
-         history=FORECAST_ONLY),
+         history=FORECAST_ONLY, implied="fcf - (cfo + capex)"),
 
     # ---- 盈利预测与估值简表 lines not in the statements ----
     Line("revenue_growth", SUMMARY, "营业收入增长率（%）", "Revenue growth", fmt="growth",
