@@ -60,3 +60,12 @@ def test_market_data_matches_report(company):
     assert company.market["fx_rate"] == market["hkd_cny"]
     assert company.market["shares"] == pytest.approx(market["shares_100mn"] * 100)
     assert company.market["market_cap_quote"] == market["market_cap_hkd_100mn"]
+
+
+def test_reported_years_show_what_they_imply_for_each_driver(model):
+    assert model.value("d_smartphone", "2024") == pytest.approx(191759 / 157461 - 1)
+    assert model.value("d_cogs", "2024") == pytest.approx(1 - 289346 / 365906)            # gross margin
+    assert model.value("d_receivables", "2024") == pytest.approx(14589 / 365906 * 365)     # days of revenue
+    assert model.value("d_income_tax", "2024") == pytest.approx(4548 / 28127)              # effective tax rate
+    assert model.value("d_ebit_adjustment", "2024") == pytest.approx(22877 - 24226)
+    assert model.value("d_smartphone", "2023") == "#N/A"                                   # no 2022 segment figure
