@@ -30,23 +30,16 @@ def neutralise(text: str) -> str:
 
 def _values_only_sheet(sheet: xlsx.Sheet, package: xlsx.Package, values: dict) -> str:
     """The sheet XML with every formula replaced by its value (and text made inert)."""
-    out, pos = [], 0
+    changes = {}
     for ref, cell in sheet.cells.items():
-        start, end = cell.span
         if cell.formula is not None:
             value = values.get((sheet.name, ref), package.value(sheet.name, ref))
         elif cell.attrs.get("t") == "inlineStr":
             value = cell.inline
         else:
             continue
-        if isinstance(value, str):
-            value = neutralise(value)
-        plain = xlsx.CellXml(ref, cell.attrs, None, False, None, None, cell.span)
-        out.append(sheet.xml[pos:start])
-        out.append(xlsx.cell_xml(plain, value, ""))
-        pos = end
-    out.append(sheet.xml[pos:])
-    return "".join(out)
+        changes[ref] = neutralise(value) if isinstance(value, str) else value
+    return xlsx.rewrite_sheet(sheet, changes, typed=frozenset(changes))
 
 
 def _note_row(xml: str, text: str) -> str:

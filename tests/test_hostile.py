@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-import math
 import re
 import shutil
 import subprocess

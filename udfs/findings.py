@@ -50,7 +50,7 @@ def _interval_arith(op: str, a, b):
 def _point_arith(op: str, a: float, b: float) -> float:
     if op == "/" and b == 0:
         raise _Undefined
-    return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else 0.0}[op]
+    return a + b if op == "+" else a - b if op == "-" else a * b if op == "*" else a / b
 
 
 class _Undefined(Exception):

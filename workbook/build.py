@@ -15,7 +15,7 @@ import xlsxwriter
 
 from addin.vba_modules import REFRESH_MACRO, UDF_MODULE, project_modules
 from addin.vbaproject import vba_project_bin
-from udfs.engine import BASE, FORECAST
+from udfs.engine import BASE
 from udfs.forecast import METHODS
 from udfs.rating import schemes
 

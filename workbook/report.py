@@ -16,7 +16,6 @@ from . import spec
 from .company import Company
 
 TABLES = ("summary", "income", "balance", "cashflow")
-TABLE_TITLES = {"summary": "盈利预测与估值简表", "income": "表1 损益表", "balance": "表2 资产负债表", "cashflow": "表3 现金流量表"}
 
 
 @dataclass

@@ -9,7 +9,7 @@ Signs follow the report: costs, tax, capex and outflows are negative; `minority_
 line the report adds to net profit to reach attributable profit (a loss borne by minorities is
 positive).
 """
-from udfs.engine import ALWAYS, FORECAST_ONLY, INPUT, Check, Line
+from udfs.engine import ALWAYS, FORECAST_ONLY, Check, Line
 
 SUMMARY, INCOME, BALANCE, CASHFLOW = "summary", "income", "balance", "cashflow"
 DRIVERS, RATIOS, MARKET, RATING = "drivers", "ratios", "market", "rating"

@@ -30,6 +30,8 @@ _F = re.compile(r"<f(?P<attrs>[^>]*?)(?:/>|>(?P<text>.*?)</f>)", re.S)
 _V = re.compile(r"<v>(?P<v>.*?)</v>", re.S)
 _IS = re.compile(r"<t[^>]*>(.*?)</t>", re.S)
 _REF = re.compile(r"^([A-Z]+)([0-9]+)$")
+_RELATIVE_REF = re.compile(r"(?<![A-Za-z_\d.])(\$?)([A-Z]{1,3})(\$?)(\d+)(?![\d(])")
+_QUOTED = re.compile(r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'')
 
 
 def col_index(letters: str) -> int:
@@ -148,11 +150,11 @@ def _expand_shared(master: str, master_ref: str, ref: str) -> str:
         return f"{col_abs}{new_col}{row_abs}{new_row}"
 
     out, pos = [], 0
-    for literal in re.finditer(r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'', master):
-        out.append(re.sub(r"(?<![A-Za-z_\d.])(\$?)([A-Z]{1,3})(\$?)(\d+)(?![\d(])", move, master[pos:literal.start()]))
+    for literal in _QUOTED.finditer(master):  # references inside text or sheet names stay as they are
+        out.append(_RELATIVE_REF.sub(move, master[pos:literal.start()]))
         out.append(literal.group(0))
         pos = literal.end()
-    out.append(re.sub(r"(?<![A-Za-z_\d.])(\$?)([A-Z]{1,3})(\$?)(\d+)(?![\d(])", move, master[pos:]))
+    out.append(_RELATIVE_REF.sub(move, master[pos:]))
     return "".join(out)
 
 
