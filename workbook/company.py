@@ -185,6 +185,8 @@ def parse(data: dict, path: Path) -> Company:
 
     company.scalar_inputs = {
         "ticker": facts["ticker"],
+        "quote_currency": facts.get("quote_currency"),
+        "reporting_currency": facts.get("reporting_currency"),
         "price": float(market["price"]),
         "price_date": price_date.isoformat() if isinstance(price_date, dt.date) else str(price_date),
         "fx_rate": float(market["fx_rate"]),

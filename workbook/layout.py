@@ -67,7 +67,7 @@ BLUEPRINT = "_blueprint"  # very hidden: what the template built where, for chec
 SHEETS: tuple[Sheet, ...] = (
     Sheet(COVER, "封面 Cover", "scalar", (
         heading("市场数据 Market data (输入 inputs)"),
-        line("ticker"), line("price"), line("price_date"), line("fx_rate"), line("benchmark_level"), line("shares"),
+        line("ticker"), line("quote_currency"), line("reporting_currency"), line("price"), line("price_date"), line("fx_rate"), line("benchmark_level"), line("shares"),
         heading("估值 Valuation"),
         line("price_local"), line("market_cap_local"), line("market_cap_quote"),
         heading("评级 Rating"),

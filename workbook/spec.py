@@ -44,6 +44,9 @@ _OTHER_ASSET_CHANGE = (
 LINES: list[Line] = [
     # ---- market inputs (one value each) ----
     Line("ticker", MARKET, "股票代码", "Ticker", fmt="text", scalar=True),
+    Line("quote_currency", MARKET, "交易货币", "Trading currency", fmt="text", scalar=True,
+         note="The currency the share trades in: quotes in any other currency are refused"),
+    Line("reporting_currency", MARKET, "报告货币", "Reporting currency", fmt="text", scalar=True),
     Line("price", MARKET, "当前价（港元）", "Share price (HKD)", fmt="price", scalar=True),
     Line("price_date", MARKET, "股价日期", "Price date", fmt="date", scalar=True),
     Line("fx_rate", MARKET, "汇率（1 港元 = 人民币）", "FX (CNY per 1 HKD)", fmt="fx", scalar=True),
