@@ -115,7 +115,7 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _arith(op: str, left, right):
+def excel_arith(op: str, left, right):
     """Excel's arithmetic: an error operand propagates, text gives #VALUE!, x/0 gives #DIV/0!."""
     for operand in (left, right):
         if isinstance(operand, str) and operand in EXCEL_ERRORS:
@@ -128,7 +128,10 @@ def _arith(op: str, left, right):
     return result if math.isfinite(result) else ERR_NUM
 
 
-def evaluate(node, lookup: Callable[[str, int], object], functions: dict[str, Callable], arith: Callable = _arith):
+_arith = excel_arith  # the old private name, kept until no caller uses it
+
+
+def evaluate(node, lookup: Callable[[str, int], object], functions: dict[str, Callable], arith: Callable = excel_arith):
     """The formula's value; `lookup(key, lag)` gives a line's value, `functions` the callables,
     `arith(op, left, right)` the arithmetic (Excel's by default; the findings use intervals)."""
     if isinstance(node, Const):
