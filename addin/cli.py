@@ -119,6 +119,26 @@ def _diff(args) -> int:
     return EXIT_OK
 
 
+def _publish(args) -> int:
+    from .estimates import EstimatesError, publish, render_publish
+
+    try:
+        print(render_publish(publish(args.model, args.db)))
+    except EstimatesError as exc:
+        raise UserError(str(exc)) from None
+    return EXIT_OK
+
+
+def _revisions(args) -> int:
+    from .estimates import EstimatesError, load_estimates, render_revisions
+
+    try:
+        print(render_revisions(*load_estimates(args.old, args.new, args.db)))
+    except EstimatesError as exc:
+        raise UserError(str(exc)) from None
+    return EXIT_OK
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line, like every other mistake."""
 
@@ -202,6 +222,29 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("old", help="the earlier model .xlsm")
     diff.add_argument("new", help="the later model .xlsm")
     diff.set_defaults(handler=_diff)
+
+    db_help = ("estimates store: a SQLAlchemy URL (postgresql+psycopg://user@host/research) or a SQLite file; default: "
+               "the workbook's xlwings.conf 'Estimates DB', else estimates.sqlite beside the model")
+    publish = commands.add_parser("publish", help="record a model's estimates in the estimates history",
+                                  description="Record the model's forecast revenue, profit lines and EPS per year, target "
+                                              "price, rating, price, template version and file hash as the ticker's next "
+                                              "version. Publishing the same file again writes nothing.",
+                                  epilog="example: python -m addin publish out/xiaomi_1810hk_model.xlsm")
+    publish.add_argument("model", help="a model .xlsm")
+    publish.add_argument("--db", help=db_help)
+    publish.set_defaults(handler=_publish)
+
+    revisions = commands.add_parser("revisions", help="盈利预测调整: old vs new estimates, from model files or the history",
+                                    description="Revenue, profit lines, EPS, target price and rating, old vs new, absolute "
+                                                "and % change, per forecast year. OLD and NEW are model files or published "
+                                                "versions: TICKER@N, TICKER@latest, TICKER@previous.",
+                                    epilog="examples: python -m addin revisions 1810.HK@previous 1810.HK@latest\n"
+                                           "          python -m addin revisions 1810.HK@latest out/xiaomi_1810hk_model.xlsm",
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    revisions.add_argument("old", help="the earlier estimates: a model .xlsm or TICKER@N")
+    revisions.add_argument("new", help="the later estimates: a model .xlsm or TICKER@N")
+    revisions.add_argument("--db", help=db_help + " (without a model file: estimates.sqlite in this folder)")
+    revisions.set_defaults(handler=_revisions)
 
     bench = commands.add_parser("bench", help="measure UDF calls, the engine, build, refresh and batch refresh",
                                 description="Benchmark on the embedded Xiaomi model: medians and spreads over repeated runs, "

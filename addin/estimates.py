@@ -1,0 +1,494 @@
+"""The estimates history: what a model published, version by version, and how estimates moved.
+
+`publish` reads a model file's forecast figures (the cached values of its cells, found through
+the blueprint and the defined names) and records them in an estimates store; `revision_table`
+compares two sets of estimates, each from a model file or from the store, the way notes print
+盈利预测调整表.
+
+The store is any SQLAlchemy database: a SQLite file `estimates.sqlite` beside the model by
+default, a URL from `--db` or from the workbook's xlwings.conf key `Estimates DB` for a team's
+shared server. Alembic creates and migrates its schema every time it is opened (scripts in
+`addin/migrations/`); every write is one transaction. Publishing the same file twice is
+idempotent: the file's SHA-256 identifies it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import unicodedata
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from workbook import xlsx
+from workbook.formats import EMPTY, show
+from workbook.spec import LINES
+from workbook.xlcalc import evaluate
+
+from .refresh import conf
+from .template import blueprint, template_version, verify_structure
+
+DEFAULT_STORE = "estimates.sqlite"
+CONF_KEY = "ESTIMATES DB"                 # xlwings.conf keys are read upper-cased
+MIGRATIONS = Path(__file__).with_name("migrations")
+VERSION_TABLE = "er_alembic_version"      # not alembic_version: a shared database may hold other tools' tables
+CONNECT_TIMEOUT_S = 10
+
+# Per forecast year: (line key, defined name, required). A layout without a recurring-profit
+# line (Non-IFRS for Xiaomi) simply has no such name.
+YEARLY = (
+    ("revenue", "IS_revenue", True),
+    ("net_profit", "IS_net_profit", True),
+    ("attributable_profit", "IS_attributable_profit", True),
+    ("non_ifrs_net_profit", "IS_non_ifrs_net_profit", False),
+    ("eps", "IS_eps", True),
+)
+TICKER, PRICE, PRICE_DATE = "MKT_ticker", "MKT_price", "MKT_price_date"
+TARGET_PRICE, RATING = "RTG_target_price", "RTG_computed_rating"
+_SPEC = {line.key: line for line in LINES}
+
+metadata = sa.MetaData()
+versions_table = sa.Table(
+    "er_estimate_versions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ticker", sa.String(32), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("model_sha256", sa.String(64), nullable=False),
+    sa.Column("model_file", sa.String(255), nullable=False),
+    sa.Column("template_version", sa.String(32), nullable=False),
+    sa.Column("price", sa.Double, nullable=False),
+    sa.Column("price_date", sa.Date, nullable=False),
+    sa.Column("target_price", sa.Double, nullable=True),
+    sa.Column("rating", sa.String(32), nullable=True),
+    sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("ticker", "version", name="uq_er_estimate_versions_ticker_version"),
+    sa.UniqueConstraint("model_sha256", name="uq_er_estimate_versions_model_sha256"),
+)
+figures_table = sa.Table(
+    "er_estimate_figures", metadata,
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("er_estimate_versions.id", ondelete="CASCADE",
+                                                      name="fk_er_estimate_figures_version_id"), primary_key=True),
+    sa.Column("year", sa.String(16), primary_key=True),
+    sa.Column("line", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Double, nullable=False),
+)
+
+
+class EstimatesError(ValueError):
+    """A store that cannot be used, a version that does not exist, a model without numbers to
+    publish; the message is one readable sentence."""
+
+
+@dataclass(frozen=True)
+class Estimates:
+    """One set of published estimates: from a model file, or a version in the store."""
+    ticker: str
+    source: str                                   # the model file's name, or TICKER@N
+    years: dict                                   # forecast year label -> {line key: value}
+    price: float
+    price_date: dt.date
+    target_price: float | None
+    rating: str | None
+    template_version: str
+    sha256: str
+    version: int | None = None                    # in the store; None for a file not read from it
+    published_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    estimates: Estimates                          # as stored (version and time filled in)
+    created: bool                                 # False: this very file was already published
+    store: str                                    # the store's URL, password hidden
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading a model file
+# ------------------------------------------------------------------------------------------------
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_model(path: str | Path) -> Estimates:
+    """The estimates a model file carries; WorkbookError if it is not an intact model or a
+    figure to publish is not a number."""
+    return _read(Path(path))[0]
+
+
+def _read(path: Path) -> tuple[Estimates, xlsx.Package]:
+    package = xlsx.read(path)
+    verify_structure(package)
+    rows = {(r["sheet"], r["cell"]): r for r in blueprint(package)}
+    computed: dict = {}
+
+    def value(cell):
+        shown = package.value(*cell)
+        xml = package.sheets[cell[0]].cells.get(cell[1])
+        if shown is None and xml is not None and xml.formula is not None:  # saved without cached values
+            if not computed:
+                computed.update(evaluate(package))
+            shown = computed.get(cell)
+        return shown
+
+    def number(cell, what: str, optional: bool = False):
+        got = value(cell)
+        if got is None and optional:
+            return None
+        if isinstance(got, bool) or not isinstance(got, (int, float)):
+            raise xlsx.WorkbookError(f"{path.name}: {cell[0]}!{cell[1]} ({what}) shows {got!r}, not a number; "
+                                     "fix the model (or refresh it) before using its estimates")
+        return float(got)
+
+    def single(name):
+        return package.name_cells(name)[0]
+
+    def year_of(cell) -> dict:
+        row = rows.get(cell)
+        if row is None:
+            raise xlsx.WorkbookError(f"{path.name}: {cell[0]}!{cell[1]} is not in the template's blueprint; rebuild the template")
+        return row
+
+    # Forecast years are where the template put formulas, not typed figures: the blueprint says so.
+    forecast = [year_of(c)["year"] for c in package.name_cells("IS_revenue") if year_of(c)["kind"] != "input"]
+    years = {year: {} for year in forecast}
+    for key, name, required in YEARLY:
+        if name not in package.names and not required:
+            continue
+        for cell in package.name_cells(name):
+            year = year_of(cell)["year"]
+            if year in years:
+                years[year][key] = number(cell, f"{key} {year}")
+
+    ticker = value(single(TICKER))
+    if not isinstance(ticker, str) or not ticker.strip():
+        raise xlsx.WorkbookError(f"{path.name}: the ticker cell is empty; a model's estimates are filed under its ticker")
+    raw_date = value(single(PRICE_DATE))
+    if isinstance(raw_date, (int, float)) and not isinstance(raw_date, bool):
+        price_date = xlsx.from_excel_date(raw_date)
+    else:
+        try:
+            price_date = dt.date.fromisoformat(str(raw_date).strip())
+        except ValueError:
+            raise xlsx.WorkbookError(f"{path.name}: the price date shows {raw_date!r}, not a date") from None
+    rating = value(single(RATING))
+    estimates = Estimates(
+        ticker=ticker.strip(), source=path.name, years=years,
+        price=number(single(PRICE), "price"), price_date=price_date,
+        target_price=number(single(TARGET_PRICE), "target price", optional=True),
+        rating=str(rating) if rating not in (None, "") else None,
+        template_version=template_version(package), sha256=file_sha256(path))
+    return estimates, package
+
+
+# ------------------------------------------------------------------------------------------------
+# The store
+# ------------------------------------------------------------------------------------------------
+def _redact(text: str) -> str:
+    return re.sub(r"(//[^:/@]*):[^@/]*@", r"\1:***@", text)
+
+
+def _as_url(setting: str, base: Path) -> str:
+    """A database URL as given, or a plain path taken as a SQLite file (relative to `base`)."""
+    setting = setting.strip()
+    if "://" in setting:
+        return setting
+    path = Path(setting).expanduser()
+    return "sqlite:///" + str(path if path.is_absolute() else (base / path).resolve())
+
+
+def store_url(explicit: str | None = None, model: Path | None = None, package: xlsx.Package | None = None) -> str:
+    """Which store: `--db`, else the workbook's `Estimates DB` setting, else estimates.sqlite
+    beside the model (or in the current folder when no model is involved)."""
+    if explicit:
+        return _as_url(explicit, Path.cwd())
+    setting = conf(package).get(CONF_KEY) if package is not None else None
+    if isinstance(setting, str) and setting.strip():
+        return _as_url(setting, model.parent if model else Path.cwd())
+    return _as_url(DEFAULT_STORE, model.parent.resolve() if model else Path.cwd())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return _redact(text.splitlines()[0] if text else type(exc).__name__)
+
+
+class Store:
+    """An opened, migrated estimates store. Use `open_store` to get one."""
+
+    def __init__(self, engine: sa.Engine, shown: str):
+        self.engine = engine
+        self.shown = shown
+
+    # -- writing ---------------------------------------------------------------------------------
+    def publish(self, estimates: Estimates, now: dt.datetime | None = None) -> PublishResult:
+        """Record `estimates` as the ticker's next version, in one transaction; the same file
+        again (same SHA-256) returns the version already stored and writes nothing."""
+        now = now or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        for _attempt in range(3):  # two publishers racing for the same version number: the loser retries
+            try:
+                with self.engine.begin() as conn:
+                    existing = conn.execute(sa.select(versions_table).where(
+                        versions_table.c.model_sha256 == estimates.sha256)).mappings().first()
+                    if existing is not None:
+                        return PublishResult(self._load(conn, existing), False, self.shown)
+                    latest = conn.execute(sa.select(sa.func.max(versions_table.c.version)).where(
+                        versions_table.c.ticker == estimates.ticker)).scalar()
+                    version = (latest or 0) + 1
+                    new_id = conn.execute(versions_table.insert().values(
+                        ticker=estimates.ticker, version=version, model_sha256=estimates.sha256,
+                        model_file=estimates.source[:255], template_version=estimates.template_version,
+                        price=estimates.price, price_date=estimates.price_date, target_price=estimates.target_price,
+                        rating=estimates.rating, published_at=now)).inserted_primary_key[0]
+                    rows = [{"version_id": new_id, "year": year, "line": key, "value": value}
+                            for year, lines in estimates.years.items() for key, value in lines.items()]
+                    if rows:
+                        conn.execute(figures_table.insert(), rows)
+                stored = replace(estimates, version=version, published_at=now, source=f"{estimates.ticker}@{version}")
+                return PublishResult(stored, True, self.shown)
+            except sa_exc.IntegrityError:
+                continue
+            except sa_exc.SQLAlchemyError as exc:
+                raise EstimatesError(f"estimates store {self.shown}: nothing written ({_first_line(exc)})") from None
+        raise EstimatesError(f"estimates store {self.shown}: another publish kept taking the next version number; "
+                             "nothing written, try again")
+
+    # -- reading ---------------------------------------------------------------------------------
+    def tickers(self) -> list[str]:
+        with self._reading() as conn:
+            return list(conn.execute(sa.select(versions_table.c.ticker).distinct().order_by(versions_table.c.ticker)).scalars())
+
+    def versions(self, ticker: str) -> list[int]:
+        with self._reading() as conn:
+            return list(conn.execute(sa.select(versions_table.c.version).where(versions_table.c.ticker == ticker)
+                                     .order_by(versions_table.c.version)).scalars())
+
+    def load(self, ticker: str, which: str | int) -> Estimates:
+        """Version `which` of `ticker`: a number, "latest" or "previous"."""
+        numbers = self.versions(ticker)
+        ref = f"{ticker}@{which}"
+        if not numbers:
+            held = ", ".join(self.tickers()) or "none yet"
+            raise EstimatesError(f"{ref}: no published estimates for {ticker} in {self.shown} (it holds: {held})")
+        if which == "latest":
+            version = numbers[-1]
+        elif which == "previous":
+            if len(numbers) < 2:
+                raise EstimatesError(f"{ref}: {ticker} has only one published version (@{numbers[0]}), so no previous one")
+            version = numbers[-2]
+        else:
+            version = int(which)
+            if version not in numbers:
+                raise EstimatesError(f"{ref}: no such version in {self.shown}; {ticker} has "
+                                     f"@{numbers[0]}" + (f" to @{numbers[-1]}" if len(numbers) > 1 else ""))
+        with self._reading() as conn:
+            row = conn.execute(sa.select(versions_table).where(versions_table.c.ticker == ticker,
+                                                               versions_table.c.version == version)).mappings().one()
+            return self._load(conn, row)
+
+    @contextmanager
+    def _reading(self):
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except sa_exc.SQLAlchemyError as exc:
+            raise EstimatesError(f"estimates store {self.shown}: cannot read it ({_first_line(exc)})") from None
+
+    @staticmethod
+    def _load(conn, row) -> Estimates:
+        years: dict = {}
+        for year, key, value in conn.execute(
+                sa.select(figures_table.c.year, figures_table.c.line, figures_table.c.value)
+                .where(figures_table.c.version_id == row["id"]).order_by(figures_table.c.year)):
+            years.setdefault(year, {})[key] = value
+        published = row["published_at"]
+        if published.tzinfo is None:  # SQLite keeps no zone; we always store UTC
+            published = published.replace(tzinfo=dt.timezone.utc)
+        return Estimates(ticker=row["ticker"], source=f"{row['ticker']}@{row['version']}", years=years,
+                         price=row["price"], price_date=row["price_date"], target_price=row["target_price"],
+                         rating=row["rating"], template_version=row["template_version"], sha256=row["model_sha256"],
+                         version=row["version"], published_at=published)
+
+
+@contextmanager
+def open_store(url: str, create: bool = True):
+    """The store at `url`, its schema migrated to this version; EstimatesError (one line) if the
+    URL is not a database URL, its driver is missing, the server cannot be reached, or the
+    store was migrated by a newer add-in. `create=False` refuses a SQLite file that is not there."""
+    from alembic import command
+    from alembic.config import Config
+    from alembic.util import CommandError
+
+    try:
+        parsed = sa.make_url(url)
+    except sa_exc.ArgumentError:
+        raise EstimatesError(f"{_redact(url)!r} is not a database URL (e.g. sqlite:///estimates.sqlite or "
+                             "postgresql+psycopg://user@host/research)") from None
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        where = Path(parsed.database)
+        if not create and not where.is_file():
+            raise EstimatesError(f"no estimates store at {where}: publish a model first, or name the store with --db")
+        if not where.parent.is_dir():
+            raise EstimatesError(f"estimates store {shown}: the folder {where.parent} does not exist")
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT_S} if parsed.get_backend_name() == "postgresql" else {}
+    try:
+        engine = sa.create_engine(parsed, connect_args=connect_args)
+    except (sa_exc.ArgumentError, ImportError) as exc:
+        raise EstimatesError(f"estimates store {shown}: no database driver for {parsed.drivername} ({_first_line(exc)})") from None
+    try:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+    except sa_exc.SQLAlchemyError as exc:
+        engine.dispose()
+        raise EstimatesError(f"estimates store {shown}: cannot open it ({_first_line(exc)})") from None
+    except CommandError as exc:
+        engine.dispose()
+        raise EstimatesError(f"estimates store {shown}: its schema is not one this add-in knows ({_first_line(exc)}); "
+                             "upgrade the add-in") from None
+    try:
+        yield Store(engine, shown)
+    finally:
+        engine.dispose()
+
+
+def publish(model_path: str | Path, db_url: str | None = None, now: dt.datetime | None = None) -> PublishResult:
+    """Record a model file's estimates in the store. The model is read and checked first, so a
+    broken model or an unreachable store writes nothing."""
+    path = Path(model_path)
+    estimates, package = _read(path)
+    with open_store(store_url(db_url, path, package)) as store:
+        return store.publish(estimates, now)
+
+
+def render_publish(result: PublishResult) -> str:
+    e = result.estimates
+    when = e.published_at.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if e.published_at else ""
+    if not result.created:
+        return (f"already published: this file is {e.source} (same SHA-256 {e.sha256[:12]}…, published {when}); "
+                f"nothing written to {result.store}")
+    years = list(e.years)
+    span = f"{years[0]}–{years[-1]}" if years else "no forecast years"
+    return (f"published {e.source} ({span}, target price {_fmt('target_price', e.target_price)}, "
+            f"rating {e.rating or EMPTY}, price {_fmt('price', e.price)} on {e.price_date}) to {result.store}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Revisions
+# ------------------------------------------------------------------------------------------------
+REF = re.compile(r"^(?P<ticker>[^@\s]+)@(?P<which>\d+|latest|previous)$")
+BOTH, NEW, DROPPED = "both", "new", "dropped"
+STATUS_LABELS = {BOTH: "", NEW: "新增年度", DROPPED: "删除年度"}
+SCALARS = (("target_price", "目标价", "price"), ("rating", "评级", "text"))
+
+
+@dataclass(frozen=True)
+class RevisionRow:
+    """One line of 盈利预测调整表. `year` is "" for target price and rating; `change` and
+    `change_pct` are None where either side is missing or not a number (and `change_pct` where
+    the old value is zero); `change_pct` is a fraction, relative to |old|."""
+    key: str
+    label: str
+    year: str
+    old: float | str | None
+    new: float | str | None
+    change: float | None
+    change_pct: float | None
+    status: str = BOTH                          # BOTH, NEW (year only in the new estimates) or DROPPED
+
+
+def _row(key, label, year, old, new, status=BOTH) -> RevisionRow:
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (old, new))
+    change = new - old if numbers else None
+    pct = change / abs(old) if numbers and old else None
+    return RevisionRow(key, label, year, old, new, change, pct, status)
+
+
+def revision_table(old: Estimates, new: Estimates) -> list[RevisionRow]:
+    """Old vs new estimates: every yearly line for every forecast year (years only on one side
+    marked NEW or DROPPED), then target price and rating."""
+    years = list(old.years) + [y for y in new.years if y not in old.years]
+    rows = []
+    for key, _name, _required in YEARLY:
+        if not any(key in lines for side in (old, new) for lines in side.years.values()):
+            continue  # a layout without this line (no recurring profit)
+        for year in years:
+            status = BOTH if year in old.years and year in new.years else (NEW if year in new.years else DROPPED)
+            rows.append(_row(key, _SPEC[key].label_zh, year, old.years.get(year, {}).get(key),
+                             new.years.get(year, {}).get(key), status))
+    for key, label, _fmt_name in SCALARS:
+        rows.append(_row(key, label, "", getattr(old, key), getattr(new, key)))
+    return rows
+
+
+def _fmt(key: str, value) -> str:
+    fmt = _SPEC[key].fmt if key in _SPEC else dict((k, f) for k, _, f in SCALARS).get(key, "money")
+    return show(value, fmt)
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int, left: bool = False) -> str:
+    gap = " " * max(0, width - _width(text))
+    return text + gap if left else gap + text
+
+
+def _side(e: Estimates) -> str:
+    if e.published_at is not None:
+        return f"{e.source} (published {e.published_at.astimezone(dt.timezone.utc):%Y-%m-%d})"
+    return e.source
+
+
+def render_revisions(old: Estimates, new: Estimates, rows: list[RevisionRow] | None = None) -> str:
+    """The table as text for the terminal (no pandas): 指标, 年度, 调整前, 调整后, 变动, 变动%."""
+    rows = revision_table(old, new) if rows is None else rows
+    header = ("指标", "年度", "调整前", "调整后", "变动", "变动%", "")
+    body = []
+    for r in rows:
+        change = "" if r.change is None else ("+" if r.change > 0 else "") + _fmt(r.key, r.change)
+        pct = "" if r.change_pct is None else f"{r.change_pct * 100:+.1f}%"
+        if r.change is None and r.key == "rating" and r.old != r.new:
+            change = "调整"
+        body.append((r.label, r.year, _fmt(r.key, r.old), _fmt(r.key, r.new), change, pct, STATUS_LABELS[r.status]))
+    widths = [max(_width(line[i]) for line in [header] + body) for i in range(len(header))]
+    out = [f"盈利预测调整 {new.ticker}: {_side(old)} → {_side(new)}"]
+    for line in [header] + body:
+        cells = [_pad(c, w, left=i in (0, 1, 6)) for i, (c, w) in enumerate(zip(line, widths))]
+        out.append("  ".join(cells).rstrip())
+    return "\n".join(out)
+
+
+def load_estimates(old: str, new: str, db_url: str | None = None) -> tuple[Estimates, Estimates]:
+    """OLD and NEW, each a model file or TICKER@N / TICKER@latest / TICKER@previous from the store."""
+    sides: list = []
+    models = []                                   # (path, package): the first one says where its store is
+    for text in (old, new):
+        path = Path(text)
+        if path.is_file():
+            estimates, package = _read(path)
+            models.append((path, package))
+            sides.append(estimates)
+        elif REF.match(text.strip()):
+            sides.append(REF.match(text.strip()))
+        else:
+            raise EstimatesError(f"{text}: no such model file, and not a published version "
+                                 "(TICKER@N, TICKER@latest or TICKER@previous, e.g. 1810.HK@latest)")
+    if any(isinstance(s, re.Match) for s in sides):
+        with open_store(store_url(db_url, *(models[0] if models else (None, None))), create=False) as store:
+            sides = [store.load(s["ticker"], s["which"]) if isinstance(s, re.Match) else s for s in sides]
+    if sides[0].ticker != sides[1].ticker:
+        raise EstimatesError(f"{sides[0].source} is {sides[0].ticker} and {sides[1].source} is {sides[1].ticker}: "
+                             "revisions compare one company's estimates")
+    return sides[0], sides[1]
