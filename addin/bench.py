@@ -19,20 +19,12 @@ from pathlib import Path
 
 TARGETS = {"engine_ms": 5.0, "udf_us_max": 20.0, "refresh_s": 0.5, "refresh_vs_formulas": 5.0, "batch_100_s": 30.0,
            "refresh_peak_mb": 150.0}
-SAMPLE_ARGS = {
-    "ER_GROWTH": (191759.0, 0.0409), "ER_STEP": (36806.0, 0.0), "ER_FIXED": (4000.0,), "ER_SHARE": (475994.0, 0.1014),
-    "ER_COST_SHARE": (475994.0, 0.1525), "ER_COST_FROM_MARGIN": (475994.0, 0.2206), "ER_DAYS_BALANCE": (371004.0, 70.5, None),
-    "ER_CAGR": ([[270970.0], [365906.0], [475994.0]],), "ER_AVG_GROWTH": ([[270970.0, 365906.0, 475994.0]],),
-    "ER_TREND": ([[270970.0, 365906.0, 475994.0]], 1.0), "ER_GROWTH_RATE": (475994.0, 365906.0),
-    "ER_MARGIN": (104990.0, 475994.0), "ER_RETURN_ON": (45650.0, 234222.0), "ER_RATIO": (255957.0, 233364.0),
-    "ER_QUICK_RATIO": (255957.0, 71701.0, 233364.0), "ER_NET_GEARING": (42103.0, 117725.0, 234621.0),
-    "ER_DAYS": (18278.0, 475994.0, None), "ER_PER_SHARE": (42581.0, 26045.0), "ER_MULTIPLE": (36.377, 1.635),
-    "ER_LOCAL_PRICE": (40.2, 0.9049), "ER_EV": (947438.0, 42103.0, 117725.0, 399.0), "ER_EV_EBITDA": (872115.0, 59555.0),
-    "ER_DIV_YIELD": (0.0, 26045.0, 36.377), "ER_UPSIDE": (40.2, 50.0), "ER_EXPECTED_RETURN": (40.2, 50.0, 0.0),
-    "ER_EXCESS_RETURN": (0.244, 0.05), "ER_RATING": (40.2, 50.0, 0.05, 0.0, "everbright", "outer"),
-    "ER_RATING_BAND": (0.194, "everbright", "outer"), "ER_RATING_ACTION": ("买入", "增持", "everbright"),
-    "ER_BENCHMARK": ("1810.HK", "everbright"), "ER_CHECK": (507121.0, 507121.0, 0.001),
-}
+
+
+def sample_args() -> dict:
+    """Each registered function's sample call, from its registration (udfs/registry.py)."""
+    from udfs.functions import all_functions
+    return {f.excel_name: f.sample for f in all_functions()}
 
 
 def _stats(samples: list[float]) -> dict:
@@ -83,8 +75,9 @@ def run(quick: bool = False, out: Path | None = None) -> dict:
     ref = _per_call_us(reference, (1.0, 2.0), calls, repeat)
     results["reference_call_us"] = _stats(ref)
     udf = {}
+    samples_by_name = sample_args()
     for name, fn in sorted(functions.items()):
-        samples = _per_call_us(fn, SAMPLE_ARGS[name], calls, repeat)
+        samples = _per_call_us(fn, samples_by_name[name], calls, repeat)
         udf[name] = {**_stats(samples), "vs_reference": statistics.median(samples) / statistics.median(ref)}
     results["udf_us"] = udf
     results["udf_us_max"] = max(v["median"] for v in udf.values())

@@ -5,6 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from udfs import registry
+
+# A bug inside a worksheet function must fail a test, not hide behind #VALUE!.
+registry.strict(True)
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10

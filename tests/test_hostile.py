@@ -221,7 +221,7 @@ def test_no_code_path_executes_text(pattern):
 
 
 def test_vba_never_runs_text_from_a_cell():
-    from addin.vba_modules import project_modules
+    from workbook.vba_modules import project_modules
     ours = [m for m in project_modules(["Sheet1"]) if m.name not in ("xlwings", "Dictionary")]
     for module in ours:
         code = "\n".join(line for line in module.code.splitlines() if not line.strip().startswith("'"))

@@ -107,3 +107,17 @@ def test_bad_scheme_data_names_the_scheme():
         rating.parse_schemes({"odd": {"name": "x", "basis": "vibes", "bands": []}})
     with pytest.raises(ValueError, match="unknown rating scheme"):
         rating.get_scheme("nope")
+
+
+def test_benchmark_of_a_bare_suffix_is_not_available():
+    """'.HK' names no ticker: it must not fall through to the US index (issue 15)."""
+    import udfs
+    assert udfs.excel_functions()["ER_BENCHMARK"](".HK", "everbright") == "#N/A"
+    assert udfs.excel_functions()["ER_BENCHMARK"]("HK", "everbright") != "#N/A"
+
+
+def test_a_huge_return_is_the_top_band_not_an_error():
+    import udfs
+    band = udfs.excel_functions()["ER_RATING_BAND"]
+    assert band(1e18, "everbright", "outer") == "买入"
+    assert band(-1e18, "everbright", "outer") == "卖出"

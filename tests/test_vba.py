@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from oletools.olevba import VBA_Parser, decompress_stream
 
 import udfs
-from addin import vbaproject
-from addin.vba_modules import REFRESH_MACRO, SOURCE_DIR, XLWINGS_DIR, crlf, project_modules, strip_class_header, xlwings_dll_version
+from workbook import vbaproject
+from workbook.vba_modules import REFRESH_MACRO, SOURCE_DIR, XLWINGS_DIR, crlf, project_modules, strip_class_header, xlwings_dll_version
 from conftest import ROOT
 
 TEMPLATE = ROOT / "workbook" / "xiaomi_1810hk_model.xlsm"
@@ -95,8 +95,8 @@ def test_formulas_wrappers_and_python_agree(extracted):
 
 def test_every_function_registered_once_under_a_unique_name():
     from udfs import xl
-    from udfs.functions import FUNCTIONS
-    names = [f.excel_name for f in FUNCTIONS]
+    from udfs.functions import all_functions
+    names = [f.excel_name for f in all_functions()]
     assert len(names) == len(set(names)) and all(n.startswith("ER_") for n in names)
     assert sorted(udfs.excel_functions()) == sorted(names)
     for name in names:
@@ -121,7 +121,7 @@ def test_workbook_open_registers_function_help(extracted):
 
 
 def test_standalone_dll_version_is_the_installed_xlwings(extracted):
-    from addin.vba_modules import Module, STANDARD
+    from workbook.vba_modules import Module, STANDARD
     assert xlwings_dll_version(Module("xlwings", STANDARD, extracted["xlwings"])) == xlwings.__version__
     pinned = re.search(r'"xlwings==([0-9.]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
     assert xlwings.__version__ == pinned

@@ -4,5 +4,5 @@ and, in `udfs.xl`, the thin xlwings layer that exposes it to Excel."""
 
 def excel_functions() -> dict:
     """Every Excel function name mapped to the Python callable that Excel's call reaches."""
-    from .xl import EXPOSED
-    return dict(EXPOSED)
+    from .xl import exposed
+    return exposed()

@@ -21,8 +21,14 @@ except ModuleNotFoundError:  # Python 3.10
 from .constants import (
     ACTION_DOWNGRADE, ACTION_FIRST, ACTION_MAINTAIN, ACTION_UPGRADE, BOUNDARY_CONVENTIONS,
     BOUNDARY_OUTER, DEFAULT_BOUNDARY, DEFAULT_SCHEME, MARKET_BY_SUFFIX, NOT_MEANINGFUL,
-    RETURN_COMPARISON_PLACES,
+    RETURN_COMPARISON_PLACES, ERR_NA,
 )
+from .registry import ANY, TEXT, Arg, excel_function
+
+_SCHEME = Arg("scheme", TEXT, "Rating scheme key, everbright if empty", DEFAULT_SCHEME)
+_BOUNDARY = Arg("boundary", TEXT, "outer or inner, outer if empty", DEFAULT_BOUNDARY)
+_PRICE = Arg("price", ANY, "Current price")
+_TARGET = Arg("target_price", ANY, "Target price, same currency")
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,9 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+@excel_function("EXPECTED_RETURN", "Expected total return: (target + dividends) / price - 1.", _PRICE, _TARGET,
+                Arg("dividends_per_share", ANY, "Dividends per share to the horizon, 0 if empty", required=False),
+                sample=(40.2, 50.0, 0.0))
 def expected_return(price: float, target_price: float, dividends_per_share: float | None = 0.0) -> float | str:
     """Total expected return to the target: (target + dividends) / price - 1, in one currency.
     NM when the price or the target is not a positive number."""
@@ -102,6 +111,9 @@ def expected_return(price: float, target_price: float, dividends_per_share: floa
     return (target_price + dividends) / price - 1.0
 
 
+@excel_function("EXCESS_RETURN", "Expected return minus the benchmark's return.",
+                Arg("stock_return", ANY, "Expected return of the stock"),
+                Arg("benchmark_return", ANY, "Expected return of the benchmark index"), sample=(0.244, 0.05))
 def excess_return(stock_return: float, benchmark_return: float) -> float | str:
     """Stock return minus the benchmark's return over the same horizon (decimals)."""
     if not (_is_number(stock_return) and _is_number(benchmark_return)):
@@ -135,7 +147,10 @@ def classify(measure: float | None, scheme: str | Scheme | None = None, boundary
     scheme = scheme if isinstance(scheme, Scheme) else get_scheme(scheme)
     if not _is_number(measure):
         return scheme.unrated
-    percent = round(Decimal(repr(float(measure))), RETURN_COMPARISON_PLACES) * 100
+    # A measure beyond any band's bound keeps its side: quantising 1e18 to 10 places would
+    # exceed Decimal's precision, and such a return is simply the top (or bottom) band.
+    clipped = max(-1e6, min(1e6, float(measure)))
+    percent = round(Decimal(repr(clipped)), RETURN_COMPARISON_PLACES) * 100
     for band in scheme.bands:
         if _in_band(percent, band, boundary):
             return band.label
@@ -190,5 +205,46 @@ def benchmark_for(ticker_or_market: str, scheme: str | Scheme | None = None) -> 
     if not isinstance(ticker_or_market, str):
         return None
     key = ticker_or_market.strip().upper()
-    market = key if key in scheme.benchmarks else market_of(key)
+    market = key if key in scheme.benchmarks else market_of(key) if "." not in key or key.rpartition(".")[0] else None
     return scheme.benchmarks.get(market) if market else None
+
+
+# ---- Excel faces of the rating functions: empty text arguments take the defaults ----
+@excel_function("UPSIDE", "Target-price upside: target / price - 1 (NM without a target).", _PRICE, _TARGET,
+                sample=(40.2, 50.0))
+def upside(price, target_price):
+    """Target-price upside: target / price - 1; NM without a positive price and target."""
+    if not (_is_number(price) and _is_number(target_price)) or price <= 0 or target_price <= 0:
+        return NOT_MEANINGFUL
+    return target_price / price - 1.0
+
+
+@excel_function("RATING", "Broker rating from a target price (unrated when an input is missing).", _PRICE, _TARGET,
+                Arg("benchmark_return", ANY, "Benchmark's expected return (relative schemes)", required=False),
+                Arg("dividends_per_share", ANY, "Dividends per share to the horizon, 0 if empty", required=False),
+                _SCHEME, _BOUNDARY, sample=(40.2, 50.0, 0.05, 0.0, "everbright", "outer"), formula_name="rate")
+def _rate_cell(price, target_price, benchmark_return, dividends_per_share, scheme, boundary):
+    return rate(price, target_price, benchmark_return, dividends_per_share, scheme or DEFAULT_SCHEME,
+                boundary or DEFAULT_BOUNDARY)
+
+
+@excel_function("RATING_BAND", "The rating band of a return measure.",
+                Arg("measure", ANY, "Excess (or absolute) return as a decimal"), _SCHEME, _BOUNDARY,
+                sample=(0.194, "everbright", "outer"), formula_name="classify")
+def _classify_cell(measure, scheme, boundary):
+    return classify(measure, scheme or DEFAULT_SCHEME, boundary or DEFAULT_BOUNDARY)
+
+
+@excel_function("RATING_ACTION", "Rating action against the previous rating: first, maintain, upgrade or downgrade.",
+                Arg("previous", ANY, "Previous rating, empty if none"), Arg("current", ANY, "Current rating"), _SCHEME,
+                sample=("买入", "增持", "everbright"), formula_name="rating_action")
+def _rating_action_cell(previous, current, scheme):
+    previous = previous if isinstance(previous, str) and previous.strip() else None
+    return rating_action(previous, current, scheme or DEFAULT_SCHEME)
+
+
+@excel_function("BENCHMARK", "The scheme's benchmark index for a ticker or market.",
+                Arg("ticker", TEXT, "Ticker such as 1810.HK, or a market code HK / A / US", required=True), _SCHEME,
+                sample=("1810.HK", "everbright"), formula_name="benchmark")
+def _benchmark_cell(ticker, scheme):
+    return benchmark_for(ticker, scheme or DEFAULT_SCHEME) or ERR_NA

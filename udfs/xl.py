@@ -1,4 +1,4 @@
-"""The thin xlwings layer: one Excel function per entry of udfs.functions.FUNCTIONS.
+"""The thin xlwings layer: one Excel function per entry of the registry (udfs/registry.py).
 
 xlwings finds a UDF by the Python name of a module attribute carrying `__xlfunc__`, and calls
 it with positional arguments (`XLPy.CallUDF("udfs.xl", "ER_GROWTH", Array(prior, rate), ...)`).
@@ -12,19 +12,22 @@ import inspect
 
 import xlwings as xw
 
-from .functions import CATEGORY, FUNCTIONS, SERIES, ExcelFunction, guard
+from .functions import CATEGORY, REGISTRY, SERIES, ExcelFunction
+from .registry import guarded
+
+_EXPOSED: dict[str, tuple[ExcelFunction, object]] = {}
 
 
 def _expose(spec: ExcelFunction):
-    guarded = guard(spec)
+    call = guarded(spec.excel_name)
 
     def udf(*args):
-        return guarded(*args)
+        return call(*args)
 
     params = [inspect.Parameter(a.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                 default=None if a.optional else inspect.Parameter.empty)
               for a in spec.args]
-    # Optional arguments may only follow required ones in a signature; the registry orders them so.
+    # Optional arguments may only follow required ones in a signature; the registry enforces it.
     udf.__signature__ = inspect.Signature(params)
     udf.__name__ = udf.__qualname__ = spec.excel_name
     udf.__doc__ = spec.description
@@ -38,6 +41,19 @@ def _expose(spec: ExcelFunction):
     return udf
 
 
-EXPOSED = {spec.excel_name: _expose(spec) for spec in FUNCTIONS}
-globals().update(EXPOSED)
+def exposed() -> dict:
+    """Every registered function's xlwings wrapper, by Excel name; also set as module
+    attributes, which is where xlwings' UDF server looks them up."""
+    for name, spec in REGISTRY.items():
+        cached = _EXPOSED.get(name)
+        if cached is None or cached[0] is not spec:
+            _EXPOSED[name] = (spec, _expose(spec))
+            globals()[name] = _EXPOSED[name][1]
+    for name in set(_EXPOSED) - set(REGISTRY):
+        del _EXPOSED[name]
+        globals().pop(name, None)
+    return {name: _EXPOSED[name][1] for name in REGISTRY}
+
+
+EXPOSED = exposed()
 __all__ = sorted(EXPOSED)

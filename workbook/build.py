@@ -13,8 +13,8 @@ from pathlib import Path
 
 import xlsxwriter
 
-from addin.vba_modules import REFRESH_MACRO, UDF_MODULE, project_modules
-from addin.vbaproject import vba_project_bin
+from .vba_modules import REFRESH_MACRO, UDF_MODULE, project_modules
+from .vbaproject import vba_project_bin
 from udfs.engine import BASE
 from udfs.forecast import METHODS
 from udfs.rating import schemes

@@ -1,0 +1,259 @@
+"""The registry of Excel functions, and the one guard that does the Excel chores for all of them.
+
+Each function is registered where it is implemented, with a decorator carrying its Excel name,
+its description, its arguments with their help text and a sample call for the benchmark:
+
+    @excel_function("GROWTH", "Prior-year value grown by a rate: prior x (1 + rate).",
+                    Arg("prior", NUMBER, "Prior-year value"), Arg("rate", NUMBER, "Growth rate"),
+                    sample=(191759.0, 0.0409))
+    def grow(prior, rate): ...
+
+The registry is what every consumer reads: `udfs.excel_functions()`, the xlwings layer, the
+VBA wrappers and wizard help written into the template, the engine's formula language, the
+headless evaluator, the benchmark and the hostile-input suite. A new function is therefore one
+decorated function in one file.
+
+The guard is what both callers reach: Excel (through the thin xlwings layer in `udfs/xl.py`)
+and the engine evaluating the model's formulas. It turns 1x1 ranges into scalars and single
+rows or columns into lists, empty cells into None, text where a number belongs into #VALUE!, an
+error value in an argument into that same error, undefined maths into #DIV/0! or #NUM!. An
+unexpected exception (a bug, not bad input) also becomes #VALUE! in a worksheet, so that a
+traceback never reaches a cell; with `strict(True)` (the test suite) it is raised instead, so
+a bug fails a test rather than hiding behind an error value.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import InvalidOperation
+from collections.abc import Mapping
+from typing import Callable
+
+from .constants import ERR_DIV0, ERR_NA, ERR_NUM, ERR_VALUE, EXCEL_ERRORS
+
+NUMBER = "number"       # a required number
+OPTIONAL = "optional"   # a number that may be left empty (its default is used)
+TEXT = "text"           # text, may be empty
+SERIES = "series"       # a single row or column of numbers (empty cells skipped)
+ANY = "any"             # passed through; the function itself judges validity
+
+CATEGORY = "Equity research"
+PREFIX = "ER_"
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str
+    kind: str
+    help: str
+    default: object = None
+    required: bool | None = None  # None: OPTIONAL and TEXT arguments may be omitted, others not
+
+    @property
+    def optional(self) -> bool:
+        return self.kind in (OPTIONAL, TEXT) if self.required is None else not self.required
+
+
+@dataclass(frozen=True)
+class ExcelFunction:
+    excel_name: str       # ER_GROWTH
+    formula_name: str     # grow: the name model formulas use
+    impl: Callable
+    args: tuple
+    description: str
+    sample: tuple = ()    # a representative call, for the benchmark
+
+
+REGISTRY: dict[str, ExcelFunction] = {}   # by Excel name, in registration order
+_version = [0]                             # bumped on every change, so live views know to re-index
+
+
+def excel_function(name: str, description: str, *args: Arg, sample: tuple = (), formula_name: str | None = None):
+    """Register the decorated function as Excel function PREFIX + name; returns it unchanged."""
+    def register(impl: Callable) -> Callable:
+        spec = ExcelFunction(PREFIX + name, formula_name or impl.__name__.lstrip("_"), impl, tuple(args),
+                             description, tuple(sample))
+        clash = REGISTRY.get(spec.excel_name)
+        if clash is not None and clash.impl is not impl:
+            raise ValueError(f"Excel function {spec.excel_name} is registered twice")
+        if any(f.formula_name == spec.formula_name and f.excel_name != spec.excel_name for f in REGISTRY.values()):
+            raise ValueError(f"formula name {spec.formula_name!r} is registered twice")
+        seen_optional = False
+        for arg in spec.args:
+            if seen_optional and not arg.optional:
+                raise ValueError(f"{spec.excel_name}: required argument {arg.name!r} follows an optional one")
+            seen_optional = seen_optional or arg.optional
+        REGISTRY[spec.excel_name] = spec
+        _version[0] += 1
+        return impl
+    return register
+
+
+def unregister(excel_name: str) -> None:
+    """Remove a function (tests that register one at run time clean up with this)."""
+    REGISTRY.pop(excel_name, None)
+    _GUARDS.pop(excel_name, None)
+    _version[0] += 1
+
+
+class Reject(Exception):
+    """An argument Excel passed that the function cannot take; carries the error value to show."""
+    def __init__(self, error: str):
+        super().__init__(error)
+        self.error = error
+
+
+# Exceptions that mean "this input has no answer" rather than "the code is wrong".
+_EXPECTED = (ValueError, InvalidOperation)
+_strict = False
+
+
+def strict(on: bool = True) -> None:
+    """In strict mode an unexpected exception inside a function is raised, not shown as #VALUE!."""
+    global _strict
+    _strict = on
+
+
+def is_error(value) -> bool:
+    return isinstance(value, str) and value.strip().upper() in EXCEL_ERRORS
+
+
+def _scalar(value):
+    """A 1x1 range arrives as a scalar or a nested list; anything larger is the wrong shape."""
+    while isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise Reject(ERR_VALUE)
+        value = value[0]
+    return value
+
+
+def _number(value, optional: bool, default):
+    value = _scalar(value)
+    if value is None or (isinstance(value, str) and value == ""):
+        if optional:
+            return default
+        raise Reject(ERR_NA)  # a blank where a number is needed: the input is not available
+    if is_error(value):
+        raise Reject(value.strip().upper())
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Reject(ERR_VALUE)  # text (even "12"), dates, booleans: not a number the model accepts
+    if not math.isfinite(value):
+        raise Reject(ERR_NUM)
+    return float(value)
+
+
+def _text(value, default):
+    value = _scalar(value)
+    if value is None or value == "":
+        return default
+    if is_error(value):
+        raise Reject(value.strip().upper())
+    if not isinstance(value, str):
+        raise Reject(ERR_VALUE)
+    return value.strip()
+
+
+def _series(value):
+    if not isinstance(value, (list, tuple)):
+        value = [value]
+    if value and all(isinstance(row, (list, tuple)) for row in value):
+        rows = [list(row) for row in value]
+        if len(rows) == 1:
+            value = rows[0]
+        elif all(len(row) == 1 for row in rows):
+            value = [row[0] for row in rows]
+        else:
+            raise Reject(ERR_VALUE)  # a block, not a row or a column
+    return [_number(v, False, None) for v in value if v is not None and v != ""]
+
+
+def _convert(arg: Arg, value):
+    if arg.kind == NUMBER:
+        return _number(value, False, None)
+    if arg.kind == OPTIONAL:
+        return _number(value, True, arg.default)
+    if arg.kind == TEXT:
+        return _text(value, arg.default)
+    if arg.kind == SERIES:
+        return _series(value)
+    return value
+
+
+def _result(value):
+    if isinstance(value, bool):
+        return ERR_VALUE
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) else ERR_NUM
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ERR_NA
+    if isinstance(value, (list, tuple)):  # an array function's grid: each cell guarded alike
+        return [_result(v) for v in value]
+    return ERR_VALUE
+
+
+def guard(spec: ExcelFunction) -> Callable:
+    """The callable Excel's call reaches for `spec`: positional arguments as Excel passes them."""
+    def guarded(*values):
+        if len(values) > len(spec.args):
+            return ERR_VALUE
+        values = list(values) + [None] * (len(spec.args) - len(values))
+        try:
+            converted = [_convert(arg, value) for arg, value in zip(spec.args, values)]
+            return _result(spec.impl(*converted))
+        except Reject as rejected:
+            return rejected.error
+        except ZeroDivisionError:
+            return ERR_DIV0
+        except OverflowError:
+            return ERR_NUM
+        except _EXPECTED:
+            return ERR_VALUE
+        except Exception:  # noqa: BLE001 - a cell must show an error value, never a traceback
+            if _strict:
+                raise
+            return ERR_VALUE
+    guarded.__name__ = spec.excel_name
+    guarded.__doc__ = spec.description
+    return guarded
+
+
+_GUARDS: dict[str, tuple[ExcelFunction, Callable]] = {}
+
+
+def guarded(excel_name: str) -> Callable:
+    """The guarded callable of a registered function (made once per registration)."""
+    spec = REGISTRY[excel_name]
+    cached = _GUARDS.get(excel_name)
+    if cached is None or cached[0] is not spec:
+        cached = _GUARDS[excel_name] = (spec, guard(spec))
+    return cached[1]
+
+
+class LiveView(Mapping):
+    """A read-only mapping over the registry, re-indexed whenever a function is (un)registered:
+    `LiveView(lambda f: f.formula_name, guarded_spec)` maps formula names to guarded callables."""
+
+    def __init__(self, key: Callable[[ExcelFunction], str], value: Callable[[ExcelFunction], object]):
+        self._key, self._value = key, value
+        self._seen, self._index = -1, {}
+
+    def _current(self) -> dict:
+        if self._seen != _version[0]:
+            self._index = {self._key(f): self._value(f) for f in REGISTRY.values()}
+            self._seen = _version[0]
+        return self._index
+
+    def __getitem__(self, key):
+        return self._current()[key]
+
+    def __iter__(self):
+        return iter(self._current())
+
+    def __len__(self):
+        return len(self._current())
+
+
+def guarded_spec(spec: ExcelFunction) -> Callable:
+    return guarded(spec.excel_name)
