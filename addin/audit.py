@@ -14,10 +14,11 @@ from pathlib import Path
 from udfs.functions import BY_EXCEL_NAME
 from workbook import xlsx
 from workbook.layout import CHECKS, TEMPLATE_VERSION
-from workbook.xlcalc import NATIVE, LAZY, UnsupportedFormula, evaluate
+from workbook.xlcalc import NATIVE, LAZY, UnsupportedFormula, evaluate, parse
 
 from .template import _version_tuple, blueprint, template_version, verify_structure
 
+MAX_FAILURES_LISTED = 10
 _FUNCTION = re.compile(r"(?<![\w.])([A-Za-z_][A-Za-z0-9_.]*)\(")
 
 
@@ -34,10 +35,35 @@ class Audit:
     edited: list = field(default_factory=list)           # (sheet, cell, key, year, formula now, formula built)
     unknown_functions: list = field(default_factory=list)  # (sheet, cell, function)
     not_evaluable: str | None = None
+    cause: str | None = None                             # the first input behind the failing checks
 
     @property
     def failed(self) -> bool:
         return bool(self.check_failures or self.unknown_functions or self.not_evaluable or self.version_failed)
+
+
+_SHEET_QUOTE = re.compile(r"'((?:[^']|'')+)'!")
+_STRING = re.compile(r'"(?:[^"]|"")*"')
+_NUMBER = re.compile(r"(?<![A-Za-z_$\d.!:])\d+(?:\.\d*)?(?:[eE][+-]?\d+)?(?![\d(:!])")
+
+
+def canonical_formula(text: str) -> str:
+    """A formula as compared for "edited": Excel and LibreOffice re-save the same formula with or
+    without quotes around a sheet name that needs none, 1e-06 as 0.000001, with other spacing
+    and with lower-case function names; none of that is an edit. Text inside string literals is kept as it is."""
+    out, pos = [], 0
+    for literal in _STRING.finditer(text):
+        out.append(_canonical_code(text[pos:literal.start()]))
+        out.append(literal.group(0))
+        pos = literal.end()
+    out.append(_canonical_code(text[pos:]))
+    return "".join(out).lstrip("=")
+
+
+def _canonical_code(code: str) -> str:
+    code = _SHEET_QUOTE.sub(lambda m: m[1].replace("''", "'") + "!", code)
+    code = _NUMBER.sub(lambda m: repr(float(m[0])), code)
+    return code.replace(" ", "").upper()
 
 
 def audit(path: str | Path | xlsx.Package, values: dict | None = None) -> Audit:
@@ -76,7 +102,7 @@ def audit(path: str | Path | xlsx.Package, values: dict | None = None) -> Audit:
         elif cell.formula is None:
             result.overrides.append((row["sheet"], row["cell"], row["key"], row["year"],
                                      package.value(row["sheet"], row["cell"]), row["formula"]))
-        elif cell.formula.replace(" ", "") != row["formula"].replace(" ", ""):
+        elif canonical_formula(cell.formula) != canonical_formula(row["formula"]):
             result.edited.append((row["sheet"], row["cell"], row["key"], row["year"], cell.formula, row["formula"]))
 
     try:
@@ -89,6 +115,7 @@ def audit(path: str | Path | xlsx.Package, values: dict | None = None) -> Audit:
         values = {}
     if CHECKS in package.sheets and values:
         checks = package.sheets[CHECKS]
+        failing = []
         for ref, cell in checks.cells.items():
             if cell.formula and cell.formula.startswith("ER_CHECK("):
                 status = values.get((CHECKS, ref))
@@ -98,8 +125,106 @@ def audit(path: str | Path | xlsx.Package, values: dict | None = None) -> Audit:
                     label = package.value(CHECKS, f"A{row}")
                     year = package.value(CHECKS, re.sub(r"\d+", "4", ref))
                     result.check_failures.append((label, year, status))
+                    failing.append((CHECKS, ref))
+        if failing:
+            result.cause = first_cause(package, values, failing)
         result.findings = _findings_table(package)
     return result
+
+
+# ------------------------------------------------------------------------------------------------
+# Why a check fails: walk its precedents to the first input that cannot be a number.
+# ------------------------------------------------------------------------------------------------
+_CELL_REF = re.compile(r"^(?:(?:'(?P<q>(?:[^']|'')+)'|(?P<s>[^'!]+))!)?\$?(?P<c1>[A-Z]{1,3})\$?(?P<r1>\d{1,7})"
+                       r"(?::\$?(?P<c2>[A-Z]{1,3})\$?(?P<r2>\d{1,7}))?$")
+MAX_TRACE_RANGE = 10_000  # cells of one range followed; our templates' ranges are a row of years
+ERROR_VALUES = ("#N/A", "#VALUE!", "#DIV/0!", "#NUM!", "#REF!", "#NAME?", "#NULL!")
+
+
+def _ref_cells(text: str, sheet: str) -> list[tuple[str, str]]:
+    match = _CELL_REF.match(text.strip().lstrip("="))
+    if not match:
+        return []
+    target = (match["q"] or "").replace("''", "'") or match["s"] or sheet
+    r1, c1 = int(match["r1"]), xlsx.col_index(match["c1"])
+    r2, c2 = int(match["r2"] or r1), xlsx.col_index(match["c2"] or match["c1"])
+    if (abs(r2 - r1) + 1) * (abs(c2 - c1) + 1) > MAX_TRACE_RANGE:
+        return []
+    return [(target, f"{xlsx.col_letters(c)}{r}") for r in range(min(r1, r2), max(r1, r2) + 1)
+            for c in range(min(c1, c2), max(c1, c2) + 1)]
+
+
+def _references(node, package: xlsx.Package, sheet: str, out: list) -> None:
+    """Every cell a parsed formula reads, in reading order (any node kind holding children is walked)."""
+    if isinstance(node, (list, tuple)):
+        if len(node) == 2 and node[0] == "ref" and isinstance(node[1], str):
+            out.extend(_ref_cells(node[1], sheet))
+            return
+        if len(node) == 2 and node[0] == "name" and isinstance(node[1], str):
+            out.extend(_ref_cells(package.names.get(node[1], ""), sheet))
+            return
+        for child in node:
+            _references(child, package, sheet, out)
+
+
+def precedents(package: xlsx.Package, sheet: str, ref: str) -> list[tuple[str, str]]:
+    """The cells the formula at sheet!ref reads directly; [] for an input or an unparsable formula."""
+    cell = package.sheets.get(sheet, xlsx.Sheet("", "", "")).cells.get(ref)
+    if cell is None or not cell.formula:
+        return []
+    try:
+        tree = parse(cell.formula)
+    except Exception:  # noqa: BLE001 - a formula we cannot parse is reported by evaluation, not here
+        return []
+    out: list = []
+    _references(tree, package, sheet, out)
+    return out
+
+
+def _describe(value) -> str | None:
+    """Why an input value cannot stand where a number belongs, or None if it can."""
+    if isinstance(value, bool):
+        return f"holds {value!s}"
+    if isinstance(value, str):
+        if value in ERROR_VALUES or value.startswith("#"):
+            return f"holds the error {value[:20]}"
+        if value.strip():
+            return f"holds text {value[:30]!r}"
+    return None
+
+
+def first_cause(package: xlsx.Package, values: dict, failing: list, limit: int = 20_000) -> str | None:
+    """The first input cell, breadth-first from the failing cells through their precedents,
+    that holds text, an error or a blank where the template has a number; else the first formula
+    that produces an error from inputs that are all numbers. One phrase like
+    "预测假设!G9 holds text '20%'", or None when nothing explains the failure."""
+    inputs_expected = {(r.get("sheet"), r.get("cell")) for r in blueprint(package) if r.get("kind") == "input"}
+
+    def current(key):
+        return values[key] if key in values else package.value(*key) if key[0] in package.sheets else None
+
+    seen, queue, blank, error_origin = set(failing), list(failing), None, None
+    while queue and len(seen) < limit:
+        sheet, ref = queue.pop(0)
+        cell = package.sheets.get(sheet, xlsx.Sheet("", "", "")).cells.get(ref)
+        if cell is not None and cell.formula:
+            reads = [key for key in precedents(package, sheet, ref) if key[0] in package.sheets]
+            value = current((sheet, ref))
+            if (error_origin is None and isinstance(value, str) and value in ERROR_VALUES
+                    and not any(_describe(current(key)) for key in reads)):
+                error_origin = f"{sheet}!{ref} (={cell.formula[:60]}) gives {value}"
+            for key in reads:
+                if key not in seen:
+                    seen.add(key)
+                    queue.append(key)
+            continue
+        value = current((sheet, ref))
+        reason = _describe(value)
+        if reason:
+            return f"{sheet}!{ref} {reason}"
+        if value in (None, "") and blank is None and (sheet, ref) in inputs_expected:
+            blank = f"{sheet}!{ref} is blank where the template has a number"
+    return blank or error_origin
 
 
 def _findings_table(package: xlsx.Package) -> list[tuple]:
@@ -123,7 +248,8 @@ def sheet_lines(result: Audit, when: str, rows: int) -> tuple[str, list[str]]:
     summary = (f"{when} 审计：校验 {result.checks_run - len(result.check_failures)}/{result.checks_run} OK；"
                f"公式被覆盖 {len(result.overrides)} 处；公式被修改 {len(result.edited)} 处；"
                f"未知函数 {len(result.unknown_functions)} 个" + ("；FAIL" if result.failed else "；OK"))
-    items = [f"校验失败 {label} {year}: {status}" for label, year, status in result.check_failures]
+    items = [f"校验失败原因 {result.cause}"] if result.cause else []
+    items += [f"校验失败 {label} {year}: {status}" for label, year, status in result.check_failures]
     items += [f"覆盖 {s}!{c}（{k} {y}）= {v!r}，原公式 ={f}" for s, c, k, y, v, f in result.overrides]
     items += [f"修改 {s}!{c}（{k} {y}）={now}，模板 ={built}" for s, c, k, y, now, built in result.edited]
     items += [f"未知函数 {s}!{c}: {name}" for s, c, name in result.unknown_functions]
@@ -142,7 +268,12 @@ def render(result: Audit) -> str:
         lines.append(f"FAIL cannot evaluate headless: {result.not_evaluable}")
     else:
         lines.append(f"Integrity checks: {result.checks_run - len(result.check_failures)}/{result.checks_run} OK")
-        lines += [f"  FAIL {label} {year}: {status}" for label, year, status in result.check_failures]
+        if result.cause:
+            lines.append(f"  cause: {result.cause}")
+        shown = result.check_failures[:MAX_FAILURES_LISTED]
+        lines += [f"  FAIL {label} {year}: {status}" for label, year, status in shown]
+        if len(result.check_failures) > len(shown):
+            lines.append(f"  … and {len(result.check_failures) - len(shown)} more failing checks")
     beyond = [f for f in result.findings if f[6] and str(f[6]).startswith("否")]
     lines.append(f"Report disagrees with itself: {len(beyond)} beyond rounding, {len(result.findings) - len(beyond)} within rounding")
     lines += [f"  ! {f[0]} {f[2]}: printed {f[3]:,g}, computed {f[4]:,g} ({f[1]})" for f in beyond]

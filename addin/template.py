@@ -14,33 +14,82 @@ VERSION_PROPERTY, VERSION_NAME = "ER Template Version", "ER_TemplateVersion"
 TICKER = "MKT_ticker"
 
 
+# What the readers of the blueprint rely on: its header row names these columns (build writes
+# them; a renamed header means a hand-edited blueprint that no longer says what was built where).
+BLUEPRINT_FIELDS = ("sheet", "cell", "kind", "key", "year", "formula")
+BLUEPRINT_KINDS = ("input", "formula", "mirror")
+_VERSION = re.compile(r"\d{1,6}(?:\.\d{1,6}){0,3}")
+_A1 = re.compile(r"\$?[A-Z]{1,3}\$?[1-9]\d{0,6}")
+
+
 def template_version(package: xlsx.Package) -> str:
-    """The template version a workbook carries; WorkbookError if it is not one of ours."""
-    version = package.custom.get(VERSION_PROPERTY)
-    if version is None and VERSION_NAME in package.names:
-        version = package.names[VERSION_NAME].strip('="')
-    if version is None or TICKER not in package.names:
-        raise xlsx.WorkbookError(f"{package.path.name}: not one of our model templates (no template version); "
+    """The template version a workbook carries; WorkbookError if it is not one of ours.
+
+    Read from the custom document property, else from the defined name: Excel keeps both, and
+    LibreOffice keeps both too but writes the name's constant without its "=" (`"1.0"`)."""
+    name = package.path.name
+    candidates = [package.custom.get(VERSION_PROPERTY)]
+    if VERSION_NAME in package.names:
+        candidates.append(str(package.names[VERSION_NAME]).strip().lstrip("=").strip().strip('"'))
+    found = [str(c).strip() for c in candidates if c is not None and str(c).strip()]
+    if not found:
+        raise xlsx.WorkbookError(f"{name}: not one of our model templates (no template version); "
                                  "build one with `python -m addin build`")
+    version = found[0]
+    if not _VERSION.fullmatch(version):
+        raise xlsx.WorkbookError(f"{name}: the template version {version[:20]!r}{'…' if len(version) > 20 else ''} "
+                                 "is not a version number; the file was edited by hand or is not one of our models")
+    if TICKER not in package.names:
+        raise xlsx.WorkbookError(f"{name}: the defined name {TICKER} is missing; is this one of our templates?")
     return version
 
 
 def _version_tuple(text: str) -> tuple:
-    return tuple(int(p) for p in re.findall(r"\d+", text)) or (0,)
+    """(1, 0) for "1.0"; only called on versions `template_version` accepted, so bounded."""
+    return tuple(int(p) for p in re.findall(r"\d{1,6}", text)[:4]) or (0,)
 
 
 def blueprint(package: xlsx.Package) -> list[dict]:
-    """The blueprint rows: sheet, cell, kind, key, year, formula."""
+    """The blueprint rows: sheet, cell, kind, key, year, formula (and label), every one a string.
+    WorkbookError naming the cell if the blueprint was damaged (header renamed, a cell holding a
+    number or garbage where a sheet, a cell reference or a kind belongs)."""
     sheet = package.sheets.get(BLUEPRINT)
     if sheet is None:
         return []
+    where = package.path.name
     rows: dict = {}
     for ref in sheet.cells:
         row, col = xlsx.split_ref(ref)
         rows.setdefault(row, {})[col] = package.value(BLUEPRINT, ref)
     header = rows.pop(1, {})
-    names = [header.get(c) for c in range(1, len(header) + 1)]
-    return [{names[c - 1]: (r.get(c) or "") for c in range(1, len(names) + 1)} for _, r in sorted(rows.items())]
+    names = [header.get(c) for c in range(1, max(header, default=0) + 1)]
+    missing = [f for f in BLUEPRINT_FIELDS if f not in names]
+    if missing:
+        raise xlsx.WorkbookError(f"{where}: the blueprint sheet's header has no {missing[0]!r} column (renamed?); "
+                                 "the blueprint is damaged: rebuild the template and carry inputs over with `diff`")
+    out = []
+    for r, cells in sorted(rows.items()):
+        row = {}
+        for c, title in enumerate(names, start=1):
+            if not isinstance(title, str):
+                continue
+            value = cells.get(c)
+            if value is not None and not isinstance(value, str):
+                raise xlsx.WorkbookError(f"{where}: {BLUEPRINT}!{xlsx.col_letters(c)}{r} holds {value!r} where the "
+                                         f"blueprint keeps text ({title}); the blueprint is damaged: rebuild the template")
+            row[title] = value or ""
+        if not any(row.values()):
+            continue
+        problems = {"kind": (row["kind"] not in BLUEPRINT_KINDS, "kind of cell"),
+                    "cell": (not _A1.fullmatch(row["cell"]), "cell reference"),
+                    "sheet": (not row["sheet"].strip(), "sheet name")}
+        for field_name, (bad, what) in problems.items():
+            if bad:
+                raise xlsx.WorkbookError(f"{where}: {BLUEPRINT} row {r} has {field_name} {row[field_name][:30]!r}, which is "
+                                         f"not a {what}; the blueprint is damaged: rebuild the template")
+        row["cell"] = row["cell"].replace("$", "")
+        out.append(row)
+    return out
 
 
 def verify_structure(package: xlsx.Package, require_vba: bool = True) -> None:

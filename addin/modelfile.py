@@ -1,0 +1,196 @@
+"""The model file on disk: what may be opened, who may write it, and how it is replaced.
+
+Every command that reads a model goes through `regular_file` (a FIFO, a device or a folder is
+refused before a byte is read, and so is a file larger than any model); every command that
+writes a model, or beside one, holds `model_lock` and replaces the file with `replace_model`:
+temp file (unique per process) → verify → timestamped backup of the previous version → rename.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import glob
+import os
+import re
+import shutil
+import stat
+import tempfile
+import time
+from pathlib import Path
+
+from workbook.xlsx import WorkbookError
+
+# A model is ~120 KB; an analyst's heavily edited one a few MB. Far above that is not a model,
+# and reading it would only cost memory before the zip reader refuses it anyway.
+MAX_MODEL_BYTES = 64 * 1024 * 1024
+DEFAULT_BACKUPS = 5
+MAX_BACKUPS = 1000
+LOCK_WAIT_SECONDS = 10.0
+_BACKUP_STAMP = "%Y%m%d-%H%M%S"
+_TEMP_SUFFIX = ".refresh.tmp"
+
+
+def regular_file(path: str | Path, max_bytes: int = MAX_MODEL_BYTES) -> Path:
+    """The real path behind `path` (symlinks resolved), if it is a regular file of sane size;
+    WorkbookError naming what it is otherwise. Checked with os.stat, before anything is opened."""
+    given = Path(path)
+    try:
+        real = given.resolve(strict=True)
+        info = os.stat(real)
+    except FileNotFoundError:
+        raise WorkbookError(f"{given}: no such file") from None
+    except RuntimeError:  # a symlink loop
+        raise WorkbookError(f"{given}: a symbolic link that loops; not a workbook") from None
+    except OSError as exc:
+        raise WorkbookError(f"{given}: cannot be read ({exc.strerror or exc})") from None
+    mode = info.st_mode
+    if stat.S_ISDIR(mode):
+        raise WorkbookError(f"{given}: is a folder, not a workbook")
+    if not stat.S_ISREG(mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+        raise WorkbookError(f"{given}: is {kind}, not a workbook file; refused")
+    if info.st_size > max_bytes:
+        raise WorkbookError(f"{given}: {info.st_size:,} bytes, more than any model ({max_bytes // (1024 * 1024)} MB); refused")
+    return real
+
+
+# ------------------------------------------------------------------------------------------------
+# One writer per model file.
+# ------------------------------------------------------------------------------------------------
+try:
+    import fcntl
+except ImportError:  # Windows: Excel's own lock file and os.replace's refusal to replace an open file guard there
+    fcntl = None
+
+
+@contextlib.contextmanager
+def model_lock(path: Path, wait: float = LOCK_WAIT_SECONDS):
+    """Hold the one write lock of the model file `path` (a real path, see `regular_file`).
+
+    The lock is the model file itself (flock), so no lock file is ever left beside it. A writer
+    that replaces the file swaps its inode; a waiter that then gets the lock on the old inode
+    notices and locks the new one, so two writers never both hold "the" model."""
+    if fcntl is None:
+        yield
+        return
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except FileNotFoundError:
+            raise WorkbookError(f"{path.name}: no such file") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() >= deadline:
+                raise WorkbookError(f"{path.name}: another refresh or export is writing this model; try again when it "
+                                    "has finished") from None
+            time.sleep(0.05)
+            continue
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        if current is not None and (current.st_ino, current.st_dev) == (os.fstat(fd).st_ino, os.fstat(fd).st_dev):
+            break
+        os.close(fd)  # replaced while we waited: lock the file that is there now
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------------------------------------
+# Backups and the atomic replace.
+# ------------------------------------------------------------------------------------------------
+def parse_backups_setting(value, where: str) -> int:
+    """xlwings.conf 'Backups': how many previous versions to keep (default 5, 0 keeps none)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return DEFAULT_BACKUPS
+    text = str(value).strip()
+    if isinstance(value, float) and value.is_integer():
+        text = str(int(value))
+    if not re.fullmatch(r"\d{1,4}", text) or int(text) > MAX_BACKUPS:
+        raise WorkbookError(f"{where}: xlwings.conf 'Backups' is {str(value)[:40]!r}, not a whole number of versions "
+                            f"from 0 to {MAX_BACKUPS}")
+    return int(text)
+
+
+def _backup_pattern(path: Path) -> re.Pattern:
+    return re.compile(re.escape(path.name) + r"\.(\d{8}-\d{6})(?:-(\d+))?\.bak")
+
+
+def backups(path: Path) -> list[Path]:
+    """The timestamped backups of the model `path`, oldest first."""
+    pattern = _backup_pattern(path)
+    found = []
+    for candidate in path.parent.iterdir():
+        match = pattern.fullmatch(candidate.name)
+        if match and candidate.is_file() and not candidate.is_symlink():
+            found.append(((match[1], int(match[2] or 0)), candidate))
+    return [p for _, p in sorted(found)]
+
+
+def _backup_name(path: Path, when: dt.datetime) -> Path:
+    stamp = when.strftime(_BACKUP_STAMP)
+    taken = {p.name for p in backups(path)}
+    name, n = f"{path.name}.{stamp}.bak", 1
+    while name in taken:  # two refreshes in one second: a counter keeps both and keeps the order
+        n += 1
+        name = f"{path.name}.{stamp}-{n}.bak"
+    return path.with_name(name)
+
+
+def prune_backups(path: Path, keep: int) -> None:
+    """Delete the oldest backups of `path` beyond the newest `keep`."""
+    old = backups(path)
+    for stale in old[: max(0, len(old) - keep)]:
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+
+
+def _remove_dead_temps(path: Path) -> None:
+    """Temp files of writers killed before they could clean up. Only the lock holder writes
+    temps beside a model, so while we hold the lock any such file is a dead process's."""
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*{_TEMP_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+
+
+def replace_model(path: Path, write, verify, keep: int = DEFAULT_BACKUPS, when: dt.datetime | None = None) -> Path | None:
+    """Replace the model `path` (a real path, lock held) with what `write(temp)` writes, after
+    `verify(temp)` accepts it. The previous version becomes the newest timestamped backup
+    (when `keep` > 0) and older backups beyond `keep` are pruned. A crash or kill at any moment
+    leaves the model either as it was or as the verified new version. Returns the backup path."""
+    _remove_dead_temps(path)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMP_SUFFIX, dir=path.parent)
+    os.close(fd)
+    temp = Path(temp_name)
+    backup = None
+    try:
+        write(temp)
+        verify(temp)
+        shutil.copymode(path, temp)  # the analyst's permissions, not mkstemp's 0600
+        with open(temp, "rb") as fh:
+            os.fsync(fh.fileno())
+        if keep > 0:
+            backup = _backup_name(path, when or dt.datetime.now())
+            backup_fd, backup_temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".backup" + _TEMP_SUFFIX,
+                                                          dir=path.parent)
+            os.close(backup_fd)
+            try:
+                shutil.copy2(path, backup_temp)
+                os.replace(backup_temp, backup)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(backup_temp)
+        os.replace(temp, path)
+        prune_backups(path, keep)
+    except PermissionError:
+        raise WorkbookError(f"{path.name}: cannot write beside it (read-only folder or file open elsewhere)") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+    return backup
