@@ -1,23 +1,96 @@
-"""Market quotes for refresh: a small provider interface and the embedded local-file provider.
+"""Market quotes for refresh: a small provider interface, the local-file provider and `validate`.
 
 A provider answers `quote(ticker)`; refresh never cares where the numbers came from. A live feed
 is one more class with that method, registered in PROVIDERS under a scheme name and chosen with
-`--quotes SCHEME:WHERE` or the workbook's xlwings.conf ("Quotes Source").
+`--quotes SCHEME:WHERE` or the workbook's xlwings.conf ("Quotes Source"). The live feeds
+(`akshare:`, `yfinance:`) live in `addin/quotes_live.py` and register themselves here.
+
+A quotes file is what an analyst's Excel saves: CSV in UTF-8 (with or without BOM), GBK/GB18030
+or UTF-16 ("Unicode text"), separated by commas, semicolons or tabs, or an .xlsx sheet. Its
+columns are COLUMNS (header row, any order, any case); one row per ticker.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import io
 import math
+import os
+import re
+import stat
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 DEFAULT_QUOTES = Path(__file__).resolve().parents[1] / "workbook" / "data" / "quotes.csv"
 DEFAULT_MAX_AGE_DAYS = 5
+MAX_AGE_LIMIT_DAYS = 3650  # a "max age" beyond ten years is a typo, not a policy
 MAX_QUOTES_BYTES = 5_000_000
+MAX_UNZIPPED_BYTES = 50_000_000  # an .xlsx quotes sheet expanding beyond this is a zip bomb
+MAX_ROWS = 100_000
 COLUMNS = ("ticker", "price", "currency", "price_date", "fx_to_reporting", "benchmark_level", "source")
+REQUIRED = ("ticker", "price", "price_date", "fx_to_reporting")
+SEPARATORS = (",", ";", "\t")
+MAX_FIELD_CHARS = {"source": 200}  # the source is stamped on the cover; a sane note fits in 200
+MAX_OTHER_FIELD_CHARS = 64
+# The largest value a field can plausibly hold: beyond it the number is a unit or typing error.
+MAGNITUDE_LIMITS = {"price": 1e7, "fx_to_reporting": 1e5, "benchmark_level": 1e7}
+FX_FLOOR = 1e-6
+
+# Names that analysts' files use for a currency, mapped to its ISO code.
+CURRENCY_ALIASES = {"港元": "HKD", "港币": "HKD", "港幣": "HKD", "HK$": "HKD", "人民币": "CNY", "人民幣": "CNY",
+                    "RMB": "CNY", "CNH": "CNY", "元": "CNY", "美元": "USD", "US$": "USD"}
+
+# Sane ranges of the FX rate "units of reporting currency per one unit of trading currency";
+# a rate outside is a wrong pair, wrong direction or typo. The reverse pair is derived, and a
+# currency against itself is exactly 1.
+FX_SANE_RANGES = {
+    ("HKD", "CNY"): (0.7, 1.1),
+    ("USD", "CNY"): (5.0, 9.0),
+    ("USD", "HKD"): (7.7, 7.9),   # the Hong Kong dollar's band around the peg, with a margin
+    ("EUR", "CNY"): (6.0, 10.0),
+    ("GBP", "CNY"): (7.0, 12.0),
+    ("JPY", "CNY"): (0.03, 0.09),
+    ("EUR", "USD"): (0.8, 1.5),
+}
+# Below this log-distance between the model's FX and its inverse (rates near 1) an inverted
+# rate cannot be told from a real one, so no inversion verdict is given.
+INVERSION_MIN_LOG_GAP = 0.05
+
+# How the analyst overrides a refusal: on the command line, or in the workbook (the button).
+OVERRIDE_HINTS = {
+    "cli": {"max_age": "use a fresher quote, or --max-age-days",
+            "move": "pass --accept-move if the move is real"},
+    "excel": {"max_age": "point 'Quotes Source' at a fresher quote, or raise 'Quotes Max Age Days', "
+                         "on the xlwings.conf sheet",
+              "move": "set 'Quotes Accept Move' to TRUE on the xlwings.conf sheet if the move is real"},
+}
+
+# First bytes of files people pass by mistake, and what to call them.
+MAGIC = (
+    (b"%PDF", "a PDF document"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Excel 97-2003 workbook (.xls) or other old Office file; "
+                                          "save it as .xlsx or CSV"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"Rar!", "a RAR archive"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"{\\rtf", "an RTF document"),
+)
+# Parts that tell which kind of zip package a file is.
+ZIP_KINDS = (
+    ("xl/vbaProject.bin", "an Excel macro-enabled workbook (.xlsm), such as a model; quotes come from a CSV "
+                          "or .xlsx sheet (the model is the file to refresh, not --quotes)"),
+    ("xl/workbook.bin", "an Excel binary workbook (.xlsb); save it as .xlsx or CSV"),
+    ("word/document.xml", "a Word document"),
+    ("ppt/presentation.xml", "a PowerPoint presentation"),
+    ("content.xml", "an OpenDocument file (.ods/.odt); save it as .xlsx or CSV"),
+)
 
 
 class QuoteError(ValueError):
@@ -41,90 +114,460 @@ class QuoteProvider(Protocol):
     def quote(self, ticker: str) -> Quote: ...
 
 
-def _number(text: str, what: str, where: str) -> float:
+# ------------------------------------------------------------------------------------------------
+# Fields
+# ------------------------------------------------------------------------------------------------
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# Thousands groups with one separator used throughout: "25,000", "25 000", "1'234'567.5".
+_GROUPED_NUMBER = re.compile(r"([+-]?\d{1,3})(?P<sep>[, \u00a0\u202f'])\d{3}((?P=sep)\d{3})*(\.\d+)?")
+_TIME_SUFFIX = re.compile(r"[ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$")
+_YEAR_FIRST = re.compile(r"(\d{4})([-/.])(\d{1,2})\2(\d{1,2})")
+_YEAR_FIRST_CJK = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日")
+_DAY_FIRST = re.compile(r"(\d{1,2})([-/.])(\d{1,2})\2(\d{4})")
+
+
+def _shown(value, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 4] + "...'"
+
+
+def parse_number(value, what: str, where: str) -> float:
+    """A finite number from a cell or CSV field. Text may carry thousands separators (',', space,
+    no-break space or apostrophe) between groups of exactly three digits, one kind per number; the
+    decimal mark is a point. Anything else (a decimal comma, a currency sign, '%') is refused."""
+    if isinstance(value, bool):
+        raise QuoteError(f"{where}: {what} {value!r} is not a number")
+    if isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        text = str(value or "").strip()
+        if _PLAIN_NUMBER.fullmatch(text):
+            number = float(text)
+        elif _GROUPED_NUMBER.fullmatch(text):
+            number = float(re.sub(r"[, \u00a0\u202f']", "", text))
+        else:
+            hint = "; the decimal mark is a point" if re.fullmatch(r"[+-]?\d+,\d+", text) else ""
+            raise QuoteError(f"{where}: {what} {_shown(text)} is not a number{hint}")
+    if not math.isfinite(number):
+        raise QuoteError(f"{where}: {what} {_shown(value)} is not a finite number")
+    return number
+
+
+def parse_date(value, what: str, where: str) -> dt.date:
+    """A calendar date from a cell or CSV field.
+
+    The rule, with no guessing: year first is always year-month-day (`2026-11-29`, `2026/11/29`,
+    `2026.11.29`, `2026年11月29日`); a date ending in the year is day-first (`29/11/2026`,
+    `29-11-2026`), and is accepted only when it cannot be read the other way round: the day is
+    above 12, or day and month are equal. `03/04/2026` (3 April or March 4?) is refused by name.
+    A time after the date (`2026/11/29 0:00`, as Excel writes date cells) is ignored."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    text = str(value or "").strip()
+    core = _TIME_SUFFIX.sub("", text)
+    iso_hint = "write it as YYYY-MM-DD, e.g. 2026-11-29"
     try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise QuoteError(f"{where}: {what} {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise QuoteError(f"{where}: {what} {text!r} is not a finite number")
-    return value
+        if m := _YEAR_FIRST.fullmatch(core) or _YEAR_FIRST_CJK.fullmatch(core):
+            year, month, day = (int(g) for g in m.groups() if g.isdigit())
+            return dt.date(year, month, day)
+        if m := _DAY_FIRST.fullmatch(core):
+            first, _, second, year = m.groups()
+            day, month = int(first), int(second)
+            if day <= 12 and month <= 12 and day != month:
+                raise QuoteError(f"{where}: {what} {_shown(text)} is ambiguous (day-first or month-first); "
+                                 f"{iso_hint}")
+            return dt.date(int(year), month, day)
+    except ValueError as exc:
+        if isinstance(exc, QuoteError):
+            raise
+        raise QuoteError(f"{where}: {what} {_shown(text)} is not a calendar date ({exc}); {iso_hint}") from None
+    raise QuoteError(f"{where}: {what} {_shown(text)} is not a date like 2026-11-29 or 29/11/2026; {iso_hint}")
+
+
+def normalise_currency(text) -> str:
+    code = str(text or "").strip()
+    return CURRENCY_ALIASES.get(code, CURRENCY_ALIASES.get(code.upper(), code.upper()))
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a ticker such as 600519 typed as a number in a sheet
+    return str(value).strip()
+
+
+# ------------------------------------------------------------------------------------------------
+# Files
+# ------------------------------------------------------------------------------------------------
+def _read_regular_file(path: Path) -> bytes:
+    """The file's bytes, if it is a regular file of sane size (never a FIFO, device or directory)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise QuoteError(f"{path}: no such quotes file") from None
+    except OSError as exc:
+        raise QuoteError(f"{path}: cannot read the quotes file ({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise QuoteError(f"{path}: not a regular file; pass a CSV or .xlsx quotes file")
+    if info.st_size > MAX_QUOTES_BYTES:
+        raise QuoteError(f"{path.name}: larger than {MAX_QUOTES_BYTES // 1_000_000} MB; not a quotes file")
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_QUOTES_BYTES + 1)
+    except OSError as exc:
+        raise QuoteError(f"{path}: cannot read the quotes file ({exc.strerror})") from None
+    if len(raw) > MAX_QUOTES_BYTES:
+        raise QuoteError(f"{path.name}: larger than {MAX_QUOTES_BYTES // 1_000_000} MB; not a quotes file")
+    return raw
+
+
+def _zip_kind(raw: bytes, name: str) -> str | None:
+    """None for an .xlsx sheet we may read; otherwise what the zip is, for the refusal."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, EOFError, ValueError):
+        return "a damaged zip archive (or a damaged .xlsx)"
+    names = {i.filename for i in infos}
+    for part, kind in ZIP_KINDS:
+        if part in names:
+            return kind
+    if "xl/workbook.xml" not in names:
+        return "a zip archive"
+    if sum(i.file_size for i in infos) > MAX_UNZIPPED_BYTES:
+        raise QuoteError(f"{name}: an .xlsx that expands beyond {MAX_UNZIPPED_BYTES // 1_000_000} MB; "
+                         "not a quotes sheet")
+    return None
+
+
+def _decode(raw: bytes, name: str) -> str:
+    """Text of a CSV file: BOM first (UTF-8, UTF-16), then UTF-8, then GB18030 (a superset of GBK)."""
+    for bom, codec in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+        if raw.startswith(bom):
+            try:
+                return raw[len(bom):].decode(codec)
+            except UnicodeDecodeError:
+                raise QuoteError(f"{name}: starts with a {codec.upper()} mark but is not {codec.upper()} text; "
+                                 "save it again as CSV UTF-8") from None
+    head = raw[:4096]
+    if b"\x00" in head:
+        # UTF-16 without a mark has a NUL in every other byte of ASCII text.
+        even, odd = head[0::2], head[1::2]
+        codec = "utf-16-le" if odd.count(0) > 0.4 * len(odd) else "utf-16-be" if even.count(0) > 0.4 * len(even) else None
+        try:
+            if codec:
+                return raw.decode(codec)
+        except UnicodeDecodeError:
+            pass
+        raise QuoteError(f"{name}: binary data, not UTF-8, GBK or UTF-16 text nor an .xlsx sheet; not a quotes file")
+    for codec in ("utf-8", "gb18030"):
+        try:
+            return raw.decode(codec)
+        except UnicodeDecodeError:
+            continue
+    raise QuoteError(f"{name}: not text in UTF-8, GBK/GB18030 or UTF-16; save the quotes file as CSV UTF-8")
+
+
+def _identify(raw: bytes, name: str) -> str:
+    """'csv' or 'xlsx'; QuoteError naming what the file is when it is neither."""
+    for magic, kind in MAGIC:
+        if raw.startswith(magic):
+            raise QuoteError(f"{name}: {kind}, not a quotes file")
+    if raw.startswith(b"PK\x03\x04") or raw.startswith(b"PK\x05\x06"):
+        kind = _zip_kind(raw, name)
+        if kind:
+            raise QuoteError(f"{name}: {kind}, not a quotes file")
+        return "xlsx"
+    if re.match(rb"\s*<(!doctype html|html)", raw[:200], re.IGNORECASE):
+        raise QuoteError(f"{name}: an HTML page, not a quotes file")
+    return "csv"
+
+
+def _header_map(cells: list, name: str) -> dict[int, str]:
+    """Column index -> known column name; unknown columns are ignored, duplicates refused."""
+    found: dict[int, str] = {}
+    for i, cell in enumerate(cells):
+        key = _text(cell).lstrip("\ufeff").lower()
+        if key in COLUMNS:
+            if key in found.values():
+                raise QuoteError(f"{name}: column {key!r} appears twice in the header")
+            found[i] = key
+    missing = [c for c in REQUIRED if c not in found.values()]
+    if missing:
+        shown = _shown(" | ".join(_text(c) for c in cells), 60)
+        raise QuoteError(f"{name}: missing column {missing[0]!r} in the header {shown}; expected "
+                         f"{', '.join(COLUMNS)}, separated by commas, semicolons or tabs")
+    return found
+
+
+def _records(rows, name: str) -> list[tuple[int, dict]]:
+    """(line, {column: value}) for every non-blank row after the header."""
+    rows = iter(rows)
+    for line, header in rows:
+        if any(_text(c) for c in header):
+            break
+    else:
+        raise QuoteError(f"{name}: empty; expected a header row {', '.join(COLUMNS)}")
+    columns = _header_map(list(header), name)
+    records = []
+    for line, cells in rows:
+        if not any(_text(c) for c in cells):
+            continue
+        if len(records) >= MAX_ROWS:
+            raise QuoteError(f"{name}: more than {MAX_ROWS:,} rows; not a quotes file")
+        record = {key: (cells[i] if i < len(cells) else None) for i, key in columns.items()}
+        for key, value in record.items():
+            limit = MAX_FIELD_CHARS.get(key, MAX_OTHER_FIELD_CHARS)
+            if isinstance(value, str) and len(value) > limit:
+                raise QuoteError(f"{name}, line {line}: {key} is {len(value):,} characters long "
+                                 f"(limit {limit}); shorten it")
+        records.append((line, record))
+    return records
+
+
+def _sniff_separator(text: str) -> str:
+    """The separator that makes the header line name the most known columns."""
+    header = next((line for line in text.splitlines() if line.strip()), "")[:10_000]
+
+    def score(sep):
+        try:
+            cells = next(csv.reader([header], delimiter=sep), [])
+        except csv.Error:
+            return (0, 0)
+        return (sum(c.strip().lstrip("\ufeff").lower() in COLUMNS for c in cells), header.count(sep))
+    return max(SEPARATORS, key=score)
+
+
+def _csv_rows(raw: bytes, name: str) -> list[tuple[int, dict]]:
+    text = _decode(raw, name)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_separator(text))
+    rows = []
+    try:
+        for cells in reader:
+            rows.append((reader.line_num, cells))
+    except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise QuoteError(f"{name}, line {reader.line_num}: a field longer than "
+                             f"{csv.field_size_limit():,} characters; not a quotes file") from None
+        raise QuoteError(f"{name}, line {reader.line_num}: not readable as CSV ({exc})") from None
+    return _records(rows, name)
+
+
+def _xlsx_rows(raw: bytes, name: str) -> list[tuple[int, dict]]:
+    """The first sheet of an .xlsx file, header row first (openpyxl, read-only: rows are streamed)."""
+    import openpyxl  # imported here: only .xlsx quotes sheets need it
+
+    def rows(sheet):
+        for line, cells in enumerate(sheet.iter_rows(values_only=True), start=1):
+            if line > MAX_ROWS + 1:
+                raise QuoteError(f"{name}: more than {MAX_ROWS:,} rows; not a quotes sheet")
+            yield line, cells
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # openpyxl warns about styles it does not need here
+            book = openpyxl.load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
+            try:
+                return _records(rows(book.worksheets[0]), name)
+            finally:
+                book.close()
+    except QuoteError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - openpyxl raises many types on a damaged file; all mean the same
+        raise QuoteError(f"{name}: an .xlsx file that cannot be read ({type(exc).__name__}); "
+                         "open it in Excel and save it again") from None
 
 
 class LocalQuotesFile:
-    """Quotes from a CSV file (UTF-8) with the columns of COLUMNS, one row per ticker."""
+    """Quotes from a file with the columns of COLUMNS, one row per ticker: CSV (see `_decode` for
+    encodings, separators sniffed from the header) or an .xlsx sheet (the first sheet)."""
 
     def __init__(self, path: str | Path = DEFAULT_QUOTES):
         self.path = Path(path)
         self.name = f"file:{self.path.name}"
 
-    def _rows(self) -> list[dict]:
-        if not self.path.is_file():
-            raise QuoteError(f"{self.path}: no such quotes file")
-        raw = self.path.read_bytes()
-        if len(raw) > MAX_QUOTES_BYTES:
-            raise QuoteError(f"{self.path.name}: larger than {MAX_QUOTES_BYTES // 1_000_000} MB; not a quotes file")
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise QuoteError(f"{self.path.name}: not UTF-8 text; save the quotes file as UTF-8") from None
-        reader = csv.DictReader(io.StringIO(text))
-        missing = [c for c in ("ticker", "price", "price_date", "fx_to_reporting") if c not in (reader.fieldnames or [])]
-        if missing:
-            raise QuoteError(f"{self.path.name}: missing column {missing[0]!r}; expected {', '.join(COLUMNS)}")
-        return list(reader)
+    def _rows(self) -> list[tuple[int, dict]]:
+        raw = _read_regular_file(self.path)
+        name = self.path.name
+        return _xlsx_rows(raw, name) if _identify(raw, name) == "xlsx" else _csv_rows(raw, name)
 
-    def quote(self, ticker: str) -> Quote:
-        rows = [r for r in self._rows() if (r.get("ticker") or "").strip().upper() == ticker.strip().upper()]
-        where = f"{self.path.name}"
+    def quote(self, ticker: str, reporting_currency: str | None = None) -> Quote:
+        """The file's quote for `ticker`. `reporting_currency` is accepted for the provider protocol;
+        a file states its own FX, which `validate` checks against the model."""
+        wanted = ticker.strip().upper()
+        rows = [(line, r) for line, r in self._rows() if _text(r.get("ticker")).upper() == wanted]
+        where = self.path.name
         if not rows:
             raise QuoteError(f"{where}: no quote for {ticker}")
         if len(rows) > 1:
             raise QuoteError(f"{where}: {len(rows)} rows for {ticker}; keep one quote per ticker")
-        row = rows[0]
-        where = f"{self.path.name} ({ticker})"
-        try:
-            day = dt.date.fromisoformat((row.get("price_date") or "").strip())
-        except ValueError:
-            raise QuoteError(f"{where}: price_date {row.get('price_date')!r} is not a date like 2025-12-18") from None
-        level = (row.get("benchmark_level") or "").strip()
-        return Quote(row["ticker"].strip(), _number(row.get("price"), "price", where), (row.get("currency") or "").strip(),
-                     day, _number(row.get("fx_to_reporting"), "fx_to_reporting", where),
-                     _number(level, "benchmark_level", where) if level else None,
-                     (row.get("source") or "").strip() or self.name)
+        line, row = rows[0]
+        where = f"{self.path.name} ({ticker}, line {line})"
+        level = row.get("benchmark_level")
+        return Quote(_text(row["ticker"]), parse_number(row.get("price"), "price", where),
+                     normalise_currency(row.get("currency")),
+                     parse_date(row.get("price_date"), "price_date", where),
+                     parse_number(row.get("fx_to_reporting"), "fx_to_reporting", where),
+                     parse_number(level, "benchmark_level", where) if _text(level) else None,
+                     _text(row.get("source")) or self.name)
 
 
-PROVIDERS = {"file": LocalQuotesFile}
+PROVIDERS: dict[str, type] = {"file": LocalQuotesFile}
 
 
 def provider_for(spec: str | None) -> QuoteProvider:
-    """The provider a source string names: "file:PATH", a plain path, or None for the embedded file."""
+    """The provider a source string names: "file:PATH", "akshare:", "yfinance:CNY", a plain path,
+    or None for the embedded file."""
     if not spec:
         return LocalQuotesFile()
+    spec = str(spec).strip()
     scheme, sep, where = spec.partition(":")
+    scheme = scheme.lower()
     if sep and scheme in PROVIDERS and len(scheme) > 1:
         return PROVIDERS[scheme](where)
     if sep and len(scheme) > 1 and not Path(spec).exists():
-        raise QuoteError(f"unknown quote source {scheme!r}; known: {', '.join(PROVIDERS)} (or a path to a CSV file)")
+        raise QuoteError(f"unknown quote source {scheme!r}; known: {', '.join(PROVIDERS)} (or a path to a quotes file)")
     return LocalQuotesFile(spec)
 
 
-def validate(quote: Quote, ticker: str, as_of: dt.date, max_age_days: int, currency: str | None = None) -> Quote:
-    """The quote, if refresh may use it; QuoteError with the reason otherwise."""
+# ------------------------------------------------------------------------------------------------
+# Settings and validation
+# ------------------------------------------------------------------------------------------------
+def parse_max_age(value, where: str) -> int:
+    """The quotes' maximum age in whole days, from a setting (xlwings.conf cell, CLI text).
+    Empty means DEFAULT_MAX_AGE_DAYS; `where` names the setting for the message, e.g.
+    "model.xlsm: xlwings.conf 'Quotes Max Age Days'"."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return DEFAULT_MAX_AGE_DAYS
+    number = None
+    if not isinstance(value, bool):
+        try:
+            number = float(str(value).strip()) if isinstance(value, str) else float(value)
+        except (TypeError, ValueError, OverflowError):
+            number = None
+    if number is None or not math.isfinite(number) or not number.is_integer() or not 0 <= number <= MAX_AGE_LIMIT_DAYS:
+        raise QuoteError(f"{where} is {_shown(value)}, not a whole number of days from 0 to {MAX_AGE_LIMIT_DAYS}; "
+                         f"use e.g. {DEFAULT_MAX_AGE_DAYS}")
+    return int(number)
+
+
+def _pair(fx_pair) -> tuple[str, str] | None:
+    if fx_pair is None:
+        return None
+    if isinstance(fx_pair, str):
+        parts = re.split(r"[/→>\-\s]+", fx_pair.strip())
+    else:
+        parts = list(fx_pair)
+    if len(parts) != 2 or not all(str(p).strip() for p in parts):
+        raise QuoteError(f"FX pair {_shown(fx_pair)} is not two currencies like 'HKD/CNY'")
+    return normalise_currency(parts[0]), normalise_currency(parts[1])
+
+
+def sane_fx_range(base: str, quote_ccy: str) -> tuple[float, float] | None:
+    """The sane range of "quote_ccy per one base", or None for a pair the table does not know."""
+    if base == quote_ccy:
+        return (1.0, 1.0)
+    if (base, quote_ccy) in FX_SANE_RANGES:
+        return FX_SANE_RANGES[(base, quote_ccy)]
+    if (quote_ccy, base) in FX_SANE_RANGES:
+        low, high = FX_SANE_RANGES[(quote_ccy, base)]
+        return (1 / high, 1 / low)
+    return None
+
+
+def _positive(value) -> float | None:
+    """A model cell's last value, if it is a usable positive number (text or errors give None)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and value > 0 else None
+
+
+def validate(quote: Quote, ticker: str, as_of: dt.date, max_age_days: int, *, currency: str | None = None,
+             last_price=None, last_fx=None, fx_pair=None, max_move: float = 0.5, accept_move: bool = False,
+             front: str = "cli") -> Quote:
+    """The quote, if refresh may use it; QuoteError with the reason and what to do otherwise.
+
+    currency: the model's trading currency (MKT_quote_currency); a quote in another is refused.
+    last_price, last_fx: the model's current price and FX; a price (or FX) moving by more than
+        `max_move` (relative, 0.5 = 50%) is refused unless `accept_move`; an FX that sits closer
+        to 1/last_fx than to last_fx is refused as inverted. Values that are not positive
+        numbers (an empty or broken cell) skip these comparisons.
+    fx_pair: ("HKD", "CNY") or "HKD/CNY", trading → reporting; the FX must lie in its sane range.
+    front: "cli" or "excel", which override the messages name (a flag, or xlwings.conf keys).
+    """
+    hints = OVERRIDE_HINTS[front]
+    limit = parse_max_age(max_age_days, "max age")
+    if not (isinstance(max_move, (int, float)) and math.isfinite(max_move) and max_move > 0):
+        raise QuoteError(f"price move band {_shown(max_move)} is not a positive fraction like 0.5")
     if quote.ticker.upper() != ticker.upper():
         raise QuoteError(f"quote is for {quote.ticker}, the model is {ticker}; refused")
+    for what, value in (("price", quote.price), ("FX", quote.fx_to_reporting), ("benchmark level", quote.benchmark_level)):
+        if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
+            raise QuoteError(f"quote for {ticker}: {what} {_shown(value)} is not a finite number; refused")
     if quote.price <= 0:
         raise QuoteError(f"quote for {ticker}: price {quote.price:g} is not positive; refused")
     if quote.fx_to_reporting <= 0:
         raise QuoteError(f"quote for {ticker}: FX {quote.fx_to_reporting:g} is not positive; refused")
     if quote.benchmark_level is not None and quote.benchmark_level <= 0:
         raise QuoteError(f"quote for {ticker}: benchmark level {quote.benchmark_level:g} is not positive; refused")
-    if currency and quote.currency and quote.currency.upper() != currency.upper():
-        raise QuoteError(f"quote for {ticker} is in {quote.currency}, the model prices in {currency}; refused")
+    for field, what, value in (("price", "price", quote.price), ("fx_to_reporting", "FX", quote.fx_to_reporting),
+                               ("benchmark_level", "benchmark level", quote.benchmark_level)):
+        if value is not None and value > MAGNITUDE_LIMITS[field]:
+            raise QuoteError(f"quote for {ticker}: {what} {value:g} is beyond {MAGNITUDE_LIMITS[field]:g}, not a "
+                             "plausible figure; check its units")
+    if quote.fx_to_reporting < FX_FLOOR:
+        raise QuoteError(f"quote for {ticker}: FX {quote.fx_to_reporting:g} is below {FX_FLOOR:g}, not a plausible "
+                         "rate; check its units")
+    if currency:
+        model_ccy = normalise_currency(currency)
+        quote_ccy = normalise_currency(quote.currency)
+        if not quote_ccy:
+            raise QuoteError(f"quote for {ticker} names no currency; the model trades in {model_ccy}: "
+                             "fill the quote's currency")
+        if quote_ccy != model_ccy:
+            raise QuoteError(f"quote for {ticker} is in {quote_ccy}, the model trades in {model_ccy}; "
+                             f"give a quote in {model_ccy}")
     if quote.price_date > as_of:
         raise QuoteError(f"quote for {ticker} is dated {quote.price_date}, after {as_of}; refused")
     age = (as_of - quote.price_date).days
-    if age > max_age_days:
+    if age > limit:
         raise QuoteError(f"quote for {ticker} is dated {quote.price_date}, {age} days before {as_of} "
-                         f"(limit {max_age_days}); use a fresher quotes file or --max-age-days")
+                         f"(limit {limit}); {hints['max_age']}")
+    _check_fx(quote, ticker, _pair(fx_pair), _positive(last_fx), max_move, accept_move, hints)
+    last = _positive(last_price)
+    if last is not None and not accept_move:
+        move = quote.price / last - 1
+        if abs(move) > max_move:
+            raise QuoteError(f"quote for {ticker}: price {quote.price:g} is {move:+.0%} from the model's {last:g} "
+                             f"(band ±{max_move:.0%}); check the quote's units, or {hints['move']}")
     return quote
+
+
+def _check_fx(quote: Quote, ticker: str, pair, last_fx, max_move, accept_move, hints) -> None:
+    fx = quote.fx_to_reporting
+    name = f"{pair[0]}→{pair[1]}" if pair else "FX"
+    if pair:
+        sane = sane_fx_range(*pair)
+        if sane == (1.0, 1.0) and abs(fx - 1) > 1e-12:
+            raise QuoteError(f"quote for {ticker}: FX {fx:g} for {name} must be exactly 1 (same currency); refused")
+        if sane and not sane[0] <= fx <= sane[1]:
+            inverse = sane[0] <= 1 / fx <= sane[1]
+            why = f"1/{fx:g} = {1 / fx:.4g} is in range, so it looks inverted" if inverse else "check the rate"
+            raise QuoteError(f"quote for {ticker}: FX {fx:g} is outside the sane range {sane[0]:g}–{sane[1]:g} "
+                             f"for {name} ({pair[1]} per 1 {pair[0]}); {why}")
+    if last_fx is None:
+        return
+    direct, inverted = abs(math.log(fx / last_fx)), abs(math.log(fx * last_fx))
+    if abs(math.log(last_fx)) > INVERSION_MIN_LOG_GAP and inverted < direct:
+        raise QuoteError(f"quote for {ticker}: FX {fx:g} looks inverted against the model's {last_fx:g} "
+                         f"(1/{fx:g} = {1 / fx:.4f}); give the rate in the model's direction"
+                         + (f" ({pair[1]} per 1 {pair[0]})" if pair else ""))
+    move = fx / last_fx - 1
+    if abs(move) > max_move and not accept_move:
+        raise QuoteError(f"quote for {ticker}: {name} {fx:g} is {move:+.0%} from the model's {last_fx:g} "
+                         f"(band ±{max_move:.0%}); check the rate, or {hints['move']}")
+
+
+from . import quotes_live  # noqa: E402,F401 - registers the live providers in PROVIDERS
