@@ -2,21 +2,31 @@
 recomputed headless exactly as the analyst left it: changed drivers, numbers typed over
 formulas, and edited formulas are all just cells.
 
-It understands cell and range references (same sheet or 'Sheet'!$A$1), numbers, text, TRUE and
-FALSE, error literals, + - * / ^ & and comparisons, percent, our ER_ functions and a handful of
-worksheet functions (SUM, IF, IFERROR, COUNTIF, NA, ROUND, ABS, MIN, MAX, AVERAGE, AND, OR, NOT,
-ISNUMBER, ISERROR). Anything else is refused by name, never guessed.
+It understands cell and range references (same sheet or 'Sheet'!$A$1), defined names (pointing
+at cells, or holding a constant or a formula), numbers, text, TRUE and FALSE, error literals,
++ - * / ^ & and comparisons, percent, our ER_ functions and the worksheet functions of `NATIVE`
+and `LAZY`. It follows Excel's rules, not Python's: implicit intersection of a row or column
+used where one value belongs, number-to-text with 15 significant digits, operators that coerce
+text to numbers while aggregates skip text in ranges, comparison across types (numbers < text <
+booleans), COUNTIF criteria with wildcards. Anything else (an unknown function, another
+workbook, a nesting deeper than `MAX_DEPTH`, text that Excel would read as a date) is refused by
+name with `UnsupportedFormula`, never guessed.
+
+Evaluation never recurses through cell references: a cell's precedents are computed first from
+an explicit stack, so a long chain of cells needs no change to Python's recursion limit.
 """
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
-import sys
-from decimal import ROUND_HALF_UP, Decimal
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from typing import Callable, NamedTuple
 
+from udfs.constants import ERR_DIV0, ERR_NA, ERR_NAME, ERR_NUM, ERR_REF, ERR_VALUE, EXCEL_ERRORS
+from udfs.formula import excel_arith
 from udfs.functions import GUARDED_BY_EXCEL_NAME
-from udfs.constants import ERR_DIV0, ERR_NA, ERR_NUM, ERR_REF, ERR_VALUE, EXCEL_ERRORS
-from udfs.formula import _arith
 
 from .xlsx import Package, WorkbookError, col_index, col_letters
 
@@ -25,19 +35,28 @@ class UnsupportedFormula(WorkbookError):
     """A formula using something this evaluator does not know; the message names it and the cell."""
 
 
+# Excel allows 64 levels of nested functions; a parenthesis, a function or a sign each count one
+# level here (two parser steps), so this admits what Excel admits and bounds the Python stack.
+MAX_DEPTH = 160
+MAX_RANGE_CELLS = 100_000
+
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
   | (?P<str>"(?:[^"]|"")*")
   | (?P<err>\#N/A|\#VALUE!|\#DIV/0!|\#NUM!|\#REF!|\#NAME\?|\#NULL!)
-  | (?P<ref>(?:(?:'(?:[^']|'')+'|[A-Za-z_\u4e00-\u9fff][\w.\u4e00-\u9fff]*)!)?\$?[A-Z]{1,3}\$?\d+(?::\$?[A-Z]{1,3}\$?\d+)?(?![\w(]))
+  | (?P<ref>(?:(?:'(?:[^']|'')+'|[^\W\d][\w.]*)!)?\$?[A-Z]{1,3}\$?\d+(?::\$?[A-Z]{1,3}\$?\d+)?(?![\w(]))
   | (?P<func>[A-Za-z_][A-Za-z0-9_.]*(?=\())
   | (?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
   | (?P<bool>TRUE|FALSE)(?![\w(])
-  | (?P<name>[A-Za-z_\\][\w.]*)
+  | (?P<name>[^\W\d][\w.]*|\\[\w.]*)
   | (?P<op><=|>=|<>|[-+*/^&=<>(),%])
 """, re.X)
 
 _PRECEDENCE = {"=": 1, "<>": 1, "<": 1, ">": 1, "<=": 1, ">=": 1, "&": 2, "+": 3, "-": 3, "*": 4, "/": 4, "^": 5}
+_COMPARISONS = ("=", "<>", "<", ">", "<=", ">=")
+# Characters Excel forbids in a sheet name: a quoted prefix holding one names another workbook
+# ('[other.xlsx]Sheet1') or several sheets ('Sheet1:Sheet3').
+_NOT_IN_SHEET_NAMES = re.compile(r"[\[\]:*?/\\]")
 
 
 def tokenize(text: str) -> list[tuple[str, str]]:
@@ -54,8 +73,12 @@ def tokenize(text: str) -> list[tuple[str, str]]:
 
 
 class _Parser:
+    """Precedence climbing into tuples: ("num", x), ("str", s), ("bool", b), ("err", e),
+    ("ref", text), ("name", n), ("neg", node), ("chain", first, [(op, node), ...]) for a run of
+    left-associative binary operators, ("call", NAME, [args])."""
+
     def __init__(self, tokens, text):
-        self.tokens, self.pos, self.text = tokens, 0, text
+        self.tokens, self.pos, self.text, self.depth = tokens, 0, text, 0
 
     def peek(self):
         return self.tokens[self.pos] if self.pos < len(self.tokens) else (None, None)
@@ -70,26 +93,35 @@ class _Parser:
         if got != value:
             raise UnsupportedFormula(f"cannot read formula ={self.text}: expected {value!r}")
 
+    def _enter(self):
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise UnsupportedFormula(f"formula nested more deeply than Excel allows; not evaluated headless: ={self.text[:60]}")
+
     def expression(self, min_precedence=1):
-        """Precedence climbing; every binary operator is left-associative, as in Excel."""
-        left = self.unary()
+        self._enter()
+        first, rest = self.unary(), []
         while True:
             kind, op = self.peek()
             if kind != "op" or op not in _PRECEDENCE or _PRECEDENCE[op] < min_precedence:
-                return left
+                break
             self.take()
-            left = ("bin", op, left, self.expression(_PRECEDENCE[op] + 1))
+            rest.append((op, self.expression(_PRECEDENCE[op] + 1)))
+        self.depth -= 1
+        return ("chain", first, rest) if rest else first
 
     def unary(self):
         kind, value = self.peek()
         if kind == "op" and value in "+-":
             self.take()
+            self._enter()
             operand = self.unary()
-            return ("neg", operand) if value == "-" else operand
+            self.depth -= 1
+            return ("neg", operand) if value == "-" else ("plus", operand)
         node = self.primary()
         while self.peek() == ("op", "%"):
             self.take()
-            node = ("bin", "/", node, ("num", 100.0))
+            node = ("chain", node, [("/", ("num", 100.0))])
         return node
 
     def primary(self):
@@ -133,103 +165,506 @@ def parse(text: str):
     return node
 
 
-def _split_ref(token: str, sheet: str) -> tuple[str, str, str | None]:
+@dataclass(frozen=True)
+class _Address:
+    sheet: str
+    top: int
+    left: int
+    bottom: int
+    right: int
+    absolute: bool
+
+
+def _address(token: str, sheet: str) -> _Address:
     if "!" in token:
         prefix, ref = token.rsplit("!", 1)
         sheet = prefix[1:-1].replace("''", "'") if prefix.startswith("'") else prefix
+        if _NOT_IN_SHEET_NAMES.search(sheet):
+            raise UnsupportedFormula(f"the reference {token} points into another workbook or across sheets; "
+                                     "open the model in Excel and press Refresh")
     else:
         ref = token
-    ref = ref.replace("$", "")
     first, _, last = ref.partition(":")
-    return sheet, first, last or None
-
-
-def _cells(first: str, last: str) -> list[list[str]]:
-    m1, m2 = re.match(r"([A-Z]+)(\d+)", first), re.match(r"([A-Z]+)(\d+)", last)
+    absolute = first.count("$") == 2 and (not last or last.count("$") == 2)
+    m1 = re.match(r"\$?([A-Z]+)\$?(\d+)", first)
+    m2 = re.match(r"\$?([A-Z]+)\$?(\d+)", last or first)
     c1, c2 = sorted((col_index(m1[1]), col_index(m2[1])))
     r1, r2 = sorted((int(m1[2]), int(m2[2])))
-    if (r2 - r1 + 1) * (c2 - c1 + 1) > 100_000:
-        raise UnsupportedFormula(f"range {first}:{last} is too large to evaluate")
-    return [[f"{col_letters(c)}{r}" for c in range(c1, c2 + 1)] for r in range(r1, r2 + 1)]
+    if (r2 - r1 + 1) * (c2 - c1 + 1) > MAX_RANGE_CELLS:
+        raise UnsupportedFormula(f"range {ref} is too large to evaluate")
+    return _Address(sheet, r1, c1, r2, c2, absolute)
 
+
+def _split_here(ref: str) -> tuple[int, int]:
+    match = re.match(r"([A-Z]+)(\d+)$", ref)
+    return int(match[2]), col_index(match[1])
+
+
+@dataclass
+class _Range:
+    """A reference's cells, kept with where they are: functions read references differently
+    from values (SUM skips text in a range but not text given directly), and a single cell of
+    another row or column takes the value in its own column or row (implicit intersection)."""
+    where: _Address
+    rows: list
+
+    def values(self):
+        for row in self.rows:
+            yield from row
+
+    def single(self, here: tuple[int, int]):
+        """The one value Excel uses where a single value belongs."""
+        w = self.where
+        if w.top == w.bottom and w.left == w.right:
+            return self.rows[0][0]
+        row, col = here
+        if w.top == w.bottom and w.left <= col <= w.right:
+            return self.rows[0][col - w.left]
+        if w.left == w.right and w.top <= row <= w.bottom:
+            return self.rows[row - w.top][0]
+        return ERR_VALUE
+
+
+# ---------------------------------------------------------------- values and Excel's coercions
 
 def _is_error(v) -> bool:
     return isinstance(v, str) and v in EXCEL_ERRORS
 
 
-def _number_or_error(v):
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+_NUMBER_TEXT = re.compile(r"^\s*([+-]?)\s*((?:\d{1,3}(?:,\d{3})+|\d*)(?:\.\d*)?)(?:[eE]([+-]?\d+))?\s*(%?)\s*$")
+# Text Excel reads as a date, time, fraction or amount when it coerces it to a number: the
+# value depends on the machine's regional settings, so it is refused rather than guessed.
+_LOCALE_NUMBER_TEXT = re.compile(
+    r"\d\s*[-/:]\s*\d|[$¥€£]|^\s*\(.*\)\s*$|\d\s*[ap]m?\b"
+    r"|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b.*\d|\d.*\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)",
+    re.I)
+
+
+def text_number(text: str):
+    """The number Excel reads from text ("1", " 2.5 ", "1,000", "50%", "1E3"), or #VALUE!."""
+    match = _NUMBER_TEXT.match(text)
+    if match and any(ch.isdigit() for ch in match[2]):
+        number = float(match[2].replace(",", "")) * 10.0 ** int(match[3] or 0)
+        number = -number if match[1] == "-" else number
+        number = number / 100 if match[4] else number
+        return number if math.isfinite(number) else ERR_NUM
+    if _LOCALE_NUMBER_TEXT.search(text):
+        raise UnsupportedFormula(f"the text {text[:40]!r} is used as a number; Excel reads it by the regional "
+                                 "settings, so it is not evaluated headless")
+    return ERR_VALUE
+
+
+def to_number(v):
+    """An operand of + - * / ^ or a numeric argument: blank 0, TRUE 1, numeric text its number."""
     if _is_error(v):
         return v
     if v is None:
         return 0.0
     if isinstance(v, bool):
         return float(v)
-    if isinstance(v, (int, float)):
+    if _is_number(v):
         return float(v)
+    if isinstance(v, str):
+        return text_number(v)
     return ERR_VALUE
 
 
-def _flatten(values):
-    for v in values:
-        if isinstance(v, list):
-            yield from _flatten(v)
-        else:
-            yield v
+def to_bool(v):
+    """A condition: numbers by zero, blank FALSE, the text TRUE/FALSE, anything else #VALUE!."""
+    if _is_error(v):
+        return v
+    if v is None:
+        return False
+    if isinstance(v, bool) or _is_number(v):
+        return bool(v)
+    if isinstance(v, str) and v.upper() in ("TRUE", "FALSE"):
+        return v.upper() == "TRUE"
+    return ERR_VALUE
 
 
-def _criterion(criterion):
-    if isinstance(criterion, str):
-        match = re.match(r"^(<=|>=|<>|<|>|=)?(.*)$", criterion)
-        op, operand = match[1] or "=", match[2]
-        try:
-            operand = float(operand)
-        except ValueError:
-            operand = operand.lower()
-    else:
-        op, operand = "=", criterion
+# Excel writes a number as text with 15 significant digits, in plain notation from 1E-05 up to
+# (not including) 1E+15 and in scientific notation (two-digit exponent) outside.
+_PLAIN_EXPONENTS = range(-5, 15)
 
-    def test(v):
-        value = v.lower() if isinstance(v, str) else v
-        if isinstance(operand, float) and not isinstance(value, (int, float)):
-            return op == "<>"
-        if isinstance(operand, str) and not isinstance(value, str):
-            return op == "<>"
-        return {"=": value == operand, "<>": value != operand, "<": value < operand, ">": value > operand,
-                "<=": value <= operand, ">=": value >= operand}[op]
-    return test
+
+def number_text(x: float) -> str:
+    """A number as `&` and text coercion write it: 475.994, 10000000, 1.23456789012346E+17."""
+    if x == 0:
+        return "0"
+    mantissa, exponent = f"{x:.14e}".split("e")
+    exponent = int(exponent)
+    if exponent in _PLAIN_EXPONENTS:
+        text = format(Decimal(f"{mantissa}e{exponent}"), "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}E{'+' if exponent >= 0 else '-'}{abs(exponent):02d}"
+
+
+def to_text(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if _is_number(v):
+        return number_text(float(v))
+    return str(v)
+
+
+def _type_rank(v) -> int:
+    """Excel orders values of different types: numbers < text < booleans."""
+    return 2 if isinstance(v, bool) else 1 if isinstance(v, str) else 0
+
+
+def compare(op: str, a, b):
+    """Excel's comparison: no coercion, blank as the other side's empty value, text ignoring case."""
+    for v in (a, b):
+        if _is_error(v):
+            return v
+    a = ("" if isinstance(b, str) else False if isinstance(b, bool) else 0.0) if a is None else a
+    b = ("" if isinstance(a, str) else False if isinstance(a, bool) else 0.0) if b is None else b
+    ra, rb = _type_rank(a), _type_rank(b)
+    if ra != rb:
+        a, b = ra, rb
+    elif ra == 1:
+        a, b = a.lower(), b.lower()
+    return {"=": a == b, "<>": a != b, "<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]
+
+
+def power(a, b):
+    a, b = to_number(a), to_number(b)
+    for v in (a, b):
+        if _is_error(v):
+            return v
+    if a == 0 and b == 0:
+        return ERR_NUM
+    if a == 0 and b < 0:
+        return ERR_DIV0
+    if a < 0 and not float(b).is_integer():
+        return ERR_NUM
+    try:
+        result = math.pow(a, b)
+    except (OverflowError, ValueError):
+        return ERR_NUM
+    return result if math.isfinite(result) else ERR_NUM
+
+
+def binary(op: str, a, b):
+    """One binary operator on two single values, with Excel's coercions."""
+    if op in "+-*/":
+        a, b = to_number(a), to_number(b)
+        result = excel_arith(op, a, b)
+        return result + 0.0 if _is_number(result) else result  # Excel has no negative zero
+    if op == "^":
+        return power(a, b)
+    if op == "&":
+        for v in (a, b):
+            if _is_error(v):
+                return v
+        return to_text(a) + to_text(b)
+    return compare(op, a, b)
+
+
+def same_value(a, b) -> bool:
+    """Whether two cell values are the same to Excel: FALSE is not 0, "" is not a blank cell,
+    text differing only in case is a different value to store."""
+    if _is_number(a) and _is_number(b):
+        return float(a) == float(b)
+    return type(a) is type(b) and a == b
+
+
+# ---------------------------------------------------------------- worksheet functions
+
+def _numbers(args):
+    """The numbers SUM, MIN, MAX and AVERAGE use: in a reference only numbers count; a value
+    given directly is coerced (TRUE 1, "3" 3) and text that is not a number is #VALUE!."""
+    numbers = []
+    for arg in args:
+        if isinstance(arg, _Range):
+            for v in arg.values():
+                if _is_error(v):
+                    return v
+                if _is_number(v):
+                    numbers.append(float(v))
+            continue
+        v = to_number(arg)
+        if _is_error(v):
+            return v
+        numbers.append(v)
+    return numbers
+
+
+def _aggregate(combine: Callable[[list], object]) -> Callable:
+    def aggregate(*args):
+        numbers = _numbers(args)
+        if isinstance(numbers, str):
+            return numbers
+        result = combine(numbers)
+        return result if not _is_number(result) or math.isfinite(result) else ERR_NUM
+    return aggregate
+
+
+def _logical(combine: Callable) -> Callable:
+    """AND/OR: numbers and booleans count; text and blanks in a reference are skipped; text given
+    directly must read TRUE or FALSE; no logical value at all is #VALUE!."""
+    def logical(*args):
+        seen = []
+        for arg in args:
+            if isinstance(arg, _Range):
+                for v in arg.values():
+                    if _is_error(v):
+                        return v
+                    if isinstance(v, bool) or _is_number(v):
+                        seen.append(bool(v))
+                continue
+            if arg is None:
+                continue
+            v = to_bool(arg)
+            if _is_error(v):
+                return v
+            seen.append(v)
+        return combine(seen) if seen else ERR_VALUE
+    return logical
 
 
 def _round(x, digits):
-    x, digits = _number_or_error(x), _number_or_error(digits)
-    if _is_error(x) or _is_error(digits):
-        return x if _is_error(x) else digits
-    return float(Decimal(repr(x)).quantize(Decimal(1).scaleb(-int(digits)), rounding=ROUND_HALF_UP))
-
-
-def _aggregate(values, combine):
-    numbers = []
-    for v in _flatten(values):
+    x, digits = to_number(x), to_number(digits)
+    for v in (x, digits):
         if _is_error(v):
             return v
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            numbers.append(float(v))
-    return combine(numbers)
+    places = int(digits)  # Excel truncates the number of digits toward zero
+    exact = Decimal(repr(x))
+    if places >= -exact.as_tuple().exponent:
+        return x  # already has no more digits than asked for
+    if places < -400:
+        return 0.0
+    with localcontext() as context:
+        context.prec = 1000
+        rounded = float(exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+    return rounded + 0.0 if math.isfinite(rounded) else ERR_NUM
 
 
+def _abs(x):
+    x = to_number(x)
+    return x if _is_error(x) else abs(x)
+
+
+def _not(x):
+    x = to_bool(x)
+    return x if _is_error(x) else not x
+
+
+def _wildcard(pattern: str) -> re.Pattern:
+    """COUNTIF's pattern: * any run, ? one character, ~ escapes the next; whole text, any case."""
+    out, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "~" and i + 1 < len(pattern) and pattern[i + 1] in "*?~":
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if ch == "*" else "." if ch == "?" else re.escape(ch))
+        i += 1
+    return re.compile("".join(out), re.I | re.S)
+
+
+_CRITERION_OP = re.compile(r"^(<=|>=|<>|<|>|=)?(.*)$", re.S)
+
+
+def criterion(crit) -> Callable[[object], bool]:
+    """COUNTIF's test for one cell. A number matches equal numbers and numeric text; a blank
+    criterion cell is 0; "" matches blank cells and empty text, "=" only blank cells, "<>" every
+    cell that is not blank; "<>x" matches every cell "=x" does not match."""
+    if crit is None:
+        crit = 0.0
+    if isinstance(crit, bool) or _is_number(crit) or _is_error(crit):
+        op, operand, text = "=", crit, False
+    else:
+        match = _CRITERION_OP.match(crit)
+        op, operand, text = match[1] or "=", match[2], True
+    if text and operand == "":
+        if op == "=":
+            explicit = crit.startswith("=")
+            return (lambda v: v is None) if explicit else (lambda v: v is None or v == "")
+        if op == "<>":
+            return lambda v: v is not None
+        return lambda v: False
+    if text:
+        number = text_number(operand)
+        if _is_number(number):
+            operand = number
+        elif operand.upper() in ("TRUE", "FALSE"):
+            operand = operand.upper() == "TRUE"
+        elif operand.upper() in EXCEL_ERRORS:
+            operand = operand.upper()
+    if op == "<>":
+        equal = criterion_equal(operand, text)
+        return lambda v: not equal(v)
+    if op == "=":
+        return criterion_equal(operand, text)
+
+    def ordered(v):
+        if _is_error(operand) or _is_error(v):
+            return False
+        if _is_number(operand):
+            v = text_number(v) if isinstance(v, str) else v
+            if not _is_number(v):
+                return False
+        elif _type_rank(v) != _type_rank(operand) or v is None:
+            return False
+        return compare(op, v, operand) is True
+    return ordered
+
+
+def criterion_equal(operand, text: bool) -> Callable[[object], bool]:
+    if _is_error(operand):
+        return lambda v: v == operand
+    if isinstance(operand, bool):
+        return lambda v: v is operand
+    if _is_number(operand):
+        def equal_number(v):
+            if isinstance(v, str) and not _is_error(v):
+                v = text_number(v)
+            return _is_number(v) and float(v) == operand
+        return equal_number
+    pattern = _wildcard(operand) if text else re.compile(re.escape(operand), re.I | re.S)
+    return lambda v: isinstance(v, str) and not _is_error(v) and pattern.fullmatch(v) is not None
+
+
+def _countif(rng, crit):
+    if not isinstance(rng, _Range):
+        raise UnsupportedFormula("COUNTIF needs a cell range as its first argument")
+    test = criterion(crit)
+    return float(sum(1 for v in rng.values() if test(v)))
+
+
+# ---- TEXT(value, format)
+
+_EXCEL_DAY_ZERO = dt.date(1899, 12, 30)
+_LAST_SERIAL = 2958465  # 9999-12-31
+_DATE_TOKEN = re.compile(r'yyyy|yy|mmmm|mmm|mm|m|dddd|ddd|dd|d|[hsHS]|AM/PM|"[^"]*"|\\.|.', re.I)
+_NUMBER_FORMAT = re.compile(r"^(?P<int>[#0,]*)(?:\.(?P<dec>0*))?(?P<pct>%?)$")
+
+
+def _serial_date(serial: float) -> tuple[int, int, int]:
+    """(year, month, day) of an Excel serial in the 1900 date system, whose day 60 is the
+    1900-02-29 that Lotus 1-2-3 invented and Excel keeps."""
+    day = int(serial)
+    if day == 0:
+        return 1900, 1, 0
+    if day == 60:
+        return 1900, 2, 29
+    date = _EXCEL_DAY_ZERO + dt.timedelta(days=day + (1 if day < 60 else 0))
+    return date.year, date.month, date.day
+
+
+def _format_date(serial: float, fmt: str):
+    if serial < 0 or serial >= _LAST_SERIAL + 1:
+        return ERR_VALUE
+    year, month, day = _serial_date(serial)
+    out = []
+    for token in _DATE_TOKEN.findall(fmt):
+        low = token.lower()
+        if low == "yyyy":
+            out.append(f"{year:04d}")
+        elif low == "yy":
+            out.append(f"{year % 100:02d}")
+        elif low in ("mm", "m"):
+            out.append(f"{month:0{len(low)}d}")
+        elif low in ("dd", "d"):
+            out.append(f"{day:0{len(low)}d}")
+        elif token.startswith('"'):
+            out.append(token[1:-1])
+        elif token.startswith("\\"):
+            out.append(token[1:])
+        elif len(token) == 1 and not token.isalpha() and token not in "0#@;[]*_":
+            out.append(token)
+        else:
+            raise UnsupportedFormula(f"TEXT format {fmt!r} is not evaluated headless")
+    return "".join(out)
+
+
+def _format_number(x: float, fmt: str):
+    match = _NUMBER_FORMAT.match(fmt)
+    whole = match and match["int"]
+    if not match or (not whole and match["dec"] is None) or whole.endswith(",") or whole.startswith(","):
+        raise UnsupportedFormula(f"TEXT format {fmt!r} is not evaluated headless")
+    decimals = len(match["dec"] or "")
+    value = Decimal(repr(x)) * (100 if match["pct"] else 1)
+    with localcontext() as context:
+        context.prec = 1000
+        value = value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    sign = "-" if value < 0 else ""
+    digits = format(abs(value), f"{',' if ',' in whole else ''}.{decimals}f")
+    integer, _, fraction = digits.partition(".")
+    min_integer = whole.count("0")
+    if integer.replace(",", "") == "0" and min_integer == 0:
+        integer = ""
+    elif len(integer.replace(",", "")) < min_integer:
+        integer = integer.zfill(min_integer)
+    text = integer + ("." + fraction if decimals else "") + match["pct"]
+    return sign + text if any(ch in "123456789" for ch in text) else text
+
+
+def _text(value, fmt):
+    for v in (value, fmt):
+        if _is_error(v):
+            return v
+    fmt = to_text(fmt)
+    if isinstance(value, bool):
+        return to_text(value)
+    if isinstance(value, str):
+        number = text_number(value)
+        if not _is_number(number):
+            return value  # text that is not a number is returned as it is
+        value = number
+    value = 0.0 if value is None else float(value)
+    if fmt.lower() == "general":
+        return number_text(value)
+    if re.search(r"[ymd]", fmt, re.I) and not re.search(r"[0#]", fmt):
+        return _format_date(value, fmt)
+    return _format_number(value, fmt)
+
+
+class Native(NamedTuple):
+    function: Callable
+    min_args: int
+    max_args: int
+    takes_references: bool = False  # receives _Range arguments rather than single values
+
+
+_MANY = 255  # Excel's limit on the arguments of a function
 NATIVE = {
-    "SUM": lambda *a: _aggregate(a, sum),
-    "MIN": lambda *a: _aggregate(a, lambda n: min(n) if n else 0.0),
-    "MAX": lambda *a: _aggregate(a, lambda n: max(n) if n else 0.0),
-    "AVERAGE": lambda *a: _aggregate(a, lambda n: sum(n) / len(n) if n else ERR_DIV0),
-    "ABS": lambda x: x if _is_error(_number_or_error(x)) else abs(_number_or_error(x)),
-    "ROUND": _round,
-    "NA": lambda: ERR_NA,
-    "COUNTIF": lambda rng, crit: float(sum(1 for v in _flatten([rng]) if _criterion(crit)(v))),
-    "ISNUMBER": lambda x: isinstance(x, (int, float)) and not isinstance(x, bool),
-    "ISERROR": lambda x: _is_error(x),
+    "SUM": Native(_aggregate(sum), 1, _MANY, True),
+    "MIN": Native(_aggregate(lambda n: min(n) if n else 0.0), 1, _MANY, True),
+    "MAX": Native(_aggregate(lambda n: max(n) if n else 0.0), 1, _MANY, True),
+    "AVERAGE": Native(_aggregate(lambda n: sum(n) / len(n) if n else ERR_DIV0), 1, _MANY, True),
+    "COUNTIF": Native(_countif, 2, 2, True),
+    "ABS": Native(_abs, 1, 1),
+    "ROUND": Native(_round, 2, 2),
+    "NA": Native(lambda: ERR_NA, 0, 0),
+    "ISNUMBER": Native(_is_number, 1, 1),
+    "ISERROR": Native(_is_error, 1, 1),
+    "TEXT": Native(_text, 2, 2),
 }
-LAZY = {"IF", "IFERROR", "AND", "OR", "NOT"}
+# Functions that decide which arguments to evaluate (IF, IFERROR) or read references
+# themselves (AND, OR); with their argument counts.
+_LAZY_ARGS = {"IF": (2, 3), "IFERROR": (2, 2), "AND": (1, _MANY), "OR": (1, _MANY), "NOT": (1, 1)}
+LAZY = frozenset(_LAZY_ARGS)
+_AND, _OR = _logical(all), _logical(any)
 
+
+def _check_arity(name: str, count: int, least: int, most: int) -> None:
+    if not least <= count <= most:
+        wanted = f"{least}" if least == most else f"{least} to {most}" if most < _MANY else f"at least {least}"
+        raise UnsupportedFormula(f"{name} takes {wanted} argument{'s' if most != 1 else ''}, the formula gives {count}; "
+                                 "Excel would not accept it")
+
+
+# ---------------------------------------------------------------- the evaluator
 
 class Evaluator:
     """Every formula cell of a package, computed from its inputs; `inputs` override cell values."""
@@ -241,6 +676,9 @@ class Evaluator:
         self.active: set = set()
         self.parsed: dict = {}
         self.functions = dict(GUARDED_BY_EXCEL_NAME)
+        self.names = {name.upper(): text for name, text in package.names.items()}
+        self.parsed_names: dict = {}
+        self.active_names: set = set()
 
     def formula_cells(self):
         for name, sheet in self.package.sheets.items():
@@ -249,14 +687,24 @@ class Evaluator:
                     yield name, ref
 
     def run(self) -> dict:
-        limit = sys.getrecursionlimit()
-        sys.setrecursionlimit(max(limit, 20_000))
-        try:
-            for key in self.formula_cells():
-                self.cell(*key)
-        finally:
-            sys.setrecursionlimit(limit)
+        for key in self.formula_cells():
+            self.cell(*key)
         return self.values
+
+    # ---- cells, computed precedents first from an explicit stack
+
+    def _pending(self, key) -> bool:
+        """Whether the cell holds a formula still to compute (not a value, an input or done)."""
+        if key in self.inputs or key in self.values or key[0] not in self.package.sheets:
+            return False
+        cell = self.package.sheets[key[0]].cells.get(key[1])
+        return cell is not None and cell.formula is not None
+
+    def _formula(self, key):
+        formula = self.package.sheets[key[0]].cells[key[1]].formula
+        if formula not in self.parsed:
+            self.parsed[formula] = parse(formula)
+        return self.parsed[formula]
 
     def cell(self, sheet: str, ref: str):
         key = (sheet, ref)
@@ -266,128 +714,175 @@ class Evaluator:
             return self.values[key]
         if sheet not in self.package.sheets:
             return ERR_REF
-        cell = self.package.sheets[sheet].cells.get(ref)
-        if cell is None:
-            return None
-        if cell.formula is None:
+        if not self._pending(key):
             return self.package.value(sheet, ref)
-        if key in self.active:
-            raise WorkbookError(f"circular reference through {sheet}!{ref}; fix it in Excel before refreshing")
-        self.active.add(key)
-        try:
-            if cell.formula not in self.parsed:
-                self.parsed[cell.formula] = parse(cell.formula)
-            value = self.value_of(self.parsed[cell.formula], sheet, ref)
-        except UnsupportedFormula as exc:
-            raise UnsupportedFormula(f"{sheet}!{ref}: {exc}") from None
-        finally:
-            self.active.discard(key)
-        if isinstance(value, list):
-            value = value[0][0] if value and value[0] else None
+        stack = [(key, False)]
+        while stack:
+            current, ready = stack.pop()
+            if current in self.values:
+                continue
+            try:
+                if ready:
+                    self.values[current] = self._compute(current)
+                    self.active.discard(current)
+                    continue
+                self.active.add(current)
+                stack.append((current, True))
+                for precedent in self._precedents(self._formula(current), current[0]):
+                    if precedent in self.active:
+                        raise WorkbookError(f"circular reference through {precedent[0]}!{precedent[1]}; "
+                                            "fix it in Excel before refreshing")
+                    if self._pending(precedent):
+                        stack.append((precedent, False))
+            except UnsupportedFormula as exc:
+                raise UnsupportedFormula(f"{current[0]}!{current[1]}: {exc}") from None
+        return self.values[key]
+
+    def _precedents(self, node, sheet: str):
+        """Every cell the formula may read (both branches of an IF, every cell of a range)."""
+        pending, seen_names = [node], set()
+        while pending:
+            node = pending.pop()
+            kind = node[0]
+            if kind == "ref":
+                where = _address(node[1], sheet)
+                for r in range(where.top, where.bottom + 1):
+                    for c in range(where.left, where.right + 1):
+                        yield where.sheet, f"{col_letters(c)}{r}"
+            elif kind == "name":
+                name = node[1].upper()
+                if name in self.names and name not in seen_names:
+                    seen_names.add(name)
+                    pending.append(self._name_formula(name))
+            elif kind in ("neg", "plus"):
+                pending.append(node[1])
+            elif kind == "chain":
+                pending.append(node[1])
+                pending.extend(operand for _, operand in node[2])
+            elif kind == "call":
+                pending.extend(node[2])
+
+    def _compute(self, key):
+        sheet, ref = key
+        here = _split_here(ref)
+        value = self._single(self.value_of(self._formula(key), sheet, here), here)
+        if value is None:
+            return 0.0  # a formula showing an empty cell shows 0
         if isinstance(value, float) and not math.isfinite(value):
-            value = ERR_NUM
-        self.values[key] = value
+            return ERR_NUM
         return value
 
-    def value_of(self, node, sheet: str, here: str):
+    # ---- names
+
+    def _name_formula(self, name: str):
+        if name not in self.parsed_names:
+            text = self.names[name]
+            node = parse(text[1:] if text.startswith("=") else text)
+            for part in self._parts(node):
+                if part[0] == "ref" and not _address(part[1], "").absolute:
+                    raise UnsupportedFormula(f"the defined name {name} holds the relative reference {part[1]}; "
+                                             "not evaluated headless")
+            self.parsed_names[name] = node
+        return self.parsed_names[name]
+
+    @staticmethod
+    def _parts(node):
+        pending = [node]
+        while pending:
+            node = pending.pop()
+            yield node
+            if node[0] in ("neg", "plus"):
+                pending.append(node[1])
+            elif node[0] == "chain":
+                pending.append(node[1])
+                pending.extend(operand for _, operand in node[2])
+            elif node[0] == "call":
+                pending.extend(node[2])
+
+    def _name(self, name: str, sheet: str, here):
+        key = name.upper()
+        if key not in self.names:
+            return ERR_NAME
+        if key in self.active_names:
+            raise WorkbookError(f"the defined name {name} refers to itself; fix it in Excel before refreshing")
+        self.active_names.add(key)
+        try:
+            return self.value_of(self._name_formula(key), sheet, here)
+        finally:
+            self.active_names.discard(key)
+
+    # ---- expressions
+
+    def value_of(self, node, sheet: str, here: tuple[int, int]):
+        """A single value, or a _Range for a reference (left to the consumer to read)."""
         kind = node[0]
         if kind in ("num", "str", "bool", "err"):
             return node[1]
         if kind == "ref":
-            target, first, last = _split_ref(node[1], sheet)
-            if last is None:
-                return self.cell(target, first)
-            return [[self.cell(target, r) for r in row] for row in _cells(first, last)]
+            where = _address(node[1], sheet)
+            rows = [[self.cell(where.sheet, f"{col_letters(c)}{r}") for c in range(where.left, where.right + 1)]
+                    for r in range(where.top, where.bottom + 1)]
+            return _Range(where, rows) if where.sheet in self.package.sheets else ERR_REF
         if kind == "name":
-            if node[1] not in self.package.names:
-                return "#NAME?"
-            return self.value_of(("ref", self.package.names[node[1]]), sheet, here)
+            return self._name(node[1], sheet, here)
         if kind == "neg":
-            return _arith("-", 0.0, _number_or_error(self._scalar(self.value_of(node[1], sheet, here))))
-        if kind == "bin":
-            op = node[1]
-            a = self._scalar(self.value_of(node[2], sheet, here))
-            b = self._scalar(self.value_of(node[3], sheet, here))
-            return self._binary(op, a, b)
+            return binary("-", 0.0, self._single(self.value_of(node[1], sheet, here), here))
+        if kind == "plus":
+            return self.value_of(node[1], sheet, here)  # unary plus changes nothing in Excel, not even text
+        if kind == "chain":
+            value = self.value_of(node[1], sheet, here)
+            for op, operand in node[2]:
+                left = self._single(value, here)
+                value = binary(op, left, self._single(self.value_of(operand, sheet, here), here))
+            return value
         if kind == "call":
             return self.call(node[1], node[2], sheet, here)
         raise UnsupportedFormula(f"cannot evaluate {node!r}")
 
     @staticmethod
-    def _scalar(v):
-        if isinstance(v, list):
-            return v[0][0] if len(v) == 1 and len(v[0]) == 1 else ERR_VALUE
-        return v
+    def _single(v, here):
+        return v.single(here) if isinstance(v, _Range) else v
 
-    @staticmethod
-    def _binary(op, a, b):
-        if op in "+-*/":
-            return _arith(op, _number_or_error(a), _number_or_error(b))
-        if op == "^":
-            a, b = _number_or_error(a), _number_or_error(b)
-            if _is_error(a) or _is_error(b):
-                return a if _is_error(a) else b
-            try:
-                return float(a ** b)
-            except (OverflowError, ZeroDivisionError, TypeError):
-                return ERR_NUM
-        if op == "&":
-            for v in (a, b):
-                if _is_error(v):
-                    return v
-            text = lambda v: "" if v is None else ("TRUE" if v is True else "FALSE" if v is False else
-                                                   (f"{v:g}" if isinstance(v, float) else str(v)))
-            return text(a) + text(b)
-        for v in (a, b):
-            if _is_error(v):
-                return v
-        a = "" if a is None and isinstance(b, str) else (0.0 if a is None else a)
-        b = "" if b is None and isinstance(a, str) else (0.0 if b is None else b)
-        if isinstance(a, str) and isinstance(b, str):
-            a, b = a.lower(), b.lower()
-        elif isinstance(a, str) != isinstance(b, str):
-            return op == "<>" or (op in (">", ">=") and isinstance(a, str)) or (op in ("<", "<=") and isinstance(b, str))
-        return {"=": a == b, "<>": a != b, "<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]
-
-    def call(self, name: str, args: list, sheet: str, here: str):
+    def call(self, name: str, args: list, sheet: str, here):
         if name in LAZY:
+            _check_arity(name, len(args), *_LAZY_ARGS[name])
             return self._lazy(name, args, sheet, here)
-        values = [self.value_of(a, sheet, here) for a in args]
         if name in self.functions:
+            values = [self.value_of(a, sheet, here) for a in args]
             return self.functions[name](*[self._excel_arg(v) for v in values])
         if name in NATIVE:
-            scalar_args = values if name in ("SUM", "MIN", "MAX", "AVERAGE", "COUNTIF") else [self._scalar(v) for v in values]
-            return NATIVE[name](*scalar_args)
+            native = NATIVE[name]
+            _check_arity(name, len(args), native.min_args, native.max_args)
+            values = [self.value_of(a, sheet, here) for a in args]
+            if not native.takes_references:
+                values = [self._single(v, here) for v in values]
+            elif name == "COUNTIF":
+                values[1] = self._single(values[1], here)
+            return native.function(*values)
         raise UnsupportedFormula(f"the function {name} is not evaluated headless; open the model in Excel and press Refresh")
 
     @staticmethod
     def _excel_arg(v):
         """What xlwings hands a UDF: a single cell as a scalar, a range as a list of rows."""
-        if isinstance(v, list) and len(v) == 1 and len(v[0]) == 1:
-            return v[0][0]
+        if isinstance(v, _Range):
+            return v.rows[0][0] if len(v.rows) == 1 and len(v.rows[0]) == 1 else v.rows
         return v
 
     def _lazy(self, name, args, sheet, here):
         if name == "IF":
-            cond = self._scalar(self.value_of(args[0], sheet, here))
+            cond = to_bool(self._single(self.value_of(args[0], sheet, here), here))
             if _is_error(cond):
                 return cond
-            truthy = bool(cond) if not isinstance(cond, str) else None
-            if truthy is None:
-                return ERR_VALUE
-            if truthy:
-                return self._scalar(self.value_of(args[1], sheet, here)) if len(args) > 1 else True
-            return self._scalar(self.value_of(args[2], sheet, here)) if len(args) > 2 else False
+            if cond:
+                return self.value_of(args[1], sheet, here)
+            return self.value_of(args[2], sheet, here) if len(args) > 2 else False
         if name == "IFERROR":
-            value = self._scalar(self.value_of(args[0], sheet, here))
-            return self._scalar(self.value_of(args[1], sheet, here)) if _is_error(value) else value
-        values = [self._scalar(self.value_of(a, sheet, here)) for a in args]
-        for v in values:
-            if _is_error(v):
-                return v
+            value = self._single(self.value_of(args[0], sheet, here), here)
+            return self._single(self.value_of(args[1], sheet, here), here) if _is_error(value) else value
         if name == "NOT":
-            return not bool(values[0])
-        return all(bool(v) for v in values) if name == "AND" else any(bool(v) for v in values)
+            return _not(self._single(self.value_of(args[0], sheet, here), here))
+        values = [self.value_of(a, sheet, here) for a in args]
+        return (_AND if name == "AND" else _OR)(*values)
 
 
 def evaluate(package: Package, inputs: dict | None = None) -> dict:
