@@ -69,27 +69,27 @@ OVERRIDE_HINTS = {
               "move": "set 'Quotes Accept Move' to TRUE on the xlwings.conf sheet if the move is real"},
 }
 
-# First bytes of files people pass by mistake, and what to call them.
+# First bytes of files people pass by mistake: what to call them, and what to do instead.
+SAVE_AS = "save it as .xlsx or CSV"
 MAGIC = (
-    (b"%PDF", "a PDF document"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Excel 97-2003 workbook (.xls) or other old Office file; "
-                                          "save it as .xlsx or CSV"),
-    (b"\x1f\x8b", "a gzip archive"),
-    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
-    (b"Rar!", "a RAR archive"),
-    (b"\x89PNG", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF8", "a GIF image"),
-    (b"{\\rtf", "an RTF document"),
+    (b"%PDF", "a PDF document", ""),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Excel 97-2003 workbook (.xls) or other old Office file", SAVE_AS),
+    (b"\x1f\x8b", "a gzip archive", ""),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", ""),
+    (b"Rar!", "a RAR archive", ""),
+    (b"\x89PNG", "a PNG image", ""),
+    (b"\xff\xd8\xff", "a JPEG image", ""),
+    (b"GIF8", "a GIF image", ""),
+    (b"{\\rtf", "an RTF document", ""),
 )
 # Parts that tell which kind of zip package a file is.
 ZIP_KINDS = (
-    ("xl/vbaProject.bin", "an Excel macro-enabled workbook (.xlsm), such as a model; quotes come from a CSV "
-                          "or .xlsx sheet (the model is the file to refresh, not --quotes)"),
-    ("xl/workbook.bin", "an Excel binary workbook (.xlsb); save it as .xlsx or CSV"),
-    ("word/document.xml", "a Word document"),
-    ("ppt/presentation.xml", "a PowerPoint presentation"),
-    ("content.xml", "an OpenDocument file (.ods/.odt); save it as .xlsx or CSV"),
+    ("xl/vbaProject.bin", "an Excel macro-enabled workbook (.xlsm), such as a model",
+     "the model is the file to refresh; --quotes takes a CSV or .xlsx sheet"),
+    ("xl/workbook.bin", "an Excel binary workbook (.xlsb)", SAVE_AS),
+    ("word/document.xml", "a Word document", ""),
+    ("ppt/presentation.xml", "a PowerPoint presentation", ""),
+    ("content.xml", "an OpenDocument file (.ods/.odt)", SAVE_AS),
 )
 
 
@@ -224,19 +224,19 @@ def _read_regular_file(path: Path) -> bytes:
     return raw
 
 
-def _zip_kind(raw: bytes, name: str) -> str | None:
-    """None for an .xlsx sheet we may read; otherwise what the zip is, for the refusal."""
+def _zip_kind(raw: bytes, name: str) -> tuple[str, str] | None:
+    """None for an .xlsx sheet we may read; otherwise (what the zip is, advice), for the refusal."""
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as archive:
             infos = archive.infolist()
     except (zipfile.BadZipFile, EOFError, ValueError):
-        return "a damaged zip archive (or a damaged .xlsx)"
+        return "a damaged zip archive (or a damaged .xlsx)", "open it in Excel and save it again"
     names = {i.filename for i in infos}
-    for part, kind in ZIP_KINDS:
+    for part, kind, advice in ZIP_KINDS:
         if part in names:
-            return kind
+            return kind, advice
     if "xl/workbook.xml" not in names:
-        return "a zip archive"
+        return "a zip archive", ""
     if sum(i.file_size for i in infos) > MAX_UNZIPPED_BYTES:
         raise QuoteError(f"{name}: an .xlsx that expands beyond {MAX_UNZIPPED_BYTES // 1_000_000} MB; "
                          "not a quotes sheet")
@@ -273,13 +273,16 @@ def _decode(raw: bytes, name: str) -> str:
 
 def _identify(raw: bytes, name: str) -> str:
     """'csv' or 'xlsx'; QuoteError naming what the file is when it is neither."""
-    for magic, kind in MAGIC:
+    def refuse(kind: str, advice: str):
+        raise QuoteError(f"{name}: {kind}, not a quotes file" + (f"; {advice}" if advice else ""))
+
+    for magic, kind, advice in MAGIC:
         if raw.startswith(magic):
-            raise QuoteError(f"{name}: {kind}, not a quotes file")
+            refuse(kind, advice)
     if raw.startswith(b"PK\x03\x04") or raw.startswith(b"PK\x05\x06"):
-        kind = _zip_kind(raw, name)
-        if kind:
-            raise QuoteError(f"{name}: {kind}, not a quotes file")
+        found = _zip_kind(raw, name)
+        if found:
+            refuse(*found)
         return "xlsx"
     if re.match(rb"\s*<(!doctype html|html)", raw[:200], re.IGNORECASE):
         raise QuoteError(f"{name}: an HTML page, not a quotes file")
