@@ -33,6 +33,7 @@ from .refresh import conf
 from .template import blueprint, template_version, verify_structure
 
 DEFAULT_STORE = "estimates.sqlite"
+SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")     # a --db value without "://" names a SQLite file
 CONF_KEY = "ESTIMATES DB"                 # xlwings.conf keys are read upper-cased
 MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "er_alembic_version"      # not alembic_version: a shared database may hold other tools' tables
@@ -196,10 +197,10 @@ def _redact(text: str) -> str:
 
 
 def _as_url(setting: str, base: Path) -> str:
-    """A database URL as given, or a plain path taken as a SQLite file (relative to `base`)."""
+    """A database URL as given, or a path to a SQLite file (relative to `base`) named like one."""
     setting = setting.strip()
-    if "://" in setting:
-        return setting
+    if "://" in setting or not setting.lower().endswith(SQLITE_SUFFIXES):
+        return setting  # open_store says whether it is a database URL
     path = Path(setting).expanduser()
     return "sqlite:///" + str(path if path.is_absolute() else (base / path).resolve())
 
