@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import os
+import posixpath
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -20,52 +21,134 @@ from .template import blueprint, verify_structure
 
 MACRO_MAIN = "application/vnd.ms-excel.sheet.macroEnabled.main+xml"
 PLAIN_MAIN = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"
-INJECTION_PREFIXES = ("=", "+", "-", "@")
+VBA_TYPES = ("application/vnd.ms-office.vbaProject", "application/vnd.ms-office.vbaProjectSignature",
+             "application/vnd.ms-office.vbaProjectSignatureAgile", "application/vnd.ms-office.vbaProjectSignatureV3")
+# Sheets that carry the model's machinery, not its figures: a values-only copy leaves them out.
+MACHINERY_SHEETS = (CONF, BLUEPRINT)
+# Relationships of a sheet to the parts of a form button (VML shape, control properties).
+BUTTON_RELATIONSHIPS = ("/vmlDrawing", "/ctrlProp")
+# Text that opens a formula when a spreadsheet or CSV reader meets it at the start of a cell.
+_FORMULA_START = re.compile(r"^[\s]*[=@]")
+# `+` or `-` opens a formula that can do harm only when a call, a reference to another sheet or
+# program, or a DDE link follows: `-HYPERLINK(...)`, `+cmd|' /C calc'!A0`.
+_SIGNED_CALL = re.compile(r"^[\s]*[+\-].*[(!|]", re.S)
 
 
-def neutralise(text: str) -> str:
-    """Text that a spreadsheet or CSV reader could take for a formula gets a leading apostrophe."""
-    return "'" + text if isinstance(text, str) and text.startswith(INJECTION_PREFIXES) else text
+def needs_apostrophe(text) -> bool:
+    """Whether a reader could take `text` for a formula that does something: it starts (after any
+    leading whitespace, which CSV readers drop) with `=` or `@`, or with `+`/`-` and holds a call
+    `(`, a reference `!` or a DDE pipe `|`. A signed number or range such as `-5% ~ 5%` or
+    `-15% ~ -5%` stays as it is: even read as a formula it is only arithmetic."""
+    return isinstance(text, str) and bool(_FORMULA_START.match(text) or _SIGNED_CALL.match(text))
 
 
-def _values_only_sheet(sheet: xlsx.Sheet, package: xlsx.Package, values: dict) -> str:
-    """The sheet XML with every formula replaced by its value (and text made inert)."""
+def neutralise(text):
+    """Text a reader could take for a formula (`needs_apostrophe`) gets a leading apostrophe, so it
+    stays text in Excel, in a CSV saved from it, and in any other reader; other values unchanged."""
+    return "'" + text if needs_apostrophe(text) else text
+
+
+def _button_captions(package: xlsx.Package, parts: set) -> list[str]:
+    """The captions of the form buttons in these VML parts (the text inside each v:textbox)."""
+    captions = []
+    for part in parts:
+        data = package.members.get(part, b"")
+        pos = 0
+        while True:
+            start = data.find(b"<v:textbox", pos)
+            end = data.find(b"</v:textbox>", start) if start >= 0 else -1
+            if start < 0 or end < 0:
+                break
+            text = re.sub(rb"<[^>]*>", b"", data[start:end]).decode("utf-8", "replace")
+            text = html.unescape(" ".join(text.split()))
+            if text:
+                captions.append(text)
+            pos = end
+    return captions
+
+
+def _sheet_rels(package: xlsx.Package, sheet: xlsx.Sheet) -> dict:
+    name = xlsx.rels_name(sheet.path)
+    return xlsx.parse_rels(package.members[name], name) if name in package.members else {}
+
+
+def _strip_buttons(package: xlsx.Package, sheet: xlsx.Sheet, xml: bytes, dropped: set) -> bytes:
+    """The sheet without its form buttons (there is no macro left to run): the legacyDrawing and
+    the controls, their parts added to `dropped`. A VML part that also draws comments is kept."""
+    rels = _sheet_rels(package, sheet)
+    if any(kind.endswith("/comments") for _, kind, _ in rels.values()):
+        return xml
+    button_ids = {rid for rid, (_, kind, _) in rels.items() if kind.endswith(BUTTON_RELATIONSHIPS)}
+    if not button_ids:
+        return xml
+    for rid in button_ids:
+        dropped.add(xlsx.part_target(sheet.path, rels[rid][0]))
+    xml = xlsx.edit_elements(xml, "legacyDrawing", lambda attrs, element: b"" if attrs.get("id") in button_ids else None)
+    # Excel and LibreOffice wrap <controls> in mc:AlternateContent for Excel 2010+; the wrapper goes with it.
+    xml = xlsx.edit_elements(xml, "AlternateContent", lambda attrs, element: b"" if b"controls" in element else None)
+    return xlsx.edit_elements(xml, "controls", lambda attrs, element: b"")
+
+
+def _values_only_sheet(sheet: xlsx.Sheet, package: xlsx.Package, values: dict, blank: set, note: str | None) -> bytes:
+    """The sheet XML with every formula replaced by its value, text made inert, the cells in
+    `blank` emptied (their style kept) and, if given, a note two rows below the last one."""
     changes = {}
     for ref, cell in sheet.cells.items():
-        if cell.formula is not None:
+        if ref in blank:
+            changes[ref] = None
+        elif cell.formula is not None:
             value = values.get((sheet.name, ref), package.value(sheet.name, ref))
+            changes[ref] = neutralise(value)
         elif cell.attrs.get("t") == "inlineStr":
-            value = cell.inline
-        else:
-            continue
-        changes[ref] = neutralise(value) if isinstance(value, str) else value
-    return xlsx.rewrite_sheet(sheet, changes, typed=frozenset(changes))
+            changes[ref] = neutralise(cell.inline)
+    if note is not None:
+        changes[f"A{sheet.max_row + 2}"] = note
+    return xlsx.rewrite_sheet(sheet, changes, typed=frozenset(changes)).encode("utf-8")
 
 
-def _note_row(xml: str, text: str) -> str:
-    rows = [int(r) for r in re.findall(r'<row r="(\d+)"', xml)]
-    row = (max(rows) if rows else 0) + 2
-    cell = f'<row r="{row}"><c r="A{row}" t="inlineStr"><is><t>{html.escape(text, quote=False)}</t></is></c></row>'
-    return xml.replace("</sheetData>", cell + "</sheetData>", 1)
+def _first_qname(element: bytes) -> str:
+    return re.match(rb"<([^\s/>]+)", element).group(1).decode()
 
 
-def _strip_legacy_drawing(package: xlsx.Package, sheet: xlsx.Sheet, xml: str, replaced: dict, dropped: set) -> str:
-    """Remove the sheet's VML drawing (the Refresh button: there is no macro to run)."""
-    match = re.search(r'<legacyDrawing r:id="([^"]+)"/>', xml)
-    if not match:
-        return xml
-    rels_name = sheet.path.replace("worksheets/", "worksheets/_rels/") + ".rels"
-    rels = package.members[rels_name].decode("utf-8")
-    target = re.search(rf'<Relationship Id="{match[1]}"[^>]*Target="([^"]+)"', rels)
-    if target:
-        dropped.add(os.path.normpath(os.path.join(os.path.dirname(sheet.path), target[1])).replace(os.sep, "/"))
-    replaced[rels_name] = re.sub(rf'<Relationship Id="{match[1]}"[^>]*/>', "", rels).encode("utf-8")
-    return xml.replace(match.group(0), "")
+def _clean_shared_strings(package: xlsx.Package, used: set) -> tuple[str, bytes] | None:
+    """sharedStrings.xml with strings no kept cell uses emptied (the blueprint's formulas do not
+    travel in the copy) and formula-like strings given their apostrophe; indexes unchanged."""
+    part = next((p for p in package.members if p.lower() == "xl/sharedstrings.xml"), None)
+    if part is None:
+        return None
+    counter = iter(range(len(package.shared)))
+
+    def edit(attrs, element):
+        index = next(counter, None)
+        if index is None:
+            return None
+        qname = _first_qname(element)
+        p = qname[: qname.index(":") + 1] if ":" in qname else ""
+        text = package.shared[index]
+        if index not in used:
+            return f"<{qname}><{p}t/></{qname}>".encode()
+        if needs_apostrophe(text):
+            return f"<{qname}><{p}t>{xlsx.escape_data(neutralise(text))}</{p}t></{qname}>".encode("utf-8")
+        return None
+    return part, xlsx.edit_elements(package.members[part], "si", edit)
+
+
+def _used_strings(sheets) -> set:
+    used = set()
+    for sheet in sheets:
+        for cell in sheet.cells.values():
+            if cell.attrs.get("t") == "s" and cell.raw_value is not None and cell.raw_value.strip().isdigit():
+                used.add(int(cell.raw_value))
+    return used
 
 
 def export(model: str | Path, output: str | Path, now: dt.datetime | None = None) -> Path:
-    """Write a values-only .xlsx of `model`: no VBA, no formulas; formats, labels, charts kept;
-    the cover notes the source model and the time. Written through a temporary file."""
+    """Write a values-only .xlsx of `model` for readers without Python: formats, labels and the
+    chart kept; formulas replaced by their values; no VBA, no form button (nor the cover's line
+    telling the reader to click it), no calculation chain, no blueprint or xlwings.conf sheet; text
+    that a reader could run as a formula made inert (`needs_apostrophe`); a note of the source
+    model and the time on the cover. Written through a temporary file, with the permissions a new
+    file of the user's gets (umask), then renamed into place."""
     model, output = Path(model), Path(output)
     if output.suffix.lower() != ".xlsx":
         raise xlsx.WorkbookError(f"{output}: a values-only copy has no macros, so its name must end in .xlsx")
@@ -73,44 +156,99 @@ def export(model: str | Path, output: str | Path, now: dt.datetime | None = None
     verify_structure(package)
     values = evaluate(package)
     now = now or dt.datetime.now().replace(microsecond=0)
-    replaced, dropped = {}, {"xl/vbaProject.bin"}
-    for name, sheet in package.sheets.items():
-        xml = _values_only_sheet(sheet, package, values)
-        if name == COVER:
-            xml = _note_row(xml, f"数值版（无公式、无宏）导出自 {model.name}，{now:%Y-%m-%d %H:%M}。"
-                                 f" Values-only copy of {model.name}, exported {now:%Y-%m-%d %H:%M}.")
-            xml = _strip_legacy_drawing(package, sheet, xml, replaced, dropped)
-        replaced[sheet.path] = xml.encode("utf-8")
-    workbook = package.members["xl/workbook.xml"].decode("utf-8")
-    for hidden in (CONF, BLUEPRINT):
-        def hide(match):
-            return re.sub(r' state="\w+"', "", match.group(1)) + ' state="hidden"/>'
-        workbook = re.sub(rf'(<sheet name="{re.escape(hidden)}"[^>]*?)/>', hide, workbook)
-    replaced["xl/workbook.xml"] = workbook.encode("utf-8")
-    rels = package.members["xl/_rels/workbook.xml.rels"].decode("utf-8")
-    replaced["xl/_rels/workbook.xml.rels"] = re.sub(r'<Relationship [^>]*Target="vbaProject.bin"[^>]*/>', "", rels).encode("utf-8")
-    types = package.members["[Content_Types].xml"].decode("utf-8").replace(MACRO_MAIN, PLAIN_MAIN)
-    types = re.sub(r'<Override PartName="/xl/vbaProject.bin"[^>]*/>', "", types)
-    types = re.sub(r'<Default Extension="bin"[^>]*/>', "", types)
-    replaced["[Content_Types].xml"] = types.encode("utf-8")
-    if "xl/sharedStrings.xml" in package.members:
-        strings = package.members["xl/sharedStrings.xml"].decode("utf-8")
-        strings = re.sub(r"(<t(?: [^>]*)?>)([=+\-@])", r"\1'\2", strings)
-        replaced["xl/sharedStrings.xml"] = strings.encode("utf-8")
+    note = (f"数值版（无公式、无宏）导出自 {model.name}，{now:%Y-%m-%d %H:%M}。"
+            f" Values-only copy of {model.name}, exported {now:%Y-%m-%d %H:%M}.")
+
+    replaced, dropped = xlsx.without_calc_chain(package)
+    defaults, overrides = xlsx.content_types(package)
+    for part in package.members:
+        kind = overrides.get(part) or defaults.get(part.rsplit(".", 1)[-1].lower(), "")
+        if kind in VBA_TYPES:
+            dropped.update({part, xlsx.rels_name(part)})
+    removed = [name for name in MACHINERY_SHEETS if name in package.sheets]
+    for name in removed:
+        sheet = package.sheets[name]
+        dropped.update({sheet.path, xlsx.rels_name(sheet.path)})
+    kept = [sheet for name, sheet in package.sheets.items() if name not in removed]
+
+    button_parts: set = set()
+    stripped = {sheet.name: _strip_buttons(package, sheet, sheet.data(), button_parts) for sheet in kept}
+    captions = _button_captions(package, {p for p in button_parts if p.lower().endswith(".vml")})
+    dropped |= button_parts
+    for sheet in kept:
+        # a line that tells the reader to click a button this copy no longer has goes with it
+        blank = {ref for ref, cell in sheet.cells.items() if cell.formula is None and captions
+                 and isinstance(package.value(sheet.name, ref), str)
+                 and any(c in package.value(sheet.name, ref) for c in captions)}
+        source = sheet if stripped[sheet.name] == sheet.data() else xlsx.parse_sheet(sheet.name, sheet.path, stripped[sheet.name])
+        replaced[sheet.path] = _values_only_sheet(source, package, values, blank, note if sheet.name == COVER else None)
+
+    strings = _clean_shared_strings(package, _used_strings(kept))
+    if strings is not None:
+        replaced[strings[0]] = strings[1]
+    replaced["xl/workbook.xml"] = _workbook_without(package, removed)
+    replaced.update(_references_without(package, dropped, replaced))
 
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
     os.close(fd)
     try:
-        kept = xlsx.Package(package.path, {k: v for k, v in package.members.items() if k not in dropped},
-                            [i for i in package.infos if i.filename not in dropped], package.sheets, package.names,
-                            package.shared, package.custom)
-        xlsx.write(kept, replaced, Path(temp))
+        xlsx.write(package, replaced, Path(temp), dropped)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)
         os.replace(temp, output)
     finally:
         if os.path.exists(temp):
             os.unlink(temp)
     return output
+
+
+def _workbook_without(package: xlsx.Package, removed: list) -> bytes:
+    """workbook.xml without the removed sheets, the names that point into them, and with the
+    sheet-local names of later sheets renumbered."""
+    order = list(package.sheets)
+    gone = {order.index(name) for name in removed}
+    renumber = {str(i): str(i - sum(1 for g in gone if g < i)) for i in range(len(order)) if i not in gone}
+    mentions = [f"'{name.replace(chr(39), chr(39) * 2)}'!" for name in removed] + [f"{name}!" for name in removed]
+    data = package.members["xl/workbook.xml"]
+    data = xlsx.edit_elements(data, "sheet", lambda attrs, element: b"" if attrs.get("name") in removed else None)
+
+    def name(attrs, element):
+        local = attrs.get("localSheetId")
+        text = element.decode("utf-8")
+        if (local is not None and int(local) in gone) or any(m in text for m in mentions):
+            return b""
+        if local is not None and renumber.get(local) != local:
+            return re.sub(r'localSheetId="\d+"', f'localSheetId="{renumber[local]}"', text, count=1).encode("utf-8")
+        return None
+    data = xlsx.edit_elements(data, "definedName", name)
+    # a workbook whose every name was removed may not keep an empty <definedNames/>
+    return xlsx.edit_elements(data, "definedNames", lambda attrs, element: b"" if element.count(b"definedName") <= 2 else None)
+
+
+def _references_without(package: xlsx.Package, dropped: set, replaced: dict) -> dict:
+    """Every relationships part and the content types without a mention of a dropped part, and
+    the main part declared as a plain (macro-free) workbook."""
+    out = {}
+    for part in package.members:
+        if part in dropped or not part.endswith(".rels"):
+            continue
+        folder = posixpath.dirname(posixpath.dirname(part))
+        source = posixpath.join(folder, posixpath.basename(part)[: -len(".rels")])
+        data = replaced.get(part, package.members[part])
+        rels = xlsx.parse_rels(data, part)
+        gone = {rid for rid, (target, _, mode) in rels.items()
+                if mode != "External" and xlsx.part_target(source if folder else "", target) in dropped}
+        if gone:
+            out[part] = xlsx.remove_elements(data, "Relationship", lambda a: a.get("Id") in gone)
+    types = replaced.get(xlsx.CONTENT_TYPES, package.members[xlsx.CONTENT_TYPES])
+    types = xlsx.remove_elements(types, "Override", lambda a: a.get("PartName", "").lstrip("/") in dropped)
+    kept_bins = [p for p in package.members if p not in dropped and p.lower().endswith(".bin")]
+    if not kept_bins:
+        types = xlsx.remove_elements(types, "Default", lambda a: a.get("ContentType") in VBA_TYPES)
+    out[xlsx.CONTENT_TYPES] = types.replace(MACRO_MAIN.encode(), PLAIN_MAIN.encode())
+    return out
 
 
 # ------------------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def test_export_has_no_macros_no_formulas_and_the_same_figures(exported):
     cover = book["封面"]
     notes = [c.value for row in cover.iter_rows() for c in row if isinstance(c.value, str) and "Values-only copy" in c.value]
     assert notes and "model.xlsm" in notes[0] and "2026-11-29 09:00" in notes[0]
-    assert book["xlwings.conf"].sheet_state == "hidden"
+    assert "xlwings.conf" not in book.sheetnames and "_blueprint" not in book.sheetnames  # the machinery stays home
 
 
 def test_export_neutralises_formula_text(exported):

@@ -907,31 +907,70 @@ def without_calc_chain(package: Package) -> tuple[dict, set]:
 
 
 def remove_elements(data: bytes, local: str, condition) -> bytes:
-    """`data` without the top-level-child elements named `local` whose attributes satisfy
-    `condition` (each an empty element or with its content), every other byte kept."""
-    spans: list = []
+    """`data` without the elements named `local` whose attributes satisfy `condition`."""
+    return edit_elements(data, local, lambda attrs, element: b"" if condition(attrs) else None)
+
+
+def edit_elements(data: bytes, local: str, edit) -> bytes:
+    """`data` with each outermost element named `local` (any namespace) passed to
+    `edit(attributes by local name, element bytes)`, which returns its replacement (b"" removes
+    it) or None to keep it; every other byte kept. Parsed by the same hardened parser."""
+    found: list = []
     parser = _parser()
-    depth = {"n": 0}
     open_at: list = []
 
     def start(qname, attrs):
-        depth["n"] += 1
-        if depth["n"] == 2 and _split_name(qname)[1] == local and condition(_local_attrs(attrs)):
-            open_at.append(parser.CurrentByteIndex)
+        if _split_name(qname)[1] == local:
+            if not open_at:
+                plain = {_split_name(k)[1]: v for k, v in attrs.items()}
+                open_at.append((parser.CurrentByteIndex, plain))
+            else:
+                open_at.append(None)
 
     def end(qname):
-        if depth["n"] == 2 and open_at and _split_name(qname)[1] == local:
-            start_at = open_at.pop()
-            spans.append((start_at, _element_end(data, start_at, parser.CurrentByteIndex)))
-        depth["n"] -= 1
+        if _split_name(qname)[1] == local and open_at:
+            opened = open_at.pop()
+            if opened is not None:
+                start_at, attrs = opened
+                found.append((start_at, _element_end(data, start_at, parser.CurrentByteIndex), attrs))
     parser.StartElementHandler, parser.EndElementHandler = start, end
     _parse(parser, data, "a package part")
     out, pos = [], 0
-    for start_at, end_at in spans:
+    for start_at, end_at, attrs in found:
+        replacement = edit(attrs, data[start_at:end_at])
+        if replacement is None:
+            continue
         out.append(data[pos:start_at])
+        out.append(replacement)
         pos = end_at
     out.append(data[pos:])
     return b"".join(out)
+
+
+def parse_rels(data: bytes, where: str = "a relationships part") -> dict:
+    """{Id: (Target, Type, TargetMode)} of a relationships part."""
+    return _parse_rels(data, where)
+
+
+def content_types(package: Package) -> tuple[dict, dict]:
+    """({extension: content type}, {part name: content type}) from [Content_Types].xml."""
+    defaults, overrides = {}, {}
+    parser = _parser()
+
+    def start(qname, attrs):
+        tag = _split_name(qname)[1]
+        if tag == "Default":
+            defaults[attrs.get("Extension", "").lower()] = attrs.get("ContentType", "")
+        elif tag == "Override":
+            overrides[attrs.get("PartName", "").lstrip("/")] = attrs.get("ContentType", "")
+    parser.StartElementHandler = start
+    _parse(parser, package.members[CONTENT_TYPES], CONTENT_TYPES)
+    return defaults, overrides
+
+
+def content_type(package: Package, part: str) -> str:
+    defaults, overrides = content_types(package)
+    return overrides.get(part) or defaults.get(posixpath.splitext(part)[1].lstrip(".").lower(), "")
 
 
 def write(package: Package, replaced: dict, target: Path, dropped: set | frozenset = frozenset()) -> None:
