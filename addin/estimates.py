@@ -26,7 +26,6 @@ from sqlalchemy import exc as sa_exc
 
 from workbook import xlsx
 from workbook.formats import EMPTY, show
-from workbook.spec import LINES
 from workbook.xlcalc import evaluate
 
 from .refresh import conf
@@ -39,18 +38,20 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "er_alembic_version"      # not alembic_version: a shared database may hold other tools' tables
 CONNECT_TIMEOUT_S = 10
 
-# Per forecast year: (line key, defined name, required). A layout without a recurring-profit
-# line (Non-IFRS for Xiaomi) simply has no such name.
+# Per forecast year: (line key in the store, defined name, required, label in 盈利预测调整表,
+# number format). A layout without a recurring-profit line (Non-IFRS for Xiaomi) has no such name.
 YEARLY = (
-    ("revenue", "IS_revenue", True),
-    ("net_profit", "IS_net_profit", True),
-    ("attributable_profit", "IS_attributable_profit", True),
-    ("non_ifrs_net_profit", "IS_non_ifrs_net_profit", False),
-    ("eps", "IS_eps", True),
+    ("revenue", "IS_revenue", True, "营业收入", "money"),
+    ("net_profit", "IS_net_profit", True, "净利润", "money"),
+    ("attributable_profit", "IS_attributable_profit", True, "归母净利润", "money"),
+    ("non_ifrs_net_profit", "IS_non_ifrs_net_profit", False, "Non-IFRS 净利润", "money"),
+    ("eps", "IS_eps", True, "每股收益（元）", "eps"),
 )
+# Once per version: (attribute of Estimates, label, number format).
+SCALARS = (("target_price", "目标价", "price"), ("rating", "评级", "text"))
+FORMAT_OF = {key: fmt for key, *_, fmt in YEARLY + SCALARS} | {"price": "price"}
 TICKER, PRICE, PRICE_DATE = "MKT_ticker", "MKT_price", "MKT_price_date"
 TARGET_PRICE, RATING = "RTG_target_price", "RTG_computed_rating"
-_SPEC = {line.key: line for line in LINES}
 
 metadata = sa.MetaData()
 versions_table = sa.Table(
@@ -160,7 +161,7 @@ def _read(path: Path) -> tuple[Estimates, xlsx.Package]:
     # Forecast years are where the template put formulas, not typed figures: the blueprint says so.
     forecast = [year_of(c)["year"] for c in package.name_cells("IS_revenue") if year_of(c)["kind"] != "input"]
     years = {year: {} for year in forecast}
-    for key, name, required in YEARLY:
+    for key, name, required, _label, _fmt in YEARLY:
         if name not in package.names and not required:
             continue
         for cell in package.name_cells(name):
@@ -390,8 +391,6 @@ def render_publish(result: PublishResult) -> str:
 REF = re.compile(r"^(?P<ticker>[^@\s]+)@(?P<which>\d+|latest|previous)$")
 BOTH, NEW, DROPPED = "both", "new", "dropped"
 STATUS_LABELS = {BOTH: "", NEW: "新增年度", DROPPED: "删除年度"}
-SCALARS = (("target_price", "目标价", "price"), ("rating", "评级", "text"))
-
 
 @dataclass(frozen=True)
 class RevisionRow:
@@ -420,12 +419,12 @@ def revision_table(old: Estimates, new: Estimates) -> list[RevisionRow]:
     marked NEW or DROPPED), then target price and rating."""
     years = list(old.years) + [y for y in new.years if y not in old.years]
     rows = []
-    for key, _name, _required in YEARLY:
+    for key, _name, _required, label, _fmt in YEARLY:
         if not any(key in lines for side in (old, new) for lines in side.years.values()):
             continue  # a layout without this line (no recurring profit)
         for year in years:
             status = BOTH if year in old.years and year in new.years else (NEW if year in new.years else DROPPED)
-            rows.append(_row(key, _SPEC[key].label_zh, year, old.years.get(year, {}).get(key),
+            rows.append(_row(key, label, year, old.years.get(year, {}).get(key),
                              new.years.get(year, {}).get(key), status))
     for key, label, _fmt_name in SCALARS:
         rows.append(_row(key, label, "", getattr(old, key), getattr(new, key)))
@@ -433,8 +432,7 @@ def revision_table(old: Estimates, new: Estimates) -> list[RevisionRow]:
 
 
 def _fmt(key: str, value) -> str:
-    fmt = _SPEC[key].fmt if key in _SPEC else dict((k, f) for k, _, f in SCALARS).get(key, "money")
-    return show(value, fmt)
+    return show(value, FORMAT_OF[key])
 
 
 def _width(text: str) -> int:

@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 from addin.cli import main
-from addin.estimates import (BOTH, DROPPED, NEW, Estimates, EstimatesError, figures_table, load_estimates, metadata,
-                             open_store, publish, read_model, revision_table, versions_table)
+from addin.estimates import (BOTH, DROPPED, NEW, YEARLY, Estimates, EstimatesError, figures_table, load_estimates,
+                             metadata, open_store, publish, read_model, revision_table, versions_table)
 from conftest import ROOT
 from workbook import xlsx
 from workbook.company import load
@@ -240,7 +240,8 @@ def test_revisions_between_published_versions_match_the_models(models, db_url, c
 
     code, out, _ = _cli(capsys, "revisions", "1810.HK@1", "1810.HK@2", "--db", db_url)
     assert code == 0 and out.startswith("盈利预测调整 1810.HK: 1810.HK@1")
-    revenue_line = next(line for line in out.splitlines() if "主营收入" in line and "2025E" in line)
+    revenue_label = next(label for key, _name, _required, label, _fmt in YEARLY if key == "revenue")
+    revenue_line = next(line for line in out.splitlines() if revenue_label in line and "2025E" in line)
     assert show(first.value("revenue", "2025E"), "money") in revenue_line
     assert show(second.value("revenue", "2025E"), "money") in revenue_line
 
