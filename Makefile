@@ -14,10 +14,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 system-deps:
-	@if ! command -v soffice >/dev/null || ! command -v pdftotext >/dev/null || ! fc-list 2>/dev/null | grep -qi "wqy"; then \
-		echo "installing libreoffice-calc-nogui poppler-utils fonts-wqy-microhei"; \
+	@if ! command -v soffice >/dev/null || ! command -v pdftotext >/dev/null || ! fc-list 2>/dev/null | grep -qi "wqy" \
+			|| ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "installing libreoffice-calc-nogui poppler-utils fonts-wqy-microhei postgresql"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			libreoffice-calc-nogui poppler-utils fonts-wqy-microhei >/dev/null; \
+			libreoffice-calc-nogui poppler-utils fonts-wqy-microhei postgresql >/dev/null; \
 	fi
 
 run: $(STAMP)
