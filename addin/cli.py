@@ -157,6 +157,18 @@ def _bench(args) -> int:
     return EXIT_OK
 
 
+def _lite(args) -> int:
+    from .lite import LiteError, write_lite
+
+    try:
+        written = write_lite(args.output, force=args.force)
+    except LiteError as exc:
+        raise UserError(str(exc)) from None
+    names = " and ".join(path.name for path in written)
+    print(f"wrote xlwings Lite edition {written[0].parent.resolve()}: paste {names} into the xlwings Lite editor")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m addin", description="Equity-research model: Python UDFs for an Excel template.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -253,6 +265,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="fewer repeats and a batch of 8 files (a smoke run)")
     bench.add_argument("--json", default="out/bench.json", help="where to write the figures as JSON (default out/bench.json)")
     bench.set_defaults(handler=_bench)
+
+    lite = commands.add_parser("lite", help="write main.py and requirements.txt: the ER_ functions in xlwings Lite",
+                               description="Write the xlwings Lite edition of the functions: a self-contained main.py (the "
+                                           "pure core embedded, one function per ER_ function, with argument help) and its "
+                                           "requirements.txt, to paste into the xlwings Lite editor (Excel on Windows, Mac "
+                                           "and the web, no local Python).",
+                               epilog="example: python -m addin lite -o out/lite")
+    lite.add_argument("-o", "--output", required=True, help="folder to write main.py and requirements.txt into")
+    lite.add_argument("--force", action="store_true", help="overwrite main.py / requirements.txt if they exist")
+    lite.set_defaults(handler=_lite)
     return parser
 
 
