@@ -5,6 +5,7 @@ A user's mistake ends in one readable line on stderr and a non-zero exit, never 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from workbook.company import DEFAULT_COMPANY, CompanyDataError
@@ -53,6 +54,26 @@ def _build(args) -> int:
     return EXIT_OK
 
 
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a whole number of processes") from None
+    if not 1 <= value <= 1024:
+        raise argparse.ArgumentTypeError(f"{value} processes: give 1 or more (at most the number of cores is used)")
+    return value
+
+
+def _days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a whole number of days") from None
+    if not 0 <= value <= 36_500:
+        raise argparse.ArgumentTypeError(f"{value} days: give 0 to 36500")
+    return value
+
+
 def _date(text: str):
     import datetime as dt
     try:
@@ -64,7 +85,8 @@ def _date(text: str):
 def _refresh(args) -> int:
     from pathlib import Path
 
-    from .refresh import model_files, refresh_many
+    from .modelfile import regular_file
+    from .refresh import model_files, refresh_many, worker_count
 
     target = Path(args.model)
     if not target.exists():
@@ -72,7 +94,9 @@ def _refresh(args) -> int:
     files = model_files(target)
     if not files:
         raise UserError(f"{target}: no .xlsm model files in this folder")
-    single = len(files) == 1 and not target.is_dir()
+    single = not target.is_dir()
+    if single:
+        regular_file(target)  # a FIFO, a device or an oversized file: refused before anything runs
 
     def progress(i, total, path, error, changed):
         if single:
@@ -80,29 +104,42 @@ def _refresh(args) -> int:
         status = f"FAILED: {error}" if error else f"ok ({changed} cells)"
         print(f"[{i}/{total}] {path.name}: {status}", flush=True)
 
-    outcomes = refresh_many(files, args.quotes, args.as_of, args.max_age_days, workers=args.workers, progress=progress)
-    failures = [o for o in outcomes if o[1]]
+    outcomes = refresh_many(files, args.quotes, args.as_of, args.max_age_days, workers=worker_count(args.workers, len(files)),
+                            progress=progress, accept_move=args.accept_move)
     if single:
-        path, error, changed = outcomes[0]
-        if error:
-            raise UserError(error)
-        print(f"refreshed {path}: {changed} cells updated, backup {path.name}.bak")
+        outcome = outcomes[0]
+        if outcome.error and not outcome.written:
+            raise UserError(outcome.error)
+        backup = f", backup {outcome.backup.name}" if outcome.backup else ""
+        if outcome.error:                      # written, but the refreshed model's checks fail
+            print(f"error: {outcome.error}", file=sys.stderr)
+            print(f"refreshed {outcome.path}: {outcome.changed} cells updated{backup}; CHECKS FAIL")
+            return EXIT_FAILED
+        print(f"refreshed {outcome.path}: {outcome.changed} cells updated{backup}")
         return EXIT_OK
-    print(f"refreshed {len(outcomes) - len(failures)} of {len(outcomes)} models" + (f"; {len(failures)} refused" if failures else ""))
-    return EXIT_FAILED if failures else EXIT_OK
+    refused = sum(1 for o in outcomes if o.error and not o.written)
+    failing = sum(1 for o in outcomes if o.error and o.written)
+    ok = len(outcomes) - refused - failing
+    print(f"refreshed {ok} of {len(outcomes)} models"
+          + (f"; {refused} refused" if refused else "")
+          + (f"; {failing} written with failing checks" if failing else ""))
+    return EXIT_FAILED if refused or failing else EXIT_OK
 
 
 def _check(args) -> int:
     from .audit import audit, render
+    from .modelfile import regular_file
 
-    result = audit(args.model)
+    result = audit(regular_file(args.model))
     print(render(result))
     return EXIT_FAILED if result.failed else EXIT_OK
 
 
 def _export(args) -> int:
+    from .modelfile import regular_file
     from .share import export
 
+    regular_file(args.model)
     path = export(args.model, args.output)
     print(f"exported values-only copy {path.resolve()}")
     return EXIT_OK
@@ -113,8 +150,10 @@ def _new(args) -> int:
 
 
 def _diff(args) -> int:
+    from .modelfile import regular_file
     from .share import diff, render_diff
 
+    regular_file(args.old), regular_file(args.new)
     print(render_diff(diff(args.old, args.new)))
     return EXIT_OK
 
@@ -192,7 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
     refresh = commands.add_parser("refresh", help="new market inputs into a model file (or every .xlsm in a folder), recomputed in place",
                                   description="Refresh price, price date, FX and benchmark level from a quote source, recompute "
                                               "every value, re-run the checks and stamp the time. Only those cells change; "
-                                              "the original is kept as MODEL.xlsm.bak.",
+                                              "the previous version is kept as MODEL.xlsm.YYYYMMDD-HHMMSS.bak (the last "
+                                              "xlwings.conf 'Backups' versions, default 5). Exit status 1 when the "
+                                              "quote is refused or the refreshed model's checks fail (the file is still "
+                                              "written and the first cause cell is named).",
                                   epilog="examples: python -m addin refresh out/xiaomi_1810hk_model.xlsm --quotes today.csv\n"
                                          "          python -m addin refresh models/ --quotes today.csv",
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -200,8 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.add_argument("--quotes", help="quote source: a CSV file (ticker,price,currency,price_date,fx_to_reporting,"
                                           "benchmark_level,source) or file:PATH; default: the workbook's setting, else the embedded file")
     refresh.add_argument("--as-of", type=_date, help="judge staleness against this date (default: today)")
-    refresh.add_argument("--max-age-days", type=int, help="refuse quotes older than this many days (default 5)")
-    refresh.add_argument("--workers", type=int, default=2, help="processes for a folder (default 2)")
+    refresh.add_argument("--max-age-days", type=_days, help="refuse quotes older than this many days (default: xlwings.conf "
+                                                           "'Quotes Max Age Days', else 5)")
+    refresh.add_argument("--accept-move", action="store_true",
+                         help="accept a price or FX far from the model's last one (a split, a real crash), after checking it")
+    refresh.add_argument("--workers", type=_workers, default=2,
+                         help="processes for a folder (default 2; never more than the cores or the files)")
     refresh.set_defaults(handler=_refresh)
 
     check = commands.add_parser("check", help="audit a model file: checks, report findings, overrides, unknown functions, version",
@@ -279,10 +325,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Everything it prints goes through the terminal sanitiser; a reader that
+    closes the pipe early (`show | head`) ends the command quietly."""
+    from .terminal import SanitisedStream
+
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SanitisedStream(stdout), SanitisedStream(stderr)
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        _silence_stdout(stdout)
+        return EXIT_OK
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _silence_stdout(stdout) -> None:
+    """The reader went away: further writes (and the interpreter's final flush) go nowhere."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
+    except BrokenPipeError:
+        raise
     except (UserError, CompanyDataError, WorkbookError, QuoteError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -293,5 +366,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_FAILED
-    except BrokenPipeError:
-        return EXIT_OK

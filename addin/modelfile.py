@@ -135,12 +135,12 @@ def backups(path: Path) -> list[Path]:
 
 def _backup_name(path: Path, when: dt.datetime) -> Path:
     stamp = when.strftime(_BACKUP_STAMP)
-    taken = {p.name for p in backups(path)}
-    name, n = f"{path.name}.{stamp}.bak", 1
-    while name in taken:  # two refreshes in one second: a counter keeps both and keeps the order
-        n += 1
-        name = f"{path.name}.{stamp}-{n}.bak"
-    return path.with_name(name)
+    pattern = _backup_pattern(path)
+    same_second = [int(m[2] or 1) for m in (pattern.fullmatch(p.name) for p in backups(path)) if m and m[1] == stamp]
+    if not same_second:
+        return path.with_name(f"{path.name}.{stamp}.bak")
+    # Several refreshes in one second (or one fixed clock): a counter after the highest keeps the order.
+    return path.with_name(f"{path.name}.{stamp}-{max(same_second) + 1}.bak")
 
 
 def prune_backups(path: Path, keep: int) -> None:

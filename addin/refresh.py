@@ -2,36 +2,61 @@
 stamped. One logic, two runtimes:
 
 - `main()` is what the workbook's Refresh button runs through xlwings (RunPython, UDF server):
-  it writes the quote into the open workbook and lets Excel recalculate.
+  `refresh_book` writes the quote into the open workbook and lets Excel recalculate.
 - `refresh_file()` does the same to a file, headless (`python -m addin refresh MODEL.xlsm`). It is
-  surgical: only the market-input cells, the cached values of formula cells and the stamp change;
-  the VBA project, the button, styles, names, validation and every analyst input keep their bytes.
-  Values are recomputed from the file's own cells and formulas, so changed drivers, numbers typed
-  over formulas and edited formulas are all honoured. The new file is written beside the old one,
-  checked, the old one kept as MODEL.xlsm.bak, and the new one renamed into place: a crash or a
-  kill at any moment leaves the original intact.
+  surgical: only the market-input cells, the cached values of formula cells, the stamps and the
+  audit block change; the VBA project, the button, styles, names, validation and every analyst
+  input keep their bytes. Values are recomputed from the file's own cells and formulas, so
+  changed drivers, numbers typed over formulas and edited formulas are all honoured.
+
+Both runtimes share one sequence (`_market_update`, then the audit): the structure check, the
+quote validated against the model's own trading currency, last price and last FX, the stamps,
+the audit block, and a status that fails when the refreshed model's checks fail, naming the
+first cause cell. The headless path holds the model's lock, writes beside it, verifies, keeps
+the previous version as the newest timestamped backup and renames into place (addin.modelfile).
 """
 from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from workbook import xlsx
 from workbook.xlcalc import evaluate
 
-from .quotes import DEFAULT_MAX_AGE_DAYS, Quote, QuoteError, provider_for, validate
+from .audit import Audit, audit, sheet_lines
+from .modelfile import model_lock, parse_backups_setting, regular_file, replace_model
+from .quotes import Quote, QuoteError, parse_max_age, provider_for, validate
 from .template import TICKER, verify_structure
+
+try:
+    from workbook.xlcalc import same_value
+except ImportError:  # until workbook.xlcalc provides it: the same type-aware rule, 0 is not FALSE
+    def same_value(a, b) -> bool:
+        if isinstance(a, bool) or isinstance(b, bool):
+            return type(a) is type(b) and a == b
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+            return float(a) == float(b)
+        return type(a) is type(b) and a == b
 
 MARKET_INPUTS = {"price": "MKT_price", "price_date": "MKT_price_date", "fx_rate": "MKT_fx_rate",
                  "benchmark_level": "MKT_benchmark_level"}
+QUOTE_CURRENCY, REPORTING_CURRENCY = "MKT_quote_currency", "MKT_reporting_currency"
 STAMP_NAME, SOURCE_NAME = "MKT_refresh_stamp", "MKT_refresh_source"
 AUDIT_SUMMARY, AUDIT_ITEMS = "AUD_summary", "AUD_items"
 CONF_SHEET = "xlwings.conf"
+# xlwings.conf keys (column A of the sheet; matched without regard to case).
+CONF_SOURCE, CONF_MAX_AGE, CONF_BACKUPS = "QUOTES SOURCE", "QUOTES MAX AGE DAYS", "BACKUPS"
+CONF_ACCEPT_MOVE = "QUOTES ACCEPT MOVE"   # the button's --accept-move: Excel users have no flags
+SAMPLE_STAMP = "样本数据 sample data"
+
+
+class ChecksFailed(Exception):
+    """The model was refreshed (and, headless, written), but its integrity checks fail."""
 
 
 @dataclass
@@ -39,108 +64,151 @@ class RefreshResult:
     path: Path
     quote: Quote
     changed_cells: int
-    backup: Path
+    backup: Path | None
+    audit: Audit
+    sample: bool = False
+
+    @property
+    def checks_failed(self) -> bool:
+        return bool(self.audit.check_failures or self.audit.not_evaluable)
+
+    def status(self) -> str | None:
+        """Why the refreshed model is not sound (one line), or None when it is."""
+        return checks_message(self.path.name, self.audit, written=True) if self.checks_failed else None
+
+
+def checks_message(name: str, result: Audit, written: bool) -> str:
+    what = "refreshed and saved" if written else "refreshed"
+    if result.not_evaluable:
+        return f"{name}: {what}, but it cannot be evaluated: {result.not_evaluable}"
+    cause = f"; cause: {result.cause}" if result.cause else ""
+    return (f"{name}: {what}, but {len(result.check_failures)} of {result.checks_run} integrity checks fail"
+            f"{cause}; fix it and refresh again (details: python -m addin check {name})")
 
 
 def conf(package: xlsx.Package) -> dict:
-    """The workbook's xlwings.conf sheet as {key: value}."""
+    """The workbook's xlwings.conf sheet as {KEY: value}."""
     sheet = package.sheets.get(CONF_SHEET)
     if sheet is None:
         return {}
     out = {}
     for ref in sheet.cells:
-        if ref.startswith("A"):
+        if ref.startswith("A") and ref[1:].isdigit():
             key = package.value(CONF_SHEET, ref)
             if isinstance(key, str):
                 out[key.strip().upper()] = package.value(CONF_SHEET, "B" + ref[1:])
     return out
 
 
-def _locked(path: Path) -> bool:
-    return (path.parent / ("~$" + path.name)).exists()
+def _number(value):
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | None = None,
-                 max_age_days: int | None = None, now: dt.datetime | None = None) -> RefreshResult:
-    """Refresh one model file in place; QuoteError or WorkbookError (file untouched) otherwise."""
-    path = Path(path)
-    package = xlsx.read(path)
-    verify_structure(package)
-    if _locked(path):
-        raise xlsx.WorkbookError(f"{path.name} is open in Excel (lock file ~${path.name}); close it, or use its Refresh button")
-    settings = conf(package)
-    provider = provider_for(quotes or settings.get("QUOTES SOURCE"))
-    limit = max_age_days if max_age_days is not None else _max_age(settings, path.name)
-    (ticker_cell,) = package.name_cells(TICKER)
-    ticker = package.value(*ticker_cell)
-    if not isinstance(ticker, str) or not ticker.strip():
-        raise xlsx.WorkbookError(f"{path.name}: the ticker cell {ticker_cell[0]}!{ticker_cell[1]} is empty")
-    quote = validate(provider.quote(ticker), ticker, as_of or dt.date.today(), limit)
-
-    now = now or dt.datetime.now().replace(microsecond=0)
-    new_inputs = {
-        package.name_cells(MARKET_INPUTS["price"])[0]: quote.price,
-        package.name_cells(MARKET_INPUTS["price_date"])[0]: xlsx.excel_date(quote.price_date),
-        package.name_cells(MARKET_INPUTS["fx_rate"])[0]: quote.fx_to_reporting,
-        package.name_cells(STAMP_NAME)[0]: now.isoformat(sep=" "),
-        package.name_cells(SOURCE_NAME)[0]: f"{quote.source} ({provider.name}, {quote.price_date})",
-    }
-    if MARKET_INPUTS["benchmark_level"] in package.names:
-        new_inputs[package.name_cells(MARKET_INPUTS["benchmark_level"])[0]] = quote.benchmark_level
-    values = evaluate(package, new_inputs)
-    if AUDIT_SUMMARY in package.names:
-        new_inputs.update(_audit_cells(package, values, now))
-    changes: dict = {}
-    for key, value in list(new_inputs.items()) + list(values.items()):
-        if package.value(*key) != value or key in new_inputs:
-            changes.setdefault(key[0], {})[key[1]] = value
-    replaced = {package.sheets[s].path: xlsx.rewrite_sheet(package.sheets[s], cells).encode("utf-8")
-                for s, cells in changes.items()}
-    backup = path.with_name(path.name + ".bak")
-    _replace_atomically(path, package, replaced, changes, backup)
-    return RefreshResult(path, quote, sum(len(c) for c in changes.values()), backup)
+def _text(value):
+    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
-def _max_age(settings: dict, where: str) -> int:
-    value = settings.get("QUOTES MAX AGE DAYS")
-    if value in (None, ""):
-        return DEFAULT_MAX_AGE_DAYS
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        raise xlsx.WorkbookError(f"{where}: xlwings.conf 'Quotes Max Age Days' is {value!r}, not a number of days") from None
+@dataclass
+class _Update:
+    quote: Quote
+    sample: bool
+    inputs: dict       # defined name -> value to write
 
 
-def _audit_cells(package: xlsx.Package, values: dict, now: dt.datetime) -> dict:
-    """The 校验 sheet's audit block, filled with the same audit `check` prints."""
-    from .audit import audit, sheet_lines
+def _market_update(read, settings: dict, quotes: str | None, as_of: dt.date | None, max_age_days: int | None,
+                   accept_move: bool, now: dt.datetime, where: str, front: str = "cli") -> _Update:
+    """The validated quote and every cell value it puts into the model, by defined name.
 
+    `read(name)` gives the model's current value of a one-cell defined name (or None): the same
+    decision for a file and for an open workbook. The model's trading currency, last price and
+    last FX are what the quote is judged against.
+
+    The shipped template's first refresh: with no quote source chosen (neither `--quotes` nor
+    xlwings.conf 'Quotes Source'), the embedded sample quote is accepted while the model still
+    holds that very quote (same price and date), whatever its age; the model is recomputed and
+    the source cell says it is sample data. Once the model holds any other price, the sample is
+    judged like any quote, so it can never overwrite real data."""
+    spec = quotes or _text(settings.get(CONF_SOURCE))
+    provider = provider_for(spec)
+    limit = (max_age_days if max_age_days is not None
+             else parse_max_age(settings.get(CONF_MAX_AGE), f"{where}: xlwings.conf 'Quotes Max Age Days'"))
+    ticker = _text(read(TICKER))
+    if ticker is None:
+        raise xlsx.WorkbookError(f"{where}: the ticker cell ({TICKER}) is empty")
+    last_price, last_fx = _number(read(MARKET_INPUTS["price"])), _number(read(MARKET_INPUTS["fx_rate"]))
+    quote = provider.quote(ticker)
+    as_of = as_of or dt.date.today()
+    last_date = read(MARKET_INPUTS["price_date"])
+    sample = (spec is None and last_price == quote.price and last_fx == quote.fx_to_reporting
+              and _number(last_date) == xlsx.excel_date(quote.price_date))
+    if sample:
+        limit = max(limit, (as_of - quote.price_date).days)
+    currency, reporting = _text(read(QUOTE_CURRENCY)), _text(read(REPORTING_CURRENCY))
+    quote = validate(quote, ticker, as_of, limit, currency=currency, last_price=last_price, last_fx=last_fx,
+                     fx_pair=(currency, reporting) if currency and reporting else None, accept_move=accept_move,
+                     front=front)
+    source = (f"{SAMPLE_STAMP}: {quote.source} ({quote.price_date}), not a live quote; set 'Quotes Source' in xlwings.conf"
+              if sample else f"{quote.source} ({provider.name}, {quote.price_date})")
+    inputs = {MARKET_INPUTS["price"]: quote.price, MARKET_INPUTS["price_date"]: xlsx.excel_date(quote.price_date),
+              MARKET_INPUTS["fx_rate"]: quote.fx_to_reporting, MARKET_INPUTS["benchmark_level"]: quote.benchmark_level,
+              STAMP_NAME: now.isoformat(sep=" "), SOURCE_NAME: source}
+    return _Update(quote, sample, inputs)
+
+
+def _audit_lines(package: xlsx.Package, result: Audit, now: dt.datetime) -> dict:
+    """The 校验 sheet's audit block by cell, filled with the same audit `check` prints."""
+    if AUDIT_SUMMARY not in package.names:
+        return {}
     items_cells = package.name_cells(AUDIT_ITEMS)
-    summary, items = sheet_lines(audit(package, values), now.isoformat(sep=" ", timespec="minutes"), len(items_cells))
+    summary, items = sheet_lines(result, now.isoformat(sep=" ", timespec="minutes"), len(items_cells))
     cells = {package.name_cells(AUDIT_SUMMARY)[0]: summary}
     for i, cell in enumerate(items_cells):
         cells[cell] = items[i] if i < len(items) else None
     return cells
 
 
-def _replace_atomically(path: Path, package: xlsx.Package, replaced: dict, changes: dict, backup: Path) -> None:
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".refresh.tmp", dir=path.parent)
-    os.close(fd)
-    temp = Path(temp_name)
-    try:
-        xlsx.write(package, replaced, temp)
-        _verify(temp, package, replaced, changes)
-        with open(temp, "rb") as fh:
-            os.fsync(fh.fileno())
-        backup_temp = backup.with_name(backup.name + ".tmp")
-        shutil.copy2(path, backup_temp)
-        os.replace(backup_temp, backup)
-        os.replace(temp, path)
-    except PermissionError:
-        raise xlsx.WorkbookError(f"{path.name}: cannot write beside it (read-only folder or file open elsewhere)") from None
-    finally:
-        if temp.exists():
-            temp.unlink()
+def _excel_lock(path: Path) -> Path:
+    return path.parent / ("~$" + path.name)
+
+
+def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | None = None,
+                 max_age_days: int | None = None, now: dt.datetime | None = None,
+                 accept_move: bool = False) -> RefreshResult:
+    """Refresh one model file in place. QuoteError or WorkbookError leave the file untouched; a
+    model whose checks fail after the refresh is still written (the analyst needs to see it) and
+    the result's `status()` says why."""
+    given = Path(path)
+    real = regular_file(given)  # a symlink's target is refreshed in place; the link stays a link
+    now = now or dt.datetime.now().replace(microsecond=0)
+    with model_lock(real):
+        package = xlsx.read(real)
+        verify_structure(package)
+        if _excel_lock(real).exists() or _excel_lock(given).exists():
+            raise xlsx.WorkbookError(f"{given.name} is open in Excel (lock file ~${real.name}); close it, or use its "
+                                     "Refresh button")
+        settings = conf(package)
+        keep = parse_backups_setting(settings.get(CONF_BACKUPS), given.name)
+
+        def read(name):
+            if name not in package.names:
+                return None
+            return package.value(*package.name_cells(name)[0])
+
+        update = _market_update(read, settings, quotes, as_of, max_age_days, accept_move, now, given.name)
+        new_inputs = {package.name_cells(name)[0]: value for name, value in update.inputs.items()
+                      if name in package.names}
+        values = evaluate(package, new_inputs)
+        result = audit(package, values)
+        new_inputs.update(_audit_lines(package, result, now))
+        changes: dict = {}
+        for key, value in list(new_inputs.items()) + list(values.items()):
+            if key in new_inputs or not same_value(package.value(*key), value):
+                changes.setdefault(key[0], {})[key[1]] = value
+        replaced = {package.sheets[s].path: xlsx.rewrite_sheet(package.sheets[s], cells).encode("utf-8")
+                    for s, cells in changes.items()}
+        backup = replace_model(real, lambda temp: xlsx.write(package, replaced, temp),
+                               lambda temp: _verify(temp, package, replaced, changes), keep=keep, when=now)
+    return RefreshResult(given, update.quote, sum(len(c) for c in changes.values()), backup, result, update.sample)
 
 
 def _verify(temp: Path, original: xlsx.Package, replaced: dict, changes: dict) -> None:
@@ -153,7 +221,7 @@ def _verify(temp: Path, original: xlsx.Package, replaced: dict, changes: dict) -
     for sheet, cells in changes.items():
         for ref, value in cells.items():
             got = written.value(sheet, ref)
-            if got != value and not (value is None and got in (None, "")):
+            if not same_value(got, value) and not (value is None and got in (None, "")):
                 raise xlsx.WorkbookError(f"refresh verification failed at {sheet}!{ref}; the original is untouched")
 
 
@@ -164,60 +232,146 @@ def model_files(target: Path) -> list[Path]:
     return [target]
 
 
-def _refresh_one(args):
-    path, quotes, as_of, max_age_days, now = args
+class Outcome(NamedTuple):
+    """One file of a batch: `error` is the one-line reason when it failed; `written` says whether
+    the file was nonetheless refreshed (its checks fail after the refresh)."""
+    path: Path
+    error: str | None
+    changed: int
+    written: bool = False
+    backup: Path | None = None
+
+
+def _refresh_one(args) -> Outcome:
+    path, quotes, as_of, max_age_days, now, accept_move = args
     try:
-        result = refresh_file(path, quotes, as_of, max_age_days, now)
-        return path, None, result.changed_cells
+        result = refresh_file(path, quotes, as_of, max_age_days, now, accept_move)
     except (QuoteError, xlsx.WorkbookError) as exc:
-        return path, str(exc), 0
+        return Outcome(path, str(exc), 0)
     except OSError as exc:  # disk full, permissions: this file fails, the batch goes on
-        return path, f"{path.name}: {exc.strerror or exc}", 0
+        return Outcome(path, f"{path.name}: {exc.strerror or exc}", 0)
+    except RecursionError:
+        return Outcome(path, f"{path.name}: formulas nested too deeply to evaluate headless", 0)
+    except Exception as exc:  # noqa: BLE001 - one unforeseen file must not stop the batch; it is reported
+        return Outcome(path, f"{path.name}: cannot refresh ({type(exc).__name__}: {str(exc)[:200]})", 0)
+    return Outcome(path, result.status(), result.changed_cells, True, result.backup)
 
 
-def refresh_many(paths: list[Path], quotes=None, as_of=None, max_age_days=None, now=None, workers: int = 2, progress=None):
-    """Refresh several files on `workers` processes; yields (path, error or None, changed cells)."""
-    jobs = [(p, quotes, as_of, max_age_days, now) for p in paths]
+def worker_count(requested: int, files: int) -> int:
+    """Processes for a batch: never more than the cores, nor than the files."""
+    return max(1, min(requested, os.cpu_count() or 1, files))
+
+
+def refresh_many(paths: list[Path], quotes=None, as_of=None, max_age_days=None, now=None, workers: int = 2,
+                 progress=None, accept_move: bool = False) -> list[Outcome]:
+    """Refresh several files on up to `workers` processes; one Outcome per file, in the order
+    given. A file that fails is reported and the others go on."""
+    jobs = [(p, quotes, as_of, max_age_days, now, accept_move) for p in paths]
+    workers = worker_count(workers, len(jobs))
     done = []
 
     def collect(results):
         for i, outcome in enumerate(results, start=1):
             if progress:
-                progress(i, len(jobs), *outcome)
+                progress(i, len(jobs), *outcome[:3])
             done.append(outcome)
 
-    if workers <= 1 or len(jobs) == 1:
+    if workers <= 1:
         collect(map(_refresh_one, jobs))
-    else:
+        return done
+    try:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            collect(pool.map(_refresh_one, jobs, chunksize=max(1, len(jobs) // (workers * 4))))
+            collect(pool.map(_refresh_one, jobs, chunksize=1))
+    except BrokenProcessPool:  # a worker died (killed, out of memory): report the rest, don't lose them
+        finished = {o.path for o in done}
+        collect(Outcome(p, f"{p.name}: the refresh process died; the file is as it was or fully refreshed", 0)
+                for p in paths if p not in finished)
     return done
 
 
 # ------------------------------------------------------------------------------------------------
 # In Excel: the Refresh button.
 # ------------------------------------------------------------------------------------------------
-def refresh_book(book, quotes: str | None = None, as_of: dt.date | None = None, now: dt.datetime | None = None) -> Quote:
-    """Refresh an open xlwings Book. `book` only needs xlwings' Book surface (`app.calculate()`,
-    `names[NAME].refers_to_range.value`, `sheets[NAME].range(...)`), so tests can pass a stand-in.
-    A refused quote raises before anything is written: xlwings shows the message, the model is untouched."""
+def excel_quote_message(exc: QuoteError) -> str:
+    """A refused quote as the Excel user should read it: the fix is a setting on the workbook's
+    xlwings.conf sheet, never a command-line flag."""
+    reason = "; ".join(part for part in str(exc).split("; ") if "--" not in part)
+    if "xlwings.conf" in reason:
+        return reason
+    return f"{reason}; in Excel, set 'Quotes Source' on the xlwings.conf sheet to a current quotes file"
+
+
+def _truthy(value) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().upper() in ("TRUE", "YES", "1"))
+
+
+def _book_values(book, package: xlsx.Package) -> dict:
+    """Every cell of the workbook as Excel now shows it, {(sheet, ref): value}, one read per sheet."""
+    values = {}
+    for name, sheet in package.sheets.items():
+        if not sheet.cells:
+            continue
+        rows = max(xlsx.split_ref(r)[0] for r in sheet.cells)
+        cols = max(xlsx.split_ref(r)[1] for r in sheet.cells)
+        rng = book.sheets[name].range(f"A1:{xlsx.col_letters(cols)}{rows}")
+        try:
+            grid = rng.options(ndim=2, err_to_str=True).value
+        except (AttributeError, TypeError):
+            grid = rng.value
+        for ref in sheet.cells:
+            r, c = xlsx.split_ref(ref)
+            try:
+                values[(name, ref)] = grid[r - 1][c - 1]
+            except (IndexError, TypeError):
+                values[(name, ref)] = None
+    return values
+
+
+def refresh_book(book, quotes: str | None = None, as_of: dt.date | None = None, now: dt.datetime | None = None,
+                 accept_move: bool = False) -> RefreshResult:
+    """Refresh an open xlwings Book the way `refresh_file` refreshes a file: the structure check
+    (on the workbook as last saved, whose formulas and blueprint it reads), the same quote
+    validation, stamps and audit block. A refused quote raises QuoteError before anything is
+    written, with the xlwings.conf keys to change; failing checks after the refresh raise
+    ChecksFailed naming the cause. `book` only needs xlwings' Book surface (`fullname`,
+    `app.calculate()`, `names[NAME].refers_to_range.value`, `sheets[NAME].range(...)`)."""
+    path = Path(book.fullname)
+    package = xlsx.read(regular_file(path))
+    verify_structure(package)
+    now = now or dt.datetime.now().replace(microsecond=0)
+
     def cell(name):
         return book.names[name].refers_to_range
 
+    def read(name):
+        try:
+            value = cell(name).value
+        except (KeyError, AttributeError):
+            return None
+        if isinstance(value, dt.datetime):
+            return xlsx.excel_date(value.date())
+        return value
+
     settings = _book_conf(book)
-    provider = provider_for(quotes or settings.get("QUOTES SOURCE"))
-    limit = int(settings.get("QUOTES MAX AGE DAYS") or DEFAULT_MAX_AGE_DAYS)
-    ticker = cell(TICKER).value
-    quote = validate(provider.quote(str(ticker or "")), str(ticker or ""), as_of or dt.date.today(), limit)
-    now = now or dt.datetime.now().replace(microsecond=0)
-    cell(MARKET_INPUTS["price"]).value = quote.price
-    cell(MARKET_INPUTS["price_date"]).value = dt.datetime(quote.price_date.year, quote.price_date.month, quote.price_date.day)
-    cell(MARKET_INPUTS["fx_rate"]).value = quote.fx_to_reporting
-    cell(MARKET_INPUTS["benchmark_level"]).value = quote.benchmark_level
+    accept_move = accept_move or _truthy(settings.get(CONF_ACCEPT_MOVE))
+    try:
+        update = _market_update(read, settings, quotes, as_of, None, accept_move, now, path.name, front="excel")
+    except QuoteError as exc:
+        raise QuoteError(excel_quote_message(exc)) from None
+    for name, value in update.inputs.items():
+        if name == MARKET_INPUTS["price_date"]:
+            value = dt.datetime.combine(update.quote.price_date, dt.time())
+        if name in package.names:
+            cell(name).value = value
     book.app.calculate()
-    cell(STAMP_NAME).value = now.isoformat(sep=" ")
-    cell(SOURCE_NAME).value = f"{quote.source} ({provider.name}, {quote.price_date})"
-    return quote
+    values = _book_values(book, package)
+    result = audit(package, values)
+    for (sheet, ref), text in _audit_lines(package, result, now).items():
+        book.sheets[sheet].range(ref).value = text
+    refreshed = RefreshResult(path, update.quote, len(update.inputs), None, result, update.sample)
+    if refreshed.checks_failed:
+        raise ChecksFailed(checks_message(path.name, result, written=False))
+    return refreshed
 
 
 def _book_conf(book) -> dict:
@@ -230,6 +384,16 @@ def _book_conf(book) -> dict:
 
 
 def main() -> None:
+    """The Refresh button: every refusal and every failing check is a message box with one
+    sentence, never a Python traceback."""
     import xlwings as xw
 
-    refresh_book(xw.Book.caller())
+    book = xw.Book.caller()
+    try:
+        result = refresh_book(book)
+    except (QuoteError, xlsx.WorkbookError, ChecksFailed) as exc:
+        book.app.alert(str(exc), title="Refresh 刷新", mode="critical")
+        return
+    if result.sample:
+        book.app.alert(f"Refreshed with the embedded sample quote ({result.quote.price_date}); set 'Quotes Source' "
+                       "on the xlwings.conf sheet for live prices.", title="Refresh 刷新", mode="info")

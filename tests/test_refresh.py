@@ -16,6 +16,7 @@ import pytest
 from addin.audit import audit
 from addin.quotes import LocalQuotesFile, QuoteError
 from addin.refresh import refresh_book, refresh_file
+import fake_excel
 from conftest import ROOT
 from workbook import xlsx
 from workbook.xlcalc import evaluate
@@ -143,7 +144,11 @@ def test_edited_formula_is_honoured_and_listed(fresh, tmp_path):
     ("1810.HK,40,HKD,2026-12-25,0.91,,x\n", "after 2026-11-29"),
     ("1810.HK,40,HKD,2026-11-27,0.91,,x\n1810.HK,41,HKD,2026-11-28,0.91,,y\n", "2 rows for 1810.HK"),
     ("1810.HK,forty,HKD,2026-11-27,0.91,,x\n", "price 'forty' is not a number"),
-    ("1810.HK,40,HKD,27/11/2026,0.91,,x\n", "is not a date"),
+    ("1810.HK,40,HKD,the 27th,0.91,,x\n", "is not a date"),
+    ("1810.HK,40,HKD,03/04/2026,0.91,,x\n", "ambiguous"),
+    ("1810.HK,40,CNY,2026-11-27,0.91,,x\n", "is in CNY, the model trades in HKD"),     # the model's currency is used
+    ("1810.HK,4020,HKD,2026-11-27,0.91,,x\n", "from the model's 40.2"),               # 100x price: refused
+    ("1810.HK,40,HKD,2026-11-27,1.1051,,x\n", "invert"),                              # 1 / 0.9049
     ("1810.HK,40,HKD,2026-11-27,0.91,-5,x\n", "benchmark level -5 is not positive"),
 ])
 def test_bad_quote_is_refused_and_model_untouched(fresh, tmp_path, body, message):
@@ -153,18 +158,31 @@ def test_bad_quote_is_refused_and_model_untouched(fresh, tmp_path, body, message
     assert fresh.read_bytes() == original and not fresh.with_name("model.xlsm.bak").exists()
 
 
-def test_quotes_file_with_bad_encoding(fresh, tmp_path):
-    bad = tmp_path / "gbk.csv"
-    bad.write_bytes((HEADER + "1810.HK,40,HKD,2026-11-27,0.91,,行情\n").encode("gbk"))
-    with pytest.raises(QuoteError, match="not UTF-8"):
-        refresh_file(fresh, str(bad), AS_OF, now=NOW)
+def test_quotes_file_as_chinese_excel_saves_it_refreshes(fresh, tmp_path):
+    gbk = tmp_path / "gbk.csv"
+    gbk.write_bytes((HEADER + "1810.HK,40,HKD,2026-11-27,0.91,,行情\n").encode("gbk"))
+    refresh_file(fresh, str(gbk), AS_OF, now=NOW)
+    after = xlsx.read(fresh)
+    assert after.value(*cell_of(after, "MKT_price")) == 40.0
+    assert after.value(*cell_of(after, "MKT_refresh_source")).startswith("行情")
 
 
-def test_embedded_quotes_are_stale_today_and_fine_on_their_date(fresh):
-    with pytest.raises(QuoteError, match="2025-12-18"):
+def test_first_refresh_of_the_shipped_template_uses_the_sample_and_says_so(fresh, tmp_path):
+    result = refresh_file(fresh, None, AS_OF, now=NOW)               # 346 days old, but the model holds it already
+    after = xlsx.read(fresh)
+    assert result.sample and result.quote.price == 40.20 and after.value(*cell_of(after, "MKT_price")) == 40.20
+    assert after.value(*cell_of(after, "MKT_refresh_source")).startswith("样本数据 sample data")
+    assert "Quotes Source" in after.value(*cell_of(after, "MKT_refresh_source"))
+
+
+def test_sample_quote_never_overwrites_real_data(fresh, tmp_path):
+    refresh_file(fresh, str(quotes(tmp_path, "1810.HK,44.00,HKD,2026-11-27,0.9150,,feed\n")), AS_OF, now=NOW)
+    refreshed = fresh.read_bytes()
+    with pytest.raises(QuoteError, match="2025-12-18, 346 days before"):
         refresh_file(fresh, None, AS_OF, now=NOW)
-    result = refresh_file(fresh, None, dt.date(2025, 12, 19), now=NOW)
-    assert result.quote.price == 40.20
+    assert fresh.read_bytes() == refreshed
+    result = refresh_file(fresh, None, dt.date(2025, 12, 19), now=NOW, accept_move=True)  # replaying the report's day
+    assert result.quote.price == 40.20 and not result.sample
 
 
 def test_locked_file_is_refused(fresh, tmp_path):
@@ -216,37 +234,23 @@ def test_kill_during_refresh_never_corrupts_the_original(tmp_path):
     assert outcomes["original"] and outcomes["refreshed"], outcomes   # both ends were hit
 
 
-class FakeRange:
-    def __init__(self, value=None):
-        self.value = value
-
-
-class FakeBook:
-    """xlwings' Book surface that refresh_book uses."""
-    def __init__(self):
-        self.cells = {n: FakeRange() for n in ("MKT_price", "MKT_price_date", "MKT_fx_rate", "MKT_benchmark_level",
-                                               "MKT_refresh_stamp", "MKT_refresh_source")}
-        self.cells["MKT_ticker"] = FakeRange("1810.HK")
-        self.names = {n: type("Name", (), {"refers_to_range": r})() for n, r in self.cells.items()}
-        self.calculated = 0
-        self.app = type("App", (), {"calculate": lambda _self: setattr(self, "calculated", self.calculated + 1)})()
-        self.sheets = {}
-
-
-def test_button_refresh_writes_inputs_recalculates_and_stamps(tmp_path):
-    book = FakeBook()
+def test_button_refresh_writes_inputs_recalculates_and_stamps(fresh, tmp_path):
+    book = fake_excel.Book(fresh)
     source = quotes(tmp_path, "1810.HK,42.5,HKD,2026-11-27,0.91,24000,feed\n")
     refresh_book(book, str(source), AS_OF, NOW)
-    assert book.cells["MKT_price"].value == 42.5 and book.cells["MKT_fx_rate"].value == 0.91
-    assert book.cells["MKT_price_date"].value == dt.datetime(2026, 11, 27) and book.calculated == 1
-    assert book.cells["MKT_refresh_stamp"].value == "2026-11-29 09:30:00"
+    value = lambda name: book.names[name].refers_to_range.value
+    assert value("MKT_price") == 42.5 and value("MKT_fx_rate") == 0.91 and book.calculated == 1
+    assert xlsx.from_excel_date(value("MKT_price_date")) == dt.date(2026, 11, 27)
+    assert value("MKT_refresh_stamp") == "2026-11-29 09:30:00"
+    assert "校验 54/54 OK" in value("AUD_summary")                   # the audit block, as headless writes it
 
 
-def test_button_refresh_refuses_a_stale_quote_and_writes_nothing(tmp_path):
-    book = FakeBook()
-    with pytest.raises(QuoteError, match="days before"):
+def test_button_refresh_refuses_a_stale_quote_and_writes_nothing(fresh, tmp_path):
+    book = fake_excel.Book(fresh)
+    with pytest.raises(QuoteError, match="days before") as refused:
         refresh_book(book, str(quotes(tmp_path, "1810.HK,42.5,HKD,2026-01-01,0.91,,feed\n")), AS_OF, NOW)
-    assert book.cells["MKT_price"].value is None and book.calculated == 0
+    assert "Quotes Max Age Days" in str(refused.value) and "--" not in str(refused.value)
+    assert book.writes == [] and book.calculated == 0
 
 
 def test_batch_refresh_of_a_folder_shows_progress(tmp_path):
