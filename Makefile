@@ -20,6 +20,12 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 			libreoffice-calc-nogui poppler-utils fonts-wqy-microhei postgresql >/dev/null; \
 	fi
+	@# node and npm: tests/test_lite.py fetches the pyodide npm package and runs the xlwings Lite edition in it
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+		echo "installing nodejs npm"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			nodejs npm >/dev/null; \
+	fi
 
 run: $(STAMP)
 	$(BIN)/python -m addin show
