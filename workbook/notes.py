@@ -81,8 +81,9 @@ class LabelData:
 @lru_cache(maxsize=8)
 def _variants(data: LabelData) -> dict:
     out = {}
+    sections = {s for kinds in ROLE_SECTIONS.values() for s in kinds} | {"relative"}
     for name, roles in data.raw.items():
-        if not isinstance(roles, dict) or not all(isinstance(v, list) for v in roles.values()):
+        if name not in sections or not isinstance(roles, dict):
             continue
         table = out.setdefault(name, {})
         for role, words in roles.items():
@@ -543,7 +544,7 @@ def _join_split_labels(raw_rows: list[tuple[str, bool, list[str]]], data: LabelD
                 out.append([label, bold or nxt[1], nxt[2], [LABEL_ABOVE]])
                 i += 2
                 continue
-            if data.known(label + nxt[0]) and not data.known(nxt[0]) and not data.known(label):
+            if data.known(label + nxt[0]) and not data.known(label):
                 out.append([label + nxt[0], bold or nxt[1], nxt[2], [LABEL_SPLIT]])
                 i += 2
                 continue
@@ -563,11 +564,16 @@ def _table_from_grid(grid: list[list[tuple[str, bool]]], form: str, line: int, c
     grid = [row for row in grid if any(text.strip() for text, _ in row)]
     if not grid:
         return None
-    header = [text for text, _ in grid[0]]
+    # The header is the first row with year columns; a row above it (a spanned group title
+    # such as 预测) belongs to the header too.
+    start = next((i for i, row in enumerate(grid[:3]) if _year_columns([text for text, _ in row])), 0)
+    header = [text for text, _ in grid[start]]
+    if start and not _strip_markup(header[0])[0]:
+        header[0] = grid[0][0][0]
     years = _year_columns(header)
     ncols = max(len(r) for r in grid)
     raw_rows = []
-    for cells in grid[1:] if years or len(grid) > 1 else grid:
+    for cells in grid[start + 1:]:
         label, bold = _strip_markup(cells[0][0]) if cells else ("", False)
         bold = bold or (cells[0][1] if cells else False)
         texts = [_strip_markup(text)[0] for text, _ in cells[1:]]
