@@ -402,3 +402,33 @@ def test_a_store_from_a_newer_add_in_is_refused(db_url):
     with pytest.raises(EstimatesError, match="upgrade the add-in"):
         with open_store(db_url):
             pass
+
+
+# ------------------------------------------------------------------------------------------------
+# which store
+# ------------------------------------------------------------------------------------------------
+def _with_conf(model: Path, key: str, value: str) -> Path:
+    """The model with one more xlwings.conf row, as an analyst would type it in Excel."""
+    package = xlsx.read(model)
+    sheet = package.sheets["xlwings.conf"]
+    row = max(xlsx.split_ref(ref)[0] for ref in sheet.cells) + 1
+    cells = "".join(f'<c r="{col}{row}" t="inlineStr"><is><t>{text}</t></is></c>' for col, text in (("A", key), ("B", value)))
+    xml = sheet.xml.replace("</sheetData>", f'<row r="{row}">{cells}</row></sheetData>', 1)
+    target = model.with_name("configured.xlsm")
+    xlsx.write(package, {sheet.path: xml.encode("utf-8")}, target)
+    return target
+
+
+def test_workbook_setting_names_the_store_and_db_overrides_it(models, db_url, tmp_path):
+    configured = _with_conf(models["first"], "Estimates DB", db_url.replace("&", "&amp;"))
+    assert publish(configured).store == sa.make_url(db_url).render_as_string(hide_password=True)
+    assert _counts(db_url)[0] == 1
+    elsewhere = f"sqlite:///{tmp_path / 'store' / 'other.sqlite'}"
+    publish(configured, elsewhere)
+    assert _counts(elsewhere)[0] == 1 and _counts(db_url)[0] == 1
+
+
+def test_a_relative_store_setting_is_beside_the_model(models):
+    configured = _with_conf(models["first"], "Estimates DB", "team.sqlite")
+    publish(configured)
+    assert _counts(f"sqlite:///{configured.with_name('team.sqlite')}")[0] == 1
