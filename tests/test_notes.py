@@ -494,3 +494,12 @@ def test_missing_statements_are_said(xiaomi):
     report = import_report(note, map_roles(note), {})
     assert "MISSING: no balance statement" in report and "MISSING: no cashflow statement" in report
     assert "MISSING" not in notes.read_and_report(XIAOMI)[1]
+
+
+def test_unreadable_note_is_one_clear_error(tmp_path):
+    with pytest.raises(notes.NoteError, match="no such file"):
+        read_note(tmp_path / "missing.txt")
+    latin = tmp_path / "note.txt"
+    latin.write_bytes("利润表".encode("gbk"))
+    with pytest.raises(notes.NoteError, match="not UTF-8"):
+        read_note(latin)

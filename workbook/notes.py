@@ -14,10 +14,11 @@ table kind or a line lives in the label data, not here.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
@@ -525,7 +526,7 @@ def _title_keyword_kind(title: str, data: LabelData) -> str | None:
     return None
 
 
-def _join_split_labels(raw_rows: list[tuple[str, bool, list[str]]], data: LabelData, ncols: int):
+def _join_split_labels(raw_rows: list[tuple[str, bool, list[str]]], data: LabelData):
     """Labels the converter split over two rows, joined back; the rest unchanged.
 
     A figureless row directly above a row without a label is that row's label; a figureless row
@@ -571,7 +572,6 @@ def _table_from_grid(grid: list[list[tuple[str, bool]]], form: str, line: int, c
     if start and not _strip_markup(header[0])[0]:
         header[0] = grid[0][0][0]
     years = _year_columns(header)
-    ncols = max(len(r) for r in grid)
     raw_rows = []
     for cells in grid[start + 1:]:
         label, bold = _strip_markup(cells[0][0]) if cells else ("", False)
@@ -589,7 +589,7 @@ def _table_from_grid(grid: list[list[tuple[str, bool]]], form: str, line: int, c
     if years and not kind:
         kind = _title_keyword_kind(title, data)
 
-    joined = _join_split_labels(raw_rows, data, ncols) if years else [[l, b, t, []] for l, b, t in raw_rows]
+    joined = _join_split_labels(raw_rows, data) if years else [[l, b, t, []] for l, b, t in raw_rows]
     rows = []
     section = None
     for position, (label, bold, texts, repairs) in enumerate(joined):
@@ -826,25 +826,50 @@ def _rating_from(text: str, labels: list[str], data: LabelData):
 # --------------------------------------------------------------------------------------------
 # The reader
 
+class NoteError(ValueError):
+    """A note that cannot be read at all (missing file, not UTF-8 text)."""
+
+
+def _note_text(source: str | Path) -> str:
+    looks_like_path = isinstance(source, Path) or (
+        "\n" not in source and "\t" not in source and len(source) < 1024
+        and (source.endswith((".txt", ".md")) or os.path.exists(source)))
+    if not looks_like_path:
+        return source
+    path = Path(source)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NoteError(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise NoteError(f"{path}: not UTF-8 text; save the converter's output as UTF-8") from None
+    except OSError as exc:
+        raise NoteError(f"{path}: {exc.strerror or exc}") from None
+
+
+_SOURCE_LINE = re.compile(r"^(资料来源|数据来源|!\[)")
+
+
 def read_note(source: str | Path, data: LabelData | None = None) -> Note:
     """Every table, figure, market datum and the rating of a converted broker note.
 
-    `source` is a path to the note's text (UTF-8) or the text itself."""
+    `source` is a path to the note's text (UTF-8) or the text itself. Raises `NoteError` when
+    the file cannot be read."""
     data = data or default_label_data()
-    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and len(source) < 4096
-                                    and Path(source).is_file()):
-        text = Path(source).read_text(encoding="utf-8")
-    else:
-        text = str(source)
-    text = _body(text.replace("\r\n", "\n").lstrip("\ufeff"))
+    text = _body(_note_text(source).replace("\r\n", "\n").lstrip("\ufeff"))
     items = _items(text)
 
     tables: list[Table] = []
-    context: list[str] = []
-    heading = None
+    context: list[str] = []        # the last few text lines: where a table's title is printed
+    heading = None                 # the Markdown section being read
     text_lines: list[str] = []
-    after: dict[int, list[str]] = {}   # table id -> the few text lines that follow it
-    recent: list[Table] = []
+    after: dict[int, list[str]] = {}   # id(table) -> the first text lines after it (scheme notes)
+
+    def add(table: Table | None):
+        if table:
+            tables.append(table)
+            after[id(table)] = []
+
     i = 0
     while i < len(items):
         item = items[i]
@@ -852,7 +877,7 @@ def read_note(source: str | Path, data: LabelData | None = None) -> Note:
             parser = _HtmlTable()
             parser.feed(item.content)
             parser.close()
-            table = _table_from_grid(parser.grid(), "html", item.line, context, heading, data)
+            add(_table_from_grid(parser.grid(), "html", item.line, context, heading, data))
             i += 1
         elif "\t" in item.content:
             block = []
@@ -861,30 +886,20 @@ def read_note(source: str | Path, data: LabelData | None = None) -> Note:
                 i += 1
             for start, rows in _split_tsv(block):
                 grid = [[(cell, False) for cell in line.content.split("\t")] for line in rows]
-                table = _table_from_grid(grid, "tsv", start, context, heading, data)
-                if table:
-                    tables.append(table)
-                    recent = [table]
-            continue
+                add(_table_from_grid(grid, "tsv", start, context, heading, data))
         else:
             line = item.content.strip()
             text_lines.append(item.content)
             if line:
-                for t in recent:
-                    after.setdefault(id(t), []).append(line)
-                if len(after.get(id(recent[0]), [])) >= 3 if recent else False:
-                    recent = []
+                if tables and len(after[id(tables[-1])]) < 3:
+                    after[id(tables[-1])].append(line)
                 if line.startswith("#"):
                     heading = line.lstrip("#").strip()
                     context.append(heading)
-                elif not re.match(r"^(资料来源|数据来源|!\[)", line):
+                elif not _SOURCE_LINE.match(line):
                     context.append(line)
                 context = context[-3:]
             i += 1
-            continue
-        if table:
-            tables.append(table)
-            recent = [table]
 
     market = _market_from(tables, text_lines, data)
     scheme = _scheme_from(tables, after, data)
