@@ -28,6 +28,7 @@ from workbook import xlsx
 from workbook.formats import EMPTY, show
 from workbook.xlcalc import evaluate
 
+from .modelfile import regular_file
 from .refresh import conf
 from .template import blueprint, template_version, verify_structure
 
@@ -126,7 +127,7 @@ def read_model(path: str | Path) -> Estimates:
 
 
 def _read(path: Path) -> tuple[Estimates, xlsx.Package]:
-    package = xlsx.read(path)
+    package = xlsx.read(regular_file(path))  # a FIFO, a device or an oversized file is refused before it is opened
     verify_structure(package)
     rows = {(r["sheet"], r["cell"]): r for r in blueprint(package)}
     computed: dict = {}
@@ -475,7 +476,7 @@ def load_estimates(old: str, new: str, db_url: str | None = None) -> tuple[Estim
     models = []                                   # (path, package): the first one says where its store is
     for text in (old, new):
         path = Path(text)
-        if path.is_file():
+        if path.exists() or path.is_symlink():
             estimates, package = _read(path)
             models.append((path, package))
             sides.append(estimates)

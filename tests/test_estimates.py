@@ -335,6 +335,17 @@ def test_broken_model_is_one_line_and_nothing_written(models, db_url, capsys, da
     assert not broken.with_name("estimates.sqlite").exists()
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+@pytest.mark.parametrize("command", ["publish", "revisions"])
+def test_a_named_pipe_is_refused_without_blocking(tmp_path, capsys, command):
+    pipe = tmp_path / "model.xlsm"
+    os.mkfifo(pipe)
+    argv = ["publish", str(pipe)] if command == "publish" else ["revisions", str(pipe), "1810.HK@1"]
+    code, _, err = _cli(capsys, *argv, "--db", f"sqlite:///{tmp_path / 'store' / 'e.sqlite'}")
+    _one_line_error(code, err)
+    assert "named pipe" in err and not (tmp_path / "store" / "e.sqlite").exists()
+
+
 def test_recurring_profit_line_is_optional(models, db_url):
     without = _without_name(models["first"], "IS_non_ifrs_net_profit")
     estimates = publish(without, db_url).estimates
