@@ -174,14 +174,18 @@ def _read(path: Path) -> tuple[Estimates, xlsx.Package]:
     if not isinstance(ticker, str) or not ticker.strip():
         raise xlsx.WorkbookError(f"{path.name}: the ticker cell is empty; a model's estimates are filed under its ticker")
     raw_date = value(single(PRICE_DATE))
-    if isinstance(raw_date, (int, float)) and not isinstance(raw_date, bool):
-        price_date = xlsx.from_excel_date(raw_date)
-    else:
-        try:
+    try:
+        if isinstance(raw_date, (int, float)) and not isinstance(raw_date, bool):
+            price_date = xlsx.from_excel_date(raw_date)
+        else:
             price_date = dt.date.fromisoformat(str(raw_date).strip())
-        except ValueError:
-            raise xlsx.WorkbookError(f"{path.name}: the price date shows {raw_date!r}, not a date") from None
+    except (ValueError, OverflowError):
+        raise xlsx.WorkbookError(f"{path.name}: the price date shows {raw_date!r}, not a date") from None
     rating = value(single(RATING))
+    for what, text, column in (("ticker", ticker, versions_table.c.ticker), ("rating", rating, versions_table.c.rating)):
+        if isinstance(text, str) and len(text.strip()) > column.type.length:
+            raise xlsx.WorkbookError(f"{path.name}: the {what} {text[:40]!r} is longer than {column.type.length} "
+                                     "characters; that is not a ticker or a rating")
     estimates = Estimates(
         ticker=ticker.strip(), source=path.name, years=years,
         price=number(single(PRICE), "price"), price_date=price_date,
