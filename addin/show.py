@@ -6,10 +6,7 @@ import unicodedata
 
 from workbook import spec
 from workbook.formats import show
-from workbook.model import SUMMARY_KEYS, SUMMARY_LABELS, Model
-
-RATIO_KEYS = ("gross_margin", "operating_margin", "net_margin", "roe", "roa", "debt_ratio", "current_ratio",
-              "quick_ratio", "net_gearing", "receivable_days", "inventory_days", "payable_days", "bvps", "pe", "pb", "ev_ebitda")
+from workbook.model import Model
 
 
 def width(text: str) -> int:
@@ -44,21 +41,28 @@ def _rows(model: Model, keys, labels=None, english=False):
 
 def render(model: Model, findings=None, english: bool = False) -> str:
     company = model.company
+    layout = company.layout
     years = [y.label for y in model.values.years if y.kind != "base"]
     v = model.value
-    unit = "百万人民币" if not english else "CNY mn"
+    unit = company.facts.get("unit", "")
+    quote, reporting = company.facts.get("quote_currency", ""), company.facts.get("reporting_currency", "")
+    quote_zh = spec.currency_zh(quote)
+    summary_keys = [key for key, _ in layout.summary_rows]
+    summary_labels = {key: label for key, label in layout.summary_rows if label}
     parts = [
         f"{company.facts['name_zh']} {company.facts.get('name_en', '')} ({company.facts['ticker']})",
-        f"当前价 {show(v('price'), 'price')} 港元 ({v('price_date')}), 1 HKD = {show(v('fx_rate'), 'fx')} CNY, "
-        f"总股本 {show(v('shares') / 100, 'price')} 亿股, 总市值 {show(v('market_cap_quote'), 'price')} 亿港元",
+        f"当前价 {show(v('price'), 'price')} {quote_zh} ({v('price_date')}), 1 {quote} = {show(v('fx_rate'), 'fx')} {reporting}, "
+        f"总股本 {show(v('shares') / 100, 'price')} 亿股, 总市值 {show(v('market_cap_quote'), 'price')} 亿{quote_zh}",
         "",
-        table("公司盈利预测与估值简表" if not english else "Earnings forecast and valuation", ["指标" if not english else "Item"] + years,
-              _rows(model, SUMMARY_KEYS, SUMMARY_LABELS, english)),
+        table(layout.summary_title if not english else "Earnings forecast and valuation", ["指标" if not english else "Item"] + years,
+              _rows(model, summary_keys, summary_labels, english)),
     ]
-    for key, title in ((spec.INCOME, "表1 损益表"), (spec.BALANCE, "表2 资产负债表"), (spec.CASHFLOW, "表3 现金流量表")):
-        keys = [line.key for line in model.lines if line.table == key and not line.scalar]
-        parts += ["", table(f"{title} (单位: {unit})", ["" if not english else "Line"] + years, _rows(model, keys, english=english))]
-    parts += ["", table("主要财务比率", [""] + years, _rows(model, RATIO_KEYS, english=english))]
+    for statement in layout.statements:
+        keys = [line.key for line in model.lines if line.table == statement.table and not line.scalar]
+        parts += ["", table(f"{statement.sheet} (单位: {unit})", ["" if not english else "Line"] + years,
+                            _rows(model, keys, english=english))]
+    ratio_keys = [line.key for line in model.lines if line.table == spec.RATIOS]
+    parts += ["", table(layout.ratios_sheet, [""] + years, _rows(model, ratio_keys, english=english))]
 
     rating_lines = [line for line in model.lines if line.table == spec.RATING]
     parts += ["", "评级 Rating"]

@@ -184,7 +184,7 @@ def _example_company_file(tmp_path) -> Path:
         data["actual"][year] = {k: (v if k in ("eps", "non_ifrs_eps") else v * 0.1) for k, v in data["actual"][year].items()}
     for key, driver in data["drivers"].items():
         if driver["method"] in ("fixed", "step", "input"):
-            driver["values"] = [v * 0.1 for v in driver["values"]]
+            driver["values"] = {y: v * 0.1 for y, v in driver["values"].items()}
     data["labels"] = {"smartphone": ["硬件", "Hardware"], "iot": ["服务", "Services"], "internet": ["广告", "Advertising"],
                       "auto": ["新业务", "New ventures"]}
     path = tmp_path / "example_co.toml"

@@ -80,6 +80,8 @@ class Driver:
     values: list
     base: str | None = None
     note: str = ""
+    review: bool = False  # carried forward by a roll: the analyst should look at it
+    keep: bool = False    # the analyst's own round values: calibration leaves them as they are
 
 
 def driver_key(line_key: str) -> str:

@@ -172,7 +172,7 @@ def find(lines: list[Line], years: list[Year], printed: dict, scalars: dict, tab
     return findings
 
 
-def market_cap_finding(price: Printed, shares_100mn: Printed, market_cap_100mn: Printed) -> Finding | None:
+def market_cap_finding(price: Printed, shares_100mn: Printed, market_cap_100mn: Printed, currency: str = "") -> Finding | None:
     """The printed market cap against price x printed share count (both in the quote currency)."""
     exact = price.value * shares_100mn.value
     computed = round_half_up(exact, market_cap_100mn.decimals)
@@ -181,7 +181,7 @@ def market_cap_finding(price: Printed, shares_100mn: Printed, market_cap_100mn: 
     bounds = _interval_arith("*", Interval.of(price.value, price.decimals), Interval.of(shares_100mn.value, shares_100mn.decimals))
     target = Interval.of(market_cap_100mn.value, market_cap_100mn.decimals)
     implied_shares = market_cap_100mn.value / price.value
-    return Finding("market data", "market", "market_cap", "总市值（亿港元）", "", market_cap_100mn.value, computed, exact,
+    return Finding("market data", "market", "market_cap", f"总市值（亿{currency}）", "", market_cap_100mn.value, computed, exact,
                    bounds.lo <= target.hi and target.lo <= bounds.hi,
                    f"price {price.value:.2f} x {shares_100mn.value:g}亿股; the print implies {implied_shares:.4f}亿股",
                    market_cap_100mn.decimals)

@@ -84,10 +84,10 @@ def _driver_validation(line, company: Company):
     if driver is None:
         return {"validate": "decimal", "criteria": "between", "minimum": -1e9, "maximum": 1e9,
                 "input_title": "调节项 Reconciling driver", "input_message": line.label_en[:250],
-                "error_type": "warning", "error_message": "A number in 百万 is expected."}
+                "error_type": "warning", "error_message": f"A number in {company.facts.get('unit', 'the model unit')} is expected."}
     method = METHODS[driver.method]
     bounds = {"pct": (-1.0, 20.0), "days": (0.0, 1000.0), "money": (-1e9, 1e9)}[method.driver_format]
-    unit = {"pct": "decimal: 0.10 = 10%", "days": "days on a 365-day year", "money": "amount in 百万"}[method.driver_format]
+    unit = {"pct": "decimal: 0.10 = 10%", "days": "days on a 365-day year", "money": f"amount in {company.facts.get('unit', 'the model unit')}"}[method.driver_format]
     message = f"{line.label_en}. Method: {driver.method}, {unit}."
     if driver.note:
         message += f" {driver.note}."
@@ -96,34 +96,58 @@ def _driver_validation(line, company: Company):
             "error_title": "Unusual driver", "error_message": f"Expected between {bounds[0]:g} and {bounds[1]:g} ({unit})."}
 
 
-RATING_VALIDATION = {
-    "target_price": {"validate": "decimal", "criteria": ">", "value": 0, "input_title": "Target price",
-                     "input_message": "Analyst's target price in the quote currency (HKD). Empty: 无评级."},
-    "expected_dps": {"validate": "decimal", "criteria": ">=", "value": 0, "input_title": "Dividends",
-                     "input_message": "Dividends per share expected to the horizon, HKD. Empty counts as 0."},
-    "benchmark_return": {"validate": "decimal", "criteria": "between", "minimum": -1, "maximum": 5,
-                         "input_title": "Benchmark return", "input_message": "Expected return of the benchmark index over the rating horizon, decimal."},
-    "rating_boundary": {"validate": "list", "source": ["outer", "inner"], "input_title": "Boundary",
-                        "input_message": "outer: a return on a threshold takes the band further from zero (以上/以下含本数)."},
-}
-MARKET_VALIDATION = {
-    "price": {"validate": "decimal", "criteria": ">", "value": 0, "input_title": "Price", "input_message": "Last price in HKD."},
-    "fx_rate": {"validate": "decimal", "criteria": ">", "value": 0, "input_title": "FX", "input_message": "CNY per 1 HKD."},
-    "shares": {"validate": "decimal", "criteria": ">", "value": 0, "input_title": "Shares", "input_message": "Shares outstanding, millions."},
-}
+def input_validation(key: str, company: Company) -> dict | None:
+    """Data validation and the input message of a market or rating input, in the company's currencies."""
+    quote, reporting = company.facts.get("quote_currency", ""), company.facts.get("reporting_currency", "")
+    return {
+        "target_price": {"validate": "decimal", "criteria": ">", "value": 0, "input_title": "Target price",
+                         "input_message": f"Analyst's target price in the trading currency ({quote}). Empty: 无评级."},
+        "expected_dps": {"validate": "decimal", "criteria": ">=", "value": 0, "input_title": "Dividends",
+                         "input_message": f"Dividends per share expected to the horizon, {quote}. Empty counts as 0."},
+        "benchmark_return": {"validate": "decimal", "criteria": "between", "minimum": -1, "maximum": 5,
+                             "input_title": "Benchmark return",
+                             "input_message": "Expected return of the benchmark index over the rating horizon, decimal."},
+        "rating_boundary": {"validate": "list", "source": ["outer", "inner"], "input_title": "Boundary",
+                            "input_message": "outer: a return on a threshold takes the band further from zero (以上/以下含本数)."},
+        "price": {"validate": "decimal", "criteria": ">", "value": 0, "input_title": "Price",
+                  "input_message": f"Last price in {quote}."},
+        "fx_rate": {"validate": "decimal", "criteria": ">", "value": 0, "input_title": "FX",
+                    "input_message": f"{reporting} per 1 {quote}."},
+        "shares": {"validate": "decimal", "criteria": ">", "value": 0, "input_title": "Shares",
+                   "input_message": "Shares outstanding, millions."},
+    }.get(key)
+
+
+def _bold(company: Company) -> frozenset:
+    return company.layout.bold | spec.COMMON_BOLD
+
+
+def company_kinds(company: Company) -> dict:
+    return {y.label: y.kind for y in company.years}
 
 
 def company_title(company: Company) -> str:
     return f"{company.facts['name_zh']} ({company.facts['ticker']})"
 
 
-def source_note(company: Company) -> str:
-    """The summary table's source line, as the report words it, from the company's own facts."""
-    market = company.market
-    date = market.get("price_date")
+def source_note(company: Company, price_date: str, fx_rate: float) -> str:
+    """The summary table's source line, from the company's own facts and the market inputs."""
     quote, reporting = company.facts.get("quote_currency", ""), company.facts.get("reporting_currency", "")
-    return (f"资料来源：{company.facts.get('source', '公司财报')}；股价时间为 {date}，"
-            f"汇率 1{quote}={market['fx_rate']:g}{reporting}")
+    return (f"资料来源：{company.facts.get('source', '公司财报')}；股价时间为 {price_date}，"
+            f"汇率 1{quote}={fx_rate:.4f}{reporting}")
+
+
+def source_note_formula(company: Company, placement, sheet_name: str) -> str:
+    """The same line as an Excel formula on the market-input cells, so that a refresh (in Excel
+    or headless) updates the caption with the price and FX it quotes."""
+    quote, reporting = company.facts.get("quote_currency", ""), company.facts.get("reporting_currency", "")
+    date_ref = placement.address("price_date", None, sheet_name, absolute=True)
+    fx_ref = placement.address("fx_rate", None, sheet_name, absolute=True)
+
+    def text(value: str) -> str:
+        return '"' + value.replace('"', '""') + '"'
+    return (f'={text(company.name + "  资料来源：" + company.facts.get("source", "公司财报") + "；股价时间为 ")}'
+            f'&TEXT({date_ref},"yyyy-mm-dd")&{text("，汇率 1" + quote + "=")}&TEXT({fx_ref},"0.0000")&{text(reporting)}')
 
 
 def _write_yearly(ws, sheet, placement, model: Model, styles: Styles, company: Company):
@@ -133,8 +157,13 @@ def _write_yearly(ws, sheet, placement, model: Model, styles: Styles, company: C
     ws.set_column(ENGLISH_COL, ENGLISH_COL, 34)
     ws.set_column(FIRST_VALUE_COL, FIRST_VALUE_COL + len(columns) - 1, 12)
     ws.write(TITLE_ROW, LABEL_COL, sheet.title.format(company=company_title(company)), styles.plain(bold=True, font_size=14))
-    ws.write(SUBTITLE_ROW, LABEL_COL, f"{company.name}  {sheet.unit.format(source_note=source_note(company))}",
-             styles.plain(font_color=GREY))
+    if "{source_note}" in sheet.unit:
+        caption = f"{company.name}  " + source_note(company, model.value("price_date"), model.value("fx_rate"))
+        ws.write_formula(SUBTITLE_ROW, LABEL_COL, source_note_formula(company, placement, sheet.name),
+                         styles.plain(font_color=GREY), caption)
+    else:
+        ws.write(SUBTITLE_ROW, LABEL_COL, f"{company.name}  {sheet.unit.format(unit=company.facts.get('unit', ''))}",
+                 styles.plain(font_color=GREY))
     head = styles.plain(bold=True, font_color="#FFFFFF", bg_color=HEADER_FILL, align="center")
     ws.write(HEADER_ROW, LABEL_COL, "项目", head)
     ws.write(HEADER_ROW, ENGLISH_COL, "Line", head)
@@ -147,7 +176,7 @@ def _write_yearly(ws, sheet, placement, model: Model, styles: Styles, company: C
                            styles.plain(bold=True, bg_color=HEADING_FILL))
         elif row.kind in ("line", "mirror"):
             line = placement.lines[row.key]
-            bold = row.key in layout.BOLD_LINES
+            bold = row.key in _bold(company)
             ws.write(r, LABEL_COL, row.label or line.label_zh, styles.get("text", "label", bold))
             english = line.label_en + (" (base year)" if row.years == "base" else "")
             ws.write(r, ENGLISH_COL, english, styles.get("text", "english"))
@@ -168,7 +197,7 @@ def _write_scalar(ws, sheet, placement, styles: Styles, company: Company):
             ws.merge_range(r, LABEL_COL, r, FIRST_VALUE_COL, row.label, styles.plain(bold=True, bg_color=HEADING_FILL))
         elif row.kind in ("line", "mirror"):
             line = placement.lines[row.key]
-            bold = row.key in layout.BOLD_LINES
+            bold = row.key in _bold(company)
             ws.write(r, LABEL_COL, row.label or line.label_zh, styles.get("text", "label", bold))
             ws.write(r, ENGLISH_COL, line.label_en, styles.get("text", "english"))
 
@@ -184,7 +213,7 @@ def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: 
             continue
         line = placement.lines[cell.key]
         value = model.value(cell.key, cell.year)
-        bold = cell.key in layout.BOLD_LINES
+        bold = cell.key in _bold(company)
         if cell.kind == "input":
             fmt = styles.get(line.fmt, "input", bold)
             if cell.key == "price_date" and isinstance(value, str):
@@ -196,12 +225,10 @@ def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: 
             else:
                 ws.write_number(cell.row, cell.col, value, fmt)
             validation = None
-            if cell.sheet == layout.DRIVERS and line.table == spec.DRIVERS or cell.key.startswith("d_"):
+            if cell.sheet == layout.DRIVERS and (line.table == spec.DRIVERS or line.history == "forecast_only"):
                 validation = _driver_validation(line, company)
-            elif cell.key in RATING_VALIDATION:
-                validation = RATING_VALIDATION[cell.key]
-            elif cell.key in MARKET_VALIDATION:
-                validation = MARKET_VALIDATION[cell.key]
+            elif input_validation(cell.key, company):
+                validation = input_validation(cell.key, company)
             elif cell.key == "rating_scheme":
                 validation = {"validate": "list", "source": sorted(schemes()), "input_title": "Rating scheme",
                               "input_message": "A scheme of udfs/rating_schemes.toml."}
@@ -240,7 +267,7 @@ def _write_checks(ws, sheet, placement, model: Model, styles: Styles, company: C
     ws.write(HEADER_ROW, ENGLISH_COL, "Check (forecast years)", head)
     for i, year in enumerate(columns):
         ws.write(HEADER_ROW, FIRST_VALUE_COL + i, year, head)
-    checks = {c.key: c for c in spec.CHECKS}
+    checks = {c.key: c for c in company.layout.checks}
     for r, row in rows:
         ws.write(r, LABEL_COL, row.label, styles.get("text", "label"))
         ws.write(r, ENGLISH_COL, checks[row.key].label_en, styles.get("text", "english"))
@@ -361,24 +388,22 @@ def _write_cover_extras(book, ws, placement, company: Company, styles: Styles):
     ws.write_string(last_row + 2, FIRST_VALUE_COL, TEMPLATE_VERSION, styles.plain(align="right"))
     ws.write(last_row + 3, LABEL_COL, "点击“Refresh 刷新”按钮：取行情、重算模型、重跑校验", styles.plain(font_color=GREY))
 
-    income = layout.INCOME
-    columns = placement.year_cols[income]
-    first_col, last_col = FIRST_VALUE_COL, FIRST_VALUE_COL + len(columns) - 1
-    categories = [income, HEADER_ROW, first_col, HEADER_ROW, last_col]
     chart = book.add_chart({"type": "column", "subtype": "stacked"})
-    for key in layout.CHART_SEGMENTS:
-        row = placement.home[(key, columns[-1])].row
-        chart.add_series({"name": [income, row, LABEL_COL], "categories": categories,
-                          "values": [income, row, first_col, row, last_col], "gap": 60})
     margins = book.add_chart({"type": "line"})
-    ratio_cols = placement.year_cols[layout.RATIOS]
-    for key in layout.CHART_MARGINS:
-        row = placement.home[(key, ratio_cols[-1])].row
-        margins.add_series({"name": [layout.RATIOS, row, LABEL_COL], "y2_axis": True, "marker": {"type": "circle"},
-                            "values": [layout.RATIOS, row, FIRST_VALUE_COL, row, FIRST_VALUE_COL + len(ratio_cols) - 1]})
+    for keys, target, extra in ((company.layout.chart_segments, chart, {"gap": 60}),
+                                (company.layout.chart_margins, margins, {"y2_axis": True, "marker": {"type": "circle"}})):
+        for key in keys:
+            cells = sorted((c for (k, y), c in placement.home.items() if k == key and y is not None
+                            and company_kinds(company)[y] != BASE), key=lambda c: c.col)
+            if not cells:
+                continue
+            sheet_name, row = cells[0].sheet, cells[0].row
+            target.add_series({"name": [sheet_name, row, LABEL_COL],
+                               "categories": [sheet_name, HEADER_ROW, cells[0].col, HEADER_ROW, cells[-1].col],
+                               "values": [sheet_name, row, cells[0].col, row, cells[-1].col], **extra})
     chart.combine(margins)
     chart.set_title({"name": "分部收入与利润率 Revenue by segment and margins", "name_font": {"size": 11, "name": FONT}})
-    chart.set_y_axis({"name": "百万人民币", "num_format": "#,##0", "name_font": {"name": FONT}})
+    chart.set_y_axis({"name": company.facts.get("unit", ""), "num_format": "#,##0", "name_font": {"name": FONT}})
     margins.set_y2_axis({"name": "利润率", "num_format": "0%", "name_font": {"name": FONT}})
     chart.set_legend({"position": "bottom", "font": {"name": FONT, "size": 9}})
     chart.set_size({"width": 720, "height": 380})
@@ -391,7 +416,7 @@ def build(output: str | Path, company: Company | None = None) -> Path:
     company = company or load()
     output = Path(output)
     model = build_model(company)
-    placement = layout.place(model.lines, company.years)
+    placement = layout.place(model.lines, company.years, company.layout)
     report_file = report_path_for(company)
     found = report_findings(company, load_report(report_file)) if report_file.is_file() else []
 

@@ -14,61 +14,31 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+from udfs.engine import driver_key
 
-# line -> (method, base line, note)
-CHOICES = {
-    "smartphone": ("growth", None, ""),
-    "iot": ("growth", None, ""),
-    "internet": ("growth", None, ""),
-    "other_revenue": ("fixed", None, ""),
-    "auto": ("growth", None, ""),
-    "cogs": ("cost_from_margin", "revenue", ""),
-    "other_income": ("fixed", None, ""),
-    "opex": ("cost_share", "revenue", ""),
-    "net_finance": ("fixed", None, ""),
-    "associates": ("fixed", None, ""),
-    "income_tax": ("cost_share", "pretax_profit", "effective tax rate"),
-    "minority_pl": ("fixed", None, ""),
-    "securities": ("step", None, "held flat"),
-    "receivables": ("days", "revenue", ""),
-    "inventory": ("days", "cogs", ""),
-    "other_current_assets": ("share", "revenue", ""),
-    "lt_investments": ("step", None, ""),
-    "other_noncurrent_assets": ("fixed", None, ""),
-    "payables": ("days", "cogs", ""),
-    "short_term_debt": ("fixed", None, ""),
-    "other_current_liabilities": ("share", "revenue", ""),
-    "long_term_debt": ("step", None, ""),
-    "other_noncurrent_liabilities": ("fixed", None, ""),
-    "da": ("fixed", None, ""),
-    "cfo_other": ("fixed", None, "the report's method is not disclosed"),
-    "capex": ("fixed", None, ""),
-    "disposals": ("fixed", None, ""),
-    "share_capital_change": ("fixed", None, ""),
-    "dividends": ("fixed", None, ""),
-    "other_lt_liability_change": ("share", "net_finance", "the report's forecast equals net finance cost"),
-}
-# Standalone driver -> (line it makes hit its print, what the rest of that line's formula is)
-STANDALONE = {
-    "d_non_ifrs_adjustment": ("non_ifrs_net_profit", "Non-IFRS net profit less attributable profit, as the report's figures imply"),
-    "d_ebit_adjustment": ("ebit", "EBIT less operating profit; the report does not disclose its EBIT definition"),
-    "d_ppe_other": ("ppe", "PP&E movement not explained by capex, D&A and disposals (not disclosed)"),
-    "d_fcf_adjustment": ("fcf", "Report FCF less (CFO + capex); the report does not disclose its FCF definition"),
-}
 PLACES = {"growth": 8, "share": 8, "cost_share": 8, "cost_from_margin": 8, "days": 6, "fixed": 2, "step": 2}
-# Drivers whose printed figures all agree, to the unit, with round values: the analysts' own inputs.
-ROUND_NUMBERS = {"income_tax": [0.175, 0.175, 0.175], "iot": [0.23, 0.07, 0.07]}
 
+
+def standalone_targets(company) -> dict[str, str]:
+    """Each reconciling driver of the layout -> the one line whose formula reads it, which the
+    driver makes land on its print."""
+    from udfs import formula as fx
+    from workbook import spec
+
+    standalone = [l.key for l in company.layout.lines if l.table == spec.DRIVERS]
+    targets = {}
+    for key in standalone:
+        readers = [l.key for l in company.layout.lines if l.formula and any(r.key == key for r in fx.refs(fx.parse(l.formula)))]
+        if len(readers) != 1:
+            raise ValueError(f"reconciling driver {key!r} must be read by exactly one line, is read by {readers}")
+        targets[key] = readers[0]
+    return targets
 
 
 def printed_lines(report: dict) -> dict[str, list[float]]:
     lines = {}
     for table in ("income", "balance", "cashflow"):
-        for row in report[table]:
+        for row in report.get(table, []):
             lines.setdefault(row["key"], [float(v) for v in row["values"]])
     return lines
 
@@ -92,11 +62,13 @@ def consistent_targets(report: dict, company, forecast: list[str]) -> tuple[dict
 
     labels = report["source"]["years"]
     printed = {(row["key"], year): (float(v), int(row.get("decimals", 0)))
-               for table in ("income", "balance", "cashflow") for row in report[table]
-               for year, v in zip(labels, row["values"]) if year in forecast}
-    outputs = sorted(printed)
-    free_lines = [(line, year) for line in CHOICES if line not in ROUND_NUMBERS for year in forecast]
-    free_drivers = [(key, year) for key in STANDALONE for year in forecast]
+               for table in ("income", "balance", "cashflow") for row in report.get(table, [])
+               for year, v in zip(labels, row["values"]) if year in forecast and v is not None}
+    outputs = sorted(key for key in printed if key[0] not in report.get("calibration", {}).get("ignore", []))
+    printed_keys = {line for line, _ in printed}
+    free_lines = [(line, year) for line, driver in company.drivers.items() if not driver.keep and line in printed_keys
+                  for year in forecast]
+    free_drivers = [(key, year) for key in standalone_targets(company) for year in forecast]
     p = printed_lines(report)
     x0 = np.array([p[line][labels.index(year)] for line, year in free_lines]
                   + [company.inputs[(key, year)] for key, year in free_drivers])
@@ -157,35 +129,49 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8) -> dict[str, di
     line_targets, driver_values = consistent_targets(report, company, forecast)
     for cell, value in driver_values.items():
         company.inputs[cell] = round(value, 2)
+    labels = [y.label for y in company.years]
     for _ in range(rounds):
         model = build_model(company)
-        for line, (method, base, _) in CHOICES.items():
+        for line, driver in company.drivers.items():
+            if driver.keep or (line, forecast[0]) not in line_targets:
+                continue
             values = []
             for year in forecast:
-                if line in ROUND_NUMBERS:
-                    values.append(ROUND_NUMBERS[line][forecast.index(year)])
-                    continue
                 prior = model.value(line, labels[labels.index(year) - 1])
-                base_value = model.value(base, year) if base else None
-                values.append(round(solve(method, line_targets[(line, year)], prior, base_value), PLACES[method]))
-            company.drivers[line].values = values
+                base_value = model.value(driver.base, year) if driver.base else None
+                values.append(round(solve(driver.method, line_targets[(line, year)], prior, base_value), PLACES[driver.method]))
+            driver.values = values
             for year, value in zip(forecast, values):
-                company.inputs[(f"d_{line}", year)] = value
+                company.inputs[(driver_key(line), year)] = value
     out = {}
-    for line, (method, base, note) in CHOICES.items():
-        entry = {"method": method}
-        if base:
-            entry["base"] = base
-        entry["values"] = company.drivers[line].values
-        if note:
-            entry["note"] = note
+    notes = raw_driver_notes(company_path)
+    for line, driver in company.drivers.items():
+        entry = {"method": driver.method}
+        if driver.base:
+            entry["base"] = driver.base
+        entry["values"] = dict(zip(forecast, driver.values))
+        if driver.note:
+            entry["note"] = driver.note
+        if driver.keep:
+            entry["keep"] = True
         out[line] = entry
-    for key, (_, note) in STANDALONE.items():
-        out[key] = {"method": "input", "values": [company.inputs[(key, y)] for y in forecast], "note": note}
+    for key in standalone_targets(company):
+        out[key] = {"method": "input", "values": {y: company.inputs[(key, y)] for y in forecast}}
+        if notes.get(key):
+            out[key]["note"] = notes[key]
     return out
 
 
+def raw_driver_notes(company_path: Path) -> dict[str, str]:
+    from workbook.tomlfile import read_toml
+    return {k: v.get("note", "") for k, v in read_toml(company_path).get("drivers", {}).items() if isinstance(v, dict)}
+
+
 def _toml_value(value) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f'"{k}" = {_toml_value(v)}' for k, v in value.items()) + " }"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, str):
@@ -205,7 +191,8 @@ def to_toml(drivers: dict[str, dict]) -> str:
 def main(argv: list[str]) -> int:
     report_path = Path(argv[0])
     company_path = Path(argv[1]) if len(argv) > 1 else report_path.with_name(report_path.name.replace(".report", ""))
-    report = tomllib.loads(report_path.read_text(encoding="utf-8"))
+    from workbook.tomlfile import read_toml
+    report = read_toml(report_path)
     print(to_toml(calibrate(report, company_path)))
     return 0
 

@@ -11,16 +11,12 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
-from udfs.engine import ACTUAL, BASE, FORECAST, Driver, Year
+from udfs.engine import ACTUAL, BASE, FORECAST, Driver, Year, driver_key
 from udfs.forecast import METHODS
 from udfs.rating import schemes
 
 from . import spec
+from .tomlfile import TomlError, read_toml
 
 DATA_DIR = Path(__file__).parent / "data"
 DEFAULT_COMPANY = DATA_DIR / "xiaomi_1810hk.toml"
@@ -28,7 +24,7 @@ FORMAT_VERSION = 1
 MAX_FILE_BYTES = 2_000_000
 
 _SECTIONS = {"format_version", "company", "market", "rating", "years", "base", "actual", "drivers", "labels"}
-_COMPANY_FIELDS = {"name_zh", "name_en", "ticker", "market", "reporting_currency", "quote_currency", "unit", "source"}
+_COMPANY_FIELDS = {"name_zh", "name_en", "ticker", "market", "reporting_currency", "quote_currency", "unit", "source", "layout"}
 _MARKET_FIELDS = {"price", "price_date", "fx_rate", "benchmark_level", "shares", "market_cap_quote", "low_52w", "high_52w",
                   "turnover_3m_pct", "relative_return_pct", "absolute_return_pct"}
 _RATING_FIELDS = {"scheme", "boundary", "published", "published_action", "previous", "target_price",
@@ -49,7 +45,8 @@ class Company:
     inputs: dict = field(default_factory=dict)         # (line key, year label) -> value
     scalar_inputs: dict = field(default_factory=dict)  # line key -> value
     drivers: dict = field(default_factory=dict)        # driven line key -> Driver
-    labels: dict = field(default_factory=dict)         # line key -> (Chinese, English) shown instead of the spec's
+    labels: dict = field(default_factory=dict)         # line key -> (Chinese, English) shown instead of the layout's
+    layout: spec.Layout | None = None                  # the broker's statement layout the company is modelled in
 
     @property
     def forecast_years(self) -> list[Year]:
@@ -97,8 +94,18 @@ def parse(data: dict, path: Path) -> Company:
             raise CompanyDataError(f"{name}: [market] needs {required}")
         _number(f"{name}: [market].{required}", market[required], positive=True)
     price_date = market.get("price_date")
-    if not isinstance(price_date, (dt.date, str)):
+    if isinstance(price_date, str):
+        try:
+            price_date = dt.date.fromisoformat(price_date.strip())
+        except ValueError:
+            price_date = None
+    if isinstance(price_date, dt.datetime):
+        price_date = price_date.date()
+    if not isinstance(price_date, dt.date):
         raise CompanyDataError(f"{name}: [market].price_date must be a date such as 2025-12-18")
+    for field_name in ("price", "fx_rate", "shares"):
+        if market[field_name] > 1e12:
+            raise CompanyDataError(f"{name}: [market].{field_name} = {market[field_name]!r} is not a plausible figure")
     scheme = rating.get("scheme", "everbright")
     if scheme not in schemes():
         raise CompanyDataError(f"{name}: [rating].scheme {scheme!r} is not one of {', '.join(sorted(schemes()))}")
@@ -118,15 +125,27 @@ def parse(data: dict, path: Path) -> Company:
     if numbers != sorted(set(numbers)) or any(b - a != 1 for a, b in zip(numbers, numbers[1:])):
         raise CompanyDataError(f"{name}: [years] must be consecutive and in order, got {[y.label for y in years]}")
 
-    lines = {line.key: line for line in spec.LINES}
-    company = Company(path, facts, market, rating, years)
-    reported = {line.key for line in spec.LINES if line.table in (spec.INCOME, spec.BALANCE, spec.CASHFLOW)}
+    for field_name in ("name_zh", "name_en", "ticker", "market", "reporting_currency", "quote_currency", "unit", "source", "layout"):
+        if field_name in facts and not isinstance(facts[field_name], str):
+            raise CompanyDataError(f"{name}: [company].{field_name} must be text, not {facts[field_name]!r}")
+    for field_name in ("boundary", "published", "published_action", "previous", "scheme"):
+        if rating.get(field_name) is not None and not isinstance(rating[field_name], str):
+            raise CompanyDataError(f"{name}: [rating].{field_name} must be text, not {rating[field_name]!r}")
+    if rating.get("boundary", "outer") not in ("outer", "inner"):
+        raise CompanyDataError(f"{name}: [rating].boundary must be \"outer\" or \"inner\", not {rating['boundary']!r}")
+    try:
+        layout = spec.load_layout(facts.get("layout", spec.DEFAULT_LAYOUT), relative_to=path.parent)
+    except spec.LayoutError as exc:
+        raise CompanyDataError(f"{name}: [company].layout: {exc}") from None
+    lines = {line.key: line for line in layout.lines}
+    company = Company(path, facts, market, rating, years, layout=layout)
+    reported = layout.reported_keys
 
     def take(section_name: str, year: str, values: dict, required: set[str]):
         if not isinstance(values, dict):
             raise CompanyDataError(f"{name}: [{section_name}.\"{year}\"] must be a table of line = value")
         for key, value in values.items():
-            if key not in lines or lines[key].table not in (spec.INCOME, spec.BALANCE, spec.CASHFLOW):
+            if key not in lines or lines[key].table not in spec.STATEMENTS:
                 raise CompanyDataError(f"{name}: [{section_name}.\"{year}\"] has unknown line {key!r}")
             company.inputs[(key, year)] = _number(f"{name}: [{section_name}.\"{year}\"].{key}", value)
         missing = required - set(values)
@@ -134,32 +153,29 @@ def parse(data: dict, path: Path) -> Company:
             raise CompanyDataError(f"{name}: [{section_name}.\"{year}\"] is missing line {sorted(missing)[0]!r}")
 
     if base:
-        take("base", str(base), (data.get("base") or {}).get(str(base), {}), set(spec.BASE_LINES))
+        take("base", str(base), (data.get("base") or {}).get(str(base), {}), set(layout.base_lines))
     actual_section = data.get("actual") or {}
     for year in actual:
-        take("actual", year, actual_section.get(year), reported - {"fcf_standard"})
+        take("actual", year, actual_section.get(year), reported)
     extra_years = set(actual_section) - set(actual)
     if extra_years:
         raise CompanyDataError(f"{name}: [actual] has year {sorted(extra_years)[0]!r} not listed in [years].actual")
 
     drivers = data.get("drivers") or {}
-    driven = {line.key for line in spec.LINES if line.driven}
-    standalone = {line.key for line in spec.LINES if line.table == spec.DRIVERS}
+    driven = {line.key for line in layout.lines if line.driven}
+    standalone = {line.key for line in layout.lines if line.table == spec.DRIVERS}
     for key, raw in drivers.items():
         where = f"{name}: [drivers.{key}]"
         if key not in driven | standalone:
             raise CompanyDataError(f"{where}: unknown line; drivers are for: {', '.join(sorted(driven | standalone))}")
-        if not isinstance(raw, dict) or not isinstance(raw.get("values"), list):
-            raise CompanyDataError(f"{where}: needs `values`, one per forecast year")
-        values = raw["values"]
-        if len(values) != len(forecast):
-            raise CompanyDataError(f"{where}: needs {len(forecast)} values (one per forecast year), has {len(values)}")
-        values = [_number(f"{where}.values[{i}]", v) for i, v in enumerate(values)]
+        if not isinstance(raw, dict):
+            raise CompanyDataError(f"{where}: must be a table with `method` and `values`")
+        by_year = _driver_values(raw.get("values"), forecast, where)
         method = raw.get("method")
         if key in standalone:
             if method not in (None, "input"):
                 raise CompanyDataError(f"{where}: this driver is an input; method must be \"input\"")
-            for year, value in zip(forecast, values):
+            for year, value in by_year.items():
                 company.inputs[(key, year)] = value
             continue
         if method not in METHODS:
@@ -167,9 +183,10 @@ def parse(data: dict, path: Path) -> Company:
         base_line = raw.get("base")
         if METHODS[method].needs_base and base_line not in lines:
             raise CompanyDataError(f"{where}: method {method!r} needs `base`, a line key such as \"revenue\"")
-        company.drivers[key] = Driver(key, method, values, base_line, str(raw.get("note", "")))
-        for year, value in zip(forecast, values):
-            company.inputs[(f"d_{key}", year)] = value
+        company.drivers[key] = Driver(key, method, [by_year[y] for y in forecast], base_line, str(raw.get("note", "")),
+                                      bool(raw.get("review", False)), bool(raw.get("keep", False)))
+        for year, value in by_year.items():
+            company.inputs[(driver_key(key), year)] = value
     missing = (driven - set(company.drivers)) | {k for k in standalone if (k, forecast[0]) not in company.inputs}
     if missing:
         raise CompanyDataError(f"{name}: missing driver [drivers.{sorted(missing)[0]}]")
@@ -188,7 +205,7 @@ def parse(data: dict, path: Path) -> Company:
         "quote_currency": facts.get("quote_currency"),
         "reporting_currency": facts.get("reporting_currency"),
         "price": float(market["price"]),
-        "price_date": price_date.isoformat() if isinstance(price_date, dt.date) else str(price_date),
+        "price_date": price_date.isoformat(),
         "fx_rate": float(market["fx_rate"]),
         "benchmark_level": _optional(market.get("benchmark_level"), f"{name}: [market].benchmark_level"),
         "shares": float(market["shares"]),
@@ -206,6 +223,23 @@ def parse(data: dict, path: Path) -> Company:
     return company
 
 
+def _driver_values(values, forecast: list[str], where: str) -> dict[str, float]:
+    """A driver's values, keyed by forecast year label, so that moving the year window can never
+    shift a driver onto another year. Every forecast year must have one, and no other year."""
+    if isinstance(values, list):
+        raise CompanyDataError(f"{where}: `values` must be keyed by year, e.g. values = {{ \"{forecast[0]}\" = 0.1 }}; "
+                               "a positional list would move drivers when the year window moves")
+    if not isinstance(values, dict):
+        raise CompanyDataError(f"{where}: needs `values`, one per forecast year keyed by year")
+    extra = [y for y in values if y not in forecast]
+    if extra:
+        raise CompanyDataError(f"{where}: year {extra[0]!r} is not a forecast year ({', '.join(forecast)})")
+    missing = [y for y in forecast if y not in values]
+    if missing:
+        raise CompanyDataError(f"{where}: no value for forecast year {missing[0]!r}")
+    return {y: _number(f"{where}.values.\"{y}\"", values[y]) for y in forecast}
+
+
 def _optional(value, where: str):
     return None if value is None else _number(where, value)
 
@@ -215,12 +249,8 @@ def load(path: str | Path = DEFAULT_COMPANY) -> Company:
     path = Path(path)
     if not path.is_file():
         raise CompanyDataError(f"{path}: no such company data file")
-    if path.stat().st_size > MAX_FILE_BYTES:
-        raise CompanyDataError(f"{path.name}: larger than {MAX_FILE_BYTES // 1_000_000} MB; not a company data file")
     try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError:
-        raise CompanyDataError(f"{path.name}: not UTF-8 text; save the file as UTF-8") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CompanyDataError(f"{path.name}: not valid TOML ({exc})") from None
+        data = read_toml(path, MAX_FILE_BYTES)
+    except TomlError as exc:
+        raise CompanyDataError(str(exc)) from None
     return parse(data, path)

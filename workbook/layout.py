@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from udfs import formula as fx
-from udfs.engine import ACTUAL, BASE, FORECAST, FORECAST_ONLY, Line, Year
+from udfs.engine import ACTUAL, BASE, FORECAST, FORECAST_ONLY, Line, Year, driver_key
 from udfs.functions import BY_FORMULA_NAME
 
 from . import spec
@@ -56,60 +56,70 @@ class Sheet:
     unit: str = ""
 
 
-def _keys(table: str) -> list[str]:
-    return [l.key for l in spec.LINES if l.table == table]
-
-
-COVER, SUMMARY, INCOME, BALANCE, CASHFLOW = "封面", "盈利预测与估值简表", "表1 损益表", "表2 资产负债表", "表3 现金流量表"
-DRIVERS, RATIOS, RATING, CHECKS, CONF = "预测假设", "主要财务比率", "评级", "校验", "xlwings.conf"
+COVER, DRIVERS, RATING, CHECKS, CONF = "封面", "预测假设", "评级", "校验", "xlwings.conf"
 BLUEPRINT = "_blueprint"  # very hidden: what the template built where, for check, diff and export
-
-SHEETS: tuple[Sheet, ...] = (
-    Sheet(COVER, "封面 Cover", "scalar", (
-        heading("市场数据 Market data (输入 inputs)"),
-        line("ticker"), line("quote_currency"), line("reporting_currency"), line("price"), line("price_date"), line("fx_rate"), line("benchmark_level"), line("shares"),
-        heading("估值 Valuation"),
-        line("price_local"), line("market_cap_local"), line("market_cap_quote"),
-        heading("评级 Rating"),
-        mirror("published_rating"), mirror("published_action"), mirror("computed_rating"), mirror("rating_action"), mirror("benchmark"),
-        heading("刷新 Refresh"),
-        line("refresh_stamp"), line("refresh_source"),
-    ), prefix="MKT"),
-    Sheet(SUMMARY, "公司盈利预测与估值简表", "yearly", tuple(
-        mirror(k, l) if k in ("revenue", "non_ifrs_net_profit", "non_ifrs_eps") else line(k, l)
-        for k, l in (("revenue", "营业收入（百万人民币）"), ("revenue_growth", None),
-                     ("non_ifrs_net_profit", "Non-IFRs 净利润（百万人民币）"), ("non_ifrs_growth", None),
-                     ("non_ifrs_eps", "Non-IFRs 每股收益（人民币）"), ("adjusted_pe", None))),
-          prefix="SUM", unit="{source_note}"),
-    Sheet(INCOME, "表1 {company} 损益表", "yearly", tuple(line(k) for k in _keys(spec.INCOME)),
-          prefix="IS", unit="单位：百万人民币"),
-    Sheet(BALANCE, "表2 {company} 资产负债表", "yearly", tuple(line(k) for k in _keys(spec.BALANCE)),
-          prefix="BS", unit="单位：百万人民币"),
-    Sheet(CASHFLOW, "表3 {company} 现金流量表", "yearly", tuple(line(k) for k in _keys(spec.CASHFLOW)),
-          prefix="CF", unit="单位：百万人民币"),
-    Sheet(DRIVERS, "预测假设 Forecast drivers", "yearly", (), years="all", prefix="DRV",
-          unit="蓝色为输入 Blue cells are inputs"),
-    Sheet(RATIOS, "主要财务比率 Key ratios", "yearly", tuple(
-        [mirror("revenue_growth"), mirror("non_ifrs_growth")] + [line(k) for k in _keys(spec.RATIOS)]),
-          prefix="RAT"),
-    Sheet(RATING, "评级 Rating", "scalar", tuple(line(k) for k in _keys(spec.RATING)), prefix="RTG"),
-    Sheet(CHECKS, "校验 Checks", "checks", years="forecast", prefix="CHK"),
-    Sheet(CONF, "xlwings.conf", "conf"),
-    Sheet(BLUEPRINT, "blueprint", "blueprint"),
-)
+MARKET_PREFIX, RATING_PREFIX, CHECK_PREFIX = "MKT", "RTG", "CHK"
 
 
-def drivers_rows(lines: list[Line]) -> tuple:
+def sheets(model_layout: spec.Layout, lines: list[Line]) -> tuple[Sheet, ...]:
+    """The template's sheets for one statement layout: the cover, the layout's summary table and
+    statements, the drivers, the layout's ratio table, the rating, the checks and xlwings.conf."""
+    by_table = {s.table: s for s in model_layout.statements}
+    statement_sheets = tuple(
+        Sheet(by_table[t].sheet, by_table[t].title, "yearly", tuple(line(k) for k in model_layout.keys(t)),
+              prefix=by_table[t].prefix, unit="单位：{unit}")
+        for t in (s.table for s in model_layout.statements))
+    summary_rows = tuple(
+        line(key, label) if _table_of(model_layout, key) == spec.SUMMARY else mirror(key, label)
+        for key, label in model_layout.summary_rows)
+    ratio_rows = tuple([mirror(k) for k in model_layout.ratio_mirrors] + [line(k) for k in model_layout.keys(spec.RATIOS)])
+    return (
+        Sheet(COVER, "封面 Cover", "scalar", (
+            heading("市场数据 Market data (输入 inputs)"),
+            line("ticker"), line("quote_currency"), line("reporting_currency"), line("price"), line("price_date"),
+            line("fx_rate"), line("benchmark_level"), line("shares"),
+            heading("估值 Valuation"),
+            line("price_local"), line("market_cap_local"), line("market_cap_quote"),
+            heading("评级 Rating"),
+            mirror("published_rating"), mirror("published_action"), mirror("computed_rating"), mirror("rating_action"),
+            mirror("benchmark"),
+            heading("刷新 Refresh"),
+            line("refresh_stamp"), line("refresh_source"),
+        ), prefix=MARKET_PREFIX),
+        Sheet(model_layout.summary_sheet, model_layout.summary_title, "yearly", summary_rows, prefix="SUM",
+              unit="{source_note}"),
+        *statement_sheets,
+        Sheet(DRIVERS, "预测假设 Forecast drivers", "yearly", drivers_rows(model_layout, lines), years="all", prefix="DRV",
+              unit="蓝色为输入 Blue cells are inputs"),
+        Sheet(model_layout.ratios_sheet, model_layout.ratios_title, "yearly", ratio_rows, prefix="RAT"),
+        Sheet(RATING, "评级 Rating", "scalar", tuple(line(l.key) for l in spec.COMMON_LINES if l.table == spec.RATING),
+              prefix=RATING_PREFIX),
+        Sheet(CHECKS, "校验 Checks", "checks", years="forecast", prefix=CHECK_PREFIX),
+        Sheet(CONF, "xlwings.conf", "conf"),
+        Sheet(BLUEPRINT, "blueprint", "blueprint"),
+    )
+
+
+def _table_of(model_layout: spec.Layout, key: str) -> str | None:
+    return next((l.table for l in model_layout.lines if l.key == key), None)
+
+
+def drivers_rows(model_layout: spec.Layout, lines: list[Line]) -> tuple:
     """The assumptions sheet: base-year figures, then every driver line, grouped by statement."""
-    rows = [heading("基期数据 Base year (公司公告)")] + [line(k, years="base") for k in spec.BASE_LINES]
-    groups = ((spec.INCOME, "损益表假设 Income statement"), (spec.BALANCE, "资产负债表假设 Balance sheet"),
-              (spec.CASHFLOW, "现金流量表假设 Cash flow"))
+    rows = []
+    if model_layout.base_lines:
+        rows = [heading("基期数据 Base year (公司公告)")] + [line(k, years="base") for k in model_layout.base_lines]
+    titles = {spec.INCOME: "损益表假设 Income statement", spec.BALANCE: "资产负债表假设 Balance sheet",
+              spec.CASHFLOW: "现金流量表假设 Cash flow"}
     by_key = {l.key: l for l in lines}
-    for table, title in groups:
-        rows.append(heading(title))
-        rows += [line(f"d_{l.key}") for l in spec.LINES if l.table == table and l.driven and f"d_{l.key}" in by_key]
-    rows.append(heading("报告未披露口径的调节项 Reconciling drivers (method not disclosed)"))
-    rows += [line(l.key) for l in spec.LINES if l.table == spec.DRIVERS]
+    for statement in model_layout.statements:
+        rows.append(heading(titles[statement.table]))
+        rows += [line(driver_key(l.key)) for l in model_layout.lines
+                 if l.table == statement.table and l.driven and driver_key(l.key) in by_key]
+    standalone = [l.key for l in model_layout.lines if l.table == spec.DRIVERS]
+    if standalone:
+        rows.append(heading("报告未披露口径的调节项 Reconciling drivers (method not disclosed)"))
+        rows += [line(k) for k in standalone]
     return tuple(rows)
 
 
@@ -186,16 +196,16 @@ def _is_formula(line_: Line, year_kind: str | None) -> bool:
     return line_.formula_in(year_kind) is not None
 
 
-def place(lines: list[Line], years: list[Year], checks=spec.CHECKS) -> Placement:
+def place(lines: list[Line], years: list[Year], model_layout: spec.Layout) -> Placement:
     """Assign every line its cells, translate every formula, name every line."""
     by_key = {l.key: l for l in lines}
-    sheets = tuple(Sheet(s.name, s.title, s.kind, drivers_rows(lines), s.years, s.prefix, s.unit)
-                   if s.name == DRIVERS else s for s in SHEETS)
-    p = Placement(years, by_key, sheets)
+    checks = model_layout.checks
+    p = Placement(years, by_key, sheets(model_layout, lines))
+    sheets_ = p.sheets
     kinds = {y.label: y.kind for y in years}
 
     # First pass: positions and homes.
-    for sheet in sheets:
+    for sheet in sheets_:
         if sheet.kind not in ("yearly", "scalar"):
             continue
         columns = sheet_years(sheet, years) if sheet.kind == "yearly" else []
@@ -239,7 +249,7 @@ def place(lines: list[Line], years: list[Year], checks=spec.CHECKS) -> Placement
                 del p.home[home_key]  # a reported year whose prior year is not in the model: left empty
                 continue
         p.cells.append(cell)
-    for sheet in sheets:
+    for sheet in sheets_:
         for r, row in p.rows.get(sheet.name, []):
             if row.kind != "mirror":
                 continue
@@ -254,7 +264,7 @@ def place(lines: list[Line], years: list[Year], checks=spec.CHECKS) -> Placement
                                         p.address(row.key, y, sheet.name)))
 
     # Check rows: one per check, one column per forecast year.
-    check_sheet = next(s for s in sheets if s.kind == "checks")
+    check_sheet = next(s for s in sheets_ if s.kind == "checks")
     columns = sheet_years(check_sheet, years)
     p.year_cols[check_sheet.name] = columns
     p.rows[check_sheet.name] = [(FIRST_ROW + i, Row("check", c.key, c.label_zh)) for i, c in enumerate(checks)]
@@ -270,7 +280,7 @@ def place(lines: list[Line], years: list[Year], checks=spec.CHECKS) -> Placement
             f"{quote_sheet(check_sheet.name)}!{cell_name(r, FIRST_VALUE_COL, True)}:{cell_name(r, FIRST_VALUE_COL + len(columns) - 1, True)}")
 
     # Defined names: one per line, over its home cells.
-    prefixes = {s.name: s.prefix for s in sheets}
+    prefixes = {s.name: s.prefix for s in sheets_}
     homes: dict = {}
     for (key, year), cell in p.home.items():
         homes.setdefault((key, cell.sheet, year is not None and kinds[year] == BASE), []).append(cell)
@@ -281,15 +291,3 @@ def place(lines: list[Line], years: list[Year], checks=spec.CHECKS) -> Placement
         ref = cell_name(first.row, first.col, True) + ("" if first is last else ":" + cell_name(last.row, last.col, True))
         p.names[f"{prefix}_{key}"] = f"{quote_sheet(sheet_name)}!{ref}"
     return p
-
-
-# Lines the report prints in bold: totals and the headline lines.
-BOLD_LINES = frozenset({
-    "revenue", "cogs", "pretax_profit", "attributable_profit", "non_ifrs_net_profit", "non_ifrs_eps",
-    "total_assets", "current_assets", "noncurrent_assets", "total_liabilities", "current_liabilities",
-    "noncurrent_liabilities", "total_equity", "total_liabilities_and_equity", "cfo", "cfi", "cff", "net_cash_flow",
-    "adjusted_pe", "computed_rating", "published_rating", "published_action",
-})
-# Segment lines for the cover chart, and the margins drawn over them.
-CHART_SEGMENTS = ("smartphone", "iot", "internet", "auto", "other_revenue")
-CHART_MARGINS = ("gross_margin", "net_margin")

@@ -47,29 +47,15 @@ class Model:
         return out
 
     def summary_frame(self, english: bool = False) -> pd.DataFrame:
-        keys = SUMMARY_KEYS
+        """The summary table as the layout prints it, with its own labels."""
+        rows = self.company.layout.summary_rows
         by_key = {line.key: line for line in self.lines}
         years = [y for y in self.values.years if y.kind != "base"]
+        keys = [key for key, _ in rows]
         frame = pd.DataFrame({y.label: [self.values.get(k, y.label) for k in keys] for y in years},
                              index=pd.Index(keys, name="line"))
-        labels = [SUMMARY_LABELS[k] if not english else by_key[k].label_en for k in keys]
-        frame.insert(0, "label", labels)
+        frame.insert(0, "label", [by_key[k].label_en if english else (label or by_key[k].label_zh) for k, label in rows])
         return frame
-
-    def checks_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.checks)
-
-
-# The summary table as the report prints it: its own labels for lines that live in Table 1.
-SUMMARY_KEYS = ("revenue", "revenue_growth", "non_ifrs_net_profit", "non_ifrs_growth", "non_ifrs_eps", "adjusted_pe")
-SUMMARY_LABELS = {
-    "revenue": "营业收入（百万人民币）",
-    "revenue_growth": "营业收入增长率（%）",
-    "non_ifrs_net_profit": "Non-IFRs 净利润（百万人民币）",
-    "non_ifrs_growth": "Non-IFRs 净利润增长率（%）",
-    "non_ifrs_eps": "Non-IFRs 每股收益（人民币）",
-    "adjusted_pe": "调整后 P/E",
-}
 
 
 def build_model(company: Company | None = None, overrides: dict | None = None,
@@ -78,10 +64,15 @@ def build_model(company: Company | None = None, overrides: dict | None = None,
     `scalar_overrides` replace market or rating inputs (a new price, a target price)."""
     company = company or load()
     named = [replace(line, label_zh=company.labels[line.key][0], label_en=company.labels[line.key][1])
-             if line.key in company.labels else line for line in spec.LINES]
+             if line.key in company.labels else line for line in company_lines(company)]
     lines = bind_drivers(named, company.drivers)
     scalars = dict(company.scalar_inputs)
     scalars.update(scalar_overrides or {})
     values = evaluate(lines, company.years, company.inputs, scalars, overrides)
-    checks = run_checks(spec.CHECKS, lines, values)
+    checks = run_checks(list(company.layout.checks), lines, values)
     return Model(company, lines, values, checks, dict(overrides or {}))
+
+
+def company_lines(company: Company) -> list[Line]:
+    """The company's layout lines and the market and rating lines in its currencies."""
+    return spec.model_lines(company.layout, company.facts.get("quote_currency"), company.facts.get("reporting_currency"))

@@ -4,18 +4,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 from udfs.engine import bind_drivers
 from udfs.findings import Finding, Printed, find, market_cap_finding
 
-from . import spec
 from .company import Company
+from .model import company_lines
+from .tomlfile import read_toml
 
-TABLES = ("summary", "income", "balance", "cashflow")
+# The tables a report file may carry, in the order a reference reads them; a layout's own
+# tables (the summary, the ratio table) are printed under these keys too.
+TABLES = ("summary", "income", "balance", "cashflow", "ratios")
 
 
 @dataclass
@@ -47,27 +45,28 @@ def report_path_for(company: Company) -> Path:
 
 def load_report(path: str | Path) -> Report:
     path = Path(path)
-    return Report(path, tomllib.loads(path.read_text(encoding="utf-8")))
+    return Report(path, read_toml(path))
 
 
 def findings(company: Company, report: Report) -> list[Finding]:
     """Every place where the report's printed figures disagree with each other."""
-    lines = bind_drivers(spec.LINES, company.drivers)
+    lines = bind_drivers(company_lines(company), company.drivers)
     printed = report.printed()
     for key, value in company.inputs.items():  # base-year figures the first growth rates need
         line_key, year = key
-        if year not in report.years and line_key in spec.BASE_LINES:
+        if year not in report.years and line_key in company.layout.base_lines:
             printed[("base", line_key, year)] = Printed(value, 0)
     market = report.data["market"]
     scalars = {
         "shares": Printed(round(market["shares_100mn"] * 100, 6), _places(market["shares_100mn"]) - 2),
-        "price": Printed(market["price_hkd"], 2),
-        "fx_rate": Printed(market["hkd_cny"], _places(market["hkd_cny"])),
+        "price": Printed(market["price"], 2),
+        "fx_rate": Printed(market["fx_rate"], _places(market["fx_rate"])),
     }
     years = company.years
-    found = find(lines, years, printed, scalars, ["income", "summary", "balance", "cashflow", "base"])
-    cap = market_cap_finding(Printed(market["price_hkd"], 2), Printed(market["shares_100mn"], _places(market["shares_100mn"])),
-                             Printed(market["market_cap_hkd_100mn"], _places(market["market_cap_hkd_100mn"])))
+    found = find(lines, years, printed, scalars, ["income", "summary", "balance", "cashflow", "ratios", "base"])
+    cap = market_cap_finding(Printed(market["price"], 2), Printed(market["shares_100mn"], _places(market["shares_100mn"])),
+                             Printed(market["market_cap_100mn"], _places(market["market_cap_100mn"])),
+                             company.facts.get("quote_currency", ""))
     return found + ([cap] if cap else [])
 
 

@@ -1,0 +1,35 @@
+"""Reading the project's TOML data files, once: size cap, UTF-8 (a BOM is accepted), and one
+readable error naming the file."""
+from __future__ import annotations
+
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+MAX_FILE_BYTES = 2_000_000
+
+
+class TomlError(ValueError):
+    """A data file that cannot be read as TOML; the message names the file."""
+
+
+def read_toml(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise TomlError(f"{path}: no such file")
+    if path.stat().st_size > max_bytes:
+        raise TomlError(f"{path.name}: larger than {max_bytes // 1_000_000} MB; not a data file")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")  # Windows editors often add a byte-order mark
+    except UnicodeDecodeError:
+        raise TomlError(f"{path.name}: not UTF-8 text; save the file as UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TomlError(f"{path.name}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise TomlError(f"{path.name}: nested too deeply to be a data file") from None
