@@ -1,0 +1,195 @@
+"""The zip/XML reader: a real parser (any attribute order, namespace prefixes, extension
+attributes, inline and rich strings, shared formulas), hostile files refused in one sentence and
+in linear time, names bounded by the used range, and every write escaped once."""
+from __future__ import annotations
+
+import os
+import struct
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from conftest import ROOT
+from workbook import xlsx
+
+TEMPLATE = ROOT / "workbook" / "xiaomi_1810hk_model.xlsm"
+MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+
+
+def _sheet(body: str, root_attrs: str = f'xmlns="{MAIN}"') -> xlsx.Sheet:
+    return xlsx.parse_sheet("S", "xl/worksheets/sheet1.xml", f"<worksheet {root_attrs}><sheetData>{body}</sheetData></worksheet>")
+
+
+def test_attribute_order_prefixes_and_extension_attributes():
+    sheet = _sheet('<x:row r="1" x14ac:dyDescent="0.25"><x:c s="3" x14ac:foo="1" r="B1"><x:v>2.5</x:v></x:c></x:row>',
+                   f'xmlns:x="{MAIN}" xmlns:x14ac="http://schemas.microsoft.com/office/spreadsheetml/2009/9/ac"')
+    cell = sheet.cells["B1"]
+    assert (cell.attrs["s"], cell.raw_value, cell.prefix) == ("3", "2.5", "x")
+
+
+def test_inline_rich_and_phonetic_text():
+    sheet = _sheet('<row r="1"><c r="A1" t="inlineStr"><is><r><t>小</t></r><r><rPr><b/></rPr><t xml:space="preserve">米 </t>'
+                   '</r><rPh sb="0" eb="1"><t>xiao</t></rPh></is></c><c r="B1" t="str"><f>A1</f><v>bad_x000B_x</v></c></row>')
+    package = xlsx.Package(Path("t.xlsx"), {}, [], {"S": sheet}, {}, [], {})
+    assert package.value("S", "A1") == "小米 "
+    assert package.value("S", "B1") == "bad\x0bx"
+
+
+def test_shared_formulas_expand_relative_references_only():
+    sheet = _sheet('<row r="5"><c r="C5"><f t="shared" ref="C5:E5" si="0">B5*$A$1+\'x y\'!B5&amp;"B5"</f><v>1</v></c>'
+                   '<c r="D5"><f t="shared" si="0"/><v>2</v></c><c r="E5"><f t="shared" si="0"/></c></row>')
+    assert sheet.cells["D5"].formula == "C5*$A$1+'x y'!C5&\"B5\""      # text in quotes never moves
+    assert sheet.cells["E5"].formula == "D5*$A$1+'x y'!D5&\"B5\""
+
+
+@pytest.mark.parametrize("text", ["plain", "bad\x0bsource", "a\x00b\x1fc\rd", "_x0041_ literal", "<&>\"'", "tab\tnl\n"])
+def test_every_write_escapes_once_and_reads_back(text):
+    escaped = xlsx.escape_data(text)
+    parsed = etree.fromstring(f"<t>{escaped}</t>".encode("utf-8"))   # well-formed for lxml
+    assert xlsx.unescape_data(parsed.text) == text
+
+
+def test_rewritten_cell_with_control_characters_is_well_formed_and_reads_back(tmp_path):
+    package = xlsx.read(TEMPLATE)
+    cell = package.name_cells("MKT_refresh_source")[0]
+    out = tmp_path / "m.xlsm"
+    xlsx.type_values(package, {cell: "bad\x0bsource\x01"}, out)
+    written = xlsx.read(out)
+    assert written.value(*cell) == "bad\x0bsource\x01"
+    with zipfile.ZipFile(out) as z:
+        etree.fromstring(z.read(written.sheets[cell[0]].path))
+
+
+def _edited(tmp_path: Path, name: str, edit=None, drop=(), flags=None, method=zipfile.ZIP_DEFLATED) -> Path:
+    target = tmp_path / name
+    with zipfile.ZipFile(TEMPLATE) as z, zipfile.ZipFile(target, "w", method) as out:
+        for info in z.infolist():
+            if info.filename not in drop:
+                data = z.read(info.filename)
+                out.writestr(info.filename, edit(info.filename, data) if edit else data)
+    if flags:
+        _patch_headers(target, *flags)
+    return target
+
+
+def _patch_headers(path: Path, flag_bits: int, method: int | None) -> None:
+    """Set the general-purpose flags (and compression method) of every entry, local and central."""
+    data = bytearray(path.read_bytes())
+    for signature, flag_at, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        pos = data.find(signature)
+        while pos >= 0:
+            struct.pack_into("<H", data, pos + flag_at, struct.unpack_from("<H", data, pos + flag_at)[0] | flag_bits)
+            if method is not None:
+                struct.pack_into("<H", data, pos + method_at, method)
+            pos = data.find(signature, pos + 4)
+    path.write_bytes(bytes(data))
+
+
+def _sheet_part(name="校验"):
+    return xlsx.read(TEMPLATE).sheets[name].path
+
+
+@pytest.mark.parametrize("case,message", [
+    ("encrypted", "encrypted"),
+    ("deflate64", "compression method 9"),
+    ("aes", "compression method 99"),
+    ("no_shared_strings", "shared string"),
+    ("no_content_types", "[Content_Types].xml"),
+    ("doctype", "DOCTYPE"),
+    ("name_outside_sheet", "points outside the sheet"),
+])
+def test_damaged_packages_are_one_sentence(tmp_path, case, message):
+    checks = xlsx.read(TEMPLATE).sheets["校验"].path
+    path = {
+        "encrypted": lambda: _edited(tmp_path, "e.xlsm", flags=(0x1, None)),
+        "deflate64": lambda: _edited(tmp_path, "d.xlsm", flags=(0, 9)),
+        "aes": lambda: _edited(tmp_path, "a.xlsm", flags=(0, 99)),
+        "no_shared_strings": lambda: _edited(tmp_path, "s.xlsm", drop=("xl/sharedStrings.xml",)),
+        "no_content_types": lambda: _edited(tmp_path, "c.xlsm", drop=("[Content_Types].xml",)),
+        "doctype": lambda: _edited(tmp_path, "t.xlsm", lambda n, b: b.replace(
+            b"?>", b'?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">]>', 1) if n == "xl/styles.xml" else b),
+        "name_outside_sheet": lambda: _edited(tmp_path, "n.xlsm", lambda n, b: b.replace(
+            "'校验'!$B$25<".encode(), "'校验'!$XFE$25<".encode()) if n == "xl/workbook.xml" else b),
+    }[case]()
+    with pytest.raises(xlsx.WorkbookError, match=message.replace("[", r"\[").replace("]", r"\]")) as caught:
+        package = xlsx.read(path)
+        for sheet in package.sheets:                       # every cell's value, every name
+            for ref in package.sheets[sheet].cells:
+                package.value(sheet, ref)
+        for name in package.names:
+            if name.startswith("AUD_"):
+                package.name_cells(name)
+    assert "\n" not in str(caught.value)
+    assert checks
+
+
+@pytest.mark.parametrize("kind", ["c", "si", "definedName"])
+@pytest.mark.parametrize("count", [8_000, 80_000])
+def test_unclosed_tags_are_refused_in_linear_time(tmp_path, kind, count):
+    tag = {"c": '<c r="A1" t="s">', "si": "<si><t>x", "definedName": '<definedName name="x">'}[kind]
+    part = {"c": _sheet_part(), "si": "xl/sharedStrings.xml", "definedName": "xl/workbook.xml"}[kind]
+    anchor = {"c": b"<sheetData>", "si": b"<sst", "definedName": b"<definedNames>"}[kind]
+
+    def edit(name, data):
+        if name != part:
+            return data
+        at = data.index(anchor)
+        at = data.index(b">", at) + 1
+        return data[:at] + tag.encode() * count + data[at:]
+    path = _edited(tmp_path, f"{kind}.xlsm", edit, method=zipfile.ZIP_STORED)   # past the zip-bomb guard, to the parser
+    start = time.perf_counter()
+    with pytest.raises(xlsx.WorkbookError, match="not well-formed"):
+        xlsx.read(path)
+    assert time.perf_counter() - start < 5.0
+
+
+def test_a_name_over_the_whole_sheet_is_bounded_by_the_used_range(tmp_path):
+    path = _edited(tmp_path, "wide.xlsm", lambda n, b: b.replace(
+        "'校验'!$B$26:$B$37<".encode(), "'校验'!$B$26:$XFD$1048576<".encode()) if n == "xl/workbook.xml" else b)
+    package = xlsx.read(path)
+    start = time.perf_counter()
+    cells = package.name_cells("AUD_items")
+    assert time.perf_counter() - start < 1.0
+    max_row, max_col = package.used_range("校验")
+    assert len(cells) <= max_row * max_col and ("校验", "B26") in cells
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
+def test_special_files_are_refused_before_reading(tmp_path):
+    link = tmp_path / "zero.xlsm"
+    link.symlink_to("/dev/zero")
+    fifo = tmp_path / "fifo.xlsm"
+    os.mkfifo(fifo)
+    for path in (link, fifo):
+        with pytest.raises(xlsx.WorkbookError, match="not a regular file"):
+            xlsx.read(path)
+
+
+def test_refresh_style_rewrite_keeps_every_other_byte(tmp_path):
+    package = xlsx.read(TEMPLATE)
+    sheet, ref = package.name_cells("MKT_price")[0]
+    xml = xlsx.rewrite_sheet(package.sheets[sheet], {ref: 44.5}).encode("utf-8")
+    original = package.sheets[sheet].data()
+    cell = package.sheets[sheet].cells[ref]
+    assert xml[:cell.span[0]] == original[:cell.span[0]]
+    assert xml.endswith(original[cell.span[1]:])
+    out = tmp_path / "p.xlsm"
+    xlsx.write(package, {package.sheets[sheet].path: xml}, out)
+    written = xlsx.read(out)
+    assert written.value(sheet, ref) == 44.5
+    assert {k: v for k, v in written.members.items() if k != package.sheets[sheet].path} == \
+        {k: v for k, v in package.members.items() if k != package.sheets[sheet].path}
+
+
+def test_a_cell_the_sheet_lacks_is_inserted_in_order_and_the_dimension_grows(tmp_path):
+    package = xlsx.read(TEMPLATE)
+    sheet = package.sheets["评级"]
+    far = f"{xlsx.col_letters(sheet.max_col + 2)}{sheet.max_row + 3}"
+    xml = xlsx.rewrite_sheet(sheet, {far: "note", "A1": "t"}, frozenset({"A1"}))
+    again = xlsx.parse_sheet("评级", sheet.path, xml)
+    assert again.cells[far].inline == "note"
+    assert (again.max_row, again.max_col) == (sheet.max_row + 3, sheet.max_col + 2)
+    assert f'ref="A1:{far}"' in xml
