@@ -28,6 +28,8 @@ import math
 from collections.abc import Sequence
 
 from .constants import ERR_NA, ERR_NUM, ERR_VALUE, NOT_MEANINGFUL
+# _number and _scalar are the guard's own cell conversions: the year rows and weight rows here
+# keep empty cells in place (a gap shifts years), so they convert cell by cell with the same rules.
 from .registry import ANY, NUMBER, OPTIONAL, SERIES, TEXT, Arg, Reject, _number, _scalar, excel_function, is_error
 from .sensitivity import grid
 
