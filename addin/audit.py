@@ -16,7 +16,7 @@ from workbook import xlsx
 from workbook.layout import CHECKS, TEMPLATE_VERSION
 from workbook.xlcalc import NATIVE, LAZY, UnsupportedFormula, evaluate, parse
 
-from .template import _version_tuple, blueprint, template_version, verify_structure
+from .template import CONF_SHEET, _version_tuple, blueprint, settings_as_values, template_version, verify_structure
 
 MAX_FAILURES_LISTED = 10
 _FUNCTION = re.compile(r"(?<![\w.])([A-Za-z_][A-Za-z0-9_.]*)\(")
@@ -87,6 +87,8 @@ def audit(path: str | Path | xlsx.Package, values: dict | None = None) -> Audit:
 
     known = set(BY_EXCEL_NAME) | set(NATIVE) | LAZY
     for sheet_name, sheet in package.sheets.items():
+        if sheet_name == CONF_SHEET:  # settings, read as values (settings_as_values)
+            continue
         for ref, cell in sheet.cells.items():
             if cell.formula:
                 for name in _FUNCTION.findall(cell.formula):
@@ -106,7 +108,7 @@ def audit(path: str | Path | xlsx.Package, values: dict | None = None) -> Audit:
             result.edited.append((row["sheet"], row["cell"], row["key"], row["year"], cell.formula, row["formula"]))
 
     try:
-        values = values if values is not None else evaluate(package)
+        values = values if values is not None else evaluate(package, settings_as_values(package))
     except UnsupportedFormula as exc:
         result.not_evaluable = str(exc)
         values = {}

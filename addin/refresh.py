@@ -26,29 +26,18 @@ from pathlib import Path
 from typing import NamedTuple
 
 from workbook import xlsx
-from workbook.xlcalc import evaluate
+from workbook.xlcalc import evaluate, same_value
 
 from .audit import Audit, audit, sheet_lines
 from .modelfile import model_lock, parse_backups_setting, regular_file, replace_model
 from .quotes import Quote, QuoteError, parse_max_age, provider_for, validate
-from .template import TICKER, verify_structure
-
-try:
-    from workbook.xlcalc import same_value
-except ImportError:  # until workbook.xlcalc provides it: the same type-aware rule, 0 is not FALSE
-    def same_value(a, b) -> bool:
-        if isinstance(a, bool) or isinstance(b, bool):
-            return type(a) is type(b) and a == b
-        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-            return float(a) == float(b)
-        return type(a) is type(b) and a == b
+from .template import CONF_SHEET, TICKER, settings_as_values, verify_structure
 
 MARKET_INPUTS = {"price": "MKT_price", "price_date": "MKT_price_date", "fx_rate": "MKT_fx_rate",
                  "benchmark_level": "MKT_benchmark_level"}
 QUOTE_CURRENCY, REPORTING_CURRENCY = "MKT_quote_currency", "MKT_reporting_currency"
 STAMP_NAME, SOURCE_NAME = "MKT_refresh_stamp", "MKT_refresh_source"
 AUDIT_SUMMARY, AUDIT_ITEMS = "AUD_summary", "AUD_items"
-CONF_SHEET = "xlwings.conf"
 # xlwings.conf keys (column A of the sheet; matched without regard to case).
 CONF_SOURCE, CONF_MAX_AGE, CONF_BACKUPS = "QUOTES SOURCE", "QUOTES MAX AGE DAYS", "BACKUPS"
 CONF_ACCEPT_MOVE = "QUOTES ACCEPT MOVE"   # the button's --accept-move: Excel users have no flags
@@ -197,7 +186,7 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
         update = _market_update(read, settings, quotes, as_of, max_age_days, accept_move, now, given.name)
         new_inputs = {package.name_cells(name)[0]: value for name, value in update.inputs.items()
                       if name in package.names}
-        values = evaluate(package, new_inputs)
+        values = evaluate(package, {**settings_as_values(package), **new_inputs})
         result = audit(package, values)
         new_inputs.update(_audit_lines(package, result, now))
         changes: dict = {}
@@ -336,6 +325,8 @@ def refresh_book(book, quotes: str | None = None, as_of: dt.date | None = None, 
     ChecksFailed naming the cause. `book` only needs xlwings' Book surface (`fullname`,
     `app.calculate()`, `names[NAME].refers_to_range.value`, `sheets[NAME].range(...)`)."""
     path = Path(book.fullname)
+    if not path.is_absolute():  # a workbook never saved: Excel gives just its caption, e.g. "Book1"
+        raise xlsx.WorkbookError(f"{path.name}: save the workbook first; refresh checks its structure on the saved file")
     package = xlsx.read(regular_file(path))
     verify_structure(package)
     now = now or dt.datetime.now().replace(microsecond=0)

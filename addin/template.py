@@ -12,6 +12,17 @@ from workbook.layout import BLUEPRINT, TEMPLATE_VERSION
 
 VERSION_PROPERTY, VERSION_NAME = "ER Template Version", "ER_TemplateVersion"
 TICKER = "MKT_ticker"
+CONF_SHEET = "xlwings.conf"  # xlwings' settings sheet: keys in column A, values in B
+
+
+def settings_as_values(package: xlsx.Package) -> dict:
+    """{(xlwings.conf, ref): shown value} for formula cells of the settings sheet. xlwings reads
+    that sheet's values, never recomputes it, and a re-save may turn TRUE into the formula
+    TRUE(): the evaluator takes what the cells show instead of evaluating settings."""
+    sheet = package.sheets.get(CONF_SHEET)
+    if sheet is None:
+        return {}
+    return {(CONF_SHEET, ref): package.value(CONF_SHEET, ref) for ref, cell in sheet.cells.items() if cell.formula}
 
 
 # What the readers of the blueprint rely on: its header row names these columns (build writes
