@@ -366,3 +366,27 @@ def test_five_thousand_digit_template_version_is_one_line(tmp_path):
             dst.writestr(info, data)
     for command in (("check", target), ("refresh", target)):
         assert "is not a version number" in one_line_error(cli(*command))
+
+
+@pytest.mark.parametrize("setting", ["1e400", "soon", "-3"])
+def test_bad_max_age_setting_is_one_line(model, good_quotes, setting):
+    package = xlsx.read(model)
+    xlsx.type_values(package, {("xlwings.conf", "A3"): "Quotes Max Age Days", ("xlwings.conf", "B3"): setting},
+                     model.with_name("c.xlsm"))
+    os.replace(model.with_name("c.xlsm"), model)
+    original = model.read_bytes()
+    assert "'Quotes Max Age Days'" in one_line_error(cli("refresh", model, "--quotes", good_quotes, "--as-of", AS_OF))
+    assert model.read_bytes() == original
+
+
+def test_batch_says_failed_for_a_model_whose_checks_fail(tmp_path, good_quotes):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copy(TEMPLATE, folder / "a.xlsm")
+    shutil.copy(TEMPLATE, folder / "b.xlsm")
+    with_text_driver(folder / "b.xlsm")
+    run = cli("refresh", folder, "--quotes", good_quotes, "--as-of", AS_OF, timeout=300)
+    assert run.returncode == 1
+    assert any(l.startswith("[2/2] b.xlsm: FAILED: ") and "预测假设!F9 holds text '20%'" in l for l in run.stdout.splitlines())
+    assert run.stdout.splitlines()[-1] == "refreshed 1 of 2 models; 1 written with failing checks"
+    assert value(folder / "b.xlsm", "MKT_price") == 44.0
