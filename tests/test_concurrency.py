@@ -4,7 +4,6 @@ Before the lock, three or four refreshes of one file at once left `.bak` without
 every trial, and some failed with "No such file or directory" on a shared temp name."""
 from __future__ import annotations
 
-import datetime as dt
 import random
 import shutil
 import signal

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import fake_excel
-from addin.audit import audit, render
+from addin.audit import audit
 from addin.modelfile import backups
 from addin.quotes import QuoteError
 from addin.refresh import ChecksFailed, refresh_book, refresh_file, worker_count
