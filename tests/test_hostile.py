@@ -123,7 +123,7 @@ def corpus(tmp_path_factory) -> Path:
 
     header = "ticker,price,currency,price_date,fx_to_reporting,benchmark_level,source\n"
     today = dt.date.today()
-    (d / "q_gbk.csv").write_bytes((header + f"1810.HK,40,HKD,{today},0.9,,行情\n").encode("gbk"))
+    (d / "q_ambiguous.csv").write_text(header + "1810.HK,40,HKD,03/04/2026,0.9,,a\n", encoding="utf-8")
     (d / "q_dup.csv").write_text(header + f"1810.HK,40,HKD,{today},0.9,,a\n1810.HK,41,HKD,{today},0.9,,b\n", encoding="utf-8")
     (d / "q_neg.csv").write_text(header + f"1810.HK,-40,HKD,{today},0.9,,a\n", encoding="utf-8")
     (d / "q_future.csv").write_text(header + f"1810.HK,40,HKD,{today + dt.timedelta(days=3)},0.9,,a\n", encoding="utf-8")
@@ -159,7 +159,7 @@ CASES = [
     ("refresh {d}/huge.xlsm", "more than 200,000 cells"),
     ("refresh {d}/newer.xlsm", "newer add-in"),
     ("refresh {d}/not_ours.xlsm", "not one of our model templates"),
-    ("refresh {d}/good.xlsm --quotes {d}/q_gbk.csv", "not UTF-8"),
+    ("refresh {d}/good.xlsm --quotes {d}/q_ambiguous.csv", "ambiguous"),
     ("refresh {d}/good.xlsm --quotes {d}/q_dup.csv", "2 rows for 1810.HK"),
     ("refresh {d}/good.xlsm --quotes {d}/q_neg.csv", "price -40 is not positive"),
     ("refresh {d}/good.xlsm --quotes {d}/q_future.csv", "refused"),

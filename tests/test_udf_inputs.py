@@ -12,8 +12,9 @@ import pytest
 import udfs
 from udfs.constants import ACTION_DOWNGRADE, ACTION_FIRST, ACTION_MAINTAIN, ACTION_UPGRADE, EXCEL_ERRORS, NOT_MEANINGFUL
 from udfs.rating import schemes
+from udfs.valuation import LABELS as VALUATION_LABELS
 
-LABELS = {NOT_MEANINGFUL, "OK", "FAIL", ACTION_FIRST, ACTION_MAINTAIN, ACTION_UPGRADE, ACTION_DOWNGRADE}
+LABELS = {NOT_MEANINGFUL, "OK", "FAIL", ACTION_FIRST, ACTION_MAINTAIN, ACTION_UPGRADE, ACTION_DOWNGRADE, *VALUATION_LABELS}
 for scheme in schemes().values():
     LABELS |= set(scheme.labels) | {scheme.unrated} | set(scheme.benchmarks.values())
 
@@ -23,6 +24,8 @@ FUNCTIONS = sorted(udfs.excel_functions().items())
 
 
 def acceptable(result) -> bool:
+    if isinstance(result, list):  # an array function's grid: every cell acceptable
+        return all(acceptable(cell) for cell in result)
     if isinstance(result, float):
         return math.isfinite(result)
     return isinstance(result, str) and (result in EXCEL_ERRORS or result in LABELS)
@@ -31,7 +34,7 @@ def acceptable(result) -> bool:
 @pytest.mark.parametrize("name,function", FUNCTIONS, ids=[n for n, _ in FUNCTIONS])
 def test_bad_inputs_never_raise_or_leak(name, function):
     arity = len(inspect.signature(function).parameters)
-    good = [40.2, 46.0, 0.1, 0.0, "everbright", "outer"][:arity]
+    good = ([40.2, 46.0, 0.1, 0.0, "everbright", "outer"] + [1.0] * arity)[:arity]
     checked = 0
     for position, bad in itertools.product(range(arity), BAD):
         args = list(good)

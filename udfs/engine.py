@@ -10,6 +10,7 @@ from typing import Iterable
 
 from . import formula as fx
 from .forecast import METHODS
+from .constants import ERR_NA
 from .functions import GUARDED
 
 ACTUAL = "actual"
@@ -181,7 +182,9 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
             if key in scalar_keys:
                 return values.scalars.get(key)
             pos = year_pos - lag
-            return values.yearly.get((key, years[pos].label)) if pos >= 0 else None
+            # Before the model's first year there is no figure at all: #N/A, as the template
+            # leaves that cell empty, rather than a blank that arithmetic would read as 0.
+            return values.yearly.get((key, years[pos].label)) if pos >= 0 else ERR_NA
         return lookup
 
     for line in (l for l in ordered if l.scalar):

@@ -58,12 +58,26 @@ class _Undefined(Exception):
 
 
 def _functions(arith):
+    """The report definitions the findings can recompute, in the given arithmetic (points or
+    intervals). A function not listed here makes its line undefined for the findings."""
+    def ratio(a, b):
+        return arith("/", a, b)
     return {
-        "per_share": lambda amount, shares: arith("/", amount, shares),
-        "price_to": lambda price, value: arith("/", price, value),
+        "per_share": ratio, "price_to": ratio, "margin": ratio, "return_on": ratio, "coverage": ratio,
+        "ev_to_ebitda": ratio,
         "local_price": lambda price, fx_rate: arith("*", price, fx_rate),
         "growth_rate": lambda current, prior: arith("-", arith("/", current, prior), 1.0),
+        "quick_ratio": lambda assets, inventory, liabilities: arith("/", arith("-", assets, inventory), liabilities),
+        "net_gearing": lambda debt, cash, equity: arith("/", arith("-", debt, cash), equity),
+        "turnover": lambda flow, opening, closing: arith("/", flow, arith("/", arith("+", opening, closing), 2.0)),
+        "enterprise_value": lambda cap, debt, cash, minority: arith("+", arith("-", arith("+", cap, debt), cash), minority),
     }
+
+
+class _Known(dict):
+    """The recomputable functions; any other makes the definition undefined, not an error."""
+    def __missing__(self, name):
+        raise _Undefined
 
 
 @dataclass(frozen=True)
@@ -144,8 +158,8 @@ def find(lines: list[Line], years: list[Year], printed: dict, scalars: dict, tab
                 continue
             pos = labels.index(year)
             try:
-                exact = fx.evaluate(tree, lookup_for(table, pos, "point"), _functions(_point_arith), _point_arith)
-                bounds = fx.evaluate(tree, lookup_for(table, pos, "interval"), _functions(_interval_arith), _interval_arith)
+                exact = fx.evaluate(tree, lookup_for(table, pos, "point"), _Known(_functions(_point_arith)), _point_arith)
+                bounds = fx.evaluate(tree, lookup_for(table, pos, "interval"), _Known(_functions(_interval_arith)), _interval_arith)
             except _Undefined:
                 continue
             scale = 100 if shown.percent else 1
@@ -155,7 +169,8 @@ def find(lines: list[Line], years: list[Year], printed: dict, scalars: dict, tab
             target = Interval.of(shown.value / scale, shown.decimals + (2 if shown.percent else 0))
             within = bounds.lo <= target.hi and target.lo <= bounds.hi
             findings.append(Finding("definition", table, key, line.label_zh, year, shown.value,
-                                    computed, exact * scale, within, f"{line.label_en} = {line.formula}",
+                                    computed, exact * scale, within,
+                                    f"{line.label_en} = {line.formula}" + (f"; {line.note}" if line.note else ""),
                                     shown.decimals, shown.percent))
 
     by_key_year = {}

@@ -71,6 +71,15 @@ def turnover_days(balance: Number, annual_flow: Number, days_in_year: Number = D
     return balance / flow * days_in_year
 
 
+@excel_function("TURNOVER", "Turnover on the average balance: flow / ((opening + closing) / 2); NM for a non-positive average.",
+                Arg("flow", NUMBER, "Annual flow: revenue or cost of sales"), Arg("opening", NUMBER, "Balance at the start of the year"),
+                Arg("closing", NUMBER, "Balance at the end of the year"), sample=(10460.0, 456.0, 554.0))
+def turnover(flow: Number, opening: Number, closing: Number) -> Result:
+    """Times a year an average balance turns over: total-asset, receivable and payable turnover
+    as mainland notes print them (营运能力). The sign of a cost flow is ignored."""
+    return _over_positive(abs(flow), (opening + closing) / 2.0)
+
+
 @excel_function("PER_SHARE", "An amount per share; amount and shares in the same unit.", Arg("amount", NUMBER, "Profit, equity or cash flow"), Arg("shares", NUMBER, "Shares"), sample=(42581.0, 26045.0))
 def per_share(amount: Number, shares: Number) -> Result:
     """An amount per share (EPS, BVPS, CFO per share); amount and shares in the same unit (百万)."""
