@@ -1,9 +1,11 @@
 """Shared fixtures: the report's printed figures (the golden file) and the default model."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from udfs import registry
 
@@ -14,6 +16,12 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
+
+# Hypothesis: a quick profile for a local run, a thorough one when CI is set (tests that need a
+# fixed count say so in their own @settings).
+settings.register_profile("dev", max_examples=10)
+settings.register_profile("ci", max_examples=100)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN_FILE = ROOT / "workbook" / "data" / "xiaomi_1810hk.report.toml"

@@ -227,8 +227,14 @@ class _Range:
 
 # ---------------------------------------------------------------- values and Excel's coercions
 
+class UdfText(str):
+    """Text an ER_ function returned that reads like an error value ("#N/A", "#VALUE!"): xlwings
+    cannot return a true error, so Excel holds it as text; ISERROR is FALSE, IFERROR keeps it,
+    arithmetic on it gives #VALUE!, and another ER_ function reads it as the error it names."""
+
+
 def _is_error(v) -> bool:
-    return isinstance(v, str) and v in EXCEL_ERRORS
+    return isinstance(v, str) and v in EXCEL_ERRORS and not isinstance(v, UdfText)
 
 
 def _is_number(v) -> bool:
@@ -239,7 +245,7 @@ _NUMBER_TEXT = re.compile(r"^\s*([+-]?)\s*((?:\d{1,3}(?:,\d{3})+|\d*)(?:\.\d*)?)
 # Text Excel reads as a date, time, fraction or amount when it coerces it to a number: the
 # value depends on the machine's regional settings, so it is refused rather than guessed.
 _LOCALE_NUMBER_TEXT = re.compile(
-    r"\d\s*[-/:]\s*\d|[$¥€£]|^\s*\(.*\)\s*$|\d\s*[ap]m?\b"
+    r"\d\s*[-/:]\s*\d|[$¥€£]|^\s*\(.*\)\s*$|^\s*\d+(?::\d+)*\s*[ap]m?\s*$"
     r"|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b.*\d|\d.*\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)",
     re.I)
 
@@ -353,7 +359,11 @@ def power(a, b):
 
 
 def binary(op: str, a, b):
-    """One binary operator on two single values, with Excel's coercions."""
+    """One binary operator on two single values, with Excel's coercions; an error operand
+    propagates (the left one first) before any text is read as a number."""
+    for v in (a, b):
+        if _is_error(v):
+            return v
     if op in "+-*/":
         a, b = to_number(a), to_number(b)
         result = excel_arith(op, a, b)
@@ -361,9 +371,6 @@ def binary(op: str, a, b):
     if op == "^":
         return power(a, b)
     if op == "&":
-        for v in (a, b):
-            if _is_error(v):
-                return v
         return to_text(a) + to_text(b)
     return compare(op, a, b)
 
@@ -373,6 +380,8 @@ def same_value(a, b) -> bool:
     text differing only in case is a different value to store."""
     if _is_number(a) and _is_number(b):
         return float(a) == float(b)
+    if isinstance(a, str) and isinstance(b, str):
+        return str(a) == str(b)
     return type(a) is type(b) and a == b
 
 
@@ -716,7 +725,14 @@ class Evaluator:
             return ERR_REF
         if not self._pending(key):
             return self.package.value(sheet, ref)
-        stack = [(key, False)]
+        stack, started = [(key, False)], set()
+        try:
+            self._resolve(stack, started)
+        finally:
+            self.active.difference_update(started)  # a refused cell leaves no half-started work
+        return self.values[key]
+
+    def _resolve(self, stack: list, started: set) -> None:
         while stack:
             current, ready = stack.pop()
             if current in self.values:
@@ -727,6 +743,7 @@ class Evaluator:
                     self.active.discard(current)
                     continue
                 self.active.add(current)
+                started.add(current)
                 stack.append((current, True))
                 for precedent in self._precedents(self._formula(current), current[0]):
                     if precedent in self.active:
@@ -736,7 +753,6 @@ class Evaluator:
                         stack.append((precedent, False))
             except UnsupportedFormula as exc:
                 raise UnsupportedFormula(f"{current[0]}!{current[1]}: {exc}") from None
-        return self.values[key]
 
     def _precedents(self, node, sheet: str):
         """Every cell the formula may read (both branches of an IF, every cell of a range)."""
@@ -849,7 +865,10 @@ class Evaluator:
             return self._lazy(name, args, sheet, here)
         if name in self.functions:
             values = [self.value_of(a, sheet, here) for a in args]
-            return self.functions[name](*[self._excel_arg(v) for v in values])
+            result = self.functions[name](*[self._excel_arg(v) for v in values])
+            while isinstance(result, list):  # an array result in one cell shows its first value
+                result = result[0] if result else None
+            return UdfText(result) if isinstance(result, str) and result in EXCEL_ERRORS else result
         if name in NATIVE:
             native = NATIVE[name]
             _check_arity(name, len(args), native.min_args, native.max_args)
