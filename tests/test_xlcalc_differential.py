@@ -63,7 +63,7 @@ ERRORS = {"A12": "=NA()", "A13": "=1/0"}
 LAST_ROW = 13
 NUMBER_ROWS = (1, 5)  # A1:A5 hold only numbers
 
-NUMBER_LITERALS = ["0", "1", "2", "0.5", "3", "10", "1E+3"]
+NUMBER_LITERALS = ["0", "1", "2", "0.5", "3", "10", "1E+3", "1234567"]
 TEXT_LITERALS = ['"abc"', '""', '"Xy"', '"a"']
 NUMERIC_TEXT = ['"2"', '" 3 "', '"1.5"', '"-4"']
 BOOLEAN_LITERALS = ["TRUE", "FALSE"]

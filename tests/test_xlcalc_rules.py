@@ -200,3 +200,14 @@ def test_circular_reference_is_one_line(tmp_path):
     package = _package(tmp_path, {"H1": "=H3+1", "H2": "=H1", "H3": "=H2"})
     with pytest.raises(xlsx.WorkbookError, match="circular reference"):
         evaluate(package)
+
+
+def test_a_name_defined_on_the_sheet_hides_the_workbook_name(tmp_path):
+    package = _package(tmp_path, {"F20": "=TAXR*100"}, {**NAMES, f"'{SHEET}'!TAXR": "=0.25"})
+    assert evaluate(package)[(SHEET, "F20")] == 25.0
+
+
+def test_a_name_defined_through_itself_is_one_line(tmp_path):
+    package = _package(tmp_path, {"F20": "=LOOP+1"}, {**NAMES, "LOOP": "=LOOP*2"})
+    with pytest.raises(xlsx.WorkbookError, match="LOOP refers to itself"):
+        evaluate(package)

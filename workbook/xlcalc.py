@@ -685,7 +685,9 @@ class Evaluator:
         self.active: set = set()
         self.parsed: dict = {}
         self.functions = dict(GUARDED_BY_EXCEL_NAME)
-        self.names = {name.upper(): text for name, text in package.names.items()}
+        # A name defined on a sheet hides the workbook's name of the same spelling on that sheet.
+        self.names = {(None, name.upper()): text for name, text in package.names.items()}
+        self.names.update({(scope, name.upper()): text for (scope, name), text in getattr(package, "local_names", {}).items()})
         self.parsed_names: dict = {}
         self.active_names: set = set()
 
@@ -758,25 +760,17 @@ class Evaluator:
         """Every cell the formula may read (both branches of an IF, every cell of a range)."""
         pending, seen_names = [node], set()
         while pending:
-            node = pending.pop()
-            kind = node[0]
-            if kind == "ref":
-                where = _address(node[1], sheet)
-                for r in range(where.top, where.bottom + 1):
-                    for c in range(where.left, where.right + 1):
-                        yield where.sheet, f"{col_letters(c)}{r}"
-            elif kind == "name":
-                name = node[1].upper()
-                if name in self.names and name not in seen_names:
-                    seen_names.add(name)
-                    pending.append(self._name_formula(name))
-            elif kind in ("neg", "plus"):
-                pending.append(node[1])
-            elif kind == "chain":
-                pending.append(node[1])
-                pending.extend(operand for _, operand in node[2])
-            elif kind == "call":
-                pending.extend(node[2])
+            for part in self._parts(pending.pop()):
+                if part[0] == "ref":
+                    where = _address(part[1], sheet)
+                    for r in range(where.top, where.bottom + 1):
+                        for c in range(where.left, where.right + 1):
+                            yield where.sheet, f"{col_letters(c)}{r}"
+                elif part[0] == "name":
+                    key = self._name_key(part[1], sheet)
+                    if key is not None and key not in seen_names:
+                        seen_names.add(key)
+                        pending.append(self._name_formula(key))
 
     def _compute(self, key):
         sheet, ref = key
@@ -790,16 +784,27 @@ class Evaluator:
 
     # ---- names
 
-    def _name_formula(self, name: str):
-        if name not in self.parsed_names:
-            text = self.names[name]
-            node = parse(text[1:] if text.startswith("=") else text)
+    def _name_key(self, name: str, sheet: str):
+        """Where a name used on `sheet` is defined: (sheet, NAME), (None, NAME), or None."""
+        name = name.upper()
+        for key in ((sheet, name), (None, name)):
+            if key in self.names:
+                return key
+        return None
+
+    def _name_formula(self, key):
+        if key not in self.parsed_names:
+            text = self.names[key].strip()
+            try:
+                node = parse(text[1:] if text.startswith("=") else text)
+            except UnsupportedFormula as exc:
+                raise UnsupportedFormula(f"the defined name {key[1]}: {exc}") from None
             for part in self._parts(node):
                 if part[0] == "ref" and not _address(part[1], "").absolute:
-                    raise UnsupportedFormula(f"the defined name {name} holds the relative reference {part[1]}; "
+                    raise UnsupportedFormula(f"the defined name {key[1]} holds the relative reference {part[1]}; "
                                              "not evaluated headless")
-            self.parsed_names[name] = node
-        return self.parsed_names[name]
+            self.parsed_names[key] = node
+        return self.parsed_names[key]
 
     @staticmethod
     def _parts(node):
@@ -816,8 +821,8 @@ class Evaluator:
                 pending.extend(node[2])
 
     def _name(self, name: str, sheet: str, here):
-        key = name.upper()
-        if key not in self.names:
+        key = self._name_key(name, sheet)
+        if key is None:
             return ERR_NAME
         if key in self.active_names:
             raise WorkbookError(f"the defined name {name} refers to itself; fix it in Excel before refreshing")
