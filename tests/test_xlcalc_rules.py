@@ -211,3 +211,10 @@ def test_a_name_defined_through_itself_is_one_line(tmp_path):
     package = _package(tmp_path, {"F20": "=LOOP+1"}, {**NAMES, "LOOP": "=LOOP*2"})
     with pytest.raises(xlsx.WorkbookError, match="LOOP refers to itself"):
         evaluate(package)
+
+
+def test_names_nested_without_end_are_refused(tmp_path):
+    chain = {f"STEP_{i}": f"=STEP_{i + 1}+1" for i in range(40)}
+    package = _package(tmp_path, {"F20": "=STEP_0"}, {**NAMES, **chain, "STEP_40": "=1"})
+    with pytest.raises(UnsupportedFormula, match="nested"):
+        evaluate(package)

@@ -39,6 +39,7 @@ class UnsupportedFormula(WorkbookError):
 # level here (two parser steps), so this admits what Excel admits and bounds the Python stack.
 MAX_DEPTH = 160
 MAX_RANGE_CELLS = 100_000
+MAX_NAME_NESTING = 16  # a name defined through a name through a name ...; each nests a whole formula
 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
@@ -730,6 +731,8 @@ class Evaluator:
         stack, started = [(key, False)], set()
         try:
             self._resolve(stack, started)
+        except RecursionError:  # the bounds above should make this unreachable; a last line of defence
+            raise UnsupportedFormula(f"{sheet}!{ref}: formula nested too deeply to evaluate headless") from None
         finally:
             self.active.difference_update(started)  # a refused cell leaves no half-started work
         return self.values[key]
@@ -826,6 +829,8 @@ class Evaluator:
             return ERR_NAME
         if key in self.active_names:
             raise WorkbookError(f"the defined name {name} refers to itself; fix it in Excel before refreshing")
+        if len(self.active_names) >= MAX_NAME_NESTING:
+            raise UnsupportedFormula(f"defined names nested more than {MAX_NAME_NESTING} deep (at {name}); not evaluated headless")
         self.active_names.add(key)
         try:
             return self.value_of(self._name_formula(key), sheet, here)
@@ -841,9 +846,10 @@ class Evaluator:
             return node[1]
         if kind == "ref":
             where = _address(node[1], sheet)
-            rows = [[self.cell(where.sheet, f"{col_letters(c)}{r}") for c in range(where.left, where.right + 1)]
-                    for r in range(where.top, where.bottom + 1)]
-            return _Range(where, rows) if where.sheet in self.package.sheets else ERR_REF
+            if where.sheet not in self.package.sheets:
+                return ERR_REF
+            return _Range(where, [[self.cell(where.sheet, f"{col_letters(c)}{r}") for c in range(where.left, where.right + 1)]
+                                  for r in range(where.top, where.bottom + 1)])
         if kind == "name":
             return self._name(node[1], sheet, here)
         if kind == "neg":
