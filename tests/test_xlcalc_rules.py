@@ -17,9 +17,11 @@ import sys
 
 import pytest
 import xlsxwriter
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from workbook import xlsx
-from workbook.xlcalc import UnsupportedFormula, evaluate, same_value
+from workbook.xlcalc import Evaluator, UnsupportedFormula, evaluate, same_value
 
 SHEET = "表1"
 
@@ -120,6 +122,8 @@ RULES = [
     ('=TEXT(61,"yyyy-mm-dd")', "1900-03-01", "F20"),
     ('=TEXT(1,"yyyy-mm-dd")', "1900-01-01", "F20"),
     ('=TEXT("abc","0.00")', "abc", "F20"),
+    # text beyond Excel's largest number is not a number
+    ('="1E+999"+0', "#VALUE!", "F20"),
 ]
 
 # Formulas Excel would not accept, or that need Excel: refused by name, never a traceback.
@@ -134,6 +138,8 @@ REFUSED = [
     ('=TEXT(1,"mmm d")', "TEXT format"),
     ('="2025-01-02"+1', "regional settings"),
     ("=" + "(" * 200 + "1" + ")" * 200, "nested"),
+    ('=TEXT(1,"0.' + "0" * 40 + '")', "decimals"),
+    ("=1E+999*2", "largest number"),
 ]
 
 
@@ -218,3 +224,24 @@ def test_names_nested_without_end_are_refused(tmp_path):
     package = _package(tmp_path, {"F20": "=STEP_0"}, {**NAMES, **chain, "STEP_40": "=1"})
     with pytest.raises(UnsupportedFormula, match="nested"):
         evaluate(package)
+
+
+TOKENS = ["1", "0", "-", "+", "*", "/", "^", "&", "%", "=", "<", ">", "<>", "(", ")", ",", '"a"', '""', "TRUE",
+          "E5", "C5:G5", "IS_revenue", "TAXR", "SUM(", "ROUND(", "ABS(", "IF(", "IFERROR(", "COUNTIF(", "NOT(",
+          "AND(", "TEXT(", "ER_MARGIN(", "#N/A", "1E+300", "'表1'!", "[x]", "$", ":", " "]
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=12).map("".join), min_size=20, max_size=20))
+def test_any_formula_text_gives_a_value_or_one_line(tmp_path_factory, formulas):
+    """Whatever an analyst types: a value, or a refusal in one line, never a Python traceback."""
+    path = tmp_path_factory.mktemp("garbage")
+    package = _package(path, {f"J{row}": "=" + text for row, text in enumerate(formulas, start=1)})
+    evaluator = Evaluator(package)
+    for row in range(1, len(formulas) + 1):
+        try:
+            value = evaluator.cell(SHEET, f"J{row}")
+        except xlsx.WorkbookError as refused:
+            assert "\n" not in str(refused)
+            continue
+        assert value is None or isinstance(value, (bool, float, str))

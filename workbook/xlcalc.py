@@ -128,6 +128,8 @@ class _Parser:
     def primary(self):
         kind, value = self.take()
         if kind == "num":
+            if not math.isfinite(float(value)):
+                raise UnsupportedFormula(f"the number {value} in ={self.text[:60]} is beyond Excel's largest number")
             return ("num", float(value))
         if kind == "str":
             return ("str", value[1:-1].replace('""', '"'))
@@ -255,10 +257,11 @@ def text_number(text: str):
     """The number Excel reads from text ("1", " 2.5 ", "1,000", "50%", "1E3"), or #VALUE!."""
     match = _NUMBER_TEXT.match(text)
     if match and any(ch.isdigit() for ch in match[2]):
-        number = float(match[2].replace(",", "")) * 10.0 ** int(match[3] or 0)
+        digits = match[2].replace(",", "")
+        number = float(f"{'0' if digits == '.' else digits}e{match[3] or 0}")
         number = -number if match[1] == "-" else number
         number = number / 100 if match[4] else number
-        return number if math.isfinite(number) else ERR_NUM
+        return number if math.isfinite(number) else ERR_VALUE  # beyond Excel's largest number
     if _LOCALE_NUMBER_TEXT.search(text):
         raise UnsupportedFormula(f"the text {text[:40]!r} is used as a number; Excel reads it by the regional "
                                  "settings, so it is not evaluated headless")
@@ -556,6 +559,7 @@ def _countif(rng, crit):
 _EXCEL_DAY_ZERO = dt.date(1899, 12, 30)
 _LAST_SERIAL = 2958465  # 9999-12-31
 _DATE_TOKEN = re.compile(r'yyyy|yy|mmmm|mmm|mm|m|dddd|ddd|dd|d|[hsHS]|AM/PM|"[^"]*"|\\.|.', re.I)
+MAX_FORMAT_DECIMALS = 30  # Excel's limit on the decimal places of a number format
 _NUMBER_FORMAT = re.compile(r"^(?P<int>[#0,]*)(?:\.(?P<dec>0*))?(?P<pct>%?)$")
 
 
@@ -603,6 +607,8 @@ def _format_number(x: float, fmt: str):
     if not match or (not whole and match["dec"] is None) or whole.endswith(",") or whole.startswith(","):
         raise UnsupportedFormula(f"TEXT format {fmt!r} is not evaluated headless")
     decimals = len(match["dec"] or "")
+    if decimals > MAX_FORMAT_DECIMALS:
+        raise UnsupportedFormula(f"TEXT format {fmt[:40]!r} asks for more than {MAX_FORMAT_DECIMALS} decimals, which Excel refuses")
     value = Decimal(repr(x)) * (100 if match["pct"] else 1)
     with localcontext() as context:
         context.prec = 1000
