@@ -1,4 +1,4 @@
-"""`python -m addin bench`: what the add-in costs, measured on the embedded Xiaomi model.
+"""`python -m addin bench`: what the add-in costs, measured on the embedded sample model.
 
 Every figure is the median of repeated runs with its spread (min-max); each comparison's
 reference is measured in the same run, so the ratio holds on a noisy machine. Prints a table
@@ -48,9 +48,14 @@ def _per_call_us(fn, args, calls: int, repeat: int) -> list[float]:
 
 
 def _quotes(folder: Path) -> Path:
+    """Today's quote for the sample company: its own price and FX moved by 2%."""
+    from workbook.company import load
+    company = load()
+    price, fx_rate = company.scalar_inputs["price"] * 1.02, company.scalar_inputs["fx_rate"] * 1.005
     path = folder / "quotes.csv"
     path.write_text("ticker,price,currency,price_date,fx_to_reporting,benchmark_level,source\n"
-                    f"1810.HK,41.00,HKD,{dt.date.today()},0.9100,,bench\n", encoding="utf-8")
+                    f"{company.facts['ticker']},{price:.2f},{company.facts['quote_currency']},{dt.date.today()},"
+                    f"{fx_rate:.4f},,bench\n", encoding="utf-8")
     return path
 
 

@@ -215,17 +215,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("show", help="print the summary table, the three statements, the ratios, the rating and the checks",
                                description="Print the model computed from a company data file.",
-                               epilog="example: python -m addin show --data workbook/data/xiaomi_1810hk.toml")
-    show.add_argument("--data", default=str(DEFAULT_COMPANY), help="company data file (default: the embedded Xiaomi data)")
+                               epilog="example: python -m addin show --data workbook/data/kysec_300592sz.toml")
+    show.add_argument("--data", default=str(DEFAULT_COMPANY), help="company data file (default: the embedded sample company)")
     show.add_argument("--english", action="store_true", help="English labels")
     show.set_defaults(handler=_show)
 
     build = commands.add_parser("build", help="write the macro-enabled Excel template",
                                 description="Build the .xlsm template: statements, drivers, ratios, rating, checks, "
                                             "the VBA project and the Refresh button.",
-                                epilog="example: python -m addin build -o out/xiaomi_model.xlsm")
+                                epilog="example: python -m addin build -o out/model.xlsm")
     build.add_argument("-o", "--output", help="where to write the .xlsm (default: out/<company>_model.xlsm)")
-    build.add_argument("--data", default=str(DEFAULT_COMPANY), help="company data file (default: the embedded Xiaomi data)")
+    build.add_argument("--data", default=str(DEFAULT_COMPANY), help="company data file (default: the embedded sample company)")
     build.set_defaults(handler=_build)
 
     refresh = commands.add_parser("refresh", help="new market inputs into a model file (or every .xlsm in a folder), recomputed in place",
@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
                                               "xlwings.conf 'Backups' versions, default 5). Exit status 1 when the "
                                               "quote is refused or the refreshed model's checks fail (the file is still "
                                               "written and the first cause cell is named).",
-                                  epilog="examples: python -m addin refresh out/xiaomi_1810hk_model.xlsm --quotes today.csv\n"
+                                  epilog="examples: python -m addin refresh out/MODEL.xlsm --quotes today.csv\n"
                                          "          python -m addin refresh models/ --quotes today.csv",
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     refresh.add_argument("model", help="a model .xlsm, or a folder of them")
@@ -254,14 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Print the integrity checks, the report's self-disagreements, every number typed "
                                             "where the template has a formula, edited formulas, functions this version does not "
                                             "provide and the template version. Exit status 1 when anything failed.",
-                                epilog="example: python -m addin check out/xiaomi_1810hk_model.xlsm")
+                                epilog="example: python -m addin check out/MODEL.xlsm")
     check.add_argument("model", help="a model .xlsm")
     check.set_defaults(handler=_check)
 
     export = commands.add_parser("export", help="write a values-only .xlsx copy (no macros, no formulas)",
                                  description="A copy for readers without Python or outside the firm: every formula replaced by "
                                              "its value, the VBA project and the button removed, formats, labels and charts kept.",
-                                 epilog="example: python -m addin export out/xiaomi_1810hk_model.xlsm -o out/xiaomi_clean.xlsx")
+                                 epilog="example: python -m addin export out/MODEL.xlsm -o out/clean.xlsx")
     export.add_argument("model", help="a model .xlsm")
     export.add_argument("-o", "--output", required=True, help="the .xlsx to write")
     export.set_defaults(handler=_export)
@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Record the model's forecast revenue, profit lines and EPS per year, target "
                                               "price, rating, price, template version and file hash as the ticker's next "
                                               "version. Publishing the same file again writes nothing.",
-                                  epilog="example: python -m addin publish out/xiaomi_1810hk_model.xlsm")
+                                  epilog="example: python -m addin publish out/MODEL.xlsm")
     publish.add_argument("model", help="a model .xlsm")
     publish.add_argument("--db", help=db_help)
     publish.set_defaults(handler=_publish)
@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "and % change, per forecast year. OLD and NEW are model files or published "
                                                 "versions: TICKER@N, TICKER@latest, TICKER@previous.",
                                     epilog="examples: python -m addin revisions 1810.HK@previous 1810.HK@latest\n"
-                                           "          python -m addin revisions 1810.HK@latest out/xiaomi_1810hk_model.xlsm",
+                                           "          python -m addin revisions 1810.HK@latest out/MODEL.xlsm",
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     revisions.add_argument("old", help="the earlier estimates: a model .xlsm or TICKER@N")
     revisions.add_argument("new", help="the later estimates: a model .xlsm or TICKER@N")
@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     revisions.set_defaults(handler=_revisions)
 
     bench = commands.add_parser("bench", help="measure UDF calls, the engine, build, refresh and batch refresh",
-                                description="Benchmark on the embedded Xiaomi model: medians and spreads over repeated runs, "
+                                description="Benchmark on the embedded sample model: medians and spreads over repeated runs, "
                                             "references measured in the same run.",
                                 epilog="example: python -m addin bench --json out/bench.json")
     bench.add_argument("--quick", action="store_true", help="fewer repeats and a batch of 8 files (a smoke run)")

@@ -40,7 +40,7 @@ VERSION_TABLE = "er_alembic_version"      # not alembic_version: a shared databa
 CONNECT_TIMEOUT_S = 10
 
 # Per forecast year: (line key in the store, defined name, required, label in 盈利预测调整表,
-# number format). A layout without a recurring-profit line (Non-IFRS for Xiaomi) has no such name.
+# number format). A layout without a recurring-profit line (Non-IFRS in the everbright_hk layout) has no such name.
 YEARLY = (
     ("revenue", "IS_revenue", True, "营业收入", "money"),
     ("net_profit", "IS_net_profit", True, "净利润", "money"),

@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from workbook.spec import CURRENCIES_FILE
+from workbook.tomlfile import read_toml
+
 DEFAULT_QUOTES = Path(__file__).resolve().parents[1] / "workbook" / "data" / "quotes.csv"
 DEFAULT_MAX_AGE_DAYS = 5
 MAX_AGE_LIMIT_DAYS = 3650  # a "max age" beyond ten years is a typo, not a policy
@@ -40,22 +43,11 @@ MAX_OTHER_FIELD_CHARS = 64
 MAGNITUDE_LIMITS = {"price": 1e7, "fx_to_reporting": 1e5, "benchmark_level": 1e7}
 FX_FLOOR = 1e-6
 
-# Names that analysts' files use for a currency, mapped to its ISO code.
-CURRENCY_ALIASES = {"港元": "HKD", "港币": "HKD", "港幣": "HKD", "HK$": "HKD", "人民币": "CNY", "人民幣": "CNY",
-                    "RMB": "CNY", "CNH": "CNY", "元": "CNY", "美元": "USD", "US$": "USD"}
-
-# Sane ranges of the FX rate "units of reporting currency per one unit of trading currency";
-# a rate outside is a wrong pair, wrong direction or typo. The reverse pair is derived, and a
-# currency against itself is exactly 1.
-FX_SANE_RANGES = {
-    ("HKD", "CNY"): (0.7, 1.1),
-    ("USD", "CNY"): (5.0, 9.0),
-    ("USD", "HKD"): (7.7, 7.9),   # the Hong Kong dollar's band around the peg, with a margin
-    ("EUR", "CNY"): (6.0, 10.0),
-    ("GBP", "CNY"): (7.0, 12.0),
-    ("JPY", "CNY"): (0.03, 0.09),
-    ("EUR", "USD"): (0.8, 1.5),
-}
+# Currency names and sane FX ranges are data (workbook/data/currencies.toml).
+_CURRENCY_DATA = read_toml(CURRENCIES_FILE)
+CURRENCY_ALIASES = dict(_CURRENCY_DATA.get("aliases", {}))
+FX_SANE_RANGES = {tuple(pair.split("/")): (float(lo), float(hi))
+                  for pair, (lo, hi) in _CURRENCY_DATA.get("fx_sane_ranges", {}).items()}
 # Below this log-distance between the model's FX and its inverse (rates near 1) an inverted
 # rate cannot be told from a real one, so no inversion verdict is given.
 INVERSION_MIN_LOG_GAP = 0.05
@@ -464,7 +456,7 @@ def _pair(fx_pair) -> tuple[str, str] | None:
     else:
         parts = list(fx_pair)
     if len(parts) != 2 or not all(str(p).strip() for p in parts):
-        raise QuoteError(f"FX pair {_shown(fx_pair)} is not two currencies like 'HKD/CNY'")
+        raise QuoteError(f"FX pair {_shown(fx_pair)} is not two currency codes like 'USD/CNY'")
     return normalise_currency(parts[0]), normalise_currency(parts[1])
 
 
@@ -497,7 +489,7 @@ def validate(quote: Quote, ticker: str, as_of: dt.date, max_age_days: int, *, cu
         `max_move` (relative, 0.5 = 50%) is refused unless `accept_move`; an FX that sits closer
         to 1/last_fx than to last_fx is refused as inverted. Values that are not positive
         numbers (an empty or broken cell) skip these comparisons.
-    fx_pair: ("HKD", "CNY") or "HKD/CNY", trading → reporting; the FX must lie in its sane range.
+    fx_pair: ("USD", "CNY") or "USD/CNY", trading → reporting; the FX must lie in its sane range.
     front: "cli" or "excel", which override the messages name (a flag, or xlwings.conf keys).
     """
     hints = OVERRIDE_HINTS[front]

@@ -18,6 +18,9 @@ import math
 import re
 from dataclasses import dataclass
 
+from workbook.spec import CURRENCIES_FILE
+from workbook.tomlfile import read_toml
+
 from .quotes import PROVIDERS, Quote, QuoteError
 
 HISTORY_DAYS = 30  # enough trading days to cover a long holiday
@@ -32,15 +35,16 @@ class Market:
     akshare_history: str            # the akshare function for the stock's daily history
     akshare_code_width: int         # akshare codes are zero-padded to this width
     akshare_benchmark: tuple[str, str]  # (function, symbol) of the benchmark's daily history
+    yahoo_code_width: int = 0       # Yahoo codes drop leading zeros and pad to this width (0: as quoted)
 
 
-_HK = Market("HKD", "HK", "^HSI", "stock_hk_hist", 5, ("stock_hk_index_daily_sina", "HSI"))
-_SH = Market("CNY", "SS", "000300.SS", "stock_zh_a_hist", 6, ("stock_zh_index_daily", "sh000300"))
-_SZ = Market("CNY", "SZ", "000300.SS", "stock_zh_a_hist", 6, ("stock_zh_index_daily", "sh000300"))
-MARKETS = {"HK": _HK, "SH": _SH, "SS": _SH, "SZ": _SZ}
+_DATA = read_toml(CURRENCIES_FILE)
+MARKETS = {suffix: Market(m["currency"], m["yahoo_suffix"], m["yahoo_benchmark"], m["akshare_history"],
+                          int(m["akshare_code_width"]), tuple(m["akshare_benchmark"]), int(m.get("yahoo_code_width", 0)))
+           for suffix, m in _DATA.get("markets", {}).items()}
 
 # akshare's SAFE table (currency_boc_safe): column per currency, in CNY per 100 units.
-SAFE_COLUMNS = {"USD": "美元", "EUR": "欧元", "JPY": "日元", "HKD": "港元", "GBP": "英镑"}
+SAFE_COLUMNS = dict(_DATA.get("safe_columns", {}))
 SAFE_UNITS = 100
 
 # akshare's documented column names for the frames read here.
@@ -206,7 +210,7 @@ class YfinanceQuotes(_LiveProvider):
         code, market = split_ticker(ticker, "yfinance")
         reporting = self._reporting(reporting_currency, None)
         today = self._today or dt.date.today()
-        symbol = f"{code.lstrip('0').zfill(4) if market is _HK else code}.{market.yahoo_suffix}"
+        symbol = f"{code.lstrip('0').zfill(market.yahoo_code_width) if market.yahoo_code_width else code}.{market.yahoo_suffix}"
         handle, closes = self._closes(symbol, f"the {symbol} price history")
         day, price = _last(closes, today, f"close for {symbol}", "yfinance")
         info = self._call(f"the {symbol} currency", lambda: handle.fast_info["currency"])

@@ -50,7 +50,7 @@ def render(model: Model, findings=None, english: bool = False) -> str:
     summary_keys = [key for key, _ in layout.summary_rows]
     summary_labels = {key: label for key, label in layout.summary_rows if label}
     parts = [
-        f"{company.facts['name_zh']} {company.facts.get('name_en', '')} ({company.facts['ticker']})",
+        " ".join(filter(None, (company.facts['name_zh'], company.facts.get('name_en'), f"({company.facts['ticker']})"))),
         f"当前价 {show(v('price'), 'price')} {quote_zh} ({v('price_date')}), 1 {quote} = {show(v('fx_rate'), 'fx')} {reporting}, "
         f"总股本 {show(v('shares') / 100, 'price')} 亿股, 总市值 {show(v('market_cap_quote'), 'price')} 亿{quote_zh}",
         "",

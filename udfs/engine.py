@@ -1,5 +1,5 @@
 """The model engine: lines defined by formulas in the model's formula language, evaluated year by
-year. It knows nothing of Xiaomi or of Excel: a model is a list of `Line`s, a list of `Year`s and
+year. It knows nothing of any company or of Excel: a model is a list of `Line`s, a list of `Year`s and
 the input values; the workbook layout reads the very same lines to write the template.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Forecast methods: how one line of a future year is made from its drivers.
 
 Every function is a plain function of numbers. Money is in the company's reporting unit
-(百万人民币 for Xiaomi); rates and margins are decimals (0.175 is 17.5%); days are calendar days
+(百万元 in the sample models); rates and margins are decimals (0.175 is 17.5%); days are calendar days
 on a 365-day year. Costs follow the report's sign convention: they are negative numbers.
 
 Functions that summarise a history (CAGR, average growth, trend) return NOT_MEANINGFUL when

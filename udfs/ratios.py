@@ -97,7 +97,7 @@ def price_to(price: Number, per_share_value: Number) -> Result:
 
 @excel_function("LOCAL_PRICE", "Quoted price in the reporting currency: price x FX.", Arg("price", NUMBER, "Quoted price"), Arg("fx_rate", NUMBER, "Reporting currency per unit of quote currency"), sample=(40.2, 0.9049))
 def local_price(price: Number, fx_rate: Number) -> Result:
-    """A quoted price in the reporting currency: 40.20 HKD x 0.9049 = 36.38 CNY."""
+    """A quoted price in the reporting currency: price x FX (40.20 x 0.9049 = 36.38)."""
     if price <= 0 or fx_rate <= 0:
         return NOT_MEANINGFUL
     return price * fx_rate

@@ -4,7 +4,7 @@ Units and conventions, shared by every function here:
 - Money is in the reporting currency's millions (百万, as the statements), shares in millions,
   so an amount / shares is a per-share value in the reporting currency.
 - A target price is in the trading currency: per-share value / FX, FX being reporting currency
-  per unit of trading currency (the cover's FX cell: 0.9049 CNY per HKD).
+  per unit of trading currency (the cover's FX cell: 0.9049 reporting currency per unit of trading currency).
 - Rates are decimals (0.09 is 9%).
 - Net cash is positive for net cash and negative for net debt; the bridge from enterprise to
   equity value is EV + net cash - minorities + long-term investments.

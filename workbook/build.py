@@ -411,7 +411,7 @@ def _write_cover_extras(book, ws, placement, company: Company, styles: Styles):
 
 
 def build(output: str | Path, company: Company | None = None) -> Path:
-    """Write the template for `company` (default: the embedded Xiaomi data) to `output`,
+    """Write the template for `company` (default: the embedded sample company) to `output`,
     through a temporary file renamed into place, so a failure never leaves a half-written file."""
     company = company or load()
     output = Path(output)

@@ -2,7 +2,7 @@
 reproduces the report. Run once per report; its output goes into the company data file, where
 the analyst then owns the drivers:
 
-    python -m workbook.calibrate workbook/data/xiaomi_1810hk.report.toml
+    python -m workbook.calibrate workbook/data/COMPANY.report.toml --write
 
 First, values for every forecast line are chosen that display exactly as printed wherever the
 report's own rounding allows (see `consistent_targets`). Then each driver is solved so that its
@@ -43,7 +43,7 @@ def printed_lines(report: dict) -> dict[str, list[float]]:
     return lines
 
 
-def consistent_targets(report: dict, company, forecast: list[str]) -> tuple[dict, dict]:
+def consistent_targets(report: dict, company, forecast: list[str], misses: dict | None = None) -> tuple[dict, dict]:
     """Values for the forecast lines that display as printed wherever the print allows it.
 
     Printed parts and totals often disagree by a unit of rounding (segments summing to 475,995
@@ -61,10 +61,20 @@ def consistent_targets(report: dict, company, forecast: list[str]) -> tuple[dict
     from workbook.model import build_model
 
     labels = report["source"]["years"]
-    printed = {(row["key"], year): (float(v), int(row.get("decimals", 0)))
-               for table in ("income", "balance", "cashflow") for row in report.get(table, [])
-               for year, v in zip(labels, row["values"]) if year in forecast and v is not None}
-    outputs = sorted(key for key in printed if key[0] not in report.get("calibration", {}).get("ignore", []))
+    # Every printed forecast figure the model computes: the statements, and the summary and
+    # ratio tables (growth rates, margins, per-share figures), at its printed precision.
+    model_keys = {line.key for line in company.layout.lines}
+    printed = {}
+    for table in ("income", "balance", "cashflow", "summary", "ratios"):
+        for row in report.get(table, []):
+            scale = 100 if row.get("percent") else 1
+            for year, v in zip(labels, row["values"]):
+                if year in forecast and v is not None and v == v and row["key"] in model_keys:
+                    printed.setdefault((row["key"], year), (float(v) / scale, int(row.get("decimals", 0)) + (2 if scale == 100 else 0)))
+    # A printed figure the report's own definitions cannot produce from its other figures (a
+    # finding beyond rounding) is no target: fitting it would bend the lines it is made of.
+    beyond = unreachable_prints(report, company)
+    outputs = sorted(key for key in printed if key not in beyond and key[0] not in company.layout.not_targets)
     printed_keys = {line for line, _ in printed}
     free_lines = [(line, year) for line, driver in company.drivers.items() if not driver.keep and line in printed_keys
                   for year in forecast]
@@ -78,26 +88,63 @@ def consistent_targets(report: dict, company, forecast: list[str]) -> tuple[dict
         inputs.update({cell: x[len(free_lines) + i] for i, cell in enumerate(free_drivers)})
         overrides = {cell: x[i] for i, cell in enumerate(free_lines)}
         model = build_model(replace(company, inputs=inputs), overrides)
-        return np.array([model.value(key, year) for key, year in outputs])
+        return np.array([_number(model.value(key, year)) for key, year in outputs])
 
     f0 = evaluate(x0)
+    numeric = np.isfinite(f0)  # an output the model shows as NM or an error cannot be fitted
+    outputs = [o for o, ok in zip(outputs, numeric) if ok]
+    f0 = f0[numeric]
+    evaluate_all = evaluate
+
+    def evaluate(x):  # noqa: F811 - the same, on the numeric outputs only
+        return evaluate_all(x)[numeric]
     jacobian = np.column_stack([evaluate(x0 + np.eye(len(x0))[j]) - f0 for j in range(len(x0))])
     target = np.array([printed[o][0] for o in outputs])
     half = np.array([0.45 * 10 ** -printed[o][1] for o in outputs])  # 10% margin for driver rounding
     n, m = len(x0), len(outputs)
-    # Variables: delta (n, free) then slack (m, >= 0). Minimise total slack.
-    a_upper = np.hstack([jacobian, -np.eye(m)])
-    a_lower = np.hstack([-jacobian, -np.eye(m)])
-    result = linprog(np.concatenate([np.zeros(n), np.ones(m)]),
+    # Where the print cannot all hold (a report whose cash flow does not tie to its balance
+    # sheet), the analyst's inputs and the balance sheet are kept and the derived cash-flow
+    # lines give way: missing a driven line's or a balance-sheet line's print costs ten times more.
+    driven = set(company.drivers)
+    balance = {l.key for l in company.layout.lines if l.table == "balance"}
+    # Slack is counted in units of each figure's last printed digit, so that missing 30.1% by
+    # 0.1 point weighs as much as missing 475,994 by one.
+    # The summary and ratio tables only break ties between values the statements allow: their
+    # definitions are often undisclosed (EV/EBITDA, ROIC), and a statement line must not bend to them.
+    statements = {l.key for l in company.layout.lines if l.table in ("income", "balance", "cashflow")}
+    weights = np.array([(10.0 if key in driven or key in balance else 1.0 if key in statements else 0.01)
+                        / 10 ** -printed[(key, year)][1] for key, year in outputs])
+    # Variables: the moves up and down of each free value (n each, >= 0), then the slack of each
+    # output (m, >= 0). Minimise the weighted slack, then, far behind, the moves: among values
+    # that fit the print equally well, the ones nearest the printed lines themselves (4,000
+    # rather than 3,999.55).
+    a_upper = np.hstack([jacobian, -jacobian, -np.eye(m)])
+    a_lower = np.hstack([-jacobian, jacobian, -np.eye(m)])
+    scale = np.maximum(1.0, np.abs(x0))
+    result = linprog(np.concatenate([1e-7 / scale, 1e-7 / scale, weights]),
                      A_ub=np.vstack([a_upper, a_lower]),
                      b_ub=np.concatenate([target + half - f0, -(target - half - f0)]),
-                     bounds=[(None, None)] * n + [(0, None)] * m, method="highs")
+                     bounds=[(0, None)] * (2 * n + m), method="highs")
     if not result.success:
         raise RuntimeError(f"calibration failed: {result.message}")
-    x = x0 + result.x[:n]
+    x = x0 + result.x[:n] - result.x[n:2 * n]
+    if misses is not None:  # the printed figures no consistent set of values can reach, and by how much
+        slack = result.x[2 * n:]
+        misses.update({o: float(slack[i]) for i, o in enumerate(outputs) if slack[i] > 1e-9})
     line_targets = {cell: float(x[i]) for i, cell in enumerate(free_lines)}
     driver_values = {cell: float(x[len(free_lines) + i]) for i, cell in enumerate(free_drivers)}
     return line_targets, driver_values
+
+
+def unreachable_prints(report: dict, company) -> set[tuple[str, str]]:
+    """(line, year) of every printed figure that disagrees beyond rounding with its definition."""
+    from workbook.report import Report, findings
+    return {(f.key, f.year) for f in findings(company, Report(company.path, report))
+            if not f.within_rounding and f.kind == "definition"}
+
+
+def _number(value) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
 
 
 def solve(method: str, target: float, prior: float, base: float | None) -> float:
@@ -139,7 +186,11 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8) -> dict[str, di
             for year in forecast:
                 prior = model.value(line, labels[labels.index(year) - 1])
                 base_value = model.value(driver.base, year) if driver.base else None
-                values.append(round(solve(driver.method, line_targets[(line, year)], prior, base_value), PLACES[driver.method]))
+                try:
+                    values.append(round(solve(driver.method, line_targets[(line, year)], prior, base_value), PLACES[driver.method]))
+                except (ZeroDivisionError, TypeError):
+                    # its base is not computed yet (still zero in the first round): keep the value
+                    values.append(driver.values[forecast.index(year)])
             driver.values = values
             for year, value in zip(forecast, values):
                 company.inputs[(driver_key(line), year)] = value
@@ -188,12 +239,39 @@ def to_toml(drivers: dict[str, dict]) -> str:
     return "\n".join(blocks)
 
 
+def write_drivers(company_path: Path, drivers: dict[str, dict]) -> None:
+    """Replace the company file's driver tables (which come last in the file) with `drivers`,
+    through a temporary file renamed into place; everything above them is kept as written."""
+    import os
+    import tempfile
+    text = company_path.read_text(encoding="utf-8")
+    start = text.find("\n[drivers.")
+    if start < 0:
+        raise ValueError(f"{company_path.name}: no [drivers.*] tables to replace")
+    after = text[start + 1:]
+    other = [i for i in range(len(after)) if after.startswith("\n[", i) and not after.startswith("\n[drivers.", i)]
+    if other:
+        raise ValueError(f"{company_path.name}: the [drivers.*] tables must come last in the file")
+    new = text[:start + 1] + to_toml(drivers)
+    fd, temp = tempfile.mkstemp(prefix=f".{company_path.name}.", dir=company_path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(new)
+    os.replace(temp, company_path)
+
+
 def main(argv: list[str]) -> int:
+    """python -m workbook.calibrate REPORT.toml [COMPANY.toml] [--write]"""
+    write = "--write" in argv
+    argv = [a for a in argv if a != "--write"]
     report_path = Path(argv[0])
     company_path = Path(argv[1]) if len(argv) > 1 else report_path.with_name(report_path.name.replace(".report", ""))
     from workbook.tomlfile import read_toml
-    report = read_toml(report_path)
-    print(to_toml(calibrate(report, company_path)))
+    drivers = calibrate(read_toml(report_path), company_path)
+    if write:
+        write_drivers(company_path, drivers)
+        print(f"wrote {len(drivers)} drivers into {company_path}")
+    else:
+        print(to_toml(drivers))
     return 0
 
 

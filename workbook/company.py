@@ -2,7 +2,7 @@
 
 The format is documented in README.md ("Company data files"). Every problem is reported as a
 `CompanyDataError` whose message names the file and the field, e.g.
-"xiaomi.toml: [drivers.smartphone]: needs 3 values (one per forecast year), has 2".
+"company.toml: [drivers.revenue]: no value for forecast year '2027E'".
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from . import spec
 from .tomlfile import TomlError, read_toml
 
 DATA_DIR = Path(__file__).parent / "data"
-DEFAULT_COMPANY = DATA_DIR / "xiaomi_1810hk.toml"
+DEFAULT_COMPANY = DATA_DIR / read_toml(DATA_DIR / "defaults.toml")["company"]
 FORMAT_VERSION = 1
 MAX_FILE_BYTES = 2_000_000
 

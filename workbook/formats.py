@@ -39,10 +39,7 @@ def show(value, fmt: str) -> str:
     _, decimals, percent, parentheses = FORMATS.get(fmt, FORMATS["money"])
     number = round_half_up(value * 100 if percent else value, decimals)
     text = f"{abs(number):,.{decimals}f}"
+    suffix = "%" if fmt == "pct" else "x" if fmt == "multiple" else ""
     if number < 0:
-        return f"({text})" if parentheses else f"-{text}"
-    if fmt == "pct":
-        return text + "%"
-    if fmt == "multiple":
-        return text + "x"
-    return text
+        return f"({text})" if parentheses else f"-{text}{suffix}"
+    return text + suffix

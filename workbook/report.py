@@ -1,6 +1,7 @@
 """The source report's printed figures (the golden file) and the findings computed from them."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,8 @@ class Report:
         for table in TABLES:
             for row in self.rows(table):
                 for year, value in zip(self.years, row["values"]):
+                    if value is None or math.isnan(float(value)):
+                        continue  # a cell the report leaves empty
                     out[(table, row["key"], year)] = Printed(float(value), int(row.get("decimals", 0)), bool(row.get("percent")))
         return out
 
@@ -62,8 +65,13 @@ def findings(company: Company, report: Report) -> list[Finding]:
         "price": Printed(market["price"], 2),
         "fx_rate": Printed(market["fx_rate"], _places(market["fx_rate"])),
     }
+    # The price in the reporting currency, as the P/E lines read it: price x FX, held to the
+    # price's printed precision (an FX rate printed to four places moves it less than that).
+    scalars["price_local"] = Printed(market["price"] * market["fx_rate"], 2)
     years = company.years
-    found = find(lines, years, printed, scalars, ["income", "summary", "balance", "cashflow", "ratios", "base"])
+    found = find(lines + list(company.layout.report_identities), years, printed, scalars,
+                 ["income", "summary", "balance", "cashflow", "ratios", "base"])
+    found = [_with_gap_match(f, printed) for f in found]
     cap = market_cap_finding(Printed(market["price"], 2), Printed(market["shares_100mn"], _places(market["shares_100mn"])),
                              Printed(market["market_cap_100mn"], _places(market["market_cap_100mn"])),
                              company.facts.get("quote_currency", ""))
@@ -73,3 +81,121 @@ def findings(company: Company, report: Report) -> list[Finding]:
 def _places(value: float) -> int:
     text = repr(float(value))
     return len(text.split(".")[1].rstrip("0")) if "." in text else 0
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A printed cell the model does not display as printed, and why."""
+    table: str
+    key: str
+    year: str
+    printed: float
+    shown: object        # the model's value at the printed precision, or the text it shows
+    explanation: str     # empty when nothing explains it
+
+    def line(self) -> str:
+        return f"{self.table} {self.key} {self.year}: printed {self.printed:g}, model {self.shown} — {self.explanation or 'UNEXPLAINED'}"
+
+
+def reproduction(model, report: Report, found: list[Finding]) -> list[Mismatch]:
+    """Every printed cell the model does not show as printed, each with the finding or the
+    reason that explains it: the report's own disagreement on that cell or on a figure its
+    definition reads, or a prior year the report does not print."""
+    from udfs import formula as fx
+    from udfs.findings import round_half_up
+
+    by_key = {line.key: line for line in model.lines}
+    for identity in model.company.layout.report_identities:  # their findings explain the lines they read
+        by_key.setdefault(f"{identity.key}~{identity.formula}", identity)
+    labels = [y.label for y in model.values.years]
+    first_year = labels[0]
+    findings_at = {}
+    for f in found:
+        findings_at.setdefault((f.key, f.year), []).append(f)
+    out = []
+    for (table, key, year), shown in sorted(report.printed().items()):
+        if table == "base" or key not in by_key:
+            continue
+        value = model.value(key, None if by_key[key].scalar else year)
+        scale = 100 if shown.percent else 1
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            displayed = round_half_up(value * scale, shown.decimals)
+            if displayed == shown.value:
+                continue
+        else:
+            displayed = value
+        out.append(Mismatch(table, key, year, shown.value, displayed, ""))
+    mismatched = {(m.key, m.year) for m in out}
+    return [Mismatch(m.table, m.key, m.year, m.printed, m.shown,
+                     _explain(by_key[m.key], m.year, first_year, findings_at, fx, by_key, model, mismatched)) for m in out]
+
+
+def _explain(line, year: str, first_year: str, findings_at: dict, fx, by_key: dict, model, mismatched: set) -> str:
+    own = findings_at.get((line.key, year))
+    if own:
+        return "the report disagrees with itself here: " + own[0].line()
+    refs = _refs(line, fx)
+    if year == first_year and any(r.lag for r in refs):
+        return "needs the year before the first one the report prints"
+    if line.key in model.company.layout.undisclosed:
+        return f"the report does not disclose how it computes this line; the model's definition is {line.formula}"
+    # A disagreement beyond rounding spreads along definitions: look for one on a line linked
+    # to this one (read by it, or reading it) within two steps, in the same year.
+    seen, frontier = {line.key}, [line.key]
+    for _ in range(2):
+        nxt = []
+        for key in frontier:
+            for other in sorted(_neighbours(key, by_key, fx)):
+                if other in seen:
+                    continue
+                seen.add(other)
+                nxt.append(other)
+                for f in findings_at.get((other, year), []):
+                    if not f.within_rounding:
+                        return f"follows from the report's disagreement on {other}: " + f.line()
+        frontier = nxt
+    inputs = {r.key for r in refs if r.key in by_key and not by_key[r.key].scalar}
+    if inputs and not any((key, y) in mismatched for key in inputs for y in (year,)):
+        return (f"within rounding: the figures it is computed from ({', '.join(sorted(inputs))}) display as printed, "
+                "and the model keeps their unrounded values")
+    return ""
+
+
+def _refs(line, fx) -> set:
+    text = line.formula_in("forecast") if line.formula else None
+    return fx.refs(fx.parse(text)) if text else set()
+
+
+def _neighbours(key: str, by_key: dict, fx) -> set:
+    line = by_key.get(key)
+    out = {r.key for r in _refs(line, fx)} if line is not None else set()
+    out |= {other.key for other in by_key.values() if key in {r.key for r in _refs(other, fx)}}
+    return out
+
+
+def _with_gap_match(finding: Finding, printed: dict) -> Finding:
+    """A disagreement beyond rounding often equals one printed figure, or its change on the year
+    before, counted twice or left out; when it does, the explanation says which."""
+    from dataclasses import replace as _replace
+    if finding.within_rounding or finding.kind != "definition" or finding.percent:
+        return finding
+    gap = finding.exact - finding.printed
+    if abs(gap) < 10:
+        return finding  # a small gap matches too many printed figures to say anything
+    years = sorted({y for (_, _, y) in printed})
+    matches = []
+    for (table, key, year), p in printed.items():
+        if year != finding.year or p.percent or p.decimals or key == finding.key or table == "base":
+            continue
+        candidates = [(p.value, "")]
+        position = years.index(year)
+        prior = printed.get((table, key, years[position - 1])) if position else None
+        if prior is not None:
+            candidates.append((p.value - prior.value, "the change in "))
+        for value, what in candidates:
+            if value != 0 and abs(abs(gap) - abs(value)) <= 1.0 + 10 ** -p.decimals:
+                matches.append(f"{what}{key} ({value:+,.{p.decimals}f})")
+    if not matches:
+        return finding
+    text = f"; the gap of {gap:+,.0f} matches {', '.join(sorted(set(matches))[:3])}"
+    return _replace(finding, explanation=finding.explanation + text)

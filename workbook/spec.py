@@ -67,6 +67,11 @@ class Layout:
     chart_margins: tuple
     segments: tuple
     roles: dict = field(default_factory=dict)
+    driver_defaults: dict = field(default_factory=dict)  # driven line -> (method, base): what `import` starts from
+    aliases: dict = field(default_factory=dict)          # a label role (workbook/data/label_roles.toml) -> line key
+    report_identities: tuple = ()                        # Lines: a printed line's other definition, for the findings
+    not_targets: frozenset = frozenset()                 # printed lines the calibration does not fit (see README)
+    undisclosed: frozenset = frozenset()                 # lines whose definition the report does not disclose
 
     def role(self, name: str) -> str | None:
         return self.roles.get(name)
@@ -81,7 +86,8 @@ class Layout:
 
 
 def _line(data: dict, where: str) -> Line:
-    known = {"key", "table", "zh", "en", "fmt", "formula", "history", "identity", "identity_years", "driven", "note", "implied"}
+    known = {"key", "table", "zh", "en", "fmt", "formula", "history", "identity", "identity_years", "driven", "note", "implied",
+             "method", "base", "aliases", "calibration_target", "undisclosed"}
     extra = set(data) - known
     if extra:
         raise LayoutError(f"{where}: unknown field {sorted(extra)[0]!r}; known: {', '.join(sorted(known))}")
@@ -140,6 +146,16 @@ def parse_layout(data: dict, path: Path) -> Layout:
     if missing:
         raise LayoutError(f"{name}: [roles] must name the line for {missing[0]!r}")
     summary_rows = tuple((row["key"], row.get("label")) for row in summary.get("rows", []))
+    defaults, aliases = {}, {}
+    for raw in data.get("lines", []):
+        if raw.get("method"):
+            if not raw.get("driven"):
+                raise LayoutError(f"{name}: line {raw['key']!r} has a default `method` but is not driven")
+            if raw.get("base") and raw["base"] not in keys:
+                raise LayoutError(f"{name}: line {raw['key']!r}: base {raw['base']!r} is not a line of the layout")
+            defaults[raw["key"]] = (raw["method"], raw.get("base"))
+        for alias in raw.get("aliases", []):
+            aliases[alias] = raw["key"]
     for listed, field_name in ((list(data.get("base_lines", [])), "base_lines"), ([k for k, _ in summary_rows], "summary rows"),
                                (list(ratios.get("mirrors", [])), "ratios.mirrors"), (list(data.get("segments", [])), "segments"),
                                (list(data.get("chart_segments", [])), "chart_segments"), (list(data.get("chart_margins", [])), "chart_margins")):
@@ -151,7 +167,25 @@ def parse_layout(data: dict, path: Path) -> Layout:
                   ratios.get("sheet", "主要财务比率"), ratios.get("title", "主要财务比率 Key ratios"),
                   tuple(ratios.get("mirrors", [])), tuple(data.get("base_lines", [])), frozenset(data.get("bold", [])),
                   tuple(data.get("chart_segments", [])), tuple(data.get("chart_margins", [])),
-                  tuple(data.get("segments", [])), roles)
+                  tuple(data.get("segments", [])), roles, defaults, aliases, _report_identities(data, name, known),
+                  frozenset(raw["key"] for raw in data.get("lines", []) if raw.get("calibration_target") is False),
+                  frozenset(raw["key"] for raw in data.get("lines", []) if raw.get("undisclosed")))
+
+
+def _report_identities(data: dict, name: str, known: set) -> tuple:
+    """`[[report_identities]]`: a second definition of a printed line that the report's figures
+    should also satisfy (net cash flow = change in balance-sheet cash), checked only on the print."""
+    out = []
+    for i, raw in enumerate(data.get("report_identities", [])):
+        try:
+            key, formula = raw["key"], raw["formula"]
+        except (KeyError, TypeError):
+            raise LayoutError(f"{name}: [[report_identities]] #{i + 1} needs key and formula") from None
+        if key not in known:
+            raise LayoutError(f"{name}: [[report_identities]] #{i + 1}: {key!r} is not a line of the layout")
+        table = next(l["table"] for l in data.get("lines", []) if l.get("key") == key)
+        out.append(Line(key, table, raw.get("zh", key), raw.get("en", key), formula=formula, identity=True))
+    return tuple(out)
 
 
 @lru_cache(maxsize=None)
