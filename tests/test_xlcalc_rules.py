@@ -122,6 +122,13 @@ RULES = [
     ('=TEXT(61,"yyyy-mm-dd")', "1900-03-01", "F20"),
     ('=TEXT(1,"yyyy-mm-dd")', "1900-01-01", "F20"),
     ('=TEXT("abc","0.00")', "abc", "F20"),
+    # text that reads like an error value is text
+    ('=ISERROR("#N/A")', False, "F20"),
+    ('=ISERROR("#N/"&"A")', False, "F20"),
+    ('=IFERROR("#N/A",1)', "#N/A", "F20"),
+    ('="#N/A"+1', "#VALUE!", "F20"),
+    ("=ISERROR(ER_MARGIN(NA(),1))", False, "F20"),   # xlwings returns the UDF's error as text
+    ("=ER_MARGIN(NA(),1)+1", "#VALUE!", "F20"),
     # text beyond Excel's largest number is not a number
     ('="1E+999"+0', "#VALUE!", "F20"),
 ]

@@ -132,7 +132,7 @@ class _Parser:
                 raise UnsupportedFormula(f"the number {value} in ={self.text[:60]} is beyond Excel's largest number")
             return ("num", float(value))
         if kind == "str":
-            return ("str", value[1:-1].replace('""', '"'))
+            return ("str", _as_text(value[1:-1].replace('""', '"')))
         if kind == "bool":
             return ("bool", value == "TRUE")
         if kind == "err":
@@ -230,14 +230,20 @@ class _Range:
 
 # ---------------------------------------------------------------- values and Excel's coercions
 
-class UdfText(str):
-    """Text an ER_ function returned that reads like an error value ("#N/A", "#VALUE!"): xlwings
-    cannot return a true error, so Excel holds it as text; ISERROR is FALSE, IFERROR keeps it,
-    arithmetic on it gives #VALUE!, and another ER_ function reads it as the error it names."""
+class ErrorLikeText(str):
+    """Text that reads like an error value ("#N/A") but is text: a "#N/A" typed in quotes, joined
+    with &, or returned by an ER_ function (xlwings cannot return a true error, so Excel holds
+    it as text). ISERROR is FALSE, IFERROR keeps it, arithmetic on it gives #VALUE!, and another
+    ER_ function reads it as the error it names, as it does in Excel."""
 
 
 def _is_error(v) -> bool:
-    return isinstance(v, str) and v in EXCEL_ERRORS and not isinstance(v, UdfText)
+    return isinstance(v, str) and v in EXCEL_ERRORS and not isinstance(v, ErrorLikeText)
+
+
+def _as_text(text: str) -> str:
+    """A computed or typed text, marked when it could be taken for an error value."""
+    return ErrorLikeText(text) if text in EXCEL_ERRORS else text
 
 
 def _is_number(v) -> bool:
@@ -375,7 +381,7 @@ def binary(op: str, a, b):
     if op == "^":
         return power(a, b)
     if op == "&":
-        return to_text(a) + to_text(b)
+        return _as_text(to_text(a) + to_text(b))
     return compare(op, a, b)
 
 
@@ -885,7 +891,7 @@ class Evaluator:
             result = self.functions[name](*[self._excel_arg(v) for v in values])
             while isinstance(result, list):  # an array result in one cell shows its first value
                 result = result[0] if result else None
-            return UdfText(result) if isinstance(result, str) and result in EXCEL_ERRORS else result
+            return _as_text(result) if isinstance(result, str) else result
         if name in NATIVE:
             native = NATIVE[name]
             _check_arity(name, len(args), native.min_args, native.max_args)
