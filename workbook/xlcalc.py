@@ -54,7 +54,6 @@ _TOKEN = re.compile(r"""
 """, re.X)
 
 _PRECEDENCE = {"=": 1, "<>": 1, "<": 1, ">": 1, "<=": 1, ">=": 1, "&": 2, "+": 3, "-": 3, "*": 4, "/": 4, "^": 5}
-_COMPARISONS = ("=", "<>", "<", ">", "<=", ">=")
 # Characters Excel forbids in a sheet name: a quoted prefix holding one names another workbook
 # ('[other.xlsx]Sheet1') or several sheets ('Sheet1:Sheet3').
 _NOT_IN_SHEET_NAMES = re.compile(r"[\[\]:*?/\\]")
