@@ -13,7 +13,7 @@ from pathlib import Path
 
 from workbook import xlsx
 from workbook.formats import show
-from workbook.layout import BLUEPRINT, CONF, COVER
+from workbook.layout import BLUEPRINT, CONF, COVER, SOURCE
 from workbook.spec import LINES
 from workbook.xlcalc import evaluate
 
@@ -24,7 +24,7 @@ PLAIN_MAIN = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.
 VBA_TYPES = ("application/vnd.ms-office.vbaProject", "application/vnd.ms-office.vbaProjectSignature",
              "application/vnd.ms-office.vbaProjectSignatureAgile", "application/vnd.ms-office.vbaProjectSignatureV3")
 # Sheets that carry the model's machinery, not its figures: a values-only copy leaves them out.
-MACHINERY_SHEETS = (CONF, BLUEPRINT)
+MACHINERY_SHEETS = (CONF, BLUEPRINT, SOURCE)
 # Relationships of a sheet to the parts of a form button (VML shape, control properties).
 BUTTON_RELATIONSHIPS = ("/vmlDrawing", "/ctrlProp")
 # Text that opens a formula when a spreadsheet or CSV reader meets it at the start of a cell.

@@ -129,8 +129,9 @@ def test_formula_cells_carry_cached_values(template):
 def test_sheets_and_conventions(template):
     book = template.book
     assert book.sheetnames == ["封面", "盈利预测与估值简表", "表1 损益表", "表2 资产负债表", "表3 现金流量表",
-                               "预测假设", "主要财务比率", "评级", "校验", "xlwings.conf", "_blueprint"]
+                               "预测假设", "主要财务比率", "评级", "校验", "xlwings.conf", "_blueprint", "_source"]
     assert book["_blueprint"].sheet_state == "veryHidden"
+    assert book["_source"].sheet_state == "veryHidden"
     income = book["表1 损益表"]
     assert income.freeze_panes == "C5"
     historical = income[template.cell_by_label("表1 损益表", "智能手机", "2024")]

@@ -354,6 +354,26 @@ def _write_blueprint(ws, placement, labels: dict):
     ws.very_hidden()
 
 
+SOURCE_COLUMNS = ("part", "file", "text")
+SOURCE_CHUNK = 30000  # an Excel cell holds at most 32,767 characters
+
+
+def _write_source(ws, company: Company):
+    """The company and layout files the model was built from, verbatim and in order, so that
+    `roll` can rebuild the model for a new year window from the workbook alone. Very hidden."""
+    for col, title in enumerate(SOURCE_COLUMNS):
+        ws.write_string(0, col, title)
+    row = 1
+    for part, path in (("company", company.path), ("layout", company.layout.path)):
+        text = path.read_text(encoding="utf-8")
+        for start in range(0, max(len(text), 1), SOURCE_CHUNK):
+            ws.write_string(row, 0, part)
+            ws.write_string(row, 1, path.name)
+            ws.write_string(row, 2, text[start:start + SOURCE_CHUNK])
+            row += 1
+    ws.very_hidden()
+
+
 def _row_labels(placement) -> dict:
     """(sheet, row) -> the Chinese label written in column A of that row."""
     labels = {}
@@ -471,6 +491,8 @@ def _write(path: str, company: Company, model: Model, placement, found):
             _write_conf(ws, styles)
         elif sheet.kind == "blueprint":
             _write_blueprint(ws, placement, _row_labels(placement))
+        elif sheet.kind == "source":
+            _write_source(ws, company)
     _write_cells(sheets, placement, model, styles, company)
     _write_cover_extras(book, sheets[layout.COVER], placement, company, styles)
     _write_scheme_table(sheets[layout.RATING], placement, company, styles)

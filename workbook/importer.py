@@ -413,8 +413,9 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
                                                          f"{note_path.name}; edit freely.\n"))
         layout = spec.load_layout(layout_written)
     stem = stem or _stem(note)
+    by_label = {(line.table, line.label_zh): line.key for line in layout.lines}
     for m in lines:
-        m.key = _key_in(layout, m.role)
+        m.key = _key_in(layout, m.role) if layout_written is None else by_label.get((m.kind, m.label))
     report = report_data(note, lines, layout, note_path.name)
     company, problems = company_data(note, report, layout, years)
     if layout_written is not None:

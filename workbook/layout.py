@@ -58,6 +58,7 @@ class Sheet:
 
 COVER, DRIVERS, RATING, CHECKS, CONF = "封面", "预测假设", "评级", "校验", "xlwings.conf"
 BLUEPRINT = "_blueprint"  # very hidden: what the template built where, for check, diff and export
+SOURCE = "_source"        # very hidden: the company and layout files the model was built from, for roll
 MARKET_PREFIX, RATING_PREFIX, CHECK_PREFIX = "MKT", "RTG", "CHK"
 
 
@@ -97,6 +98,7 @@ def sheets(model_layout: spec.Layout, lines: list[Line]) -> tuple[Sheet, ...]:
         Sheet(CHECKS, "校验 Checks", "checks", years="forecast", prefix=CHECK_PREFIX),
         Sheet(CONF, "xlwings.conf", "conf"),
         Sheet(BLUEPRINT, "blueprint", "blueprint"),
+        Sheet(SOURCE, "source", "source"),
     )
 
 

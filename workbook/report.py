@@ -126,11 +126,18 @@ def reproduction(model, report: Report, found: list[Finding]) -> list[Mismatch]:
             displayed = value
         out.append(Mismatch(table, key, year, shown.value, displayed, ""))
     mismatched = {(m.key, m.year) for m in out}
+    printed = report.printed()
+
+    def off_by(m) -> float:  # the miss in units of the last printed digit
+        shown = printed[(m.table, m.key, m.year)]
+        return abs(m.shown - m.printed) * 10 ** shown.decimals if isinstance(m.shown, (int, float)) else math.inf
     return [Mismatch(m.table, m.key, m.year, m.printed, m.shown,
-                     _explain(by_key[m.key], m.year, first_year, findings_at, fx, by_key, model, mismatched)) for m in out]
+                     _explain(by_key[m.key], m.year, first_year, findings_at, fx, by_key, model, mismatched,
+                              printed, off_by(m))) for m in out]
 
 
-def _explain(line, year: str, first_year: str, findings_at: dict, fx, by_key: dict, model, mismatched: set) -> str:
+def _explain(line, year: str, first_year: str, findings_at: dict, fx, by_key: dict, model, mismatched: set,
+             printed: dict, off_by: float) -> str:
     own = findings_at.get((line.key, year))
     if own:
         return "the report disagrees with itself here: " + own[0].line()
@@ -155,7 +162,8 @@ def _explain(line, year: str, first_year: str, findings_at: dict, fx, by_key: di
                         return f"follows from the report's disagreement on {other}: " + f.line()
         frontier = nxt
     inputs = {r.key for r in refs if r.key in by_key and not by_key[r.key].scalar}
-    if inputs and not any((key, y) in mismatched for key in inputs for y in (year,)):
+    printed_inputs = all(any((t, key, year) in printed for t in TABLES) for key in inputs)
+    if inputs and printed_inputs and not any((key, year) in mismatched for key in inputs) and off_by <= 1:
         return (f"within rounding: the figures it is computed from ({', '.join(sorted(inputs))}) display as printed, "
                 "and the model keeps their unrounded values")
     return ""
