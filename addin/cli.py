@@ -196,6 +196,27 @@ def _bench(args) -> int:
     return EXIT_OK
 
 
+def _import(args) -> int:
+    from pathlib import Path
+
+    from workbook.importer import ImportFailed, import_note
+    try:
+        result = import_note(args.note, args.output, stem=args.name)
+    except ImportFailed as exc:
+        text = str(exc)
+        raise UserError(text if str(args.note) in text or Path(args.note).name in text else f"{args.note}: {text}") from None
+    print(f"imported {args.note} with layout {result.layout.name}"
+          + (f" (inferred: {result.layout_written})" if result.layout_written else "")
+          + f": {result.shown_as_printed} printed cells shown as printed, {result.explained} explained by findings, "
+          f"{result.unexplained} unexplained; model {result.model_path}; report {result.text_path}")
+    if not result.balanced:
+        raise UserError(f"{args.note}: the model built from the note does not balance; see {result.text_path}")
+    if result.unexplained:
+        raise UserError(f"{args.note}: {result.unexplained} printed cells differ from the model without an explanation; "
+                        f"see {result.text_path}")
+    return 0
+
+
 def _lite(args) -> int:
     from .lite import LiteError, write_lite
 
@@ -311,6 +332,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="fewer repeats and a batch of 8 files (a smoke run)")
     bench.add_argument("--json", default="out/bench.json", help="where to write the figures as JSON (default out/bench.json)")
     bench.set_defaults(handler=_bench)
+
+    imp = commands.add_parser("import", help="turn a broker note's text into layout, company, report files and a model",
+                              description="Reads a broker note converted to text (tab-separated tables, or Markdown with "
+                                          "HTML tables), writes NAME.report.toml, NAME.toml (and NAME.layout.toml for a "
+                                          "layout the project does not know), calibrates and builds NAME.xlsm.",
+                              epilog="example: python -m addin import note.txt -o models/")
+    imp.add_argument("note", help="the note as text")
+    imp.add_argument("-o", "--output", required=True, help="folder to write into")
+    imp.add_argument("--name", help="file name stem (default: ticker and date)")
+    imp.set_defaults(handler=_import)
 
     lite = commands.add_parser("lite", help="write main.py and requirements.txt: the ER_ functions in xlwings Lite",
                                description="Write the xlwings Lite edition of the functions: a self-contained main.py (the "
