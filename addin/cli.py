@@ -178,6 +178,19 @@ def _revisions(args) -> int:
     return EXIT_OK
 
 
+def _roll(args) -> int:
+    from .modelfile import regular_file
+    from .roll import RollError, render, roll
+
+    regular_file(args.model)
+    try:
+        result = roll(args.model, args.actuals, args.output, accept_unbalanced=args.accept_unbalanced)
+    except RollError as exc:
+        raise UserError(str(exc)) from None
+    print(render(result))
+    return EXIT_FAILED if result.checks_failed else EXIT_OK
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line, like every other mistake."""
 
@@ -324,6 +337,21 @@ def build_parser() -> argparse.ArgumentParser:
     revisions.add_argument("new", help="the later estimates: a model .xlsm or TICKER@N")
     revisions.add_argument("--db", help=db_help + " (without a model file: estimates.sqlite in this folder)")
     revisions.set_defaults(handler=_revisions)
+
+    roll = commands.add_parser("roll", help="results day: turn the first forecast year into a reported one and add a year",
+                               description="Write a new model one year on: the first forecast year becomes reported with "
+                                           "the figures of an actuals file, one forecast year is added (its drivers carried "
+                                           "from the last forecast year, marked for review), every other driver stays on "
+                                           "its year, the analyst's inputs and numbers typed over formulas are carried, and "
+                                           "a 盈利预测调整 sheet compares old and new estimates.",
+                               epilog="example: python -m addin roll out/MODEL.xlsm --actuals fy2025.toml -o out/MODEL_2026.xlsm")
+    roll.add_argument("model", help="the model .xlsm to roll (it is not changed)")
+    roll.add_argument("--actuals", required=True, help="the reported year's statements: TOML with [company] ticker and "
+                                                       "[actual.\"YEAR\"] holding every reported line")
+    roll.add_argument("-o", "--output", required=True, help="the rolled model .xlsm to write")
+    roll.add_argument("--accept-unbalanced", action="store_true",
+                      help="take a reported balance sheet that does not balance, recording the finding in the model")
+    roll.set_defaults(handler=_roll)
 
     bench = commands.add_parser("bench", help="measure UDF calls, the engine, build, refresh and batch refresh",
                                 description="Benchmark on the embedded sample model: medians and spreads over repeated runs, "
