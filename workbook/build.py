@@ -408,26 +408,39 @@ def _write_cover_extras(book, ws, placement, company: Company, styles: Styles):
     ws.write_string(last_row + 2, FIRST_VALUE_COL, TEMPLATE_VERSION, styles.plain(align="right"))
     ws.write(last_row + 3, LABEL_COL, "点击“Refresh 刷新”按钮：取行情、重算模型、重跑校验", styles.plain(font_color=GREY))
 
+    series = {name: _chart_series(keys, placement, company) for name, keys in
+              (("columns", company.layout.chart_segments), ("lines", company.layout.chart_margins))}
+    if not series["columns"]:
+        return  # a layout that names no chart series gets no chart
     chart = book.add_chart({"type": "column", "subtype": "stacked"})
-    margins = book.add_chart({"type": "line"})
-    for keys, target, extra in ((company.layout.chart_segments, chart, {"gap": 60}),
-                                (company.layout.chart_margins, margins, {"y2_axis": True, "marker": {"type": "circle"}})):
-        for key in keys:
-            cells = sorted((c for (k, y), c in placement.home.items() if k == key and y is not None
-                            and company_kinds(company)[y] != BASE), key=lambda c: c.col)
-            if not cells:
-                continue
-            sheet_name, row = cells[0].sheet, cells[0].row
-            target.add_series({"name": [sheet_name, row, LABEL_COL],
-                               "categories": [sheet_name, HEADER_ROW, cells[0].col, HEADER_ROW, cells[-1].col],
-                               "values": [sheet_name, row, cells[0].col, row, cells[-1].col], **extra})
-    chart.combine(margins)
+    for item in series["columns"]:
+        chart.add_series({**item, "gap": 60})
+    if series["lines"]:
+        margins = book.add_chart({"type": "line"})
+        for item in series["lines"]:
+            margins.add_series({**item, "y2_axis": True, "marker": {"type": "circle"}})
+        margins.set_y2_axis({"name": "利润率", "num_format": "0%", "name_font": {"name": FONT}})
+        chart.combine(margins)
     chart.set_title({"name": "分部收入与利润率 Revenue by segment and margins", "name_font": {"size": 11, "name": FONT}})
     chart.set_y_axis({"name": company.facts.get("unit", ""), "num_format": "#,##0", "name_font": {"name": FONT}})
-    margins.set_y2_axis({"name": "利润率", "num_format": "0%", "name_font": {"name": FONT}})
     chart.set_legend({"position": "bottom", "font": {"name": FONT, "size": 9}})
     chart.set_size({"width": 720, "height": 380})
     ws.insert_chart(layout.cell_name(FIRST_ROW + 3, FIRST_VALUE_COL + 2), chart)
+
+
+def _chart_series(keys, placement, company: Company) -> list[dict]:
+    """One chart series per line key: the line's reported and forecast cells, on its own sheet."""
+    out = []
+    for key in keys:
+        cells = sorted((c for (k, y), c in placement.home.items() if k == key and y is not None
+                        and company_kinds(company)[y] != BASE), key=lambda c: c.col)
+        if not cells:
+            continue
+        sheet_name, row = cells[0].sheet, cells[0].row
+        out.append({"name": [sheet_name, row, LABEL_COL],
+                    "categories": [sheet_name, HEADER_ROW, cells[0].col, HEADER_ROW, cells[-1].col],
+                    "values": [sheet_name, row, cells[0].col, row, cells[-1].col]})
+    return out
 
 
 def build(output: str | Path, company: Company | None = None) -> Path:

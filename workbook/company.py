@@ -191,6 +191,7 @@ def parse(data: dict, path: Path) -> Company:
     if missing:
         raise CompanyDataError(f"{name}: missing driver [drivers.{sorted(missing)[0]}]")
 
+    _check_model_order(company, name)
     for key, text in (data.get("labels") or {}).items():
         if key not in lines:
             raise CompanyDataError(f"{name}: [labels] has unknown line {key!r}")
@@ -221,6 +222,18 @@ def parse(data: dict, path: Path) -> Company:
         "refresh_source": f"{path.name} ({price_date})",
     }
     return company
+
+
+def _check_model_order(company: Company, name: str) -> None:
+    """The layout's formulas and the company's drivers must not read each other in a circle."""
+    from udfs.engine import bind_drivers, evaluation_order
+    lines = bind_drivers(spec.model_lines(company.layout, company.facts.get("quote_currency"),
+                                          company.facts.get("reporting_currency")), company.drivers)
+    for kind in {y.kind for y in company.years}:
+        try:
+            evaluation_order(lines, kind)
+        except ValueError as exc:
+            raise CompanyDataError(f"{name}: {exc}") from None
 
 
 def _driver_values(values, forecast: list[str], where: str) -> dict[str, float]:

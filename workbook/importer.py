@@ -59,11 +59,15 @@ class ImportResult:
     report_path: Path
     model_path: Path | None
     text_path: Path
-    problems: list = field(default_factory=list)
+    problems: list = field(default_factory=list)    # what the analyst should look at
+    balanced: bool = True                            # every integrity check of the model passes
+    shown_as_printed: int = 0                        # printed cells the model shows as printed
+    explained: int = 0                               # printed cells it does not, each with its reason
+    unexplained: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return self.balanced and not self.unexplained
 
 
 # ------------------------------------------------------------------------------------------------
@@ -418,6 +422,7 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
         m.key = _key_in(layout, m.role) if layout_written is None else by_label.get((m.kind, m.label))
     report = report_data(note, lines, layout, note_path.name)
     company, problems = company_data(note, report, layout, years)
+    unbalanced = _printed_balance_failures(report, layout, [y.label for y in years if not y.forecast])
     if layout_written is not None:
         company["company"]["layout"] = layout_written.name
     shares_note = company.pop("market_notes")["shares"]
@@ -436,8 +441,10 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
     _write_text(company_path, to_toml(company, header))
     loaded = load(company_path)
     model = build_model(loaded)
-    failed = [c for c in model.checks if not c["passed"]]
-    if failed:
+    failed = [c for c in model.checks if not c["passed"]] + unbalanced
+    problems += [f"the printed balance sheet does not balance in {u['year']}: {u['actual']:,.0f} against {u['expected']:,.0f}"
+                 for u in unbalanced]
+    if failed and not unbalanced:
         first = failed[0]
         problems.append(f"the model does not balance: {first['label_zh']} {first['year']} fails")
     found = findings(loaded, load_report(report_path))
@@ -448,7 +455,33 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
     text = _import_text(note_path, note_text, layout, layout_written, lines, found, missed, problems, model)
     text_path = out_dir / f"{stem}.import.txt"
     _write_text(text_path, text)
-    return ImportResult(out_dir, stem, layout, layout_written, company_path, report_path, model_path, text_path, problems)
+    total = len(load_report(report_path).printed())
+    unexplained = sum(1 for m in missed if not m.explanation)
+    return ImportResult(out_dir, stem, layout, layout_written, company_path, report_path, model_path, text_path, problems,
+                        not failed, total - len(missed), len(missed) - unexplained, unexplained)
+
+
+def _printed_balance_failures(report: dict, layout: spec.Layout, actual_years: list[str]) -> list[dict]:
+    """The layout's balance check on the reported years' printed figures, beyond their rounding."""
+    from udfs import formula as fx
+    from udfs.functions import GUARDED
+    check = next((c for c in layout.checks if c.key == "balance"), None)
+    if check is None:
+        return []
+    years = report["source"]["years"]
+    values = {(row["key"], years[i]): v for kind in STATEMENT_KINDS for row in report.get(kind, [])
+              for i, v in enumerate(row["values"])}
+    failures = []
+    for year in actual_years:
+        def lookup(key, lag, year=year):
+            return values.get((key, years[years.index(year) - lag])) if years.index(year) - lag >= 0 else None
+        actual = fx.evaluate(fx.parse(check.actual), lookup, GUARDED)
+        expected = fx.evaluate(fx.parse(check.expected), lookup, GUARDED)
+        parts = len(fx.refs(fx.parse(check.actual)) | fx.refs(fx.parse(check.expected)))
+        if isinstance(actual, float) and isinstance(expected, float) and abs(actual - expected) > 0.5 * (parts + 1):
+            failures.append({"check": "balance", "label_zh": check.label_zh, "year": year, "actual": actual,
+                             "expected": expected, "passed": False})
+    return failures
 
 
 def _stem(note: Note) -> str:
@@ -465,7 +498,6 @@ def _import_text(note_path, note_text, layout, layout_written, lines, found, mis
     out += [f"  not placed: [{m.kind}] {m.label} (role {m.role or '—'})" for m in unmapped]
     checks = model.checks
     out.append(f"Model checks: {sum(c['passed'] for c in checks)}/{len(checks)} pass")
-    total = sum(1 for _ in missed.cells) if hasattr(missed, "cells") else None
     out.append(f"Printed cells the model does not display as printed: {len(missed)}"
                + ("" if not missed else " (each explained below)"))
     out += [f"  {m.line()}" for m in missed]
@@ -475,5 +507,4 @@ def _import_text(note_path, note_text, layout, layout_written, lines, found, mis
     if problems:
         out += ["Problems:"] + [f"  {p}" for p in problems]
     out += ["", "What the reader found", note_text]
-    del total
     return "\n".join(out) + "\n"

@@ -162,6 +162,7 @@ def parse_layout(data: dict, path: Path) -> Layout:
         unknown = [k for k in listed if k not in known]
         if unknown:
             raise LayoutError(f"{name}: {field_name} names {unknown[0]!r}, which is not a line of the layout")
+    _check_formulas(name, lines, [k for k, _ in summary_rows])
     return Layout(str(data.get("name", path.stem)), path, str(data.get("description", "")), tuple(statements), lines,
                   tuple(checks), summary.get("sheet", "摘要"), summary.get("title", "盈利预测与估值"), summary_rows,
                   ratios.get("sheet", "主要财务比率"), ratios.get("title", "主要财务比率 Key ratios"),
@@ -170,6 +171,33 @@ def parse_layout(data: dict, path: Path) -> Layout:
                   tuple(data.get("segments", [])), roles, defaults, aliases, _report_identities(data, name, known),
                   frozenset(raw["key"] for raw in data.get("lines", []) if raw.get("calibration_target") is False),
                   frozenset(raw["key"] for raw in data.get("lines", []) if raw.get("undisclosed")))
+
+
+def _check_formulas(name: str, lines: tuple, summary_keys: list) -> None:
+    """Every formula parses, reads only lines the model has and calls only registered functions."""
+    from udfs import formula as fx
+    from udfs.engine import driver_key
+    from udfs.functions import BY_FORMULA_NAME
+    known = {line.key for line in lines} | {line.key for line in COMMON_LINES}
+    known |= {driver_key(line.key) for line in lines if line.driven}
+    for line in lines:
+        for text in (line.formula, line.implied):
+            if not text:
+                continue
+            try:
+                tree = fx.parse(text)
+            except fx.FormulaError as exc:
+                raise LayoutError(f"{name}: line {line.key!r}: {exc}") from None
+            unknown = sorted(r.key for r in fx.refs(tree) if r.key not in known)
+            if unknown:
+                raise LayoutError(f"{name}: line {line.key!r}: formula {text!r} reads {unknown[0]!r}, which is not a line")
+            functions = sorted(fx.functions_used(tree) - set(BY_FORMULA_NAME))
+            if functions:
+                raise LayoutError(f"{name}: line {line.key!r}: formula {text!r} calls {functions[0]!r}, which is not a "
+                                  "registered function")
+    missing = [k for k in summary_keys if k not in known]
+    if missing:
+        raise LayoutError(f"{name}: the summary shows {missing[0]!r}, which is not a line")
 
 
 def _report_identities(data: dict, name: str, known: set) -> tuple:

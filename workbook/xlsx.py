@@ -233,6 +233,10 @@ def decode_value(cell: CellXml, shared: list, where: str = "cell"):
     raw = cell.raw_value
     if raw is None:
         return None
+    if raw == "" and kind == "n":
+        # An empty cached value: XlsxWriter writes <v></v> for a formula whose value is blank
+        # ("recalculate me"), and Excel reads it as blank.
+        return None
     if kind == "s":
         try:
             return shared[int(raw)]

@@ -1,0 +1,432 @@
+"""The second real report: 华凯易佰 (300592.SZ) in the 开源证券 mainland layout, read from the seed
+note itself; and a third, fictional company in a third layout that needs no Python."""
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from formulas_bridge import Evaluated
+from udfs.findings import round_half_up
+from workbook import spec
+from workbook.company import load
+from workbook.importer import TABLE_KINDS, _key_in, mapped_lines
+from workbook.model import build_model
+from workbook.notes import read_note
+from workbook.report import findings, load_report, reproduction
+
+SEED = ROOT.parent / "shared" / "seed" / "001_kysec_300592SZ_20260427.txt"
+DATA = ROOT / "workbook" / "data" / "kysec_300592sz.toml"
+COMMITTED = ROOT / "workbook" / "kysec_300592sz_model.xlsm"
+
+
+@pytest.fixture(scope="module")
+def company():
+    return load(DATA)
+
+
+@pytest.fixture(scope="module")
+def model(company):
+    return build_model(company)
+
+
+@pytest.fixture(scope="module")
+def explained(company, model):
+    report = load_report(DATA.with_name("kysec_300592sz.report.toml"))
+    return {(m.key, m.year): m for m in reproduction(model, report, findings(company, report))}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, company):
+    from workbook.build import build
+    return build(tmp_path_factory.mktemp("kysec") / "model.xlsm", company)
+
+
+@pytest.fixture(scope="module")
+def solution(built):
+    return Evaluated(built).calculate()
+
+
+def _seed_cells():
+    """Every printed cell of the seed's five tables, read from the seed text itself."""
+    note = read_note(SEED)
+    layout = spec.load_layout("kysec_a")
+    out = []
+    for m in mapped_lines(note):
+        key = _key_in(layout, m.role)
+        table = note.tables_of(m.kind)[0]
+        for year, cell in zip(table.years, m.cells):
+            if cell is not None:
+                out.append((m.kind, key, m.label, year.label, cell.value, cell.decimals, cell.percent))
+    return out
+
+
+SEED_CELLS = _seed_cells()
+
+
+def test_the_seed_prints_five_tables_and_every_line_has_a_home():
+    kinds = {kind for kind, *_ in SEED_CELLS}
+    assert kinds == set(TABLE_KINDS)
+    assert all(key is not None for _, key, *_ in SEED_CELLS)
+    assert len(SEED_CELLS) > 450
+
+
+def _home_name(book_names, key: str) -> str:
+    matches = [n for n in book_names if n.endswith("_" + key) and n.split("_", 1)[1] == key and not n.startswith("BASE_")]
+    assert matches, key
+    return sorted(matches)[0]
+
+
+def test_every_printed_cell_is_shown_as_printed_or_explained(built, solution, explained):
+    """The built workbook evaluated by `formulas` with our functions bound shows each printed
+    cell at its printed precision, or the cell is a named finding with its explanation."""
+    from workbook_reader import Template
+    template = Template(built)
+    names = list(template.book.defined_names.keys())
+    shown = differing = 0
+    for kind, key, label, year, printed, decimals, percent in SEED_CELLS:
+        where = template.cell_by_name(_home_name(names, key), year)
+        if where is None:
+            value = None
+        else:
+            value = solution.get(where)
+            if value is None:
+                value = template.book[where[0]][where[1]].value
+        scale = 100 if percent else 1
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+                and round_half_up(value * scale, decimals) == printed:
+            shown += 1
+            continue
+        differing += 1
+        reason = explained.get((key, year))
+        assert reason is not None and reason.explanation, f"{kind} {label} {year}: printed {printed}, workbook {value}"
+    assert shown >= 430 and differing <= 50, (shown, differing)
+
+
+def test_workbook_equals_the_engine(built, solution, model):
+    from workbook_reader import Template
+    template = Template(built)
+    for key in ("revenue", "attributable_profit", "cash", "total_assets", "net_cash_flow", "eps", "roe", "pe"):
+        for year in ("2026E", "2027E", "2028E"):
+            where = template.cell_by_name(_home_name(template.book.defined_names.keys(), key), year)
+            assert solution[where] == pytest.approx(model.value(key, year), rel=1e-9), (key, year)
+
+
+def test_the_model_balances_and_every_check_passes(model):
+    assert model.balanced
+    assert {c["check"] for c in model.checks} >= {"balance", "cash_link"}
+    assert len(model.checks) == 11 * 3
+
+
+def test_the_cash_flow_that_does_not_tie_is_a_named_finding(company):
+    """The note's forecast 现金净增加额 is not the change in its balance-sheet 现金; the gap is
+    the change in 短期借款 counted again, and the finding says so."""
+    report = load_report(DATA.with_name("kysec_300592sz.report.toml"))
+    found = [f for f in findings(company, report) if f.key == "net_cash_flow" and not f.within_rounding]
+    forecast = {f.year for f in found if f.year.endswith("E")}
+    assert forecast == {"2026E", "2027E", "2028E"}
+    for f in found:
+        if f.year.endswith("E"):
+            assert "short_term_debt" in f.explanation, f.explanation
+            printed = {r["key"]: r["values"] for r in report.data["balance"]}
+            years = report.years
+            i = years.index(f.year)
+            change_in_cash = printed["cash"][i] - printed["cash"][i - 1]
+            assert f.exact == pytest.approx(change_in_cash)
+
+
+def test_model_cash_follows_the_balance_sheet_and_the_cash_flow_articulates(model):
+    for year in ("2026E", "2027E", "2028E"):
+        prior = {"2026E": "2025A", "2027E": "2026E", "2028E": "2027E"}[year]
+        assert model.value("cash", year) == pytest.approx(model.value("cash", prior) + model.value("net_cash_flow", year))
+    assert round(model.value("cash", "2026E")) == 745
+
+
+def test_it_rates_with_the_kysec_scheme_when_a_target_is_entered(company):
+    price = company.scalar_inputs["price"]
+    for target, benchmark, expected in ((17.5, 0.05, "买入"), (16.0, 0.05, "增持"), (14.0, 0.05, "中性"), (12.0, 0.05, "减持")):
+        m = build_model(company, scalar_overrides={"target_price": target, "benchmark_return": benchmark})
+        excess = target / price - 1 - benchmark
+        assert m.value("excess_return") == pytest.approx(excess)
+        assert m.value("computed_rating") == expected, (target, excess)
+    assert m.value("rating_scheme") == "kysec"
+    assert build_model(company, scalar_overrides={"target_price": 17.5, "benchmark_return": 0.05}).value("rating_action") == "维持"
+    assert "沪深300" in build_model(company).value("benchmark")
+
+
+def test_the_evaluated_workbook_rates_when_a_target_is_entered(built):
+    from workbook_reader import Template
+    template = Template(built)
+    target = template.cell_by_name("RTG_target_price")
+    benchmark = template.cell_by_name("RTG_benchmark_return")
+    solution = Evaluated(built).calculate({target: 17.5, benchmark: 0.05})
+    assert solution[template.cell_by_name("RTG_computed_rating")] == "买入"
+    assert solution[template.cell_by_name("RTG_rating_action")] == "维持"
+
+
+def test_committed_template_is_a_fresh_build(built):
+    import zipfile
+    assert COMMITTED.is_file(), "run: python -m addin build --data workbook/data/kysec_300592sz.toml -o workbook/kysec_300592sz_model.xlsm"
+    with zipfile.ZipFile(COMMITTED) as old, zipfile.ZipFile(built) as new:
+        stale = [n for n in new.namelist() if n not in old.namelist() or old.read(n) != new.read(n)]
+    assert not stale, f"rebuild the committed template: {stale}"
+
+
+def test_labels_currency_and_titles_come_from_the_data(built):
+    from workbook_reader import Template
+    template = Template(built)
+    assert template.book.sheetnames[:5] == ["封面", "财务摘要和估值指标", "资产负债表", "利润表", "现金流量表"]
+    sheet, cell = template.cell_by_name("MKT_price")
+    label = template.book[sheet][f"A{cell[1:]}"].value
+    assert "人民币" in label and "港" not in label
+    assert template.book[sheet][cell].value == 13.93
+
+
+# ---- the command line on the second company ----
+def cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "addin", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_show_new_check_refresh_diff_export_work_for_the_second_company(tmp_path):
+    run = cli("show", "--data", str(DATA))
+    assert run.returncode == 0, run.stderr
+    assert "华凯易佰" in run.stdout and "财务摘要和估值指标" in run.stdout and "港" not in run.stdout
+    model = tmp_path / "kysec.xlsm"
+    run = cli("new", "--data", str(DATA), "-o", str(model))
+    assert run.returncode == 0, run.stderr
+    run = cli("check", str(model))
+    assert run.returncode == 0 and "RESULT: OK" in run.stdout, run.stdout + run.stderr
+    quotes = tmp_path / "quotes.csv"
+    quotes.write_text("ticker,price,currency,price_date,fx_to_reporting,benchmark_level,source\n"
+                      "300592.SZ,14.20,CNY,2026-04-28,1,,test\n", encoding="utf-8")
+    run = cli("refresh", str(model), "--quotes", str(quotes), "--as-of", "2026-04-28")
+    assert run.returncode == 0, run.stdout + run.stderr
+    run = cli("diff", str(COMMITTED), str(model))
+    assert run.returncode == 0 and "14.2" in run.stdout, run.stdout + run.stderr
+    run = cli("export", str(model), "-o", str(tmp_path / "clean.xlsx"))
+    assert run.returncode == 0 and (tmp_path / "clean.xlsx").is_file(), run.stderr
+
+
+def test_a_quote_in_another_currency_is_refused_for_the_cny_model(tmp_path):
+    model = tmp_path / "kysec.xlsm"
+    model.write_bytes(COMMITTED.read_bytes())
+    quotes = tmp_path / "quotes.csv"
+    quotes.write_text("ticker,price,currency,price_date,fx_to_reporting,benchmark_level,source\n"
+                      "300592.SZ,14.20,HKD,2026-04-28,0.92,,test\n", encoding="utf-8")
+    before = model.read_bytes()
+    run = cli("refresh", str(model), "--quotes", str(quotes), "--as-of", "2026-04-28")
+    assert run.returncode != 0 and "CNY" in run.stderr, run.stderr
+    assert model.read_bytes() == before
+
+
+# ---- a third company in a third layout: data files only ----
+THIRD_LAYOUT = '''
+format_version = 1
+name = "fictional_simple"
+description = "A fictional broker's minimal layout, written by a test"
+[roles]
+revenue = "sales"
+net_profit = "profit"
+attributable_profit = "profit"
+eps = "eps"
+cash = "cash"
+total_assets = "assets"
+total_liabilities = "debt"
+shareholders_equity = "equity"
+net_cash_flow = "net_cash"
+[[statements]]
+table = "income"
+sheet = "损益"
+prefix = "IS"
+[[statements]]
+table = "balance"
+sheet = "资产负债"
+prefix = "BS"
+[[statements]]
+table = "cashflow"
+sheet = "现金流"
+prefix = "CF"
+[summary]
+sheet = "摘要"
+rows = [{ key = "sales" }, { key = "profit" }, { key = "eps" }]
+[[lines]]
+key = "sales"
+table = "income"
+zh = "销售额"
+en = "Sales"
+driven = true
+[[lines]]
+key = "costs"
+table = "income"
+zh = "成本"
+en = "Costs"
+driven = true
+[[lines]]
+key = "profit"
+table = "income"
+zh = "利润"
+en = "Profit"
+formula = "sales - costs"
+identity = true
+[[lines]]
+key = "eps"
+table = "income"
+zh = "每股收益"
+en = "EPS"
+fmt = "eps"
+formula = "per_share(profit, shares)"
+history = "always"
+[[lines]]
+key = "cash"
+table = "balance"
+zh = "现金"
+en = "Cash"
+formula = "prev(cash) + net_cash"
+[[lines]]
+key = "other_assets"
+table = "balance"
+zh = "其他资产"
+en = "Other assets"
+driven = true
+[[lines]]
+key = "assets"
+table = "balance"
+zh = "资产合计"
+en = "Assets"
+formula = "cash + other_assets"
+identity = true
+[[lines]]
+key = "debt"
+table = "balance"
+zh = "负债"
+en = "Liabilities"
+driven = true
+[[lines]]
+key = "equity"
+table = "balance"
+zh = "权益"
+en = "Equity"
+formula = "prev(equity) + profit"
+[[lines]]
+key = "operating_cash"
+table = "cashflow"
+zh = "经营现金流"
+en = "Operating cash flow"
+formula = "profit - (other_assets - prev(other_assets))"
+[[lines]]
+key = "financing_cash"
+table = "cashflow"
+zh = "融资现金流"
+en = "Financing cash flow"
+formula = "debt - prev(debt)"
+[[lines]]
+key = "net_cash"
+table = "cashflow"
+zh = "现金净变动"
+en = "Net cash flow"
+formula = "operating_cash + financing_cash"
+identity = true
+[[checks]]
+key = "balance"
+zh = "资产 = 负债 + 权益"
+en = "Assets = liabilities + equity"
+actual = "assets"
+expected = "debt + equity"
+'''
+
+THIRD_COMPANY = '''
+format_version = 1
+[company]
+name_zh = "虚构灯塔科技"
+name_en = "Lighthouse Tech (fictional)"
+ticker = "LHTX.US"
+market = "US"
+reporting_currency = "USD"
+quote_currency = "USD"
+layout = "fictional_simple.toml"
+unit = "百万美元"
+source = "a test"
+[market]
+price = 20.0
+price_date = 2026-01-05
+fx_rate = 1.0
+shares = 100
+[rating]
+scheme = "four_tier_example"
+[years]
+actual = ["2025A"]
+forecast = ["2026E", "2027E"]
+[actual."2025A"]
+sales = 1000
+costs = 800
+profit = 200
+cash = 300
+other_assets = 700
+assets = 1000
+debt = 400
+equity = 600
+operating_cash = 150
+financing_cash = 50
+net_cash = 200
+[drivers.sales]
+method = "growth"
+values = { "2026E" = 0.1, "2027E" = 0.08 }
+[drivers.costs]
+method = "share"
+base = "sales"
+values = { "2026E" = 0.78, "2027E" = 0.77 }
+[drivers.other_assets]
+method = "share"
+base = "sales"
+values = { "2026E" = 0.7, "2027E" = 0.7 }
+[drivers.debt]
+method = "step"
+values = { "2026E" = 20, "2027E" = -10 }
+'''
+
+
+def test_a_third_company_in_a_third_layout_needs_no_python(tmp_path):
+    (tmp_path / "fictional_simple.toml").write_text(THIRD_LAYOUT, encoding="utf-8")
+    data = tmp_path / "lighthouse.toml"
+    data.write_text(THIRD_COMPANY, encoding="utf-8")
+    m = build_model(load(data))
+    assert m.balanced
+    assert m.value("sales", "2027E") == pytest.approx(1000 * 1.1 * 1.08)
+    assert m.value("assets", "2026E") == pytest.approx(m.value("debt", "2026E") + m.value("equity", "2026E"))
+    out = tmp_path / "lighthouse.xlsm"
+    run = cli("new", "--data", str(data), "-o", str(out))
+    assert run.returncode == 0, run.stderr
+    run = cli("check", str(out))
+    assert run.returncode == 0 and "RESULT: OK" in run.stdout, run.stdout + run.stderr
+    run = cli("show", "--data", str(data))
+    assert "虚构灯塔科技" in run.stdout and "美元" in run.stdout
+    rated = build_model(load(data), scalar_overrides={"target_price": 24.0, "benchmark_return": 0.05})
+    assert rated.value("computed_rating") == "推荐"  # 20% - 5% = 15% excess, above the 10% band
+
+
+def test_a_layout_mistake_is_one_sentence(tmp_path):
+    (tmp_path / "fictional_simple.toml").write_text(THIRD_LAYOUT.replace('formula = "sales - costs"', 'formula = "sales - cost"'),
+                                                    encoding="utf-8")
+    data = tmp_path / "lighthouse.toml"
+    data.write_text(THIRD_COMPANY, encoding="utf-8")
+    run = cli("show", "--data", str(data))
+    assert run.returncode != 0 and "cost" in run.stderr and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
+FORBIDDEN = re.compile(r"HKD|港元|恒生|Xiaomi|小米")
+
+
+def test_no_company_currency_or_index_name_in_python_source():
+    offenders = []
+    for package in ("udfs", "workbook", "addin"):
+        for path in (ROOT / package).rglob("*.py"):
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+                if FORBIDDEN.search(line):
+                    offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
