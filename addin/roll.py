@@ -29,7 +29,7 @@ import tomli_w
 from udfs.engine import ACTUAL, BASE, FORECAST, run_checks
 from workbook import spec, xlsx
 from workbook.build import build
-from workbook.company import CompanyDataError, _year_number, load
+from workbook.company import CompanyDataError, load
 from workbook.layout import CHECKS, SOURCE
 from workbook.model import build_model
 from workbook.tomlfile import TomlError, read_toml
@@ -218,11 +218,9 @@ def read_actuals(path: str | Path, ticker: str, year_label: str, layout: spec.La
         count = len(years) if isinstance(years, dict) else 0
         raise RollError(f"{name}: needs exactly one [actual.\"YEAR\"] table (the year being reported), found {count}")
     (label, figures), = years.items()
-    try:
-        number = _year_number(label)
-    except CompanyDataError:
-        raise RollError(f"{name}: [actual.{label!r}] is not a year such as \"{_year_number(year_label)}\"") from None
-    if number != _year_number(year_label):
+    if not re.search(r"\d{4}", str(label)):
+        raise RollError(f"{name}: [actual.{label!r}] is not a year such as \"{year_number(year_label)}\"")
+    if year_number(label) != year_number(year_label):
         raise RollError(f"{name}: gives {label}, but the model's first forecast year is {year_label}: only that year "
                         "can become reported")
     if not isinstance(figures, dict):
@@ -248,6 +246,14 @@ def read_actuals(path: str | Path, ticker: str, year_label: str, layout: spec.La
 # ------------------------------------------------------------------------------------------------
 # The new year window
 # ------------------------------------------------------------------------------------------------
+def year_number(label: str) -> int:
+    """The calendar year in a year label ("2025E" → 2025); RollError if it has none."""
+    match = re.search(r"\d{4}", str(label))
+    if match is None:
+        raise RollError(f"{label!r} is not a year label such as \"2025E\"")
+    return int(match.group(0))
+
+
 def relabel(label: str, year: int) -> str:
     """`label` with its four-digit year replaced: the same marks (bare, A, E, FY…) for another year."""
     return re.sub(r"\d{4}", str(year), label, count=1)
@@ -257,8 +263,8 @@ def rolled_years(actual: list[str], forecast: list[str]) -> tuple[str, str]:
     """(label of the first forecast year once reported, label of the added forecast year), each
     with the marks the model's own reported and forecast labels carry (2025E → 2025 where
     reported years are bare, 2026E → 2026A where they end in A)."""
-    reported = relabel(actual[-1], _year_number(forecast[0]))
-    added = relabel(forecast[-1], _year_number(forecast[-1]) + 1)
+    reported = relabel(actual[-1], year_number(forecast[0]))
+    added = relabel(forecast[-1], year_number(forecast[-1]) + 1)
     return reported, added
 
 

@@ -18,6 +18,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from addin.audit import audit
+from ooxml import assert_valid
 from addin.cli import main
 from addin.roll import REVISIONS_SHEET, RollError, read_source, relabel, roll, roll_data, rolled_years
 from addin.template import blueprint
@@ -134,9 +135,10 @@ def test_xiaomi_roll_carries_the_override_and_check_lists_it(xiaomi_roll, capsys
     assert new[("表1 损益表", "operating_profit", "2026E")][1] == pytest.approx(gross + other + opex)
 
 
-def test_xiaomi_roll_model_balances(xiaomi_roll):
+def test_xiaomi_roll_model_balances_and_is_a_valid_package(xiaomi_roll):
     result = audit(xiaomi_roll["new"])
     assert result.checks_run >= 54 and result.check_failures == []
+    assert_valid(xiaomi_roll["new"])  # the surgically added sheet included
 
 
 def test_xiaomi_roll_revision_table_shows_the_moved_estimates(xiaomi_roll):
