@@ -140,8 +140,8 @@ def _export(args) -> int:
     from .share import export
 
     regular_file(args.model)
-    path = export(args.model, args.output)
-    print(f"exported values-only copy {path.resolve()}")
+    path = export(args.model, args.output, native=args.native)
+    print(f"exported {'native-formula live edition' if args.native else 'values-only copy'} {path.resolve()}")
     return EXIT_OK
 
 
@@ -298,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  epilog="example: python -m addin export out/MODEL.xlsm -o out/clean.xlsx")
     export.add_argument("model", help="a model .xlsm")
     export.add_argument("-o", "--output", required=True, help="the .xlsx to write")
+    export.add_argument("--native", action="store_true",
+                        help="the live edition instead: every ER_ function written as a native Excel formula, no macros")
     export.set_defaults(handler=_export)
 
     new = commands.add_parser("new", help="build a model for another company from its data file",

@@ -142,13 +142,17 @@ def _used_strings(sheets) -> set:
     return used
 
 
-def export(model: str | Path, output: str | Path, now: dt.datetime | None = None) -> Path:
-    """Write a values-only .xlsx of `model` for readers without Python: formats, labels and the
+def export(model: str | Path, output: str | Path, now: dt.datetime | None = None, native: bool = False) -> Path:
+    """Write a values-only .xlsx of `model` for readers without Python (with `native`, the
+    native-formula live edition instead: `addin.native.export_native`): formats, labels and the
     chart kept; formulas replaced by their values; no VBA, no form button (nor the cover's line
     telling the reader to click it), no calculation chain, no blueprint or xlwings.conf sheet; text
     that a reader could run as a formula made inert (`needs_apostrophe`); a note of the source
     model and the time on the cover. Written through a temporary file, with the permissions a new
     file of the user's gets (umask), then renamed into place."""
+    if native:
+        from .native import export_native  # it builds on this module's package surgery
+        return export_native(model, output, now)
     model, output = Path(model), Path(output)
     if output.suffix.lower() != ".xlsx":
         raise xlsx.WorkbookError(f"{output}: a values-only copy has no macros, so its name must end in .xlsx")

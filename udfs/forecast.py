@@ -19,31 +19,36 @@ _PRIOR = Arg("prior", NUMBER, "Prior-year value of the line")
 _HISTORY = Arg("values", SERIES, "A row or column of historical values, oldest first")
 
 
-@excel_function("GROWTH", "Prior-year value grown by a rate: prior x (1 + rate).", _PRIOR, Arg("rate", NUMBER, "Growth rate as a decimal, 0.1 for 10%"), sample=(191759.0, 0.0409))
+@excel_function("GROWTH", "Prior-year value grown by a rate: prior x (1 + rate).", _PRIOR, Arg("rate", NUMBER, "Growth rate as a decimal, 0.1 for 10%"), native="{0}*(1+{1})",
+                sample=(191759.0, 0.0409))
 def grow(prior: float, rate: float) -> float:
     """Prior-year value grown by `rate` (0.10 is +10%)."""
     return prior * (1.0 + rate)
 
 
-@excel_function("STEP", "Prior-year value plus a fixed increment.", _PRIOR, Arg("increment", NUMBER, "Increment in money, 0 for a flat line"), sample=(36806.0, 0.0))
+@excel_function("STEP", "Prior-year value plus a fixed increment.", _PRIOR, Arg("increment", NUMBER, "Increment in money, 0 for a flat line"), native="{0}+{1}",
+                sample=(36806.0, 0.0))
 def step(prior: float, increment: float) -> float:
     """Prior-year value plus a fixed increment in money (a flat line is an increment of 0)."""
     return prior + increment
 
 
-@excel_function("FIXED", "A fixed amount for the year (the driver itself).", Arg("amount", NUMBER, "The amount"), sample=(4000.0,))
+@excel_function("FIXED", "A fixed amount for the year (the driver itself).", Arg("amount", NUMBER, "The amount"), native="{0}",
+                sample=(4000.0,))
 def fixed(amount: float) -> float:
     """A fixed amount typed by the analyst for that year."""
     return amount
 
 
-@excel_function("SHARE", "A line as a share of another line: base x ratio.", Arg("base_value", NUMBER, "The line it is a share of, same year"), Arg("ratio", NUMBER, "Share as a decimal"), sample=(475994.0, 0.1014))
+@excel_function("SHARE", "A line as a share of another line: base x ratio.", Arg("base_value", NUMBER, "The line it is a share of, same year"), Arg("ratio", NUMBER, "Share as a decimal"), native="{0}*{1}",
+                sample=(475994.0, 0.1014))
 def share_of(base: float, ratio: float) -> float:
     """A line as a share of another line of the same year (e.g. other current assets at 10% of revenue)."""
     return base * ratio
 
 
-@excel_function("COST_SHARE", "A cost as a share of another line, negative: -base x ratio.", Arg("base_value", NUMBER, "The line it is a share of, e.g. revenue or pre-tax profit"), Arg("ratio", NUMBER, "Cost ratio or tax rate as a decimal"), sample=(475994.0, 0.1525))
+@excel_function("COST_SHARE", "A cost as a share of another line, negative: -base x ratio.", Arg("base_value", NUMBER, "The line it is a share of, e.g. revenue or pre-tax profit"), Arg("ratio", NUMBER, "Cost ratio or tax rate as a decimal"), native="-{0}*{1}",
+                sample=(475994.0, 0.1525))
 def cost_share(base: float, ratio: float) -> float:
     """A cost as a positive share of another line, shown negative as the report shows costs.
 
@@ -53,13 +58,15 @@ def cost_share(base: float, ratio: float) -> float:
     return -base * ratio
 
 
-@excel_function("COST_FROM_MARGIN", "Cost of sales from a gross margin, negative: -revenue x (1 - margin).", Arg("revenue", NUMBER, "Revenue of the year"), Arg("gross_margin", NUMBER, "Gross margin as a decimal"), sample=(475994.0, 0.2206))
+@excel_function("COST_FROM_MARGIN", "Cost of sales from a gross margin, negative: -revenue x (1 - margin).", Arg("revenue", NUMBER, "Revenue of the year"), Arg("gross_margin", NUMBER, "Gross margin as a decimal"), native="-{0}*(1-{1})",
+                sample=(475994.0, 0.2206))
 def cost_from_margin(revenue: float, gross_margin: float) -> float:
     """Cost of sales implied by a gross margin, negative: -revenue x (1 - margin)."""
     return -revenue * (1.0 - gross_margin)
 
 
-@excel_function("DAYS_BALANCE", "Working-capital balance held for a number of days of an annual flow.", Arg("flow", NUMBER, "Annual revenue (receivables) or cost of sales (inventory, payables)"), Arg("days", NUMBER, "Days held"), Arg("days_in_year", OPTIONAL, "Days in the year, 365 if empty", float(DAYS_IN_YEAR)), sample=(371004.0, 70.5, None))
+@excel_function("DAYS_BALANCE", "Working-capital balance held for a number of days of an annual flow.", Arg("flow", NUMBER, "Annual revenue (receivables) or cost of sales (inventory, payables)"), Arg("days", NUMBER, "Days held"), Arg("days_in_year", OPTIONAL, "Days in the year, 365 if empty", float(DAYS_IN_YEAR)), native="ABS({0})*{1}/{2}",
+                sample=(371004.0, 70.5, None))
 def days_balance(flow: float, days: float, days_in_year: float = DAYS_IN_YEAR) -> float:
     """A working-capital balance held for `days` of an annual flow.
 
@@ -69,7 +76,8 @@ def days_balance(flow: float, days: float, days_in_year: float = DAYS_IN_YEAR) -
     return abs(flow) * days / days_in_year
 
 
-@excel_function("CAGR", "Compound annual growth over n values: (last/first)^(1/(n-1)) - 1.", _HISTORY, sample=([[270970.0], [365906.0], [475994.0]],))
+@excel_function("CAGR", "Compound annual growth over n values: (last/first)^(1/(n-1)) - 1.", _HISTORY, native=None,
+                sample=([[270970.0], [365906.0], [475994.0]],))
 def cagr(values: Sequence[float]) -> float | str:
     """Compound annual growth over n observations: (last / first) ** (1 / (n - 1)) - 1.
 
@@ -81,7 +89,8 @@ def cagr(values: Sequence[float]) -> float | str:
     return (values[-1] / values[0]) ** (1.0 / (len(values) - 1)) - 1.0
 
 
-@excel_function("AVG_GROWTH", "Average of the year-on-year growth rates of a history.", _HISTORY, sample=([[270970.0, 365906.0, 475994.0]],))
+@excel_function("AVG_GROWTH", "Average of the year-on-year growth rates of a history.", _HISTORY, native=None,
+                sample=([[270970.0, 365906.0, 475994.0]],))
 def average_growth(values: Sequence[float]) -> float | str:
     """Arithmetic mean of the year-on-year growth rates of a history.
 
@@ -93,7 +102,8 @@ def average_growth(values: Sequence[float]) -> float | str:
     return sum(rates) / len(rates)
 
 
-@excel_function("TREND", "Least-squares straight line through a history, read some periods after its end.", _HISTORY, Arg("periods_ahead", OPTIONAL, "Periods after the last value, 1 if empty", 1.0), sample=([[270970.0, 365906.0, 475994.0]], 1.0))
+@excel_function("TREND", "Least-squares straight line through a history, read some periods after its end.", _HISTORY, Arg("periods_ahead", OPTIONAL, "Periods after the last value, 1 if empty", 1.0), native=None,
+                sample=([[270970.0, 365906.0, 475994.0]], 1.0))
 def linear_trend(values: Sequence[float], periods_ahead: float = 1.0) -> float | str:
     """Least-squares straight line through a history, read `periods_ahead` after its last point."""
     n = len(values)

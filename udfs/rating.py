@@ -99,6 +99,8 @@ def _is_number(value) -> bool:
 
 @excel_function("EXPECTED_RETURN", "Expected total return: (target + dividends) / price - 1.", _PRICE, _TARGET,
                 Arg("dividends_per_share", ANY, "Dividends per share to the horizon, 0 if empty", required=False),
+                native=("IF(AND(ISNUMBER({0}),ISNUMBER({1}),OR(ISBLANK({2}),ISNUMBER({2}),IFERROR({2}=\"\",FALSE))),"
+                        "IF(AND({0}>0,{1}>0),({1}+N({2}))/{0}-1,{NM}),{NM})"),
                 sample=(40.2, 50.0, 0.0))
 def expected_return(price: float, target_price: float, dividends_per_share: float | None = 0.0) -> float | str:
     """Total expected return to the target: (target + dividends) / price - 1, in one currency.
@@ -113,7 +115,8 @@ def expected_return(price: float, target_price: float, dividends_per_share: floa
 
 @excel_function("EXCESS_RETURN", "Expected return minus the benchmark's return.",
                 Arg("stock_return", ANY, "Expected return of the stock"),
-                Arg("benchmark_return", ANY, "Expected return of the benchmark index"), sample=(0.244, 0.05))
+                Arg("benchmark_return", ANY, "Expected return of the benchmark index"), native="IF(AND(ISNUMBER({0}),ISNUMBER({1})),{0}-{1},{NM})",
+                sample=(0.244, 0.05))
 def excess_return(stock_return: float, benchmark_return: float) -> float | str:
     """Stock return minus the benchmark's return over the same horizon (decimals)."""
     if not (_is_number(stock_return) and _is_number(benchmark_return)):
@@ -211,6 +214,7 @@ def benchmark_for(ticker_or_market: str, scheme: str | Scheme | None = None) -> 
 
 # ---- Excel faces of the rating functions: empty text arguments take the defaults ----
 @excel_function("UPSIDE", "Target-price upside: target / price - 1 (NM without a target).", _PRICE, _TARGET,
+                native="IF(AND(ISNUMBER({0}),ISNUMBER({1})),IF(AND({0}>0,{1}>0),{1}/{0}-1,{NM}),{NM})",
                 sample=(40.2, 50.0))
 def upside(price, target_price):
     """Target-price upside: target / price - 1; NM without a positive price and target."""
@@ -222,7 +226,9 @@ def upside(price, target_price):
 @excel_function("RATING", "Broker rating from a target price (unrated when an input is missing).", _PRICE, _TARGET,
                 Arg("benchmark_return", ANY, "Benchmark's expected return (relative schemes)", required=False),
                 Arg("dividends_per_share", ANY, "Dividends per share to the horizon, 0 if empty", required=False),
-                _SCHEME, _BOUNDARY, sample=(40.2, 50.0, 0.05, 0.0, "everbright", "outer"), formula_name="rate")
+                _SCHEME, _BOUNDARY, native=("ER_RATING_BAND(IF(AND({basis}=\"excess\",NOT(ISNUMBER({2}))),{NM},"
+                        "IFERROR(ER_EXPECTED_RETURN({0},{1},{3})-IF({basis}=\"excess\",{2},0),{NM})),{4},{5})"),
+                sample=(40.2, 50.0, 0.05, 0.0, "everbright", "outer"), formula_name="rate")
 def _rate_cell(price, target_price, benchmark_return, dividends_per_share, scheme, boundary):
     return rate(price, target_price, benchmark_return, dividends_per_share, scheme or DEFAULT_SCHEME,
                 boundary or DEFAULT_BOUNDARY)
@@ -230,6 +236,11 @@ def _rate_cell(price, target_price, benchmark_return, dividends_per_share, schem
 
 @excel_function("RATING_BAND", "The rating band of a return measure.",
                 Arg("measure", ANY, "Excess (or absolute) return as a decimal"), _SCHEME, _BOUNDARY,
+                native=("IF(IF({1}=\"\",{DEFAULT_SCHEME},{1})<>{scheme_key},#N/A,IF(AND({2}<>\"\",{2}<>{OUTER},{2}<>{INNER}),#VALUE!,"
+                        # a threshold counts against the return when it lies above it, or on it and the
+                        # convention puts the bound in the band below: outer for negative bounds, inner for others
+                        "IF(NOT(ISNUMBER({0})),{unrated},INDEX({labels},1+SUMPRODUCT(--(SIGN({thresholds}-ROUND({0},{RETURN_PLACES}))"
+                        ">=1-(({thresholds}<0)=({2}<>{INNER}))))))))"),
                 sample=(0.194, "everbright", "outer"), formula_name="classify")
 def _classify_cell(measure, scheme, boundary):
     return classify(measure, scheme or DEFAULT_SCHEME, boundary or DEFAULT_BOUNDARY)
@@ -237,6 +248,9 @@ def _classify_cell(measure, scheme, boundary):
 
 @excel_function("RATING_ACTION", "Rating action against the previous rating: first, maintain, upgrade or downgrade.",
                 Arg("previous", ANY, "Previous rating, empty if none"), Arg("current", ANY, "Current rating"), _SCHEME,
+                native=("IF(IF({2}=\"\",{DEFAULT_SCHEME},{2})<>{scheme_key},#N/A,IF(ISERROR(MATCH({1},{labels},0)),{unrated},"
+                        "IF(ISERROR(MATCH({0},{labels},0)),{FIRST},IF(MATCH({1},{labels},0)=MATCH({0},{labels},0),{MAINTAIN},"
+                        "IF(MATCH({1},{labels},0)<MATCH({0},{labels},0),{UPGRADE},{DOWNGRADE})))))"),
                 sample=("买入", "增持", "everbright"), formula_name="rating_action")
 def _rating_action_cell(previous, current, scheme):
     previous = previous if isinstance(previous, str) and previous.strip() else None
@@ -245,6 +259,8 @@ def _rating_action_cell(previous, current, scheme):
 
 @excel_function("BENCHMARK", "The scheme's benchmark index for a ticker or market.",
                 Arg("ticker", TEXT, "Ticker such as 1810.HK, or a market code HK / A / US", required=True), _SCHEME,
+                native=("IF(IF({1}=\"\",{DEFAULT_SCHEME},{1})<>{scheme_key},#N/A,IFERROR(VLOOKUP(UPPER(TRIM({0})),{benchmarks},2,FALSE),"
+                        "IFERROR(VLOOKUP(\".\"&TRIM(RIGHT(SUBSTITUTE(UPPER(TRIM({0})),\".\",REPT(\" \",99)),99)),{benchmarks},2,FALSE),#N/A)))"),
                 sample=("1810.HK", "everbright"), formula_name="benchmark")
 def _benchmark_cell(ticker, scheme):
     return benchmark_for(ticker, scheme or DEFAULT_SCHEME) or ERR_NA

@@ -13,6 +13,15 @@ VBA wrappers and wizard help written into the template, the engine's formula lan
 headless evaluator, the benchmark and the hostile-input suite. A new function is therefore one
 decorated function in one file.
 
+`native=` is the same function as a native Excel formula, for the macro-free live edition
+(`addin/native.py`): `{0}`, `{1}`… stand for the arguments (an omitted optional argument becomes
+its default), `NM` cases are `IF` guards and error cases Excel's own error literals (`#NUM!`).
+A template may call other `ER_` functions (they are translated in turn) and use the named
+placeholders the translator fills: `{NM}` and the other labels of `udfs/constants.py`, and
+the cells of the edition's rating table (`{labels}`, `{thresholds}`, …; see
+`addin.native.PLACEHOLDERS`). `native=None` declares the function not expressible natively (an
+array grid, a row of cash flows); every function must say one or the other.
+
 The guard is what both callers reach: Excel (through the thin xlwings layer in `udfs/xl.py`)
 and the engine evaluating the model's formulas. It turns 1x1 ranges into scalars and single
 rows or columns into lists, empty cells into None, text where a number belongs into #VALUE!, an
@@ -62,17 +71,24 @@ class ExcelFunction:
     args: tuple
     description: str
     sample: tuple = ()    # a representative call, for the benchmark
+    native: str | None = None      # the native Excel formula template; None: not expressible
+    native_declared: bool = False  # whether `native=` was given at all (a test requires it)
+
+
+_UNDECLARED = object()   # `native=` not given: a test requires every function to declare it
 
 
 REGISTRY: dict[str, ExcelFunction] = {}   # by Excel name, in registration order
 _version = [0]                             # bumped on every change, so live views know to re-index
 
 
-def excel_function(name: str, description: str, *args: Arg, sample: tuple = (), formula_name: str | None = None):
+def excel_function(name: str, description: str, *args: Arg, sample: tuple = (), formula_name: str | None = None,
+                   native=_UNDECLARED):
     """Register the decorated function as Excel function PREFIX + name; returns it unchanged."""
     def register(impl: Callable) -> Callable:
+        declared = native is not _UNDECLARED
         spec = ExcelFunction(PREFIX + name, formula_name or impl.__name__.lstrip("_"), impl, tuple(args),
-                             description, tuple(sample))
+                             description, tuple(sample), native if declared else None, declared)
         clash = REGISTRY.get(spec.excel_name)
         if clash is not None and clash.impl is not impl:
             raise ValueError(f"Excel function {spec.excel_name} is registered twice")

@@ -68,7 +68,8 @@ def multiple_target(multiple: Number, per_share_metric: Number, fx: Number) -> R
 
 @excel_function("PE_TARGET", "Target price by P/E: multiple x EPS / FX, in the trading currency.",
                 Arg("multiple", NUMBER, "Target P/E"), Arg("eps", NUMBER, "EPS of the chosen year, reporting currency"),
-                _FX, sample=(22.0, 1.635, 0.9049))
+                _FX, native="IF(OR({0}<=0,{1}<=0,{2}<=0),{NM},{0}*{1}/{2})",
+                sample=(22.0, 1.635, 0.9049))
 def pe_target(multiple: Number, eps: Number, fx: Number) -> Result:
     """Target price = target P/E x EPS (reported or Non-IFRS, of the chosen year) / FX."""
     return multiple_target(multiple, eps, fx)
@@ -76,7 +77,8 @@ def pe_target(multiple: Number, eps: Number, fx: Number) -> Result:
 
 @excel_function("PB_TARGET", "Target price by P/B: multiple x book value per share / FX.",
                 Arg("multiple", NUMBER, "Target P/B"), Arg("bvps", NUMBER, "Book value per share, reporting currency"),
-                _FX, sample=(3.5, 9.8, 0.9049))
+                _FX, native="IF(OR({0}<=0,{1}<=0,{2}<=0),{NM},{0}*{1}/{2})",
+                sample=(3.5, 9.8, 0.9049))
 def pb_target(multiple: Number, bvps: Number, fx: Number) -> Result:
     """Target price = target P/B x book value per share / FX; NM for a non-positive book."""
     return multiple_target(multiple, bvps, fx)
@@ -85,7 +87,8 @@ def pb_target(multiple: Number, bvps: Number, fx: Number) -> Result:
 @excel_function("PS_TARGET", "Target price by P/S: multiple x revenue per share / FX.",
                 Arg("multiple", NUMBER, "Target P/S"),
                 Arg("revenue_per_share", NUMBER, "Revenue per share, reporting currency"),
-                _FX, sample=(2.0, 18.28, 0.9049))
+                _FX, native="IF(OR({0}<=0,{1}<=0,{2}<=0),{NM},{0}*{1}/{2})",
+                sample=(2.0, 18.28, 0.9049))
 def ps_target(multiple: Number, revenue_per_share: Number, fx: Number) -> Result:
     """Target price = target P/S x revenue per share / FX."""
     return multiple_target(multiple, revenue_per_share, fx)
@@ -98,6 +101,7 @@ def equity_value(enterprise_value: Number, net_cash: Number, minorities: Number,
 
 @excel_function("EQUITY_PER_SHARE", "Equity value per share from an EV: (EV + net cash - minorities + investments) / shares / FX.",
                 Arg("ev", NUMBER, "Enterprise value, millions"), _NET_CASH, _MINORITIES, _SHARES, _FX, _INVESTMENTS,
+                native="IF(OR({3}<=0,{4}<=0),{NM},IF({0}+{1}-{2}+{5}<=0,{NM},({0}+{1}-{2}+{5})/{3}/{4}))",
                 sample=(900000.0, 75000.0, 400.0, 26045.0, 0.9049, 0.0))
 def equity_per_share(ev: Number, net_cash: Number, minorities: Number, shares: Number, fx: Number,
                      investments: Number = 0.0) -> Result:
@@ -116,6 +120,7 @@ def equity_per_share(ev: Number, net_cash: Number, minorities: Number, shares: N
 @excel_function("EV_EBITDA_TARGET", "Target price by EV/EBITDA: multiple x EBITDA, bridged to equity, per share / FX.",
                 Arg("multiple", NUMBER, "Target EV/EBITDA"), Arg("ebitda", NUMBER, "EBITDA of the chosen year, millions"),
                 _NET_CASH, _MINORITIES, _SHARES, _FX, _INVESTMENTS,
+                native="IF(OR({0}<=0,{1}<=0),{NM},ER_EQUITY_PER_SHARE({0}*{1},{2},{3},{4},{5},{6}))",
                 sample=(15.0, 59555.0, 75000.0, 400.0, 26045.0, 0.9049, 0.0))
 def ev_ebitda_target(multiple: Number, ebitda: Number, net_cash: Number, minorities: Number, shares: Number,
                      fx: Number, investments: Number = 0.0) -> Result:
@@ -135,6 +140,8 @@ def _method_key(method: str) -> str:
                 Arg("method", TEXT, "PE, PB, PS or EV/EBITDA", required=True),
                 Arg("multiple", NUMBER, "The segment's multiple"),
                 Arg("metric", NUMBER, "Allocated profit, book value, revenue or EBITDA, millions"),
+                native=("IF(ISBLANK({0}),#N/A,IF(ISNA(MATCH(SUBSTITUTE(SUBSTITUTE(SUBSTITUTE(UPPER(TRIM({0})),\"/\",\"\"),\"-\",\"\"),\" \",\"\"),"
+                        "{" + ",".join(f'"{m}"' for m in SEGMENT_METHODS) + "},0)),#VALUE!,IF(OR({1}<=0,{2}<=0),{NM},{1}*{2})))"),
                 sample=("PE", 20.0, 30000.0), formula_name="segment_value")
 def _segment_value_cell(method, multiple, metric):
     if method is None:
@@ -202,6 +209,7 @@ def _valuation_cell(value) -> Result:
                 Arg("segment_values", ANY, "Column or row of segment values, millions"),
                 Arg("net_cash", OPTIONAL, "Group net cash (negative for net debt), 0 if empty", 0.0),
                 Arg("minorities", OPTIONAL, "Minority interests, 0 if empty", 0.0), _INVESTMENTS,
+                native=None,
                 sample=([[300000.0], [200000.0], [150000.0]], 75000.0, 400.0, 0.0), formula_name="sotp_equity")
 def _sotp_equity_cell(segment_values, net_cash, minorities, investments):
     values = _segment_cells(segment_values)
@@ -214,6 +222,7 @@ def _sotp_equity_cell(segment_values, net_cash, minorities, investments):
                 Arg("segment_values", ANY, "Column or row of segment values, millions"), _SHARES, _FX,
                 Arg("net_cash", OPTIONAL, "Group net cash (negative for net debt), 0 if empty", 0.0),
                 Arg("minorities", OPTIONAL, "Minority interests, 0 if empty", 0.0), _INVESTMENTS,
+                native=None,
                 sample=([[300000.0], [200000.0], [150000.0]], 26045.0, 0.9049, 75000.0, 400.0, 0.0),
                 formula_name="sotp")
 def _sotp_cell(segment_values, shares, fx, net_cash, minorities, investments):
@@ -240,6 +249,7 @@ def _in_unit_interval(rate: Number) -> bool:
                 Arg("rf", NUMBER, "Risk-free rate"), Arg("beta", NUMBER, "Equity beta"),
                 Arg("erp", NUMBER, "Equity risk premium"), Arg("cost_of_debt", NUMBER, "Pre-tax cost of debt"),
                 Arg("tax", NUMBER, "Tax rate"), Arg("debt_weight", NUMBER, "Target debt / (debt + equity)"),
+                native="IF(OR({4}<0,{4}>1,{5}<0,{5}>1),#NUM!,(1-{5})*({0}+{1}*{2})+{5}*{3}*(1-{4}))",
                 sample=(0.025, 1.1, 0.06, 0.04, 0.175, 0.1))
 def wacc(rf: Number, beta: Number, erp: Number, cost_of_debt: Number, tax: Number, debt_weight: Number) -> Result:
     """Weighted average cost of capital with the cost of equity from CAPM (rf + beta x ERP) and
@@ -256,6 +266,7 @@ def wacc(rf: Number, beta: Number, erp: Number, cost_of_debt: Number, tax: Numbe
                 Arg("da", NUMBER, "Depreciation and amortisation, positive (the cash-flow add-back)"),
                 Arg("capex", NUMBER, "Capex as the cash-flow line: negative when spent"),
                 Arg("wc_change", NUMBER, "Change in working capital as the cash-flow line: negative when it absorbs cash"),
+                native="IF(OR({1}<0,{1}>1),#NUM!,{0}*(1-{1})+{2}+{3}+{4})",
                 sample=(52000.0, 0.175, 9000.0, -12000.0, -3000.0))
 def fcff(ebit: Number, tax_rate: Number, da: Number, capex: Number, wc_change: Number) -> Result:
     """FCFF = EBIT x (1 - t) + D&A - capital spending - increase in working capital.
@@ -350,6 +361,7 @@ def _year_row(value) -> list[float]:
                 Arg("mid_year", ANY, _MID_YEAR, required=False),
                 Arg("exit_multiple", OPTIONAL, "Exit multiple instead of Gordon growth, empty for Gordon"),
                 Arg("terminal_metric", OPTIONAL, "The metric the exit multiple applies to (last-year EBITDA)"),
+                native=None,
                 sample=([[40000.0, 46000.0, 52000.0]], 0.09, 0.025, True, None, None), formula_name="dcf")
 def _dcf_cell(fcff_row, discount_rate, terminal_growth, mid_year, exit_multiple, terminal_metric):
     return dcf(_year_row(fcff_row), discount_rate, terminal_growth, _switch(mid_year), exit_multiple, terminal_metric)
@@ -383,6 +395,7 @@ def blend(values: Sequence[Result | None], weights: Sequence[Number]) -> Result:
 @excel_function("BLEND", "Blended target price: values weighted by method; weights must sum to 100%.",
                 Arg("values_row", ANY, "Target price of each method, trading currency"),
                 Arg("weights_row", ANY, "Weight of each method (decimals summing to 100%), empty is 0"),
+                native=None,
                 sample=([[45.0, 50.0, 48.0]], [[0.5, 0.3, 0.2]]), formula_name="blend")
 def _blend_cell(values_row, weights_row):
     weights = [0.0 if _blank(w) else _number(w, False, None) for w in _cells(weights_row)]
@@ -415,6 +428,7 @@ def _axis(values: list[float]) -> list[float]:
                 Arg("wacc_list", SERIES, "WACC values, one per grid row"),
                 Arg("g_list", SERIES, "Terminal growth values, one per grid column"),
                 Arg("mid_year", ANY, _MID_YEAR), _NET_CASH, _MINORITIES, _SHARES, _FX, _INVESTMENTS,
+                native=None,
                 sample=([[40000.0, 46000.0, 52000.0]], [0.08, 0.09, 0.10], [0.02, 0.025, 0.03], True,
                         75000.0, 400.0, 26045.0, 0.9049, 0.0))
 def dcf_grid(fcff_row, wacc_list, g_list, mid_year, net_cash, minorities, shares, fx, investments):
@@ -427,6 +441,7 @@ def dcf_grid(fcff_row, wacc_list, g_list, mid_year, net_cash, minorities, shares
 @excel_function("PE_GRID", "Array: P/E target price for each multiple (rows) x EPS (columns).",
                 Arg("multiples", SERIES, "Target P/E values, one per grid row"),
                 Arg("eps_row", SERIES, "EPS values (for example by year), one per grid column"), _FX,
+                native=None,
                 sample=([18.0, 20.0, 22.0], [[1.635, 1.98, 2.35]], 0.9049))
 def pe_grid(multiples, eps_row, fx):
     """`pe_target` at every multiple x EPS."""

@@ -1,0 +1,336 @@
+"""The native-formula live edition (`export --native`), proven by engines we did not write:
+LibreOffice recalculates it from scratch and the `formulas` package evaluates it, and both equal
+the Python engine, for both companies and after a driver change; it holds no ER_ function, no
+VBA, no link, and shows no #NAME? or Err: anywhere."""
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+import udfs
+from addin.native import PLACEHOLDERS, NotExpressible, Translator, contiguous, export_native, parse, tokenize
+from addin.template import blueprint
+from conftest import ROOT
+from ooxml import assert_valid
+from udfs.engine import driver_key
+from udfs.rating import schemes
+from udfs.registry import REGISTRY, guarded
+from workbook import xlsx
+from workbook.company import load
+from workbook.model import build_model
+
+SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
+needs_libreoffice = pytest.mark.skipif(SOFFICE is None and not os.environ.get("CI"),
+                                       reason="LibreOffice not installed here; `make test` installs it, and CI always has it")
+COMPANIES = {"xiaomi": ("xiaomi_1810hk_model.xlsm", "xiaomi_1810hk.toml"),
+             "kysec": ("kysec_300592sz_model.xlsm", "kysec_300592sz.toml")}
+RELATIVE = 1e-9
+MACHINERY = ("_blueprint", "_source", "xlwings.conf")
+# LibreOffice recalculates an .xlsx on load only when told to: OOXMLRecalcMode 0 is "always".
+RECALC_ALWAYS = """<?xml version="1.0" encoding="UTF-8"?>
+<oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema"
+ xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="OOXMLRecalcMode" oor:op="fuse"><value>0</value></prop></item>
+</oor:items>
+"""
+
+
+def recalculate(sources: list[Path], out: Path) -> dict[Path, openpyxl.Workbook]:
+    """Each file opened by LibreOffice headless with a hard recalculation, saved as .xlsx, and
+    read back as values (openpyxl, data_only)."""
+    profile = out / "profile"
+    (profile / "user").mkdir(parents=True, exist_ok=True)
+    (profile / "user" / "registrymodifications.xcu").write_text(RECALC_ALWAYS, encoding="utf-8")
+    target = out / "recalculated"
+    subprocess.run([SOFFICE, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to",
+                    "xlsx:Calc MS Excel 2007 XML", "--outdir", str(target), *map(str, sources)],
+                   check=True, capture_output=True, timeout=300)
+    return {source: openpyxl.load_workbook(target / source.name, data_only=True) for source in sources}
+
+
+def close(got, want) -> bool:
+    if isinstance(want, float) and not isinstance(got, bool) and isinstance(got, (int, float)):
+        return got == pytest.approx(want, rel=RELATIVE, abs=RELATIVE)
+    return got == want
+
+
+def engine_cells(rows: list, model) -> list:
+    """(sheet, ref, key, year, engine value) for every formula cell of the source model's
+    blueprint the engine computes: the summary, the statements, the ratios, the drivers'
+    history, cover and rating."""
+    out = []
+    for row in rows:
+        if row["kind"] == "input":
+            continue
+        want = model.value(row["key"], row["year"] or None)
+        if want is not None:
+            out.append((row["sheet"], row["cell"], row["key"], row["year"], want))
+    return out
+
+
+def company_with_driver(company, line: str, year: str, value: float):
+    """The company with one driver value changed, as the engine reads drivers (its inputs)."""
+    changed = copy.deepcopy(company)
+    changed.inputs[(driver_key(line), year)] = value
+    return changed
+
+
+# ------------------------------------------------------------------------------------------------
+# The registry: every function says how it is written natively
+# ------------------------------------------------------------------------------------------------
+TABLE = {"scheme_key": "'评级'!$B$2", "basis": "'评级'!$B$3", "unrated": "'评级'!$B$4",
+         "labels": "'评级'!$A$6:$A$10", "thresholds": "'评级'!$B$6:$B$9", "benchmarks": "'评级'!$A$12:$B$20"}
+
+
+@pytest.mark.parametrize("name", sorted(udfs.excel_functions()))
+def test_every_function_has_a_native_template_or_is_declared_not_expressible(name):
+    spec = REGISTRY[name]
+    assert spec.native_declared, f"{name}: give native=TEMPLATE or native=None"
+    if spec.native is None:
+        with pytest.raises(NotExpressible):
+            Translator(TABLE).formula(f"{name}({','.join('1' for _ in spec.args)})")
+        return
+    for key in re.findall(r"\{(\d+|[A-Za-z_]+)\}", spec.native):
+        assert (key.isdigit() and int(key) < len(spec.args)) or key in PLACEHOLDERS, (name, key)
+    native = Translator(TABLE).formula(f"{name}({','.join(f'A{i + 1}' for i in range(len(spec.args)))})")
+    assert not any(kind == "word" and token.upper().startswith("ER_") for kind, token in tokenize(native)), native
+
+
+def test_functions_not_expressible_are_the_array_and_series_ones():
+    assert {n for n, f in REGISTRY.items() if f.native is None} == {
+        "ER_CAGR", "ER_AVG_GROWTH", "ER_TREND", "ER_DCF_GRID", "ER_PE_GRID", "ER_DCF", "ER_SOTP", "ER_SOTP_EQUITY",
+        "ER_BLEND", "ER_AT_YEAR", "ER_VALUATION_TARGET"}
+
+
+@pytest.mark.parametrize("formula,expected", [
+    ("ER_GROWTH(D6,'预测假设'!F9)", "D6*(1+'预测假设'!F9)"),
+    ("ER_STEP(A1+B1,2)*3", "((A1+B1)+2)*3"),                           # operands and the result keep their precedence
+    ("-ER_COST_SHARE(E5,F16)", "-(-E5*F16)"),
+    ("ER_MARGIN(ER_STEP(A1,B1),C1)", 'IF(C1<=0,"NM",(A1+B1)/C1)'),     # nested calls
+    ("ER_DAYS('a,b(c'!C9,\"x,)y\")", 'IF(ABS("x,)y")=0,"NM",\'a,b(c\'!C9/ABS("x,)y")*365)'),  # commas in quotes
+    ("SUM(ER_FIXED(A1),2)&\"ER_FIXED(\"", 'SUM(A1,2)&"ER_FIXED("'),   # text that looks like a call stays text
+    ("er_check(A1, B1)", 'IF(ABS(A1-B1)<=ABS(0.001),"OK","FAIL")'),   # Excel names are case-insensitive
+    ("IF(COUNTIF(C5:E22,\"OK\")=54,\"OK\",\"FAIL\")", "IF(COUNTIF(C5:E22,\"OK\")=54,\"OK\",\"FAIL\")"),
+    ("ER_WACC(A1,A2,A3,A4,A5,A6)", "IF(OR(A5<0,A5>1,A6<0,A6>1),#NUM!,(1-A6)*(A1+A2*A3)+A6*A4*(1-A5))"),
+])
+def test_translation(formula, expected):
+    assert Translator(TABLE).formula(formula) == expected
+
+
+@pytest.mark.parametrize("formula", ["ER_GROWTH(A1", "ER_GROWTH(A1))", "ER_NO_SUCH(A1)", "ER_GROWTH(A1,B1,C1)",
+                                     "ER_DCF_GRID(A1:C1,A2:A4,B1:B3,TRUE,1,1,1,1,0)"])
+def test_formulas_that_cannot_be_translated_are_refused(formula):
+    with pytest.raises((NotExpressible, ValueError)):
+        Translator(TABLE).formula(formula)
+
+
+def test_tokenizer_keeps_every_character():
+    text = "IF('表2 资产负债表'!$E$5<>0,{\"PE\",\"PB\"},#N/A)&\"a\"\"b\"+1.5E+3%"
+    assert "".join(t for _, t in tokenize(text)) == text
+    assert ("error", "#N/A") in tokenize(text) and ("sheetref", "'表2 资产负债表'!$E$5") in tokenize(text)
+    assert len(parse(text)) == 5  # IF(...) & "a""b" + 1.5E+3%
+
+
+def test_shipped_schemes_have_contiguous_bands():
+    assert all(contiguous(scheme) for scheme in schemes().values())
+
+
+# ------------------------------------------------------------------------------------------------
+# The editions, LibreOffice and the engine
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def editions(tmp_path_factory) -> dict:
+    """Per company: the native edition of the committed template, a copy with a driver changed,
+    copies with target prices on the rating thresholds, and LibreOffice's recalculation of all."""
+    out = tmp_path_factory.mktemp("native")
+    found, sources = {}, []
+    for key, (template, data) in COMPANIES.items():
+        native = export_native(ROOT / "workbook" / template, out / f"{key}.xlsx")
+        package = xlsx.read(native)
+        company = load(ROOT / "workbook" / "data" / data)
+        rows = blueprint(xlsx.read(ROOT / "workbook" / template))
+        second_year = company.forecast_years[1].label
+        line = next(line for line, d in company.drivers.items() if d.method == "growth")
+        driver = next(r for r in rows if r["key"] == f"d_{line}" and r["year"] == second_year and r["kind"] == "input")
+        new_value = 0.20
+        changed = out / f"{key}-driver.xlsx"
+        xlsx.type_values(package, {(driver["sheet"], driver["cell"]): new_value}, changed)
+        found[key] = {"native": native, "package": package, "rows": rows, "company": company,
+                      "changed": changed, "changed_company": company_with_driver(company, line, second_year, new_value),
+                      "thresholds": _threshold_copies(package, out, key)}
+        sources += [native, changed] + [path for path, _ in found[key]["thresholds"]]
+    books = recalculate(sources, out)
+    for entry in found.values():
+        entry["lo"], entry["lo_changed"] = books[entry["native"]], books[entry["changed"]]
+        entry["lo_thresholds"] = [(books[path], inputs) for path, inputs in entry["thresholds"]]
+    return found
+
+
+def _threshold_copies(package: xlsx.Package, out: Path, key: str) -> list:
+    """Copies with a target price that puts the excess return on each threshold of the scheme
+    (and just either side of it), under each boundary convention."""
+    cell = {name: package.name_cells(name)[0] for name in
+            ("MKT_price", "RTG_target_price", "RTG_benchmark_return", "RTG_rating_boundary", "RTG_rating_scheme")}
+    price = package.value(*cell["MKT_price"])
+    scheme = schemes()[package.value(*cell["RTG_rating_scheme"])]
+    copies = []
+    for band in scheme.bands[:-1]:
+        for boundary in ("outer", "inner"):
+            for nudge in (0.0, 1e-6, -1e-6):
+                benchmark = 0.05
+                target = price * (1 + float(band.min_pct) / 100 + benchmark + nudge)
+                inputs = {cell["RTG_target_price"]: target, cell["RTG_benchmark_return"]: benchmark,
+                          cell["RTG_rating_boundary"]: boundary}
+                path = out / f"{key}-threshold-{len(copies)}.xlsx"
+                xlsx.type_values(package, inputs, path)
+                copies.append((path, {"price": price, "target": target, "benchmark": benchmark, "boundary": boundary,
+                                      "scheme": scheme.key}))
+    return copies
+
+
+def _lo_value(book, sheet, ref):
+    return book[sheet][ref].value
+
+
+@needs_libreoffice
+@pytest.mark.parametrize("key", list(COMPANIES))
+def test_libreoffice_recalculation_equals_the_engine(editions, key):
+    entry = editions[key]
+    model = build_model(entry["company"])
+    cells = engine_cells(entry["rows"], model)
+    assert len(cells) > 250
+    wrong = [(s, r, k, y, _lo_value(entry["lo"], s, r), want) for s, r, k, y, want in cells
+             if not close(_lo_value(entry["lo"], s, r), want)]
+    assert not wrong, wrong[:5]
+
+
+@needs_libreoffice
+@pytest.mark.parametrize("key", list(COMPANIES))
+def test_libreoffice_after_a_driver_change_equals_the_engine_with_that_driver(editions, key):
+    entry = editions[key]
+    before, after = build_model(entry["company"]), build_model(entry["changed_company"])
+    cells = engine_cells(entry["rows"], after)
+    moved = [c for c in cells if not close(before.value(c[2], c[3] or None), c[4])]
+    assert len(moved) > 20   # the change reaches the statements, not one cell
+    wrong = [(s, r, k, y, _lo_value(entry["lo_changed"], s, r), want) for s, r, k, y, want in cells
+             if not close(_lo_value(entry["lo_changed"], s, r), want)]
+    assert not wrong, wrong[:5]
+    assert after.balanced
+    statuses = [c.value for row in entry["lo_changed"]["校验"].iter_rows() for c in row if c.value in ("OK", "FAIL")]
+    assert statuses and set(statuses) == {"OK"}
+
+
+@needs_libreoffice
+@pytest.mark.parametrize("key", list(COMPANIES))
+def test_rating_on_a_threshold_follows_the_boundary_convention(editions, key):
+    entry = editions[key]
+    rating = entry["package"].name_cells("RTG_computed_rating")[0]
+    checked = set()
+    for book, inputs in entry["lo_thresholds"]:
+        want = guarded("ER_RATING")(inputs["price"], inputs["target"], inputs["benchmark"], None, inputs["scheme"],
+                                    inputs["boundary"])
+        assert _lo_value(book, *rating) == want, inputs
+        checked.add(want)
+    assert len(checked) == len(schemes()[entry["company"].scalar_inputs["rating_scheme"]].bands)
+
+
+@needs_libreoffice
+@pytest.mark.parametrize("key", list(COMPANIES))
+def test_no_cell_shows_name_or_err_after_libreoffice(editions, key):
+    entry = editions[key]
+    for book in (entry["lo"], entry["lo_changed"]):
+        bad = [(ws.title, c.coordinate, c.value) for ws in book for row in ws.iter_rows() for c in row
+               if isinstance(c.value, str) and (c.value.startswith("#") or c.value.startswith("Err:"))]
+        assert not bad, bad[:5]
+
+
+@pytest.mark.parametrize("key", list(COMPANIES))
+def test_formulas_package_equals_the_engine(editions, key):
+    from formulas_bridge import Evaluated
+    entry = editions[key]
+    solution = Evaluated(entry["native"]).calculate()
+    cells = engine_cells(entry["rows"], build_model(entry["company"]))
+    compared = [(s, r, solution[(s, r)], want) for s, r, _, _, want in cells if (s, r) in solution]
+    assert len(compared) > 250
+    wrong = [c for c in compared if not close(c[2], c[3])]
+    assert not wrong, wrong[:5]
+
+
+# ------------------------------------------------------------------------------------------------
+# The package
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("key", list(COMPANIES))
+def test_the_edition_holds_no_er_function_no_vba_no_link(editions, key):
+    entry = editions[key]
+    package, path = entry["package"], entry["native"]
+    formulas = [cell.formula for sheet in package.sheets.values() for cell in sheet.cells.values() if cell.formula]
+    assert len(formulas) > 300
+    words = {token.upper() for f in formulas for kind, token in tokenize(f) if kind == "word"}
+    assert not [w for w in words if w.startswith("ER_")]
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        types = archive.read("[Content_Types].xml").decode()
+        book = archive.read("xl/workbook.xml").decode()
+        rels = archive.read("xl/_rels/workbook.xml.rels").decode()
+    assert not [n for n in names if "vbaproject" in n.lower() or "externallink" in n.lower() or "calcchain" in n.lower()]
+    assert "macroEnabled" not in types and "vbaProject" not in types and "vbaProject" not in rels
+    assert 'fullCalcOnLoad="1"' in book
+    assert "ER_" not in "".join(package.shared)   # the blueprint's formula text does not travel
+
+
+@pytest.mark.parametrize("key", list(COMPANIES))
+def test_the_edition_keeps_sheets_names_chart_and_values(editions, key):
+    entry = editions[key]
+    template, _ = COMPANIES[key]
+    source = xlsx.read(ROOT / "workbook" / template)
+    package = entry["package"]
+    assert list(package.sheets) == [s for s in source.sheets if s not in MACHINERY]
+    kept_names = {n for n, text in source.names.items() if not any(m in text for m in MACHINERY)}
+    assert kept_names <= set(package.names) and {"MKT_price", "RTG_computed_rating"} <= kept_names
+    assert any(p.startswith("xl/charts/") for p in package.members)
+    for row in entry["rows"]:                      # cached values and inputs kept
+        if row["sheet"] in package.sheets:
+            assert package.value(row["sheet"], row["cell"]) == source.value(row["sheet"], row["cell"]), row
+    cover = " ".join(str(v) for v in (package.value("封面", ref) for ref in package.sheets["封面"].cells) if v)
+    assert template in cover and "原生公式版" in cover and "Refresh 刷新" not in cover
+
+
+@pytest.mark.parametrize("key", list(COMPANIES))
+def test_the_edition_is_valid_ooxml(editions, key):
+    assert_valid(editions[key]["native"])
+
+
+def test_a_function_without_native_form_becomes_its_value_with_a_note(tmp_path):
+    model = ROOT / "workbook" / COMPANIES["xiaomi"][0]
+    package = xlsx.read(model)
+    sheet = package.sheets["主要财务比率"]
+    target = tmp_path / "with-cagr.xlsm"
+    data = sheet.data().replace(b"<f>ER_MARGIN('\xe8\xa1\xa81", b"<f>ER_CAGR(C5:E5)+0*ER_MARGIN('\xe8\xa1\xa81", 1)
+    assert data != sheet.data()
+    xlsx.write(package, {sheet.path: data}, target)
+    native = xlsx.read(export_native(target, tmp_path / "live.xlsx"))
+    changed = [ref for ref, cell in xlsx.read(target).sheets["主要财务比率"].cells.items()
+               if cell.formula and cell.formula.startswith("ER_CAGR")]
+    assert len(changed) == 1
+    ref = changed[0]
+    assert native.sheets["主要财务比率"].cells[ref].formula is None
+    assert native.value("主要财务比率", ref) == package.value("主要财务比率", ref)
+    note = " ".join(str(native.value("封面", r)) for r in native.sheets["封面"].cells)
+    assert f"主要财务比率!{ref}" in note and "ER_CAGR" in note
+
+
+def test_cli_export_native(tmp_path):
+    from addin.cli import main
+    out = tmp_path / "live.xlsx"
+    assert main(["export", str(ROOT / "workbook" / COMPANIES["xiaomi"][0]), "--native", "-o", str(out)]) == 0
+    assert xlsx.read(out).sheets["表1 损益表"].cells["E6"].formula == "D6*(1+'预测假设'!F9)"
+    assert main(["export", str(ROOT / "workbook" / COMPANIES["xiaomi"][0]), "--native", "-o", str(tmp_path / "x.xlsm")]) != 0
+    assert not (tmp_path / "x.xlsm").exists()
