@@ -30,7 +30,7 @@ from udfs.constants import (
     DEFAULT_SCHEME, MARKET_BY_SUFFIX, NOT_MEANINGFUL, RETURN_COMPARISON_PLACES,
 )
 from udfs.rating import Scheme, schemes
-from udfs.registry import PREFIX, REGISTRY
+from udfs.registry import NUMBER, OPTIONAL, PREFIX, REGISTRY
 from workbook import xlsx
 from workbook.layout import COVER, RATING
 
@@ -199,6 +199,15 @@ def _atomic(text: str) -> bool:
     return True
 
 
+_CELL = re.compile(r"^(?:'(?:[^']|'')+'!|[A-Za-z_][\w.]*!)?\$?[A-Za-z]{1,3}\$?\d{1,7}$")
+
+
+def _single_cell(text: str) -> bool:
+    """Whether `text` is a reference to one cell (A1, $C$5, '表1 损益表'!E5), the only argument
+    ISBLANK can tell empty."""
+    return bool(_CELL.match(text.strip()))
+
+
 def _default_text(default) -> str:
     if default is None:
         return '""'
@@ -243,25 +252,38 @@ class Translator:
             raise NotExpressible(f"{name} has no native Excel equivalent")
         if len(args) > len(spec.args):
             raise NotExpressible(f"{name} is given {len(args)} arguments; it takes {len(spec.args)}")
-        filled = []
+        filled, required_cells = [], []
         for i, arg in enumerate(spec.args):
             given = args[i].strip() if i < len(args) else ""
             if not given:
                 if not arg.optional:
                     raise NotExpressible(f"{name} lacks its required argument {arg.name}")
                 given = _default_text(arg.default)
-            filled.append(given if _atomic(given) else f"({given})")
+            elif _single_cell(given) and arg.kind == NUMBER:
+                required_cells.append(given)
+            elif _single_cell(given) and arg.kind == OPTIONAL:
+                # the guard gives an empty optional cell its default; Excel would read it as 0
+                given = f"IF(ISBLANK({given}),{_default_text(arg.default)},{given})"
+            filled.append(given)
 
         def fill(match):
             key = match.group(1)
             if key.isdigit():
-                return filled[int(key)]
+                text = filled[int(key)]
+                template = match.string
+                delimited = template[match.start() - 1:match.start()] in ("(", ",") and \
+                    template[match.end():match.end() + 1] in (")", ",")
+                return text if delimited or _atomic(text) else f"({text})"
             if key in CONSTANTS:
                 return CONSTANTS[key]
             if key in self.table:
                 return self.table[key]
             raise NotExpressible(f"{name} needs the rating lookup table, which this workbook cannot have")
         native = self._rewrite(_PLACEHOLDER.sub(fill, spec.native), depth + 1)
+        if required_cells:
+            # an empty required cell is #N/A, as the guard answers; Excel would read it as 0
+            blank = ",".join(f"ISBLANK({cell})" for cell in dict.fromkeys(required_cells))
+            native = f"IF({blank if len(required_cells) == 1 else f'OR({blank})'},#N/A,{native})"
         return native if whole or _atomic(native) else f"({native})"
 
 
