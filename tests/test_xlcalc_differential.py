@@ -16,9 +16,19 @@ tests/test_xlcalc_rules.py instead:
   MIN, MAX and AVERAGE ignore text in references ("If an argument is an array or reference,
   only numbers in that array or reference are counted", SUM/AVERAGE help) and ISNUMBER("3") is
   FALSE; `formulas` reads such text as a number. Numeric text appears only as a literal given
-  directly to an operator or an aggregate, where Excel does convert it.
+  directly to an operator or an aggregate, where Excel does convert it, and & always joins a
+  letter in.
+- A text or logical value computed by an expression and given directly to SUM, MIN, MAX,
+  AVERAGE, AND or OR (`SUM(IF(A1,"a"))`, `SUM(1=1)`): Excel treats it as a value given directly
+  (converted, or #VALUE! for text that is not a number; SUM help: "logical values and text
+  representations of numbers that you type directly into the list of arguments are counted");
+  `formulas` skips it as if it came from a reference. Those functions get ranges, literals and
+  computed numbers only.
 - The text "TRUE"/"FALSE" given to IF, NOT, AND, OR: Excel evaluates it as the logical value;
-  `formulas` gives #VALUE!. The text pool holds no such text.
+  `formulas` gives #VALUE!. The text pool holds no such text and & joins no booleans.
+- Text in a percent form ("50%"): Excel reads it as 0.5 where it converts text to a number
+  (VALUE help: any constant number format Excel recognises); `formulas` gives #VALUE!. The
+  numeric text pool holds no percent.
 - 0^0 (#NUM! in Excel, 1 in `formulas`), 0^-1 (#DIV/0! in Excel, #VALUE! in `formulas`) and a
   negative base with a fractional power (#NUM! in Excel, a complex number in `formulas`): powers
   are generated on a base of at least 1.
@@ -29,11 +39,11 @@ tests/test_xlcalc_rules.py instead:
   help: "<>" means not equal to); `formulas` counts only cells of x's type. A criterion naming a
   blank cell: Excel reads it as 0 (COUNTIFS help: "If the criteria argument is a reference to
   an empty cell, the COUNTIFS function treats the empty cell as a 0 value"); `formulas` matches
-  nothing. Text ordering criteria ("<z"): `formulas` counts blank cells as "". These criteria
-  are not generated.
-- AVERAGE, MIN and MAX over references holding no number: Excel gives #DIV/0!, 0 and 0;
-  `formulas` gives #VALUE! when the reference holds text or booleans. Such ranges are compared
-  only through SUM, COUNTIF, AND and OR; AVERAGE, MIN and MAX get ranges that hold a number.
+  nothing. "=" alone counts blank cells and "<>" alone every cell that is not blank;
+  `formulas` reads both as text to match. Text ordering criteria ("<z"): `formulas` counts blank
+  cells as "". These criteria are not generated. A wildcard ("*") matches text only, never a
+  blank cell or an error value (COUNTIF help: wildcards match characters); `formulas` matches
+  both, so wildcard criteria count over ranges without blanks and errors.
 - Number to text (`&`) of a computed number: Excel writes 15 significant digits (0.1+0.2&"" is
   "0.3"); `formulas` writes Python's repr ("0.30000000000000004"). `&` joins only cells and
   literals whose numbers are short.
@@ -61,7 +71,6 @@ BOOLEANS = {"A9": True, "A10": False}
 BLANK = "A11"
 ERRORS = {"A12": "=NA()", "A13": "=1/0"}
 LAST_ROW = 13
-NUMBER_ROWS = (1, 5)  # A1:A5 hold only numbers
 
 NUMBER_LITERALS = ["0", "1", "2", "0.5", "3", "10", "1E+3", "1234567"]
 TEXT_LITERALS = ['"abc"', '""', '"Xy"', '"a"']
@@ -72,11 +81,13 @@ VALUE_CELLS = sorted(NUMBERS) + sorted(TEXTS) + sorted(BOOLEANS) + sorted(ERRORS
 LEAVES = VALUE_CELLS + NUMBER_LITERALS + TEXT_LITERALS + BOOLEAN_LITERALS + ERROR_LITERALS
 # What may meet a blank cell in a comparison: anything but a boolean (see the module note).
 NOT_BOOLEAN_LEAVES = sorted(NUMBERS) + sorted(TEXTS) + NUMBER_LITERALS + TEXT_LITERALS
+LETTERS = ['"abc"', '"Xy"', '"a"']
 # No booleans: TRUE&"" is the text "TRUE", which IF and NOT read differently (see the module note).
 CONCAT_PARTS = sorted(NUMBERS) + sorted(TEXTS) + sorted(ERRORS) + [BLANK] + NUMBER_LITERALS + TEXT_LITERALS
 CRITERIA = NUMBER_LITERALS + BOOLEAN_LITERALS + sorted(NUMBERS) + sorted(TEXTS) + [
-    '"abc"', '"a*"', '"?y"', '"*"', '"x~*"', '""', '">0"', '"<=1"', '">=-2.5"', '"=abc"',
-    '"#N/A"', '"2"', '"TRUE"']
+    '"abc"', '""', '">0"', '"<=1"', '">=-2.5"', '"=abc"', '"#N/A"', '"2"', '"TRUE"']
+WILDCARDS = ['"a*"', '"?y"', '"*"', '"x~*"', '"*b*"']
+LAST_ROW_OF_VALUES = min(int(ref[1:]) for ref in [BLANK, *ERRORS]) - 1  # rows above the blank and the errors
 
 
 class _Formulas:
@@ -92,9 +103,9 @@ class _Formulas:
     def choose(self, count: int) -> int:
         return self.draw(st.integers(0, count - 1))
 
-    def cell_range(self, numeric: bool = False) -> str:
-        top = self.draw(st.integers(*NUMBER_ROWS) if numeric else st.integers(1, LAST_ROW))
-        return f"A{top}:A{self.draw(st.integers(top, LAST_ROW))}"
+    def cell_range(self, last: int = LAST_ROW) -> str:
+        top = self.draw(st.integers(1, last))
+        return f"A{top}:A{self.draw(st.integers(top, last))}"
 
     def operand(self, depth) -> str:
         """Any expression, or the blank cell where conversion reads it as 0, "" or FALSE
@@ -109,27 +120,30 @@ class _Formulas:
         if depth >= self.max_depth or self.choose(4) == 0:
             return self.pick(LEAVES)
         d = depth + 1
-        kind = self.choose(7)
+        kind = self.choose(8)
         if kind == 0:
             return self.number(depth)
         if kind == 1:
             return self.logical(depth)
         if kind == 2:
-            return "(" + "&".join(self.pick(CONCAT_PARTS) for _ in range(self.draw(st.integers(2, 3)))) + ")"
+            parts = [self.pick(CONCAT_PARTS) for _ in range(self.draw(st.integers(1, 2)))]
+            return "(" + "&".join(parts + [self.pick(LETTERS)]) + ")"  # never text that reads as a number
         if kind == 3:
             return f"IF({self.operand(d)},{self.expression(d)},{self.expression(d)})"
         if kind == 4:
             return f"IF({self.operand(d)},{self.expression(d)})"
         if kind == 5:
             return f"IFERROR({self.expression(d)},{self.expression(d)})"
+        if kind == 6:  # a number, or text: NM, or an error value as xlwings returns it
+            return f"ER_MARGIN({self.number(d)},{self.number(d)})"
         return "NA()"
 
-    def aggregate_arg(self, depth, numeric_range: bool) -> str:
+    def aggregate_arg(self, depth) -> str:
         """What SUM, MIN, MAX, AVERAGE get: a range, a literal, or a computed number (computed
         text and logical values are kept out; see the module note)."""
         kind = self.choose(3)
         if kind == 0:
-            return self.cell_range(numeric_range)
+            return self.cell_range()
         if kind == 1:
             return self.pick(NUMERIC_TEXT + TEXT_LITERALS + BOOLEAN_LITERALS + [BLANK])
         return self.number(depth)
@@ -139,7 +153,7 @@ class _Formulas:
         if depth >= self.max_depth or self.choose(4) == 0:
             return self.pick(sorted(NUMBERS) + NUMBER_LITERALS)
         d = depth + 1
-        kind = self.choose(10)
+        kind = self.choose(9)
         if kind == 0:
             a = self.operand(d) if self.draw(st.booleans()) else self.pick(NUMERIC_TEXT)
             b = self.operand(d) if self.draw(st.booleans()) else self.pick(NUMERIC_TEXT)
@@ -149,18 +163,18 @@ class _Formulas:
         if kind == 2:
             return f"-({self.operand(d)})" if self.draw(st.booleans()) else f"({self.operand(d)})%"
         if kind == 3:
-            return f"SUM({self.listing(lambda: self.aggregate_arg(d, False))})"
+            name = self.pick(["SUM", "MIN", "MAX", "AVERAGE"])
+            return f"{name}({self.listing(lambda: self.aggregate_arg(d))})"
         if kind == 4:
-            name = self.pick(["MIN", "MAX", "AVERAGE"])
-            return f"{name}({self.listing(lambda: self.aggregate_arg(d, True))})"
+            return f"ROUND({self.number(d)},{self.pick(['0', '1', '2', '-1'])})"
         if kind == 5:
             return f"ABS({self.operand(d)})"
         if kind == 6:
             return f"ROUND({self.operand(d)},{self.pick(['0', '1', '2', '-1'])})"
         if kind == 7:
-            return f"COUNTIF({self.cell_range()},{self.pick(CRITERIA)})"
-        if kind == 8:
-            return f"ER_MARGIN({self.number(d)},{self.number(d)})"
+            if self.draw(st.booleans()):
+                return f"COUNTIF({self.cell_range()},{self.pick(CRITERIA)})"
+            return f"COUNTIF({self.cell_range(LAST_ROW_OF_VALUES)},{self.pick(WILDCARDS)})"
         return f"IFERROR({self.number(d)},{self.number(d)})"
 
     def logical(self, depth: int) -> str:

@@ -396,17 +396,25 @@ def same_value(a, b) -> bool:
 
 # ---------------------------------------------------------------- worksheet functions
 
+def _first_error(args):
+    for arg in args:
+        for v in arg.values() if isinstance(arg, _Range) else (arg,):
+            if _is_error(v):
+                return v
+    return None
+
+
 def _numbers(args):
     """The numbers SUM, MIN, MAX and AVERAGE use: in a reference only numbers count; a value
-    given directly is coerced (TRUE 1, "3" 3) and text that is not a number is #VALUE!."""
+    given directly is coerced (TRUE 1, "3" 3) and text that is not a number is #VALUE!. An
+    error among the arguments comes out before any text is converted, as with the operators."""
+    error = _first_error(args)
+    if error is not None:
+        return error
     numbers = []
     for arg in args:
         if isinstance(arg, _Range):
-            for v in arg.values():
-                if _is_error(v):
-                    return v
-                if _is_number(v):
-                    numbers.append(float(v))
+            numbers.extend(float(v) for v in arg.values() if _is_number(v))
             continue
         v = to_number(arg)
         if _is_error(v):
@@ -427,16 +435,16 @@ def _aggregate(combine: Callable[[list], object]) -> Callable:
 
 def _logical(combine: Callable) -> Callable:
     """AND/OR: numbers and booleans count; text and blanks in a reference are skipped; text given
-    directly must read TRUE or FALSE; no logical value at all is #VALUE!."""
+    directly must read TRUE or FALSE; no logical value at all is #VALUE!. An error among the
+    arguments comes out first."""
     def logical(*args):
+        error = _first_error(args)
+        if error is not None:
+            return error
         seen = []
         for arg in args:
             if isinstance(arg, _Range):
-                for v in arg.values():
-                    if _is_error(v):
-                        return v
-                    if isinstance(v, bool) or _is_number(v):
-                        seen.append(bool(v))
+                seen.extend(bool(v) for v in arg.values() if isinstance(v, bool) or _is_number(v))
                 continue
             if arg is None:
                 continue
