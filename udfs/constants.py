@@ -7,6 +7,9 @@ convention the model relies on in one screen.
 # A result that exists but means nothing (negative-earnings P/E, growth from a negative base).
 NOT_MEANINGFUL = "NM"
 
+# The blended target price before the analyst has weighted any valuation method.
+NOT_VALUED = "未估值"
+
 # Excel error values, as the cell shows them.
 ERR_VALUE = "#VALUE!"
 ERR_DIV0 = "#DIV/0!"

@@ -176,6 +176,8 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
     ordered = orders.get(FORECAST) or evaluation_order(lines)
     values = Values(list(years))
     scalar_keys = {line.key for line in lines if line.scalar}
+    late = _late_scalars(lines)
+    vectors = _Vectors(values, years)
 
     def lookup_in(year_pos: int):
         def lookup(key: str, lag: int):
@@ -187,11 +189,14 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
             return values.yearly.get((key, years[pos].label)) if pos >= 0 else ERR_NA
         return lookup
 
-    for line in (l for l in ordered if l.scalar):
+    def scalar(line):
         if line.formula and line.key not in scalar_inputs:
-            values.scalars[line.key] = fx.evaluate(fx.parse(line.formula), lookup_in(0), functions)
+            values.scalars[line.key] = fx.evaluate(fx.parse(line.formula), lookup_in(0), functions, vectors=vectors)
         else:
             values.scalars[line.key] = scalar_inputs.get(line.key)
+
+    for line in (l for l in ordered if l.scalar and l.key not in late):
+        scalar(line)
     for pos, year in enumerate(years):
         lookup = lookup_in(pos)
         for line in (l for l in orders[year.kind] if not l.scalar):
@@ -203,7 +208,46 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
                 values.yearly[cell] = fx.evaluate(fx.parse(text), lookup, functions)
             else:
                 values.yearly[cell] = inputs.get(cell)
+    for line in (l for l in ordered if l.scalar and l.key in late):  # they read whole rows: after the years
+        scalar(line)
     return values
+
+
+class _Vectors:
+    """The forms of the formula language that read other years than the line's own."""
+
+    def __init__(self, values: Values, years: list[Year]):
+        self.values, self.years = values, years
+
+    def forecast(self, key: str) -> list:
+        return [self.values.yearly.get((key, y.label)) for y in self.years if y.kind == FORECAST]
+
+    def at(self, key: str, label) -> object:
+        if not isinstance(label, str) or (key, label.strip()) not in self.values.yearly:
+            return ERR_NA
+        value = self.values.yearly[(key, label.strip())]
+        return ERR_NA if value is None else value
+
+
+def _late_scalars(lines: list[Line]) -> set[str]:
+    """One-value lines that read whole rows of yearly lines (valuation, blends), and the ones
+    that read them: computed after every year. A yearly line must not read them."""
+    scalars = {l.key: l for l in lines if l.scalar and l.formula}
+    late = {k for k, l in scalars.items() if fx.reads_across_years(fx.parse(l.formula))}
+    changed = True
+    while changed:
+        changed = False
+        for key, line in scalars.items():
+            if key not in late and any(r.key in late for r in fx.refs(fx.parse(line.formula))):
+                late.add(key)
+                changed = True
+    for line in lines:
+        if not line.scalar:
+            for text in (line.formula, line.implied):
+                if text and any(r.key in late for r in fx.refs(fx.parse(text))):
+                    raise ValueError(f"line {line.key!r} reads {sorted(r.key for r in fx.refs(fx.parse(text)) if r.key in late)[0]!r}, "
+                                     "which is computed from whole rows after every year; a yearly line cannot read it")
+    return late
 
 
 def run_checks(checks: list[Check], lines: list[Line], values: Values, years: list[Year] | None = None) -> list[dict]:

@@ -329,7 +329,8 @@ def dcf(cash_flows: Sequence[Number], discount_rate: Number, terminal_growth: Nu
 
 
 def _switch(value) -> bool:
-    """A TRUE/FALSE cell: booleans, 1 or 0; empty is FALSE, as Excel's IF reads an empty cell."""
+    """A TRUE/FALSE cell: booleans, 1 or 0, or the text TRUE/FALSE that a drop-down list of
+    those words gives; empty is FALSE, as Excel's IF reads an empty cell."""
     value = _scalar(value)
     if _blank(value):
         return False
@@ -337,6 +338,8 @@ def _switch(value) -> bool:
         raise Reject(value.strip().upper())
     if isinstance(value, bool):
         return value
+    if isinstance(value, str) and value.strip().upper() in ("TRUE", "FALSE"):
+        return value.strip().upper() == "TRUE"
     if isinstance(value, (int, float)) and value in (0, 1):
         return bool(value)
     raise Reject(ERR_VALUE)
