@@ -27,10 +27,16 @@ def _show(args) -> int:
     from workbook.report import findings, load_report, report_path_for
 
     company = load(args.data)
-    model = build_model(company)
+    try:
+        model = build_model(company, scenario=args.scenario)
+    except ValueError as exc:
+        raise UserError(f"--scenario: {exc}") from None
     report_file = report_path_for(company)
     found = findings(company, load_report(report_file)) if report_file.is_file() else None
     print(render(model, found, english=args.english))
+    if args.sensitivity:
+        from .show import sensitivity_table
+        print("\n" + sensitivity_table(model))
     return EXIT_OK if model.balanced else EXIT_FAILED
 
 
@@ -252,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
                                epilog="example: python -m addin show --data workbook/data/kysec_300592sz.toml")
     show.add_argument("--data", default=str(DEFAULT_COMPANY), help="company data file (default: the embedded sample company)")
     show.add_argument("--english", action="store_true", help="English labels")
+    show.add_argument("--scenario", choices=("base", "bear", "bull"), help="the driver set to show (default: the file's)")
+    show.add_argument("--sensitivity", action="store_true",
+                      help="also the valuation EPS of the first forecast year by two drivers, the model re-run per point")
     show.set_defaults(handler=_show)
 
     build = commands.add_parser("build", help="write the macro-enabled Excel template",

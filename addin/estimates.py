@@ -24,6 +24,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
+from udfs.constants import NOT_MEANINGFUL, NOT_VALUED
 from workbook import xlsx
 from workbook.formats import EMPTY, show
 from workbook.xlcalc import evaluate
@@ -143,8 +144,9 @@ def _read(path: Path) -> tuple[Estimates, xlsx.Package]:
 
     def number(cell, what: str, optional: bool = False):
         got = value(cell)
-        if got is None and optional:
-            return None
+        if optional and (got is None or got in ("", NOT_MEANINGFUL, NOT_VALUED)):
+            return None  # no valuation made yet (the blend is empty) or none that means anything
+
         if isinstance(got, bool) or not isinstance(got, (int, float)):
             raise xlsx.WorkbookError(f"{path.name}: {cell[0]}!{cell[1]} ({what}) shows {got!r}, not a number; "
                                      "fix the model (or refresh it) before using its estimates")

@@ -143,10 +143,31 @@ def current_inputs(package: xlsx.Package, data: dict, layout: spec.Layout, kinds
     standalone = {line.key: line.key for line in layout.lines if line.table == spec.DRIVERS}
     driven = {f"d_{key}": key for key in data.get("drivers", {}) if key not in standalone}
     drivers = {**driven, **standalone}
+    valuation_inputs = {line.key for line in spec.valuation_plan(layout).scalars if line.formula is None}
+    valuation_inputs -= {"first_forecast", "last_forecast", "last_reported"}  # follow the years, not the analyst
+    cases = {f"{case}_d_{key}": (case, key) for key in data.get("scenarios", {}).get("drivers", [])
+             for case in ("base", "bear", "bull")}
     for row in blueprint(package):
         if row["kind"] != "input":
             continue
         key, year = row["key"], row["year"]
+        if key in cases and year:
+            case, driver = cases[key]
+            value = _input_value(package, row, number=True)
+            if case == "base":
+                if value is None:
+                    raise RollError(f"{package.path.name}: {row['sheet']}!{row['cell']} (base case of {driver} {year}) is "
+                                    "blank where a number belongs; fill it in before rolling")
+                data["drivers"][driver]["values"][year] = value
+            elif value is not None:  # an empty bear or bull value means "as the base case"
+                scenario = data["scenarios"].setdefault(case, {}).setdefault("drivers", {})
+                scenario.setdefault(driver, {"values": {}})["values"][year] = value
+            continue
+        if not year and key in valuation_inputs:
+            value = package.value(row["sheet"], row["cell"])
+            if value is not None and not (isinstance(value, str) and not value.strip()):
+                data.setdefault("valuation", {})[key] = value.strip() if isinstance(value, str) else float(value)
+            continue
         if not year:
             if key not in SCALAR_FIELDS:
                 continue
@@ -282,6 +303,16 @@ def roll_data(data: dict, figures: dict, reported: str, added: str) -> dict:
         values.pop(first, None)
         values[added] = values[last]
         entry["review"] = True  # the new year's value is a copy, not a forecast: the analyst looks at it
+    for case in ("bear", "bull"):  # scenario values move with their years too
+        for entry in data.get("scenarios", {}).get(case, {}).get("drivers", {}).values():
+            values = entry["values"]
+            values.pop(first, None)
+            if last in values:
+                values[added] = values[last]
+    valuation = data.get("valuation", {})
+    for key, value in list(valuation.items()):
+        if key.endswith("_year") and value == first:
+            valuation.pop(key)  # a method valued on the year now reported starts again on the first forecast year
     return data
 
 

@@ -64,6 +64,15 @@ def render(model: Model, findings=None, english: bool = False) -> str:
     ratio_keys = [line.key for line in model.lines if line.table == spec.RATIOS]
     parts += ["", table(layout.ratios_sheet, [""] + years, _rows(model, ratio_keys, english=english))]
 
+    plan = spec.valuation_plan(layout)
+    valued = [key for key in plan.targets + ("target_price_blend",) if isinstance(v(key), float)]
+    parts += ["", "估值 Valuation" + (f"（情景 {v('scenario')}）" if v("scenario") else "")]
+    by_key = {line.key: line for line in model.lines}
+    if valued:
+        parts += [f"  {pad(by_key[k].label_zh if not english else by_key[k].label_en, 44)} {show(v(k), 'price')}" for k in valued]
+    else:
+        parts += ["  未估值: no method is weighted yet (fill the 估值 sheet, or [valuation] in the company file)"]
+
     rating_lines = [line for line in model.lines if line.table == spec.RATING]
     parts += ["", "评级 Rating"]
     parts += [f"  {pad(line.label_zh if not english else line.label_en, 44)} {show(v(line.key), line.fmt)}" for line in rating_lines]
@@ -82,3 +91,18 @@ def render(model: Model, findings=None, english: bool = False) -> str:
         parts += [f"  ! {f.line()}" for f in beyond]
         parts += [f"  ~ {f.line()}" for f in rounding]
     return "\n".join(parts)
+
+
+def sensitivity_table(model: Model) -> str:
+    """The valuation EPS of the first forecast year for a grid of two drivers' values, each
+    grid point a full re-run of the model (the drivers and steps the template's 敏感性 sheet uses)."""
+    from workbook.model import default_sensitivity, driver_sensitivity
+    company = model.company
+    axes = default_sensitivity(company)
+    if not axes:
+        return "敏感性 Sensitivity: the company has fewer than two rate drivers"
+    a, xs, b, ys = axes
+    year = company.forecast_years[0].label
+    grid = driver_sensitivity(company, a, xs, b, ys, "val_eps", year, scenario=model.value("scenario"))
+    rows = [[show(x, "pct")] + [show(v, "eps") for v in row] for x, row in zip(xs, grid)]
+    return table(f"敏感性 {year} EPS: {a} (rows) x {b} (columns)", [f"{a} \\ {b}"] + [show(y, "pct") for y in ys], rows)

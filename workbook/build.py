@@ -6,6 +6,7 @@ every formula's cached value from the Python engine, so a viewer without Python 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 import io
 import os
 import tempfile
@@ -115,7 +116,25 @@ def input_validation(key: str, company: Company) -> dict | None:
                     "input_message": f"{reporting} per 1 {quote}."},
         "shares": {"validate": "decimal", "criteria": ">", "value": 0, "input_title": "Shares",
                    "input_message": "Shares outstanding, millions."},
-    }.get(key)
+        "mid_year_switch": {"validate": "list", "source": ["TRUE", "FALSE"], "input_title": "Mid-year",
+                     "input_message": "TRUE: cash flows arrive mid-year; FALSE or empty: year-end."},
+    }.get(key) or _valuation_validation(key, company)
+
+
+def _valuation_validation(key: str, company: Company) -> dict | None:
+    years = [y.label for y in company.years if y.kind != BASE]
+    if key.endswith("_year") and key not in ("first_forecast", "last_forecast", "last_reported"):
+        return {"validate": "list", "source": years, "input_title": "Year", "input_message": "The year the method values."}
+    if key.endswith("_method") and key.startswith("sotp_"):
+        return {"validate": "list", "source": ["PE", "PB", "PS", "EV/EBITDA"], "input_title": "Method",
+                "input_message": "PE on allocated profit, PB on allocated book, PS on revenue, EV/EBITDA on EBITDA."}
+    if key.startswith("weight_"):
+        return {"validate": "decimal", "criteria": "between", "minimum": 0, "maximum": 1, "input_title": "Weight",
+                "input_message": "Weight of this method, decimal; the weights must add up to 100%."}
+    if key.endswith("_multiple"):
+        return {"validate": "decimal", "criteria": ">", "value": 0, "input_title": "Multiple",
+                "input_message": "The target multiple; empty: the method is not used."}
+    return None
 
 
 def _bold(company: Company) -> frozenset:
@@ -227,6 +246,9 @@ def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: 
             validation = None
             if cell.sheet == layout.DRIVERS and (line.table == spec.DRIVERS or line.history == "forecast_only"):
                 validation = _driver_validation(line, company)
+            elif cell.sheet == layout.SCENARIOS:  # a case of a driver: the driver's own validation
+                driven = cell.key.split("_d_", 1)[1]
+                validation = _driver_validation(replace(line, key=f"d_{driven}"), company)
             elif input_validation(cell.key, company):
                 validation = input_validation(cell.key, company)
             elif cell.key == "rating_scheme":
@@ -238,6 +260,10 @@ def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: 
                               "input_message": "The rating before this report; empty for a first rating."}
             if validation:
                 ws.data_validation(cell.row, cell.col, cell.row, cell.col, validation)
+        elif cell.kind == "formula" and cell.year is None and company.scalar_inputs.get(cell.key) is not None:
+            # The company file gives this one-value line a number (a target price decided
+            # elsewhere): it is typed over the formula, as an analyst would, and `check` lists it.
+            ws.write_number(cell.row, cell.col, company.scalar_inputs[cell.key], styles.get(line.fmt, "input", False))
         else:
             role = "mirror" if cell.kind == "mirror" else "formula"
             if line.implied and cell.year is not None and company_kinds[cell.year] != "forecast":
@@ -352,6 +378,113 @@ def _write_blueprint(ws, placement, labels: dict):
         ws.write_string(i, 5, cell.formula or "")
         ws.write_string(i, 6, labels.get((cell.sheet, cell.row), ""))
     ws.very_hidden()
+
+
+def _write_sensitivity(ws, placement, model: Model, company: Company, styles: Styles):
+    """Three two-way tables. Target price by WACC x terminal growth (DCF) and by P/E multiple x
+    EPS year are formulas, one ER_ call per cell on the 估值 sheet's inputs, so they follow the
+    analyst's valuation live; EPS by two drivers re-runs the whole model per point, which a
+    worksheet cannot do, so it is the Python engine's answer when the template was built (or
+    `python -m addin show --sensitivity`), written as values and said so."""
+    from udfs.registry import guarded
+    from .model import default_sensitivity, driver_sensitivity
+
+    ws.set_column(LABEL_COL, LABEL_COL, 30)
+    ws.set_column(ENGLISH_COL, ENGLISH_COL + 8, 12)
+    ws.write(TITLE_ROW, LABEL_COL, "敏感性分析 Sensitivity", styles.plain(bold=True, font_size=14))
+    ws.write(SUBTITLE_ROW, LABEL_COL, company.name, styles.plain(font_color=GREY))
+    head = styles.plain(bold=True, font_color="#FFFFFF", bg_color=HEADER_FILL, align="center")
+    home = placement.home
+    names = {key: placement.address(key, None, layout.SENSITIVITY, absolute=True)
+             for key in ("wacc", "terminal_growth", "mid_year_switch", "bridge_net_cash", "bridge_minorities",
+                         "bridge_investments", "shares", "fx_rate", "pe_multiple") if (key, None) in home}
+    call = {name: guarded(name) for name in ("ER_IF_GIVEN", "ER_DCF", "ER_EQUITY_PER_SHARE", "ER_PE_TARGET")}
+    v = model.value
+    number = styles.get("price", "formula")
+    axis = styles.get("pct", "formula", True)
+    r = FIRST_ROW
+
+    def title(row, text):
+        ws.merge_range(row, LABEL_COL, row, ENGLISH_COL + 7, text, styles.plain(bold=True, bg_color=HEADING_FILL))
+
+    forecast = [y.label for y in company.forecast_years]
+    if "wacc" in names:
+        title(r, "DCF 目标价：WACC（行）× 永续增长率（列） DCF target price: WACC down, terminal growth across")
+        fcff = [home[("val_fcff", y)] for y in forecast]
+        fcff_range = f"{layout.quote_sheet(fcff[0].sheet)}!{layout.cell_name(fcff[0].row, fcff[0].col, True)}:" \
+                     f"{layout.cell_name(fcff[-1].row, fcff[-1].col, True)}"
+        fcff_row = [[v("val_fcff", y) for y in forecast]]
+        header, first = r + 1, r + 2
+        ws.write(header, LABEL_COL, "WACC \\ g", head)
+        growth_cells = []
+        for j, step in enumerate(layout.GROWTH_STEPS):
+            g_value = call["ER_IF_GIVEN"](v("terminal_growth"), _add(v("terminal_growth"), step))
+            ref = layout.cell_name(header, ENGLISH_COL + j, True)
+            ws.write_formula(header, ENGLISH_COL + j, f"=ER_IF_GIVEN({names['terminal_growth']},{names['terminal_growth']}+{step!r})",
+                             axis, _cached(g_value))
+            growth_cells.append((ref, g_value))
+        for i, step in enumerate(layout.WACC_STEPS):
+            row = first + i
+            w_value = call["ER_IF_GIVEN"](v("wacc"), _add(v("wacc"), step))
+            ws.write_formula(row, LABEL_COL, f"=ER_IF_GIVEN({names['wacc']},{names['wacc']}+{step!r})", axis, _cached(w_value))
+            w_ref = layout.cell_name(row, LABEL_COL, True)
+            for j, (g_abs, g_value) in enumerate(growth_cells):
+                formula = (f"=ER_IF_GIVEN({w_ref},ER_IF_GIVEN({g_abs},ER_EQUITY_PER_SHARE(ER_DCF({fcff_range},{w_ref},{g_abs},"
+                           f"{names['mid_year_switch']}),{names['bridge_net_cash']},{names['bridge_minorities']},{names['shares']},"
+                           f"{names['fx_rate']},{names['bridge_investments']})))")
+                ev = call["ER_DCF"](fcff_row, w_value, g_value, v("mid_year_switch"))
+                value = call["ER_IF_GIVEN"](w_value, call["ER_IF_GIVEN"](g_value, call["ER_EQUITY_PER_SHARE"](
+                    ev, v("bridge_net_cash"), v("bridge_minorities"), v("shares"), v("fx_rate"), v("bridge_investments"))))
+                ws.write_formula(row, ENGLISH_COL + j, formula, number, _cached(value))
+        r = first + len(layout.WACC_STEPS) + 1
+
+    if "pe_multiple" in names and all(("val_eps", y) in home for y in forecast):
+        title(r, "P/E 目标价：倍数（行）× 预测年度每股收益（列） P/E target price: multiple down, EPS year across")
+        header, first = r + 1, r + 2
+        ws.write(header, LABEL_COL, "P/E \\ EPS", head)
+        eps = [(placement.address("val_eps", y, layout.SENSITIVITY, True), v("val_eps", y)) for y in forecast]
+        for j, year in enumerate(forecast):
+            ws.write(header, ENGLISH_COL + j, year, head)
+        for i, factor in enumerate(layout.MULTIPLE_FACTORS):
+            row = first + i
+            m_value = call["ER_IF_GIVEN"](v("pe_multiple"), _mul(v("pe_multiple"), factor))
+            ws.write_formula(row, LABEL_COL, f"=ER_IF_GIVEN({names['pe_multiple']},{names['pe_multiple']}*{factor!r})",
+                             styles.get("multiple", "formula", True), _cached(m_value))
+            m_ref = layout.cell_name(row, LABEL_COL, True)
+            for j, (e_ref, e_value) in enumerate(eps):
+                value = call["ER_IF_GIVEN"](m_value, call["ER_PE_TARGET"](m_value, e_value, v("fx_rate")))
+                ws.write_formula(row, ENGLISH_COL + j, f"=ER_IF_GIVEN({m_ref},ER_PE_TARGET({m_ref},{e_ref},{names['fx_rate']}))",
+                                 number, _cached(value))
+        r = first + len(layout.MULTIPLE_FACTORS) + 1
+
+    axes = default_sensitivity(company)
+    if axes and any(l.key == "val_eps" for l in model.lines):
+        a, xs, b, ys = axes
+        grid = driver_sensitivity(company, a, xs, b, ys, "val_eps", forecast[0])
+        label = {k: next(l.label_zh for l in model.lines if l.key == k) for k in (a, b)}
+        title(r, f"{forecast[0]} 每股收益：{label[a]}驱动（行）× {label[b]}驱动（列） EPS by two drivers, each applied to "
+                 "every forecast year")
+        header, first = r + 1, r + 2
+        ws.write(header, LABEL_COL, f"{a} \\ {b}", head)
+        for j, y_value in enumerate(ys):
+            ws.write_number(header, ENGLISH_COL + j, y_value, styles.get("pct", "formula", True))
+        for i, x_value in enumerate(xs):
+            ws.write_number(first + i, LABEL_COL, x_value, styles.get("pct", "formula", True))
+            for j, value in enumerate(grid[i]):
+                if isinstance(value, float):
+                    ws.write_number(first + i, ENGLISH_COL + j, value, styles.get("eps", "formula"))
+                else:
+                    ws.write_string(first + i, ENGLISH_COL + j, str(value), styles.get("eps", "formula"))
+        ws.write(first + len(xs), LABEL_COL, "数值由 Python 引擎逐点重算整个模型得出（构建时）；python -m addin show --sensitivity 重算",
+                 styles.plain(font_color=GREY, italic=True))
+
+
+def _add(value, step):
+    return value + step if isinstance(value, float) else value
+
+
+def _mul(value, factor):
+    return value * factor if isinstance(value, float) else value
 
 
 SOURCE_COLUMNS = ("part", "file", "text")
@@ -506,6 +639,8 @@ def _write(path: str, company: Company, model: Model, placement, found):
             _write_blueprint(ws, placement, _row_labels(placement))
         elif sheet.kind == "source":
             _write_source(ws, company)
+        elif sheet.kind == "sensitivity":
+            _write_sensitivity(ws, placement, model, company, styles)
     _write_cells(sheets, placement, model, styles, company)
     _write_cover_extras(book, sheets[layout.COVER], placement, company, styles)
     _write_scheme_table(sheets[layout.RATING], placement, company, styles)

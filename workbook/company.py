@@ -23,7 +23,8 @@ DEFAULT_COMPANY = DATA_DIR / read_toml(DATA_DIR / "defaults.toml")["company"]
 FORMAT_VERSION = 1
 MAX_FILE_BYTES = 2_000_000
 
-_SECTIONS = {"format_version", "company", "market", "rating", "years", "base", "actual", "drivers", "labels"}
+_SECTIONS = {"format_version", "company", "market", "rating", "years", "base", "actual", "drivers", "labels", "valuation",
+             "scenarios"}
 _COMPANY_FIELDS = {"name_zh", "name_en", "ticker", "market", "reporting_currency", "quote_currency", "unit", "source", "layout"}
 _MARKET_FIELDS = {"price", "price_date", "fx_rate", "benchmark_level", "shares", "market_cap_quote", "low_52w", "high_52w",
                   "turnover_3m_pct", "relative_return_pct", "absolute_return_pct"}
@@ -47,6 +48,8 @@ class Company:
     drivers: dict = field(default_factory=dict)        # driven line key -> Driver
     labels: dict = field(default_factory=dict)         # line key -> (Chinese, English) shown instead of the layout's
     layout: spec.Layout | None = None                  # the broker's statement layout the company is modelled in
+    scenario_drivers: tuple = ()                       # driven lines whose driver varies by scenario
+    scenarios: dict = field(default_factory=dict)      # "bear"/"bull" -> {(driven line, year): value}
 
     @property
     def forecast_years(self) -> list[Year]:
@@ -212,8 +215,6 @@ def parse(data: dict, path: Path) -> Company:
         "shares": float(market["shares"]),
         "rating_scheme": scheme,
         "rating_boundary": rating.get("boundary", "outer"),
-        "target_price": _optional(rating.get("target_price"), f"{name}: [rating].target_price"),
-        "expected_dps": _optional(rating.get("expected_dps"), f"{name}: [rating].expected_dps"),
         "benchmark_return": _optional(rating.get("benchmark_return"), f"{name}: [rating].benchmark_return"),
         "previous_rating": rating.get("previous"),
         "published_rating": rating.get("published"),
@@ -221,7 +222,81 @@ def parse(data: dict, path: Path) -> Company:
         "refresh_stamp": None,
         "refresh_source": f"{path.name} ({price_date})",
     }
+    # A target price or expected dividend typed in the file stands in for the valuation's and
+    # the forecast's (the cell then holds the number, as if typed over the formula).
+    for field_name in ("target_price", "expected_dps"):
+        if rating.get(field_name) is not None:
+            company.scalar_inputs[field_name] = _optional(rating[field_name], f"{name}: [rating].{field_name}")
+    company.scalar_inputs.update(_valuation_inputs(data.get("valuation") or {}, company, name))
+    _scenarios(data.get("scenarios") or {}, company, name)
     return company
+
+
+SCENARIO_CASES = ("bear", "bull")
+
+
+def _scenarios(section: dict, company: Company, name: str) -> None:
+    """[scenarios]: `drivers` lists the driven lines that vary by scenario; [scenarios.bear.drivers.X]
+    and [scenarios.bull.drivers.X] give their values by year. A value not given is the base
+    case's: a scenario starts as the base case until the analyst enters a view."""
+    if not section:
+        return
+    extra = set(section) - {"drivers", *SCENARIO_CASES}
+    if extra:
+        raise CompanyDataError(f"{name}: [scenarios] has unknown field {sorted(extra)[0]!r}; known: drivers, bear, bull")
+    varied = section.get("drivers", [])
+    if not isinstance(varied, list) or not all(isinstance(k, str) for k in varied):
+        raise CompanyDataError(f"{name}: [scenarios].drivers must be a list of driven line keys")
+    unknown = [k for k in varied if k not in company.drivers]
+    if unknown:
+        raise CompanyDataError(f"{name}: [scenarios].drivers names {unknown[0]!r}, which has no driver")
+    forecast = [y.label for y in company.forecast_years]
+    for case in SCENARIO_CASES:
+        given = (section.get(case) or {}).get("drivers", {})
+        values = {}
+        for key, raw in given.items():
+            where = f"{name}: [scenarios.{case}.drivers.{key}]"
+            if key not in varied:
+                raise CompanyDataError(f"{where}: add {key!r} to [scenarios].drivers first")
+            if not isinstance(raw, dict):
+                raise CompanyDataError(f"{where}: must be a table with `values`")
+            entries = raw.get("values")
+            if not isinstance(entries, dict):
+                raise CompanyDataError(f"{where}: `values` must be keyed by year")
+            for year, value in entries.items():
+                if year not in forecast:
+                    raise CompanyDataError(f"{where}: year {year!r} is not a forecast year ({', '.join(forecast)})")
+                values[(key, year)] = _number(f"{where}.values.\"{year}\"", value)
+        company.scenarios[case] = values
+    company.scenario_drivers = tuple(varied)
+
+
+def _valuation_inputs(section: dict, company: Company, name: str) -> dict:
+    """The 估值 sheet's inputs: the years it values on (the first forecast year unless the file
+    says otherwise) and whatever multiples, rates and weights the file gives. Empty otherwise:
+    the valuation starts blank and the rating unrated until the analyst fills it."""
+    plan = spec.valuation_plan(company.layout)
+    inputs = {line.key: line for line in plan.scalars if line.formula is None}
+    forecast = [y.label for y in company.forecast_years]
+    reported = [y.label for y in company.years if y.kind == ACTUAL]
+    out = {key: None for key in inputs}
+    out.update(first_forecast=forecast[0], last_forecast=forecast[-1], last_reported=reported[-1])
+    for key in inputs:
+        if key.endswith("_year"):
+            out[key] = forecast[0]
+    for key, value in section.items():
+        if key not in inputs or key in ("first_forecast", "last_forecast", "last_reported"):
+            raise CompanyDataError(f"{name}: [valuation] has unknown input {key!r}; inputs: "
+                                   f"{', '.join(sorted(k for k in inputs if k not in ('first_forecast', 'last_forecast', 'last_reported')))}")
+        if inputs[key].fmt == "text":
+            if not isinstance(value, (str, bool)):
+                raise CompanyDataError(f"{name}: [valuation].{key} must be text such as \"{forecast[0]}\"")
+            if key.endswith("_year") and value not in forecast + reported:
+                raise CompanyDataError(f"{name}: [valuation].{key} = {value!r} is not a year of the model")
+            out[key] = value
+        else:
+            out[key] = _number(f"{name}: [valuation].{key}", value)
+    return out
 
 
 def _check_model_order(company: Company, name: str) -> None:

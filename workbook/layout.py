@@ -60,12 +60,31 @@ COVER, DRIVERS, RATING, CHECKS, CONF = "封面", "预测假设", "评级", "校�
 BLUEPRINT = "_blueprint"  # very hidden: what the template built where, for check, diff and export
 SOURCE = "_source"        # very hidden: the company and layout files the model was built from, for roll
 MARKET_PREFIX, RATING_PREFIX, CHECK_PREFIX = "MKT", "RTG", "CHK"
+VALUATION, VALUATION_BASES, VALUATION_PREFIX = "估值", "估值测算", "VAL"
+SENSITIVITY = "敏感性"
+WACC_STEPS = (-0.015, -0.01, -0.005, 0.0, 0.005, 0.01, 0.015)     # around the model's WACC, down the rows
+GROWTH_STEPS = (-0.015, -0.01, -0.005, 0.0, 0.005, 0.01, 0.015)   # around its terminal growth, across
+MULTIPLE_FACTORS = (0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)            # times the target P/E, down the rows
+WEIGHTS_NAME = "VAL_weights"  # the block of method weights, as one range
+
+
+def valuation_rows(plan) -> tuple:
+    rows = []
+    for heading_text, keys in plan.sections:
+        rows.append(heading(heading_text))
+        rows += [line(k) for k in keys]
+    return tuple(rows)
+
+
+def valuation_base_rows(plan) -> tuple:
+    return tuple(line(l.key) for l in plan.yearly)
 
 
 def sheets(model_layout: spec.Layout, lines: list[Line]) -> tuple[Sheet, ...]:
     """The template's sheets for one statement layout: the cover, the layout's summary table and
     statements, the drivers, the layout's ratio table, the rating, the checks and xlwings.conf."""
     by_table = {s.table: s for s in model_layout.statements}
+    plan = spec.valuation_plan(model_layout)
     statement_sheets = tuple(
         Sheet(by_table[t].sheet, by_table[t].title, "yearly", tuple(line(k) for k in model_layout.keys(t)),
               prefix=by_table[t].prefix, unit="单位：{unit}")
@@ -92,7 +111,12 @@ def sheets(model_layout: spec.Layout, lines: list[Line]) -> tuple[Sheet, ...]:
         *statement_sheets,
         Sheet(DRIVERS, "预测假设 Forecast drivers", "yearly", drivers_rows(model_layout, lines), years="all", prefix="DRV",
               unit="蓝色为输入 Blue cells are inputs"),
+        *scenario_sheets(lines),
         Sheet(model_layout.ratios_sheet, model_layout.ratios_title, "yearly", ratio_rows, prefix="RAT"),
+        Sheet(VALUATION_BASES, "估值测算 Valuation bases", "yearly", valuation_base_rows(plan), prefix="VM",
+              unit="估值所用的各年度基数 The figures each valuation method reads"),
+        Sheet(VALUATION, "估值 Valuation", "scalar", valuation_rows(plan), prefix=VALUATION_PREFIX),
+        Sheet(SENSITIVITY, "敏感性 Sensitivity", "sensitivity"),
         Sheet(RATING, "评级 Rating", "scalar", tuple(line(l.key) for l in spec.COMMON_LINES if l.table == spec.RATING),
               prefix=RATING_PREFIX),
         Sheet(CHECKS, "校验 Checks", "checks", years="forecast", prefix=CHECK_PREFIX),
@@ -102,15 +126,27 @@ def sheets(model_layout: spec.Layout, lines: list[Line]) -> tuple[Sheet, ...]:
     )
 
 
+SCENARIOS = "情景"
+
+
+def scenario_sheets(lines: list[Line]) -> tuple:
+    """The 情景 sheet: the base, bear and bull values of every driver that varies by scenario."""
+    rows = tuple(line(l.key) for l in lines if l.table == "scenarios")
+    if not rows:
+        return ()
+    return (Sheet(SCENARIOS, "情景 Scenarios（悲观/乐观为空时取基准值）", "yearly", rows, years="forecast", prefix="SCN",
+                  unit="选择情景：预测假设 sheet 的“情景”单元格 Choose on the drivers sheet"),)
+
+
 def _table_of(model_layout: spec.Layout, key: str) -> str | None:
     return next((l.table for l in model_layout.lines if l.key == key), None)
 
 
 def drivers_rows(model_layout: spec.Layout, lines: list[Line]) -> tuple:
     """The assumptions sheet: base-year figures, then every driver line, grouped by statement."""
-    rows = []
+    rows = [line("scenario")] if any(l.key == "scenario" and l.scalar for l in lines) else []
     if model_layout.base_lines:
-        rows = [heading("基期数据 Base year (公司公告)")] + [line(k, years="base") for k in model_layout.base_lines]
+        rows += [heading("基期数据 Base year (公司公告)")] + [line(k, years="base") for k in model_layout.base_lines]
     titles = {spec.INCOME: "损益表假设 Income statement", spec.BALANCE: "资产负债表假设 Balance sheet",
               spec.CASHFLOW: "现金流量表假设 Cash flow"}
     by_key = {l.key: l for l in lines}
@@ -198,6 +234,47 @@ def _is_formula(line_: Line, year_kind: str | None) -> bool:
     return line_.formula_in(year_kind) is not None
 
 
+class _Ranges:
+    """Excel text for the formula forms that read other years: a line's forecast row, one-value
+    lines side by side, and a line's value in the year a cell names (ER_AT_YEAR over the line's
+    row and its sheet's header row)."""
+
+    def __init__(self, placement: "Placement", sheet: str):
+        self.p, self.sheet = placement, sheet
+
+    def _row(self, key: str, years: list[str]) -> str:
+        cells = [self.p.home[(key, y)] for y in years if (key, y) in self.p.home]
+        if not cells:
+            raise ValueError(f"line {key!r} has no cells in years {years}")
+        first, last = cells[0], cells[-1]
+        if len({c.row for c in cells}) != 1 or last.col - first.col != len(cells) - 1:
+            raise ValueError(f"line {key!r}: its cells in {years} are not one unbroken row")
+        return self._qualify(first.sheet, f"{cell_name(first.row, first.col, True)}:{cell_name(last.row, last.col, True)}")
+
+    def _qualify(self, sheet: str, ref: str) -> str:
+        return ref if sheet == self.sheet else f"{quote_sheet(sheet)}!{ref}"
+
+    def forecast(self, key: str) -> str:
+        return self._row(key, [y.label for y in self.p.years if y.kind == FORECAST])
+
+    def column(self, keys) -> str:
+        cells = [self.p.home[(k, None)] for k in keys]
+        rows = [c.row for c in cells]
+        if len({(c.sheet, c.col) for c in cells}) != 1 or rows != list(range(rows[0], rows[0] + len(rows))):
+            raise ValueError(f"lines {list(keys)} must sit in consecutive rows of one column to be read as a column")
+        first, last = cells[0], cells[-1]
+        return self._qualify(first.sheet, f"{cell_name(first.row, first.col, True)}:{cell_name(last.row, last.col, True)}")
+
+    def at(self, key: str, year_key: str) -> str:
+        sheet = next(c.sheet for (k, y), c in self.p.home.items() if k == key)
+        columns = self.p.year_cols[sheet]
+        first, last = FIRST_VALUE_COL, FIRST_VALUE_COL + len(columns) - 1
+        row = next(c.row for (k, y), c in self.p.home.items() if k == key)
+        values = self._qualify(sheet, f"{cell_name(row, first, True)}:{cell_name(row, last, True)}")
+        header = self._qualify(sheet, f"{cell_name(HEADER_ROW, first, True)}:{cell_name(HEADER_ROW, last, True)}")
+        return f"{BY_FORMULA_NAME['at_year'].excel_name}({values},{header},{self.p.address(year_key, None, self.sheet, True)})"
+
+
 def place(lines: list[Line], years: list[Year], model_layout: spec.Layout) -> Placement:
     """Assign every line its cells, translate every formula, name every line."""
     by_key = {l.key: l for l in lines}
@@ -217,7 +294,7 @@ def place(lines: list[Line], years: list[Year], model_layout: spec.Layout) -> Pl
             placed.append((r, row))
             if row.kind == "line":
                 line_ = by_key[row.key]
-                if sheet.kind == "scalar":
+                if sheet.kind == "scalar" or line_.scalar:  # a one-value line sits in the first value column
                     p.home[(row.key, None)] = Cell(sheet.name, r, FIRST_VALUE_COL, row.key, None,
                                                    "formula" if line_.formula else "input")
                 else:
@@ -246,7 +323,7 @@ def place(lines: list[Line], years: list[Year], model_layout: spec.Layout) -> Pl
         line_ = by_key[cell.key]
         if cell.kind == "formula":
             text = line_.formula if cell.year is None else line_.formula_in(kinds[cell.year])
-            cell.formula = fx.to_excel(fx.parse(text), translator(cell.sheet, cell.year), excel_name)
+            cell.formula = fx.to_excel(fx.parse(text), translator(cell.sheet, cell.year), excel_name, _Ranges(p, cell.sheet))
             if "NA()" in cell.formula and kinds.get(cell.year) != FORECAST:
                 del p.home[home_key]  # a reported year whose prior year is not in the model: left empty
                 continue
@@ -292,4 +369,7 @@ def place(lines: list[Line], years: list[Year], model_layout: spec.Layout) -> Pl
         last = max(cells, key=lambda c: c.col)
         ref = cell_name(first.row, first.col, True) + ("" if first is last else ":" + cell_name(last.row, last.col, True))
         p.names[f"{prefix}_{key}"] = f"{quote_sheet(sheet_name)}!{ref}"
+    weights = spec.valuation_plan(model_layout).weights
+    if weights:
+        p.names[WEIGHTS_NAME] = _Ranges(p, "").column(weights)
     return p

@@ -5,10 +5,10 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from udfs.engine import Line, Values, bind_drivers, evaluate, run_checks
+from udfs.engine import FORECAST_ONLY, Line, Values, bind_drivers, driver_key, evaluate, run_checks
 
 from . import spec
-from .company import Company, load
+from .company import SCENARIO_CASES, Company, load
 
 
 @dataclass
@@ -59,16 +59,23 @@ class Model:
 
 
 def build_model(company: Company | None = None, overrides: dict | None = None,
-                scalar_overrides: dict | None = None) -> Model:
+                scalar_overrides: dict | None = None, scenario: str | None = None) -> Model:
     """Evaluate a company's model. `overrides[(key, year)]` are values typed over formulas;
-    `scalar_overrides` replace market or rating inputs (a new price, a target price)."""
+    `scalar_overrides` replace market or rating inputs (a new price, a target price);
+    `scenario` ("base", "bear", "bull") picks the driver set of the company's scenarios."""
     company = company or load()
     named = [replace(line, label_zh=company.labels[line.key][0], label_en=company.labels[line.key][1])
              if line.key in company.labels else line for line in company_lines(company)]
-    lines = bind_drivers(named, company.drivers)
+    lines = scenario_lines(bind_drivers(named, company.drivers), company)
     scalars = dict(company.scalar_inputs)
     scalars.update(scalar_overrides or {})
-    values = evaluate(lines, company.years, company.inputs, scalars, overrides)
+    if company.scenario_drivers:
+        if scenario is not None and scenario not in ("base", *SCENARIO_CASES):
+            raise ValueError(f"scenario must be base, bear or bull, not {scenario!r}")
+        scalars["scenario"] = scenario or scalars.get("scenario") or "base"
+    elif scenario not in (None, "base"):
+        raise ValueError(f"{company.path.name} defines no scenarios ([scenarios] in the company file)")
+    values = evaluate(lines, company.years, scenario_inputs(company), scalars, overrides)
     checks = run_checks(list(company.layout.checks), lines, values)
     return Model(company, lines, values, checks, dict(overrides or {}))
 
@@ -76,3 +83,84 @@ def build_model(company: Company | None = None, overrides: dict | None = None,
 def company_lines(company: Company) -> list[Line]:
     """The company's layout lines and the market and rating lines in its currencies."""
     return spec.model_lines(company.layout, company.facts.get("quote_currency"), company.facts.get("reporting_currency"))
+
+
+SCENARIO_KEY = "scenario"
+
+
+def scenario_key(case: str, line_key: str) -> str:
+    return f"{case}_{driver_key(line_key)}"
+
+
+def scenario_lines(lines: list[Line], company: Company) -> list[Line]:
+    """With scenarios, each varied driver reads the chosen case (ER_SCENARIO) from its base,
+    bear and bull values, which become inputs of their own; one cell chooses the case."""
+    if not company.scenario_drivers:
+        return lines
+    varied = {driver_key(k): k for k in company.scenario_drivers}
+    out = []
+    for line in lines:
+        if line.key in varied:
+            cases = ", ".join(scenario_key(c, varied[line.key]) for c in ("base", *SCENARIO_CASES))
+            line = replace(line, formula=f"scenario({SCENARIO_KEY}, {cases})",
+                           note=(line.note + " " if line.note else "") + "Chosen by the scenario cell; values on 情景.")
+        out.append(line)
+    names = {"base": ("基准", "Base"), "bear": ("悲观", "Bear"), "bull": ("乐观", "Bull")}
+    by_key = {line.key: line for line in lines}
+    for key in company.scenario_drivers:
+        driver = by_key[driver_key(key)]
+        for case in ("base", *SCENARIO_CASES):
+            zh, en = names[case]
+            out.append(Line(scenario_key(case, key), "scenarios", f"{zh}：{driver.label_zh}", f"{en}: {driver.label_en}",
+                            fmt=driver.fmt, history=FORECAST_ONLY))
+    out.append(Line(SCENARIO_KEY, "drivers", "情景（base / bear / bull）", "Scenario (base / bear / bull)", fmt="text",
+                    scalar=True))
+    return out
+
+
+def scenario_inputs(company: Company) -> dict:
+    """The company's inputs with each varied driver's base, bear and bull values."""
+    if not company.scenario_drivers:
+        return company.inputs
+    inputs = dict(company.inputs)
+    for key in company.scenario_drivers:
+        for year in (y.label for y in company.forecast_years):
+            base = company.inputs[(driver_key(key), year)]
+            inputs[(scenario_key("base", key), year)] = base
+            for case in SCENARIO_CASES:
+                inputs[(scenario_key(case, key), year)] = company.scenarios.get(case, {}).get((key, year))
+    return inputs
+
+
+def driver_sensitivity(company: Company, driver_a: str, values_a, driver_b: str, values_b,
+                       line: str, year: str, scenario: str | None = None) -> list[list]:
+    """`line` in `year` for every pair of values of two drivers, each applied to every forecast
+    year, by re-running the whole model per point (the engine takes milliseconds): rows follow
+    `values_a`, columns `values_b`."""
+    from dataclasses import replace as _replace
+
+    from udfs.sensitivity import two_way
+    forecast = [y.label for y in company.forecast_years]
+    for driver in (driver_a, driver_b):
+        if driver not in company.drivers:
+            raise ValueError(f"{driver!r} is not a driver of {company.path.name}; drivers: {', '.join(company.drivers)}")
+
+    def run(a, b):
+        inputs = dict(company.inputs)
+        for year_label in forecast:
+            inputs[(driver_key(driver_a), year_label)] = a
+            inputs[(driver_key(driver_b), year_label)] = b
+        return build_model(_replace(company, inputs=inputs), scenario=scenario).value(line, year)
+    return two_way(run, list(values_a), list(values_b))
+
+
+def default_sensitivity(company: Company) -> tuple[str, list, str, list]:
+    """The two drivers a new model's sensitivity table uses: the first two whose values are
+    rates, each stepped two points either side of its first forecast year's value."""
+    rates = [key for key, d in company.drivers.items() if d.method in ("growth", "share", "cost_share", "cost_from_margin")]
+    first = company.forecast_years[0].label
+    axes = []
+    for key in rates[:2]:
+        centre = company.inputs[(driver_key(key), first)]
+        axes += [key, [centre + step for step in (-0.04, -0.02, 0.0, 0.02, 0.04)]]
+    return tuple(axes) if len(axes) == 4 else ()

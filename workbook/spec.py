@@ -20,6 +20,7 @@ from .tomlfile import TomlError, read_toml
 
 SUMMARY, INCOME, BALANCE, CASHFLOW = "summary", "income", "balance", "cashflow"
 DRIVERS, RATIOS, MARKET, RATING = "drivers", "ratios", "market", "rating"
+VALUATION, VALUE = "valuation", "value"   # the yearly valuation bases, and the 估值 sheet's one-value lines
 STATEMENTS = (INCOME, BALANCE, CASHFLOW)
 YEARLY_TABLES = (SUMMARY, INCOME, BALANCE, CASHFLOW, RATIOS, DRIVERS)
 
@@ -72,6 +73,7 @@ class Layout:
     report_identities: tuple = ()                        # Lines: a printed line's other definition, for the findings
     not_targets: frozenset = frozenset()                 # printed lines the calibration does not fit (see README)
     undisclosed: frozenset = frozenset()                 # lines whose definition the report does not disclose
+    valuation: dict = field(default_factory=dict)        # valuation bases as formulas (see VALUATION_BASES)
 
     def role(self, name: str) -> str | None:
         return self.roles.get(name)
@@ -163,14 +165,21 @@ def parse_layout(data: dict, path: Path) -> Layout:
         if unknown:
             raise LayoutError(f"{name}: {field_name} names {unknown[0]!r}, which is not a line of the layout")
     _check_formulas(name, lines, [k for k, _ in summary_rows])
-    return Layout(str(data.get("name", path.stem)), path, str(data.get("description", "")), tuple(statements), lines,
+    layout = Layout(str(data.get("name", path.stem)), path, str(data.get("description", "")), tuple(statements), lines,
                   tuple(checks), summary.get("sheet", "摘要"), summary.get("title", "盈利预测与估值"), summary_rows,
                   ratios.get("sheet", "主要财务比率"), ratios.get("title", "主要财务比率 Key ratios"),
                   tuple(ratios.get("mirrors", [])), tuple(data.get("base_lines", [])), frozenset(data.get("bold", [])),
                   tuple(data.get("chart_segments", [])), tuple(data.get("chart_margins", [])),
                   tuple(data.get("segments", [])), roles, defaults, aliases, _report_identities(data, name, known),
                   frozenset(raw["key"] for raw in data.get("lines", []) if raw.get("calibration_target") is False),
-                  frozenset(raw["key"] for raw in data.get("lines", []) if raw.get("undisclosed")))
+                  frozenset(raw["key"] for raw in data.get("lines", []) if raw.get("undisclosed")),
+                  _valuation_bases(data, roles, set(keys), name))
+    plan = valuation_plan(layout)
+    clash = sorted({l.key for l in plan.yearly + plan.scalars} & set(keys))
+    if clash:
+        raise LayoutError(f"{name}: line key {clash[0]!r} is reserved for the valuation lines")
+    _check_formulas(name, lines + plan.yearly + plan.scalars, [])
+    return layout
 
 
 def _check_formulas(name: str, lines: tuple, summary_keys: list) -> None:
@@ -198,6 +207,47 @@ def _check_formulas(name: str, lines: tuple, summary_keys: list) -> None:
     missing = [k for k in summary_keys if k not in known]
     if missing:
         raise LayoutError(f"{name}: the summary shows {missing[0]!r}, which is not a line")
+
+
+# What a valuation reads from a layout, as formulas in its lines: a layout's [valuation] table
+# names them; a missing one defaults to the role of the same meaning.
+VALUATION_BASES = {
+    "eps": "EPS the P/E is applied to (reporting currency)",
+    "equity": "Equity attributable to owners (book value for P/B)",
+    "revenue": "Revenue (for P/S)",
+    "ebitda": "EBITDA (for EV/EBITDA and an exit multiple)",
+    "ebit": "EBIT (for FCFF)",
+    "da": "Depreciation and amortisation, positive (for FCFF)",
+    "capex": "Capital expenditure with its cash-flow sign, negative when spent (for FCFF)",
+    "wc_change": "Change in working capital with its cash-flow sign (for FCFF)",
+    "net_cash": "Net cash (negative for net debt) for the bridge from EV to equity",
+    "minorities": "Minority interests for the bridge",
+    "investments": "Long-term investments added in the bridge",
+    "dps": "Dividends per share (reporting currency), for the rating's expected dividend",
+    "tax_rate": "Effective tax rate the FCFF applies to EBIT (the model's own, year by year)",
+}
+_VALUATION_DEFAULTS = {"eps": ("recurring_eps", "eps"), "equity": ("shareholders_equity",), "revenue": ("revenue",),
+                       "ebitda": ("ebitda",), "ebit": ("ebit", "operating_profit"), "da": ("da",), "capex": ("capex",),
+                       "wc_change": ("working_capital_change",), "minorities": ("minority_equity",),
+                       "investments": ("lt_investments",)}
+
+
+def _valuation_bases(data: dict, roles: dict, keys: set, name: str) -> dict:
+    given = dict(data.get("valuation") or {})
+    unknown = set(given) - set(VALUATION_BASES)
+    if unknown:
+        raise LayoutError(f"{name}: [valuation] has unknown field {sorted(unknown)[0]!r}; known: {', '.join(VALUATION_BASES)}")
+    out = {}
+    for base in VALUATION_BASES:
+        if base in given:
+            out[base] = given[base]
+            continue
+        for candidate in _VALUATION_DEFAULTS.get(base, ()):
+            key = roles.get(candidate) or (candidate if candidate in keys else None)
+            if key:
+                out[base] = key
+                break
+    return out
 
 
 def _report_identities(data: dict, name: str, known: set) -> tuple:
@@ -306,8 +356,16 @@ def common_lines(quote_currency: str | None, reporting_currency: str | None) -> 
 
 
 def model_lines(layout: Layout, quote_currency: str | None = None, reporting_currency: str | None = None) -> list[Line]:
-    """Every line of a company's model: the layout's yearly lines, then the market and rating lines."""
-    return list(layout.lines) + common_lines(quote_currency, reporting_currency)
+    """Every line of a company's model: the layout's yearly lines, the valuation lines, then the
+    market and rating lines (the target price the blend's, the expected dividend the forecast's
+    where the layout has dividends)."""
+    plan = valuation_plan(layout)
+    common = common_lines(quote_currency, reporting_currency)
+    rating = {"target_price": "target_price_blend"}
+    if any(line.key == "val_dps" for line in plan.yearly):
+        rating["expected_dps"] = "at(val_dps, first_forecast) / fx_rate"
+    common = [replace(line, formula=rating[line.key]) if line.key in rating else line for line in common]
+    return list(layout.lines) + list(plan.yearly) + list(plan.scalars) + common
 
 
 def __getattr__(name: str):
@@ -316,3 +374,137 @@ def __getattr__(name: str):
     if name == "LINES":
         return model_lines(load_layout(DEFAULT_LAYOUT))
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Valuation: the bases by year (估值测算) and the one-value inputs, targets and blend (估值)
+# ------------------------------------------------------------------------------------------------
+METHODS = (  # method key, Chinese and English names, the base its multiple applies to, Excel function
+    ("pe", "市盈率", "P/E", "eps"),
+    ("pb", "市净率", "P/B", "bvps"),
+    ("ps", "市销率", "P/S", "sales_ps"),
+    ("evebitda", "EV/EBITDA", "EV/EBITDA", "ebitda"),
+)
+
+
+@dataclass(frozen=True)
+class ValuationPlan:
+    """The valuation lines of one model and how the 估值 sheet groups them."""
+    yearly: tuple       # Lines on 估值测算
+    scalars: tuple      # Lines on 估值
+    sections: tuple     # (heading, keys) for the 估值 sheet, in order
+    targets: tuple      # the method target keys, in blend order (laid out together)
+    weights: tuple      # the weight keys, same order (laid out together: VAL_weights)
+
+
+def valuation_plan(layout: Layout) -> ValuationPlan:
+    bases = layout.valuation
+    yearly, scalars, sections = [], [], []
+
+    def y(key, zh, en, formula, fmt="money"):
+        yearly.append(Line(key, VALUATION, zh, en, fmt=fmt, formula=formula, history=ALWAYS))
+
+    def s(key, zh, en, fmt="money", formula=None, note=""):
+        scalars.append(Line(key, VALUE, zh, en, fmt=fmt, formula=formula, scalar=True, note=note))
+        return key
+
+    if "eps" in bases:
+        y("val_eps", "估值用每股收益（元）", "EPS for valuation", bases["eps"], "eps")
+    if "equity" in bases:
+        y("val_bvps", "每股净资产（元）", "Book value per share", f"per_share({bases['equity']}, shares)", "eps")
+    if "revenue" in bases:
+        y("val_sales_ps", "每股营业收入（元）", "Revenue per share", f"per_share({bases['revenue']}, shares)", "eps")
+    if "ebitda" in bases:
+        y("val_ebitda", "EBITDA", "EBITDA", bases["ebitda"])
+    y("val_net_cash", "净现金（负值为净负债）", "Net cash (negative: net debt)", bases.get("net_cash", "0"))
+    y("val_minorities", "少数股东权益", "Minority interests", bases.get("minorities", "0"))
+    y("val_investments", "长期投资", "Long-term investments", bases.get("investments", "0"))
+    dcf_ready = all(b in bases for b in ("ebit", "da", "capex", "wc_change"))
+    if dcf_ready:
+        y("val_ebit", "息税前利润 EBIT", "EBIT", bases["ebit"])
+        y("val_da", "折旧与摊销", "D&A", bases["da"])
+        y("val_capex", "资本支出（现金流口径）", "Capex (cash-flow sign)", bases["capex"])
+        y("val_wc", "营运资本变动（现金流口径）", "Change in working capital (cash-flow sign)", bases["wc_change"])
+        if "tax_rate" in bases:
+            y("val_tax_rate", "有效税率", "Effective tax rate", bases["tax_rate"], "pct")
+        y("val_fcff", "企业自由现金流 FCFF", "Free cash flow to the firm",
+          f"fcff(val_ebit, {'val_tax_rate' if 'tax_rate' in bases else 'val_tax'}, val_da, val_capex, val_wc)")
+    if "dps" in bases:
+        y("val_dps", "每股股息（元）", "Dividends per share", bases["dps"], "eps")
+    yearly_keys = {line.key for line in yearly}
+
+    years = [s("first_forecast", "首个预测年度", "First forecast year", "text"),
+             s("last_forecast", "最后预测年度", "Last forecast year", "text"),
+             s("last_reported", "最近报告年度（估值基准日）", "Last reported year (valuation date)", "text")]
+    sections.append(("估值年度 Years", tuple(years)))
+
+    targets, weights = [], []
+    for method, zh, en, base in METHODS:
+        base_key = f"val_{base}"
+        if base_key not in yearly_keys:
+            continue
+        multiple = s(f"{method}_multiple", f"目标{zh}（倍）", f"Target {en} multiple", "multiple")
+        year = s(f"{method}_year", f"{zh} 估值年度", f"{en} year", "text")
+        if method == "evebitda":
+            formula = (f"ev_ebitda_target({multiple}, at(val_ebitda, {year}), at(val_net_cash, {year}), "
+                       f"at(val_minorities, {year}), shares, fx_rate, at(val_investments, {year}))")
+        else:
+            formula = f"{method}_target({multiple}, at({base_key}, {year}), fx_rate)"
+        formula = f"if_given({multiple}, {formula})"  # not valued until the analyst enters a multiple
+        targets.append((f"{method}_target", f"{zh} 目标价", f"Target price by {en}", formula))
+        sections.append((f"{zh}估值 {en}", (multiple, year)))
+
+    if dcf_ready:
+        capm = [s("rf", "无风险利率", "Risk-free rate", "pct"), s("beta", "贝塔", "Beta", "fx"),
+                s("erp", "股权风险溢价", "Equity risk premium", "pct"), s("cost_of_debt", "税前债务成本", "Pre-tax cost of debt", "pct"),
+                s("val_tax", "税率", "Tax rate", "pct"), s("debt_weight", "目标债务占比 D/(D+E)", "Target debt weight", "pct")]
+        wacc = s("wacc", "加权平均资本成本 WACC", "WACC", "pct", "if_given(rf, wacc(rf, beta, erp, cost_of_debt, val_tax, debt_weight))",
+                 "From the CAPM inputs; type a rate over it to enter WACC directly")
+        growth = s("terminal_growth", "永续增长率", "Terminal growth", "pct")
+        mid = s("mid_year_switch", "年中折现（TRUE/FALSE）", "Mid-year convention (TRUE/FALSE)", "text")
+        exit_multiple = s("exit_multiple", "退出 EV/EBITDA 倍数（可选）", "Exit EV/EBITDA multiple (optional)", "multiple")
+        ev = s("dcf_ev", "DCF 企业价值", "DCF enterprise value", "money",
+               "if_given(wacc, dcf(forecast(val_fcff), wacc, terminal_growth, mid_year_switch, exit_multiple, at(val_ebitda, last_forecast)))"
+               if "val_ebitda" in yearly_keys else "if_given(wacc, dcf(forecast(val_fcff), wacc, terminal_growth, mid_year_switch))")
+        bridge = [s("bridge_net_cash", "净现金（估值基准日）", "Net cash at the valuation date", "money", "at(val_net_cash, last_reported)"),
+                  s("bridge_minorities", "少数股东权益（估值基准日）", "Minorities at the valuation date", "money",
+                    "at(val_minorities, last_reported)"),
+                  s("bridge_investments", "长期投资（估值基准日）", "Long-term investments at the valuation date", "money",
+                    "at(val_investments, last_reported)")]
+        targets.append(("dcf_target", "DCF 目标价", "Target price by DCF",
+                        "if_given(dcf_ev, equity_per_share(dcf_ev, bridge_net_cash, bridge_minorities, shares, fx_rate, "
+                        "bridge_investments))"))
+        sections.append(("DCF（FCFF）", tuple(capm + [wacc, growth, mid, exit_multiple, ev] + bridge)))
+
+    if layout.segments:
+        keys = [s("sotp_year", "分部估值年度", "Sum-of-the-parts year", "text")]
+        methods, multiples, metrics, values = [], [], [], []
+        for segment in layout.segments:
+            label = next(l.label_zh for l in layout.lines if l.key == segment)
+            methods.append(s(f"sotp_{segment}_method", f"{label}：方法（PE/PB/PS/EV/EBITDA）", f"{segment}: method", "text"))
+        for segment in layout.segments:
+            label = next(l.label_zh for l in layout.lines if l.key == segment)
+            multiples.append(s(f"sotp_{segment}_multiple", f"{label}：倍数", f"{segment}: multiple", "multiple"))
+        for segment in layout.segments:
+            label = next(l.label_zh for l in layout.lines if l.key == segment)
+            metrics.append(s(f"sotp_{segment}_metric", f"{label}：估值基数（默认为分部收入）", f"{segment}: metric (default: revenue)",
+                             "money", f"at({segment}, sotp_year)", "The segment's revenue; type its allocated profit or EBITDA over it"))
+        for segment, method, multiple, metric in zip(layout.segments, methods, multiples, metrics):
+            label = next(l.label_zh for l in layout.lines if l.key == segment)
+            values.append(s(f"sotp_{segment}_value", f"{label}：价值", f"{segment}: value", "money",
+                            f"if_given({multiple}, segment_value({method}, {multiple}, {metric}))"))
+        keys += methods + multiples + metrics + values
+        targets.append(("sotp_target", "分部加总 SOTP 目标价", "Target price by sum of the parts",
+                        f"if_given(column({', '.join(multiples)}), sotp(column({', '.join(values)}), shares, fx_rate, "
+                        "at(val_net_cash, last_reported), at(val_minorities, last_reported), at(val_investments, last_reported)))"))
+        sections.append(("分部加总 Sum of the parts", tuple(keys)))
+
+    target_keys = tuple(s(k, zh, en, "price", formula) for k, zh, en, formula in targets)
+    weight_keys = tuple(s(f"weight_{k.removesuffix('_target')}", f"权重：{zh}", f"Weight: {en}", "pct")
+                        for k, zh, en, _ in targets)
+    sections.append(("各方法目标价 Targets (trading currency)", target_keys))
+    sections.append(("权重 Weights（合计 100%）", weight_keys))
+    blended = s("target_price_blend", "加权目标价", "Blended target price", "price",
+                f"valuation_target(column({', '.join(target_keys)}), column({', '.join(weight_keys)}))")
+    sections.append(("结论 Result", (blended,)))
+    return ValuationPlan(tuple(yearly), tuple(scalars), tuple(sections), target_keys, weight_keys)
