@@ -163,7 +163,7 @@ def editions(tmp_path_factory) -> dict:
         company = load(ROOT / "workbook" / "data" / data)
         rows = blueprint(xlsx.read(ROOT / "workbook" / template))
         second_year = company.forecast_years[1].label
-        line = next(line for line, d in company.drivers.items() if d.method == "growth")
+        line = next(line for line, d in company.drivers.items() if d.method == "growth" and line not in company.scenario_drivers)
         driver = next(r for r in rows if r["key"] == f"d_{line}" and r["year"] == second_year and r["kind"] == "input")
         new_value = 0.20
         changed = out / f"{key}-driver.xlsx"
@@ -336,7 +336,11 @@ def test_cli_export_native(tmp_path):
     from addin.cli import main
     out = tmp_path / "live.xlsx"
     assert main(["export", str(ROOT / "workbook" / COMPANIES["xiaomi"][0]), "--native", "-o", str(out)]) == 0
-    assert xlsx.read(out).sheets["表1 损益表"].cells["E6"].formula == \
-        "IF(OR(ISBLANK(D6),ISBLANK('预测假设'!F9)),#N/A,D6*(1+'预测假设'!F9))"
+    rows = blueprint(xlsx.read(ROOT / "workbook" / COMPANIES["xiaomi"][0]))
+    driver = next(r["cell"] for r in rows if r["key"] == "d_iot" and r["year"] == "2025E")
+    iot = next(r["cell"] for r in rows if r["key"] == "iot" and r["year"] == "2025E")
+    prior = next(r["cell"] for r in rows if r["key"] == "iot" and r["year"] == "2024")
+    assert xlsx.read(out).sheets["表1 损益表"].cells[iot].formula == \
+        f"IF(OR(ISBLANK({prior}),ISBLANK('预测假设'!{driver})),#N/A,{prior}*(1+'预测假设'!{driver}))"
     assert main(["export", str(ROOT / "workbook" / COMPANIES["xiaomi"][0]), "--native", "-o", str(tmp_path / "x.xlsm")]) != 0
     assert not (tmp_path / "x.xlsm").exists()

@@ -68,6 +68,7 @@ def run(capsys, *argv) -> tuple[int, str, str]:
 OVERRIDE_VALUE = -91234.0   # typed over 表1 opex 2026E: carried
 DROPPED_VALUE = -81234.0    # typed over 表1 opex 2025E: that year becomes reported, dropped
 DRIVER_VALUE = 0.05         # 智能手机 2026E growth changed in the workbook, not in the company file
+SCENARIOS_SHEET = "情景"      # smartphone varies by scenario: its base case is typed on this sheet
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,7 @@ def xiaomi_roll(tmp_path_factory):
     package = xlsx.read(original)
     typed = {("表1 损益表", before[("表1 损益表", "opex", "2026E")][0]): OVERRIDE_VALUE,
              ("表1 损益表", before[("表1 损益表", "opex", "2025E")][0]): DROPPED_VALUE,
-             (DRIVERS_SHEET, before[(DRIVERS_SHEET, "d_smartphone", "2026E")][0]): DRIVER_VALUE}
+             (SCENARIOS_SHEET, before[(SCENARIOS_SHEET, "base_d_smartphone", "2026E")][0]): DRIVER_VALUE}
     old = folder / "old.xlsm"
     xlsx.type_values(package, typed, old)
     actuals = write_actuals(folder / "fy2025.toml", XIAOMI, "2025E", "2025", 1.02)

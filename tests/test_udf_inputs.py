@@ -10,11 +10,11 @@ import math
 import pytest
 
 import udfs
-from udfs.constants import ACTION_DOWNGRADE, ACTION_FIRST, ACTION_MAINTAIN, ACTION_UPGRADE, EXCEL_ERRORS, NOT_MEANINGFUL
+from udfs.constants import ACTION_DOWNGRADE, ACTION_FIRST, ACTION_MAINTAIN, ACTION_UPGRADE, EXCEL_ERRORS, NOT_MEANINGFUL, NOT_VALUED
 from udfs.rating import schemes
 from udfs.valuation import LABELS as VALUATION_LABELS
 
-LABELS = {NOT_MEANINGFUL, "OK", "FAIL", ACTION_FIRST, ACTION_MAINTAIN, ACTION_UPGRADE, ACTION_DOWNGRADE, *VALUATION_LABELS}
+LABELS = {NOT_MEANINGFUL, NOT_VALUED, "OK", "FAIL", ACTION_FIRST, ACTION_MAINTAIN, ACTION_UPGRADE, ACTION_DOWNGRADE, *VALUATION_LABELS}
 for scheme in schemes().values():
     LABELS |= set(scheme.labels) | {scheme.unrated} | set(scheme.benchmarks.values())
 

@@ -67,13 +67,28 @@ def _wrappers(code: str) -> dict[str, list[str]]:
 
 
 def _formula_calls(book: Path) -> list[tuple[str, int]]:
+    """(function, number of arguments) of every ER_ call in the template's formulas, nested
+    calls included, counting only the commas at the call's own depth."""
     calls = []
     with zipfile.ZipFile(book) as z:
         for name in z.namelist():
             if name.startswith("xl/worksheets/sheet"):
                 for formula in re.findall(r"<f>(.*?)</f>", z.read(name).decode("utf-8")):
-                    for fname, args in re.findall(r"\b(ER_[A-Z_]+)\(([^()]*(?:\([^()]*\))?[^()]*)\)", formula):
-                        calls.append((fname, len([a for a in args.split(",")]) if args else 0))
+                    for match in re.finditer(r"\b(ER_[A-Z_]+)\(", formula):
+                        depth, count, i, quoted = 1, 0, match.end(), False
+                        empty = formula[i:i + 1] == ")"
+                        while depth and i < len(formula):
+                            ch = formula[i]
+                            if ch == '"':
+                                quoted = not quoted
+                            elif not quoted and ch == "(":
+                                depth += 1
+                            elif not quoted and ch == ")":
+                                depth -= 1
+                            elif not quoted and ch == "," and depth == 1:
+                                count += 1
+                            i += 1
+                        calls.append((match.group(1), 0 if empty else count + 1))
     return calls
 
 

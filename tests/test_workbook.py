@@ -129,7 +129,8 @@ def test_formula_cells_carry_cached_values(template):
 def test_sheets_and_conventions(template):
     book = template.book
     assert book.sheetnames == ["封面", "盈利预测与估值简表", "表1 损益表", "表2 资产负债表", "表3 现金流量表",
-                               "预测假设", "主要财务比率", "评级", "校验", "xlwings.conf", "_blueprint", "_source"]
+                               "预测假设", "情景", "主要财务比率", "估值测算", "估值", "敏感性", "评级", "校验", "xlwings.conf",
+                               "_blueprint", "_source"]
     assert book["_blueprint"].sheet_state == "veryHidden"
     assert book["_source"].sheet_state == "veryHidden"
     income = book["表1 损益表"]
@@ -141,7 +142,7 @@ def test_sheets_and_conventions(template):
     assert "#,##0" in forecast.number_format
     drivers = book["预测假设"]
     validated = {str(rng) for dv in drivers.data_validations.dataValidation for rng in dv.sqref.ranges}
-    driver_cell = template.cell_by_name("DRV_d_smartphone", "2025E")[1]
+    driver_cell = template.cell_by_name("DRV_d_iot", "2025E")[1]
     assert driver_cell in validated
     dv = next(dv for dv in drivers.data_validations.dataValidation if driver_cell in {str(r) for r in dv.sqref.ranges})
     assert dv.prompt and "decimal" in dv.prompt
@@ -152,9 +153,14 @@ def test_sheets_and_conventions(template):
 
 
 def test_no_analyst_number_is_invented(template):
-    """The report gives no target price: the cell is an empty input and the rating is 无评级."""
+    """The report gives no target price: the target is the valuation's blend, which shows 未估值
+    (not valued) while no method is weighted, every valuation input is empty, and the rating is 无评级."""
     sheet, cell = template.cell_by_name("RTG_target_price")
-    assert template.book[sheet][cell].value is None
+    assert str(template.book[sheet][cell].value).startswith("=")          # the blend's result, not a typed number
+    assert template.values[sheet][cell].value == "未估值"
+    for name in ("VAL_pe_multiple", "VAL_pb_multiple", "VAL_evebitda_multiple", "VAL_rf", "VAL_terminal_growth"):
+        sheet, cell = template.cell_by_name(name)
+        assert template.book[sheet][cell].value is None, name
     sheet, cell = template.cell_by_name("RTG_computed_rating")
     assert template.values[sheet][cell].value == "无评级"
     sheet, cell = template.cell_by_name("RTG_published_rating")

@@ -1,0 +1,225 @@
+"""The 估值 sheet in the built template: valuation inputs to a target price and a computed
+rating, scenarios, and the sensitivity tables, evaluated by `formulas` with our functions bound."""
+from __future__ import annotations
+
+import pytest
+
+from formulas_bridge import Evaluated
+from udfs.registry import guarded
+from udfs.rating import rate
+from workbook.company import load
+from workbook.model import build_model, default_sensitivity, driver_sensitivity
+from workbook_reader import Template
+
+
+@pytest.fixture(scope="module")
+def company():
+    return load()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, company):
+    from workbook.build import build
+    return build(tmp_path_factory.mktemp("valuation") / "model.xlsm", company)
+
+
+@pytest.fixture(scope="module")
+def template(built):
+    return Template(built)
+
+
+@pytest.fixture(scope="module")
+def evaluated(built):
+    return Evaluated(built)
+
+
+def cell(template, name, year=None):
+    return template.cell_by_name(name, year)
+
+
+def test_the_names_other_tools_address_exist(template):
+    names = set(template.book.defined_names.keys())
+    assert {"VAL_pe_multiple", "VAL_pe_year", "VAL_wacc", "VAL_terminal_growth", "VAL_weights", "RTG_target_price"} <= names
+    sheet, cells = template.name_range("VAL_weights")
+    assert sheet == "估值" and len(cells) == 1 or sheet == "估值"
+
+
+def test_inputs_start_empty_and_the_rating_stays_unrated(template, company):
+    """The report gives no target price: nothing is invented."""
+    for name in ("VAL_pe_multiple", "VAL_wacc", "VAL_terminal_growth"):
+        sheet, ref = cell(template, name)
+        value = template.values[sheet][ref].value
+        assert value in (None, "未估值"), (name, value)
+    model = build_model(company)
+    assert model.value("target_price") == "未估值"
+    assert model.value("computed_rating") == "无评级"
+
+
+def test_a_pe_valuation_gives_the_target_price_and_rating_by_hand(template, evaluated, company):
+    """P/E target = multiple x EPS(year) / FX; upside, rating in the company's scheme and the
+    action against the published 买入, in the workbook as `formulas` evaluates it."""
+    changes = {cell(template, "VAL_pe_multiple"): 25.0, cell(template, "VAL_pe_year"): "2026E",
+               cell(template, "VAL_weight_pe"): 1.0, cell(template, "RTG_benchmark_return"): 0.05}
+    solution = evaluated.calculate(changes)
+    model = build_model(company)
+    eps = model.value("non_ifrs_eps", "2026E")           # the layout values P/E on Non-IFRS EPS
+    fx, price = company.scalar_inputs["fx_rate"], company.scalar_inputs["price"]
+    expected_target = 25.0 * eps / fx
+    assert solution[cell(template, "VAL_pe_target")] == pytest.approx(expected_target, rel=1e-12)
+    assert solution[cell(template, "RTG_target_price")] == pytest.approx(expected_target, rel=1e-12)
+    assert solution[cell(template, "RTG_upside")] == pytest.approx(expected_target / price - 1, rel=1e-12)
+    excess = expected_target / price - 1 - 0.05
+    band = "买入" if excess >= 0.15 else "增持" if excess >= 0.05 else "中性" if excess > -0.05 else "减持"
+    assert solution[cell(template, "RTG_computed_rating")] == band == rate(price, expected_target, 0.05)
+    action = "维持" if band == "买入" else "下调"
+    assert solution[cell(template, "RTG_rating_action")] == action
+
+
+def test_weights_that_do_not_add_up_are_a_labelled_error(template, evaluated):
+    changes = {cell(template, "VAL_pe_multiple"): 25.0, cell(template, "VAL_weight_pe"): 0.6,
+               cell(template, "VAL_pb_multiple"): 3.0, cell(template, "VAL_weight_pb"): 0.3}
+    solution = evaluated.calculate(changes)
+    assert solution[cell(template, "VAL_target_price_blend")] == "weights≠100%"
+    assert solution[cell(template, "RTG_computed_rating")] == "无评级"
+
+
+def test_a_blend_of_methods_equals_the_engine(template, evaluated, company):
+    inputs = {"pe_multiple": 22.0, "weight_pe": 0.5, "evebitda_multiple": 12.0, "weight_evebitda": 0.2,
+              "rf": 0.03, "beta": 1.1, "erp": 0.06, "cost_of_debt": 0.04, "val_tax": 0.175, "debt_weight": 0.1,
+              "terminal_growth": 0.025, "mid_year_switch": "TRUE", "weight_dcf": 0.3, "benchmark_return": 0.05}
+    model = build_model(company, scalar_overrides=inputs)
+    names = {k: (f"RTG_{k}" if k == "benchmark_return" else f"VAL_{k}") for k in inputs}
+    solution = evaluated.calculate({cell(template, names[k]): v for k, v in inputs.items()})
+    for key in ("pe_target", "evebitda_target", "wacc", "dcf_ev", "dcf_target", "target_price_blend"):
+        assert solution[cell(template, f"VAL_{key}")] == pytest.approx(model.value(key), rel=1e-9), key
+    assert solution[cell(template, "RTG_computed_rating")] == model.value("computed_rating")
+    blended = 0.5 * model.value("pe_target") + 0.2 * model.value("evebitda_target") + 0.3 * model.value("dcf_target")
+    assert model.value("target_price") == pytest.approx(blended)
+
+
+def test_terminal_growth_at_or_above_wacc_is_an_error_value_not_a_number(company):
+    model = build_model(company, scalar_overrides={"rf": 0.03, "beta": 1.0, "erp": 0.05, "cost_of_debt": 0.04,
+                                                   "val_tax": 0.2, "debt_weight": 0.0, "terminal_growth": 0.08,
+                                                   "weight_dcf": 1.0})
+    assert model.value("wacc") == pytest.approx(0.08)
+    assert model.value("dcf_ev") == "#NUM!"
+    assert model.value("computed_rating") == "无评级"
+
+
+def test_switching_the_scenario_moves_the_model_and_keeps_it_balanced(template, evaluated, company, built):
+    """A bull case for smartphone growth, chosen by the one scenario cell on the drivers sheet."""
+    bull = cell(template, "SCN_bull_d_smartphone", "2026E")
+    choose = cell(template, "DRV_scenario")
+    base = evaluated.calculate({cell(template, "VAL_pe_multiple"): 25.0, cell(template, "VAL_weight_pe"): 1.0})
+    moved = evaluated.calculate({bull: 0.15, choose: "bull", cell(template, "VAL_pe_multiple"): 25.0,
+                                 cell(template, "VAL_weight_pe"): 1.0, cell(template, "VAL_pe_year"): "2026E"})
+    revenue = cell(template, "IS_revenue", "2026E")
+    assert moved[revenue] > base[revenue] * 1.02
+    eps = cell(template, "IS_non_ifrs_eps", "2026E")
+    assert moved[eps] > base[eps]
+    checks = [ref for name in template.book.defined_names.keys() if name.startswith("CHK_")
+              for ref in [template.name_range(name)]]
+    for sheet, refs in checks:
+        assert all(moved[(sheet, r)] == "OK" for r in refs), (sheet, refs)
+    # The engine with the same scenario gives the same figures.
+    import dataclasses
+    bullish = dataclasses.replace(company, scenarios={"bull": {("smartphone", "2026E"): 0.15}, "bear": {}})
+    engine = build_model(bullish, scenario="bull")
+    assert moved[revenue] == pytest.approx(engine.value("revenue", "2026E"), rel=1e-12)
+    assert moved[eps] == pytest.approx(engine.value("non_ifrs_eps", "2026E"), rel=1e-12)
+
+
+def test_a_scenario_the_company_file_does_not_define_is_refused(tmp_path):
+    from conftest import ROOT
+    run = __import__("subprocess").run([__import__("sys").executable, "-m", "addin", "show", "--scenario", "bull", "--data",
+                                        str(ROOT / "workbook" / "data" / "kysec_300592sz.toml")],
+                                       cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode != 0 and "defines no scenarios" in run.stderr
+
+
+def _grid(template, solution, top_left_label: str, rows: int, cols: int):
+    """The values of a sensitivity table whose header cell holds `top_left_label`."""
+    ws = template.book["敏感性"]
+    header = next(c for row in ws.iter_rows() for c in row if c.value == top_left_label)
+    out = []
+    for i in range(rows):
+        row = []
+        for j in range(cols):
+            ref = f"{ws.cell(header.row + 1 + i, header.column + 1 + j).coordinate}"
+            value = solution.get(("敏感性", ref))
+            row.append(value if value is not None else ws[ref].value)
+        out.append(row)
+    return out
+
+
+def test_the_dcf_grid_equals_re_evaluating_each_point(template, evaluated, company):
+    from workbook.layout import GROWTH_STEPS, WACC_STEPS
+    inputs = {"rf": 0.03, "beta": 1.1, "erp": 0.06, "cost_of_debt": 0.04, "val_tax": 0.175, "debt_weight": 0.1,
+              "terminal_growth": 0.025}
+    solution = evaluated.calculate({cell(template, f"VAL_{k}"): v for k, v in inputs.items()})
+    grid = _grid(template, solution, "WACC \\ g", len(WACC_STEPS), len(GROWTH_STEPS))
+    model = build_model(company, scalar_overrides=inputs)
+    forecast = [y.label for y in company.forecast_years]
+    fcff = [[model.value("val_fcff", y) for y in forecast]]
+    dcf, per_share = guarded("ER_DCF"), guarded("ER_EQUITY_PER_SHARE")
+    for i, w_step in enumerate(WACC_STEPS):
+        for j, g_step in enumerate(GROWTH_STEPS):
+            wacc, growth = model.value("wacc") + w_step, 0.025 + g_step
+            ev = dcf(fcff, wacc, growth, None)
+            expected = per_share(ev, model.value("bridge_net_cash"), model.value("bridge_minorities"),
+                                 model.value("shares"), model.value("fx_rate"), model.value("bridge_investments"))
+            if isinstance(expected, float):
+                assert grid[i][j] == pytest.approx(expected, rel=1e-9), (i, j)
+            else:
+                assert grid[i][j] == expected, (i, j)
+    # and the centre is the model's own DCF target with those inputs
+    centre = _grid(template, solution, "WACC \\ g", len(WACC_STEPS), len(GROWTH_STEPS))[3][3]
+    assert centre == pytest.approx(build_model(company, scalar_overrides=inputs).value("dcf_target"), rel=1e-9)
+
+
+def test_the_pe_grid_equals_re_evaluating_each_point(template, evaluated, company):
+    from workbook.layout import MULTIPLE_FACTORS
+    solution = evaluated.calculate({cell(template, "VAL_pe_multiple"): 20.0})
+    forecast = [y.label for y in company.forecast_years]
+    grid = _grid(template, solution, "P/E \\ EPS", len(MULTIPLE_FACTORS), len(forecast))
+    model = build_model(company)
+    for i, factor in enumerate(MULTIPLE_FACTORS):
+        for j, year in enumerate(forecast):
+            assert grid[i][j] == pytest.approx(20.0 * factor * model.value("val_eps", year) / model.value("fx_rate"),
+                                               rel=1e-12)
+
+
+def test_the_driver_grid_equals_re_running_the_model(company, template):
+    a, xs, b, ys = default_sensitivity(company)
+    year = company.forecast_years[0].label
+    grid = driver_sensitivity(company, a, xs, b, ys, "val_eps", year)
+    import dataclasses
+    from udfs.engine import driver_key
+    for i, j in ((0, 0), (2, 2), (4, 1)):
+        inputs = dict(company.inputs)
+        for y in company.forecast_years:
+            inputs[(driver_key(a), y.label)] = xs[i]
+            inputs[(driver_key(b), y.label)] = ys[j]
+        assert grid[i][j] == build_model(dataclasses.replace(company, inputs=inputs)).value("val_eps", year)
+    assert grid[2][2] == pytest.approx(build_model(company).value("val_eps", year), rel=1e-9)
+    written = _grid(template, {}, f"{a} \\ {b}", len(xs), len(ys))
+    for got, expected in zip(written, grid):
+        assert got == pytest.approx(expected, rel=1e-12)
+
+
+def test_headless_evaluation_agrees_with_formulas_on_a_filled_valuation(tmp_path, built, template):
+    """refresh/check's evaluator computes the 估值 and 敏感性 sheets as `formulas` does."""
+    from workbook import xlsx
+    from workbook.xlcalc import evaluate
+    package = xlsx.read(built)
+    inputs = {cell(template, "VAL_pe_multiple"): 25.0, cell(template, "VAL_weight_pe"): 1.0,
+              cell(template, "RTG_benchmark_return"): 0.05}
+    ours = evaluate(package, inputs)
+    theirs = Evaluated(built).calculate(inputs)
+    for key in (cell(template, "VAL_pe_target"), cell(template, "RTG_target_price"), cell(template, "RTG_computed_rating")):
+        assert ours[key] == pytest.approx(theirs[key]) if isinstance(theirs[key], float) else ours[key] == theirs[key]
+    sens = [k for k in theirs if k[0] == "敏感性" and k in ours]
+    assert len(sens) > 50
+    for key in sens:
+        a, b = ours.get(key), theirs[key]
+        assert a == pytest.approx(b, rel=1e-9) if isinstance(b, float) else a == b, key
