@@ -8,15 +8,13 @@ import argparse
 import os
 import sys
 
-from workbook.company import DEFAULT_COMPANY, CompanyDataError
-from workbook.xlsx import WorkbookError
-
-from .quotes import QuoteError
+from udfs.errors import ModelError
+from workbook.company import DEFAULT_COMPANY
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-class UserError(Exception):
+class UserError(ModelError):
     """A problem the user can fix; its message is the one line they see."""
 
 
@@ -165,34 +163,25 @@ def _diff(args) -> int:
 
 
 def _publish(args) -> int:
-    from .estimates import EstimatesError, publish, render_publish
+    from .estimates import publish, render_publish
 
-    try:
-        print(render_publish(publish(args.model, args.db)))
-    except EstimatesError as exc:
-        raise UserError(str(exc)) from None
+    print(render_publish(publish(args.model, args.db)))
     return EXIT_OK
 
 
 def _revisions(args) -> int:
-    from .estimates import EstimatesError, load_estimates, render_revisions
+    from .estimates import load_estimates, render_revisions
 
-    try:
-        print(render_revisions(*load_estimates(args.old, args.new, args.db)))
-    except EstimatesError as exc:
-        raise UserError(str(exc)) from None
+    print(render_revisions(*load_estimates(args.old, args.new, args.db)))
     return EXIT_OK
 
 
 def _roll(args) -> int:
     from .modelfile import regular_file
-    from .roll import RollError, render, roll
+    from .roll import render, roll
 
     regular_file(args.model)
-    try:
-        result = roll(args.model, args.actuals, args.output, accept_unbalanced=args.accept_unbalanced)
-    except RollError as exc:
-        raise UserError(str(exc)) from None
+    result = roll(args.model, args.actuals, args.output, accept_unbalanced=args.accept_unbalanced)
     print(render(result))
     return EXIT_FAILED if result.checks_failed else EXIT_OK
 
@@ -237,12 +226,9 @@ def _import(args) -> int:
 
 
 def _lite(args) -> int:
-    from .lite import LiteError, write_lite
+    from .lite import write_lite
 
-    try:
-        written = write_lite(args.output, force=args.force)
-    except LiteError as exc:
-        raise UserError(str(exc)) from None
+    written = write_lite(args.output, force=args.force)
     names = " and ".join(path.name for path in written)
     print(f"wrote xlwings Lite edition {written[0].parent.resolve()}: paste {names} into the xlwings Lite editor")
     return EXIT_OK
@@ -426,7 +412,7 @@ def _run(argv: list[str] | None) -> int:
         return args.handler(args)
     except BrokenPipeError:
         raise
-    except (UserError, CompanyDataError, WorkbookError, QuoteError) as exc:
+    except ModelError as exc:  # UserError and every file, data, quote and template error alike
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except OSError as exc:

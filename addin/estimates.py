@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from udfs.constants import NOT_MEANINGFUL, NOT_VALUED
+from udfs.errors import DataError
 from workbook import xlsx
 from workbook.formats import EMPTY, show
 from workbook.xlcalc import evaluate
@@ -82,7 +83,7 @@ figures_table = sa.Table(
 )
 
 
-class EstimatesError(ValueError):
+class EstimatesError(DataError):
     """A store that cannot be used, a version that does not exist, a model without numbers to
     publish; the message is one readable sentence."""
 

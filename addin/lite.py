@@ -39,6 +39,7 @@ import tempfile
 from pathlib import Path
 
 from udfs import registry
+from udfs.errors import TemplateError
 from udfs.functions import all_functions
 from udfs.registry import SERIES, ExcelFunction
 
@@ -55,7 +56,7 @@ _DATA_SUFFIXES = (".toml",)  # the package data pyproject ships with udfs
 _EXTERNAL_ALLOWED = set(sys.stdlib_module_names)
 
 
-class LiteError(Exception):
+class LiteError(TemplateError):
     """The Lite edition cannot be written; the message is the one line the user sees."""
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from udfs.errors import QuoteSourceError
 from workbook.spec import CURRENCIES_FILE
 from workbook.tomlfile import read_toml
 
@@ -85,7 +86,7 @@ ZIP_KINDS = (
 )
 
 
-class QuoteError(ValueError):
+class QuoteError(QuoteSourceError):
     """A quote refresh must refuse; the message is the one line the analyst sees."""
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from udfs.errors import ModelError
 from workbook import xlsx
 from workbook.xlcalc import evaluate, same_value
 
@@ -44,7 +45,7 @@ CONF_ACCEPT_MOVE = "QUOTES ACCEPT MOVE"   # the button's --accept-move: Excel us
 SAMPLE_STAMP = "样本数据 sample data"
 
 
-class ChecksFailed(Exception):
+class ChecksFailed(ModelError):
     """The model was refreshed (and, headless, written), but its integrity checks fail."""
 
 

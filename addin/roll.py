@@ -27,6 +27,7 @@ from pathlib import Path
 import tomli_w
 
 from udfs.engine import ACTUAL, BASE, FORECAST, run_checks
+from udfs.errors import DataError
 from workbook import spec, xlsx
 from workbook.build import build
 from workbook.company import CompanyDataError, load
@@ -60,7 +61,7 @@ SCALAR_FIELDS = {
 _ACTUALS_SECTIONS = {"format_version", "company", "actual"}
 
 
-class RollError(ValueError):
+class RollError(DataError):
     """A roll that cannot be done; the message is the one line the analyst sees."""
 
 

@@ -24,12 +24,13 @@ from functools import lru_cache
 from typing import Callable
 
 from .constants import ERR_DIV0, ERR_NUM, ERR_VALUE, EXCEL_ERRORS
+from .errors import DataError
 
 PRIOR = "prev"
 _OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 
 
-class FormulaError(ValueError):
+class FormulaError(DataError):
     """A formula that is not in the language; the message names the formula and the problem."""
 
 

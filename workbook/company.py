@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from udfs.engine import ACTUAL, BASE, FORECAST, Driver, Year, driver_key
+from udfs.errors import DataError
 from udfs.forecast import METHODS
 from udfs.rating import schemes
 
@@ -32,7 +33,7 @@ _RATING_FIELDS = {"scheme", "boundary", "published", "published_action", "previo
                   "expected_dps", "benchmark_return"}
 
 
-class CompanyDataError(ValueError):
+class CompanyDataError(DataError):
     """A company data file that cannot be used; the message says where and what."""
 
 

@@ -23,6 +23,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from udfs.errors import DataError
 from udfs.findings import round_half_up
 from udfs.rating import schemes
 
@@ -34,7 +35,7 @@ TABLE_KINDS = ("summary", "income", "balance", "cashflow", "ratios")
 SHARE_SCALE = {"亿股": 100.0, "百万股": 1.0, "万股": 0.01}   # to millions of shares
 
 
-class ImportFailed(ValueError):
+class ImportFailed(DataError):
     """A note that cannot become a model; the message says what is missing."""
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import re
 
+from udfs.errors import DataError
+
 from .notes import Note, infer_subtotals
 
 STATEMENTS = ("income", "balance", "cashflow")
@@ -26,7 +28,7 @@ BALANCING_ROLES = ("cff_other", "cfi_other", "cfo_other", "other_asset_change")
 GROWTH_SUFFIX = "_growth"
 
 
-class LayoutInferenceError(ValueError):
+class LayoutInferenceError(DataError):
     """The note lacks what any three-statement model needs; the message names it."""
 
 

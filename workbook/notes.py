@@ -29,6 +29,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from udfs.errors import DataError
 from udfs.findings import Interval, Printed
 
 LABEL_ROLES = Path(__file__).parent / "data" / "label_roles.toml"
@@ -826,7 +827,7 @@ def _rating_from(text: str, labels: list[str], data: LabelData):
 # --------------------------------------------------------------------------------------------
 # The reader
 
-class NoteError(ValueError):
+class NoteError(DataError):
     """A note that cannot be read at all (missing file, not UTF-8 text)."""
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
-from udfs.engine import ALWAYS, FORECAST_ONLY, INPUT, Check, Line
+from udfs.engine import ALWAYS, FORECAST_ONLY, INPUT, Check, Line, SanityWarning
+from udfs.errors import DataError
 
 from .tomlfile import TomlError, read_toml
 
@@ -36,7 +37,7 @@ REQUIRED_ROLES = ("revenue", "net_profit", "attributable_profit", "eps", "cash",
                   "total_liabilities", "shareholders_equity", "net_cash_flow")
 
 
-class LayoutError(ValueError):
+class LayoutError(DataError):
     """A layout file that cannot be used; the message names the file and the field."""
 
 
@@ -74,6 +75,7 @@ class Layout:
     not_targets: frozenset = frozenset()                 # printed lines the calibration does not fit (see README)
     undisclosed: frozenset = frozenset()                 # lines whose definition the report does not disclose
     valuation: dict = field(default_factory=dict)        # valuation bases as formulas (see VALUATION_BASES)
+    warnings: tuple = ()                                 # of SanityWarning: implausible figures, shown apart from the checks
 
     def role(self, name: str) -> str | None:
         return self.roles.get(name)
@@ -173,13 +175,47 @@ def parse_layout(data: dict, path: Path) -> Layout:
                   tuple(data.get("segments", [])), roles, defaults, aliases, _report_identities(data, name, known),
                   frozenset(raw["key"] for raw in data.get("lines", []) if raw.get("calibration_target") is False),
                   frozenset(raw["key"] for raw in data.get("lines", []) if raw.get("undisclosed")),
-                  _valuation_bases(data, roles, set(keys), name))
+                  _valuation_bases(data, roles, set(keys), name), _warnings(data, name, lines))
     plan = valuation_plan(layout)
     clash = sorted({l.key for l in plan.yearly + plan.scalars} & set(keys))
     if clash:
         raise LayoutError(f"{name}: line key {clash[0]!r} is reserved for the valuation lines")
     _check_formulas(name, lines + plan.yearly + plan.scalars, [])
     return layout
+
+
+def _warnings(data: dict, name: str, lines: tuple) -> tuple:
+    """`[[warnings]]`: key, zh, en, `value` (a formula) and at least one of `min` and `max`."""
+    from udfs import formula as fx
+    from udfs.engine import driver_key
+    known = {line.key for line in lines} | {line.key for line in COMMON_LINES}
+    known |= {driver_key(line.key) for line in lines if line.driven}
+    out = []
+    for i, raw in enumerate(data.get("warnings", [])):
+        where = f"{name}: [[warnings]] #{i + 1} {raw.get('key', '')!r}"
+        extra = set(raw) - {"key", "zh", "en", "value", "min", "max"}
+        if extra:
+            raise LayoutError(f"{where}: unknown field {sorted(extra)[0]!r}; known: key, zh, en, value, min, max")
+        for required in ("key", "zh", "en", "value"):
+            if not isinstance(raw.get(required), str) or not raw[required].strip():
+                raise LayoutError(f"{where}: needs `{required}`")
+        bounds = [raw.get(side) for side in ("min", "max")]
+        if all(b is None for b in bounds) or any(b is not None and (isinstance(b, bool) or not isinstance(b, (int, float)))
+                                                 for b in bounds):
+            raise LayoutError(f"{where}: needs a number for `min`, `max` or both")
+        try:
+            tree = fx.parse(raw["value"])
+        except fx.FormulaError as exc:
+            raise LayoutError(f"{where}: {exc}") from None
+        unknown = sorted(r.key for r in fx.refs(tree) if r.key not in known)
+        if unknown:
+            raise LayoutError(f"{where}: value {raw['value']!r} reads {unknown[0]!r}, which is not a line")
+        out.append(SanityWarning(raw["key"], raw["zh"], raw["en"], raw["value"],
+                                 *(None if b is None else float(b) for b in bounds)))
+    keys = [w.key for w in out]
+    if len(set(keys)) != len(keys):
+        raise LayoutError(f"{name}: [[warnings]] key {next(k for k in keys if keys.count(k) > 1)!r} is declared twice")
+    return tuple(out)
 
 
 def _check_formulas(name: str, lines: tuple, summary_keys: list) -> None:

@@ -9,10 +9,12 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from udfs.errors import DataError
+
 MAX_FILE_BYTES = 2_000_000
 
 
-class TomlError(ValueError):
+class TomlError(DataError):
     """A data file that cannot be read as TOML; the message names the file."""
 
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.parsers import expat
 
+from udfs.errors import FileError
+
 MAX_FILE_BYTES = 128 * 1024 * 1024        # the package on disk
 MAX_MEMBER_BYTES = 64 * 1024 * 1024       # one uncompressed part
 MAX_TOTAL_BYTES = 256 * 1024 * 1024       # the whole package, uncompressed
@@ -43,7 +45,7 @@ ERROR_VALUES = ("#N/A", "#VALUE!", "#DIV/0!", "#NUM!", "#REF!", "#NAME?", "#NULL
 COMPRESSIONS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}
 
 
-class WorkbookError(ValueError):
+class WorkbookError(FileError):
     """A file that is not a usable workbook; the message is one readable sentence."""
 
 
