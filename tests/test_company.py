@@ -70,3 +70,24 @@ def test_calibration_reproduces_the_committed_drivers():
     for key, entry in derived.items():
         assert entry["method"] == committed[key]["method"], key
         assert entry["values"] == pytest.approx(committed[key]["values"], abs=1e-6), key
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda t: t.replace('price_date = 2025-12-18', 'price_date = "garbage"'), "price_date must be a date"),
+    (lambda t: t.replace('price_date = 2025-12-18', 'price_date = "=NOW()"'), "price_date must be a date"),
+    (lambda t: t.replace('boundary = "outer"', 'boundary = ["outer"]'), "boundary must be text"),
+    (lambda t: t.replace('published = "买入"', 'published = ["买入"]'), "published must be text"),
+    (lambda t: t.replace('price = 40.20', 'price = 1e308'), "not a plausible figure"),
+    (lambda t: t.replace('[market]', '[market]\nnested = ' + "[" * 3000 + "]" * 3000), "nested too deeply|unknown field"),
+])
+def test_hostile_company_files_get_one_sentence(tmp_path, edit, message):
+    """Issue 15's company-file attacks: each is one readable sentence, never a traceback."""
+    path = _write(tmp_path, edit(TEXT))
+    with pytest.raises(CompanyDataError, match=message):
+        load(path)
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + TEXT.encode("utf-8"))
+    assert load(path).facts["ticker"] == "1810.HK"

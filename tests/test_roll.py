@@ -312,3 +312,18 @@ def test_rolling_onto_the_model_itself_is_refused(tmp_path):
     path = write_actuals(tmp_path / "fy.toml", XIAOMI, "2025E", "2025", 1.0)
     with pytest.raises(RollError, match="is the model being rolled"):
         roll(old, path, old)
+
+
+def test_carried_drivers_are_marked_for_review_on_the_drivers_sheet(xiaomi_roll):
+    """The new forecast year's drivers are copies: the drivers sheet shows them in the review
+    fill with an input message saying so; the years that kept their own values are plain inputs."""
+    import openpyxl
+    book = openpyxl.load_workbook(xiaomi_roll["new"], keep_vba=True)
+    new = cells(xiaomi_roll["new"])
+    carried = new[(DRIVERS_SHEET, "d_iot", "2028E")][0]
+    kept = new[(DRIVERS_SHEET, "d_iot", "2027E")][0]
+    sheet = book[DRIVERS_SHEET]
+    assert sheet[carried].fill.fgColor.rgb.endswith("F8CBAD")
+    assert not sheet[kept].fill.fgColor.rgb.endswith("F8CBAD")
+    messages = {str(r): dv.prompt for dv in sheet.data_validations.dataValidation for r in dv.sqref.ranges}
+    assert "Carried from the previous year by roll" in messages[carried]

@@ -16,7 +16,9 @@ import xlsxwriter
 
 from .vba_modules import REFRESH_MACRO, UDF_MODULE, project_modules
 from .vbaproject import vba_project_bin
+from udfs import formula as fx
 from udfs.engine import BASE
+from udfs.functions import BY_FORMULA_NAME
 from udfs.forecast import METHODS
 from udfs.rating import schemes
 
@@ -32,7 +34,7 @@ BUILD_DATE = dt.datetime(2025, 12, 18)  # fixed, so that two builds of the same 
 CALC_ID = 191029                         # a current Excel calc engine: no forced full recalculation on open
 
 BLUE, BLACK, GREEN, GREY = "#0000FF", "#000000", "#006100", "#595959"
-HEADER_FILL, HEADING_FILL, INPUT_FILL = "#1F3864", "#D9E1F2", "#FFF2CC"
+HEADER_FILL, HEADING_FILL, INPUT_FILL, REVIEW_FILL = "#1F3864", "#D9E1F2", "#FFF2CC", "#F8CBAD"
 OK_FILL, FAIL_FILL = "#C6EFCE", "#FFC7CE"
 FONT = "Microsoft YaHei"
 
@@ -51,6 +53,8 @@ class Styles:
                      "valign": "vcenter"}
             if role == "input":
                 props.update(font_color=BLUE, bg_color=INPUT_FILL, border=1, border_color="#BFBFBF")
+            elif role == "review":  # a driver `roll` carried into a new year: an input the analyst should revisit
+                props.update(font_color=BLUE, bg_color=REVIEW_FILL, border=1, border_color="#BFBFBF")
             elif role == "mirror":
                 props.update(font_color=GREEN)
             elif role == "implied":
@@ -78,6 +82,14 @@ def _cached(value):
     if value is None:
         return ""
     return value
+
+
+def _carried_for_review(cell, company: Company) -> bool:
+    """A driver value in the last forecast year that `roll` copied from the year before."""
+    if cell.year != company.forecast_years[-1].label or not cell.key.startswith("d_"):
+        return False
+    driver = company.drivers.get(cell.key[2:])
+    return bool(driver and driver.review)
 
 
 def _driver_validation(line, company: Company):
@@ -234,7 +246,8 @@ def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: 
         value = model.value(cell.key, cell.year)
         bold = cell.key in _bold(company)
         if cell.kind == "input":
-            fmt = styles.get(line.fmt, "input", bold)
+            review = _carried_for_review(cell, company)
+            fmt = styles.get(line.fmt, "review" if review else "input", bold)
             if cell.key == "price_date" and isinstance(value, str):
                 ws.write_datetime(cell.row, cell.col, dt.datetime.fromisoformat(value), fmt)
             elif value is None:
@@ -258,6 +271,10 @@ def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: 
                 labels = schemes()[company.scalar_inputs["rating_scheme"]].labels
                 validation = {"validate": "list", "source": labels, "input_title": "Previous rating",
                               "input_message": "The rating before this report; empty for a first rating."}
+            if validation and review:
+                validation = {**validation, "input_title": "待复核 Review",
+                              "input_message": ("Carried from the previous year by roll: revisit it. "
+                                                + validation.get("input_message", ""))[:255]}
             if validation:
                 ws.data_validation(cell.row, cell.col, cell.row, cell.col, validation)
         elif cell.kind == "formula" and cell.year is None and company.scalar_inputs.get(cell.key) is not None:
@@ -336,6 +353,77 @@ def _write_checks(ws, sheet, placement, model: Model, styles: Styles, company: C
         ws.write_number(r, 5, finding.printed - finding.computed, number)
         ws.write(r, 6, "是 within rounding" if finding.within_rounding else "否 beyond rounding",
                  styles.plain(font_color=GREY if finding.within_rounding else "#9C0006", bold=not finding.within_rounding))
+
+
+WARN_FILL = "#FFEB9C"  # Excel's neutral amber: a warning is not a failure
+WARNING_PREFIX = "WRN"
+
+
+def _write_warnings(ws, placement, model: Model, styles: Styles, company: Company, names: dict):
+    """The sanity warnings under everything else on the 校验 sheet: one ER_WARN formula per
+    warning and forecast year on the layout's formula, with its bounds as blue inputs beside
+    them (an empty bound does not bind), and an overall status. Kept apart from the checks: a
+    warning does not make the model wrong, it makes it implausible."""
+    warnings = company.layout.warnings
+    if not warnings:
+        return
+    sheet = layout.CHECKS
+    columns = placement.year_cols[sheet]
+    positions = {y.label: i for i, y in enumerate(placement.years)}
+    labels = [y.label for y in placement.years]
+
+    def translator(year: str):
+        # As the checks' formulas are translated (workbook/layout.py): lines by lag, scalars absolute.
+        def address(key: str, lag: int) -> str:
+            if placement.lines[key].scalar:
+                return placement.address(key, None, sheet, absolute=True)
+            pos = positions[year] - lag
+            return placement.address(key, labels[pos], sheet) if pos >= 0 and (key, labels[pos]) in placement.home else "NA()"
+        return address
+
+    def excel_name(function: str) -> str:
+        return BY_FORMULA_NAME[function].excel_name
+
+    results = {(w["warning"], w["year"]): w["status"] for w in model.warnings}
+    min_col, max_col = FIRST_VALUE_COL + len(columns), FIRST_VALUE_COL + len(columns) + 1
+    r = (ws.dim_rowmax or FIRST_ROW) + 3
+    ws.merge_range(r, LABEL_COL, r, max_col, "合理性提示 Sanity warnings（勾稽无误但不合理的数字；不影响校验状态）",
+                   styles.plain(bold=True, bg_color=HEADING_FILL))
+    r += 1
+    head = styles.plain(bold=True, font_color="#FFFFFF", bg_color=HEADER_FILL, align="center")
+    for col, text in [(LABEL_COL, "提示（预测年度）"), (ENGLISH_COL, "Warning (forecast years)")] + \
+            [(FIRST_VALUE_COL + i, y) for i, y in enumerate(columns)] + [(min_col, "下限 Min"), (max_col, "上限 Max")]:
+        ws.write(r, col, text, head)
+    names[f"{WARNING_PREFIX}_years"] = (f"{layout.quote_sheet(sheet)}!{layout.cell_name(r, FIRST_VALUE_COL, True)}:"
+                                        f"{layout.cell_name(r, FIRST_VALUE_COL + len(columns) - 1, True)}")
+    first = r + 1
+    for i, warning in enumerate(warnings):
+        r = first + i
+        ws.write(r, LABEL_COL, warning.label_zh, styles.get("text", "label"))
+        ws.write(r, ENGLISH_COL, warning.label_en, styles.get("text", "english"))
+        for col, bound in ((min_col, warning.minimum), (max_col, warning.maximum)):
+            if bound is None:
+                ws.write_blank(r, col, None, styles.get("money2", "input", False))
+            else:
+                ws.write_number(r, col, bound, styles.get("money2", "input", False))
+        low, high = layout.cell_name(r, min_col, True), layout.cell_name(r, max_col, True)
+        for j, year in enumerate(columns):
+            value = fx.to_excel(fx.parse(warning.value), translator(year), excel_name)
+            ws.write_formula(r, FIRST_VALUE_COL + j, f"={excel_name('warn')}({value},{low},{high})",
+                             styles.plain(align="center"), results[(warning.key, year)])
+        names[f"{WARNING_PREFIX}_{warning.key}"] = (f"{layout.quote_sheet(sheet)}!{layout.cell_name(r, FIRST_VALUE_COL, True)}:"
+                                                    f"{layout.cell_name(r, FIRST_VALUE_COL + len(columns) - 1, True)}")
+    status_range = f"{layout.cell_name(first, FIRST_VALUE_COL)}:{layout.cell_name(r, FIRST_VALUE_COL + len(columns) - 1)}"
+    r += 1
+    ws.write(r, LABEL_COL, "合理性提示总体状态 Overall", styles.plain(bold=True))
+    ws.write_formula(r, FIRST_VALUE_COL, f'=IF(COUNTIF({status_range},"WARN")=0,"OK","WARN")',
+                     styles.plain(bold=True, align="center"), "WARN" if model.triggered_warnings else "OK")
+    names[f"{WARNING_PREFIX}_status"] = f"{layout.quote_sheet(sheet)}!{layout.cell_name(r, FIRST_VALUE_COL, True)}"
+    for rng in (status_range, layout.cell_name(r, FIRST_VALUE_COL)):
+        ws.conditional_format(rng, {"type": "cell", "criteria": "==", "value": '"OK"',
+                                    "format": styles.plain(bg_color=OK_FILL, font_color=GREEN)})
+        ws.conditional_format(rng, {"type": "cell", "criteria": "==", "value": '"WARN"',
+                                    "format": styles.plain(bg_color=WARN_FILL, font_color="#9C5700")})
 
 
 def _write_scheme_table(ws, placement, company: Company, styles: Styles):
@@ -641,6 +729,7 @@ def _write(path: str, company: Company, model: Model, placement, found):
             _write_source(ws, company)
         elif sheet.kind == "sensitivity":
             _write_sensitivity(ws, placement, model, company, styles)
+    _write_warnings(sheets[layout.CHECKS], placement, model, styles, company, audit_names)
     _write_cells(sheets, placement, model, styles, company)
     _write_cover_extras(book, sheets[layout.COVER], placement, company, styles)
     _write_scheme_table(sheets[layout.RATING], placement, company, styles)
