@@ -30,18 +30,16 @@ and data files in sorted order, a content hash in the header to tell editions ap
 from __future__ import annotations
 
 import ast
-import contextlib
 import hashlib
 import keyword
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from udfs import registry
 from udfs.errors import TemplateError
 from udfs.functions import all_functions
 from udfs.registry import SERIES, ExcelFunction
+from workbook.files import atomic_write
 
 CORE_PACKAGE = "udfs"
 # The name the bundled core is imported under inside Lite: a workbook may hold other Python
@@ -259,18 +257,6 @@ def render_requirements() -> str:
 # ------------------------------------------------------------------------------------------------
 # Writing.
 # ------------------------------------------------------------------------------------------------
-def _write_atomically(path: Path, text: str) -> None:
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(temp, 0o644)  # an ordinary text file, not mkstemp's 0600
-        os.replace(temp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-
-
 def write_lite(out_dir: str | Path, force: bool = False) -> list[Path]:
     """Write DIR/main.py and DIR/requirements.txt; returns their paths. A non-empty file of those
     names is refused unless `force`; nothing is written when anything is refused."""
@@ -286,5 +272,5 @@ def write_lite(out_dir: str | Path, force: bool = False) -> list[Path]:
             raise LiteError(f"{path}: exists and is not empty; pass --force to overwrite it")
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, path in targets.items():
-        _write_atomically(path, texts[name])
+        atomic_write(path, texts[name])
     return list(targets.values())

@@ -17,9 +17,7 @@ the opener recalculates, a note on the cover, and a temp file renamed into place
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -32,6 +30,7 @@ from udfs.constants import (
 from udfs.rating import Scheme, schemes
 from udfs.registry import NUMBER, OPTIONAL, PREFIX, REGISTRY
 from workbook import xlsx
+from workbook.files import atomic_path
 from workbook.layout import COVER, RATING
 
 from .share import (
@@ -504,14 +503,5 @@ def _cover_note(model: Path, now: dt.datetime, as_values: list) -> str:
 
 def _write(package: xlsx.Package, replaced: dict, dropped: set, output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    os.close(fd)
-    try:
-        xlsx.write(package, replaced, Path(temp), dropped)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, output)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
+    with atomic_path(output) as temp:
+        xlsx.write(package, replaced, temp, dropped)

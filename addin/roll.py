@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
-import os
 import re
 import tempfile
 import zipfile
@@ -31,6 +30,7 @@ from udfs.errors import DataError
 from workbook import spec, xlsx
 from workbook.build import build
 from workbook.company import CompanyDataError, load
+from workbook.files import put_in_place, temp_beside
 from workbook.layout import CHECKS, SOURCE
 from workbook.model import build_model
 from workbook.tomlfile import TomlError, read_toml
@@ -445,9 +445,7 @@ def _overrides(package: xlsx.Package, becomes_reported: str) -> list[Override]:
 # Writing the rolled model
 # ------------------------------------------------------------------------------------------------
 def _write(company, old_package: xlsx.Package, overrides: list, output: Path, result: RollResult) -> None:
-    built = _temp_beside(output, "built")
-    typed = _temp_beside(output, "typed")
-    final = _temp_beside(output, "final")
+    built, typed, final = (temp_beside(output, f".{what}.roll.tmp") for what in ("built", "typed", "final"))
     try:
         build(built, company)
         package = xlsx.read(built)
@@ -481,24 +479,11 @@ def _write(company, old_package: xlsx.Package, overrides: list, output: Path, re
                 raise RollError(f"{output.name}: the carried override at {sheet}!{ref} did not survive; nothing written")
         checks = audit(written)
         result.checks_failed = checks.check_failures
-        os.chmod(final, 0o666 & ~_umask())
-        os.replace(final, output)
+        put_in_place(final, output)
     finally:
         for temp in (built, typed, final):
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
-
-
-def _temp_beside(output: Path, what: str) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=f".{what}.roll.tmp", dir=output.parent)
-    os.close(fd)
-    return Path(name)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _type_and_recompute(package: xlsx.Package, typed: dict, target: Path) -> None:

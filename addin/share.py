@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import os
 import posixpath
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbook import xlsx
+from workbook.files import atomic_path
 from workbook.formats import show
 from workbook.layout import BLUEPRINT, CONF, COVER, SOURCE
 from workbook.spec import LINES
@@ -194,17 +193,8 @@ def export(model: str | Path, output: str | Path, now: dt.datetime | None = None
     replaced.update(_references_without(package, dropped, replaced))
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    os.close(fd)
-    try:
-        xlsx.write(package, replaced, Path(temp), dropped)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, output)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
+    with atomic_path(output) as temp:
+        xlsx.write(package, replaced, temp, dropped)
     return output
 
 

@@ -18,8 +18,6 @@ into a balanced model ends in an `ImportFailed` with one readable sentence.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from udfs.findings import round_half_up
 from udfs.rating import schemes
 
 from . import spec
+from .files import atomic_write
 from .notes import Note, NoteError, map_roles, read_note
 
 STATEMENT_KINDS = ("income", "balance", "cashflow")
@@ -366,24 +365,6 @@ def _is_table_list(value) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
-def _write_text(path: Path, text: str) -> None:
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(temp, 0o666 & ~_umask())
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 # ------------------------------------------------------------------------------------------------
 # The whole import
 # ------------------------------------------------------------------------------------------------
@@ -414,7 +395,7 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
         layout_data = infer_layout(note, lines)
         stem = stem or _stem(note)
         layout_written = out_dir / f"{stem}.layout.toml"
-        _write_text(layout_written, to_toml(layout_data, "# Statement layout inferred by `python -m addin import` from "
+        atomic_write(layout_written, to_toml(layout_data, "# Statement layout inferred by `python -m addin import` from "
                                                          f"{note_path.name}; edit freely.\n"))
         layout = spec.load_layout(layout_written)
     stem = stem or _stem(note)
@@ -429,17 +410,17 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
     shares_note = company.pop("market_notes")["shares"]
     report_path = out_dir / f"{stem}.report.toml"
     company_path = out_dir / f"{stem}.toml"
-    _write_text(report_path, to_toml(report, f"# Every figure {note_path.name} prints, at its printed precision, as read by "
+    atomic_write(report_path, to_toml(report, f"# Every figure {note_path.name} prints, at its printed precision, as read by "
                                              "`python -m addin import`.\n# nan: a cell the note leaves empty.\n"))
     header = (f"# {note.company or ''}（{note.ticker or ''}）, from {note_path.name} by `python -m addin import`.\n"
               f"# Shares: {shares_note}. Drivers: calibrated so that the model displays the printed forecast.\n")
-    _write_text(company_path, to_toml(company, header))
+    atomic_write(company_path, to_toml(company, header))
     try:
         drivers = calibrate(load_report(report_path).data, company_path)
     except CompanyDataError as exc:
         raise ImportFailed(f"the company file written from the note is not usable: {exc}") from None
     company["drivers"] = drivers
-    _write_text(company_path, to_toml(company, header))
+    atomic_write(company_path, to_toml(company, header))
     loaded = load(company_path)
     model = build_model(loaded)
     failed = [c for c in model.checks if not c["passed"]] + unbalanced
@@ -455,7 +436,7 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
         model_path = build_template(out_dir / f"{stem}.xlsm", loaded)
     text = _import_text(note_path, note_text, layout, layout_written, lines, found, missed, problems, model)
     text_path = out_dir / f"{stem}.import.txt"
-    _write_text(text_path, text)
+    atomic_write(text_path, text)
     total = len(load_report(report_path).printed())
     unexplained = sum(1 for m in missed if not m.explanation)
     return ImportResult(out_dir, stem, layout, layout_written, company_path, report_path, model_path, text_path, problems,

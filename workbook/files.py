@@ -1,0 +1,60 @@
+"""Writing a whole file so that a reader never sees half of it: write a temporary file beside the
+target, give it the permissions a new file of the user's gets (0o666 less the umask, not
+mkstemp's 0o600), then rename it into place. An interrupted write leaves the old file as it was
+and no temporary file behind.
+
+The refresh's replacement of an open model (`addin/modelfile.py`) adds a lock, a verification and
+a backup on top of the same rename; everything else that writes a whole file uses this module.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+NEW_FILE_MODE = 0o666  # what open() asks for; the umask takes away what the user withholds
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def temp_beside(path: str | Path, suffix: str = ".tmp") -> Path:
+    """An empty, hidden temporary file in `path`'s folder (same file system, so the rename is atomic)."""
+    path = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def put_in_place(temp: str | Path, path: str | Path, mode: int | None = None) -> None:
+    """Rename the finished `temp` onto `path`, first giving it `mode` (default: a new file's
+    permissions under the umask)."""
+    os.chmod(temp, (NEW_FILE_MODE if mode is None else mode) & ~current_umask())
+    os.replace(temp, path)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = ".tmp", mode: int | None = None) -> Iterator[Path]:
+    """`with atomic_path(out) as temp: writer(temp)`: `out` is replaced only when the block ends
+    without an exception; the temporary file is removed either way."""
+    temp = temp_beside(path, suffix)
+    try:
+        yield temp
+        put_in_place(temp, path, mode)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+
+
+def atomic_write(path: str | Path, data: str | bytes, mode: int | None = None, encoding: str = "utf-8") -> Path:
+    """Write `data` (text is encoded as given, line ends untouched) to `path` atomically."""
+    raw = data.encode(encoding) if isinstance(data, str) else data
+    with atomic_path(path, mode=mode) as temp:
+        temp.write_bytes(raw)
+    return Path(path)
