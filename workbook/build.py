@@ -330,9 +330,10 @@ def _write_checks(ws, sheet, placement, model: Model, styles: Styles, company: C
     summary_row = r
     for i in range(AUDIT_ROWS):
         ws.write_string(r + 1 + i, ENGLISH_COL, "", styles.plain(font_color=GREY))
-    audit_names["AUD_summary"] = f"{layout.quote_sheet(sheet.name)}!{layout.cell_name(summary_row, ENGLISH_COL, True)}"
-    audit_names["AUD_items"] = (f"{layout.quote_sheet(sheet.name)}!{layout.cell_name(summary_row + 1, ENGLISH_COL, True)}:"
-                                f"{layout.cell_name(summary_row + AUDIT_ROWS, ENGLISH_COL, True)}")
+    where = layout.quote_sheet(sheet.name)
+    audit_names[layout.AUDIT_SUMMARY] = f"{where}!{layout.cell_name(summary_row, ENGLISH_COL, True)}"
+    audit_names[layout.AUDIT_ITEMS] = (f"{where}!{layout.cell_name(summary_row + 1, ENGLISH_COL, True)}:"
+                                       f"{layout.cell_name(summary_row + AUDIT_ROWS, ENGLISH_COL, True)}")
 
     # The report's disagreements with itself, computed when the template was built.
     r = summary_row + AUDIT_ROWS + 2
@@ -342,8 +343,10 @@ def _write_checks(ws, sheet, placement, model: Model, styles: Styles, company: C
     headers = ("项目", "Table / explanation", "年份", "报告数 Printed", "计算数 Computed", "差异 Diff", "可由四舍五入解释")
     for i, text in enumerate(headers):
         ws.write(r, i, text, head)
+    group_rows: dict = {}  # the findings' rows by verdict, named so audit never re-reads the verdict's text
     for finding in sorted(found or [], key=lambda f: (f.within_rounding, f.table)):
         r += 1
+        group_rows.setdefault(finding.within_rounding, []).append(r)
         number = styles.plain(num_format="#,##0.00" if finding.decimals else "#,##0", align="right")
         ws.write(r, 0, finding.label, styles.get("text", "label"))
         ws.write(r, 1, f"{finding.table}: {finding.explanation}", styles.get("text", "english"))
@@ -353,6 +356,10 @@ def _write_checks(ws, sheet, placement, model: Model, styles: Styles, company: C
         ws.write_number(r, 5, finding.printed - finding.computed, number)
         ws.write(r, 6, "是 within rounding" if finding.within_rounding else "否 beyond rounding",
                  styles.plain(font_color=GREY if finding.within_rounding else "#9C0006", bold=not finding.within_rounding))
+    for within, name in ((False, layout.FINDINGS_BEYOND), (True, layout.FINDINGS_WITHIN)):
+        if group_rows.get(within):
+            audit_names[name] = (f"{where}!{layout.cell_name(group_rows[within][0], 0, True)}:"
+                                 f"{layout.cell_name(group_rows[within][-1], len(headers) - 1, True)}")
 
 
 WARN_FILL = "#FFEB9C"  # Excel's neutral amber: a warning is not a failure

@@ -60,6 +60,12 @@ COVER, DRIVERS, RATING, CHECKS, CONF = "封面", "预测假设", "评级", "校�
 BLUEPRINT = "_blueprint"  # very hidden: what the template built where, for check, diff and export
 SOURCE = "_source"        # very hidden: the company and layout files the model was built from, for roll
 MARKET_PREFIX, RATING_PREFIX, CHECK_PREFIX = "MKT", "RTG", "CHK"
+# Blocks of the checks sheet that build writes and audit and refresh read back, found by these
+# defined names rather than by position or heading. The findings table lists the findings beyond
+# rounding first; each group's rows (label, explanation, year, printed, computed, difference,
+# verdict) carry one name, absent when the group is empty.
+AUDIT_SUMMARY, AUDIT_ITEMS = "AUD_summary", "AUD_items"
+FINDINGS_BEYOND, FINDINGS_WITHIN = "FND_beyond", "FND_within"
 VALUATION, VALUATION_BASES, VALUATION_PREFIX = "估值", "估值测算", "VAL"
 SENSITIVITY = "敏感性"
 WACC_STEPS = (-0.015, -0.01, -0.005, 0.0, 0.005, 0.01, 0.015)     # around the model's WACC, down the rows
