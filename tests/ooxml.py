@@ -18,6 +18,8 @@ from pathlib import Path
 
 from lxml import etree
 
+from workbook.xlsx import col_index
+
 MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 PKG = "{http://schemas.openxmlformats.org/package/2006/relationships}"
@@ -29,13 +31,6 @@ _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=Fals
 def _validator():
     from openxml_audit import OpenXmlValidator
     return OpenXmlValidator()
-
-
-def _col(letters: str) -> int:
-    n = 0
-    for ch in letters:
-        n = n * 26 + ord(ch) - 64
-    return n
 
 
 def _target(source: str, target: str) -> str:
@@ -97,7 +92,7 @@ def our_checks(path: str | Path) -> list[str]:
                 if not match or int(match[2]) != number:
                     found.append(f"sheet {name!r}: cell {ref!r} does not belong in row {number}")
                     continue
-                col = _col(match[1])
+                col = col_index(match[1])
                 if col <= last_col:
                     found.append(f"sheet {name!r}: cell {ref} is duplicated or out of order in its row")
                 last_col = col

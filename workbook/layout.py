@@ -13,6 +13,7 @@ from udfs.engine import ACTUAL, BASE, FORECAST, FORECAST_ONLY, Line, Year, drive
 from udfs.functions import BY_FORMULA_NAME
 
 from . import spec
+from .xlsx import col_letters
 
 # The template's version: stamped into every workbook; `check` compares it with this add-in's.
 TEMPLATE_VERSION = "1.0"
@@ -168,12 +169,8 @@ def drivers_rows(model_layout: spec.Layout, lines: list[Line]) -> tuple:
 
 
 def col_name(col: int) -> str:
-    name = ""
-    col += 1
-    while col:
-        col, rem = divmod(col - 1, 26)
-        name = chr(65 + rem) + name
-    return name
+    """Column letters of a 0-based column index (the writer's convention; xlsx counts from 1)."""
+    return col_letters(col + 1)
 
 
 def cell_name(row: int, col: int, absolute: bool = False) -> str:
