@@ -13,13 +13,24 @@ from pathlib import Path
 
 from udfs.functions import BY_EXCEL_NAME
 from workbook import xlsx
-from workbook.layout import CHECKS, TEMPLATE_VERSION
+from workbook.layout import CHECKS, FINDINGS_BEYOND, FINDINGS_WITHIN, HEADER_ROW, LABEL_COL, TEMPLATE_VERSION, cell_name
 from workbook.xlcalc import NATIVE, LAZY, UnsupportedFormula, evaluate, parse
 
-from .template import CONF_SHEET, _version_tuple, blueprint, settings_as_values, template_version, verify_structure
+from .template import CONF_SHEET, blueprint, settings_as_values, template_version, verify_structure, version_tuple
 
 MAX_FAILURES_LISTED = 10
 _FUNCTION = re.compile(r"(?<![\w.])([A-Za-z_][A-Za-z0-9_.]*)\(")
+
+
+@dataclass(frozen=True)
+class FindingRow:
+    """One row of the findings table: a printed figure that disagrees with its definition."""
+    label: str
+    explanation: str
+    year: str
+    printed: float
+    computed: float
+    beyond_rounding: bool
 
 
 @dataclass
@@ -30,7 +41,7 @@ class Audit:
     version_failed: bool = False
     check_failures: list = field(default_factory=list)   # (label, year, status)
     checks_run: int = 0
-    findings: list = field(default_factory=list)         # rows of the 校验 findings table
+    findings: list = field(default_factory=list)         # of FindingRow: the findings table the build wrote
     overrides: list = field(default_factory=list)        # (sheet, cell, key, year, value, formula replaced)
     edited: list = field(default_factory=list)           # (sheet, cell, key, year, formula now, formula built)
     unknown_functions: list = field(default_factory=list)  # (sheet, cell, function)
@@ -78,10 +89,10 @@ def audit(path: str | Path | xlsx.Package, values: dict | None = None) -> Audit:
         if "newer add-in" not in str(exc):
             raise
     result = Audit(Path(path), version)
-    if _version_tuple(version) < _version_tuple(TEMPLATE_VERSION):
+    if version_tuple(version) < version_tuple(TEMPLATE_VERSION):
         result.version_note = (f"template version {version} is older than this add-in's {TEMPLATE_VERSION}: it still opens "
                                "and refreshes; build a new template and use `diff` to carry your inputs over")
-    elif _version_tuple(version) > _version_tuple(TEMPLATE_VERSION):
+    elif version_tuple(version) > version_tuple(TEMPLATE_VERSION):
         result.version_note = f"template version {version} is newer than this add-in's {TEMPLATE_VERSION}: upgrade the add-in"
         result.version_failed = True
 
@@ -123,9 +134,9 @@ def audit(path: str | Path | xlsx.Package, values: dict | None = None) -> Audit:
                 status = values.get((CHECKS, ref))
                 result.checks_run += 1
                 if status != "OK":
-                    row, _ = xlsx.split_ref(ref)
-                    label = package.value(CHECKS, f"A{row}")
-                    year = package.value(CHECKS, re.sub(r"\d+", "4", ref))
+                    row, col = xlsx.split_ref(ref)
+                    label = package.value(CHECKS, cell_name(row - 1, LABEL_COL))
+                    year = package.value(CHECKS, cell_name(HEADER_ROW, col - 1))
                     result.check_failures.append((label, year, status))
                     failing.append((CHECKS, ref))
         if failing:
@@ -229,19 +240,18 @@ def first_cause(package: xlsx.Package, values: dict, failing: list, limit: int =
     return blank or error_origin
 
 
-def _findings_table(package: xlsx.Package) -> list[tuple]:
-    """The report-findings rows the build wrote under the checks on the 校验 sheet."""
-    sheet = package.sheets[CHECKS]
-    rows, start = [], None
-    for ref in sheet.cells:
-        if ref.startswith("A") and isinstance(package.value(CHECKS, ref), str) and package.value(CHECKS, ref).startswith("报告自身不一致"):
-            start = xlsx.split_ref(ref)[0] + 2
-    if start is None:
-        return rows
-    row = start
-    while package.value(CHECKS, f"A{row}") is not None:
-        rows.append(tuple(package.value(CHECKS, f"{c}{row}") for c in "ABCDEFG"))
-        row += 1
+def _findings_table(package: xlsx.Package) -> list[FindingRow]:
+    """The findings table the build wrote, read through the names it gave each verdict's rows
+    (none: the report agrees with itself, or a template from before the names)."""
+    rows = []
+    for name, beyond in ((FINDINGS_BEYOND, True), (FINDINGS_WITHIN, False)):
+        if name not in package.names:
+            continue
+        cells = package.name_cells(name)
+        width = len({xlsx.split_ref(ref)[1] for _, ref in cells})
+        for start in range(0, len(cells), width):
+            label, explanation, year, printed, computed = (package.value(*cell) for cell in cells[start:start + 5])
+            rows.append(FindingRow(label, explanation, year, printed, computed, beyond))
     return rows
 
 
@@ -276,9 +286,9 @@ def render(result: Audit) -> str:
         lines += [f"  FAIL {label} {year}: {status}" for label, year, status in shown]
         if len(result.check_failures) > len(shown):
             lines.append(f"  … and {len(result.check_failures) - len(shown)} more failing checks")
-    beyond = [f for f in result.findings if f[6] and str(f[6]).startswith("否")]
+    beyond = [f for f in result.findings if f.beyond_rounding]
     lines.append(f"Report disagrees with itself: {len(beyond)} beyond rounding, {len(result.findings) - len(beyond)} within rounding")
-    lines += [f"  ! {f[0]} {f[2]}: printed {f[3]:,g}, computed {f[4]:,g} ({f[1]})" for f in beyond]
+    lines += [f"  ! {f.label} {f.year}: printed {f.printed:,g}, computed {f.computed:,g} ({f.explanation})" for f in beyond]
     lines.append(f"Numbers typed over formulas: {len(result.overrides)}")
     lines += [f"  {s}!{c} ({k} {y}) = {v!r} replaces ={f}" for s, c, k, y, v, f in result.overrides]
     lines.append(f"Edited formulas: {len(result.edited)}")

@@ -55,7 +55,7 @@ def template_version(package: xlsx.Package) -> str:
     return version
 
 
-def _version_tuple(text: str) -> tuple:
+def version_tuple(text: str) -> tuple:
     """(1, 0) for "1.0"; only called on versions `template_version` accepted, so bounded."""
     return tuple(int(p) for p in re.findall(r"\d{1,6}", text)[:4]) or (0,)
 
@@ -109,7 +109,7 @@ def verify_structure(package: xlsx.Package, require_vba: bool = True) -> None:
     project removed, or a template from a newer add-in. One WorkbookError sentence otherwise."""
     name = package.path.name
     version = template_version(package)
-    if _version_tuple(version) > _version_tuple(TEMPLATE_VERSION):
+    if version_tuple(version) > version_tuple(TEMPLATE_VERSION):
         raise xlsx.WorkbookError(f"{name}: made by a newer add-in (template {version}, this is {TEMPLATE_VERSION}); upgrade first")
     rows = blueprint(package)
     if not rows:
