@@ -47,6 +47,8 @@ class Audit:
     unknown_functions: list = field(default_factory=list)  # (sheet, cell, function)
     not_evaluable: str | None = None
     cause: str | None = None                             # the first input behind the failing checks
+    warnings: list = field(default_factory=list)         # sanity warnings that fire: (label, year, status)
+    warnings_run: int = 0
 
     @property
     def failed(self) -> bool:
@@ -142,7 +144,23 @@ def audit(path: str | Path | xlsx.Package, values: dict | None = None) -> Audit:
         if failing:
             result.cause = first_cause(package, values, failing)
         result.findings = _findings_table(package)
+        _read_warnings(package, values, result)
     return result
+
+
+def _read_warnings(package: xlsx.Package, values: dict, result: Audit) -> None:
+    """The sanity warnings' ER_WARN cells, found by the names the build gave them (WRN_<key>,
+    WRN_years); a warning does not fail the audit, it is listed."""
+    if "WRN_years" not in package.names:
+        return  # a template from before the warnings
+    years = [package.value(s, r) for s, r in package.name_cells("WRN_years")]
+    for name in package.names:
+        if name.startswith("WRN_") and name not in ("WRN_years", "WRN_status"):
+            for year, (sheet, cell) in zip(years, package.name_cells(name)):
+                status = values.get((sheet, cell))
+                result.warnings_run += 1
+                if status not in ("OK", "NM"):
+                    result.warnings.append((package.value(sheet, f"A{xlsx.split_ref(cell)[0]}"), year, status))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -286,6 +304,9 @@ def render(result: Audit) -> str:
         lines += [f"  FAIL {label} {year}: {status}" for label, year, status in shown]
         if len(result.check_failures) > len(shown):
             lines.append(f"  … and {len(result.check_failures) - len(shown)} more failing checks")
+    if result.warnings_run:
+        lines.append(f"Sanity warnings: {len(result.warnings)} of {result.warnings_run} fire")
+        lines += [f"  WARN {label} {year}: {status}" for label, year, status in result.warnings]
     beyond = [f for f in result.findings if f.beyond_rounding]
     lines.append(f"Report disagrees with itself: {len(beyond)} beyond rounding, {len(result.findings) - len(beyond)} within rounding")
     lines += [f"  ! {f.label} {f.year}: printed {f.printed:,g}, computed {f.computed:,g} ({f.explanation})" for f in beyond]

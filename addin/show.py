@@ -84,6 +84,7 @@ def render(model: Model, findings=None, english: bool = False) -> str:
     parts += ["", f"校验 Checks: {len(model.checks) - len(failed)}/{len(model.checks)} passed"
               + (" — balance sheet balances, cash flow reconciles" if not failed else "")]
     parts += [f"  FAIL {c['label_zh']} {c['year']}: {c['actual']} vs {c['expected']}" for c in failed]
+    parts += ["", warnings_block(model, english)]
     if findings is not None:
         beyond = [f for f in findings if not f.within_rounding]
         rounding = [f for f in findings if f.within_rounding]
@@ -91,6 +92,21 @@ def render(model: Model, findings=None, english: bool = False) -> str:
         parts += [f"  ! {f.line()}" for f in beyond]
         parts += [f"  ~ {f.line()}" for f in rounding]
     return "\n".join(parts)
+
+
+def warnings_block(model: Model, english: bool = False) -> str:
+    """The sanity warnings, apart from the checks: a model can articulate and still be implausible."""
+    fired = model.triggered_warnings
+    judged = len({w["warning"] for w in model.warnings})
+    head = (f"提示 Warnings: {len({w['warning'] for w in fired})} of {judged} sanity warnings fire"
+            if fired else f"提示 Warnings: none of {judged} sanity warnings fires")
+    def bounds(w):
+        low = "" if w["minimum"] is None else show(w["minimum"], "money2")
+        high = "" if w["maximum"] is None else show(w["maximum"], "money2")
+        return f"[{low}, {high}]"
+    rows = [f"  WARN {w['label_en'] if english else w['label_zh']} {w['year']}: {show(w['value'], 'money2')} outside {bounds(w)}"
+            for w in fired]
+    return "\n".join([head] + rows)
 
 
 def sensitivity_table(model: Model) -> str:

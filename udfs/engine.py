@@ -9,6 +9,7 @@ from graphlib import CycleError, TopologicalSorter
 from typing import Iterable
 
 from . import formula as fx
+from .checks import WARN, warn
 from .forecast import METHODS
 from .constants import ERR_NA
 from .functions import GUARDED
@@ -71,6 +72,19 @@ class Check:
     actual: str
     expected: str
     tolerance: float = 0.001
+
+
+@dataclass(frozen=True)
+class SanityWarning:
+    """A sanity warning: `value` (a formula) should lie within [minimum, maximum] in forecast
+    years; None leaves that side open. Unlike a check, a breach does not make the model wrong
+    (the statements still articulate), it makes it implausible: negative cash, a tax rate of 80%."""
+    key: str
+    label_zh: str
+    label_en: str
+    value: str
+    minimum: float | None = None
+    maximum: float | None = None
 
 
 @dataclass
@@ -250,6 +264,16 @@ def _late_scalars(lines: list[Line]) -> set[str]:
     return late
 
 
+def _year_lookup(values: Values, scalar_keys: set, pos: int):
+    """How a check or a warning reads a line in the year at `pos`: scalars once, yearly lines by lag."""
+    def lookup(key, lag):
+        if key in scalar_keys:
+            return values.scalars.get(key)
+        p = pos - lag
+        return values.yearly.get((key, values.years[p].label)) if p >= 0 else None
+    return lookup
+
+
 def run_checks(checks: list[Check], lines: list[Line], values: Values, years: list[Year] | None = None) -> list[dict]:
     """Each check in each forecast year: the two sides, their difference and whether it passes."""
     years = years or [y for y in values.years if y.kind == FORECAST]
@@ -258,14 +282,7 @@ def run_checks(checks: list[Check], lines: list[Line], values: Values, years: li
     results = []
     for check in checks:
         for year in years:
-            pos = positions[year.label]
-
-            def lookup(key, lag, pos=pos):
-                if key in scalar_keys:
-                    return values.scalars.get(key)
-                p = pos - lag
-                return values.yearly.get((key, values.years[p].label)) if p >= 0 else None
-
+            lookup = _year_lookup(values, scalar_keys, positions[year.label])
             actual = fx.evaluate(fx.parse(check.actual), lookup, GUARDED)
             expected = fx.evaluate(fx.parse(check.expected), lookup, GUARDED)
             numeric = all(isinstance(v, float) for v in (actual, expected))
@@ -274,5 +291,27 @@ def run_checks(checks: list[Check], lines: list[Line], values: Values, years: li
                 "check": check.key, "label_zh": check.label_zh, "label_en": check.label_en, "year": year.label,
                 "actual": actual, "expected": expected, "difference": difference,
                 "passed": numeric and abs(difference) <= check.tolerance,
+            })
+    return results
+
+
+def run_warnings(warnings: list[SanityWarning], lines: list[Line], values: Values,
+                 years: list[Year] | None = None) -> list[dict]:
+    """Each sanity warning in each forecast year: the value, its bounds and the status ER_WARN
+    gives it (OK, WARN, NM for a ratio that cannot be judged, or an error value); `triggered`
+    is true for WARN only."""
+    years = years or [y for y in values.years if y.kind == FORECAST]
+    scalar_keys = {line.key for line in lines if line.scalar}
+    positions = {y.label: i for i, y in enumerate(values.years)}
+    results = []
+    for warning in warnings:
+        tree = fx.parse(warning.value)
+        for year in years:
+            value = fx.evaluate(tree, _year_lookup(values, scalar_keys, positions[year.label]), GUARDED)
+            status = warn(value, warning.minimum, warning.maximum)
+            results.append({
+                "warning": warning.key, "label_zh": warning.label_zh, "label_en": warning.label_en, "year": year.label,
+                "value": value, "minimum": warning.minimum, "maximum": warning.maximum, "status": status,
+                "triggered": status == WARN,
             })
     return results

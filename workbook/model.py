@@ -5,7 +5,7 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from udfs.engine import FORECAST_ONLY, Line, Values, bind_drivers, driver_key, evaluate, run_checks
+from udfs.engine import FORECAST_ONLY, Line, Values, bind_drivers, driver_key, evaluate, run_checks, run_warnings
 
 from . import spec
 from .company import SCENARIO_CASES, Company, load
@@ -18,6 +18,7 @@ class Model:
     values: Values
     checks: list[dict]
     overrides: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)  # run_warnings results: implausible figures, per forecast year
 
     def line(self, key: str) -> Line:
         return next(line for line in self.lines if line.key == key)
@@ -28,6 +29,11 @@ class Model:
     @property
     def balanced(self) -> bool:
         return all(c["passed"] for c in self.checks)
+
+    @property
+    def triggered_warnings(self) -> list[dict]:
+        """The sanity warnings that fire (status WARN), in layout order, year by year."""
+        return [w for w in self.warnings if w["triggered"]]
 
     def frame(self, table: str, english: bool = False) -> pd.DataFrame:
         """One table's yearly lines as a DataFrame: rows are lines (indexed by key, with the
@@ -77,7 +83,8 @@ def build_model(company: Company | None = None, overrides: dict | None = None,
         raise ValueError(f"{company.path.name} defines no scenarios ([scenarios] in the company file)")
     values = evaluate(lines, company.years, scenario_inputs(company), scalars, overrides)
     checks = run_checks(list(company.layout.checks), lines, values)
-    return Model(company, lines, values, checks, dict(overrides or {}))
+    warnings = run_warnings(list(company.layout.warnings), lines, values)
+    return Model(company, lines, values, checks, dict(overrides or {}), warnings)
 
 
 def company_lines(company: Company) -> list[Line]:

@@ -1,0 +1,128 @@
+"""Model mechanics a professional expects (issue 13): the sanity warnings shown apart from the
+integrity checks. A model whose statements articulate can still be implausible (negative cash,
+a 300% tax rate); every such draw must show its warning, so no model is green with negative cash."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import udfs
+from addin.audit import audit
+from addin.show import warnings_block
+from workbook import spec
+from workbook.build import build
+from workbook.company import load
+from workbook.model import build_model
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+KYSEC = "workbook/data/kysec_300592sz.toml"
+WARN = udfs.excel_functions()["ER_WARN"]
+
+
+@pytest.mark.parametrize("args, expected", [
+    ((-1.0, 0.0), "WARN"),              # below the floor
+    ((0.0, 0.0), "OK"),                 # the bound itself is sensible
+    ((0.6, 0.0, 0.5), "WARN"),          # above the ceiling
+    ((0.175, 0.0, 0.5), "OK"),
+    ((1e9, None, None), "OK"),          # no bound binds
+    ((-1e9, None, 0.5), "OK"),          # only a ceiling
+    (("NM", 0.0, 0.5), "NM"),           # a tax rate on a loss cannot be judged
+    (("#DIV/0!", 0.0), "#DIV/0!"),      # an error reaches the cell as itself
+    (("12", 0.0), "#VALUE!"),           # text is not a figure
+    ((5.0, "low"), "#VALUE!"),          # nor a bound
+    ((True, 0.0), "#VALUE!"),
+])
+def test_warn_function(args, expected):
+    assert WARN(*args) == expected
+
+
+def test_both_layouts_declare_the_warnings_of_the_issue():
+    wanted = {"cash_negative", "ppe_negative", "equity_negative", "revenue_negative", "receivables_negative",
+              "inventory_negative", "tax_rate_range"}
+    xiaomi, kysec = spec.load_layout("everbright_hk"), spec.load_layout("kysec_a")
+    assert wanted | {"payout_above_100"} == {w.key for w in xiaomi.warnings}   # it has a dividends line
+    assert wanted == {w.key for w in kysec.warnings}
+    assert {w.key: (w.minimum, w.maximum) for w in xiaomi.warnings}["tax_rate_range"] == (0.0, 0.5)
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"key": "k", "zh": "z", "en": "e", "value": "cash"}, "needs a number for `min`, `max` or both"),
+    ({"key": "k", "zh": "z", "en": "e", "value": "cash", "min": "0"}, "needs a number"),
+    ({"key": "k", "zh": "z", "en": "e", "value": "nonsense_line", "min": 0}, "reads 'nonsense_line'"),
+    ({"key": "k", "zh": "z", "en": "e", "value": "cash", "min": 0, "colour": "red"}, "unknown field 'colour'"),
+    ({"key": "k", "zh": "z", "value": "cash", "min": 0}, "needs `en`"),
+])
+def test_bad_warning_declarations_are_refused_in_one_line(raw, message):
+    from workbook.tomlfile import read_toml
+    layout = spec.load_layout("everbright_hk")
+    data = read_toml(layout.path)
+    data["warnings"] = [raw]
+    with pytest.raises(spec.LayoutError, match=message.replace("(", r"\(").replace("`", "`")):
+        spec.parse_layout(data, layout.path)
+
+
+@pytest.mark.parametrize("data", [None, KYSEC])
+def test_the_reports_forecast_fires_no_warning(data):
+    model = build_model(load(data) if data else None)
+    statuses = {w["status"] for w in model.warnings}
+    assert statuses == {"OK"} and model.triggered_warnings == []
+    assert len(model.warnings) == len(model.company.layout.warnings) * len(model.company.forecast_years)
+
+
+def _with(company, drivers: dict):
+    inputs = dict(company.inputs)
+    for key, value in drivers.items():
+        for year in company.forecast_years:
+            inputs[(f"d_{key}", year.label)] = value
+    return build_model(replace(company, inputs=inputs))
+
+
+RATE = st.floats(min_value=-1.5, max_value=1.5, allow_nan=False)
+
+
+@SETTINGS
+@given(smartphone=RATE, iot=RATE, internet=RATE, auto=RATE, other=st.floats(-200_000, 50_000),
+       margin=st.floats(-0.5, 0.9), opex=st.floats(0.0, 0.8), tax=st.floats(0.0, 1.0),
+       capex=st.floats(-300_000, 0.0), dividends=st.floats(-200_000, 0.0))
+def test_every_implausible_draw_shows_its_warning(smartphone, iot, internet, auto, other, margin, opex, tax,
+                                                   capex, dividends):
+    """Wide random drivers: whatever the draw, a year with negative cash, equity, revenue or PP&E,
+    a tax rate outside 0–50% or dividends above profit shows that warning, and only then."""
+    company = load()
+    model = _with(company, {"smartphone": smartphone, "iot": iot, "internet": internet, "auto": auto,
+                            "other_revenue": other, "cogs": margin, "opex": opex, "income_tax": tax,
+                            "capex": capex, "dividends": dividends})
+    assert model.balanced  # the statements articulate whatever the draw: only the warnings can tell
+    fired = {(w["warning"], w["year"]) for w in model.triggered_warnings}
+    for year in (y.label for y in company.forecast_years):
+        v = lambda key: model.value(key, year)  # noqa: E731
+        expected = {
+            "cash_negative": v("cash") < 0, "equity_negative": v("shareholders_equity") < 0,
+            "revenue_negative": v("revenue") < 0, "ppe_negative": v("ppe") < 0,
+            "receivables_negative": v("receivables") < 0, "inventory_negative": v("inventory") < 0,
+            "tax_rate_range": v("pretax_profit") > 0 and not 0 <= -v("income_tax") / v("pretax_profit") <= 0.5,
+            "payout_above_100": v("attributable_profit") > 0 and -v("dividends") / v("attributable_profit") > 1,
+        }
+        assert {k for k, fires in expected.items() if fires} == {k for k, y in fired if y == year}
+
+
+def test_negative_cash_is_never_green_in_the_workbook(tmp_path):
+    """The built workbook, evaluated headless as `check` does, lists the warnings the engine gives."""
+    company = load()
+    drivers = {"smartphone": -1.5, "auto": -1.5}
+    model = _with(company, drivers)
+    inputs = dict(company.inputs)
+    for key, value in drivers.items():
+        for year in company.forecast_years:
+            inputs[(f"d_{key}", year.label)] = value
+    path = build(tmp_path / "wild.xlsm", replace(company, inputs=inputs))
+    engine = {(w["label_zh"], w["year"]) for w in model.triggered_warnings}
+    assert ("现金为负", company.forecast_years[0].label) in engine
+    result = audit(path)
+    assert {(label, year) for label, year, _ in result.warnings} == engine
+    assert result.warnings_run == len(model.warnings)
+    assert not result.failed  # a warning is not a failing check: the statements still articulate
+    assert "现金为负" in warnings_block(model)
