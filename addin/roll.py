@@ -33,7 +33,7 @@ from workbook.company import CompanyDataError, load
 from workbook.files import put_in_place, temp_beside
 from workbook.layout import CHECKS, SOURCE
 from workbook.model import build_model
-from workbook.tomlfile import TomlError, read_toml
+from workbook.tomlfile import TomlError, parse_toml, read_toml
 from workbook.xlcalc import evaluate, same_value
 
 from .audit import audit
@@ -343,7 +343,7 @@ def roll(model: str | Path, actuals: str | Path, output: str | Path, accept_unba
         company_name, company_text = source["company"]
         layout_name, layout_text = source["layout"]
         (work / layout_name).write_text(layout_text, encoding="utf-8")
-        data = _parse_toml(company_text, company_name)
+        data = parse_toml(company_text, f"{company_name} (stored in the model)")
         layout_ref = str(data.get("company", {}).get("layout", spec.DEFAULT_LAYOUT))
         if Path(layout_ref).name != layout_name and f"{layout_ref}.toml" != layout_name:
             data["company"]["layout"] = layout_name  # a path that only meant something where it was built
@@ -377,17 +377,6 @@ def roll(model: str | Path, actuals: str | Path, output: str | Path, accept_unba
         result = RollResult(output, reported, forecast[0], added, text, notes)
         _write(company, package, overrides, output, result)
     return result
-
-
-def _parse_toml(text: str, name: str) -> dict:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise RollError(f"{name} (stored in the model): not valid TOML ({exc})") from None
 
 
 def _load(path: Path, data_or_text, model_name: str):

@@ -8,14 +8,10 @@ import pytest
 from hypothesis import settings
 
 from udfs import registry
+from udfs.tomlparse import tomllib
 
 # A bug inside a worksheet function must fail a test, not hide behind #VALUE!.
 registry.strict(True)
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 # Hypothesis: a quick profile for a local run, a thorough one when CI is set (tests that need a
 # fixed count say so in their own @settings).

@@ -12,11 +12,6 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 from addin.audit import audit
 from ooxml import assert_valid
 from addin.cli import main
@@ -24,6 +19,7 @@ from addin.roll import REVISIONS_SHEET, RollError, read_source, relabel, roll, r
 from addin.template import blueprint
 from workbook import xlsx
 from workbook.company import load
+from udfs.tomlparse import tomllib
 from workbook.model import build_model
 
 ROOT = Path(__file__).resolve().parents[1]

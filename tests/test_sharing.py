@@ -173,7 +173,7 @@ def _example_company_file(tmp_path) -> Path:
     """A fictional company (clearly not real) made from the Xiaomi file by renaming, rescaling and
     re-pricing, to prove the template is not Xiaomi-only: money x 0.1, US-listed, priced in USD,
     its own segment labels, a target price and a benchmark return."""
-    import tomllib
+    from udfs.tomlparse import tomllib
     data = tomllib.loads((ROOT / "workbook" / "data" / "xiaomi_1810hk.toml").read_text(encoding="utf-8"))
     data["company"].update(name_zh="示例科技（虚构）", name_en="Example Corp (fictional)", ticker="EXMP.US", market="US",
                            quote_currency="USD")

@@ -13,11 +13,7 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
+from . import tomlparse
 from .constants import (
     ACTION_DOWNGRADE, ACTION_FIRST, ACTION_MAINTAIN, ACTION_UPGRADE, BOUNDARY_CONVENTIONS,
     BOUNDARY_OUTER, DEFAULT_BOUNDARY, DEFAULT_SCHEME, MARKET_BY_SUFFIX, NOT_MEANINGFUL,
@@ -82,7 +78,7 @@ def parse_schemes(data: dict) -> dict[str, Scheme]:
 def schemes() -> dict[str, Scheme]:
     """The schemes shipped with the package."""
     text = (Path(__file__).parent / "rating_schemes.toml").read_text(encoding="utf-8")
-    return parse_schemes(tomllib.loads(text))
+    return parse_schemes(tomlparse.loads(text))
 
 
 def get_scheme(key: str | None = None) -> Scheme:

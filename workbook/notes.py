@@ -24,13 +24,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import NamedTuple
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 from udfs.errors import DataError
 from udfs.findings import Interval, Printed
+
+from .tomlfile import read_toml
 
 LABEL_ROLES = Path(__file__).parent / "data" / "label_roles.toml"
 
@@ -101,7 +98,7 @@ class _Frozen(dict):
 
 
 def load_label_data(path: str | Path = LABEL_ROLES) -> LabelData:
-    return LabelData(_Frozen(tomllib.loads(Path(path).read_text(encoding="utf-8"))))
+    return LabelData(_Frozen(read_toml(path)))
 
 
 @lru_cache(maxsize=1)

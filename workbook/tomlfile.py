@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
+from udfs import tomlparse
 from udfs.errors import DataError
 
 MAX_FILE_BYTES = 2_000_000
@@ -29,9 +25,14 @@ def read_toml(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> dict:
         text = raw.decode("utf-8-sig")  # Windows editors often add a byte-order mark
     except UnicodeDecodeError:
         raise TomlError(f"{path.name}: not UTF-8 text; save the file as UTF-8") from None
+    return parse_toml(text, path.name)
+
+
+def parse_toml(text: str, name: str) -> dict:
+    """`text` as TOML; TomlError naming `name` (the file, or where the text came from) if it is not."""
     try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise TomlError(f"{path.name}: not valid TOML ({exc})") from None
+        return tomlparse.loads(text)
+    except tomlparse.TOMLDecodeError as exc:
+        raise TomlError(f"{name}: not valid TOML ({exc})") from None
     except RecursionError:
-        raise TomlError(f"{path.name}: nested too deeply to be a data file") from None
+        raise TomlError(f"{name}: nested too deeply to be a data file") from None
