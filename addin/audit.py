@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from udfs.constants import EXCEL_ERRORS
 from udfs.functions import BY_EXCEL_NAME
 from workbook import xlsx
 from workbook.layout import CHECKS, FINDINGS_BEYOND, FINDINGS_WITHIN, HEADER_ROW, LABEL_COL, TEMPLATE_VERSION, cell_name
@@ -169,7 +170,6 @@ def _read_warnings(package: xlsx.Package, values: dict, result: Audit) -> None:
 _CELL_REF = re.compile(r"^(?:(?:'(?P<q>(?:[^']|'')+)'|(?P<s>[^'!]+))!)?\$?(?P<c1>[A-Z]{1,3})\$?(?P<r1>\d{1,7})"
                        r"(?::\$?(?P<c2>[A-Z]{1,3})\$?(?P<r2>\d{1,7}))?$")
 MAX_TRACE_RANGE = 10_000  # cells of one range followed; our templates' ranges are a row of years
-ERROR_VALUES = ("#N/A", "#VALUE!", "#DIV/0!", "#NUM!", "#REF!", "#NAME?", "#NULL!")
 
 
 def _ref_cells(text: str, sheet: str) -> list[tuple[str, str]]:
@@ -217,7 +217,7 @@ def _describe(value) -> str | None:
     if isinstance(value, bool):
         return f"holds {value!s}"
     if isinstance(value, str):
-        if value in ERROR_VALUES or value.startswith("#"):
+        if value in EXCEL_ERRORS or value.startswith("#"):
             return f"holds the error {value[:20]}"
         if value.strip():
             return f"holds text {value[:30]!r}"
@@ -241,7 +241,7 @@ def first_cause(package: xlsx.Package, values: dict, failing: list, limit: int =
         if cell is not None and cell.formula:
             reads = [key for key in precedents(package, sheet, ref) if key[0] in package.sheets]
             value = current((sheet, ref))
-            if (error_origin is None and isinstance(value, str) and value in ERROR_VALUES
+            if (error_origin is None and isinstance(value, str) and value in EXCEL_ERRORS
                     and not any(_describe(current(key)) for key in reads)):
                 error_origin = f"{sheet}!{ref} (={cell.formula[:60]}) gives {value}"
             for key in reads:

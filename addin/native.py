@@ -25,7 +25,7 @@ from pathlib import Path
 import udfs
 from udfs.constants import (
     ACTION_DOWNGRADE, ACTION_FIRST, ACTION_MAINTAIN, ACTION_UPGRADE, BOUNDARY_INNER, BOUNDARY_OUTER,
-    DEFAULT_SCHEME, MARKET_BY_SUFFIX, NOT_MEANINGFUL, RETURN_COMPARISON_PLACES,
+    DEFAULT_SCHEME, EXCEL_ERRORS, MARKET_BY_SUFFIX, NOT_MEANINGFUL, RETURN_COMPARISON_PLACES,
 )
 from udfs.rating import Scheme, schemes
 from udfs.registry import NUMBER, OPTIONAL, PREFIX, REGISTRY
@@ -71,7 +71,7 @@ class NotExpressible(Exception):
 # ------------------------------------------------------------------------------------------------
 # Tokenising and parsing formula text
 # ------------------------------------------------------------------------------------------------
-_ERRORS = ("#N/A", "#VALUE!", "#DIV/0!", "#NUM!", "#REF!", "#NAME?", "#NULL!", "#GETTING_DATA")
+_ERRORS = EXCEL_ERRORS + ("#GETTING_DATA",)
 _TOKEN = re.compile(r"""
     (?P<string>"(?:[^"]|"")*")
   | (?P<sheetref>'(?:[^']|'')+'![^\s,()+\-*/^&=<>;{}%]*)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import tomli_w
 
-from udfs.engine import ACTUAL, BASE, FORECAST, run_checks
+from udfs.engine import ACTUAL, BASE, FORECAST, driver_key, run_checks
 from udfs.errors import DataError
 from workbook import spec, xlsx
 from workbook.build import build
@@ -142,11 +142,11 @@ def _input_value(package: xlsx.Package, row: dict, number: bool):
 def current_inputs(package: xlsx.Package, data: dict, layout: spec.Layout, kinds: dict) -> dict:
     """The company data `data` with every input the workbook holds now put in place of the file's."""
     standalone = {line.key: line.key for line in layout.lines if line.table == spec.DRIVERS}
-    driven = {f"d_{key}": key for key in data.get("drivers", {}) if key not in standalone}
+    driven = {driver_key(key): key for key in data.get("drivers", {}) if key not in standalone}
     drivers = {**driven, **standalone}
     valuation_inputs = {line.key for line in spec.valuation_plan(layout).scalars if line.formula is None}
     valuation_inputs -= {"first_forecast", "last_forecast", "last_reported"}  # follow the years, not the analyst
-    cases = {f"{case}_d_{key}": (case, key) for key in data.get("scenarios", {}).get("drivers", [])
+    cases = {f"{case}_{driver_key(key)}": (case, key) for key in data.get("scenarios", {}).get("drivers", [])
              for case in ("base", "bear", "bull")}
     for row in blueprint(package):
         if row["kind"] != "input":

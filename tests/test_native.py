@@ -164,7 +164,7 @@ def editions(tmp_path_factory) -> dict:
         rows = blueprint(xlsx.read(ROOT / "workbook" / template))
         second_year = company.forecast_years[1].label
         line = next(line for line, d in company.drivers.items() if d.method == "growth" and line not in company.scenario_drivers)
-        driver = next(r for r in rows if r["key"] == f"d_{line}" and r["year"] == second_year and r["kind"] == "input")
+        driver = next(r for r in rows if r["key"] == driver_key(line) and r["year"] == second_year and r["kind"] == "input")
         new_value = 0.20
         changed = out / f"{key}-driver.xlsx"
         xlsx.type_values(package, {(driver["sheet"], driver["cell"]): new_value}, changed)

@@ -11,7 +11,7 @@ prints in two tables (the summary and Table 1) are compared with each other as w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 from . import formula as fx
 from .engine import FORECAST, Line, Year
@@ -114,9 +114,19 @@ class Finding:
                 f"computed {self.shown(self.computed)} ({why}; {self.explanation})")
 
 
+def quantize_half_up(value: float | Decimal, decimals: int) -> Decimal:
+    """`value` (a float taken at its shortest repr) to `decimals` places, halves away from zero,
+    as the report, Excel's ROUND and its TEXT display round; negative `decimals` round to tens,
+    hundreds... The context is wide enough for any float at any place Excel allows."""
+    exact = value if isinstance(value, Decimal) else Decimal(repr(value))
+    with localcontext() as context:
+        context.prec = 1000
+        return exact.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+
+
 def round_half_up(value: float, decimals: int) -> float:
     """Rounding as the report and Excel display it: halves away from zero."""
-    return float(Decimal(repr(value)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP))
+    return float(quantize_half_up(value, decimals))
 
 
 def find(lines: list[Line], years: list[Year], printed: dict, scalars: dict, table_order: list[str]) -> list[Finding]:

@@ -21,10 +21,11 @@ import datetime as dt
 import math
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import Decimal
 from typing import Callable, NamedTuple
 
 from udfs.constants import ERR_DIV0, ERR_NA, ERR_NAME, ERR_NUM, ERR_REF, ERR_VALUE, EXCEL_ERRORS
+from udfs.findings import quantize_half_up
 from udfs.formula import excel_arith
 from udfs.functions import GUARDED_BY_EXCEL_NAME
 
@@ -44,14 +45,14 @@ MAX_NAME_NESTING = 16  # a name defined through a name through a name ...; each 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
   | (?P<str>"(?:[^"]|"")*")
-  | (?P<err>\#N/A|\#VALUE!|\#DIV/0!|\#NUM!|\#REF!|\#NAME\?|\#NULL!)
+  | (?P<err>{errors})
   | (?P<ref>(?:(?:'(?:[^']|'')+'|[^\W\d][\w.]*)!)?\$?[A-Z]{1,3}\$?\d+(?::\$?[A-Z]{1,3}\$?\d+)?(?![\w(]))
   | (?P<func>[A-Za-z_][A-Za-z0-9_.]*(?=\())
   | (?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
   | (?P<bool>TRUE|FALSE)(?![\w(])
   | (?P<name>[^\W\d][\w.]*|\\[\w.]*)
   | (?P<op><=|>=|<>|[-+*/^&=<>(),%])
-""", re.X)
+""".replace("{errors}", "|".join(re.escape(error) for error in EXCEL_ERRORS)), re.X)
 
 _PRECEDENCE = {"=": 1, "<>": 1, "<": 1, ">": 1, "<=": 1, ">=": 1, "&": 2, "+": 3, "-": 3, "*": 4, "/": 4, "^": 5}
 # Characters Excel forbids in a sheet name: a quoted prefix holding one names another workbook
@@ -467,9 +468,7 @@ def _round(x, digits):
         return x  # already has no more digits than asked for
     if places < -400:
         return 0.0
-    with localcontext() as context:
-        context.prec = 1000
-        rounded = float(exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+    rounded = float(quantize_half_up(exact, places))
     return rounded + 0.0 if math.isfinite(rounded) else ERR_NUM
 
 
@@ -622,10 +621,7 @@ def _format_number(x: float, fmt: str):
     decimals = len(match["dec"] or "")
     if decimals > MAX_FORMAT_DECIMALS:
         raise UnsupportedFormula(f"TEXT format {fmt[:40]!r} asks for more than {MAX_FORMAT_DECIMALS} decimals, which Excel refuses")
-    value = Decimal(repr(x)) * (100 if match["pct"] else 1)
-    with localcontext() as context:
-        context.prec = 1000
-        value = value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    value = quantize_half_up(Decimal(repr(x)) * (100 if match["pct"] else 1), decimals)
     sign = "-" if value < 0 else ""
     digits = format(abs(value), f"{',' if ',' in whole else ''}.{decimals}f")
     integer, _, fraction = digits.partition(".")

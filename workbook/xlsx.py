@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.parsers import expat
 
+from udfs.constants import EXCEL_ERRORS
 from udfs.errors import FileError
 
 MAX_FILE_BYTES = 128 * 1024 * 1024        # the package on disk
@@ -41,7 +42,6 @@ REL_NS = {"http://schemas.openxmlformats.org/officeDocument/2006/relationships",
 PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 CONTENT_TYPES = "[Content_Types].xml"
 CALC_CHAIN_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.calcChain+xml"
-ERROR_VALUES = ("#N/A", "#VALUE!", "#DIV/0!", "#NUM!", "#REF!", "#NAME?", "#NULL!")
 COMPRESSIONS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}
 
 
@@ -787,7 +787,7 @@ def _cell_bytes(cell: CellXml, value, data: bytes, keep_formula: bool) -> bytes:
             body = f"<{p}v>{_number_text(value)}</{p}v>"
         else:     # a spreadsheet cannot store nan or inf: Excel shows #NUM! for them
             kind, body = "e", f"<{p}v>#NUM!</{p}v>"
-    elif isinstance(value, str) and value in ERROR_VALUES:
+    elif isinstance(value, str) and value in EXCEL_ERRORS:
         kind, body = "e", f"<{p}v>{value}</{p}v>"
     elif keep_formula and cell.formula is not None:
         kind, body = "str", f"<{p}v>{escape_data(value)}</{p}v>"
