@@ -1,8 +1,9 @@
 """The template's layout, declared as data, and the one engine that places it.
 
 A sheet is a list of rows; a row shows one model line (its home), mirrors a line that lives on
-another sheet, or is a heading or a gap. The placement engine turns this into cell addresses,
-defined names and Excel formulas; no other module types a cell address.
+another sheet, or is a heading. The placement engine turns this into cell addresses,
+defined names and Excel formulas. The blocks build adds around the placed rows (the audit block,
+the findings table) are found by the defined names it gives them (AUDIT_*, FINDINGS_* below).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ FIRST_ROW = 4
 
 @dataclass(frozen=True)
 class Row:
-    kind: str                 # "line", "mirror", "heading", "gap"
+    kind: str                 # "line", "mirror", "heading"
     key: str | None = None
     label: str | None = None  # overrides the line's Chinese label (the summary's own wording)
     years: str | None = None  # "base": only the base year; None: every year the line has
@@ -43,14 +44,12 @@ def heading(text):
     return Row("heading", label=text)
 
 
-GAP = Row("gap")
-
 
 @dataclass(frozen=True)
 class Sheet:
     name: str
     title: str
-    kind: str               # "yearly", "scalar", "checks", "findings", "conf"
+    kind: str               # "yearly", "scalar", "checks", "sensitivity", "conf", "blueprint", "source"
     rows: tuple = ()
     years: str = "reported"  # yearly sheets: "reported" (actual + forecast), "all" (with base), "forecast"
     prefix: str = ""        # defined-name prefix for lines whose home is here

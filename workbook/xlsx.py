@@ -123,7 +123,6 @@ class CellXml:
     ref: str
     attrs: dict                  # unprefixed attributes of <c> (r, s, t, cm, vm, ...)
     formula: str | None          # formula text (shared formulas expanded), without "="
-    shared_master: bool
     raw_value: str | None        # text of <v>, as the parser returned it (entities undone)
     inline: str | None           # text of <is>, runs joined, phonetic runs left out
     span: tuple[int, int]        # byte offsets of the <c> element in the sheet part
@@ -475,7 +474,7 @@ def _finish_cell(sheet: Sheet, state: dict, masters: dict, span: tuple, tag_end:
     ref = state["ref"]
     if ref in sheet.cells:
         raise WorkbookError(f"sheet {sheet.name!r}: cell {ref} appears twice; the file is damaged")
-    formula, master = None, False
+    formula = None
     if state["f"] is not None:
         fattrs = state["fattrs"]
         text = "".join(state["f"])
@@ -483,7 +482,7 @@ def _finish_cell(sheet: Sheet, state: dict, masters: dict, span: tuple, tag_end:
             si = fattrs.get("si")
             if text:
                 masters[si] = (text, ref)
-                formula, master = text, True
+                formula = text
             elif si in masters:
                 formula = _expand_shared(masters[si][0], masters[si][1], ref)
             else:
@@ -493,7 +492,7 @@ def _finish_cell(sheet: Sheet, state: dict, masters: dict, span: tuple, tag_end:
             formula = text if text or fattrs.get("t") != "array" else None
     inline = state["inline"].value() if state["inline"] is not None else None
     raw = "".join(state["v"]) if state["v"] is not None else None
-    sheet.cells[ref] = CellXml(ref, state["attrs"], formula, master, raw, inline, span, tag_end,
+    sheet.cells[ref] = CellXml(ref, state["attrs"], formula, raw, inline, span, tag_end,
                                state["f_span"], state["prefix"])
     sheet.max_row = max(sheet.max_row, state["row"])
     sheet.max_col = max(sheet.max_col, state["col"])
@@ -852,7 +851,7 @@ def _insert_cells(sheet: Sheet, data: bytes, row: int, cells: list) -> list:
     edits = []
 
     def fresh(ref):
-        return CellXml(ref, {"r": ref}, None, False, None, None, (0, 0), 0, None, prefix)
+        return CellXml(ref, {"r": ref}, None, None, None, (0, 0), 0, None, prefix)
 
     if existing is None:
         body = b"".join(_cell_bytes(fresh(ref), value, data, False) for _, ref, value in cells)
