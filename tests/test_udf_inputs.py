@@ -14,7 +14,7 @@ from udfs.constants import ACTION_DOWNGRADE, ACTION_FIRST, ACTION_MAINTAIN, ACTI
 from udfs.rating import schemes
 from udfs.valuation import LABELS as VALUATION_LABELS
 
-LABELS = {NOT_MEANINGFUL, NOT_VALUED, "OK", "FAIL", ACTION_FIRST, ACTION_MAINTAIN, ACTION_UPGRADE, ACTION_DOWNGRADE, *VALUATION_LABELS}
+LABELS = {NOT_MEANINGFUL, NOT_VALUED, "OK", "FAIL", "WARN", ACTION_FIRST, ACTION_MAINTAIN, ACTION_UPGRADE, ACTION_DOWNGRADE, *VALUATION_LABELS}
 for scheme in schemes().values():
     LABELS |= set(scheme.labels) | {scheme.unrated} | set(scheme.benchmarks.values())
 
