@@ -19,6 +19,8 @@ from addin.modelfile import backups, model_lock, regular_file
 from conftest import ROOT
 from workbook import xlsx
 
+pytestmark = pytest.mark.slow  # kill and concurrency trials: several processes, each a full refresh
+
 TEMPLATE = ROOT / "workbook" / "xiaomi_1810hk_model.xlsm"
 HEADER = "ticker,price,currency,price_date,fx_to_reporting,benchmark_level,source\n"
 SCRIPT = ("import sys, datetime as dt; from addin.refresh import refresh_file; "

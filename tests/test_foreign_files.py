@@ -181,22 +181,27 @@ def corpus(tmp_path_factory) -> dict:
         _rezip(step, target, VARIANTS[name], _calc_chain(TEMPLATE) if name == "calc_chain" else None)
         step = target
     shutil.copy(step, files["all_excel_shapes"])
-    if SOFFICE:
-        out = folder / "lo"
-        subprocess.run([SOFFICE, f"-env:UserInstallation=file://{folder}/profile", "--headless", "--convert-to",
-                        "xlsm:Calc MS Excel 2007 VBA XML", "--outdir", str(out), str(TEMPLATE)],
-                       check=True, capture_output=True, timeout=240)
-        files["libreoffice"] = out / TEMPLATE.name
     return files
 
 
-NAMES = list(VARIANTS) + ["all_excel_shapes", "libreoffice"]
-
-
-def _file(corpus, name) -> Path:
-    if name not in corpus:
+@pytest.fixture(scope="module")
+def libreoffice_copy(tmp_path_factory) -> Path:
+    """The template as LibreOffice saves it (its own fixture: only the slow tests start LibreOffice)."""
+    if not SOFFICE:
         pytest.skip("LibreOffice not installed here")
-    return corpus[name]
+    folder = tmp_path_factory.mktemp("foreign_lo")
+    subprocess.run([SOFFICE, f"-env:UserInstallation=file://{folder}/profile", "--headless", "--convert-to",
+                    "xlsm:Calc MS Excel 2007 VBA XML", "--outdir", str(folder / "lo"), str(TEMPLATE)],
+                   check=True, capture_output=True, timeout=240)
+    return folder / "lo" / TEMPLATE.name
+
+
+LIBREOFFICE = pytest.param("libreoffice", marks=pytest.mark.slow)
+NAMES = list(VARIANTS) + ["all_excel_shapes", LIBREOFFICE]
+
+
+def _file(request, corpus, name) -> Path:
+    return request.getfixturevalue("libreoffice_copy") if name == "libreoffice" else corpus[name]
 
 
 # LibreOffice writes xlwings.conf's TRUE as the formula =TRUE(), which the headless evaluator
@@ -207,7 +212,7 @@ EVALUATOR_LACKS_TRUE = pytest.mark.xfail(raises=UnsupportedFormula, strict=False
 
 
 def _evaluated(names):
-    return [pytest.param(n, marks=EVALUATOR_LACKS_TRUE) if n == "libreoffice" else n for n in names]
+    return [pytest.param(n.values[0], marks=[*n.marks, EVALUATOR_LACKS_TRUE]) if n is LIBREOFFICE else n for n in names]
 
 
 def _same(a, b) -> bool:
@@ -217,8 +222,8 @@ def _same(a, b) -> bool:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_foreign_file_reads_with_the_original_values(corpus, name):
-    original, foreign = xlsx.read(TEMPLATE), xlsx.read(_file(corpus, name))
+def test_foreign_file_reads_with_the_original_values(request, corpus, name):
+    original, foreign = xlsx.read(TEMPLATE), xlsx.read(_file(request, corpus, name))
     assert list(foreign.sheets) == list(original.sheets)
     assert foreign.custom == original.custom
     for defined in (n for n in original.names if n.startswith(("IS_", "BS_", "CF_", "DRV_", "MKT_", "RTG_", "CHK_"))):
@@ -255,8 +260,8 @@ def test_excel_shaped_variants_are_valid_files(corpus, name):
 
 
 @pytest.mark.parametrize("name", _evaluated(NAMES))
-def test_export_of_a_foreign_file_is_clean_and_valid(corpus, name, tmp_path):
-    out = export(_file(corpus, name), tmp_path / "clean.xlsx", now=dt.datetime(2026, 11, 29, 9))
+def test_export_of_a_foreign_file_is_clean_and_valid(request, corpus, name, tmp_path):
+    out = export(_file(request, corpus, name), tmp_path / "clean.xlsx", now=dt.datetime(2026, 11, 29, 9))
     with zipfile.ZipFile(out) as z:
         names = z.namelist()
     assert not any("calcChain" in n or "vbaProject" in n or n.endswith(".vml") for n in names)
@@ -269,7 +274,7 @@ def test_export_of_a_foreign_file_is_clean_and_valid(corpus, name, tmp_path):
 
 
 @pytest.mark.parametrize("name", _evaluated(NAMES))
-def test_diff_of_a_foreign_file_against_the_original_finds_no_change(corpus, name):
-    result = diff(TEMPLATE, _file(corpus, name))
+def test_diff_of_a_foreign_file_against_the_original_finds_no_change(request, corpus, name):
+    result = diff(TEMPLATE, _file(request, corpus, name))
     assert result.inputs == [] and not result.layout_changed
     assert all(abs(b - a) <= 1e-9 * max(abs(a), 1) for *_, a, b in result.outputs if isinstance(a, float))

@@ -230,6 +230,7 @@ def test_vba_never_runs_text_from_a_cell():
         assert "Evaluate(" not in module.code and "Shell" not in module.code
 
 
+@pytest.mark.slow  # runs the whole benchmark
 def test_bench_runs_and_emits_every_figure(tmp_path):
     from addin.bench import TARGETS, render, run
     results = run(quick=True, out=tmp_path / "bench.json")

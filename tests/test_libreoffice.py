@@ -15,8 +15,11 @@ from conftest import ROOT
 TEMPLATE = ROOT / "workbook" / "xiaomi_1810hk_model.xlsm"
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 
-pytestmark = pytest.mark.skipif(SOFFICE is None and not os.environ.get("CI"),
-                                reason="LibreOffice not installed here; `make test` installs it, and CI always has it")
+pytestmark = [
+    pytest.mark.slow,  # starts LibreOffice
+    pytest.mark.skipif(SOFFICE is None and not os.environ.get("CI"),
+                       reason="LibreOffice not installed here; `make test` installs it, and CI always has it"),
+]
 
 
 def convert(target: str, out: Path) -> Path:

@@ -158,6 +158,7 @@ def lite_run(pyodide_dir, tmp_path_factory):
 # --------------------------------------------------------------------------------------------
 # Under Pyodide
 # --------------------------------------------------------------------------------------------
+@pytest.mark.slow  # runs Pyodide under node
 def test_main_py_imports_under_the_python_of_xlwings_lite(lite_run):
     _, out = lite_run
     assert out["python"] >= [3, 14]            # Pyodide 314: tomllib is in the standard library
@@ -175,6 +176,7 @@ def as_a_worksheet_sees_it():
     registry.strict(was)
 
 
+@pytest.mark.slow  # runs Pyodide under node
 def test_every_call_returns_exactly_what_cpython_returns(lite_run, as_a_worksheet_sees_it):
     calls, out = lite_run
     assert len(out["results"]) == len(calls) > 31 * 40
@@ -183,6 +185,7 @@ def test_every_call_returns_exactly_what_cpython_returns(lite_run, as_a_workshee
     assert not differences, differences[:10]
 
 
+@pytest.mark.slow  # runs Pyodide under node
 def test_the_hostile_calls_reach_every_kind_of_answer(lite_run):
     """The comparison above means something only if the calls provoke numbers, labels and each
     error value the guard gives."""
@@ -192,6 +195,7 @@ def test_the_hostile_calls_reach_every_kind_of_answer(lite_run):
     assert {"number", "NM", "#VALUE!", "#N/A", "#DIV/0!", "#NUM!", "#REF!", "OK", "FAIL", "买入", "无评级"} <= answers
 
 
+@pytest.mark.slow  # runs Pyodide under node
 def test_every_registered_function_has_one_lite_wrapper(lite_run):
     _, out = lite_run
     registered = out["registered"]

@@ -28,8 +28,13 @@ from workbook.company import load
 from workbook.model import build_model
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
-needs_libreoffice = pytest.mark.skipif(SOFFICE is None and not os.environ.get("CI"),
-                                       reason="LibreOffice not installed here; `make test` installs it, and CI always has it")
+_has_libreoffice = pytest.mark.skipif(SOFFICE is None and not os.environ.get("CI"),
+                                      reason="LibreOffice not installed here; `make test` installs it, and CI always has it")
+
+
+def needs_libreoffice(test):
+    """Starts LibreOffice: slow, and skipped where it is not installed (never in CI)."""
+    return pytest.mark.slow(_has_libreoffice(test))
 COMPANIES = {"xiaomi": ("xiaomi_1810hk_model.xlsm", "xiaomi_1810hk.toml"),
              "kysec": ("kysec_300592sz_model.xlsm", "kysec_300592sz.toml")}
 RELATIVE = 1e-9

@@ -2,23 +2,42 @@
 from __future__ import annotations
 
 import copy
+import functools
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from udfs.engine import driver_key
 from workbook import spec
 from workbook.company import load
 from workbook.model import build_model
 
-BASE = load()
-FORECAST = [y.label for y in BASE.forecast_years]
-DRIVER_CELLS = sorted(k for k in BASE.inputs if k[0].startswith("d_") and k[1] in FORECAST)
 RATE_METHODS = {"growth", "share", "cost_share", "cost_from_margin"}
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@functools.cache
+def base():
+    """The default company, loaded when a test first needs it rather than while pytest collects."""
+    return load()
+
+
+def _forecast() -> list[str]:
+    return [y.label for y in base().forecast_years]
+
+
+def _driver_of(input_key: str):
+    """The company driver behind an input cell's key, or None for an input that is not a driver."""
+    return {driver_key(line): driver for line, driver in base().drivers.items()}.get(input_key)
+
+
+def _driver_cells() -> list:
+    """Every forecast-year input on the assumptions sheet, standalone drivers included."""
+    return sorted(k for k in base().inputs if k[0].startswith(driver_key("")) and k[1] in _forecast())
+
+
 def _is_rate(key: str) -> bool:
-    driver = BASE.drivers.get(key[2:])
+    driver = _driver_of(key)
     return driver is not None and driver.method in RATE_METHODS
 
 
@@ -26,10 +45,10 @@ def _is_rate(key: str) -> bool:
 def perturbations(draw):
     """A few driver cells moved: rates by up to +-0.3, days by up to +-50%, money by up to +-50%
     of the value plus or minus 5,000."""
-    cells = draw(st.lists(st.sampled_from(DRIVER_CELLS), min_size=1, max_size=6, unique=True))
+    cells = draw(st.lists(st.sampled_from(_driver_cells()), min_size=1, max_size=6, unique=True))
     moves = {}
     for cell in cells:
-        value = BASE.inputs[cell]
+        value = base().inputs[cell]
         if _is_rate(cell[0]):
             moves[cell] = value + draw(st.floats(-0.3, 0.3))
         else:
@@ -38,7 +57,7 @@ def perturbations(draw):
 
 
 def _model_with(moves):
-    company = copy.deepcopy(BASE)
+    company = copy.deepcopy(base())
     company.inputs.update(moves)
     return build_model(company)
 
@@ -47,7 +66,7 @@ def _model_with(moves):
 @given(perturbations())
 def test_any_driver_change_keeps_the_balance_sheet_balanced(moves):
     model = _model_with(moves)
-    for year in FORECAST:
+    for year in _forecast():
         assets = model.value("total_assets", year)
         claims = model.value("total_liabilities", year) + model.value("total_equity", year)
         assert abs(assets - claims) < 0.001
@@ -59,7 +78,7 @@ def test_any_driver_change_keeps_the_balance_sheet_balanced(moves):
 def test_any_driver_change_keeps_cash_flow_reconciled(moves):
     model = _model_with(moves)
     years = [y.label for y in model.values.years]
-    for year in FORECAST:
+    for year in _forecast():
         prior = years[years.index(year) - 1]
         assert abs(model.value("cash", prior) + model.value("net_cash_flow", year) - model.value("cash", year)) < 0.001
 
@@ -71,11 +90,10 @@ MONEY_METHODS = {"fixed", "step"}
 
 
 def _scaled(factor: float):
-    company = copy.deepcopy(BASE)
-    for (key, year), value in BASE.inputs.items():
-        line_key = key[2:] if key.startswith("d_") else key
-        driver = BASE.drivers.get(line_key)
-        is_money = (not key.startswith("d_")) or (driver is None) or driver.method in MONEY_METHODS
+    company = copy.deepcopy(base())
+    for (key, year), value in base().inputs.items():
+        driver = _driver_of(key)
+        is_money = driver is None or driver.method in MONEY_METHODS
         if is_money and key not in ("eps", "non_ifrs_eps"):
             company.inputs[(key, year)] = value * factor
     return build_model(company)
@@ -84,7 +102,7 @@ def _scaled(factor: float):
 @settings(max_examples=25, deadline=None)
 @given(st.floats(0.001, 1000.0))
 def test_ratios_do_not_depend_on_the_unit_of_money(factor):
-    plain, scaled = build_model(BASE), _scaled(factor)
+    plain, scaled = build_model(base()), _scaled(factor)
     for key in DIMENSIONLESS:
         for year in [y.label for y in plain.values.years if y.kind != "base"]:
             a, b = plain.value(key, year), scaled.value(key, year)

@@ -200,6 +200,7 @@ def _valid_model(path: Path) -> bool:
     return all(v == "OK" for (s, c), v in values.items() if s == "校验" and isinstance(v, str) and v in ("OK", "FAIL"))
 
 
+@pytest.mark.slow  # kills a refresh at many points
 def test_kill_during_refresh_never_corrupts_the_original(tmp_path):
     """Refresh in a subprocess, killed at random moments: the file is always the original or a
     complete refreshed model."""

@@ -4,6 +4,7 @@ Each test is one "What was seen" line: it failed on main before this work and pa
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 import shutil
@@ -71,12 +72,11 @@ def value(path: Path, name: str):
 TEXT_DRIVER = "DRV_d_iot"
 
 
-def _text_ref() -> str:
+@functools.cache
+def text_ref() -> str:
+    """Where the text driver goes, read from the template when a test first asks (not at collection)."""
     sheet, ref = xlsx.read(ROOT / "workbook" / "xiaomi_1810hk_model.xlsm").name_cells(TEXT_DRIVER)[1]
     return f"{sheet}!{ref}"
-
-
-TEXT_REF = _text_ref()
 
 
 def with_text_driver(model: Path) -> Path:
@@ -121,7 +121,7 @@ def test_refresh_of_a_model_whose_checks_fail_exits_non_zero_naming_the_cause(mo
     run = cli("refresh", model, "--quotes", good_quotes, "--as-of", AS_OF)
     assert run.returncode == 1 and "Traceback" not in run.stderr
     error = run.stderr.strip()
-    assert error.count("\n") == 0 and f"{TEXT_REF} holds text '20%'" in error
+    assert error.count("\n") == 0 and f"{text_ref()} holds text '20%'" in error
     assert "refreshed and saved" in error                                    # the message says the file was written
     assert value(model, "MKT_price") == 44.0 and len(backups(model)) == 1
     assert "CHECKS FAIL" in run.stdout
@@ -131,17 +131,17 @@ def test_check_names_the_cause_instead_of_thirty_bare_failures(model):
     with_text_driver(model)
     run = cli("check", model)
     assert run.returncode == 1
-    assert f"cause: {TEXT_REF} holds text '20%'" in run.stdout
+    assert f"cause: {text_ref()} holds text '20%'" in run.stdout
     assert run.stdout.count("FAIL ") <= 12                                   # the list is capped, the cause leads
 
 
 def test_refresh_writes_the_cause_into_the_audit_block(model, good_quotes):
     with_text_driver(model)
     result = refresh_file(model, str(good_quotes), AS_OF, now=NOW)
-    assert result.checks_failed and TEXT_REF in result.status()
+    assert result.checks_failed and text_ref() in result.status()
     package = xlsx.read(model)
     first_item = package.value(*package.name_cells("AUD_items")[0])
-    assert first_item.startswith(f"校验失败原因 {TEXT_REF} holds text '20%'")
+    assert first_item.startswith(f"校验失败原因 {text_ref()} holds text '20%'")
 
 
 def test_changed_decision_is_type_aware(model, good_quotes):
@@ -195,7 +195,7 @@ def test_button_checks_structure_like_the_command_line(model, good_quotes):
 
 def test_button_reports_failing_checks_with_their_cause(model, good_quotes):
     book = fake_excel.Book(with_text_driver(model))
-    with pytest.raises(ChecksFailed, match=re.escape(f"{TEXT_REF} holds text '20%'")):
+    with pytest.raises(ChecksFailed, match=re.escape(f"{text_ref()} holds text '20%'")):
         refresh_book(book, str(good_quotes), AS_OF, NOW)
     assert book.names["MKT_price"].refers_to_range.value == 44.0              # refreshed all the same
 
@@ -329,6 +329,7 @@ def test_closed_pipe_ends_quietly():
 # ------------------------------------------------------------------------------------------------
 # Template identity
 # ------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice not installed")
 def test_template_resaved_by_libreoffice_is_still_our_model(tmp_path):
     out = tmp_path / "out"
@@ -399,6 +400,6 @@ def test_batch_says_failed_for_a_model_whose_checks_fail(tmp_path, good_quotes):
     with_text_driver(folder / "b.xlsm")
     run = cli("refresh", folder, "--quotes", good_quotes, "--as-of", AS_OF, timeout=300)
     assert run.returncode == 1
-    assert any(l.startswith("[2/2] b.xlsm: FAILED: ") and f"{TEXT_REF} holds text '20%'" in l for l in run.stdout.splitlines())
+    assert any(l.startswith("[2/2] b.xlsm: FAILED: ") and f"{text_ref()} holds text '20%'" in l for l in run.stdout.splitlines())
     assert run.stdout.splitlines()[-1] == "refreshed 1 of 2 models; 1 written with failing checks"
     assert value(folder / "b.xlsm", "MKT_price") == 44.0

@@ -52,7 +52,8 @@ def solution(built):
     return Evaluated(built).calculate()
 
 
-def _seed_cells():
+@pytest.fixture(scope="module")
+def seed_cells():
     """Every printed cell of the seed's five tables, read from the seed text itself."""
     note = read_note(SEED)
     layout = spec.load_layout("kysec_a")
@@ -66,14 +67,11 @@ def _seed_cells():
     return out
 
 
-SEED_CELLS = _seed_cells()
-
-
-def test_the_seed_prints_five_tables_and_every_line_has_a_home():
-    kinds = {kind for kind, *_ in SEED_CELLS}
+def test_the_seed_prints_five_tables_and_every_line_has_a_home(seed_cells):
+    kinds = {kind for kind, *_ in seed_cells}
     assert kinds == set(TABLE_KINDS)
-    assert all(key is not None for _, key, *_ in SEED_CELLS)
-    assert len(SEED_CELLS) > 450
+    assert all(key is not None for _, key, *_ in seed_cells)
+    assert len(seed_cells) > 450
 
 
 def _home_name(book_names, key: str) -> str:
@@ -82,14 +80,14 @@ def _home_name(book_names, key: str) -> str:
     return sorted(matches)[0]
 
 
-def test_every_printed_cell_is_shown_as_printed_or_explained(built, solution, explained):
+def test_every_printed_cell_is_shown_as_printed_or_explained(built, solution, explained, seed_cells):
     """The built workbook evaluated by `formulas` with our functions bound shows each printed
     cell at its printed precision, or the cell is a named finding with its explanation."""
     from workbook_reader import Template
     template = Template(built)
     names = list(template.book.defined_names.keys())
     shown = differing = 0
-    for kind, key, label, year, printed, decimals, percent in SEED_CELLS:
+    for kind, key, label, year, printed, decimals, percent in seed_cells:
         where = template.cell_by_name(_home_name(names, key), year)
         if where is None:
             value = None

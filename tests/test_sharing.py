@@ -60,6 +60,7 @@ def test_export_neutralises_formula_text(exported):
     assert book[sheet][ref].value.startswith("'=HYPERLINK")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(SOFFICE is None and not os.environ.get("CI"), reason="LibreOffice not installed here")
 def test_export_opens_in_libreoffice_without_name_errors(exported, tmp_path):
     subprocess.run([SOFFICE, f"-env:UserInstallation=file://{tmp_path}/p", "--headless", "--convert-to", "pdf",
