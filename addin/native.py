@@ -34,8 +34,8 @@ from workbook.files import atomic_path
 from workbook.layout import COVER, RATING
 
 from .share import (
-    MACHINERY_SHEETS, VBA_TYPES, _button_captions, _clean_shared_strings, _references_without,
-    _strip_buttons, _used_strings, _workbook_without,
+    MACHINERY_SHEETS, _button_captions, _clean_shared_strings, _references_without, _strip_buttons, _used_strings,
+    _workbook_without, without_macros,
 )
 from .template import verify_structure
 
@@ -427,12 +427,7 @@ def export_native(model: str | Path, output: str | Path, now: dt.datetime | None
         table_cells, table_refs = rating_table(scheme, table_sheet, package.sheets[table_sheet].max_row + 3)
     translator = Translator(table_refs)
 
-    replaced, dropped = xlsx.without_calc_chain(package)
-    defaults, overrides = xlsx.content_types(package)
-    for part in package.members:
-        kind = overrides.get(part) or defaults.get(part.rsplit(".", 1)[-1].lower(), "")
-        if kind in VBA_TYPES:
-            dropped.update({part, xlsx.rels_name(part)})
+    replaced, dropped = without_macros(package)
     workbook_rels = xlsx.parse_rels(package.members[xlsx.rels_name("xl/workbook.xml")])
     for target, kind, mode in workbook_rels.values():
         if kind.endswith(EXTERNAL_LINK) and mode != "External":

@@ -141,6 +141,18 @@ def _used_strings(sheets) -> set:
     return used
 
 
+def without_macros(package: xlsx.Package) -> tuple[dict, set]:
+    """(replaced, dropped) parts that take the calculation chain and the VBA project (with its
+    relationships) out of `package`: the start of every copy made for readers without macros."""
+    replaced, dropped = xlsx.without_calc_chain(package)
+    defaults, overrides = xlsx.content_types(package)
+    for part in package.members:
+        kind = overrides.get(part) or defaults.get(part.rsplit(".", 1)[-1].lower(), "")
+        if kind in VBA_TYPES:
+            dropped.update({part, xlsx.rels_name(part)})
+    return replaced, dropped
+
+
 def export(model: str | Path, output: str | Path, now: dt.datetime | None = None, native: bool = False) -> Path:
     """Write a values-only .xlsx of `model` for readers without Python (with `native`, the
     native-formula live edition instead: `addin.native.export_native`): formats, labels and the
@@ -162,12 +174,7 @@ def export(model: str | Path, output: str | Path, now: dt.datetime | None = None
     note = (f"数值版（无公式、无宏）导出自 {model.name}，{now:%Y-%m-%d %H:%M}。"
             f" Values-only copy of {model.name}, exported {now:%Y-%m-%d %H:%M}.")
 
-    replaced, dropped = xlsx.without_calc_chain(package)
-    defaults, overrides = xlsx.content_types(package)
-    for part in package.members:
-        kind = overrides.get(part) or defaults.get(part.rsplit(".", 1)[-1].lower(), "")
-        if kind in VBA_TYPES:
-            dropped.update({part, xlsx.rels_name(part)})
+    replaced, dropped = without_macros(package)
     removed = [name for name in MACHINERY_SHEETS if name in package.sheets]
     for name in removed:
         sheet = package.sheets[name]
