@@ -100,13 +100,14 @@ def test_every_implausible_draw_shows_its_warning(smartphone, iot, internet, aut
     for year in (y.label for y in company.forecast_years):
         v = lambda key: model.value(key, year)  # noqa: E731
         expected = {
-            "cash_negative": v("cash") < 0, "equity_negative": v("shareholders_equity") < 0,
+            "cash_negative": v("cash_before_revolver") < 0, "equity_negative": v("shareholders_equity") < 0,
             "revenue_negative": v("revenue") < 0, "ppe_negative": v("ppe") < 0,
             "receivables_negative": v("receivables") < 0, "inventory_negative": v("inventory") < 0,
             "tax_rate_range": v("pretax_profit") > 0 and not 0 <= -v("income_tax") / v("pretax_profit") <= 0.5,
             "payout_above_100": v("attributable_profit") > 0 and -v("dividends") / v("attributable_profit") > 1,
         }
         assert {k for k, fires in expected.items() if fires} == {k for k, y in fired if y == year}
+        assert v("cash") >= -1e-6  # the revolver keeps cash at its floor (0 here) whatever the draw
 
 
 def test_negative_cash_is_never_green_in_the_workbook(tmp_path):
@@ -120,9 +121,51 @@ def test_negative_cash_is_never_green_in_the_workbook(tmp_path):
             inputs[(f"d_{key}", year.label)] = value
     path = build(tmp_path / "wild.xlsm", replace(company, inputs=inputs))
     engine = {(w["label_zh"], w["year"]) for w in model.triggered_warnings}
-    assert ("现金为负", company.forecast_years[0].label) in engine
+    assert ("现金为负（循环贷款前）", company.forecast_years[0].label) in engine
     result = audit(path)
     assert {(label, year) for label, year, _ in result.warnings} == engine
     assert result.warnings_run == len(model.warnings)
     assert not result.failed  # a warning is not a failing check: the statements still articulate
     assert "现金为负" in warnings_block(model)
+
+
+FLOOR = st.floats(min_value=0.0, max_value=300_000.0)
+
+
+@SETTINGS
+@given(floor=FLOOR, smartphone=RATE, auto=RATE, capex=st.floats(-400_000, 0.0), dividends=st.floats(-300_000, 0.0))
+def test_cash_never_falls_below_its_floor_and_the_revolver_is_repaid(floor, smartphone, auto, capex, dividends):
+    """Issue 13 item 2: a minimum-cash driver; any shortfall is drawn on the revolver (a balance-
+    sheet line with its own cash-flow line), repaid once cash allows; the statements balance."""
+    company = load()
+    inputs = dict(company.inputs)
+    for year in company.forecast_years:
+        for key, value in (("d_min_cash", floor), ("d_smartphone", smartphone), ("d_auto", auto),
+                           ("d_capex", capex), ("d_dividends", dividends)):
+            inputs[(key, year.label)] = value
+    model = build_model(replace(company, inputs=inputs))
+    assert model.balanced
+    for year in (y.label for y in company.forecast_years):
+        before, cash, revolver = (model.value(k, year) for k in ("cash_before_revolver", "cash", "revolver"))
+        assert cash >= floor - 1e-6
+        assert revolver == pytest.approx(max(0.0, floor - before), abs=1e-6)
+        assert cash == pytest.approx(max(before, floor), abs=1e-6)
+
+
+@pytest.mark.parametrize("data", [None, KYSEC])
+def test_with_the_reports_drivers_no_revolver_is_drawn(data):
+    model = build_model(load(data) if data else None)
+    assert all(model.value("revolver", y.label) == 0 for y in model.company.forecast_years)
+    assert {c["check"] for c in model.checks} >= {"cash_floor"}
+
+
+def test_a_cash_shortfall_in_the_second_company_is_funded_too():
+    company = load(KYSEC)
+    inputs = dict(company.inputs)
+    for year in company.forecast_years:
+        inputs[("d_min_cash", year.label)] = 2000.0  # above the printed cash: the revolver must fund it
+    model = build_model(replace(company, inputs=inputs))
+    assert model.balanced
+    for year in company.forecast_years:
+        assert model.value("cash", year.label) == pytest.approx(2000.0)
+        assert model.value("revolver", year.label) > 0

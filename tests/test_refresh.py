@@ -111,7 +111,7 @@ def test_override_survives_refresh_flows_and_is_listed(fresh, tmp_path):
     segments = sum(after.value(*after.name_cells(f"IS_{k}")[3]) for k in ("smartphone", "iot", "internet", "other_revenue", "auto"))
     assert after.value(*revenue_2026) == pytest.approx(segments) and segments > 549_073 + 50_000
     summary = after.value(*after.name_cells("AUD_summary")[0])        # the 校验 sheet carries the same audit
-    assert "公式被覆盖 1 处" in summary and "校验 54/54 OK" in summary
+    assert "公式被覆盖 1 处" in summary and "校验 57/57 OK" in summary
     assert f"覆盖 {sheet}!{ref}" in after.value(*after.name_cells("AUD_items")[0])
     result = audit(over)
     assert [(s, c) for s, c, *_ in result.overrides] == [(sheet, ref)]
@@ -243,7 +243,7 @@ def test_button_refresh_writes_inputs_recalculates_and_stamps(fresh, tmp_path):
     assert value("MKT_price") == 42.5 and value("MKT_fx_rate") == 0.91 and book.calculated == 1
     assert xlsx.from_excel_date(value("MKT_price_date")) == dt.date(2026, 11, 27)
     assert value("MKT_refresh_stamp") == "2026-11-29 09:30:00"
-    assert "校验 54/54 OK" in value("AUD_summary")                   # the audit block, as headless writes it
+    assert "校验 57/57 OK" in value("AUD_summary")                   # the audit block, as headless writes it
 
 
 def test_button_refresh_refuses_a_stale_quote_and_writes_nothing(fresh, tmp_path):

@@ -181,7 +181,7 @@ def test_button_first_click_on_the_shipped_template_works(model):
     result = refresh_book(book, None, AS_OF, NOW)
     assert result.sample and book.calculated == 1
     assert book.names["MKT_refresh_source"].refers_to_range.value.startswith("样本数据 sample data")
-    assert "校验 54/54 OK" in book.names["AUD_summary"].refers_to_range.value
+    assert "校验 57/57 OK" in book.names["AUD_summary"].refers_to_range.value
 
 
 def test_button_checks_structure_like_the_command_line(model, good_quotes):

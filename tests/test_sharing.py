@@ -200,7 +200,7 @@ def test_new_builds_balances_and_rates_another_company(tmp_path):
     run = cli("new", "--data", str(data), "-o", str(out))
     assert run.returncode == 0, run.stderr
     check = cli("check", str(out))
-    assert check.returncode == 0 and "Integrity checks: 54/54 OK" in check.stdout, check.stdout
+    assert check.returncode == 0 and "Integrity checks: 57/57 OK" in check.stdout, check.stdout
     package = xlsx.read(out)
     values = evaluate(package)
     rating = package.name_cells("RTG_computed_rating")[0]

@@ -143,3 +143,14 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("cost_from_margin", cost_from_margin, "cost_from_margin({base}, {driver})", "1 + {line} / {base}", True, "毛利率", "Gross margin", "pct"),
     Method("days", days_balance, "days_balance({base}, {driver})", "turnover_days({line}, {base})", True, "周转天数（按{base}）", "Days of {base}", "days"),
 )}
+
+
+@excel_function("REVOLVER", "Revolving credit drawn to keep cash at its floor: max(0, minimum cash - cash before the revolver).",
+                Arg("cash_before", NUMBER, "Cash the year would end with if the prior revolver were repaid and none drawn"),
+                Arg("minimum_cash", OPTIONAL, "The cash floor, 0 if empty", 0.0),
+                native="IF(ISBLANK({0}),#N/A,MAX(0,IF(ISBLANK({1}),0,{1})-{0}))", sample=(-5000.0, 1000.0))
+def revolver(cash_before: float, minimum_cash: float = 0.0) -> float:
+    """The revolver balance that lifts cash to its floor, zero when cash is above it. Drawn and
+    repaid in full each year (the cash before it counts the prior balance as repaid), so the
+    balance never depends on itself: no circularity."""
+    return max(0.0, minimum_cash - cash_before)

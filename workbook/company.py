@@ -161,6 +161,9 @@ def parse(data: dict, path: Path) -> Company:
     actual_section = data.get("actual") or {}
     for year in actual:
         take("actual", year, actual_section.get(year), reported)
+    for year in actual:  # lines no note prints (a revolver the model adds) take their default
+        for key, value in layout.reported_defaults.items():
+            company.inputs.setdefault((key, year), value)
     extra_years = set(actual_section) - set(actual)
     if extra_years:
         raise CompanyDataError(f"{name}: [actual] has year {sorted(extra_years)[0]!r} not listed in [years].actual")

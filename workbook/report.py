@@ -59,6 +59,11 @@ def findings(company: Company, report: Report) -> list[Finding]:
         line_key, year = key
         if year not in report.years and line_key in company.layout.base_lines:
             printed[("base", line_key, year)] = Printed(value, 0)
+    # Lines no note prints (a revolver the model adds) are what the note's figures imply: their default.
+    tables = {line.key: line.table for line in company.layout.lines}
+    for key, value in company.layout.reported_defaults.items():
+        for year in report.years:
+            printed.setdefault((tables[key], key, year), Printed(value, 9))
     market = report.data["market"]
     scalars = {
         "shares": Printed(round(market["shares_100mn"] * 100, 6), _places(market["shares_100mn"]) - 2),

@@ -73,6 +73,7 @@ class Layout:
     aliases: dict = field(default_factory=dict)          # a label role (workbook/data/label_roles.toml) -> line key
     report_identities: tuple = ()                        # Lines: a printed line's other definition, for the findings
     not_targets: frozenset = frozenset()                 # printed lines the calibration does not fit (see README)
+    reported_defaults: dict = field(default_factory=dict)  # lines notes never print: their value in reported years
     undisclosed: frozenset = frozenset()                 # lines whose definition the report does not disclose
     valuation: dict = field(default_factory=dict)        # valuation bases as formulas (see VALUATION_BASES)
     warnings: tuple = ()                                 # of SanityWarning: implausible figures, shown apart from the checks
@@ -85,13 +86,15 @@ class Layout:
 
     @property
     def reported_keys(self) -> set[str]:
-        """Lines a reported year must give: every statement line, except those computed in every year."""
-        return {line.key for line in self.lines if line.table in STATEMENTS and line.history != ALWAYS}
+        """Lines a reported year must give: every statement line, except those computed in every
+        year, those that exist only in forecasts, and those a note never prints (their default)."""
+        return {line.key for line in self.lines if line.table in STATEMENTS and line.history not in (ALWAYS, FORECAST_ONLY)
+                and line.key not in self.reported_defaults}
 
 
 def _line(data: dict, where: str) -> Line:
     known = {"key", "table", "zh", "en", "fmt", "formula", "history", "identity", "identity_years", "driven", "note", "implied",
-             "method", "base", "aliases", "calibration_target", "undisclosed"}
+             "method", "base", "aliases", "calibration_target", "undisclosed", "reported_default"}
     extra = set(data) - known
     if extra:
         raise LayoutError(f"{where}: unknown field {sorted(extra)[0]!r}; known: {', '.join(sorted(known))}")
@@ -174,6 +177,7 @@ def parse_layout(data: dict, path: Path) -> Layout:
                   tuple(data.get("chart_segments", [])), tuple(data.get("chart_margins", [])),
                   tuple(data.get("segments", [])), roles, defaults, aliases, _report_identities(data, name, known),
                   frozenset(raw["key"] for raw in data.get("lines", []) if raw.get("calibration_target") is False),
+                  {raw["key"]: float(raw["reported_default"]) for raw in data.get("lines", []) if "reported_default" in raw},
                   frozenset(raw["key"] for raw in data.get("lines", []) if raw.get("undisclosed")),
                   _valuation_bases(data, roles, set(keys), name), _warnings(data, name, lines))
     plan = valuation_plan(layout)
