@@ -674,6 +674,8 @@ NATIVE = {
     "ISNUMBER": Native(_is_number, 1, 1),
     "ISERROR": Native(_is_error, 1, 1),
     "TEXT": Native(_text, 2, 2),
+    "TRUE": Native(lambda: True, 0, 0),    # LibreOffice writes a typed TRUE as the formula TRUE()
+    "FALSE": Native(lambda: False, 0, 0),
 }
 # Functions that decide which arguments to evaluate (IF, IFERROR) or read references
 # themselves (AND, OR); with their argument counts.
