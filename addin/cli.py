@@ -58,24 +58,21 @@ def _build(args) -> int:
     return EXIT_OK
 
 
-def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a whole number of processes") from None
-    if not 1 <= value <= 1024:
-        raise argparse.ArgumentTypeError(f"{value} processes: give 1 or more (at most the number of cores is used)")
-    return value
+def _whole_number(what: str, low: int, high: int, hint: str):
+    """An argparse type: a whole number of `what` between `low` and `high`, else one line."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a whole number of {what}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} {what}: {hint}")
+        return value
+    return parse
 
 
-def _days(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a whole number of days") from None
-    if not 0 <= value <= 36_500:
-        raise argparse.ArgumentTypeError(f"{value} days: give 0 to 36500")
-    return value
+_workers = _whole_number("processes", 1, 1024, "give 1 or more (at most the number of cores is used)")
+_days = _whole_number("days", 0, 36_500, "give 0 to 36500")
 
 
 def _date(text: str):
