@@ -8,8 +8,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import xlsxwriter
@@ -24,6 +22,9 @@ from udfs.rating import schemes
 
 from . import layout, spec
 from .company import Company, load
+from udfs.constants import DAYS_IN_YEAR
+
+from .files import atomic_path
 from .formats import excel_format
 from .layout import TEMPLATE_VERSION
 from .layout import FIRST_ROW, FIRST_VALUE_COL, HEADER_ROW, LABEL_COL, ENGLISH_COL, SUBTITLE_ROW, TITLE_ROW
@@ -100,7 +101,7 @@ def _driver_validation(line, company: Company):
                 "error_type": "warning", "error_message": f"A number in {company.facts.get('unit', 'the model unit')} is expected."}
     method = METHODS[driver.method]
     bounds = {"pct": (-1.0, 20.0), "days": (0.0, 1000.0), "money": (-1e9, 1e9)}[method.driver_format]
-    unit = {"pct": "decimal: 0.10 = 10%", "days": "days on a 365-day year", "money": f"amount in {company.facts.get('unit', 'the model unit')}"}[method.driver_format]
+    unit = {"pct": "decimal: 0.10 = 10%", "days": f"days on a {DAYS_IN_YEAR}-day year", "money": f"amount in {company.facts.get('unit', 'the model unit')}"}[method.driver_format]
     message = f"{line.label_en}. Method: {driver.method}, {unit}."
     if driver.note:
         message += f" {driver.note}."
@@ -682,14 +683,8 @@ def build(output: str | Path, company: Company | None = None) -> Path:
     found = report_findings(company, load_report(report_file)) if report_file.is_file() else []
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=".building-", suffix=".xlsm", dir=output.parent)
-    os.close(fd)
-    try:
-        _write(temp_name, company, model, placement, found)
-        os.replace(temp_name, output)
-    finally:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
+    with atomic_path(output, suffix=".xlsm") as temp:  # permissions from the umask, like any file the user saves
+        _write(str(temp), company, model, placement, found)
     return output
 
 

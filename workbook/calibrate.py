@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from udfs.constants import DAYS_IN_YEAR
 from udfs.engine import driver_key
 
 PLACES = {"growth": 8, "share": 8, "cost_share": 8, "cost_from_margin": 8, "days": 6, "fixed": 2, "step": 2}
@@ -161,7 +162,7 @@ def solve(method: str, target: float, prior: float, base: float | None) -> float
     if method == "cost_from_margin":
         return 1 + target / base
     if method == "days":
-        return target / abs(base) * 365
+        return target / abs(base) * DAYS_IN_YEAR
     raise ValueError(method)
 
 
@@ -242,8 +243,7 @@ def to_toml(drivers: dict[str, dict]) -> str:
 def write_drivers(company_path: Path, drivers: dict[str, dict]) -> None:
     """Replace the company file's driver tables (which come last in the file) with `drivers`,
     through a temporary file renamed into place; everything above them is kept as written."""
-    import os
-    import tempfile
+    from workbook.files import atomic_write
     text = company_path.read_text(encoding="utf-8")
     start = text.find("\n[drivers.")
     if start < 0:
@@ -252,11 +252,7 @@ def write_drivers(company_path: Path, drivers: dict[str, dict]) -> None:
     other = [i for i in range(len(after)) if after.startswith("\n[", i) and not after.startswith("\n[drivers.", i)]
     if other:
         raise ValueError(f"{company_path.name}: the [drivers.*] tables must come last in the file")
-    new = text[:start + 1] + to_toml(drivers)
-    fd, temp = tempfile.mkstemp(prefix=f".{company_path.name}.", dir=company_path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(new)
-    os.replace(temp, company_path)
+    atomic_write(company_path, text[:start + 1] + to_toml(drivers))
 
 
 def main(argv: list[str]) -> int:
