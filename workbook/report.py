@@ -9,6 +9,7 @@ from udfs.engine import bind_drivers
 from udfs.findings import Finding, Printed, find, market_cap_finding
 
 from .company import Company
+from .spec import currency_zh
 from .model import company_lines
 from .tomlfile import read_toml
 
@@ -79,7 +80,7 @@ def findings(company: Company, report: Report) -> list[Finding]:
     found = [_with_gap_match(f, printed) for f in found]
     cap = market_cap_finding(Printed(market["price"], 2), Printed(market["shares_100mn"], _places(market["shares_100mn"])),
                              Printed(market["market_cap_100mn"], _places(market["market_cap_100mn"])),
-                             company.facts.get("quote_currency", ""))
+                             currency_zh(company.facts.get("quote_currency", "")))
     return found + ([cap] if cap else [])
 
 
