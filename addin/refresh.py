@@ -188,8 +188,12 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
         new_inputs = {package.name_cells(name)[0]: value for name, value in update.inputs.items()
                       if name in package.names}
         values = evaluate(package, {**settings_as_values(package), **new_inputs})
+        # written only where a value moved beyond the 15-16 digits a cell stores
+        values.update({cell: value for cell, value in sensitivity_cells(package, given.name).items()
+                       if not _close(package.value(*cell), value)})
         result = audit(package, values)
         new_inputs.update(_audit_lines(package, result, now))
+
         changes: dict = {}
         for key, value in list(new_inputs.items()) + list(values.items()):
             if key in new_inputs or not same_value(package.value(*key), value):
@@ -199,6 +203,38 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
         backup = replace_model(real, lambda temp: xlsx.write(package, replaced, temp),
                                lambda temp: _verify(temp, package, replaced, changes), keep=keep, when=now)
     return RefreshResult(given, update.quote, sum(len(c) for c in changes.values()), backup, result, update.sample)
+
+
+def _close(stored, value) -> bool:
+    if isinstance(stored, float) and isinstance(value, float):
+        return abs(stored - value) <= 1e-12 * max(abs(stored), abs(value))
+    return same_value(stored, value)
+
+
+def sensitivity_cells(package: xlsx.Package, model_name: str) -> dict:
+    """The engine-run sensitivity table (敏感性: EPS by two drivers) recomputed from the
+    workbook's current drivers and axis values, the whole model re-run per point. A workbook
+    whose company cannot be rebuilt shows #N/A there rather than last time's numbers."""
+    from workbook.layout import SENSITIVITY_COLS, SENSITIVITY_GRID, SENSITIVITY_ROWS, SENSITIVITY_SPEC
+    from workbook.model import driver_sensitivity
+
+    from .source import current_company
+
+    if SENSITIVITY_GRID not in package.names:
+        return {}
+    grid = package.name_cells(SENSITIVITY_GRID)
+    rows, cols = package.name_cells(SENSITIVITY_ROWS), package.name_cells(SENSITIVITY_COLS)
+    try:
+        a, b, line, year = package.names[SENSITIVITY_SPEC].strip().strip('"').split("|")
+        xs = [float(package.value(*c)) for c in rows]
+        ys = [float(package.value(*c)) for c in cols]
+        company = current_company(package, model_name)
+        chosen = package.value(*package.name_cells("DRV_scenario")[0]) if "DRV_scenario" in package.names else None
+        scenario = chosen.strip().lower() if isinstance(chosen, str) and chosen.strip() else None
+        values = driver_sensitivity(company, a, xs, b, ys, line, year, scenario=scenario)
+    except (ModelError, ValueError):  # a company that cannot be rebuilt, an axis cell that is not a number
+        return {cell: "#N/A" for cell in grid}
+    return {cell: values[i // len(ys)][i % len(ys)] for i, cell in enumerate(grid)}
 
 
 def _verify(temp: Path, original: xlsx.Package, replaced: dict, changes: dict) -> None:
@@ -295,6 +331,20 @@ def _truthy(value) -> bool:
     return value is True or (isinstance(value, str) and value.strip().upper() in ("TRUE", "YES", "1"))
 
 
+class _LiveView:
+    """A saved package read through the open workbook's values: what `sensitivity_cells` needs
+    of a model (`value`, `names`, `name_cells`, `sheets`), with the analyst's unsaved inputs."""
+
+    def __init__(self, package: xlsx.Package, values: dict):
+        self.package, self.values = package, values
+
+    def value(self, sheet: str, ref: str):
+        return self.values[(sheet, ref)] if (sheet, ref) in self.values else self.package.value(sheet, ref)
+
+    def __getattr__(self, name):
+        return getattr(self.package, name)
+
+
 def _book_values(book, package: xlsx.Package) -> dict:
     """Every cell of the workbook as Excel now shows it, {(sheet, ref): value}, one read per sheet."""
     values = {}
@@ -357,6 +407,10 @@ def refresh_book(book, quotes: str | None = None, as_of: dt.date | None = None, 
             cell(name).value = value
     book.app.calculate()
     values = _book_values(book, package)
+    live = _LiveView(package, values)  # the drivers as the analyst has them now, saved or not
+    for (sheet, ref), value in sensitivity_cells(live, path.name).items():
+        if not _close(values.get((sheet, ref)), value):
+            book.sheets[sheet].range(ref).value = value
     result = audit(package, values)
     for (sheet, ref), text in _audit_lines(package, result, now).items():
         book.sheets[sheet].range(ref).value = text

@@ -25,18 +25,17 @@ from pathlib import Path
 
 import tomli_w
 
-from udfs.engine import ACTUAL, BASE, FORECAST, driver_key, run_checks
-from udfs.errors import DataError
+from udfs.engine import ACTUAL, run_checks
 from workbook import spec, xlsx
 from workbook.build import build
-from workbook.company import CompanyDataError, load
 from workbook.files import put_in_place, temp_beside
-from workbook.layout import CHECKS, SOURCE
+from workbook.layout import CHECKS
 from workbook.model import build_model
 from workbook.tomlfile import TomlError, parse_toml, read_toml
 from workbook.xlcalc import evaluate, same_value
 
 from .audit import audit
+from .source import RollError, _load, current_inputs, read_source  # noqa: F401 - roll's API keeps these names
 from .estimates import STATUS_LABELS, Estimates, RevisionRow, read_model, render_revisions, revision_table
 from .modelfile import regular_file
 from .template import blueprint, settings_as_values, verify_structure
@@ -48,21 +47,7 @@ MAX_NAMED = 5                    # missing lines named in full up to this many, 
 # Where each one-value input cell of a model lives in a company file: the inverse of
 # workbook.company's scalar_inputs. refresh_stamp and refresh_source are not carried: the
 # rolled model is a new build, stamped by its own first refresh.
-SCALAR_FIELDS = {
-    "ticker": ("company", "ticker"), "quote_currency": ("company", "quote_currency"),
-    "reporting_currency": ("company", "reporting_currency"),
-    "price": ("market", "price"), "price_date": ("market", "price_date"), "fx_rate": ("market", "fx_rate"),
-    "benchmark_level": ("market", "benchmark_level"), "shares": ("market", "shares"),
-    "rating_scheme": ("rating", "scheme"), "rating_boundary": ("rating", "boundary"),
-    "target_price": ("rating", "target_price"), "expected_dps": ("rating", "expected_dps"),
-    "benchmark_return": ("rating", "benchmark_return"), "previous_rating": ("rating", "previous"),
-    "published_rating": ("rating", "published"), "published_action": ("rating", "published_action"),
-}
 _ACTUALS_SECTIONS = {"format_version", "company", "actual"}
-
-
-class RollError(DataError):
-    """A roll that cannot be done; the message is the one line the analyst sees."""
 
 
 @dataclass
@@ -100,118 +85,6 @@ class RollResult:
 # ------------------------------------------------------------------------------------------------
 # Reading the old model
 # ------------------------------------------------------------------------------------------------
-def read_source(package: xlsx.Package) -> dict:
-    """{part: (file name, text)} from the `_source` sheet: the company and layout files verbatim."""
-    name = package.path.name
-    if SOURCE not in package.sheets:
-        raise RollError(f"{name}: has no {SOURCE} sheet (built before models carried their company file); "
-                        "rebuild it with `python -m addin new` and carry your inputs over with `diff`")
-    rows: dict = {}
-    for ref in package.sheets[SOURCE].cells:
-        row, col = xlsx.split_ref(ref)
-        rows.setdefault(row, {})[col] = package.value(SOURCE, ref)
-    header = rows.pop(1, {})
-    if [header.get(c) for c in (1, 2, 3)] != ["part", "file", "text"]:
-        raise RollError(f"{name}: the {SOURCE} sheet's header was changed; the stored company file cannot be trusted")
-    parts: dict = {}
-    for row in sorted(rows):
-        part, file_name, text = (rows[row].get(c) for c in (1, 2, 3))
-        if part not in ("company", "layout") or not isinstance(file_name, str) or not isinstance(text, (str, type(None))):
-            raise RollError(f"{name}: {SOURCE} row {row} is damaged; the stored company file cannot be trusted")
-        known = parts.setdefault(part, (file_name, []))
-        if known[0] != file_name:
-            raise RollError(f"{name}: {SOURCE} holds two {part} files; the stored company file cannot be trusted")
-        known[1].append(text or "")
-    if set(parts) != {"company", "layout"}:
-        raise RollError(f"{name}: the {SOURCE} sheet lacks the {'company' if 'company' not in parts else 'layout'} file")
-    return {part: (file_name, "".join(chunks)) for part, (file_name, chunks) in parts.items()}
-
-
-def _input_value(package: xlsx.Package, row: dict, number: bool):
-    value = package.value(row["sheet"], row["cell"])
-    where = f"{package.path.name}: {row['sheet']}!{row['cell']} ({row['key']} {row['year']})".rstrip()
-    if number:
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise RollError(f"{where} holds {value!r} where a number belongs; fix it before rolling")
-        return float(value)
-    return value
-
-
-def current_inputs(package: xlsx.Package, data: dict, layout: spec.Layout, kinds: dict) -> dict:
-    """The company data `data` with every input the workbook holds now put in place of the file's."""
-    standalone = {line.key: line.key for line in layout.lines if line.table == spec.DRIVERS}
-    driven = {driver_key(key): key for key in data.get("drivers", {}) if key not in standalone}
-    drivers = {**driven, **standalone}
-    valuation_inputs = {line.key for line in spec.valuation_plan(layout).scalars if line.formula is None}
-    valuation_inputs -= {"first_forecast", "last_forecast", "last_reported"}  # follow the years, not the analyst
-    cases = {f"{case}_{driver_key(key)}": (case, key) for key in data.get("scenarios", {}).get("drivers", [])
-             for case in ("base", "bear", "bull")}
-    for row in blueprint(package):
-        if row["kind"] != "input":
-            continue
-        key, year = row["key"], row["year"]
-        if key in cases and year:
-            case, driver = cases[key]
-            value = _input_value(package, row, number=True)
-            if case == "base":
-                if value is None:
-                    raise RollError(f"{package.path.name}: {row['sheet']}!{row['cell']} (base case of {driver} {year}) is "
-                                    "blank where a number belongs; fill it in before rolling")
-                data["drivers"][driver]["values"][year] = value
-            elif value is not None:  # an empty bear or bull value means "as the base case"
-                scenario = data["scenarios"].setdefault(case, {}).setdefault("drivers", {})
-                scenario.setdefault(driver, {"values": {}})["values"][year] = value
-            continue
-        if not year and key in valuation_inputs:
-            value = package.value(row["sheet"], row["cell"])
-            if value is not None and not (isinstance(value, str) and not value.strip()):
-                data.setdefault("valuation", {})[key] = value.strip() if isinstance(value, str) else float(value)
-            continue
-        if not year:
-            if key not in SCALAR_FIELDS:
-                continue
-            section, name = SCALAR_FIELDS[key]
-            value = _scalar(package, row, key)
-            if value is None:
-                data[section].pop(name, None)
-            else:
-                data[section][name] = value
-            continue
-        value = _input_value(package, row, number=True)
-        if value is None:
-            raise RollError(f"{package.path.name}: {row['sheet']}!{row['cell']} ({key} {year}) is blank where a number "
-                            "belongs; fill it in before rolling")
-        if key in drivers and kinds.get(year) == FORECAST:
-            data["drivers"][drivers[key]]["values"][year] = value
-        elif kinds.get(year) in (ACTUAL, BASE):
-            section = "actual" if kinds[year] == ACTUAL else "base"
-            data.setdefault(section, {}).setdefault(year, {})[key] = value
-        else:
-            raise RollError(f"{package.path.name}: {row['sheet']}!{row['cell']} is an input for {key} {year}, which the "
-                            "stored company file does not have; the blueprint and _source disagree")
-    return data
-
-
-def _scalar(package: xlsx.Package, row: dict, key: str):
-    value = package.value(row["sheet"], row["cell"])
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if key == "price_date":
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return xlsx.from_excel_date(value)
-        try:
-            return dt.date.fromisoformat(str(value).strip())
-        except ValueError:
-            raise RollError(f"{package.path.name}: {row['sheet']}!{row['cell']} (price date) holds {value!r}, "
-                            "not a date") from None
-    if key in ("ticker", "quote_currency", "reporting_currency", "rating_scheme", "rating_boundary",
-               "previous_rating", "published_rating", "published_action"):
-        return str(value).strip()
-    return _input_value(package, row, number=True)
-
-
 # ------------------------------------------------------------------------------------------------
 # The actuals file
 # ------------------------------------------------------------------------------------------------
@@ -377,17 +250,6 @@ def roll(model: str | Path, actuals: str | Path, output: str | Path, accept_unba
         result = RollResult(output, reported, forecast[0], added, text, notes)
         _write(company, package, overrides, output, result)
     return result
-
-
-def _load(path: Path, data_or_text, model_name: str):
-    """The company in `data_or_text` (a dict or the file's text) written to `path` and loaded, so
-    that the build stores exactly that file; a CompanyDataError becomes a RollError naming the model."""
-    text = data_or_text if isinstance(data_or_text, str) else tomli_w.dumps(data_or_text)
-    path.write_text(text, encoding="utf-8")
-    try:
-        return load(path)
-    except CompanyDataError as exc:
-        raise RollError(f"{model_name}: {exc}") from None
 
 
 def _company_text(data: dict, notes: list, original: str) -> str:

@@ -38,7 +38,7 @@ def test_every_public_error_class_is_a_model_error():
     names = {f"{c.__module__}.{c.__name__}" for c in classes}
     # The classes the command line used to list one by one must be among those found.
     assert {"workbook.xlsx.WorkbookError", "workbook.company.CompanyDataError", "addin.quotes.QuoteError",
-            "addin.roll.RollError", "addin.estimates.EstimatesError", "workbook.spec.LayoutError",
+            "addin.source.RollError", "addin.estimates.EstimatesError", "workbook.spec.LayoutError",
             "workbook.tomlfile.TomlError", "workbook.importer.ImportFailed", "workbook.notes.NoteError",
             "addin.cli.UserError"} <= names
     strays = sorted(n for c, n in zip(classes, (f"{c.__module__}.{c.__name__}" for c in classes))

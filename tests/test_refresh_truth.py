@@ -403,3 +403,25 @@ def test_batch_says_failed_for_a_model_whose_checks_fail(tmp_path, good_quotes):
     assert any(l.startswith("[2/2] b.xlsm: FAILED: ") and f"{text_ref()} holds text '20%'" in l for l in run.stdout.splitlines())
     assert run.stdout.splitlines()[-1] == "refreshed 1 of 2 models; 1 written with failing checks"
     assert value(folder / "b.xlsm", "MKT_price") == 44.0
+
+
+def test_button_re_runs_the_driver_grid_on_the_drivers_the_workbook_shows_now(model, good_quotes):
+    """A driver typed in the open workbook and not saved: the Refresh button's sensitivity table
+    re-runs the engine on it, as the headless refresh does on a file."""
+    import dataclasses
+    from udfs.engine import driver_key
+    from workbook.company import load
+    from workbook.model import default_sensitivity, driver_sensitivity
+    book = fake_excel.Book(model)
+    for cell in book.package.name_cells("DRV_d_internet")[1:]:
+        book.sheets[cell[0]].range(cell[1]).value = 0.30        # typed in Excel, not saved
+    refresh_book(book, str(good_quotes), AS_OF, NOW)
+    grid = [book.sheets[s].range(r).value for s, r in book.package.name_cells("SENS_eps_grid")]
+    company = load()
+    inputs = dict(company.inputs)
+    for y in company.forecast_years:
+        inputs[(driver_key("internet"), y.label)] = 0.30
+    a, xs, b, ys = default_sensitivity(company)
+    expected = driver_sensitivity(dataclasses.replace(company, inputs=inputs), a, xs, b, ys, "val_eps",
+                                  company.forecast_years[0].label)
+    assert grid == pytest.approx([v for row in expected for v in row], rel=1e-12)

@@ -223,3 +223,35 @@ def test_headless_evaluation_agrees_with_formulas_on_a_filled_valuation(tmp_path
     for key in sens:
         a, b = ours.get(key), theirs[key]
         assert a == pytest.approx(b, rel=1e-9) if isinstance(b, float) else a == b, key
+
+
+def test_refresh_re_runs_the_driver_grid_on_the_workbooks_current_drivers(tmp_path, company):
+    """The EPS-by-two-drivers table is the engine re-run per point on the workbook's drivers as
+    they are now: change a driver in the file, refresh headless, and the table follows."""
+    import dataclasses
+    from conftest import ROOT
+    from addin.refresh import refresh_file
+    from udfs.engine import driver_key
+    from workbook import xlsx
+    model = tmp_path / "m.xlsm"
+    model.write_bytes((ROOT / "workbook" / "xiaomi_1810hk_model.xlsm").read_bytes())
+    package = xlsx.read(model)
+    internet = package.name_cells("DRV_d_internet")[1:]            # the forecast years' internet growth
+    typed = tmp_path / "typed.xlsm"
+    xlsx.type_values(package, {cell: 0.30 for cell in internet}, typed)
+    typed.replace(model)
+    quotes = tmp_path / "q.csv"
+    quotes.write_text("ticker,price,currency,price_date,fx_to_reporting,benchmark_level,source\n"
+                      "1810.HK,40.20,HKD,2025-12-19,0.9049,,test\n", encoding="utf-8")
+    refresh_file(model, str(quotes), as_of=__import__("datetime").date(2025, 12, 19))
+    refreshed = xlsx.read(model)
+    grid = [refreshed.value(*c) for c in refreshed.name_cells("SENS_eps_grid")]
+    a, xs, b, ys = default_sensitivity(company)
+    inputs = dict(company.inputs)
+    for y in company.forecast_years:
+        inputs[(driver_key("internet"), y.label)] = 0.30
+    expected = driver_sensitivity(dataclasses.replace(company, inputs=inputs), a, xs, b, ys, "val_eps",
+                                  company.forecast_years[0].label)
+    assert grid == pytest.approx([v for row in expected for v in row], rel=1e-12)
+    before = driver_sensitivity(company, a, xs, b, ys, "val_eps", company.forecast_years[0].label)
+    assert grid[12] != pytest.approx(before[2][2], rel=1e-9)  # the change moved the table

@@ -5,6 +5,7 @@ the input values; the workbook layout reads the very same lines to write the tem
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from graphlib import CycleError, TopologicalSorter
 from typing import Iterable
 
@@ -13,6 +14,7 @@ from .checks import WARN, warn
 from .forecast import METHODS
 from .constants import ERR_NA
 from .functions import GUARDED
+from .registry import registry_version
 
 ACTUAL = "actual"
 FORECAST = "forecast"
@@ -136,28 +138,35 @@ def evaluation_order(lines: Iterable[Line], year_kind: str = FORECAST) -> list[L
     driver reads its line in reported years and feeds it in forecast years); ValueError on a
     cycle or an unknown line name."""
     lines = list(lines)
-    keys = {line.key for line in lines}
+    formulas = tuple((line.key, line.formula if line.scalar else line.formula_in(year_kind)) for line in lines)
+    by_key = {line.key: line for line in lines}
+    # The registry's version is part of the key: a function registered since is then known.
+    return [by_key[k] for k in _order(formulas, registry_version())]
+
+
+@lru_cache(maxsize=64)
+def _order(formulas: tuple, _registry_version: int) -> tuple:
+    """The topological order of (key, formula) pairs; cached, as a model is evaluated many times
+    (calibration, sensitivity grids) with the same formulas and only other inputs."""
+    keys = {key for key, _ in formulas}
     graph = {}
-    for line in lines:
+    for key, text in formulas:
         deps = set()
-        text = line.formula if line.scalar else line.formula_in(year_kind)
         if text:
             tree = fx.parse(text)
             for ref in fx.refs(tree):
                 if ref.key not in keys:
-                    raise ValueError(f"line {line.key!r}: formula {text!r} reads unknown line {ref.key!r}")
+                    raise ValueError(f"line {key!r}: formula {text!r} reads unknown line {ref.key!r}")
                 if ref.lag == 0:
                     deps.add(ref.key)
             unknown = fx.functions_used(tree) - set(GUARDED)
             if unknown:
-                raise ValueError(f"line {line.key!r}: unknown function {sorted(unknown)[0]!r}")
-        graph[line.key] = deps
+                raise ValueError(f"line {key!r}: unknown function {sorted(unknown)[0]!r}")
+        graph[key] = deps
     try:
-        order = list(TopologicalSorter(graph).static_order())
+        return tuple(TopologicalSorter(graph).static_order())
     except CycleError as exc:
         raise ValueError(f"the model's formulas form a cycle: {' -> '.join(exc.args[1])}") from None
-    by_key = {line.key: line for line in lines}
-    return [by_key[k] for k in order]
 
 
 @dataclass

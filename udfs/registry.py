@@ -105,6 +105,11 @@ def excel_function(name: str, description: str, *args: Arg, sample: tuple = (), 
     return register
 
 
+def registry_version() -> int:
+    """A number that changes whenever a function is registered or removed."""
+    return _version[0]
+
+
 def unregister(excel_name: str) -> None:
     """Remove a function (tests that register one at run time clean up with this)."""
     REGISTRY.pop(excel_name, None)

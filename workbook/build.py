@@ -476,7 +476,7 @@ def _write_blueprint(ws, placement, labels: dict):
     ws.very_hidden()
 
 
-def _write_sensitivity(ws, placement, model: Model, company: Company, styles: Styles):
+def _write_sensitivity(ws, placement, model: Model, company: Company, styles: Styles) -> dict:
     """Three two-way tables. Target price by WACC x terminal growth (DCF) and by P/E multiple x
     EPS year are formulas, one ER_ call per cell on the 估值 sheet's inputs, so they follow the
     analyst's valuation live; EPS by two drivers re-runs the whole model per point, which a
@@ -484,6 +484,7 @@ def _write_sensitivity(ws, placement, model: Model, company: Company, styles: St
     `python -m addin show --sensitivity`), written as values and said so."""
     from udfs.registry import guarded
     from .model import default_sensitivity, driver_sensitivity
+    names: dict = {}
 
     ws.set_column(LABEL_COL, LABEL_COL, 30)
     ws.set_column(ENGLISH_COL, ENGLISH_COL + 8, 12)
@@ -562,17 +563,27 @@ def _write_sensitivity(ws, placement, model: Model, company: Company, styles: St
                  "every forecast year")
         header, first = r + 1, r + 2
         ws.write(header, LABEL_COL, f"{a} \\ {b}", head)
-        for j, y_value in enumerate(ys):
-            ws.write_number(header, ENGLISH_COL + j, y_value, styles.get("pct", "formula", True))
+        for j, y_value in enumerate(ys):  # the steps are the analyst's to change: inputs
+            ws.write_number(header, ENGLISH_COL + j, y_value, styles.get("pct", "input", True))
         for i, x_value in enumerate(xs):
-            ws.write_number(first + i, LABEL_COL, x_value, styles.get("pct", "formula", True))
+            ws.write_number(first + i, LABEL_COL, x_value, styles.get("pct", "input", True))
             for j, value in enumerate(grid[i]):
                 if isinstance(value, float):
                     ws.write_number(first + i, ENGLISH_COL + j, value, styles.get("eps", "formula"))
                 else:
                     ws.write_string(first + i, ENGLISH_COL + j, str(value), styles.get("eps", "formula"))
-        ws.write(first + len(xs), LABEL_COL, "数值由 Python 引擎逐点重算整个模型得出（构建时）；python -m addin show --sensitivity 重算",
+        ws.write(first + len(xs), LABEL_COL, "每次刷新（按钮或 python -m addin refresh）由 Python 引擎按工作簿当前的驱动逐点重算整个模型",
                  styles.plain(font_color=GREY, italic=True))
+        sheet = layout.quote_sheet(layout.SENSITIVITY)
+        names.update({
+            layout.SENSITIVITY_GRID: f"{sheet}!{layout.cell_name(first, ENGLISH_COL, True)}:"
+                              f"{layout.cell_name(first + len(xs) - 1, ENGLISH_COL + len(ys) - 1, True)}",
+            layout.SENSITIVITY_ROWS: f"{sheet}!{layout.cell_name(first, LABEL_COL, True)}:{layout.cell_name(first + len(xs) - 1, LABEL_COL, True)}",
+            layout.SENSITIVITY_COLS: f"{sheet}!{layout.cell_name(header, ENGLISH_COL, True)}:"
+                              f"{layout.cell_name(header, ENGLISH_COL + len(ys) - 1, True)}",
+            layout.SENSITIVITY_SPEC: '="' + "|".join((a, b, "val_eps", forecast[0])) + '"',
+        })
+    return names  # empty when the company has fewer than two rate drivers
 
 
 def _add(value, step):
@@ -730,7 +741,7 @@ def _write(path: str, company: Company, model: Model, placement, found):
         elif sheet.kind == "source":
             _write_source(ws, company)
         elif sheet.kind == "sensitivity":
-            _write_sensitivity(ws, placement, model, company, styles)
+            audit_names.update(_write_sensitivity(ws, placement, model, company, styles))
     _write_warnings(sheets[layout.CHECKS], placement, model, styles, company, audit_names)
     _write_cells(sheets, placement, model, styles, company)
     _write_cover_extras(book, sheets[layout.COVER], placement, company, styles)

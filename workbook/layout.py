@@ -68,6 +68,9 @@ AUDIT_SUMMARY, AUDIT_ITEMS = "AUD_summary", "AUD_items"
 FINDINGS_BEYOND, FINDINGS_WITHIN = "FND_beyond", "FND_within"
 VALUATION, VALUATION_BASES, VALUATION_PREFIX = "估值", "估值测算", "VAL"
 SENSITIVITY = "敏感性"
+# Defined names of the engine-run sensitivity table, which refresh recomputes (addin/refresh.py).
+SENSITIVITY_GRID, SENSITIVITY_ROWS, SENSITIVITY_COLS = "SENS_eps_grid", "SENS_eps_rows", "SENS_eps_cols"
+SENSITIVITY_SPEC = "SENS_eps_spec"   # "driver a|driver b|line|year"
 WACC_STEPS = (-0.015, -0.01, -0.005, 0.0, 0.005, 0.01, 0.015)     # around the model's WACC, down the rows
 GROWTH_STEPS = (-0.015, -0.01, -0.005, 0.0, 0.005, 0.01, 0.015)   # around its terminal growth, across
 MULTIPLE_FACTORS = (0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)            # times the target P/E, down the rows

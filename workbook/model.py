@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
-import pandas as pd
 
 from udfs.engine import FORECAST_ONLY, Line, Values, bind_drivers, driver_key, evaluate, run_checks, run_warnings
 
 from . import spec
 from .company import SCENARIO_CASES, Company, load
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -35,29 +38,31 @@ class Model:
         """The sanity warnings that fire (status WARN), in layout order, year by year."""
         return [w for w in self.warnings if w["triggered"]]
 
-    def frame(self, table: str, english: bool = False) -> pd.DataFrame:
+    def frame(self, table: str, english: bool = False) -> "pd.DataFrame":
         """One table's yearly lines as a DataFrame: rows are lines (indexed by key, with the
         label in a column), columns the year labels; NM and error values stay as text."""
         rows = [line for line in self.lines if line.table == table and not line.scalar]
         years = [y for y in self.values.years if y.kind != "base"]
         data = {y.label: [self.values.get(line.key, y.label) for line in rows] for y in years}
+        import pandas as pd  # only the DataFrame face needs it: refresh runs the engine without pandas
         frame = pd.DataFrame(data, index=pd.Index([line.key for line in rows], name="line"))
         frame.insert(0, "label", [line.label_en if english else line.label_zh for line in rows])
         return frame
 
-    def frames(self, english: bool = False) -> dict[str, pd.DataFrame]:
+    def frames(self, english: bool = False) -> "dict[str, pd.DataFrame]":
         """Every yearly table: summary, income, balance, cashflow, ratios, drivers."""
         tables = (spec.INCOME, spec.BALANCE, spec.CASHFLOW, spec.RATIOS, spec.DRIVERS)
         out = {"summary": self.summary_frame(english)}
         out.update({table: self.frame(table, english) for table in tables})
         return out
 
-    def summary_frame(self, english: bool = False) -> pd.DataFrame:
+    def summary_frame(self, english: bool = False) -> "pd.DataFrame":
         """The summary table as the layout prints it, with its own labels."""
         rows = self.company.layout.summary_rows
         by_key = {line.key: line for line in self.lines}
         years = [y for y in self.values.years if y.kind != "base"]
         keys = [key for key, _ in rows]
+        import pandas as pd
         frame = pd.DataFrame({y.label: [self.values.get(k, y.label) for k in keys] for y in years},
                              index=pd.Index(keys, name="line"))
         frame.insert(0, "label", [by_key[k].label_en if english else (label or by_key[k].label_zh) for k, label in rows])
