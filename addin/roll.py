@@ -31,11 +31,11 @@ from workbook.build import build
 from workbook.files import put_in_place, temp_beside
 from workbook.layout import CHECKS
 from workbook.model import build_model
-from workbook.tomlfile import TomlError, parse_toml, read_toml
+from workbook.tomlfile import TomlError, read_toml
 from workbook.xlcalc import evaluate, same_value
 
 from .audit import audit
-from .source import RollError, _load, current_inputs, read_source  # noqa: F401 - roll's API keeps these names
+from .source import RollError, _load, current_inputs, read_source, stored_and_current  # noqa: F401 - roll's API keeps these names
 from .estimates import STATUS_LABELS, Estimates, RevisionRow, read_model, render_revisions, revision_table
 from .modelfile import regular_file
 from .template import blueprint, settings_as_values, verify_structure
@@ -214,15 +214,7 @@ def roll(model: str | Path, actuals: str | Path, output: str | Path, accept_unba
     with tempfile.TemporaryDirectory(prefix="er-roll-") as work:
         work = Path(work)
         company_name, company_text = source["company"]
-        layout_name, layout_text = source["layout"]
-        (work / layout_name).write_text(layout_text, encoding="utf-8")
-        data = parse_toml(company_text, f"{company_name} (stored in the model)")
-        layout_ref = str(data.get("company", {}).get("layout", spec.DEFAULT_LAYOUT))
-        if Path(layout_ref).name != layout_name and f"{layout_ref}.toml" != layout_name:
-            data["company"]["layout"] = layout_name  # a path that only meant something where it was built
-        old = _load(work / company_name, data, model.name)
-        kinds = {y.label: y.kind for y in old.years}
-        data = current_inputs(package, data, old.layout, kinds)
+        old, data = stored_and_current(package, work, model.name)
         forecast = [y.label for y in old.forecast_years]
         actual = [y.label for y in old.years if y.kind == ACTUAL]
         if len(forecast) < 1 or not actual:

@@ -151,22 +151,27 @@ def _scalar(package: xlsx.Package, row: dict, key: str):
     return _input_value(package, row, number=True)
 
 
+def stored_and_current(package: xlsx.Package, work: Path, model_name: str):
+    """(the company as the model stored it, its data with every input the workbook holds now),
+    the layout file written into `work` beside where the company file will be loaded."""
+    source = read_source(package)
+    company_name, company_text = source["company"]
+    layout_name, layout_text = source["layout"]
+    (work / layout_name).write_text(layout_text, encoding="utf-8")
+    data = parse_toml(company_text, f"{company_name} (stored in the model)")
+    layout_ref = str(data.get("company", {}).get("layout", spec.DEFAULT_LAYOUT))
+    if Path(layout_ref).name != layout_name and f"{layout_ref}.toml" != layout_name:
+        data["company"]["layout"] = layout_name  # a path that only meant something where it was built
+    stored = _load(work / company_name, data, model_name)
+    return stored, current_inputs(package, data, stored.layout, {y.label: y.kind for y in stored.years})
+
+
 def current_company(package: xlsx.Package, model_name: str):
     """The company a model workbook holds now: the company and layout files it was built from
     (its _source sheet) with every input the workbook holds in place of the file's."""
-    source = read_source(package)
     with tempfile.TemporaryDirectory(prefix="er-current-") as work:
-        work = Path(work)
-        company_name, company_text = source["company"]
-        layout_name, layout_text = source["layout"]
-        (work / layout_name).write_text(layout_text, encoding="utf-8")
-        data = parse_toml(company_text, f"{company_name} (stored in the model)")
-        layout_ref = str(data.get("company", {}).get("layout", spec.DEFAULT_LAYOUT))
-        if Path(layout_ref).name != layout_name and f"{layout_ref}.toml" != layout_name:
-            data["company"]["layout"] = layout_name
-        stored = _load(work / company_name, data, model_name)
-        data = current_inputs(package, data, stored.layout, {y.label: y.kind for y in stored.years})
-        return _load(work / company_name, data, model_name)
+        stored, data = stored_and_current(package, Path(work), model_name)
+        return _load(stored.path, data, model_name)
 
 
 def _load(path: Path, data_or_text, model_name: str):
