@@ -705,6 +705,8 @@ def read(path: str | Path) -> Package:
             infos = archive.infolist()
             try:
                 members = {info.filename: archive.read(info) for info in infos}
+            # zipfile signals an encrypted member with RuntimeError and a compression method it
+            # does not support with NotImplementedError: both are a file we cannot read, not a bug.
             except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as exc:
                 raise WorkbookError(f"{path.name}: damaged workbook ({str(exc)[:120]})") from None
     if "xl/workbook.xml" not in members:
