@@ -193,9 +193,9 @@ class AkshareQuotes(_LiveProvider):
 
 class YfinanceQuotes(_LiveProvider):
     """Daily closes from Yahoo Finance through yfinance (`Ticker.history`, unadjusted), the trading
-    currency from `Ticker.fast_info`, FX from Yahoo's trading-to-reporting pair (`HKDCNY=X`) and the
-    market's benchmark index. Yahoo serves any pair, so the model's reporting currency must be named:
-    "yfinance:CNY"."""
+    currency from `Ticker.fast_info`, FX from Yahoo's trading-to-reporting pair (`USDCNY=X` for a
+    dollar stock reporting in yuan) and the market's benchmark index. Yahoo serves any pair, so the
+    model's reporting currency must be named: "yfinance:CNY"."""
 
     package = "yfinance"
 
