@@ -123,7 +123,10 @@ def current_inputs(package: xlsx.Package, data: dict, layout: spec.Layout, kinds
             raise RollError(f"{package.path.name}: {row['sheet']}!{row['cell']} ({key} {year}) is blank where a number "
                             "belongs; fill it in before rolling")
         if key in drivers and kinds.get(year) == FORECAST:
-            data["drivers"][drivers[key]]["values"][year] = value
+            # an input the layout defaults may be missing from the stored file: the workbook has it now
+            entry = data.setdefault("drivers", {}).setdefault(drivers[key], {"method": "input", "values": {}}) \
+                if key in standalone else data["drivers"][drivers[key]]
+            entry["values"][year] = value
         elif kinds.get(year) in (ACTUAL, BASE):
             section = "actual" if kinds[year] == ACTUAL else "base"
             data.setdefault(section, {}).setdefault(year, {})[key] = value

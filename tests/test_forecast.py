@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from udfs import forecast as f
 from udfs.constants import NOT_MEANINGFUL as NM
@@ -67,3 +69,30 @@ def test_every_method_formula_names_a_registered_function():
         tree = parse(method.formula.format(line="x", base="y", driver="d_x"))
         assert functions_used(tree) <= set(BY_FORMULA_NAME), method.name
         assert BY_FORMULA_NAME[next(iter(functions_used(tree)))].impl is method.function
+
+
+@settings(max_examples=200, deadline=None)
+@given(driver=st.floats(-0.9, 5.0), prior=st.floats(1.0, 1e6), base=st.floats(1.0, 1e6))
+def test_every_method_inverts_to_its_own_driver(driver, prior, base):
+    """Calibration solves each driver with its method's `invert`: the driver that makes the line
+    land on a value is the driver that produced it, for every method (a new one included)."""
+    from udfs.formula import evaluate, parse
+    from udfs.functions import BY_FORMULA_NAME
+    functions = {name: spec.impl for name, spec in BY_FORMULA_NAME.items()}
+    for method in f.METHODS.values():
+        values = {("x", 1): prior, ("y", 0): base, ("d_x", 0): driver, ("d_tax_credit_limit", 0): 0.0}
+        line = evaluate(parse(method.formula.format(line="x", base="y", driver="d_x")), lambda k, lag: values[(k, lag)], functions)
+        assert method.invert(line, prior, base) == pytest.approx(driver, rel=1e-9, abs=1e-9), method.name
+
+
+@pytest.mark.parametrize("pretax, rate, limit, expected", [
+    (1000.0, 0.25, 0.0, 250.0),        # a profit is taxed in full
+    (1000.0, 0.25, 999.0, 250.0),      # the limit only bounds credits
+    (-1000.0, 0.25, 0.0, 0.0),         # a loss earns nothing without a limit
+    (-1000.0, 0.25, 100.0, -100.0),    # ... and at most the limit
+    (-1000.0, 0.25, 1e9, -250.0),      # ... and never more than rate x loss
+    (-1000.0, 0.25, -50.0, 0.0),       # a negative limit counts as none
+    (0.0, 0.25, 100.0, 0.0),
+])
+def test_tax_charge(pretax, rate, limit, expected):
+    assert f.tax_charge(pretax, rate, limit) == pytest.approx(expected)

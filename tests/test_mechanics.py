@@ -4,6 +4,7 @@ a 300% tax rate); every such draw must show its warning, so no model is green wi
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -169,3 +170,27 @@ def test_a_cash_shortfall_in_the_second_company_is_funded_too():
     for year in company.forecast_years:
         assert model.value("cash", year.label) == pytest.approx(2000.0)
         assert model.value("revolver", year.label) > 0
+
+
+def test_a_company_file_written_before_the_tax_credit_limit_loads_with_none(tmp_path):
+    """Item 6: an input the layout defaults (`input_default`) may be missing from an older file."""
+    import re
+    text = (Path(__file__).resolve().parents[1] / "workbook" / "data" / "xiaomi_1810hk.toml").read_text(encoding="utf-8")
+    older = re.sub(r"\n\[drivers\.d_tax_credit_limit\][^\[]*", "\n", text)
+    assert "d_tax_credit_limit" not in older
+    path = tmp_path / "older.toml"
+    path.write_text(older, encoding="utf-8")
+    company = load(str(path))
+    assert all(company.inputs[("d_tax_credit_limit", y.label)] == 0.0 for y in company.forecast_years)
+    assert build_model(company).balanced
+
+
+@pytest.mark.parametrize("extra", [{"input_default": "zero"}, {"input_default": 0, "implied": "cash"}])
+def test_input_default_is_a_number_for_an_input_driver(extra):
+    from workbook.tomlfile import read_toml
+    layout = spec.load_layout("everbright_hk")
+    data = read_toml(layout.path)
+    line = next(l for l in data["lines"] if l["key"] == "d_min_cash")
+    line.update(extra)
+    with pytest.raises(spec.LayoutError, match="input_default"):
+        spec.parse_layout(data, layout.path)

@@ -122,6 +122,9 @@ def bind_drivers(lines: list[Line], drivers: dict[str, Driver]) -> list[Line]:
             raise ValueError(f"driver {line.key!r}: unknown method {driver.method!r}; known: {', '.join(METHODS)}")
         if method.needs_base and driver.base not in by_key:
             raise ValueError(f"driver {line.key!r}: method {driver.method!r} needs `base`, one of the model's line keys")
+        missing = [key for key in method.reads if key not in by_key]
+        if missing:
+            raise ValueError(f"driver {line.key!r}: method {driver.method!r} reads the line {missing[0]!r}, which the layout does not have")
         base_label = by_key[driver.base].label_zh if driver.base in by_key else ""
         dkey = driver_key(line.key)
         bound.append(replace(line, formula=method.formula.format(line=line.key, base=driver.base, driver=dkey)))

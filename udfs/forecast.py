@@ -117,12 +117,29 @@ def linear_trend(values: Sequence[float], periods_ahead: float = 1.0) -> float |
     return mean_y + slope * (n - 1 + periods_ahead - mean_x)
 
 
+@excel_function("TAX_CHARGE", "Income tax on pre-tax profit at a rate; a loss earns a tax credit only up to a limit (none if empty).",
+                Arg("pretax", NUMBER, "Pre-tax profit of the year"), Arg("rate", NUMBER, "Tax rate as a decimal, 0.25 for 25%"),
+                Arg("credit_limit", OPTIONAL, "Largest credit a loss may earn (deferred tax asset recognised), 0 if empty", 0.0),
+                native="IF({0}>=0,{0}*{1},-MIN(-{0}*{1},MAX(0,IF(ISBLANK({2}),0,{2}))))", sample=(55250.0, 0.175, 0.0))
+def tax_charge(pretax: float, rate: float, credit_limit: float = 0.0) -> float:
+    """The tax charge, positive; a credit is negative. A profit is taxed at `rate`; a loss earns
+    rate x loss back only up to `credit_limit` (the deferred tax asset the analyst accepts), so
+    a loss-making year cannot conjure unlimited tax income. A negative limit counts as none."""
+    if pretax >= 0:
+        return pretax * rate
+    return -min(-pretax * rate, max(0.0, credit_limit))
+
+
 @dataclass(frozen=True)
 class Method:
-    """A forecast method a driver can name in a company data file.
+    """A forecast method a driver can name in a company data file: everything about it lives
+    here, so a new method is one entry below.
 
     `formula` is written in the model's formula language: `{line}` is the line being forecast,
     `{base}` the line the method is a share of, `{driver}` the driver line holding the values.
+    `invert(target, prior, base)` is the driver value that makes the line land on `target`
+    (calibration), `places` the decimals that value is kept to. `reads` are the layout lines
+    the formula names besides these (a layout using the method must have them).
     """
     name: str
     function: Callable
@@ -132,16 +149,34 @@ class Method:
     label_zh: str
     label_en: str
     driver_format: str  # number-format class of the driver values: pct, days, money
+    invert: Callable[[float, float, float | None], float]
+    places: int
+    reads: tuple = ()
 
+
+TAX_CREDIT_LIMIT = "d_tax_credit_limit"  # the layout line a tax method reads its loss credit limit from
 
 METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("growth", grow, "grow(prev({line}), {driver})", "growth_rate({line}, prev({line}))", False, "同比增速", "YoY growth", "pct"),
-    Method("step", step, "step(prev({line}), {driver})", "{line} - prev({line})", False, "较上年增加额", "Increment on prior year", "money"),
-    Method("fixed", fixed, "fixed({driver})", "{line}", False, "金额", "Fixed amount", "money"),
-    Method("share", share_of, "share_of({base}, {driver})", "{line} / {base}", True, "占{base}比例", "Share of {base}", "pct"),
-    Method("cost_share", cost_share, "cost_share({base}, {driver})", "-{line} / {base}", True, "占{base}比例（费用）", "Cost as share of {base}", "pct"),
-    Method("cost_from_margin", cost_from_margin, "cost_from_margin({base}, {driver})", "1 + {line} / {base}", True, "毛利率", "Gross margin", "pct"),
-    Method("days", days_balance, "days_balance({base}, {driver})", "turnover_days({line}, {base})", True, "周转天数（按{base}）", "Days of {base}", "days"),
+    Method("growth", grow, "grow(prev({line}), {driver})", "growth_rate({line}, prev({line}))", False, "同比增速", "YoY growth", "pct",
+           lambda target, prior, base: target / prior - 1, 8),
+    Method("step", step, "step(prev({line}), {driver})", "{line} - prev({line})", False, "较上年增加额", "Increment on prior year", "money",
+           lambda target, prior, base: target - prior, 2),
+    Method("fixed", fixed, "fixed({driver})", "{line}", False, "金额", "Fixed amount", "money",
+           lambda target, prior, base: target, 2),
+    Method("share", share_of, "share_of({base}, {driver})", "{line} / {base}", True, "占{base}比例", "Share of {base}", "pct",
+           lambda target, prior, base: target / base, 8),
+    Method("cost_share", cost_share, "cost_share({base}, {driver})", "-{line} / {base}", True, "占{base}比例（费用）", "Cost as share of {base}", "pct",
+           lambda target, prior, base: -target / base, 8),
+    Method("cost_from_margin", cost_from_margin, "cost_from_margin({base}, {driver})", "1 + {line} / {base}", True, "毛利率", "Gross margin", "pct",
+           lambda target, prior, base: 1 + target / base, 8),
+    Method("days", days_balance, "days_balance({base}, {driver})", "turnover_days({line}, {base})", True, "周转天数（按{base}）", "Days of {base}", "days",
+           lambda target, prior, base: target / abs(base) * DAYS_IN_YEAR, 6),
+    # Tax as the notes print it: a positive charge (tax), or a negative cost (cost_tax). A loss
+    # earns a credit only up to the layout's loss credit limit.
+    Method("tax", tax_charge, "tax_charge({base}, {driver}, " + TAX_CREDIT_LIMIT + ")", "coverage({line}, {base})", True,
+           "税率（按{base}）", "Tax rate on {base}", "pct", lambda target, prior, base: target / base, 8, (TAX_CREDIT_LIMIT,)),
+    Method("cost_tax", tax_charge, "-tax_charge({base}, {driver}, " + TAX_CREDIT_LIMIT + ")", "coverage(-{line}, {base})", True,
+           "税率（按{base}）", "Tax rate on {base}", "pct", lambda target, prior, base: -target / base, 8, (TAX_CREDIT_LIMIT,)),
 )}
 
 

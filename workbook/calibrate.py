@@ -14,10 +14,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from udfs.constants import DAYS_IN_YEAR
 from udfs.engine import driver_key
-
-PLACES = {"growth": 8, "share": 8, "cost_share": 8, "cost_from_margin": 8, "days": 6, "fixed": 2, "step": 2}
+from udfs.forecast import METHODS
 
 
 def standalone_targets(company) -> dict[str, str]:
@@ -26,7 +24,8 @@ def standalone_targets(company) -> dict[str, str]:
     from udfs import formula as fx
     from workbook import spec
 
-    standalone = [l.key for l in company.layout.lines if l.table == spec.DRIVERS]
+    # Analyst inputs (a cash floor, a tax credit limit) have no implied value: they are kept as given.
+    standalone = [l.key for l in company.layout.lines if l.table == spec.DRIVERS and l.implied]
     targets = {}
     for key in standalone:
         readers = [l.key for l in company.layout.lines if l.formula and any(r.key == key for r in fx.refs(fx.parse(l.formula)))]
@@ -148,26 +147,9 @@ def _number(value) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
 
 
-def solve(method: str, target: float, prior: float, base: float | None) -> float:
-    if method == "growth":
-        return target / prior - 1
-    if method == "step":
-        return target - prior
-    if method == "fixed":
-        return target
-    if method == "share":
-        return target / base
-    if method == "cost_share":
-        return -target / base
-    if method == "cost_from_margin":
-        return 1 + target / base
-    if method == "days":
-        return target / abs(base) * DAYS_IN_YEAR
-    raise ValueError(method)
-
-
 def calibrate(report: dict, company_path: Path, rounds: int = 8) -> dict[str, dict]:
     """Drivers (TOML-ready tables) that make the company's model display the report's print."""
+    from workbook import spec
     from workbook.company import load
     from workbook.model import build_model
 
@@ -188,7 +170,8 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8) -> dict[str, di
                 prior = model.value(line, labels[labels.index(year) - 1])
                 base_value = model.value(driver.base, year) if driver.base else None
                 try:
-                    values.append(round(solve(driver.method, line_targets[(line, year)], prior, base_value), PLACES[driver.method]))
+                    method = METHODS[driver.method]
+                    values.append(round(method.invert(line_targets[(line, year)], prior, base_value), method.places))
                 except (ZeroDivisionError, TypeError):
                     # its base is not computed yet (still zero in the first round): keep the value
                     values.append(driver.values[forecast.index(year)])
@@ -207,7 +190,7 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8) -> dict[str, di
         if driver.keep:
             entry["keep"] = True
         out[line] = entry
-    for key in standalone_targets(company):
+    for key in (l.key for l in company.layout.lines if l.table == spec.DRIVERS):
         out[key] = {"method": "input", "values": {y: company.inputs[(key, y)] for y in forecast}}
         if notes.get(key):
             out[key]["note"] = notes[key]

@@ -190,10 +190,16 @@ def parse(data: dict, path: Path) -> Company:
         base_line = raw.get("base")
         if METHODS[method].needs_base and base_line not in lines:
             raise CompanyDataError(f"{where}: method {method!r} needs `base`, a line key such as \"revenue\"")
+        missing = [k for k in METHODS[method].reads if k not in lines]
+        if missing:
+            raise CompanyDataError(f"{where}: method {method!r} reads the line {missing[0]!r}, which layout {layout.name!r} does not have")
         company.drivers[key] = Driver(key, method, [by_year[y] for y in forecast], base_line, str(raw.get("note", "")),
                                       bool(raw.get("review", False)), bool(raw.get("keep", False)))
         for year, value in by_year.items():
             company.inputs[(driver_key(key), year)] = value
+    for key, value in layout.input_defaults.items():  # an input added after the file was written
+        for year in forecast:
+            company.inputs.setdefault((key, year), value)
     missing = (driven - set(company.drivers)) | {k for k in standalone if (k, forecast[0]) not in company.inputs}
     if missing:
         raise CompanyDataError(f"{name}: missing driver [drivers.{sorted(missing)[0]}]")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 
 from udfs.errors import DataError
+from udfs.forecast import TAX_CREDIT_LIMIT
 
 from .notes import Note, infer_subtotals
 
@@ -155,6 +156,9 @@ def infer_layout(note: Note, lines) -> dict:
             line["method"] = method
             if base:
                 line["base"] = base
+            if method == "tax":  # the tax method reads the loss credit limit, an input none is printed for
+                out_lines.append({"key": TAX_CREDIT_LIMIT, "table": "drivers", "zh": "亏损年度可确认的所得税抵免上限（0 为不确认）",
+                                  "en": "Largest tax credit a loss-making year may book (0: none)", "input_default": 0})
     notes = {"cash": "The single plug: what liabilities and equity leave after every other asset",
              balancing: "Balancing item: makes the net cash flow equal the change in cash"}
     for line in out_lines:
@@ -205,7 +209,7 @@ def _default_method(key: str, table: str, by_key: dict) -> tuple[str, str | None
     if key == "revenue":
         return "growth", None
     if key == "income_tax" and "pretax_profit" in by_key:
-        return "share", "pretax_profit"
+        return "tax", "pretax_profit"
     if table == "income":
         return "share", "revenue"
     if table == "balance":

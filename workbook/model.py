@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 
 from udfs.engine import FORECAST_ONLY, Line, Values, bind_drivers, driver_key, evaluate, run_checks, run_warnings
+from udfs.forecast import METHODS
 
 from . import spec
 from .company import SCENARIO_CASES, Company, load
@@ -169,7 +170,7 @@ def driver_sensitivity(company: Company, driver_a: str, values_a, driver_b: str,
 def default_sensitivity(company: Company) -> tuple[str, list, str, list]:
     """The two drivers a new model's sensitivity table uses: the first two whose values are
     rates, each stepped two points either side of its first forecast year's value."""
-    rates = [key for key, d in company.drivers.items() if d.method in ("growth", "share", "cost_share", "cost_from_margin")]
+    rates = [key for key, d in company.drivers.items() if METHODS[d.method].driver_format == "pct"]
     first = company.forecast_years[0].label
     axes = []
     for key in rates[:2]:

@@ -74,6 +74,7 @@ class Layout:
     report_identities: tuple = ()                        # Lines: a printed line's other definition, for the findings
     not_targets: frozenset = frozenset()                 # printed lines the calibration does not fit (see README)
     reported_defaults: dict = field(default_factory=dict)  # lines notes never print: their value in reported years
+    input_defaults: dict = field(default_factory=dict)   # input drivers a company file may omit: their value in every forecast year
     undisclosed: frozenset = frozenset()                 # lines whose definition the report does not disclose
     valuation: dict = field(default_factory=dict)        # valuation bases as formulas (see VALUATION_BASES)
     warnings: tuple = ()                                 # of SanityWarning: implausible figures, shown apart from the checks
@@ -94,7 +95,7 @@ class Layout:
 
 def _line(data: dict, where: str) -> Line:
     known = {"key", "table", "zh", "en", "fmt", "formula", "history", "identity", "identity_years", "driven", "note", "implied",
-             "method", "base", "aliases", "calibration_target", "undisclosed", "reported_default"}
+             "method", "base", "aliases", "calibration_target", "undisclosed", "reported_default", "input_default"}
     extra = set(data) - known
     if extra:
         raise LayoutError(f"{where}: unknown field {sorted(extra)[0]!r}; known: {', '.join(sorted(known))}")
@@ -111,6 +112,9 @@ def _line(data: dict, where: str) -> Line:
         raise LayoutError(f"{where}: history {history!r} is not input, always or forecast_only")
     if data.get("driven") and data.get("formula"):
         raise LayoutError(f"{where}: a driven line takes its formula from the company's driver; remove `formula`")
+    if "input_default" in data and (data["table"] != DRIVERS or data.get("implied") or not isinstance(data["input_default"], (int, float))
+                                    or isinstance(data["input_default"], bool)):
+        raise LayoutError(f"{where}: `input_default` is a number, for an input driver (table drivers, no `implied`)")
     return Line(data["key"], data["table"], data["zh"], data["en"], fmt=fmt, formula=data.get("formula"),
                 history=history, identity=bool(data.get("identity")), identity_years=data.get("identity_years", "all"),
                 driven=bool(data.get("driven")), note=str(data.get("note", "")), implied=data.get("implied"))
@@ -178,6 +182,7 @@ def parse_layout(data: dict, path: Path) -> Layout:
                   tuple(data.get("segments", [])), roles, defaults, aliases, _report_identities(data, name, known),
                   frozenset(raw["key"] for raw in data.get("lines", []) if raw.get("calibration_target") is False),
                   {raw["key"]: float(raw["reported_default"]) for raw in data.get("lines", []) if "reported_default" in raw},
+                  {raw["key"]: float(raw["input_default"]) for raw in data.get("lines", []) if "input_default" in raw},
                   frozenset(raw["key"] for raw in data.get("lines", []) if raw.get("undisclosed")),
                   _valuation_bases(data, roles, set(keys), name), _warnings(data, name, lines))
     plan = valuation_plan(layout)

@@ -1,0 +1,82 @@
+"""Issue 13 in the built workbook: after driver changes that move the mechanics (a loss with its
+tax credit limit, the cash floor and its revolver), the template as `formulas` evaluates it
+with our functions bound equals the engine, cell for cell."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from formulas_bridge import Evaluated
+from workbook.company import load
+from workbook.model import build_model
+from workbook_reader import Template
+
+# The lines each scenario must agree on, in every forecast year.
+COMPARED = ("opex", "pretax_profit", "income_tax", "net_profit", "cash_before_revolver", "revolver", "cash",
+            "total_assets", "total_liabilities_and_equity", "cfo", "net_cash_flow")
+
+SCENARIOS = {
+    # opex at 60% of revenue: pre-tax losses; a loss earns tax back only up to the limit
+    "loss with a credit limit": {"d_opex": 0.6, "d_tax_credit_limit": 1500.0},
+    "loss without a credit": {"d_opex": 0.6, "d_tax_credit_limit": 0.0},
+    # a floor far above the report's cash: the revolver draws, then the floor moves it
+    "cash floor drawn on the revolver": {"d_min_cash": 150_000.0, "d_capex": -120_000.0},
+}
+
+
+@pytest.fixture(scope="module")
+def company():
+    return load()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, company):
+    from workbook.build import build
+    return build(tmp_path_factory.mktemp("mechanics") / "model.xlsm", company)
+
+
+@pytest.fixture(scope="module")
+def template(built):
+    return Template(built)
+
+
+@pytest.fixture(scope="module")
+def evaluated(built):
+    return Evaluated(built)
+
+
+def _prefixed(template, key: str) -> str:
+    names = [n for n in template.book.defined_names.keys() if n.split("_", 1)[-1] == key and not n.startswith(("BASE_", "CHK_", "WRN_"))]
+    assert len(names) == 1, (key, names)
+    return names[0]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_the_workbook_equals_the_engine_after_the_mechanics_move(scenario, company, template, evaluated):
+    changes = SCENARIOS[scenario]
+    forecast = [y.label for y in company.forecast_years]
+    inputs = dict(company.inputs)
+    cells = {}
+    for key, value in changes.items():
+        for year in forecast:
+            inputs[(key, year)] = value
+            cells[template.cell_by_name(_prefixed(template, key), year)] = value
+    model = build_model(replace(company, inputs=inputs))
+    assert model.balanced
+    solution = evaluated.calculate(cells)
+    moved = False
+    for key in COMPARED:
+        for year in forecast:
+            where = template.cell_by_name(_prefixed(template, key), year)
+            got = solution[where]
+            assert got == pytest.approx(model.value(key, year), rel=1e-9, abs=1e-6), (scenario, key, year, where)
+            moved |= abs(got - build_model(company).value(key, year)) > 1
+    assert moved, "the scenario must move the statements"
+    if "loss" in scenario:
+        for year in forecast:
+            pretax, tax = model.value("pretax_profit", year), model.value("income_tax", year)
+            assert pretax < 0 and 0 <= tax <= changes["d_tax_credit_limit"] + 1e-9  # a credit, never beyond the limit
+    if "floor" in scenario:
+        assert any(model.value("revolver", y) > 0 for y in forecast)
+        assert all(model.value("cash", y) >= changes["d_min_cash"] - 1e-6 for y in forecast)
