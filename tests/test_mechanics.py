@@ -94,7 +94,7 @@ def test_every_implausible_draw_shows_its_warning(smartphone, iot, internet, aut
     a tax rate outside 0–50% or dividends above profit shows that warning, and only then."""
     company = load()
     model = _with(company, {"smartphone": smartphone, "iot": iot, "internet": internet, "auto": auto,
-                            "other_revenue": other, "cogs": margin, "opex": opex, "income_tax": tax,
+                            "other_revenue": other, "cogs": margin, "opex_cash": opex, "income_tax": tax,
                             "capex": capex, "dividends": dividends})
     assert model.balanced  # the statements articulate whatever the draw: only the warnings can tell
     fired = {(w["warning"], w["year"]) for w in model.triggered_warnings}
@@ -194,3 +194,33 @@ def test_input_default_is_a_number_for_an_input_driver(extra):
     line.update(extra)
     with pytest.raises(spec.LayoutError, match="input_default"):
         spec.parse_layout(data, layout.path)
+
+
+@SETTINGS
+@given(more_da=st.floats(0.001, 0.3), more_capex=st.floats(1.0, 200_000.0))
+def test_da_comes_from_the_asset_base_and_reaches_profit(more_da, more_capex):
+    """Item 3: D&A is a rate on opening PP&E plus capex, so capex drives D&A; D&A is inside the
+    operating costs, so a higher rate lowers EBIT as much as it raises D&A (EBITDA unchanged) and
+    adds to cash only its tax shield, not the whole amount."""
+    company = load()
+    first = company.forecast_years[0].label
+    before = build_model(company)
+
+    def changed(key, delta):
+        inputs = dict(company.inputs)
+        inputs[(key, first)] = inputs[(key, first)] + delta
+        return build_model(replace(company, inputs=inputs))
+
+    faster = changed("d_da", more_da)
+    extra = faster.value("da", first) - before.value("da", first)
+    assert extra == pytest.approx(more_da * before.value("depreciable_base", first))
+    assert faster.value("ebit", first) == pytest.approx(before.value("ebit", first) - extra)
+    assert faster.value("ebitda", first) == pytest.approx(before.value("ebitda", first))
+    tax_rate = company.inputs[("d_income_tax", first)]
+    assert faster.value("cash", first) - before.value("cash", first) == pytest.approx(tax_rate * extra, rel=1e-6)
+    assert faster.value("ppe", first) == pytest.approx(before.value("ppe", first) - extra)
+
+    heavier = changed("d_capex", -more_capex)   # capex is printed negative
+    rate = company.inputs[("d_da", first)]
+    assert heavier.value("da", first) - before.value("da", first) == pytest.approx(rate * more_capex)
+    assert heavier.value("ppe", first) - before.value("ppe", first) == pytest.approx(more_capex * (1 - rate))

@@ -13,13 +13,13 @@ from workbook.model import build_model
 from workbook_reader import Template
 
 # The lines each scenario must agree on, in every forecast year.
-COMPARED = ("opex", "pretax_profit", "income_tax", "net_profit", "cash_before_revolver", "revolver", "cash",
+COMPARED = ("opex", "opex_cash", "da", "ppe", "pretax_profit", "income_tax", "net_profit", "cash_before_revolver", "revolver", "cash",
             "total_assets", "total_liabilities_and_equity", "cfo", "net_cash_flow")
 
 SCENARIOS = {
     # opex at 60% of revenue: pre-tax losses; a loss earns tax back only up to the limit
-    "loss with a credit limit": {"d_opex": 0.6, "d_tax_credit_limit": 1500.0},
-    "loss without a credit": {"d_opex": 0.6, "d_tax_credit_limit": 0.0},
+    "loss with a credit limit": {"d_opex_cash": 0.6, "d_tax_credit_limit": 1500.0},
+    "loss without a credit": {"d_opex_cash": 0.6, "d_tax_credit_limit": 0.0},
     # a floor far above the report's cash: the revolver draws, then the floor moves it
     "cash floor drawn on the revolver": {"d_min_cash": 150_000.0, "d_capex": -120_000.0},
 }

@@ -75,12 +75,13 @@ def consistent_targets(report: dict, company, forecast: list[str], misses: dict 
     # finding beyond rounding) is no target: fitting it would bend the lines it is made of.
     beyond = unreachable_prints(report, company)
     outputs = sorted(key for key in printed if key not in beyond and key[0] not in company.layout.not_targets)
-    printed_keys = {line for line, _ in printed}
-    free_lines = [(line, year) for line, driver in company.drivers.items() if not driver.keep and line in printed_keys
-                  for year in forecast]
-    free_drivers = [(key, year) for key in standalone_targets(company) for year in forecast]
     p = printed_lines(report)
-    x0 = np.array([p[line][labels.index(year)] for line, year in free_lines]
+    # Every driven line is free: a printed one starts from its print, one the note does not print
+    # (operating costs before D&A, which the printed costs are made of) from what its driver gives now.
+    free_lines = [(line, year) for line, driver in company.drivers.items() if not driver.keep for year in forecast
+                  if line in p or line not in {key for key, _ in printed}]
+    free_drivers = [(key, year) for key in standalone_targets(company) for year in forecast]
+    x0 = np.array([p[line][labels.index(year)] if line in p else _from_print(company, line, year, p, labels) for line, year in free_lines]
                   + [company.inputs[(key, year)] for key, year in free_drivers])
 
     def evaluate(x):
@@ -141,6 +142,21 @@ def unreachable_prints(report: dict, company) -> set[tuple[str, str]]:
     from workbook.report import Report, findings
     return {(f.key, f.year) for f in findings(company, Report(company.path, report))
             if not f.within_rounding and f.kind == "definition"}
+
+
+def _from_print(company, key: str, year: str, printed: dict, labels: list) -> float:
+    """A driven line the note does not print, made from the print by the line's `implied`
+    formula (costs before D&A are the printed costs with D&A taken out), so that calibration
+    starts from the same place however the file's drivers stand and gives the same drivers
+    when run on its own output."""
+    from udfs import formula as fx
+    from udfs.functions import BY_FORMULA_NAME
+    line = next(l for l in company.layout.lines if l.key == key)
+    if not line.implied:
+        raise ValueError(f"driven line {key!r} is not printed and has no `implied` formula to start calibration from")
+    position = labels.index(year)
+    functions = {name: spec.impl for name, spec in BY_FORMULA_NAME.items()}
+    return _number(fx.evaluate(fx.parse(line.implied), lambda ref, lag: printed[ref][position - lag], functions))
 
 
 def _number(value) -> float:
