@@ -87,15 +87,15 @@ RATE = st.floats(min_value=-1.5, max_value=1.5, allow_nan=False)
 @SETTINGS
 @given(smartphone=RATE, iot=RATE, internet=RATE, auto=RATE, other=st.floats(-200_000, 50_000),
        margin=st.floats(-0.5, 0.9), opex=st.floats(0.0, 0.8), tax=st.floats(0.0, 1.0),
-       capex=st.floats(-300_000, 0.0), dividends=st.floats(-200_000, 0.0))
+       capex=st.floats(-300_000, 0.0), payout=st.floats(0.0, 3.0))
 def test_every_implausible_draw_shows_its_warning(smartphone, iot, internet, auto, other, margin, opex, tax,
-                                                   capex, dividends):
+                                                   capex, payout):
     """Wide random drivers: whatever the draw, a year with negative cash, equity, revenue or PP&E,
     a tax rate outside 0–50% or dividends above profit shows that warning, and only then."""
     company = load()
     model = _with(company, {"smartphone": smartphone, "iot": iot, "internet": internet, "auto": auto,
                             "other_revenue": other, "cogs": margin, "opex_cash": opex, "income_tax": tax,
-                            "capex": capex, "dividends": dividends})
+                            "capex": capex, "dps": payout})
     assert model.balanced  # the statements articulate whatever the draw: only the warnings can tell
     fired = {(w["warning"], w["year"]) for w in model.triggered_warnings}
     for year in (y.label for y in company.forecast_years):
@@ -105,7 +105,7 @@ def test_every_implausible_draw_shows_its_warning(smartphone, iot, internet, aut
             "revenue_negative": v("revenue") < 0, "ppe_negative": v("ppe") < 0,
             "receivables_negative": v("receivables") < 0, "inventory_negative": v("inventory") < 0,
             "tax_rate_range": v("pretax_profit") > 0 and not 0 <= -v("income_tax") / v("pretax_profit") <= 0.5,
-            "payout_above_100": v("attributable_profit") > 0 and -v("dividends") / v("attributable_profit") > 1,
+            "payout_above_100": v("eps") > 0 and v("dps") / v("eps") > 1,
         }
         assert {k for k, fires in expected.items() if fires} == {k for k, y in fired if y == year}
         assert v("cash") >= -1e-6  # the revolver keeps cash at its floor (0 here) whatever the draw
@@ -134,15 +134,15 @@ FLOOR = st.floats(min_value=0.0, max_value=300_000.0)
 
 
 @SETTINGS
-@given(floor=FLOOR, smartphone=RATE, auto=RATE, capex=st.floats(-400_000, 0.0), dividends=st.floats(-300_000, 0.0))
-def test_cash_never_falls_below_its_floor_and_the_revolver_is_repaid(floor, smartphone, auto, capex, dividends):
+@given(floor=FLOOR, smartphone=RATE, auto=RATE, capex=st.floats(-400_000, 0.0), payout=st.floats(0.0, 3.0))
+def test_cash_never_falls_below_its_floor_and_the_revolver_is_repaid(floor, smartphone, auto, capex, payout):
     """Issue 13 item 2: a minimum-cash driver; any shortfall is drawn on the revolver (a balance-
     sheet line with its own cash-flow line), repaid once cash allows; the statements balance."""
     company = load()
     inputs = dict(company.inputs)
     for year in company.forecast_years:
         for key, value in (("d_min_cash", floor), ("d_smartphone", smartphone), ("d_auto", auto),
-                           ("d_capex", capex), ("d_dividends", dividends)):
+                           ("d_capex", capex), ("d_dps", payout)):
             inputs[(key, year.label)] = value
     model = build_model(replace(company, inputs=inputs))
     assert model.balanced
@@ -224,3 +224,33 @@ def test_da_comes_from_the_asset_base_and_reaches_profit(more_da, more_capex):
     rate = company.inputs[("d_da", first)]
     assert heavier.value("da", first) - before.value("da", first) == pytest.approx(rate * more_capex)
     assert heavier.value("ppe", first) - before.value("ppe", first) == pytest.approx(more_capex * (1 - rate))
+
+
+@SETTINGS
+@given(payout=st.lists(st.floats(0.0, 1.5), min_size=3, max_size=3), last_dps=st.floats(0.0, 2.0))
+def test_dividends_are_declared_per_share_and_paid_the_next_year(payout, last_dps):
+    """Item 5: DPS is a payout of the year's EPS; the cash flow pays last year's DPS on the share
+    count (the first forecast year pays the last reported DPS), which leaves cash and equity; the
+    yield is DPS over the price in the reporting currency; the rating's expected dividend is the
+    first forecast year's DPS, paid within the rating's horizon, in the trading currency."""
+    company = load()
+    years = [y.label for y in company.years]
+    forecast = [y.label for y in company.forecast_years]
+    inputs = dict(company.inputs)
+    inputs[("dps", years[years.index(forecast[0]) - 1])] = last_dps
+    for year, ratio in zip(forecast, payout):
+        inputs[("d_dps", year)] = ratio
+    paid = build_model(replace(company, inputs=inputs))
+    none = build_model(company)
+    shares = paid.value("shares")
+    assert paid.balanced
+    total = 0.0
+    for year in forecast:
+        before = years[years.index(year) - 1]
+        assert paid.value("dps", year) == pytest.approx(payout[forecast.index(year)] * paid.value("eps", year))
+        assert paid.value("dividends", year) == pytest.approx(-paid.value("dps", before) * shares)
+        total += paid.value("dividends", year)
+        assert paid.value("shareholders_equity", year) - none.value("shareholders_equity", year) == pytest.approx(total, abs=1e-6)
+        assert paid.value("cash_before_revolver", year) - none.value("cash_before_revolver", year) == pytest.approx(total, abs=1e-6)
+        assert paid.value("dividend_yield", year) == pytest.approx(paid.value("dps", year) / paid.value("price_local", year))
+    assert paid.value("expected_dps") == pytest.approx(paid.value("dps", forecast[0]) / paid.value("fx_rate"))

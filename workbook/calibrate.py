@@ -76,10 +76,12 @@ def consistent_targets(report: dict, company, forecast: list[str], misses: dict 
     beyond = unreachable_prints(report, company)
     outputs = sorted(key for key in printed if key not in beyond and key[0] not in company.layout.not_targets)
     p = printed_lines(report)
-    # Every driven line is free: a printed one starts from its print, one the note does not print
-    # (operating costs before D&A, which the printed costs are made of) from what its driver gives now.
+    # Driven lines are free: a printed one starts from its print, one the note does not print but
+    # the print implies (operating costs before D&A) from that; any other (a dividend per share
+    # the note is silent on) keeps the file's driver.
+    implied = {l.key for l in company.layout.lines if l.implied}
     free_lines = [(line, year) for line, driver in company.drivers.items() if not driver.keep for year in forecast
-                  if line in p or line not in {key for key, _ in printed}]
+                  if line in p or line in implied]
     free_drivers = [(key, year) for key in standalone_targets(company) for year in forecast]
     x0 = np.array([p[line][labels.index(year)] if line in p else _from_print(company, line, year, p, labels) for line, year in free_lines]
                   + [company.inputs[(key, year)] for key, year in free_drivers])
@@ -152,8 +154,6 @@ def _from_print(company, key: str, year: str, printed: dict, labels: list) -> fl
     from udfs import formula as fx
     from udfs.functions import BY_FORMULA_NAME
     line = next(l for l in company.layout.lines if l.key == key)
-    if not line.implied:
-        raise ValueError(f"driven line {key!r} is not printed and has no `implied` formula to start calibration from")
     position = labels.index(year)
     functions = {name: spec.impl for name, spec in BY_FORMULA_NAME.items()}
     return _number(fx.evaluate(fx.parse(line.implied), lambda ref, lag: printed[ref][position - lag], functions))
