@@ -87,7 +87,12 @@ def build_model(company: Company | None = None, overrides: dict | None = None,
         scalars["scenario"] = scenario or scalars.get("scenario") or "base"
     elif scenario not in (None, "base"):
         raise ValueError(f"{company.path.name} defines no scenarios ([scenarios] in the company file)")
-    values = evaluate(lines, company.years, scenario_inputs(company), scalars, overrides)
+    inputs = scenario_inputs(company)
+    known = {line.key for line in lines}
+    stray = sorted({key for key, _ in inputs if key not in known} | {key for key, _ in (overrides or {}) if key not in known})
+    if stray:  # a driver this model does not have would otherwise be silently ignored
+        raise ValueError(f"{company.path.name}: input for {stray[0]!r}, which is not a line of this model")
+    values = evaluate(lines, company.years, inputs, scalars, overrides)
     checks = run_checks(list(company.layout.checks), lines, values)
     warnings = run_warnings(list(company.layout.warnings), lines, values)
     return Model(company, lines, values, checks, dict(overrides or {}), warnings)
