@@ -236,12 +236,16 @@ def test_dividends_are_declared_per_share_and_paid_the_next_year(payout, last_dp
     company = load()
     years = [y.label for y in company.years]
     forecast = [y.label for y in company.forecast_years]
-    inputs = dict(company.inputs)
+    # No interest here: what a dividend costs in interest (lost yield, a revolver) is the interest tests' business.
+    base = dict(company.inputs)
+    for year in forecast:
+        base[("d_cash_yield", year)] = base[("d_debt_rate", year)] = 0.0
+    inputs = dict(base)
     inputs[("dps", years[years.index(forecast[0]) - 1])] = last_dps
     for year, ratio in zip(forecast, payout):
         inputs[("d_dps", year)] = ratio
     paid = build_model(replace(company, inputs=inputs))
-    none = build_model(company)
+    none = build_model(replace(company, inputs=base))
     shares = paid.value("shares")
     assert paid.balanced
     total = 0.0
@@ -254,3 +258,70 @@ def test_dividends_are_declared_per_share_and_paid_the_next_year(payout, last_dp
         assert paid.value("cash_before_revolver", year) - none.value("cash_before_revolver", year) == pytest.approx(total, abs=1e-6)
         assert paid.value("dividend_yield", year) == pytest.approx(paid.value("dps", year) / paid.value("price_local", year))
     assert paid.value("expected_dps") == pytest.approx(paid.value("dps", forecast[0]) / paid.value("fx_rate"))
+
+
+@pytest.mark.parametrize("args, expected", [
+    ((100.0, 0.02, 50.0, 150.0, 0.04), 2.0 - 4.0),          # cash on opening, debt on the average
+    ((100.0, 0.02, 50.0, 150.0, 0.04, 25.0), 2.0 - 5.0),    # the opening revolver costs the debt rate
+    ((0.0, 0.02, 0.0, 0.0, 0.04), 0.0),
+])
+def test_net_interest(args, expected):
+    from udfs.forecast import net_interest
+    assert net_interest(*args) == pytest.approx(expected)
+
+
+@SETTINGS
+@given(new_debt=st.floats(1_000.0, 200_000.0), rate=st.floats(0.0, 0.12), cash_yield=st.floats(0.0, 0.05))
+def test_interest_follows_the_balances(new_debt, rate, cash_yield):
+    """Item 1: borrowing costs the debt rate on the average balance in the year it is drawn and on
+    the whole balance after; cash earns its yield on the opening balance; the statements still
+    articulate. 100 billion of new debt is no longer free."""
+    company = load()
+    forecast = [y.label for y in company.forecast_years]
+    base = dict(company.inputs)
+    for year in forecast:
+        base[("d_debt_rate", year)], base[("d_cash_yield", year)] = rate, cash_yield
+    before = build_model(replace(company, inputs=base))
+    inputs = dict(base)
+    for year in forecast:
+        inputs[("d_short_term_debt", year)] = base[("d_short_term_debt", year)] + new_debt
+    after = build_model(replace(company, inputs=inputs))
+    assert after.balanced
+    first, second = forecast[0], forecast[1]
+    # the year it is drawn: half a year's interest on it; the cash it brings earns from next year
+    assert after.value("net_finance", first) - before.value("net_finance", first) == pytest.approx(-rate * new_debt / 2, abs=1e-6)
+    extra_cash = after.value("cash", first) - before.value("cash", first) + after.value("securities", first) - before.value("securities", first)
+    assert after.value("net_finance", second) - before.value("net_finance", second) == pytest.approx(
+        -rate * new_debt + cash_yield * extra_cash, abs=1e-6)
+
+
+def test_the_revolver_costs_interest_from_the_year_after_it_is_drawn():
+    company = load()
+    forecast = [y.label for y in company.forecast_years]
+    inputs = dict(company.inputs)
+    for year in forecast:
+        inputs[("d_min_cash", year)] = 250_000.0
+    model = build_model(replace(company, inputs=inputs))
+    first, second = forecast[0], forecast[1]
+    drawn = model.value("revolver", first)
+    assert drawn > 0
+    without = dict(inputs)
+    without[("d_min_cash", first)] = 0.0     # none drawn in the first year
+    quiet = build_model(replace(company, inputs=without))
+    rate = inputs[("d_debt_rate", second)]
+    cash_yield = inputs[("d_cash_yield", second)]
+    opening_gap = (model.value("cash", first) + model.value("securities", first)) - (quiet.value("cash", first) + quiet.value("securities", first))
+    assert model.value("net_finance", second) - quiet.value("net_finance", second) == pytest.approx(
+        cash_yield * opening_gap - rate * drawn, abs=1e-6)
+
+
+@pytest.mark.parametrize("extra", [{"calibrated": True, "implied": "cash"}, {"calibrated": True, "input_default": 0}])
+def test_calibrated_marks_a_reconciling_driver_without_a_reported_value(extra):
+    from workbook.tomlfile import read_toml
+    layout = spec.load_layout("everbright_hk")
+    data = read_toml(layout.path)
+    line = next(l for l in data["lines"] if l["key"] == "d_min_cash")
+    line.update(extra)
+    with pytest.raises(spec.LayoutError, match="calibrated"):
+        spec.parse_layout(data, layout.path)
+    assert "d_cash_yield" in layout.calibrated and "d_debt_rate" not in layout.calibrated

@@ -1,5 +1,6 @@
 """Issue 13 in the built workbook: after driver changes that move the mechanics (a loss with its
-tax credit limit, the cash floor and its revolver, dividends, D&A from capex), the template as `formulas` evaluates it
+tax credit limit, the cash floor and its revolver with its interest, new debt and its interest,
+dividends, D&A from capex), the template as `formulas` evaluates it
 with our functions bound equals the engine, cell for cell."""
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from workbook.model import build_model
 from workbook_reader import Template
 
 # The lines each scenario must agree on, in every forecast year.
-COMPARED = ("opex", "opex_cash", "da", "ppe", "pretax_profit", "income_tax", "net_profit", "cash_before_revolver", "revolver", "cash",
+COMPARED = ("opex", "opex_cash", "da", "ppe", "net_finance", "pretax_profit", "income_tax", "net_profit", "cash_before_revolver", "revolver", "cash",
             "total_assets", "total_liabilities_and_equity", "cfo", "net_cash_flow", "dps", "dividends", "shareholders_equity",
             "dividend_yield")
 
@@ -23,6 +24,8 @@ SCENARIOS = {
     "loss without a credit": {"d_opex_cash": 0.6, "d_tax_credit_limit": 0.0},
     # a floor far above the report's cash: the revolver draws, then the floor moves it
     "cash floor drawn on the revolver": {"d_min_cash": 150_000.0, "d_capex": -120_000.0},
+    # borrowing 130 billion at 6%: interest on the average balance, the cash it brings earning 2%
+    "new debt and its interest": {"d_short_term_debt": 130_000.0, "d_debt_rate": 0.06, "d_cash_yield": 0.02},
     # half of EPS declared each year, paid the next; more capex, so more D&A
     "dividends and D&A": {"d_dps": 0.5, "d_capex": -90_000.0, "d_da": 0.1},
 }

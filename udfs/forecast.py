@@ -130,6 +130,23 @@ def tax_charge(pretax: float, rate: float, credit_limit: float = 0.0) -> float:
     return -min(-pretax * rate, max(0.0, credit_limit))
 
 
+@excel_function("NET_INTEREST", "Net finance income: interest earned on opening cash less interest paid on average debt and on the opening revolver.",
+                Arg("opening_cash", NUMBER, "Cash and interest-earning investments at the start of the year"),
+                Arg("cash_yield", NUMBER, "Interest earned on cash, decimal"),
+                Arg("opening_debt", NUMBER, "Borrowings at the start of the year"),
+                Arg("closing_debt", NUMBER, "Borrowings at the end of the year"),
+                Arg("debt_rate", NUMBER, "Interest rate on borrowings and the revolver, decimal"),
+                Arg("opening_revolver", OPTIONAL, "Revolver drawn at the start of the year, 0 if empty", 0.0),
+                native="{0}*{1}-(({2}+{3})/2+IF(ISBLANK({5}),0,{5}))*{4}", sample=(75488.0, 0.018, 30603.0, 42102.0, 0.035, 0.0))
+def net_interest(opening_cash: float, cash_yield: float, opening_debt: float, closing_debt: float, debt_rate: float,
+                 opening_revolver: float = 0.0) -> float:
+    """Interest on balances, positive for net income. Cash earns on its opening balance and the
+    revolver costs on its opening balance, because this year's closing cash depends on this
+    year's interest (average balances there would make the model circular); borrowings are set
+    by their drivers, so they cost on the average of opening and closing without circularity."""
+    return opening_cash * cash_yield - ((opening_debt + closing_debt) / 2.0 + opening_revolver) * debt_rate
+
+
 @dataclass(frozen=True)
 class Method:
     """A forecast method a driver can name in a company data file: everything about it lives

@@ -24,8 +24,9 @@ def standalone_targets(company) -> dict[str, str]:
     from udfs import formula as fx
     from workbook import spec
 
-    # Analyst inputs (a cash floor, a tax credit limit) have no implied value: they are kept as given.
-    standalone = [l.key for l in company.layout.lines if l.table == spec.DRIVERS and l.implied]
+    # Analyst inputs (a cash floor, a tax credit limit, a cost of debt) are kept as given; the
+    # reconciling drivers (an implied value in reported years, or marked `calibrated`) are solved.
+    standalone = [l.key for l in company.layout.lines if l.table == spec.DRIVERS and (l.implied or l.key in company.layout.calibrated)]
     targets = {}
     for key in standalone:
         readers = [l.key for l in company.layout.lines if l.formula and any(r.key == key for r in fx.refs(fx.parse(l.formula)))]
@@ -118,16 +119,23 @@ def consistent_targets(report: dict, company, forecast: list[str], misses: dict 
     weights = np.array([(10.0 if key in driven or key in balance else 1.0 if key in statements else 0.01)
                         / 10 ** -printed[(key, year)][1] for key, year in outputs])
     # Variables: the moves up and down of each free value (n each, >= 0), then the slack of each
-    # output (m, >= 0). Minimise the weighted slack, then, far behind, the moves: among values
+    # output (m, >= 0). Minimise the weighted slack, then the moves: among values
     # that fit the print equally well, the ones nearest the printed lines themselves (4,000
     # rather than 3,999.55).
     a_upper = np.hstack([jacobian, -jacobian, -np.eye(m)])
     a_lower = np.hstack([-jacobian, jacobian, -np.eye(m)])
     scale = np.maximum(1.0, np.abs(x0))
-    result = linprog(np.concatenate([1e-7 / scale, 1e-7 / scale, weights]),
-                     A_ub=np.vstack([a_upper, a_lower]),
-                     b_ub=np.concatenate([target + half - f0, -(target - half - f0)]),
-                     bounds=[(0, None)] * (2 * n + m), method="highs")
+    a_ub = np.vstack([a_upper, a_lower])
+    b_ub = np.concatenate([target + half - f0, -(target - half - f0)])
+    bounds = [(0, None)] * (2 * n + m)
+    # Two passes, so that the tie-break is not lost in the solver's tolerance: first the least
+    # weighted miss, then, holding that, the smallest relative moves.
+    fit = linprog(np.concatenate([np.zeros(2 * n), weights]), A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs")
+    if not fit.success:
+        raise RuntimeError(f"calibration failed: {fit.message}")
+    hold = np.concatenate([np.zeros(2 * n), weights])[None, :]
+    result = linprog(np.concatenate([1 / scale, 1 / scale, np.zeros(m)]), A_ub=np.vstack([a_ub, hold]),
+                     b_ub=np.concatenate([b_ub, [fit.fun * (1 + 1e-9) + 1e-9]]), bounds=bounds, method="highs")
     if not result.success:
         raise RuntimeError(f"calibration failed: {result.message}")
     x = x0 + result.x[:n] - result.x[n:2 * n]
@@ -172,9 +180,21 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8) -> dict[str, di
     labels = report["source"]["years"]
     company = load(company_path)
     forecast = [y.label for y in company.forecast_years]
-    line_targets, driver_values = consistent_targets(report, company, forecast)
-    for cell, value in driver_values.items():
-        company.inputs[cell] = round(value, 2)
+    formats = {l.key: l.fmt for l in company.layout.lines}
+    # Among values that fit the print equally well the fit prefers those nearest where it starts,
+    # so it is repeated from its own result until that stops moving: the drivers it writes are
+    # then what it derives again from them (a committed file is its own calibration).
+    for _ in range(4):
+        line_targets, driver_values = consistent_targets(report, company, forecast)
+        moved = False
+        for (key, year), value in driver_values.items():  # money to the cent, a rate to the places of the rate methods
+            value = round(value, METHODS["share"].places if formats[key] == "pct" else METHODS["fixed"].places)
+            moved |= value != company.inputs[(key, year)]
+            company.inputs[(key, year)] = value
+        if not moved:
+            break
+    else:
+        raise RuntimeError("calibration did not settle: the reconciling drivers still move after 4 fits")
     labels = [y.label for y in company.years]
     for _ in range(rounds):
         model = build_model(company)

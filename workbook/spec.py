@@ -75,6 +75,7 @@ class Layout:
     not_targets: frozenset = frozenset()                 # printed lines the calibration does not fit (see README)
     reported_defaults: dict = field(default_factory=dict)  # lines notes never print: their value in reported years
     input_defaults: dict = field(default_factory=dict)   # input drivers a company file may omit: their value in every forecast year
+    calibrated: frozenset = frozenset()                  # reconciling drivers with no reported-year value, solved by calibration
     undisclosed: frozenset = frozenset()                 # lines whose definition the report does not disclose
     valuation: dict = field(default_factory=dict)        # valuation bases as formulas (see VALUATION_BASES)
     warnings: tuple = ()                                 # of SanityWarning: implausible figures, shown apart from the checks
@@ -95,7 +96,7 @@ class Layout:
 
 def _line(data: dict, where: str) -> Line:
     known = {"key", "table", "zh", "en", "fmt", "formula", "history", "identity", "identity_years", "driven", "note", "implied",
-             "method", "base", "aliases", "calibration_target", "undisclosed", "reported_default", "input_default"}
+             "method", "base", "aliases", "calibration_target", "undisclosed", "reported_default", "input_default", "calibrated"}
     extra = set(data) - known
     if extra:
         raise LayoutError(f"{where}: unknown field {sorted(extra)[0]!r}; known: {', '.join(sorted(known))}")
@@ -115,6 +116,8 @@ def _line(data: dict, where: str) -> Line:
     if "input_default" in data and (data["table"] != DRIVERS or data.get("implied") or not isinstance(data["input_default"], (int, float))
                                     or isinstance(data["input_default"], bool)):
         raise LayoutError(f"{where}: `input_default` is a number, for an input driver (table drivers, no `implied`)")
+    if data.get("calibrated") and (data["table"] != DRIVERS or data.get("implied") or "input_default" in data):
+        raise LayoutError(f"{where}: `calibrated` marks a reconciling driver (table drivers) that has no `implied` value")
     return Line(data["key"], data["table"], data["zh"], data["en"], fmt=fmt, formula=data.get("formula"),
                 history=history, identity=bool(data.get("identity")), identity_years=data.get("identity_years", "all"),
                 driven=bool(data.get("driven")), note=str(data.get("note", "")), implied=data.get("implied"))
@@ -183,6 +186,7 @@ def parse_layout(data: dict, path: Path) -> Layout:
                   frozenset(raw["key"] for raw in data.get("lines", []) if raw.get("calibration_target") is False),
                   {raw["key"]: float(raw["reported_default"]) for raw in data.get("lines", []) if "reported_default" in raw},
                   {raw["key"]: float(raw["input_default"]) for raw in data.get("lines", []) if "input_default" in raw},
+                  frozenset(raw["key"] for raw in data.get("lines", []) if raw.get("calibrated")),
                   frozenset(raw["key"] for raw in data.get("lines", []) if raw.get("undisclosed")),
                   _valuation_bases(data, roles, set(keys), name), _warnings(data, name, lines))
     plan = valuation_plan(layout)
