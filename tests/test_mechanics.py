@@ -325,3 +325,42 @@ def test_calibrated_marks_a_reconciling_driver_without_a_reported_value(extra):
     with pytest.raises(spec.LayoutError, match="calibrated"):
         spec.parse_layout(data, layout.path)
     assert "d_cash_yield" in layout.calibrated and "d_debt_rate" not in layout.calibrated
+
+
+@SETTINGS
+@given(bought=st.floats(1.0, 2_000.0), vested=st.floats(0.0, 500.0), dilutive=st.floats(0.0, 800.0))
+def test_buybacks_and_share_based_pay_move_the_share_count_and_eps(bought, vested, dilutive):
+    """Item 4: shares bought back leave at the current price (cash and equity fall) and count for
+    half the year they go; share-based pay adds shares without cash; basic EPS is on the weighted
+    shares, diluted EPS also counts the awards outstanding; per-share figures and P/E follow."""
+    company = load()
+    forecast = [y.label for y in company.forecast_years]
+    first, second = forecast[0], forecast[1]
+    inputs = dict(company.inputs)
+    inputs[("d_buyback_shares", first)] = bought
+    inputs[("d_sbc_shares", first)] = vested
+    for year in forecast:
+        inputs[("d_dilutive_shares", year)] = dilutive
+    after = build_model(replace(company, inputs=inputs))
+    before = build_model(company)
+    shares = company.scalar_inputs["shares"]
+    assert after.balanced
+    assert after.value("share_count", first) == pytest.approx(shares - bought + vested)
+    assert after.value("weighted_shares", first) == pytest.approx(shares + (vested - bought) / 2)
+    assert after.value("weighted_shares", second) == pytest.approx(shares - bought + vested)
+    cost = bought * after.value("price_local", first)
+    assert after.value("share_capital_change", first) - before.value("share_capital_change", first) == pytest.approx(-cost)
+    assert after.value("shareholders_equity", first) - before.value("shareholders_equity", first) == pytest.approx(-cost)
+    for year in (first, second):
+        profit = after.value("attributable_profit", year)
+        assert after.value("eps", year) == pytest.approx(profit / after.value("weighted_shares", year))
+        assert after.value("diluted_eps", year) == pytest.approx(profit / (after.value("weighted_shares", year) + dilutive))
+        assert after.value("diluted_eps", year) <= after.value("eps", year) + 1e-12
+        assert after.value("bvps", year) == pytest.approx(after.value("shareholders_equity", year) / after.value("share_count", year))
+    # A buyback alone: fewer shares, and the interest the spent cash no longer earns is far smaller
+    # than those shares' part of profit, so EPS rises and P/E falls.
+    only = dict(company.inputs)
+    only[("d_buyback_shares", first)] = bought
+    bought_back = build_model(replace(company, inputs=only))
+    assert bought_back.value("non_ifrs_eps", second) > before.value("non_ifrs_eps", second)
+    assert bought_back.value("adjusted_pe", second) < before.value("adjusted_pe", second)

@@ -1,6 +1,6 @@
 """Issue 13 in the built workbook: after driver changes that move the mechanics (a loss with its
 tax credit limit, the cash floor and its revolver with its interest, new debt and its interest,
-dividends, D&A from capex), the template as `formulas` evaluates it
+dividends, D&A from capex, a buyback and share-based pay), the template as `formulas` evaluates it
 with our functions bound equals the engine, cell for cell."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from workbook_reader import Template
 # The lines each scenario must agree on, in every forecast year.
 COMPARED = ("opex", "opex_cash", "da", "ppe", "net_finance", "pretax_profit", "income_tax", "net_profit", "cash_before_revolver", "revolver", "cash",
             "total_assets", "total_liabilities_and_equity", "cfo", "net_cash_flow", "dps", "dividends", "shareholders_equity",
-            "dividend_yield")
+            "dividend_yield", "share_count", "eps", "diluted_eps", "non_ifrs_eps", "share_capital_change")
 
 SCENARIOS = {
     # opex at 60% of revenue: pre-tax losses; a loss earns tax back only up to the limit
@@ -26,6 +26,8 @@ SCENARIOS = {
     "cash floor drawn on the revolver": {"d_min_cash": 150_000.0, "d_capex": -120_000.0},
     # borrowing 130 billion at 6%: interest on the average balance, the cash it brings earning 2%
     "new debt and its interest": {"d_short_term_debt": 130_000.0, "d_debt_rate": 0.06, "d_cash_yield": 0.02},
+    # a buyback, vested share-based pay and awards outstanding
+    "buyback and dilution": {"d_buyback_shares": 500.0, "d_sbc_shares": 120.0, "d_dilutive_shares": 300.0},
     # half of EPS declared each year, paid the next; more capex, so more D&A
     "dividends and D&A": {"d_dps": 0.5, "d_capex": -90_000.0, "d_da": 0.1},
 }

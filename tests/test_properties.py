@@ -91,10 +91,11 @@ MONEY_METHODS = {"fixed", "step"}
 
 def _scaled(factor: float):
     company = copy.deepcopy(base())
+    rates = {line.key for line in company.layout.lines if line.fmt in ("pct", "eps")}  # a yield, a debt rate, a per-share input
     for (key, year), value in base().inputs.items():
         driver = _driver_of(key)
         is_money = driver is None or driver.method in MONEY_METHODS
-        if is_money and key not in ("eps", "non_ifrs_eps"):
+        if is_money and key not in rates:
             company.inputs[(key, year)] = value * factor
     return build_model(company)
 

@@ -135,7 +135,7 @@ def consistent_targets(report: dict, company, forecast: list[str], misses: dict 
         raise RuntimeError(f"calibration failed: {fit.message}")
     hold = np.concatenate([np.zeros(2 * n), weights])[None, :]
     result = linprog(np.concatenate([1 / scale, 1 / scale, np.zeros(m)]), A_ub=np.vstack([a_ub, hold]),
-                     b_ub=np.concatenate([b_ub, [fit.fun * (1 + 1e-9) + 1e-9]]), bounds=bounds, method="highs")
+                     b_ub=np.concatenate([b_ub, [fit.fun + 1e-6 * max(1.0, fit.fun)]]), bounds=bounds, method="highs")
     if not result.success:
         raise RuntimeError(f"calibration failed: {result.message}")
     x = x0 + result.x[:n] - result.x[n:2 * n]

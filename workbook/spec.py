@@ -311,7 +311,8 @@ def _report_identities(data: dict, name: str, known: set) -> tuple:
         if key not in known:
             raise LayoutError(f"{name}: [[report_identities]] #{i + 1}: {key!r} is not a line of the layout")
         table = next(l["table"] for l in data.get("lines", []) if l.get("key") == key)
-        out.append(Line(key, table, raw.get("zh", key), raw.get("en", key), formula=formula, identity=True))
+        out.append(Line(key, table, raw.get("zh", key), raw.get("en", key), formula=formula, identity=True,
+                        identity_years=raw.get("identity_years", "all")))
     return tuple(out)
 
 
