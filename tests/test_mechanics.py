@@ -264,6 +264,8 @@ def test_dividends_are_declared_per_share_and_paid_the_next_year(payout, last_dp
     ((100.0, 0.02, 50.0, 150.0, 0.04), 2.0 - 4.0),          # cash on opening, debt on the average
     ((100.0, 0.02, 50.0, 150.0, 0.04, 25.0), 2.0 - 5.0),    # the opening revolver costs the debt rate
     ((0.0, 0.02, 0.0, 0.0, 0.04), 0.0),
+    ((100.0, 0.02, 50.0, 150.0, 0.04, 0.0, 0.0), 2.0 - 2.0),   # borrowings on their opening balance
+    ((100.0, 0.02, 50.0, 150.0, 0.04, 0.0, 1.0), 2.0 - 6.0),   # ... or their closing one
 ])
 def test_net_interest(args, expected):
     from udfs.forecast import net_interest
@@ -290,6 +292,13 @@ def test_interest_follows_the_balances(new_debt, rate, cash_yield):
     first, second = forecast[0], forecast[1]
     # the year it is drawn: half a year's interest on it; the cash it brings earns from next year
     assert after.value("net_finance", first) - before.value("net_finance", first) == pytest.approx(-rate * new_debt / 2, abs=1e-6)
+    # the opening-balance option: borrowing costs nothing in the year it is drawn
+    def on_opening(values):
+        values = dict(values)
+        for year in forecast:
+            values[("d_debt_timing", year)] = 0.0
+        return build_model(replace(company, inputs=values))
+    assert on_opening(inputs).value("net_finance", first) == pytest.approx(on_opening(base).value("net_finance", first), abs=1e-6)
     extra_cash = after.value("cash", first) - before.value("cash", first) + after.value("securities", first) - before.value("securities", first)
     assert after.value("net_finance", second) - before.value("net_finance", second) == pytest.approx(
         -rate * new_debt + cash_yield * extra_cash, abs=1e-6)

@@ -26,6 +26,8 @@ SCENARIOS = {
     "cash floor drawn on the revolver": {"d_min_cash": 150_000.0, "d_capex": -120_000.0},
     # borrowing 130 billion at 6%: interest on the average balance, the cash it brings earning 2%
     "new debt and its interest": {"d_short_term_debt": 130_000.0, "d_debt_rate": 0.06, "d_cash_yield": 0.02},
+    # the same on the opening-balance option
+    "new debt on opening balances": {"d_short_term_debt": 130_000.0, "d_debt_rate": 0.06, "d_debt_timing": 0.0},
     # a buyback, vested share-based pay and awards outstanding
     "buyback and dilution": {"d_buyback_shares": 500.0, "d_sbc_shares": 120.0, "d_dilutive_shares": 300.0},
     # half of EPS declared each year, paid the next; more capex, so more D&A

@@ -130,21 +130,26 @@ def tax_charge(pretax: float, rate: float, credit_limit: float = 0.0) -> float:
     return -min(-pretax * rate, max(0.0, credit_limit))
 
 
-@excel_function("NET_INTEREST", "Net finance income: interest earned on opening cash less interest paid on average debt and on the opening revolver.",
+@excel_function("NET_INTEREST", "Net finance income: interest earned on opening cash less interest paid on borrowings (average balance unless timed otherwise) and on the opening revolver.",
                 Arg("opening_cash", NUMBER, "Cash and interest-earning investments at the start of the year"),
                 Arg("cash_yield", NUMBER, "Interest earned on cash, decimal"),
                 Arg("opening_debt", NUMBER, "Borrowings at the start of the year"),
                 Arg("closing_debt", NUMBER, "Borrowings at the end of the year"),
                 Arg("debt_rate", NUMBER, "Interest rate on borrowings and the revolver, decimal"),
                 Arg("opening_revolver", OPTIONAL, "Revolver drawn at the start of the year, 0 if empty", 0.0),
-                native="{0}*{1}-(({2}+{3})/2+IF(ISBLANK({5}),0,{5}))*{4}", sample=(75488.0, 0.018, 30603.0, 42102.0, 0.035, 0.0))
+                Arg("debt_timing", OPTIONAL, "Part of the year's change in borrowings that bears interest: 0.5 (average balance) if empty, 0 opening balance, 1 closing", 0.5),
+                native="{0}*{1}-({2}+IF(ISBLANK({6}),0.5,{6})*({3}-{2})+IF(ISBLANK({5}),0,{5}))*{4}",
+                sample=(75488.0, 0.018, 30603.0, 42102.0, 0.035, 0.0, 0.5))
 def net_interest(opening_cash: float, cash_yield: float, opening_debt: float, closing_debt: float, debt_rate: float,
-                 opening_revolver: float = 0.0) -> float:
-    """Interest on balances, positive for net income. Cash earns on its opening balance and the
-    revolver costs on its opening balance, because this year's closing cash depends on this
-    year's interest (average balances there would make the model circular); borrowings are set
-    by their drivers, so they cost on the average of opening and closing without circularity."""
-    return opening_cash * cash_yield - ((opening_debt + closing_debt) / 2.0 + opening_revolver) * debt_rate
+                 opening_revolver: float = 0.0, debt_timing: float = 0.5) -> float:
+    """Interest on balances, positive for net income. Borrowings are set by their drivers, so they
+    may cost on the average balance (timing 0.5, the default), the opening one (0) or anything
+    between without circularity. Cash earns on its opening balance and the revolver costs on its
+    opening balance, because this year's closing cash depends on this year's interest: an average
+    there would make the model circular (Excel's iterative calculation, which the template never
+    relies on)."""
+    bearing = opening_debt + debt_timing * (closing_debt - opening_debt)
+    return opening_cash * cash_yield - (bearing + opening_revolver) * debt_rate
 
 
 @dataclass(frozen=True)
