@@ -373,3 +373,20 @@ def test_buybacks_and_share_based_pay_move_the_share_count_and_eps(bought, veste
     bought_back = build_model(replace(company, inputs=only))
     assert bought_back.value("non_ifrs_eps", second) > before.value("non_ifrs_eps", second)
     assert bought_back.value("adjusted_pe", second) < before.value("adjusted_pe", second)
+
+
+def test_the_second_company_pays_interest_on_its_borrowings_too():
+    """Item 1 in the 开源 layout: finance expenses (a cost, printed positive) are interest on the
+    balances plus other finance costs, the part the note's forecast grows with revenue."""
+    company = load(KYSEC)
+    forecast = [y.label for y in company.forecast_years]
+    first = forecast[0]
+    before = build_model(company)
+    inputs = dict(company.inputs)
+    inputs[("d_short_term_debt", first)] += 10_000.0
+    after = build_model(replace(company, inputs=inputs))
+    rate = company.inputs[("d_debt_rate", first)]
+    assert rate > 0  # an imported model starts from the layout's cost of debt, never from free money
+    assert after.value("finance_expenses", first) - before.value("finance_expenses", first) == pytest.approx(rate * 10_000.0 / 2)
+    assert after.value("pretax_profit", first) < before.value("pretax_profit", first)
+    assert after.balanced

@@ -308,8 +308,8 @@ def company_data(note: Note, report: dict, layout: spec.Layout, years: list) -> 
                 entry["base"] = base
             entry["values"] = {y: 0.0 for y in forecast}
             drivers[line.key] = entry
-        elif line.table == spec.DRIVERS:
-            drivers[line.key] = {"method": "input", "values": {y: 0.0 for y in forecast}}
+        elif line.table == spec.DRIVERS:  # an analyst input starts from the layout's default (a cost of debt), else 0
+            drivers[line.key] = {"method": "input", "values": {y: layout.input_defaults.get(line.key, 0.0) for y in forecast}}
     company["drivers"] = drivers
     return company, problems
 
