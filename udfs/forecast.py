@@ -193,6 +193,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            lambda target, prior, base: 1 + target / base, 8),
     Method("days", days_balance, "days_balance({base}, {driver})", "turnover_days({line}, {base})", True, "周转天数（按{base}）", "Days of {base}", "days",
            lambda target, prior, base: target / abs(base) * DAYS_IN_YEAR, 6),
+    # A segment build: revenue as volume x price, the volume a line of its own (shipments,
+    # deliveries, driven by growth) and the driver the average selling price per unit.
+    Method("per_unit", share_of, "share_of({base}, {driver})", "{line} / {base}", True, "单价（按{base}）", "Price per unit of {base}", "money2",
+           lambda target, prior, base: target / base, 6),
     # Tax as the notes print it: a positive charge (tax), or a negative cost (cost_tax). A loss
     # earns a credit only up to the layout's loss credit limit.
     Method("tax", tax_charge, "tax_charge({base}, {driver}, " + TAX_CREDIT_LIMIT + ")", "coverage({line}, {base})", True,

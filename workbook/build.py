@@ -100,8 +100,9 @@ def _driver_validation(line, company: Company):
                 "input_title": "调节项 Reconciling driver", "input_message": line.label_en[:250],
                 "error_type": "warning", "error_message": f"A number in {company.facts.get('unit', 'the model unit')} is expected."}
     method = METHODS[driver.method]
-    bounds = {"pct": (-1.0, 20.0), "days": (0.0, 1000.0), "money": (-1e9, 1e9)}[method.driver_format]
-    unit = {"pct": "decimal: 0.10 = 10%", "days": f"days on a {DAYS_IN_YEAR}-day year", "money": f"amount in {company.facts.get('unit', 'the model unit')}"}[method.driver_format]
+    bounds = {"pct": (-1.0, 20.0), "days": (0.0, 1000.0), "money": (-1e9, 1e9), "money2": (0.0, 1e9)}[method.driver_format]
+    unit = {"pct": "decimal: 0.10 = 10%", "days": f"days on a {DAYS_IN_YEAR}-day year", "money": f"amount in {company.facts.get('unit', 'the model unit')}",
+            "money2": "price per unit: the money of one unit of the volume line"}[method.driver_format]
     message = f"{line.label_en}. Method: {driver.method}, {unit}."
     if driver.note:
         message += f" {driver.note}."
