@@ -55,3 +55,16 @@ def model(company):
 def report_findings(company):
     from workbook.report import findings, load_report
     return findings(company, load_report(GOLDEN_FILE))
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory, company):
+    """The default company's template, built once for the modules that evaluate it."""
+    from workbook.build import build
+    return build(tmp_path_factory.mktemp("built") / "model.xlsm", company)
+
+
+@pytest.fixture(scope="session")
+def template(built):
+    from workbook_reader import Template
+    return Template(built)

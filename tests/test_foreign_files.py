@@ -18,7 +18,6 @@ from addin.share import diff, export
 from conftest import ROOT
 from ooxml import assert_valid
 from workbook import xlsx
-from workbook.xlcalc import UnsupportedFormula
 
 TEMPLATE = ROOT / "workbook" / "xiaomi_1810hk_model.xlsm"
 SOFFICE = shutil.which("soffice")

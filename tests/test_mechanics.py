@@ -185,15 +185,21 @@ def test_a_company_file_written_before_the_tax_credit_limit_loads_with_none(tmp_
     assert build_model(company).balanced
 
 
-@pytest.mark.parametrize("extra", [{"input_default": "zero"}, {"input_default": 0, "implied": "cash"}])
-def test_input_default_is_a_number_for_an_input_driver(extra):
+@pytest.mark.parametrize("extra, message", [
+    ({"input_default": "zero"}, "input_default"), ({"input_default": 0, "implied": "cash"}, "input_default"),
+    ({"calibrated": True, "implied": "cash"}, "calibrated"), ({"calibrated": True, "input_default": 0}, "calibrated"),
+])
+def test_input_defaults_and_calibrated_drivers_are_declared_right(extra, message):
+    """`input_default` is a number for an analyst input; `calibrated` marks a reconciling driver
+    that has no reported-year value (a cash yield), never an input or one with `implied`."""
     from workbook.tomlfile import read_toml
     layout = spec.load_layout("everbright_hk")
     data = read_toml(layout.path)
     line = next(l for l in data["lines"] if l["key"] == "d_min_cash")
     line.update(extra)
-    with pytest.raises(spec.LayoutError, match="input_default"):
+    with pytest.raises(spec.LayoutError, match=message):
         spec.parse_layout(data, layout.path)
+    assert "d_cash_yield" in layout.calibrated and "d_debt_rate" not in layout.calibrated
 
 
 @SETTINGS
@@ -322,18 +328,6 @@ def test_the_revolver_costs_interest_from_the_year_after_it_is_drawn():
     opening_gap = (model.value("cash", first) + model.value("securities", first)) - (quiet.value("cash", first) + quiet.value("securities", first))
     assert model.value("net_finance", second) - quiet.value("net_finance", second) == pytest.approx(
         cash_yield * opening_gap - rate * drawn, abs=1e-6)
-
-
-@pytest.mark.parametrize("extra", [{"calibrated": True, "implied": "cash"}, {"calibrated": True, "input_default": 0}])
-def test_calibrated_marks_a_reconciling_driver_without_a_reported_value(extra):
-    from workbook.tomlfile import read_toml
-    layout = spec.load_layout("everbright_hk")
-    data = read_toml(layout.path)
-    line = next(l for l in data["lines"] if l["key"] == "d_min_cash")
-    line.update(extra)
-    with pytest.raises(spec.LayoutError, match="calibrated"):
-        spec.parse_layout(data, layout.path)
-    assert "d_cash_yield" in layout.calibrated and "d_debt_rate" not in layout.calibrated
 
 
 @SETTINGS

@@ -9,9 +9,7 @@ from dataclasses import replace
 import pytest
 
 from formulas_bridge import Evaluated
-from workbook.company import load
 from workbook.model import build_model
-from workbook_reader import Template
 
 # The lines each scenario must agree on, in every forecast year.
 COMPARED = ("opex", "opex_cash", "da", "ppe", "net_finance", "pretax_profit", "income_tax", "net_profit", "cash_before_revolver", "revolver", "cash",
@@ -35,22 +33,7 @@ SCENARIOS = {
 }
 
 
-@pytest.fixture(scope="module")
-def company():
-    return load()
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, company):
-    from workbook.build import build
-    return build(tmp_path_factory.mktemp("mechanics") / "model.xlsm", company)
-
-
-@pytest.fixture(scope="module")
-def template(built):
-    return Template(built)
-
-
+# `company`, `built` and `template` (the default model's) are shared fixtures (conftest.py).
 @pytest.fixture(scope="module")
 def evaluated(built):
     return Evaluated(built)

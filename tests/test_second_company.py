@@ -6,11 +6,11 @@ import math
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
+from fictional import company_head, layout_head
 from formulas_bridge import Evaluated
 from udfs.findings import round_half_up
 from workbook import spec
@@ -223,35 +223,8 @@ def test_a_quote_in_another_currency_is_refused_for_the_cny_model(tmp_path):
 
 
 # ---- a third company in a third layout: data files only ----
-THIRD_LAYOUT = '''
-format_version = 1
-name = "fictional_simple"
-description = "A fictional broker's minimal layout, written by a test"
-[roles]
-revenue = "sales"
-net_profit = "profit"
-attributable_profit = "profit"
-eps = "eps"
-cash = "cash"
-total_assets = "assets"
-total_liabilities = "debt"
-shareholders_equity = "equity"
-net_cash_flow = "net_cash"
-[[statements]]
-table = "income"
-sheet = "损益"
-prefix = "IS"
-[[statements]]
-table = "balance"
-sheet = "资产负债"
-prefix = "BS"
-[[statements]]
-table = "cashflow"
-sheet = "现金流"
-prefix = "CF"
-[summary]
-sheet = "摘要"
-rows = [{ key = "sales" }, { key = "profit" }, { key = "eps" }]
+THIRD_LAYOUT = layout_head("fictional_simple", "A fictional broker's minimal layout, written by a test", "sales",
+                           ("sales", "profit", "eps")) + '''
 [[lines]]
 key = "sales"
 table = "income"
@@ -272,20 +245,6 @@ en = "Profit"
 formula = "sales - costs"
 identity = true
 [[lines]]
-key = "eps"
-table = "income"
-zh = "每股收益"
-en = "EPS"
-fmt = "eps"
-formula = "per_share(profit, shares)"
-history = "always"
-[[lines]]
-key = "cash"
-table = "balance"
-zh = "现金"
-en = "Cash"
-formula = "prev(cash) + net_cash"
-[[lines]]
 key = "other_assets"
 table = "balance"
 zh = "其他资产"
@@ -298,18 +257,6 @@ zh = "资产合计"
 en = "Assets"
 formula = "cash + other_assets"
 identity = true
-[[lines]]
-key = "debt"
-table = "balance"
-zh = "负债"
-en = "Liabilities"
-driven = true
-[[lines]]
-key = "equity"
-table = "balance"
-zh = "权益"
-en = "Equity"
-formula = "prev(equity) + profit"
 [[lines]]
 key = "operating_cash"
 table = "cashflow"
@@ -329,36 +276,9 @@ zh = "现金净变动"
 en = "Net cash flow"
 formula = "operating_cash + financing_cash"
 identity = true
-[[checks]]
-key = "balance"
-zh = "资产 = 负债 + 权益"
-en = "Assets = liabilities + equity"
-actual = "assets"
-expected = "debt + equity"
 '''
 
-THIRD_COMPANY = '''
-format_version = 1
-[company]
-name_zh = "虚构灯塔科技"
-name_en = "Lighthouse Tech (fictional)"
-ticker = "LHTX.US"
-market = "US"
-reporting_currency = "USD"
-quote_currency = "USD"
-layout = "fictional_simple.toml"
-unit = "百万美元"
-source = "a test"
-[market]
-price = 20.0
-price_date = 2026-01-05
-fx_rate = 1.0
-shares = 100
-[rating]
-scheme = "four_tier_example"
-[years]
-actual = ["2025A"]
-forecast = ["2026E", "2027E"]
+THIRD_COMPANY = company_head("虚构灯塔科技", "Lighthouse Tech (fictional)", "LHTX.US", "fictional_simple.toml") + '''
 [actual."2025A"]
 sales = 1000
 costs = 800

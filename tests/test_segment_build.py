@@ -10,41 +10,15 @@ from dataclasses import replace
 
 import pytest
 
+from fictional import company_head, layout_head
 from formulas_bridge import Evaluated
 from workbook.calibrate import calibrate, write_drivers
 from workbook.company import load
 from workbook.model import build_model
 from workbook_reader import Template
 
-LAYOUT = '''
-format_version = 1
-name = "segments_example"
-description = "A fictional layout with a volume x price segment build, written by a test"
-[roles]
-revenue = "revenue"
-net_profit = "profit"
-attributable_profit = "profit"
-eps = "eps"
-cash = "cash"
-total_assets = "assets"
-total_liabilities = "debt"
-shareholders_equity = "equity"
-net_cash_flow = "net_cash"
-[[statements]]
-table = "income"
-sheet = "损益"
-prefix = "IS"
-[[statements]]
-table = "balance"
-sheet = "资产负债"
-prefix = "BS"
-[[statements]]
-table = "cashflow"
-sheet = "现金流"
-prefix = "CF"
-[summary]
-sheet = "摘要"
-rows = [{ key = "revenue" }, { key = "profit" }, { key = "eps" }]
+LAYOUT = layout_head("segments_example", "A fictional layout with a volume x price segment build, written by a test",
+                     "revenue", ("revenue", "profit", "eps")) + '''
 [[lines]]
 key = "phone_units"
 table = "income"
@@ -96,20 +70,6 @@ en = "Profit"
 formula = "revenue + phone_cogs + ev_cogs"
 identity = true
 [[lines]]
-key = "eps"
-table = "income"
-zh = "每股收益"
-en = "EPS"
-fmt = "eps"
-formula = "per_share(profit, shares)"
-history = "always"
-[[lines]]
-key = "cash"
-table = "balance"
-zh = "现金"
-en = "Cash"
-formula = "prev(cash) + net_cash"
-[[lines]]
 key = "assets"
 table = "balance"
 zh = "资产合计"
@@ -117,53 +77,14 @@ en = "Assets"
 formula = "cash"
 identity = true
 [[lines]]
-key = "debt"
-table = "balance"
-zh = "负债"
-en = "Liabilities"
-driven = true
-[[lines]]
-key = "equity"
-table = "balance"
-zh = "权益"
-en = "Equity"
-formula = "prev(equity) + profit"
-[[lines]]
 key = "net_cash"
 table = "cashflow"
 zh = "现金净变动"
 en = "Net cash flow"
 formula = "profit + debt - prev(debt)"
-[[checks]]
-key = "balance"
-zh = "资产 = 负债 + 权益"
-en = "Assets = liabilities + equity"
-actual = "assets"
-expected = "debt + equity"
 '''
 
-COMPANY = '''
-format_version = 1
-[company]
-name_zh = "虚构分部科技"
-name_en = "Segment Tech (fictional)"
-ticker = "SEGX.US"
-market = "US"
-reporting_currency = "USD"
-quote_currency = "USD"
-layout = "segments_example.toml"
-unit = "百万美元"
-source = "a test"
-[market]
-price = 20.0
-price_date = 2026-01-05
-fx_rate = 1.0
-shares = 100
-[rating]
-scheme = "four_tier_example"
-[years]
-actual = ["2025A"]
-forecast = ["2026E", "2027E"]
+COMPANY = company_head("虚构分部科技", "Segment Tech (fictional)", "SEGX.US", "segments_example.toml") + '''
 [actual."2025A"]
 phone_units = 10
 phones = 2000
@@ -178,32 +99,12 @@ assets = 1500
 debt = 500
 equity = 1000
 net_cash = 1000
-[drivers.phone_units]
-method = "growth"
-values = { "2026E" = 0, "2027E" = 0 }
-[drivers.phones]
-method = "per_unit"
-base = "phone_units"
-values = { "2026E" = 100, "2027E" = 100 }
-[drivers.ev_units]
-method = "growth"
-values = { "2026E" = 0, "2027E" = 0 }
-[drivers.evs]
-method = "per_unit"
-base = "ev_units"
-values = { "2026E" = 10000, "2027E" = 10000 }
-[drivers.phone_cogs]
-method = "cost_from_margin"
-base = "phones"
-values = { "2026E" = 0.2, "2027E" = 0.2 }
-[drivers.ev_cogs]
-method = "cost_from_margin"
-base = "evs"
-values = { "2026E" = 0.2, "2027E" = 0.2 }
-[drivers.debt]
-method = "step"
-values = { "2026E" = 0, "2027E" = 0 }
-'''
+'''+ "".join(  # starting drivers: (method, base, value); calibration replaces the values
+    f'[drivers.{key}]\nmethod = "{method}"\n' + (f'base = "{base}"\n' if base else "") + f'values = {{ "2026E" = {value}, "2027E" = {value} }}\n'
+    for key, (method, base, value) in {
+        "phone_units": ("growth", None, 0), "phones": ("per_unit", "phone_units", 100), "ev_units": ("growth", None, 0),
+        "evs": ("per_unit", "ev_units", 10000), "phone_cogs": ("cost_from_margin", "phones", 0.2),
+        "ev_cogs": ("cost_from_margin", "evs", 0.2), "debt": ("step", None, 0)}.items())
 
 # The fictional note's print: shipments, deliveries and each segment's revenue and cost.
 PRINT = {

@@ -7,27 +7,10 @@ import pytest
 from formulas_bridge import Evaluated
 from udfs.registry import guarded
 from udfs.rating import rate
-from workbook.company import load
 from workbook.model import build_model, default_sensitivity, driver_sensitivity
-from workbook_reader import Template
 
 
-@pytest.fixture(scope="module")
-def company():
-    return load()
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, company):
-    from workbook.build import build
-    return build(tmp_path_factory.mktemp("valuation") / "model.xlsm", company)
-
-
-@pytest.fixture(scope="module")
-def template(built):
-    return Template(built)
-
-
+# `company`, `built` and `template` (the default model's) are shared fixtures (conftest.py).
 @pytest.fixture(scope="module")
 def evaluated(built):
     return Evaluated(built)

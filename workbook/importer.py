@@ -27,7 +27,7 @@ from udfs.rating import schemes
 
 from . import spec
 from .files import atomic_write
-from .notes import Note, NoteError, map_roles, read_note
+from .notes import Note, NoteError, map_roles
 
 STATEMENT_KINDS = ("income", "balance", "cashflow")
 TABLE_KINDS = ("summary", "income", "balance", "cashflow", "ratios")

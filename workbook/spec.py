@@ -488,7 +488,7 @@ def valuation_plan(layout: Layout) -> ValuationPlan:
              s("last_reported", "最近报告年度（估值基准日）", "Last reported year (valuation date)", "text")]
     sections.append(("估值年度 Years", tuple(years)))
 
-    targets, weights = [], []
+    targets = []
     for method, zh, en, base in METHODS:
         base_key = f"val_{base}"
         if base_key not in yearly_keys:
