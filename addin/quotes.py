@@ -16,9 +16,7 @@ import csv
 import datetime as dt
 import io
 import math
-import os
 import re
-import stat
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from udfs.errors import QuoteSourceError
+from workbook.files import open_regular
 from workbook.spec import CURRENCIES_FILE
 from workbook.tomlfile import read_toml
 
@@ -197,22 +196,12 @@ def _text(value) -> str:
 # ------------------------------------------------------------------------------------------------
 def _read_regular_file(path: Path) -> bytes:
     """The file's bytes, if it is a regular file of sane size (never a FIFO, device or directory)."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise QuoteError(f"{path}: no such quotes file") from None
-    except OSError as exc:
-        raise QuoteError(f"{path}: cannot read the quotes file ({exc.strerror})") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise QuoteError(f"{path}: not a regular file; pass a CSV or .xlsx quotes file")
-    if info.st_size > MAX_QUOTES_BYTES:
-        raise QuoteError(f"{path.name}: larger than {MAX_QUOTES_BYTES // 1_000_000} MB; not a quotes file")
-    try:
-        with open(path, "rb") as handle:
+    with open_regular(path, MAX_QUOTES_BYTES, QuoteError, "quotes file") as handle:
+        try:
             raw = handle.read(MAX_QUOTES_BYTES + 1)
-    except OSError as exc:
-        raise QuoteError(f"{path}: cannot read the quotes file ({exc.strerror})") from None
-    if len(raw) > MAX_QUOTES_BYTES:
+        except OSError as exc:
+            raise QuoteError(f"{path}: cannot read the quotes file ({exc.strerror})") from None
+    if len(raw) > MAX_QUOTES_BYTES:  # it grew after it was measured
         raise QuoteError(f"{path.name}: larger than {MAX_QUOTES_BYTES // 1_000_000} MB; not a quotes file")
     return raw
 

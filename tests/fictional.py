@@ -4,9 +4,10 @@ that a test states only the lines and figures it is about."""
 from __future__ import annotations
 
 
-def layout_head(name: str, description: str, revenue: str, summary: tuple) -> str:
-    """Roles, statements, a summary, the lines every such layout has (EPS, cash, liabilities,
-    equity) and the balance check; the other lines are the test's."""
+def layout_head(name: str, description: str, revenue: str, summary: tuple, profit: str, assets: str) -> str:
+    """Roles, statements, a summary, the lines every such layout has (profit and total assets by
+    the formulas given, EPS, cash, liabilities, equity) and the balance check; the other lines are
+    the test's."""
     rows = ", ".join(f'{{ key = "{key}" }}' for key in summary)
     return f'''
 format_version = 1
@@ -38,6 +39,13 @@ prefix = "CF"
 sheet = "摘要"
 rows = [{rows}]
 [[lines]]
+key = "profit"
+table = "income"
+zh = "利润"
+en = "Profit"
+formula = "{profit}"
+identity = true
+[[lines]]
 key = "eps"
 table = "income"
 zh = "每股收益"
@@ -51,6 +59,13 @@ table = "balance"
 zh = "现金"
 en = "Cash"
 formula = "prev(cash) + net_cash"
+[[lines]]
+key = "assets"
+table = "balance"
+zh = "资产合计"
+en = "Assets"
+formula = "{assets}"
+identity = true
 [[lines]]
 key = "debt"
 table = "balance"

@@ -165,7 +165,7 @@ CASES = [
     ("refresh {d}/good.xlsm --quotes {d}/q_future.csv", "refused"),
     ("refresh {d}/good.xlsm --quotes {d}/q_columns.csv", "missing column 'ticker'"),
     ("refresh {d}/good.xlsm --quotes {d}/q_binary.csv", "not UTF-8"),
-    ("refresh {d}/good.xlsm --quotes {d}/q_huge.csv", "not a quotes file"),
+    ("refresh {d}/good.xlsm --quotes {d}/q_huge.csv", "more than a quotes file can be"),
     ("refresh {d}/good.xlsm --quotes {d}/missing.csv", "no such quotes file"),
     ("export {d}/truncated.xlsm -o {out}/clean.xlsx", "not an Excel workbook"),
     ("export {d}/labels_moved.xlsm -o {out}/clean.xlsx", "labels moved"),

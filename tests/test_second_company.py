@@ -224,7 +224,7 @@ def test_a_quote_in_another_currency_is_refused_for_the_cny_model(tmp_path):
 
 # ---- a third company in a third layout: data files only ----
 THIRD_LAYOUT = layout_head("fictional_simple", "A fictional broker's minimal layout, written by a test", "sales",
-                           ("sales", "profit", "eps")) + '''
+                           ("sales", "profit", "eps"), "sales - costs", "cash + other_assets") + '''
 [[lines]]
 key = "sales"
 table = "income"
@@ -238,25 +238,11 @@ zh = "成本"
 en = "Costs"
 driven = true
 [[lines]]
-key = "profit"
-table = "income"
-zh = "利润"
-en = "Profit"
-formula = "sales - costs"
-identity = true
-[[lines]]
 key = "other_assets"
 table = "balance"
 zh = "其他资产"
 en = "Other assets"
 driven = true
-[[lines]]
-key = "assets"
-table = "balance"
-zh = "资产合计"
-en = "Assets"
-formula = "cash + other_assets"
-identity = true
 [[lines]]
 key = "operating_cash"
 table = "cashflow"

@@ -18,7 +18,7 @@ from workbook.model import build_model
 from workbook_reader import Template
 
 LAYOUT = layout_head("segments_example", "A fictional layout with a volume x price segment build, written by a test",
-                     "revenue", ("revenue", "profit", "eps")) + '''
+                     "revenue", ("revenue", "profit", "eps"), "revenue + phone_cogs + ev_cogs", "cash") + '''
 [[lines]]
 key = "phone_units"
 table = "income"
@@ -62,20 +62,6 @@ table = "income"
 zh = "汽车成本"
 en = "EV cost of sales"
 driven = true
-[[lines]]
-key = "profit"
-table = "income"
-zh = "利润"
-en = "Profit"
-formula = "revenue + phone_cogs + ev_cogs"
-identity = true
-[[lines]]
-key = "assets"
-table = "balance"
-zh = "资产合计"
-en = "Assets"
-formula = "cash"
-identity = true
 [[lines]]
 key = "net_cash"
 table = "cashflow"

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 NEW_FILE_MODE = 0o666  # what open() asks for; the umask takes away what the user withholds
@@ -58,3 +59,26 @@ def atomic_write(path: str | Path, data: str | bytes, mode: int | None = None, e
     with atomic_path(path, mode=mode) as temp:
         temp.write_bytes(raw)
     return Path(path)
+
+
+def open_regular(path: Path, limit: int, fail: Callable[[str], Exception], what: str):
+    """`path` opened for binary reading if it is a regular file of at most `limit` bytes. A
+    symlink is followed to what it names; a folder, device, pipe or socket is refused before
+    any read (reading a FIFO would block forever). Anything else raises `fail(message)`, the
+    message naming the file and what it was expected to be (`what`: "file", "quotes file")."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise fail(f"{path}: no such {what}") from None
+    except OSError as exc:
+        raise fail(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise fail(f"{path}: is a folder, not a {what}")
+    if not stat.S_ISREG(info.st_mode):
+        raise fail(f"{path}: not a regular file (a device, pipe or socket); refused")
+    if info.st_size > limit:
+        raise fail(f"{path.name}: {info.st_size:,} bytes is more than a {what} can be ({limit:,}); refused")
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise fail(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None

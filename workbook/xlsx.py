@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import posixpath
 import re
-import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,8 @@ from xml.parsers import expat
 
 from udfs.constants import EXCEL_ERRORS
 from udfs.errors import FileError
+
+from .files import open_regular
 
 MAX_FILE_BYTES = 128 * 1024 * 1024        # the package on disk
 MAX_MEMBER_BYTES = 64 * 1024 * 1024       # one uncompressed part
@@ -628,24 +628,8 @@ def _parse_custom(data: bytes, where: str) -> dict:
 # Reading
 # ------------------------------------------------------------------------------------------------
 def _open_regular(path: Path):
-    """The file opened for reading if it is a regular file of a sane size; WorkbookError otherwise.
-    A symlink is followed to what it names (a device, FIFO or socket is refused before any read)."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise WorkbookError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise WorkbookError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise WorkbookError(f"{path}: is a folder, not a workbook")
-    if not stat.S_ISREG(info.st_mode):
-        raise WorkbookError(f"{path}: not a regular file (a device, pipe or socket); refused")
-    if info.st_size > MAX_FILE_BYTES:
-        raise WorkbookError(f"{path.name}: {info.st_size:,} bytes is more than a model can be ({MAX_FILE_BYTES:,}); refused")
-    try:
-        return open(path, "rb")
-    except OSError as exc:
-        raise WorkbookError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    """The workbook opened for reading if it is a regular file of a sane size; WorkbookError otherwise."""
+    return open_regular(path, MAX_FILE_BYTES, WorkbookError, "file")
 
 
 def _check_zip(path: Path, archive: zipfile.ZipFile) -> None:
