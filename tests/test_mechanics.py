@@ -44,8 +44,7 @@ def test_both_layouts_declare_the_warnings_of_the_issue():
     wanted = {"cash_negative", "ppe_negative", "equity_negative", "revenue_negative", "receivables_negative",
               "inventory_negative", "tax_rate_range"}
     xiaomi, kysec = spec.load_layout("everbright_hk"), spec.load_layout("kysec_a")
-    assert wanted | {"payout_above_100"} == {w.key for w in xiaomi.warnings}   # it has a dividends line
-    assert wanted == {w.key for w in kysec.warnings}
+    assert wanted | {"payout_above_100"} == {w.key for w in xiaomi.warnings} == {w.key for w in kysec.warnings}
     assert {w.key: (w.minimum, w.maximum) for w in xiaomi.warnings}["tax_rate_range"] == (0.0, 0.5)
 
 
@@ -384,3 +383,32 @@ def test_the_second_company_pays_interest_on_its_borrowings_too():
     assert after.value("finance_expenses", first) - before.value("finance_expenses", first) == pytest.approx(rate * 10_000.0 / 2)
     assert after.value("pretax_profit", first) < before.value("pretax_profit", first)
     assert after.balanced
+
+
+def test_the_second_company_pays_dividends_and_buys_back_shares_from_equity():
+    """Items 4 and 5 in the 开源 layout: its per-share figures are on the latest diluted count, so
+    EPS divides by the year-end shares plus the awards outstanding; a dividend declared as a payout
+    of EPS leaves equity (and so the balance sheet's cash) the next year; a buyback leaves at the
+    current price the year it is made."""
+    company = load(KYSEC)
+    forecast = [y.label for y in company.forecast_years]
+    first, second = forecast[0], forecast[1]
+    shares = company.scalar_inputs["shares"]
+    before = build_model(company)
+    inputs = dict(company.inputs)
+    inputs[("d_dps", first)] = 0.3
+    inputs[("d_buyback_shares", first)] = 20.0
+    inputs[("d_dilutive_shares", first)] = 5.0
+    after = build_model(replace(company, inputs=inputs))
+    assert after.balanced
+    assert after.value("dps", first) == pytest.approx(0.3 * after.value("eps", first))
+    assert after.value("diluted_shares", first) == pytest.approx(shares - 20.0 + 5.0)
+    assert after.value("eps", first) == pytest.approx(after.value("attributable_profit", first) / (shares - 15.0))
+    cost = 20.0 * after.value("price_local", first)
+    assert after.value("shareholders_equity", first) - before.value("shareholders_equity", first) == pytest.approx(-cost)
+    paid = after.value("dps", first) * after.value("share_count", first)
+    moved = after.value("shareholders_equity", second) - before.value("shareholders_equity", second)
+    profit_change = after.value("attributable_profit", second) - before.value("attributable_profit", second)
+    assert moved == pytest.approx(-cost - paid + profit_change)
+    assert after.value("cash", second) < before.value("cash", second)
+    assert after.value("expected_dps") == pytest.approx(after.value("dps", first) / after.value("fx_rate"))

@@ -231,7 +231,7 @@ def _per_share_misses(report: dict, layout: spec.Layout, shares: float) -> int:
     forecast = {y for y in years if y.upper().endswith("E")}
     values = {row["key"]: row for kind in TABLE_KINDS for row in report.get(kind, [])}
     misses = 0
-    for line in layout.lines:
+    for line in layout.lines + layout.report_identities:  # the note's own per-share definitions count too
         tree = fx.parse(line.formula) if line.formula else None
         if not (line.identity and isinstance(tree, fx.Call) and tree.function == "per_share"):
             continue
