@@ -1,10 +1,11 @@
-"""Issue 13 in the built workbook: after driver changes that move the mechanics (a loss with its
+"""Issue 13 in the built workbooks of both companies: after driver changes that move the mechanics (a loss with its
 tax credit limit, the cash floor and its revolver with its interest, new debt and its interest,
 dividends, D&A from capex, a buyback and share-based pay), the template as `formulas` evaluates it
 with our functions bound equals the engine, cell for cell."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +74,49 @@ def test_the_workbook_equals_the_engine_after_the_mechanics_move(scenario, compa
     if "floor" in scenario:
         assert any(model.value("revolver", y) > 0 for y in forecast)
         assert all(model.value("cash", y) >= changes["d_min_cash"] - 1e-6 for y in forecast)
+
+
+KYSEC_COMPARED = ("finance_expenses", "admin_expenses", "da", "ppe", "pretax_profit", "income_tax", "eps", "dps", "share_count",
+                  "diluted_shares", "shareholders_equity", "cash_before_revolver", "revolver", "cash", "total_assets")
+KYSEC_SCENARIOS = {
+    "borrowing, D&A and a floor": {"d_short_term_debt": 3_000.0, "d_da": 0.3, "d_min_cash": 2_500.0},
+    "dividends, a buyback and awards": {"d_dps": 0.4, "d_buyback_shares": 20.0, "d_dilutive_shares": 6.0},
+    "a loss with a credit limit": {"d_admin_cash": 0.2, "d_tax_credit_limit": 40.0},
+}
+
+
+@pytest.fixture(scope="module")
+def kysec():
+    from workbook.company import load
+    return load(Path(__file__).resolve().parents[1] / "workbook" / "data" / "kysec_300592sz.toml")
+
+
+@pytest.fixture(scope="module")
+def kysec_built(tmp_path_factory, kysec):
+    from workbook.build import build
+    from workbook_reader import Template
+    path = build(tmp_path_factory.mktemp("kysec_mechanics") / "model.xlsm", kysec)
+    return Template(path), Evaluated(path)
+
+
+@pytest.mark.parametrize("scenario", KYSEC_SCENARIOS)
+def test_the_second_companys_workbook_equals_the_engine_after_the_mechanics_move(scenario, kysec, kysec_built):
+    template, evaluated = kysec_built
+    changes = KYSEC_SCENARIOS[scenario]
+    forecast = [y.label for y in kysec.forecast_years]
+    inputs, cells = dict(kysec.inputs), {}
+    for key, value in changes.items():
+        for year in forecast:
+            inputs[(key, year)] = value
+            cells[template.cell_by_name(_prefixed(template, key), year)] = value
+    model = build_model(replace(kysec, inputs=inputs))
+    base = build_model(kysec)
+    assert model.balanced
+    solution = evaluated.calculate(cells)
+    moved = False
+    for key in KYSEC_COMPARED:
+        for year in forecast:
+            got = solution[template.cell_by_name(_prefixed(template, key), year)]
+            assert got == pytest.approx(model.value(key, year), rel=1e-9, abs=1e-6), (scenario, key, year)
+            moved |= abs(got - base.value(key, year)) > 0.01
+    assert moved
