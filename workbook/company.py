@@ -77,12 +77,55 @@ def _year_number(label: str) -> int:
 
 
 def parse(data: dict, path: Path) -> Company:
+    """A company from its data file's tables, checked section by section; CompanyDataError
+    names the file, the table and the field of the first thing wrong."""
     name = path.name
     unknown = set(data) - _SECTIONS
     if unknown:
         raise CompanyDataError(f"{name}: unknown section or field {sorted(unknown)[0]!r}; known: {', '.join(sorted(_SECTIONS))}")
     if data.get("format_version") != FORMAT_VERSION:
         raise CompanyDataError(f"{name}: format_version must be {FORMAT_VERSION}, not {data.get('format_version')!r}")
+    facts, market, rating, price_date, scheme = _facts_market_rating(data, name)
+    years = _years(data.get("years") or {}, name)
+    try:
+        layout = spec.load_layout(facts.get("layout", spec.DEFAULT_LAYOUT), relative_to=path.parent)
+    except spec.LayoutError as exc:
+        raise CompanyDataError(f"{name}: [company].layout: {exc}") from None
+    company = Company(path, facts, market, rating, years, layout=layout)
+    _reported_figures(data, company, name)
+    _drivers(data.get("drivers") or {}, company, name)
+    _check_model_order(company, name)
+    _labels(data.get("labels") or {}, company, name)
+    company.scalar_inputs = {
+        "ticker": facts["ticker"],
+        "quote_currency": facts.get("quote_currency"),
+        "reporting_currency": facts.get("reporting_currency"),
+        "price": float(market["price"]),
+        "price_date": price_date.isoformat(),
+        "fx_rate": float(market["fx_rate"]),
+        "benchmark_level": _optional(market.get("benchmark_level"), f"{name}: [market].benchmark_level"),
+        "shares": float(market["shares"]),
+        "rating_scheme": scheme,
+        "rating_boundary": rating.get("boundary", "outer"),
+        "benchmark_return": _optional(rating.get("benchmark_return"), f"{name}: [rating].benchmark_return"),
+        "previous_rating": rating.get("previous"),
+        "published_rating": rating.get("published"),
+        "published_action": rating.get("published_action"),
+        "refresh_stamp": None,
+        "refresh_source": f"{path.name} ({price_date})",
+    }
+    # A target price or expected dividend typed in the file stands in for the valuation's and
+    # the forecast's (the cell then holds the number, as if typed over the formula).
+    for field_name in ("target_price", "expected_dps"):
+        if rating.get(field_name) is not None:
+            company.scalar_inputs[field_name] = _optional(rating[field_name], f"{name}: [rating].{field_name}")
+    company.scalar_inputs.update(_valuation_inputs(data.get("valuation") or {}, company, name))
+    _scenarios(data.get("scenarios") or {}, company, name)
+    return company
+
+
+def _facts_market_rating(data: dict, name: str) -> tuple:
+    """[company], [market] and [rating], checked: (facts, market, rating, price date, scheme)."""
     for section, known in (("company", _COMPANY_FIELDS), ("market", _MARKET_FIELDS), ("rating", _RATING_FIELDS)):
         if not isinstance(data.get(section), dict):
             raise CompanyDataError(f"{name}: missing section [{section}]")
@@ -113,22 +156,6 @@ def parse(data: dict, path: Path) -> Company:
     scheme = rating.get("scheme", "everbright")
     if scheme not in schemes():
         raise CompanyDataError(f"{name}: [rating].scheme {scheme!r} is not one of {', '.join(sorted(schemes()))}")
-
-    years_section = data.get("years") or {}
-    try:
-        actual = [str(y) for y in years_section["actual"]]
-        forecast = [str(y) for y in years_section["forecast"]]
-    except (KeyError, TypeError):
-        raise CompanyDataError(f"{name}: [years] needs `actual` and `forecast` lists") from None
-    if not actual or not forecast:
-        raise CompanyDataError(f"{name}: [years] needs at least one actual and one forecast year")
-    base = years_section.get("base")
-    years = ([Year(str(base), _year_number(base), BASE)] if base else []) \
-        + [Year(y, _year_number(y), ACTUAL) for y in actual] + [Year(y, _year_number(y), FORECAST) for y in forecast]
-    numbers = [y.year for y in years]
-    if numbers != sorted(set(numbers)) or any(b - a != 1 for a, b in zip(numbers, numbers[1:])):
-        raise CompanyDataError(f"{name}: [years] must be consecutive and in order, got {[y.label for y in years]}")
-
     for field_name in ("name_zh", "name_en", "ticker", "market", "reporting_currency", "quote_currency", "unit", "source", "layout"):
         if field_name in facts and not isinstance(facts[field_name], str):
             raise CompanyDataError(f"{name}: [company].{field_name} must be text, not {facts[field_name]!r}")
@@ -137,13 +164,31 @@ def parse(data: dict, path: Path) -> Company:
             raise CompanyDataError(f"{name}: [rating].{field_name} must be text, not {rating[field_name]!r}")
     if rating.get("boundary", "outer") not in ("outer", "inner"):
         raise CompanyDataError(f"{name}: [rating].boundary must be \"outer\" or \"inner\", not {rating['boundary']!r}")
+    return facts, market, rating, price_date, scheme
+
+
+def _years(section: dict, name: str) -> list[Year]:
+    """[years]: the base year (if any), the reported and the forecast years, consecutive."""
     try:
-        layout = spec.load_layout(facts.get("layout", spec.DEFAULT_LAYOUT), relative_to=path.parent)
-    except spec.LayoutError as exc:
-        raise CompanyDataError(f"{name}: [company].layout: {exc}") from None
+        actual = [str(y) for y in section["actual"]]
+        forecast = [str(y) for y in section["forecast"]]
+    except (KeyError, TypeError):
+        raise CompanyDataError(f"{name}: [years] needs `actual` and `forecast` lists") from None
+    if not actual or not forecast:
+        raise CompanyDataError(f"{name}: [years] needs at least one actual and one forecast year")
+    base = section.get("base")
+    years = ([Year(str(base), _year_number(base), BASE)] if base else []) \
+        + [Year(y, _year_number(y), ACTUAL) for y in actual] + [Year(y, _year_number(y), FORECAST) for y in forecast]
+    numbers = [y.year for y in years]
+    if numbers != sorted(set(numbers)) or any(b - a != 1 for a, b in zip(numbers, numbers[1:])):
+        raise CompanyDataError(f"{name}: [years] must be consecutive and in order, got {[y.label for y in years]}")
+    return years
+
+
+def _reported_figures(data: dict, company: Company, name: str) -> None:
+    """[base.YEAR] and [actual.YEAR]: every line a reported year must give, as printed."""
+    layout = company.layout
     lines = {line.key: line for line in layout.lines}
-    company = Company(path, facts, market, rating, years, layout=layout)
-    reported = layout.reported_keys
 
     def take(section_name: str, year: str, values: dict, required: set[str]):
         if not isinstance(values, dict):
@@ -156,11 +201,13 @@ def parse(data: dict, path: Path) -> Company:
         if missing:
             raise CompanyDataError(f"{name}: [{section_name}.\"{year}\"] is missing line {sorted(missing)[0]!r}")
 
+    base = next((y.label for y in company.years if y.kind == BASE), None)
+    actual = [y.label for y in company.years if y.kind == ACTUAL]
     if base:
-        take("base", str(base), (data.get("base") or {}).get(str(base), {}), set(layout.base_lines))
+        take("base", base, (data.get("base") or {}).get(base, {}), set(layout.base_lines))
     actual_section = data.get("actual") or {}
     for year in actual:
-        take("actual", year, actual_section.get(year), reported)
+        take("actual", year, actual_section.get(year), layout.reported_keys)
     for year in actual:  # lines no note prints (a revolver the model adds) take their default
         for key, value in layout.reported_defaults.items():
             company.inputs.setdefault((key, year), value)
@@ -168,7 +215,13 @@ def parse(data: dict, path: Path) -> Company:
     if extra_years:
         raise CompanyDataError(f"{name}: [actual] has year {sorted(extra_years)[0]!r} not listed in [years].actual")
 
-    drivers = data.get("drivers") or {}
+
+def _drivers(drivers: dict, company: Company, name: str) -> None:
+    """[drivers.LINE]: a method and its values by forecast year for every driven line, values
+    for every input and reconciling driver (an input the layout defaults may be left out)."""
+    layout = company.layout
+    lines = {line.key: line for line in layout.lines}
+    forecast = [y.label for y in company.forecast_years]
     driven = {line.key for line in layout.lines if line.driven}
     standalone = {line.key for line in layout.lines if line.table == spec.DRIVERS}
     for key, raw in drivers.items():
@@ -204,8 +257,11 @@ def parse(data: dict, path: Path) -> Company:
     if missing:
         raise CompanyDataError(f"{name}: missing driver [drivers.{sorted(missing)[0]}]")
 
-    _check_model_order(company, name)
-    for key, text in (data.get("labels") or {}).items():
+
+def _labels(labels: dict, company: Company, name: str) -> None:
+    """[labels]: the company's own names for lines (Chinese, optionally English)."""
+    lines = {line.key: line for line in company.layout.lines}
+    for key, text in labels.items():
         if key not in lines:
             raise CompanyDataError(f"{name}: [labels] has unknown line {key!r}")
         if isinstance(text, str):
@@ -213,33 +269,6 @@ def parse(data: dict, path: Path) -> Company:
         if not isinstance(text, list) or not 1 <= len(text) <= 2 or not all(isinstance(t, str) and t.strip() for t in text):
             raise CompanyDataError(f"{name}: [labels].{key} must be a label, or [Chinese, English]")
         company.labels[key] = (text[0], text[1] if len(text) > 1 else lines[key].label_en)
-
-    company.scalar_inputs = {
-        "ticker": facts["ticker"],
-        "quote_currency": facts.get("quote_currency"),
-        "reporting_currency": facts.get("reporting_currency"),
-        "price": float(market["price"]),
-        "price_date": price_date.isoformat(),
-        "fx_rate": float(market["fx_rate"]),
-        "benchmark_level": _optional(market.get("benchmark_level"), f"{name}: [market].benchmark_level"),
-        "shares": float(market["shares"]),
-        "rating_scheme": scheme,
-        "rating_boundary": rating.get("boundary", "outer"),
-        "benchmark_return": _optional(rating.get("benchmark_return"), f"{name}: [rating].benchmark_return"),
-        "previous_rating": rating.get("previous"),
-        "published_rating": rating.get("published"),
-        "published_action": rating.get("published_action"),
-        "refresh_stamp": None,
-        "refresh_source": f"{path.name} ({price_date})",
-    }
-    # A target price or expected dividend typed in the file stands in for the valuation's and
-    # the forecast's (the cell then holds the number, as if typed over the formula).
-    for field_name in ("target_price", "expected_dps"):
-        if rating.get(field_name) is not None:
-            company.scalar_inputs[field_name] = _optional(rating[field_name], f"{name}: [rating].{field_name}")
-    company.scalar_inputs.update(_valuation_inputs(data.get("valuation") or {}, company, name))
-    _scenarios(data.get("scenarios") or {}, company, name)
-    return company
 
 
 SCENARIO_CASES = ("bear", "bull")
