@@ -281,63 +281,76 @@ class _Ranges:
 
 
 def place(lines: list[Line], years: list[Year], model_layout: spec.Layout) -> Placement:
-    """Assign every line its cells, translate every formula, name every line."""
+    """Assign every line its cells, translate every formula, name every line: homes first, then
+    the formulas and mirrors that address them, the check rows, and the defined names."""
     by_key = {l.key: l for l in lines}
-    checks = model_layout.checks
     p = Placement(years, by_key, sheets(model_layout, lines))
-    sheets_ = p.sheets
-    kinds = {y.label: y.kind for y in years}
+    _place_homes(p)
+    _place_formulas(p)
+    _place_checks(p, model_layout.checks)
+    _place_names(p, model_layout)
+    return p
 
-    # First pass: positions and homes.
-    for sheet in sheets_:
+
+def _place_homes(p: Placement) -> None:
+    """Every line's row, and its home cell in each year it shows (or its one cell)."""
+    kinds = {y.label: y.kind for y in p.years}
+    for sheet in p.sheets:
         if sheet.kind not in ("yearly", "scalar"):
             continue
-        columns = sheet_years(sheet, years) if sheet.kind == "yearly" else []
+        columns = sheet_years(sheet, p.years) if sheet.kind == "yearly" else []
         p.year_cols[sheet.name] = columns
         placed, r = [], FIRST_ROW
         for row in sheet.rows:
             placed.append((r, row))
             if row.kind == "line":
-                line_ = by_key[row.key]
+                line_ = p.lines[row.key]
                 if sheet.kind == "scalar" or line_.scalar:  # a one-value line sits in the first value column
                     p.home[(row.key, None)] = Cell(sheet.name, r, FIRST_VALUE_COL, row.key, None,
                                                    "formula" if line_.formula else "input")
                 else:
-                    for y in _line_years(line_, row, years, columns):
+                    for y in _line_years(line_, row, p.years, columns):
                         p.home[(row.key, y)] = Cell(sheet.name, r, FIRST_VALUE_COL + columns.index(y), row.key, y,
                                                     "formula" if _is_formula(line_, kinds[y]) else "input")
             r += 1
         p.rows[sheet.name] = placed
 
-    # Second pass: formulas and mirrors, now that every home is known.
-    def translator(sheet_name: str, year: str | None):
-        def address(key: str, lag: int) -> str:
-            if by_key[key].scalar:
-                return p.address(key, None, sheet_name, absolute=True)
-            labels = [y.label for y in years]
-            pos = labels.index(year) - lag
-            if pos < 0 or (key, labels[pos]) not in p.home:
-                return "NA()"
-            return p.address(key, labels[pos], sheet_name)
-        return address
 
-    def excel_name(function: str) -> str:
-        return BY_FORMULA_NAME[function].excel_name
+def _translator(p: Placement, sheet_name: str, year: str | None):
+    """How a formula on `sheet_name` in `year` addresses a line (a prior year outside the model: NA())."""
+    labels = [y.label for y in p.years]
 
+    def address(key: str, lag: int) -> str:
+        if p.lines[key].scalar:
+            return p.address(key, None, sheet_name, absolute=True)
+        pos = labels.index(year) - lag
+        if pos < 0 or (key, labels[pos]) not in p.home:
+            return "NA()"
+        return p.address(key, labels[pos], sheet_name)
+    return address
+
+
+def _excel_name(function: str) -> str:
+    return BY_FORMULA_NAME[function].excel_name
+
+
+def _place_formulas(p: Placement) -> None:
+    """The Excel formula of every formula cell, and the mirror cells, now that every home is known."""
+    kinds = {y.label: y.kind for y in p.years}
     for home_key, cell in list(p.home.items()):
-        line_ = by_key[cell.key]
+        line_ = p.lines[cell.key]
         if cell.kind == "formula":
             text = line_.formula if cell.year is None else line_.formula_in(kinds[cell.year])
-            cell.formula = fx.to_excel(fx.parse(text), translator(cell.sheet, cell.year), excel_name, _Ranges(p, cell.sheet))
+            cell.formula = fx.to_excel(fx.parse(text), _translator(p, cell.sheet, cell.year), _excel_name, _Ranges(p, cell.sheet))
             if "NA()" in cell.formula and kinds.get(cell.year) != FORECAST:
                 del p.home[home_key]  # a reported year whose prior year is not in the model: left empty
                 continue
         p.cells.append(cell)
-    for sheet in sheets_:
+    for sheet in p.sheets:
         for r, row in p.rows.get(sheet.name, []):
             if row.kind != "mirror":
                 continue
-            line_ = by_key[row.key]
+            line_ = p.lines[row.key]
             if sheet.kind == "scalar" or line_.scalar:
                 p.cells.append(Cell(sheet.name, r, FIRST_VALUE_COL, row.key, None, "mirror",
                                     p.address(row.key, None, sheet.name, absolute=True)))
@@ -347,24 +360,29 @@ def place(lines: list[Line], years: list[Year], model_layout: spec.Layout) -> Pl
                     p.cells.append(Cell(sheet.name, r, FIRST_VALUE_COL + i, row.key, y, "mirror",
                                         p.address(row.key, y, sheet.name)))
 
-    # Check rows: one per check, one column per forecast year.
-    check_sheet = next(s for s in sheets_ if s.kind == "checks")
-    columns = sheet_years(check_sheet, years)
+
+def _place_checks(p: Placement, checks) -> None:
+    """One row per check, one column per forecast year, and a name over each row."""
+    check_sheet = next(s for s in p.sheets if s.kind == "checks")
+    columns = sheet_years(check_sheet, p.years)
     p.year_cols[check_sheet.name] = columns
     p.rows[check_sheet.name] = [(FIRST_ROW + i, Row("check", c.key, c.label_zh)) for i, c in enumerate(checks)]
     for i, check in enumerate(checks):
         r = FIRST_ROW + i
         for j, y in enumerate(columns):
-            tr = translator(check_sheet.name, y)
-            actual = fx.to_excel(fx.parse(check.actual), tr, excel_name)
-            expected = fx.to_excel(fx.parse(check.expected), tr, excel_name)
-            formula = f"{excel_name('check')}({actual},{expected},{check.tolerance!r})"
+            tr = _translator(p, check_sheet.name, y)
+            actual = fx.to_excel(fx.parse(check.actual), tr, _excel_name)
+            expected = fx.to_excel(fx.parse(check.expected), tr, _excel_name)
+            formula = f"{_excel_name('check')}({actual},{expected},{check.tolerance!r})"
             p.cells.append(Cell(check_sheet.name, r, FIRST_VALUE_COL + j, f"check:{check.key}", y, "formula", formula))
         p.names[f"{check_sheet.prefix}_{check.key}"] = (
             f"{quote_sheet(check_sheet.name)}!{cell_name(r, FIRST_VALUE_COL, True)}:{cell_name(r, FIRST_VALUE_COL + len(columns) - 1, True)}")
 
-    # Defined names: one per line, over its home cells.
-    prefixes = {s.name: s.prefix for s in sheets_}
+
+def _place_names(p: Placement, model_layout: spec.Layout) -> None:
+    """A defined name per line over its home cells (BASE_ for the base year), and the weights."""
+    kinds = {y.label: y.kind for y in p.years}
+    prefixes = {s.name: s.prefix for s in p.sheets}
     homes: dict = {}
     for (key, year), cell in p.home.items():
         homes.setdefault((key, cell.sheet, year is not None and kinds[year] == BASE), []).append(cell)
@@ -377,4 +395,3 @@ def place(lines: list[Line], years: list[Year], model_layout: spec.Layout) -> Pl
     weights = spec.valuation_plan(model_layout).weights
     if weights:
         p.names[WEIGHTS_NAME] = _Ranges(p, "").column(weights)
-    return p
