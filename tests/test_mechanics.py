@@ -413,3 +413,46 @@ def test_the_second_company_pays_dividends_and_buys_back_shares_from_equity():
     assert moved == pytest.approx(-cost - paid + profit_change)
     assert after.value("cash", second) < before.value("cash", second)
     assert after.value("expected_dps") == pytest.approx(after.value("dps", first) / after.value("fx_rate"))
+
+
+def test_a_loss_declares_no_dividend():
+    """A payout of a negative EPS is no dividend (never a negative one that brings cash in)."""
+    from udfs.forecast import payout
+    assert payout(-2.6, 0.3) == 0.0 and payout(2.0, 0.3) == pytest.approx(0.6)
+    company = load()
+    forecast = [y.label for y in company.forecast_years]
+    inputs = dict(company.inputs)
+    for year in forecast:
+        inputs[("d_opex_cash", year)], inputs[("d_dps", year)] = 0.4, 0.3
+    model = build_model(replace(company, inputs=inputs))
+    assert model.value("eps", forecast[0]) < 0
+    assert model.value("dps", forecast[0]) == 0.0 and model.value("dividends", forecast[1]) == 0.0
+    assert model.value("expected_dps") == 0.0
+
+
+def test_interest_does_not_move_ebitda_and_per_share_bases_follow_the_share_count():
+    """EBITDA is before interest in both layouts; the valuation's book value and sales per share
+    divide by the valuation year's share count, as its EPS does."""
+    for data, rate_key in ((None, "d_debt_rate"), (KYSEC, "d_debt_rate")):
+        company = load(data) if data else load()
+        first = company.forecast_years[0].label
+        inputs = dict(company.inputs)
+        inputs[(rate_key, first)] = 0.12
+        inputs[("d_buyback_shares", first)] = 10.0 if data else 1_000.0
+        before, after = build_model(company), build_model(replace(company, inputs=inputs))
+        assert after.value("ebitda", first) == pytest.approx(before.value("ebitda", first))
+        shares = after.value("val_shares", first)
+        assert shares < before.value("val_shares", first)
+        equity = after.value("shareholders_equity", first)
+        assert after.value("val_bvps", first) == pytest.approx(equity / shares)
+
+
+def test_calibration_reads_no_tax_rate_off_a_loss():
+    """A loss year's tax is decided by the credit limit, not the rate: the inverse refuses it and
+    calibration keeps the file's rate instead of writing a meaningless one."""
+    from udfs.forecast import METHODS
+    for name in ("tax", "cost_tax"):
+        with pytest.raises(ZeroDivisionError):
+            METHODS[name].invert(500.0, 0.0, -10_000.0)
+    assert METHODS["tax"].invert(250.0, 0.0, 1_000.0) == pytest.approx(0.25)
+    assert METHODS["cost_tax"].invert(-250.0, 0.0, 1_000.0) == pytest.approx(0.25)

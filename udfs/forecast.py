@@ -152,6 +152,15 @@ def net_interest(opening_cash: float, cash_yield: float, opening_debt: float, cl
     return opening_cash * cash_yield - (bearing + opening_revolver) * debt_rate
 
 
+@excel_function("PAYOUT", "A dividend per share declared as a payout of EPS; none on a loss: max(0, EPS) x payout ratio.",
+                Arg("eps", NUMBER, "Earnings per share of the year"), Arg("payout_ratio", NUMBER, "Payout ratio as a decimal, 0.3 for 30%"),
+                native="MAX(0,{0})*{1}", sample=(1.75, 0.3))
+def payout(eps: float, payout_ratio: float) -> float:
+    """The dividend per share a payout ratio declares: none on a loss (a negative EPS must not
+    declare a negative dividend, which would bring cash in)."""
+    return max(0.0, eps) * payout_ratio
+
+
 @dataclass(frozen=True)
 class Method:
     """A forecast method a driver can name in a company data file: everything about it lives
@@ -176,6 +185,14 @@ class Method:
     reads: tuple = ()
 
 
+def _rate_on_profit(charge: float, pretax: float) -> float:
+    """The tax rate a charge implies; none can be read off a loss year, where the credit limit and
+    not the rate decides the charge (ZeroDivisionError: calibration keeps the file's rate)."""
+    if pretax <= 0:
+        raise ZeroDivisionError("no tax rate on a pre-tax loss")
+    return charge / pretax
+
+
 TAX_CREDIT_LIMIT = "d_tax_credit_limit"  # the layout line a tax method reads its loss credit limit from
 
 METHODS: dict[str, Method] = {m.name: m for m in (
@@ -197,12 +214,15 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     # deliveries, driven by growth) and the driver the average selling price per unit.
     Method("per_unit", share_of, "share_of({base}, {driver})", "{line} / {base}", True, "单价（按{base}）", "Price per unit of {base}", "money2",
            lambda target, prior, base: target / base, 6),
+    # Dividends: a payout of EPS, none on a loss.
+    Method("payout", payout, "payout({base}, {driver})", "coverage({line}, {base})", True, "派息率（按{base}）", "Payout of {base}", "pct",
+           lambda target, prior, base: target / base, 8),
     # Tax as the notes print it: a positive charge (tax), or a negative cost (cost_tax). A loss
     # earns a credit only up to the layout's loss credit limit.
     Method("tax", tax_charge, "tax_charge({base}, {driver}, " + TAX_CREDIT_LIMIT + ")", "coverage({line}, {base})", True,
-           "税率（按{base}）", "Tax rate on {base}", "pct", lambda target, prior, base: target / base, 8, (TAX_CREDIT_LIMIT,)),
+           "税率（按{base}）", "Tax rate on {base}", "pct", lambda target, prior, base: _rate_on_profit(target, base), 8, (TAX_CREDIT_LIMIT,)),
     Method("cost_tax", tax_charge, "-tax_charge({base}, {driver}, " + TAX_CREDIT_LIMIT + ")", "coverage(-{line}, {base})", True,
-           "税率（按{base}）", "Tax rate on {base}", "pct", lambda target, prior, base: -target / base, 8, (TAX_CREDIT_LIMIT,)),
+           "税率（按{base}）", "Tax rate on {base}", "pct", lambda target, prior, base: _rate_on_profit(-target, base), 8, (TAX_CREDIT_LIMIT,)),
 )}
 
 

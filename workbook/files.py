@@ -78,7 +78,11 @@ def open_regular(path: Path, limit: int, fail: Callable[[str], Exception], what:
         raise fail(f"{path}: not a regular file (a device, pipe or socket); refused")
     if info.st_size > limit:
         raise fail(f"{path.name}: {info.st_size:,} bytes is more than a {what} can be ({limit:,}); refused")
-    try:
-        return open(path, "rb")
+    try:  # opened without blocking and checked again, in case the path was swapped for a pipe meanwhile
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise fail(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise fail(f"{path}: not a regular file (a device, pipe or socket); refused")
+    return os.fdopen(fd, "rb")

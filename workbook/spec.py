@@ -274,6 +274,7 @@ VALUATION_BASES = {
     "investments": "Long-term investments added in the bridge",
     "dps": "Dividends per share (reporting currency), for the rating's expected dividend",
     "tax_rate": "Effective tax rate the FCFF applies to EBIT (the model's own, year by year)",
+    "shares": "Share count of the valuation year that book value, sales and an EV/EBITDA equity value are divided by (today's if not given)",
 }
 _VALUATION_DEFAULTS = {"eps": ("recurring_eps", "eps"), "equity": ("shareholders_equity",), "revenue": ("revenue",),
                        "ebitda": ("ebitda",), "ebit": ("ebit", "operating_profit"), "da": ("da",), "capex": ("capex",),
@@ -458,12 +459,15 @@ def valuation_plan(layout: Layout) -> ValuationPlan:
         scalars.append(Line(key, VALUE, zh, en, fmt=fmt, formula=formula, scalar=True, note=note))
         return key
 
+    # The per-share bases divide by the valuation year's share count, as its EPS does: a buyback
+    # raises them all alike. The DCF and the sum of the parts value today, on today's shares.
+    y("val_shares", "估值用股本（百万股）", "Shares for valuation (mn)", bases.get("shares", "shares"))
     if "eps" in bases:
         y("val_eps", "估值用每股收益（元）", "EPS for valuation", bases["eps"], "eps")
     if "equity" in bases:
-        y("val_bvps", "每股净资产（元）", "Book value per share", f"per_share({bases['equity']}, shares)", "eps")
+        y("val_bvps", "每股净资产（元）", "Book value per share", f"per_share({bases['equity']}, val_shares)", "eps")
     if "revenue" in bases:
-        y("val_sales_ps", "每股营业收入（元）", "Revenue per share", f"per_share({bases['revenue']}, shares)", "eps")
+        y("val_sales_ps", "每股营业收入（元）", "Revenue per share", f"per_share({bases['revenue']}, val_shares)", "eps")
     if "ebitda" in bases:
         y("val_ebitda", "EBITDA", "EBITDA", bases["ebitda"])
     y("val_net_cash", "净现金（负值为净负债）", "Net cash (negative: net debt)", bases.get("net_cash", "0"))
@@ -497,7 +501,7 @@ def valuation_plan(layout: Layout) -> ValuationPlan:
         year = s(f"{method}_year", f"{zh} 估值年度", f"{en} year", "text")
         if method == "evebitda":
             formula = (f"ev_ebitda_target({multiple}, at(val_ebitda, {year}), at(val_net_cash, {year}), "
-                       f"at(val_minorities, {year}), shares, fx_rate, at(val_investments, {year}))")
+                       f"at(val_minorities, {year}), at(val_shares, {year}), fx_rate, at(val_investments, {year}))")
         else:
             formula = f"{method}_target({multiple}, at({base_key}, {year}), fx_rate)"
         formula = f"if_given({multiple}, {formula})"  # not valued until the analyst enters a multiple
