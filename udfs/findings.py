@@ -10,6 +10,8 @@ prints in two tables (the summary and Table 1) are compared with each other as w
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
@@ -127,6 +129,13 @@ def quantize_half_up(value: float | Decimal, decimals: int) -> Decimal:
 def round_half_up(value: float, decimals: int) -> float:
     """Rounding as the report and Excel display it: halves away from zero."""
     return float(quantize_half_up(value, decimals))
+
+
+def displays_as(value: float, printed: float, decimals: int) -> bool:
+    """Whether `value` shows as `printed` at that precision, as Excel shows it: the sign of the
+    value picks the format's section, so -0.15 shows "-0", not the "0" a note prints."""
+    shown = round_half_up(value, decimals)
+    return shown == printed and not (shown == 0 and value < 0 and math.copysign(1.0, printed) > 0)
 
 
 def find(lines: list[Line], years: list[Year], printed: dict, scalars: dict, table_order: list[str]) -> list[Finding]:

@@ -126,7 +126,10 @@ def consistent_targets(report: dict, company, forecast: list[str], misses: dict 
     a_lower = np.hstack([-jacobian, jacobian, -np.eye(m)])
     scale = np.maximum(1.0, np.abs(x0))
     a_ub = np.vstack([a_upper, a_lower])
-    b_ub = np.concatenate([target + half - f0, -(target - half - f0)])
+    # A printed 0 is not a -0 (the note would print that, and the reader folds it away): a line
+    # printed 0 stays at or above zero, so that the template does not show "-0" under a "0".
+    low = np.where(target == 0, 0.0, target - half)
+    b_ub = np.concatenate([target + half - f0, -(low - f0)])
     bounds = [(0, None)] * (2 * n + m)
     # Two passes, so that the tie-break is not lost in the solver's tolerance: first the least
     # weighted miss, then, holding that, the smallest relative moves.

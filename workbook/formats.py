@@ -37,9 +37,10 @@ def show(value, fmt: str) -> str:
     if isinstance(value, str):
         return value
     _, decimals, percent, parentheses = FORMATS.get(fmt, FORMATS["money"])
-    number = round_half_up(value * 100 if percent else value, decimals)
+    scaled = value * 100 if percent else value
+    number = round_half_up(scaled, decimals)
     text = f"{abs(number):,.{decimals}f}"
     suffix = "%" if fmt == "pct" else "x" if fmt == "multiple" else ""
-    if number < 0:
+    if scaled < 0:  # as Excel: the sign of the value picks the section, so -0.15 shows "-0"
         return f"({text})" if parentheses else f"-{text}{suffix}"
     return text + suffix

@@ -108,7 +108,7 @@ def reproduction(model, report: Report, found: list[Finding]) -> list[Mismatch]:
     reason that explains it: the report's own disagreement on that cell or on a figure its
     definition reads, or a prior year the report does not print."""
     from udfs import formula as fx
-    from udfs.findings import round_half_up
+    from udfs.findings import displays_as, round_half_up
 
     by_key = {line.key: line for line in model.lines}
     for identity in model.company.layout.report_identities:  # their findings explain the lines they read
@@ -126,7 +126,7 @@ def reproduction(model, report: Report, found: list[Finding]) -> list[Mismatch]:
         scale = 100 if shown.percent else 1
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             displayed = round_half_up(value * scale, shown.decimals)
-            if displayed == shown.value:
+            if displays_as(value * scale, shown.value, shown.decimals):
                 continue
         else:
             displayed = value
