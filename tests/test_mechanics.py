@@ -72,9 +72,10 @@ def test_the_reports_forecast_fires_no_warning(data):
     assert len(model.warnings) == len(model.company.layout.warnings) * len(model.company.forecast_years)
 
 
-def _with(company, drivers: dict):
+def _with(company, drivers: dict, **inputs_by_key):
+    """The company with each driver (and each `d_` input named by keyword) set in every forecast year."""
     inputs = dict(company.inputs)
-    for key, value in drivers.items():
+    for key, value in {**drivers, **inputs_by_key}.items():
         for year in company.forecast_years:
             inputs[(f"d_{key}", year.label)] = value
     return build_model(replace(company, inputs=inputs))
@@ -83,31 +84,63 @@ def _with(company, drivers: dict):
 RATE = st.floats(min_value=-1.5, max_value=1.5, allow_nan=False)
 
 
+def _expected_warnings(model, year: str, tax_sign: float) -> set[str]:
+    """The section-8 conditions a year meets, computed from the figures themselves."""
+    v = lambda key: model.value(key, year)  # noqa: E731
+    expected = {
+        "cash_negative": v("cash_before_revolver") < 0, "equity_negative": v("shareholders_equity") < 0,
+        "revenue_negative": v("revenue") < 0, "ppe_negative": v("ppe") < 0,
+        "receivables_negative": v("receivables") < 0, "inventory_negative": v("inventory") < 0,
+        "tax_rate_range": v("pretax_profit") > 0 and not 0 <= tax_sign * v("income_tax") / v("pretax_profit") <= 0.5,
+        "payout_above_100": v("eps") > 0 and v("dps") / v("eps") > 1,
+    }
+    return {k for k, fires in expected.items() if fires}
+
+
+MECHANICS = dict(debt_rate=st.floats(0.0, 0.2), buyback=st.floats(0.0, 3_000.0), floor=st.floats(0.0, 50_000.0),
+                 credit=st.floats(0.0, 50_000.0))
+
+
 @SETTINGS
 @given(smartphone=RATE, iot=RATE, internet=RATE, auto=RATE, other=st.floats(-200_000, 50_000),
        margin=st.floats(-0.5, 0.9), opex=st.floats(0.0, 0.8), tax=st.floats(0.0, 1.0),
-       capex=st.floats(-300_000, 0.0), payout=st.floats(0.0, 3.0))
+       capex=st.floats(-300_000, 0.0), payout=st.floats(0.0, 3.0), **MECHANICS)
 def test_every_implausible_draw_shows_its_warning(smartphone, iot, internet, auto, other, margin, opex, tax,
-                                                   capex, payout):
-    """Wide random drivers: whatever the draw, a year with negative cash, equity, revenue or PP&E,
-    a tax rate outside 0–50% or dividends above profit shows that warning, and only then."""
+                                                   capex, payout, debt_rate, buyback, floor, credit):
+    """Wide random drivers, the mechanics included (interest, buybacks, a cash floor, a tax credit
+    limit): whatever the draw, the statements articulate, cash stays at its floor, and a year
+    with negative cash, equity, revenue or PP&E, a tax rate outside 0–50% or dividends above
+    profit shows that warning, and only then."""
     company = load()
     model = _with(company, {"smartphone": smartphone, "iot": iot, "internet": internet, "auto": auto,
                             "other_revenue": other, "cogs": margin, "opex_cash": opex, "income_tax": tax,
-                            "capex": capex, "dps": payout})
+                            "capex": capex, "dps": payout}, debt_rate=debt_rate, buyback_shares=buyback,
+                  min_cash=floor, tax_credit_limit=credit)
     assert model.balanced  # the statements articulate whatever the draw: only the warnings can tell
+    assert all(c["passed"] for c in model.checks)
     fired = {(w["warning"], w["year"]) for w in model.triggered_warnings}
     for year in (y.label for y in company.forecast_years):
-        v = lambda key: model.value(key, year)  # noqa: E731
-        expected = {
-            "cash_negative": v("cash_before_revolver") < 0, "equity_negative": v("shareholders_equity") < 0,
-            "revenue_negative": v("revenue") < 0, "ppe_negative": v("ppe") < 0,
-            "receivables_negative": v("receivables") < 0, "inventory_negative": v("inventory") < 0,
-            "tax_rate_range": v("pretax_profit") > 0 and not 0 <= -v("income_tax") / v("pretax_profit") <= 0.5,
-            "payout_above_100": v("eps") > 0 and v("dps") / v("eps") > 1,
-        }
-        assert {k for k, fires in expected.items() if fires} == {k for k, y in fired if y == year}
-        assert v("cash") >= -1e-6  # the revolver keeps cash at its floor (0 here) whatever the draw
+        assert _expected_warnings(model, year, -1.0) == {k for k, y in fired if y == year}
+        assert model.value("cash", year) >= floor - 1e-6  # the revolver keeps cash at its floor whatever the draw
+
+
+@SETTINGS
+@given(growth=RATE, cogs=st.floats(0.3, 1.3), admin=st.floats(0.0, 0.6), tax=st.floats(0.0, 1.0),
+       capex=st.floats(0.0, 5_000.0), payout=st.floats(0.0, 3.0), debt_rate=st.floats(0.0, 0.2),
+       buyback=st.floats(0.0, 100.0), floor=st.floats(0.0, 3_000.0), credit=st.floats(0.0, 500.0))
+def test_every_implausible_draw_of_the_second_company_shows_its_warning(growth, cogs, admin, tax, capex, payout,
+                                                                         debt_rate, buyback, floor, credit):
+    """The same for 华凯易佰 in the 开源 layout (costs and tax printed positive)."""
+    company = load(KYSEC)
+    model = _with(company, {"revenue": growth, "cogs": cogs, "admin_cash": admin, "income_tax": tax,
+                            "capex": capex, "dps": payout}, debt_rate=debt_rate, buyback_shares=buyback,
+                  min_cash=floor, tax_credit_limit=credit)
+    assert model.balanced
+    assert all(c["passed"] for c in model.checks)
+    fired = {(w["warning"], w["year"]) for w in model.triggered_warnings}
+    for year in (y.label for y in company.forecast_years):
+        assert _expected_warnings(model, year, 1.0) == {k for k, y in fired if y == year}
+        assert model.value("cash", year) >= floor - 1e-6
 
 
 def test_negative_cash_is_never_green_in_the_workbook(tmp_path):
