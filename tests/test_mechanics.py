@@ -489,3 +489,19 @@ def test_calibration_reads_no_tax_rate_off_a_loss():
             METHODS[name].invert(500.0, 0.0, -10_000.0)
     assert METHODS["tax"].invert(250.0, 0.0, 1_000.0) == pytest.approx(0.25)
     assert METHODS["cost_tax"].invert(-250.0, 0.0, 1_000.0) == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("data", [None, KYSEC])
+def test_da_never_takes_ppe_below_zero(data):
+    """D&A is capped at its depreciable base (a rate above 100% is held there), so with no other
+    PP&E movement PP&E ends at zero at worst, never below."""
+    from udfs.forecast import depreciation
+    assert depreciation(1000.0, 0.1) == pytest.approx(100.0)
+    assert depreciation(1000.0, 5.0) == 1000.0 and depreciation(1000.0, -0.2) == 0.0 and depreciation(-50.0, 0.1) == 0.0
+    company = load(data) if data else load()
+    model = _with(company, {"da": 5.0}, ppe_other=0.0)
+    for year in (y.label for y in company.forecast_years):
+        assert model.value("da", year) == pytest.approx(model.value("depreciable_base", year))
+        assert model.value("ppe", year) == pytest.approx(0.0, abs=1e-6)
+    assert "ppe_negative" not in {w["warning"] for w in model.triggered_warnings}
+    assert model.balanced

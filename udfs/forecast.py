@@ -152,6 +152,15 @@ def net_interest(opening_cash: float, cash_yield: float, opening_debt: float, cl
     return opening_cash * cash_yield - (bearing + opening_revolver) * debt_rate
 
 
+@excel_function("DEPRECIATION", "D&A as a rate on a depreciable base, never more than the base: min(rate, 1) x base, 0 on a base of 0 or less.",
+                Arg("depreciable_base", NUMBER, "Opening PP&E plus the year's capex"), Arg("rate", NUMBER, "D&A rate as a decimal"),
+                native="MAX(0,{0})*MIN(MAX(0,{1}),1)", sample=(94071.0, 0.066))
+def depreciation(depreciable_base: float, rate: float) -> float:
+    """D&A at `rate` of the depreciable base, capped at the base itself, so that D&A can never
+    take PP&E below zero (a rate above 100% or below 0 is held at its bound)."""
+    return max(0.0, depreciable_base) * min(max(0.0, rate), 1.0)
+
+
 @excel_function("PAYOUT", "A dividend per share declared as a payout of EPS; none on a loss: max(0, EPS) x payout ratio.",
                 Arg("eps", NUMBER, "Earnings per share of the year"), Arg("payout_ratio", NUMBER, "Payout ratio as a decimal, 0.3 for 30%"),
                 native="MAX(0,{0})*{1}", sample=(1.75, 0.3))
@@ -210,6 +219,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            lambda target, prior, base: 1 + target / base, 8),
     Method("days", days_balance, "days_balance({base}, {driver})", "turnover_days({line}, {base})", True, "周转天数（按{base}）", "Days of {base}", "days",
            lambda target, prior, base: target / abs(base) * DAYS_IN_YEAR, 6),
+    # D&A from the asset base: a rate on opening PP&E plus capex, never more than that base.
+    Method("depreciation", depreciation, "depreciation({base}, {driver})", "{line} / {base}", True, "折旧摊销率（按{base}）",
+           "D&A rate on {base}", "pct", lambda target, prior, base: target / base, 8),
     # A segment build: revenue as volume x price, the volume a line of its own (shipments,
     # deliveries, driven by growth) and the driver the average selling price per unit.
     Method("per_unit", share_of, "share_of({base}, {driver})", "{line} / {base}", True, "单价（按{base}）", "Price per unit of {base}", "money2",
