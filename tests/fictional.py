@@ -4,9 +4,10 @@ that a test states only the lines and figures it is about."""
 from __future__ import annotations
 
 
-def layout_head(name: str, description: str, revenue: str, summary: tuple, profit: str, assets: str) -> str:
-    """Roles, statements, a summary, the lines every such layout has (profit and total assets by
-    the formulas given, EPS, cash, liabilities, equity) and the balance check; the other lines are
+def layout_head(name: str, description: str, revenue: str, summary: tuple, profit: str, assets: str,
+                net_cash: str) -> str:
+    """Roles, statements, a summary, the lines every such layout has (profit, total assets and net
+    cash flow by the formulas given, EPS, cash, liabilities, equity) and the balance check; the other lines are
     the test's."""
     rows = ", ".join(f'{{ key = "{key}" }}' for key in summary)
     return f'''
@@ -78,6 +79,12 @@ table = "balance"
 zh = "权益"
 en = "Equity"
 formula = "prev(equity) + profit"
+[[lines]]
+key = "net_cash"
+table = "cashflow"
+zh = "现金净变动"
+en = "Net cash flow"
+formula = "{net_cash}"
 [[checks]]
 key = "balance"
 zh = "资产 = 负债 + 权益"

@@ -228,7 +228,7 @@ def test_a_quote_in_another_currency_is_refused_for_the_cny_model(tmp_path):
 
 # ---- a third company in a third layout: data files only ----
 THIRD_LAYOUT = layout_head("fictional_simple", "A fictional broker's minimal layout, written by a test", "sales",
-                           ("sales", "profit", "eps"), "sales - costs", "cash + other_assets") + '''
+                           ("sales", "profit", "eps"), "sales - costs", "cash + other_assets", "operating_cash + financing_cash") + '''
 [[lines]]
 key = "sales"
 table = "income"
@@ -259,13 +259,6 @@ table = "cashflow"
 zh = "融资现金流"
 en = "Financing cash flow"
 formula = "debt - prev(debt)"
-[[lines]]
-key = "net_cash"
-table = "cashflow"
-zh = "现金净变动"
-en = "Net cash flow"
-formula = "operating_cash + financing_cash"
-identity = true
 '''
 
 THIRD_COMPANY = company_head("虚构灯塔科技", "Lighthouse Tech (fictional)", "LHTX.US", "fictional_simple.toml") + '''

@@ -18,7 +18,7 @@ from workbook.model import build_model
 from workbook_reader import Template
 
 LAYOUT = layout_head("segments_example", "A fictional layout with a volume x price segment build, written by a test",
-                     "revenue", ("revenue", "profit", "eps"), "revenue + phone_cogs + ev_cogs", "cash") + '''
+                     "revenue", ("revenue", "profit", "eps"), "revenue + phone_cogs + ev_cogs", "cash", "profit + debt - prev(debt)") + '''
 [[lines]]
 key = "phone_units"
 table = "income"
@@ -62,12 +62,6 @@ table = "income"
 zh = "汽车成本"
 en = "EV cost of sales"
 driven = true
-[[lines]]
-key = "net_cash"
-table = "cashflow"
-zh = "现金净变动"
-en = "Net cash flow"
-formula = "profit + debt - prev(debt)"
 '''
 
 COMPANY = company_head("虚构分部科技", "Segment Tech (fictional)", "SEGX.US", "segments_example.toml") + '''

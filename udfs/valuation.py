@@ -48,6 +48,8 @@ LABELS = (WEIGHTS_NOT_100,)
 SEGMENT_METHODS = ("PE", "PB", "PS", "EVEBITDA")
 
 _FX = Arg("fx", NUMBER, "Reporting currency per unit of trading currency")
+# multiple_target as a native Excel formula, for the P/E, P/B and P/S targets alike
+_MULTIPLE_TARGET_NATIVE = "IF(OR({0}<=0,{1}<=0,{2}<=0),{NM},{0}*{1}/{2})"
 _SHARES = Arg("shares", NUMBER, "Shares, millions")
 _NET_CASH = Arg("net_cash", NUMBER, "Net cash (negative for net debt), millions")
 _MINORITIES = Arg("minorities", NUMBER, "Minority interests, millions")
@@ -68,7 +70,7 @@ def multiple_target(multiple: Number, per_share_metric: Number, fx: Number) -> R
 
 @excel_function("PE_TARGET", "Target price by P/E: multiple x EPS / FX, in the trading currency.",
                 Arg("multiple", NUMBER, "Target P/E"), Arg("eps", NUMBER, "EPS of the chosen year, reporting currency"),
-                _FX, native="IF(OR({0}<=0,{1}<=0,{2}<=0),{NM},{0}*{1}/{2})",
+                _FX, native=_MULTIPLE_TARGET_NATIVE,
                 sample=(22.0, 1.635, 0.9049))
 def pe_target(multiple: Number, eps: Number, fx: Number) -> Result:
     """Target price = target P/E x EPS (reported or Non-IFRS, of the chosen year) / FX."""
@@ -77,7 +79,7 @@ def pe_target(multiple: Number, eps: Number, fx: Number) -> Result:
 
 @excel_function("PB_TARGET", "Target price by P/B: multiple x book value per share / FX.",
                 Arg("multiple", NUMBER, "Target P/B"), Arg("bvps", NUMBER, "Book value per share, reporting currency"),
-                _FX, native="IF(OR({0}<=0,{1}<=0,{2}<=0),{NM},{0}*{1}/{2})",
+                _FX, native=_MULTIPLE_TARGET_NATIVE,
                 sample=(3.5, 9.8, 0.9049))
 def pb_target(multiple: Number, bvps: Number, fx: Number) -> Result:
     """Target price = target P/B x book value per share / FX; NM for a non-positive book."""
@@ -87,7 +89,7 @@ def pb_target(multiple: Number, bvps: Number, fx: Number) -> Result:
 @excel_function("PS_TARGET", "Target price by P/S: multiple x revenue per share / FX.",
                 Arg("multiple", NUMBER, "Target P/S"),
                 Arg("revenue_per_share", NUMBER, "Revenue per share, reporting currency"),
-                _FX, native="IF(OR({0}<=0,{1}<=0,{2}<=0),{NM},{0}*{1}/{2})",
+                _FX, native=_MULTIPLE_TARGET_NATIVE,
                 sample=(2.0, 18.28, 0.9049))
 def ps_target(multiple: Number, revenue_per_share: Number, fx: Number) -> Result:
     """Target price = target P/S x revenue per share / FX."""
