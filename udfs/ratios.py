@@ -14,11 +14,7 @@ Number = float
 Result = float | str
 
 
-def _over_positive(numerator: Number, denominator: Number) -> Result:
-    """numerator / denominator, NOT_MEANINGFUL unless the denominator is positive."""
-    if denominator <= 0:
-        return NOT_MEANINGFUL
-    return numerator / denominator
+_POSITIVE_QUOTIENT = "IF({1}<=0,{NM},{0}/{1})"  # over_positive as a native Excel formula
 
 
 @excel_function("GROWTH_RATE", "Year-on-year growth: current / prior - 1; NM from a non-positive base.", Arg("current", NUMBER, "This year's value"), Arg("prior", NUMBER, "Prior-year value of the line"), native="IF({1}<=0,{NM},{0}/{1}-1)",
@@ -31,40 +27,44 @@ def growth_rate(current: Number, prior: Number) -> Result:
     return current / prior - 1.0
 
 
-@excel_function("MARGIN", "A line as a share of revenue; NM for non-positive revenue.", Arg("profit_line", NUMBER, "Profit line"), Arg("revenue", NUMBER, "Revenue"), native="IF({1}<=0,{NM},{0}/{1})",
-                sample=(104990.0, 475994.0))
-def margin(line: Number, revenue: Number) -> Result:
-    """A line as a share of revenue (gross, operating, net, EBITDA margin). NM for revenue <= 0."""
-    return _over_positive(line, revenue)
+# One quotient, five Excel names: each name carries its own argument help and sample, so an
+# analyst reads "profit line / revenue" on MARGIN and "EV / EBITDA" on EV_EBITDA, while the
+# definition of "NM below a positive denominator" lives once.
+@excel_function("MARGIN", "A line as a share of revenue; NM for non-positive revenue.", Arg("profit_line", NUMBER, "Profit line"), Arg("revenue", NUMBER, "Revenue"), native=_POSITIVE_QUOTIENT,
+                sample=(104990.0, 475994.0), formula_name="margin")
+@excel_function("RETURN_ON", "Return on a balance (ROE, ROA); NM for a non-positive balance.", Arg("profit", NUMBER, "Profit for the year"), Arg("base_value", NUMBER, "Equity or total assets"), native=_POSITIVE_QUOTIENT,
+                sample=(45650.0, 234222.0), formula_name="return_on")
+@excel_function("RATIO", "A ratio of two balances; NM for a non-positive denominator.", Arg("numerator", NUMBER, "Numerator"), Arg("denominator", NUMBER, "Denominator"), native=_POSITIVE_QUOTIENT,
+                sample=(255957.0, 233364.0), formula_name="coverage")
+@excel_function("PER_SHARE", "An amount per share; amount and shares in the same unit.", Arg("amount", NUMBER, "Profit, equity or cash flow"), Arg("shares", NUMBER, "Shares"), native=_POSITIVE_QUOTIENT,
+                sample=(42581.0, 26045.0), formula_name="per_share")
+@excel_function("EV_EBITDA", "EV / EBITDA; NM for non-positive EBITDA.", Arg("ev", NUMBER, "Enterprise value"), Arg("ebitda", NUMBER, "EBITDA"), native=_POSITIVE_QUOTIENT,
+                sample=(872115.0, 59555.0), formula_name="ev_to_ebitda")
+def over_positive(numerator: Number, denominator: Number) -> Result:
+    """numerator / denominator, NOT_MEANINGFUL unless the denominator is positive.
 
-
-@excel_function("RETURN_ON", "Return on a balance (ROE, ROA); NM for a non-positive balance.", Arg("profit", NUMBER, "Profit for the year"), Arg("base_value", NUMBER, "Equity or total assets"), native="IF({1}<=0,{NM},{0}/{1})",
-                sample=(45650.0, 234222.0))
-def return_on(profit: Number, base: Number) -> Result:
-    """Return on a balance (ROE on shareholders' equity, ROA on total assets), on year-end
-    balances as broker summary tables usually show. NM when the base is not positive."""
-    return _over_positive(profit, base)
-
-
-@excel_function("RATIO", "A ratio of two balances; NM for a non-positive denominator.", Arg("numerator", NUMBER, "Numerator"), Arg("denominator", NUMBER, "Denominator"), native="IF({1}<=0,{NM},{0}/{1})",
-                sample=(255957.0, 233364.0))
-def coverage(numerator: Number, denominator: Number) -> Result:
-    """A plain ratio of two balances (current ratio, debt ratio). NM when the denominator is not positive."""
-    return _over_positive(numerator, denominator)
+    Under its Excel names: a margin (gross, operating, net, EBITDA) on revenue; a return (ROE on
+    shareholders' equity, ROA on total assets) on year-end balances, as broker summary tables
+    usually show; a plain ratio of two balances (current ratio, debt ratio); an amount per share
+    (EPS, BVPS, CFO per share, amount and shares in one unit, 百万); EV / EBITDA. A negative
+    denominator (negative revenue, equity, shares or EBITDA) would give a misleading sign."""
+    if denominator <= 0:
+        return NOT_MEANINGFUL
+    return numerator / denominator
 
 
 @excel_function("QUICK_RATIO", "(Current assets - inventory) / current liabilities.", Arg("current_assets", NUMBER, "Current assets"), Arg("inventory", NUMBER, "Inventory"), Arg("current_liabilities", NUMBER, "Current liabilities"), native="IF({2}<=0,{NM},({0}-{1})/{2})",
                 sample=(255957.0, 71701.0, 233364.0))
 def quick_ratio(current_assets: Number, inventory: Number, current_liabilities: Number) -> Result:
     """(Current assets - inventory) / current liabilities."""
-    return _over_positive(current_assets - inventory, current_liabilities)
+    return over_positive(current_assets - inventory, current_liabilities)
 
 
 @excel_function("NET_GEARING", "(Borrowings - cash) / total equity; negative is net cash.", Arg("debt", NUMBER, "Short- and long-term borrowings"), Arg("cash", NUMBER, "Cash and short-term investments"), Arg("equity", NUMBER, "Total equity"), native="IF({2}<=0,{NM},({0}-{1})/{2})",
                 sample=(42103.0, 117725.0, 234621.0))
 def net_gearing(debt: Number, cash: Number, equity: Number) -> Result:
     """(Borrowings - cash and short-term investments) / total equity; negative means net cash."""
-    return _over_positive(debt - cash, equity)
+    return over_positive(debt - cash, equity)
 
 
 @excel_function("DAYS", "Days of an annual flow held in a balance.", Arg("balance", NUMBER, "Receivables, inventory or payables"), Arg("flow", NUMBER, "Annual revenue or cost of sales"), Arg("days_in_year", OPTIONAL, "Days in the year, 365 if empty", float(DAYS_IN_YEAR)), native="IF(ABS({1})=0,{NM},{0}/ABS({1})*{2})",
@@ -85,14 +85,7 @@ def turnover_days(balance: Number, annual_flow: Number, days_in_year: Number = D
 def turnover(flow: Number, opening: Number, closing: Number) -> Result:
     """Times a year an average balance turns over: total-asset, receivable and payable turnover
     as mainland notes print them (营运能力). The sign of a cost flow is ignored."""
-    return _over_positive(abs(flow), (opening + closing) / 2.0)
-
-
-@excel_function("PER_SHARE", "An amount per share; amount and shares in the same unit.", Arg("amount", NUMBER, "Profit, equity or cash flow"), Arg("shares", NUMBER, "Shares"), native="IF({1}<=0,{NM},{0}/{1})",
-                sample=(42581.0, 26045.0))
-def per_share(amount: Number, shares: Number) -> Result:
-    """An amount per share (EPS, BVPS, CFO per share); amount and shares in the same unit (百万)."""
-    return _over_positive(amount, shares)
+    return over_positive(abs(flow), (opening + closing) / 2.0)
 
 
 @excel_function("MULTIPLE", "Price multiple (P/E, P/B); NM for non-positive earnings or book value.", Arg("price", NUMBER, "Share price in the reporting currency"), Arg("per_share_value", NUMBER, "EPS or BVPS"), native="IF({0}<=0,{NM},IF({1}<=0,{NM},{0}/{1}))",
@@ -102,7 +95,7 @@ def price_to(price: Number, per_share_value: Number) -> Result:
     (a negative-earnings P/E is not a low P/E). Price and per-share value in one currency."""
     if price <= 0:
         return NOT_MEANINGFUL
-    return _over_positive(price, per_share_value)
+    return over_positive(price, per_share_value)
 
 
 @excel_function("LOCAL_PRICE", "Quoted price in the reporting currency: price x FX.", Arg("price", NUMBER, "Quoted price"), Arg("fx_rate", NUMBER, "Reporting currency per unit of quote currency"), native="IF(OR({0}<=0,{1}<=0),{NM},{0}*{1})",
@@ -119,13 +112,6 @@ def local_price(price: Number, fx_rate: Number) -> Result:
 def enterprise_value(market_cap: Number, debt: Number, cash: Number, minority: Number) -> Number:
     """Market value of equity + borrowings - cash and short-term investments + minority interest."""
     return market_cap + debt - cash + minority
-
-
-@excel_function("EV_EBITDA", "EV / EBITDA; NM for non-positive EBITDA.", Arg("ev", NUMBER, "Enterprise value"), Arg("ebitda", NUMBER, "EBITDA"), native="IF({1}<=0,{NM},{0}/{1})",
-                sample=(872115.0, 59555.0))
-def ev_to_ebitda(ev: Number, ebitda: Number) -> Result:
-    """EV / EBITDA. NM when EBITDA is not positive."""
-    return _over_positive(ev, ebitda)
 
 
 @excel_function("DIV_YIELD", "Dividend yield from the cash-flow dividends line (negative when paid).", Arg("dividends", NUMBER, "Dividends paid, cash-flow sign"), Arg("shares", NUMBER, "Shares"), Arg("price", NUMBER, "Price in the reporting currency"), native="IF(OR({1}<=0,{2}<=0),{NM},-{0}/{1}/{2})",

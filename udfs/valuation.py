@@ -48,7 +48,7 @@ LABELS = (WEIGHTS_NOT_100,)
 SEGMENT_METHODS = ("PE", "PB", "PS", "EVEBITDA")
 
 _FX = Arg("fx", NUMBER, "Reporting currency per unit of trading currency")
-# multiple_target as a native Excel formula, for the P/E, P/B and P/S targets alike
+# multiple_target as a native Excel formula
 _MULTIPLE_TARGET_NATIVE = "IF(OR({0}<=0,{1}<=0,{2}<=0),{NM},{0}*{1}/{2})"
 _SHARES = Arg("shares", NUMBER, "Shares, millions")
 _NET_CASH = Arg("net_cash", NUMBER, "Net cash (negative for net debt), millions")
@@ -58,42 +58,28 @@ _MID_YEAR = "TRUE: cash flows mid-year, discounted (1+WACC)^(t-0.5); FALSE or em
 
 
 # ---- Relative valuation ---------------------------------------------------------------------
-def multiple_target(multiple: Number, per_share_metric: Number, fx: Number) -> Result:
-    """Target price in the trading currency: multiple x per-share metric / FX.
-
-    NM when the multiple or the metric is not positive (a P/E on a loss is no price) or FX is not
-    positive."""
-    if multiple <= 0 or per_share_metric <= 0 or fx <= 0:
-        return NOT_MEANINGFUL
-    return multiple * per_share_metric / fx
-
-
+# One computation, three Excel names: each carries its own argument help (EPS, book value,
+# revenue per share) and sample, while the rule "no price from a non-positive metric" lives once.
 @excel_function("PE_TARGET", "Target price by P/E: multiple x EPS / FX, in the trading currency.",
                 Arg("multiple", NUMBER, "Target P/E"), Arg("eps", NUMBER, "EPS of the chosen year, reporting currency"),
-                _FX, native=_MULTIPLE_TARGET_NATIVE,
-                sample=(22.0, 1.635, 0.9049))
-def pe_target(multiple: Number, eps: Number, fx: Number) -> Result:
-    """Target price = target P/E x EPS (reported or Non-IFRS, of the chosen year) / FX."""
-    return multiple_target(multiple, eps, fx)
-
-
+                _FX, native=_MULTIPLE_TARGET_NATIVE, sample=(22.0, 1.635, 0.9049), formula_name="pe_target")
 @excel_function("PB_TARGET", "Target price by P/B: multiple x book value per share / FX.",
                 Arg("multiple", NUMBER, "Target P/B"), Arg("bvps", NUMBER, "Book value per share, reporting currency"),
-                _FX, native=_MULTIPLE_TARGET_NATIVE,
-                sample=(3.5, 9.8, 0.9049))
-def pb_target(multiple: Number, bvps: Number, fx: Number) -> Result:
-    """Target price = target P/B x book value per share / FX; NM for a non-positive book."""
-    return multiple_target(multiple, bvps, fx)
-
-
+                _FX, native=_MULTIPLE_TARGET_NATIVE, sample=(3.5, 9.8, 0.9049), formula_name="pb_target")
 @excel_function("PS_TARGET", "Target price by P/S: multiple x revenue per share / FX.",
                 Arg("multiple", NUMBER, "Target P/S"),
                 Arg("revenue_per_share", NUMBER, "Revenue per share, reporting currency"),
-                _FX, native=_MULTIPLE_TARGET_NATIVE,
-                sample=(2.0, 18.28, 0.9049))
-def ps_target(multiple: Number, revenue_per_share: Number, fx: Number) -> Result:
-    """Target price = target P/S x revenue per share / FX."""
-    return multiple_target(multiple, revenue_per_share, fx)
+                _FX, native=_MULTIPLE_TARGET_NATIVE, sample=(2.0, 18.28, 0.9049), formula_name="ps_target")
+def multiple_target(multiple: Number, per_share_metric: Number, fx: Number) -> Result:
+    """Target price in the trading currency: multiple x per-share metric / FX. The metric is the
+    EPS (reported or Non-IFRS, of the chosen year) for P/E, book value per share for P/B, revenue
+    per share for P/S, all in the reporting currency.
+
+    NM when the multiple or the metric is not positive (a P/E on a loss is no price, nor a P/B on
+    a negative book) or FX is not positive."""
+    if multiple <= 0 or per_share_metric <= 0 or fx <= 0:
+        return NOT_MEANINGFUL
+    return multiple * per_share_metric / fx
 
 
 def equity_value(enterprise_value: Number, net_cash: Number, minorities: Number, investments: Number = 0.0) -> Number:
@@ -449,5 +435,5 @@ def dcf_grid(fcff_row, wacc_list, g_list, mid_year, net_cash, minorities, shares
                 native=None,
                 sample=([18.0, 20.0, 22.0], [[1.635, 1.98, 2.35]], 0.9049))
 def pe_grid(multiples, eps_row, fx):
-    """`pe_target` at every multiple x EPS."""
-    return grid(lambda m, e: pe_target(m, e, fx), _axis(multiples), _axis(eps_row))
+    """The P/E target (`multiple_target`) at every multiple x EPS."""
+    return grid(lambda m, e: multiple_target(m, e, fx), _axis(multiples), _axis(eps_row))
