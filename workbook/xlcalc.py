@@ -405,28 +405,37 @@ def _first_error(args):
     return None
 
 
-def _numbers(args):
-    """The numbers SUM, MIN, MAX and AVERAGE use: in a reference only numbers count; a value
-    given directly is coerced (TRUE 1, "3" 3) and text that is not a number is #VALUE!. An
-    error among the arguments comes out before any text is converted, as with the operators."""
+def _arguments(args, counts_in_reference: Callable, convert: Callable, skip_given_blank: bool):
+    """The values an aggregating function takes from its arguments, or the error that stops it.
+
+    In a reference only the values `counts_in_reference` accepts are taken (text and blanks are
+    skipped); a value given directly is converted (`convert`), and one that cannot be is the
+    function's error. An error among the arguments comes out before any text is converted, as
+    with the operators."""
     error = _first_error(args)
     if error is not None:
         return error
-    numbers = []
+    taken = []
     for arg in args:
         if isinstance(arg, _Range):
-            numbers.extend(float(v) for v in arg.values() if _is_number(v))
-            continue
-        v = to_number(arg)
-        if _is_error(v):
-            return v
-        numbers.append(v)
-    return numbers
+            taken.extend(convert(v) for v in arg.values() if counts_in_reference(v))
+        elif arg is not None or not skip_given_blank:
+            v = convert(arg)
+            if _is_error(v):
+                return v
+            taken.append(v)
+    return taken
+
+
+def _is_logical(v) -> bool:
+    return isinstance(v, bool) or _is_number(v)
 
 
 def _aggregate(combine: Callable[[list], object]) -> Callable:
+    """SUM, MIN, MAX, AVERAGE: in a reference only numbers count; a value given directly is
+    coerced (TRUE 1, "3" 3, blank 0) and text that is not a number is #VALUE!."""
     def aggregate(*args):
-        numbers = _numbers(args)
+        numbers = _arguments(args, _is_number, to_number, skip_given_blank=False)
         if isinstance(numbers, str):
             return numbers
         result = combine(numbers)
@@ -435,24 +444,13 @@ def _aggregate(combine: Callable[[list], object]) -> Callable:
 
 
 def _logical(combine: Callable) -> Callable:
-    """AND/OR: numbers and booleans count; text and blanks in a reference are skipped; text given
-    directly must read TRUE or FALSE; no logical value at all is #VALUE!. An error among the
-    arguments comes out first."""
+    """AND/OR: numbers and booleans count; text and blanks in a reference, and a blank given
+    directly, are skipped; text given directly must read TRUE or FALSE; no logical value at all
+    is #VALUE!."""
     def logical(*args):
-        error = _first_error(args)
-        if error is not None:
-            return error
-        seen = []
-        for arg in args:
-            if isinstance(arg, _Range):
-                seen.extend(bool(v) for v in arg.values() if isinstance(v, bool) or _is_number(v))
-                continue
-            if arg is None:
-                continue
-            v = to_bool(arg)
-            if _is_error(v):
-                return v
-            seen.append(v)
+        seen = _arguments(args, _is_logical, to_bool, skip_given_blank=True)
+        if isinstance(seen, str):
+            return seen
         return combine(seen) if seen else ERR_VALUE
     return logical
 
