@@ -5,28 +5,43 @@ round-half-to-even.
 """
 from __future__ import annotations
 
+import re
+
 from udfs.findings import round_half_up
 
-# format class -> (Excel number format, decimals, percent points, negatives in parentheses)
+# format class -> Excel number format. The terminal's decimals, percent scaling and bracketed
+# negatives are read from it (`_DISPLAY`), so a figure never shows one way in Excel and another in
+# `show`.
 FORMATS = {
-    "money": ("#,##0;-#,##0;0", 0, False, False),
-    "eps": ("0.00;-0.00", 2, False, False),
-    "growth": ("0.0%;(0.0%)", 1, True, True),
-    "pe_summary": ("0;-0", 0, False, False),
-    "pct": ("0.0%;-0.0%", 1, True, False),
-    "multiple": ('0.0"x";-0.0"x"', 1, False, False),
-    "days": ("0.0", 1, False, False),
-    "price": ("0.00", 2, False, False),
-    "money2": ("#,##0.00", 2, False, False),
-    "fx": ("0.0000", 4, False, False),
-    "text": ("@", 0, False, False),
-    "date": ("yyyy-mm-dd", 0, False, False),
+    "money": "#,##0;-#,##0;0",
+    "eps": "0.00;-0.00",
+    "growth": "0.0%;(0.0%)",
+    "pe_summary": "0;-0",
+    "pct": "0.0%;-0.0%",
+    "multiple": '0.0"x";-0.0"x"',
+    "days": "0.0",
+    "price": "0.00",
+    "money2": "#,##0.00",
+    "fx": "0.0000",
+    "text": "@",
+    "date": "yyyy-mm-dd",
 }
+
+
+def _display(excel_format: str) -> tuple[int, bool, bool]:
+    """(decimals, percent, negatives in parentheses) of an Excel number format: the zeros after
+    the point and the % of its positive section, a negative section that opens with "("."""
+    positive, _, negative = excel_format.partition(";")
+    point = re.search(r"\.(0+)", positive)
+    return (len(point[1]) if point else 0), "%" in positive, negative.startswith("(")
+
+
+_DISPLAY = {fmt: _display(excel) for fmt, excel in FORMATS.items()}
 EMPTY = "—"
 
 
 def excel_format(fmt: str) -> str:
-    return FORMATS[fmt][0]
+    return FORMATS[fmt]
 
 
 def show(value, fmt: str) -> str:
@@ -36,7 +51,7 @@ def show(value, fmt: str) -> str:
         return EMPTY
     if isinstance(value, str):
         return value
-    _, decimals, percent, parentheses = FORMATS.get(fmt, FORMATS["money"])
+    decimals, percent, parentheses = _DISPLAY.get(fmt, _DISPLAY["money"])
     scaled = value * 100 if percent else value
     number = round_half_up(scaled, decimals)
     text = f"{abs(number):,.{decimals}f}"

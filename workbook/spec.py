@@ -17,6 +17,7 @@ from pathlib import Path
 from udfs.engine import ALWAYS, FORECAST_ONLY, INPUT, Check, Line, SanityWarning
 from udfs.errors import DataError
 
+from .formats import FORMATS
 from .tomlfile import TomlError, read_toml
 
 SUMMARY, INCOME, BALANCE, CASHFLOW = "summary", "income", "balance", "cashflow"
@@ -29,7 +30,6 @@ LAYOUT_DIR = Path(__file__).parent / "layouts"
 DEFAULT_LAYOUT = "everbright_hk"
 LAYOUT_FORMAT_VERSION = 1
 CURRENCIES_FILE = Path(__file__).parent / "data" / "currencies.toml"
-FORMATS = ("money", "money2", "eps", "growth", "pe_summary", "pct", "multiple", "days", "price", "fx", "text", "date")
 
 # Roles every layout must map to one of its lines: the common lines below, the ratios a
 # professional expects and the estimates history read them.
