@@ -1,8 +1,8 @@
 """The model, declared as data: a statement layout file (workbook/layouts/NAME.toml) gives every
 line of a broker's summary table, three statements and ratio table, with its labels, number
 format and formula in terms of other lines; the lines every model has whatever its layout (the
-market inputs and the rating block) are declared here, their currency labels filled in from the
-company's data.
+market inputs and the rating block) are declared in workbook/data/common_lines.toml, their
+currency labels filled in from the company's data.
 
 Read by the engine (udfs/engine.py) to compute and by the layout engine (workbook/layout.py) to
 write the template, so the workbook and the Python model are one definition. A new broker
@@ -30,6 +30,7 @@ LAYOUT_DIR = Path(__file__).parent / "layouts"
 DEFAULT_LAYOUT = "everbright_hk"
 LAYOUT_FORMAT_VERSION = 1
 CURRENCIES_FILE = Path(__file__).parent / "data" / "currencies.toml"
+COMMON_LINES_FILE = Path(__file__).parent / "data" / "common_lines.toml"
 
 # Roles every layout must map to one of its lines: the common lines below, the ratios a
 # professional expects and the estimates history read them.
@@ -94,7 +95,7 @@ class Layout:
                 and line.key not in self.reported_defaults}
 
 
-def _line(data: dict, where: str) -> Line:
+def _line(data: dict, where: str, tables: tuple = YEARLY_TABLES) -> Line:
     known = {"key", "table", "zh", "en", "fmt", "formula", "history", "identity", "identity_years", "driven", "note", "implied",
              "method", "base", "aliases", "calibration_target", "undisclosed", "reported_default", "input_default", "calibrated"}
     extra = set(data) - known
@@ -103,8 +104,8 @@ def _line(data: dict, where: str) -> Line:
     for required in ("key", "table", "zh", "en"):
         if not isinstance(data.get(required), str) or not data[required].strip():
             raise LayoutError(f"{where}: needs `{required}`")
-    if data["table"] not in YEARLY_TABLES:
-        raise LayoutError(f"{where}: table {data['table']!r} is not one of {', '.join(YEARLY_TABLES)}")
+    if data["table"] not in tables:
+        raise LayoutError(f"{where}: table {data['table']!r} is not one of {', '.join(tables)}")
     fmt = data.get("fmt", "money")
     if fmt not in FORMATS:
         raise LayoutError(f"{where}: fmt {fmt!r} is not one of {', '.join(FORMATS)}")
@@ -350,52 +351,25 @@ def currency_zh(code: str | None) -> str:
     return currency_names().get((code or "").upper(), code or "")
 
 
-# The lines every model has whatever its layout. `{quote}` / `{reporting}` are the currency
-# names in Chinese, `{QUOTE}` / `{REPORTING}` the codes; filled in by `common_lines`.
-COMMON_LINES: list[Line] = [
-    # ---- market inputs (one value each) ----
-    Line("ticker", MARKET, "股票代码", "Ticker", fmt="text", scalar=True),
-    Line("quote_currency", MARKET, "交易货币", "Trading currency", fmt="text", scalar=True,
-         note="The currency the share trades in: quotes in any other currency are refused"),
-    Line("reporting_currency", MARKET, "报告货币", "Reporting currency", fmt="text", scalar=True),
-    Line("price", MARKET, "当前价（{quote}）", "Share price ({QUOTE})", fmt="price", scalar=True),
-    Line("price_date", MARKET, "股价日期", "Price date", fmt="date", scalar=True),
-    Line("fx_rate", MARKET, "汇率（1 {quote} = {reporting}）", "FX ({REPORTING} per 1 {QUOTE})", fmt="fx", scalar=True),
-    Line("benchmark_level", MARKET, "基准指数点位", "Benchmark index level", fmt="money2", scalar=True,
-         note="From the quote source when it carries one"),
-    Line("shares", MARKET, "总股本（百万股）", "Shares outstanding (mn)", fmt="money2", scalar=True,
-         note="Forecast per-share lines use it"),
-    Line("price_local", MARKET, "当前价（{reporting}）", "Share price ({REPORTING})", fmt="price", scalar=True,
-         formula="local_price(price, fx_rate)"),
-    Line("market_cap_local", MARKET, "总市值（百万{reporting}）", "Market cap ({REPORTING} mn)", fmt="money", scalar=True,
-         formula="price_local * shares"),
-    Line("refresh_stamp", MARKET, "最近刷新", "Last refreshed", fmt="text", scalar=True),
-    Line("refresh_source", MARKET, "行情来源", "Quote source", fmt="text", scalar=True),
-    Line("market_cap_quote", MARKET, "总市值（亿{quote}）", "Market cap ({QUOTE} 100mn)", fmt="money2", scalar=True,
-         formula="price * shares / 100"),
+def _load_common_lines(path: Path) -> tuple[list[Line], frozenset]:
+    """The lines every model has whatever its layout (the market inputs and the rating block,
+    one value each) and the ones shown in bold, from their data file."""
+    try:
+        data = read_toml(path)
+    except TomlError as exc:
+        raise LayoutError(str(exc)) from None
+    if data.get("format_version") != LAYOUT_FORMAT_VERSION:
+        raise LayoutError(f"{path.name}: format_version must be {LAYOUT_FORMAT_VERSION}")
+    lines = [replace(_line(raw, f"{path.name}: [[lines]] #{i + 1} {raw.get('key', '')!r}", tables=(MARKET, RATING)), scalar=True)
+             for i, raw in enumerate(data.get("lines", []))]
+    bold = frozenset(data.get("bold", []))
+    unknown = sorted(bold - {line.key for line in lines})
+    if unknown:
+        raise LayoutError(f"{path.name}: bold names {unknown[0]!r}, which is not one of its lines")
+    return lines, bold
 
-    # ---- 评级 ----
-    Line("rating_scheme", RATING, "评级体系", "Rating scheme", fmt="text", scalar=True),
-    Line("rating_boundary", RATING, "边界口径（outer：以上/以下含本数）", "Boundary convention", fmt="text", scalar=True),
-    Line("benchmark", RATING, "市场基准指数", "Benchmark index", fmt="text", scalar=True,
-         formula="benchmark(ticker, rating_scheme)"),
-    Line("target_price", RATING, "目标价（{quote}，分析师填写）", "Target price ({QUOTE}, analyst input)", fmt="price", scalar=True),
-    Line("expected_dps", RATING, "预期每股股息（{quote}）", "Expected dividends per share ({QUOTE})", fmt="price", scalar=True),
-    Line("benchmark_return", RATING, "基准指数预期收益率", "Benchmark expected return", fmt="pct", scalar=True),
-    Line("upside", RATING, "目标价空间", "Upside to target", fmt="pct", scalar=True, formula="upside(price, target_price)"),
-    Line("expected_return", RATING, "预期收益率（含股息）", "Expected total return", fmt="pct", scalar=True,
-         formula="expected_return(price, target_price, expected_dps)"),
-    Line("excess_return", RATING, "相对基准超额收益", "Excess return over benchmark", fmt="pct", scalar=True,
-         formula="excess_return(expected_return, benchmark_return)"),
-    Line("computed_rating", RATING, "模型评级", "Computed rating", fmt="text", scalar=True,
-         formula="rate(price, target_price, benchmark_return, expected_dps, rating_scheme, rating_boundary)"),
-    Line("previous_rating", RATING, "上次评级", "Previous rating", fmt="text", scalar=True),
-    Line("rating_action", RATING, "评级变动", "Rating action", fmt="text", scalar=True,
-         formula="rating_action(previous_rating, computed_rating, rating_scheme)"),
-    Line("published_rating", RATING, "报告评级（原文）", "Published rating (as printed)", fmt="text", scalar=True),
-    Line("published_action", RATING, "报告评级变动（原文）", "Published rating action (as printed)", fmt="text", scalar=True),
-]
-COMMON_BOLD = frozenset({"computed_rating", "published_rating", "published_action"})
+
+COMMON_LINES, COMMON_BOLD = _load_common_lines(COMMON_LINES_FILE)
 
 
 def common_lines(quote_currency: str | None, reporting_currency: str | None) -> list[Line]:
