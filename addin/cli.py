@@ -1,5 +1,8 @@
 """`python -m addin <command>`: thin handlers over the model, the workbook and the refresh.
 
+The commands and their arguments are data, in commands.toml; `build_parser` turns them into
+argparse and gives each command this module's handler `_<command>`.
+
 A user's mistake ends in one readable line on stderr and a non-zero exit, never a traceback.
 """
 from __future__ import annotations
@@ -7,11 +10,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from udfs.errors import ModelError
 from workbook.company import DEFAULT_COMPANY
+from workbook.tomlfile import read_toml
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+COMMANDS_FILE = Path(__file__).with_name("commands.toml")
 
 
 class UserError(ModelError):
@@ -39,8 +45,6 @@ def _show(args) -> int:
 
 
 def _build(args) -> int:
-    from pathlib import Path
-
     from workbook.build import build
     from workbook.company import load
 
@@ -83,9 +87,12 @@ def _date(text: str):
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-27") from None
 
 
-def _refresh(args) -> int:
-    from pathlib import Path
+# What commands.toml may name as an argument's `type` and `computed_default`.
+_ARGUMENT_TYPES = {"date": _date, "days": _days, "workers": _workers}
+_COMPUTED_DEFAULTS = {"default_company": str(DEFAULT_COMPANY)}
 
+
+def _refresh(args) -> int:
     from .modelfile import regular_file
     from .refresh import model_files, refresh_many, worker_count
 
@@ -191,8 +198,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _bench(args) -> int:
-    from pathlib import Path
-
     from .bench import render, run
 
     results = run(quick=args.quick, out=Path(args.json))
@@ -202,8 +207,6 @@ def _bench(args) -> int:
 
 
 def _import(args) -> int:
-    from pathlib import Path
-
     from workbook.importer import ImportFailed, import_note
     try:
         result = import_note(args.note, args.output, stem=args.name)
@@ -232,149 +235,35 @@ def _lite(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m addin", description="Equity-research model: Python UDFs for an Excel template.")
+    """The parser commands.toml describes; each command runs this module's `_<command>`."""
+    spec = read_toml(COMMANDS_FILE)
+    parser = _Parser(prog=spec["prog"], description=spec["description"])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
-
-    show = commands.add_parser("show", help="print the summary table, the three statements, the ratios, the rating and the checks",
-                               description="Print the model computed from a company data file.",
-                               epilog="example: python -m addin show --data workbook/data/kysec_300592sz.toml")
-    show.add_argument("--data", default=str(DEFAULT_COMPANY), help="company data file (default: the embedded sample company)")
-    show.add_argument("--english", action="store_true", help="English labels")
-    show.add_argument("--scenario", choices=("base", "bear", "bull"), help="the driver set to show (default: the file's)")
-    show.add_argument("--sensitivity", action="store_true",
-                      help="also the valuation EPS of the first forecast year by two drivers, the model re-run per point")
-    show.set_defaults(handler=_show)
-
-    build = commands.add_parser("build", help="write the macro-enabled Excel template",
-                                description="Build the .xlsm template: statements, drivers, ratios, rating, checks, "
-                                            "the VBA project and the Refresh button.",
-                                epilog="example: python -m addin build -o out/model.xlsm")
-    build.add_argument("-o", "--output", help="where to write the .xlsm (default: out/<company>_model.xlsm)")
-    build.add_argument("--data", default=str(DEFAULT_COMPANY), help="company data file (default: the embedded sample company)")
-    build.set_defaults(handler=_build)
-
-    refresh = commands.add_parser("refresh", help="new market inputs into a model file (or every .xlsm in a folder), recomputed in place",
-                                  description="Refresh price, price date, FX and benchmark level from a quote source, recompute "
-                                              "every value, re-run the checks and stamp the time. Only those cells change; "
-                                              "the previous version is kept as MODEL.xlsm.YYYYMMDD-HHMMSS.bak (the last "
-                                              "xlwings.conf 'Backups' versions, default 5). Exit status 1 when the "
-                                              "quote is refused or the refreshed model's checks fail (the file is still "
-                                              "written and the first cause cell is named).",
-                                  epilog="examples: python -m addin refresh out/MODEL.xlsm --quotes today.csv\n"
-                                         "          python -m addin refresh models/ --quotes today.csv",
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    refresh.add_argument("model", help="a model .xlsm, or a folder of them")
-    refresh.add_argument("--quotes", help="quote source: a CSV file (ticker,price,currency,price_date,fx_to_reporting,"
-                                          "benchmark_level,source) or file:PATH; default: the workbook's setting, else the embedded file")
-    refresh.add_argument("--as-of", type=_date, help="judge staleness against this date (default: today)")
-    refresh.add_argument("--max-age-days", type=_days, help="refuse quotes older than this many days (default: xlwings.conf "
-                                                           "'Quotes Max Age Days', else 5)")
-    refresh.add_argument("--accept-move", action="store_true",
-                         help="accept a price or FX far from the model's last one (a split, a real crash), after checking it")
-    refresh.add_argument("--workers", type=_workers, default=2,
-                         help="processes for a folder (default 2; never more than the cores or the files)")
-    refresh.set_defaults(handler=_refresh)
-
-    check = commands.add_parser("check", help="audit a model file: checks, report findings, overrides, unknown functions, version",
-                                description="Print the integrity checks, the report's self-disagreements, every number typed "
-                                            "where the template has a formula, edited formulas, functions this version does not "
-                                            "provide and the template version. Exit status 1 when anything failed.",
-                                epilog="example: python -m addin check out/MODEL.xlsm")
-    check.add_argument("model", help="a model .xlsm")
-    check.set_defaults(handler=_check)
-
-    export = commands.add_parser("export", help="write a values-only .xlsx copy (no macros, no formulas)",
-                                 description="A copy for readers without Python or outside the firm: every formula replaced by "
-                                             "its value, the VBA project and the button removed, formats, labels and charts kept.",
-                                 epilog="example: python -m addin export out/MODEL.xlsm -o out/clean.xlsx")
-    export.add_argument("model", help="a model .xlsm")
-    export.add_argument("-o", "--output", required=True, help="the .xlsx to write")
-    export.add_argument("--native", action="store_true",
-                        help="the live edition instead: every ER_ function written as a native Excel formula, no macros")
-    export.set_defaults(handler=_export)
-
-    new = commands.add_parser("new", help="build a model for another company from its data file",
-                              description="Build the template from a company data file in the documented format (README).",
-                              epilog="example: python -m addin new --data workbook/data/my_company.toml -o out/my_company.xlsm")
-    new.add_argument("--data", required=True, help="company data file (TOML)")
-    new.add_argument("-o", "--output", required=True, help="the .xlsm to write")
-    new.set_defaults(handler=_new)
-
-    diff = commands.add_parser("diff", help="what changed between two versions of a model, and what it did",
-                               description="List the drivers and inputs that differ between two model files and how revenue, "
-                                           "profit, EPS, P/E and the rating moved.",
-                               epilog="example: python -m addin diff monday.xlsm tuesday.xlsm")
-    diff.add_argument("old", help="the earlier model .xlsm")
-    diff.add_argument("new", help="the later model .xlsm")
-    diff.set_defaults(handler=_diff)
-
-    db_help = ("estimates store: a SQLAlchemy URL (postgresql+psycopg://user@host/research) or a SQLite file; default: "
-               "the workbook's xlwings.conf 'Estimates DB', else estimates.sqlite beside the model")
-    publish = commands.add_parser("publish", help="record a model's estimates in the estimates history",
-                                  description="Record the model's forecast revenue, profit lines and EPS per year, target "
-                                              "price, rating, price, template version and file hash as the ticker's next "
-                                              "version. Publishing the same file again writes nothing.",
-                                  epilog="example: python -m addin publish out/MODEL.xlsm")
-    publish.add_argument("model", help="a model .xlsm")
-    publish.add_argument("--db", help=db_help)
-    publish.set_defaults(handler=_publish)
-
-    revisions = commands.add_parser("revisions", help="盈利预测调整: old vs new estimates, from model files or the history",
-                                    description="Revenue, profit lines, EPS, target price and rating, old vs new, absolute "
-                                                "and % change, per forecast year. OLD and NEW are model files or published "
-                                                "versions: TICKER@N, TICKER@latest, TICKER@previous.",
-                                    epilog="examples: python -m addin revisions 1810.HK@previous 1810.HK@latest\n"
-                                           "          python -m addin revisions 1810.HK@latest out/MODEL.xlsm",
-                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    revisions.add_argument("old", help="the earlier estimates: a model .xlsm or TICKER@N")
-    revisions.add_argument("new", help="the later estimates: a model .xlsm or TICKER@N")
-    revisions.add_argument("--db", help=db_help + " (without a model file: estimates.sqlite in this folder)")
-    revisions.set_defaults(handler=_revisions)
-
-    roll = commands.add_parser("roll", help="results day: turn the first forecast year into a reported one and add a year",
-                               description="Write a new model one year on: the first forecast year becomes reported with "
-                                           "the figures of an actuals file, one forecast year is added (its drivers carried "
-                                           "from the last forecast year, marked for review), every other driver stays on "
-                                           "its year, the analyst's inputs and numbers typed over formulas are carried, and "
-                                           "a 盈利预测调整 sheet compares old and new estimates.",
-                               epilog="example: python -m addin roll out/MODEL.xlsm --actuals fy2025.toml -o out/MODEL_2026.xlsm")
-    roll.add_argument("model", help="the model .xlsm to roll (it is not changed)")
-    roll.add_argument("--actuals", required=True, help="the reported year's statements: TOML with [company] ticker and "
-                                                       "[actual.\"YEAR\"] holding every reported line")
-    roll.add_argument("-o", "--output", required=True, help="the rolled model .xlsm to write")
-    roll.add_argument("--accept-unbalanced", action="store_true",
-                      help="take a reported balance sheet that does not balance, recording the finding in the model")
-    roll.set_defaults(handler=_roll)
-
-    bench = commands.add_parser("bench", help="measure UDF calls, the engine, build, refresh and batch refresh",
-                                description="Benchmark on the embedded sample model: medians and spreads over repeated runs, "
-                                            "references measured in the same run.",
-                                epilog="example: python -m addin bench --json out/bench.json")
-    bench.add_argument("--quick", action="store_true", help="fewer repeats and a batch of 8 files (a smoke run)")
-    bench.add_argument("--json", default="out/bench.json", help="where to write the figures as JSON (default out/bench.json)")
-    bench.set_defaults(handler=_bench)
-
-    imp = commands.add_parser("import", help="turn a broker note's text into layout, company, report files and a model",
-                              description="Reads a broker note converted to text (tab-separated tables, or Markdown with "
-                                          "HTML tables), writes NAME.report.toml, NAME.toml (and NAME.layout.toml for a "
-                                          "layout the project does not know), calibrates and builds NAME.xlsm.",
-                              epilog="example: python -m addin import note.txt -o models/")
-    imp.add_argument("note", help="the note as text")
-    imp.add_argument("-o", "--output", required=True, help="folder to write into")
-    imp.add_argument("--name", help="file name stem (default: ticker and date)")
-    imp.set_defaults(handler=_import)
-
-    lite = commands.add_parser("lite", help="write main.py and requirements.txt: the ER_ functions in xlwings Lite",
-                               description="Write the xlwings Lite edition of the functions: a self-contained main.py (the "
-                                           "pure core embedded, one function per ER_ function, with argument help) and its "
-                                           "requirements.txt, to paste into the xlwings Lite editor (Excel on Windows, Mac "
-                                           "and the web, no local Python).",
-                               epilog="example: python -m addin lite -o out/lite")
-    lite.add_argument("-o", "--output", required=True, help="folder to write main.py and requirements.txt into")
-    lite.add_argument("--force", action="store_true", help="overwrite main.py / requirements.txt if they exist")
-    lite.set_defaults(handler=_lite)
+    for name, command in spec["command"].items():
+        formatter = argparse.RawDescriptionHelpFormatter if command.get("as_written") else argparse.HelpFormatter
+        sub = commands.add_parser(name, help=command["help"], description=command["description"],
+                                  epilog=command["epilog"], formatter_class=formatter)
+        for argument in command.get("argument", []):
+            flags, options = _argument_options(argument, spec["shared"])
+            sub.add_argument(*flags, **options)
+        sub.set_defaults(handler=globals()[f"_{name}"])
     return parser
+
+
+def _argument_options(argument: dict, shared: dict) -> tuple[list[str], dict]:
+    """An argument's flags and add_argument options: its [shared] declaration, if it names one,
+    with its own fields in place of the shared ones."""
+    options = {**(shared[argument["shared"]] if "shared" in argument else {}), **argument}
+    options.pop("shared", None)
+    flags = options.pop("flags")
+    if "help_suffix" in options:
+        options["help"] += options.pop("help_suffix")
+    if "type" in options:
+        options["type"] = _ARGUMENT_TYPES[options["type"]]
+    if "computed_default" in options:
+        options["default"] = _COMPUTED_DEFAULTS[options.pop("computed_default")]
+    return flags, options
 
 
 def main(argv: list[str] | None = None) -> int:
