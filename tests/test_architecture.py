@@ -1,6 +1,8 @@
-"""The house rules that keep the codebase extensible: one-way layers and one function registry."""
+"""The house rules that keep the codebase extensible: one-way layers, one function registry, and
+tests that compute their results when they run."""
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -109,3 +111,65 @@ def test_a_bug_inside_a_function_fails_in_strict_mode_and_shows_value_in_excel()
     finally:
         registry.strict(True)
         registry.unregister("ER_TEST_BUGGY")
+
+
+# ---- Tests compute their results when they run, not when they are collected ---------------------
+_PROJECT = ("udfs", "workbook", "addin")
+# Module-level calls into the project that are set-up, not a result under test.
+_SETUP_CALLS = {
+    ("conftest.py", "registry.strict"),   # the suite runs functions in strict mode
+    ("conftest.py", "tomllib.loads"),     # reading the golden data file
+    ("test_errors.py", "cli.UserError"),  # an exception instance as a parameter
+}
+
+
+def _project_names(tree) -> set[str]:
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names if a.name.split(".")[0] in _PROJECT}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in _PROJECT:
+            names |= {a.asname or a.name for a in node.names}
+    return names
+
+
+def _callee(call) -> str:
+    return ast.unparse(call.func).split("(")[0].split("[")[0]
+
+
+def collection_time_calls(path: Path) -> list[tuple[int, str]]:
+    """Calls with arguments into udfs, workbook or addin that run when the module is imported:
+    in module-level statements and in decorators (a parametrize table), outside any lambda."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = _project_names(tree)
+    tops = []
+    for node in tree.body:
+        tops += node.decorator_list if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else [node]
+    found, pending = [], tops
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if isinstance(node, ast.Call) and node.args and _callee(node).split(".")[0] in names:
+            found.append((node.lineno, _callee(node)))
+        pending.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def test_no_test_computes_its_result_at_collection_time():
+    """A table of (expected, function, arguments) calls the function inside the test: computed at
+    collection, one failing case would break the whole module's collection and every run of any
+    test pays for all of them (issue 8, item 8)."""
+    offenders = [f"{path.name}:{line}: {callee}(...)" for path in sorted((ROOT / "tests").glob("*.py"))
+                 for line, callee in collection_time_calls(path) if (path.name, callee) not in _SETUP_CALLS]
+    assert offenders == []
+
+
+def test_the_collection_time_rule_sees_a_computed_table(tmp_path):
+    sample = tmp_path / "test_sample.py"
+    sample.write_text("import pytest\nfrom udfs import ratios as r\n\n"
+                      "@pytest.mark.parametrize('exp,got', [(0.1, r.growth_rate(110, 100))])\n"
+                      "def test_it(exp, got):\n    assert got == exp\n\n"
+                      "CASES = [(0.1, r.growth_rate, (110, 100)), (0.2, lambda: r.growth_rate(120, 100))]\n",
+                      encoding="utf-8")
+    assert collection_time_calls(sample) == [(4, "r.growth_rate")]
