@@ -64,25 +64,21 @@ class Neg:
 
 
 @dataclass(frozen=True)
-class Series:
-    """A yearly line over the forecast years: `forecast(key)`."""
-    key: str
-
-
-@dataclass(frozen=True)
-class Column:
-    """One-value lines side by side: `column(a, b, c)`."""
+class Form:
+    """A form that reads lines as a range rather than one value each, by `name`: `forecast(key)`
+    a yearly line over the forecast years, `column(a, b, c)` one-value lines side by side,
+    `at(key, year_line)` a yearly line in the year a one-value line names. `keys` are the lines
+    it names, in the order written."""
+    name: str
     keys: tuple
 
 
-@dataclass(frozen=True)
-class At:
-    """A yearly line in the year a one-value line names: `at(key, year_line)`."""
-    key: str
-    year: str
-
-
 FORECAST_ROW, COLUMN, AT = "forecast", "column", "at"
+# form -> (fewest, most line names it takes; None: any number), and what to say otherwise
+_FORMS = {FORECAST_ROW: (1, 1, "forecast() takes one line name"),
+          COLUMN: (1, None, "column() takes line names"),
+          AT: (2, 2, "at() takes a yearly line and the line holding the year")}
+ACROSS_YEARS = frozenset({FORECAST_ROW, AT})  # the forms that read a line in years other than its own
 
 
 def _convert(node: ast.AST, text: str):
@@ -100,19 +96,12 @@ def _convert(node: ast.AST, text: str):
             if len(node.args) != 1 or not isinstance(node.args[0], ast.Name):
                 raise FormulaError(f"{text!r}: prev() takes one line name")
             return Ref(node.args[0].id, 1)
-        names = [a.id for a in node.args if isinstance(a, ast.Name)]
-        if node.func.id == FORECAST_ROW:
-            if len(node.args) != 1 or len(names) != 1:
-                raise FormulaError(f"{text!r}: forecast() takes one line name")
-            return Series(names[0])
-        if node.func.id == COLUMN:
-            if not node.args or len(names) != len(node.args):
-                raise FormulaError(f"{text!r}: column() takes line names")
-            return Column(tuple(names))
-        if node.func.id == AT:
-            if len(node.args) != 2 or len(names) != 2:
-                raise FormulaError(f"{text!r}: at() takes a yearly line and the line holding the year")
-            return At(names[0], names[1])
+        if node.func.id in _FORMS:
+            fewest, most, usage = _FORMS[node.func.id]
+            names = tuple(a.id for a in node.args if isinstance(a, ast.Name))
+            if len(names) != len(node.args) or len(names) < fewest or (most is not None and len(names) > most):
+                raise FormulaError(f"{text!r}: {usage}")
+            return Form(node.func.id, names)
         return Call(node.func.id, tuple(_convert(a, text) for a in node.args))
     raise FormulaError(f"{text!r}: {ast.dump(node)[:60]} is not allowed in a model formula")
 
@@ -127,46 +116,36 @@ def parse(text: str):
     return _convert(tree.body, text)
 
 
+def _operands(node) -> tuple:
+    """The formulas inside an arithmetic or a function call (none inside a line, constant or form)."""
+    if isinstance(node, BinOp):
+        return node.left, node.right
+    if isinstance(node, Neg):
+        return (node.operand,)
+    if isinstance(node, Call):
+        return node.args
+    return ()
+
+
 def refs(node) -> set[Ref]:
-    """Every line the formula reads (a row, column or year pick reads its lines this year)."""
+    """Every line the formula reads (a form reads its lines this year)."""
     if isinstance(node, Ref):
         return {node}
-    if isinstance(node, Series):
-        return {Ref(node.key, 0)}
-    if isinstance(node, Column):
+    if isinstance(node, Form):
         return {Ref(k, 0) for k in node.keys}
-    if isinstance(node, At):
-        return {Ref(node.key, 0), Ref(node.year, 0)}
-    if isinstance(node, BinOp):
-        return refs(node.left) | refs(node.right)
-    if isinstance(node, Neg):
-        return refs(node.operand)
-    if isinstance(node, Call):
-        return set().union(*(refs(a) for a in node.args)) if node.args else set()
-    return set()
+    return set().union(*(refs(a) for a in _operands(node)))
 
 
 def reads_across_years(node) -> bool:
     """Whether the formula reads a line in years other than its own (forecast(), at())."""
-    if isinstance(node, (Series, At)):
-        return True
-    if isinstance(node, BinOp):
-        return reads_across_years(node.left) or reads_across_years(node.right)
-    if isinstance(node, Neg):
-        return reads_across_years(node.operand)
-    if isinstance(node, Call):
-        return any(reads_across_years(a) for a in node.args)
-    return False
+    if isinstance(node, Form):
+        return node.name in ACROSS_YEARS
+    return any(reads_across_years(a) for a in _operands(node))
 
 
 def functions_used(node) -> set[str]:
-    if isinstance(node, Call):
-        return {node.function}.union(*(functions_used(a) for a in node.args))
-    if isinstance(node, BinOp):
-        return functions_used(node.left) | functions_used(node.right)
-    if isinstance(node, Neg):
-        return functions_used(node.operand)
-    return set()
+    own = {node.function} if isinstance(node, Call) else set()
+    return own.union(*(functions_used(a) for a in _operands(node)))
 
 
 def _is_number(value) -> bool:
@@ -186,8 +165,6 @@ def excel_arith(op: str, left, right):
     return result if math.isfinite(result) else ERR_NUM
 
 
-_arith = excel_arith  # the old private name, kept until no caller uses it
-
 
 def evaluate(node, lookup: Callable[[str, int], object], functions: dict[str, Callable], arith: Callable = excel_arith,
              vectors=None):
@@ -197,14 +174,15 @@ def evaluate(node, lookup: Callable[[str, int], object], functions: dict[str, Ca
     a value; without it those forms are undefined (FormulaError)."""
     if isinstance(node, Const):
         return node.value
-    if isinstance(node, (Series, At)):
+    if isinstance(node, Form):
+        if node.name == COLUMN:
+            return [[lookup(k, 0)] for k in node.keys]
         if vectors is None:
             raise FormulaError(f"{node!r} needs the model's years")
-        if isinstance(node, Series):
-            return [vectors.forecast(node.key)]
-        return vectors.at(node.key, lookup(node.year, 0))
-    if isinstance(node, Column):
-        return [[lookup(k, 0)] for k in node.keys]
+        if node.name == FORECAST_ROW:
+            return [vectors.forecast(node.keys[0])]
+        key, year_line = node.keys
+        return vectors.at(key, lookup(year_line, 0))
     if isinstance(node, Ref):
         value = lookup(node.key, node.lag)
         return 0.0 if value is None else value  # an empty cell is 0 in Excel arithmetic
@@ -224,14 +202,12 @@ def to_excel(node, address: Callable[[str, int], str], excel_name: Callable[[str
     """The formula as Excel writes it (without the leading '='), with `address(key, lag)` giving
     each line's cell and `excel_name(function)` each function's worksheet name; `ranges` writes
     the forms that read other years: `.forecast(key)`, `.column(keys)`, `.at(key, year_key)`."""
-    if isinstance(node, (Series, Column, At)):
+    if isinstance(node, Form):
         if ranges is None:
             raise FormulaError(f"{node!r} needs the template's placement")
-        if isinstance(node, Series):
-            return ranges.forecast(node.key)
-        if isinstance(node, Column):
+        if node.name == COLUMN:
             return ranges.column(node.keys)
-        return ranges.at(node.key, node.year)
+        return ranges.forecast(*node.keys) if node.name == FORECAST_ROW else ranges.at(*node.keys)
     if isinstance(node, Const):
         if isinstance(node.value, str):
             return '"' + node.value.replace('"', '""') + '"'
