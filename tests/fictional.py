@@ -1,7 +1,18 @@
 """Fictional layouts and companies that tests write as data files: the head every minimal
 layout shares (roles, the three statements, a summary) and a fictional US company's facts, so
-that a test states only the lines and figures it is about."""
+that a test states only the lines and figures it is about. Those lines and figures are TOML data
+files in tests/data/fictional/, each read by `tail` and written after its head."""
 from __future__ import annotations
+
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent / "data" / "fictional"
+
+
+def tail(file_name: str) -> str:
+    """A fictional layout's own lines or a fictional company's figures (tests/data/fictional/
+    FILE_NAME), to follow `layout_head` or `company_head` in the file a test writes."""
+    return "\n" + (DATA / file_name).read_text(encoding="utf-8")
 
 
 def layout_head(name: str, description: str, revenue: str, summary: tuple, profit: str, assets: str,

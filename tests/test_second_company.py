@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from fictional import company_head, layout_head
+from fictional import company_head, layout_head, tail
 from formulas_bridge import Evaluated
 from udfs.findings import displays_as
 from workbook import spec
@@ -228,67 +228,9 @@ def test_a_quote_in_another_currency_is_refused_for_the_cny_model(tmp_path):
 
 # ---- a third company in a third layout: data files only ----
 THIRD_LAYOUT = layout_head("fictional_simple", "A fictional broker's minimal layout, written by a test", "sales",
-                           ("sales", "profit", "eps"), "sales - costs", "cash + other_assets", "operating_cash + financing_cash") + '''
-[[lines]]
-key = "sales"
-table = "income"
-zh = "销售额"
-en = "Sales"
-driven = true
-[[lines]]
-key = "costs"
-table = "income"
-zh = "成本"
-en = "Costs"
-driven = true
-[[lines]]
-key = "other_assets"
-table = "balance"
-zh = "其他资产"
-en = "Other assets"
-driven = true
-[[lines]]
-key = "operating_cash"
-table = "cashflow"
-zh = "经营现金流"
-en = "Operating cash flow"
-formula = "profit - (other_assets - prev(other_assets))"
-[[lines]]
-key = "financing_cash"
-table = "cashflow"
-zh = "融资现金流"
-en = "Financing cash flow"
-formula = "debt - prev(debt)"
-'''
-
-THIRD_COMPANY = company_head("虚构灯塔科技", "Lighthouse Tech (fictional)", "LHTX.US", "fictional_simple.toml") + '''
-[actual."2025A"]
-sales = 1000
-costs = 800
-profit = 200
-cash = 300
-other_assets = 700
-assets = 1000
-debt = 400
-equity = 600
-operating_cash = 150
-financing_cash = 50
-net_cash = 200
-[drivers.sales]
-method = "growth"
-values = { "2026E" = 0.1, "2027E" = 0.08 }
-[drivers.costs]
-method = "share"
-base = "sales"
-values = { "2026E" = 0.78, "2027E" = 0.77 }
-[drivers.other_assets]
-method = "share"
-base = "sales"
-values = { "2026E" = 0.7, "2027E" = 0.7 }
-[drivers.debt]
-method = "step"
-values = { "2026E" = 20, "2027E" = -10 }
-'''
+                           ("sales", "profit", "eps"), "sales - costs", "cash + other_assets",
+                           "operating_cash + financing_cash") + tail("fictional_simple.lines.toml")
+THIRD_COMPANY = company_head("虚构灯塔科技", "Lighthouse Tech (fictional)", "LHTX.US", "fictional_simple.toml") + tail("lighthouse.figures.toml")
 
 
 def test_a_third_company_in_a_third_layout_needs_no_python(tmp_path):

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from fictional import company_head, layout_head
+from fictional import company_head, layout_head, tail
 from formulas_bridge import Evaluated
 from workbook.calibrate import calibrate, write_drivers
 from workbook.company import load
@@ -18,73 +18,10 @@ from workbook.model import build_model
 from workbook_reader import Template
 
 LAYOUT = layout_head("segments_example", "A fictional layout with a volume x price segment build, written by a test",
-                     "revenue", ("revenue", "profit", "eps"), "revenue + phone_cogs + ev_cogs", "cash", "profit + debt - prev(debt)") + '''
-[[lines]]
-key = "phone_units"
-table = "income"
-zh = "手机出货量（百万台）"
-en = "Phone shipments (mn units)"
-driven = true
-[[lines]]
-key = "phones"
-table = "income"
-zh = "手机收入"
-en = "Phone revenue"
-driven = true
-[[lines]]
-key = "ev_units"
-table = "income"
-zh = "汽车交付量（百万辆）"
-en = "EV deliveries (mn units)"
-driven = true
-[[lines]]
-key = "evs"
-table = "income"
-zh = "汽车收入"
-en = "EV revenue"
-driven = true
-[[lines]]
-key = "revenue"
-table = "income"
-zh = "收入"
-en = "Revenue"
-formula = "phones + evs"
-identity = true
-[[lines]]
-key = "phone_cogs"
-table = "income"
-zh = "手机成本"
-en = "Phone cost of sales"
-driven = true
-[[lines]]
-key = "ev_cogs"
-table = "income"
-zh = "汽车成本"
-en = "EV cost of sales"
-driven = true
-'''
-
-COMPANY = company_head("虚构分部科技", "Segment Tech (fictional)", "SEGX.US", "segments_example.toml") + '''
-[actual."2025A"]
-phone_units = 10
-phones = 2000
-ev_units = 0.1
-evs = 3000
-revenue = 5000
-phone_cogs = -1600
-ev_cogs = -2400
-profit = 1000
-cash = 1500
-assets = 1500
-debt = 500
-equity = 1000
-net_cash = 1000
-'''+ "".join(  # starting drivers: (method, base, value); calibration replaces the values
-    f'[drivers.{key}]\nmethod = "{method}"\n' + (f'base = "{base}"\n' if base else "") + f'values = {{ "2026E" = {value}, "2027E" = {value} }}\n'
-    for key, (method, base, value) in {
-        "phone_units": ("growth", None, 0), "phones": ("per_unit", "phone_units", 100), "ev_units": ("growth", None, 0),
-        "evs": ("per_unit", "ev_units", 10000), "phone_cogs": ("cost_from_margin", "phones", 0.2),
-        "ev_cogs": ("cost_from_margin", "evs", 0.2), "debt": ("step", None, 0)}.items())
+                     "revenue", ("revenue", "profit", "eps"),
+                     "revenue + phone_cogs + ev_cogs", "cash", "profit + debt - prev(debt)") + tail("segments_example.lines.toml")
+# Its starting drivers are placeholders: calibration replaces their values from the print.
+COMPANY = company_head("虚构分部科技", "Segment Tech (fictional)", "SEGX.US", "segments_example.toml") + tail("segtech.figures.toml")
 
 # The fictional note's print: shipments, deliveries and each segment's revenue and cost.
 PRINT = {

@@ -87,12 +87,14 @@ CONCAT_PARTS = sorted(NUMBERS) + sorted(TEXTS) + sorted(ERRORS) + [BLANK] + NUMB
 CRITERIA = NUMBER_LITERALS + BOOLEAN_LITERALS + sorted(NUMBERS) + sorted(TEXTS) + [
     '"abc"', '""', '">0"', '"<=1"', '">=-2.5"', '"=abc"', '"#N/A"', '"2"', '"TRUE"']
 WILDCARDS = ['"a*"', '"?y"', '"*"', '"x~*"', '"*b*"']
+ROUND_DIGITS = ['0', '1', '2', '-1']
 LAST_ROW_OF_VALUES = min(int(ref[1:]) for ref in [BLANK, *ERRORS]) - 1  # rows above the blank and the errors
 
 
 class _Formulas:
     """Random formulas drawn from every operator and function xlcalc evaluates, in three
-    families: any value, a number (or error), a logical value (or error)."""
+    families: any value, a number (or error), a logical value (or error). Each family is a table
+    of productions, one drawn with even chances, or a leaf at the depth limit or one time in four."""
 
     def __init__(self, draw, max_depth: int):
         self.draw, self.max_depth = draw, max_depth
@@ -102,6 +104,17 @@ class _Formulas:
 
     def choose(self, count: int) -> int:
         return self.draw(st.integers(0, count - 1))
+
+    def one_of(self, *productions: Callable[[], str]) -> str:
+        """One of the productions, each as likely."""
+        return productions[self.choose(len(productions))]()
+
+    def derive(self, depth: int, leaves: list[str], *productions: Callable[[], str]) -> str:
+        """A leaf where the formula must stop growing, and one time in four anyway, so that
+        shallow formulas are common; else one of the productions."""
+        if depth >= self.max_depth or self.choose(4) == 0:
+            return self.pick(leaves)
+        return self.one_of(*productions)
 
     def cell_range(self, last: int = LAST_ROW) -> str:
         top = self.draw(st.integers(1, last))
@@ -116,87 +129,75 @@ class _Formulas:
         return ",".join(item() for _ in range(self.draw(st.integers(1, 3))))
 
     def expression(self, depth: int = 0) -> str:
-        """Any value: number, text, boolean or error; never a blank (see `operand`)."""
-        if depth >= self.max_depth or self.choose(4) == 0:
-            return self.pick(LEAVES)
+        """Any value: number, text, boolean or error; never a blank (see `operand`). A number or
+        a logical value is one more choice at the same depth, not a level deeper."""
         d = depth + 1
-        kind = self.choose(8)
-        if kind == 0:
-            return self.number(depth)
-        if kind == 1:
-            return self.logical(depth)
-        if kind == 2:
-            parts = [self.pick(CONCAT_PARTS) for _ in range(self.draw(st.integers(1, 2)))]
-            return "(" + "&".join(parts + [self.pick(LETTERS)]) + ")"  # never text that reads as a number
-        if kind == 3:
-            return f"IF({self.operand(d)},{self.expression(d)},{self.expression(d)})"
-        if kind == 4:
-            return f"IF({self.operand(d)},{self.expression(d)})"
-        if kind == 5:
-            return f"IFERROR({self.expression(d)},{self.expression(d)})"
-        if kind == 6:  # a number, or text: NM, or an error value as xlwings returns it
-            return f"ER_MARGIN({self.number(d)},{self.number(d)})"
-        return "NA()"
+        return self.derive(
+            depth, LEAVES,
+            lambda: self.number(depth),
+            lambda: self.logical(depth),
+            self.joined,
+            lambda: f"IF({self.operand(d)},{self.expression(d)},{self.expression(d)})",
+            lambda: f"IF({self.operand(d)},{self.expression(d)})",
+            lambda: f"IFERROR({self.expression(d)},{self.expression(d)})",
+            # a number, or text: NM, or an error value as xlwings returns it
+            lambda: f"ER_MARGIN({self.number(d)},{self.number(d)})",
+            lambda: "NA()",
+        )
+
+    def joined(self) -> str:
+        """Cells and literals joined with &, ending in a letter: never text that reads as a number."""
+        parts = [self.pick(CONCAT_PARTS) for _ in range(self.draw(st.integers(1, 2)))]
+        return "(" + "&".join(parts + [self.pick(LETTERS)]) + ")"
 
     def aggregate_arg(self, depth) -> str:
         """What SUM, MIN, MAX, AVERAGE get: a range, a literal, or a computed number (computed
         text and logical values are kept out; see the module note)."""
-        kind = self.choose(3)
-        if kind == 0:
-            return self.cell_range()
-        if kind == 1:
-            return self.pick(NUMERIC_TEXT + TEXT_LITERALS + BOOLEAN_LITERALS + [BLANK])
-        return self.number(depth)
+        return self.one_of(
+            self.cell_range,
+            lambda: self.pick(NUMERIC_TEXT + TEXT_LITERALS + BOOLEAN_LITERALS + [BLANK]),
+            lambda: self.number(depth),
+        )
 
     def number(self, depth: int) -> str:
         """A number or an error."""
-        if depth >= self.max_depth or self.choose(4) == 0:
-            return self.pick(sorted(NUMBERS) + NUMBER_LITERALS)
         d = depth + 1
-        kind = self.choose(9)
-        if kind == 0:
-            a = self.operand(d) if self.draw(st.booleans()) else self.pick(NUMERIC_TEXT)
-            b = self.operand(d) if self.draw(st.booleans()) else self.pick(NUMERIC_TEXT)
-            return f"({a}{self.pick(list('+-*/'))}{b})"
-        if kind == 1:
-            return f"(1+ABS({self.operand(d)}))^{self.draw(st.integers(0, 3))}"
-        if kind == 2:
-            return f"-({self.operand(d)})" if self.draw(st.booleans()) else f"({self.operand(d)})%"
-        if kind == 3:
-            name = self.pick(["SUM", "MIN", "MAX", "AVERAGE"])
-            return f"{name}({self.listing(lambda: self.aggregate_arg(d))})"
-        if kind == 4:
-            return f"ROUND({self.number(d)},{self.pick(['0', '1', '2', '-1'])})"
-        if kind == 5:
-            return f"ABS({self.operand(d)})"
-        if kind == 6:
-            return f"ROUND({self.operand(d)},{self.pick(['0', '1', '2', '-1'])})"
-        if kind == 7:
-            if self.draw(st.booleans()):
-                return f"COUNTIF({self.cell_range()},{self.pick(CRITERIA)})"
-            return f"COUNTIF({self.cell_range(LAST_ROW_OF_VALUES)},{self.pick(WILDCARDS)})"
-        return f"IFERROR({self.number(d)},{self.number(d)})"
+        return self.derive(
+            depth, sorted(NUMBERS) + NUMBER_LITERALS,
+            lambda: self.arithmetic(d),
+            lambda: f"(1+ABS({self.operand(d)}))^{self.draw(st.integers(0, 3))}",
+            lambda: self.one_of(lambda: f"-({self.operand(d)})", lambda: f"({self.operand(d)})%"),
+            lambda: f"{self.pick(['SUM', 'MIN', 'MAX', 'AVERAGE'])}({self.listing(lambda: self.aggregate_arg(d))})",
+            lambda: f"ROUND({self.number(d)},{self.pick(ROUND_DIGITS)})",
+            lambda: f"ABS({self.operand(d)})",
+            lambda: f"ROUND({self.operand(d)},{self.pick(ROUND_DIGITS)})",
+            lambda: self.one_of(lambda: f"COUNTIF({self.cell_range()},{self.pick(CRITERIA)})",
+                                lambda: f"COUNTIF({self.cell_range(LAST_ROW_OF_VALUES)},{self.pick(WILDCARDS)})"),
+            lambda: f"IFERROR({self.number(d)},{self.number(d)})",
+        )
+
+    def arithmetic(self, depth: int) -> str:
+        """Two operands, each an expression or numeric text given directly (which Excel converts),
+        and one of + - * /."""
+        a, b = (self.one_of(lambda: self.operand(depth), lambda: self.pick(NUMERIC_TEXT)) for _ in range(2))
+        return f"({a}{self.pick(list('+-*/'))}{b})"
 
     def logical(self, depth: int) -> str:
         """A logical value or an error."""
-        if depth >= self.max_depth or self.choose(4) == 0:
-            return self.pick(BOOLEAN_LITERALS + sorted(BOOLEANS))
         d = depth + 1
-        kind = self.choose(6)
-        if kind == 0:
-            return f"({BLANK}{self.pick(['=', '<>', '<', '>'])}{self.pick(NOT_BOOLEAN_LEAVES)})"
-        if kind == 1:
-            return f"({self.expression(d)}{self.pick(['=', '<>', '<', '>', '<=', '>='])}{self.expression(d)})"
-        if kind == 2:
-            return f"NOT({self.operand(d)})"
-        if kind == 3:
-            return f"{self.pick(['AND', 'OR'])}({self.listing(lambda: self.logical_arg(d))})"
-        return f"{self.pick(['ISNUMBER', 'ISERROR'])}({self.expression(d)})"
+        return self.derive(
+            depth, BOOLEAN_LITERALS + sorted(BOOLEANS),
+            lambda: f"({BLANK}{self.pick(['=', '<>', '<', '>'])}{self.pick(NOT_BOOLEAN_LEAVES)})",
+            lambda: f"({self.expression(d)}{self.pick(['=', '<>', '<', '>', '<=', '>='])}{self.expression(d)})",
+            lambda: f"NOT({self.operand(d)})",
+            lambda: f"{self.pick(['AND', 'OR'])}({self.listing(lambda: self.logical_arg(d))})",
+            lambda: f"ISNUMBER({self.expression(d)})",
+            lambda: f"ISERROR({self.expression(d)})",
+        )
 
     def logical_arg(self, depth) -> str:
         """What AND and OR get: a range, a logical value or a number (computed text is kept out)."""
-        kind = self.choose(3)
-        return self.cell_range() if kind == 0 else self.logical(depth) if kind == 1 else self.number(depth)
+        return self.one_of(self.cell_range, lambda: self.logical(depth), lambda: self.number(depth))
 
 
 @st.composite
