@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from workbook.files import atomic_write
+
 TARGETS = {"engine_ms": 5.0, "udf_us_max": 20.0, "refresh_s": 0.5, "refresh_vs_formulas": 5.0, "batch_100_s": 30.0,
            "refresh_peak_mb": 150.0, "grid_7x7_ms": 100.0, "import_s": 5.0}
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seed"
@@ -202,9 +204,9 @@ def run(quick: bool = False, out: Path | None = None) -> dict:
         start = time.perf_counter()
         outcomes = refresh_many(files, str(quotes), max_age_days=30, workers=2)
         elapsed = time.perf_counter() - start
-        failed = [o for o in outcomes if o[1]]
+        failed = [o for o in outcomes if o.error]
         if failed:
-            raise RuntimeError(f"batch refresh failed: {failed[0][1]}")
+            raise RuntimeError(f"batch refresh failed: {failed[0].error}")
         results["batch_files"] = copies
         results["batch_s"] = elapsed
         results["batch_100_s"] = elapsed * 100 / copies
@@ -227,7 +229,7 @@ def run(quick: bool = False, out: Path | None = None) -> dict:
     results["targets"] = {k: {"target": v, "met": _met(k, results)} for k, v in TARGETS.items()}
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+        atomic_write(out, json.dumps(results, indent=2, ensure_ascii=False))
     return results
 
 

@@ -14,10 +14,10 @@ import os
 import re
 import shutil
 import stat
-import tempfile
 import time
 from pathlib import Path
 
+from workbook.files import temp_beside
 from workbook.xlsx import WorkbookError
 
 # A model is ~120 KB; an analyst's heavily edited one a few MB. Far above that is not a model,
@@ -165,9 +165,7 @@ def replace_model(path: Path, write, verify, keep: int = DEFAULT_BACKUPS, when: 
     (when `keep` > 0) and older backups beyond `keep` are pruned. A crash or kill at any moment
     leaves the model either as it was or as the verified new version. Returns the backup path."""
     _remove_dead_temps(path)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMP_SUFFIX, dir=path.parent)
-    os.close(fd)
-    temp = Path(temp_name)
+    temp = temp_beside(path, _TEMP_SUFFIX)
     backup = None
     try:
         write(temp)
@@ -177,9 +175,7 @@ def replace_model(path: Path, write, verify, keep: int = DEFAULT_BACKUPS, when: 
             os.fsync(fh.fileno())
         if keep > 0:
             backup = _backup_name(path, when or dt.datetime.now())
-            backup_fd, backup_temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".backup" + _TEMP_SUFFIX,
-                                                          dir=path.parent)
-            os.close(backup_fd)
+            backup_temp = temp_beside(path, ".backup" + _TEMP_SUFFIX)
             try:
                 shutil.copy2(path, backup_temp)
                 os.replace(backup_temp, backup)

@@ -173,3 +173,13 @@ def test_the_collection_time_rule_sees_a_computed_table(tmp_path):
                       "CASES = [(0.1, r.growth_rate, (110, 100)), (0.2, lambda: r.growth_rate(120, 100))]\n",
                       encoding="utf-8")
     assert collection_time_calls(sample) == [(4, "r.growth_rate")]
+
+
+def test_the_readme_lists_every_excel_function():
+    """The README's function list is kept by hand; a function registered without it is caught here."""
+    import re
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Functions"):readme.index("\n### ", readme.index("### Functions") + 1)]
+    listed = set(re.findall(r"\bER_[A-Z0-9_]+\b", section))
+    assert sorted(set(udfs.excel_functions()) - listed) == []
+    assert sorted(listed - set(udfs.excel_functions())) == []  # nor one listed that does not exist

@@ -3,8 +3,10 @@ target, give it the permissions a new file of the user's gets (0o666 less the um
 mkstemp's 0o600), then rename it into place. An interrupted write leaves the old file as it was
 and no temporary file behind.
 
-The refresh's replacement of an open model (`addin/modelfile.py`) adds a lock, a verification and
-a backup on top of the same rename; everything else that writes a whole file uses this module.
+The refresh's replacement of an open model (`addin/modelfile.py`) takes its temporary files from
+here and adds a lock, a verification, the analyst's own permissions and a backup before the same
+rename; everything else that writes a file a user keeps uses this module (scratch files in a
+temporary folder of our own, such as the bench's copies, are written directly).
 """
 from __future__ import annotations
 
