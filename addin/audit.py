@@ -14,10 +14,13 @@ from pathlib import Path
 from udfs.constants import EXCEL_ERRORS
 from udfs.functions import BY_EXCEL_NAME
 from workbook import xlsx
-from workbook.layout import CHECKS, FINDINGS_BEYOND, FINDINGS_WITHIN, HEADER_ROW, LABEL_COL, TEMPLATE_VERSION, cell_name
-from workbook.xlcalc import NATIVE, LAZY, UnsupportedFormula, evaluate, parse
+from workbook.layout import (
+    CHECKS, CONF, FINDINGS_BEYOND, FINDINGS_FIELDS, FINDINGS_WITHIN, HEADER_ROW, LABEL_COL, TEMPLATE_VERSION,
+    WARNING_PREFIX, WARNINGS_STATUS, WARNINGS_YEARS, cell_name, defined_name,
+)
+from workbook.xlcalc import NATIVE, LAZY, evaluate, parse
 
-from .template import CONF_SHEET, blueprint, settings_as_values, template_version, verify_structure, version_tuple
+from .template import NewerTemplateError, blueprint, settings_as_values, template_version, verify_structure, version_tuple
 
 MAX_FAILURES_LISTED = 10
 _FUNCTION = re.compile(r"(?<![\w.])([A-Za-z_][A-Za-z0-9_.]*)\(")
@@ -88,9 +91,8 @@ def audit(path: str | Path | xlsx.Package, values: dict | None = None) -> Audit:
     version = template_version(package)
     try:
         verify_structure(package)
-    except xlsx.WorkbookError as exc:
-        if "newer add-in" not in str(exc):
-            raise
+    except NewerTemplateError:
+        pass  # reported below as a failed version check, with everything this version can still audit
     result = Audit(Path(path), version)
     if version_tuple(version) < version_tuple(TEMPLATE_VERSION):
         result.version_note = (f"template version {version} is older than this add-in's {TEMPLATE_VERSION}: it still opens "
@@ -101,7 +103,7 @@ def audit(path: str | Path | xlsx.Package, values: dict | None = None) -> Audit:
 
     known = set(BY_EXCEL_NAME) | set(NATIVE) | LAZY
     for sheet_name, sheet in package.sheets.items():
-        if sheet_name == CONF_SHEET:  # settings, read as values (settings_as_values)
+        if sheet_name == CONF:  # settings, read as values (settings_as_values)
             continue
         for ref, cell in sheet.cells.items():
             if cell.formula:
@@ -123,10 +125,7 @@ def audit(path: str | Path | xlsx.Package, values: dict | None = None) -> Audit:
 
     try:
         values = values if values is not None else evaluate(package, settings_as_values(package))
-    except UnsupportedFormula as exc:
-        result.not_evaluable = str(exc)
-        values = {}
-    except xlsx.WorkbookError as exc:
+    except xlsx.WorkbookError as exc:  # UnsupportedFormula among them
         result.not_evaluable = str(exc)
         values = {}
     if CHECKS in package.sheets and values:
@@ -150,18 +149,19 @@ def audit(path: str | Path | xlsx.Package, values: dict | None = None) -> Audit:
 
 
 def _read_warnings(package: xlsx.Package, values: dict, result: Audit) -> None:
-    """The sanity warnings' ER_WARN cells, found by the names the build gave them (WRN_<key>,
+    """The sanity warnings' ER_WARN cells, found by the names the layout gave them (WRN_<key>,
     WRN_years); a warning does not fail the audit, it is listed."""
-    if "WRN_years" not in package.names:
+    if WARNINGS_YEARS not in package.names:
         return  # a template from before the warnings
-    years = [package.value(s, r) for s, r in package.name_cells("WRN_years")]
+    years = [package.value(s, r) for s, r in package.name_cells(WARNINGS_YEARS)]
     for name in package.names:
-        if name.startswith("WRN_") and name not in ("WRN_years", "WRN_status"):
+        if name.startswith(defined_name(WARNING_PREFIX, "")) and name not in (WARNINGS_YEARS, WARNINGS_STATUS):
             for year, (sheet, cell) in zip(years, package.name_cells(name)):
                 status = values.get((sheet, cell))
                 result.warnings_run += 1
                 if status not in ("OK", "NM"):
-                    result.warnings.append((package.value(sheet, f"A{xlsx.split_ref(cell)[0]}"), year, status))
+                    label = package.value(sheet, cell_name(xlsx.split_ref(cell)[0] - 1, LABEL_COL))
+                    result.warnings.append((label, year, status))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -268,8 +268,8 @@ def _findings_table(package: xlsx.Package) -> list[FindingRow]:
         cells = package.name_cells(name)
         width = len({xlsx.split_ref(ref)[1] for _, ref in cells})
         for start in range(0, len(cells), width):
-            label, explanation, year, printed, computed = (package.value(*cell) for cell in cells[start:start + 5])
-            rows.append(FindingRow(label, explanation, year, printed, computed, beyond))
+            row = dict(zip(FINDINGS_FIELDS, (package.value(*cell) for cell in cells[start:start + width])))
+            rows.append(FindingRow(row["label"], row["explanation"], row["year"], row["printed"], row["computed"], beyond))
     return rows
 
 

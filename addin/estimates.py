@@ -28,11 +28,12 @@ from udfs.constants import NOT_MEANINGFUL, NOT_VALUED
 from udfs.errors import DataError
 from workbook import xlsx
 from workbook.formats import EMPTY, show
+from workbook.layout import market_name, rating_name
 from workbook.xlcalc import evaluate
 
 from .modelfile import regular_file
 from .refresh import conf
-from .template import blueprint, template_version, verify_structure
+from .template import TICKER, blueprint, template_version, verify_structure
 
 DEFAULT_STORE = "estimates.sqlite"
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")     # a --db value without "://" names a SQLite file
@@ -53,8 +54,8 @@ YEARLY = (
 # Once per version: (attribute of Estimates, label, number format).
 SCALARS = (("target_price", "目标价", "price"), ("rating", "评级", "text"))
 FORMAT_OF = {key: fmt for key, *_, fmt in YEARLY + SCALARS} | {"price": "price"}
-TICKER, PRICE, PRICE_DATE = "MKT_ticker", "MKT_price", "MKT_price_date"
-TARGET_PRICE, RATING = "RTG_target_price", "RTG_computed_rating"
+PRICE, PRICE_DATE = market_name("price"), market_name("price_date")
+TARGET_PRICE, RATING = rating_name("target_price"), rating_name("computed_rating")
 
 metadata = sa.MetaData()
 versions_table = sa.Table(

@@ -31,17 +31,17 @@ from udfs.rating import Scheme, schemes
 from udfs.registry import NUMBER, OPTIONAL, PREFIX, REGISTRY
 from workbook import xlsx
 from workbook.files import atomic_path
-from workbook.layout import COVER, RATING
+from workbook.layout import COVER, RATING, rating_name
 
 from .share import (
-    MACHINERY_SHEETS, _button_captions, _clean_shared_strings, _references_without, _strip_buttons, _used_strings,
-    _workbook_without, without_macros,
+    MACHINERY_SHEETS, button_captions, clean_shared_strings, note_cell, references_without, strip_buttons, used_strings,
+    workbook_without, without_macros,
 )
 from .template import verify_structure
 
 udfs.excel_functions()  # imports every module that registers functions
 
-SCHEME_NAME = "RTG_rating_scheme"   # the defined name of the model's scheme input
+SCHEME_NAME = rating_name("rating_scheme")   # the defined name of the model's scheme input
 EXTERNAL_LINK = "/externalLink"
 MAX_EXPANSION_DEPTH = 8             # templates calling templates (RATING -> RATING_BAND) nest this deep at most
 
@@ -212,7 +212,7 @@ def _default_text(default) -> str:
         return '""'
     if isinstance(default, str):
         return _text(default)
-    return xlsx._number_text(default) if isinstance(default, (int, float)) else str(default)
+    return xlsx.number_text(default) if isinstance(default, (int, float)) else str(default)
 
 
 class Translator:
@@ -439,8 +439,8 @@ def export_native(model: str | Path, output: str | Path, now: dt.datetime | None
     kept = [sheet for name, sheet in package.sheets.items() if name not in removed]
 
     button_parts: set = set()
-    stripped = {s.name: _strip_buttons(package, s, s.data(), button_parts) for s in kept}
-    captions = _button_captions(package, {p for p in button_parts if p.lower().endswith(".vml")})
+    stripped = {s.name: strip_buttons(package, s, s.data(), button_parts) for s in kept}
+    captions = button_captions(package, {p for p in button_parts if p.lower().endswith(".vml")})
     dropped |= button_parts
 
     as_values: list = []      # (sheet, ref, reason) of formulas kept as their cached value
@@ -468,19 +468,19 @@ def export_native(model: str | Path, output: str | Path, now: dt.datetime | None
         if sheet.name == table_sheet:
             values.update(table_cells)
         if sheet.name == COVER:
-            values[f"A{source.max_row + 2}"] = _cover_note(model, now, as_values)
+            values[note_cell(source)] = _cover_note(model, now, as_values)
         if values:
             typed = frozenset(ref for ref in values if ref in source.cells)
             replaced[sheet.path] = xlsx.rewrite_sheet(source, values, typed=typed).encode("utf-8")
         else:
             replaced[sheet.path] = source.data()
 
-    strings = _clean_shared_strings(package, _used_strings(
+    strings = clean_shared_strings(package, used_strings(
         [xlsx.parse_sheet(s.name, s.path, replaced[s.path]) for s in kept]))
     if strings is not None:
         replaced[strings[0]] = strings[1]
-    replaced["xl/workbook.xml"] = _set_full_calc_on_load(_workbook_without(package, removed))
-    replaced.update(_references_without(package, dropped, replaced))
+    replaced["xl/workbook.xml"] = _set_full_calc_on_load(workbook_without(package, removed))
+    replaced.update(references_without(package, dropped, replaced))
     _write(package, replaced, dropped, output)
     return output
 

@@ -86,7 +86,14 @@ ZIP_KINDS = (
 
 
 class QuoteError(QuoteSourceError):
-    """A quote refresh must refuse; the message is the one line the analyst sees."""
+    """A quote refresh must refuse; the message is the one line the analyst sees: the `reason`,
+    then the `fix` when the fix depends on where the analyst works. `front` says which one it
+    was written for ("cli": a flag, "excel": a setting on the xlwings.conf sheet), so the other
+    front can give its own instead of reading the words."""
+
+    def __init__(self, reason: str, fix: str = "", front: str | None = None):
+        super().__init__(f"{reason}; {fix}" if fix else reason)
+        self.reason, self.fix, self.front = reason, fix, front
 
 
 @dataclass(frozen=True)
@@ -256,7 +263,8 @@ def _decode(raw: bytes, name: str) -> str:
 def _identify(raw: bytes, name: str) -> str:
     """'csv' or 'xlsx'; QuoteError naming what the file is when it is neither."""
     def refuse(kind: str, advice: str):
-        raise QuoteError(f"{name}: {kind}, not a quotes file" + (f"; {advice}" if advice else ""))
+        # the advice speaks of the command line (--quotes); the workbook's refresh says its own
+        raise QuoteError(f"{name}: {kind}, not a quotes file", advice, "cli" if advice else None)
 
     for magic, kind, advice in MAGIC:
         if raw.startswith(magic):
@@ -482,7 +490,8 @@ def validate(quote: Quote, ticker: str, as_of: dt.date, max_age_days: int, *, cu
     fx_pair: ("USD", "CNY") or "USD/CNY", trading → reporting; the FX must lie in its sane range.
     front: "cli" or "excel", which override the messages name (a flag, or xlwings.conf keys).
     """
-    hints = OVERRIDE_HINTS[front]
+    if front not in OVERRIDE_HINTS:
+        raise ValueError(f"front must be one of {', '.join(OVERRIDE_HINTS)}, not {front!r}")
     limit = parse_max_age(max_age_days, "max age")
     if not (isinstance(max_move, (int, float)) and math.isfinite(max_move) and max_move > 0):
         raise QuoteError(f"price move band {_shown(max_move)} is not a positive fraction like 0.5")
@@ -518,19 +527,19 @@ def validate(quote: Quote, ticker: str, as_of: dt.date, max_age_days: int, *, cu
         raise QuoteError(f"quote for {ticker} is dated {quote.price_date}, after {as_of}; refused")
     age = (as_of - quote.price_date).days
     if age > limit:
-        raise QuoteError(f"quote for {ticker} is dated {quote.price_date}, {age} days before {as_of} "
-                         f"(limit {limit}); {hints['max_age']}")
-    _check_fx(quote, ticker, _pair(fx_pair), _positive(last_fx), max_move, accept_move, hints)
+        raise QuoteError(f"quote for {ticker} is dated {quote.price_date}, {age} days before {as_of} (limit {limit})",
+                         OVERRIDE_HINTS[front]["max_age"], front)
+    _check_fx(quote, ticker, _pair(fx_pair), _positive(last_fx), max_move, accept_move, front)
     last = _positive(last_price)
     if last is not None and not accept_move:
         move = quote.price / last - 1
         if abs(move) > max_move:
             raise QuoteError(f"quote for {ticker}: price {quote.price:g} is {move:+.0%} from the model's {last:g} "
-                             f"(band ±{max_move:.0%}); check the quote's units, or {hints['move']}")
+                             f"(band ±{max_move:.0%})", f"check the quote's units, or {OVERRIDE_HINTS[front]['move']}", front)
     return quote
 
 
-def _check_fx(quote: Quote, ticker: str, pair, last_fx, max_move, accept_move, hints) -> None:
+def _check_fx(quote: Quote, ticker: str, pair, last_fx, max_move, accept_move, front: str) -> None:
     fx = quote.fx_to_reporting
     name = f"{pair[0]}→{pair[1]}" if pair else "FX"
     if pair:
@@ -552,7 +561,7 @@ def _check_fx(quote: Quote, ticker: str, pair, last_fx, max_move, accept_move, h
     move = fx / last_fx - 1
     if abs(move) > max_move and not accept_move:
         raise QuoteError(f"quote for {ticker}: {name} {fx:g} is {move:+.0%} from the model's {last_fx:g} "
-                         f"(band ±{max_move:.0%}); check the rate, or {hints['move']}")
+                         f"(band ±{max_move:.0%})", f"check the rate, or {OVERRIDE_HINTS[front]['move']}", front)
 
 
 from . import quotes_live  # noqa: E402,F401 - registers the live providers in PROVIDERS

@@ -25,20 +25,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from udfs.constants import ERR_NA
 from udfs.errors import ModelError
 from workbook import xlsx
+from workbook.layout import (
+    AUDIT_ITEMS, AUDIT_SUMMARY, CONF, DRIVERS_PREFIX, SENSITIVITY_COLS, SENSITIVITY_GRID, SENSITIVITY_ROWS, SENSITIVITY_SPEC,
+    defined_name, market_name,
+)
 from workbook.xlcalc import evaluate, same_value
 
 from .audit import Audit, audit, sheet_lines
 from .modelfile import model_lock, parse_backups_setting, regular_file, replace_model
 from .quotes import Quote, QuoteError, parse_max_age, provider_for, validate
-from .template import CONF_SHEET, TICKER, settings_as_values, verify_structure
+from .template import TICKER, settings_as_values, verify_structure
 
-MARKET_INPUTS = {"price": "MKT_price", "price_date": "MKT_price_date", "fx_rate": "MKT_fx_rate",
-                 "benchmark_level": "MKT_benchmark_level"}
-QUOTE_CURRENCY, REPORTING_CURRENCY = "MKT_quote_currency", "MKT_reporting_currency"
-STAMP_NAME, SOURCE_NAME = "MKT_refresh_stamp", "MKT_refresh_source"
-AUDIT_SUMMARY, AUDIT_ITEMS = "AUD_summary", "AUD_items"
+MARKET_INPUTS = {key: market_name(key) for key in ("price", "price_date", "fx_rate", "benchmark_level")}
+QUOTE_CURRENCY, REPORTING_CURRENCY = market_name("quote_currency"), market_name("reporting_currency")
+STAMP_NAME, SOURCE_NAME = market_name("refresh_stamp"), market_name("refresh_source")
 # xlwings.conf keys (column A of the sheet; matched without regard to case).
 CONF_SOURCE, CONF_MAX_AGE, CONF_BACKUPS = "QUOTES SOURCE", "QUOTES MAX AGE DAYS", "BACKUPS"
 CONF_ACCEPT_MOVE = "QUOTES ACCEPT MOVE"   # the button's --accept-move: Excel users have no flags
@@ -78,15 +81,15 @@ def checks_message(name: str, result: Audit, written: bool) -> str:
 
 def conf(package: xlsx.Package) -> dict:
     """The workbook's xlwings.conf sheet as {KEY: value}."""
-    sheet = package.sheets.get(CONF_SHEET)
+    sheet = package.sheets.get(CONF)
     if sheet is None:
         return {}
     out = {}
     for ref in sheet.cells:
         if ref.startswith("A") and ref[1:].isdigit():
-            key = package.value(CONF_SHEET, ref)
+            key = package.value(CONF, ref)
             if isinstance(key, str):
-                out[key.strip().upper()] = package.value(CONF_SHEET, "B" + ref[1:])
+                out[key.strip().upper()] = package.value(CONF, "B" + ref[1:])
     return out
 
 
@@ -215,8 +218,7 @@ def sensitivity_cells(package: xlsx.Package, model_name: str) -> dict:
     """The engine-run sensitivity table (敏感性: EPS by two drivers) recomputed from the
     workbook's current drivers and axis values, the whole model re-run per point. A workbook
     whose company cannot be rebuilt shows #N/A there rather than last time's numbers."""
-    from workbook.layout import SENSITIVITY_COLS, SENSITIVITY_GRID, SENSITIVITY_ROWS, SENSITIVITY_SPEC
-    from workbook.model import driver_sensitivity
+    from workbook.model import SCENARIO_KEY, driver_sensitivity
 
     from .source import current_company
 
@@ -229,11 +231,12 @@ def sensitivity_cells(package: xlsx.Package, model_name: str) -> dict:
         xs = [float(package.value(*c)) for c in rows]
         ys = [float(package.value(*c)) for c in cols]
         company = current_company(package, model_name)
-        chosen = package.value(*package.name_cells("DRV_scenario")[0]) if "DRV_scenario" in package.names else None
+        choice = defined_name(DRIVERS_PREFIX, SCENARIO_KEY)  # the drivers sheet's scenario cell
+        chosen = package.value(*package.name_cells(choice)[0]) if choice in package.names else None
         scenario = chosen.strip().lower() if isinstance(chosen, str) and chosen.strip() else None
         values = driver_sensitivity(company, a, xs, b, ys, line, year, scenario=scenario)
     except (ModelError, ValueError):  # a company that cannot be rebuilt, an axis cell that is not a number
-        return {cell: "#N/A" for cell in grid}
+        return {cell: ERR_NA for cell in grid}
     return {cell: values[i // len(ys)][i % len(ys)] for i, cell in enumerate(grid)}
 
 
@@ -321,9 +324,9 @@ def refresh_many(paths: list[Path], quotes=None, as_of=None, max_age_days=None, 
 def excel_quote_message(exc: QuoteError) -> str:
     """A refused quote as the Excel user should read it: the fix is a setting on the workbook's
     xlwings.conf sheet, never a command-line flag."""
-    reason = "; ".join(part for part in str(exc).split("; ") if "--" not in part)
-    if "xlwings.conf" in reason:
-        return reason
+    if exc.front == "excel":
+        return str(exc)
+    reason = exc.reason if exc.front == "cli" else str(exc)
     return f"{reason}; in Excel, set 'Quotes Source' on the xlwings.conf sheet to a current quotes file"
 
 
@@ -399,7 +402,7 @@ def refresh_book(book, quotes: str | None = None, as_of: dt.date | None = None, 
     try:
         update = _market_update(read, settings, quotes, as_of, None, accept_move, now, path.name, front="excel")
     except QuoteError as exc:
-        raise QuoteError(excel_quote_message(exc)) from None
+        raise QuoteError(excel_quote_message(exc), front="excel") from None
     for name, value in update.inputs.items():
         if name == MARKET_INPUTS["price_date"]:
             value = dt.datetime.combine(update.quote.price_date, dt.time())
@@ -422,7 +425,7 @@ def refresh_book(book, quotes: str | None = None, as_of: dt.date | None = None, 
 
 def _book_conf(book) -> dict:
     try:
-        rows = book.sheets[CONF_SHEET].range("A1").expand().value
+        rows = book.sheets[CONF].range("A1").expand().value
     except Exception:  # noqa: BLE001 - a workbook without the sheet simply has no settings
         return {}
     rows = rows if rows and isinstance(rows[0], list) else [rows]

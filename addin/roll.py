@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import math
 import re
 import tempfile
@@ -29,13 +30,15 @@ from udfs.engine import ACTUAL, run_checks
 from workbook import spec, xlsx
 from workbook.build import build
 from workbook.files import put_in_place, temp_beside
-from workbook.layout import CHECKS
+from workbook.layout import (
+    CHECKS, ENGLISH_COL, FIRST_ROW, HEADER_ROW, LABEL_COL, SUBTITLE_ROW, TITLE_ROW, cell_name, market_name, rating_name,
+)
 from workbook.model import build_model
 from workbook.tomlfile import TomlError, read_toml
 from workbook.xlcalc import evaluate, same_value
 
 from .audit import audit
-from .source import RollError, _load, current_inputs, read_source, stored_and_current  # noqa: F401 - roll's API keeps these names
+from .source import RollError, current_inputs, load_company, read_source, stored_and_current  # noqa: F401 - roll's API keeps these names
 from .estimates import STATUS_LABELS, Estimates, RevisionRow, read_model, render_revisions, revision_table
 from .modelfile import regular_file
 from .template import blueprint, settings_as_values, verify_structure
@@ -229,7 +232,7 @@ def roll(model: str | Path, actuals: str | Path, output: str | Path, accept_unba
                  f"{Path(actuals).name}; {added} added, its drivers carried from {forecast[-1]} and marked review"]
         notes += [f"override dropped: {o.describe()}" for o in overrides if o.reason]
 
-        draft = _load(work / company_name, data, model.name)
+        draft = load_company(work / company_name, data, model.name)
         balance = _balance(draft, reported)
         if balance is not None:
             if not accept_unbalanced:
@@ -238,7 +241,7 @@ def roll(model: str | Path, actuals: str | Path, output: str | Path, accept_unba
             notes.append(f"finding: the reported {reported} balance sheet does not balance ({balance}); "
                          "accepted with --accept-unbalanced")
         text = _company_text(data, notes, company_text)
-        company = _load(work / company_name, text, model.name)
+        company = load_company(work / company_name, text, model.name)
         result = RollResult(output, reported, forecast[0], added, text, notes)
         _write(company, package, overrides, output, result)
     return result
@@ -359,7 +362,12 @@ _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _WORKSHEET_TYPE = _REL + "/worksheet"
 _WORKSHEET_CONTENT = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
-_HEADER = ("指标 Line", "年度 Year", "调整前 Old", "调整后 New", "变动 Change", "变动% Change %", "备注 Note")
+# The sheet's columns from the label column on: header, the style of a revision's cell (None: the
+# line's own number format) and width. Its rows are the template's: title, subtitle, header row,
+# then one row a revision from the first row (workbook/layout.py).
+_COLUMNS = (("指标 Line", "label", 22.7109375), ("年度 Year", "english", 10.7109375), ("调整前 Old", None, 14.7109375),
+            ("调整后 New", None, 14.7109375), ("变动 Change", None, 14.7109375), ("变动% Change %", "pct", 14.7109375),
+            ("备注 Note", "english", 12.7109375))
 
 
 def _styles(package: xlsx.Package) -> dict:
@@ -373,11 +381,14 @@ def _styles(package: xlsx.Package) -> dict:
         return style_of(*package.name_cells(name)[-1])
 
     revenue_sheet, revenue_ref = package.name_cells("IS_revenue")[-1]
-    row, _ = xlsx.split_ref(revenue_ref)
-    return {"title": style_of(revenue_sheet, "A1"), "subtitle": style_of(revenue_sheet, "A2"),
-            "header": style_of(revenue_sheet, "A4"), "label": style_of(revenue_sheet, f"A{row}"),
-            "english": style_of(revenue_sheet, f"B{row}"), "money": of_name("IS_revenue"), "eps": of_name("IS_eps"),
-            "price": of_name("MKT_price_local"), "pct": of_name("RTG_upside"), "text": of_name("RTG_computed_rating")}
+    row = xlsx.split_ref(revenue_ref)[0] - 1
+    return {"title": style_of(revenue_sheet, cell_name(TITLE_ROW, LABEL_COL)),
+            "subtitle": style_of(revenue_sheet, cell_name(SUBTITLE_ROW, LABEL_COL)),
+            "header": style_of(revenue_sheet, cell_name(HEADER_ROW, LABEL_COL)),
+            "label": style_of(revenue_sheet, cell_name(row, LABEL_COL)),
+            "english": style_of(revenue_sheet, cell_name(row, ENGLISH_COL)), "money": of_name("IS_revenue"),
+            "eps": of_name("IS_eps"), "price": of_name(market_name("price_local")), "pct": of_name(rating_name("upside")),
+            "text": of_name(rating_name("computed_rating"))}
 
 
 def _cell_xml(ref: str, value, style: str) -> str:
@@ -391,13 +402,14 @@ def _cell_xml(ref: str, value, style: str) -> str:
 
 
 def revisions_sheet_rows(result: RollResult) -> list[list]:
-    """The sheet's content as rows of values: title, source line, header, one row per revision,
-    then the roll's notes. Numbers stay numbers (formatted by the cell style)."""
-    rows = [[f"盈利预测调整 Earnings forecast revisions — {result.new.ticker}"],
-            [f"调整前 {result.old.source} → 调整后 {result.new.source}：{result.was} 转为实际 {result.reported}，"
-             f"新增预测年度 {result.added}"],
-            [],
-            list(_HEADER)]
+    """The sheet's content as rows of values, from the top: title, source line and header on the
+    template's rows, one row per revision from its first row, then the roll's notes. Numbers stay
+    numbers (formatted by the cell style)."""
+    rows: list[list] = [[] for _ in range(FIRST_ROW)]
+    rows[TITLE_ROW] = [f"盈利预测调整 Earnings forecast revisions — {result.new.ticker}"]
+    rows[SUBTITLE_ROW] = [f"调整前 {result.old.source} → 调整后 {result.new.source}：{result.was} 转为实际 {result.reported}，"
+                          f"新增预测年度 {result.added}"]
+    rows[HEADER_ROW] = [title for title, _, _ in _COLUMNS]
     for r in result.revisions:
         change = r.change
         if change is None and r.key == "rating" and r.old != r.new:
@@ -419,37 +431,30 @@ def add_revisions_sheet(package: xlsx.Package, result: RollResult, target: Path)
     formats = {r.key: ("eps" if r.key == "eps" else "price" if r.key == "target_price" else
                        "text" if r.key == "rating" else "money") for r in result.revisions}
     body = []
-    first_data = 5
-    for i, values in enumerate(rows, start=1):
+    notes_from = FIRST_ROW + len(result.revisions)
+    for r, values in enumerate(rows):
         cells = []
         for j, value in enumerate(values):
-            ref = f"{xlsx.col_letters(j + 1)}{i}"
-            if i == 1:
+            role = _COLUMNS[j][1]
+            if r == TITLE_ROW:
                 style = styles["title"]
-            elif i == 2 or i >= first_data + len(result.revisions):
+            elif r == SUBTITLE_ROW or r >= notes_from:
                 style = styles["subtitle"] if j == 0 else styles["english"]
-            elif i == 4:
+            elif r == HEADER_ROW:
                 style = styles["header"]
-            elif j == 0:
-                style = styles["label"]
-            elif j in (1, 6):
-                style = styles["english"]
-            elif j == 5:
-                style = styles["pct"]
             else:
-                style = styles[formats[result.revisions[i - first_data].key]]
-            cells.append(_cell_xml(ref, value, style))
+                style = styles[role or formats[result.revisions[r - FIRST_ROW].key]]
+            cells.append(_cell_xml(cell_name(r, LABEL_COL + j), value, style))
         if cells:
-            body.append(f'<row r="{i}">{"".join(cells)}</row>')
-    last_row = max(len(rows), 1)
+            body.append(f'<row r="{r + 1}">{"".join(cells)}</row>')
+    last = cell_name(max(len(rows), 1) - 1, LABEL_COL + len(_COLUMNS) - 1)
     sheet_xml = (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
         f'<worksheet xmlns="{_MAIN}" xmlns:r="{_REL}"><sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>'
-        f'<dimension ref="A1:G{last_row}"/><sheetViews><sheetView showGridLines="0" workbookViewId="0">'
-        '<pane ySplit="4" topLeftCell="A5" activePane="bottomLeft" state="frozen"/></sheetView></sheetViews>'
-        '<sheetFormatPr defaultRowHeight="15"/><cols><col min="1" max="1" width="22.7109375" customWidth="1"/>'
-        '<col min="2" max="2" width="10.7109375" customWidth="1"/><col min="3" max="6" width="14.7109375" customWidth="1"/>'
-        '<col min="7" max="7" width="12.7109375" customWidth="1"/></cols>'
+        f'<dimension ref="{cell_name(TITLE_ROW, LABEL_COL)}:{last}"/><sheetViews><sheetView showGridLines="0" workbookViewId="0">'
+        f'<pane ySplit="{FIRST_ROW}" topLeftCell="{cell_name(FIRST_ROW, LABEL_COL)}" activePane="bottomLeft" state="frozen"/>'
+        '</sheetView></sheetViews>'
+        f'<sheetFormatPr defaultRowHeight="15"/><cols>{_cols_xml()}</cols>'
         f'<sheetData>{"".join(body)}</sheetData>'
         '<pageMargins left="0.4" right="0.4" top="0.5" bottom="0.5" header="0.3" footer="0.3"/>'
         '<pageSetup paperSize="9" orientation="landscape" fitToHeight="0"/></worksheet>')
@@ -498,6 +503,15 @@ def add_revisions_sheet(package: xlsx.Package, result: RollResult, target: Path)
         info = zipfile.ZipInfo(part, date_time=package.infos[0].date_time)
         info.compress_type = zipfile.ZIP_DEFLATED
         archive.writestr(info, sheet_xml.encode("utf-8"))
+
+
+def _cols_xml() -> str:
+    """The columns' widths, neighbours of one width in one <col> element."""
+    out = []
+    for width, group in itertools.groupby(enumerate(_COLUMNS, start=LABEL_COL + 1), key=lambda c: c[1][2]):
+        numbers = [number for number, _ in group]
+        out.append(f'<col min="{numbers[0]}" max="{numbers[-1]}" width="{width}" customWidth="1"/>')
+    return "".join(out)
 
 
 def _rel_prefix(workbook_xml: bytes) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from workbook import xlsx
 from workbook.files import atomic_path
 from workbook.formats import show
-from workbook.layout import BLUEPRINT, CONF, COVER, SOURCE
+from workbook.layout import BLUEPRINT, CONF, COVER, LABEL_COL, SOURCE, cell_name
 from workbook.spec import LINES
 from workbook.xlcalc import evaluate
 
@@ -47,7 +47,7 @@ def neutralise(text):
     return "'" + text if needs_apostrophe(text) else text
 
 
-def _button_captions(package: xlsx.Package, parts: set) -> list[str]:
+def button_captions(package: xlsx.Package, parts: set) -> list[str]:
     """The captions of the form buttons in these VML parts (the text inside each v:textbox)."""
     captions = []
     for part in parts:
@@ -71,7 +71,7 @@ def _sheet_rels(package: xlsx.Package, sheet: xlsx.Sheet) -> dict:
     return xlsx.parse_rels(package.members[name], name) if name in package.members else {}
 
 
-def _strip_buttons(package: xlsx.Package, sheet: xlsx.Sheet, xml: bytes, dropped: set) -> bytes:
+def strip_buttons(package: xlsx.Package, sheet: xlsx.Sheet, xml: bytes, dropped: set) -> bytes:
     """The sheet without its form buttons (there is no macro left to run): the legacyDrawing and
     the controls, their parts added to `dropped`. A VML part that also draws comments is kept."""
     rels = _sheet_rels(package, sheet)
@@ -101,15 +101,20 @@ def _values_only_sheet(sheet: xlsx.Sheet, package: xlsx.Package, values: dict, b
         elif cell.attrs.get("t") == "inlineStr":
             changes[ref] = neutralise(cell.inline)
     if note is not None:
-        changes[f"A{sheet.max_row + 2}"] = note
+        changes[note_cell(sheet)] = note
     return xlsx.rewrite_sheet(sheet, changes, typed=frozenset(changes)).encode("utf-8")
+
+
+def note_cell(sheet: xlsx.Sheet) -> str:
+    """Where a copy's note goes: the label column, two rows below the sheet's last."""
+    return cell_name(sheet.max_row + 1, LABEL_COL)  # max_row counts from 1, cell_name from 0
 
 
 def _first_qname(element: bytes) -> str:
     return re.match(rb"<([^\s/>]+)", element).group(1).decode()
 
 
-def _clean_shared_strings(package: xlsx.Package, used: set) -> tuple[str, bytes] | None:
+def clean_shared_strings(package: xlsx.Package, used: set) -> tuple[str, bytes] | None:
     """sharedStrings.xml with strings no kept cell uses emptied (the blueprint's formulas do not
     travel in the copy) and formula-like strings given their apostrophe; indexes unchanged."""
     part = next((p for p in package.members if p.lower() == "xl/sharedstrings.xml"), None)
@@ -132,7 +137,7 @@ def _clean_shared_strings(package: xlsx.Package, used: set) -> tuple[str, bytes]
     return part, xlsx.edit_elements(package.members[part], "si", edit)
 
 
-def _used_strings(sheets) -> set:
+def used_strings(sheets) -> set:
     used = set()
     for sheet in sheets:
         for cell in sheet.cells.values():
@@ -182,8 +187,8 @@ def export(model: str | Path, output: str | Path, now: dt.datetime | None = None
     kept = [sheet for name, sheet in package.sheets.items() if name not in removed]
 
     button_parts: set = set()
-    stripped = {sheet.name: _strip_buttons(package, sheet, sheet.data(), button_parts) for sheet in kept}
-    captions = _button_captions(package, {p for p in button_parts if p.lower().endswith(".vml")})
+    stripped = {sheet.name: strip_buttons(package, sheet, sheet.data(), button_parts) for sheet in kept}
+    captions = button_captions(package, {p for p in button_parts if p.lower().endswith(".vml")})
     dropped |= button_parts
     for sheet in kept:
         # a line that tells the reader to click a button this copy no longer has goes with it
@@ -193,11 +198,11 @@ def export(model: str | Path, output: str | Path, now: dt.datetime | None = None
         source = sheet if stripped[sheet.name] == sheet.data() else xlsx.parse_sheet(sheet.name, sheet.path, stripped[sheet.name])
         replaced[sheet.path] = _values_only_sheet(source, package, values, blank, note if sheet.name == COVER else None)
 
-    strings = _clean_shared_strings(package, _used_strings(kept))
+    strings = clean_shared_strings(package, used_strings(kept))
     if strings is not None:
         replaced[strings[0]] = strings[1]
-    replaced["xl/workbook.xml"] = _workbook_without(package, removed)
-    replaced.update(_references_without(package, dropped, replaced))
+    replaced["xl/workbook.xml"] = workbook_without(package, removed)
+    replaced.update(references_without(package, dropped, replaced))
 
     output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(output) as temp:
@@ -205,7 +210,7 @@ def export(model: str | Path, output: str | Path, now: dt.datetime | None = None
     return output
 
 
-def _workbook_without(package: xlsx.Package, removed: list) -> bytes:
+def workbook_without(package: xlsx.Package, removed: list) -> bytes:
     """workbook.xml without the removed sheets, the names that point into them, and with the
     sheet-local names of later sheets renumbered."""
     order = list(package.sheets)
@@ -228,7 +233,7 @@ def _workbook_without(package: xlsx.Package, removed: list) -> bytes:
     return xlsx.edit_elements(data, "definedNames", lambda attrs, element: b"" if element.count(b"definedName") <= 2 else None)
 
 
-def _references_without(package: xlsx.Package, dropped: set, replaced: dict) -> dict:
+def references_without(package: xlsx.Package, dropped: set, replaced: dict) -> dict:
     """Every relationships part and the content types without a mention of a dropped part, and
     the main part declared as a plain (macro-free) workbook."""
     out = {}
@@ -269,7 +274,7 @@ class Diff:
 
 def _label(package: xlsx.Package, sheet: str, ref: str, key: str) -> str:
     row = xlsx.split_ref(ref)[0]
-    label = package.value(sheet, f"A{row}")
+    label = package.value(sheet, cell_name(row - 1, LABEL_COL))
     return f"{sheet} {label}" if isinstance(label, str) else f"{sheet} {key}"
 
 

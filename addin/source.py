@@ -165,7 +165,7 @@ def stored_and_current(package: xlsx.Package, work: Path, model_name: str):
     layout_ref = str(data.get("company", {}).get("layout", spec.DEFAULT_LAYOUT))
     if Path(layout_ref).name != layout_name and f"{layout_ref}.toml" != layout_name:
         data["company"]["layout"] = layout_name  # a path that only meant something where it was built
-    stored = _load(work / company_name, data, model_name)
+    stored = load_company(work / company_name, data, model_name)
     return stored, current_inputs(package, data, stored.layout, {y.label: y.kind for y in stored.years})
 
 
@@ -174,10 +174,10 @@ def current_company(package: xlsx.Package, model_name: str):
     (its _source sheet) with every input the workbook holds in place of the file's."""
     with tempfile.TemporaryDirectory(prefix="er-current-") as work:
         stored, data = stored_and_current(package, Path(work), model_name)
-        return _load(stored.path, data, model_name)
+        return load_company(stored.path, data, model_name)
 
 
-def _load(path: Path, data_or_text, model_name: str):
+def load_company(path: Path, data_or_text, model_name: str):
     """The company in `data_or_text` (a dict or the file's text) written to `path` and loaded, so
     that the build stores exactly that file; a CompanyDataError becomes a RollError naming the model."""
     text = data_or_text if isinstance(data_or_text, str) else tomli_w.dumps(data_or_text)

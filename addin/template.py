@@ -8,27 +8,29 @@ from __future__ import annotations
 import re
 
 from workbook import xlsx
-from workbook.layout import BLUEPRINT, TEMPLATE_VERSION
+from workbook.layout import (
+    BLUEPRINT, BLUEPRINT_REQUIRED, CELL_KINDS, CONF, LABEL_COL, NAME_PREFIXES, REQUIRED_MARKET_LINES, TEMPLATE_VERSION,
+    TEMPLATE_VERSION_NAME, TEMPLATE_VERSION_PROPERTY, cell_name, market_name,
+)
 
-VERSION_PROPERTY, VERSION_NAME = "ER Template Version", "ER_TemplateVersion"
-TICKER = "MKT_ticker"
-CONF_SHEET = "xlwings.conf"  # xlwings' settings sheet: keys in column A, values in B
+TICKER = market_name("ticker")
+
+
+class NewerTemplateError(xlsx.WorkbookError):
+    """A model made by a newer add-in than this one: refused by every door but `check`, which
+    reports it as a failed version check and audits the rest."""
 
 
 def settings_as_values(package: xlsx.Package) -> dict:
     """{(xlwings.conf, ref): shown value} for formula cells of the settings sheet. xlwings reads
     that sheet's values, never recomputes it, and a re-save may turn TRUE into the formula
     TRUE(): the evaluator takes what the cells show instead of evaluating settings."""
-    sheet = package.sheets.get(CONF_SHEET)
+    sheet = package.sheets.get(CONF)
     if sheet is None:
         return {}
-    return {(CONF_SHEET, ref): package.value(CONF_SHEET, ref) for ref, cell in sheet.cells.items() if cell.formula}
+    return {(CONF, ref): package.value(CONF, ref) for ref, cell in sheet.cells.items() if cell.formula}
 
 
-# What the readers of the blueprint rely on: its header row names these columns (build writes
-# them; a renamed header means a hand-edited blueprint that no longer says what was built where).
-BLUEPRINT_FIELDS = ("sheet", "cell", "kind", "key", "year", "formula")
-BLUEPRINT_KINDS = ("input", "formula", "mirror")
 _VERSION = re.compile(r"\d{1,6}(?:\.\d{1,6}){0,3}")
 _A1 = re.compile(r"\$?[A-Z]{1,3}\$?[1-9]\d{0,6}")
 
@@ -39,9 +41,9 @@ def template_version(package: xlsx.Package) -> str:
     Read from the custom document property, else from the defined name: Excel keeps both, and
     LibreOffice keeps both too but writes the name's constant without its "=" (`"1.0"`)."""
     name = package.path.name
-    candidates = [package.custom.get(VERSION_PROPERTY)]
-    if VERSION_NAME in package.names:
-        candidates.append(str(package.names[VERSION_NAME]).strip().lstrip("=").strip().strip('"'))
+    candidates = [package.custom.get(TEMPLATE_VERSION_PROPERTY)]
+    if TEMPLATE_VERSION_NAME in package.names:
+        candidates.append(str(package.names[TEMPLATE_VERSION_NAME]).strip().lstrip("=").strip().strip('"'))
     found = [str(c).strip() for c in candidates if c is not None and str(c).strip()]
     if not found:
         raise xlsx.WorkbookError(f"{name}: not one of our model templates (no template version); "
@@ -74,7 +76,7 @@ def blueprint(package: xlsx.Package) -> list[dict]:
         rows.setdefault(row, {})[col] = package.value(BLUEPRINT, ref)
     header = rows.pop(1, {})
     names = [header.get(c) for c in range(1, max(header, default=0) + 1)]
-    missing = [f for f in BLUEPRINT_FIELDS if f not in names]
+    missing = [f for f in BLUEPRINT_REQUIRED if f not in names]
     if missing:
         raise xlsx.WorkbookError(f"{where}: the blueprint sheet's header has no {missing[0]!r} column (renamed?); "
                                  "the blueprint is damaged: rebuild the template and carry inputs over with `diff`")
@@ -91,7 +93,7 @@ def blueprint(package: xlsx.Package) -> list[dict]:
             row[title] = value or ""
         if not any(row.values()):
             continue
-        problems = {"kind": (row["kind"] not in BLUEPRINT_KINDS, "kind of cell"),
+        problems = {"kind": (row["kind"] not in CELL_KINDS, "kind of cell"),
                     "cell": (not _A1.fullmatch(row["cell"]), "cell reference"),
                     "sheet": (not row["sheet"].strip(), "sheet name")}
         for field_name, (bad, what) in problems.items():
@@ -103,6 +105,15 @@ def blueprint(package: xlsx.Package) -> list[dict]:
     return out
 
 
+def template_names(package: xlsx.Package, rows: list[dict]) -> list[str]:
+    """The defined names the build gave the model's cells: every name under the template's own
+    prefixes (layout.NAME_PREFIXES) and every line's name under its statement's prefix, which
+    the layout file chooses, told by the line key after the prefix being one the blueprint holds."""
+    keys = {row["key"] for row in rows}
+    return [defined for defined in package.names
+            if defined.partition("_")[0] in NAME_PREFIXES or defined.partition("_")[2] in keys]
+
+
 def verify_structure(package: xlsx.Package, require_vba: bool = True) -> None:
     """Refuse a model whose structure no longer matches its blueprint: a sheet deleted or
     renamed, a defined name removed, labels moved, text typed where a formula belongs, the VBA
@@ -110,28 +121,28 @@ def verify_structure(package: xlsx.Package, require_vba: bool = True) -> None:
     name = package.path.name
     version = template_version(package)
     if version_tuple(version) > version_tuple(TEMPLATE_VERSION):
-        raise xlsx.WorkbookError(f"{name}: made by a newer add-in (template {version}, this is {TEMPLATE_VERSION}); upgrade first")
+        raise NewerTemplateError(f"{name}: made by a newer add-in (template {version}, this is {TEMPLATE_VERSION}); upgrade first")
     rows = blueprint(package)
     if not rows:
         raise xlsx.WorkbookError(f"{name}: the template's blueprint sheet is missing; rebuild the template")
     missing = sorted({r["sheet"] for r in rows} - set(package.sheets))
     if missing:
         raise xlsx.WorkbookError(f"{name}: sheet {missing[0]!r} is missing (deleted or renamed); restore it before using this model")
-    for needed in ("MKT_ticker", "MKT_price", "MKT_fx_rate", "MKT_price_date", "MKT_refresh_stamp", "MKT_refresh_source"):
+    for needed in map(market_name, REQUIRED_MARKET_LINES):
         package.name_cells(needed)
-    for defined in package.names:
-        if defined.startswith(("IS_", "BS_", "CF_", "SUM_", "DRV_", "RAT_", "MKT_", "RTG_", "CHK_")):
-            package.name_cells(defined)
+    for defined in template_names(package, rows):
+        package.name_cells(defined)
     if require_vba and "xl/vbaProject.bin" not in package.members:
         raise xlsx.WorkbookError(f"{name}: the VBA project is missing (saved as .xlsx?); rebuild the template")
     for row in rows:
         label = row.get("label")
         if label:
             r, _ = xlsx.split_ref(row["cell"])
-            shown = package.value(row["sheet"], f"A{r}")
+            label_cell = cell_name(r - 1, LABEL_COL)
+            shown = package.value(row["sheet"], label_cell)
             if shown != label:
-                raise xlsx.WorkbookError(f"{name}: {row['sheet']}!A{r} reads {shown!r}, the template put {label!r} there "
-                                         "(rows or labels moved); the model's cells no longer mean what they did")
+                raise xlsx.WorkbookError(f"{name}: {row['sheet']}!{label_cell} reads {shown!r}, the template put {label!r} "
+                                         "there (rows or labels moved); the model's cells no longer mean what they did")
         if row["kind"] in ("formula", "mirror"):
             value = package.value(row["sheet"], row["cell"])
             cell = package.sheets[row["sheet"]].cells.get(row["cell"])

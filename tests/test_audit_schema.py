@@ -7,7 +7,7 @@ import pytest
 from addin.audit import audit, render
 from workbook import xlsx
 from workbook.build import build
-from workbook.layout import CHECKS, FINDINGS_BEYOND, FINDINGS_WITHIN
+from workbook.layout import CHECKS, FINDINGS_BEYOND, FINDINGS_FIELDS, FINDINGS_WITHIN, LABEL_COL
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +27,9 @@ def test_verdict_groups_are_named_and_the_text_is_not_read(built):
     assert {FINDINGS_BEYOND, FINDINGS_WITHIN} <= set(package.names)
     beyond = audit(package).findings
     # The verdict column is display text: without it the audit decides exactly as before.
+    verdict_col = LABEL_COL + FINDINGS_FIELDS.index("verdict") + 1  # split_ref counts columns from 1
     verdict_cells = [ref for name in (FINDINGS_BEYOND, FINDINGS_WITHIN)
-                     for _, ref in package.name_cells(name) if ref.startswith("G")]
+                     for _, ref in package.name_cells(name) if xlsx.split_ref(ref)[1] == verdict_col]
     assert verdict_cells
     for ref in verdict_cells:
         del package.sheets[CHECKS].cells[ref]

@@ -512,3 +512,20 @@ def test_gbk_semicolon_day_first_file_refreshes_the_model(tmp_path):
     result = refresh_file(model, str(source), AS_OF, now=dt.datetime(2026, 11, 29, 9, 30))
     assert (result.quote.price, result.quote.price_date, result.quote.benchmark_level) == \
         (41.36, dt.date(2026, 11, 27), 25968.9)
+
+
+def test_the_workbook_message_follows_the_front_the_fix_was_written_for_not_its_words():
+    from addin.refresh import excel_quote_message
+    # a command-line fix is replaced by the workbook's; the reason stays, dashes and all
+    cli = QuoteError("quote for AB--C.HK: price 9 is +80% from the model's 5", "pass --accept-move", "cli")
+    assert excel_quote_message(cli) == ("quote for AB--C.HK: price 9 is +80% from the model's 5; in Excel, set "
+                                        "'Quotes Source' on the xlwings.conf sheet to a current quotes file")
+    # a fix written for the workbook is kept as it is
+    excel = QuoteError("quote for 1810.HK is dated 2026-11-01", "raise 'Quotes Max Age Days'", "excel")
+    assert excel_quote_message(excel) == "quote for 1810.HK is dated 2026-11-01; raise 'Quotes Max Age Days'"
+    # a message that needs no front's fix gets the workbook's pointer to a current quotes file
+    plain = QuoteError("quote for 1810.HK: FX 0 is not positive; refused")
+    assert excel_quote_message(plain).endswith("to a current quotes file")
+    with pytest.raises(QuoteError) as caught:
+        validate(quote(price=100.0), "1810.HK", AS_OF, 5, **MODEL, front="excel")
+    assert caught.value.front == "excel" and excel_quote_message(caught.value) == str(caught.value)

@@ -1,12 +1,17 @@
 """Build the macro-enabled template with XlsxWriter: the only module that writes the file.
 
-Every cell comes from the placement (workbook/layout.py); every formula from the model's spec;
-every formula's cached value from the Python engine, so a viewer without Python sees numbers.
+Every line's cell, every check and the blocks under the checks that audit and refresh read back
+(the audit block, the findings table, the sanity warnings) come from the placement
+(workbook/layout.py), as do the defined names they are found by; every formula from the model's
+spec; every formula's cached value from the Python engine, so a viewer without Python sees
+numbers. What only a reader looks at is laid out here, under the placed rows: the cover's version
+line, button and chart, the rating scheme table, the sensitivity tables (whose engine-run grid
+refresh finds by the SENS_ names written here), and the machinery sheets (xlwings.conf, the
+blueprint, the source files).
 """
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
 import io
 from pathlib import Path
 
@@ -15,20 +20,20 @@ import xlsxwriter
 from .vba_modules import REFRESH_MACRO, UDF_MODULE, project_modules
 from .vbaproject import vba_project_bin
 from udfs import formula as fx
-from udfs.engine import BASE
+from udfs.engine import BASE, driver_key
 from udfs.functions import BY_FORMULA_NAME
 from udfs.forecast import METHODS
 from udfs.rating import schemes
 
 from . import layout, spec
-from .company import Company, load
+from .company import SCENARIO_CASES, Company, load
 from udfs.constants import DAYS_IN_YEAR
 
 from .files import atomic_path
 from .formats import excel_format
-from .layout import TEMPLATE_VERSION
+from .layout import BLUEPRINT_COLUMNS, TEMPLATE_VERSION, TEMPLATE_VERSION_NAME, TEMPLATE_VERSION_PROPERTY, RowKind
 from .layout import FIRST_ROW, FIRST_VALUE_COL, HEADER_ROW, LABEL_COL, ENGLISH_COL, SUBTITLE_ROW, TITLE_ROW
-from .model import Model, build_model
+from .model import Model, build_model, scenario_key
 from .report import findings as report_findings, load_report, report_path_for
 
 BUILD_DATE = dt.datetime(2025, 12, 18)  # fixed, so that two builds of the same data are identical
@@ -85,16 +90,27 @@ def _cached(value):
     return value
 
 
-def _carried_for_review(cell, company: Company) -> bool:
+def _drivers_by_line(company: Company) -> dict:
+    """{driver line key: the company driver it holds}: the blue inputs of the drivers sheet."""
+    return {driver_key(key): driver for key, driver in company.drivers.items()}
+
+
+def _drivers_by_case(company: Company) -> dict:
+    """{scenario line key: the company driver it is a case of}: the inputs of the 情景 sheet."""
+    return {scenario_key(case, key): company.drivers.get(key)
+            for key in company.scenario_drivers for case in ("base", *SCENARIO_CASES)}
+
+
+def _carried_for_review(cell, company: Company, drivers: dict) -> bool:
     """A driver value in the last forecast year that `roll` copied from the year before."""
-    if cell.year != company.forecast_years[-1].label or not cell.key.startswith("d_"):
+    if cell.year != company.forecast_years[-1].label:
         return False
-    driver = company.drivers.get(cell.key[2:])
+    driver = drivers.get(cell.key)
     return bool(driver and driver.review)
 
 
-def _driver_validation(line, company: Company):
-    driver = company.drivers.get(line.key[2:])
+def _driver_validation(line, driver, company: Company):
+    """A driver input's validation; `driver` is None for a reconciling driver (a line of its own)."""
     if driver is None:
         return {"validate": "decimal", "criteria": "between", "minimum": -1e9, "maximum": 1e9,
                 "input_title": "调节项 Reconciling driver", "input_message": line.label_en[:250],
@@ -204,10 +220,10 @@ def _write_yearly(ws, sheet, placement, model: Model, styles: Styles, company: C
         label = f"{year}（基期）" if kinds[year] == BASE else year
         ws.write(HEADER_ROW, FIRST_VALUE_COL + i, label, head)
     for r, row in placement.rows[sheet.name]:
-        if row.kind == "heading":
+        if row.kind == RowKind.HEADING:
             ws.merge_range(r, LABEL_COL, r, FIRST_VALUE_COL + len(columns) - 1, row.label,
                            styles.plain(bold=True, bg_color=HEADING_FILL))
-        elif row.kind in ("line", "mirror"):
+        elif row.kind in (RowKind.LINE, RowKind.MIRROR):
             line = placement.lines[row.key]
             bold = row.key in _bold(company)
             ws.write(r, LABEL_COL, row.label or line.label_zh, styles.get("text", "label", bold))
@@ -226,9 +242,9 @@ def _write_scalar(ws, sheet, placement, styles: Styles, company: Company):
     subtitle = company.facts.get("source", "") if sheet.name == layout.COVER else company.name
     ws.write(SUBTITLE_ROW, LABEL_COL, subtitle, styles.plain(font_color=GREY))
     for r, row in placement.rows[sheet.name]:
-        if row.kind == "heading":
+        if row.kind == RowKind.HEADING:
             ws.merge_range(r, LABEL_COL, r, FIRST_VALUE_COL, row.label, styles.plain(bold=True, bg_color=HEADING_FILL))
-        elif row.kind in ("line", "mirror"):
+        elif row.kind in (RowKind.LINE, RowKind.MIRROR):
             line = placement.lines[row.key]
             bold = row.key in _bold(company)
             ws.write(r, LABEL_COL, row.label or line.label_zh, styles.get("text", "label", bold))
@@ -237,6 +253,7 @@ def _write_scalar(ws, sheet, placement, styles: Styles, company: Company):
 
 def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: Company):
     company_kinds = {y.label: y.kind for y in company.years}
+    drivers, cases = _drivers_by_line(company), _drivers_by_case(company)
     check_results = {(c["check"], c["year"]): ("OK" if c["passed"] else "FAIL") for c in model.checks}
     for cell in placement.cells:
         ws = book_sheets[cell.sheet]
@@ -248,7 +265,7 @@ def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: 
         value = model.value(cell.key, cell.year)
         bold = cell.key in _bold(company)
         if cell.kind == "input":
-            review = _carried_for_review(cell, company)
+            review = _carried_for_review(cell, company, drivers)
             fmt = styles.get(line.fmt, "review" if review else "input", bold)
             if cell.key == "price_date" and isinstance(value, str):
                 ws.write_datetime(cell.row, cell.col, dt.datetime.fromisoformat(value), fmt)
@@ -260,10 +277,9 @@ def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: 
                 ws.write_number(cell.row, cell.col, value, fmt)
             validation = None
             if cell.sheet == layout.DRIVERS and (line.table == spec.DRIVERS or line.history == "forecast_only"):
-                validation = _driver_validation(line, company)
+                validation = _driver_validation(line, drivers.get(cell.key), company)
             elif cell.sheet == layout.SCENARIOS:  # a case of a driver: the driver's own validation
-                driven = cell.key.split("_d_", 1)[1]
-                validation = _driver_validation(replace(line, key=f"d_{driven}"), company)
+                validation = _driver_validation(line, cases[cell.key], company)
             elif input_validation(cell.key, company):
                 validation = input_validation(cell.key, company)
             elif cell.key == "rating_scheme":
@@ -290,10 +306,7 @@ def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: 
             ws.write_formula(cell.row, cell.col, "=" + cell.formula, styles.get(line.fmt, role, bold), _cached(value))
 
 
-AUDIT_ROWS = 12  # lines of the audit block on the 校验 sheet
-
-
-def _write_checks(ws, sheet, placement, model: Model, styles: Styles, company: Company, found, audit_names: dict):
+def _write_checks(ws, sheet, placement, model: Model, styles: Styles, company: Company, found):
     columns = placement.year_cols[sheet.name]
     ws.set_column(LABEL_COL, LABEL_COL, 40)
     ws.set_column(ENGLISH_COL, ENGLISH_COL, 62)
@@ -322,60 +335,51 @@ def _write_checks(ws, sheet, placement, model: Model, styles: Styles, company: C
         ws.conditional_format(rng, {"type": "cell", "criteria": "==", "value": '"FAIL"',
                                     "format": styles.plain(bg_color=FAIL_FILL, font_color="#9C0006")})
 
+    blocks = placement.checks_blocks
     # The audit block: written by every headless refresh with the same logic as `check`.
-    r = last + 2
-    ws.merge_range(r, LABEL_COL, r, FIRST_VALUE_COL + 4, "审计 Audit（每次刷新时写入，与 python -m addin check 同一逻辑）",
-                   styles.plain(bold=True, bg_color=HEADING_FILL))
-    r += 1
-    ws.write(r, LABEL_COL, "审计结果 Audit result", styles.get("text", "label", True))
-    ws.write_string(r, ENGLISH_COL, "尚未审计：运行 Refresh 或 python -m addin check", styles.plain())
-    summary_row = r
-    for i in range(AUDIT_ROWS):
-        ws.write_string(r + 1 + i, ENGLISH_COL, "", styles.plain(font_color=GREY))
-    where = layout.quote_sheet(sheet.name)
-    audit_names[layout.AUDIT_SUMMARY] = f"{where}!{layout.cell_name(summary_row, ENGLISH_COL, True)}"
-    audit_names[layout.AUDIT_ITEMS] = (f"{where}!{layout.cell_name(summary_row + 1, ENGLISH_COL, True)}:"
-                                       f"{layout.cell_name(summary_row + AUDIT_ROWS, ENGLISH_COL, True)}")
+    ws.merge_range(blocks.audit_title, LABEL_COL, blocks.audit_title, blocks.findings_last_col,
+                   "审计 Audit（每次刷新时写入，与 python -m addin check 同一逻辑）", styles.plain(bold=True, bg_color=HEADING_FILL))
+    ws.write(blocks.audit_summary, LABEL_COL, "审计结果 Audit result", styles.get("text", "label", True))
+    ws.write_string(blocks.audit_summary, ENGLISH_COL, "尚未审计：运行 Refresh 或 python -m addin check", styles.plain())
+    for r in blocks.audit_items:
+        ws.write_string(r, ENGLISH_COL, "", styles.plain(font_color=GREY))
 
     # The report's disagreements with itself, computed when the template was built.
-    r = summary_row + AUDIT_ROWS + 2
-    ws.merge_range(r, LABEL_COL, r, FIRST_VALUE_COL + 4, "报告自身不一致（由报告印刷数字计算）The report disagrees with itself",
+    ws.merge_range(blocks.findings_title, LABEL_COL, blocks.findings_title, blocks.findings_last_col,
+                   "报告自身不一致（由报告印刷数字计算）The report disagrees with itself",
                    styles.plain(bold=True, bg_color=HEADING_FILL))
-    r += 1
-    headers = ("项目", "Table / explanation", "年份", "报告数 Printed", "计算数 Computed", "差异 Diff", "可由四舍五入解释")
-    for i, text in enumerate(headers):
-        ws.write(r, i, text, head)
-    group_rows: dict = {}  # the findings' rows by verdict, named so audit never re-reads the verdict's text
-    for finding in sorted(found or [], key=lambda f: (f.within_rounding, f.table)):
-        r += 1
-        group_rows.setdefault(finding.within_rounding, []).append(r)
+    for col, text in enumerate(FINDINGS_HEADERS, start=LABEL_COL):
+        ws.write(blocks.findings_header, col, text, head)
+    # beyond rounding first, as the layout placed (and named) the two groups' rows
+    ordered = sorted(found or [], key=lambda f: (f.within_rounding, f.table))
+    for r, finding in zip([*blocks.findings_beyond, *blocks.findings_within], ordered):
         number = styles.plain(num_format="#,##0.00" if finding.decimals else "#,##0", align="right")
-        ws.write(r, 0, finding.label, styles.get("text", "label"))
-        ws.write(r, 1, f"{finding.table}: {finding.explanation}", styles.get("text", "english"))
-        ws.write(r, 2, finding.year, styles.plain(align="center"))
-        ws.write_number(r, 3, finding.printed, number)
-        ws.write_number(r, 4, finding.computed, number)
-        ws.write_number(r, 5, finding.printed - finding.computed, number)
-        ws.write(r, 6, "是 within rounding" if finding.within_rounding else "否 beyond rounding",
-                 styles.plain(font_color=GREY if finding.within_rounding else "#9C0006", bold=not finding.within_rounding))
-    for within, name in ((False, layout.FINDINGS_BEYOND), (True, layout.FINDINGS_WITHIN)):
-        if group_rows.get(within):
-            audit_names[name] = (f"{where}!{layout.cell_name(group_rows[within][0], 0, True)}:"
-                                 f"{layout.cell_name(group_rows[within][-1], len(headers) - 1, True)}")
+        cells = {"label": (finding.label, styles.get("text", "label")),
+                 "explanation": (f"{finding.table}: {finding.explanation}", styles.get("text", "english")),
+                 "year": (finding.year, styles.plain(align="center")),
+                 "printed": (finding.printed, number), "computed": (finding.computed, number),
+                 "difference": (finding.printed - finding.computed, number),
+                 "verdict": ("是 within rounding" if finding.within_rounding else "否 beyond rounding",
+                             styles.plain(font_color=GREY if finding.within_rounding else "#9C0006",
+                                          bold=not finding.within_rounding))}
+        for col, field in enumerate(layout.FINDINGS_FIELDS, start=LABEL_COL):
+            ws.write(r, col, *cells[field])
 
 
+# The findings table's header, by layout.FINDINGS_FIELDS.
+FINDINGS_HEADERS = ("项目", "Table / explanation", "年份", "报告数 Printed", "计算数 Computed", "差异 Diff", "可由四舍五入解释")
 WARN_FILL = "#FFEB9C"  # Excel's neutral amber: a warning is not a failure
-WARNING_PREFIX = "WRN"
 
 
-def _write_warnings(ws, placement, model: Model, styles: Styles, company: Company, names: dict):
+def _write_warnings(ws, placement, model: Model, styles: Styles, company: Company):
     """The sanity warnings under everything else on the 校验 sheet: one ER_WARN formula per
     warning and forecast year on the layout's formula, with its bounds as blue inputs beside
     them (an empty bound does not bind), and an overall status. Kept apart from the checks: a
     warning does not make the model wrong, it makes it implausible."""
-    warnings = company.layout.warnings
-    if not warnings:
+    block = placement.checks_blocks.warnings
+    if block is None:
         return
+    warnings = company.layout.warnings
     sheet = layout.CHECKS
     columns = placement.year_cols[sheet]
     positions = {y.label: i for i, y in enumerate(placement.years)}
@@ -394,20 +398,14 @@ def _write_warnings(ws, placement, model: Model, styles: Styles, company: Compan
         return BY_FORMULA_NAME[function].excel_name
 
     results = {(w["warning"], w["year"]): w["status"] for w in model.warnings}
-    min_col, max_col = FIRST_VALUE_COL + len(columns), FIRST_VALUE_COL + len(columns) + 1
-    r = (ws.dim_rowmax or FIRST_ROW) + 3
-    ws.merge_range(r, LABEL_COL, r, max_col, "合理性提示 Sanity warnings（勾稽无误但不合理的数字；不影响校验状态）",
+    min_col, max_col = block.bounds
+    ws.merge_range(block.title, LABEL_COL, block.title, max_col, "合理性提示 Sanity warnings（勾稽无误但不合理的数字；不影响校验状态）",
                    styles.plain(bold=True, bg_color=HEADING_FILL))
-    r += 1
     head = styles.plain(bold=True, font_color="#FFFFFF", bg_color=HEADER_FILL, align="center")
     for col, text in [(LABEL_COL, "提示（预测年度）"), (ENGLISH_COL, "Warning (forecast years)")] + \
             [(FIRST_VALUE_COL + i, y) for i, y in enumerate(columns)] + [(min_col, "下限 Min"), (max_col, "上限 Max")]:
-        ws.write(r, col, text, head)
-    names[f"{WARNING_PREFIX}_years"] = (f"{layout.quote_sheet(sheet)}!{layout.cell_name(r, FIRST_VALUE_COL, True)}:"
-                                        f"{layout.cell_name(r, FIRST_VALUE_COL + len(columns) - 1, True)}")
-    first = r + 1
-    for i, warning in enumerate(warnings):
-        r = first + i
+        ws.write(block.header, col, text, head)
+    for r, warning in zip(block.rows, warnings):
         ws.write(r, LABEL_COL, warning.label_zh, styles.get("text", "label"))
         ws.write(r, ENGLISH_COL, warning.label_en, styles.get("text", "english"))
         for col, bound in ((min_col, warning.minimum), (max_col, warning.maximum)):
@@ -420,15 +418,12 @@ def _write_warnings(ws, placement, model: Model, styles: Styles, company: Compan
             value = fx.to_excel(fx.parse(warning.value), translator(year), excel_name)
             ws.write_formula(r, FIRST_VALUE_COL + j, f"={excel_name('warn')}({value},{low},{high})",
                              styles.plain(align="center"), results[(warning.key, year)])
-        names[f"{WARNING_PREFIX}_{warning.key}"] = (f"{layout.quote_sheet(sheet)}!{layout.cell_name(r, FIRST_VALUE_COL, True)}:"
-                                                    f"{layout.cell_name(r, FIRST_VALUE_COL + len(columns) - 1, True)}")
-    status_range = f"{layout.cell_name(first, FIRST_VALUE_COL)}:{layout.cell_name(r, FIRST_VALUE_COL + len(columns) - 1)}"
-    r += 1
-    ws.write(r, LABEL_COL, "合理性提示总体状态 Overall", styles.plain(bold=True))
-    ws.write_formula(r, FIRST_VALUE_COL, f'=IF(COUNTIF({status_range},"WARN")=0,"OK","WARN")',
+    status_range = (f"{layout.cell_name(block.rows[0], FIRST_VALUE_COL)}:"
+                    f"{layout.cell_name(block.rows[-1], FIRST_VALUE_COL + len(columns) - 1)}")
+    ws.write(block.status, LABEL_COL, "合理性提示总体状态 Overall", styles.plain(bold=True))
+    ws.write_formula(block.status, FIRST_VALUE_COL, f'=IF(COUNTIF({status_range},"WARN")=0,"OK","WARN")',
                      styles.plain(bold=True, align="center"), "WARN" if model.triggered_warnings else "OK")
-    names[f"{WARNING_PREFIX}_status"] = f"{layout.quote_sheet(sheet)}!{layout.cell_name(r, FIRST_VALUE_COL, True)}"
-    for rng in (status_range, layout.cell_name(r, FIRST_VALUE_COL)):
+    for rng in (status_range, layout.cell_name(block.status, FIRST_VALUE_COL)):
         ws.conditional_format(rng, {"type": "cell", "criteria": "==", "value": '"OK"',
                                     "format": styles.plain(bg_color=OK_FILL, font_color=GREEN)})
         ws.conditional_format(rng, {"type": "cell", "criteria": "==", "value": '"WARN"',
@@ -457,9 +452,6 @@ def _write_scheme_table(ws, placement, company: Company, styles: Styles):
              "边界：outer 表示恰在阈值上的收益归入离零更远的一档（以上/以下含本数）；inner 相反。", styles.plain(font_color=GREY))
 
 
-BLUEPRINT_COLUMNS = ("sheet", "cell", "kind", "key", "year", "formula", "label")
-
-
 def _write_blueprint(ws, placement, labels: dict):
     """What the template put where: every input and formula cell with its line, year and formula.
     `check` compares a model against it to find numbers typed over formulas and edited formulas;
@@ -467,13 +459,10 @@ def _write_blueprint(ws, placement, labels: dict):
     for col, title in enumerate(BLUEPRINT_COLUMNS):
         ws.write_string(0, col, title)
     for i, cell in enumerate(sorted(placement.cells, key=lambda c: (c.sheet, c.row, c.col)), start=1):
-        ws.write_string(i, 0, cell.sheet)
-        ws.write_string(i, 1, layout.cell_name(cell.row, cell.col))
-        ws.write_string(i, 2, cell.kind)
-        ws.write_string(i, 3, cell.key)
-        ws.write_string(i, 4, cell.year or "")
-        ws.write_string(i, 5, cell.formula or "")
-        ws.write_string(i, 6, labels.get((cell.sheet, cell.row), ""))
+        fields = {"sheet": cell.sheet, "cell": layout.cell_name(cell.row, cell.col), "kind": cell.kind, "key": cell.key,
+                  "year": cell.year or "", "formula": cell.formula or "", "label": labels.get((cell.sheet, cell.row), "")}
+        for col, title in enumerate(BLUEPRINT_COLUMNS):
+            ws.write_string(i, col, fields[title])
     ws.very_hidden()
 
 
@@ -620,9 +609,9 @@ def _row_labels(placement) -> dict:
     labels = {}
     for sheet_name, rows in placement.rows.items():
         for r, row in rows:
-            if row.kind in ("line", "mirror"):
+            if row.kind in (RowKind.LINE, RowKind.MIRROR):
                 labels[(sheet_name, r)] = row.label or placement.lines[row.key].label_zh
-            elif row.kind == "check":
+            elif row.kind == RowKind.CHECK:
                 labels[(sheet_name, r)] = row.label
     return labels
 
@@ -684,15 +673,26 @@ def _chart_series(keys, placement, company: Company) -> list[dict]:
     return out
 
 
+def template_findings(company: Company) -> list:
+    """The report's disagreements with itself that the checks sheet lists (none without a report file)."""
+    report_file = report_path_for(company)
+    return report_findings(company, load_report(report_file)) if report_file.is_file() else []
+
+
+def template_placement(company: Company, model: Model, found: list) -> layout.Placement:
+    """Where the template puts everything, the findings table sized for `found`."""
+    within = sum(1 for f in found if f.within_rounding)
+    return layout.place(model.lines, company.years, company.layout, len(found) - within, within)
+
+
 def build(output: str | Path, company: Company | None = None) -> Path:
     """Write the template for `company` (default: the embedded sample company) to `output`,
     through a temporary file renamed into place, so a failure never leaves a half-written file."""
     company = company or load()
     output = Path(output)
     model = build_model(company)
-    placement = layout.place(model.lines, company.years, company.layout)
-    report_file = report_path_for(company)
-    found = report_findings(company, load_report(report_file)) if report_file.is_file() else []
+    found = template_findings(company)
+    placement = template_placement(company, model, found)
 
     output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(output, suffix=".xlsm") as temp:  # permissions from the umask, like any file the user saves
@@ -706,11 +706,11 @@ def _write(path: str, company: Company, model: Model, placement, found):
     book.set_properties({"title": f"{company.name} 盈利预测模型", "subject": "Equity research model",
                          "author": "Equity research model builder", "created": BUILD_DATE,
                          "comments": f"Built from {company.path.name}"})
-    book.set_custom_property("ER Template Version", TEMPLATE_VERSION)
+    book.set_custom_property(TEMPLATE_VERSION_PROPERTY, TEMPLATE_VERSION)
     book.set_calc_mode("auto", calc_id=CALC_ID)
     book.calc_on_load = False
     styles = Styles(book)
-    audit_names: dict = {}
+    sensitivity_names: dict = {}
     sheets = {}
     codenames = []
     for i, sheet in enumerate(placement.sheets, start=1):
@@ -734,7 +734,7 @@ def _write(path: str, company: Company, model: Model, placement, found):
         elif sheet.kind == "scalar":
             _write_scalar(ws, sheet, placement, styles, company)
         elif sheet.kind == "checks":
-            _write_checks(ws, sheet, placement, model, styles, company, found, audit_names)
+            _write_checks(ws, sheet, placement, model, styles, company, found)
         elif sheet.kind == "conf":
             _write_conf(ws, styles)
         elif sheet.kind == "blueprint":
@@ -742,13 +742,13 @@ def _write(path: str, company: Company, model: Model, placement, found):
         elif sheet.kind == "source":
             _write_source(ws, company)
         elif sheet.kind == "sensitivity":
-            audit_names.update(_write_sensitivity(ws, placement, model, company, styles))
-    _write_warnings(sheets[layout.CHECKS], placement, model, styles, company, audit_names)
+            sensitivity_names.update(_write_sensitivity(ws, placement, model, company, styles))
+    _write_warnings(sheets[layout.CHECKS], placement, model, styles, company)
     _write_cells(sheets, placement, model, styles, company)
     _write_cover_extras(book, sheets[layout.COVER], placement, company, styles)
     _write_scheme_table(sheets[layout.RATING], placement, company, styles)
-    for name, ref in sorted({**placement.names, **audit_names}.items()):
+    for name, ref in sorted({**placement.names, **sensitivity_names}.items()):
         book.define_name(name, "=" + ref)
-    book.define_name("ER_TemplateVersion", f'="{TEMPLATE_VERSION}"')
+    book.define_name(TEMPLATE_VERSION_NAME, f'="{TEMPLATE_VERSION}"')
     sheets[layout.COVER].activate()
     book.close()

@@ -1,13 +1,15 @@
 """The template's layout, declared as data, and the one engine that places it.
 
 A sheet is a list of rows; a row shows one model line (its home), mirrors a line that lives on
-another sheet, or is a heading. The placement engine turns this into cell addresses,
-defined names and Excel formulas. The blocks build adds around the placed rows (the audit block,
-the findings table) are found by the defined names it gives them (AUDIT_*, FINDINGS_* below).
+another sheet, is a heading, or (on the checks sheet) is a check. The placement engine turns this
+into cell addresses, defined names and Excel formulas, and places the blocks under the checks
+(the audit block, the findings table, the sanity warnings), which audit and refresh find by the
+defined names given here (AUDIT_*, FINDINGS_*, WARNINGS_* below).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 from udfs import formula as fx
 from udfs.engine import ACTUAL, BASE, FORECAST, FORECAST_ONLY, Line, Year, driver_key
@@ -16,32 +18,42 @@ from udfs.functions import BY_FORMULA_NAME
 from . import spec
 from .xlsx import col_letters
 
-# The template's version: stamped into every workbook; `check` compares it with this add-in's.
+# The template's version: stamped into every workbook, as a custom document property and as a
+# defined name (Excel and LibreOffice keep both); `check` compares it with this add-in's.
 TEMPLATE_VERSION = "1.0"
+TEMPLATE_VERSION_PROPERTY, TEMPLATE_VERSION_NAME = "ER Template Version", "ER_TemplateVersion"
 
 LABEL_COL, ENGLISH_COL, FIRST_VALUE_COL = 0, 1, 2
 TITLE_ROW, SUBTITLE_ROW, HEADER_ROW = 0, 1, 3
 FIRST_ROW = 4
 
 
+class RowKind(str, Enum):
+    """What one row of a sheet shows."""
+    LINE = "line"        # a model line whose home is this row
+    MIRROR = "mirror"    # a line whose home is on another sheet, shown here by reference
+    HEADING = "heading"  # a section title across the row
+    CHECK = "check"      # an integrity check of the checks sheet: one status per forecast year
+
+
 @dataclass(frozen=True)
 class Row:
-    kind: str                 # "line", "mirror", "heading"
+    kind: RowKind
     key: str | None = None
     label: str | None = None  # overrides the line's Chinese label (the summary's own wording)
     years: str | None = None  # "base": only the base year; None: every year the line has
 
 
 def line(key, label=None, years=None):
-    return Row("line", key, label, years)
+    return Row(RowKind.LINE, key, label, years)
 
 
 def mirror(key, label=None):
-    return Row("mirror", key, label)
+    return Row(RowKind.MIRROR, key, label)
 
 
 def heading(text):
-    return Row("heading", label=text)
+    return Row(RowKind.HEADING, label=text)
 
 
 
@@ -58,15 +70,55 @@ class Sheet:
 
 COVER, DRIVERS, RATING, CHECKS, CONF = "封面", "预测假设", "评级", "校验", "xlwings.conf"
 BLUEPRINT = "_blueprint"  # very hidden: what the template built where, for check, diff and export
+# The blueprint's columns, named in its header row, one row per placed cell. Its readers find each
+# column by name and need all but the label, which templates before it lack (the Chinese label of
+# the cell's row, which `check` compares with what the row shows).
+BLUEPRINT_REQUIRED = ("sheet", "cell", "kind", "key", "year", "formula")
+BLUEPRINT_COLUMNS = BLUEPRINT_REQUIRED + ("label",)
 SOURCE = "_source"        # very hidden: the company and layout files the model was built from, for roll
-MARKET_PREFIX, RATING_PREFIX, CHECK_PREFIX = "MKT", "RTG", "CHK"
+# Defined-name prefixes: a line is named <its home sheet's prefix>_<line key> (BASE_ for its base
+# year); a statement sheet's prefix is its layout's (spec.Statement.prefix).
+MARKET_PREFIX, SUMMARY_PREFIX, DRIVERS_PREFIX, SCENARIO_PREFIX = "MKT", "SUM", "DRV", "SCN"
+RATIOS_PREFIX, VALUATION_BASES_PREFIX, VALUATION_PREFIX = "RAT", "VM", "VAL"
+RATING_PREFIX, CHECK_PREFIX, BASE_PREFIX = "RTG", "CHK", "BASE"
+# The blocks under the checks: the audit block, the report's findings, the sanity warnings.
+AUDIT_PREFIX, FINDINGS_PREFIX, WARNING_PREFIX = "AUD", "FND", "WRN"
+# Every prefix the template names cells under whatever the layout: what `check` verifies still
+# points at cells, with the names of the layout's statement lines.
+NAME_PREFIXES = (MARKET_PREFIX, SUMMARY_PREFIX, DRIVERS_PREFIX, SCENARIO_PREFIX, RATIOS_PREFIX, VALUATION_BASES_PREFIX,
+                 VALUATION_PREFIX, RATING_PREFIX, CHECK_PREFIX, BASE_PREFIX, AUDIT_PREFIX, FINDINGS_PREFIX, WARNING_PREFIX)
+
+
+def defined_name(prefix: str, key: str) -> str:
+    """The defined name over a line's cells or a block's: MKT_price, IS_revenue, CHK_balance."""
+    return f"{prefix}_{key}"
+
+
+def market_name(key: str) -> str:
+    """The defined name of a cover (market data) line: MKT_price."""
+    return defined_name(MARKET_PREFIX, key)
+
+
+def rating_name(key: str) -> str:
+    """The defined name of a rating line: RTG_target_price."""
+    return defined_name(RATING_PREFIX, key)
+
+
+# The market lines refresh reads (ticker, price, FX, date) and stamps: a file without their names
+# is not a model any door can use.
+REQUIRED_MARKET_LINES = ("ticker", "price", "fx_rate", "price_date", "refresh_stamp", "refresh_source")
+
 # Blocks of the checks sheet that build writes and audit and refresh read back, found by these
-# defined names rather than by position or heading. The findings table lists the findings beyond
-# rounding first; each group's rows (label, explanation, year, printed, computed, difference,
-# verdict) carry one name, absent when the group is empty.
-AUDIT_SUMMARY, AUDIT_ITEMS = "AUD_summary", "AUD_items"
-FINDINGS_BEYOND, FINDINGS_WITHIN = "FND_beyond", "FND_within"
-VALUATION, VALUATION_BASES, VALUATION_PREFIX = "估值", "估值测算", "VAL"
+# defined names rather than by position or heading (ChecksBlocks places them). The findings table
+# lists the findings beyond rounding first; each group's rows (FINDINGS_FIELDS) carry one name,
+# absent when the group is empty.
+AUDIT_SUMMARY, AUDIT_ITEMS = defined_name(AUDIT_PREFIX, "summary"), defined_name(AUDIT_PREFIX, "items")
+AUDIT_ROWS = 12  # item lines of the audit block: a refresh lists at most this many
+FINDINGS_BEYOND, FINDINGS_WITHIN = defined_name(FINDINGS_PREFIX, "beyond"), defined_name(FINDINGS_PREFIX, "within")
+FINDINGS_FIELDS = ("label", "explanation", "year", "printed", "computed", "difference", "verdict")
+# The warnings' year header, one row per warning (WRN_<warning key>) and their overall status.
+WARNINGS_YEARS, WARNINGS_STATUS = defined_name(WARNING_PREFIX, "years"), defined_name(WARNING_PREFIX, "status")
+VALUATION, VALUATION_BASES = "估值", "估值测算"
 SENSITIVITY = "敏感性"
 # Defined names of the engine-run sensitivity table, which refresh recomputes (addin/refresh.py).
 SENSITIVITY_GRID, SENSITIVITY_ROWS, SENSITIVITY_COLS = "SENS_eps_grid", "SENS_eps_rows", "SENS_eps_cols"
@@ -74,7 +126,7 @@ SENSITIVITY_SPEC = "SENS_eps_spec"   # "driver a|driver b|line|year"
 WACC_STEPS = (-0.015, -0.01, -0.005, 0.0, 0.005, 0.01, 0.015)     # around the model's WACC, down the rows
 GROWTH_STEPS = (-0.015, -0.01, -0.005, 0.0, 0.005, 0.01, 0.015)   # around its terminal growth, across
 MULTIPLE_FACTORS = (0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)            # times the target P/E, down the rows
-WEIGHTS_NAME = "VAL_weights"  # the block of method weights, as one range
+WEIGHTS_NAME = defined_name(VALUATION_PREFIX, "weights")  # the block of method weights, as one range
 
 
 def valuation_rows(plan) -> tuple:
@@ -115,14 +167,14 @@ def sheets(model_layout: spec.Layout, lines: list[Line]) -> tuple[Sheet, ...]:
             heading("刷新 Refresh"),
             line("refresh_stamp"), line("refresh_source"),
         ), prefix=MARKET_PREFIX),
-        Sheet(model_layout.summary_sheet, model_layout.summary_title, "yearly", summary_rows, prefix="SUM",
+        Sheet(model_layout.summary_sheet, model_layout.summary_title, "yearly", summary_rows, prefix=SUMMARY_PREFIX,
               unit="{source_note}"),
         *statement_sheets,
-        Sheet(DRIVERS, "预测假设 Forecast drivers", "yearly", drivers_rows(model_layout, lines), years="all", prefix="DRV",
-              unit="蓝色为输入 Blue cells are inputs"),
+        Sheet(DRIVERS, "预测假设 Forecast drivers", "yearly", drivers_rows(model_layout, lines), years="all",
+              prefix=DRIVERS_PREFIX, unit="蓝色为输入 Blue cells are inputs"),
         *scenario_sheets(lines),
-        Sheet(model_layout.ratios_sheet, model_layout.ratios_title, "yearly", ratio_rows, prefix="RAT"),
-        Sheet(VALUATION_BASES, "估值测算 Valuation bases", "yearly", valuation_base_rows(plan), prefix="VM",
+        Sheet(model_layout.ratios_sheet, model_layout.ratios_title, "yearly", ratio_rows, prefix=RATIOS_PREFIX),
+        Sheet(VALUATION_BASES, "估值测算 Valuation bases", "yearly", valuation_base_rows(plan), prefix=VALUATION_BASES_PREFIX,
               unit="估值所用的各年度基数 The figures each valuation method reads"),
         Sheet(VALUATION, "估值 Valuation", "scalar", valuation_rows(plan), prefix=VALUATION_PREFIX),
         Sheet(SENSITIVITY, "敏感性 Sensitivity", "sensitivity"),
@@ -143,7 +195,7 @@ def scenario_sheets(lines: list[Line]) -> tuple:
     rows = tuple(line(l.key) for l in lines if l.table == "scenarios")
     if not rows:
         return ()
-    return (Sheet(SCENARIOS, "情景 Scenarios（悲观/乐观为空时取基准值）", "yearly", rows, years="forecast", prefix="SCN",
+    return (Sheet(SCENARIOS, "情景 Scenarios（悲观/乐观为空时取基准值）", "yearly", rows, years="forecast", prefix=SCENARIO_PREFIX,
                   unit="选择情景：预测假设 sheet 的“情景”单元格 Choose on the drivers sheet"),)
 
 
@@ -184,6 +236,9 @@ def quote_sheet(name: str) -> str:
     return "'" + name.replace("'", "''") + "'"
 
 
+CELL_KINDS = ("input", "formula", "mirror")  # what a placed cell holds; the blueprint's kind column
+
+
 @dataclass
 class Cell:
     sheet: str
@@ -191,8 +246,45 @@ class Cell:
     col: int
     key: str
     year: str | None            # None for a one-value line
-    kind: str                   # "input", "formula", "mirror"
+    kind: str                   # one of CELL_KINDS
     formula: str | None = None  # Excel formula without "="
+
+
+@dataclass(frozen=True)
+class WarningsBlock:
+    """The sanity warnings' rows (0-based) on the checks sheet, and their bounds' columns."""
+    title: int
+    header: int                # the forecast years over the warnings' status cells
+    rows: range                # one a warning, in the layout's order
+    status: int                # the overall status
+    bounds: tuple[int, int]    # the columns of a warning's lower and upper bound inputs, after the years
+
+
+@dataclass(frozen=True)
+class ChecksBlocks:
+    """The rows (0-based) of the blocks under the checks on the checks sheet, each under a title
+    row: the audit block a refresh fills (a summary line in the English column, AUDIT_ROWS item
+    lines under it) and the report's findings (a header row, then one row a finding, beyond
+    rounding first, FINDINGS_FIELDS from the label column on), each one blank row below what comes
+    before; then, two blank rows down, the sanity warnings (a header row with the forecast years,
+    one row a warning with its bounds after the years, an overall status row; absent without
+    warnings)."""
+    audit_title: int
+    audit_summary: int
+    findings_title: int
+    findings_header: int
+    findings_beyond: range
+    findings_within: range
+    warnings: WarningsBlock | None
+
+    @property
+    def audit_items(self) -> range:
+        return range(self.audit_summary + 1, self.audit_summary + 1 + AUDIT_ROWS)
+
+    @property
+    def findings_last_col(self) -> int:
+        """The findings table's last column: the blocks' titles span the table."""
+        return LABEL_COL + len(FINDINGS_FIELDS) - 1
 
 
 @dataclass
@@ -206,6 +298,7 @@ class Placement:
     home: dict = field(default_factory=dict)        # (key, year or None) -> Cell
     cells: list = field(default_factory=list)
     names: dict = field(default_factory=dict)       # defined name -> "'Sheet'!$C$5:$G$5"
+    checks_blocks: ChecksBlocks | None = None
 
     def address(self, key: str, year: str | None, from_sheet: str, absolute: bool = False) -> str:
         cell = self.home[(key, year)]
@@ -280,14 +373,17 @@ class _Ranges:
         return f"{BY_FORMULA_NAME['at_year'].excel_name}({values},{header},{self.p.address(year_key, None, self.sheet, True)})"
 
 
-def place(lines: list[Line], years: list[Year], model_layout: spec.Layout) -> Placement:
+def place(lines: list[Line], years: list[Year], model_layout: spec.Layout, beyond_rounding: int = 0,
+          within_rounding: int = 0) -> Placement:
     """Assign every line its cells, translate every formula, name every line: homes first, then
-    the formulas and mirrors that address them, the check rows, and the defined names."""
+    the formulas and mirrors that address them, the check rows, the blocks under them (for this
+    many findings of the report beyond and within rounding), and the defined names."""
     by_key = {l.key: l for l in lines}
     p = Placement(years, by_key, sheets(model_layout, lines))
     _place_homes(p)
     _place_formulas(p)
     _place_checks(p, model_layout.checks)
+    _place_checks_blocks(p, model_layout.warnings, beyond_rounding, within_rounding)
     _place_names(p, model_layout)
     return p
 
@@ -303,7 +399,7 @@ def _place_homes(p: Placement) -> None:
         placed, r = [], FIRST_ROW
         for row in sheet.rows:
             placed.append((r, row))
-            if row.kind == "line":
+            if row.kind == RowKind.LINE:
                 line_ = p.lines[row.key]
                 if sheet.kind == "scalar" or line_.scalar:  # a one-value line sits in the first value column
                     p.home[(row.key, None)] = Cell(sheet.name, r, FIRST_VALUE_COL, row.key, None,
@@ -348,7 +444,7 @@ def _place_formulas(p: Placement) -> None:
         p.cells.append(cell)
     for sheet in p.sheets:
         for r, row in p.rows.get(sheet.name, []):
-            if row.kind != "mirror":
+            if row.kind != RowKind.MIRROR:
                 continue
             line_ = p.lines[row.key]
             if sheet.kind == "scalar" or line_.scalar:
@@ -366,7 +462,7 @@ def _place_checks(p: Placement, checks) -> None:
     check_sheet = next(s for s in p.sheets if s.kind == "checks")
     columns = sheet_years(check_sheet, p.years)
     p.year_cols[check_sheet.name] = columns
-    p.rows[check_sheet.name] = [(FIRST_ROW + i, Row("check", c.key, c.label_zh)) for i, c in enumerate(checks)]
+    p.rows[check_sheet.name] = [(FIRST_ROW + i, Row(RowKind.CHECK, c.key, c.label_zh)) for i, c in enumerate(checks)]
     for i, check in enumerate(checks):
         r = FIRST_ROW + i
         for j, y in enumerate(columns):
@@ -375,8 +471,45 @@ def _place_checks(p: Placement, checks) -> None:
             expected = fx.to_excel(fx.parse(check.expected), tr, _excel_name)
             formula = f"{_excel_name('check')}({actual},{expected},{check.tolerance!r})"
             p.cells.append(Cell(check_sheet.name, r, FIRST_VALUE_COL + j, f"check:{check.key}", y, "formula", formula))
-        p.names[f"{check_sheet.prefix}_{check.key}"] = (
-            f"{quote_sheet(check_sheet.name)}!{cell_name(r, FIRST_VALUE_COL, True)}:{cell_name(r, FIRST_VALUE_COL + len(columns) - 1, True)}")
+        p.names[defined_name(check_sheet.prefix, check.key)] = _area(check_sheet.name, r, FIRST_VALUE_COL, r,
+                                                                      FIRST_VALUE_COL + len(columns) - 1)
+
+
+def _area(sheet: str, first_row: int, first_col: int, last_row: int, last_col: int) -> str:
+    """A defined name's range, absolute, even when it is one cell: 'Sheet'!$C$5:$G$5."""
+    return f"{quote_sheet(sheet)}!{cell_name(first_row, first_col, True)}:{cell_name(last_row, last_col, True)}"
+
+
+def _place_checks_blocks(p: Placement, warnings, beyond_rounding: int, within_rounding: int) -> None:
+    """The audit block, the findings table and the sanity warnings under the checks (ChecksBlocks),
+    and the names audit and refresh find them by."""
+    sheet = next(s.name for s in p.sheets if s.kind == "checks")
+    columns = p.year_cols[sheet]
+    last_check = FIRST_ROW + len(p.rows[sheet]) - 1
+    audit_title = last_check + 2
+    findings_title = audit_title + 1 + AUDIT_ROWS + 2  # below the summary line and its items
+    findings_header = findings_title + 1
+    beyond = range(findings_header + 1, findings_header + 1 + beyond_rounding)
+    within = range(beyond.stop, beyond.stop + within_rounding)
+    last_value_col = FIRST_VALUE_COL + len(columns) - 1
+    warnings_block = None
+    if warnings:
+        title = within.stop + 2  # the last finding's row (or the header's) is within.stop - 1
+        rows = range(title + 2, title + 2 + len(warnings))
+        warnings_block = WarningsBlock(title, title + 1, rows, rows.stop, (last_value_col + 1, last_value_col + 2))
+    blocks = ChecksBlocks(audit_title, audit_title + 1, findings_title, findings_header, beyond, within, warnings_block)
+    p.checks_blocks = blocks
+    p.names[AUDIT_SUMMARY] = f"{quote_sheet(sheet)}!{cell_name(blocks.audit_summary, ENGLISH_COL, True)}"
+    p.names[AUDIT_ITEMS] = _area(sheet, blocks.audit_items[0], ENGLISH_COL, blocks.audit_items[-1], ENGLISH_COL)
+    for name, group in ((FINDINGS_BEYOND, beyond), (FINDINGS_WITHIN, within)):
+        if group:
+            p.names[name] = _area(sheet, group[0], LABEL_COL, group[-1], blocks.findings_last_col)
+    if warnings_block:
+        header = warnings_block.header
+        p.names[WARNINGS_YEARS] = _area(sheet, header, FIRST_VALUE_COL, header, last_value_col)
+        for r, warning in zip(warnings_block.rows, warnings):
+            p.names[defined_name(WARNING_PREFIX, warning.key)] = _area(sheet, r, FIRST_VALUE_COL, r, last_value_col)
+        p.names[WARNINGS_STATUS] = f"{quote_sheet(sheet)}!{cell_name(warnings_block.status, FIRST_VALUE_COL, True)}"
 
 
 def _place_names(p: Placement, model_layout: spec.Layout) -> None:
@@ -387,11 +520,11 @@ def _place_names(p: Placement, model_layout: spec.Layout) -> None:
     for (key, year), cell in p.home.items():
         homes.setdefault((key, cell.sheet, year is not None and kinds[year] == BASE), []).append(cell)
     for (key, sheet_name, is_base), cells in homes.items():
-        prefix = "BASE" if is_base else prefixes[sheet_name]
+        prefix = BASE_PREFIX if is_base else prefixes[sheet_name]
         first = min(cells, key=lambda c: c.col)
         last = max(cells, key=lambda c: c.col)
         ref = cell_name(first.row, first.col, True) + ("" if first is last else ":" + cell_name(last.row, last.col, True))
-        p.names[f"{prefix}_{key}"] = f"{quote_sheet(sheet_name)}!{ref}"
+        p.names[defined_name(prefix, key)] = f"{quote_sheet(sheet_name)}!{ref}"
     weights = spec.valuation_plan(model_layout).weights
     if weights:
         p.names[WEIGHTS_NAME] = _Ranges(p, "").column(weights)

@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from udfs.engine import bind_drivers
+from udfs.engine import FORECAST, bind_drivers
 from udfs.findings import Finding, Printed, find, market_cap_finding
 
 from .company import Company
@@ -176,7 +176,7 @@ def _explain(line, year: str, first_year: str, findings_at: dict, fx, by_key: di
 
 
 def _refs(line, fx) -> set:
-    text = line.formula_in("forecast") if line.formula else None
+    text = line.formula_in(FORECAST) if line.formula else None
     return fx.refs(fx.parse(text)) if text else set()
 
 

@@ -739,7 +739,7 @@ def read(path: str | Path) -> Package:
 _ATTRIBUTE = re.compile(rb"""\s+([^\s=/>]+)\s*=\s*("[^"]*"|'[^']*')""")
 
 
-def _number_text(value: float) -> str:
+def number_text(value: float) -> str:
     value = float(value)
     return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
 
@@ -769,7 +769,7 @@ def _cell_bytes(cell: CellXml, value, data: bytes, keep_formula: bool) -> bytes:
         kind, body = "b", f"<{p}v>{int(value)}</{p}v>"
     elif isinstance(value, (int, float)):
         if math.isfinite(float(value)):
-            body = f"<{p}v>{_number_text(value)}</{p}v>"
+            body = f"<{p}v>{number_text(value)}</{p}v>"
         else:     # a spreadsheet cannot store nan or inf: Excel shows #NUM! for them
             kind, body = "e", f"<{p}v>#NUM!</{p}v>"
     elif isinstance(value, str) and value in EXCEL_ERRORS:
