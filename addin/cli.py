@@ -27,13 +27,13 @@ class UserError(ModelError):
 def _show(args) -> int:
     from .show import render
     from workbook.company import load
-    from workbook.model import build_model
+    from workbook.model import ScenarioError, build_model
     from workbook.report import findings, load_report, report_path_for
 
     company = load(args.data)
     try:
         model = build_model(company, scenario=args.scenario)
-    except ValueError as exc:
+    except ScenarioError as exc:  # any other mistake in the data is one line of its own (ModelError)
         raise UserError(f"--scenario: {exc}") from None
     report_file = report_path_for(company)
     found = findings(company, load_report(report_file)) if report_file.is_file() else None

@@ -13,6 +13,7 @@ from . import formula as fx
 from .checks import WARN, warn
 from .forecast import METHODS
 from .constants import ERR_NA
+from .errors import DataError
 from .functions import GUARDED
 from .registry import registry_version
 
@@ -116,15 +117,15 @@ def bind_drivers(lines: list[Line], drivers: dict[str, Driver]) -> list[Line]:
             continue
         driver = drivers.get(line.key)
         if driver is None:
-            raise ValueError(f"line {line.key!r} ({line.label_zh}) needs a driver: add [drivers.{line.key}] with a method")
+            raise DataError(f"line {line.key!r} ({line.label_zh}) needs a driver: add [drivers.{line.key}] with a method")
         method = METHODS.get(driver.method)
         if method is None:
-            raise ValueError(f"driver {line.key!r}: unknown method {driver.method!r}; known: {', '.join(METHODS)}")
+            raise DataError(f"driver {line.key!r}: unknown method {driver.method!r}; known: {', '.join(METHODS)}")
         if method.needs_base and driver.base not in by_key:
-            raise ValueError(f"driver {line.key!r}: method {driver.method!r} needs `base`, one of the model's line keys")
+            raise DataError(f"driver {line.key!r}: method {driver.method!r} needs `base`, one of the model's line keys")
         missing = [key for key in method.reads if key not in by_key]
         if missing:
-            raise ValueError(f"driver {line.key!r}: method {driver.method!r} reads the line {missing[0]!r}, which the layout does not have")
+            raise DataError(f"driver {line.key!r}: method {driver.method!r} reads the line {missing[0]!r}, which the layout does not have")
         base_label = by_key[driver.base].label_zh if driver.base in by_key else ""
         dkey = driver_key(line.key)
         bound.append(replace(line, formula=method.formula.format(line=line.key, base=driver.base, driver=dkey)))
@@ -138,8 +139,8 @@ def bind_drivers(lines: list[Line], drivers: dict[str, Driver]) -> list[Line]:
 
 def evaluation_order(lines: Iterable[Line], year_kind: str = FORECAST) -> list[Line]:
     """Lines sorted so that every same-year reference comes first, for years of one kind (a
-    driver reads its line in reported years and feeds it in forecast years); ValueError on a
-    cycle or an unknown line name."""
+    driver reads its line in reported years and feeds it in forecast years); DataError on a
+    cycle, an unknown line name or an unknown function."""
     lines = list(lines)
     formulas = tuple((line.key, line.formula if line.scalar else line.formula_in(year_kind)) for line in lines)
     by_key = {line.key: line for line in lines}
@@ -159,17 +160,17 @@ def _order(formulas: tuple, _registry_version: int) -> tuple:
             tree = fx.parse(text)
             for ref in fx.refs(tree):
                 if ref.key not in keys:
-                    raise ValueError(f"line {key!r}: formula {text!r} reads unknown line {ref.key!r}")
+                    raise DataError(f"line {key!r}: formula {text!r} reads unknown line {ref.key!r}")
                 if ref.lag == 0:
                     deps.add(ref.key)
             unknown = fx.functions_used(tree) - set(GUARDED)
             if unknown:
-                raise ValueError(f"line {key!r}: unknown function {sorted(unknown)[0]!r}")
+                raise DataError(f"line {key!r}: unknown function {sorted(unknown)[0]!r}")
         graph[key] = deps
     try:
         return tuple(TopologicalSorter(graph).static_order())
     except CycleError as exc:
-        raise ValueError(f"the model's formulas form a cycle: {' -> '.join(exc.args[1])}") from None
+        raise DataError(f"the model's formulas form a cycle: {' -> '.join(exc.args[1])}") from None
 
 
 @dataclass
@@ -183,9 +184,6 @@ class Values:
         if key in self.scalars:
             return self.scalars[key]
         return self.yearly.get((key, year))
-
-    def series(self, key: str) -> list:
-        return [self.get(key, y.label) for y in self.years]
 
 
 def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: dict,
@@ -271,7 +269,7 @@ def _late_scalars(lines: list[Line]) -> set[str]:
         if not line.scalar:
             for text in (line.formula, line.implied):
                 if text and any(r.key in late for r in fx.refs(fx.parse(text))):
-                    raise ValueError(f"line {line.key!r} reads {sorted(r.key for r in fx.refs(fx.parse(text)) if r.key in late)[0]!r}, "
+                    raise DataError(f"line {line.key!r} reads {sorted(r.key for r in fx.refs(fx.parse(text)) if r.key in late)[0]!r}, "
                                      "which is computed from whole rows after every year; a yearly line cannot read it")
     return late
 

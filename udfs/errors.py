@@ -29,3 +29,12 @@ class QuoteSourceError(ModelError, ValueError):
 
 class TemplateError(ModelError, ValueError):
     """A template or the model's own generated artefacts that cannot be produced as asked."""
+
+
+class InputError(DataError):
+    """An argument that has no answer: an unknown rating scheme, segment method or scenario.
+
+    Raised on purpose by the plain functions, so a Python caller reads the message; a worksheet
+    function's guard shows it as #VALUE!, the one error it treats as an expected outcome besides
+    undefined maths (a ValueError that Python itself raises is a bug, and in strict mode it
+    fails the test that reaches it)."""

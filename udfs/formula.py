@@ -5,7 +5,8 @@ never executed by Python itself (no eval):
 
     revenue                  the line `revenue`, same year
     prev(cash)               the line `cash`, prior year
-    grow(prev(iot), g_iot)   a registered function (see udfs/functions.py)
+    grow(prev(iot), d_iot)   a registered function (see udfs/registry.py); d_iot is the driver
+                             line of `iot` (engine.driver_key)
     a + b - c * d / e, -a    arithmetic on numbers
     1.0, "text"              constants
     forecast(fcff)           the line over the forecast years, as a row (for DCF)

@@ -3,7 +3,8 @@
 Schemes are data (rating_schemes.toml). Returns are decimals (0.15 is 15%). Comparisons with a
 band's bounds are made in decimal arithmetic on the return rounded to RETURN_COMPARISON_PLACES,
 so that 15% is exactly 15% whatever binary rounding the arithmetic before it did.
-Missing or invalid inputs give the scheme's unrated label (无评级), never an exception.
+A missing or non-numeric price, target or return gives the scheme's unrated label (无评级), never
+an exception; an unknown scheme or boundary convention is an InputError (#VALUE! in a cell).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from .constants import (
     BOUNDARY_OUTER, DEFAULT_BOUNDARY, DEFAULT_SCHEME, MARKET_BY_SUFFIX, NOT_MEANINGFUL,
     RETURN_COMPARISON_PLACES, ERR_NA,
 )
+from .errors import DataError, InputError
 from .registry import ANY, TEXT, Arg, excel_function
 
 _SCHEME = Arg("scheme", TEXT, "Rating scheme key, everbright if empty", DEFAULT_SCHEME)
@@ -58,7 +60,7 @@ def _decimal_or_none(value) -> Decimal | None:
 
 
 def parse_schemes(data: dict) -> dict[str, Scheme]:
-    """Schemes from their TOML form; ValueError naming the scheme and the problem otherwise."""
+    """Schemes from their TOML form; DataError naming the scheme and the problem otherwise."""
     schemes = {}
     for key, raw in data.items():
         try:
@@ -67,9 +69,9 @@ def parse_schemes(data: dict) -> dict[str, Scheme]:
             scheme = Scheme(key, raw["name"], raw.get("basis", "excess"), raw.get("horizon", ""),
                             raw.get("unrated", "无评级"), dict(raw.get("benchmarks", {})), bands)
         except (KeyError, TypeError) as exc:
-            raise ValueError(f"rating scheme {key!r} is missing {exc}") from None
+            raise DataError(f"rating scheme {key!r} is missing {exc}") from None
         if scheme.basis not in ("excess", "absolute"):
-            raise ValueError(f"rating scheme {key!r}: basis must be 'excess' or 'absolute', not {scheme.basis!r}")
+            raise DataError(f"rating scheme {key!r}: basis must be 'excess' or 'absolute', not {scheme.basis!r}")
         schemes[key] = scheme
     return schemes
 
@@ -85,7 +87,7 @@ def get_scheme(key: str | None = None) -> Scheme:
     key = key or DEFAULT_SCHEME
     known = schemes()
     if key not in known:
-        raise ValueError(f"unknown rating scheme {key!r}; known: {', '.join(sorted(known))}")
+        raise InputError(f"unknown rating scheme {key!r}; known: {', '.join(sorted(known))}")
     return known[key]
 
 
@@ -142,7 +144,7 @@ def classify(measure: float | None, scheme: str | Scheme | None = None, boundary
     A missing, non-numeric or non-finite measure gives the scheme's unrated label.
     """
     if boundary not in BOUNDARY_CONVENTIONS:
-        raise ValueError(f"boundary must be one of {BOUNDARY_CONVENTIONS}, not {boundary!r}")
+        raise InputError(f"boundary must be one of {BOUNDARY_CONVENTIONS}, not {boundary!r}")
     scheme = scheme if isinstance(scheme, Scheme) else get_scheme(scheme)
     if not _is_number(measure):
         return scheme.unrated

@@ -25,20 +25,27 @@ array grid, a row of cash flows); every function must say one or the other.
 The guard is what both callers reach: Excel (through the thin xlwings layer in `udfs/xl.py`)
 and the engine evaluating the model's formulas. It turns 1x1 ranges into scalars and single
 rows or columns into lists, empty cells into None, text where a number belongs into #VALUE!, an
-error value in an argument into that same error, undefined maths into #DIV/0! or #NUM!. An
-unexpected exception (a bug, not bad input) also becomes #VALUE! in a worksheet, so that a
-traceback never reaches a cell; with `strict(True)` (the test suite) it is raised instead, so
-a bug fails a test rather than hiding behind an error value.
+error value in an argument into that same error, undefined maths into #DIV/0! or #NUM!, and
+an argument the function deliberately refuses (`udfs.errors.InputError`: an unknown rating
+scheme, segment method or scenario) into #VALUE!. Those are the expected outcomes. Any other
+exception is a bug, not bad input, a `ValueError` Python raises itself included (a failed
+unpacking, `float("x")`): in a worksheet it also becomes #VALUE!, so that a traceback never
+reaches a cell, but with `strict(True)` (the test suite) it is raised, so a bug fails a test
+rather than hiding behind an error value.
+
+The guard's cell conversions are public (`cell_scalar`, `cell_number`, `cell_row`,
+`is_blank`, `is_error`): a function taking a row whose gaps matter (a DCF's years, a blend's
+weights) converts cell by cell with the same rules.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import InvalidOperation
 from collections.abc import Mapping
 from typing import Callable
 
 from .constants import ERR_DIV0, ERR_NA, ERR_NUM, ERR_VALUE, EXCEL_ERRORS
+from .errors import InputError
 
 NUMBER = "number"       # a required number
 OPTIONAL = "optional"   # a number that may be left empty (its default is used)
@@ -124,13 +131,12 @@ class Reject(Exception):
         self.error = error
 
 
-# Exceptions that mean "this input has no answer" rather than "the code is wrong".
-_EXPECTED = (ValueError, InvalidOperation)
 _strict = False
 
 
 def strict(on: bool = True) -> None:
-    """In strict mode an unexpected exception inside a function is raised, not shown as #VALUE!."""
+    """In strict mode an unexpected exception inside a function (a bug: anything but the
+    expected outcomes the guard maps, see the module's docstring) is raised, not shown as #VALUE!."""
     global _strict
     _strict = on
 
@@ -139,7 +145,12 @@ def is_error(value) -> bool:
     return isinstance(value, str) and value.strip().upper() in EXCEL_ERRORS
 
 
-def _scalar(value):
+def is_blank(value) -> bool:
+    """An empty cell, as Excel passes it: None or the empty text."""
+    return value is None or value == ""
+
+
+def cell_scalar(value):
     """A 1x1 range arrives as a scalar or a nested list; anything larger is the wrong shape."""
     while isinstance(value, (list, tuple)):
         if len(value) != 1:
@@ -148,9 +159,11 @@ def _scalar(value):
     return value
 
 
-def _number(value, optional: bool, default):
-    value = _scalar(value)
-    if value is None or (isinstance(value, str) and value == ""):
+def cell_number(value, optional: bool = False, default=None) -> float:
+    """A cell where a number belongs: a finite number as a float; an empty cell is `default` if
+    `optional`, else #N/A; an error value is that error; text, dates, booleans are #VALUE!."""
+    value = cell_scalar(value)
+    if is_blank(value):
         if optional:
             return default
         raise Reject(ERR_NA)  # a blank where a number is needed: the input is not available
@@ -164,8 +177,8 @@ def _number(value, optional: bool, default):
 
 
 def _text(value, default):
-    value = _scalar(value)
-    if value is None or value == "":
+    value = cell_scalar(value)
+    if is_blank(value):
         return default
     if is_error(value):
         raise Reject(value.strip().upper())
@@ -174,25 +187,32 @@ def _text(value, default):
     return value.strip()
 
 
-def _series(value):
+def cell_row(value) -> list:
+    """A row or a column of cells as a flat list (a single cell is a row of one); a block is
+    #VALUE!, as everywhere else a row or column belongs."""
     if not isinstance(value, (list, tuple)):
-        value = [value]
+        return [value]
     if value and all(isinstance(row, (list, tuple)) for row in value):
-        rows = [list(row) for row in value]
-        if len(rows) == 1:
-            value = rows[0]
-        elif all(len(row) == 1 for row in rows):
-            value = [row[0] for row in rows]
-        else:
-            raise Reject(ERR_VALUE)  # a block, not a row or a column
-    return [_number(v, False, None) for v in value if v is not None and v != ""]
+        if len(value) == 1:
+            return list(value[0])
+        if all(len(row) == 1 for row in value):
+            return [row[0] for row in value]
+        raise Reject(ERR_VALUE)
+    if any(isinstance(v, (list, tuple)) for v in value):
+        raise Reject(ERR_VALUE)  # a ragged mixture of cells and rows
+    return list(value)
+
+
+def _series(value):
+    """A row or column of numbers; its empty cells are skipped."""
+    return [cell_number(v) for v in cell_row(value) if not is_blank(v)]
 
 
 def _convert(arg: Arg, value):
     if arg.kind == NUMBER:
-        return _number(value, False, None)
+        return cell_number(value)
     if arg.kind == OPTIONAL:
-        return _number(value, True, arg.default)
+        return cell_number(value, True, arg.default)
     if arg.kind == TEXT:
         return _text(value, arg.default)
     if arg.kind == SERIES:
@@ -229,9 +249,9 @@ def guard(spec: ExcelFunction) -> Callable:
             return ERR_DIV0
         except OverflowError:
             return ERR_NUM
-        except _EXPECTED:
+        except InputError:
             return ERR_VALUE
-        except Exception:  # noqa: BLE001 - a cell must show an error value, never a traceback
+        except Exception:  # noqa: BLE001 - a bug: a cell must show an error value, never a traceback
             if _strict:
                 raise
             return ERR_VALUE

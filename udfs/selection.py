@@ -7,8 +7,9 @@ a worksheet does it with these functions, so both read the same cells the same w
 from __future__ import annotations
 
 from .constants import ERR_NA, ERR_VALUE, NOT_MEANINGFUL, NOT_VALUED
-from .registry import ANY, TEXT, Arg, excel_function, is_error
-from .valuation import _blank, _blend_cell, _cells
+from .errors import InputError
+from .registry import ANY, TEXT, Arg, cell_row, excel_function, is_blank, is_error
+from .valuation import blend_cells
 
 
 def year_label(header) -> str:
@@ -27,13 +28,13 @@ def year_label(header) -> str:
                 sample=([[1.10, 1.63, 1.68]], [["2024", "2025E", "2026E"]], "2025E"), formula_name="at_year")
 def at_year(values_row, years_row, year):
     """The value under the header `year`; #N/A when the header row has no such year."""
-    values, years = _cells(values_row), [year_label(y) for y in _cells(years_row)]
+    values, years = cell_row(values_row), [year_label(y) for y in cell_row(years_row)]
     if len(values) != len(years) or not year:
         return ERR_NA
     if year not in years:
         return ERR_NA
     value = values[years.index(year)]
-    if value is None or (isinstance(value, str) and value == ""):
+    if is_blank(value):
         return ERR_NA
     if isinstance(value, str) and not is_error(value) and value != NOT_MEANINGFUL:
         return ERR_VALUE  # a model line's yearly value is a number, NM or an error, never other text
@@ -48,16 +49,16 @@ def at_year(values_row, years_row, year):
 def valuation_target(values_column, weights_column):
     """The blend (ER_BLEND) of the weighted methods; the label NOT_VALUED (未估值), so the rating
     stays unrated, while every weight is empty or zero: no valuation has been made yet."""
-    weights = _cells(weights_column)
-    if all(_blank(w) or w == 0 for w in weights):
+    weights = cell_row(weights_column)
+    if all(is_blank(w) or w == 0 for w in weights):
         return NOT_VALUED
-    return _blend_cell(values_column, weights_column)
+    return blend_cells(values_column, weights_column)
 
 
 def _given(value) -> bool:
     if isinstance(value, (list, tuple)):
-        return any(_given(v) for v in _cells(value))
-    return not (_blank(value) or value == NOT_VALUED)
+        return any(_given(v) for v in cell_row(value))
+    return not (is_blank(value) or value == NOT_VALUED)
 
 
 @excel_function("IF_GIVEN", "The result once an input (or any cell of a range) is given; the not-valued label while it is empty.",
@@ -76,7 +77,7 @@ def _value_or_label(value):
     (NM, not valued, weights not 100%); any other text is #VALUE!."""
     from .valuation import LABELS
     if isinstance(value, (list, tuple)):
-        cells = _cells(value)
+        cells = cell_row(value)
         value = cells[0] if len(cells) == 1 else ERR_VALUE  # a block where one value belongs
     if isinstance(value, str) and not (is_error(value) or value in (NOT_MEANINGFUL, NOT_VALUED, *LABELS)):
         return ERR_VALUE
@@ -95,9 +96,9 @@ SCENARIOS = ("base", "bear", "bull")
                 sample=("bull", 0.04, 0.0, 0.08), formula_name="scenario")
 def scenario(choice, base, bear=None, bull=None):
     """The value of the chosen scenario; an empty bear or bull value falls back to the base
-    case, and a scenario name other than base, bear or bull is #VALUE!."""
+    case, and a scenario name other than base, bear or bull is #VALUE! (InputError)."""
     choice = (choice or "base").strip().lower()
     if choice not in SCENARIOS:
-        raise ValueError(f"scenario must be one of {SCENARIOS}, not {choice!r}")
+        raise InputError(f"scenario must be one of {SCENARIOS}, not {choice!r}")
     picked = {"base": base, "bear": bear, "bull": bull}[choice]
-    return _value_or_label(base if _blank(picked) else picked)
+    return _value_or_label(base if is_blank(picked) else picked)

@@ -28,9 +28,13 @@ import math
 from collections.abc import Sequence
 
 from .constants import ERR_NA, ERR_NUM, ERR_VALUE, NOT_MEANINGFUL
-# _number and _scalar are the guard's own cell conversions: the year rows and weight rows here
-# keep empty cells in place (a gap shifts years), so they convert cell by cell with the same rules.
-from .registry import ANY, NUMBER, OPTIONAL, SERIES, TEXT, Arg, Reject, _number, _scalar, excel_function, is_error
+from .errors import InputError
+# The year rows and weight rows here keep empty cells in place (a gap shifts years), so they
+# convert cell by cell with the guard's own rules (cell_row, cell_number...).
+from .registry import (
+    ANY, NUMBER, OPTIONAL, SERIES, TEXT, Arg, Reject, cell_number, cell_row, cell_scalar, excel_function, is_blank,
+    is_error,
+)
 from .sensitivity import grid
 
 Number = float
@@ -143,9 +147,9 @@ def segment_value(method: str, multiple: Number, metric: Number) -> Result:
     EV/EBITDA. One sheet row per segment calls this once; `sotp` adds the rows.
 
     NM for a non-positive multiple or metric (a loss-making segment is not valued on P/E: give it
-    P/S). ValueError (#VALUE! in a cell) for a method not in SEGMENT_METHODS."""
+    P/S). InputError (#VALUE! in a cell) for a method not in SEGMENT_METHODS."""
     if _method_key(method) not in SEGMENT_METHODS:
-        raise ValueError(f"segment method {method!r} is not one of PE, PB, PS, EV/EBITDA")
+        raise InputError(f"segment method {method!r} is not one of PE, PB, PS, EV/EBITDA")
     if multiple <= 0 or metric <= 0:
         return NOT_MEANINGFUL
     return multiple * metric
@@ -165,32 +169,12 @@ def sotp(segment_values: Sequence[Number], shares: Number, fx: Number, net_cash:
     return equity_per_share(math.fsum(segment_values), net_cash, minorities, shares, fx, investments)
 
 
-def _cells(value) -> list:
-    """A row or a column of cells as a flat list (a single cell is a row of one); a block is
-    #VALUE!, as everywhere else a row or column belongs."""
-    if not isinstance(value, (list, tuple)):
-        return [value]
-    if value and all(isinstance(row, (list, tuple)) for row in value):
-        if len(value) == 1:
-            return list(value[0])
-        if all(len(row) == 1 for row in value):
-            return [row[0] for row in value]
-        raise Reject(ERR_VALUE)
-    if any(isinstance(v, (list, tuple)) for v in value):
-        raise Reject(ERR_VALUE)  # a ragged mixture of cells and rows
-    return list(value)
-
-
-def _blank(value) -> bool:
-    return value is None or value == ""
-
-
 def _valuation_cell(value) -> Result:
     """A cell holding a value to be added or weighted: a number, NM (passed on as NM: a method
     with no meaningful value has none to contribute), or an error value (passed on)."""
     if isinstance(value, str) and value.strip().upper() == NOT_MEANINGFUL:
         return NOT_MEANINGFUL
-    return _number(value, False, None)
+    return cell_number(value)
 
 
 @excel_function("SOTP_EQUITY", "Sum of the parts: segment values + net cash - minorities + investments, millions.",
@@ -222,7 +206,7 @@ def _sotp_cell(segment_values, shares, fx, net_cash, minorities, investments):
 
 def _segment_cells(value) -> list[float] | str:
     """Segment values from a range: empty cells skipped (a spare row), NM if any segment is NM."""
-    values = [_valuation_cell(v) for v in _cells(value) if not _blank(v)]
+    values = [_valuation_cell(v) for v in cell_row(value) if not is_blank(v)]
     if not values:
         raise Reject(ERR_NA)
     return NOT_MEANINGFUL if NOT_MEANINGFUL in values else values
@@ -319,8 +303,8 @@ def dcf(cash_flows: Sequence[Number], discount_rate: Number, terminal_growth: Nu
 def _switch(value) -> bool:
     """A TRUE/FALSE cell: booleans, 1 or 0, or the text TRUE/FALSE that a drop-down list of
     those words gives; empty is FALSE, as Excel's IF reads an empty cell."""
-    value = _scalar(value)
-    if _blank(value):
+    value = cell_scalar(value)
+    if is_blank(value):
         return False
     if is_error(value):
         raise Reject(value.strip().upper())
@@ -337,12 +321,12 @@ def _year_row(value) -> list[float]:
     """Cash flows for consecutive years from a row or column: trailing empty cells are spare
     columns and dropped, but an empty cell before a number would shift every later year by one
     period, so it is #N/A rather than skipped."""
-    cells = _cells(value)
-    while cells and _blank(cells[-1]):
+    cells = cell_row(value)
+    while cells and is_blank(cells[-1]):
         cells.pop()
-    if not cells or any(_blank(v) for v in cells):
+    if not cells or any(is_blank(v) for v in cells):
         raise Reject(ERR_NA)
-    return [_number(v, False, None) for v in cells]
+    return [cell_number(v) for v in cells]
 
 
 @excel_function("DCF", "Enterprise value of FCFF by DCF: Gordon growth or exit-multiple terminal value, mid-year switch.",
@@ -388,13 +372,13 @@ def blend(values: Sequence[Result | None], weights: Sequence[Number]) -> Result:
                 Arg("weights_row", ANY, "Weight of each method (decimals summing to 100%), empty is 0"),
                 native=None,
                 sample=([[45.0, 50.0, 48.0]], [[0.5, 0.3, 0.2]]), formula_name="blend")
-def _blend_cell(values_row, weights_row):
-    weights = [0.0 if _blank(w) else _number(w, False, None) for w in _cells(weights_row)]
-    values = _cells(values_row)
+def blend_cells(values_row, weights_row):
+    weights = [0.0 if is_blank(w) else cell_number(w) for w in cell_row(weights_row)]
+    values = cell_row(values_row)
     if len(values) != len(weights):
         return ERR_VALUE
     # Only weighted values are converted, so an unused method's cell may hold anything.
-    converted = [None if w == 0 or _blank(v) else _valuation_cell(v) for v, w in zip(values, weights)]
+    converted = [None if w == 0 or is_blank(v) else _valuation_cell(v) for v, w in zip(values, weights)]
     return blend(converted, weights)
 
 

@@ -55,5 +55,22 @@ def exposed() -> dict:
     return {name: _EXPOSED[name][1] for name in REGISTRY}
 
 
-EXPOSED = exposed()
-__all__ = sorted(EXPOSED)
+exposed()  # the functions registered by now become attributes at import, where xlwings looks first
+
+
+# A function registered after this import (a test, an analyst's own module) is an attribute
+# from its first lookup on: xlwings' UDF server finds functions with dir(module) and
+# getattr(module, name), and `from udfs.xl import *` reads __all__, so all three ask the live
+# registry (PEP 562) rather than a list taken once at import.
+def __getattr__(name: str):
+    if name == "__all__":
+        return sorted(exposed())
+    functions = exposed()
+    if name in functions:
+        return functions[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    exposed()  # first: it also drops the attributes of functions unregistered since
+    return sorted(globals())

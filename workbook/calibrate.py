@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from udfs.engine import driver_key
+from udfs.errors import DataError
 from udfs.forecast import METHODS
 
 
@@ -31,7 +32,7 @@ def standalone_targets(company) -> dict[str, str]:
     for key in standalone:
         readers = [l.key for l in company.layout.lines if l.formula and any(r.key == key for r in fx.refs(fx.parse(l.formula)))]
         if len(readers) != 1:
-            raise ValueError(f"reconciling driver {key!r} must be read by exactly one line, is read by {readers}")
+            raise DataError(f"reconciling driver {key!r} must be read by exactly one line, is read by {readers}")
         targets[key] = readers[0]
     return targets
 
@@ -269,11 +270,11 @@ def write_drivers(company_path: Path, drivers: dict[str, dict]) -> None:
     text = company_path.read_text(encoding="utf-8")
     start = text.find("\n[drivers.")
     if start < 0:
-        raise ValueError(f"{company_path.name}: no [drivers.*] tables to replace")
+        raise DataError(f"{company_path.name}: no [drivers.*] tables to replace")
     after = text[start + 1:]
     other = [i for i in range(len(after)) if after.startswith("\n[", i) and not after.startswith("\n[drivers.", i)]
     if other:
-        raise ValueError(f"{company_path.name}: the [drivers.*] tables must come last in the file")
+        raise DataError(f"{company_path.name}: the [drivers.*] tables must come last in the file")
     atomic_write(company_path, text[:start + 1] + to_toml(drivers))
 
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 
 from udfs.engine import FORECAST_ONLY, Line, Values, bind_drivers, driver_key, evaluate, run_checks, run_warnings
+from udfs.errors import DataError
 from udfs.forecast import METHODS
 
 from . import spec
@@ -13,6 +14,11 @@ from .company import SCENARIO_CASES, Company, load
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+class ScenarioError(DataError):
+    """A scenario the company's model does not have: not base, bear or bull, or any scenario but
+    base for a company file without [scenarios]."""
 
 
 @dataclass
@@ -74,7 +80,8 @@ def build_model(company: Company | None = None, overrides: dict | None = None,
                 scalar_overrides: dict | None = None, scenario: str | None = None) -> Model:
     """Evaluate a company's model. `overrides[(key, year)]` are values typed over formulas;
     `scalar_overrides` replace market or rating inputs (a new price, a target price);
-    `scenario` ("base", "bear", "bull") picks the driver set of the company's scenarios."""
+    `scenario` ("base", "bear", "bull") picks the driver set of the company's scenarios
+    (ScenarioError for one it does not have); DataError for an input no line of the model takes."""
     company = company or load()
     named = [replace(line, label_zh=company.labels[line.key][0], label_en=company.labels[line.key][1])
              if line.key in company.labels else line for line in company_lines(company)]
@@ -83,15 +90,15 @@ def build_model(company: Company | None = None, overrides: dict | None = None,
     scalars.update(scalar_overrides or {})
     if company.scenario_drivers:
         if scenario is not None and scenario not in ("base", *SCENARIO_CASES):
-            raise ValueError(f"scenario must be base, bear or bull, not {scenario!r}")
+            raise ScenarioError(f"scenario must be base, bear or bull, not {scenario!r}")
         scalars["scenario"] = scenario or scalars.get("scenario") or "base"
     elif scenario not in (None, "base"):
-        raise ValueError(f"{company.path.name} defines no scenarios ([scenarios] in the company file)")
+        raise ScenarioError(f"{company.path.name} defines no scenarios ([scenarios] in the company file)")
     inputs = scenario_inputs(company)
     known = {line.key for line in lines}
     stray = sorted({key for key, _ in inputs if key not in known} | {key for key, _ in (overrides or {}) if key not in known})
     if stray:  # a driver this model does not have would otherwise be silently ignored
-        raise ValueError(f"{company.path.name}: input for {stray[0]!r}, which is not a line of this model")
+        raise DataError(f"{company.path.name}: input for {stray[0]!r}, which is not a line of this model")
     values = evaluate(lines, company.years, inputs, scalars, overrides)
     checks = run_checks(list(company.layout.checks), lines, values)
     warnings = run_warnings(list(company.layout.warnings), lines, values)
@@ -161,7 +168,7 @@ def driver_sensitivity(company: Company, driver_a: str, values_a, driver_b: str,
     forecast = [y.label for y in company.forecast_years]
     for driver in (driver_a, driver_b):
         if driver not in company.drivers:
-            raise ValueError(f"{driver!r} is not a driver of {company.path.name}; drivers: {', '.join(company.drivers)}")
+            raise DataError(f"{driver!r} is not a driver of {company.path.name}; drivers: {', '.join(company.drivers)}")
 
     def run(a, b):
         inputs = dict(company.inputs)
