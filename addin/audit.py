@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from udfs.constants import EXCEL_ERRORS
 from udfs.functions import BY_EXCEL_NAME
@@ -37,6 +38,26 @@ class FindingRow:
     beyond_rounding: bool
 
 
+class Override(NamedTuple):
+    """A number typed where the template has a formula (value None: the cell was emptied)."""
+    sheet: str
+    cell: str
+    key: str
+    year: str | None
+    value: object
+    formula: str          # the formula it replaced
+
+
+class EditedFormula(NamedTuple):
+    """A formula changed from the one the template built (beyond the spelling a re-save gives it)."""
+    sheet: str
+    cell: str
+    key: str
+    year: str | None
+    now: str
+    built: str
+
+
 @dataclass
 class Audit:
     path: Path
@@ -46,8 +67,8 @@ class Audit:
     check_failures: list = field(default_factory=list)   # (label, year, status)
     checks_run: int = 0
     findings: list = field(default_factory=list)         # of FindingRow: the findings table the build wrote
-    overrides: list = field(default_factory=list)        # (sheet, cell, key, year, value, formula replaced)
-    edited: list = field(default_factory=list)           # (sheet, cell, key, year, formula now, formula built)
+    overrides: list = field(default_factory=list)        # of Override
+    edited: list = field(default_factory=list)           # of EditedFormula
     unknown_functions: list = field(default_factory=list)  # (sheet, cell, function)
     not_evaluable: str | None = None
     cause: str | None = None                             # the first input behind the failing checks
@@ -115,13 +136,13 @@ def audit(path: str | Path | xlsx.Package, values: dict | None = None) -> Audit:
         if row["kind"] not in ("formula", "mirror"):
             continue
         cell = package.sheets.get(row["sheet"], xlsx.Sheet("", "", "")).cells.get(row["cell"])
+        where = (row["sheet"], row["cell"], row["key"], row["year"])
         if cell is None:
-            result.overrides.append((row["sheet"], row["cell"], row["key"], row["year"], None, row["formula"]))
+            result.overrides.append(Override(*where, None, row["formula"]))
         elif cell.formula is None:
-            result.overrides.append((row["sheet"], row["cell"], row["key"], row["year"],
-                                     package.value(row["sheet"], row["cell"]), row["formula"]))
+            result.overrides.append(Override(*where, package.value(row["sheet"], row["cell"]), row["formula"]))
         elif canonical_formula(cell.formula) != canonical_formula(row["formula"]):
-            result.edited.append((row["sheet"], row["cell"], row["key"], row["year"], cell.formula, row["formula"]))
+            result.edited.append(EditedFormula(*where, cell.formula, row["formula"]))
 
     try:
         values = values if values is not None else evaluate(package, settings_as_values(package))

@@ -115,7 +115,7 @@ def test_override_survives_refresh_flows_and_is_listed(fresh, tmp_path):
     assert f"覆盖 {sheet}!{ref}" in after.value(*after.name_cells("AUD_items")[0])
     result = audit(over)
     assert [(s, c) for s, c, *_ in result.overrides] == [(sheet, ref)]
-    assert result.overrides[0][5] == replaced_formula and result.overrides[0][4] == 250000.0
+    assert result.overrides[0].formula == replaced_formula and result.overrides[0].value == 250000.0
     assert not result.check_failures                                               # cash still articulates
 
 
