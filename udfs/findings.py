@@ -173,7 +173,7 @@ def find(lines: list[Line], years: list[Year], printed: dict, scalars: dict, tab
             continue
         tree = fx.parse(line.formula)
         for (table, key, year), shown in sorted(printed.items(), key=lambda kv: (kv[0][0], labels.index(kv[0][2]))):
-            if key != line.key or table != line.table or (line.identity_years == "forecast" and year not in forecast):
+            if key != line.key or table != line.table or (line.identity_years == FORECAST and year not in forecast):
                 continue
             pos = labels.index(year)
             try:

@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from udfs.engine import FORECAST
 from udfs.errors import DataError
 from udfs.findings import round_half_up
 from udfs.rating import schemes
@@ -240,7 +241,7 @@ def _per_share_misses(report: dict, layout: spec.Layout, shares: float) -> int:
             continue
         row, base = values[line.key], values[numerator.key]
         for i, year in enumerate(years):
-            if line.identity_years == "forecast" and year not in forecast:
+            if line.identity_years == FORECAST and year not in forecast:
                 continue
             shown, amount = row["values"][i], base["values"][i]
             if not (math.isnan(shown) or math.isnan(amount)) and round_half_up(amount / shares, row["decimals"]) != shown:
