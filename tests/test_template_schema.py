@@ -44,6 +44,14 @@ def test_every_name_the_layout_places_is_the_templates(shipped):
     assert {name: names.get(name) for name in placement.names} == placement.names
 
 
+
+def test_every_name_in_the_template_is_under_a_prefix_the_template_declares(shipped):
+    """No stray names: a bare `shares` or `wacc` would clash with a name the analyst defines."""
+    company, _, model_file = shipped
+    declared = set(layout.NAME_PREFIXES) | {s.prefix for s in company.layout.statements} | {"SENS"}
+    names = set(xlsx.read(model_file).names) - {layout.TEMPLATE_VERSION_NAME}
+    assert sorted(n for n in names if n.split("_")[0] not in declared) == []
+
 def test_the_blocks_under_the_checks_follow_one_another(shipped):
     _, placement, _ = shipped
     blocks = placement.checks_blocks

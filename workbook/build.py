@@ -474,7 +474,7 @@ def _write_sensitivity(ws, placement, model: Model, company: Company, styles: St
     `python -m addin show --sensitivity`), written as values and said so."""
     from udfs.registry import guarded
     from .model import default_sensitivity, driver_sensitivity
-    names: dict = {}
+    names: dict = {}  # the defined names of the engine-run table, which refresh recomputes
 
     ws.set_column(LABEL_COL, LABEL_COL, 30)
     ws.set_column(ENGLISH_COL, ENGLISH_COL + 8, 12)
@@ -482,9 +482,11 @@ def _write_sensitivity(ws, placement, model: Model, company: Company, styles: St
     ws.write(SUBTITLE_ROW, LABEL_COL, company.name, styles.plain(font_color=GREY))
     head = styles.plain(bold=True, font_color="#FFFFFF", bg_color=HEADER_FILL, align="center")
     home = placement.home
-    names = {key: placement.address(key, None, layout.SENSITIVITY, absolute=True)
-             for key in ("wacc", "terminal_growth", "mid_year_switch", "bridge_net_cash", "bridge_minorities",
-                         "bridge_investments", "shares", "fx_rate", "pe_multiple") if (key, None) in home}
+    # the valuation inputs the tables read, as absolute references from this sheet (not names:
+    # an analyst's own name "shares" or "wacc" must not clash with the template's)
+    inputs = {key: placement.address(key, None, layout.SENSITIVITY, absolute=True)
+              for key in ("wacc", "terminal_growth", "mid_year_switch", "bridge_net_cash", "bridge_minorities",
+                          "bridge_investments", "shares", "fx_rate", "pe_multiple") if (key, None) in home}
     call = {name: guarded(name) for name in ("ER_IF_GIVEN", "ER_DCF", "ER_EQUITY_PER_SHARE", "ER_PE_TARGET")}
     v = model.value
     number = styles.get("price", "formula")
@@ -495,7 +497,7 @@ def _write_sensitivity(ws, placement, model: Model, company: Company, styles: St
         ws.merge_range(row, LABEL_COL, row, ENGLISH_COL + 7, text, styles.plain(bold=True, bg_color=HEADING_FILL))
 
     forecast = [y.label for y in company.forecast_years]
-    if "wacc" in names:
+    if "wacc" in inputs:
         title(r, "DCF 目标价：WACC（行）× 永续增长率（列） DCF target price: WACC down, terminal growth across")
         fcff = [home[("val_fcff", y)] for y in forecast]
         fcff_range = f"{layout.quote_sheet(fcff[0].sheet)}!{layout.cell_name(fcff[0].row, fcff[0].col, True)}:" \
@@ -507,25 +509,25 @@ def _write_sensitivity(ws, placement, model: Model, company: Company, styles: St
         for j, step in enumerate(layout.GROWTH_STEPS):
             g_value = call["ER_IF_GIVEN"](v("terminal_growth"), _add(v("terminal_growth"), step))
             ref = layout.cell_name(header, ENGLISH_COL + j, True)
-            ws.write_formula(header, ENGLISH_COL + j, f"=ER_IF_GIVEN({names['terminal_growth']},{names['terminal_growth']}+{step!r})",
+            ws.write_formula(header, ENGLISH_COL + j, f"=ER_IF_GIVEN({inputs['terminal_growth']},{inputs['terminal_growth']}+{step!r})",
                              axis, _cached(g_value))
             growth_cells.append((ref, g_value))
         for i, step in enumerate(layout.WACC_STEPS):
             row = first + i
             w_value = call["ER_IF_GIVEN"](v("wacc"), _add(v("wacc"), step))
-            ws.write_formula(row, LABEL_COL, f"=ER_IF_GIVEN({names['wacc']},{names['wacc']}+{step!r})", axis, _cached(w_value))
+            ws.write_formula(row, LABEL_COL, f"=ER_IF_GIVEN({inputs['wacc']},{inputs['wacc']}+{step!r})", axis, _cached(w_value))
             w_ref = layout.cell_name(row, LABEL_COL, True)
             for j, (g_abs, g_value) in enumerate(growth_cells):
                 formula = (f"=ER_IF_GIVEN({w_ref},ER_IF_GIVEN({g_abs},ER_EQUITY_PER_SHARE(ER_DCF({fcff_range},{w_ref},{g_abs},"
-                           f"{names['mid_year_switch']}),{names['bridge_net_cash']},{names['bridge_minorities']},{names['shares']},"
-                           f"{names['fx_rate']},{names['bridge_investments']})))")
+                           f"{inputs['mid_year_switch']}),{inputs['bridge_net_cash']},{inputs['bridge_minorities']},{inputs['shares']},"
+                           f"{inputs['fx_rate']},{inputs['bridge_investments']})))")
                 ev = call["ER_DCF"](fcff_row, w_value, g_value, v("mid_year_switch"))
                 value = call["ER_IF_GIVEN"](w_value, call["ER_IF_GIVEN"](g_value, call["ER_EQUITY_PER_SHARE"](
                     ev, v("bridge_net_cash"), v("bridge_minorities"), v("shares"), v("fx_rate"), v("bridge_investments"))))
                 ws.write_formula(row, ENGLISH_COL + j, formula, number, _cached(value))
         r = first + len(layout.WACC_STEPS) + 1
 
-    if "pe_multiple" in names and all(("val_eps", y) in home for y in forecast):
+    if "pe_multiple" in inputs and all(("val_eps", y) in home for y in forecast):
         title(r, "P/E 目标价：倍数（行）× 预测年度每股收益（列） P/E target price: multiple down, EPS year across")
         header, first = r + 1, r + 2
         ws.write(header, LABEL_COL, "P/E \\ EPS", head)
@@ -535,12 +537,12 @@ def _write_sensitivity(ws, placement, model: Model, company: Company, styles: St
         for i, factor in enumerate(layout.MULTIPLE_FACTORS):
             row = first + i
             m_value = call["ER_IF_GIVEN"](v("pe_multiple"), _mul(v("pe_multiple"), factor))
-            ws.write_formula(row, LABEL_COL, f"=ER_IF_GIVEN({names['pe_multiple']},{names['pe_multiple']}*{factor!r})",
+            ws.write_formula(row, LABEL_COL, f"=ER_IF_GIVEN({inputs['pe_multiple']},{inputs['pe_multiple']}*{factor!r})",
                              styles.get("multiple", "formula", True), _cached(m_value))
             m_ref = layout.cell_name(row, LABEL_COL, True)
             for j, (e_ref, e_value) in enumerate(eps):
                 value = call["ER_IF_GIVEN"](m_value, call["ER_PE_TARGET"](m_value, e_value, v("fx_rate")))
-                ws.write_formula(row, ENGLISH_COL + j, f"=ER_IF_GIVEN({m_ref},ER_PE_TARGET({m_ref},{e_ref},{names['fx_rate']}))",
+                ws.write_formula(row, ENGLISH_COL + j, f"=ER_IF_GIVEN({m_ref},ER_PE_TARGET({m_ref},{e_ref},{inputs['fx_rate']}))",
                                  number, _cached(value))
         r = first + len(layout.MULTIPLE_FACTORS) + 1
 
