@@ -13,11 +13,18 @@ from udfs.tomlparse import tomllib
 # A bug inside a worksheet function must fail a test, not hide behind #VALUE!.
 registry.strict(True)
 
-# Hypothesis: a quick profile for a local run, a thorough one when CI is set (tests that need a
-# fixed count say so in their own @settings).
+# Hypothesis: a quick profile for a local run, a thorough one when CI is set. A test that needs
+# more examples than the profile's asks for them with `examples(n)`.
 settings.register_profile("dev", max_examples=10)
 settings.register_profile("ci", max_examples=100)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+def examples(on_ci: int) -> int:
+    """A test's own example count: `on_ci` under the CI profile, and scaled with the loaded
+    profile otherwise (a tenth on "dev", at least the profile's own count, never more than `on_ci`)."""
+    loaded, ci = settings.default.max_examples, settings.get_profile("ci").max_examples
+    return min(on_ci, max(loaded, on_ci * loaded // ci))
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN_FILE = ROOT / "workbook" / "data" / "xiaomi_1810hk.report.toml"

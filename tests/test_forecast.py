@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import examples
 from udfs import forecast as f
 from udfs.constants import NOT_MEANINGFUL as NM
 
@@ -71,7 +72,7 @@ def test_every_method_formula_names_a_registered_function():
         assert BY_FORMULA_NAME[next(iter(functions_used(tree)))].impl is method.function
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(driver=st.floats(0.0, 1.0), prior=st.floats(1.0, 1e6), base=st.floats(1.0, 1e6))  # every method's driver range holds [0, 1]
 def test_every_method_inverts_to_its_own_driver(driver, prior, base):
     """Calibration solves each driver with its method's `invert`: the driver that makes the line

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import udfs
-from conftest import ROOT
+from conftest import ROOT, examples
 from test_udf_inputs import acceptable
 from workbook import xlsx
 
@@ -41,7 +41,7 @@ FUNCTIONS = sorted(udfs.excel_functions().items())
 
 
 @pytest.mark.parametrize("name,function", FUNCTIONS, ids=[n for n, _ in FUNCTIONS])
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+@settings(max_examples=examples(1000), deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 @given(data=st.data())
 def test_every_udf_answers_anything_excel_can_pass(name, function, data):
     import inspect

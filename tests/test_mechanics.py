@@ -13,12 +13,13 @@ from hypothesis import strategies as st
 import udfs
 from addin.audit import audit
 from addin.show import warnings_block
+from conftest import examples
 from workbook import spec
 from workbook.build import build
 from workbook.company import load
 from workbook.model import build_model
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 KYSEC = "workbook/data/kysec_300592sz.toml"
 WARN = udfs.excel_functions()["ER_WARN"]
 

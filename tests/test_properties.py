@@ -7,13 +7,14 @@ import functools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import examples
 from udfs.engine import driver_key
 from workbook import spec
 from workbook.company import load
 from workbook.model import build_model
 
 RATE_METHODS = {"growth", "share", "cost_share", "cost_from_margin"}
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @functools.cache
@@ -100,7 +101,7 @@ def _scaled(factor: float):
     return build_model(company)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(st.floats(0.001, 1000.0))
 def test_ratios_do_not_depend_on_the_unit_of_money(factor):
     plain, scaled = build_model(base()), _scaled(factor)
@@ -116,7 +117,7 @@ def test_ratios_do_not_depend_on_the_unit_of_money(factor):
 RANKS = ["卖出", "减持", "中性", "增持", "买入"]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.floats(-2, 2), st.floats(0, 0.5), st.sampled_from(["outer", "inner"]))
 def test_rating_never_worsens_as_excess_return_rises(excess, rise, boundary):
     from udfs.rating import classify

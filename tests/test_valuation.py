@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import udfs
+from conftest import examples
 from test_hostile import EXCEL_VALUES
 from test_udf_inputs import BAD, acceptable as acceptable_scalar
 from udfs import valuation as v
@@ -302,7 +303,7 @@ def test_bad_inputs_get_an_error_value_or_label(spec):
 
 
 @pytest.mark.parametrize("spec", VALUATION, ids=[f.excel_name for f in VALUATION])
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 @given(data=st.data())
 def test_anything_excel_can_pass(spec, data):
     args = data.draw(st.lists(EXCEL_VALUES, min_size=0, max_size=len(spec.args) + 1))

@@ -17,7 +17,7 @@ from oletools.olevba import VBA_Parser, decompress_stream
 import udfs
 from workbook import vbaproject
 from workbook.vba_modules import REFRESH_MACRO, SOURCE_DIR, XLWINGS_DIR, crlf, project_modules, strip_class_header, xlwings_dll_version
-from conftest import ROOT
+from conftest import ROOT, examples
 
 TEMPLATE = ROOT / "workbook" / "xiaomi_1810hk_model.xlsm"
 
@@ -190,7 +190,7 @@ def test_decrypts_a_real_project_from_xlwings():
     assert vbaproject.decrypt(values["GC"]) == b"\xff"
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.binary(max_size=20_000) | st.text(alphabet="Dim x As Long\r\n'()=+-", max_size=20_000).map(str.encode))
 def test_compression_round_trips_through_olevba(data):
     packed = vbaproject.compress(data)
@@ -198,7 +198,7 @@ def test_compression_round_trips_through_olevba(data):
     assert vbaproject.decompress(packed) == data
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.integers(0, 255), st.binary(min_size=1, max_size=40))
 def test_encryption_round_trips(seed, data):
     assert vbaproject.decrypt(vbaproject.encrypt("{5CF9CDAB-B77B-4FE4-BD7E-D29900070E1B}", data, seed)) == data

@@ -20,6 +20,7 @@ import xlsxwriter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import examples
 from workbook import xlsx
 from workbook.xlcalc import Evaluator, UnsupportedFormula, evaluate, same_value
 
@@ -118,6 +119,8 @@ RULES = [
     ('=TEXT(475994,"#,##0")', "475,994", "F20"),
     ('=TEXT(1234567.891,"#,##0.00")', "1,234,567.89", "F20"),
     ('=TEXT(0.2345,"0.0%")', "23.5%", "F20"),
+    ('=TEXT(2^60,"0")', "1152921504606850000", "F20"),       # 15 significant digits, then zeros
+    ('=TEXT(0.1+0.2,"0.00000000000000000")', "0.30000000000000000", "F20"),
     ('=TEXT(60,"yyyy-mm-dd")', "1900-02-29", "F20"),
     ('=TEXT(61,"yyyy-mm-dd")', "1900-03-01", "F20"),
     ('=TEXT(1,"yyyy-mm-dd")', "1900-01-01", "F20"),
@@ -238,7 +241,7 @@ TOKENS = ["1", "0", "-", "+", "*", "/", "^", "&", "%", "=", "<", ">", "<>", "(",
           "AND(", "TEXT(", "ER_MARGIN(", "#N/A", "1E+300", "'表1'!", "[x]", "$", ":", " "]
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(50), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=12).map("".join), min_size=20, max_size=20))
 def test_any_formula_text_gives_a_value_or_one_line(tmp_path_factory, formulas):
     """Whatever an analyst types: a value, or a refusal in one line, never a Python traceback."""

@@ -619,7 +619,9 @@ def _format_number(x: float, fmt: str):
     decimals = len(match["dec"] or "")
     if decimals > MAX_FORMAT_DECIMALS:
         raise UnsupportedFormula(f"TEXT format {fmt[:40]!r} asks for more than {MAX_FORMAT_DECIMALS} decimals, which Excel refuses")
-    value = quantize_half_up(Decimal(repr(x)) * (100 if match["pct"] else 1), decimals)
+    # Excel formats the number it displays, which keeps 15 significant digits: TEXT(2^60,"0") is
+    # 1152921504606850000, not the 19 digits of the binary value
+    value = quantize_half_up(Decimal(f"{x:.14e}") * (100 if match["pct"] else 1), decimals)
     sign = "-" if value < 0 else ""
     digits = format(abs(value), f"{',' if ',' in whole else ''}.{decimals}f")
     integer, _, fraction = digits.partition(".")
