@@ -1,7 +1,7 @@
 """The estimates history: what a model published, version by version, and how estimates moved.
 
 `publish` reads a model file's forecast figures (the cached values of its cells, found through
-the blueprint and the defined names) and records them in an estimates store; `revision_table`
+the blueprint by the role each line has in the model's layout) and records them in an estimates store; `revision_table`
 compares two sets of estimates, each from a model file or from the store, the way notes print
 盈利预测调整表.
 
@@ -29,10 +29,12 @@ from udfs.errors import DataError
 from workbook import xlsx
 from workbook.formats import EMPTY, show
 from workbook.layout import market_name, rating_name
+from workbook.tomlfile import parse_toml
 from workbook.xlcalc import evaluate
 
 from .modelfile import regular_file
 from .refresh import conf
+from .source import read_source
 from .template import TICKER, blueprint, template_version, verify_structure
 
 DEFAULT_STORE = "estimates.sqlite"
@@ -42,14 +44,16 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "er_alembic_version"      # not alembic_version: a shared database may hold other tools' tables
 CONNECT_TIMEOUT_S = 10
 
-# Per forecast year: (line key in the store, defined name, required, label in 盈利预测调整表,
-# number format). A layout without a recurring-profit line (Non-IFRS in the everbright_hk layout) has no such name.
+# Per forecast year: (line key in the store, the layout role of the line it is read from,
+# required, label in 盈利预测调整表, number format). The line is found by its role, so any layout's
+# line keys and statement prefixes serve; a layout without a recurring-profit line (Non-IFRS in
+# the everbright_hk layout) has none to publish.
 YEARLY = (
-    ("revenue", "IS_revenue", True, "营业收入", "money"),
-    ("net_profit", "IS_net_profit", True, "净利润", "money"),
-    ("attributable_profit", "IS_attributable_profit", True, "归母净利润", "money"),
-    ("non_ifrs_net_profit", "IS_non_ifrs_net_profit", False, "Non-IFRS 净利润", "money"),
-    ("eps", "IS_eps", True, "每股收益（元）", "eps"),
+    ("revenue", "revenue", True, "营业收入", "money"),
+    ("net_profit", "net_profit", True, "净利润", "money"),
+    ("attributable_profit", "attributable_profit", True, "归母净利润", "money"),
+    ("non_ifrs_net_profit", "recurring_profit", False, "Non-IFRS 净利润", "money"),
+    ("eps", "eps", True, "每股收益（元）", "eps"),
 )
 # Once per version: (attribute of Estimates, label, number format).
 SCALARS = (("target_price", "目标价", "price"), ("rating", "评级", "text"))
@@ -123,6 +127,30 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def published_cells(package: xlsx.Package) -> dict[str, list[tuple[str, str]]]:
+    """Store key -> the home cells of the line it is read from, in year order: the line its
+    layout gives the role (the layout the model stored on its _source sheet; a model built before
+    that reads the role's own key), found through the blueprint, so no defined name is assumed."""
+    try:
+        layout_name, layout_text = read_source(package)["layout"]
+        roles = dict(parse_toml(layout_text, layout_name).get("roles") or {})
+    except DataError:
+        roles = {}
+    homes: dict[str, list] = {}
+    for row in blueprint(package):
+        if row["kind"] != "mirror":
+            homes.setdefault(row["key"], []).append((row["sheet"], row["cell"]))
+    out = {}
+    for key, role, required, _label, _fmt in YEARLY:
+        cells = homes.get(roles.get(role, role), [])
+        if not cells and required:
+            raise xlsx.WorkbookError(f"{package.path.name}: the template has no {role} line to publish; "
+                                     "rebuild the template")
+        if cells:
+            out[key] = cells
+    return out
+
+
 def read_model(path: str | Path) -> Estimates:
     """The estimates a model file carries; WorkbookError if it is not an intact model or a
     figure to publish is not a number."""
@@ -164,12 +192,11 @@ def _read(path: Path) -> tuple[Estimates, xlsx.Package]:
         return row
 
     # Forecast years are where the template put formulas, not typed figures: the blueprint says so.
-    forecast = [year_of(c)["year"] for c in package.name_cells("IS_revenue") if year_of(c)["kind"] != "input"]
+    published = published_cells(package)
+    forecast = [year_of(c)["year"] for c in published["revenue"] if year_of(c)["kind"] != "input"]
     years = {year: {} for year in forecast}
-    for key, name, required, _label, _fmt in YEARLY:
-        if name not in package.names and not required:
-            continue
-        for cell in package.name_cells(name):
+    for key, cells in published.items():
+        for cell in cells:
             year = year_of(cell)["year"]
             if year in years:
                 years[year][key] = number(cell, f"{key} {year}")
@@ -428,7 +455,7 @@ def revision_table(old: Estimates, new: Estimates) -> list[RevisionRow]:
     marked NEW or DROPPED), then target price and rating."""
     years = list(old.years) + [y for y in new.years if y not in old.years]
     rows = []
-    for key, _name, _required, label, _fmt in YEARLY:
+    for key, _role, _required, label, _fmt in YEARLY:
         if not any(key in lines for side in (old, new) for lines in side.years.values()):
             continue  # a layout without this line (no recurring profit)
         for year in years:

@@ -39,7 +39,7 @@ from workbook.xlcalc import evaluate, same_value
 
 from .audit import audit
 from .source import RollError, current_inputs, load_company, read_source, stored_and_current  # noqa: F401 - roll's API keeps these names
-from .estimates import STATUS_LABELS, Estimates, RevisionRow, read_model, render_revisions, revision_table
+from .estimates import STATUS_LABELS, Estimates, RevisionRow, published_cells, read_model, render_revisions, revision_table
 from .modelfile import regular_file
 from .template import blueprint, settings_as_values, verify_structure
 
@@ -380,14 +380,15 @@ def _styles(package: xlsx.Package) -> dict:
     def of_name(name: str) -> str:
         return style_of(*package.name_cells(name)[-1])
 
-    revenue_sheet, revenue_ref = package.name_cells("IS_revenue")[-1]
+    published = published_cells(package)
+    revenue_sheet, revenue_ref = published["revenue"][-1]
     row = xlsx.split_ref(revenue_ref)[0] - 1
     return {"title": style_of(revenue_sheet, cell_name(TITLE_ROW, LABEL_COL)),
             "subtitle": style_of(revenue_sheet, cell_name(SUBTITLE_ROW, LABEL_COL)),
             "header": style_of(revenue_sheet, cell_name(HEADER_ROW, LABEL_COL)),
             "label": style_of(revenue_sheet, cell_name(row, LABEL_COL)),
-            "english": style_of(revenue_sheet, cell_name(row, ENGLISH_COL)), "money": of_name("IS_revenue"),
-            "eps": of_name("IS_eps"), "price": of_name(market_name("price_local")), "pct": of_name(rating_name("upside")),
+            "english": style_of(revenue_sheet, cell_name(row, ENGLISH_COL)), "money": style_of(revenue_sheet, revenue_ref),
+            "eps": style_of(*published["eps"][-1]), "price": of_name(market_name("price_local")), "pct": of_name(rating_name("upside")),
             "text": of_name(rating_name("computed_rating"))}
 
 

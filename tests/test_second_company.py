@@ -252,6 +252,26 @@ def test_a_third_company_in_a_third_layout_needs_no_python(tmp_path):
     assert rated.value("computed_rating") == "推荐"  # 20% - 5% = 15% excess, above the 10% band
 
 
+
+def test_a_model_in_any_layout_publishes_its_estimates_by_role(tmp_path):
+    """The estimates history reads revenue, profit and EPS by the role the layout gives a line,
+    not by a name: here revenue is the line `sales`, under a statement prefix of the layout's own."""
+    from addin.estimates import read_model
+    from workbook.build import build
+    (tmp_path / "fictional_simple.toml").write_text(THIRD_LAYOUT.replace('prefix = "IS"', 'prefix = "PL"'),
+                                                   encoding="utf-8")
+    data = tmp_path / "lighthouse.toml"
+    data.write_text(THIRD_COMPANY, encoding="utf-8")
+    company = load(data)
+    model = build_model(company)
+    estimates = read_model(build(tmp_path / "lighthouse.xlsm", company))
+    forecast = [y.label for y in company.forecast_years]
+    assert sorted(estimates.years) == sorted(forecast)
+    for year in forecast:
+        assert estimates.years[year]["revenue"] == pytest.approx(model.value("sales", year), rel=1e-12)
+        assert estimates.years[year]["eps"] == pytest.approx(model.value("eps", year), rel=1e-12)
+        assert "non_ifrs_net_profit" not in estimates.years[year]  # the layout names no recurring profit
+
 def test_a_layout_mistake_is_one_sentence(tmp_path):
     (tmp_path / "fictional_simple.toml").write_text(THIRD_LAYOUT.replace('formula = "sales - costs"', 'formula = "sales - cost"'),
                                                     encoding="utf-8")
