@@ -63,7 +63,7 @@ def version_tuple(text: str) -> tuple:
 
 
 def blueprint(package: xlsx.Package) -> list[dict]:
-    """The blueprint rows: sheet, cell, kind, key, year, formula (and label), every one a string.
+    """The blueprint rows: sheet, cell, kind, key, year, formula (and label, name), every one a string.
     WorkbookError naming the cell if the blueprint was damaged (header renamed, a cell holding a
     number or garbage where a sheet, a cell reference or a kind belongs)."""
     sheet = package.sheets.get(BLUEPRINT)
@@ -132,6 +132,11 @@ def verify_structure(package: xlsx.Package, require_vba: bool = True) -> None:
         package.name_cells(needed)
     for defined in template_names(package, rows):
         package.name_cells(defined)
+    for row in rows:  # every line's own name, which the analyst's formulas and the VBA may use
+        if row.get("name") and row["name"] not in package.names:
+            raise xlsx.WorkbookError(f"{name}: the defined name {row['name']} is missing (deleted?); it names "
+                                     f"{row['sheet']}!{row['cell']}. Restore it, or rebuild the template and carry "
+                                     "inputs over with `diff`")
     if require_vba and "xl/vbaProject.bin" not in package.members:
         raise xlsx.WorkbookError(f"{name}: the VBA project is missing (saved as .xlsx?); rebuild the template")
     for row in rows:

@@ -119,6 +119,17 @@ def test_a_broken_name_under_any_template_prefix_is_refused(prefix):
         verify_structure(package)
 
 
+
+@pytest.mark.parametrize("deleted", ["IS_revenue", "RAT_gross_margin", "BS_cash"])
+def test_a_deleted_line_name_is_refused(shipped, deleted):
+    """The blueprint records each home cell's name, so a line name an analyst deleted in Excel's
+    Name Manager is found at every door, not only the names refresh itself reads."""
+    _, _, model_file = shipped
+    package = xlsx.read(model_file)
+    del package.names[deleted]
+    with pytest.raises(xlsx.WorkbookError, match=f"the defined name {deleted} is missing"):
+        verify_structure(package)
+
 def test_a_blueprint_without_the_later_label_column_is_still_read():
     package = xlsx.read(XIAOMI)
     sheet = package.sheets[layout.BLUEPRINT]

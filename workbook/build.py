@@ -460,7 +460,8 @@ def _write_blueprint(ws, placement, labels: dict):
         ws.write_string(0, col, title)
     for i, cell in enumerate(sorted(placement.cells, key=lambda c: (c.sheet, c.row, c.col)), start=1):
         fields = {"sheet": cell.sheet, "cell": layout.cell_name(cell.row, cell.col), "kind": cell.kind, "key": cell.key,
-                  "year": cell.year or "", "formula": cell.formula or "", "label": labels.get((cell.sheet, cell.row), "")}
+                  "year": cell.year or "", "formula": cell.formula or "", "label": labels.get((cell.sheet, cell.row), ""),
+                  "name": cell.name or ""}
         for col, title in enumerate(BLUEPRINT_COLUMNS):
             ws.write_string(i, col, fields[title])
     ws.very_hidden()

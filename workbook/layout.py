@@ -71,10 +71,11 @@ class Sheet:
 COVER, DRIVERS, RATING, CHECKS, CONF = "封面", "预测假设", "评级", "校验", "xlwings.conf"
 BLUEPRINT = "_blueprint"  # very hidden: what the template built where, for check, diff and export
 # The blueprint's columns, named in its header row, one row per placed cell. Its readers find each
-# column by name and need all but the label, which templates before it lack (the Chinese label of
-# the cell's row, which `check` compares with what the row shows).
+# column by name and need all but the later ones, which older templates lack: the Chinese label of
+# the cell's row, which `check` compares with what the row shows, and the defined name over a
+# line's home cells, which `check` requires to be there.
 BLUEPRINT_REQUIRED = ("sheet", "cell", "kind", "key", "year", "formula")
-BLUEPRINT_COLUMNS = BLUEPRINT_REQUIRED + ("label",)
+BLUEPRINT_COLUMNS = BLUEPRINT_REQUIRED + ("label", "name")
 SOURCE = "_source"        # very hidden: the company and layout files the model was built from, for roll
 # Defined-name prefixes: a line is named <its home sheet's prefix>_<line key> (BASE_ for its base
 # year); a statement sheet's prefix is its layout's (spec.Statement.prefix).
@@ -248,6 +249,7 @@ class Cell:
     year: str | None            # None for a one-value line
     kind: str                   # one of CELL_KINDS
     formula: str | None = None  # Excel formula without "="
+    name: str | None = None     # the defined name over the line's home cells; None for a mirror
 
 
 @dataclass(frozen=True)
@@ -525,6 +527,8 @@ def _place_names(p: Placement, model_layout: spec.Layout) -> None:
         last = max(cells, key=lambda c: c.col)
         ref = cell_name(first.row, first.col, True) + ("" if first is last else ":" + cell_name(last.row, last.col, True))
         p.names[defined_name(prefix, key)] = f"{quote_sheet(sheet_name)}!{ref}"
+        for cell in cells:
+            cell.name = defined_name(prefix, key)
     weights = spec.valuation_plan(model_layout).weights
     if weights:
         p.names[WEIGHTS_NAME] = _Ranges(p, "").column(weights)
