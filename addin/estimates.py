@@ -26,7 +26,7 @@ from sqlalchemy import exc as sa_exc
 
 from udfs.constants import NOT_MEANINGFUL, NOT_VALUED
 from udfs.errors import DataError
-from workbook import xlsx
+from workbook import spec, xlsx
 from workbook.formats import EMPTY, show
 from workbook.layout import market_name, rating_name
 from workbook.tomlfile import parse_toml
@@ -128,26 +128,29 @@ def file_sha256(path: Path) -> str:
 
 
 def published_cells(package: xlsx.Package) -> dict[str, list[tuple[str, str]]]:
-    """Store key -> the home cells of the line it is read from, in year order: the line its
-    layout gives the role (the layout the model stored on its _source sheet; a model built before
-    that reads the role's own key), found through the blueprint, so no defined name is assumed."""
+    """Store key -> the cells of the line it is read from on its statement, in year order: the
+    line its layout gives the role (the layout the model stored on its _source sheet; a model
+    built before that has the default layout's roles), found through the blueprint, so no
+    defined name is assumed. A line's base-year cell on the drivers sheet is not among them."""
     try:
         layout_name, layout_text = read_source(package)["layout"]
         roles = dict(parse_toml(layout_text, layout_name).get("roles") or {})
     except DataError:
-        roles = {}
-    homes: dict[str, list] = {}
+        roles = dict(spec.load_layout().roles)
+    by_sheet: dict[str, dict[str, list]] = {}
     for row in blueprint(package):
         if row["kind"] != "mirror":
-            homes.setdefault(row["key"], []).append((row["sheet"], row["cell"]))
+            by_sheet.setdefault(row["key"], {}).setdefault(row["sheet"], []).append(row["cell"])
     out = {}
     for key, role, required, _label, _fmt in YEARLY:
-        cells = homes.get(roles.get(role, role), [])
-        if not cells and required:
-            raise xlsx.WorkbookError(f"{package.path.name}: the template has no {role} line to publish; "
-                                     "rebuild the template")
-        if cells:
-            out[key] = cells
+        sheets = by_sheet.get(roles.get(role, role), {})
+        if not sheets:
+            if required:
+                raise xlsx.WorkbookError(f"{package.path.name}: the template has no {role} line to publish; "
+                                         "rebuild the template")
+            continue
+        home = max(sheets, key=lambda sheet: len(sheets[sheet]))  # the statement row, every year of it
+        out[key] = [(home, cell) for cell in sorted(sheets[home], key=lambda ref: xlsx.split_ref(ref)[1])]
     return out
 
 

@@ -74,15 +74,18 @@ MAGIC = (
     (b"GIF8", "a GIF image", ""),
     (b"{\\rtf", "an RTF document", ""),
 )
-# Parts that tell which kind of zip package a file is.
+# Parts that tell which kind of zip package a file is. The advice holds wherever the analyst works;
+# CLI_ONLY_ADVICE adds what only the command line's --quotes can mean.
 ZIP_KINDS = (
-    ("xl/vbaProject.bin", "an Excel macro-enabled workbook (.xlsm), such as a model",
-     "the model is the file to refresh; --quotes takes a CSV or .xlsx sheet"),
+    ("xl/vbaProject.bin", "an Excel macro-enabled workbook (.xlsm), such as a model", "the model is the file to refresh"),
     ("xl/workbook.bin", "an Excel binary workbook (.xlsb)", SAVE_AS),
     ("word/document.xml", "a Word document", ""),
     ("ppt/presentation.xml", "a PowerPoint presentation", ""),
     ("content.xml", "an OpenDocument file (.ods/.odt)", SAVE_AS),
 )
+
+
+CLI_ONLY_ADVICE = {"an Excel macro-enabled workbook (.xlsm), such as a model": "--quotes takes a CSV or .xlsx sheet"}
 
 
 class QuoteError(QuoteSourceError):
@@ -263,8 +266,9 @@ def _decode(raw: bytes, name: str) -> str:
 def _identify(raw: bytes, name: str) -> str:
     """'csv' or 'xlsx'; QuoteError naming what the file is when it is neither."""
     def refuse(kind: str, advice: str):
-        # the advice speaks of the command line (--quotes); the workbook's refresh says its own
-        raise QuoteError(f"{name}: {kind}, not a quotes file", advice, "cli" if advice else None)
+        reason = f"{name}: {kind}, not a quotes file" + (f"; {advice}" if advice else "")
+        cli_fix = CLI_ONLY_ADVICE.get(kind, "")  # the workbook's refresh gives its own instead
+        raise QuoteError(reason, cli_fix, "cli" if cli_fix else None)
 
     for magic, kind, advice in MAGIC:
         if raw.startswith(magic):

@@ -9,8 +9,9 @@ import re
 
 from workbook import xlsx
 from workbook.layout import (
-    BLUEPRINT, BLUEPRINT_REQUIRED, CELL_KINDS, CONF, LABEL_COL, NAME_PREFIXES, REQUIRED_MARKET_LINES, TEMPLATE_VERSION,
-    TEMPLATE_VERSION_NAME, TEMPLATE_VERSION_PROPERTY, cell_name, market_name,
+    AUDIT_PREFIX, BLUEPRINT, BLUEPRINT_REQUIRED, CELL_KINDS, CHECK_PREFIX, CONF, FINDINGS_PREFIX, LABEL_COL, MARKET_PREFIX,
+    RATING_PREFIX, REQUIRED_MARKET_LINES, SENSITIVITY_COLS, SENSITIVITY_GRID, SENSITIVITY_ROWS, TEMPLATE_VERSION,
+    TEMPLATE_VERSION_NAME, TEMPLATE_VERSION_PROPERTY, WARNING_PREFIX, WEIGHTS_NAME, cell_name, market_name,
 )
 
 TICKER = market_name("ticker")
@@ -105,13 +106,24 @@ def blueprint(package: xlsx.Package) -> list[dict]:
     return out
 
 
+# Prefixes only the template's blocks use (checks, audit, findings, warnings): every name under
+# them is the build's. Other names the build gave are the ones the blueprint records.
+_BLOCK_PREFIXES = (CHECK_PREFIX, AUDIT_PREFIX, FINDINGS_PREFIX, WARNING_PREFIX)
+_BLOCK_NAMES = (WEIGHTS_NAME, SENSITIVITY_GRID, SENSITIVITY_ROWS, SENSITIVITY_COLS)
+# A template from before the blueprint recorded names: the prefixes its lines were named under.
+_UNRECORDED_LINE_PREFIXES = ("IS", "BS", "CF", "SUM", "DRV", "RAT", MARKET_PREFIX, RATING_PREFIX)
+
+
 def template_names(package: xlsx.Package, rows: list[dict]) -> list[str]:
-    """The defined names the build gave the model's cells: every name under the template's own
-    prefixes (layout.NAME_PREFIXES) and every line's name under its statement's prefix, which
-    the layout file chooses, told by the line key after the prefix being one the blueprint holds."""
-    keys = {row["key"] for row in rows}
+    """The defined names of this file that the build gave the model's cells: each line's own
+    name as the blueprint records it, and the blocks' names. Any other name is the analyst's
+    (a constant, a link to another book) and is left alone, whatever it is called."""
+    recorded = {row["name"] for row in rows if row.get("name")}
+    if recorded:
+        return [defined for defined in package.names if defined in recorded or defined in _BLOCK_NAMES
+                or defined.partition("_")[0] in _BLOCK_PREFIXES]
     return [defined for defined in package.names
-            if defined.partition("_")[0] in NAME_PREFIXES or defined.partition("_")[2] in keys]
+            if defined.partition("_")[0] in _BLOCK_PREFIXES + _UNRECORDED_LINE_PREFIXES]
 
 
 def verify_structure(package: xlsx.Package, require_vba: bool = True) -> None:

@@ -529,3 +529,19 @@ def test_the_workbook_message_follows_the_front_the_fix_was_written_for_not_its_
     with pytest.raises(QuoteError) as caught:
         validate(quote(price=100.0), "1810.HK", AS_OF, 5, **MODEL, front="excel")
     assert caught.value.front == "excel" and excel_quote_message(caught.value) == str(caught.value)
+
+
+@pytest.mark.parametrize("member, kept, dropped", [
+    ("xl/vbaProject.bin", "the model is the file to refresh", "--quotes"),
+    ("content.xml", "save it as .xlsx or CSV", None),
+])
+def test_the_workbooks_message_keeps_advice_that_holds_there(tmp_path, member, kept, dropped):
+    from addin.refresh import excel_quote_message
+    path = tmp_path / "wrong.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(member, "x")
+    with pytest.raises(QuoteError) as caught:
+        LocalQuotesFile(path).quote("1810.HK")
+    message = excel_quote_message(caught.value)
+    assert kept in str(caught.value) and kept in message
+    assert dropped is None or (dropped in str(caught.value) and dropped not in message)

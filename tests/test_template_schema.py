@@ -9,10 +9,11 @@ import pytest
 
 from addin import audit as audit_module
 from addin.audit import audit
-from addin.estimates import read_model, revision_table
+from addin.estimates import published_cells, read_model, revision_table
 from addin.refresh import MARKET_INPUTS
 from addin.roll import REVISIONS_SHEET, RollResult, add_revisions_sheet
 from addin.template import NewerTemplateError, blueprint, template_names, verify_structure
+from udfs.engine import BASE
 from workbook import layout, xlsx
 from workbook.build import template_findings, template_placement
 from workbook.company import load
@@ -48,7 +49,7 @@ def test_every_name_the_layout_places_is_the_templates(shipped):
 def test_every_name_in_the_template_is_under_a_prefix_the_template_declares(shipped):
     """No stray names: a bare `shares` or `wacc` would clash with a name the analyst defines."""
     company, _, model_file = shipped
-    declared = set(layout.NAME_PREFIXES) | {s.prefix for s in company.layout.statements} | {"SENS"}
+    declared = set(layout.NAME_PREFIXES) | {s.prefix for s in company.layout.statements}
     names = set(xlsx.read(model_file).names) - {layout.TEMPLATE_VERSION_NAME}
     assert sorted(n for n in names if n.split("_")[0] not in declared) == []
 
@@ -130,6 +131,16 @@ def test_a_deleted_line_name_is_refused(shipped, deleted):
     with pytest.raises(xlsx.WorkbookError, match=f"the defined name {deleted} is missing"):
         verify_structure(package)
 
+
+def test_the_analysts_own_names_are_left_alone(shipped):
+    """A constant, a name that happens to end in a line key, one under a line prefix and a link to
+    another book are the analyst's: no door refuses the model for them."""
+    _, _, model_file = shipped
+    package = xlsx.read(model_file)
+    package.names.update({"my_price": "1.05", "target_price": "42", "VAL_mine": "0.3", "old_eps": "[1]Sheet1!$A$1"})
+    verify_structure(package)
+    assert not {"my_price", "target_price", "VAL_mine", "old_eps"} & set(template_names(package, blueprint(package)))
+
 def test_a_blueprint_without_the_later_label_column_is_still_read():
     package = xlsx.read(XIAOMI)
     sheet = package.sheets[layout.BLUEPRINT]
@@ -197,3 +208,16 @@ def test_the_revision_sheet_has_the_layouts_rows(tmp_path):
     assert sheet.cells[cell_name(HEADER_ROW, LABEL_COL)].attrs["s"] == header_style  # the template's header row
     xml = package.members[sheet.path].decode("utf-8")
     assert f'ySplit="{FIRST_ROW}" topLeftCell="{cell_name(FIRST_ROW, LABEL_COL)}"' in xml
+
+
+def test_the_published_lines_are_read_from_their_statement_row_in_year_order(shipped):
+    """Not the base-year input on the drivers sheet: the revision sheet copies the style of the
+    last cell, which must be a forecast formula, not an input."""
+    company, _, model_file = shipped
+    package = xlsx.read(model_file)
+    rows = {(r["sheet"], r["cell"]): r for r in blueprint(package)}
+    years = [y.label for y in company.years if y.kind != BASE]
+    for key, cells in published_cells(package).items():
+        assert len({sheet for sheet, _ in cells}) == 1, key
+        assert [rows[c]["year"] for c in cells] == years, key
+        assert rows[cells[-1]]["kind"] == "formula", key

@@ -35,6 +35,7 @@ class InputError(DataError):
     """An argument that has no answer: an unknown rating scheme, segment method or scenario.
 
     Raised on purpose by the plain functions, so a Python caller reads the message; a worksheet
-    function's guard shows it as #VALUE!, the one error it treats as an expected outcome besides
-    undefined maths (a ValueError that Python itself raises is a bug, and in strict mode it
-    fails the test that reaches it)."""
+    function's guard shows it as #VALUE!. With `registry.Reject` (an argument Excel passed that
+    the function cannot take) and undefined maths, it is an outcome the guard expects; a
+    ValueError that Python itself raises is a bug, and in strict mode it fails the test that
+    reaches it."""

@@ -166,7 +166,6 @@ def excel_arith(op: str, left, right):
     return result if math.isfinite(result) else ERR_NUM
 
 
-
 def evaluate(node, lookup: Callable[[str, int], object], functions: dict[str, Callable], arith: Callable = excel_arith,
              vectors=None):
     """The formula's value; `lookup(key, lag)` gives a line's value, `functions` the callables,

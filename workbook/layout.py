@@ -84,10 +84,12 @@ RATIOS_PREFIX, VALUATION_BASES_PREFIX, VALUATION_PREFIX = "RAT", "VM", "VAL"
 RATING_PREFIX, CHECK_PREFIX, BASE_PREFIX = "RTG", "CHK", "BASE"
 # The blocks under the checks: the audit block, the report's findings, the sanity warnings.
 AUDIT_PREFIX, FINDINGS_PREFIX, WARNING_PREFIX = "AUD", "FND", "WRN"
-# Every prefix the template names cells under whatever the layout: what `check` verifies still
-# points at cells, with the names of the layout's statement lines.
+SENSITIVITY_PREFIX = "SENS"  # the engine-run sensitivity table, which refresh recomputes
+# Every prefix the template names cells under whatever the layout (the statements' prefixes are the
+# layout's own); an analyst's name under one of them is still the analyst's (addin/template.py).
 NAME_PREFIXES = (MARKET_PREFIX, SUMMARY_PREFIX, DRIVERS_PREFIX, SCENARIO_PREFIX, RATIOS_PREFIX, VALUATION_BASES_PREFIX,
-                 VALUATION_PREFIX, RATING_PREFIX, CHECK_PREFIX, BASE_PREFIX, AUDIT_PREFIX, FINDINGS_PREFIX, WARNING_PREFIX)
+                 VALUATION_PREFIX, RATING_PREFIX, CHECK_PREFIX, BASE_PREFIX, AUDIT_PREFIX, FINDINGS_PREFIX, WARNING_PREFIX,
+                 SENSITIVITY_PREFIX)
 
 
 def defined_name(prefix: str, key: str) -> str:
@@ -122,8 +124,9 @@ WARNINGS_YEARS, WARNINGS_STATUS = defined_name(WARNING_PREFIX, "years"), defined
 VALUATION, VALUATION_BASES = "估值", "估值测算"
 SENSITIVITY = "敏感性"
 # Defined names of the engine-run sensitivity table, which refresh recomputes (addin/refresh.py).
-SENSITIVITY_GRID, SENSITIVITY_ROWS, SENSITIVITY_COLS = "SENS_eps_grid", "SENS_eps_rows", "SENS_eps_cols"
-SENSITIVITY_SPEC = "SENS_eps_spec"   # "driver a|driver b|line|year"
+SENSITIVITY_GRID, SENSITIVITY_ROWS, SENSITIVITY_COLS = (defined_name(SENSITIVITY_PREFIX, f"eps_{part}")
+                                                     for part in ("grid", "rows", "cols"))
+SENSITIVITY_SPEC = defined_name(SENSITIVITY_PREFIX, "eps_spec")   # "driver a|driver b|line|year"
 WACC_STEPS = (-0.015, -0.01, -0.005, 0.0, 0.005, 0.01, 0.015)     # around the model's WACC, down the rows
 GROWTH_STEPS = (-0.015, -0.01, -0.005, 0.0, 0.005, 0.01, 0.015)   # around its terminal growth, across
 MULTIPLE_FACTORS = (0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)            # times the target P/E, down the rows

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 
-from udfs.engine import FORECAST_ONLY, Line, Values, bind_drivers, driver_key, evaluate, run_checks, run_warnings
+from udfs.engine import BASE, FORECAST_ONLY, Line, Values, bind_drivers, driver_key, evaluate, run_checks, run_warnings
 from udfs.errors import DataError
 from udfs.forecast import METHODS
 
@@ -49,7 +49,7 @@ class Model:
         """One table's yearly lines as a DataFrame: rows are lines (indexed by key, with the
         label in a column), columns the year labels; NM and error values stay as text."""
         rows = [line for line in self.lines if line.table == table and not line.scalar]
-        years = [y for y in self.values.years if y.kind != "base"]
+        years = [y for y in self.values.years if y.kind != BASE]
         data = {y.label: [self.values.get(line.key, y.label) for line in rows] for y in years}
         import pandas as pd  # only the DataFrame face needs it: refresh runs the engine without pandas
         frame = pd.DataFrame(data, index=pd.Index([line.key for line in rows], name="line"))
@@ -67,7 +67,7 @@ class Model:
         """The summary table as the layout prints it, with its own labels."""
         rows = self.company.layout.summary_rows
         by_key = {line.key: line for line in self.lines}
-        years = [y for y in self.values.years if y.kind != "base"]
+        years = [y for y in self.values.years if y.kind != BASE]
         keys = [key for key, _ in rows]
         import pandas as pd
         frame = pd.DataFrame({y.label: [self.values.get(k, y.label) for k in keys] for y in years},

@@ -32,7 +32,7 @@ LAYOUT_FORMAT_VERSION = 1
 CURRENCIES_FILE = Path(__file__).parent / "data" / "currencies.toml"
 COMMON_LINES_FILE = Path(__file__).parent / "data" / "common_lines.toml"
 
-# Roles every layout must map to one of its lines: the common lines below, the ratios a
+# Roles every layout must map to one of its lines: the common lines (COMMON_LINES_FILE), the ratios a
 # professional expects and the estimates history read them.
 REQUIRED_ROLES = ("revenue", "net_profit", "attributable_profit", "eps", "cash", "total_assets",
                   "total_liabilities", "shareholders_equity", "net_cash_flow")
