@@ -221,3 +221,16 @@ def test_the_published_lines_are_read_from_their_statement_row_in_year_order(shi
         assert len({sheet for sheet, _ in cells}) == 1, key
         assert [rows[c]["year"] for c in cells] == years, key
         assert rows[cells[-1]]["kind"] == "formula", key
+
+
+@pytest.mark.parametrize("extra, says", [
+    ('\n[[lines]]\nkey = "ticker"\ntable = "market"\nzh = "x"\nen = "x"\n', "line 'ticker' is declared twice"),
+    ('\n[[lines]]\nkey = "odd"\ntable = "income"\nzh = "x"\nen = "x"\n', "is not one of market, rating"),
+    ('\n[[lines]]\nkey = "odd"\ntable = "market"\nzh = "x"\nen = "x"\nweight = 1\n', "unknown field 'weight'"),
+])
+def test_the_common_lines_file_is_checked_like_a_layout(tmp_path, extra, says):
+    from workbook import spec
+    damaged = tmp_path / "common_lines.toml"
+    damaged.write_text(spec.COMMON_LINES_FILE.read_text(encoding="utf-8") + extra, encoding="utf-8")
+    with pytest.raises(spec.LayoutError, match=says):
+        spec._load_common_lines(damaged)

@@ -362,6 +362,9 @@ def _load_common_lines(path: Path) -> tuple[list[Line], frozenset]:
         raise LayoutError(f"{path.name}: format_version must be {LAYOUT_FORMAT_VERSION}")
     lines = [replace(_line(raw, f"{path.name}: [[lines]] #{i + 1} {raw.get('key', '')!r}", tables=(MARKET, RATING)), scalar=True)
              for i, raw in enumerate(data.get("lines", []))]
+    keys = [line.key for line in lines]
+    if len(set(keys)) != len(keys):
+        raise LayoutError(f"{path.name}: line {next(k for k in keys if keys.count(k) > 1)!r} is declared twice")
     bold = frozenset(data.get("bold", []))
     unknown = sorted(bold - {line.key for line in lines})
     if unknown:
