@@ -18,6 +18,7 @@ the previous version as the newest timestamped backup and renames into place (ad
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -226,18 +227,33 @@ def sensitivity_cells(package: xlsx.Package, model_name: str) -> dict:
         return {}
     grid = package.name_cells(SENSITIVITY_GRID)
     rows, cols = package.name_cells(SENSITIVITY_ROWS), package.name_cells(SENSITIVITY_COLS)
+    not_available = {cell: ERR_NA for cell in grid}
+    spec = package.names.get(SENSITIVITY_SPEC, "").strip().strip('"').split("|")
+    xs, ys = [_axis_value(package.value(*c)) for c in rows], [_axis_value(package.value(*c)) for c in cols]
+    if len(spec) != 4 or None in xs or None in ys:  # a damaged table, an axis cell cleared or not a number
+        return not_available
+    a, b, line, year = spec
     try:
-        a, b, line, year = package.names[SENSITIVITY_SPEC].strip().strip('"').split("|")
-        xs = [float(package.value(*c)) for c in rows]
-        ys = [float(package.value(*c)) for c in cols]
         company = current_company(package, model_name)
         choice = defined_name(DRIVERS_PREFIX, SCENARIO_KEY)  # the drivers sheet's scenario cell
         chosen = package.value(*package.name_cells(choice)[0]) if choice in package.names else None
         scenario = chosen.strip().lower() if isinstance(chosen, str) and chosen.strip() else None
         values = driver_sensitivity(company, a, xs, b, ys, line, year, scenario=scenario)
-    except (ModelError, ValueError):  # a company that cannot be rebuilt, an axis cell that is not a number
-        return {cell: ERR_NA for cell in grid}
+    except ModelError:  # a company that cannot be rebuilt
+        return not_available
     return {cell: values[i // len(ys)][i % len(ys)] for i, cell in enumerate(grid)}
+
+
+def _axis_value(value) -> float | None:
+    """A sensitivity axis cell as the driver value to run (a number, or text that reads as one),
+    None when it is empty or holds anything else."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _verify(temp: Path, original: xlsx.Package, replaced: dict, changes: dict) -> None:

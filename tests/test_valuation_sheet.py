@@ -238,3 +238,29 @@ def test_refresh_re_runs_the_driver_grid_on_the_workbooks_current_drivers(tmp_pa
     assert grid == pytest.approx([v for row in expected for v in row], rel=1e-12)
     before = driver_sensitivity(company, a, xs, b, ys, "val_eps", company.forecast_years[0].label)
     assert grid[12] != pytest.approx(before[2][2], rel=1e-9)  # the change moved the table
+
+
+@pytest.mark.parametrize("typed", [None, "five", "0.01"])
+def test_a_cleared_or_text_sensitivity_axis_cell_shows_na_not_a_traceback(tmp_path, typed):
+    """Refresh re-runs the EPS table on the axis cells as they are; one cleared or holding text
+    that is not a number gives #N/A across the table, numeric text is read as its number."""
+    from conftest import ROOT
+    from addin.refresh import refresh_file
+    from udfs.constants import ERR_NA
+    from workbook import xlsx
+    model = tmp_path / "m.xlsm"
+    model.write_bytes((ROOT / "workbook" / "xiaomi_1810hk_model.xlsm").read_bytes())
+    package = xlsx.read(model)
+    first_axis_cell = package.name_cells("SENS_eps_rows")[0]
+    typed_file = tmp_path / "typed.xlsm"
+    xlsx.type_values(package, {first_axis_cell: typed}, typed_file)
+    typed_file.replace(model)
+    quotes = tmp_path / "q.csv"
+    quotes.write_text("ticker,price,currency,price_date,fx_to_reporting,benchmark_level,source\n"
+                      "1810.HK,40.20,HKD,2025-12-19,0.9049,,test\n", encoding="utf-8")
+    refresh_file(model, str(quotes), as_of=__import__("datetime").date(2025, 12, 19))
+    grid = [xlsx.read(model).value(*c) for c in package.name_cells("SENS_eps_grid")]
+    if typed == "0.01":
+        assert all(isinstance(v, float) for v in grid)
+    else:
+        assert set(grid) == {ERR_NA}
