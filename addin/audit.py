@@ -16,8 +16,8 @@ from udfs.constants import EXCEL_ERRORS
 from udfs.functions import BY_EXCEL_NAME
 from workbook import xlsx
 from workbook.layout import (
-    CHECKS, CONF, FINDINGS_BEYOND, FINDINGS_FIELDS, FINDINGS_WITHIN, HEADER_ROW, LABEL_COL, TEMPLATE_VERSION,
-    WARNING_PREFIX, WARNINGS_STATUS, WARNINGS_YEARS, cell_name, defined_name,
+    CHECKS, CONF, FINDINGS_BEYOND, FINDINGS_FIELDS, FINDINGS_WITHIN, HEADER_ROW, TEMPLATE_VERSION,
+    WARNING_PREFIX, WARNINGS_STATUS, WARNINGS_YEARS, cell_name, defined_name, label_cell,
 )
 from workbook.xlcalc import NATIVE, LAZY, evaluate, parse
 
@@ -157,9 +157,8 @@ def audit(path: str | Path | xlsx.Package, values: dict | None = None) -> Audit:
                 status = values.get((CHECKS, ref))
                 result.checks_run += 1
                 if status != "OK":
-                    row, col = xlsx.split_ref(ref)
-                    label = package.value(CHECKS, cell_name(row - 1, LABEL_COL))
-                    year = package.value(CHECKS, cell_name(HEADER_ROW, col - 1))
+                    label = package.value(CHECKS, label_cell(ref))
+                    year = package.value(CHECKS, cell_name(HEADER_ROW, xlsx.split_ref(ref)[1] - 1))
                     result.check_failures.append((label, year, status))
                     failing.append((CHECKS, ref))
         if failing:
@@ -181,7 +180,7 @@ def _read_warnings(package: xlsx.Package, values: dict, result: Audit) -> None:
                 status = values.get((sheet, cell))
                 result.warnings_run += 1
                 if status not in ("OK", "NM"):
-                    label = package.value(sheet, cell_name(xlsx.split_ref(cell)[0] - 1, LABEL_COL))
+                    label = package.value(sheet, label_cell(cell))
                     result.warnings.append((label, year, status))
 
 

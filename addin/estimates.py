@@ -127,18 +127,19 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def published_cells(package: xlsx.Package) -> dict[str, list[tuple[str, str]]]:
+def published_cells(package: xlsx.Package, rows: list[dict] | None = None) -> dict[str, list[tuple[str, str]]]:
     """Store key -> the cells of the line it is read from on its statement, in year order: the
     line its layout gives the role (the layout the model stored on its _source sheet; a model
     built before that has the default layout's roles), found through the blueprint, so no
-    defined name is assumed. A line's base-year cell on the drivers sheet is not among them."""
+    defined name is assumed. A line's base-year cell on the drivers sheet is not among them.
+    `rows`: the blueprint, when the caller has read it already."""
     try:
         layout_name, layout_text = read_source(package)["layout"]
         roles = dict(parse_toml(layout_text, layout_name).get("roles") or {})
     except DataError:
         roles = dict(spec.load_layout().roles)
     by_sheet: dict[str, dict[str, list]] = {}
-    for row in blueprint(package):
+    for row in blueprint(package) if rows is None else rows:
         if row["kind"] != "mirror":
             by_sheet.setdefault(row["key"], {}).setdefault(row["sheet"], []).append(row["cell"])
     out = {}
@@ -195,7 +196,7 @@ def _read(path: Path) -> tuple[Estimates, xlsx.Package]:
         return row
 
     # Forecast years are where the template put formulas, not typed figures: the blueprint says so.
-    published = published_cells(package)
+    published = published_cells(package, list(rows.values()))
     forecast = [year_of(c)["year"] for c in published["revenue"] if year_of(c)["kind"] != "input"]
     years = {year: {} for year in forecast}
     for key, cells in published.items():

@@ -74,18 +74,16 @@ MAGIC = (
     (b"GIF8", "a GIF image", ""),
     (b"{\\rtf", "an RTF document", ""),
 )
-# Parts that tell which kind of zip package a file is. The advice holds wherever the analyst works;
-# CLI_ONLY_ADVICE adds what only the command line's --quotes can mean.
+# Parts that tell which kind of zip package a file is: (part, kind, advice that holds wherever the
+# analyst works, advice only the command line's --quotes can mean).
 ZIP_KINDS = (
-    ("xl/vbaProject.bin", "an Excel macro-enabled workbook (.xlsm), such as a model", "the model is the file to refresh"),
-    ("xl/workbook.bin", "an Excel binary workbook (.xlsb)", SAVE_AS),
-    ("word/document.xml", "a Word document", ""),
-    ("ppt/presentation.xml", "a PowerPoint presentation", ""),
-    ("content.xml", "an OpenDocument file (.ods/.odt)", SAVE_AS),
+    ("xl/vbaProject.bin", "an Excel macro-enabled workbook (.xlsm), such as a model", "the model is the file to refresh",
+     "--quotes takes a CSV or .xlsx sheet"),
+    ("xl/workbook.bin", "an Excel binary workbook (.xlsb)", SAVE_AS, ""),
+    ("word/document.xml", "a Word document", "", ""),
+    ("ppt/presentation.xml", "a PowerPoint presentation", "", ""),
+    ("content.xml", "an OpenDocument file (.ods/.odt)", SAVE_AS, ""),
 )
-
-
-CLI_ONLY_ADVICE = {"an Excel macro-enabled workbook (.xlsm), such as a model": "--quotes takes a CSV or .xlsx sheet"}
 
 
 class QuoteError(QuoteSourceError):
@@ -216,19 +214,20 @@ def _read_regular_file(path: Path) -> bytes:
     return raw
 
 
-def _zip_kind(raw: bytes, name: str) -> tuple[str, str] | None:
-    """None for an .xlsx sheet we may read; otherwise (what the zip is, advice), for the refusal."""
+def _zip_kind(raw: bytes, name: str) -> tuple[str, str, str] | None:
+    """None for an .xlsx sheet we may read; otherwise (what the zip is, advice, command-line advice),
+    for the refusal."""
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as archive:
             infos = archive.infolist()
     except (zipfile.BadZipFile, EOFError, ValueError):
-        return "a damaged zip archive (or a damaged .xlsx)", "open it in Excel and save it again"
+        return "a damaged zip archive (or a damaged .xlsx)", "open it in Excel and save it again", ""
     names = {i.filename for i in infos}
-    for part, kind, advice in ZIP_KINDS:
+    for part, kind, advice, cli_fix in ZIP_KINDS:
         if part in names:
-            return kind, advice
+            return kind, advice, cli_fix
     if "xl/workbook.xml" not in names:
-        return "a zip archive", ""
+        return "a zip archive", "", ""
     if sum(i.file_size for i in infos) > MAX_UNZIPPED_BYTES:
         raise QuoteError(f"{name}: an .xlsx that expands beyond {MAX_UNZIPPED_BYTES // 1_000_000} MB; "
                          "not a quotes sheet")
@@ -265,10 +264,9 @@ def _decode(raw: bytes, name: str) -> str:
 
 def _identify(raw: bytes, name: str) -> str:
     """'csv' or 'xlsx'; QuoteError naming what the file is when it is neither."""
-    def refuse(kind: str, advice: str):
+    def refuse(kind: str, advice: str, cli_fix: str = ""):
         reason = f"{name}: {kind}, not a quotes file" + (f"; {advice}" if advice else "")
-        cli_fix = CLI_ONLY_ADVICE.get(kind, "")  # the workbook's refresh gives its own instead
-        raise QuoteError(reason, cli_fix, "cli" if cli_fix else None)
+        raise QuoteError(reason, cli_fix, "cli" if cli_fix else None)  # the workbook's refresh gives its own fix
 
     for magic, kind, advice in MAGIC:
         if raw.startswith(magic):

@@ -12,7 +12,7 @@ from pathlib import Path
 from workbook import xlsx
 from workbook.files import atomic_path
 from workbook.formats import show
-from workbook.layout import BLUEPRINT, CONF, COVER, LABEL_COL, SOURCE, cell_name
+from workbook.layout import BLUEPRINT, CONF, COVER, LABEL_COL, SOURCE, cell_name, label_cell
 from workbook.spec import LINES
 from workbook.xlcalc import evaluate
 
@@ -273,8 +273,7 @@ class Diff:
 
 
 def _label(package: xlsx.Package, sheet: str, ref: str, key: str) -> str:
-    row = xlsx.split_ref(ref)[0]
-    label = package.value(sheet, cell_name(row - 1, LABEL_COL))
+    label = package.value(sheet, label_cell(ref))
     return f"{sheet} {label}" if isinstance(label, str) else f"{sheet} {key}"
 
 

@@ -17,8 +17,9 @@ import tomli_w
 from udfs.engine import ACTUAL, BASE, FORECAST, driver_key
 from udfs.errors import DataError
 from workbook import spec, xlsx
-from workbook.company import CompanyDataError, load
+from workbook.company import SCENARIO_CASES, CompanyDataError, load
 from workbook.layout import SOURCE
+from workbook.model import scenario_key
 from workbook.tomlfile import parse_toml
 
 from .template import blueprint
@@ -85,8 +86,8 @@ def current_inputs(package: xlsx.Package, data: dict, layout: spec.Layout, kinds
     drivers = {**driven, **standalone}
     valuation_inputs = {line.key for line in spec.valuation_plan(layout).scalars if line.formula is None}
     valuation_inputs -= {"first_forecast", "last_forecast", "last_reported"}  # follow the years, not the analyst
-    cases = {f"{case}_{driver_key(key)}": (case, key) for key in data.get("scenarios", {}).get("drivers", [])
-             for case in ("base", "bear", "bull")}
+    cases = {scenario_key(case, key): (case, key) for key in data.get("scenarios", {}).get("drivers", [])
+             for case in ("base", *SCENARIO_CASES)}
     for row in blueprint(package):
         if row["kind"] != "input":
             continue

@@ -9,9 +9,10 @@ import re
 
 from workbook import xlsx
 from workbook.layout import (
-    AUDIT_PREFIX, BLUEPRINT, BLUEPRINT_REQUIRED, CELL_KINDS, CHECK_PREFIX, CONF, FINDINGS_PREFIX, LABEL_COL, MARKET_PREFIX,
-    RATING_PREFIX, REQUIRED_MARKET_LINES, SENSITIVITY_COLS, SENSITIVITY_GRID, SENSITIVITY_ROWS, TEMPLATE_VERSION,
-    TEMPLATE_VERSION_NAME, TEMPLATE_VERSION_PROPERTY, WARNING_PREFIX, WEIGHTS_NAME, cell_name, market_name,
+    AUDIT_PREFIX, BLUEPRINT, BLUEPRINT_REQUIRED, CELL_KINDS, CHECK_PREFIX, CONF, DRIVERS_PREFIX, FINDINGS_PREFIX,
+    MARKET_PREFIX, RATING_PREFIX, RATIOS_PREFIX, REQUIRED_MARKET_LINES, SENSITIVITY_COLS, SENSITIVITY_GRID,
+    SENSITIVITY_ROWS, SUMMARY_PREFIX, TEMPLATE_VERSION, TEMPLATE_VERSION_NAME, TEMPLATE_VERSION_PROPERTY, WARNING_PREFIX,
+    WEIGHTS_NAME, label_cell, market_name,
 )
 
 TICKER = market_name("ticker")
@@ -111,7 +112,7 @@ def blueprint(package: xlsx.Package) -> list[dict]:
 _BLOCK_PREFIXES = (CHECK_PREFIX, AUDIT_PREFIX, FINDINGS_PREFIX, WARNING_PREFIX)
 _BLOCK_NAMES = (WEIGHTS_NAME, SENSITIVITY_GRID, SENSITIVITY_ROWS, SENSITIVITY_COLS)
 # A template from before the blueprint recorded names: the prefixes its lines were named under.
-_UNRECORDED_LINE_PREFIXES = ("IS", "BS", "CF", "SUM", "DRV", "RAT", MARKET_PREFIX, RATING_PREFIX)
+_UNRECORDED_LINE_PREFIXES = ("IS", "BS", "CF", SUMMARY_PREFIX, DRIVERS_PREFIX, RATIOS_PREFIX, MARKET_PREFIX, RATING_PREFIX)
 
 
 def template_names(package: xlsx.Package, rows: list[dict]) -> list[str]:
@@ -154,11 +155,10 @@ def verify_structure(package: xlsx.Package, require_vba: bool = True) -> None:
     for row in rows:
         label = row.get("label")
         if label:
-            r, _ = xlsx.split_ref(row["cell"])
-            label_cell = cell_name(r - 1, LABEL_COL)
-            shown = package.value(row["sheet"], label_cell)
+            where = label_cell(row["cell"])
+            shown = package.value(row["sheet"], where)
             if shown != label:
-                raise xlsx.WorkbookError(f"{name}: {row['sheet']}!{label_cell} reads {shown!r}, the template put {label!r} "
+                raise xlsx.WorkbookError(f"{name}: {row['sheet']}!{where} reads {shown!r}, the template put {label!r} "
                                          "there (rows or labels moved); the model's cells no longer mean what they did")
         if row["kind"] in ("formula", "mirror"):
             value = package.value(row["sheet"], row["cell"])

@@ -21,7 +21,6 @@ from .vba_modules import REFRESH_MACRO, UDF_MODULE, project_modules
 from .vbaproject import vba_project_bin
 from udfs import formula as fx
 from udfs.engine import BASE, driver_key
-from udfs.functions import BY_FORMULA_NAME
 from udfs.forecast import METHODS
 from udfs.rating import schemes
 
@@ -382,21 +381,6 @@ def _write_warnings(ws, placement, model: Model, styles: Styles, company: Compan
     warnings = company.layout.warnings
     sheet = layout.CHECKS
     columns = placement.year_cols[sheet]
-    positions = {y.label: i for i, y in enumerate(placement.years)}
-    labels = [y.label for y in placement.years]
-
-    def translator(year: str):
-        # As the checks' formulas are translated (workbook/layout.py): lines by lag, scalars absolute.
-        def address(key: str, lag: int) -> str:
-            if placement.lines[key].scalar:
-                return placement.address(key, None, sheet, absolute=True)
-            pos = positions[year] - lag
-            return placement.address(key, labels[pos], sheet) if pos >= 0 and (key, labels[pos]) in placement.home else "NA()"
-        return address
-
-    def excel_name(function: str) -> str:
-        return BY_FORMULA_NAME[function].excel_name
-
     results = {(w["warning"], w["year"]): w["status"] for w in model.warnings}
     min_col, max_col = block.bounds
     ws.merge_range(block.title, LABEL_COL, block.title, max_col, "合理性提示 Sanity warnings（勾稽无误但不合理的数字；不影响校验状态）",
@@ -415,8 +399,8 @@ def _write_warnings(ws, placement, model: Model, styles: Styles, company: Compan
                 ws.write_number(r, col, bound, styles.get("money2", "input", False))
         low, high = layout.cell_name(r, min_col, True), layout.cell_name(r, max_col, True)
         for j, year in enumerate(columns):
-            value = fx.to_excel(fx.parse(warning.value), translator(year), excel_name)
-            ws.write_formula(r, FIRST_VALUE_COL + j, f"={excel_name('warn')}({value},{low},{high})",
+            value = fx.to_excel(fx.parse(warning.value), layout.translator(placement, sheet, year), layout.excel_name)
+            ws.write_formula(r, FIRST_VALUE_COL + j, f"={layout.excel_name('warn')}({value},{low},{high})",
                              styles.plain(align="center"), results[(warning.key, year)])
     status_range = (f"{layout.cell_name(block.rows[0], FIRST_VALUE_COL)}:"
                     f"{layout.cell_name(block.rows[-1], FIRST_VALUE_COL + len(columns) - 1)}")

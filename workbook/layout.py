@@ -16,7 +16,7 @@ from udfs.engine import ACTUAL, BASE, FORECAST, FORECAST_ONLY, Line, Year, drive
 from udfs.functions import BY_FORMULA_NAME
 
 from . import spec
-from .xlsx import col_letters
+from .xlsx import col_letters, split_ref
 
 # The template's version: stamped into every workbook, as a custom document property and as a
 # defined name (Excel and LibreOffice keep both); `check` compares it with this add-in's.
@@ -236,6 +236,11 @@ def cell_name(row: int, col: int, absolute: bool = False) -> str:
     return f"{d}{col_name(col)}{d}{row + 1}"
 
 
+def label_cell(ref: str) -> str:
+    """The label cell of the row a cell (A1 reference) sits in: where its line's name is written."""
+    return cell_name(split_ref(ref)[0] - 1, LABEL_COL)
+
+
 def quote_sheet(name: str) -> str:
     return "'" + name.replace("'", "''") + "'"
 
@@ -417,7 +422,7 @@ def _place_homes(p: Placement) -> None:
         p.rows[sheet.name] = placed
 
 
-def _translator(p: Placement, sheet_name: str, year: str | None):
+def translator(p: Placement, sheet_name: str, year: str | None):
     """How a formula on `sheet_name` in `year` addresses a line (a prior year outside the model: NA())."""
     labels = [y.label for y in p.years]
 
@@ -431,7 +436,7 @@ def _translator(p: Placement, sheet_name: str, year: str | None):
     return address
 
 
-def _excel_name(function: str) -> str:
+def excel_name(function: str) -> str:
     return BY_FORMULA_NAME[function].excel_name
 
 
@@ -442,7 +447,7 @@ def _place_formulas(p: Placement) -> None:
         line_ = p.lines[cell.key]
         if cell.kind == "formula":
             text = line_.formula if cell.year is None else line_.formula_in(kinds[cell.year])
-            cell.formula = fx.to_excel(fx.parse(text), _translator(p, cell.sheet, cell.year), _excel_name, _Ranges(p, cell.sheet))
+            cell.formula = fx.to_excel(fx.parse(text), translator(p, cell.sheet, cell.year), excel_name, _Ranges(p, cell.sheet))
             if "NA()" in cell.formula and kinds.get(cell.year) != FORECAST:
                 del p.home[home_key]  # a reported year whose prior year is not in the model: left empty
                 continue
@@ -471,10 +476,10 @@ def _place_checks(p: Placement, checks) -> None:
     for i, check in enumerate(checks):
         r = FIRST_ROW + i
         for j, y in enumerate(columns):
-            tr = _translator(p, check_sheet.name, y)
-            actual = fx.to_excel(fx.parse(check.actual), tr, _excel_name)
-            expected = fx.to_excel(fx.parse(check.expected), tr, _excel_name)
-            formula = f"{_excel_name('check')}({actual},{expected},{check.tolerance!r})"
+            tr = translator(p, check_sheet.name, y)
+            actual = fx.to_excel(fx.parse(check.actual), tr, excel_name)
+            expected = fx.to_excel(fx.parse(check.expected), tr, excel_name)
+            formula = f"{excel_name('check')}({actual},{expected},{check.tolerance!r})"
             p.cells.append(Cell(check_sheet.name, r, FIRST_VALUE_COL + j, f"check:{check.key}", y, "formula", formula))
         p.names[defined_name(check_sheet.prefix, check.key)] = _area(check_sheet.name, r, FIRST_VALUE_COL, r,
                                                                       FIRST_VALUE_COL + len(columns) - 1)
