@@ -7,16 +7,13 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import KYSEC_SEED, ROOT, XIAOMI_SEED, needs_seeds
 from udfs.findings import round_half_up
 from workbook.company import load
 from workbook.importer import ImportFailed, import_note
 from workbook.model import build_model
 from workbook.report import findings, load_report, reproduction
 
-SEEDS = ROOT.parent / "shared" / "seed"
-XIAOMI_SEED = SEEDS / "000_d6c95b1446eba4f9.txt"
-KYSEC_SEED = SEEDS / "001_kysec_300592SZ_20260427.txt"
 DATA = ROOT / "workbook" / "data"
 
 # A clearly fictional note in a layout the project has not seen: other labels, other lines,
@@ -88,6 +85,7 @@ def xiaomi_import(tmp_path_factory):
     return import_note(XIAOMI_SEED, tmp_path_factory.mktemp("xiaomi"), stem="xiaomi_1810hk")
 
 
+@needs_seeds
 def test_importing_the_kysec_seed_gives_the_committed_data_files(kysec_import):
     """The committed 华凯易佰 files are the import's output: importing again changes nothing."""
     assert kysec_import.layout.name == "kysec_a" and kysec_import.layout_written is None
@@ -112,6 +110,7 @@ def _shown(model, report):
     return out
 
 
+@needs_seeds
 def test_importing_the_xiaomi_seed_gives_the_hand_maintained_model_except_the_base_year(xiaomi_import):
     """Cell for cell, the imported Xiaomi model shows what the hand-maintained one shows. The
     differences: the 2023 growth rates, which need FY2022 figures the note does not print (the
@@ -131,6 +130,7 @@ def test_importing_the_xiaomi_seed_gives_the_hand_maintained_model_except_the_ba
     assert all(m.explanation for m in missed)
 
 
+@needs_seeds
 def test_the_committed_import_reports_are_what_import_writes(xiaomi_import, kysec_import):
     assert (DATA / "xiaomi_1810hk.import.txt").read_text(encoding="utf-8") == xiaomi_import.text_path.read_text(encoding="utf-8")
     text = (DATA / "kysec_300592sz.import.txt").read_text(encoding="utf-8")

@@ -16,11 +16,9 @@ from workbook.notes import (LABEL_ABOVE, LABEL_SPLIT, NEGATIVE_ZERO, PARENTHESES
                             FULL_WIDTH, UNICODE_MINUS, import_report, infer_subtotals, map_roles, memo_rows,
                             parse_number, partial_identities, read_note)
 
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seed"
-XIAOMI = SEEDS / "000_d6c95b1446eba4f9.txt"
-KYSEC = SEEDS / "001_kysec_300592SZ_20260427.txt"
+from conftest import KYSEC_SEED as KYSEC, XIAOMI_SEED as XIAOMI, needs_seeds
 
-pytestmark = pytest.mark.skipif(not XIAOMI.exists() or not KYSEC.exists(), reason="seed notes not present")
+pytestmark = needs_seeds
 
 
 @pytest.fixture(scope="module")

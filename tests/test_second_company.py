@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import KYSEC_SEED, ROOT, needs_seeds
 from fictional import company_head, layout_head, tail
 from formulas_bridge import Evaluated
 from udfs.findings import displays_as
@@ -20,7 +20,7 @@ from workbook.model import build_model
 from workbook.notes import read_note
 from workbook.report import findings, load_report, reproduction
 
-SEED = ROOT.parent / "shared" / "seed" / "001_kysec_300592SZ_20260427.txt"
+SEED = KYSEC_SEED
 DATA = ROOT / "workbook" / "data" / "kysec_300592sz.toml"
 COMMITTED = ROOT / "workbook" / "kysec_300592sz_model.xlsm"
 
@@ -67,6 +67,7 @@ def seed_cells():
     return out
 
 
+@needs_seeds
 def test_the_seed_prints_five_tables_and_every_line_has_a_home(seed_cells):
     kinds = {kind for kind, *_ in seed_cells}
     assert kinds == set(TABLE_KINDS)
@@ -80,6 +81,7 @@ def _home_name(book_names, key: str) -> str:
     return sorted(matches)[0]
 
 
+@needs_seeds
 def test_every_printed_cell_is_shown_as_printed_or_explained(built, solution, explained, seed_cells):
     """The built workbook evaluated by `formulas` with our functions bound shows each printed
     cell at its printed precision, or the cell is a named finding with its explanation."""
