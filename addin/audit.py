@@ -246,6 +246,20 @@ def _describe(value) -> str | None:
     return None
 
 
+def stored_layout(package: xlsx.Package):
+    """The statement layout the model was built in, as its _source sheet stores it; the default
+    layout for a model built before models carried it (or whose stored copy is damaged)."""
+    from workbook import spec
+    from workbook.tomlfile import parse_toml
+
+    from .source import read_source
+    try:
+        name, text = read_source(package)["layout"]
+        return spec.parse_layout(parse_toml(text, name), Path(name))
+    except DataError:
+        return spec.load_layout()
+
+
 def text_by_design(package: xlsx.Package, rows: list[dict] | None = None) -> set[tuple[str, str]]:
     """The input cells whose content is text (or TRUE/FALSE) by design: the scenario selector, the
     valuation years and switches, the ticker, currencies, rating scheme and ratings. Read from the
@@ -253,15 +267,7 @@ def text_by_design(package: xlsx.Package, rows: list[dict] | None = None) -> set
     has the default layout's."""
     from workbook import spec
     from workbook.model import SCENARIO_KEY
-    from workbook.tomlfile import parse_toml
-
-    from .source import read_source
-    try:
-        name, text = read_source(package)["layout"]
-        layout = spec.parse_layout(parse_toml(text, name), Path(name))
-    except DataError:
-        layout = spec.load_layout()
-    keys = {line.key for line in spec.model_lines(layout) if line.fmt == TEXT_FORMAT} | {SCENARIO_KEY}
+    keys = {line.key for line in spec.model_lines(stored_layout(package)) if line.fmt == TEXT_FORMAT} | {SCENARIO_KEY}
     return {(r["sheet"], r["cell"]) for r in (blueprint(package) if rows is None else rows)
             if r["kind"] == "input" and r["key"] in keys}
 
