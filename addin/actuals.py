@@ -55,8 +55,7 @@ class ReportedYear:
     figures: dict                               # line key -> value
     source: str                                 # where they came from: a file name, a provider and its call
     notes: list = field(default_factory=list)   # how the source got them (lines derived, items not carried)
-    market: dict = field(default_factory=dict)  # market inputs the figures move: "shares" -> value (vet fills it)
-    findings: list = field(default_factory=list)  # the layout's definitions the figures do not meet, accepted
+    market: dict = field(default_factory=dict)  # market inputs the figures move: "shares" -> value (split_market fills it)
 
 
 @dataclass(frozen=True)

@@ -121,8 +121,11 @@ def _fetch(actuals, request: Request) -> ReportedYear:
     got = provider.reported_year(request)
     missing = sorted(request.layout.reported_keys - set(got.figures))
     if missing:
-        raise ActualsError(reported_year.missing_message(got.source, got.label, missing, len(request.layout.reported_keys))
-                           + "; write them into an actuals file (roll --template) and roll with it")
+        shown = ", ".join(missing[:reported_year.MAX_NAMED]) + (f" and {len(missing) - reported_year.MAX_NAMED} more"
+                                                                 if len(missing) > reported_year.MAX_NAMED else "")
+        raise ActualsError(f"{got.source}: gives no figure for {len(missing)} reported line{'s' if len(missing) > 1 else ''} "
+                           f"of the layout: {shown}; write the year into an actuals file (roll --actuals {provider.name} "
+                           "--template fills in what it has) and roll with that")
     return got
 
 
