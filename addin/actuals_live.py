@@ -20,7 +20,6 @@ Each call runs with a time limit (akshare's own requests carry none).
 """
 from __future__ import annotations
 
-import importlib
 import math
 import re
 import threading
@@ -35,6 +34,7 @@ from workbook.spec import CURRENCIES_FILE
 from workbook.tomlfile import read_toml
 
 from .actuals import PROVIDERS, ActualsError, ReportedYear, Request
+from .quotes_live import optional_package
 
 TIMEOUT_S = 30.0           # per statement; Sina answers in about a second
 MAX_LISTED = 8             # items not carried, named in full up to this many
@@ -289,11 +289,7 @@ class AkshareActuals:
 
     def _lib(self):
         if self._module is None:
-            try:
-                self._module = importlib.import_module(self.package)
-            except ImportError:
-                raise ActualsError(f"the {self.package} actuals source needs the {self.package} package: "
-                                   f'pip install "equity-research-model[{self.package}]"') from None
+            self._module = optional_package(self.package, "actuals source", ActualsError)
         function = getattr(self._module, self.function, None)
         if function is None:
             raise ActualsError(f"akshare has no function {self.function}; upgrade it: pip install -U akshare")
