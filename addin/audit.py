@@ -291,8 +291,9 @@ def first_cause(package: xlsx.Package, values: dict, failing: list, limit: int =
     number; else a number typed over a formula, or a formula edited from the template's; else a
     blank yearly input; else the first formula that gives an error from inputs that are all in
     order (naming the text input it read, e.g. a scenario cell holding a case the model lacks).
-    A cell that holds text by design (the scenario selector, a valuation year) is never the
-    cause for holding text, nor is an input the template leaves blank on purpose for being blank."""
+    A cell that holds text by design (the scenario selector, a valuation year, a year header the
+    build wrote) is never the cause for holding text, nor is an input the template leaves blank
+    on purpose for being blank."""
     rows = blueprint(package)
     built = {(r["sheet"], r["cell"]): r for r in rows}
     text_ok = text_by_design(package, rows)
@@ -301,7 +302,10 @@ def first_cause(package: xlsx.Package, values: dict, failing: list, limit: int =
         return values[key] if key in values else package.value(*key) if key[0] in package.sheets else None
 
     def wrong(key) -> str | None:
-        return None if key in text_ok else _describe(current(key))
+        reason = _describe(current(key))
+        if key in text_ok or (key not in built and not (reason or "").startswith("holds the error")):
+            return None  # its text is by design: a year header the lookups read is not the analyst's input
+        return reason
 
     seen, queue = set(failing), list(failing)
     changed = blank = error_origin = None

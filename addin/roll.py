@@ -49,7 +49,7 @@ from .source import SCALAR_FIELDS, RollError, current_inputs, load_company, read
 from .estimates import STATUS_LABELS, DROPPED, Estimates, RevisionRow, published_cells, read_model, render_revisions, revision_table
 from .modelfile import regular_file
 from .results import (
-    BEAT, MISS, ResultRow, band_name, render_results, reported_cells, reported_figures, results_table, verdict_words,
+    BEAT, MISS, band_name, render_results, reported_cells, reported_figures, results_table, verdict_words,
 )
 from .template import blueprint, settings_as_values, verify_structure
 
@@ -457,7 +457,7 @@ _WIDTHS = (22.7109375, 10.7109375, 14.7109375, 14.7109375, 14.7109375, 14.710937
 _RESULTS_HEADER = ("指标 Line", "年度 Year", "预测 Forecast", "实际 Actual", "差异 Difference", "差异% Difference %",
                    "区间± Band", "结论 Verdict")
 _REVISIONS_HEADER = ("指标 Line", "年度 Year", "调整前 Old", "调整后 New", "变动 Change", "变动% Change %", "备注 Note")
-_COLUMNS = tuple(zip(_REVISIONS_HEADER, ("label", "english", None, None, None, "pct", "english"), _WIDTHS))
+_RESULT_FIELDS = ("label", "year", "forecast", "actual", "difference", "pct", "band", "verdict")  # the columns, in order
 
 
 @dataclass(frozen=True)
@@ -520,8 +520,7 @@ def _results_rows(result: RollResult, first: int, links: dict) -> list[list[_Cel
     words = verdict_words()
     rows = []
     for i, r in enumerate(result.results):
-        at = {name: cell_name(first + i, LABEL_COL + j) for j, name in enumerate(("label", "year", "forecast", "actual",
-                                                                                  "difference", "pct", "band", "verdict"))}
+        at = {name: cell_name(first + i, LABEL_COL + j) for j, name in enumerate(_RESULT_FIELDS)}
         money = "eps" if r.fmt == "eps" else "money"
         actual = _Cell(r.actual, money, _sheet_ref(*links[r.key]) if r.key in links and r.actual is not None else None)
         row = [_Cell(r.label, "label"), _Cell(r.year, "english"), _Cell(r.forecast, money), actual]
@@ -665,8 +664,8 @@ def _verify_results(written: xlsx.Package, result: RollResult, output: Path) -> 
     for r in result.results:
         sheet, band_ref = written.name_cells(band_name(r.key))[0]
         row = xlsx.split_ref(band_ref)[0] - 1
-        got = [values.get((sheet, cell_name(row, LABEL_COL + col)), written.value(sheet, cell_name(row, LABEL_COL + col)))
-               for col in (3, 4, 5, 7)]
+        got = [values.get((sheet, ref), written.value(sheet, ref))
+               for ref in (cell_name(row, LABEL_COL + _RESULT_FIELDS.index(name)) for name in ("actual", "difference", "pct", "verdict"))]
         expected = [r.actual, r.difference, r.pct if r.pct is not None or r.difference is None else words["not_meaningful"],
                     words[r.verdict]]
         if not all(same_value(a, b) or (a in (None, "") and b is None) for a, b in zip(got, expected)):

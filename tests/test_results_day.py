@@ -26,7 +26,6 @@ from addin.cli import main
 from addin.estimates import YEARLY
 from addin.results import default_bands, verdict, verdict_words
 from addin.roll import REVISIONS_SHEET, RollError, read_source, roll, write_template
-from addin.template import blueprint
 from conftest import ROOT
 from formulas_bridge import Evaluated
 from test_roll import cells, company_of, run, write_actuals
