@@ -16,6 +16,7 @@ import datetime as dt
 import math
 import posixpath
 import re
+import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from xml.parsers import expat
 from udfs.constants import EXCEL_ERRORS
 from udfs.errors import FileError
 
+from . import zipparts
 from .files import open_regular
 
 MAX_FILE_BYTES = 128 * 1024 * 1024        # the package on disk
@@ -89,11 +91,18 @@ _QUOTED = re.compile(r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'')
 _AREA = re.compile(r"^(?:'(?P<q>(?:[^']|'')+)'|(?P<s>[^'!]+))!(?P<a>\$?[A-Z]{0,3}\$?\d*)(?::(?P<b>\$?[A-Z]{0,3}\$?\d*))?$")
 
 
+_COLUMNS: dict = {}  # column letters -> index, filled as met (at most Excel's 16,384 columns)
+
+
 def col_index(letters: str) -> int:
-    n = 0
-    for ch in letters:
-        n = n * 26 + ord(ch) - 64
-    return n
+    index = _COLUMNS.get(letters)
+    if index is None:
+        index = 0
+        for ch in letters:
+            index = index * 26 + ord(ch) - 64
+        if len(letters) <= 3:
+            _COLUMNS[letters] = index
+    return index
 
 
 def col_letters(index: int) -> str:
@@ -118,43 +127,100 @@ def split_ref(ref: str) -> tuple[int, int]:
 # ------------------------------------------------------------------------------------------------
 # The package
 # ------------------------------------------------------------------------------------------------
-@dataclass
 class CellXml:
-    ref: str
-    attrs: dict                  # unprefixed attributes of <c> (r, s, t, cm, vm, ...)
-    formula: str | None          # formula text (shared formulas expanded), without "="
-    raw_value: str | None        # text of <v>, as the parser returned it (entities undone)
-    inline: str | None           # text of <is>, runs joined, phonetic runs left out
-    span: tuple[int, int]        # byte offsets of the <c> element in the sheet part
-    start_tag_end: int = 0       # byte offset just past the start tag
-    formula_span: tuple | None = None  # byte offsets of the <f> element, kept verbatim on rewrite
-    prefix: str = ""             # namespace prefix the writer used ("x" for <x:c>), "" for none
+    """One `<c>` element: what it holds, and where it lies in its sheet part. The byte offsets a
+    rewrite needs are worked out from the parser's positions only for the cells rewritten."""
+    __slots__ = ("ref", "attrs", "formula", "raw_value", "inline", "prefix", "_data", "_at", "_f_at", "_span",
+                 "_tag_end", "_f_span")
+
+    def __init__(self, ref: str, attrs: dict, formula: str | None, raw_value: str | None, inline: str | None,
+                 span: tuple | None = None, start_tag_end: int = 0, formula_span: tuple | None = None,
+                 prefix: str = "", data: bytes | None = None, at: tuple | None = None, f_at: tuple | None = None):
+        self.ref = ref
+        self.attrs = attrs            # attributes of <c> by local name (r, s, t, cm, vm, ...); an extension
+        #                               attribute keeps its "namespace name" key, which nothing asks for
+        self.formula = formula        # formula text (shared formulas expanded), without "="
+        self.raw_value = raw_value    # text of <v>, as the parser returned it (entities undone)
+        self.inline = inline          # text of <is>, runs joined, phonetic runs left out
+        self.prefix = prefix          # namespace prefix the writer used ("x" for <x:c>), "" for none
+        self._span, self._tag_end, self._f_span = span, start_tag_end, formula_span
+        self._data, self._at, self._f_at = data, at, f_at  # the part, and expat's (start, end event) positions
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """Byte offsets of the <c> element in the sheet part."""
+        if self._span is None:
+            start, event = self._at
+            self._span = (start, _element_end(self._data, start, event))
+        return self._span
+
+    @property
+    def start_tag_end(self) -> int:
+        """Byte offset just past the start tag."""
+        if not self._tag_end and self._at is not None:
+            self._tag_end = _start_tag_end(self._data, self._at[0])
+        return self._tag_end
+
+    @property
+    def formula_span(self) -> tuple | None:
+        """Byte offsets of the <f> element, kept verbatim on rewrite; None without one."""
+        if self._f_span is None and self._f_at is not None:
+            start, event = self._f_at
+            self._f_span = (start, _element_end(self._data, start, event))
+        return self._f_span
+
+    def __repr__(self) -> str:
+        return f"CellXml({self.ref!r}, formula={self.formula!r}, value={self.raw_value!r}, inline={self.inline!r})"
 
 
-@dataclass
 class RowXml:
-    number: int
-    span: tuple[int, int]
-    start_tag_end: int           # == span[1] for an empty <row/>
-    prefix: str = ""
+    """One `<row>` element of sheetData, with its offsets worked out when a cell is inserted."""
+    __slots__ = ("number", "prefix", "_data", "_at", "_span", "_tag_end")
+
+    def __init__(self, number: int, span: tuple | None = None, start_tag_end: int = 0, prefix: str = "",
+                 data: bytes | None = None, at: tuple | None = None):
+        self.number, self.prefix = number, prefix
+        self._span, self._tag_end, self._data, self._at = span, start_tag_end, data, at
+
+    @property
+    def span(self) -> tuple[int, int]:
+        if self._span is None:
+            start, event = self._at
+            self._span = (start, _element_end(self._data, start, event))
+        return self._span
+
+    @property
+    def start_tag_end(self) -> int:
+        """== span[1] for an empty <row/>."""
+        if not self._tag_end and self._at is not None:
+            self._tag_end = _start_tag_end(self._data, self._at[0])
+        return self._tag_end
 
 
-@dataclass
 class Sheet:
-    name: str
-    path: str
-    xml: str
-    cells: dict = field(default_factory=dict)  # ref -> CellXml
-    rows: dict = field(default_factory=dict)   # row number -> RowXml
-    sheet_data: tuple | None = None            # (start tag end, end tag start) of <sheetData>, or its empty tag span
-    dimension: tuple | None = None             # byte span of the <dimension> element
-    max_row: int = 0                           # the used range, from the cells actually present
-    max_col: int = 0
-    raw: bytes | None = None
+    """A worksheet part parsed: its cells and rows by position, the used range, and its bytes."""
+
+    def __init__(self, name: str, path: str, xml: str | None = "", cells: dict | None = None, rows: dict | None = None,
+                 sheet_data: tuple | None = None, dimension: tuple | None = None, max_row: int = 0, max_col: int = 0,
+                 raw: bytes | None = None):
+        self.name, self.path = name, path
+        self._xml = xml if xml or raw is None else None
+        self.cells = {} if cells is None else cells   # ref -> CellXml
+        self.rows = {} if rows is None else rows       # row number -> RowXml
+        self.sheet_data = sheet_data                   # (start tag end, end tag start, start, end) of <sheetData>
+        self.dimension = dimension                     # byte span of the <dimension> element
+        self.max_row, self.max_col = max_row, max_col  # the used range, from the cells actually present
+        self.raw = raw
+
+    @property
+    def xml(self) -> str:
+        if self._xml is None:
+            self._xml = self.raw.decode("utf-8")
+        return self._xml
 
     def data(self) -> bytes:
         if self.raw is None:
-            self.raw = self.xml.encode("utf-8")
+            self.raw = self._xml.encode("utf-8")
         return self.raw
 
 
@@ -169,6 +235,7 @@ class Package:
     custom: dict
     local_names: dict = field(default_factory=dict)   # (sheet, name) -> formula text
     sheet_states: dict = field(default_factory=dict)  # sheet name -> "visible" / "hidden" / "veryHidden"
+    stored: dict = field(default_factory=dict)        # name -> zipparts.Stored: the member as the archive holds it
 
     def _sheet(self, sheet: str) -> Sheet:
         try:
@@ -307,10 +374,6 @@ def _parse(parser, data: bytes, where: str) -> None:
         raise WorkbookError(f"{where} nests too deeply; refused") from None
 
 
-def _local_attrs(attrs: dict) -> dict:
-    return {k: v for k, v in attrs.items() if " " not in k}
-
-
 def _attr(attrs: dict, local: str, namespaces: set) -> str | None:
     for key, value in attrs.items():
         ns, name, _ = _split_name(key)
@@ -371,133 +434,155 @@ def _start_tag_end(data: bytes, start: int) -> int:
         i += 1
 
 
+def _qname_info(qname: str) -> tuple[str | None, str]:
+    """(local name if the element is SpreadsheetML's, else None; the prefix the writer used)."""
+    ns, local, prefix = _split_name(qname)
+    return (local if ns in MAIN_NS else None), prefix
+
+
 def parse_sheet(name: str, path: str, xml: str | bytes) -> Sheet:
-    """The cells, rows and used range of a worksheet part, with byte offsets for surgical rewrites."""
+    """The cells, rows and used range of a worksheet part, with the parser's positions kept for
+    surgical rewrites (the exact byte spans are worked out only for the cells rewritten).
+
+    Every workbook read goes through here for every cell, so the handlers do the least they can:
+    element names are split once per distinct name, spans are not computed, values stay text."""
     data = xml if isinstance(xml, bytes) else xml.encode("utf-8")
-    text = xml if isinstance(xml, str) else data.decode("utf-8")
+    text = xml if isinstance(xml, str) else data.decode("utf-8")  # byte offsets are rewritten as UTF-8
     sheet = Sheet(name, path, text, raw=data)
+    cells, rows = sheet.cells, sheet.rows
     parser = _parser()
-    stack: list = []            # local names of open main-namespace elements
-    masters: dict = {}
-    state: dict = {}
-    row_state = {"number": 0, "col": 0}
+    qnames: dict = {}
+    stack: list = []            # local names of open elements; None for another namespace's
+    masters: dict = {}          # shared formula index -> (text, ref of the cell that defines it)
+    # The open <c>, <row> and the parts of the cell being read.
+    ref = None
+    attrs_c: dict = {}
+    c_start = c_row = c_col = 0
+    c_prefix = ""
+    f_parts = f_attrs = f_at = v_parts = inline = None
+    f_start = 0
+    inline_depth = 0            # open elements inside <is>
+    row_number = last_col = row_start = 0
+    row_prefix = ""
+    max_row = max_col = 0
+    bounds: dict = {}
 
     def start(qname, attrs):
-        ns, local, prefix = _split_name(qname)
-        if ns not in MAIN_NS:
-            stack.append(None)
-            return
+        nonlocal ref, attrs_c, c_start, c_row, c_col, c_prefix, f_parts, f_attrs, f_at, v_parts, inline, f_start
+        nonlocal inline_depth, row_number, last_col, row_start, row_prefix
+        info = qnames.get(qname)
+        if info is None:
+            info = qnames[qname] = _qname_info(qname)
+        local = info[0]
         parent = stack[-1] if stack else None
         stack.append(local)
-        at = parser.CurrentByteIndex
-        if local == "c" and parent == "row":
-            plain = _local_attrs(attrs)
-            ref = plain.get("r")
-            if ref is None:   # writers may leave out r: the next column of the row
-                ref = f"{col_letters(row_state['col'] + 1)}{row_state['number']}"
-            ref = ref.upper()
-            row, col = split_ref(ref)
-            row_state["col"] = col
-            plain["r"] = ref
-            state.clear()
-            state.update(ref=ref, attrs=plain, start=at, tag_end=None, f=None, fattrs=None, f_span=None, v=None,
-                         inline=None, prefix=prefix, row=row, col=col)
+        if local is None:
+            return
+        if inline_depth:
+            inline_depth += 1
+            inline.start(local)
+        elif local == "c":
+            if parent != "row":
+                return
+            # (an extension attribute keeps its "namespace name" key, which no lookup here asks for)
+            r = attrs.get("r")
+            if r is None:   # writers may leave out r: the next column of the row
+                r = f"{col_letters(last_col + 1)}{row_number}"
+            r = r.upper()
+            c_row, c_col = split_ref(r)
+            last_col = c_col
+            attrs["r"] = r
+            ref, attrs_c, c_start, c_prefix = r, attrs, parser.CurrentByteIndex, info[1]
+            f_parts = f_attrs = f_at = v_parts = inline = None
+        elif parent == "c" and ref is not None:
+            if local == "v":
+                v_parts = []
+            elif local == "f":
+                f_attrs = attrs
+                f_parts = []
+                f_start = parser.CurrentByteIndex
+            elif local == "is":
+                inline = _TextCollector()
+                inline_depth = 1
         elif local == "row" and parent == "sheetData":
-            plain = _local_attrs(attrs)
-            number = int(plain["r"]) if plain.get("r", "").isdigit() else row_state["number"] + 1
+            r = attrs.get("r", "")
+            number = int(r) if r.isdigit() else row_number + 1
             if not 1 <= number <= MAX_ROW:
                 raise WorkbookError(f"sheet {name!r}: row {number} lies outside Excel's grid")
-            row_state.update(number=number, col=0, start=at, prefix=prefix)
-        elif local == "sheetData":
-            row_state["data_start"] = at
-        elif local == "dimension":
-            row_state["dimension"] = at
-        elif parent == "c" and state:
-            if local == "f":
-                state["fattrs"] = _local_attrs(attrs)
-                state["f"] = []
-                state["f_start"] = at
-            elif local == "v":
-                state["v"] = []
-            elif local == "is":
-                state["inline"] = _TextCollector()
-        elif state.get("inline") is not None and "is" in stack:
-            state["inline"].start(local)
+            row_number, last_col, row_start, row_prefix = number, 0, parser.CurrentByteIndex, info[1]
+        elif local == "sheetData" or local == "dimension":
+            bounds[local] = parser.CurrentByteIndex
 
     def end(qname):
+        nonlocal ref, f_at, inline_depth, max_row, max_col
         local = stack.pop()
         if local is None:
             return
-        at = parser.CurrentByteIndex
-        if local == "c" and stack and stack[-1] == "row" and state:
-            end_at = _element_end(data, state["start"], at)
-            _finish_cell(sheet, state, masters, (state["start"], end_at), _start_tag_end(data, state["start"]))
-            state.clear()
+        if inline_depth:
+            inline_depth -= 1
+            if inline_depth:
+                inline.end(local)
+            return
+        if local == "c":
+            if ref is None or not stack or stack[-1] != "row":
+                return
+            if ref in cells:
+                raise WorkbookError(f"sheet {name!r}: cell {ref} appears twice; the file is damaged")
+            formula = None
+            if f_parts is not None:
+                text = "".join(f_parts)
+                if f_attrs.get("t") == "shared":
+                    si = f_attrs.get("si")
+                    if text:
+                        masters[si] = (text, ref)
+                        formula = text
+                    elif si in masters:
+                        formula = _expand_shared(masters[si][0], masters[si][1], ref)
+                    else:
+                        raise WorkbookError(f"sheet {name!r}: cell {ref} shares formula {si!r}, which no cell before it "
+                                            "defines; the file is damaged")
+                else:
+                    formula = text if text or f_attrs.get("t") != "array" else None
+            cells[ref] = CellXml(ref, attrs_c, formula, "".join(v_parts) if v_parts is not None else None,
+                                 inline.value() if inline is not None else None, prefix=c_prefix, data=data,
+                                 at=(c_start, parser.CurrentByteIndex), f_at=f_at)
+            if c_row > max_row:
+                max_row = c_row
+            if c_col > max_col:
+                max_col = c_col
+            if len(cells) > MAX_CELLS:
+                raise WorkbookError(f"sheet {name!r} has more than {MAX_CELLS:,} cells; refused")
+            ref = None
+        elif local == "f" and ref is not None and stack and stack[-1] == "c":
+            f_at = (f_start, parser.CurrentByteIndex)
         elif local == "row" and stack and stack[-1] == "sheetData":
-            start_at = row_state["start"]
-            end_at = _element_end(data, start_at, at)
-            sheet.rows[row_state["number"]] = RowXml(row_state["number"], (start_at, end_at),
-                                                     _start_tag_end(data, start_at), row_state["prefix"])
-        elif local == "sheetData":
-            start_at = row_state["data_start"]
+            rows[row_number] = RowXml(row_number, prefix=row_prefix, data=data, at=(row_start, parser.CurrentByteIndex))
+        elif local == "sheetData" and "sheetData" in bounds:
+            start_at = bounds["sheetData"]
+            at = parser.CurrentByteIndex
             end_at = _element_end(data, start_at, at)
             tag_end = _start_tag_end(data, start_at)
             sheet.sheet_data = (tag_end, at if tag_end < end_at else end_at, start_at, end_at)
-        elif local == "dimension":
-            sheet.dimension = (row_state["dimension"], _element_end(data, row_state["dimension"], at))
-        elif state and stack and stack[-1] == "c":
-            if local == "f":
-                f_start = state.pop("f_start")
-                state["f_span"] = (f_start, _element_end(data, f_start, at))
-        elif state.get("inline") is not None and "is" in stack:
-            state["inline"].end(local)
+        elif local == "dimension" and "dimension" in bounds:
+            sheet.dimension = (bounds["dimension"], _element_end(data, bounds["dimension"], parser.CurrentByteIndex))
 
     def chars(text):
-        if not state or not stack:
+        if ref is None or not stack:
             return
-        local = stack[-1]
-        if local == "f" and state.get("f") is not None:
-            state["f"].append(text)
-        elif local == "v" and state.get("v") is not None:
-            state["v"].append(text)
-        elif state.get("inline") is not None:
-            state["inline"].text(text)
+        top = stack[-1]
+        if top == "v" and v_parts is not None:
+            v_parts.append(text)
+        elif top == "f" and f_parts is not None:
+            f_parts.append(text)
+        elif inline_depth:
+            inline.text(text)
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     parser.CharacterDataHandler = chars
     _parse(parser, data, f"sheet {name!r} ({path})")
+    sheet.max_row, sheet.max_col = max_row, max_col
     return sheet
-
-
-def _finish_cell(sheet: Sheet, state: dict, masters: dict, span: tuple, tag_end: int) -> None:
-    ref = state["ref"]
-    if ref in sheet.cells:
-        raise WorkbookError(f"sheet {sheet.name!r}: cell {ref} appears twice; the file is damaged")
-    formula = None
-    if state["f"] is not None:
-        fattrs = state["fattrs"]
-        text = "".join(state["f"])
-        if fattrs.get("t") == "shared":
-            si = fattrs.get("si")
-            if text:
-                masters[si] = (text, ref)
-                formula = text
-            elif si in masters:
-                formula = _expand_shared(masters[si][0], masters[si][1], ref)
-            else:
-                raise WorkbookError(f"sheet {sheet.name!r}: cell {ref} shares formula {si!r}, which no cell before it "
-                                    "defines; the file is damaged")
-        else:
-            formula = text if text or fattrs.get("t") != "array" else None
-    inline = state["inline"].value() if state["inline"] is not None else None
-    raw = "".join(state["v"]) if state["v"] is not None else None
-    sheet.cells[ref] = CellXml(ref, state["attrs"], formula, raw, inline, span, tag_end,
-                               state["f_span"], state["prefix"])
-    sheet.max_row = max(sheet.max_row, state["row"])
-    sheet.max_col = max(sheet.max_col, state["col"])
-    if len(sheet.cells) > MAX_CELLS:
-        raise WorkbookError(f"sheet {sheet.name!r} has more than {MAX_CELLS:,} cells; refused")
 
 
 def _expand_shared(master: str, master_ref: str, ref: str) -> str:
@@ -570,19 +655,24 @@ def _parse_shared_strings(data: bytes, where: str) -> list:
     strings: list = []
     parser = _parser()
     current: list = []
+    qnames: dict = {}
+
+    def local_of(qname):
+        local = qnames.get(qname)
+        if local is None:
+            local = qnames[qname] = _qname_info(qname)[0] or ""   # "": another namespace's element
+        return local
 
     def start(qname, attrs):
-        ns, tag, _ = _split_name(qname)
-        if ns not in MAIN_NS:
-            return
+        tag = local_of(qname)
         if tag == "si":
             current.append(_TextCollector())
-        elif current:
+        elif tag and current:
             current[-1].start(tag)
 
     def end(qname):
-        ns, tag, _ = _split_name(qname)
-        if ns not in MAIN_NS or not current:
+        tag = local_of(qname)
+        if not tag or not current:
             return
         if tag == "si":
             strings.append(current.pop().value())
@@ -632,9 +722,8 @@ def _open_regular(path: Path):
     return open_regular(path, MAX_FILE_BYTES, WorkbookError, "file")
 
 
-def _check_zip(path: Path, archive: zipfile.ZipFile) -> None:
+def _check_zip(path: Path, infos: list) -> None:
     total, seen = 0, set()
-    infos = archive.infolist()
     if len(infos) > MAX_MEMBERS:
         raise WorkbookError(f"{path.name}: {len(infos):,} parts is more than a workbook has; refused")
     for info in infos:
@@ -676,23 +765,32 @@ def rels_name(part: str) -> str:
     return posixpath.join(folder, "_rels", name + ".rels")
 
 
+def read_stored(path: str | Path) -> list[zipparts.Stored]:
+    """The members of the package at `path` as the archive stores them (compressed), after the
+    checks every read makes (a regular file of sane size, a zip, no encrypted or exotic member,
+    no zip bomb); WorkbookError otherwise."""
+    path = Path(path)
+    with _open_regular(path) as handle:
+        data = handle.read(MAX_FILE_BYTES + 1)
+    try:
+        stored = zipparts.read_archive(data)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error):
+        raise WorkbookError(f"{path.name}: not an Excel workbook (not a zip package)") from None
+    except zipparts.ZipError as exc:
+        raise WorkbookError(f"{path.name}: damaged workbook ({str(exc)[:120]})") from None
+    _check_zip(path, [m.info for m in stored])
+    return stored
+
+
 def read(path: str | Path) -> Package:
     """Every member of the package and the parsed sheets; WorkbookError if it is not a workbook."""
     path = Path(path)
-    with _open_regular(path) as handle:
-        try:
-            archive = zipfile.ZipFile(handle)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-            raise WorkbookError(f"{path.name}: not an Excel workbook (not a zip package)") from None
-        with archive:
-            _check_zip(path, archive)
-            infos = archive.infolist()
-            try:
-                members = {info.filename: archive.read(info) for info in infos}
-            # zipfile signals an encrypted member with RuntimeError and a compression method it
-            # does not support with NotImplementedError: both are a file we cannot read, not a bug.
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as exc:
-                raise WorkbookError(f"{path.name}: damaged workbook ({str(exc)[:120]})") from None
+    stored = read_stored(path)
+    try:  # every member inflated and CRC-checked, also those a rewrite copies as stored
+        members = {m.name: zipparts.inflate(m) for m in stored}
+    except zipparts.ZipError as exc:
+        raise WorkbookError(f"{path.name}: damaged workbook ({str(exc)[:120]})") from None
+    infos = [m.info for m in stored]
     if "xl/workbook.xml" not in members:
         raise WorkbookError(f"{path.name}: not an Excel workbook (no xl/workbook.xml)")
     if CONTENT_TYPES not in members:
@@ -730,7 +828,8 @@ def read(path: str | Path) -> Package:
     custom = {}
     if "docProps/custom.xml" in members:
         custom = _parse_custom(members["docProps/custom.xml"], f"{where}: docProps/custom.xml")
-    return Package(path, members, infos, sheets, names, shared, custom, local_names, states)
+    return Package(path, members, infos, sheets, names, shared, custom, local_names, states,
+                   {m.name: m for m in stored})
 
 
 # ------------------------------------------------------------------------------------------------
@@ -964,18 +1063,51 @@ def content_type(package: Package, part: str) -> str:
     return overrides.get(part) or defaults.get(posixpath.splitext(part)[1].lstrip(".").lower(), "")
 
 
-def write(package: Package, replaced: dict, target: Path, dropped: set | frozenset = frozenset()) -> None:
-    """A copy of the package with the members in `replaced` (name -> bytes) swapped and those in
-    `dropped` left out, every other member byte-identical and in the same order, written to `target`."""
-    with zipfile.ZipFile(target, "w") as out:
-        for info in package.infos:
-            if info.filename in dropped:
-                continue
-            data = replaced.get(info.filename, package.members[info.filename])
-            copy = zipfile.ZipInfo(info.filename, date_time=info.date_time)
-            copy.compress_type = info.compress_type
-            copy.external_attr = info.external_attr
-            out.writestr(copy, data)
+def write(package: Package, replaced: dict, target: Path, dropped: set | frozenset = frozenset(),
+          added: dict | None = None) -> list[zipparts.Stored]:
+    """A copy of the package with the members in `replaced` (name -> bytes) swapped, those in
+    `dropped` left out and those in `added` appended, written to `target`. Every other member
+    keeps its place and its stored bytes: it is copied as the archive holds it, never inflated
+    and compressed again. Returns the members as written, for `verify_written`."""
+    members = []
+    for info in package.infos:
+        name = info.filename
+        if name in dropped:
+            continue
+        stored = package.stored.get(name)
+        if name in replaced and (stored is None or replaced[name] != package.members[name]):
+            members.append(zipparts.pack(name, replaced[name], like=info))
+        elif stored is not None:
+            members.append(stored)
+        else:
+            members.append(zipparts.pack(name, package.members[name], like=info))
+    for name, data in (added or {}).items():
+        if name in package.members and name not in dropped:
+            raise WorkbookError(f"{package.path.name}: cannot add part {name}, which the package already has")
+        members.append(zipparts.pack(name, data))
+    with open(target, "wb") as out:
+        zipparts.write_archive(out, members)
+    return members
+
+
+def verify_written(target: Path, written: list[zipparts.Stored], fresh) -> dict:
+    """Read the archive at `target` back and confirm it holds exactly `written`: the same members
+    in the same order, each with the stored bytes, CRC and sizes meant. The members named in
+    `fresh` (the parts this write made) are inflated again, CRC checked, and returned as
+    {name: content} for the caller to re-parse; the others are the original's stored bytes, which
+    the read that loaded them had checked. WorkbookError on any difference."""
+    where = Path(target).name
+    try:
+        stored = read_stored(target)
+        if [m.name for m in stored] != [m.name for m in written]:
+            raise WorkbookError(f"{where}: the written package does not hold the parts meant")
+        for got, meant in zip(stored, written):
+            if (got.raw != meant.raw or got.info.CRC != meant.info.CRC or got.info.file_size != meant.info.file_size
+                    or got.info.compress_type != meant.info.compress_type):
+                raise WorkbookError(f"{where}: part {got.name} was not written as meant")
+        return {m.name: zipparts.inflate(m) for m in stored if m.name in fresh}
+    except zipparts.ZipError as exc:
+        raise WorkbookError(f"{where}: the written package is damaged ({exc})") from None
 
 
 def excel_date(day: dt.date) -> float:
