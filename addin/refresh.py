@@ -17,10 +17,12 @@ the previous version as the newest timestamped backup and renames into place (ad
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,21 +30,24 @@ from typing import NamedTuple
 
 from udfs.constants import ERR_NA
 from udfs.errors import ModelError
-from workbook import xlsx
+from workbook import calcstate, xlsx
 from workbook.layout import (
     AUDIT_ITEMS, AUDIT_SUMMARY, CONF, DRIVERS_PREFIX, SENSITIVITY_COLS, SENSITIVITY_GRID, SENSITIVITY_ROWS, SENSITIVITY_SPEC,
-    defined_name, market_name,
+    SOURCE, defined_name, market_name,
 )
-from workbook.xlcalc import evaluate, same_value
+from workbook.model import SCENARIO_KEY
+from workbook.xlcalc import same_stored, same_value, stored_value
 
 from .audit import Audit, audit, sheet_lines
 from .modelfile import model_lock, parse_backups_setting, regular_file, replace_model
 from .quotes import Quote, QuoteError, parse_max_age, provider_for, validate
-from .template import TICKER, settings_as_values, verify_structure
+from .template import TICKER, blueprint, settings_as_values, verify_structure
 
 MARKET_INPUTS = {key: market_name(key) for key in ("price", "price_date", "fx_rate", "benchmark_level")}
 QUOTE_CURRENCY, REPORTING_CURRENCY = market_name("quote_currency"), market_name("reporting_currency")
 STAMP_NAME, SOURCE_NAME = market_name("refresh_stamp"), market_name("refresh_source")
+SCENARIO_CHOICE = defined_name(DRIVERS_PREFIX, SCENARIO_KEY)  # the drivers sheet's scenario cell
+SENSITIVITY_FINGERPRINT = "sensitivity table"  # its name in the refresh record
 # xlwings.conf keys (column A of the sheet; matched without regard to case).
 CONF_SOURCE, CONF_MAX_AGE, CONF_BACKUPS = "QUOTES SOURCE", "QUOTES MAX AGE DAYS", "BACKUPS"
 CONF_ACCEPT_MOVE = "QUOTES ACCEPT MOVE"   # the button's --accept-move: Excel users have no flags
@@ -61,6 +66,9 @@ class RefreshResult:
     backup: Path | None
     audit: Audit
     sample: bool = False
+    recomputed: int | None = None       # formula cells computed by this refresh
+    formula_cells: int | None = None    # of how many
+    table_recomputed: bool | None = None  # whether the engine's sensitivity table was re-run
 
     @property
     def checks_failed(self) -> bool:
@@ -170,7 +178,13 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
                  accept_move: bool = False) -> RefreshResult:
     """Refresh one model file in place. QuoteError or WorkbookError leave the file untouched; a
     model whose checks fail after the refresh is still written (the analyst needs to see it) and
-    the result's `status()` says why."""
+    the result's `status()` says why.
+
+    Each thing is done once: the package is read and parsed once, its blueprint read once; only
+    the formula cells downstream of what changed since the last refresh are recomputed
+    (workbook.calcstate), the engine's sensitivity table only when what it reads changed; only
+    the sheets whose cells moved are rewritten, every other part copied as stored; and the
+    written file is verified from the parts written."""
     given = Path(path)
     real = regular_file(given)  # a symlink's target is refreshed in place; the link stays a link
     now = now or dt.datetime.now().replace(microsecond=0)
@@ -191,22 +205,61 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
         update = _market_update(read, settings, quotes, as_of, max_age_days, accept_move, now, given.name)
         new_inputs = {package.name_cells(name)[0]: value for name, value in update.inputs.items()
                       if name in package.names}
-        values = evaluate(package, {**settings_as_values(package), **new_inputs})
+        calc = calcstate.recalculate(package, {**settings_as_values(package), **new_inputs})
+        values = calc.values
+        table = sensitivity_update(package, given.name, calc.tracker.record, new_inputs)
         # written only where a value moved beyond the 15-16 digits a cell stores
-        values.update({cell: value for cell, value in sensitivity_cells(package, given.name).items()
-                       if not _close(package.value(*cell), value)})
+        values.update({cell: value for cell, value in table.cells.items() if not _close(package.value(*cell), value)})
+        fingerprints = {}
+        if table.reads is not None:
+            after = {**values, **new_inputs}
+            fingerprints[SENSITIVITY_FINGERPRINT] = (
+                table_fingerprint(package, table.reads, lambda s, r: after[(s, r)] if (s, r) in after else package.value(s, r)),
+                " ".join(sorted(table.reads)))
         result = audit(package, values)
         new_inputs.update(_audit_lines(package, result, now))
 
         changes: dict = {}
         for key, value in list(new_inputs.items()) + list(values.items()):
-            if key in new_inputs or not same_value(package.value(*key), value):
+            if key in new_inputs or not same_stored(stored_value(package, *key), value):
                 changes.setdefault(key[0], {})[key[1]] = value
-        replaced = {package.sheets[s].path: xlsx.rewrite_sheet(package.sheets[s], cells).encode("utf-8")
-                    for s, cells in changes.items()}
-        backup = replace_model(real, lambda temp: xlsx.write(package, replaced, temp),
-                               lambda temp: _verify(temp, package, replaced, changes), keep=keep, when=now)
-    return RefreshResult(given, update.quote, sum(len(c) for c in changes.values()), backup, result, update.sample)
+        written = _rewritten(package, changes)
+        record = calc.tracker.after(written, set(changes), fingerprints)
+        replaced, added = calcstate.placed(package, record)
+        replaced.update({written.sheets[s].path: written.sheets[s].data() for s in changes})
+        parts = {}
+
+        def write(temp):
+            parts["written"] = xlsx.write(package, replaced, temp, added=added)
+
+        def verify(temp):
+            contents = xlsx.verify_written(temp, parts["written"], set(replaced) | set(added))
+            if any(contents[name] != data for name, data in {**replaced, **added}.items()):
+                raise xlsx.WorkbookError(f"{given.name}: refresh verification failed; the original is untouched")
+
+        backup = replace_model(real, write, verify, keep=keep, when=now)
+    return RefreshResult(given, update.quote, sum(len(c) for c in changes.values()), backup, result, update.sample,
+                         calc.recomputed, calc.formula_cells, table.recomputed)
+
+
+def _rewritten(package: xlsx.Package, changes: dict) -> xlsx.Package:
+    """The package as it will be written: each sheet in `changes` ({sheet: {ref: value}})
+    rewritten and parsed again, and every changed cell confirmed to read back as the value meant
+    (the parse the verification would make of the written part, made once, before writing)."""
+    sheets = dict(package.sheets)
+    for name, cells in changes.items():
+        sheet = package.sheets[name]
+        new = xlsx.parse_sheet(name, sheet.path, xlsx.rewrite_sheet_bytes(sheet, cells))
+        sheets[name] = new
+    written = dataclasses.replace(package, sheets=sheets, memo={})
+    for name, cells in changes.items():
+        for ref, value in cells.items():
+            formula = written.sheets[name].cells.get(ref)
+            got = stored_value(written, name, ref) if formula is not None and formula.formula is not None \
+                else written.value(name, ref)
+            if not (same_stored(got, value) or same_value(got, value)) and not (value is None and got in (None, "")):
+                raise xlsx.WorkbookError(f"refresh verification failed at {name}!{ref}; the original is untouched")
+    return written
 
 
 def _close(stored, value) -> bool:
@@ -219,29 +272,84 @@ def sensitivity_cells(package: xlsx.Package, model_name: str) -> dict:
     """The engine-run sensitivity table (敏感性: EPS by two drivers) recomputed from the
     workbook's current drivers and axis values, the whole model re-run per point. A workbook
     whose company cannot be rebuilt shows #N/A there rather than last time's numbers."""
-    from workbook.model import SCENARIO_KEY, driver_sensitivity
+    return _sensitivity_table(package, model_name)[0]
+
+
+def _sensitivity_table(package: xlsx.Package, model_name: str, quote_keys=frozenset()) -> tuple[dict, set | None]:
+    """The table's cells, and the model's lines it reads (`workbook.model.sensitivity_inputs`;
+    None when it could not be computed and shows #N/A)."""
+    from workbook.model import driver_sensitivity, sensitivity_inputs
 
     from .source import current_company
 
     if SENSITIVITY_GRID not in package.names:
-        return {}
+        return {}, None
     grid = package.name_cells(SENSITIVITY_GRID)
     rows, cols = package.name_cells(SENSITIVITY_ROWS), package.name_cells(SENSITIVITY_COLS)
     not_available = {cell: ERR_NA for cell in grid}
     spec = package.names.get(SENSITIVITY_SPEC, "").strip().strip('"').split("|")
     xs, ys = [_axis_value(package.value(*c)) for c in rows], [_axis_value(package.value(*c)) for c in cols]
     if len(spec) != 4 or None in xs or None in ys:  # a damaged table, an axis cell cleared or not a number
-        return not_available
+        return not_available, None
     a, b, line, year = spec
     try:
         company = current_company(package, model_name)
-        choice = defined_name(DRIVERS_PREFIX, SCENARIO_KEY)  # the drivers sheet's scenario cell
-        chosen = package.value(*package.name_cells(choice)[0]) if choice in package.names else None
+        chosen = package.value(*package.name_cells(SCENARIO_CHOICE)[0]) if SCENARIO_CHOICE in package.names else None
         scenario = chosen.strip().lower() if isinstance(chosen, str) and chosen.strip() else None
         values = driver_sensitivity(company, a, xs, b, ys, line, year, scenario=scenario)
+        reads = sensitivity_inputs(company, a, b, line, scenario, quote_keys)
     except ModelError:  # a company that cannot be rebuilt
-        return not_available
-    return {cell: values[i // len(ys)][i % len(ys)] for i, cell in enumerate(grid)}
+        return not_available, None
+    return {cell: values[i // len(ys)][i % len(ys)] for i, cell in enumerate(grid)}, reads
+
+
+@dataclass
+class SensitivityTable:
+    """What a refresh does to the engine's table: `cells` to write (none when the table stands),
+    the lines it reads (`reads`, None when unknown), and whether it was re-run."""
+    cells: dict
+    reads: set | None
+    recomputed: bool
+
+
+def sensitivity_update(package: xlsx.Package, model_name: str, record: calcstate.Record | None,
+                       new_inputs: dict) -> SensitivityTable:
+    """The table re-run only when something it reads changed since the last refresh: its axes,
+    its driver pair and line, the scenario chosen, the company files the model carries, the
+    values of the inputs of the lines it reads (with the refresh's new quote), or its own cells.
+    The last refresh's record holds the fingerprint of all that and the lines it read."""
+    if SENSITIVITY_GRID not in package.names:
+        return SensitivityTable({}, None, False)
+    stored = record.fingerprints.get(SENSITIVITY_FINGERPRINT) if record is not None else None
+    if stored is not None:
+        reads = set(stored[1].split())
+        read = lambda sheet, ref: new_inputs[(sheet, ref)] if (sheet, ref) in new_inputs else package.value(sheet, ref)
+        if table_fingerprint(package, reads, read) == stored[0]:
+            return SensitivityTable({}, reads, False)
+    cells, reads = _sensitivity_table(package, model_name, frozenset(MARKET_INPUTS))
+    return SensitivityTable(cells, reads, True)
+
+
+def table_fingerprint(package: xlsx.Package, reads: set, read) -> str:
+    """A digest of everything the sensitivity table is computed from, each cell as `read(sheet,
+    ref)` gives it: the table's definition and axes, its own cells, the scenario chosen, the
+    company and layout files stored in the model, and every input of the lines in `reads`."""
+    digest = hashlib.blake2b(digest_size=16)
+
+    def put(*parts):
+        digest.update("\x1f".join(map(repr, parts)).encode("utf-8", "surrogatepass") + b"\x1e")
+    put(package.names.get(SENSITIVITY_SPEC))
+    for name in (SENSITIVITY_ROWS, SENSITIVITY_COLS, SENSITIVITY_GRID, SCENARIO_CHOICE):
+        if name in package.names:
+            for cell in package.name_cells(name):
+                put(cell, read(*cell))
+    if SOURCE in package.sheets:
+        for ref in sorted(package.sheets[SOURCE].cells, key=xlsx.split_ref):
+            put(ref, package.value(SOURCE, ref))
+    for row in blueprint(package):
+        if row["kind"] == "input" and row["key"] in reads:
+            put(row["key"], row["year"], read(row["sheet"], row["cell"]))
+    return digest.hexdigest()
 
 
 def _axis_value(value) -> float | None:
@@ -256,20 +364,6 @@ def _axis_value(value) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _verify(temp: Path, original: xlsx.Package, replaced: dict, changes: dict) -> None:
-    """The written file holds what was meant and nothing else moved."""
-    written = xlsx.read(temp)
-    for name, data in original.members.items():
-        expected = replaced.get(name, data)
-        if written.members.get(name) != expected:
-            raise xlsx.WorkbookError(f"refresh verification failed on {name}; the original is untouched")
-    for sheet, cells in changes.items():
-        for ref, value in cells.items():
-            got = written.value(sheet, ref)
-            if not same_value(got, value) and not (value is None and got in (None, "")):
-                raise xlsx.WorkbookError(f"refresh verification failed at {sheet}!{ref}; the original is untouched")
-
-
 def model_files(target: Path) -> list[Path]:
     """The model files a path names: the file itself, or every .xlsm in a folder (no backups or lock files)."""
     if target.is_dir():
@@ -279,27 +373,44 @@ def model_files(target: Path) -> list[Path]:
 
 class Outcome(NamedTuple):
     """One file of a batch: `error` is the one-line reason when it failed; `written` says whether
-    the file was nonetheless refreshed (its checks fail after the refresh)."""
+    the file was nonetheless refreshed (its checks fail after the refresh). `worker` and
+    `peak_kb` say which process did it and that process's peak resident memory so far."""
     path: Path
     error: str | None
     changed: int
     written: bool = False
     backup: Path | None = None
+    worker: int | None = None
+    peak_kb: int | None = None
+
+
+def peak_memory_kb() -> int | None:
+    """This process's peak resident memory (VmHWM: its own high-water mark, pages shared with the
+    parent that forked it included), in kB; None where /proc does not say."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 def _refresh_one(args) -> Outcome:
     path, quotes, as_of, max_age_days, now, accept_move = args
     try:
         result = refresh_file(path, quotes, as_of, max_age_days, now, accept_move)
+        outcome = Outcome(path, result.status(), result.changed_cells, True, result.backup)
     except (QuoteError, xlsx.WorkbookError) as exc:
-        return Outcome(path, str(exc), 0)
+        outcome = Outcome(path, str(exc), 0)
     except OSError as exc:  # disk full, permissions: this file fails, the batch goes on
-        return Outcome(path, f"{path.name}: {exc.strerror or exc}", 0)
+        outcome = Outcome(path, f"{path.name}: {exc.strerror or exc}", 0)
     except RecursionError:
-        return Outcome(path, f"{path.name}: formulas nested too deeply to evaluate headless", 0)
+        outcome = Outcome(path, f"{path.name}: formulas nested too deeply to evaluate headless", 0)
     except Exception as exc:  # noqa: BLE001 - one unforeseen file must not stop the batch; it is reported
-        return Outcome(path, f"{path.name}: cannot refresh ({type(exc).__name__}: {str(exc)[:200]})", 0)
-    return Outcome(path, result.status(), result.changed_cells, True, result.backup)
+        outcome = Outcome(path, f"{path.name}: cannot refresh ({type(exc).__name__}: {str(exc)[:200]})", 0)
+    return outcome._replace(worker=os.getpid(), peak_kb=peak_memory_kb())
 
 
 def worker_count(requested: int, files: int) -> int:
@@ -309,29 +420,80 @@ def worker_count(requested: int, files: int) -> int:
 
 def refresh_many(paths: list[Path], quotes=None, as_of=None, max_age_days=None, now=None, workers: int = 2,
                  progress=None, accept_move: bool = False) -> list[Outcome]:
-    """Refresh several files on up to `workers` processes; one Outcome per file, in the order
-    given. A file that fails is reported and the others go on."""
+    """Refresh several files on up to `workers` processes (never more than the cores); one
+    Outcome per file, in the order given. `progress(done, total, path, error, changed)` is told
+    of each file as it finishes. A file that fails is reported and the others go on; a worker
+    that dies (killed, out of memory) fails the files it had, not the batch."""
     jobs = [(p, quotes, as_of, max_age_days, now, accept_move) for p in paths]
     workers = worker_count(workers, len(jobs))
-    done = []
+    done: dict = {}
 
-    def collect(results):
-        for i, outcome in enumerate(results, start=1):
-            if progress:
-                progress(i, len(jobs), *outcome[:3])
-            done.append(outcome)
+    def finished(index: int, outcome: Outcome) -> None:
+        done[index] = outcome
+        if progress:
+            progress(len(done), len(jobs), *outcome[:3])
 
     if workers <= 1:
-        collect(map(_refresh_one, jobs))
-        return done
+        for index, job in enumerate(jobs):
+            finished(index, _refresh_one(job))
+        return [done[i] for i in range(len(jobs))]
     try:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            collect(pool.map(_refresh_one, jobs, chunksize=1))
-    except BrokenProcessPool:  # a worker died (killed, out of memory): report the rest, don't lose them
-        finished = {o.path for o in done}
-        collect(Outcome(p, f"{p.name}: the refresh process died; the file is as it was or fully refreshed", 0)
-                for p in paths if p not in finished)
-    return done
+            futures = {pool.submit(_refresh_one, job): index for index, job in enumerate(jobs)}
+            for future in as_completed(futures):
+                finished(futures[future], future.result())
+    except BrokenProcessPool:  # a worker died: report the rest, don't lose them
+        for index, path in enumerate(paths):
+            if index not in done:
+                finished(index, Outcome(path, f"{path.name}: the refresh process died; the file is as it was or "
+                                              "fully refreshed", 0))
+    return [done[i] for i in range(len(jobs))]
+
+
+@dataclass
+class BatchSummary:
+    """What a batch did: how many refreshed, refused (grouped by reason) and written with failing
+    checks, and the peak memory of each worker process."""
+    refreshed: int
+    refused: dict           # reason -> [file names]
+    failing: list           # (file name, why)
+    peak_kb_by_worker: dict  # pid -> kB
+
+    @classmethod
+    def of(cls, outcomes: list[Outcome]) -> "BatchSummary":
+        refused: dict = {}
+        failing = []
+        peaks: dict = {}
+        for o in outcomes:
+            if o.worker is not None and o.peak_kb is not None:
+                peaks[o.worker] = max(peaks.get(o.worker, 0), o.peak_kb)
+            if o.error and o.written:
+                failing.append((o.path.name, _without_name(o.error, o.path.name)))
+            elif o.error:
+                refused.setdefault(_without_name(o.error, o.path.name), []).append(o.path.name)
+        refreshed = sum(1 for o in outcomes if not o.error)
+        return cls(refreshed, refused, failing, peaks)
+
+    def lines(self, shown: int = 5) -> list[str]:
+        """The summary as printed after a batch: refusals by reason, failing checks, memory."""
+        out = []
+        for reason, names in sorted(self.refused.items(), key=lambda item: -len(item[1])):
+            more = f" and {len(names) - shown} more" if len(names) > shown else ""
+            out.append(f"refused, {len(names)} file{'s' if len(names) > 1 else ''}: {reason} "
+                       f"({', '.join(names[:shown])}{more})")
+        for name, why in self.failing[:shown]:
+            out.append(f"written, checks fail: {name}: {why}")
+        if len(self.failing) > shown:
+            out.append(f"written, checks fail: {len(self.failing) - shown} more")
+        if self.peak_kb_by_worker:
+            peaks = ", ".join(f"{kb / 1024:.0f} MB" for kb in sorted(self.peak_kb_by_worker.values(), reverse=True))
+            out.append(f"peak memory per worker process: {peaks}")
+        return out
+
+
+def _without_name(message: str, name: str) -> str:
+    """A file's message without the file name it starts with, so equal reasons group."""
+    return message[len(name) + 2:] if message.startswith(name + ": ") else message
 
 
 # ------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workbook import xlsx
+from workbook import calcstate, xlsx
 from workbook.files import atomic_path
 from workbook.formats import show
 from udfs.errors import DataError
@@ -149,9 +149,11 @@ def used_strings(sheets) -> set:
 
 
 def without_macros(package: xlsx.Package) -> tuple[dict, set]:
-    """(replaced, dropped) parts that take the calculation chain and the VBA project (with its
-    relationships) out of `package`: the start of every copy made for readers without macros."""
+    """(replaced, dropped) parts that take the calculation chain, the refresh's record (which
+    describes formulas such a copy does not keep) and the VBA project (with its relationships)
+    out of `package`: the start of every copy made for readers without macros."""
     replaced, dropped = xlsx.without_calc_chain(package)
+    dropped |= calcstate.record_parts(package)
     defaults, overrides = xlsx.content_types(package)
     for part in package.members:
         kind = overrides.get(part) or defaults.get(part.rsplit(".", 1)[-1].lower(), "")

@@ -67,27 +67,41 @@ def version_tuple(text: str) -> tuple:
 def blueprint(package: xlsx.Package) -> list[dict]:
     """The blueprint rows: sheet, cell, kind, key, year, formula (and label, name), every one a string.
     WorkbookError naming the cell if the blueprint was damaged (header renamed, a cell holding a
-    number or garbage where a sheet, a cell reference or a kind belongs)."""
+    number or garbage where a sheet, a cell reference or a kind belongs). Read once per package
+    and shared by every caller (which must not change the rows)."""
+    if "blueprint" not in package.memo:
+        package.memo["blueprint"] = _read_blueprint(package)
+    return package.memo["blueprint"]
+
+
+def _read_blueprint(package: xlsx.Package) -> list[dict]:
     sheet = package.sheets.get(BLUEPRINT)
     if sheet is None:
         return []
     where = package.path.name
     rows: dict = {}
-    for ref in sheet.cells:
-        row, col = xlsx.split_ref(ref)
-        rows.setdefault(row, {})[col] = package.value(BLUEPRINT, ref)
+    shared = package.shared
+    decode = xlsx.decode_value
+    for ref, cell in sheet.cells.items():   # 8 columns of a thousand rows: decoded directly, not by address
+        row = rows.get(cell.row)
+        if row is None:
+            row = rows[cell.row] = {}
+        if cell.attrs.get("t") == "s" and cell.raw_value is not None and cell.raw_value.isdigit() \
+                and int(cell.raw_value) < len(shared):
+            row[cell.col] = shared[int(cell.raw_value)]
+        else:
+            row[cell.col] = decode(cell, shared, lambda ref=ref: f"{where}: {BLUEPRINT}!{ref}")
     header = rows.pop(1, {})
     names = [header.get(c) for c in range(1, max(header, default=0) + 1)]
     missing = [f for f in BLUEPRINT_REQUIRED if f not in names]
     if missing:
         raise xlsx.WorkbookError(f"{where}: the blueprint sheet's header has no {missing[0]!r} column (renamed?); "
                                  "the blueprint is damaged: rebuild the template and carry inputs over with `diff`")
+    columns = [(c, title) for c, title in enumerate(names, start=1) if isinstance(title, str)]
     out = []
     for r, cells in sorted(rows.items()):
         row = {}
-        for c, title in enumerate(names, start=1):
-            if not isinstance(title, str):
-                continue
+        for c, title in columns:
             value = cells.get(c)
             if value is not None and not isinstance(value, str):
                 raise xlsx.WorkbookError(f"{where}: {BLUEPRINT}!{xlsx.col_letters(c)}{r} holds {value!r} where the "
@@ -95,16 +109,21 @@ def blueprint(package: xlsx.Package) -> list[dict]:
             row[title] = value or ""
         if not any(row.values()):
             continue
-        problems = {"kind": (row["kind"] not in CELL_KINDS, "kind of cell"),
-                    "cell": (not _A1.fullmatch(row["cell"]), "cell reference"),
-                    "sheet": (not row["sheet"].strip(), "sheet name")}
-        for field_name, (bad, what) in problems.items():
-            if bad:
-                raise xlsx.WorkbookError(f"{where}: {BLUEPRINT} row {r} has {field_name} {row[field_name][:30]!r}, which is "
-                                         f"not a {what}; the blueprint is damaged: rebuild the template")
+        if row["kind"] not in CELL_KINDS or not _A1.fullmatch(row["cell"]) or not row["sheet"].strip():
+            _refuse_row(where, r, row)
         row["cell"] = row["cell"].replace("$", "")
         out.append(row)
     return out
+
+
+def _refuse_row(where: str, r: int, row: dict) -> None:
+    problems = {"kind": (row["kind"] not in CELL_KINDS, "kind of cell"),
+                "cell": (not _A1.fullmatch(row["cell"]), "cell reference"),
+                "sheet": (not row["sheet"].strip(), "sheet name")}
+    for field_name, (bad, what) in problems.items():
+        if bad:
+            raise xlsx.WorkbookError(f"{where}: {BLUEPRINT} row {r} has {field_name} {row[field_name][:30]!r}, which is "
+                                     f"not a {what}; the blueprint is damaged: rebuild the template")
 
 
 # Prefixes only the template's blocks use (checks, audit, findings, warnings): every name under
@@ -130,7 +149,16 @@ def template_names(package: xlsx.Package, rows: list[dict]) -> list[str]:
 def verify_structure(package: xlsx.Package, require_vba: bool = True) -> None:
     """Refuse a model whose structure no longer matches its blueprint: a sheet deleted or
     renamed, a defined name removed, labels moved, text typed where a formula belongs, the VBA
-    project removed, or a template from a newer add-in. One WorkbookError sentence otherwise."""
+    project removed, or a template from a newer add-in. One WorkbookError sentence otherwise.
+    A package verified once is not verified again (refresh, its audit and its sensitivity table
+    all ask)."""
+    if package.memo.get(("structure verified", require_vba)):
+        return
+    _verify_structure(package, require_vba)
+    package.memo[("structure verified", require_vba)] = True
+
+
+def _verify_structure(package: xlsx.Package, require_vba: bool) -> None:
     name = package.path.name
     version = template_version(package)
     if version_tuple(version) > version_tuple(TEMPLATE_VERSION):

@@ -17,7 +17,7 @@ from addin.share import export, needs_apostrophe
 from conftest import ROOT
 from ooxml import assert_valid
 from test_foreign_files import _calc_chain, _rezip, _with_calc_chain
-from workbook import xlsx
+from workbook import calcstate, xlsx
 
 TEMPLATE = ROOT / "workbook" / "xiaomi_1810hk_model.xlsm"
 
@@ -89,7 +89,11 @@ def test_template_and_refreshed_template_are_valid(tmp_path):
     run = subprocess.run([sys.executable, "-m", "addin", "refresh", str(model), "--as-of", "2025-12-19"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert_valid(model)
+    assert_valid(model)                           # with the refresh's record, a custom XML part
+    assert calcstate.record_part(xlsx.read(model)) is not None
+    out = export(model, tmp_path / "clean.xlsx")  # a copy without formulas carries no record of them
+    assert not any(n.startswith("customXml/") for n in zipfile.ZipFile(out).namelist())
+    assert_valid(out)
 
 
 def test_control_characters_in_text_give_a_well_formed_export(tmp_path):

@@ -89,3 +89,21 @@ def test_button_is_bound_to_the_refresh_macro(ods):
     content = ods.read("content.xml").decode()
     assert 'form:label="Refresh 刷新"' in content
     assert "vnd.sun.star.script:VBAProject.ER_Refresh.RefreshModel" in content
+
+
+def test_a_refreshed_model_with_its_record_opens_and_renders(tmp_path):
+    """The refresh adds its record (a custom XML part) to the model: LibreOffice still opens it
+    and recalculates it to the same figures."""
+    import datetime as dt
+
+    from addin.refresh import refresh_file
+    model = tmp_path / TEMPLATE.name
+    shutil.copy(TEMPLATE, model)
+    refresh_file(model, None, dt.date(2025, 12, 19))
+    assert any(n.startswith("customXml/") for n in zipfile.ZipFile(model).namelist())
+    profile = tmp_path / "profile"
+    subprocess.run([SOFFICE, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", "pdf",
+                    "--outdir", str(tmp_path / "out"), str(model)], check=True, capture_output=True, timeout=180)
+    text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "out" / (model.stem + ".pdf")), "-"], check=True,
+                          capture_output=True, text=True).stdout
+    assert "549,073" in text and "42,581" in text

@@ -18,7 +18,7 @@ from addin.quotes import LocalQuotesFile, QuoteError
 from addin.refresh import refresh_book, refresh_file
 import fake_excel
 from conftest import ROOT
-from workbook import xlsx
+from workbook import calcstate, xlsx
 from workbook.xlcalc import evaluate
 
 TEMPLATE = ROOT / "workbook" / "xiaomi_1810hk_model.xlsm"
@@ -70,8 +70,13 @@ def test_refresh_changes_market_inputs_and_dependent_values_only(fresh, tmp_path
 
     changed_members = [n for n in before.members if before.members[n] != after.members[n]]
     sheets_by_path = {s.path: name for name, s in before.sheets.items()}
-    assert all(n in sheets_by_path for n in changed_members), changed_members
-    assert {sheets_by_path[n] for n in changed_members} == {"封面", "盈利预测与估值简表", "主要财务比率", "评级", "校验"}
+    # the one addition: the refresh's record of what it computed from (workbook.calcstate), a custom
+    # XML part registered where every part is (content types, the workbook's relationships)
+    assert set(after.members) - set(before.members) == calcstate.record_parts(after)
+    registered = {"[Content_Types].xml", "xl/_rels/workbook.xml.rels"}
+    assert all(n in sheets_by_path or n in registered for n in changed_members), changed_members
+    assert {sheets_by_path[n] for n in changed_members if n in sheets_by_path} == \
+        {"封面", "盈利预测与估值简表", "主要财务比率", "评级", "校验"}
 
     v = lambda name: after.value(*cell_of(after, name))
     assert v("MKT_price") == 44.0 and v("MKT_fx_rate") == 0.915 and v("MKT_benchmark_level") == 25000.5
@@ -96,6 +101,13 @@ def test_refresh_changes_market_inputs_and_dependent_values_only(fresh, tmp_path
     revenue = after.name_cells("IS_revenue")
     assert [after.value(*c) for c in revenue] == [before.value(*c) for c in revenue]   # statements untouched by price
     assert result.backup.read_bytes() == pre_refresh
+
+    # a second refresh changes the moved sheets and the record's own part, nothing else
+    refresh_file(fresh, str(quotes(tmp_path, "1810.HK,45.00,HKD,2026-11-28,0.9150,25000.5,test feed\n")), AS_OF, now=NOW)
+    again = xlsx.read(fresh)
+    moved = {n for n in after.members if after.members[n] != again.members.get(n)}
+    assert set(again.members) == set(after.members)
+    assert moved - set(sheets_by_path) == {calcstate.record_part(again)}
 
 
 def test_override_survives_refresh_flows_and_is_listed(fresh, tmp_path):

@@ -128,6 +128,11 @@ def _operands(node) -> tuple:
     return ()
 
 
+def operands(node) -> tuple:
+    """The formulas directly inside an arithmetic or a function call."""
+    return _operands(node)
+
+
 def refs(node) -> set[Ref]:
     """Every line the formula reads (a form reads its lines this year)."""
     if isinstance(node, Ref):

@@ -1,10 +1,12 @@
 """A company's model: the spec bound to its drivers, evaluated, checked, and shown as tables."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 
+from udfs.constants import ERR_NA
 from udfs.engine import BASE, FORECAST_ONLY, Line, Values, bind_drivers, driver_key, evaluate, run_checks, run_warnings
 from udfs.errors import DataError
 from udfs.forecast import METHODS
@@ -83,9 +85,7 @@ def build_model(company: Company | None = None, overrides: dict | None = None,
     `scenario` ("base", "bear", "bull") picks the driver set of the company's scenarios
     (ScenarioError for one it does not have); DataError for an input no line of the model takes."""
     company = company or load()
-    named = [replace(line, label_zh=company.labels[line.key][0], label_en=company.labels[line.key][1])
-             if line.key in company.labels else line for line in company_lines(company)]
-    lines = scenario_lines(bind_drivers(named, company.drivers), company)
+    lines = model_lines(company)
     scalars = dict(company.scalar_inputs)
     scalars.update(scalar_overrides or {})
     if company.scenario_drivers:
@@ -103,6 +103,14 @@ def build_model(company: Company | None = None, overrides: dict | None = None,
     checks = run_checks(list(company.layout.checks), lines, values)
     warnings = run_warnings(list(company.layout.warnings), lines, values)
     return Model(company, lines, values, checks, dict(overrides or {}), warnings)
+
+
+def model_lines(company: Company) -> list[Line]:
+    """Every line `build_model` evaluates: the company's lines with its labels, bound to its
+    drivers, with its scenarios."""
+    named = [replace(line, label_zh=company.labels[line.key][0], label_en=company.labels[line.key][1])
+             if line.key in company.labels else line for line in company_lines(company)]
+    return scenario_lines(bind_drivers(named, company.drivers), company)
 
 
 def company_lines(company: Company) -> list[Line]:
@@ -177,6 +185,96 @@ def driver_sensitivity(company: Company, driver_a: str, values_a, driver_b: str,
             inputs[(driver_key(driver_b), year_label)] = b
         return build_model(_replace(company, inputs=inputs), scenario=scenario).value(line, year)
     return two_way(run, list(values_a), list(values_b))
+
+
+def sensitivity_inputs(company: Company, driver_a: str, driver_b: str, line: str, scenario: str | None = None,
+                       quote_keys=frozenset()) -> set[str]:
+    """The lines `driver_sensitivity(company, driver_a, ..., driver_b, ..., line, ...)` reads,
+    directly or through other lines in any year: what the table must be recomputed for when one
+    of them changes (each line's inputs: its reported figures, its drivers' values).
+
+    One exception is made for the quote (`quote_keys`: the price, its date, FX and benchmark a
+    refresh writes, each a validated positive number): a product one of whose factors is exactly
+    zero in every year and at every point of the grid (shares bought back and issued: 0) is zero
+    whatever its other factor holds, so a factor that reads nothing but the quote and is a number
+    now is not followed. Without that, every new price would re-run a table that cannot move."""
+    from udfs import formula as fx
+    from udfs.functions import GUARDED
+
+    lines = {l.key: l for l in model_lines(company)}
+    if line not in lines:
+        raise DataError(f"{line!r} is not a line of {company.path.name}")
+    varied = {driver_key(driver_a), driver_key(driver_b)}
+    inputs = scenario_inputs(company)
+    years = company.years
+    base = None   # the model as it stands, for the value of a quote-only factor (computed when first needed)
+
+    def formulas(key):
+        own = lines[key]
+        return [fx.parse(text) for text in {own.formula, own.implied} if text]
+
+    def is_input(key):
+        own = lines[key]
+        return key not in varied and own.formula is None and own.implied is None
+
+    def plain_inputs(node, seen) -> set:
+        """The input lines a formula reads through any chain of lines."""
+        found, pending = set(), [r.key for r in fx.refs(node)]
+        while pending:
+            key = pending.pop()
+            if key in seen or key not in lines:
+                continue
+            seen.add(key)
+            trees = formulas(key)
+            if not trees:
+                found.add(key)
+            for tree in trees:
+                pending.extend(r.key for r in fx.refs(tree))
+        return found
+
+    def zero_everywhere(node) -> bool:
+        if not all(r.key in lines and is_input(r.key) and not lines[r.key].scalar for r in fx.refs(node)):
+            return False
+        for pos in range(len(years)):
+            def lookup(key, lag, pos=pos):
+                return inputs.get((key, years[pos - lag].label)) if pos - lag >= 0 else ERR_NA
+            value = fx.evaluate(node, lookup, GUARDED)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != 0:
+                return False
+        return True
+
+    def quote_only_number(node) -> bool:
+        nonlocal base
+        if not plain_inputs(node, set()) <= set(quote_keys):
+            return False
+        base = base or build_model(company, scenario=scenario)
+        for year in years:
+            value = fx.evaluate(node, lambda key, lag: base.values.get(key, year), GUARDED, vectors=None)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                return False
+        return True
+
+    read: set = set()
+    pending = [line]
+    while pending:
+        key = pending.pop()
+        if key in read or key not in lines:
+            continue
+        read.add(key)
+        trees = formulas(key)
+        while trees:
+            node = trees.pop()
+            if isinstance(node, fx.Ref):
+                pending.append(node.key)
+            elif isinstance(node, fx.Form):
+                pending.extend(node.keys)
+            elif isinstance(node, fx.BinOp) and node.op == "*":
+                zero = next((z for z, other in ((node.left, node.right), (node.right, node.left))
+                             if zero_everywhere(z) and quote_only_number(other)), None)
+                trees.extend((zero,) if zero is not None else (node.left, node.right))
+            else:
+                trees.extend(fx.operands(node))
+    return read
 
 
 def default_sensitivity(company: Company) -> tuple[str, list, str, list]:

@@ -22,6 +22,7 @@ import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Callable, NamedTuple
 
 from udfs.constants import ERR_DIV0, ERR_NA, ERR_NAME, ERR_NUM, ERR_REF, ERR_VALUE, EXCEL_ERRORS
@@ -29,7 +30,7 @@ from udfs.findings import quantize_half_up
 from udfs.formula import excel_arith
 from udfs.functions import GUARDED_BY_EXCEL_NAME
 
-from .xlsx import Package, WorkbookError, col_index, col_letters
+from .xlsx import ErrorLikeText, Package, WorkbookError, col_index, col_letters
 
 
 class UnsupportedFormula(WorkbookError):
@@ -160,12 +161,31 @@ class _Parser:
         raise UnsupportedFormula(f"cannot read formula ={self.text}")
 
 
+@lru_cache(maxsize=4096)
+def tokens_of(text: str) -> tuple:
+    """The formula's tokens (kept: a batch of models shares its formulas)."""
+    return tuple(tokenize(text))
+
+
+@lru_cache(maxsize=4096)
+def cells_of(token: str, sheet: str) -> tuple:
+    """Every (sheet, ref) a reference token on `sheet` covers, row by row."""
+    where = _address(token, sheet)
+    return tuple((where.sheet, f"{col_letters(c)}{r}") for r in range(where.top, where.bottom + 1)
+                 for c in range(where.left, where.right + 1))
+
+
+@lru_cache(maxsize=4096)
 def parse(text: str):
-    parser = _Parser(tokenize(text), text)
+    """The formula's tree: nested tuples, shared by every cell (and model) with that formula."""
+    parser = _Parser(list(tokens_of(text)), text)
     node = parser.expression(1)
     if parser.pos != len(parser.tokens):
         raise UnsupportedFormula(f"cannot read formula ={text}")
     return node
+
+
+_CORNER = re.compile(r"\$?([A-Z]+)\$?(\d+)")
 
 
 @dataclass(frozen=True)
@@ -178,7 +198,9 @@ class _Address:
     absolute: bool
 
 
+@lru_cache(maxsize=65536)
 def _address(token: str, sheet: str) -> _Address:
+    """Where a reference token points (the same token on the same sheet always points there)."""
     if "!" in token:
         prefix, ref = token.rsplit("!", 1)
         sheet = prefix[1:-1].replace("''", "'") if prefix.startswith("'") else prefix
@@ -189,8 +211,8 @@ def _address(token: str, sheet: str) -> _Address:
         ref = token
     first, _, last = ref.partition(":")
     absolute = first.count("$") == 2 and (not last or last.count("$") == 2)
-    m1 = re.match(r"\$?([A-Z]+)\$?(\d+)", first)
-    m2 = re.match(r"\$?([A-Z]+)\$?(\d+)", last or first)
+    m1 = _CORNER.match(first)
+    m2 = _CORNER.match(last or first)
     c1, c2 = sorted((col_index(m1[1]), col_index(m2[1])))
     r1, r2 = sorted((int(m1[2]), int(m2[2])))
     if (r2 - r1 + 1) * (c2 - c1 + 1) > MAX_RANGE_CELLS:
@@ -229,13 +251,6 @@ class _Range:
 
 
 # ---------------------------------------------------------------- values and Excel's coercions
-
-class ErrorLikeText(str):
-    """Text that reads like an error value ("#N/A") but is text: a "#N/A" typed in quotes, joined
-    with &, or returned by an ER_ function (xlwings cannot return a true error, so Excel holds
-    it as text). ISERROR is FALSE, IFERROR keeps it, arithmetic on it gives #VALUE!, and another
-    ER_ function reads it as the error it names, as it does in Excel."""
-
 
 def _is_error(v) -> bool:
     return isinstance(v, str) and v in EXCEL_ERRORS and not isinstance(v, ErrorLikeText)
@@ -393,6 +408,23 @@ def same_value(a, b) -> bool:
     if isinstance(a, str) and isinstance(b, str):
         return str(a) == str(b)
     return type(a) is type(b) and a == b
+
+
+def same_stored(a, b) -> bool:
+    """`same_value`, and an error value is not the text that reads like it: what a cell must
+    store so that reading it back (`stored_value`) gives what was computed."""
+    return same_value(a, b) and _is_error(a) == _is_error(b)
+
+
+def stored_value(package: Package, sheet: str, ref: str):
+    """A cell's value as the evaluator reads it back from the file: a formula's cached text that
+    reads like an error (t="str", "s" or inline) stays text (ErrorLikeText); only t="e" is an error."""
+    value = package.value(sheet, ref)
+    if isinstance(value, str) and value in EXCEL_ERRORS:
+        cell = package.sheets[sheet].cells.get(ref)
+        if cell is not None and cell.formula is not None and cell.attrs.get("t") != "e":
+            return ErrorLikeText(value)
+    return value
 
 
 # ---------------------------------------------------------------- worksheet functions
@@ -693,13 +725,62 @@ def _check_arity(name: str, count: int, least: int, most: int) -> None:
 
 # ---------------------------------------------------------------- the evaluator
 
-class Evaluator:
-    """Every formula cell of a package, computed from its inputs; `inputs` override cell values."""
+class Graph:
+    """Which cells each formula cell may read (every cell of a range, both branches of an IF, the
+    cells a defined name points at), and the reverse: which formula cells read a cell. Formulas
+    here read cells by fixed references only (no INDIRECT or OFFSET), so the graph is exact."""
 
-    def __init__(self, package: Package, inputs: dict | None = None):
+    def __init__(self, precedents: dict):
+        self.precedents = precedents            # formula cell -> tuple of cells it reads
+        self.dependents: dict = {}              # cell -> formula cells that read it
+        for cell, reads in precedents.items():
+            for read in reads:
+                self.dependents.setdefault(read, []).append(cell)
+
+    def cells(self) -> set:
+        """Every formula cell and every cell a formula reads."""
+        return set(self.precedents) | set(self.dependents)
+
+    def in_order(self, cells: set) -> list:
+        """`cells` (formula cells) ordered so that each comes after those of them it reads; the
+        cells of a circular reference, which have no such order, come last, in any order."""
+        waiting = {cell: sum(1 for read in self.precedents[cell] if read in cells) for cell in cells}
+        ready = [cell for cell, count in waiting.items() if count == 0]
+        out = []
+        while ready:
+            cell = ready.pop()
+            out.append(cell)
+            for dependent in self.dependents.get(cell, ()):
+                if dependent in waiting:
+                    waiting[dependent] -= 1
+                    if waiting[dependent] == 0:
+                        ready.append(dependent)
+        if len(out) < len(cells):
+            placed = set(out)
+            out.extend(cell for cell in cells if cell not in placed)
+        return out
+
+    def affected(self, changed) -> set:
+        """The formula cells whose value may move when the cells `changed` do: the changed formula
+        cells themselves and every formula that reads one of them, directly or through others."""
+        out = {cell for cell in changed if cell in self.precedents}
+        pending = list(changed)
+        while pending:
+            for dependent in self.dependents.get(pending.pop(), ()):
+                if dependent not in out:
+                    out.add(dependent)
+                    pending.append(dependent)
+        return out
+
+
+class Evaluator:
+    """Every formula cell of a package, computed from its inputs; `inputs` override cell values,
+    and `known` gives formula cells whose values are known (left as they are, read by the rest)."""
+
+    def __init__(self, package: Package, inputs: dict | None = None, known: dict | None = None):
         self.package = package
         self.inputs = dict(inputs or {})
-        self.values: dict = {}
+        self.values: dict = dict(known or {})
         self.active: set = set()
         self.parsed: dict = {}
         self.functions = dict(GUARDED_BY_EXCEL_NAME)
@@ -719,6 +800,35 @@ class Evaluator:
         for key in self.formula_cells():
             self.cell(*key)
         return self.values
+
+    def graph(self) -> Graph:
+        """The dependency graph of every formula cell (those given as inputs are values here).
+        A formula's reads are its reference and name tokens: exactly the references and names
+        its parse holds, found without parsing it (only the cells recomputed are parsed)."""
+        precedents = {}
+        reads: dict = {}
+        sheets = self.package.sheets
+        for key in self.formula_cells():
+            formula = sheets[key[0]].cells[key[1]].formula
+            found = reads.get((formula, key[0]))
+            if found is None:
+                try:
+                    found = reads[(formula, key[0])] = self._reads(formula, key[0])
+                except UnsupportedFormula as exc:
+                    raise UnsupportedFormula(f"{key[0]}!{key[1]}: {exc}") from None
+            precedents[key] = found
+        return Graph(precedents)
+
+    def _reads(self, formula: str, sheet: str) -> tuple:
+        found: set = set()
+        for kind, text in tokens_of(formula):
+            if kind == "ref":
+                found.update(cells_of(text, sheet))
+            elif kind == "name":
+                key = self._name_key(text, sheet)
+                if key is not None:
+                    found.update(self._precedents(self._name_formula(key), sheet))
+        return tuple(found)
 
     # ---- cells, computed precedents first from an explicit stack
 
@@ -782,10 +892,7 @@ class Evaluator:
         while pending:
             for part in self._parts(pending.pop()):
                 if part[0] == "ref":
-                    where = _address(part[1], sheet)
-                    for r in range(where.top, where.bottom + 1):
-                        for c in range(where.left, where.right + 1):
-                            yield where.sheet, f"{col_letters(c)}{r}"
+                    yield from cells_of(part[1], sheet)
                 elif part[0] == "name":
                     key = self._name_key(part[1], sheet)
                     if key is not None and key not in seen_names:
@@ -932,6 +1039,7 @@ class Evaluator:
         return (_AND if name == "AND" else _OR)(*values)
 
 
-def evaluate(package: Package, inputs: dict | None = None) -> dict:
-    """{(sheet, ref): value} for every formula cell, with `inputs` replacing cell values."""
-    return Evaluator(package, inputs).run()
+def evaluate(package: Package, inputs: dict | None = None, known: dict | None = None) -> dict:
+    """{(sheet, ref): value} for every formula cell, with `inputs` replacing cell values and the
+    formula cells in `known` taken at the value given instead of computed."""
+    return Evaluator(package, inputs, known).run()

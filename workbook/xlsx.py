@@ -18,6 +18,7 @@ import posixpath
 import re
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.parsers import expat
@@ -49,6 +50,14 @@ COMPRESSIONS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}
 
 class WorkbookError(FileError):
     """A file that is not a usable workbook; the message is one readable sentence."""
+
+
+class ErrorLikeText(str):
+    """Text that reads like an error value ("#N/A") but is text: a "#N/A" typed in quotes, joined
+    with &, or returned by an ER_ function (xlwings cannot return a true error, so Excel holds
+    it as text). ISERROR is FALSE, IFERROR keeps it, arithmetic on it gives #VALUE!, and another
+    ER_ function reads it as the error it names, as it does in Excel. A formula's cached value
+    of this kind is written as text (t="str"), so it reads back as text, not as an error."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -130,13 +139,15 @@ def split_ref(ref: str) -> tuple[int, int]:
 class CellXml:
     """One `<c>` element: what it holds, and where it lies in its sheet part. The byte offsets a
     rewrite needs are worked out from the parser's positions only for the cells rewritten."""
-    __slots__ = ("ref", "attrs", "formula", "raw_value", "inline", "prefix", "_data", "_at", "_f_at", "_span",
-                 "_tag_end", "_f_span")
+    __slots__ = ("ref", "attrs", "formula", "raw_value", "inline", "prefix", "row", "col", "_data", "_at", "_f_at",
+                 "_span", "_tag_end", "_f_span")
 
     def __init__(self, ref: str, attrs: dict, formula: str | None, raw_value: str | None, inline: str | None,
                  span: tuple | None = None, start_tag_end: int = 0, formula_span: tuple | None = None,
-                 prefix: str = "", data: bytes | None = None, at: tuple | None = None, f_at: tuple | None = None):
+                 prefix: str = "", data: bytes | None = None, at: tuple | None = None, f_at: tuple | None = None,
+                 row: int = 0, col: int = 0):
         self.ref = ref
+        self.row, self.col = (row, col) if row else split_ref(ref)   # where it is: row and column from 1
         self.attrs = attrs            # attributes of <c> by local name (r, s, t, cm, vm, ...); an extension
         #                               attribute keeps its "namespace name" key, which nothing asks for
         self.formula = formula        # formula text (shared formulas expanded), without "="
@@ -236,6 +247,9 @@ class Package:
     local_names: dict = field(default_factory=dict)   # (sheet, name) -> formula text
     sheet_states: dict = field(default_factory=dict)  # sheet name -> "visible" / "hidden" / "veryHidden"
     stored: dict = field(default_factory=dict)        # name -> zipparts.Stored: the member as the archive holds it
+    # What readers derive from the package once and share (the blueprint rows, a verified
+    # structure); a package is never changed after it is read, so nothing here goes stale.
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     def _sheet(self, sheet: str) -> Sheet:
         try:
@@ -248,7 +262,7 @@ class Package:
         cell = self._sheet(sheet).cells.get(ref)
         if cell is None:
             return None
-        return decode_value(cell, self.shared, f"{self.path.name}: {sheet}!{ref}")
+        return decode_value(cell, self.shared, lambda: f"{self.path.name}: {sheet}!{ref}")
 
     def used_range(self, sheet: str) -> tuple[int, int]:
         """(last row, last column) holding a cell: what any range on the sheet is bounded by."""
@@ -294,42 +308,51 @@ def _complete(first: str, last: str, used: tuple[int, int]) -> tuple[str, str]:
     return first, last
 
 
-def decode_value(cell: CellXml, shared: list, where: str = "cell"):
+def decode_value(cell: CellXml, shared: list, where="cell"):
+    """A cell's value from its XML; `where` (text, or a function giving it, called only on a
+    damaged cell) names the cell in the error."""
     kind = cell.attrs.get("t", "n")
+    raw = cell.raw_value
+    if kind == "s" and raw is not None:
+        try:
+            index = int(raw)
+            if index >= 0:
+                return shared[index]
+        except (ValueError, IndexError):
+            pass
+        raise WorkbookError(f"{_named(where)} refers to shared string {raw[:20]!r}, which the file does not have; "
+                            "the file is damaged") from None
     if kind == "inlineStr":
         return cell.inline
-    raw = cell.raw_value
     if raw is None:
         return None
     if raw == "" and kind == "n":
         # An empty cached value: XlsxWriter writes <v></v> for a formula whose value is blank
         # ("recalculate me"), and Excel reads it as blank.
         return None
-    if kind == "s":
-        try:
-            return shared[int(raw)]
-        except (ValueError, IndexError):
-            raise WorkbookError(f"{where} refers to shared string {raw[:20]!r}, which the file does not have; "
-                                "the file is damaged") from None
     if kind in ("str", "e"):
         return unescape_data(raw)
     if kind == "b":
         if raw.strip() not in ("0", "1"):
-            raise WorkbookError(f"{where} is a boolean holding {raw[:20]!r}; the file is damaged")
+            raise WorkbookError(f"{_named(where)} is a boolean holding {raw[:20]!r}; the file is damaged")
         return raw.strip() == "1"
     if kind == "d":
         try:
             moment = dt.datetime.fromisoformat(raw.strip())
         except ValueError:
-            raise WorkbookError(f"{where} is a date holding {raw[:20]!r}; the file is damaged") from None
+            raise WorkbookError(f"{_named(where)} is a date holding {raw[:20]!r}; the file is damaged") from None
         return (moment - EXCEL_EPOCH).total_seconds() / 86400
     try:
         number = float(raw)
     except ValueError:
-        raise WorkbookError(f"{where} is a number holding {raw[:20]!r}; the file is damaged") from None
+        raise WorkbookError(f"{_named(where)} is a number holding {raw[:20]!r}; the file is damaged") from None
     if not math.isfinite(number):
-        raise WorkbookError(f"{where} holds {raw[:20]!r}, which no spreadsheet can store; the file is damaged")
+        raise WorkbookError(f"{_named(where)} holds {raw[:20]!r}, which no spreadsheet can store; the file is damaged")
     return number
+
+
+def _named(where) -> str:
+    return where() if callable(where) else where
 
 
 # ------------------------------------------------------------------------------------------------
@@ -360,6 +383,25 @@ def _parser() -> expat.XMLParserType:
 
 class _Refused(Exception):
     pass
+
+
+def hardened_parser() -> expat.XMLParserType:
+    """A namespace-aware expat parser that refuses any DOCTYPE (names come as "uri local prefix")."""
+    return _parser()
+
+
+def split_name(name: str) -> tuple[str, str, str]:
+    """(namespace, local name, prefix) of a name from `hardened_parser`."""
+    return _split_name(name)
+
+
+def parse_xml(parser, data: bytes, where: str) -> None:
+    """Run `parser` over `data`; WorkbookError naming `where` if it is not well-formed or refused."""
+    _parse(parser, data, where)
+
+
+def crc32(data: bytes) -> int:
+    return zlib.crc32(data)
 
 
 def _parse(parser, data: bytes, where: str) -> None:
@@ -545,7 +587,7 @@ def parse_sheet(name: str, path: str, xml: str | bytes) -> Sheet:
                     formula = text if text or f_attrs.get("t") != "array" else None
             cells[ref] = CellXml(ref, attrs_c, formula, "".join(v_parts) if v_parts is not None else None,
                                  inline.value() if inline is not None else None, prefix=c_prefix, data=data,
-                                 at=(c_start, parser.CurrentByteIndex), f_at=f_at)
+                                 at=(c_start, parser.CurrentByteIndex), f_at=f_at, row=c_row, col=c_col)
             if c_row > max_row:
                 max_row = c_row
             if c_col > max_col:
@@ -871,7 +913,7 @@ def _cell_bytes(cell: CellXml, value, data: bytes, keep_formula: bool) -> bytes:
             body = f"<{p}v>{number_text(value)}</{p}v>"
         else:     # a spreadsheet cannot store nan or inf: Excel shows #NUM! for them
             kind, body = "e", f"<{p}v>#NUM!</{p}v>"
-    elif isinstance(value, str) and value in EXCEL_ERRORS:
+    elif isinstance(value, str) and value in EXCEL_ERRORS and not isinstance(value, ErrorLikeText):
         kind, body = "e", f"<{p}v>{value}</{p}v>"
     elif keep_formula and cell.formula is not None:
         kind, body = "str", f"<{p}v>{escape_data(value)}</{p}v>"
@@ -892,6 +934,11 @@ def rewrite_sheet(sheet: Sheet, changes: dict, typed: frozenset = frozenset()) -
     was. Cells in `typed` become plain values, as when an analyst types over a formula. A cell
     the sheet does not have yet is inserted in its row (the row created if need be) and the
     sheet's <dimension> grows to cover it."""
+    return rewrite_sheet_bytes(sheet, changes, typed).decode("utf-8")
+
+
+def rewrite_sheet_bytes(sheet: Sheet, changes: dict, typed: frozenset = frozenset()) -> bytes:
+    """`rewrite_sheet`, as the bytes of the part."""
     data = sheet.data()
     edits: list = []           # (start, end, bytes), applied in order of position
     new_cells: dict = {}       # row -> [(col, ref, value)]
@@ -925,7 +972,7 @@ def rewrite_sheet(sheet: Sheet, changes: dict, typed: frozenset = frozenset()) -
         out.append(replacement)
         pos = end
     out.append(data[pos:])
-    return b"".join(out).decode("utf-8")
+    return b"".join(out)
 
 
 def _insert_cells(sheet: Sheet, data: bytes, row: int, cells: list) -> list:
@@ -1035,6 +1082,32 @@ def edit_elements(data: bytes, local: str, edit) -> bytes:
         pos = end_at
     out.append(data[pos:])
     return b"".join(out)
+
+
+def append_to_root(data: bytes, local: str, attributes: dict) -> bytes:
+    """`data` with an empty element `local` (in the root element's namespace and prefix, with
+    `attributes`) added as the root's last child; every other byte kept."""
+    parser = _parser()
+    depth = [0]
+    found: list = []
+
+    def start(qname, attrs):
+        if depth[0] == 0:
+            found.append(_split_name(qname)[2])
+        depth[0] += 1
+
+    def end(qname):
+        depth[0] -= 1
+        if depth[0] == 0:
+            found.append(parser.CurrentByteIndex)
+    parser.StartElementHandler, parser.EndElementHandler = start, end
+    _parse(parser, data, "a package part")
+    prefix, at = found[0], found[1]
+    tag = f"{prefix}:{local}" if prefix else local
+    element = f"<{tag}" + "".join(f' {k}="{escape_attribute(v)}"' for k, v in attributes.items()) + "/>"
+    if data[at:at + 2] != b"</":     # an empty root (<Types/>): no workbook has one
+        raise WorkbookError("a package part that lists nothing; the file is damaged")
+    return data[:at] + element.encode("utf-8") + data[at:]
 
 
 def parse_rels(data: bytes, where: str = "a relationships part") -> dict:
