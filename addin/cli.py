@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from udfs.errors import ModelError
@@ -77,6 +78,7 @@ def _whole_number(what: str, low: int, high: int, hint: str):
 
 _workers = _whole_number("processes", 1, 1024, "give 1 or more (at most the number of cores is used)")
 _days = _whole_number("days", 0, 36_500, "give 0 to 36500")
+_count = _whole_number("models", 1, 100_000, "give 1 to 100000")
 
 
 def _date(text: str):
@@ -88,13 +90,13 @@ def _date(text: str):
 
 
 # What commands.toml may name as an argument's `type` and `computed_default`.
-_ARGUMENT_TYPES = {"date": _date, "days": _days, "workers": _workers}
+_ARGUMENT_TYPES = {"date": _date, "days": _days, "workers": _workers, "count": _count}
 _COMPUTED_DEFAULTS = {"default_company": str(DEFAULT_COMPANY)}
 
 
 def _refresh(args) -> int:
     from .modelfile import regular_file
-    from .refresh import model_files, refresh_many, worker_count
+    from .refresh import BatchSummary, model_files, refresh_many, worker_count
 
     target = Path(args.model)
     if not target.exists():
@@ -112,8 +114,11 @@ def _refresh(args) -> int:
         status = f"FAILED: {error}" if error else f"ok ({changed} cells)"
         print(f"[{i}/{total}] {path.name}: {status}", flush=True)
 
-    outcomes = refresh_many(files, args.quotes, args.as_of, args.max_age_days, workers=worker_count(args.workers, len(files)),
+    workers = worker_count(args.workers, len(files))
+    started = time.perf_counter()
+    outcomes = refresh_many(files, args.quotes, args.as_of, args.max_age_days, workers=workers,
                             progress=progress, accept_move=args.accept_move)
+    elapsed = time.perf_counter() - started
     if single:
         outcome = outcomes[0]
         if outcome.error and not outcome.written:
@@ -125,6 +130,10 @@ def _refresh(args) -> int:
             return EXIT_FAILED
         print(f"refreshed {outcome.path}: {outcome.changed} cells updated{backup}")
         return EXIT_OK
+    summary = BatchSummary.of(outcomes)
+    for line in summary.lines():
+        print(line)
+    print(f"{len(outcomes)} models in {elapsed:.1f} s on {workers} worker process{'es' if workers > 1 else ''}")
     refused = sum(1 for o in outcomes if o.error and not o.written)
     failing = sum(1 for o in outcomes if o.error and o.written)
     ok = len(outcomes) - refused - failing
@@ -215,7 +224,7 @@ class _Parser(argparse.ArgumentParser):
 def _bench(args) -> int:
     from .bench import render, run
 
-    results = run(quick=args.quick, out=Path(args.json))
+    results = run(quick=args.quick, out=Path(args.json), universe_files=args.universe)
     print(render(results))
     print(f"wrote {Path(args.json).resolve()}")
     return EXIT_OK

@@ -16,6 +16,7 @@ import csv
 import datetime as dt
 import io
 import math
+import os
 import re
 import warnings
 import zipfile
@@ -375,6 +376,9 @@ def _xlsx_rows(raw: bytes, name: str) -> list[tuple[int, dict]]:
                          "open it in Excel and save it again") from None
 
 
+_PARSED_FILES: dict = {}  # (path, inode, size, mtime) -> rows of the one quotes file last read
+
+
 class LocalQuotesFile:
     """Quotes from a file with the columns of COLUMNS, one row per ticker: CSV (see `_decode` for
     encodings, separators sniffed from the header) or an .xlsx sheet (the first sheet)."""
@@ -384,9 +388,22 @@ class LocalQuotesFile:
         self.name = f"file:{self.path.name}"
 
     def _rows(self) -> list[tuple[int, dict]]:
+        # A batch refreshes hundreds of models from one file: it is parsed once per process for
+        # as long as it is the same file (same inode, size and modification time).
+        try:
+            info = os.stat(self.path)
+            key = (str(self.path.resolve()), info.st_ino, info.st_size, info.st_mtime_ns)
+        except OSError:
+            key = None
+        if key is not None and key in _PARSED_FILES:
+            return _PARSED_FILES[key]
         raw = _read_regular_file(self.path)
         name = self.path.name
-        return _xlsx_rows(raw, name) if _identify(raw, name) == "xlsx" else _csv_rows(raw, name)
+        rows = _xlsx_rows(raw, name) if _identify(raw, name) == "xlsx" else _csv_rows(raw, name)
+        if key is not None:
+            _PARSED_FILES.clear()   # one file at a time is all a batch needs
+            _PARSED_FILES[key] = rows
+        return rows
 
     def quote(self, ticker: str, reporting_currency: str | None = None) -> Quote:
         """The file's quote for `ticker`. `reporting_currency` is accepted for the provider protocol;
