@@ -28,6 +28,9 @@ MAX_BACKUPS = 1000
 LOCK_WAIT_SECONDS = 10.0
 _BACKUP_STAMP = "%Y%m%d-%H%M%S"
 _TEMP_SUFFIX = ".refresh.tmp"
+# The moments of `replace_model`, in order, at which a test may stop a real process (`_stage`).
+REPLACE_STAGES = ("writing", "written", "verified", "backup copied", "backed up", "replaced", "pruned")
+PAUSE_VARIABLE = "ER_TEST_PAUSE_AT"
 
 
 def regular_file(path: str | Path, max_bytes: int = MAX_MODEL_BYTES) -> Path:
@@ -159,6 +162,21 @@ def _remove_dead_temps(path: Path) -> None:
             leftover.unlink()
 
 
+def _stage(name: str) -> None:
+    """A test hook, inert unless PAUSE_VARIABLE is set: the kill tests stop a refresh at each of
+    REPLACE_STAGES in turn rather than at moments guessed from the clock, which a slower machine
+    never reaches. With ER_TEST_PAUSE_AT="STAGE=MARKER" the process writes the file MARKER on
+    reaching STAGE and waits there for the test to kill it."""
+    hook = os.environ.get(PAUSE_VARIABLE)
+    if not hook:
+        return
+    stage, _, marker = hook.partition("=")
+    if stage == name:
+        Path(marker).write_text(name, encoding="utf-8")
+        while True:
+            time.sleep(60)
+
+
 def replace_model(path: Path, write, verify, keep: int = DEFAULT_BACKUPS, when: dt.datetime | None = None) -> Path | None:
     """Replace the model `path` (a real path, lock held) with what `write(temp)` writes, after
     `verify(temp)` accepts it. The previous version becomes the newest timestamped backup
@@ -168,22 +186,29 @@ def replace_model(path: Path, write, verify, keep: int = DEFAULT_BACKUPS, when: 
     temp = temp_beside(path, _TEMP_SUFFIX)
     backup = None
     try:
+        _stage("writing")
         write(temp)
+        _stage("written")
         verify(temp)
         shutil.copymode(path, temp)  # the analyst's permissions, not mkstemp's 0600
         with open(temp, "rb") as fh:
             os.fsync(fh.fileno())
+        _stage("verified")
         if keep > 0:
             backup = _backup_name(path, when or dt.datetime.now())
             backup_temp = temp_beside(path, ".backup" + _TEMP_SUFFIX)
             try:
                 shutil.copy2(path, backup_temp)
+                _stage("backup copied")
                 os.replace(backup_temp, backup)
+                _stage("backed up")
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(backup_temp)
         os.replace(temp, path)
+        _stage("replaced")
         prune_backups(path, keep)
+        _stage("pruned")
     except PermissionError:
         raise WorkbookError(f"{path.name}: cannot write beside it (read-only folder or file open elsewhere)") from None
     finally:

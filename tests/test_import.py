@@ -14,6 +14,8 @@ from workbook.importer import ImportFailed, import_note
 from workbook.model import build_model
 from workbook.report import findings, load_report, reproduction
 
+pytestmark = pytest.mark.xdist_group("import")  # one worker imports each seed note, once
+
 DATA = ROOT / "workbook" / "data"
 
 # A clearly fictional note in a layout the project has not seen: other labels, other lines,

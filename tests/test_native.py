@@ -7,8 +7,6 @@ from __future__ import annotations
 import copy
 import os
 import re
-import shutil
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -18,7 +16,9 @@ import pytest
 import udfs
 from addin.native import PLACEHOLDERS, NotExpressible, Translator, contiguous, export_native, parse, tokenize
 from addin.template import blueprint
+import libreoffice
 from conftest import ROOT
+from libreoffice import SOFFICE
 from ooxml import assert_valid
 from udfs.engine import driver_key
 from udfs.rating import schemes
@@ -27,7 +27,8 @@ from workbook import xlsx
 from workbook.company import load
 from workbook.model import build_model
 
-SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
+pytestmark = pytest.mark.xdist_group("native")  # one worker makes the editions and their LibreOffice recalculation
+
 _has_libreoffice = pytest.mark.skipif(SOFFICE is None and not os.environ.get("CI"),
                                       reason="LibreOffice not installed here; `make test` installs it, and CI always has it")
 
@@ -54,11 +55,8 @@ def recalculate(sources: list[Path], out: Path) -> dict[Path, openpyxl.Workbook]
     profile = out / "profile"
     (profile / "user").mkdir(parents=True, exist_ok=True)
     (profile / "user" / "registrymodifications.xcu").write_text(RECALC_ALWAYS, encoding="utf-8")
-    target = out / "recalculated"
-    subprocess.run([SOFFICE, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to",
-                    "xlsx:Calc MS Excel 2007 XML", "--outdir", str(target), *map(str, sources)],
-                   check=True, capture_output=True, timeout=300)
-    return {source: openpyxl.load_workbook(target / source.name, data_only=True) for source in sources}
+    converted = libreoffice.convert(sources, "xlsx:Calc MS Excel 2007 XML", out / "recalculated", profile)
+    return {source: openpyxl.load_workbook(path, data_only=True) for source, path in zip(sources, converted)}
 
 
 def close(got, want) -> bool:
@@ -159,9 +157,10 @@ def test_shipped_schemes_have_contiguous_bands():
 @pytest.fixture(scope="module")
 def editions(tmp_path_factory) -> dict:
     """Per company: the native edition of the committed template, a copy with a driver changed,
-    copies with target prices on the rating thresholds, and LibreOffice's recalculation of all."""
+    and copies with target prices on the rating thresholds (LibreOffice's recalculation of them
+    all is `recalculated`, which only the slow tests ask for)."""
     out = tmp_path_factory.mktemp("native")
-    found, sources = {}, []
+    found = {}
     for key, (template, data) in COMPANIES.items():
         native = export_native(ROOT / "workbook" / template, out / f"{key}.xlsx")
         package = xlsx.read(native)
@@ -176,12 +175,20 @@ def editions(tmp_path_factory) -> dict:
         found[key] = {"native": native, "package": package, "rows": rows, "company": company,
                       "changed": changed, "changed_company": company_with_driver(company, line, second_year, new_value),
                       "thresholds": _threshold_copies(package, out, key)}
-        sources += [native, changed] + [path for path, _ in found[key]["thresholds"]]
-    books = recalculate(sources, out)
-    for entry in found.values():
+    return found
+
+
+@pytest.fixture(scope="module")
+def recalculated(editions, tmp_path_factory) -> dict:
+    """`editions`, each entry with LibreOffice's recalculation of its files added: every file of
+    both companies in one LibreOffice start."""
+    sources = [path for entry in editions.values()
+               for path in [entry["native"], entry["changed"]] + [path for path, _ in entry["thresholds"]]]
+    books = recalculate(sources, tmp_path_factory.mktemp("native_lo"))
+    for entry in editions.values():
         entry["lo"], entry["lo_changed"] = books[entry["native"]], books[entry["changed"]]
         entry["lo_thresholds"] = [(books[path], inputs) for path, inputs in entry["thresholds"]]
-    return found
+    return editions
 
 
 def _threshold_copies(package: xlsx.Package, out: Path, key: str) -> list:
@@ -212,8 +219,8 @@ def _lo_value(book, sheet, ref):
 
 @needs_libreoffice
 @pytest.mark.parametrize("key", list(COMPANIES))
-def test_libreoffice_recalculation_equals_the_engine(editions, key):
-    entry = editions[key]
+def test_libreoffice_recalculation_equals_the_engine(recalculated, key):
+    entry = recalculated[key]
     model = build_model(entry["company"])
     cells = engine_cells(entry["rows"], model)
     assert len(cells) > 250
@@ -224,8 +231,8 @@ def test_libreoffice_recalculation_equals_the_engine(editions, key):
 
 @needs_libreoffice
 @pytest.mark.parametrize("key", list(COMPANIES))
-def test_libreoffice_after_a_driver_change_equals_the_engine_with_that_driver(editions, key):
-    entry = editions[key]
+def test_libreoffice_after_a_driver_change_equals_the_engine_with_that_driver(recalculated, key):
+    entry = recalculated[key]
     before, after = build_model(entry["company"]), build_model(entry["changed_company"])
     cells = engine_cells(entry["rows"], after)
     moved = [c for c in cells if not close(before.value(c[2], c[3] or None), c[4])]
@@ -240,8 +247,8 @@ def test_libreoffice_after_a_driver_change_equals_the_engine_with_that_driver(ed
 
 @needs_libreoffice
 @pytest.mark.parametrize("key", list(COMPANIES))
-def test_rating_on_a_threshold_follows_the_boundary_convention(editions, key):
-    entry = editions[key]
+def test_rating_on_a_threshold_follows_the_boundary_convention(recalculated, key):
+    entry = recalculated[key]
     rating = entry["package"].name_cells("RTG_computed_rating")[0]
     checked = set()
     for book, inputs in entry["lo_thresholds"]:
@@ -254,8 +261,8 @@ def test_rating_on_a_threshold_follows_the_boundary_convention(editions, key):
 
 @needs_libreoffice
 @pytest.mark.parametrize("key", list(COMPANIES))
-def test_no_cell_shows_name_or_err_after_libreoffice(editions, key):
-    entry = editions[key]
+def test_no_cell_shows_name_or_err_after_libreoffice(recalculated, key):
+    entry = recalculated[key]
     for book in (entry["lo"], entry["lo_changed"]):
         bad = [(ws.title, c.coordinate, c.value) for ws in book for row in ws.iter_rows() for c in row
                if isinstance(c.value, str) and (c.value.startswith("#NAME") or c.value.startswith("Err:"))]
