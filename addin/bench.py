@@ -282,11 +282,11 @@ def run(quick: bool = False, out: Path | None = None, universe_files: int | None
                 lambda: driver_sensitivity(company, a, xs, b, ys, "val_eps", year), repeat)])
 
         # A broker note to data files and a model, per note: the seeds and the development notes.
-        results["import_s"] = _imports(work / "imports", 1 if quick else 2)
+        results["import_s"] = _imports(work / "imports", 1 if quick else 2, seeds_only=quick)
 
         # The coverage universe: copies of the refreshed model with varied drivers, refreshed as
         # `refresh DIR/` does, then again the next day (the market-only morning).
-        files = universe_files or (40 if quick else UNIVERSE_FILES)
+        files = universe_files or (20 if quick else UNIVERSE_FILES)
         folder = work / "universe"
         folder.mkdir()
         start = time.perf_counter()
@@ -313,11 +313,12 @@ def run(quick: bool = False, out: Path | None = None, universe_files: int | None
     return results
 
 
-def _imports(folder: Path, repeat: int) -> dict:
+def _imports(folder: Path, repeat: int, seeds_only: bool = False) -> dict:
     """Seconds per note to import it (text to layout, company and report files, calibration and a
-    model), the median of `repeat` runs, for every seed and development note found."""
+    model), the median of `repeat` runs, for every seed and development note found (the seeds
+    only for a quick run)."""
     from workbook.importer import ImportFailed, import_note
-    notes = sorted(SEEDS.glob("*.txt")) + sorted(NOTES.glob("*.md")) if SHARED.is_dir() else []
+    notes = sorted(SEEDS.glob("*.txt")) + ([] if seeds_only else sorted(NOTES.glob("*.md"))) if SHARED.is_dir() else []
     notes = [n for n in notes if n.name.lower() != "readme.md"]
     per_note, failed = {}, {}
     for i, note in enumerate(notes):

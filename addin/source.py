@@ -7,6 +7,7 @@ Kept apart from the roll so that refresh reads a model without the roll's heavie
 """
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import math
 import tempfile
@@ -18,6 +19,7 @@ from udfs.engine import ACTUAL, BASE, FORECAST, driver_key
 from udfs.errors import DataError
 from workbook import spec, xlsx
 from workbook.company import SCENARIO_CASES, CompanyDataError, load
+from workbook.company import parse as parse_company
 from workbook.layout import SOURCE
 from workbook.model import scenario_key
 from workbook.tomlfile import parse_toml
@@ -155,9 +157,9 @@ def _scalar(package: xlsx.Package, row: dict, key: str):
     return _input_value(package, row, number=True)
 
 
-def stored_and_current(package: xlsx.Package, work: Path, model_name: str):
-    """(the company as the model stored it, its data with every input the workbook holds now),
-    the layout file written into `work` beside where the company file will be loaded."""
+def _stored_files(package: xlsx.Package, work: Path) -> tuple[str, dict]:
+    """(the company file's name, its data) from the model's _source sheet, its layout file
+    written into `work` where the company file names it."""
     source = read_source(package)
     company_name, company_text = source["company"]
     layout_name, layout_text = source["layout"]
@@ -166,16 +168,35 @@ def stored_and_current(package: xlsx.Package, work: Path, model_name: str):
     layout_ref = str(data.get("company", {}).get("layout", spec.DEFAULT_LAYOUT))
     if Path(layout_ref).name != layout_name and f"{layout_ref}.toml" != layout_name:
         data["company"]["layout"] = layout_name  # a path that only meant something where it was built
+    return company_name, data
+
+
+def stored_and_current(package: xlsx.Package, work: Path, model_name: str):
+    """(the company as the model stored it, its data with every input the workbook holds now),
+    the layout file written into `work` beside where the company file will be loaded."""
+    company_name, data = _stored_files(package, work)
     stored = load_company(work / company_name, data, model_name)
     return stored, current_inputs(package, data, stored.layout, {y.label: y.kind for y in stored.years})
 
 
 def current_company(package: xlsx.Package, model_name: str):
     """The company a model workbook holds now: the company and layout files it was built from
-    (its _source sheet) with every input the workbook holds in place of the file's."""
+    (its _source sheet) with every input the workbook holds in place of the file's. Read from the
+    data directly, never written out as a company file (refresh needs the company, not a file)."""
     with tempfile.TemporaryDirectory(prefix="er-current-") as work:
-        stored, data = stored_and_current(package, Path(work), model_name)
-        return load_company(stored.path, data, model_name)
+        company_name, data = _stored_files(package, Path(work))
+        path = Path(work) / company_name
+        stored = _company(path, copy.deepcopy(data), model_name)
+        return _company(path, current_inputs(package, data, stored.layout, {y.label: y.kind for y in stored.years}),
+                        model_name)
+
+
+def _company(path: Path, data: dict, model_name: str):
+    """The company in `data`, as `load` would read it from a file at `path` holding that data."""
+    try:
+        return parse_company(data, path)
+    except CompanyDataError as exc:
+        raise RollError(f"{model_name}: {exc}") from None
 
 
 def load_company(path: Path, data_or_text, model_name: str):

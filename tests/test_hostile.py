@@ -236,11 +236,14 @@ def test_vba_never_runs_text_from_a_cell():
 def test_bench_runs_and_emits_every_figure(tmp_path, monkeypatch):
     from addin.bench import TARGETS, render, run
     monkeypatch.delenv("TQDM_DISABLE", raising=False)  # the bench sets it in its process: undone after the test
-    results = run(quick=True, out=tmp_path / "bench.json")
-    for key in ("udf_us", "reference_call_us", "udf_calls_per_recalc", "engine_ms", "build_s", "refresh_s", "formulas_s",
-                "refresh_vs_formulas", "batch_s", "batch_100_s", "refresh_peak_mb", "targets"):
+    results = run(quick=True, out=tmp_path / "bench.json", universe_files=6)
+    for key in ("udf_us", "reference_call_us", "udf_calls_per_recalc", "engine_ms", "build_s", "io_floor_s", "refresh_s",
+                "driver_refresh_s", "refresh_vs_floor", "driver_refresh_vs_floor", "formulas_s", "refresh_vs_formulas",
+                "universe", "universe_market", "universe_1000_s", "universe_peak_mb", "load_before", "targets"):
         assert key in results, key
     assert set(results["udf_us"]) == set(udfs.excel_functions())
     assert all(v["runs"] >= 3 and v["min"] <= v["median"] <= v["max"] for v in results["udf_us"].values())
     assert set(results["targets"]) == set(TARGETS)
-    assert (tmp_path / "bench.json").is_file() and "Headless refresh" in render(results)
+    assert results["universe"]["refreshed"] == results["universe"]["files"] == 6   # every copy refreshed, none refused
+    assert results["recomputed"]["market"]["table_rerun"] == 0                      # a new quote leaves the EPS table
+    assert (tmp_path / "bench.json").is_file() and "Refresh, market only" in render(results)

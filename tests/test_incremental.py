@@ -208,3 +208,59 @@ def test_a_driver_change_reruns_the_table_and_a_record_from_elsewhere_is_not_tru
     swapped = tmp_path / "swapped.xlsm"
     xlsx.write(ours, {calcstate.record_part(ours): theirs.members[calcstate.record_part(theirs)]}, swapped)
     assert calcstate.load(xlsx.read(kysec)) is not None and calcstate.load(xlsx.read(swapped)) is None
+
+
+# ------------------------------------------------------------------------------------------------
+# The engine's sensitivity table: made once per point from what the drivers reach, and re-run
+# only when what it reads changes
+# ------------------------------------------------------------------------------------------------
+COMPANIES = {"xiaomi": ROOT / "workbook" / "data" / "xiaomi_1810hk.toml",
+             "kysec": ROOT / "workbook" / "data" / "kysec_300592sz.toml"}
+QUOTE_KEYS = frozenset({"price", "price_date", "fx_rate", "benchmark_level"})
+
+
+def _per_point(company, a, xs, b, ys, line, year, scenario):
+    from dataclasses import replace
+
+    from udfs.engine import driver_key
+    from workbook.model import build_model
+
+    def point(x, y):
+        inputs = dict(company.inputs)
+        for forecast in company.forecast_years:
+            inputs[(driver_key(a), forecast.label)] = x
+            inputs[(driver_key(b), forecast.label)] = y
+        return build_model(replace(company, inputs=inputs), scenario=scenario).value(line, year)
+    return [[point(x, y) for y in ys] for x in xs]
+
+
+@pytest.mark.parametrize("name", list(COMPANIES))
+@pytest.mark.parametrize("scenario", [None, "bull"])
+def test_the_sensitivity_table_equals_the_whole_model_run_per_point(name, scenario):
+    from workbook.company import load
+    from workbook.model import default_sensitivity, driver_sensitivity
+    company = load(COMPANIES[name])
+    if scenario and not company.scenario_drivers:
+        pytest.skip("this company has no scenarios")
+    a, xs, b, ys = default_sensitivity(company)
+    year = company.forecast_years[0].label
+    assert driver_sensitivity(company, a, xs, b, ys, "val_eps", year, scenario) == \
+        _per_point(company, a, xs, b, ys, "val_eps", year, scenario)
+
+
+def test_the_quote_is_an_input_of_the_table_exactly_when_shares_are_bought_or_issued():
+    """A new price cannot move EPS while no shares are bought back or issued (0 x price); once
+    some are, the price is one of the table's inputs and a new quote re-runs it."""
+    from dataclasses import replace
+
+    from udfs.engine import driver_key
+    from workbook.company import load
+    from workbook.model import default_sensitivity, sensitivity_inputs
+    company = load(COMPANIES["xiaomi"])
+    a, _, b, _ = default_sensitivity(company)
+    reads = sensitivity_inputs(company, a, b, "val_eps", None, QUOTE_KEYS)
+    assert not reads & QUOTE_KEYS and "d_buyback_shares" in reads       # the zero is what the pruning rests on
+    assert "price" in sensitivity_inputs(company, a, b, "val_eps")      # without the quote's exception: read
+    year = company.forecast_years[1].label
+    buying = replace(company, inputs={**company.inputs, (driver_key("buyback_shares"), year): 100.0})
+    assert {"price", "fx_rate"} <= sensitivity_inputs(buying, a, b, "val_eps", None, QUOTE_KEYS)

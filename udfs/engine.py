@@ -187,12 +187,17 @@ class Values:
 
 
 def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: dict,
-             overrides: dict | None = None, functions: dict | None = None) -> Values:
+             overrides: dict | None = None, functions: dict | None = None,
+             unchanged: "Values | None" = None, recompute: set | None = None) -> Values:
     """Evaluate every line for every year.
 
     `inputs[(key, year_label)]` are typed values (reported figures, driver values);
     `scalar_inputs[key]` single-valued inputs (price, FX). `overrides[(key, year_label)]` are
     values typed where the model has a formula (an analyst's hard-coded number): they win.
+    With `unchanged` (an earlier evaluation of the same lines) and `recompute` (line keys), only
+    the lines in `recompute` are evaluated and every other line keeps its value from `unchanged`:
+    for re-runs that vary a few inputs, with `recompute` every line those inputs reach
+    (`downstream`).
     """
     functions = functions or GUARDED
     overrides = overrides or {}
@@ -202,6 +207,10 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
     scalar_keys = {line.key for line in lines if line.scalar}
     late = _late_scalars(lines)
     vectors = _Vectors(values, years)
+    kept = (lambda key: unchanged is not None and key not in recompute) if recompute is not None else (lambda key: False)
+    # Per kind of year, each yearly line once: its key and its formula made callable (None: an input).
+    plans = {kind: [(line.key, fx.compiled(text) if (text := line.formula_in(kind)) else None, kept(line.key))
+                    for line in order if not line.scalar] for kind, order in orders.items()}
 
     def lookup_in(year_pos: int):
         def lookup(key: str, lag: int):
@@ -214,27 +223,51 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
         return lookup
 
     def scalar(line):
-        if line.formula and line.key not in scalar_inputs:
-            values.scalars[line.key] = fx.evaluate(fx.parse(line.formula), lookup_in(0), functions, vectors=vectors)
+        if kept(line.key):
+            values.scalars[line.key] = unchanged.scalars.get(line.key)
+        elif line.formula and line.key not in scalar_inputs:
+            values.scalars[line.key] = fx.compiled(line.formula)(lookup_in(0), functions, vectors)
         else:
             values.scalars[line.key] = scalar_inputs.get(line.key)
 
     for line in (l for l in ordered if l.scalar and l.key not in late):
         scalar(line)
+    yearly = values.yearly
     for pos, year in enumerate(years):
         lookup = lookup_in(pos)
-        for line in (l for l in orders[year.kind] if not l.scalar):
-            cell = (line.key, year.label)
-            text = line.formula_in(year.kind)
-            if cell in overrides:
-                values.yearly[cell] = overrides[cell]
-            elif text:
-                values.yearly[cell] = fx.evaluate(fx.parse(text), lookup, functions)
+        label = year.label
+        for key, formula, keep in plans[year.kind]:
+            cell = (key, label)
+            if keep:
+                yearly[cell] = unchanged.yearly.get(cell)
+            elif cell in overrides:
+                yearly[cell] = overrides[cell]
+            elif formula is not None:
+                yearly[cell] = formula(lookup, functions)
             else:
-                values.yearly[cell] = inputs.get(cell)
+                yearly[cell] = inputs.get(cell)
     for line in (l for l in ordered if l.scalar and l.key in late):  # they read whole rows: after the years
         scalar(line)
     return values
+
+
+def downstream(lines: Iterable[Line], keys: set) -> set:
+    """The lines whose value can change when those in `keys` do: `keys` and every line that reads
+    one of them, in any year (a formula, a reported year's implied value), directly or through
+    others."""
+    readers: dict = {}
+    for line in lines:
+        for text in {line.formula, line.implied}:
+            if text:
+                for ref in fx.refs(fx.parse(text)):
+                    readers.setdefault(ref.key, set()).add(line.key)
+    out, pending = set(keys), list(keys)
+    while pending:
+        for reader in readers.get(pending.pop(), ()):
+            if reader not in out:
+                out.add(reader)
+                pending.append(reader)
+    return out
 
 
 class _Vectors:
@@ -256,22 +289,28 @@ class _Vectors:
 def _late_scalars(lines: list[Line]) -> set[str]:
     """One-value lines that read whole rows of yearly lines (valuation, blends), and the ones
     that read them: computed after every year. A yearly line must not read them."""
-    scalars = {l.key: l for l in lines if l.scalar and l.formula}
-    late = {k for k, l in scalars.items() if fx.reads_across_years(fx.parse(l.formula))}
+    return _late(tuple((l.key, l.scalar, l.formula, l.implied) for l in lines), registry_version())
+
+
+@lru_cache(maxsize=64)
+def _late(lines: tuple, _registry_version: int) -> frozenset:
+    """`_late_scalars` of (key, scalar, formula, implied) rows; cached, as `_order` is."""
+    scalars = {key: formula for key, scalar, formula, _ in lines if scalar and formula}
+    late = {k for k, formula in scalars.items() if fx.reads_across_years(fx.parse(formula))}
     changed = True
     while changed:
         changed = False
-        for key, line in scalars.items():
-            if key not in late and any(r.key in late for r in fx.refs(fx.parse(line.formula))):
+        for key, formula in scalars.items():
+            if key not in late and any(r.key in late for r in fx.refs(fx.parse(formula))):
                 late.add(key)
                 changed = True
-    for line in lines:
-        if not line.scalar:
-            for text in (line.formula, line.implied):
+    for key, scalar, formula, implied in lines:
+        if not scalar:
+            for text in (formula, implied):
                 if text and any(r.key in late for r in fx.refs(fx.parse(text))):
-                    raise DataError(f"line {line.key!r} reads {sorted(r.key for r in fx.refs(fx.parse(text)) if r.key in late)[0]!r}, "
+                    raise DataError(f"line {key!r} reads {sorted(r.key for r in fx.refs(fx.parse(text)) if r.key in late)[0]!r}, "
                                      "which is computed from whole rows after every year; a yearly line cannot read it")
-    return late
+    return frozenset(late)
 
 
 def _year_lookup(values: Values, scalar_keys: set, pos: int):
@@ -293,8 +332,8 @@ def run_checks(checks: list[Check], lines: list[Line], values: Values, years: li
     for check in checks:
         for year in years:
             lookup = _year_lookup(values, scalar_keys, positions[year.label])
-            actual = fx.evaluate(fx.parse(check.actual), lookup, GUARDED)
-            expected = fx.evaluate(fx.parse(check.expected), lookup, GUARDED)
+            actual = fx.compiled(check.actual)(lookup, GUARDED)
+            expected = fx.compiled(check.expected)(lookup, GUARDED)
             numeric = all(isinstance(v, float) for v in (actual, expected))
             difference = actual - expected if numeric else None
             results.append({
@@ -315,9 +354,9 @@ def run_warnings(warnings: list[SanityWarning], lines: list[Line], values: Value
     positions = {y.label: i for i, y in enumerate(values.years)}
     results = []
     for warning in warnings:
-        tree = fx.parse(warning.value)
+        formula = fx.compiled(warning.value)
         for year in years:
-            value = fx.evaluate(tree, _year_lookup(values, scalar_keys, positions[year.label]), GUARDED)
+            value = formula(_year_lookup(values, scalar_keys, positions[year.label]), GUARDED)
             status = warn(value, warning.minimum, warning.maximum)
             results.append({
                 "warning": warning.key, "label_zh": warning.label_zh, "label_en": warning.label_en, "year": year.label,

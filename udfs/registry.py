@@ -162,6 +162,8 @@ def cell_scalar(value):
 def cell_number(value, optional: bool = False, default=None) -> float:
     """A cell where a number belongs: a finite number as a float; an empty cell is `default` if
     `optional`, else #N/A; an error value is that error; text, dates, booleans are #VALUE!."""
+    if value.__class__ is float and value - value == 0.0:   # the common case, decided at once
+        return value
     value = cell_scalar(value)
     if is_blank(value):
         if optional:
@@ -208,19 +210,9 @@ def _series(value):
     return [cell_number(v) for v in cell_row(value) if not is_blank(v)]
 
 
-def _convert(arg: Arg, value):
-    if arg.kind == NUMBER:
-        return cell_number(value)
-    if arg.kind == OPTIONAL:
-        return cell_number(value, True, arg.default)
-    if arg.kind == TEXT:
-        return _text(value, arg.default)
-    if arg.kind == SERIES:
-        return _series(value)
-    return value
-
-
 def _result(value):
+    if value.__class__ is float:
+        return value if value - value == 0.0 else ERR_NUM
     if isinstance(value, bool):
         return ERR_VALUE
     if isinstance(value, (int, float)):
@@ -234,15 +226,35 @@ def _result(value):
     return ERR_VALUE
 
 
+def _converter(arg: Arg) -> Callable:
+    """How one argument's cell becomes the value the function takes, by the argument's kind;
+    decided once per registration rather than on every call."""
+    if arg.kind == NUMBER:
+        return cell_number
+    if arg.kind == OPTIONAL:
+        default = arg.default
+        return lambda value: cell_number(value, True, default)
+    if arg.kind == TEXT:
+        default = arg.default
+        return lambda value: _text(value, default)
+    if arg.kind == SERIES:
+        return _series
+    return lambda value: value
+
+
 def guard(spec: ExcelFunction) -> Callable:
     """The callable Excel's call reaches for `spec`: positional arguments as Excel passes them."""
+    converters = tuple(_converter(arg) for arg in spec.args)
+    count, impl = len(converters), spec.impl
+
     def guarded(*values):
-        if len(values) > len(spec.args):
+        if len(values) > count:
             return ERR_VALUE
-        values = list(values) + [None] * (len(spec.args) - len(values))
+        if len(values) < count:
+            values = values + (None,) * (count - len(values))
         try:
-            converted = [_convert(arg, value) for arg, value in zip(spec.args, values)]
-            return _result(spec.impl(*converted))
+            converted = [convert(value) for convert, value in zip(converters, values)]
+            return _result(impl(*converted))
         except Reject as rejected:
             return rejected.error
         except ZeroDivisionError:

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 
 
 from udfs.constants import ERR_NA
-from udfs.engine import BASE, FORECAST_ONLY, Line, Values, bind_drivers, driver_key, evaluate, run_checks, run_warnings
+from udfs.engine import (
+    BASE, FORECAST_ONLY, Line, Values, bind_drivers, downstream, driver_key, evaluate, run_checks, run_warnings,
+)
 from udfs.errors import DataError
 from udfs.forecast import METHODS
 
@@ -86,23 +88,33 @@ def build_model(company: Company | None = None, overrides: dict | None = None,
     (ScenarioError for one it does not have); DataError for an input no line of the model takes."""
     company = company or load()
     lines = model_lines(company)
+    scalars = _scalars(company, scenario, scalar_overrides)
+    inputs = scenario_inputs(company)
+    _refuse_stray(company, lines, inputs, overrides)
+    values = evaluate(lines, company.years, inputs, scalars, overrides)
+    checks = run_checks(list(company.layout.checks), lines, values)
+    warnings = run_warnings(list(company.layout.warnings), lines, values)
+    return Model(company, lines, values, checks, dict(overrides or {}), warnings)
+
+
+def _scalars(company: Company, scenario: str | None, overrides: dict | None = None) -> dict:
+    """The one-value inputs a run of the model takes, with the scenario chosen."""
     scalars = dict(company.scalar_inputs)
-    scalars.update(scalar_overrides or {})
+    scalars.update(overrides or {})
     if company.scenario_drivers:
         if scenario is not None and scenario not in ("base", *SCENARIO_CASES):
             raise ScenarioError(f"scenario must be base, bear or bull, not {scenario!r}")
         scalars["scenario"] = scenario or scalars.get("scenario") or "base"
     elif scenario not in (None, "base"):
         raise ScenarioError(f"{company.path.name} defines no scenarios ([scenarios] in the company file)")
-    inputs = scenario_inputs(company)
+    return scalars
+
+
+def _refuse_stray(company: Company, lines: list[Line], inputs: dict, overrides: dict | None) -> None:
     known = {line.key for line in lines}
     stray = sorted({key for key, _ in inputs if key not in known} | {key for key, _ in (overrides or {}) if key not in known})
     if stray:  # a driver this model does not have would otherwise be silently ignored
         raise DataError(f"{company.path.name}: input for {stray[0]!r}, which is not a line of this model")
-    values = evaluate(lines, company.years, inputs, scalars, overrides)
-    checks = run_checks(list(company.layout.checks), lines, values)
-    warnings = run_warnings(list(company.layout.warnings), lines, values)
-    return Model(company, lines, values, checks, dict(overrides or {}), warnings)
 
 
 def model_lines(company: Company) -> list[Line]:
@@ -170,20 +182,34 @@ def driver_sensitivity(company: Company, driver_a: str, values_a, driver_b: str,
     """`line` in `year` for every pair of values of two drivers, each applied to every forecast
     year, by re-running the whole model per point (the engine takes milliseconds): rows follow
     `values_a`, columns `values_b`."""
-    from dataclasses import replace as _replace
-
     from udfs.sensitivity import two_way
     forecast = [y.label for y in company.forecast_years]
     for driver in (driver_a, driver_b):
         if driver not in company.drivers:
             raise DataError(f"{driver!r} is not a driver of {company.path.name}; drivers: {', '.join(company.drivers)}")
+    # Each point is `build_model(company with the two drivers set, scenario=scenario).value(line,
+    # year)`; the lines, the one-value inputs and the lines neither driver reaches are the same at
+    # every point, so they are made once and only what the drivers reach is evaluated again.
+    lines = model_lines(company)
+    scalars = _scalars(company, scenario)
+    base_inputs = scenario_inputs(company)
+    _refuse_stray(company, lines, base_inputs, None)
 
-    def run(a, b):
+    def inputs_at(a, b) -> dict:
         inputs = dict(company.inputs)
         for year_label in forecast:
             inputs[(driver_key(driver_a), year_label)] = a
             inputs[(driver_key(driver_b), year_label)] = b
-        return build_model(_replace(company, inputs=inputs), scenario=scenario).value(line, year)
+        return scenario_inputs(replace(company, inputs=inputs))
+
+    points = {(a, b): inputs_at(a, b) for a in values_a for b in values_b}
+    varied = {key for inputs in points.values() for (key, year), value in inputs.items()
+              if (key, year) not in base_inputs or base_inputs[(key, year)] != value}
+    base = evaluate(lines, company.years, base_inputs, scalars)
+    reached = downstream(lines, varied)
+
+    def run(a, b):
+        return evaluate(lines, company.years, points[(a, b)], scalars, unchanged=base, recompute=reached).get(line, year)
     return two_way(run, list(values_a), list(values_b))
 
 

@@ -10,6 +10,7 @@ format is one layout file; nothing about a company, a broker or a currency lives
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -318,13 +319,30 @@ def _report_identities(data: dict, name: str, known: set) -> tuple:
     return tuple(out)
 
 
-@lru_cache(maxsize=None)
+_BY_CONTENT: dict = {}   # (digest of a layout file's bytes, file stem) -> Layout, the few a process meets
+_BY_CONTENT_KEPT = 16
+
+
+@lru_cache(maxsize=64)
 def _load_cached(path: Path, mtime: float) -> Layout:
+    """The layout at `path`, parsed once per content: a model carries its layout file, which a
+    refresh writes into a scratch folder to read, so the same text comes back under ever new
+    paths (a batch: hundreds of times); it is parsed and checked once and shared."""
     try:
-        data = read_toml(path)
-    except TomlError as exc:
-        raise LayoutError(str(exc)) from None
-    return parse_layout(data, path)
+        key = (hashlib.blake2b(path.read_bytes(), digest_size=16).digest(), path.stem)
+    except OSError as exc:
+        raise LayoutError(f"{path.name}: cannot be read ({exc.strerror or exc})") from None
+    layout = _BY_CONTENT.get(key)
+    if layout is None:
+        try:
+            data = read_toml(path)
+        except TomlError as exc:
+            raise LayoutError(str(exc)) from None
+        layout = parse_layout(data, path)
+        if len(_BY_CONTENT) >= _BY_CONTENT_KEPT:
+            _BY_CONTENT.pop(next(iter(_BY_CONTENT)))
+        _BY_CONTENT[key] = layout
+    return layout if layout.path == path else replace(layout, path=path)
 
 
 def load_layout(name_or_path: str | Path = DEFAULT_LAYOUT, relative_to: Path | None = None) -> Layout:

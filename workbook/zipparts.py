@@ -21,6 +21,8 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 
+from udfs.errors import FileError
+
 _LOCAL = struct.Struct("<4s5H3L2H")        # local file header, 30 bytes
 _CENTRAL = struct.Struct("<4s6H3L5H2L")    # central directory header, 46 bytes
 _END = struct.Struct("<4s4H2LH")           # end of central directory record, 22 bytes
@@ -31,8 +33,9 @@ _VERSION = 20                              # deflate: what every Office reader e
 DEFLATE_LEVEL = 6                          # zlib's default, what zipfile and Excel use
 
 
-class ZipError(Exception):
-    """The archive or one of its members cannot be read; the message is one phrase."""
+class ZipError(FileError):
+    """The archive or one of its members cannot be read; the message is one phrase (the reader
+    turns it into a WorkbookError naming the file)."""
 
 
 @dataclass(frozen=True)
