@@ -288,6 +288,23 @@ def test_batch_with_one_broken_file_among_six_reports_all(tmp_path, good_quotes)
     assert all(value(folder / f"m{i}.xlsm", "MKT_price") == 44.0 for i in range(5))
 
 
+def test_the_batch_summary_groups_refusals_by_reason_and_names_each_workers_peak_memory():
+    from addin.refresh import BatchSummary, Outcome
+    stale = "quote for 1810.HK is 40 days before 2026-11-29"
+    outcomes = [Outcome(Path(f"m{i}.xlsm"), None, 12, True, None, 101 + i % 2, 60_000 + i) for i in range(3)]
+    outcomes += [Outcome(Path(f"s{i}.xlsm"), f"s{i}.xlsm: {stale}", 0, False, None, 101, 64_000) for i in range(7)]
+    outcomes += [Outcome(Path("x.xlsm"), "x.xlsm: not an Excel workbook (not a zip package)", 0, False, None, 102, 50_000),
+                 Outcome(Path("c.xlsm"), "c.xlsm: checks fail: 预测假设!F9 holds text '20%'", 5, True, None, 102, 61_000)]
+    summary = BatchSummary.of(outcomes)
+    assert (summary.refreshed, len(summary.failing)) == (3, 1)
+    assert summary.peak_kb_by_worker == {101: 64_000, 102: 61_000}        # each worker's highest, not the sum
+    assert summary.lines() == [
+        f"refused, 7 files: {stale} (s0.xlsm, s1.xlsm, s2.xlsm, s3.xlsm, s4.xlsm and 2 more)",
+        "refused, 1 file: not an Excel workbook (not a zip package) (x.xlsm)",
+        "written, checks fail: c.xlsm: checks fail: 预测假设!F9 holds text '20%'",
+        "peak memory per worker process: 62 MB, 60 MB"]
+
+
 def test_workers_are_bounded_by_cores_and_files():
     assert worker_count(100, 3) <= min(3, os.cpu_count() or 1)
     assert worker_count(2, 1) == 1 and worker_count(1, 50) == 1
