@@ -143,7 +143,7 @@ def audit(path: str | Path | xlsx.Package, values: dict | None = None) -> Audit:
             result.overrides.append(Override(*where, None, row["formula"]))
         elif cell.formula is None:
             result.overrides.append(Override(*where, package.value(row["sheet"], row["cell"]), row["formula"]))
-        elif canonical_formula(cell.formula) != canonical_formula(row["formula"]):
+        elif cell.formula != row["formula"] and canonical_formula(cell.formula) != canonical_formula(row["formula"]):
             result.edited.append(EditedFormula(*where, cell.formula, row["formula"]))
 
     try:

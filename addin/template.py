@@ -5,7 +5,9 @@ with the same sentence.
 """
 from __future__ import annotations
 
+import hashlib
 import re
+from types import MappingProxyType
 
 from workbook import xlsx
 from workbook.layout import (
@@ -70,8 +72,31 @@ def blueprint(package: xlsx.Package) -> list[dict]:
     number or garbage where a sheet, a cell reference or a kind belongs). Read once per package
     and shared by every caller (which must not change the rows)."""
     if "blueprint" not in package.memo:
-        package.memo["blueprint"] = _read_blueprint(package)
+        package.memo["blueprint"] = _blueprint_by_content(package)
     return package.memo["blueprint"]
+
+
+_BLUEPRINTS: dict = {}   # digest of a blueprint part and the shared strings -> its rows, the few a process meets
+_BLUEPRINTS_KEPT = 8
+
+
+def _blueprint_by_content(package: xlsx.Package) -> list:
+    """The rows, read once per content: every model built from one template carries the same
+    blueprint, so a batch worker (or the add-in's process, refresh after refresh) reads it once.
+    The rows are read-only, as they are shared between packages."""
+    sheet = package.sheets.get(BLUEPRINT)
+    if sheet is None:
+        return []
+    digest = hashlib.blake2b(sheet.data(), digest_size=16)
+    digest.update("\x1f".join(package.shared).encode("utf-8", "surrogatepass"))
+    key = digest.digest()
+    rows = _BLUEPRINTS.get(key)
+    if rows is None:
+        rows = tuple(MappingProxyType(row) for row in _read_blueprint(package))
+        if len(_BLUEPRINTS) >= _BLUEPRINTS_KEPT:
+            _BLUEPRINTS.pop(next(iter(_BLUEPRINTS)))
+        _BLUEPRINTS[key] = rows
+    return rows
 
 
 def _read_blueprint(package: xlsx.Package) -> list[dict]:

@@ -236,16 +236,27 @@ def _per_point(company, a, xs, b, ys, line, year, scenario):
 
 @pytest.mark.parametrize("name", list(COMPANIES))
 @pytest.mark.parametrize("scenario", [None, "bull"])
-def test_the_sensitivity_table_equals_the_whole_model_run_per_point(name, scenario):
+@pytest.mark.parametrize("line,year_at", [("val_eps", 0), ("val_eps", -1), ("net_profit", -1), ("target_price_blend", 0)])
+def test_the_sensitivity_table_equals_the_whole_model_run_per_point(name, scenario, line, year_at):
+    """Per point only the lines both drivers reach and the table's line reads are evaluated;
+    the result must be the whole model's, for a per-share line, a statement line in the last
+    year (read through every earlier one) and a one-value line computed from whole rows (a P/E
+    valuation on the last year's EPS)."""
+    from dataclasses import replace
+
     from workbook.company import load
     from workbook.model import default_sensitivity, driver_sensitivity
     company = load(COMPANIES[name])
     if scenario and not company.scenario_drivers:
         pytest.skip("this company has no scenarios")
+    last = company.forecast_years[-1].label
+    company = replace(company, scalar_inputs={**company.scalar_inputs, "pe_multiple": 20.0, "pe_year": last, "weight_pe": 1.0})
     a, xs, b, ys = default_sensitivity(company)
-    year = company.forecast_years[0].label
-    assert driver_sensitivity(company, a, xs, b, ys, "val_eps", year, scenario) == \
-        _per_point(company, a, xs, b, ys, "val_eps", year, scenario)
+    year = company.forecast_years[year_at].label
+    got = driver_sensitivity(company, a, xs, b, ys, line, year, scenario)
+    assert got == _per_point(company, a, xs, b, ys, line, year, scenario)
+    if year_at == -1 or name == "xiaomi":   # the second company's balance drivers reach the first year's EPS not at all
+        assert len({v for row in got for v in row}) > 1, "the drivers move it: the comparison means something"
 
 
 def test_the_quote_is_an_input_of_the_table_exactly_when_shares_are_bought_or_issued():

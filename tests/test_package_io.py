@@ -98,10 +98,14 @@ def test_a_refresh_reads_the_package_and_the_blueprint_once(tmp_path, refreshed_
     monkeypatch.setattr(xlsx, "read", counting("read", read))
     monkeypatch.setattr(xlsx, "read_stored", counting("read_stored", read_stored))
     monkeypatch.setattr(template_module, "_read_blueprint", counting("blueprint", read_blueprint))
+    monkeypatch.setattr(template_module, "_BLUEPRINTS", {})     # as in a fresh process
     result = refresh_file(model, str(_quotes(tmp_path, 44.25)), AS_OF, now=NOW + dt.timedelta(days=1))
     assert result.changed_cells > 0
     # one read to refresh, one read of the stored members to verify what was written
     assert calls == {"read": 1, "read_stored": 2, "blueprint": 1}
+    model.write_bytes(refreshed_once)           # the same template's blueprint again: not read again
+    refresh_file(model, str(_quotes(tmp_path, 44.5)), AS_OF, now=NOW + dt.timedelta(days=2))
+    assert calls == {"read": 2, "read_stored": 4, "blueprint": 1}
 
 
 def test_verification_refuses_a_written_file_that_differs_from_what_was_meant(tmp_path):

@@ -197,7 +197,7 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
     With `unchanged` (an earlier evaluation of the same lines) and `recompute` (line keys), only
     the lines in `recompute` are evaluated and every other line keeps its value from `unchanged`:
     for re-runs that vary a few inputs, with `recompute` every line those inputs reach
-    (`downstream`).
+    (`downstream`), or of those only the ones a wanted line reads (`& upstream`).
     """
     functions = functions or GUARDED
     overrides = overrides or {}
@@ -207,67 +207,89 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
     scalar_keys = {line.key for line in lines if line.scalar}
     late = _late_scalars(lines)
     vectors = _Vectors(values, years)
-    kept = (lambda key: unchanged is not None and key not in recompute) if recompute is not None else (lambda key: False)
-    # Per kind of year, each yearly line once: its key and its formula made callable (None: an input).
-    plans = {kind: [(line.key, fx.compiled(text) if (text := line.formula_in(kind)) else None, kept(line.key))
-                    for line in order if not line.scalar] for kind, order in orders.items()}
+    if unchanged is not None and recompute is not None:
+        # Every line outside `recompute` keeps its value: copied at once, never looked at again.
+        values.yearly.update(unchanged.yearly)
+        values.scalars.update(unchanged.scalars)
+        wanted = recompute.__contains__
+    else:
+        wanted = lambda key: True
+    # Per kind of year, each yearly line to evaluate once: its key and its formula made callable
+    # (None: an input).
+    plans = {kind: [(line.key, fx.compiled(text) if (text := line.formula_in(kind)) else None)
+                    for line in order if not line.scalar and wanted(line.key)] for kind, order in orders.items()}
 
     def lookup_in(year_pos: int):
         def lookup(key: str, lag: int):
+            pos = year_pos - lag
+            if pos < 0:
+                return None
             if key in scalar_keys:
                 return values.scalars.get(key)
-            pos = year_pos - lag
-            # Before the model's first year there is no figure at all: #N/A, as the template
-            # leaves that cell empty, rather than a blank that arithmetic would read as 0.
-            return values.yearly.get((key, years[pos].label)) if pos >= 0 else ERR_NA
+            return values.yearly.get((key, years[pos].label))
         return lookup
 
     def scalar(line):
-        if kept(line.key):
-            values.scalars[line.key] = unchanged.scalars.get(line.key)
-        elif line.formula and line.key not in scalar_inputs:
+        if line.formula and line.key not in scalar_inputs:
             values.scalars[line.key] = fx.compiled(line.formula)(lookup_in(0), functions, vectors)
         else:
             values.scalars[line.key] = scalar_inputs.get(line.key)
 
-    for line in (l for l in ordered if l.scalar and l.key not in late):
+    for line in (l for l in ordered if l.scalar and l.key not in late and wanted(l.key)):
         scalar(line)
     yearly = values.yearly
     for pos, year in enumerate(years):
         lookup = lookup_in(pos)
         label = year.label
-        for key, formula, keep in plans[year.kind]:
+        for key, formula in plans[year.kind]:
             cell = (key, label)
-            if keep:
-                yearly[cell] = unchanged.yearly.get(cell)
-            elif cell in overrides:
+            if cell in overrides:
                 yearly[cell] = overrides[cell]
             elif formula is not None:
                 yearly[cell] = formula(lookup, functions)
             else:
                 yearly[cell] = inputs.get(cell)
-    for line in (l for l in ordered if l.scalar and l.key in late):  # they read whole rows: after the years
+    for line in (l for l in ordered if l.scalar and l.key in late and wanted(l.key)):  # they read whole rows: after the years
         scalar(line)
     return values
 
 
-def downstream(lines: Iterable[Line], keys: set) -> set:
-    """The lines whose value can change when those in `keys` do: `keys` and every line that reads
-    one of them, in any year (a formula, a reported year's implied value), directly or through
-    others."""
+def _readers(lines: Iterable[Line]) -> dict:
+    """{line key: the keys of the lines whose formula or implied value reads it, in any year}."""
     readers: dict = {}
     for line in lines:
         for text in {line.formula, line.implied}:
             if text:
                 for ref in fx.refs(fx.parse(text)):
                     readers.setdefault(ref.key, set()).add(line.key)
+    return readers
+
+
+def _closure(edges: dict, keys: set) -> set:
     out, pending = set(keys), list(keys)
     while pending:
-        for reader in readers.get(pending.pop(), ()):
-            if reader not in out:
-                out.add(reader)
-                pending.append(reader)
+        for other in edges.get(pending.pop(), ()):
+            if other not in out:
+                out.add(other)
+                pending.append(other)
     return out
+
+
+def downstream(lines: Iterable[Line], keys: set) -> set:
+    """The lines whose value can change when those in `keys` do: `keys` and every line that reads
+    one of them, in any year (a formula, a reported year's implied value), directly or through
+    others."""
+    return _closure(_readers(lines), keys)
+
+
+def upstream(lines: Iterable[Line], keys: set) -> set:
+    """The lines the values of those in `keys` are computed from: `keys` and every line they
+    read, in any year, directly or through others (nothing else can move them)."""
+    reads: dict = {}
+    for key, readers in _readers(lines).items():
+        for reader in readers:
+            reads.setdefault(reader, set()).add(key)
+    return _closure(reads, keys)
 
 
 class _Vectors:

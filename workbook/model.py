@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from udfs.constants import ERR_NA
 from udfs.engine import (
-    BASE, FORECAST_ONLY, Line, Values, bind_drivers, downstream, driver_key, evaluate, run_checks, run_warnings,
+    BASE, FORECAST_ONLY, Line, Values, bind_drivers, downstream, driver_key, evaluate, run_checks, run_warnings, upstream,
 )
 from udfs.errors import DataError
 from udfs.forecast import METHODS
@@ -189,7 +189,8 @@ def driver_sensitivity(company: Company, driver_a: str, values_a, driver_b: str,
             raise DataError(f"{driver!r} is not a driver of {company.path.name}; drivers: {', '.join(company.drivers)}")
     # Each point is `build_model(company with the two drivers set, scenario=scenario).value(line,
     # year)`; the lines, the one-value inputs and the lines neither driver reaches are the same at
-    # every point, so they are made once and only what the drivers reach is evaluated again.
+    # every point, so they are made once, and per point only the lines the drivers reach and
+    # `line` reads are evaluated again (the others cannot move it: ratios, valuation, warnings).
     lines = model_lines(company)
     scalars = _scalars(company, scenario)
     base_inputs = scenario_inputs(company)
@@ -206,7 +207,7 @@ def driver_sensitivity(company: Company, driver_a: str, values_a, driver_b: str,
     varied = {key for inputs in points.values() for (key, year), value in inputs.items()
               if (key, year) not in base_inputs or base_inputs[(key, year)] != value}
     base = evaluate(lines, company.years, base_inputs, scalars)
-    reached = downstream(lines, varied)
+    reached = downstream(lines, varied) & upstream(lines, {line})
 
     def run(a, b):
         return evaluate(lines, company.years, points[(a, b)], scalars, unchanged=base, recompute=reached).get(line, year)

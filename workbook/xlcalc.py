@@ -18,6 +18,7 @@ an explicit stack, so a long chain of cells needs no change to Python's recursio
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 import re
 from dataclasses import dataclass
@@ -773,6 +774,10 @@ class Graph:
         return out
 
 
+_GRAPHS: dict = {}   # digest of the formula cells and defined names -> Graph, the few a process meets
+_GRAPHS_KEPT = 8
+
+
 class Evaluator:
     """Every formula cell of a package, computed from its inputs; `inputs` override cell values,
     and `known` gives formula cells whose values are known (left as they are, read by the rest)."""
@@ -804,12 +809,28 @@ class Evaluator:
     def graph(self) -> Graph:
         """The dependency graph of every formula cell (those given as inputs are values here).
         A formula's reads are its reference and name tokens: exactly the references and names
-        its parse holds, found without parsing it (only the cells recomputed are parsed)."""
+        its parse holds, found without parsing it (only the cells recomputed are parsed).
+        Made once per content: the same formulas in the same cells with the same defined names
+        (every model of one template, refresh after refresh) give the same graph, which is
+        shared, read-only."""
+        sheets = self.package.sheets
+        formulas = [(key, sheets[key[0]].cells[key[1]].formula) for key in self.formula_cells()]
+        digest = hashlib.blake2b(repr(sorted(self.names.items(), key=repr)).encode("utf-8", "surrogatepass"),
+                                 digest_size=16)
+        digest.update(repr(formulas).encode("utf-8", "surrogatepass"))
+        content = digest.digest()
+        graph = _GRAPHS.get(content)
+        if graph is None:
+            graph = self._graph(formulas)
+            if len(_GRAPHS) >= _GRAPHS_KEPT:
+                _GRAPHS.pop(next(iter(_GRAPHS)))
+            _GRAPHS[content] = graph
+        return graph
+
+    def _graph(self, formulas: list) -> Graph:
         precedents = {}
         reads: dict = {}
-        sheets = self.package.sheets
-        for key in self.formula_cells():
-            formula = sheets[key[0]].cells[key[1]].formula
+        for key, formula in formulas:
             found = reads.get((formula, key[0]))
             if found is None:
                 try:
