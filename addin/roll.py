@@ -216,7 +216,7 @@ def roll(model: str | Path, actuals: str | Path, output: str | Path, accept_unba
 
     with tempfile.TemporaryDirectory(prefix="er-roll-") as work:
         work = Path(work)
-        company_name, company_text = source["company"]
+        company_text = source["company"][1]
         old, data = stored_and_current(package, work, model.name)
         forecast = [y.label for y in old.forecast_years]
         actual = [y.label for y in old.years if y.kind == ACTUAL]
@@ -232,7 +232,7 @@ def roll(model: str | Path, actuals: str | Path, output: str | Path, accept_unba
                  f"{Path(actuals).name}; {added} added, its drivers carried from {forecast[-1]} and marked review"]
         notes += [f"override dropped: {o.describe()}" for o in overrides if o.reason]
 
-        draft = load_company(work / company_name, data, model.name)
+        draft = load_company(old.path, data, model.name, old.layout)
         balance = _balance(draft, reported)
         if balance is not None:
             if not accept_unbalanced:
@@ -241,7 +241,7 @@ def roll(model: str | Path, actuals: str | Path, output: str | Path, accept_unba
             notes.append(f"finding: the reported {reported} balance sheet does not balance ({balance}); "
                          "accepted with --accept-unbalanced")
         text = _company_text(data, notes, company_text)
-        company = load_company(work / company_name, text, model.name)
+        company = load_company(old.path, text, model.name, old.layout)
         result = RollResult(output, reported, forecast[0], added, text, notes)
         _write(company, package, overrides, output, result)
     return result

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -241,3 +242,94 @@ def test_bench_runs_and_emits_every_figure(tmp_path):
     assert all(v["runs"] >= 3 and v["min"] <= v["median"] <= v["max"] for v in results["udf_us"].values())
     assert set(results["targets"]) == set(TARGETS)
     assert (tmp_path / "bench.json").is_file() and "Headless refresh" in render(results)
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 25, item 1: what a received model's _source sheet holds is data, never a path
+# --------------------------------------------------------------------------------------------
+def _tree(root: Path) -> dict:
+    """{relative path: content digest, or "folder"} of everything under `root`."""
+    return {str(p.relative_to(root)): ("folder" if p.is_dir() and not p.is_symlink() else hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in sorted(root.rglob("*"))}
+
+
+def _site_packages() -> list[Path]:
+    import site
+    import sysconfig
+    found = {Path(sysconfig.get_paths()["purelib"])} | {Path(p) for p in site.getsitepackages()}
+    return sorted(p for p in found if p.is_dir())
+
+
+def _listing(folders: list[Path]) -> dict:
+    return {str(folder): sorted(p.name for p in folder.iterdir()) for folder in folders}
+
+
+def _with_source_names(model: Path, target: Path, company: str, layout: str) -> Path:
+    """A copy of `model` whose _source sheet names its company and layout files `company` and `layout`."""
+    package = xlsx.read(model)
+    names = {"company": company, "layout": layout}
+    edits = {("_source", f"B{xlsx.split_ref(ref)[0]}"): names[package.value("_source", ref)]
+             for ref in package.sheets["_source"].cells
+             if xlsx.split_ref(ref)[1] == 1 and package.value("_source", ref) in names}
+    xlsx.type_values(package, edits, target)
+    return target
+
+
+# (company file name, layout file name) as a colleague's workbook might store them; {victim} is a
+# folder outside the model's, {site} the environment's site-packages, {up} the way from the
+# scratch folder a command loads them in to the sandbox.
+HOSTILE_SOURCE_NAMES = [
+    ("{victim}/planted.toml", "../planted.toml"),
+    ("{up}/victim/planted-deep.toml", "{site}/er_planted.pth"),
+    ("{up_site}/er_planted_rel.pth", "layout\n.toml"),
+    ("company\n../x.toml", "er_planted.pth"),
+]
+
+
+@pytest.mark.parametrize("company_name,layout_name", HOSTILE_SOURCE_NAMES, ids=["absolute+parent", "deep+pth", "pth+newline",
+                                                                              "newline+plain-pth"])
+def test_a_models_source_names_are_never_paths(tmp_path, monkeypatch, capsys, company_name, layout_name):
+    """refresh, the Refresh button and roll of a model whose _source names paths write nothing
+    but the model, its backup and the roll's output: the sandbox, the scratch folder's parent and
+    the real site-packages are as they were."""
+    import tempfile
+
+    import fake_excel
+    from addin.cli import main
+    from addin.refresh import refresh_book
+    from addin.source import read_source
+    from test_roll import write_actuals
+
+    sandbox = tmp_path / "sandbox"
+    victim, models, scratch, cwd = (sandbox / d for d in ("victim", "models", "tmp", "cwd"))
+    for folder in (victim, models, scratch, cwd):
+        folder.mkdir(parents=True)
+    (victim / "keep.txt").write_text("the analyst's own file", encoding="utf-8")
+    site_packages = _site_packages()
+    up = os.path.relpath(sandbox, scratch / "er-x")
+    up_site = os.path.relpath(site_packages[0], scratch / "er-x")
+    fill = {"victim": str(victim), "site": str(site_packages[0]), "up": up, "up_site": up_site}
+    model = _with_source_names(TEMPLATE, models / "received.xlsm", company_name.format(**fill), layout_name.format(**fill))
+    button_model = shutil.copy(model, models / "button.xlsm")
+    actuals = write_actuals(models / "fy2025.toml", TEMPLATE, "2025E", "2025", 1.0)
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))   # every scratch folder inside the sandbox
+    monkeypatch.chdir(cwd)
+    sandbox_before, site_before = _tree(sandbox), _listing(site_packages)
+    try:
+        codes = [main(["refresh", str(model)])]
+        refresh_book(fake_excel.Book(button_model))
+        codes.append(main(["roll", str(model), "--actuals", str(actuals), "-o", str(models / "rolled.xlsm")]))
+        planted = {folder: sorted(set(names) - set(site_before[folder])) for folder, names in _listing(site_packages).items()}
+    finally:  # a regression must not leave a .pth in the real environment to run at the next start
+        for folder in site_packages:
+            for leftover in set(p.name for p in folder.iterdir()) - set(site_before[str(folder)]):
+                (folder / leftover).unlink()
+    assert planted == {str(folder): [] for folder in site_packages}
+    assert codes == [0, 0], capsys.readouterr().err
+
+    after = _tree(sandbox)
+    changed = {p for p in set(after) | set(sandbox_before) if after.get(p) != sandbox_before.get(p)}
+    allowed = {"models/received.xlsm", "models/rolled.xlsm"}
+    assert {p for p in changed if p not in allowed and not re.fullmatch(r"models/received\.xlsm\.[\d-]+\.bak", p)} == set()
+    rolled = read_source(xlsx.read(models / "rolled.xlsm"))
+    assert all("/" not in name and "\n" not in name and name.endswith(".toml") for name, _ in rolled.values())
