@@ -34,7 +34,7 @@ from workbook.layout import (
     CHECKS, ENGLISH_COL, FIRST_ROW, HEADER_ROW, LABEL_COL, SUBTITLE_ROW, TITLE_ROW, cell_name, market_name, rating_name,
 )
 from workbook.model import build_model
-from workbook.tomlfile import TomlError, read_toml
+from workbook.tomlfile import TomlError, finite_number, read_toml, shown_value
 from workbook.xlcalc import evaluate, same_value
 
 from .audit import audit
@@ -135,9 +135,10 @@ def read_actuals(path: str | Path, ticker: str, year_label: str, layout: spec.La
                         f"{'s' if len(missing) > 1 else ''}: {', '.join(shown)}{more}")
     out = {}
     for key, value in figures.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise RollError(f"{name}: [actual.\"{label}\"].{key} = {value!r} is not a number")
-        out[key] = float(value)
+        number = finite_number(value)
+        if number is None:
+            raise RollError(f"{name}: [actual.\"{label}\"].{key} = {shown_value(value)} is not a number a model can hold")
+        out[key] = number
     return label, out
 
 

@@ -8,7 +8,6 @@ Kept apart from the roll so that refresh reads a model without the roll's heavie
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 import tempfile
 from pathlib import Path
@@ -21,7 +20,7 @@ from workbook import spec, xlsx
 from workbook.company import SCENARIO_CASES, CompanyDataError, load
 from workbook.layout import SOURCE
 from workbook.model import scenario_key
-from workbook.tomlfile import parse_toml
+from workbook.tomlfile import finite_number, parse_toml, shown_value
 
 from .template import blueprint
 
@@ -74,9 +73,10 @@ def _input_value(package: xlsx.Package, row: dict, number: bool):
     if number:
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise RollError(f"{where} holds {value!r} where a number belongs; fix it before rolling")
-        return float(value)
+        number = finite_number(value)
+        if number is None:
+            raise RollError(f"{where} holds {shown_value(value)} where a number belongs; fix it before rolling")
+        return number
     return value
 
 

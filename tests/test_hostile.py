@@ -333,3 +333,176 @@ def test_a_models_source_names_are_never_paths(tmp_path, monkeypatch, capsys, co
     assert {p for p in changed if p not in allowed and not re.fullmatch(r"models/received\.xlsm\.[\d-]+\.bak", p)} == set()
     rolled = read_source(xlsx.read(models / "rolled.xlsm"))
     assert all("/" not in name and "\n" not in name and name.endswith(".toml") for name, _ in rolled.values())
+
+
+def _one_line_refusal(capsys, argv: list, message: str) -> str:
+    """Run a command in-process: a non-zero exit, one line on stderr naming `message`, no traceback."""
+    from addin.cli import main
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert code != 0, out
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err + out, err
+    assert message in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("setting,why", [
+    ("postgresql+psycopg://analyst@db.example.invalid/research", "a database server"),
+    ("../elsewhere.sqlite", "outside the model's folder"),
+    ("{outside}/other.sqlite", "outside the model's folder"),
+    ("sqlite:///{outside}/other.sqlite", "outside the model's folder"),
+    ("sqlite://", "in-memory"),
+])
+def test_a_workbooks_store_setting_sends_nothing_elsewhere_unasked(tmp_path, capsys, setting, why):
+    from test_estimates import _with_conf
+    models, outside = tmp_path / "models", tmp_path / "outside"
+    models.mkdir(), outside.mkdir()
+    model = _with_conf(Path(shutil.copy(TEMPLATE, models / "m.xlsm")), "Estimates DB", setting.format(outside=outside))
+    before = _tree(tmp_path)
+    assert "confirm it with --db" in _one_line_refusal(capsys, ["publish", model], why) or why == "in-memory"
+    assert _tree(tmp_path) == before                                     # nothing written anywhere
+    if "outside" in setting:                                              # the analyst confirms it on the command line
+        from addin.cli import main
+        assert main(["publish", str(model), "--db", setting.format(outside=outside)]) == 0
+        assert "published" in capsys.readouterr().out and (outside / "other.sqlite").is_file()
+
+
+def test_a_store_setting_in_the_models_folder_is_obeyed(tmp_path, capsys):
+    from addin.cli import main
+    from test_estimates import _with_conf
+    model = _with_conf(Path(shutil.copy(TEMPLATE, tmp_path / "m.xlsm")), "Estimates DB", "team/estimates.sqlite")
+    (tmp_path / "team").mkdir()
+    assert main(["publish", str(model)]) == 0 and (tmp_path / "team" / "estimates.sqlite").is_file()
+
+
+def test_an_in_memory_store_is_never_reported_published(tmp_path, capsys):
+    model = Path(shutil.copy(TEMPLATE, tmp_path / "m.xlsm"))
+    _one_line_refusal(capsys, ["publish", model, "--db", "sqlite://"], "in-memory database keeps nothing")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.xlsm"]
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 25, item 4: garbage in the estimates store, absurd figures in an actuals file
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("column,value,message", [
+    ("published_at", "garbage", "damaged row"),
+    ("price_date", "not a date", "damaged row"),
+    ("price", "abc", "price is 'abc', not a number"),
+    ("version", "vv", "not a whole number"),
+])
+def test_garbage_rows_in_the_store_are_one_line(tmp_path, capsys, column, value, message):
+    import sqlite3
+    from addin.cli import main
+    model = Path(shutil.copy(TEMPLATE, tmp_path / "m.xlsm"))
+    store = tmp_path / "estimates.sqlite"
+    assert main(["publish", str(model)]) == 0
+    row = {"ticker": "1810.HK", "version": 2, "model_sha256": "x", "model_file": "f", "template_version": "1",
+           "price": 40.2, "price_date": "2025-12-18", "target_price": None, "rating": None,
+           "published_at": "2026-01-01 00:00:00", column: value}
+    with sqlite3.connect(store) as db:
+        db.execute(f"INSERT INTO er_estimate_versions ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+                   list(row.values()))
+    before = hashlib.sha256(store.read_bytes()).hexdigest()
+    _one_line_refusal(capsys, ["revisions", "1810.HK@1", "1810.HK@latest", "--db", store], message)
+    _one_line_refusal(capsys, ["revisions", model, "1810.HK@latest", "--db", store], "damaged")
+    assert hashlib.sha256(store.read_bytes()).hexdigest() == before
+
+
+def test_a_garbage_figure_row_is_one_line(tmp_path, capsys):
+    import sqlite3
+    from addin.cli import main
+    model = Path(shutil.copy(TEMPLATE, tmp_path / "m.xlsm"))
+    assert main(["publish", str(model)]) == 0
+    with sqlite3.connect(tmp_path / "estimates.sqlite") as db:
+        db.execute("UPDATE er_estimate_figures SET value = 'text' WHERE line = 'eps' AND year = '2026E'")
+    _one_line_refusal(capsys, ["revisions", "1810.HK@1", model, "--db", tmp_path / "estimates.sqlite"], "not a number")
+
+
+@pytest.mark.parametrize("figure", ["9" * 400, "-" + "9" * 4000, "inf", "nan", '"12"', "1e400"])
+def test_an_absurd_actuals_figure_is_one_line_and_nothing_is_written(tmp_path, capsys, figure):
+    from test_roll import write_actuals
+    actuals = write_actuals(tmp_path / "fy.toml", TEMPLATE, "2025E", "2025", 1.0)
+    actuals.write_text(re.sub(r"(?m)^(revenue = ).*$", lambda m: m.group(1) + figure, actuals.read_text(encoding="utf-8"),
+                              count=1), encoding="utf-8")
+    model = Path(shutil.copy(TEMPLATE, tmp_path / "m.xlsm"))
+    before = _tree(tmp_path)
+    _one_line_refusal(capsys, ["roll", model, "--actuals", actuals, "-o", tmp_path / "new.xlsm"], "fy.toml")
+    assert _tree(tmp_path) == before
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 25, item 5: refresh, roll and publish racing on one model
+# --------------------------------------------------------------------------------------------
+RACE_TRIALS = 40 if os.environ.get("CI") else 8
+
+
+@pytest.mark.slow  # a refresh, a roll and a publish per trial
+def test_publish_racing_refresh_and_roll_records_one_consistent_version(tmp_path):
+    """Every published version's price and price date are those of the file whose SHA-256 it
+    records: the model as it was (40.20) or as the racing refresh left it (41.00)."""
+    import threading
+    import time
+
+    from addin.estimates import Store, open_store, publish
+    from addin.refresh import refresh_file
+    from addin.roll import roll
+    from test_roll import write_actuals
+
+    as_of = dt.date(2026, 11, 29)
+    quotes = tmp_path / "q.csv"
+    quotes.write_text("ticker,price,currency,price_date,fx_to_reporting,benchmark_level,source\n"
+                      "1810.HK,41.00,HKD,2026-11-27,0.9150,,race\n", encoding="utf-8")
+    actuals = write_actuals(tmp_path / "fy.toml", TEMPLATE, "2025E", "2025", 1.0)
+    store = f"sqlite:///{tmp_path / 'estimates.sqlite'}"
+
+    def reading(raw: bytes) -> tuple:
+        package = xlsx.read(tmp_path / "version.xlsm", raw)
+        return tuple(package.value(*package.name_cells(name)[0]) for name in ("MKT_price", "MKT_price_date"))
+
+    warm_up = Path(shutil.copy(TEMPLATE, tmp_path / "warm-up.xlsm"))
+    started = time.perf_counter()
+    refresh_file(warm_up, str(quotes), as_of)
+    span = time.perf_counter() - started   # the publishes start across a refresh's whole run, not all at once
+
+    versions, errors = {}, []
+    for trial in range(RACE_TRIALS):
+        model = Path(shutil.copy(TEMPLATE, tmp_path / f"m{trial}.xlsm"))
+        original = model.read_bytes()
+        versions[hashlib.sha256(original).hexdigest()] = reading(original)
+
+        def race(job):
+            barrier.wait()
+            try:
+                job()
+            except Exception as exc:  # noqa: BLE001 - collected and failed below, with the trial
+                errors.append((trial, job.__name__, exc))
+
+        def refreshing():
+            refresh_file(model, str(quotes), as_of)
+
+        def publishing(delay=span * (trial % 10) / 10):
+            time.sleep(delay)
+            publish(model, store)
+
+        def rolling():  # a roll reads the model too; it is the slow one, so a quarter of the trials have one
+            roll(model, actuals, tmp_path / f"rolled{trial}.xlsm")
+
+        jobs = (refreshing, publishing, rolling) if trial % 4 == 0 else (refreshing, publishing)
+        barrier = threading.Barrier(len(jobs))
+        threads = [threading.Thread(target=race, args=(job,)) for job in jobs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+        final = model.read_bytes()
+        versions[hashlib.sha256(final).hexdigest()] = reading(final)
+        assert reading(final)[0] == 41.0
+    assert errors == []
+    with open_store(store, create=False) as opened:
+        opened: Store
+        published = [opened.load("1810.HK", n) for n in opened.versions("1810.HK")]
+    assert published
+    for estimates in published:
+        price, date = versions[estimates.sha256]                          # a file version that existed
+        assert (estimates.price, xlsx.excel_date(estimates.price_date)) == (price, date), estimates.source

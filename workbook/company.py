@@ -7,7 +7,6 @@ The format is documented in README.md ("Company data files"). Every problem is r
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from udfs.forecast import METHODS
 from udfs.rating import schemes
 
 from . import spec
-from .tomlfile import TomlError, read_toml
+from .tomlfile import TomlError, finite_number, read_toml, shown_value
 
 DATA_DIR = Path(__file__).parent / "data"
 DEFAULT_COMPANY = DATA_DIR / read_toml(DATA_DIR / "defaults.toml")["company"]
@@ -62,11 +61,12 @@ class Company:
 
 
 def _number(where: str, value, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise CompanyDataError(f"{where}: must be a number, not {value!r}")
-    if positive and value <= 0:
-        raise CompanyDataError(f"{where}: must be positive, not {value!r}")
-    return float(value)
+    number = finite_number(value)
+    if number is None:
+        raise CompanyDataError(f"{where}: must be a number, not {shown_value(value)}")
+    if positive and number <= 0:
+        raise CompanyDataError(f"{where}: must be positive, not {shown_value(value)}")
+    return number
 
 
 def _year_number(label: str) -> int:

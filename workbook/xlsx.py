@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import posixpath
+import io
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -676,10 +677,12 @@ def rels_name(part: str) -> str:
     return posixpath.join(folder, "_rels", name + ".rels")
 
 
-def read(path: str | Path) -> Package:
-    """Every member of the package and the parsed sheets; WorkbookError if it is not a workbook."""
+def read(path: str | Path, data: bytes | None = None) -> Package:
+    """Every member of the package and the parsed sheets; WorkbookError if it is not a workbook.
+    `data`: the file's bytes, already read (one reading of a file another process may replace
+    meanwhile); `path` then only names it."""
     path = Path(path)
-    with _open_regular(path) as handle:
+    with (io.BytesIO(data) if data is not None else _open_regular(path)) as handle:
         try:
             archive = zipfile.ZipFile(handle)
         except (zipfile.BadZipFile, OSError, ValueError, EOFError):
