@@ -55,6 +55,22 @@ def regular_file(path: str | Path, max_bytes: int = MAX_MODEL_BYTES) -> Path:
     return real
 
 
+def refuse_unwritable(real: Path, given: Path | None = None) -> None:
+    """WorkbookError before anything is done when the model may not be replaced: the file is
+    read-only (0444: its owner asked for it to be left alone; root ignores permissions, so the
+    mode bits are read too), or it lies in a shared "sticky" folder (mode +t, such as /tmp)
+    and belongs to someone else, so that the rename onto it would fail half-way."""
+    shown = (given or real).name
+    info = os.stat(real)
+    if not info.st_mode & 0o222 or not os.access(real, os.W_OK):
+        raise WorkbookError(f"{shown}: is read-only; refused (make it writable if it should be refreshed)")
+    folder = os.stat(real.parent)
+    euid = os.geteuid() if hasattr(os, "geteuid") else None
+    if folder.st_mode & stat.S_ISVTX and euid not in (0, None, info.st_uid, folder.st_uid):
+        raise WorkbookError(f"{shown}: belongs to another user in a shared folder, so it cannot be replaced; refused "
+                            "(copy it to a folder of your own)")
+
+
 # ------------------------------------------------------------------------------------------------
 # One writer per model file.
 # ------------------------------------------------------------------------------------------------
@@ -144,10 +160,11 @@ def _backup_name(path: Path, when: dt.datetime) -> Path:
 
 
 def prune_backups(path: Path, keep: int) -> None:
-    """Delete the oldest backups of `path` beyond the newest `keep`."""
+    """Delete the oldest backups of `path` beyond the newest `keep`. A backup we may not delete
+    (another user's, in a shared sticky folder) is not ours to remove: it stays."""
     old = backups(path)
     for stale in old[: max(0, len(old) - keep)]:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
             stale.unlink()
 
 
@@ -182,8 +199,8 @@ def replace_model(path: Path, write, verify, keep: int = DEFAULT_BACKUPS, when: 
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(backup_temp)
+        prune_backups(path, keep)  # before the rename: nothing may fail once the model is replaced
         os.replace(temp, path)
-        prune_backups(path, keep)
     except PermissionError:
         raise WorkbookError(f"{path.name}: cannot write beside it (read-only folder or file open elsewhere)") from None
     finally:

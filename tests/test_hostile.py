@@ -506,3 +506,165 @@ def test_publish_racing_refresh_and_roll_records_one_consistent_version(tmp_path
     for estimates in published:
         price, date = versions[estimates.sha256]                          # a file version that existed
         assert (estimates.price, xlsx.excel_date(estimates.price_date)) == (price, date), estimates.source
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 25, item 3: quotes in encodings we do not read, and providers that never answer
+# --------------------------------------------------------------------------------------------
+QUOTES_HEADER = "ticker,price,currency,price_date,fx_to_reporting,benchmark_level,source\n"
+
+
+def _quotes_row(source: str) -> str:
+    return f"1810.HK,40.50,HKD,{dt.date.today()},0.9150,,{source}\n"
+
+
+@pytest.mark.parametrize("raw,message", [
+    ((QUOTES_HEADER + _quotes_row("富途牛牛 香港交易所行情")).encode("big5"), "looks like Big5"),
+    ((QUOTES_HEADER + _quotes_row("東京証券取引所のデータです")).encode("shift_jis"), "looks like Shift-JIS"),
+    ((QUOTES_HEADER + _quotes_row("富途牛牛")).encode("utf-8") + _quotes_row("中国银行").replace("1810", "1811").encode("gbk"),
+     "mixes encodings (line 2 is UTF-8, line 3 is not)"),
+], ids=["big5", "shift-jis", "utf8-then-gbk"])
+def test_quotes_in_an_encoding_not_read_are_refused_by_name(tmp_path, capsys, raw, message):
+    model = Path(shutil.copy(TEMPLATE, tmp_path / "m.xlsm"))
+    (tmp_path / "q.csv").write_bytes(raw)
+    before = _tree(tmp_path)
+    _one_line_refusal(capsys, ["refresh", model, "--quotes", tmp_path / "q.csv", "--accept-move"], message)
+    assert _tree(tmp_path) == before
+
+
+def test_gbk_quotes_are_still_read(tmp_path, capsys):
+    from addin.cli import main
+    model = Path(shutil.copy(TEMPLATE, tmp_path / "m.xlsm"))
+    (tmp_path / "q.csv").write_bytes((QUOTES_HEADER + _quotes_row("富途牛牛行情 中国银行")).encode("gbk"))
+    assert main(["refresh", str(model), "--quotes", str(tmp_path / "q.csv")]) == 0, capsys.readouterr().err
+    package = xlsx.read(model)
+    assert package.value(*package.name_cells("MKT_refresh_source")[0]).startswith("富途牛牛行情 中国银行")
+
+
+def _stalling_akshare(release):
+    """An akshare stand-in whose first request never answers (until `release` is set)."""
+    import types
+
+    def stalled(**_kwargs):
+        release.wait(120)
+        raise ConnectionError("released")
+    return types.SimpleNamespace(stock_hk_hist=stalled)
+
+
+def test_a_stalled_provider_times_out_naming_it(tmp_path, capsys, monkeypatch):
+    import threading
+    import time
+    release = threading.Event()
+    monkeypatch.setitem(sys.modules, "akshare", _stalling_akshare(release))
+    model = Path(shutil.copy(TEMPLATE, tmp_path / "m.xlsm"))
+    before = _tree(tmp_path)
+    started = time.monotonic()
+    try:
+        _one_line_refusal(capsys, ["refresh", model, "--quotes", "akshare:", "--quotes-timeout", "1"],
+                          "akshare: timed out after 1 s")
+    finally:
+        release.set()
+    assert time.monotonic() - started < 60                               # a hang guard, far above the 1 s asked for
+    assert _tree(tmp_path) == before
+
+
+def test_provider_timeouts_default_to_20_seconds_and_follow_the_workbook(tmp_path):
+    import threading
+    import types
+
+    from addin.quotes import DEFAULT_TIMEOUT_SECONDS, QuoteError, parse_timeout, provider_for
+    from addin.quotes_live import YfinanceQuotes
+    assert DEFAULT_TIMEOUT_SECONDS == 20 and provider_for("yfinance:CNY").timeout == 20
+    assert provider_for("akshare:", 7.5).timeout == 7.5
+    assert parse_timeout("", "x") == 20 and parse_timeout(" 45 ", "x") == 45
+    for bad in ("0", "-3", "abc", "1e9", True):
+        with pytest.raises(QuoteError, match="not a number of seconds"):
+            parse_timeout(bad, "m.xlsm: xlwings.conf 'Quotes Timeout'")
+    release = threading.Event()
+    stalled = types.SimpleNamespace(Ticker=lambda symbol: release.wait(120))
+    try:
+        with pytest.raises(QuoteError, match=r"^yfinance: timed out after 0\.2 s waiting for the 1810\.HK price history"):
+            YfinanceQuotes("CNY", module=stalled, timeout=0.2).quote("1810.HK")
+    finally:
+        release.set()
+
+
+@pytest.mark.parametrize("raised", [SystemExit(3), SystemExit("bye"), KeyError("close"), MemoryError()])
+def test_a_quote_library_that_exits_or_breaks_is_one_line(tmp_path, capsys, monkeypatch, raised):
+    import types
+
+    def broken(**_kwargs):
+        raise raised
+    monkeypatch.setitem(sys.modules, "akshare", types.SimpleNamespace(stock_hk_hist=broken))
+    model = Path(shutil.copy(TEMPLATE, tmp_path / "m.xlsm"))
+    before = _tree(tmp_path)
+    _one_line_refusal(capsys, ["refresh", model, "--quotes", "akshare:"], "akshare: could not fetch the 01810 price history")
+    assert _tree(tmp_path) == before
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 25, item 7: names, permissions and folders a refresh must not write through
+# --------------------------------------------------------------------------------------------
+def _with_name(model: Path, target: Path, name: str, refers_to: str) -> Path:
+    def edit(member, data):
+        if member != "xl/workbook.xml":
+            return data
+        pattern = re.compile(rb'(<definedName name="' + name.encode() + rb'"[^>]*>)[^<]*(</definedName>)')
+        assert pattern.search(data)
+        return pattern.sub(lambda m: m.group(1) + refers_to.replace("'", "&apos;").encode() + m.group(2), data)
+    return _zip_edit(model, target, edit)
+
+
+@pytest.mark.parametrize("name,refers_to", [
+    ("AUD_items", "'校验'!$B$26:$XFD$1048576"),
+    ("AUD_items", "'校验'!$B$27:$C$38"),
+    ("AUD_summary", "'校验'!$B$26:$B$27"),
+    ("MKT_price", "'封面'!$C$9:$C$10"),
+    ("MKT_refresh_source", "'封面'!$A$1:$Z$99"),
+    ("SENS_eps_grid", "'敏感性'!$B$27:$Z$99"),
+])
+def test_a_widened_name_is_refused_before_a_refresh_writes_through_it(tmp_path, capsys, name, refers_to):
+    import fake_excel
+    from addin.refresh import refresh_book
+    model = _with_name(TEMPLATE, tmp_path / "m.xlsm", name, refers_to)
+    before = _tree(tmp_path)
+    _one_line_refusal(capsys, ["refresh", model], f"the defined name {name} spans")
+    assert _tree(tmp_path) == before
+    book = fake_excel.Book(model)
+    with pytest.raises(xlsx.WorkbookError, match=f"the defined name {name} spans"):
+        refresh_book(book)
+    assert book.writes == []
+
+
+def test_a_read_only_model_is_refused(tmp_path, capsys):
+    model = Path(shutil.copy(TEMPLATE, tmp_path / "m.xlsm"))
+    model.chmod(0o444)
+    before = _tree(tmp_path)
+    _one_line_refusal(capsys, ["refresh", model], "read-only")
+    assert _tree(tmp_path) == before
+    from addin.cli import main  # a folder of models reports the file and goes on
+    assert main(["refresh", str(tmp_path)]) == 1 and "m.xlsm: FAILED: m.xlsm: is read-only" in capsys.readouterr().out
+    assert _tree(tmp_path) == before
+
+
+def test_backups_that_are_not_ours_to_delete_stay_and_the_refresh_succeeds(tmp_path, capsys, monkeypatch):
+    """A shared (sticky) folder where older backups belong to a colleague: they cannot be
+    deleted, so they stay; nothing fails after the model is replaced."""
+    from addin.cli import main
+    model = Path(shutil.copy(TEMPLATE, tmp_path / "m.xlsm"))
+    theirs = [tmp_path / f"m.xlsm.2020010{i}-090000.bak" for i in range(1, 6)]
+    for path in theirs:
+        shutil.copy(TEMPLATE, path)
+    real_unlink = Path.unlink
+
+    def unlink(self, *args, **kwargs):
+        if self in theirs:
+            raise PermissionError(1, "Operation not permitted", str(self))
+        return real_unlink(self, *args, **kwargs)
+    monkeypatch.setattr(Path, "unlink", unlink)
+    (tmp_path / "q.csv").write_text(QUOTES_HEADER + _quotes_row("feed"), encoding="utf-8")
+    assert main(["refresh", str(model), "--quotes", str(tmp_path / "q.csv")]) == 0, capsys.readouterr().err
+    assert all(path.is_file() for path in theirs)
+    assert xlsx.read(model).value(*xlsx.read(model).name_cells("MKT_price")[0]) == 40.5
+    ours = [p for p in tmp_path.glob("m.xlsm.*.bak") if p not in theirs]
+    assert len(ours) == 1 and ours[0].read_bytes() == TEMPLATE.read_bytes()

@@ -199,6 +199,23 @@ class Package:
         r2, c2 = min(r2, max(r1, max_row)), min(c2, max(c1, max_col))
         return [[f"{col_letters(c)}{r}" for c in range(c1, c2 + 1)] for r in range(r1, r2 + 1)]
 
+    def name_area(self, name: str) -> tuple[str, tuple[int, int], tuple[int, int]]:
+        """(sheet, (first row, first column), (last row, last column)) a defined name spans, whole
+        rows and columns reaching the grid's edge: its extent as written, not the used cells."""
+        text = self.names.get(name)
+        if text is None:
+            raise WorkbookError(f"{self.path.name}: the defined name {name} is missing; is this one of our templates?")
+        match = _AREA.match(text.strip().lstrip("="))
+        if not match:
+            raise WorkbookError(f"{self.path.name}: the defined name {name} does not point at cells ({text[:80]})")
+        sheet = match["q"].replace("''", "'") if match["q"] is not None else match["s"]
+        first, last = match["a"].replace("$", ""), (match["b"] or match["a"]).replace("$", "")
+        try:
+            (r1, c1), (r2, c2) = (split_ref(ref) for ref in _complete(first, last, (MAX_ROW, MAX_COL)))
+        except (WorkbookError, ValueError):
+            raise WorkbookError(f"{self.path.name}: the defined name {name} points outside the sheet ({text[:80]})") from None
+        return sheet, (min(r1, r2), min(c1, c2)), (max(r1, r2), max(c1, c2))
+
     def name_cells(self, name: str) -> list[tuple[str, str]]:
         """(sheet, ref) for each cell a defined name covers, row by row, bounded by the used range."""
         text = self.names.get(name)
