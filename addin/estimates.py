@@ -326,7 +326,7 @@ class Store:
                     latest = conn.execute(sa.select(sa.func.max(versions_table.c.version)).where(
                         versions_table.c.ticker == estimates.ticker)).scalar()
                     if latest is not None and (isinstance(latest, bool) or not isinstance(latest, int)):
-                        raise DamagedRow(f"{estimates.ticker} has a version {str(latest)[:20]!r} that is not a whole number")
+                        raise _DamagedRow(f"{estimates.ticker} has a version {str(latest)[:20]!r} that is not a whole number")
                     version = (latest or 0) + 1
                     new_id = conn.execute(versions_table.insert().values(
                         ticker=estimates.ticker, version=version, model_sha256=estimates.sha256,
@@ -343,7 +343,7 @@ class Store:
                 continue
             except sa_exc.SQLAlchemyError as exc:
                 raise EstimatesError(f"estimates store {self.shown}: nothing written ({_first_line(exc)})") from None
-            except (ValueError, TypeError, OverflowError) as exc:  # DamagedRow, or a column the driver cannot convert
+            except (ValueError, TypeError, OverflowError) as exc:  # _DamagedRow, or a column the driver cannot convert
                 raise EstimatesError(f"estimates store {self.shown}: nothing written; a damaged row ({_first_line(exc)}), "
                                      "written by something else than `publish` (repair or remove that row)") from None
         raise EstimatesError(f"estimates store {self.shown}: another publish kept taking the next version number; "
@@ -360,7 +360,7 @@ class Store:
                                       .order_by(versions_table.c.version)).scalars())
             bad = [v for v in found if isinstance(v, bool) or not isinstance(v, int)]
             if bad:
-                raise DamagedRow(f"{ticker} has a version {str(bad[0])[:20]!r} that is not a whole number")
+                raise _DamagedRow(f"{ticker} has a version {str(bad[0])[:20]!r} that is not a whole number")
             return found
 
     def load(self, ticker: str, which: str | int) -> Estimates:
@@ -393,7 +393,7 @@ class Store:
                 yield conn
         except sa_exc.SQLAlchemyError as exc:
             raise EstimatesError(f"estimates store {self.shown}: cannot read it ({_first_line(exc)})") from None
-        except DamagedRow as exc:
+        except _DamagedRow as exc:
             raise EstimatesError(f"estimates store {self.shown}: a damaged row: {exc}; the store was written by something else than "
                                  "`publish` (repair or remove that row)") from None
         except (ValueError, TypeError, OverflowError) as exc:  # a column the driver cannot convert (SQLite keeps any text)
@@ -402,7 +402,7 @@ class Store:
 
     @staticmethod
     def _load(conn, row) -> Estimates:
-        """The version in `row` with its figures; DamagedRow when a value is not what publish writes."""
+        """The version in `row` with its figures; _DamagedRow when a value is not what publish writes."""
         where = f"{row['ticker']}@{row['version']}"
         years: dict = {}
         for year, key, value in conn.execute(
@@ -412,7 +412,7 @@ class Store:
         published = row["published_at"]
         if not isinstance(published, dt.datetime) or not isinstance(row["price_date"], dt.date) \
                 or not isinstance(row["version"], int) or isinstance(row["version"], bool):
-            raise DamagedRow(f"{where} has a version, price date or publishing time that is not one")
+            raise _DamagedRow(f"{where} has a version, price date or publishing time that is not one")
         if published.tzinfo is None:  # SQLite keeps no zone; we always store UTC
             published = published.replace(tzinfo=dt.timezone.utc)
         target = row["target_price"]
@@ -424,19 +424,19 @@ class Store:
                          version=row["version"], published_at=published)
 
 
-class DamagedRow(ValueError):
+class _DamagedRow(ValueError):
     """A row of the store that `publish` cannot have written; the message names it."""
 
 
 def _stored_number(value, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise DamagedRow(f"{what} is {str(value)[:40]!r}, not a number")
+        raise _DamagedRow(f"{what} is {str(value)[:40]!r}, not a number")
     try:
         number = float(value)
     except OverflowError:
         number = math.inf
     if not math.isfinite(number):
-        raise DamagedRow(f"{what} is not a finite number")
+        raise _DamagedRow(f"{what} is not a finite number")
     return number
 
 

@@ -668,3 +668,35 @@ def test_backups_that_are_not_ours_to_delete_stay_and_the_refresh_succeeds(tmp_p
     assert xlsx.read(model).value(*xlsx.read(model).name_cells("MKT_price")[0]) == 40.5
     ours = [p for p in tmp_path.glob("m.xlsm.*.bak") if p not in theirs]
     assert len(ours) == 1 and ours[0].read_bytes() == TEMPLATE.read_bytes()
+
+
+@pytest.mark.parametrize("field", ["ticker", "name_zh", "unit", "source"])
+@pytest.mark.parametrize("character", ["\\u0001", "\\u000b", "\\u001f", "\\u007f"])
+def test_a_control_character_in_a_company_file_is_one_line_and_no_workbook(tmp_path, capsys, field, character):
+    text = re.sub(rf'(?m)^({field} = ")', lambda m: m.group(1) + "A" + character + "B", COMPANY.read_text(encoding="utf-8"),
+                  count=1)
+    (tmp_path / "co.toml").write_text(text, encoding="utf-8")
+    _one_line_refusal(capsys, ["new", "--data", tmp_path / "co.toml", "-o", tmp_path / "m.xlsm"],
+                      f"[company].{field} holds the control character U+{character[2:].upper()}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["co.toml"]
+
+
+def test_show_with_a_benchmark_return_of_1e308_shows_num(tmp_path, capsys):
+    from addin.cli import main
+    text = COMPANY.read_text(encoding="utf-8").replace("[rating]\n", "[rating]\nbenchmark_return = 1e308\n", 1)
+    (tmp_path / "co.toml").write_text(text, encoding="utf-8")
+    assert main(["show", "--data", str(tmp_path / "co.toml")]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and re.search(r"基准指数预期收益率\s+#NUM!", out)
+
+
+@pytest.mark.parametrize("call,expected", [
+    (("ER_SCENARIO", "", " #n/a "), "#N/A"),
+    (("ER_SCENARIO", "bull", 1.0, None, "#div/0!"), "#DIV/0!"),
+    (("ER_IF_GIVEN", 40.2, "#VALUE!\n"), "#VALUE!"),
+    (("ER_IF_GIVEN", 40.2, "\t#num!"), "#NUM!"),
+    (("ER_IF_GIVEN", 40.2, "NM"), "NM"),
+])
+def test_an_error_passed_through_as_text_comes_back_as_that_error_value(call, expected):
+    name, *args = call
+    assert udfs.excel_functions()[name](*args) == expected

@@ -225,8 +225,8 @@ def _result(value):
         return ERR_VALUE
     if isinstance(value, (int, float)):
         return float(value) if math.isfinite(value) else ERR_NUM
-    if isinstance(value, str):
-        return value
+    if isinstance(value, str):  # an error passed through as text (" #n/a ", "#VALUE!\n") is that error value
+        return value.strip().upper() if is_error(value) else value
     if value is None:
         return ERR_NA
     if isinstance(value, (list, tuple)):  # an array function's grid: each cell guarded alike

@@ -18,7 +18,7 @@ from udfs.engine import ALWAYS, FORECAST_ONLY, INPUT, Check, Line, SanityWarning
 from udfs.errors import DataError
 
 from .formats import FORMATS
-from .tomlfile import TomlError, read_toml
+from .tomlfile import TomlError, control_character, read_toml
 
 SUMMARY, INCOME, BALANCE, CASHFLOW = "summary", "income", "balance", "cashflow"
 DRIVERS, RATIOS, MARKET, RATING = "drivers", "ratios", "market", "rating"
@@ -126,6 +126,9 @@ def _line(data: dict, where: str, tables: tuple = YEARLY_TABLES) -> Line:
 
 def parse_layout(data: dict, path: Path) -> Layout:
     name = path.name
+    found = control_character(data)
+    if found:
+        raise LayoutError(f"{name}: {found}; remove it (a workbook cannot hold it)")
     if data.get("format_version") != LAYOUT_FORMAT_VERSION:
         raise LayoutError(f"{name}: format_version must be {LAYOUT_FORMAT_VERSION}, not {data.get('format_version')!r}")
     lines = tuple(_line(raw, f"{name}: [[lines]] #{i + 1} {raw.get('key', '')!r}") for i, raw in enumerate(data.get("lines", [])))
