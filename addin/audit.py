@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from udfs.constants import EXCEL_ERRORS
 from udfs.functions import BY_EXCEL_NAME
+from udfs.registry import excel_name
 from workbook import xlsx
 from workbook.layout import (
     CHECKS, CONF, FINDINGS_BEYOND, FINDINGS_FIELDS, FINDINGS_WITHIN, HEADER_ROW, TEMPLATE_VERSION,
@@ -129,7 +130,7 @@ def audit(path: str | Path | xlsx.Package, values: dict | None = None) -> Audit:
         for ref, cell in sheet.cells.items():
             if cell.formula:
                 for name in _FUNCTION.findall(cell.formula):
-                    if name.upper() not in known:
+                    if excel_name(name) not in known:
                         result.unknown_functions.append((sheet_name, ref, name))
 
     for row in blueprint(package):
