@@ -198,19 +198,28 @@ def source_note_formula(company: Company, placement, sheet_name: str) -> str:
             f'&TEXT({date_ref},"yyyy-mm-dd")&{text("，汇率 1" + quote + "=")}&TEXT({fx_ref},"0.0000")&{text(reporting)}')
 
 
+def filled(template: str, **values: str) -> str:
+    """`template` with each `{name}` replaced by its value, literally: a layout's title is data
+    (an imported one comes from a note), so braces in it or in a value are text, never a
+    format field (str.format raised KeyError on a title holding "{x}")."""
+    for name, value in values.items():
+        template = template.replace("{" + name + "}", value)
+    return template
+
+
 def _write_yearly(ws, sheet, placement, model: Model, styles: Styles, company: Company):
     columns = placement.year_cols[sheet.name]
     kinds = {y.label: y.kind for y in company.years}
     ws.set_column(LABEL_COL, LABEL_COL, 40)
     ws.set_column(ENGLISH_COL, ENGLISH_COL, 34)
     ws.set_column(FIRST_VALUE_COL, FIRST_VALUE_COL + len(columns) - 1, 12)
-    ws.write(TITLE_ROW, LABEL_COL, sheet.title.format(company=company_title(company)), styles.plain(bold=True, font_size=14))
+    ws.write(TITLE_ROW, LABEL_COL, filled(sheet.title, company=company_title(company)), styles.plain(bold=True, font_size=14))
     if "{source_note}" in sheet.unit:
         caption = f"{company.name}  " + source_note(company, model.value("price_date"), model.value("fx_rate"))
         ws.write_formula(SUBTITLE_ROW, LABEL_COL, source_note_formula(company, placement, sheet.name),
                          styles.plain(font_color=GREY), caption)
     else:
-        ws.write(SUBTITLE_ROW, LABEL_COL, f"{company.name}  {sheet.unit.format(unit=company.facts.get('unit', ''))}",
+        ws.write(SUBTITLE_ROW, LABEL_COL, f"{company.name}  {filled(sheet.unit, unit=company.facts.get('unit', ''))}",
                  styles.plain(font_color=GREY))
     head = styles.plain(bold=True, font_color="#FFFFFF", bg_color=HEADER_FILL, align="center")
     ws.write(HEADER_ROW, LABEL_COL, "项目", head)
