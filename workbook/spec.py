@@ -342,7 +342,7 @@ MAX_SHEET_NAME = 31   # characters Excel allows in a sheet name
 
 
 def _check_sheet_name(where: str, sheet) -> None:
-    """A name Excel accepts for a sheet: text of 1-31 characters, none of [ ] : * ? / \, not
+    r"""A name Excel accepts for a sheet: text of 1-31 characters, none of [ ] : * ? / \, not
     starting or ending with an apostrophe; LayoutError saying which rule it breaks."""
     if not isinstance(sheet, str) or not sheet.strip():
         raise LayoutError(f"{where} must be a sheet name, not {sheet!r}")
