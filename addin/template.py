@@ -68,6 +68,9 @@ def blueprint(package: xlsx.Package) -> list[dict]:
     """The blueprint rows: sheet, cell, kind, key, year, formula (and label, name), every one a string.
     WorkbookError naming the cell if the blueprint was damaged (header renamed, a cell holding a
     number or garbage where a sheet, a cell reference or a kind belongs)."""
+    cached = getattr(package, "_blueprint_rows", None)   # a package is read once and never changed: parsed once
+    if cached is not None:
+        return [dict(row) for row in cached]
     sheet = package.sheets.get(BLUEPRINT)
     if sheet is None:
         return []
@@ -104,6 +107,7 @@ def blueprint(package: xlsx.Package) -> list[dict]:
                                          f"not a {what}; the blueprint is damaged: rebuild the template")
         row["cell"] = row["cell"].replace("$", "")
         out.append(row)
+    package._blueprint_rows = [dict(row) for row in out]
     return out
 
 

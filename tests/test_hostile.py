@@ -873,7 +873,8 @@ def test_a_refused_import_writes_nothing_even_late(tmp_path, capsys, monkeypatch
 # Every parser that reads note text by itself, fed 200,000 characters of what made the old
 # regular expressions backtrack; each must stay linear (the hang guard is CPU time, far above).
 ADVERSARIAL = [" " * 200_000, "(" * 200_000, "(x)" * 70_000, "1" * 200_000, "1 " * 100_000, "=" * 200_000,
-               "中" * 200_000, "<table" * 40_000, "1%" * 100_000, "5 至" * 60_000, "(" + " " * 200_000]
+               "中" * 200_000, "<table" * 40_000, "1%" * 100_000, "5 至" * 60_000, "(" + " " * 200_000,
+               "<table><tr><td>" + "x<b></b>" * 70_000 + "</td></tr></table>", "<table><tr>" + "<td>" * 60_000]
 
 
 @pytest.mark.parametrize("text", ADVERSARIAL, ids=lambda t: f"{t[:6]!r}x{len(t)}")

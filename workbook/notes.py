@@ -413,6 +413,7 @@ class _HtmlTable(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.rows: list[list[tuple[str, bool, int, int]]] = []
         self._cell: list[str] | None = None
+        self._cell_chars = 0
         self._span = (1, 1)
         self._bold = False
         self._cell_bold = False
@@ -426,14 +427,15 @@ class _HtmlTable(HTMLParser):
                 self._new_row()
             if len(self.rows[-1]) >= MAX_COLUMNS:
                 raise NoteError(f"a table row has more than {MAX_COLUMNS} cells; not a table of a broker note")
-            self._cell = []
+            self._cell, self._cell_chars = [], 0
             self._cell_bold = tag == "th"
             self._span = (_span(attrs.get("rowspan"), MAX_TABLE_ROWS), _span(attrs.get("colspan"), MAX_COLUMNS))
         elif tag in ("b", "strong"):
             self._bold = True
             self._cell_bold = self._cell_bold or self._cell is not None
-        elif tag == "br" and self._cell is not None:
+        elif tag == "br" and self._cell is not None and self._cell_chars <= MAX_CELL_CHARS:
             self._cell.append(" ")
+            self._cell_chars += 1
 
     def _new_row(self):
         if len(self.rows) >= MAX_TABLE_ROWS:
@@ -448,8 +450,9 @@ class _HtmlTable(HTMLParser):
             self._bold = False
 
     def handle_data(self, data):
-        if self._cell is not None and sum(map(len, self._cell)) <= MAX_CELL_CHARS:
+        if self._cell is not None and self._cell_chars <= MAX_CELL_CHARS:
             self._cell.append(data)
+            self._cell_chars += len(data)
 
     def grid(self) -> list[list[tuple[str, bool]]]:
         """The rows as a rectangle of cells. A span is clamped to the table (rowspan to the rows
@@ -1226,6 +1229,7 @@ NATURAL = (ALL_ADDED, DEDUCTIONS, FIRST_LESS_REST)
 # A run's patterns in the order they are tried at each length: (group, patterns), each group on
 # the lines above the total before those below it.
 RUN_GROUPS = ((0, (ALL_ADDED, DEDUCTIONS)), (1, (FIRST_LESS_REST,)), (2, (ANY_SIGNS,)))
+_RUN_GROUP = {pattern: group for group, patterns in RUN_GROUPS for pattern in patterns}
 
 # How far the search looks, and so what it costs (see `SubtotalSearch`): a subtotal adds at most
 # MAX_PARTS printed lines in a run (the notes' largest adds 14); any combination of signs is tried
@@ -1311,6 +1315,7 @@ class SubtotalSearch:
         self.runs: dict[int, tuple] = {}
         self.sets: dict[int, tuple] = {}
         self._events: list = []
+        self._reach = 0
 
     # -- the parts of the search --------------------------------------------------------------
     def run(self) -> SearchResult:
@@ -1336,8 +1341,8 @@ class SubtotalSearch:
                 continue
             if total.position not in cache:
                 self._events = []
-                cache[total.position] = (search(total), self._events)
-            found, partial = cache[total.position]
+                cache[total.position] = (search(total), self._events, self._reach)
+            found, partial, _reach = cache[total.position]
             where = self.index[total.position]
             events += [((*key[:total_at], where, *key[total_at:]), *event) for key, *event in partial]
             if found is not None:
@@ -1373,57 +1378,72 @@ class SubtotalSearch:
         """((k, group, side, pattern), Subtotal) of the first run that adds up to `total` in
         the order (run length, pattern group, side, pattern), or None. The natural patterns are
         checked for every run length at once (numpy), with the same interval sums added in the
-        same order as `_check`; any signs, on the short runs only, one by one."""
+        same order as `_check`; any signs, on the short runs only, one by one. Sets `_reach`:
+        how many lines on either side the answer depends on."""
+        self._reach = 0
         if not self.nonzero[total.position]:
             return None
         above, below = self._neighbours(total)
         longest = min(MAX_PARTS, len(self.lines) - 1)
         sides = (list(reversed(above[-longest:])), below[:longest])   # nearest first, both sides
         ancestors = self._ancestors(total)
-        natural: dict = {}      # (k, side, pattern) -> (usable, held, years held, years failed)
-        runs: dict = {}         # (k, side) -> the run in printed order, if it can be a subtotal
+        found = []   # (key, side, k, pattern index, failed) of every natural hit or near miss
+        usable = {}  # (side, pattern index) -> which run lengths (index k - 1) can be a subtotal
+        runs = {}    # side -> its rows in printed order for each length: a function of k
         for side, rows in enumerate(sides):
             if len(rows) < 2:
                 continue
             lines = np.array([self.index[r.position] for r in rows])
             blocked = next((i for i, r in enumerate(rows) if r.position in ancestors), len(rows))
-            nonzero = np.cumsum(self.nonzero_array[lines])
+            length = np.arange(1, len(rows) + 1)
+            valid = (length >= 2) & (length <= blocked) & (np.cumsum(self.nonzero_array[lines]) >= 2)
             deduction = self.deduction_array[lines]
-            any_deduction = np.cumsum(deduction) > 0
-            for k in range(2, min(blocked, len(rows)) + 1):
-                if nonzero[k - 1] >= 2:
-                    runs[(k, side)] = list(reversed(rows[:k])) if side == 0 else rows[:k]
             lo, hi = _run_sums(self.lo[lines], self.hi[lines], deduction, printed_backwards=side == 0)
-            held, failed, informative, missed = self._years(total, lo, hi)
+            held, failed, _informative, _missed = self._years(total, lo, hi)
             for p, pattern in enumerate(NATURAL):
-                for k in range(2, len(rows) + 1):
-                    if (k, side) in runs and (pattern != DEDUCTIONS or any_deduction[k - 1]):
-                        natural[(k, side, pattern)] = (held[p, k - 1], failed[p, k - 1], informative[p, k - 1], missed[p, k - 1])
-        for k in range(2, longest + 1):
-            for group, patterns in RUN_GROUPS:
-                for side in (0, 1):
-                    for pattern in patterns:
-                        key = (k, group, side, pattern)
-                        if pattern == ANY_SIGNS:
-                            if k <= ANY_SIGNS_UP_TO and (k, side) in runs:
-                                hit = self._attempt(total, runs[(k, side)], ANY_SIGNS, key)
-                                if hit:
-                                    return key, hit
-                            continue
-                        if (k, side, pattern) not in natural:
-                            continue
-                        self.examined += 1
-                        held, failed, informative, missed = natural[(k, side, pattern)]
-                        if held < 2 or held < failed:
-                            continue
-                        run = runs[(k, side)]
-                        signs = _signs(pattern, [self.deduction[p.position] for p in run])[0]
-                        candidate = Subtotal(total, tuple(Part(sg, r) for sg, r in zip(signs, run)))
-                        if not failed:
-                            return key, candidate
-                        self._events.append((key, candidate, [self.years[j].label for j in np.flatnonzero(informative)],
-                                             self._failures(total, run, signs, list(np.flatnonzero(missed)))))
-        return None
+                usable[(side, p)] = valid & (np.cumsum(deduction) > 0) if pattern == DEDUCTIONS else valid
+                for i in np.flatnonzero(usable[(side, p)] & (held[p] >= 2) & (held[p] >= failed[p])):
+                    k = int(i) + 1
+                    found.append(((k, _RUN_GROUP[pattern], side, pattern), side, k, p, int(failed[p, i])))
+            runs[side] = rows
+        hits = [f for f in found if f[4] == 0]
+        first = min(hits)[0] if hits else None
+        hit = None
+        for k in range(2, min(ANY_SIGNS_UP_TO, longest) + 1):   # any signs: only keys before the first natural hit
+            for side in (0, 1):
+                key = (k, _RUN_GROUP[ANY_SIGNS], side, ANY_SIGNS)
+                valid = usable.get((side, 0))   # ALL_ADDED's: every run that can be a subtotal
+                if (first is not None and key > first) or valid is None or k > len(valid) or not valid[k - 1]:
+                    continue
+                attempt = self._attempt(total, self._run(runs[side], k, side), ANY_SIGNS, key)
+                if attempt:
+                    first, hit = key, attempt
+                    break
+            if hit:
+                break
+        for (side, p), ok in usable.items():   # the natural patterns a reader meets up to the first hit
+            keys_k = np.flatnonzero(ok) + 1
+            pattern = NATURAL[p]
+            self.examined += int(sum(1 for k in keys_k if first is None or (k, _RUN_GROUP[pattern], side, pattern) <= first))
+        for key, side, k, p, failed in found:
+            if first is not None and key > first:
+                continue
+            run = self._run(runs[side], k, side)
+            signs = _signs(NATURAL[p], [self.deduction[r.position] for r in run])[0]
+            checked = self._check(total, run, signs, True)
+            candidate = Subtotal(total, tuple(Part(sg, r) for sg, r in zip(signs, run)))
+            if key == first:
+                hit = candidate
+            elif checked is not None:
+                held, missed = checked
+                self._events.append((key, candidate, held, self._failures(total, run, signs, missed)))
+        self._reach = first[0] if first is not None else longest
+        return (first, hit) if hit is not None else None
+
+    @staticmethod
+    def _run(rows: list[Row], k: int, side: int) -> list[Row]:
+        """The run of `k` lines nearest a total on one side (`rows` nearest first), in printed order."""
+        return list(reversed(rows[:k])) if side == 0 else rows[:k]
 
     def _years(self, total: Row, lo: np.ndarray, hi: np.ndarray):
         """For sums of parts (rows of `lo`, `hi` by year): (informative years held, years failed,
@@ -1441,6 +1461,7 @@ class SubtotalSearch:
         """((size, pattern, side, combination), Subtotal) of the first small set of nearby lines
         that adds up to `total`, or None. All the sets of one size, pattern and side are checked
         at once (numpy), with the same interval sums, in the same order, as `_check`."""
+        self._reach = SUBSET_WINDOW
         if not self.nonzero[total.position]:
             return None
         above, below = self._neighbours(total)
@@ -1560,12 +1581,22 @@ class SubtotalSearch:
         self.totals.add(hit.total.position)
         for part in hit.parts:
             self.top.remove(part.row)
+        # A cached search depends on the `reach` nearest lines of the collapsed view on either
+        # side of its total (and on the totals above it): only those that lost one are stale.
         reach = max(MAX_PARTS, SUBSET_WINDOW) + 1
+        lost = [bisect.bisect_left(positions, position) for position in touched]
         stale: set = set(self._descendants(hit.total))
-        for position in touched:
-            i = bisect.bisect_left(positions, position)
+        for i in lost:
             lo, hi = positions[max(0, i - reach)], positions[min(len(positions) - 1, i + reach)]
-            stale.update(r.position for r in self.lines if lo <= r.position <= hi)
+            for row in self.lines:
+                if not lo <= row.position <= hi:
+                    continue
+                at = bisect.bisect_left(positions, row.position)
+                below = at + (at < len(positions) and positions[at] == row.position)
+                for cache in (self.runs, self.sets):
+                    entry = cache.get(row.position)
+                    if entry is not None and (at - entry[2] <= i < at or below <= i < below + entry[2]):
+                        stale.add(row.position)
         for position in stale:
             self.runs.pop(position, None)
             self.sets.pop(position, None)
