@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from udfs.errors import QuoteSourceError
-from workbook.files import open_regular
+from workbook.files import read_regular
 from workbook.spec import CURRENCIES_FILE
 from workbook.tomlfile import read_toml
 
@@ -206,14 +206,7 @@ def _text(value) -> str:
 # ------------------------------------------------------------------------------------------------
 def _read_regular_file(path: Path) -> bytes:
     """The file's bytes, if it is a regular file of sane size (never a FIFO, device or directory)."""
-    with open_regular(path, MAX_QUOTES_BYTES, QuoteError, "quotes file") as handle:
-        try:
-            raw = handle.read(MAX_QUOTES_BYTES + 1)
-        except OSError as exc:
-            raise QuoteError(f"{path}: cannot read the quotes file ({exc.strerror})") from None
-    if len(raw) > MAX_QUOTES_BYTES:  # it grew after it was measured
-        raise QuoteError(f"{path.name}: larger than {MAX_QUOTES_BYTES // 1_000_000} MB; not a quotes file")
-    return raw
+    return read_regular(path, MAX_QUOTES_BYTES, QuoteError, "quotes file")
 
 
 def _zip_kind(raw: bytes, name: str) -> tuple[str, str, str] | None:
@@ -503,19 +496,25 @@ def provider_for(spec: str | None, timeout: float | None = None) -> QuoteProvide
 # ------------------------------------------------------------------------------------------------
 # Settings and validation
 # ------------------------------------------------------------------------------------------------
+def _setting_number(value) -> float | None:
+    """A setting's value (an xlwings.conf cell, command-line text) as a finite number, or None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(str(value).strip()) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def parse_max_age(value, where: str) -> int:
     """The quotes' maximum age in whole days, from a setting (xlwings.conf cell, CLI text).
     Empty means DEFAULT_MAX_AGE_DAYS; `where` names the setting for the message, e.g.
     "model.xlsm: xlwings.conf 'Quotes Max Age Days'"."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return DEFAULT_MAX_AGE_DAYS
-    number = None
-    if not isinstance(value, bool):
-        try:
-            number = float(str(value).strip()) if isinstance(value, str) else float(value)
-        except (TypeError, ValueError, OverflowError):
-            number = None
-    if number is None or not math.isfinite(number) or not number.is_integer() or not 0 <= number <= MAX_AGE_LIMIT_DAYS:
+    number = _setting_number(value)
+    if number is None or not number.is_integer() or not 0 <= number <= MAX_AGE_LIMIT_DAYS:
         raise QuoteError(f"{where} is {_shown(value)}, not a whole number of days from 0 to {MAX_AGE_LIMIT_DAYS}; "
                          f"use e.g. {DEFAULT_MAX_AGE_DAYS}")
     return int(number)
@@ -526,13 +525,8 @@ def parse_timeout(value, where: str) -> float:
     'Quotes Timeout' or the command line; empty means DEFAULT_TIMEOUT_SECONDS."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return float(DEFAULT_TIMEOUT_SECONDS)
-    number = None
-    if not isinstance(value, bool):
-        try:
-            number = float(str(value).strip()) if isinstance(value, str) else float(value)
-        except (TypeError, ValueError, OverflowError):
-            number = None
-    if number is None or not math.isfinite(number) or not 1 <= number <= MAX_TIMEOUT_SECONDS:
+    number = _setting_number(value)
+    if number is None or not 1 <= number <= MAX_TIMEOUT_SECONDS:
         raise QuoteError(f"{where} is {_shown(value)}, not a number of seconds from 1 to {MAX_TIMEOUT_SECONDS}; "
                          f"use e.g. {DEFAULT_TIMEOUT_SECONDS}")
     return number

@@ -31,7 +31,7 @@ import numpy as np
 from udfs.errors import DataError
 from udfs.findings import Interval, Printed
 
-from .files import open_regular
+from .files import read_regular
 from .tomlfile import read_toml
 
 LABEL_ROLES = Path(__file__).parent / "data" / "label_roles.toml"
@@ -1025,13 +1025,7 @@ def _note_text(source: str | Path) -> str:
             raise NoteError(f"{len(source):,} characters is more than a broker note ({MAX_NOTE_BYTES:,}); refused")
         return without_control_characters(source)
     path = Path(source)
-    with open_regular(path, MAX_NOTE_BYTES, NoteError, "note file") as handle:
-        try:
-            raw = handle.read(MAX_NOTE_BYTES + 1)
-        except OSError as exc:
-            raise NoteError(f"{path}: cannot read the note ({exc.strerror or exc})") from None
-    if len(raw) > MAX_NOTE_BYTES:  # it grew after it was measured
-        raise NoteError(f"{path.name}: more than {MAX_NOTE_BYTES:,} bytes; not a broker note")
+    raw = read_regular(path, MAX_NOTE_BYTES, NoteError, "note file")
     try:
         return without_control_characters(raw.decode("utf-8"))
     except UnicodeDecodeError:

@@ -199,9 +199,9 @@ class Package:
         r2, c2 = min(r2, max(r1, max_row)), min(c2, max(c1, max_col))
         return [[f"{col_letters(c)}{r}" for c in range(c1, c2 + 1)] for r in range(r1, r2 + 1)]
 
-    def name_area(self, name: str) -> tuple[str, tuple[int, int], tuple[int, int]]:
-        """(sheet, (first row, first column), (last row, last column)) a defined name spans, whole
-        rows and columns reaching the grid's edge: its extent as written, not the used cells."""
+    def _name_reference(self, name: str) -> tuple[str, str, str]:
+        """(sheet, first corner, last corner) as a defined name writes them ("B26", "XFD1048576",
+        or a whole row or column); WorkbookError if it is missing or does not point at cells."""
         text = self.names.get(name)
         if text is None:
             raise WorkbookError(f"{self.path.name}: the defined name {name} is missing; is this one of our templates?")
@@ -209,7 +209,13 @@ class Package:
         if not match:
             raise WorkbookError(f"{self.path.name}: the defined name {name} does not point at cells ({text[:80]})")
         sheet = match["q"].replace("''", "'") if match["q"] is not None else match["s"]
-        first, last = match["a"].replace("$", ""), (match["b"] or match["a"]).replace("$", "")
+        return sheet, match["a"].replace("$", ""), (match["b"] or match["a"]).replace("$", "")
+
+    def name_area(self, name: str) -> tuple[str, tuple[int, int], tuple[int, int]]:
+        """(sheet, (first row, first column), (last row, last column)) a defined name spans, whole
+        rows and columns reaching the grid's edge: its extent as written, not the used cells."""
+        sheet, first, last = self._name_reference(name)
+        text = self.names[name]
         try:
             (r1, c1), (r2, c2) = (split_ref(ref) for ref in _complete(first, last, (MAX_ROW, MAX_COL)))
         except (WorkbookError, ValueError):
@@ -218,16 +224,10 @@ class Package:
 
     def name_cells(self, name: str) -> list[tuple[str, str]]:
         """(sheet, ref) for each cell a defined name covers, row by row, bounded by the used range."""
-        text = self.names.get(name)
-        if text is None:
-            raise WorkbookError(f"{self.path.name}: the defined name {name} is missing; is this one of our templates?")
-        match = _AREA.match(text.strip().lstrip("="))
-        if not match:
-            raise WorkbookError(f"{self.path.name}: the defined name {name} does not point at cells ({text[:80]})")
-        sheet = match["q"].replace("''", "'") if match["q"] is not None else match["s"]
+        sheet, first, last = self._name_reference(name)
+        text = self.names[name]
         if sheet not in self.sheets:
             raise WorkbookError(f"{self.path.name}: the defined name {name} points at a missing sheet {sheet!r}")
-        first, last = match["a"].replace("$", ""), (match["b"] or match["a"]).replace("$", "")
         try:
             first, last = _complete(first, last, self.used_range(sheet))
             rows = self.range_cells(sheet, first, last)
