@@ -25,10 +25,11 @@ from udfs.forecast import METHODS
 from udfs.rating import schemes
 
 from . import layout, spec
-from .company import SCENARIO_CASES, Company, load
+from .company import SCENARIO_CASES, Company, CompanyDataError, load
 from udfs.constants import DAYS_IN_YEAR
 
 from .files import atomic_path
+from .tomlfile import control_character
 from .formats import excel_format
 from .layout import BLUEPRINT_COLUMNS, TEMPLATE_VERSION, TEMPLATE_VERSION_NAME, TEMPLATE_VERSION_PROPERTY, RowKind
 from .layout import FIRST_ROW, FIRST_VALUE_COL, HEADER_ROW, LABEL_COL, ENGLISH_COL, SUBTITLE_ROW, TITLE_ROW
@@ -681,10 +682,20 @@ def template_placement(company: Company, model: Model, found: list) -> layout.Pl
     return layout.place(model.lines, company.years, company.layout, len(found) - within, within)
 
 
+def refuse_control_characters(company: Company) -> None:
+    """CompanyDataError when a text the workbook would hold has a control character: the
+    company's facts, rating texts and labels reach cells, formulas and validation messages,
+    where XML cannot hold one (the file would not open). `show` prints them escaped instead."""
+    found = control_character({"company": company.facts, "rating": company.rating, "labels": company.labels})
+    if found:
+        raise CompanyDataError(f"{company.path.name}: {found}; remove it (a workbook cannot hold it)")
+
+
 def build(output: str | Path, company: Company | None = None) -> Path:
     """Write the template for `company` (default: the embedded sample company) to `output`,
     through a temporary file renamed into place, so a failure never leaves a half-written file."""
     company = company or load()
+    refuse_control_characters(company)
     output = Path(output)
     model = build_model(company)
     found = template_findings(company)

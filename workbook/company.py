@@ -16,7 +16,7 @@ from udfs.forecast import METHODS
 from udfs.rating import schemes
 
 from . import spec
-from .tomlfile import TomlError, control_character, finite_number, read_toml, shown_value
+from .tomlfile import TomlError, finite_number, read_toml, shown_value
 
 DATA_DIR = Path(__file__).parent / "data"
 DEFAULT_COMPANY = DATA_DIR / read_toml(DATA_DIR / "defaults.toml")["company"]
@@ -82,9 +82,6 @@ def parse(data: dict, path: Path, layout: spec.Layout | None = None) -> Company:
     layout to use whatever `[company].layout` says (a company read back from a workbook, whose
     layout reference is data, never a path to open)."""
     name = path.name
-    found = control_character(data)
-    if found:
-        raise CompanyDataError(f"{name}: {found}; remove it (a workbook cannot hold it)")
     unknown = set(data) - _SECTIONS
     if unknown:
         raise CompanyDataError(f"{name}: unknown section or field {sorted(unknown)[0]!r}; known: {', '.join(sorted(_SECTIONS))}")

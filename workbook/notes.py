@@ -813,7 +813,7 @@ def _market_from(note_tables: list[Table], text_lines: list[str], data: LabelDat
     text = "\n".join(text_lines)
     fx = _FX.search(text)
     rate = parse_number(fx.group(2)) if fx else None
-    if rate is not None and rate.value > 0:  # "1 HKD = . CNY" is not a rate
+    if rate is not None and rate.value > 0:  # "1 XXX = . YYY" is not a rate
         market.fx = (fx.group(1), fx.group(3), rate)
     date = re.search(r"股价(?:时间|日期)\s*(?:为|:|：)?\s*(\d{4}-\d{1,2}-\d{1,2})", text)
     if date:
@@ -822,7 +822,7 @@ def _market_from(note_tables: list[Table], text_lines: list[str], data: LabelDat
 
 
 _FIGURE_CHARS = set("-0123456789.,")
-# 1 HKD = 0.9126 CNY. Possessive quantifiers and a look-behind: each attempt starts at most once
+# "1 XXX = 0.9126 YYY". Possessive quantifiers and a look-behind: each attempt starts at most once
 # per run of digits or spaces, so the search is linear in the note.
 _FX = re.compile(r"(?<![\d.])1[ \t]*+([A-Z]{3})[ \t]*+=[ \t]*+(\d++(?:\.\d++)?|\.++)[ \t]*+([A-Z]{3})")
 

@@ -67,7 +67,7 @@ def control_character(data, where: str = "") -> str | None:
     if isinstance(data, str):
         bad = next((ch for ch in data if unicodedata.category(ch) == "Cc"), None)
         return f"{where or 'a text'} holds the control character U+{ord(bad):04X}" if bad is not None else None
-    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, (list, tuple)) else ()
     for key, value in items:
         if isinstance(key, str) and (found := control_character(key, f"the key {where}.{key}".strip("."))):
             return found
