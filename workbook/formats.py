@@ -5,8 +5,10 @@ round-half-to-even.
 """
 from __future__ import annotations
 
+import math
 import re
 
+from udfs.constants import ERR_NUM
 from udfs.findings import round_half_up
 
 # format class -> Excel number format. The terminal's decimals, percent scaling and bracketed
@@ -53,6 +55,8 @@ def show(value, fmt: str) -> str:
         return value
     decimals, percent, parentheses = _DISPLAY.get(fmt, _DISPLAY["money"])
     scaled = value * 100 if percent else value
+    if not math.isfinite(scaled):  # 1e308 as a percentage: beyond a float, as Excel says
+        return ERR_NUM
     number = round_half_up(scaled, decimals)
     text = f"{abs(number):,.{decimals}f}"
     suffix = "%" if fmt == "pct" else "x" if fmt == "multiple" else ""

@@ -24,6 +24,10 @@ from .notes import Note, infer_subtotals
 
 STATEMENTS = ("income", "balance", "cashflow")
 PREFIX = {"income": "IS", "balance": "BS", "cashflow": "CF"}
+# An inferred layout names its sheets itself. A note's table titles are a converter's output
+# (garbled, or holding braces, slashes, quotes): the import report shows them, no sheet name
+# or title template is ever made of them.
+STATEMENT_SHEETS = {"income": "利润表", "balance": "资产负债表", "cashflow": "现金流量表"}
 # Cash-flow lines that may carry the balancing item, most suitable first.
 BALANCING_ROLES = ("cff_other", "cfi_other", "cfo_other", "other_asset_change")
 GROWTH_SUFFIX = "_growth"
@@ -33,9 +37,12 @@ class LayoutInferenceError(DataError):
     """The note lacks what any three-statement model needs; the message names it."""
 
 
+MAX_SLUG = 32   # characters of a label's ASCII words kept in a key (keys become defined names)
+
+
 def _slug(label: str, kind: str, taken: set) -> str:
     """A key for a line no role names: its ASCII words if it has any, else its table and place."""
-    ascii_part = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+    ascii_part = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")[:MAX_SLUG].strip("_")
     base = f"{kind}_{ascii_part}" if ascii_part else f"{kind}_line"
     key, n = base, 2
     while key in taken:
@@ -65,7 +72,7 @@ def infer_layout(note: Note, lines) -> dict:
     identities: set = set()
     for kind in STATEMENTS:
         table = note.table(kind)
-        statements.append({"table": kind, "sheet": table.title[:31] or kind, "title": "{company} " + (table.title or kind),
+        statements.append({"table": kind, "sheet": STATEMENT_SHEETS[kind], "title": "{company} " + STATEMENT_SHEETS[kind],
                            "prefix": PREFIX[kind]})
         for row in table.lines:
             if not row.has_figures:

@@ -158,6 +158,11 @@ def sheets(model_layout: spec.Layout, lines: list[Line]) -> tuple[Sheet, ...]:
         line(key, label) if _table_of(model_layout, key) == spec.SUMMARY else mirror(key, label)
         for key, label in model_layout.summary_rows)
     ratio_rows = tuple([mirror(k) for k in model_layout.ratio_mirrors] + [line(k) for k in model_layout.keys(spec.RATIOS)])
+    taken = {name.casefold() for name in FIXED_SHEETS}
+    for sheet in (model_layout.summary_sheet, model_layout.ratios_sheet, *(s.sheet for s in model_layout.statements)):
+        if sheet.casefold() in taken:
+            raise spec.LayoutError(f"{model_layout.path.name}: sheet {sheet!r} is the name of one of the template's own "
+                                   "sheets; give the layout's sheet another name")
     return (
         Sheet(COVER, "封面 Cover", "scalar", (
             heading("市场数据 Market data (输入 inputs)"),
@@ -192,6 +197,7 @@ def sheets(model_layout: spec.Layout, lines: list[Line]) -> tuple[Sheet, ...]:
 
 
 SCENARIOS = "情景"
+FIXED_SHEETS = (COVER, DRIVERS, SCENARIOS, VALUATION_BASES, VALUATION, SENSITIVITY, RATING, CHECKS, CONF, BLUEPRINT, SOURCE)
 
 
 def scenario_sheets(lines: list[Line]) -> tuple:

@@ -10,6 +10,8 @@ format is one layout file; nothing about a company, a broker or a currency lives
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -18,7 +20,7 @@ from udfs.engine import ALWAYS, FORECAST_ONLY, INPUT, Check, Line, SanityWarning
 from udfs.errors import DataError
 
 from .formats import FORMATS
-from .tomlfile import TomlError, read_toml
+from .tomlfile import TomlError, control_character, read_toml
 
 SUMMARY, INCOME, BALANCE, CASHFLOW = "summary", "income", "balance", "cashflow"
 DRIVERS, RATIOS, MARKET, RATING = "drivers", "ratios", "market", "rating"
@@ -95,6 +97,10 @@ class Layout:
                 and line.key not in self.reported_defaults}
 
 
+MAX_KEY = 64   # a line key is part of defined names (IS_revenue, DRV_d_revenue), which Excel caps at 255 characters
+_LINE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,%d}" % (MAX_KEY - 1))
+
+
 def _line(data: dict, where: str, tables: tuple = YEARLY_TABLES) -> Line:
     known = {"key", "table", "zh", "en", "fmt", "formula", "history", "identity", "identity_years", "driven", "note", "implied",
              "method", "base", "aliases", "calibration_target", "undisclosed", "reported_default", "input_default", "calibrated"}
@@ -106,6 +112,9 @@ def _line(data: dict, where: str, tables: tuple = YEARLY_TABLES) -> Line:
             raise LayoutError(f"{where}: needs `{required}`")
     if data["table"] not in tables:
         raise LayoutError(f"{where}: table {data['table']!r} is not one of {', '.join(tables)}")
+    if not _LINE_KEY.fullmatch(data["key"]):
+        raise LayoutError(f"{where}: key {data['key'][:40]!r} must be letters, digits and _ (at most {MAX_KEY} characters, "
+                          "not starting with a digit): it becomes part of a defined name")
     fmt = data.get("fmt", "money")
     if fmt not in FORMATS:
         raise LayoutError(f"{where}: fmt {fmt!r} is not one of {', '.join(FORMATS)}")
@@ -126,6 +135,9 @@ def _line(data: dict, where: str, tables: tuple = YEARLY_TABLES) -> Line:
 
 def parse_layout(data: dict, path: Path) -> Layout:
     name = path.name
+    found = control_character(data)
+    if found:
+        raise LayoutError(f"{name}: {found}; remove it (a workbook cannot hold it)")
     if data.get("format_version") != LAYOUT_FORMAT_VERSION:
         raise LayoutError(f"{name}: format_version must be {LAYOUT_FORMAT_VERSION}, not {data.get('format_version')!r}")
     lines = tuple(_line(raw, f"{name}: [[lines]] #{i + 1} {raw.get('key', '')!r}") for i, raw in enumerate(data.get("lines", [])))
@@ -144,14 +156,21 @@ def parse_layout(data: dict, path: Path) -> Layout:
             raise LayoutError(f"{name}: [[statements]] #{i + 1} needs table, sheet and prefix") from None
     if sorted(s.table for s in statements) != sorted(STATEMENTS):
         raise LayoutError(f"{name}: [[statements]] must declare income, balance and cashflow once each")
+    summary, ratios = data.get("summary") or {}, data.get("ratios") or {}
+    sheet_names = [(f"[[statements]] {s.table} sheet", s.sheet) for s in statements] + [
+        ("[summary] sheet", summary.get("sheet", "摘要")), ("[ratios] sheet", ratios.get("sheet", "主要财务比率"))]
+    seen: dict = {}
+    for where, sheet in sheet_names:
+        _check_sheet_name(f"{name}: {where}", sheet)
+        if sheet.casefold() in seen:
+            raise LayoutError(f"{name}: {where} {sheet!r} is also the {seen[sheet.casefold()]}; sheet names must differ")
+        seen[sheet.casefold()] = where
     checks = []
     for i, raw in enumerate(data.get("checks", [])):
         try:
             checks.append(Check(raw["key"], raw["zh"], raw["en"], raw["actual"], raw["expected"], float(raw.get("tolerance", 0.001))))
         except (KeyError, TypeError, ValueError):
             raise LayoutError(f"{name}: [[checks]] #{i + 1} needs key, zh, en, actual, expected") from None
-    summary = data.get("summary") or {}
-    ratios = data.get("ratios") or {}
     roles = dict(data.get("roles") or {})
     known = set(keys)
     for role, key in roles.items():
@@ -318,6 +337,24 @@ def _report_identities(data: dict, name: str, known: set) -> tuple:
     return tuple(out)
 
 
+_SHEET_NAME_FORBIDDEN = set("[]:*?/\\")
+MAX_SHEET_NAME = 31   # characters Excel allows in a sheet name
+
+
+def _check_sheet_name(where: str, sheet) -> None:
+    r"""A name Excel accepts for a sheet: text of 1-31 characters, none of [ ] : * ? / \, not
+    starting or ending with an apostrophe; LayoutError saying which rule it breaks."""
+    if not isinstance(sheet, str) or not sheet.strip():
+        raise LayoutError(f"{where} must be a sheet name, not {sheet!r}")
+    if len(sheet) > MAX_SHEET_NAME:
+        raise LayoutError(f"{where} {sheet[:40]!r} is longer than the {MAX_SHEET_NAME} characters Excel allows")
+    bad = sorted(_SHEET_NAME_FORBIDDEN & set(sheet))
+    if bad:
+        raise LayoutError(f"{where} {sheet!r} holds {bad[0]!r}, which Excel does not allow in a sheet name")
+    if sheet.startswith("'") or sheet.endswith("'"):
+        raise LayoutError(f"{where} {sheet!r} starts or ends with an apostrophe, which Excel does not allow")
+
+
 @lru_cache(maxsize=None)
 def _load_cached(path: Path, mtime: float) -> Layout:
     try:
@@ -331,8 +368,8 @@ def load_layout(name_or_path: str | Path = DEFAULT_LAYOUT, relative_to: Path | N
     """A layout by name (workbook/layouts/NAME.toml) or by path (relative to a company file's folder)."""
     text = str(name_or_path)
     candidates = []
-    if text.endswith(".toml"):
-        candidates += [Path(text)] + ([relative_to / text] if relative_to else [])
+    if text.endswith(".toml"):  # a path: beside the company file when relative, never the current folder's first
+        candidates += [relative_to / text] if relative_to and not Path(text).is_absolute() else [Path(text)]
     else:
         candidates += ([relative_to / f"{text}.toml"] if relative_to else []) + [LAYOUT_DIR / f"{text}.toml"]
     for path in candidates:
