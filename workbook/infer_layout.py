@@ -2,13 +2,24 @@
 
 Which lines are subtotals of which is found by interval arithmetic on the printed figures
 (`notes.infer_subtotals`); those become formulas. The rest are reported inputs with a driver
-each. Three mechanics make any inferred layout a working three-statement model:
+each. The forecast articulates as a professional's model does, with nothing left to a plug:
 
-- cash is the balance sheet's plug: what liabilities and equity leave after every other asset;
-- one cash-flow line (the note's "other" financing, investing or operating line, else the last
-  line of the statement) is the balancing item, so the net cash flow equals the change in cash;
-- attributable equity rolls forward with attributable profit and a reconciling driver, and EPS
-  is attributable profit over the share count.
+- cash is last year's cash plus the net cash flow, and total assets and liabilities plus equity
+  are computed apart, so the balance check fails when a formula is broken;
+- every cash-flow line is an income-statement line, the change of balance-sheet lines, or a
+  driver that moves balance-sheet lines by the same amount. Working capital is the change of
+  the operating assets and liabilities; a line whose role pairs it with a balance (borrowings,
+  long-term investments, share capital) is its change; capex and D&A roll PP&E forward, D&A
+  inside an operating cost so that it reaches profit; dividends and the other equity movements
+  leave equity. What no line of its own carries (the other non-current assets and liabilities,
+  the reconciling drivers, interest paid on the finance costs the operating cash flow adds
+  back) is carried by the note's "other" line of its section, less the section's other lines
+  the note prints without a definition (each a driver moving those same balances);
+- equity rolls forward: from its printed parts where the note prints them (retained earnings
+  with attributable profit less dividends, the rest a driver), else as a whole; minority
+  interests with their share of profit; EPS is attributable profit over the share count;
+- tax is charged on the profit the losses brought forward do not shelter, with the market's
+  carry-forward years (workbook/data/tax.toml).
 
 The result is a plain layout file the analyst can read and edit; the import report lists what
 was inferred.
@@ -16,21 +27,51 @@ was inferred.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+from pathlib import Path
 
 from udfs.errors import DataError
-from udfs.forecast import TAX_CREDIT_LIMIT
+from udfs.forecast import TAX_CREDIT_LIMIT, TAX_LOSS_USED
 
 from .notes import Note, infer_subtotals
+from .tomlfile import read_toml
 
 STATEMENTS = ("income", "balance", "cashflow")
 PREFIX = {"income": "IS", "balance": "BS", "cashflow": "CF"}
-# Cash-flow lines that may carry the balancing item, most suitable first.
-BALANCING_ROLES = ("cff_other", "cfi_other", "cfo_other", "other_asset_change")
+TAX_FILE = Path(__file__).parent / "data" / "tax.toml"
+
+OPERATING, INVESTING, FINANCING = "operating", "investing", "financing"
+SECTION_TOTALS = {"cfo": OPERATING, "cfi": INVESTING, "cff": FINANCING}
+# The cash-flow line that carries, in each section, what no line of its own does (most suitable first).
+HOME_ROLES = {OPERATING: ("cfo_other",), INVESTING: ("cfi_other", "other_asset_change"), FINANCING: ("cff_other",)}
+# When a section prints no line that can carry its balances, another section's carries them (cash is cash).
+HOME_FALLBACK = (FINANCING, INVESTING, OPERATING)
+# A cash-flow line that is the change of balance-sheet lines, by role.
+CHANGE_OF = {"short_term_debt_change": ("short_term_debt",), "long_term_debt_change": ("long_term_debt",),
+             "net_debt_change": ("short_term_debt", "long_term_debt"), "lt_investment_change": ("lt_investments",),
+             "share_capital_change": ("share_capital",), "capital_reserve_change": ("capital_reserve",)}
+# Current items that are not working capital: cash-like assets and borrowings; and the roles that
+# are, whether or not the note prints a current-assets or current-liabilities subtotal.
+NOT_WORKING_CAPITAL = {"cash", "securities", "short_term_debt"}
+WORKING_CAPITAL_ROLES = {"receivables", "other_receivables", "prepayments", "inventory", "other_current_assets", "payables",
+                         "other_current_liabilities"}
+# Where D&A sits in the income statement when the note does not say: the first of these it prints.
+DA_HOSTS = ("admin_expenses", "opex", "cogs", "selling_expenses")
+EQUITY_PARTS = ("share_capital", "capital_reserve", "retained_earnings")
+# Cash-flow lines tied to the income statement: their value is a line of it, and the cash they
+# stand for moves in another section (finance costs paid, investment income received).
+ADD_BACKS = {"cf_finance_expenses": ("finance_expenses", FINANCING), "cf_investment_losses": ("investment_income", INVESTING)}
+ADD_BACK_SIGNS = {"finance_expenses": -1, "investment_income": 1}   # how each reaches profit when no subtotal says
 GROWTH_SUFFIX = "_growth"
 
 
 class LayoutInferenceError(DataError):
     """The note lacks what any three-statement model needs; the message names it."""
+
+
+@lru_cache(maxsize=1)
+def loss_carry_forward_years() -> dict:
+    return dict(read_toml(TAX_FILE).get("loss_carry_forward_years", {}))
 
 
 def _slug(label: str, kind: str, taken: set) -> str:
@@ -45,6 +86,18 @@ def _slug(label: str, kind: str, taken: set) -> str:
 
 def _english(key: str) -> str:
     return key.replace("_", " ").capitalize()
+
+
+def _text(terms: list[tuple[int, str]]) -> str:
+    """Signed terms as a formula: [(1, "a"), (-1, "b")] -> "a - b"; nothing is "0"."""
+    out = ""
+    for i, (sign, term) in enumerate(terms):
+        out += (("" if sign > 0 else "-") if i == 0 else (" + " if sign > 0 else " - ")) + term
+    return out or "0"
+
+
+def _change(key: str) -> str:
+    return f"({key} - prev({key}))"
 
 
 def infer_layout(note: Note, lines) -> dict:
@@ -82,9 +135,7 @@ def infer_layout(note: Note, lines) -> dict:
             parts = [(p.sign, keys_by_row.get((kind, p.row.position))) for p in subtotal.parts]
             if total is None or any(k is None for _, k in parts):
                 continue
-            text = ""
-            for i, (sign, key) in enumerate(parts):
-                text += (("" if sign > 0 else "-") if i == 0 else (" + " if sign > 0 else " - ")) + key
+            text = _text(parts)
             formulas[total] = text
             identities.add(total)
             checks.append({"key": f"{total}_sum", "zh": f"{subtotal.total.label}勾稽", "en": f"{_english(total)} adds up",
@@ -100,51 +151,183 @@ def infer_layout(note: Note, lines) -> dict:
                  "operating_profit", "gross_profit", "pretax_profit"):
         if role in by_key:
             roles[role] = role
+    extra: list[dict] = []  # lines the model adds to the print (drivers, helpers)
 
-    # The balance sheet: cash is the plug.
-    tle = next((k for k in ("total_liabilities_and_equity",) if k in by_key), None)
-    asset_leaves = _leaves("total_assets", formulas) - {"cash"}
-    if tle is None:
-        claims = [k for k in ("total_liabilities", "minority_equity", "shareholders_equity", "total_equity") if k in by_key]
-        if "total_equity" in claims:
-            claims = [k for k in claims if k not in ("minority_equity", "shareholders_equity")]
-        tle_text = " + ".join(claims)
-    else:
-        tle_text = tle
-    if not asset_leaves or not tle_text:
-        raise ImportFailed("the balance sheet's totals were not recognised, so cash cannot be made its plug")
-    formulas["cash"] = f"{tle_text} - ({' + '.join(sorted(asset_leaves))})"
-    checks.insert(0, {"key": "balance", "zh": "资产 = 负债 + 股东权益", "en": "Assets = liabilities + equity",
-                      "actual": "total_assets", "expected": tle_text})
+    # ---- the balance sheet: its leaves and what each one's increase does to cash
+    claims = [k for k in ("total_liabilities", "minority_equity", "shareholders_equity", "total_equity") if k in by_key]
+    if "total_equity" in claims:
+        claims = [k for k in claims if k not in ("minority_equity", "shareholders_equity")]
+    claim_terms = ["total_liabilities_and_equity"] if "total_liabilities_and_equity" in by_key else claims
+    assets = _signed_leaves("total_assets", formulas)
+    if "cash" not in assets or len(assets) < 2 or not claim_terms:
+        raise ImportFailed("the balance sheet's totals were not recognised, so cash cannot be computed apart from them")
+    effect = {k: -s for k, s in assets.items() if k != "cash"}   # an asset that grows takes cash
+    for term in claim_terms:
+        effect.update(_signed_leaves(term, formulas))             # a claim that grows brings it
+    current = _leaves_of("current_assets", formulas) | _leaves_of("current_liabilities", formulas) \
+        | (WORKING_CAPITAL_ROLES & set(effect))   # a note need not print the current subtotals
+    formulas["cash"] = "prev(cash) + net_cash_flow"
     identities.discard("cash")
+    checks.insert(0, {"key": "balance", "zh": "资产 = 负债 + 股东权益", "en": "Assets = liabilities + equity",
+                      "actual": "total_assets", "expected": " + ".join(claim_terms)})
 
-    # Equity rolls forward; EPS is profit per share.
-    if "shareholders_equity" in by_key and "shareholders_equity" not in formulas:
-        formulas["shareholders_equity"] = "prev(shareholders_equity) + attributable_profit + d_equity_other"
-        out_lines.append({"key": "d_equity_other", "table": "drivers", "zh": "股东权益其他变动（分红等，报告未披露）",
-                          "en": "Other equity movements: dividends and the like", "history": "forecast_only",
-                          "implied": "shareholders_equity - prev(shareholders_equity) - attributable_profit"})
+    # ---- the cash flow: each line's section and how much of it reaches cash
+    sections = [k for k in SECTION_TOTALS if k in formulas]
+    if "net_cash_flow" not in formulas and len(sections) >= 2:
+        # A note whose net cash flow is not the sum of its sections in every printed year (the
+        # findings say where): the model's is.
+        formulas["net_cash_flow"] = " + ".join(sections)
+        identities.add("net_cash_flow")
+        checks.append({"key": "net_cash_flow_sum", "zh": "现金净增加额勾稽", "en": "Net cash flow adds up",
+                       "actual": "net_cash_flow", "expected": formulas["net_cash_flow"]})
+    cf = _signed_leaves("net_cash_flow", formulas)
+    if len(cf) < 2:
+        raise ImportFailed("the cash-flow statement's net cash flow was not recognised as the sum of its sections")
+    section = {}
+    for total, name in SECTION_TOTALS.items():
+        for leaf in _leaves_of(total, formulas):
+            section[leaf] = name
+    carried: dict = {OPERATING: [], INVESTING: [], FINANCING: []}   # (cash sign, formula) each section's home carries
+    tied: set = set()                                                # balance-sheet lines a line of their own carries
+    notes = {"cash": "Last year's cash plus the net cash flow"}
+
+    def carry(sect: str, sign: int, text: str) -> None:
+        carried[sect].append((sign, text))
+
+    income_signs = {**_signed_leaves("operating_profit", formulas), **_signed_leaves("pretax_profit", formulas)}
+
+    # ---- equity: retained earnings roll forward with profit and dividends; the other movements are drivers
+    attributable = _signed_leaves("attributable_profit", formulas)
+    minority_share = (f"{'-' if attributable['minority_pl'] > 0 else ''}minority_pl" if "minority_pl" in attributable
+                      else "net_profit - attributable_profit")
+    dividends = f"{'' if cf['dividends'] > 0 else '-'}dividends" if "dividends" in cf else None
+    equity = "shareholders_equity" if "shareholders_equity" in effect else "total_equity" if "total_equity" in effect else None
+    profit = "net_profit" if equity == "total_equity" and "minority_equity" not in effect else "attributable_profit"
+    parts = [p for p in EQUITY_PARTS if p in by_key and p not in effect and p not in formulas]   # printed beside equity
+    if "retained_earnings" in effect or (equity and "retained_earnings" in parts):
+        formulas["retained_earnings"] = f"prev(retained_earnings) + {profit}" + (f" + {dividends}" if dividends else " - d_dividends")
+        notes["retained_earnings"] = "Roll-forward: last year + attributable profit - dividends paid"
+        tied.add("retained_earnings")
+        if not dividends:
+            extra.append({"key": "d_dividends", "table": "drivers", "zh": "派发股利（报告未列示）", "en": "Dividends paid (not printed)",
+                          "implied": f"prev(retained_earnings) + {profit} - retained_earnings"})
+            carry(FINANCING, -1, "d_dividends")
+    if equity and "retained_earnings" in parts:
+        extra.append({"key": "other_equity_items", "table": "balance", "zh": "其他权益项目（报告未列示）",
+                      "en": "Equity items the note does not print", "formula": "prev(other_equity_items) + d_other_reserves",
+                      "history": "forecast_only", "implied": f"{equity} - " + " - ".join(parts)})
+        extra.append({"key": "d_other_reserves", "table": "drivers", "zh": "其他权益项目变动（报告未披露）",
+                      "en": "Other reserve movements (not disclosed)", "implied": "other_equity_items - prev(other_equity_items)"})
+        carry(FINANCING, 1, "d_other_reserves")
+        formulas[equity] = " + ".join(parts + ["other_equity_items"])
+        notes[equity] = "The sum of its parts"
+        tied.add(equity)
+        effect.update({p: 1 for p in parts if p != "retained_earnings"})   # share capital and reserves: claims like any other
+    elif equity and equity not in formulas:
+        formulas[equity] = f"prev({equity}) + {profit}" + (f" + {dividends}" if dividends else "") + " + d_equity_other"
+        notes[equity] = ("Roll-forward: last year + profit" + (" + dividends (negative)" if dividends else "")
+                         + " + other equity movements (a reconciling driver)")
+        extra.append({"key": "d_equity_other", "table": "drivers", "zh": "股东权益其他变动（报告未披露）",
+                      "en": "Other equity movements (not disclosed)",
+                      "implied": f"{equity} - prev({equity}) - {profit}" + (f" - ({dividends})" if dividends else "")})
+        carry(FINANCING, 1, "d_equity_other")
+        tied.add(equity)
+    if "minority_equity" in effect and profit == "attributable_profit":
+        formulas["minority_equity"] = f"prev(minority_equity) + {minority_share} + d_minority_other"
+        notes["minority_equity"] = "Roll-forward: last year + the minorities' share of profit + their other movements (a driver)"
+        extra.append({"key": "d_minority_other", "table": "drivers", "zh": "少数股东权益其他变动（报告未披露）",
+                      "en": "Other movements in minority interests (not disclosed)",
+                      "implied": f"minority_equity - prev(minority_equity) - ({minority_share})"})
+        carry(FINANCING, 1, "d_minority_other")
+        tied.add("minority_equity")
     if "eps" in by_key:
         formulas["eps"] = "per_share(attributable_profit, shares)"
         identities.add("eps")
         by_key["eps"]["history"] = "always"
-
-    # The cash flow: one balancing item makes the net cash flow the change in cash.
-    cf_leaves = _signed_leaves("net_cash_flow", formulas)
-    if not cf_leaves:
-        raise ImportFailed("the cash-flow statement's net cash flow was not recognised as the sum of its sections")
-    balancing = next((k for k in BALANCING_ROLES if k in cf_leaves), None) or list(cf_leaves)[-1]
-    others = " ".join(("- " if sign > 0 else "+ ") + key for key, sign in cf_leaves.items() if key != balancing)
-    sign = cf_leaves[balancing]
-    formulas[balancing] = f"{'' if sign > 0 else '-'}((cash - prev(cash)) {others})"
-    checks.insert(1, {"key": "cash_link", "zh": "期末现金 = 期初现金 + 净现金流", "en": "Closing cash = opening cash + net cash flow",
-                      "actual": "cash", "expected": "prev(cash) + net_cash_flow"})
-    if "cf_net_profit" in by_key and "cf_net_profit" not in formulas:
+    if "cf_net_profit" in cf:
         formulas["cf_net_profit"] = "net_profit"
 
-    for line in out_lines:
+    # ---- the lines of the cash flow that are balances' changes or income-statement lines
+    if "working_capital_change" in cf:   # the change of the operating assets and liabilities
+        items = sorted(k for k in current if k in effect and k not in NOT_WORKING_CAPITAL and k not in tied)
+        formulas["working_capital_change"] = _text([(cf["working_capital_change"] * effect[k], _change(k)) for k in items])
+        identities.add("working_capital_change")
+        by_key["working_capital_change"]["identity_years"] = "forecast"
+        notes["working_capital_change"] = "The change in the operating assets and liabilities"
+        tied |= set(items)
+    for line, balances in CHANGE_OF.items():
+        present = [b for b in balances if b in effect and b not in tied]
+        if line in cf and present:
+            formulas[line] = _text([(cf[line] * effect[b], _change(b)) for b in present])
+            identities.add(line)
+            tied |= set(present)
+    # PP&E rolls forward with capex and D&A; D&A sits in an operating cost, so it reaches profit.
+    rolls = "ppe" in effect and "capex" in cf and "da" in cf and "ppe" not in tied
+    if rolls:
+        received = "+ capex" if cf["capex"] < 0 else "- capex"   # the capex the PP&E receives: the cash it costs, positive
+        formulas["ppe"] = f"prev(ppe) {received} - da + d_ppe_other"
+        notes["ppe"] = "Roll-forward: capex in, D&A out, plus the movements the note does not explain (a reconciling driver)"
+        extra.append({"key": "d_ppe_other", "table": "drivers", "zh": "固定资产其他变动（报告未披露）",
+                      "en": "Other PP&E movements (not disclosed)", "implied": f"ppe - (prev(ppe) {received} - da)"})
+        carry(INVESTING, -1, "d_ppe_other")
+        tied.add("ppe")
+        extra.append({"key": "depreciable_base", "table": "cashflow", "zh": "折旧基数（期初固定资产 + 资本支出）",
+                      "en": "Depreciable base (opening PP&E + capex)", "formula": f"prev(ppe) {received}", "history": "always"})
+        host = next((h for h in DA_HOSTS if h in income_signs and h not in formulas), None)
+        if host:
+            sign = "+" if income_signs[host] < 0 else "-"   # a cost the subtotal subtracts grows with D&A
+            formulas[host] = f"{host}_cash {sign} da"
+            notes[host] = "Costs before D&A plus D&A (the note does not say where its D&A sits), so that D&A reaches profit"
+            extra.append({"key": f"{host}_cash", "table": "income", "zh": f"{by_key[host]['zh']}（不含折旧摊销）",
+                          "en": f"{_english(host)} before D&A", "driven": True, "method": "share", "base": "revenue",
+                          "history": "forecast_only", "implied": f"{host} {'-' if sign == '+' else '+'} da"})
+    elif "da" in cf:  # no PP&E line to depreciate: the assets the investing home carries lose it
+        carry(INVESTING, -cf["da"], "da")
+    for line, (source, sect) in ADD_BACKS.items():   # added back in the operating cash flow, paid or received elsewhere
+        if line in cf and source in by_key and source not in formulas:
+            sign = -income_signs.get(source, ADD_BACK_SIGNS[source])
+            formulas[line] = source if sign > 0 else f"-{source}"
+            identities.add(line)
+            carry(sect, -cf[line], line)
+
+    # ---- the balances no line carries go to their section's home line
+    for key, sign in effect.items():
+        if key in tied or key in formulas:
+            continue
+        operating = key in current and key not in NOT_WORKING_CAPITAL   # securities are invested, borrowings financing
+        carry(OPERATING if operating else INVESTING if sign < 0 else FINANCING, sign, _change(key))
+    unexplained = {k for k in cf if k not in formulas and k != "da" and k != "dividends" and not (rolls and k == "capex")}
+    free = {s: [k for k in cf if k in unexplained and section.get(k, FINANCING) == s] for s in carried}
+    homes = {}
+    for sect in carried:
+        if carried[sect] and free[sect]:
+            homes[sect] = next((r for r in HOME_ROLES[sect] if r in free[sect]), free[sect][-1])
+    netted = {sect: [k for k in free[sect] if k != homes.get(sect)] for sect in carried}
+    for sect in carried:
+        if sect in homes or not (carried[sect] or netted[sect]):
+            continue
+        target = next((h for h in HOME_FALLBACK if h in homes), None)
+        if target is None:  # the note prints no line that could carry them: the model adds one
+            target = sect
+            homes[sect] = "cf_other_balances"
+            extra.append({"key": "cf_other_balances", "table": "cashflow", "zh": "其他资产负债变动（报告未列示）",
+                          "en": "Other balance-sheet movements (not printed)"})
+            formulas["net_cash_flow"] += " + cf_other_balances"
+            cf["cf_other_balances"] = 1
+            continue
+        carried[target] += carried[sect]
+        netted[target] += netted[sect]
+        carried[sect], netted[sect] = [], []
+    for sect, home in homes.items():
+        terms = carried[sect] + [(-cf[k], k) for k in netted[sect]]   # the other lines move those same balances
+        formulas[home] = _text([(cf[home] * sign, text) for sign, text in terms])
+        notes[home] = ("What no line of its own carries: " + ", ".join(t for _, t in carried[sect])
+                       + (f"; less {', '.join(netted[sect])}, drivers that move the same balances" if netted[sect] else ""))
+
+    # ---- driven lines, tax, and the notes
+    for line in out_lines + extra:
         key = line["key"]
-        if line["table"] == "drivers":
+        if line["table"] == "drivers" or "formula" in line or line.get("driven"):
             continue
         if key in formulas:
             line["formula"] = formulas[key]
@@ -152,37 +335,104 @@ def infer_layout(note: Note, lines) -> dict:
                 line["identity"] = True
         else:
             line["driven"] = True
-            method, base = _default_method(key, line["table"], by_key)
+            method, base = _default_method(key, line["table"], by_key, formulas)
             line["method"] = method
             if base:
                 line["base"] = base
-            if method == "tax":  # the tax method reads the loss credit limit, an input none is printed for
-                out_lines.append({"key": TAX_CREDIT_LIMIT, "table": "drivers", "zh": "亏损年度可确认的所得税抵免上限（0 为不确认）",
-                                  "en": "Largest tax credit a loss-making year may book (0: none)", "input_default": 0})
-    notes = {"cash": "The single plug: what liabilities and equity leave after every other asset",
-             balancing: "Balancing item: makes the net cash flow equal the change in cash"}
-    for line in out_lines:
-        if line["key"] in notes:
+    tax = next((l for l in out_lines if l["key"] == "income_tax" and l.get("method") in ("tax", "cost_tax")), None)
+    if tax:
+        extra += _tax_loss_lines(note, tax["base"])
+    if rolls:
+        by_key["da"].update(method="depreciation", base="depreciable_base")
+    for line in out_lines + extra:
+        if line["key"] in notes and line["table"] != "drivers":
             line["note"] = notes[line["key"]]
+    lines_out = _place(out_lines, extra)
 
     summary_rows = [{"key": k} for k in ("revenue", "attributable_profit", "eps") if k in by_key]
     ratio_lines = [{"key": "revenue_growth", "table": "ratios", "zh": "营业收入增长率", "en": "Revenue growth", "fmt": "pct",
                     "formula": "growth_rate(revenue, prev(revenue))", "history": "always"},
                    {"key": "net_margin", "table": "ratios", "zh": "净利率", "en": "Net margin", "fmt": "pct",
                     "formula": "margin(net_profit, revenue)", "history": "always"}]
+    gross = "gross_profit" if "gross_profit" in by_key else "revenue - cogs" if income_signs.get("cogs", 0) < 0 else \
+        "revenue + cogs" if "cogs" in by_key else None
+    if gross:
+        ratio_lines.append({"key": "gross_margin", "table": "ratios", "zh": "毛利率", "en": "Gross margin", "fmt": "pct",
+                            "formula": f"margin({gross}, revenue)", "history": "always"})
+    if "ebitda" in by_key:
+        ratio_lines.append({"key": "ebitda_margin", "table": "ratios", "zh": "EBITDA 利润率", "en": "EBITDA margin", "fmt": "pct",
+                            "formula": "margin(ebitda, revenue)", "history": "always"})
     roles["total_liabilities"] = roles.get("total_liabilities", "total_assets")
     roles["shareholders_equity"] = roles.get("shareholders_equity", "total_assets")
-    roles.setdefault("eps", "eps") if "eps" in by_key else None
     if "eps" not in roles:
         raise ImportFailed("the note's income statement prints no EPS line the import recognises")
     return {
         "format_version": 1, "name": "inferred", "description": "inferred by `python -m addin import` from the note's print",
-        "base_lines": [], "bold": sorted(formulas), "chart_segments": ["revenue"], "chart_margins": ["net_margin"],
-        "segments": [], "roles": roles, "statements": statements,
+        "base_lines": [], "bold": sorted(k for k in formulas if k in by_key), "chart_segments": ["revenue"],
+        "chart_margins": ["net_margin"], "segments": [], "roles": roles, "measures": _measures(by_key, cf, income_signs, formulas),
+        "statements": statements,
         "summary": {"sheet": "摘要", "title": "盈利预测摘要", "rows": summary_rows},
         "ratios": {"sheet": "主要财务比率", "title": "主要财务比率 Key ratios", "mirrors": []},
-        "lines": out_lines + ratio_lines, "checks": checks,
+        "lines": lines_out + ratio_lines, "checks": checks,
+        "report_identities": [{"key": "net_cash_flow", "zh": "现金净增加额 = 资产负债表现金变动",
+                               "en": "Net increase in cash = change in balance-sheet cash", "formula": "cash - prev(cash)"}],
     }
+
+
+def _place(out_lines: list[dict], extra: list[dict]) -> list[dict]:
+    """The printed lines in their order, each added statement line after the line it serves,
+    the drivers last."""
+    after = {"depreciable_base": "da", "other_equity_items": "retained_earnings", "tax_loss_used": "income_tax",
+             "tax_loss_new": "tax_loss_used", "tax_losses": "tax_loss_new"}
+    placed = list(out_lines)
+    for line in extra:
+        if line["table"] == "drivers":
+            continue
+        anchor = after.get(line["key"]) or (line["key"].removesuffix("_cash") if line["key"].endswith("_cash") else None)
+        keys = [l["key"] for l in placed]
+        position = keys.index(anchor) + 1 if anchor in keys else next(
+            (i + 1 for i in range(len(placed) - 1, -1, -1) if placed[i]["table"] == line["table"]), len(placed))
+        placed.insert(position, line)
+    return placed + [l for l in extra if l["table"] == "drivers"]
+
+
+def _tax_loss_lines(note: Note, base: str) -> list[dict]:
+    """Losses carried forward, the losses used against profit (`base`, the profit tax is charged
+    on), their expiry (the market's, workbook/data/tax.toml) and the credit limit."""
+    years = loss_carry_forward_years().get(note.exchange_market or "", 0)
+    return [
+        {"key": TAX_LOSS_USED, "table": "income", "zh": "本年抵扣的以前年度亏损", "en": "Tax losses brought forward used",
+         "formula": f"loss_relief({base}, prev(tax_losses))", "history": "forecast_only"},
+        {"key": "tax_loss_new", "table": "income", "zh": "本年新增可抵扣亏损", "en": "New tax losses",
+         "formula": f"new_tax_loss({base}, d_income_tax, {TAX_CREDIT_LIMIT})", "history": "forecast_only",
+         "implied": "tax_losses"},
+        {"key": "tax_losses", "table": "income", "zh": "可抵扣亏损余额（结转以后年度）", "en": "Tax losses carried forward",
+         "formula": "losses_carried(prev(tax_losses) - tax_loss_used + tax_loss_new, history(tax_loss_new), d_tax_loss_expiry)",
+         "reported_default": 0},
+        {"key": TAX_CREDIT_LIMIT, "table": "drivers", "zh": "亏损年度可确认的所得税抵免上限（0 为不确认）",
+         "en": "Largest tax credit a loss-making year may book (0: none)", "input_default": 0},
+        {"key": "d_tax_loss_expiry", "table": "drivers", "zh": "可抵扣亏损结转年限（年，0 为不限）",
+         "en": "Years a tax loss can be carried forward (0: no limit)", "fmt": "years", "input_default": years},
+    ]
+
+
+def _measures(by_key: dict, cf: dict, income_signs: dict, formulas: dict) -> dict:
+    """What the standard sanity warnings read (workbook/data/warnings.toml), in this layout's signs."""
+    out = {"cash_before_revolver": "cash"}
+    if "income_tax" in by_key:
+        out["tax_charge"] = "-income_tax" if _signed_leaves("net_profit", formulas).get("income_tax", -1) > 0 else "income_tax"
+        base = _tax_base(by_key, formulas)
+        if base and base != "pretax_profit":
+            out["pretax_profit"] = base   # the profit the tax is charged on
+    if "capex" in cf:
+        out["capex_outflow"] = "capex" if cf["capex"] < 0 else "-capex"
+    debt = [k for k in ("short_term_debt", "long_term_debt") if k in by_key]
+    cash = [k for k in ("cash", "securities") if k in by_key]
+    out["net_debt"] = _text([(1, k) for k in debt] + [(-1, k) for k in cash])
+    if "gross_profit" not in by_key and "cogs" in by_key:
+        out["gross_profit"] = "revenue - cogs" if income_signs.get("cogs", 0) < 0 else "revenue + cogs"
+    out["share_count"] = "shares"
+    return out
 
 
 def _leaves(total: str, formulas: dict) -> set:
@@ -195,6 +445,11 @@ def _leaves(total: str, formulas: dict) -> set:
     return out
 
 
+def _leaves_of(total: str, formulas: dict) -> set:
+    """A subtotal's lines, subtotals expanded; nothing for a line that is not a subtotal."""
+    return _leaves(total, formulas) if total in formulas else set()
+
+
 def _signed_leaves(total: str, formulas: dict, sign: int = 1) -> dict:
     """{leaf: +1 or -1}: the lines a subtotal adds or subtracts, subtotals expanded."""
     if total not in formulas:
@@ -205,11 +460,22 @@ def _signed_leaves(total: str, formulas: dict, sign: int = 1) -> dict:
     return out
 
 
-def _default_method(key: str, table: str, by_key: dict) -> tuple[str, str | None]:
-    if key == "revenue":
+def _tax_base(by_key: dict, formulas: dict) -> str | None:
+    """The profit tax is charged on: pre-tax profit, or the one line net profit takes the tax from
+    where the note prints no pre-tax line (营业利润 - 所得税 = 净利润)."""
+    if "pretax_profit" in by_key:
+        return "pretax_profit"
+    terms = re.findall(r"[a-z_][a-z0-9_]*", formulas.get("net_profit", ""))
+    others = [t for t in terms if t != "income_tax"]
+    return others[0] if "income_tax" in terms and len(others) == 1 else None
+
+
+def _default_method(key: str, table: str, by_key: dict, formulas: dict) -> tuple[str, str | None]:
+    if key == "revenue" or key in _leaves_of("revenue", formulas):   # revenue, or the segments it adds up
         return "growth", None
-    if key == "income_tax" and "pretax_profit" in by_key:
-        return "tax", "pretax_profit"
+    if key == "income_tax" and _tax_base(by_key, formulas):
+        added = _signed_leaves("net_profit", formulas).get("income_tax", -1) > 0
+        return ("cost_tax" if added else "tax"), _tax_base(by_key, formulas)
     if table == "income":
         return "share", "revenue"
     if table == "balance":
