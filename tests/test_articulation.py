@@ -237,3 +237,129 @@ def test_a_balancing_item_would_have_been_caught():
     year = company.forecast_years[0].label
     wc = build_model(plugged).value("working_capital_change", year)
     assert build_model(plugged, overrides={("working_capital_change", year): wc + 1000}).balanced
+
+
+# ------------------------------------------------------------------------------------------------
+# Properties over random drivers, on both notes' layouts (issue 20's acceptance)
+# ------------------------------------------------------------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from conftest import examples  # noqa: E402
+from test_mechanics import _expected_warnings  # noqa: E402
+from udfs.engine import driver_key  # noqa: E402
+
+SETTINGS = settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+RATE_METHODS = {"growth", "share", "cost_share", "cost_from_margin", "payout", "tax", "cost_tax", "depreciation"}
+_LOADED: dict = {}
+
+
+def _company(key: str):
+    if key not in _LOADED:
+        _LOADED[key] = load(DATA / {"xiaomi": "xiaomi_1810hk.toml", "kysec": "kysec_300592sz.toml"}[key])
+    return _LOADED[key]
+
+
+@st.composite
+def _moves(draw, key: str):
+    """A few forecast drivers moved: rates by up to +-0.3, money by up to +-50% and +-2,000
+    (the analyst inputs among them: buybacks, issues, minority dividends, other reserves)."""
+    company = _company(key)
+    forecast = [y.label for y in company.forecast_years]
+    cells = sorted(k for k in company.inputs if k[0].startswith("d_") and k[1] in forecast
+                   and k[0] not in ("d_tax_loss_expiry", "d_par_value", "d_debt_timing"))
+    chosen = draw(st.lists(st.sampled_from(cells), min_size=1, max_size=8, unique=True))
+    methods = {driver_key(line): d.method for line, d in company.drivers.items()}
+    moves = {}
+    for cell in chosen:
+        value = company.inputs[cell]
+        if cell[0].endswith("_shares"):   # issues, buybacks and awards: a few per cent of the count
+            moves[cell] = draw(st.floats(0.0, 0.05)) * company.scalar_inputs["shares"]
+        elif methods.get(cell[0]) in RATE_METHODS or cell[0] in ("d_cash_yield", "d_debt_rate"):
+            moves[cell] = value + draw(st.floats(-0.3, 0.3))
+        else:
+            moves[cell] = value * draw(st.floats(0.5, 1.5)) + draw(st.floats(-2000, 2000))
+    return moves
+
+
+def _moved(key: str, moves: dict):
+    company = _company(key)
+    inputs = dict(company.inputs)
+    inputs.update(moves)
+    return build_model(replace(company, inputs=inputs))
+
+
+@SETTINGS
+@given(data=st.data(), key=st.sampled_from(["xiaomi", "kysec"]))
+def test_cash_is_last_years_plus_the_net_cash_flow_and_the_balance_sheet_balances(data, key):
+    model = _moved(key, data.draw(_moves(key)))
+    years = [y.label for y in model.values.years]
+    for year in (y.label for y in _company(key).forecast_years):
+        prior = years[years.index(year) - 1]
+        assert model.value("cash", year) == pytest.approx(model.value("cash", prior) + model.value("net_cash_flow", year), abs=1e-6)
+        assets = model.value("total_assets", year)
+        claims = model.value("total_liabilities", year) + model.value("shareholders_equity", year) + model.value("minority_equity", year)
+        assert assets == pytest.approx(claims, abs=1e-6)
+    assert model.balanced, [c for c in model.checks if not c["passed"]][:1]
+
+
+@SETTINGS
+@given(data=st.data())
+def test_retained_earnings_follow_profit_and_dividends_and_equity_is_its_parts(data):
+    """开源 layout: 留存收益 = last year + attributable profit - last year's DPS on last year's
+    shares; 股本 and 资本公积 move only with issues and buybacks (at par and premium); equity is
+    the sum of its parts; minorities = last year + their profit - their dividends."""
+    moves = data.draw(_moves("kysec"))
+    model = _moved("kysec", moves)
+    years = [y.label for y in model.values.years]
+    v = model.value
+    for year in (y.label for y in _company("kysec").forecast_years):
+        prior = years[years.index(year) - 1]
+        paid = v("dps", prior) * v("share_count", prior)
+        assert v("retained_earnings", year) == pytest.approx(v("retained_earnings", prior) + v("attributable_profit", year) - paid)
+        issued, bought, vested = (v(k, year) for k in ("d_issued_shares", "d_buyback_shares", "d_sbc_shares"))
+        par, price = v("d_par_value", year), v("price_local")
+        assert v("share_capital", year) == pytest.approx(v("share_capital", prior) + (issued + vested - bought) * par)
+        assert v("capital_reserve", year) == pytest.approx(v("capital_reserve", prior) + (issued - bought) * (price - par)
+                                                            - vested * par)
+        assert v("shareholders_equity", year) == pytest.approx(sum(v(k, year) for k in (
+            "share_capital", "capital_reserve", "retained_earnings", "other_equity_items")))
+        assert v("minority_equity", year) == pytest.approx(v("minority_equity", prior) + v("minority_pl", year)
+                                                           - v("d_minority_dividends", year))
+
+
+def test_a_loss_lowers_retained_earnings_instead_of_an_other_equity_plug():
+    """The issue's 开源 case: revenue -60% a year makes losses; retained earnings fall with them,
+    and the other equity items move only by their driver."""
+    company = _company("kysec")
+    model = _moved("kysec", {(driver_key("revenue"), y.label): -0.6 for y in company.forecast_years})
+    years = [y.label for y in model.values.years]
+    losses = [y.label for y in company.forecast_years if model.value("attributable_profit", y.label) < 0]
+    assert len(losses) >= 2
+    for year in (y.label for y in company.forecast_years):
+        prior = years[years.index(year) - 1]
+        if year in losses:
+            assert model.value("retained_earnings", year) < model.value("retained_earnings", prior)
+        assert model.value("other_equity_items", year) - model.value("other_equity_items", prior) == pytest.approx(
+            model.value("d_other_reserves", year))
+    assert model.balanced
+
+
+@SETTINGS
+@given(buyback=st.floats(0.0, 40_000.0), floor=st.floats(0.0, 200_000.0), growth=st.floats(-0.95, 3.0),
+       capex=st.floats(-400_000.0, 0.0), debt=st.floats(0.0, 400_000.0))
+def test_each_new_warning_fires_exactly_when_its_condition_holds(buyback, floor, growth, capex, debt):
+    """Draws aimed at the issue's new warnings on the Everbright layout: shares bought back past
+    zero, a cash floor that draws the revolver beside idle securities, revenue that collapses or
+    triples, heavy capex and borrowing."""
+    company = _company("xiaomi")
+    moves = {}
+    for year in (y.label for y in company.forecast_years):
+        moves.update({("d_buyback_shares", year): buyback, ("d_min_cash", year): floor, ("d_smartphone", year): growth,
+                      ("d_auto", year): growth, ("d_capex", year): capex, ("d_short_term_debt", year): debt})
+    model = _moved("xiaomi", moves)
+    fired = {(w["warning"], w["year"]) for w in model.triggered_warnings}
+    for year in (y.label for y in company.forecast_years):
+        assert _expected_warnings(model, year, -1.0) == {k for k, y in fired if y == year}
+    if all(model.value("share_count", y.label) > 0 for y in company.forecast_years):
+        assert model.balanced   # with no shares left, per-share figures and the dividends they pay are NM or errors
