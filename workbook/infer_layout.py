@@ -27,6 +27,7 @@ was inferred.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -100,6 +101,29 @@ def _change(key: str) -> str:
     return f"({key} - prev({key}))"
 
 
+@dataclass
+class _Inference:
+    """What the inference has decided so far, handed from one stage to the next."""
+    by_key: dict                 # every printed line, by key (its layout data)
+    formulas: dict               # line -> its forecast formula
+    identities: set              # lines whose formula is the note's own definition
+    checks: list
+    extra: list = field(default_factory=list)      # lines the model adds to the print (drivers, helpers)
+    notes: dict = field(default_factory=dict)
+    effect: dict = field(default_factory=dict)     # balance-sheet leaf -> what its increase does to cash (+1 or -1)
+    current: set = field(default_factory=set)      # the current assets and liabilities
+    cf: dict = field(default_factory=dict)         # cash-flow leaf -> its sign in the net cash flow
+    section: dict = field(default_factory=dict)    # cash-flow leaf -> operating, investing or financing
+    income_signs: dict = field(default_factory=dict)  # income line -> its sign in operating or pre-tax profit
+    tied: set = field(default_factory=set)         # balances a line of their own carries
+    carried: dict = field(default_factory=lambda: {OPERATING: [], INVESTING: [], FINANCING: []})  # (cash sign, formula)
+    rolls: bool = False                            # PP&E rolls forward with capex and D&A
+
+    def carry(self, section: str, sign: int, text: str) -> None:
+        """What a section's "other" line must carry: `text` with its sign of cash."""
+        self.carried[section].append((sign, text))
+
+
 def infer_layout(note: Note, lines) -> dict:
     """Layout data (the TOML shape of workbook/layouts/*.toml) for the note's statements.
 
@@ -107,15 +131,57 @@ def infer_layout(note: Note, lines) -> dict:
     """
     from .importer import ImportFailed
 
+    out_lines, statements, subtotals = _printed_lines(note, lines)
+    formulas, identities, checks = subtotals
+    by_key = {line["key"]: line for line in out_lines}
+    for required in ("revenue", "net_profit", "attributable_profit", "cash", "total_assets", "net_cash_flow"):
+        if required not in by_key:
+            raise ImportFailed(f"the note's statements have no line the import recognises as {required}; "
+                               "add its label to workbook/data/label_roles.toml")
+    roles = {role: role for role in ("revenue", "net_profit", "attributable_profit", "eps", "cash", "total_assets",
+                                     "total_liabilities", "shareholders_equity", "minority_equity", "net_cash_flow", "cfo",
+                                     "da", "capex", "ebitda", "ebit", "operating_profit", "gross_profit", "pretax_profit")
+             if role in by_key}
+    if "eps" not in roles:
+        raise ImportFailed("the note's income statement prints no EPS line the import recognises")
+    b = _Inference(by_key, formulas, identities, checks)
+    _balance_sheet(b)
+    _cash_flow_sections(b)
+    _equity(b)
+    _flows_of_their_own(b)
+    _homes(b)
+    _driven_lines(b, out_lines)
+    tax = next((l for l in out_lines if l["key"] == "income_tax" and l.get("method") in ("tax", "cost_tax")), None)
+    if tax:
+        b.extra += _tax_loss_lines(note, tax["base"])
+    for line in out_lines + b.extra:
+        if line["key"] in b.notes and line["table"] != "drivers":
+            line["note"] = b.notes[line["key"]]
+    roles["total_liabilities"] = roles.get("total_liabilities", "total_assets")
+    roles["shareholders_equity"] = roles.get("shareholders_equity", "total_assets")
+    return {
+        "format_version": 1, "name": "inferred", "description": "inferred by `python -m addin import` from the note's print",
+        "base_lines": [], "bold": sorted(k for k in formulas if k in by_key), "chart_segments": ["revenue"],
+        "chart_margins": ["net_margin"], "segments": [], "roles": roles, "measures": _measures(b),
+        "statements": statements,
+        "summary": {"sheet": "摘要", "title": "盈利预测摘要",
+                    "rows": [{"key": k} for k in ("revenue", "attributable_profit", "eps") if k in by_key]},
+        "ratios": {"sheet": "主要财务比率", "title": "主要财务比率 Key ratios", "mirrors": []},
+        "lines": _place(out_lines, b.extra) + _ratio_lines(b), "checks": checks,
+        "report_identities": [{"key": "net_cash_flow", "zh": "现金净增加额 = 资产负债表现金变动",
+                               "en": "Net increase in cash = change in balance-sheet cash", "formula": "cash - prev(cash)"}],
+    }
+
+
+def _printed_lines(note: Note, lines) -> tuple[list, list, tuple]:
+    """Every printed statement line with its key (its role, or a slug), the statements, and the
+    subtotals found in the print: (formulas, identities, their checks)."""
     keys_by_row: dict = {}
     taken: set = set()
-    out_lines: list[dict] = []
-    statements = []
-    roles: dict = {}
-    mapped = {(m.kind, m.label): m for m in lines}
-    checks = []
+    out_lines, statements, checks = [], [], []
     formulas: dict = {}
     identities: set = set()
+    mapped = {(m.kind, m.label): m for m in lines}
     for kind in STATEMENTS:
         table = note.table(kind)
         statements.append({"table": kind, "sheet": table.title[:31] or kind, "title": "{company} " + (table.title or kind),
@@ -140,179 +206,180 @@ def infer_layout(note: Note, lines) -> dict:
             identities.add(total)
             checks.append({"key": f"{total}_sum", "zh": f"{subtotal.total.label}勾稽", "en": f"{_english(total)} adds up",
                            "actual": total, "expected": text})
+    return out_lines, statements, (formulas, identities, checks)
 
-    by_key = {line["key"]: line for line in out_lines}
-    for required in ("revenue", "net_profit", "attributable_profit", "cash", "total_assets", "net_cash_flow"):
-        if required not in by_key:
-            raise ImportFailed(f"the note's statements have no line the import recognises as {required}; "
-                               "add its label to workbook/data/label_roles.toml")
-    for role in ("revenue", "net_profit", "attributable_profit", "eps", "cash", "total_assets", "total_liabilities",
-                 "shareholders_equity", "minority_equity", "net_cash_flow", "cfo", "da", "capex", "ebitda", "ebit",
-                 "operating_profit", "gross_profit", "pretax_profit"):
-        if role in by_key:
-            roles[role] = role
-    extra: list[dict] = []  # lines the model adds to the print (drivers, helpers)
 
-    # ---- the balance sheet: its leaves and what each one's increase does to cash
-    claims = [k for k in ("total_liabilities", "minority_equity", "shareholders_equity", "total_equity") if k in by_key]
+def _balance_sheet(b: _Inference) -> None:
+    """The balance sheet's leaves and what each one's increase does to cash; cash from the cash
+    flow; the balance check on assets and claims computed apart."""
+    from .importer import ImportFailed
+    claims = [k for k in ("total_liabilities", "minority_equity", "shareholders_equity", "total_equity") if k in b.by_key]
     if "total_equity" in claims:
         claims = [k for k in claims if k not in ("minority_equity", "shareholders_equity")]
-    claim_terms = ["total_liabilities_and_equity"] if "total_liabilities_and_equity" in by_key else claims
-    assets = _signed_leaves("total_assets", formulas)
+    claim_terms = ["total_liabilities_and_equity"] if "total_liabilities_and_equity" in b.by_key else claims
+    assets = _signed_leaves("total_assets", b.formulas)
     if "cash" not in assets or len(assets) < 2 or not claim_terms:
         raise ImportFailed("the balance sheet's totals were not recognised, so cash cannot be computed apart from them")
-    effect = {k: -s for k, s in assets.items() if k != "cash"}   # an asset that grows takes cash
+    b.effect = {k: -s for k, s in assets.items() if k != "cash"}   # an asset that grows takes cash
     for term in claim_terms:
-        effect.update(_signed_leaves(term, formulas))             # a claim that grows brings it
-    current = _leaves_of("current_assets", formulas) | _leaves_of("current_liabilities", formulas) \
-        | (WORKING_CAPITAL_ROLES & set(effect))   # a note need not print the current subtotals
-    formulas["cash"] = "prev(cash) + net_cash_flow"
-    identities.discard("cash")
-    checks.insert(0, {"key": "balance", "zh": "资产 = 负债 + 股东权益", "en": "Assets = liabilities + equity",
-                      "actual": "total_assets", "expected": " + ".join(claim_terms)})
+        b.effect.update(_signed_leaves(term, b.formulas))           # a claim that grows brings it
+    b.current = _leaves_of("current_assets", b.formulas) | _leaves_of("current_liabilities", b.formulas) \
+        | (WORKING_CAPITAL_ROLES & set(b.effect))   # a note need not print the current subtotals
+    b.formulas["cash"] = "prev(cash) + net_cash_flow"
+    b.identities.discard("cash")
+    b.notes["cash"] = "Last year's cash plus the net cash flow"
+    b.checks.insert(0, {"key": "balance", "zh": "资产 = 负债 + 股东权益", "en": "Assets = liabilities + equity",
+                        "actual": "total_assets", "expected": " + ".join(claim_terms)})
+    b.income_signs = {**_signed_leaves("operating_profit", b.formulas), **_signed_leaves("pretax_profit", b.formulas)}
 
-    # ---- the cash flow: each line's section and how much of it reaches cash
-    sections = [k for k in SECTION_TOTALS if k in formulas]
-    if "net_cash_flow" not in formulas and len(sections) >= 2:
-        # A note whose net cash flow is not the sum of its sections in every printed year (the
-        # findings say where): the model's is.
-        formulas["net_cash_flow"] = " + ".join(sections)
-        identities.add("net_cash_flow")
-        checks.append({"key": "net_cash_flow_sum", "zh": "现金净增加额勾稽", "en": "Net cash flow adds up",
-                       "actual": "net_cash_flow", "expected": formulas["net_cash_flow"]})
-    cf = _signed_leaves("net_cash_flow", formulas)
-    if len(cf) < 2:
+
+def _cash_flow_sections(b: _Inference) -> None:
+    """Each cash-flow line's sign in the net cash flow and its section; a note whose net cash
+    flow is not the sum of its sections in every printed year (the findings say where) gets the
+    model's."""
+    from .importer import ImportFailed
+    sections = [k for k in SECTION_TOTALS if k in b.formulas]
+    if "net_cash_flow" not in b.formulas and len(sections) >= 2:
+        b.formulas["net_cash_flow"] = " + ".join(sections)
+        b.identities.add("net_cash_flow")
+        b.checks.append({"key": "net_cash_flow_sum", "zh": "现金净增加额勾稽", "en": "Net cash flow adds up",
+                         "actual": "net_cash_flow", "expected": b.formulas["net_cash_flow"]})
+    b.cf = _signed_leaves("net_cash_flow", b.formulas)
+    if len(b.cf) < 2:
         raise ImportFailed("the cash-flow statement's net cash flow was not recognised as the sum of its sections")
-    section = {}
     for total, name in SECTION_TOTALS.items():
-        for leaf in _leaves_of(total, formulas):
-            section[leaf] = name
-    carried: dict = {OPERATING: [], INVESTING: [], FINANCING: []}   # (cash sign, formula) each section's home carries
-    tied: set = set()                                                # balance-sheet lines a line of their own carries
-    notes = {"cash": "Last year's cash plus the net cash flow"}
+        for leaf in _leaves_of(total, b.formulas):
+            b.section[leaf] = name
+    if "cf_net_profit" in b.cf:
+        b.formulas["cf_net_profit"] = "net_profit"
+    if "eps" in b.by_key:
+        b.formulas["eps"] = "per_share(attributable_profit, shares)"
+        b.identities.add("eps")
+        b.by_key["eps"]["history"] = "always"
 
-    def carry(sect: str, sign: int, text: str) -> None:
-        carried[sect].append((sign, text))
 
-    income_signs = {**_signed_leaves("operating_profit", formulas), **_signed_leaves("pretax_profit", formulas)}
-
-    # ---- equity: retained earnings roll forward with profit and dividends; the other movements are drivers
+def _equity(b: _Inference) -> None:
+    """Retained earnings roll forward with profit and dividends (equity as a whole where the note
+    prints no parts), minorities with their share of profit; the other movements are drivers,
+    which the financing section's "other" line carries."""
+    formulas, effect, cf = b.formulas, b.effect, b.cf
     attributable = _signed_leaves("attributable_profit", formulas)
     minority_share = (f"{'-' if attributable['minority_pl'] > 0 else ''}minority_pl" if "minority_pl" in attributable
                       else "net_profit - attributable_profit")
     dividends = f"{'' if cf['dividends'] > 0 else '-'}dividends" if "dividends" in cf else None
     equity = "shareholders_equity" if "shareholders_equity" in effect else "total_equity" if "total_equity" in effect else None
     profit = "net_profit" if equity == "total_equity" and "minority_equity" not in effect else "attributable_profit"
-    parts = [p for p in EQUITY_PARTS if p in by_key and p not in effect and p not in formulas]   # printed beside equity
+    parts = [p for p in EQUITY_PARTS if p in b.by_key and p not in effect and p not in formulas]   # printed beside equity
     if "retained_earnings" in effect or (equity and "retained_earnings" in parts):
         formulas["retained_earnings"] = f"prev(retained_earnings) + {profit}" + (f" + {dividends}" if dividends else " - d_dividends")
-        notes["retained_earnings"] = "Roll-forward: last year + attributable profit - dividends paid"
-        tied.add("retained_earnings")
+        b.notes["retained_earnings"] = "Roll-forward: last year + attributable profit - dividends paid"
+        b.tied.add("retained_earnings")
         if not dividends:
-            extra.append({"key": "d_dividends", "table": "drivers", "zh": "派发股利（报告未列示）", "en": "Dividends paid (not printed)",
-                          "implied": f"prev(retained_earnings) + {profit} - retained_earnings"})
-            carry(FINANCING, -1, "d_dividends")
+            b.extra.append({"key": "d_dividends", "table": "drivers", "zh": "派发股利（报告未列示）",
+                            "en": "Dividends paid (not printed)", "implied": f"prev(retained_earnings) + {profit} - retained_earnings"})
+            b.carry(FINANCING, -1, "d_dividends")
     if equity and "retained_earnings" in parts:
-        extra.append({"key": "other_equity_items", "table": "balance", "zh": "其他权益项目（报告未列示）",
-                      "en": "Equity items the note does not print", "formula": "prev(other_equity_items) + d_other_reserves",
-                      "history": "forecast_only", "implied": f"{equity} - " + " - ".join(parts)})
-        extra.append({"key": "d_other_reserves", "table": "drivers", "zh": "其他权益项目变动（报告未披露）",
-                      "en": "Other reserve movements (not disclosed)", "implied": "other_equity_items - prev(other_equity_items)"})
-        carry(FINANCING, 1, "d_other_reserves")
+        b.extra.append({"key": "other_equity_items", "table": "balance", "zh": "其他权益项目（报告未列示）",
+                        "en": "Equity items the note does not print", "formula": "prev(other_equity_items) + d_other_reserves",
+                        "history": "forecast_only", "implied": f"{equity} - " + " - ".join(parts)})
+        b.extra.append({"key": "d_other_reserves", "table": "drivers", "zh": "其他权益项目变动（报告未披露）",
+                        "en": "Other reserve movements (not disclosed)", "implied": "other_equity_items - prev(other_equity_items)"})
+        b.carry(FINANCING, 1, "d_other_reserves")
         formulas[equity] = " + ".join(parts + ["other_equity_items"])
-        notes[equity] = "The sum of its parts"
-        tied.add(equity)
+        b.notes[equity] = "The sum of its parts"
+        b.tied.add(equity)
         effect.update({p: 1 for p in parts if p != "retained_earnings"})   # share capital and reserves: claims like any other
     elif equity and equity not in formulas:
         formulas[equity] = f"prev({equity}) + {profit}" + (f" + {dividends}" if dividends else "") + " + d_equity_other"
-        notes[equity] = ("Roll-forward: last year + profit" + (" + dividends (negative)" if dividends else "")
-                         + " + other equity movements (a reconciling driver)")
-        extra.append({"key": "d_equity_other", "table": "drivers", "zh": "股东权益其他变动（报告未披露）",
-                      "en": "Other equity movements (not disclosed)",
-                      "implied": f"{equity} - prev({equity}) - {profit}" + (f" - ({dividends})" if dividends else "")})
-        carry(FINANCING, 1, "d_equity_other")
-        tied.add(equity)
+        b.notes[equity] = ("Roll-forward: last year + profit" + (" + dividends (negative)" if dividends else "")
+                           + " + other equity movements (a reconciling driver)")
+        b.extra.append({"key": "d_equity_other", "table": "drivers", "zh": "股东权益其他变动（报告未披露）",
+                        "en": "Other equity movements (not disclosed)",
+                        "implied": f"{equity} - prev({equity}) - {profit}" + (f" - ({dividends})" if dividends else "")})
+        b.carry(FINANCING, 1, "d_equity_other")
+        b.tied.add(equity)
     if "minority_equity" in effect and profit == "attributable_profit":
         formulas["minority_equity"] = f"prev(minority_equity) + {minority_share} + d_minority_other"
-        notes["minority_equity"] = "Roll-forward: last year + the minorities' share of profit + their other movements (a driver)"
-        extra.append({"key": "d_minority_other", "table": "drivers", "zh": "少数股东权益其他变动（报告未披露）",
-                      "en": "Other movements in minority interests (not disclosed)",
-                      "implied": f"minority_equity - prev(minority_equity) - ({minority_share})"})
-        carry(FINANCING, 1, "d_minority_other")
-        tied.add("minority_equity")
-    if "eps" in by_key:
-        formulas["eps"] = "per_share(attributable_profit, shares)"
-        identities.add("eps")
-        by_key["eps"]["history"] = "always"
-    if "cf_net_profit" in cf:
-        formulas["cf_net_profit"] = "net_profit"
+        b.notes["minority_equity"] = "Roll-forward: last year + the minorities' share of profit + their other movements (a driver)"
+        b.extra.append({"key": "d_minority_other", "table": "drivers", "zh": "少数股东权益其他变动（报告未披露）",
+                        "en": "Other movements in minority interests (not disclosed)",
+                        "implied": f"minority_equity - prev(minority_equity) - ({minority_share})"})
+        b.carry(FINANCING, 1, "d_minority_other")
+        b.tied.add("minority_equity")
 
-    # ---- the lines of the cash flow that are balances' changes or income-statement lines
-    if "working_capital_change" in cf:   # the change of the operating assets and liabilities
-        items = sorted(k for k in current if k in effect and k not in NOT_WORKING_CAPITAL and k not in tied)
+
+def _flows_of_their_own(b: _Inference) -> None:
+    """The cash-flow lines that are balances' changes or income-statement lines: working capital,
+    the lines a role pairs with a balance, PP&E's roll-forward with capex and D&A (D&A inside an
+    operating cost, so it reaches profit), the finance costs and investment income added back."""
+    formulas, effect, cf = b.formulas, b.effect, b.cf
+    if "working_capital_change" in cf:
+        items = sorted(k for k in b.current if k in effect and k not in NOT_WORKING_CAPITAL and k not in b.tied)
         formulas["working_capital_change"] = _text([(cf["working_capital_change"] * effect[k], _change(k)) for k in items])
-        identities.add("working_capital_change")
-        by_key["working_capital_change"]["identity_years"] = "forecast"
-        notes["working_capital_change"] = "The change in the operating assets and liabilities"
-        tied |= set(items)
+        b.identities.add("working_capital_change")
+        b.by_key["working_capital_change"]["identity_years"] = "forecast"
+        b.notes["working_capital_change"] = "The change in the operating assets and liabilities"
+        b.tied |= set(items)
     for line, balances in CHANGE_OF.items():
-        present = [b for b in balances if b in effect and b not in tied]
+        present = [k for k in balances if k in effect and k not in b.tied]
         if line in cf and present:
-            formulas[line] = _text([(cf[line] * effect[b], _change(b)) for b in present])
-            identities.add(line)
-            tied |= set(present)
-    # PP&E rolls forward with capex and D&A; D&A sits in an operating cost, so it reaches profit.
-    rolls = "ppe" in effect and "capex" in cf and "da" in cf and "ppe" not in tied
-    if rolls:
+            formulas[line] = _text([(cf[line] * effect[k], _change(k)) for k in present])
+            b.identities.add(line)
+            b.tied |= set(present)
+    b.rolls = "ppe" in effect and "capex" in cf and "da" in cf and "ppe" not in b.tied
+    if b.rolls:
         received = "+ capex" if cf["capex"] < 0 else "- capex"   # the capex the PP&E receives: the cash it costs, positive
         formulas["ppe"] = f"prev(ppe) {received} - da + d_ppe_other"
-        notes["ppe"] = "Roll-forward: capex in, D&A out, plus the movements the note does not explain (a reconciling driver)"
-        extra.append({"key": "d_ppe_other", "table": "drivers", "zh": "固定资产其他变动（报告未披露）",
-                      "en": "Other PP&E movements (not disclosed)", "implied": f"ppe - (prev(ppe) {received} - da)"})
-        carry(INVESTING, -1, "d_ppe_other")
-        tied.add("ppe")
-        extra.append({"key": "depreciable_base", "table": "cashflow", "zh": "折旧基数（期初固定资产 + 资本支出）",
-                      "en": "Depreciable base (opening PP&E + capex)", "formula": f"prev(ppe) {received}", "history": "always"})
-        host = next((h for h in DA_HOSTS if h in income_signs and h not in formulas), None)
+        b.notes["ppe"] = "Roll-forward: capex in, D&A out, plus the movements the note does not explain (a reconciling driver)"
+        b.extra.append({"key": "d_ppe_other", "table": "drivers", "zh": "固定资产其他变动（报告未披露）",
+                        "en": "Other PP&E movements (not disclosed)", "implied": f"ppe - (prev(ppe) {received} - da)"})
+        b.carry(INVESTING, -1, "d_ppe_other")
+        b.tied.add("ppe")
+        b.extra.append({"key": "depreciable_base", "table": "cashflow", "zh": "折旧基数（期初固定资产 + 资本支出）",
+                        "en": "Depreciable base (opening PP&E + capex)", "formula": f"prev(ppe) {received}", "history": "always"})
+        b.by_key["da"].update(method="depreciation", base="depreciable_base", driven=True)
+        host = next((h for h in DA_HOSTS if h in b.income_signs and h not in formulas), None)
         if host:
-            sign = "+" if income_signs[host] < 0 else "-"   # a cost the subtotal subtracts grows with D&A
+            sign = "+" if b.income_signs[host] < 0 else "-"   # a cost the subtotal subtracts grows with D&A
             formulas[host] = f"{host}_cash {sign} da"
-            notes[host] = "Costs before D&A plus D&A (the note does not say where its D&A sits), so that D&A reaches profit"
-            extra.append({"key": f"{host}_cash", "table": "income", "zh": f"{by_key[host]['zh']}（不含折旧摊销）",
-                          "en": f"{_english(host)} before D&A", "driven": True, "method": "share", "base": "revenue",
-                          "history": "forecast_only", "implied": f"{host} {'-' if sign == '+' else '+'} da"})
-    elif "da" in cf:  # no PP&E line to depreciate: the assets the investing home carries lose it
-        carry(INVESTING, -cf["da"], "da")
+            b.notes[host] = "Costs before D&A plus D&A (the note does not say where its D&A sits), so that D&A reaches profit"
+            b.extra.append({"key": f"{host}_cash", "table": "income", "zh": f"{b.by_key[host]['zh']}（不含折旧摊销）",
+                            "en": f"{_english(host)} before D&A", "driven": True, "method": "share", "base": "revenue",
+                            "history": "forecast_only", "implied": f"{host} {'-' if sign == '+' else '+'} da"})
+    elif "da" in cf:  # no PP&E line to depreciate: the assets the investing line carries lose it
+        b.carry(INVESTING, -cf["da"], "da")
     for line, (source, sect) in ADD_BACKS.items():   # added back in the operating cash flow, paid or received elsewhere
-        if line in cf and source in by_key and source not in formulas:
-            sign = -income_signs.get(source, ADD_BACK_SIGNS[source])
+        if line in cf and source in b.by_key and source not in formulas:
+            sign = -b.income_signs.get(source, ADD_BACK_SIGNS[source])
             formulas[line] = source if sign > 0 else f"-{source}"
-            identities.add(line)
-            carry(sect, -cf[line], line)
+            b.identities.add(line)
+            b.carry(sect, -cf[line], line)
 
-    # ---- the balances no line carries go to their section's home line
-    for key, sign in effect.items():
-        if key in tied or key in formulas:
+
+def _homes(b: _Inference) -> None:
+    """The balances no line of their own carries go to their section's "other" line (its home),
+    less the section's other lines the note prints without a definition, which are drivers that
+    move those same balances; a section without such a line hands them to another's, and a note
+    without any gets a line of the model's."""
+    cf, carried = b.cf, b.carried
+    for key, sign in b.effect.items():
+        if key in b.tied or key in b.formulas:
             continue
-        operating = key in current and key not in NOT_WORKING_CAPITAL   # securities are invested, borrowings financing
-        carry(OPERATING if operating else INVESTING if sign < 0 else FINANCING, sign, _change(key))
-    unexplained = {k for k in cf if k not in formulas and k != "da" and k != "dividends" and not (rolls and k == "capex")}
-    free = {s: [k for k in cf if k in unexplained and section.get(k, FINANCING) == s] for s in carried}
-    homes = {}
-    for sect in carried:
-        if carried[sect] and free[sect]:
-            homes[sect] = next((r for r in HOME_ROLES[sect] if r in free[sect]), free[sect][-1])
-    netted = {sect: [k for k in free[sect] if k != homes.get(sect)] for sect in carried}
+        operating = key in b.current and key not in NOT_WORKING_CAPITAL   # securities are invested, borrowings financing
+        b.carry(OPERATING if operating else INVESTING if sign < 0 else FINANCING, sign, _change(key))
+    undefined = {k for k in cf if k not in b.formulas and k not in ("da", "dividends") and not (b.rolls and k == "capex")}
+    free = {s: [k for k in cf if k in undefined and b.section.get(k, FINANCING) == s] for s in carried}
+    homes = {s: next((r for r in HOME_ROLES[s] if r in free[s]), free[s][-1]) for s in carried if carried[s] and free[s]}
+    netted = {s: [k for k in free[s] if k != homes.get(s)] for s in carried}
     for sect in carried:
         if sect in homes or not (carried[sect] or netted[sect]):
             continue
         target = next((h for h in HOME_FALLBACK if h in homes), None)
         if target is None:  # the note prints no line that could carry them: the model adds one
-            target = sect
             homes[sect] = "cf_other_balances"
-            extra.append({"key": "cf_other_balances", "table": "cashflow", "zh": "其他资产负债变动（报告未列示）",
-                          "en": "Other balance-sheet movements (not printed)"})
-            formulas["net_cash_flow"] += " + cf_other_balances"
+            b.extra.append({"key": "cf_other_balances", "table": "cashflow", "zh": "其他资产负债变动（报告未列示）",
+                            "en": "Other balance-sheet movements (not printed)"})
+            b.formulas["net_cash_flow"] += " + cf_other_balances"
             cf["cf_other_balances"] = 1
             continue
         carried[target] += carried[sect]
@@ -320,63 +387,50 @@ def infer_layout(note: Note, lines) -> dict:
         carried[sect], netted[sect] = [], []
     for sect, home in homes.items():
         terms = carried[sect] + [(-cf[k], k) for k in netted[sect]]   # the other lines move those same balances
-        formulas[home] = _text([(cf[home] * sign, text) for sign, text in terms])
-        notes[home] = ("What no line of its own carries: " + ", ".join(t for _, t in carried[sect])
-                       + (f"; less {', '.join(netted[sect])}, drivers that move the same balances" if netted[sect] else ""))
+        b.formulas[home] = _text([(cf[home] * sign, text) for sign, text in terms])
+        b.notes[home] = ("What no line of its own carries: " + ", ".join(t for _, t in carried[sect])
+                         + (f"; less {', '.join(netted[sect])}, drivers that move the same balances" if netted[sect] else ""))
 
-    # ---- driven lines, tax, and the notes
-    for line in out_lines + extra:
+
+def _driven_lines(b: _Inference, out_lines: list[dict]) -> None:
+    """Every line: its formula, or a driver with the method `import` starts from."""
+    for line in out_lines + b.extra:
         key = line["key"]
         if line["table"] == "drivers" or "formula" in line or line.get("driven"):
             continue
-        if key in formulas:
-            line["formula"] = formulas[key]
-            if key in identities:
+        if key in b.formulas:
+            line["formula"] = b.formulas[key]
+            if key in b.identities:
                 line["identity"] = True
         else:
             line["driven"] = True
-            method, base = _default_method(key, line["table"], by_key, formulas)
+            method, base = _default_method(key, line["table"], b.by_key, b.formulas)
             line["method"] = method
             if base:
                 line["base"] = base
-    tax = next((l for l in out_lines if l["key"] == "income_tax" and l.get("method") in ("tax", "cost_tax")), None)
-    if tax:
-        extra += _tax_loss_lines(note, tax["base"])
-    if rolls:
-        by_key["da"].update(method="depreciation", base="depreciable_base")
-    for line in out_lines + extra:
-        if line["key"] in notes and line["table"] != "drivers":
-            line["note"] = notes[line["key"]]
-    lines_out = _place(out_lines, extra)
 
-    summary_rows = [{"key": k} for k in ("revenue", "attributable_profit", "eps") if k in by_key]
-    ratio_lines = [{"key": "revenue_growth", "table": "ratios", "zh": "营业收入增长率", "en": "Revenue growth", "fmt": "pct",
-                    "formula": "growth_rate(revenue, prev(revenue))", "history": "always"},
-                   {"key": "net_margin", "table": "ratios", "zh": "净利率", "en": "Net margin", "fmt": "pct",
-                    "formula": "margin(net_profit, revenue)", "history": "always"}]
-    gross = "gross_profit" if "gross_profit" in by_key else "revenue - cogs" if income_signs.get("cogs", 0) < 0 else \
-        "revenue + cogs" if "cogs" in by_key else None
+
+def _ratio_lines(b: _Inference) -> list[dict]:
+    out = [{"key": "revenue_growth", "table": "ratios", "zh": "营业收入增长率", "en": "Revenue growth", "fmt": "pct",
+            "formula": "growth_rate(revenue, prev(revenue))", "history": "always"},
+           {"key": "net_margin", "table": "ratios", "zh": "净利率", "en": "Net margin", "fmt": "pct",
+            "formula": "margin(net_profit, revenue)", "history": "always"}]
+    gross = _gross_profit(b)
     if gross:
-        ratio_lines.append({"key": "gross_margin", "table": "ratios", "zh": "毛利率", "en": "Gross margin", "fmt": "pct",
-                            "formula": f"margin({gross}, revenue)", "history": "always"})
-    if "ebitda" in by_key:
-        ratio_lines.append({"key": "ebitda_margin", "table": "ratios", "zh": "EBITDA 利润率", "en": "EBITDA margin", "fmt": "pct",
-                            "formula": "margin(ebitda, revenue)", "history": "always"})
-    roles["total_liabilities"] = roles.get("total_liabilities", "total_assets")
-    roles["shareholders_equity"] = roles.get("shareholders_equity", "total_assets")
-    if "eps" not in roles:
-        raise ImportFailed("the note's income statement prints no EPS line the import recognises")
-    return {
-        "format_version": 1, "name": "inferred", "description": "inferred by `python -m addin import` from the note's print",
-        "base_lines": [], "bold": sorted(k for k in formulas if k in by_key), "chart_segments": ["revenue"],
-        "chart_margins": ["net_margin"], "segments": [], "roles": roles, "measures": _measures(by_key, cf, income_signs, formulas),
-        "statements": statements,
-        "summary": {"sheet": "摘要", "title": "盈利预测摘要", "rows": summary_rows},
-        "ratios": {"sheet": "主要财务比率", "title": "主要财务比率 Key ratios", "mirrors": []},
-        "lines": lines_out + ratio_lines, "checks": checks,
-        "report_identities": [{"key": "net_cash_flow", "zh": "现金净增加额 = 资产负债表现金变动",
-                               "en": "Net increase in cash = change in balance-sheet cash", "formula": "cash - prev(cash)"}],
-    }
+        out.append({"key": "gross_margin", "table": "ratios", "zh": "毛利率", "en": "Gross margin", "fmt": "pct",
+                    "formula": f"margin({gross}, revenue)", "history": "always"})
+    if "ebitda" in b.by_key:
+        out.append({"key": "ebitda_margin", "table": "ratios", "zh": "EBITDA 利润率", "en": "EBITDA margin", "fmt": "pct",
+                    "formula": "margin(ebitda, revenue)", "history": "always"})
+    return out
+
+
+def _gross_profit(b: _Inference) -> str | None:
+    if "gross_profit" in b.by_key:
+        return "gross_profit"
+    if "cogs" in b.by_key:
+        return "revenue - cogs" if b.income_signs.get("cogs", 0) < 0 else "revenue + cogs"
+    return None
 
 
 def _place(out_lines: list[dict], extra: list[dict]) -> list[dict]:
@@ -416,21 +470,21 @@ def _tax_loss_lines(note: Note, base: str) -> list[dict]:
     ]
 
 
-def _measures(by_key: dict, cf: dict, income_signs: dict, formulas: dict) -> dict:
+def _measures(b: _Inference) -> dict:
     """What the standard sanity warnings read (workbook/data/warnings.toml), in this layout's signs."""
     out = {"cash_before_revolver": "cash"}
-    if "income_tax" in by_key:
-        out["tax_charge"] = "-income_tax" if _signed_leaves("net_profit", formulas).get("income_tax", -1) > 0 else "income_tax"
-        base = _tax_base(by_key, formulas)
+    if "income_tax" in b.by_key:
+        out["tax_charge"] = "-income_tax" if _signed_leaves("net_profit", b.formulas).get("income_tax", -1) > 0 else "income_tax"
+        base = _tax_base(b.by_key, b.formulas)
         if base and base != "pretax_profit":
             out["pretax_profit"] = base   # the profit the tax is charged on
-    if "capex" in cf:
-        out["capex_outflow"] = "capex" if cf["capex"] < 0 else "-capex"
-    debt = [k for k in ("short_term_debt", "long_term_debt") if k in by_key]
-    cash = [k for k in ("cash", "securities") if k in by_key]
+    if "capex" in b.cf:
+        out["capex_outflow"] = "capex" if b.cf["capex"] < 0 else "-capex"
+    debt = [k for k in ("short_term_debt", "long_term_debt") if k in b.by_key]
+    cash = [k for k in ("cash", "securities") if k in b.by_key]
     out["net_debt"] = _text([(1, k) for k in debt] + [(-1, k) for k in cash])
-    if "gross_profit" not in by_key and "cogs" in by_key:
-        out["gross_profit"] = "revenue - cogs" if income_signs.get("cogs", 0) < 0 else "revenue + cogs"
+    if "gross_profit" not in b.by_key and _gross_profit(b):
+        out["gross_profit"] = _gross_profit(b)
     out["share_count"] = "shares"
     return out
 

@@ -214,14 +214,21 @@ def _measures(data: dict, name: str, lines: tuple) -> dict:
     for key, text in measures.items():
         if not isinstance(text, str):
             raise LayoutError(f"{name}: [measures] {key} must be a formula")
-        try:
-            tree = fx.parse(text)
-        except fx.FormulaError as exc:
-            raise LayoutError(f"{name}: [measures] {key}: {exc}") from None
-        unknown = sorted(r.key for r in fx.refs(tree) if r.key not in known)
-        if unknown:
-            raise LayoutError(f"{name}: [measures] {key} = {text!r} reads {unknown[0]!r}, which is not a line")
+        _parsed(text, known, f"{name}: [measures] {key}", "formula")
     return measures
+
+
+def _parsed(text: str, known: set, where: str, what: str):
+    """A formula's tree, once it parses and reads only `known` lines; else one sentence."""
+    from udfs import formula as fx
+    try:
+        tree = fx.parse(text)
+    except fx.FormulaError as exc:
+        raise LayoutError(f"{where}: {exc}") from None
+    unknown = sorted(r.key for r in fx.refs(tree) if r.key not in known)
+    if unknown:
+        raise LayoutError(f"{where}: {what} {text!r} reads {unknown[0]!r}, which is not a line")
+    return tree
 
 
 def _known_keys(lines: tuple) -> set:
@@ -283,13 +290,7 @@ def _warnings(data: dict, name: str, lines: tuple, roles: dict | None = None) ->
         if all(b is None for b in bounds) or any(b is not None and (isinstance(b, bool) or not isinstance(b, (int, float)))
                                                  for b in bounds):
             raise LayoutError(f"{where}: needs a number for `min`, `max` or both")
-        try:
-            tree = fx.parse(raw["value"])
-        except fx.FormulaError as exc:
-            raise LayoutError(f"{where}: {exc}") from None
-        unknown = sorted(r.key for r in fx.refs(tree) if r.key not in known)
-        if unknown:
-            raise LayoutError(f"{where}: value {raw['value']!r} reads {unknown[0]!r}, which is not a line")
+        _parsed(raw["value"], known, where, "value")
         out.append(SanityWarning(raw["key"], raw["zh"], raw["en"], raw["value"],
                                  *(None if b is None else float(b) for b in bounds)))
     keys = [w.key for w in out]
@@ -301,21 +302,13 @@ def _warnings(data: dict, name: str, lines: tuple, roles: dict | None = None) ->
 def _check_formulas(name: str, lines: tuple, summary_keys: list) -> None:
     """Every formula parses, reads only lines the model has and calls only registered functions."""
     from udfs import formula as fx
-    from udfs.engine import driver_key
     from udfs.functions import BY_FORMULA_NAME
-    known = {line.key for line in lines} | {line.key for line in COMMON_LINES}
-    known |= {driver_key(line.key) for line in lines if line.driven}
+    known = _known_keys(lines)
     for line in lines:
         for text in (line.formula, line.implied):
             if not text:
                 continue
-            try:
-                tree = fx.parse(text)
-            except fx.FormulaError as exc:
-                raise LayoutError(f"{name}: line {line.key!r}: {exc}") from None
-            unknown = sorted(r.key for r in fx.refs(tree) if r.key not in known)
-            if unknown:
-                raise LayoutError(f"{name}: line {line.key!r}: formula {text!r} reads {unknown[0]!r}, which is not a line")
+            tree = _parsed(text, known, f"{name}: line {line.key!r}", "formula")
             functions = sorted(fx.functions_used(tree) - set(BY_FORMULA_NAME))
             if functions:
                 raise LayoutError(f"{name}: line {line.key!r}: formula {text!r} calls {functions[0]!r}, which is not a "
