@@ -255,3 +255,18 @@ def test_the_native_edition_carries_the_losses_as_the_engine_does(scenario, tmp_
             sheet, cell = names.cell_by_name(f"IS_{key}", year)
             assert book[sheet][cell].value == pytest.approx(model.value(key, year), rel=1e-9, abs=1e-6), (key, year)
     assert any(model.value("tax_loss_used", y.label) > 0 for y in company.forecast_years)
+
+
+def test_recalibrating_writes_the_dividend_the_forecast_implies_back(tmp_path):
+    """`python -m workbook.calibrate --write` puts the last reported DPS the note's retained
+    earnings imply into the company file's [actual] table, as `import` does."""
+    import shutil
+    from workbook.calibrate import write_reported
+    path = tmp_path / "kysec_300592sz.toml"
+    shutil.copy(KYSEC, path)
+    write_reported(path, {("dps", "2025A"): 0.25, ("tax_losses", "2025A"): 120.0})
+    company = load(path)
+    assert company.inputs[("dps", "2025A")] == 0.25 and company.inputs[("tax_losses", "2025A")] == 120.0
+    assert company.inputs[("dps", "2024A")] == 0.0   # the other year's table untouched
+    text = path.read_text(encoding="utf-8")
+    assert text.count("dps = ") == 1 and text.count("tax_losses = 120") == 1

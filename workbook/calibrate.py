@@ -306,6 +306,28 @@ def write_drivers(company_path: Path, drivers: dict[str, dict]) -> None:
     atomic_write(company_path, text[:start + 1] + to_toml(drivers))
 
 
+def write_reported(company_path: Path, values: dict) -> None:
+    """Set {(line, year): value} in the company file's [actual."YEAR"] tables (a figure the
+    forecast implies, such as the last reported DPS), each line replaced or added under its
+    year's header; everything else is kept as written."""
+    import re
+    from workbook.files import atomic_write
+    text = company_path.read_text(encoding="utf-8")
+    for (key, year), value in sorted(values.items()):
+        header = re.search(rf'^\[actual\.(?:"{re.escape(year)}"|{re.escape(year)})\][ \t]*$', text, re.M)
+        if header is None:
+            raise DataError(f"{company_path.name}: no [actual.\"{year}\"] table for {key}")
+        end = re.search(r"^\[", text[header.end():], re.M)
+        block_end = header.end() + (end.start() if end else len(text) - header.end())
+        block = text[header.end():block_end]
+        line = f"{key} = {_toml_value(value)}"
+        block, found = re.subn(rf"^{re.escape(key)}\s*=.*$", line, block, count=1, flags=re.M)
+        if not found:
+            block = block.rstrip("\n") + f"\n{line}\n\n"
+        text = text[:header.end()] + block + text[block_end:]
+    atomic_write(company_path, text)
+
+
 def main(argv: list[str]) -> int:
     """python -m workbook.calibrate REPORT.toml [COMPANY.toml] [--write]"""
     write = "--write" in argv
@@ -313,12 +335,18 @@ def main(argv: list[str]) -> int:
     report_path = Path(argv[0])
     company_path = Path(argv[1]) if len(argv) > 1 else report_path.with_name(report_path.name.replace(".report", ""))
     from workbook.tomlfile import read_toml
-    drivers = calibrate(read_toml(report_path), company_path)
+    implied: dict = {}
+    drivers = calibrate(read_toml(report_path), company_path, reported=implied)
     if write:
         write_drivers(company_path, drivers)
-        print(f"wrote {len(drivers)} drivers into {company_path}")
+        if implied:
+            write_reported(company_path, implied)
+        print(f"wrote {len(drivers)} drivers" + (f" and {len(implied)} reported figures the forecast implies" if implied else "")
+              + f" into {company_path}")
     else:
         print(to_toml(drivers))
+        for (key, year), value in sorted(implied.items()):
+            print(f"# [actual.\"{year}\"] {key} = {_toml_value(value)}")
     return 0
 
 
