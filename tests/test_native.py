@@ -210,21 +210,23 @@ def _threshold_copies(package: xlsx.Package, out: Path, key: str) -> list:
     """Copies with a target price that puts the excess return on each threshold of the scheme
     (and just either side of it), under each boundary convention."""
     cell = {name: package.name_cells(name)[0] for name in
-            ("MKT_price", "RTG_target_price", "RTG_benchmark_return", "RTG_rating_boundary", "RTG_rating_scheme")}
+            ("MKT_price", "RTG_target_price", "RTG_benchmark_return", "RTG_rating_boundary", "RTG_rating_scheme",
+             "RTG_expected_dps")}
     price = package.value(*cell["MKT_price"])
+    dividend = package.value(*cell["RTG_expected_dps"]) or 0.0  # the expected return counts it
     scheme = schemes()[package.value(*cell["RTG_rating_scheme"])]
     copies = []
     for band in scheme.bands[:-1]:
         for boundary in ("outer", "inner"):
             for nudge in (0.0, 1e-6, -1e-6):
                 benchmark = 0.05
-                target = price * (1 + float(band.min_pct) / 100 + benchmark + nudge)
+                target = price * (1 + float(band.min_pct) / 100 + benchmark + nudge) - dividend
                 inputs = {cell["RTG_target_price"]: target, cell["RTG_benchmark_return"]: benchmark,
                           cell["RTG_rating_boundary"]: boundary}
                 path = out / f"{key}-threshold-{len(copies)}.xlsx"
                 xlsx.type_values(package, inputs, path)
                 copies.append((path, {"price": price, "target": target, "benchmark": benchmark, "boundary": boundary,
-                                      "scheme": scheme.key}))
+                                      "scheme": scheme.key, "dividend": dividend}))
     return copies
 
 
@@ -267,7 +269,7 @@ def test_rating_on_a_threshold_follows_the_boundary_convention(recalculated, key
     rating = entry["package"].name_cells("RTG_computed_rating")[0]
     checked = set()
     for book, inputs in entry["lo_thresholds"]:
-        want = guarded("ER_RATING")(inputs["price"], inputs["target"], inputs["benchmark"], None, inputs["scheme"],
+        want = guarded("ER_RATING")(inputs["price"], inputs["target"], inputs["benchmark"], inputs["dividend"], inputs["scheme"],
                                     inputs["boundary"])
         assert _lo_value(book, *rating) == want, inputs
         checked.add(want)

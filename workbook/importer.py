@@ -477,11 +477,14 @@ def _import_into(note_path: Path, out_dir: Path, stem: str | None, build: bool) 
               f"`python -m addin import`.\n# Shares: {shares_note}. Drivers: calibrated so that the model displays the "
               "printed forecast.\n")
     atomic_write(company_path, to_toml(company, header))
+    implied_reported: dict = {}
     try:
-        drivers = calibrate(load_report(report_path).data, company_path)
+        drivers = calibrate(load_report(report_path).data, company_path, reported=implied_reported)
     except CompanyDataError as exc:
         raise ImportFailed(f"the company file written from the note is not usable: {exc}") from None
     company["drivers"] = drivers
+    for (key, year), value in implied_reported.items():  # a figure the forecast implies (last year's dividend)
+        company["actual"][year][key] = value
     atomic_write(company_path, to_toml(company, header))
     loaded = load(company_path)
     model = build_model(loaded)

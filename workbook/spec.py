@@ -11,7 +11,6 @@ format is one layout file; nothing about a company, a broker or a currency lives
 from __future__ import annotations
 
 import re
-
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +32,7 @@ DEFAULT_LAYOUT = "everbright_hk"
 LAYOUT_FORMAT_VERSION = 1
 CURRENCIES_FILE = Path(__file__).parent / "data" / "currencies.toml"
 COMMON_LINES_FILE = Path(__file__).parent / "data" / "common_lines.toml"
+STANDARD_WARNINGS_FILE = Path(__file__).parent / "data" / "warnings.toml"
 
 # Roles every layout must map to one of its lines: the common lines (COMMON_LINES_FILE), the ratios a
 # professional expects and the estimates history read them.
@@ -78,10 +78,12 @@ class Layout:
     not_targets: frozenset = frozenset()                 # printed lines the calibration does not fit (see README)
     reported_defaults: dict = field(default_factory=dict)  # lines notes never print: their value in reported years
     input_defaults: dict = field(default_factory=dict)   # input drivers a company file may omit: their value in every forecast year
-    calibrated: frozenset = frozenset()                  # reconciling drivers with no reported-year value, solved by calibration
+    calibrated: frozenset = frozenset()                  # reconciling drivers with no reported-year value, and unprinted
+                                                         # lines whose last reported value the forecast implies: solved by calibration
     undisclosed: frozenset = frozenset()                 # lines whose definition the report does not disclose
     valuation: dict = field(default_factory=dict)        # valuation bases as formulas (see VALUATION_BASES)
     warnings: tuple = ()                                 # of SanityWarning: implausible figures, shown apart from the checks
+    measures: dict = field(default_factory=dict)         # what the standard warnings read, in the layout's signs
 
     def role(self, name: str) -> str | None:
         return self.roles.get(name)
@@ -126,8 +128,10 @@ def _line(data: dict, where: str, tables: tuple = YEARLY_TABLES) -> Line:
     if "input_default" in data and (data["table"] != DRIVERS or data.get("implied") or not isinstance(data["input_default"], (int, float))
                                     or isinstance(data["input_default"], bool)):
         raise LayoutError(f"{where}: `input_default` is a number, for an input driver (table drivers, no `implied`)")
-    if data.get("calibrated") and (data["table"] != DRIVERS or data.get("implied") or "input_default" in data):
-        raise LayoutError(f"{where}: `calibrated` marks a reconciling driver (table drivers) that has no `implied` value")
+    if data.get("calibrated") and "reported_default" not in data \
+            and (data["table"] != DRIVERS or data.get("implied") or "input_default" in data):
+        raise LayoutError(f"{where}: `calibrated` marks a reconciling driver (table drivers) that has no `implied` value, "
+                          "or a line notes never print whose last reported value the forecast implies (with `reported_default`)")
     return Line(data["key"], data["table"], data["zh"], data["en"], fmt=fmt, formula=data.get("formula"),
                 history=history, identity=bool(data.get("identity")), identity_years=data.get("identity_years", "all"),
                 driven=bool(data.get("driven")), note=str(data.get("note", "")), implied=data.get("implied"))
@@ -208,7 +212,8 @@ def parse_layout(data: dict, path: Path) -> Layout:
                   {raw["key"]: float(raw["input_default"]) for raw in data.get("lines", []) if "input_default" in raw},
                   frozenset(raw["key"] for raw in data.get("lines", []) if raw.get("calibrated")),
                   frozenset(raw["key"] for raw in data.get("lines", []) if raw.get("undisclosed")),
-                  _valuation_bases(data, roles, set(keys), name), _warnings(data, name, lines))
+                  _valuation_bases(data, roles, set(keys), name), _warnings(data, name, lines, roles),
+                  _measures(data, name, lines))
     plan = valuation_plan(layout)
     clash = sorted({l.key for l in plan.yearly + plan.scalars} & set(keys))
     if clash:
@@ -217,15 +222,81 @@ def parse_layout(data: dict, path: Path) -> Layout:
     return layout
 
 
-def _warnings(data: dict, name: str, lines: tuple) -> tuple:
-    """`[[warnings]]`: key, zh, en, `value` (a formula) and at least one of `min` and `max`."""
+def _measures(data: dict, name: str, lines: tuple) -> dict:
+    """`[measures]`: name -> a formula the standard warnings read (tax as a positive charge, capex
+    as a positive outflow, net debt), each parsed and reading only lines of the model."""
     from udfs import formula as fx
+    measures = dict(data.get("measures") or {})
+    known = _known_keys(lines)
+    for key, text in measures.items():
+        if not isinstance(text, str):
+            raise LayoutError(f"{name}: [measures] {key} must be a formula")
+        _parsed(text, known, f"{name}: [measures] {key}", "formula")
+    return measures
+
+
+def _parsed(text: str, known: set, where: str, what: str):
+    """A formula's tree, once it parses and reads only `known` lines; else one sentence."""
+    from udfs import formula as fx
+    try:
+        tree = fx.parse(text)
+    except fx.FormulaError as exc:
+        raise LayoutError(f"{where}: {exc}") from None
+    unknown = sorted(r.key for r in fx.refs(tree) if r.key not in known)
+    if unknown:
+        raise LayoutError(f"{where}: {what} {text!r} reads {unknown[0]!r}, which is not a line")
+    return tree
+
+
+def _known_keys(lines: tuple) -> set:
     from udfs.engine import driver_key
     known = {line.key for line in lines} | {line.key for line in COMMON_LINES}
-    known |= {driver_key(line.key) for line in lines if line.driven}
+    return known | {driver_key(line.key) for line in lines if line.driven}
+
+
+_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+
+
+@lru_cache(maxsize=1)
+def standard_warnings() -> tuple:
+    """The standard sanity warnings (STANDARD_WARNINGS_FILE), as written: values with {names}."""
+    try:
+        data = read_toml(STANDARD_WARNINGS_FILE)
+    except TomlError as exc:
+        raise LayoutError(str(exc)) from None
+    if data.get("format_version") != LAYOUT_FORMAT_VERSION:
+        raise LayoutError(f"{STANDARD_WARNINGS_FILE.name}: format_version must be {LAYOUT_FORMAT_VERSION}")
+    return tuple(data.get("warnings", []))
+
+
+def _standard_for(data: dict, lines: tuple, roles: dict) -> list[dict]:
+    """The standard warnings this layout can read, each {name} filled in from its measures,
+    roles or lines; a warning naming what the layout lacks does not apply."""
+    measures = dict(data.get("measures") or {})
+    keys = {line.key for line in lines} | {line.key for line in COMMON_LINES}
     out = []
-    for i, raw in enumerate(data.get("warnings", [])):
-        where = f"{name}: [[warnings]] #{i + 1} {raw.get('key', '')!r}"
+    for raw in standard_warnings():
+        names = _PLACEHOLDER.findall(raw["value"])
+        fill = {}
+        for n in names:
+            fill[n] = f"({measures[n]})" if n in measures else roles.get(n) or (n if n in keys else None)
+        if all(fill.values()):
+            out.append({**raw, "value": _PLACEHOLDER.sub(lambda m: fill[m.group(1)], raw["value"])})
+    return out
+
+
+def _warnings(data: dict, name: str, lines: tuple, roles: dict | None = None) -> tuple:
+    """The standard warnings the layout can read, then `[[warnings]]` (key, zh, en, `value` a
+    formula, at least one of `min` and `max`), which replace a standard one of the same key."""
+    from udfs import formula as fx
+    known = _known_keys(lines)
+    own = list(data.get("warnings", []))
+    own_keys = {raw.get("key") for raw in own}
+    standard = [raw for raw in _standard_for(data, lines, roles or {}) if raw["key"] not in own_keys]
+    out = []
+    for i, raw in enumerate(standard + own):
+        where = (f"{name}: [[warnings]] #{i - len(standard) + 1} {raw.get('key', '')!r}" if i >= len(standard)
+                 else f"{STANDARD_WARNINGS_FILE.name} for {name}: {raw.get('key', '')!r}")
         extra = set(raw) - {"key", "zh", "en", "value", "min", "max"}
         if extra:
             raise LayoutError(f"{where}: unknown field {sorted(extra)[0]!r}; known: key, zh, en, value, min, max")
@@ -236,13 +307,7 @@ def _warnings(data: dict, name: str, lines: tuple) -> tuple:
         if all(b is None for b in bounds) or any(b is not None and (isinstance(b, bool) or not isinstance(b, (int, float)))
                                                  for b in bounds):
             raise LayoutError(f"{where}: needs a number for `min`, `max` or both")
-        try:
-            tree = fx.parse(raw["value"])
-        except fx.FormulaError as exc:
-            raise LayoutError(f"{where}: {exc}") from None
-        unknown = sorted(r.key for r in fx.refs(tree) if r.key not in known)
-        if unknown:
-            raise LayoutError(f"{where}: value {raw['value']!r} reads {unknown[0]!r}, which is not a line")
+        _parsed(raw["value"], known, where, "value")
         out.append(SanityWarning(raw["key"], raw["zh"], raw["en"], raw["value"],
                                  *(None if b is None else float(b) for b in bounds)))
     keys = [w.key for w in out]
@@ -254,21 +319,13 @@ def _warnings(data: dict, name: str, lines: tuple) -> tuple:
 def _check_formulas(name: str, lines: tuple, summary_keys: list) -> None:
     """Every formula parses, reads only lines the model has and calls only registered functions."""
     from udfs import formula as fx
-    from udfs.engine import driver_key
     from udfs.functions import BY_FORMULA_NAME
-    known = {line.key for line in lines} | {line.key for line in COMMON_LINES}
-    known |= {driver_key(line.key) for line in lines if line.driven}
+    known = _known_keys(lines)
     for line in lines:
         for text in (line.formula, line.implied):
             if not text:
                 continue
-            try:
-                tree = fx.parse(text)
-            except fx.FormulaError as exc:
-                raise LayoutError(f"{name}: line {line.key!r}: {exc}") from None
-            unknown = sorted(r.key for r in fx.refs(tree) if r.key not in known)
-            if unknown:
-                raise LayoutError(f"{name}: line {line.key!r}: formula {text!r} reads {unknown[0]!r}, which is not a line")
+            tree = _parsed(text, known, f"{name}: line {line.key!r}", "formula")
             functions = sorted(fx.functions_used(tree) - set(BY_FORMULA_NAME))
             if functions:
                 raise LayoutError(f"{name}: line {line.key!r}: formula {text!r} calls {functions[0]!r}, which is not a "
