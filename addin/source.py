@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import math
+import re
 import tempfile
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from workbook.company import SCENARIO_CASES, CompanyDataError, load
 from workbook.company import parse as parse_company
 from workbook.layout import SOURCE
 from workbook.model import scenario_key
-from workbook.tomlfile import parse_toml
+from workbook.tomlfile import finite_number, parse_toml, shown_value
 
 from .template import blueprint
 
@@ -75,9 +75,10 @@ def _input_value(package: xlsx.Package, row: dict, number: bool):
     if number:
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise RollError(f"{where} holds {value!r} where a number belongs; fix it before rolling")
-        return float(value)
+        number = finite_number(value)
+        if number is None:
+            raise RollError(f"{where} holds {shown_value(value)} where a number belongs; fix it before rolling")
+        return number
     return value
 
 
@@ -157,25 +158,50 @@ def _scalar(package: xlsx.Package, row: dict, key: str):
     return _input_value(package, row, number=True)
 
 
-def _stored_files(package: xlsx.Package, work: Path) -> tuple[str, dict]:
-    """(the company file's name, its data) from the model's _source sheet, its layout file
-    written into `work` where the company file names it."""
+# The company and layout files a model stores are written into a scratch folder of our own to be
+# loaded. What the _source sheet holds is data, never a path: a stored file name is kept there
+# only when it is a plain file name (letters, digits, "_", "-", "."; ending in .toml), so that
+# a rolled model keeps its label; anything else (a path, "..", a .pth, a control character)
+# becomes one of these fixed names. Nothing is ever written outside that folder.
+STORED_COMPANY, STORED_LAYOUT = "company.toml", "layout.toml"
+_PLAIN_FILE_NAME = re.compile(r"[^\W_][\w.-]{0,79}\.toml")
+
+
+def stored_file_name(name, fallback: str) -> str:
+    """`name` if it is a plain file name a stored file may keep in our scratch folder, else `fallback`."""
+    return name if isinstance(name, str) and _PLAIN_FILE_NAME.fullmatch(name) and ".." not in name else fallback
+
+
+def _stored_files(package: xlsx.Package, work: Path, model_name: str) -> tuple[Path, dict, spec.Layout]:
+    """(where the stored company file goes in `work`, its data, the stored layout): the layout
+    file written into `work` under a name `stored_file_name` makes safe and loaded as given."""
     source = read_source(package)
     company_name, company_text = source["company"]
     layout_name, layout_text = source["layout"]
-    (work / layout_name).write_text(layout_text, encoding="utf-8")
-    data = parse_toml(company_text, f"{company_name} (stored in the model)")
-    layout_ref = str(data.get("company", {}).get("layout", spec.DEFAULT_LAYOUT))
-    if Path(layout_ref).name != layout_name and f"{layout_ref}.toml" != layout_name:
-        data["company"]["layout"] = layout_name  # a path that only meant something where it was built
-    return company_name, data
+    company_file, layout_file = stored_file_name(company_name, STORED_COMPANY), stored_file_name(layout_name, STORED_LAYOUT)
+    if company_file == layout_file:
+        company_file, layout_file = STORED_COMPANY, STORED_LAYOUT
+    layout_path = work / layout_file
+    layout_path.write_text(layout_text, encoding="utf-8")
+    try:
+        layout = spec.load_layout(layout_path)
+    except spec.LayoutError as exc:
+        raise RollError(f"{model_name}: the layout stored in the model cannot be used: {exc}") from None
+    data = parse_toml(company_text, f"{company_name!r} (stored in the model)")
+    facts = data.get("company")
+    if isinstance(facts, dict) and str(facts.get("layout", spec.DEFAULT_LAYOUT)) not in (layout_file, layout_path.stem):
+        facts["layout"] = layout_file  # a reference that only meant something where it was built
+    return work / company_file, data, layout
 
 
 def stored_and_current(package: xlsx.Package, work: Path, model_name: str):
-    """(the company as the model stored it, its data with every input the workbook holds now),
-    the layout file written into `work` beside where the company file will be loaded."""
-    company_name, data = _stored_files(package, work)
-    stored = load_company(work / company_name, data, model_name)
+    """(the company as the model stored it, its data with every input the workbook holds now).
+
+    `work` is an empty scratch folder the caller created: the stored files are written there,
+    under names `stored_file_name` makes safe, and the stored layout is used as given (the
+    company's `[company].layout` reference is never resolved as a path)."""
+    company_path, data, layout = _stored_files(package, work, model_name)
+    stored = load_company(company_path, data, model_name, layout)
     return stored, current_inputs(package, data, stored.layout, {y.label: y.kind for y in stored.years})
 
 
@@ -184,27 +210,27 @@ def current_company(package: xlsx.Package, model_name: str):
     (its _source sheet) with every input the workbook holds in place of the file's. Read from the
     data directly, never written out as a company file (refresh needs the company, not a file)."""
     with tempfile.TemporaryDirectory(prefix="er-current-") as work:
-        company_name, data = _stored_files(package, Path(work))
-        path = Path(work) / company_name
-        stored = _company(path, copy.deepcopy(data), model_name)
+        path, data, layout = _stored_files(package, Path(work), model_name)
+        stored = _company(path, copy.deepcopy(data), model_name, layout)
         return _company(path, current_inputs(package, data, stored.layout, {y.label: y.kind for y in stored.years}),
-                        model_name)
+                        model_name, layout)
 
 
-def _company(path: Path, data: dict, model_name: str):
-    """The company in `data`, as `load` would read it from a file at `path` holding that data."""
+def _company(path: Path, data: dict, model_name: str, layout: spec.Layout):
+    """The company in `data` in `layout`, as `load` would read it from a file at `path` holding that data."""
     try:
-        return parse_company(data, path)
+        return parse_company(data, path, layout)
     except CompanyDataError as exc:
         raise RollError(f"{model_name}: {exc}") from None
 
 
-def load_company(path: Path, data_or_text, model_name: str):
-    """The company in `data_or_text` (a dict or the file's text) written to `path` and loaded, so
-    that the build stores exactly that file; a CompanyDataError becomes a RollError naming the model."""
+def load_company(path: Path, data_or_text, model_name: str, layout: spec.Layout | None = None):
+    """The company in `data_or_text` (a dict or the file's text) written to `path` (in a scratch
+    folder of ours, see `stored_and_current`) and loaded in `layout`, so that the build stores
+    exactly that file; a CompanyDataError becomes a RollError naming the model."""
     text = data_or_text if isinstance(data_or_text, str) else tomli_w.dumps(data_or_text)
     path.write_text(text, encoding="utf-8")
     try:
-        return load(path)
+        return load(path, layout)
     except CompanyDataError as exc:
         raise RollError(f"{model_name}: {exc}") from None

@@ -395,7 +395,12 @@ def _with_conf(model: Path, key: str, value: str) -> Path:
 
 def test_workbook_setting_names_the_store_and_db_overrides_it(models, db_url, tmp_path):
     configured = _with_conf(models["first"], "Estimates DB", db_url.replace("&", "&amp;"))
-    assert publish(configured).store == sa.make_url(db_url).render_as_string(hide_password=True)
+    if db_url.startswith("sqlite"):   # a file in the model's folder: the workbook's setting is obeyed
+        assert publish(configured).store == sa.make_url(db_url).render_as_string(hide_password=True)
+    else:                             # a server: only the analyst's --db sends estimates there
+        with pytest.raises(EstimatesError, match="confirm it with --db postgresql"):
+            publish(configured)
+        assert publish(configured, db_url).store == sa.make_url(db_url).render_as_string(hide_password=True)
     assert _counts(db_url)[0] == 1
     elsewhere = f"sqlite:///{tmp_path / 'store' / 'other.sqlite'}"
     publish(configured, elsewhere)

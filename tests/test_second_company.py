@@ -124,7 +124,7 @@ def test_workbook_equals_the_engine(built, solution, model):
 def test_the_model_balances_and_every_check_passes(model):
     assert model.balanced
     assert {c["check"] for c in model.checks} >= {"balance", "cash_link"}
-    assert len(model.checks) == len(model.company.layout.checks) * 3 == 12 * 3
+    assert len(model.checks) == len(model.company.layout.checks) * 3 == 13 * 3
 
 
 def test_the_cash_flow_that_does_not_tie_is_a_named_finding(company):
@@ -155,7 +155,9 @@ def test_it_rates_with_the_kysec_scheme_when_a_target_is_entered(company):
     price = company.scalar_inputs["price"]
     for target, benchmark, expected in ((17.5, 0.05, "买入"), (16.0, 0.05, "增持"), (14.0, 0.05, "中性"), (12.0, 0.05, "减持")):
         m = build_model(company, scalar_overrides={"target_price": target, "benchmark_return": benchmark})
-        excess = target / price - 1 - benchmark
+        dividend = m.value("expected_dps")  # the first forecast year's, which the note's retained earnings imply
+        assert dividend == pytest.approx(m.value("dps", "2026E")) and dividend > 0
+        excess = (target + dividend) / price - 1 - benchmark
         assert m.value("excess_return") == pytest.approx(excess)
         assert m.value("computed_rating") == expected, (target, excess)
     assert m.value("rating_scheme") == "kysec"

@@ -240,13 +240,14 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
     yearly = values.yearly
     for pos, year in enumerate(years):
         lookup = lookup_in(pos)
+        to_date = _Vectors(values, years, pos)
         label = year.label
         for key, formula in plans[year.kind]:
             cell = (key, label)
             if cell in overrides:
                 yearly[cell] = overrides[cell]
             elif formula is not None:
-                yearly[cell] = formula(lookup, functions)
+                yearly[cell] = formula(lookup, functions, to_date)
             else:
                 yearly[cell] = inputs.get(cell)
     for line in (l for l in ordered if l.scalar and l.key in late and wanted(l.key)):  # they read whole rows: after the years
@@ -293,13 +294,21 @@ def upstream(lines: Iterable[Line], keys: set) -> set:
 
 
 class _Vectors:
-    """The forms of the formula language that read other years than the line's own."""
+    """The forms of the formula language that read other years than the line's own; `pos` is
+    the year being computed, for the forms that read up to it (a yearly line's history)."""
 
-    def __init__(self, values: Values, years: list[Year]):
-        self.values, self.years = values, years
+    def __init__(self, values: Values, years: list[Year], pos: int | None = None):
+        self.values, self.years, self.pos = values, years, pos
 
     def forecast(self, key: str) -> list:
         return [self.values.yearly.get((key, y.label)) for y in self.years if y.kind == FORECAST]
+
+    def history(self, key: str) -> list:
+        """The line from the first reported year (a base year holds only what growth rates
+        need) through the year being computed, as the template's row reads it."""
+        if self.pos is None:
+            raise fx.FormulaError(f"history({key}) is read by a yearly line, in its own year")
+        return [self.values.yearly.get((key, y.label)) for y in self.years[:self.pos + 1] if y.kind != BASE]
 
     def at(self, key: str, label) -> object:
         if not isinstance(label, str) or (key, label.strip()) not in self.values.yearly:
