@@ -188,7 +188,7 @@ class Values:
 
 def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: dict,
              overrides: dict | None = None, functions: dict | None = None,
-             unchanged: "Values | None" = None, recompute: set | None = None) -> Values:
+             unchanged: "Values | None" = None, recompute: set | None = None, through: str | None = None) -> Values:
     """Evaluate every line for every year.
 
     `inputs[(key, year_label)]` are typed values (reported figures, driver values);
@@ -197,7 +197,10 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
     With `unchanged` (an earlier evaluation of the same lines) and `recompute` (line keys), only
     the lines in `recompute` are evaluated and every other line keeps its value from `unchanged`:
     for re-runs that vary a few inputs, with `recompute` every line those inputs reach
-    (`downstream`), or of those only the ones a wanted line reads (`& upstream`).
+    (`downstream`), or of those only the ones a wanted line reads (`& upstream`). With
+    `through` (a year label) as well, the years after it and the one-value lines read from whole
+    rows keep `unchanged`'s values too: for a re-run that wants a yearly line in that year, which
+    no later year and no such line can move.
     """
     functions = functions or GUARDED
     overrides = overrides or {}
@@ -250,6 +253,8 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
                 yearly[cell] = formula(lookup, functions, to_date)
             else:
                 yearly[cell] = inputs.get(cell)
+        if label == through and unchanged is not None:
+            return values
     for line in (l for l in ordered if l.scalar and l.key in late and wanted(l.key)):  # they read whole rows: after the years
         scalar(line)
     return values

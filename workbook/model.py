@@ -209,8 +209,11 @@ def driver_sensitivity(company: Company, driver_a: str, values_a, driver_b: str,
     base = evaluate(lines, company.years, base_inputs, scalars)
     reached = downstream(lines, varied) & upstream(lines, {line})
 
+    through = None if any(l.key == line and l.scalar for l in lines) else year   # a yearly line: no later year moves it
+
     def run(a, b):
-        return evaluate(lines, company.years, points[(a, b)], scalars, unchanged=base, recompute=reached).get(line, year)
+        return evaluate(lines, company.years, points[(a, b)], scalars, unchanged=base, recompute=reached,
+                        through=through).get(line, year)
     return two_way(run, list(values_a), list(values_b))
 
 
