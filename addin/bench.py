@@ -236,10 +236,16 @@ def run(quick: bool = False, out: Path | None = None, universe_files: int | None
         def formulas_eval():
             os.environ.setdefault("TQDM_DISABLE", "1")  # formulas draws progress bars into the table otherwise
             import formulas
+            # formulas keeps one function table per process: bind ours for this run only, so a
+            # caller in the same process (a test, a notebook) finds the table as it was.
             functions_table = formulas.get_functions()
-            for name, fn in functions.items():
-                functions_table[name] = fn
-            formulas.ExcelModel().loads(str(first)).finish().calculate()
+            before = dict(functions_table)
+            try:
+                functions_table.update(functions)
+                formulas.ExcelModel().loads(str(first)).finish().calculate()
+            finally:
+                functions_table.clear()
+                functions_table.update(before)
         results["formulas_s"] = _stats(_time(formulas_eval, 1 if quick else 3))
         results["refresh_vs_formulas"] = results["formulas_s"]["median"] / results["refresh_s"]["median"]
         results["driver_refresh_vs_formulas"] = results["formulas_s"]["median"] / results["driver_refresh_s"]["median"]

@@ -238,8 +238,13 @@ def test_vba_never_runs_text_from_a_cell():
 @pytest.mark.slow  # runs the whole benchmark
 def test_bench_runs_and_emits_every_figure(tmp_path, monkeypatch):
     from addin.bench import TARGETS, render, run
+    import formulas
     monkeypatch.delenv("TQDM_DISABLE", raising=False)  # the bench sets it in its process: undone after the test
+    # The bench binds our functions into formulas' one table per process to time it; left bound, they
+    # replaced the test bridge's wrappers and every later evaluation on this worker showed #VALUE!.
+    table_before = dict(formulas.get_functions())
     results = run(quick=True, out=tmp_path / "bench.json", universe_files=6)
+    assert dict(formulas.get_functions()) == table_before
     for key in ("udf_us", "reference_call_us", "udf_calls_per_recalc", "engine_ms", "build_s", "io_floor_s", "refresh_s",
                 "driver_refresh_s", "refresh_vs_floor", "driver_refresh_vs_floor", "formulas_s", "refresh_vs_formulas",
                 "universe", "universe_market", "universe_1000_s", "universe_peak_mb", "load_before", "targets"):
@@ -1018,3 +1023,4 @@ def test_import_of_a_mutated_note_is_a_model_or_one_line(capsys, case):
         _code, printed, _err = _import(capsys, note, out, guard=10)
         if "imported" not in printed:
             assert not any(out.iterdir())
+

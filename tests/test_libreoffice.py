@@ -3,6 +3,7 @@ figures and legible Chinese, and its VBA modules and button survive into LibreOf
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import zipfile
 from pathlib import Path
