@@ -30,7 +30,7 @@ from udfs.constants import (
 from udfs.rating import Scheme, schemes
 from udfs.registry import NUMBER, OPTIONAL, PREFIX, REGISTRY
 from workbook import xlsx
-from workbook.files import atomic_path
+from workbook.files import check_output, output_file
 from workbook.layout import COVER, RATING, rating_name
 
 from .share import (
@@ -411,11 +411,14 @@ def _set_full_calc_on_load(data: bytes) -> bytes:
     raise xlsx.WorkbookError("xl/workbook.xml has no sheets; the file is damaged")
 
 
-def export_native(model: str | Path, output: str | Path, now: dt.datetime | None = None) -> Path:
-    """Write the native-formula live edition of `model` to `output` (.xlsx); return its path."""
+def export_native(model: str | Path, output: str | Path, now: dt.datetime | None = None, force: bool = False) -> Path:
+    """Write the native-formula live edition of `model` to `output` (.xlsx); return its path. The
+    output is refused as `addin.share.export` refuses it (the model itself, open elsewhere, or
+    existing without `force`)."""
     model, output = Path(model), Path(output)
     if output.suffix.lower() != ".xlsx":
         raise xlsx.WorkbookError(f"{output}: the native edition has no macros, so its name must end in .xlsx")
+    check_output(output, force, sources=(model,))
     package = xlsx.read(model)
     verify_structure(package)
     now = now or dt.datetime.now().replace(microsecond=0)
@@ -481,7 +484,7 @@ def export_native(model: str | Path, output: str | Path, now: dt.datetime | None
         replaced[strings[0]] = strings[1]
     replaced["xl/workbook.xml"] = _set_full_calc_on_load(workbook_without(package, removed))
     replaced.update(references_without(package, dropped, replaced))
-    _write(package, replaced, dropped, output)
+    _write(package, replaced, dropped, output, model, force)
     return output
 
 
@@ -496,7 +499,6 @@ def _cover_note(model: Path, now: dt.datetime, as_values: list) -> str:
     return note
 
 
-def _write(package: xlsx.Package, replaced: dict, dropped: set, output: Path) -> None:
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(output) as temp:
+def _write(package: xlsx.Package, replaced: dict, dropped: set, output: Path, model: Path, force: bool) -> None:
+    with output_file(output, force, sources=(model,)) as temp:
         xlsx.write(package, replaced, temp, dropped)

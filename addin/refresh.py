@@ -29,6 +29,7 @@ from typing import NamedTuple
 from udfs.constants import ERR_NA
 from udfs.errors import ModelError
 from workbook import xlsx
+from workbook.files import open_elsewhere
 from workbook.layout import (
     AUDIT_ITEMS, AUDIT_SUMMARY, CONF, DRIVERS_PREFIX, SENSITIVITY_COLS, SENSITIVITY_GRID, SENSITIVITY_ROWS, SENSITIVITY_SPEC,
     defined_name, market_name,
@@ -161,10 +162,6 @@ def _audit_lines(package: xlsx.Package, result: Audit, now: dt.datetime) -> dict
     return cells
 
 
-def _excel_lock(path: Path) -> Path:
-    return path.parent / ("~$" + path.name)
-
-
 def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | None = None,
                  max_age_days: int | None = None, now: dt.datetime | None = None,
                  accept_move: bool = False) -> RefreshResult:
@@ -177,9 +174,10 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
     with model_lock(real):
         package = xlsx.read(real)
         verify_structure(package)
-        if _excel_lock(real).exists() or _excel_lock(given).exists():
-            raise xlsx.WorkbookError(f"{given.name} is open in Excel (lock file ~${real.name}); close it, or use its "
-                                     "Refresh button")
+        where = open_elsewhere(given)  # Excel, WPS or LibreOffice would overwrite our refresh when it saves
+        if where is not None:
+            raise xlsx.WorkbookError(f"{given.name} is {where}: close it there first (or use the workbook's Refresh "
+                                     "button in Excel; if no program has it open, delete the lock file)")
         settings = conf(package)
         keep = parse_backups_setting(settings.get(CONF_BACKUPS), given.name)
 

@@ -29,7 +29,7 @@ import tomli_w
 from udfs.engine import ACTUAL, run_checks
 from workbook import spec, xlsx
 from workbook.build import build
-from workbook.files import put_in_place, temp_beside
+from workbook.files import check_output, place_output, temp_beside
 from workbook.layout import (
     CHECKS, ENGLISH_COL, FIRST_ROW, HEADER_ROW, LABEL_COL, SUBTITLE_ROW, TITLE_ROW, cell_name, market_name, rating_name,
 )
@@ -197,7 +197,7 @@ def roll_data(data: dict, figures: dict, reported: str, added: str) -> dict:
 # The roll
 # ------------------------------------------------------------------------------------------------
 def roll(model: str | Path, actuals: str | Path, output: str | Path, accept_unbalanced: bool = False,
-         today: dt.date | None = None) -> RollResult:
+         today: dt.date | None = None, force: bool = False) -> RollResult:
     """Roll `model` forward with the figures of `actuals` into `output` (see the module doc)."""
     model, output = Path(model), Path(output)
     if output.suffix.lower() != ".xlsm":
@@ -209,6 +209,7 @@ def roll(model: str | Path, actuals: str | Path, output: str | Path, accept_unba
         raise RollError(f"{output}: is the model being rolled; write the rolled model to a new file")
     if not output.parent.is_dir():
         raise RollError(f"{output.parent}: no such folder")
+    check_output(output, force, sources=(real,))  # open elsewhere, or there already without --force
     package = xlsx.read(real)
     verify_structure(package)
     source = read_source(package)
@@ -243,7 +244,7 @@ def roll(model: str | Path, actuals: str | Path, output: str | Path, accept_unba
         text = _company_text(data, notes, company_text)
         company = load_company(work / company_name, text, model.name)
         result = RollResult(output, reported, forecast[0], added, text, notes)
-        _write(company, package, overrides, output, result)
+        _write(company, package, overrides, output, result, force)
     return result
 
 
@@ -290,7 +291,7 @@ def _overrides(package: xlsx.Package, becomes_reported: str) -> list[Override]:
 # ------------------------------------------------------------------------------------------------
 # Writing the rolled model
 # ------------------------------------------------------------------------------------------------
-def _write(company, old_package: xlsx.Package, overrides: list, output: Path, result: RollResult) -> None:
+def _write(company, old_package: xlsx.Package, overrides: list, output: Path, result: RollResult, force: bool) -> None:
     built, typed, final = (temp_beside(output, f".{what}.roll.tmp") for what in ("built", "typed", "final"))
     try:
         build(built, company)
@@ -325,7 +326,7 @@ def _write(company, old_package: xlsx.Package, overrides: list, output: Path, re
                 raise RollError(f"{output.name}: the carried override at {sheet}!{ref} did not survive; nothing written")
         checks = audit(written)
         result.checks_failed = checks.check_failures
-        put_in_place(final, output)
+        place_output(final, output, force)  # an existing output (--force) is kept as a .bak
     finally:
         for temp in (built, typed, final):
             with contextlib.suppress(FileNotFoundError):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbook import xlsx
-from workbook.files import atomic_path
+from workbook.files import check_output, output_file
 from workbook.formats import show
 from workbook.layout import BLUEPRINT, CONF, COVER, LABEL_COL, SOURCE, cell_name, label_cell
 from workbook.spec import LINES
@@ -158,20 +158,23 @@ def without_macros(package: xlsx.Package) -> tuple[dict, set]:
     return replaced, dropped
 
 
-def export(model: str | Path, output: str | Path, now: dt.datetime | None = None, native: bool = False) -> Path:
+def export(model: str | Path, output: str | Path, now: dt.datetime | None = None, native: bool = False,
+           force: bool = False) -> Path:
     """Write a values-only .xlsx of `model` for readers without Python (with `native`, the
     native-formula live edition instead: `addin.native.export_native`): formats, labels and the
     chart kept; formulas replaced by their values; no VBA, no form button (nor the cover's line
     telling the reader to click it), no calculation chain, no blueprint or xlwings.conf sheet; text
     that a reader could run as a formula made inert (`needs_apostrophe`); a note of the source
-    model and the time on the cover. Written through a temporary file, with the permissions a new
-    file of the user's gets (umask), then renamed into place."""
+    model and the time on the cover. Written as every command's output is (workbook.files
+    `output_file`): never over the model itself, nor over a file open in a spreadsheet program,
+    nor over an existing one without `force` (then kept as a .bak); refused before any work."""
     if native:
         from .native import export_native  # it builds on this module's package surgery
-        return export_native(model, output, now)
+        return export_native(model, output, now, force=force)
     model, output = Path(model), Path(output)
     if output.suffix.lower() != ".xlsx":
         raise xlsx.WorkbookError(f"{output}: a values-only copy has no macros, so its name must end in .xlsx")
+    check_output(output, force, sources=(model,))
     package = xlsx.read(model)
     verify_structure(package)
     values = evaluate(package)
@@ -204,8 +207,7 @@ def export(model: str | Path, output: str | Path, now: dt.datetime | None = None
     replaced["xl/workbook.xml"] = workbook_without(package, removed)
     replaced.update(references_without(package, dropped, replaced))
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(output) as temp:
+    with output_file(output, force, sources=(model,)) as temp:
         xlsx.write(package, replaced, temp, dropped)
     return output
 

@@ -2,7 +2,7 @@
 reproduces the report. Run once per report; its output goes into the company data file, where
 the analyst then owns the drivers:
 
-    python -m workbook.calibrate workbook/data/COMPANY.report.toml --write
+    python -m addin calibrate workbook/data/COMPANY.report.toml --write
 
 First, values for every forecast line are chosen that display exactly as printed wherever the
 report's own rounding allows (see `consistent_targets`). Then each driver is solved so that its
@@ -265,8 +265,9 @@ def to_toml(drivers: dict[str, dict]) -> str:
 
 def write_drivers(company_path: Path, drivers: dict[str, dict]) -> None:
     """Replace the company file's driver tables (which come last in the file) with `drivers`,
-    through a temporary file renamed into place; everything above them is kept as written."""
-    from workbook.files import atomic_write
+    through a temporary file renamed into place, the previous file kept as a .bak (refused while
+    an editor holds it open); everything above them is kept as written."""
+    from workbook.files import write_output
     text = company_path.read_text(encoding="utf-8")
     start = text.find("\n[drivers.")
     if start < 0:
@@ -275,24 +276,10 @@ def write_drivers(company_path: Path, drivers: dict[str, dict]) -> None:
     other = [i for i in range(len(after)) if after.startswith("\n[", i) and not after.startswith("\n[drivers.", i)]
     if other:
         raise DataError(f"{company_path.name}: the [drivers.*] tables must come last in the file")
-    atomic_write(company_path, text[:start + 1] + to_toml(drivers))
+    write_output(company_path, text[:start + 1] + to_toml(drivers), force=True)
 
 
-def main(argv: list[str]) -> int:
-    """python -m workbook.calibrate REPORT.toml [COMPANY.toml] [--write]"""
-    write = "--write" in argv
-    argv = [a for a in argv if a != "--write"]
-    report_path = Path(argv[0])
-    company_path = Path(argv[1]) if len(argv) > 1 else report_path.with_name(report_path.name.replace(".report", ""))
-    from workbook.tomlfile import read_toml
-    drivers = calibrate(read_toml(report_path), company_path)
-    if write:
-        write_drivers(company_path, drivers)
-        print(f"wrote {len(drivers)} drivers into {company_path}")
-    else:
-        print(to_toml(drivers))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+if __name__ == "__main__":  # the command line is the add-in's (addin/commands.toml): one line says where
+    print("error: calibration runs as `python -m addin calibrate REPORT.toml [--company COMPANY.toml] [--write]` "
+          "(see python -m addin calibrate --help)", file=sys.stderr)
+    sys.exit(2)

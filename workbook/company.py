@@ -33,6 +33,10 @@ _RATING_FIELDS = {"scheme", "boundary", "published", "published_action", "previo
                   "expected_dps", "benchmark_return"}
 
 
+# Chinese scale words of a money unit and their English, longest first (百万 before 万).
+_SCALES_EN = (("百万", "mn"), ("千万", "10mn"), ("亿", "100mn"), ("万", "10k"), ("千", "thousand"), ("元", ""))
+
+
 class CompanyDataError(DataError):
     """A company data file that cannot be used; the message says where and what."""
 
@@ -55,6 +59,21 @@ class Company:
     @property
     def forecast_years(self) -> list[Year]:
         return [y for y in self.years if y.kind == FORECAST]
+
+    @property
+    def unit(self) -> str:
+        """The model's money unit as the company file names it (百万元, 百万人民币)."""
+        return self.facts.get("unit") or f"百万{spec.currency_zh(self.facts.get('reporting_currency'))}"
+
+    @property
+    def unit_en(self) -> str:
+        """The money unit in English, from its Chinese scale word and the reporting currency
+        (百万元 → CNY mn); the Chinese unit itself when it names no scale this knows."""
+        currency = self.facts.get("reporting_currency") or ""
+        for scale, english in _SCALES_EN:
+            if self.unit.startswith(scale):
+                return f"{currency} {english}".strip()
+        return self.unit
 
     @property
     def name(self) -> str:

@@ -27,7 +27,7 @@ from udfs.findings import round_half_up
 from udfs.rating import schemes
 
 from . import spec
-from .files import atomic_write
+from .files import atomic_write, check_output, output_file, write_output
 from .notes import Note, NoteError, map_roles
 
 STATEMENT_KINDS = ("income", "balance", "cashflow")
@@ -369,7 +369,13 @@ def _is_table_list(value) -> bool:
 # ------------------------------------------------------------------------------------------------
 # The whole import
 # ------------------------------------------------------------------------------------------------
-def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = None, build: bool = True) -> ImportResult:
+def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = None, build: bool = True,
+                force: bool = False) -> ImportResult:
+    """Read the note, write its report, company (and, for a new layout, layout) files, calibrate,
+    build the model and write the import report, all in `out_dir` as STEM.*. Each file is a
+    command output (workbook.files): every one of them is checked before anything is written, so
+    an existing file (without `force`; with it, the previous one is kept as a .bak) or one open
+    in another program refuses the whole import."""
     from .build import build as build_template
     from .calibrate import calibrate
     from .company import CompanyDataError, load
@@ -390,16 +396,20 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
     years = _years(note)
     lines = mapped_lines(note)
     layout = choose_layout(lines)
+    stem = stem or _stem(note)
+    outputs = [out_dir / f"{stem}{suffix}" for suffix in (".report.toml", ".toml", ".import.txt")]
+    outputs += [out_dir / f"{stem}.xlsm"] if build else []
+    outputs += [out_dir / f"{stem}.layout.toml"] if layout is None else []
+    for output in outputs:
+        check_output(output, force, sources=(note_path,))
     layout_written = None
     if layout is None:
         from .infer_layout import infer_layout
         layout_data = infer_layout(note, lines)
-        stem = stem or _stem(note)
         layout_written = out_dir / f"{stem}.layout.toml"
-        atomic_write(layout_written, to_toml(layout_data, "# Statement layout inferred by `python -m addin import` from "
-                                                         f"{note_path.name}; edit freely.\n"))
+        write_output(layout_written, to_toml(layout_data, "# Statement layout inferred by `python -m addin import` from "
+                                                          f"{note_path.name}; edit freely.\n"), force)
         layout = spec.load_layout(layout_written)
-    stem = stem or _stem(note)
     by_label = {(line.table, line.label_zh): line.key for line in layout.lines}
     for m in lines:
         m.key = _key_in(layout, m.role) if layout_written is None else by_label.get((m.kind, m.label))
@@ -411,11 +421,11 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
     shares_note = company.pop("market_notes")["shares"]
     report_path = out_dir / f"{stem}.report.toml"
     company_path = out_dir / f"{stem}.toml"
-    atomic_write(report_path, to_toml(report, f"# Every figure {note_path.name} prints, at its printed precision, as read by "
-                                             "`python -m addin import`.\n# nan: a cell the note leaves empty.\n"))
+    write_output(report_path, to_toml(report, f"# Every figure {note_path.name} prints, at its printed precision, as read by "
+                                              "`python -m addin import`.\n# nan: a cell the note leaves empty.\n"), force)
     header = (f"# {note.company or ''}（{note.ticker or ''}）, from {note_path.name} by `python -m addin import`.\n"
               f"# Shares: {shares_note}. Drivers: calibrated so that the model displays the printed forecast.\n")
-    atomic_write(company_path, to_toml(company, header))
+    write_output(company_path, to_toml(company, header), force)  # the analyst's earlier file, if any, is the .bak
     try:
         drivers = calibrate(load_report(report_path).data, company_path)
     except CompanyDataError as exc:
@@ -434,10 +444,12 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
     missed = reproduction(model, load_report(report_path), found)
     model_path = None
     if build:
-        model_path = build_template(out_dir / f"{stem}.xlsm", loaded)
+        model_path = out_dir / f"{stem}.xlsm"
+        with output_file(model_path, force) as temp:
+            build_template(temp, loaded)
     text = _import_text(note_path, note_text, layout, layout_written, lines, found, missed, problems, model)
     text_path = out_dir / f"{stem}.import.txt"
-    atomic_write(text_path, text)
+    write_output(text_path, text, force)
     total = len(load_report(report_path).printed())
     unexplained = sum(1 for m in missed if not m.explanation)
     return ImportResult(out_dir, stem, layout, layout_written, company_path, report_path, model_path, text_path, problems,
