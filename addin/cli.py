@@ -151,7 +151,7 @@ def _refresh(args) -> int:
         print(f"[{i}/{total}] {path.name}: {status}", flush=True)
 
     outcomes = refresh_many(files, args.quotes, args.as_of, args.max_age_days, workers=worker_count(args.workers, len(files)),
-                            progress=progress, accept_move=args.accept_move)
+                            progress=progress, accept_move=args.accept_move, accept_older=args.accept_older)
     if single:
         outcome = outcomes[0]
         if outcome.error and not outcome.written:
@@ -213,7 +213,10 @@ def _publish(args) -> int:
     from .estimates import publish, render_publish
 
     _reading(args.model)
-    print(render_publish(publish(args.model, args.db)))
+    result = publish(args.model, args.db)
+    if result.created and result.estimates.warning:
+        print(f"warning: {result.estimates.warning} (recorded with {result.estimates.source})", file=sys.stderr)
+    print(render_publish(result))
     return EXIT_OK
 
 

@@ -55,10 +55,13 @@ INVERSION_MIN_LOG_GAP = 0.05
 # How the analyst overrides a refusal: on the command line, or in the workbook (the button).
 OVERRIDE_HINTS = {
     "cli": {"max_age": "use a fresher quote, or --max-age-days",
-            "move": "pass --accept-move if the move is real"},
+            "move": "pass --accept-move if the move is real",
+            "older": "use a quote at least as recent, or pass --accept-older to go back to it"},
     "excel": {"max_age": "point 'Quotes Source' at a fresher quote, or raise 'Quotes Max Age Days', "
                          "on the xlwings.conf sheet",
-              "move": "set 'Quotes Accept Move' to TRUE on the xlwings.conf sheet if the move is real"},
+              "move": "set 'Quotes Accept Move' to TRUE on the xlwings.conf sheet if the move is real",
+              "older": "point 'Quotes Source' at a quote at least as recent, or set 'Quotes Accept Older' to TRUE on "
+                       "the xlwings.conf sheet to go back to it"},
 }
 
 # First bytes of files people pass by mistake: what to call them, and what to do instead.

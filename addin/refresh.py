@@ -38,7 +38,7 @@ from workbook.xlcalc import evaluate, same_value
 
 from .audit import Audit, audit, sheet_lines
 from .modelfile import model_lock, parse_backups_setting, regular_file, replace_model
-from .quotes import Quote, QuoteError, parse_max_age, provider_for, validate
+from .quotes import OVERRIDE_HINTS, Quote, QuoteError, parse_max_age, provider_for, validate
 from .template import TICKER, settings_as_values, verify_structure
 
 MARKET_INPUTS = {key: market_name(key) for key in ("price", "price_date", "fx_rate", "benchmark_level")}
@@ -47,6 +47,7 @@ STAMP_NAME, SOURCE_NAME = market_name("refresh_stamp"), market_name("refresh_sou
 # xlwings.conf keys (column A of the sheet; matched without regard to case).
 CONF_SOURCE, CONF_MAX_AGE, CONF_BACKUPS = "QUOTES SOURCE", "QUOTES MAX AGE DAYS", "BACKUPS"
 CONF_ACCEPT_MOVE = "QUOTES ACCEPT MOVE"   # the button's --accept-move: Excel users have no flags
+CONF_ACCEPT_OLDER = "QUOTES ACCEPT OLDER"  # the button's --accept-older
 SAMPLE_STAMP = "样本数据 sample data"
 
 
@@ -111,7 +112,8 @@ class _Update:
 
 
 def _market_update(read, settings: dict, quotes: str | None, as_of: dt.date | None, max_age_days: int | None,
-                   accept_move: bool, now: dt.datetime, where: str, front: str = "cli") -> _Update:
+                   accept_move: bool, now: dt.datetime, where: str, front: str = "cli",
+                   accept_older: bool = False) -> _Update:
     """The validated quote and every cell value it puts into the model, by defined name.
 
     `read(name)` gives the model's current value of a one-cell defined name (or None): the same
@@ -122,7 +124,10 @@ def _market_update(read, settings: dict, quotes: str | None, as_of: dt.date | No
     xlwings.conf 'Quotes Source'), the embedded sample quote is accepted while the model still
     holds that very quote (same price and date), whatever its age; the model is recomputed and
     the source cell says it is sample data. Once the model holds any other price, the sample is
-    judged like any quote, so it can never overwrite real data."""
+    judged like any quote, so it can never overwrite real data.
+
+    Time only moves forward: a quote dated before the model's current price date is refused
+    unless `accept_older` (a correction the analyst means to go back to)."""
     spec = quotes or _text(settings.get(CONF_SOURCE))
     provider = provider_for(spec)
     limit = (max_age_days if max_age_days is not None
@@ -142,12 +147,22 @@ def _market_update(read, settings: dict, quotes: str | None, as_of: dt.date | No
     quote = validate(quote, ticker, as_of, limit, currency=currency, last_price=last_price, last_fx=last_fx,
                      fx_pair=(currency, reporting) if currency and reporting else None, accept_move=accept_move,
                      front=front)
+    _not_older(quote, _number(last_date), accept_older, front)
     source = (f"{SAMPLE_STAMP}: {quote.source} ({quote.price_date}), not a live quote; set 'Quotes Source' in xlwings.conf"
               if sample else f"{quote.source} ({provider.name}, {quote.price_date})")
     inputs = {MARKET_INPUTS["price"]: quote.price, MARKET_INPUTS["price_date"]: xlsx.excel_date(quote.price_date),
               MARKET_INPUTS["fx_rate"]: quote.fx_to_reporting, MARKET_INPUTS["benchmark_level"]: quote.benchmark_level,
               STAMP_NAME: now.isoformat(sep=" "), SOURCE_NAME: source}
     return _Update(quote, sample, inputs)
+
+
+def _not_older(quote: Quote, model_date: float | None, accept_older: bool, front: str) -> None:
+    """Refuse a quote older than the price the model holds (its date an Excel serial, or None)."""
+    if accept_older or model_date is None or xlsx.excel_date(quote.price_date) >= model_date:
+        return
+    held = xlsx.from_excel_date(model_date)
+    raise QuoteError(f"quote for {quote.ticker} is dated {quote.price_date}, before the model's current price date {held}: "
+                     "refreshing would move the model back in time", OVERRIDE_HINTS[front]["older"], front)
 
 
 def _audit_lines(package: xlsx.Package, result: Audit, now: dt.datetime) -> dict:
@@ -164,7 +179,7 @@ def _audit_lines(package: xlsx.Package, result: Audit, now: dt.datetime) -> dict
 
 def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | None = None,
                  max_age_days: int | None = None, now: dt.datetime | None = None,
-                 accept_move: bool = False) -> RefreshResult:
+                 accept_move: bool = False, accept_older: bool = False) -> RefreshResult:
     """Refresh one model file in place. QuoteError or WorkbookError leave the file untouched; a
     model whose checks fail after the refresh is still written (the analyst needs to see it) and
     the result's `status()` says why."""
@@ -186,7 +201,8 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
                 return None
             return package.value(*package.name_cells(name)[0])
 
-        update = _market_update(read, settings, quotes, as_of, max_age_days, accept_move, now, given.name)
+        update = _market_update(read, settings, quotes, as_of, max_age_days, accept_move, now, given.name,
+                                accept_older=accept_older)
         new_inputs = {package.name_cells(name)[0]: value for name, value in update.inputs.items()
                       if name in package.names}
         values = evaluate(package, {**settings_as_values(package), **new_inputs})
@@ -286,9 +302,9 @@ class Outcome(NamedTuple):
 
 
 def _refresh_one(args) -> Outcome:
-    path, quotes, as_of, max_age_days, now, accept_move = args
+    path, quotes, as_of, max_age_days, now, accept_move, accept_older = args
     try:
-        result = refresh_file(path, quotes, as_of, max_age_days, now, accept_move)
+        result = refresh_file(path, quotes, as_of, max_age_days, now, accept_move, accept_older)
     except (QuoteError, xlsx.WorkbookError) as exc:
         return Outcome(path, str(exc), 0)
     except OSError as exc:  # disk full, permissions: this file fails, the batch goes on
@@ -306,10 +322,10 @@ def worker_count(requested: int, files: int) -> int:
 
 
 def refresh_many(paths: list[Path], quotes=None, as_of=None, max_age_days=None, now=None, workers: int = 2,
-                 progress=None, accept_move: bool = False) -> list[Outcome]:
+                 progress=None, accept_move: bool = False, accept_older: bool = False) -> list[Outcome]:
     """Refresh several files on up to `workers` processes; one Outcome per file, in the order
     given. A file that fails is reported and the others go on."""
-    jobs = [(p, quotes, as_of, max_age_days, now, accept_move) for p in paths]
+    jobs = [(p, quotes, as_of, max_age_days, now, accept_move, accept_older) for p in paths]
     workers = worker_count(workers, len(jobs))
     done = []
 
@@ -385,7 +401,7 @@ def _book_values(book, package: xlsx.Package) -> dict:
 
 
 def refresh_book(book, quotes: str | None = None, as_of: dt.date | None = None, now: dt.datetime | None = None,
-                 accept_move: bool = False) -> RefreshResult:
+                 accept_move: bool = False, accept_older: bool = False) -> RefreshResult:
     """Refresh an open xlwings Book the way `refresh_file` refreshes a file: the structure check
     (on the workbook as last saved, whose formulas and blueprint it reads), the same quote
     validation, stamps and audit block. A refused quote raises QuoteError before anything is
@@ -413,8 +429,10 @@ def refresh_book(book, quotes: str | None = None, as_of: dt.date | None = None, 
 
     settings = _book_conf(book)
     accept_move = accept_move or _truthy(settings.get(CONF_ACCEPT_MOVE))
+    accept_older = accept_older or _truthy(settings.get(CONF_ACCEPT_OLDER))
     try:
-        update = _market_update(read, settings, quotes, as_of, None, accept_move, now, path.name, front="excel")
+        update = _market_update(read, settings, quotes, as_of, None, accept_move, now, path.name, front="excel",
+                                accept_older=accept_older)
     except QuoteError as exc:
         raise QuoteError(excel_quote_message(exc), front="excel") from None
     for name, value in update.inputs.items():
