@@ -293,7 +293,11 @@ def _calibrate(args) -> int:
     company_path = Path(args.company) if args.company else report_path.with_name(report_path.name.replace(".report.", "."))
     if company_path == report_path or not company_path.is_file():
         raise UserError(f"{company_path}: no such company data file; name it with --company COMPANY.toml")
-    _reading(company_path)
+    if args.write:  # the company file is the output: refused now if open elsewhere, before the fit
+        from workbook.files import check_output
+        check_output(company_path, force=True)
+    else:
+        _reading(company_path)
     try:
         drivers = calibrate(report, company_path)
     except ModelError:
