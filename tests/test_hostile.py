@@ -173,12 +173,12 @@ CASES = [
     ("diff {d}/good.xlsm {d}/sheet_deleted.xlsm", "评级"),
     ("diff {d}/not_zip.xlsm {d}/good.xlsm", "not an Excel workbook"),
     ("build --data {d}/co_unknown.toml -o {out}/m.xlsm", "unknown field 'beta'"),
-    ("build --data {d}/co_gbk.toml -o {out}/m.xlsm", "not UTF-8"),
+    ("build --data {d}/co_gbk.toml -o {out}/m.xlsm", "GBK/GB18030 text; TOML data files are UTF-8: save it as UTF-8"),
     ("new --data {d}/co_not_toml.toml -o {out}/m.xlsm", "not valid TOML"),
     ("new --data {d}/co_huge.toml -o {out}/m.xlsm", "larger than 2 MB"),
     ("new --data {d}/co_negative.toml -o {out}/m.xlsm", "shares: must be positive"),
     ("new --data {d}/co_no_driver.toml -o {out}/m.xlsm", "missing driver [drivers.capex]"),
-    ("show --data {d}/co_gbk.toml", "not UTF-8"),
+    ("show --data {d}/co_gbk.toml", "save it as UTF-8"),
 ]
 
 

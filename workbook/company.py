@@ -7,6 +7,7 @@ The format is documented in README.md ("Company data files"). Every problem is r
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,6 +236,23 @@ def _reported_figures(data: dict, company: Company, name: str) -> None:
         raise CompanyDataError(f"{name}: [actual] has year {sorted(extra_years)[0]!r} not listed in [years].actual")
 
 
+_DRIVER_FIELDS = ("method", "values", "base", "note", "review", "keep")
+
+
+def _did_you_mean(word, choices) -> str:
+    """" (did you mean 'method'?)" for a near miss of one of `choices`, else ""."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _known_fields(table: dict, known, where: str) -> None:
+    """A misspelt field (`methd`) named as such, with the field it probably means."""
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise CompanyDataError(f"{where}: unknown field {unknown[0]!r}{_did_you_mean(unknown[0], known)}; "
+                               f"known: {', '.join(known)}")
+
+
 def _drivers(drivers: dict, company: Company, name: str) -> None:
     """[drivers.LINE]: a method and its values by forecast year for every driven line, values
     for every input and reconciling driver (an input the layout defaults may be left out)."""
@@ -249,6 +267,7 @@ def _drivers(drivers: dict, company: Company, name: str) -> None:
             raise CompanyDataError(f"{where}: unknown line; drivers are for: {', '.join(sorted(driven | standalone))}")
         if not isinstance(raw, dict):
             raise CompanyDataError(f"{where}: must be a table with `method` and `values`")
+        _known_fields(raw, _DRIVER_FIELDS, where)
         by_year = _driver_values(raw.get("values"), forecast, where)
         method = raw.get("method")
         if key in standalone:
@@ -257,8 +276,11 @@ def _drivers(drivers: dict, company: Company, name: str) -> None:
             for year, value in by_year.items():
                 company.inputs[(key, year)] = value
             continue
+        if method is None:
+            raise CompanyDataError(f"{where}: needs `method`, one of {', '.join(METHODS)}")
         if method not in METHODS:
-            raise CompanyDataError(f"{where}: method {method!r} is not one of {', '.join(METHODS)}")
+            raise CompanyDataError(f"{where}: method {method!r} is not one of {', '.join(METHODS)}"
+                                   + _did_you_mean(method, METHODS))
         base_line = raw.get("base")
         if METHODS[method].needs_base and base_line not in lines:
             raise CompanyDataError(f"{where}: method {method!r} needs `base`, a line key such as \"revenue\"")

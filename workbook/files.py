@@ -83,6 +83,40 @@ def atomic_write(path: str | Path, data: str | bytes, mode: int | None = None, e
     return Path(path)
 
 
+# Text files other programs write: a byte-order mark first, then UTF-8, then GB18030 (a superset of
+# GBK, what Chinese Windows saves as "ANSI").
+_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+TEXT_ENCODINGS = ("utf-8", "gb18030")
+# First bytes of files given where text belongs: what they are, and what to do instead.
+NOT_TEXT = ((b"%PDF", "a PDF document"), (b"PK\x03\x04", "an Office document or other zip package (.docx, .xlsx)"),
+            (b"\xd0\xcf\x11\xe0", "a legacy Office document (.doc, .xls)"), (b"{\\rtf", "an RTF document"))
+
+
+def what_binary(raw: bytes) -> str | None:
+    """"a PDF document" and the like, for bytes that are a known kind of file that is not text."""
+    return next((kind for magic, kind in NOT_TEXT if raw.startswith(magic)), None)
+
+
+def decode_text(raw: bytes) -> str | None:
+    """The text of a file written by an editor or a converter in any encoding Chinese desktops
+    use (UTF-8 with or without a mark, UTF-16 with a mark, GBK/GB18030), or None when it is none
+    of them; a leading byte-order mark is removed."""
+    for bom, codec in _BOMS:
+        if raw.startswith(bom):
+            try:
+                return raw[len(bom):].decode(codec)
+            except UnicodeDecodeError:
+                return None
+    if b"\x00" in raw[:4096]:
+        return None  # binary, or UTF-16 without a mark: not a text file we can read safely
+    for codec in TEXT_ENCODINGS:
+        try:
+            return raw.decode(codec)
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
 def open_regular(path: Path, limit: int, fail: Callable[[str], Exception], what: str):
     """`path` opened for binary reading if it is a regular file of at most `limit` bytes. A
     symlink is followed to what it names; a folder, device, pipe or socket is refused before

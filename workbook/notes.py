@@ -27,6 +27,7 @@ from typing import NamedTuple
 from udfs.errors import DataError
 from udfs.findings import Interval, Printed
 
+from .files import decode_text, what_binary
 from .tomlfile import read_toml
 
 LABEL_ROLES = Path(__file__).parent / "data" / "label_roles.toml"
@@ -825,7 +826,7 @@ def _rating_from(text: str, labels: list[str], data: LabelData):
 # The reader
 
 class NoteError(DataError):
-    """A note that cannot be read at all (missing file, not UTF-8 text)."""
+    """A note that cannot be read at all (missing file, not text, a PDF not yet converted)."""
 
 
 def _note_text(source: str | Path) -> str:
@@ -836,13 +837,19 @@ def _note_text(source: str | Path) -> str:
         return source
     path = Path(source)
     try:
-        return path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise NoteError(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise NoteError(f"{path}: not UTF-8 text; save the converter's output as UTF-8") from None
     except OSError as exc:
         raise NoteError(f"{path}: {exc.strerror or exc}") from None
+    kind = what_binary(raw)
+    if kind is not None:  # the note itself, not its text: say how to get the text
+        raise NoteError(f"{path}: is {kind}, not the note's text; convert the note to text first (e.g. with MinerU, "
+                        "or `pdftotext -layout NOTE.pdf`) and import the .md or .txt it writes")
+    text = decode_text(raw)
+    if text is None:
+        raise NoteError(f"{path}: not text in UTF-8, GBK/GB18030 or UTF-16; save the converter's output as UTF-8 text")
+    return text
 
 
 _SOURCE_LINE = re.compile(r"^(资料来源|数据来源|!\[)")
