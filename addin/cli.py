@@ -125,8 +125,13 @@ def _date(text: str):
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-27") from None
 
 
+def _scenario(text: str) -> str:
+    """A scenario as the scenario cell takes it: case and spaces do not matter (BULL is bull)."""
+    return text.strip().lower()
+
+
 # What commands.toml may name as an argument's `type` and `computed_default`.
-_ARGUMENT_TYPES = {"date": _date, "days": _days, "workers": _workers}
+_ARGUMENT_TYPES = {"date": _date, "days": _days, "workers": _workers, "scenario": _scenario}
 _COMPUTED_DEFAULTS = {"default_company": str(DEFAULT_COMPANY)}
 
 

@@ -34,7 +34,7 @@ from workbook.files import check_output, output_file
 from workbook.layout import COVER, RATING, rating_name
 
 from .share import (
-    MACHINERY_SHEETS, button_captions, clean_shared_strings, note_cell, references_without, strip_buttons, used_strings,
+    MACHINERY_SHEETS, button_captions, clean_shared_strings, note_cells, references_without, strip_buttons, used_strings,
     workbook_without, without_macros,
 )
 from .template import verify_structure
@@ -471,7 +471,7 @@ def export_native(model: str | Path, output: str | Path, now: dt.datetime | None
         if sheet.name == table_sheet:
             values.update(table_cells)
         if sheet.name == COVER:
-            values[note_cell(source)] = _cover_note(model, now, as_values)
+            values.update(note_cells(source, _cover_note(model, now, as_values)))
         if values:
             typed = frozenset(ref for ref in values if ref in source.cells)
             replaced[sheet.path] = xlsx.rewrite_sheet(source, values, typed=typed).encode("utf-8")

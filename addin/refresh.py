@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 from udfs.constants import ERR_NA
 from udfs.errors import ModelError
+from udfs.selection import scenario_case
 from workbook import xlsx
 from workbook.files import open_elsewhere
 from workbook.layout import (
@@ -251,8 +252,7 @@ def sensitivity_cells(package: xlsx.Package, model_name: str) -> dict:
         company = current_company(package, model_name)
         choice = defined_name(DRIVERS_PREFIX, SCENARIO_KEY)  # the drivers sheet's scenario cell
         chosen = package.value(*package.name_cells(choice)[0]) if choice in package.names else None
-        scenario = chosen.strip().lower() if isinstance(chosen, str) and chosen.strip() else None
-        values = driver_sensitivity(company, a, xs, b, ys, line, year, scenario=scenario)
+        values = driver_sensitivity(company, a, xs, b, ys, line, year, scenario=scenario_case(chosen))
     except ModelError:  # a company that cannot be rebuilt
         return not_available
     return {cell: values[i // len(ys)][i % len(ys)] for i, cell in enumerate(grid)}

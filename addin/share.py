@@ -11,6 +11,7 @@ from pathlib import Path
 
 from workbook import xlsx
 from workbook.files import check_output, output_file
+from workbook.formats import wrap_text
 from workbook.formats import show
 from workbook.layout import BLUEPRINT, CONF, COVER, LABEL_COL, SOURCE, cell_name, label_cell
 from workbook.spec import LINES
@@ -101,13 +102,23 @@ def _values_only_sheet(sheet: xlsx.Sheet, package: xlsx.Package, values: dict, b
         elif cell.attrs.get("t") == "inlineStr":
             changes[ref] = neutralise(cell.inline)
     if note is not None:
-        changes[note_cell(sheet)] = note
+        changes.update(note_cells(sheet, note))
     return xlsx.rewrite_sheet(sheet, changes, typed=frozenset(changes)).encode("utf-8")
 
 
 def note_cell(sheet: xlsx.Sheet) -> str:
     """Where a copy's note goes: the label column, two rows below the sheet's last."""
     return cell_name(sheet.max_row + 1, LABEL_COL)  # max_row counts from 1, cell_name from 0
+
+
+NOTE_WIDTH = 100  # columns a line of a copy's cover note may take: it prints inside the cover's page
+
+
+def note_cells(sheet: xlsx.Sheet, note: str) -> dict[str, str]:
+    """The note as a block of lines down the label column from `note_cell`, each short enough to
+    stay within the printed cover (one long cell would stretch the page to a thumbnail)."""
+    row, col = xlsx.split_ref(note_cell(sheet))
+    return {f"{xlsx.col_letters(col)}{row + i}": line for i, line in enumerate(wrap_text(note, NOTE_WIDTH))}
 
 
 def _first_qname(element: bytes) -> str:

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from udfs.engine import ACTUAL, BASE, FORECAST, Driver, Year, driver_key
-from udfs.errors import DataError
+from udfs.errors import DataError, InputError
 from udfs.forecast import METHODS
 from udfs.rating import schemes
+from udfs.selection import scenario_case
 
 from . import spec
 from .tomlfile import TomlError, read_toml
@@ -318,12 +319,18 @@ SCENARIO_CASES = ("bear", "bull")
 def _scenarios(section: dict, company: Company, name: str) -> None:
     """[scenarios]: `drivers` lists the driven lines that vary by scenario; [scenarios.bear.drivers.X]
     and [scenarios.bull.drivers.X] give their values by year. A value not given is the base
-    case's: a scenario starts as the base case until the analyst enters a view."""
+    case's: a scenario starts as the base case until the analyst enters a view. `case` is the
+    scenario the model is set to (the drivers sheet's scenario cell; base if not given)."""
     if not section:
         return
-    extra = set(section) - {"drivers", *SCENARIO_CASES}
+    extra = set(section) - {"drivers", "case", *SCENARIO_CASES}
     if extra:
-        raise CompanyDataError(f"{name}: [scenarios] has unknown field {sorted(extra)[0]!r}; known: drivers, bear, bull")
+        raise CompanyDataError(f"{name}: [scenarios] has unknown field {sorted(extra)[0]!r}; known: drivers, case, bear, bull")
+    if section.get("case") is not None:  # the case the model opens on (the scenario cell), base if not given
+        try:
+            company.scalar_inputs["scenario"] = scenario_case(section["case"])
+        except InputError as exc:
+            raise CompanyDataError(f"{name}: [scenarios].case: {exc}") from None
     varied = section.get("drivers", [])
     if not isinstance(varied, list) or not all(isinstance(k, str) for k in varied):
         raise CompanyDataError(f"{name}: [scenarios].drivers must be a list of driven line keys")
