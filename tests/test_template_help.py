@@ -132,3 +132,13 @@ def test_the_native_edition_reads_the_scenario_as_the_template_does():
 
     native = BY_FORMULA_NAME["scenario"].native
     assert native.count("LOWER(TRIM({0}))") == 3 and 'TRIM({0})=""' in native
+
+
+def test_a_carried_drivers_help_says_review_first_in_both_languages():
+    from workbook.build import MESSAGE_LIMIT, with_review
+
+    long_message = "营业收入：同比增速。" * 20 + "\nRevenue: YoY growth. Unit: % (type 10% or 0.10)."
+    reviewed = with_review(long_message)
+    zh, en = reviewed.split("\n")
+    assert len(reviewed) <= MESSAGE_LIMIT and zh.startswith("由 roll 从上一年复制，请复核。")
+    assert en == "Carried from the previous year by roll: revisit it. Revenue: YoY growth. Unit: % (type 10% or 0.10)."

@@ -174,6 +174,8 @@ def _carried_for_review(cell, company: Company, drivers: dict) -> bool:
 # in which unit, the unit read from the cell's own number format class, so the two never disagree.
 # ------------------------------------------------------------------------------------------------
 TITLE_LIMIT, MESSAGE_LIMIT = 32, 255   # Excel's limits on a validation's title and message
+PERCENT_FORMATS = ("pct", "growth")
+NO_BOUND = 1e9  # a driver with no plausible range: the rule only asks for a number
 
 
 def unit_words(fmt: str, company: Company) -> tuple[str, str] | None:
@@ -223,8 +225,13 @@ def help_message(zh: str, en: str, fmt: str, company: Company, extra_zh: str = "
     return f"{zh_text[:MESSAGE_LIMIT - len(en_text) - 1]}\n{en_text}"[:MESSAGE_LIMIT]
 
 
-PERCENT_FORMATS = ("pct", "growth")
-NO_BOUND = 1e9  # a driver with no plausible range: the rule only asks for a number
+def with_review(message: str) -> str:
+    """A carried driver's message: "revisit it" said first in each language, the rest cut (the
+    Chinese first) to Excel's limit."""
+    zh, _, en = message.partition("\n")
+    zh, en = "由 roll 从上一年复制，请复核。" + zh, "Carried from the previous year by roll: revisit it. " + en
+    room = MESSAGE_LIMIT - len(en) - 1
+    return f"{zh[:max(room, 15)]}\n{en}"[:MESSAGE_LIMIT]
 
 
 def _decimal_rule(low: float, high: float, fmt: str, company: Company) -> dict:
@@ -504,8 +511,7 @@ def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: 
                 validation = generic_validation(line, company)
             if validation and review:
                 validation = {**validation, "input_title": "待复核 Review",
-                              "input_message": _fit(MESSAGE_LIMIT, "由 roll 从上一年复制：请复核。Carried from the previous "
-                                                    "year by roll: revisit it.\n", validation.get("input_message", ""))}
+                              "input_message": with_review(validation.get("input_message", ""))}
             if validation:
                 ws.data_validation(cell.row, cell.col, cell.row, cell.col, validation)
         elif cell.kind == "formula" and cell.year is None and company.scalar_inputs.get(cell.key) is not None:
