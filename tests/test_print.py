@@ -83,6 +83,9 @@ def test_every_sheet_prints_readably_and_without_error_values(editions, pdfs, ed
              if scale is not None and scale < MIN_SCALE]
     assert not small, f"{edition}: pages print below half size: {small}"
     assert all(scale is not None for _, scale in pages), f"{edition}: a blank page"
+    if edition.endswith("native"):  # the cover's note prints on the cover, not beyond its page
+        assert "原生公式版" in pages[0][0] and "Kept as values" in pages[0][0]
+        assert "xlwings.conf" not in pages[0][0]  # the edition has no settings sheet, nor a line pointing at one
     footers = {m.strip() for text, _ in pages for m in re.findall(r"— (.+?)\s{2,}\d+ / \d+\s*$", text, re.M)}
     assert footers == set(_printed_sheets(editions[edition])), footers
     assert not footers & set(MACHINERY)

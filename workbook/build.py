@@ -885,11 +885,11 @@ def _write_cover_extras(book, page: Page, placement, company: Company, styles: S
     ws.write(last_row + 2, LABEL_COL, "模板版本", styles.get("text", "label"))
     ws.write(last_row + 2, ENGLISH_COL, "Template version", styles.get("text", "english"))
     ws.write_string(last_row + 2, FIRST_VALUE_COL, TEMPLATE_VERSION, styles.plain(align="right"))
-    ws.write(last_row + 3, LABEL_COL, "点击“Refresh 刷新”按钮：取行情、重算模型、重跑校验", styles.plain(font_color=GREY))
-    ws.write(last_row + 4, LABEL_COL, "行情来源等设置在隐藏的 xlwings.conf 表（右键工作表标签 → 取消隐藏）",
-             styles.plain(font_color=GREY))
-    ws.write(last_row + 5, LABEL_COL, "Settings such as 'Quotes Source' are on the hidden xlwings.conf sheet "
-             "(right-click a sheet tab → Unhide)", styles.plain(font_color=GREY, italic=True))
+    # Both lines name the button, so a copy without it (export) drops them with the button.
+    ws.write(last_row + 3, LABEL_COL, "点击“Refresh 刷新”按钮：取行情、重算模型、重跑校验；行情来源等设置在隐藏的 xlwings.conf 表"
+             "（右键工作表标签 → 取消隐藏）", styles.plain(font_color=GREY))
+    ws.write(last_row + 4, LABEL_COL, "Refresh 刷新 reads its settings (Quotes Source, …) from the hidden xlwings.conf sheet: "
+             "right-click a sheet tab → Unhide", styles.plain(font_color=GREY, italic=True))
 
     series = {name: _chart_series(keys, placement, company) for name, keys in
               (("columns", company.layout.chart_segments), ("lines", company.layout.chart_margins))}
@@ -909,8 +909,7 @@ def _write_cover_extras(book, page: Page, placement, company: Company, styles: S
     chart.set_legend({"position": "bottom", "font": {"name": FONT, "size": 9}})
     chart.set_size({"width": CHART_SIZE[0], "height": CHART_SIZE[1]})
     ws.insert_chart(layout.cell_name(FIRST_ROW + 3, first_chart_col), chart)
-    chart_rows = math.ceil(CHART_SIZE[1] / 20)  # 20 pixels a default row
-    ws.print_area(0, 0, max(last_row + 5, FIRST_ROW + 3 + chart_rows), first_chart_col + CHART_COLUMNS - 1)
+
 
 
 def _chart_series(keys, placement, company: Company) -> list[dict]:
