@@ -115,6 +115,7 @@ def _whole_number(what: str, low: int, high: int, hint: str):
 
 _workers = _whole_number("processes", 1, 1024, "give 1 or more (at most the number of cores is used)")
 _days = _whole_number("days", 0, 36_500, "give 0 to 36500")
+_seconds = _whole_number("seconds", 1, 600, "give 1 to 600")
 
 
 def _date(text: str):
@@ -131,7 +132,7 @@ def _scenario(text: str) -> str:
 
 
 # What commands.toml may name as an argument's `type` and `computed_default`.
-_ARGUMENT_TYPES = {"date": _date, "days": _days, "workers": _workers, "scenario": _scenario}
+_ARGUMENT_TYPES = {"date": _date, "days": _days, "seconds": _seconds, "workers": _workers, "scenario": _scenario}
 _COMPUTED_DEFAULTS = {"default_company": str(DEFAULT_COMPANY)}
 
 
@@ -156,7 +157,8 @@ def _refresh(args) -> int:
         print(f"[{i}/{total}] {path.name}: {status}", flush=True)
 
     outcomes = refresh_many(files, args.quotes, args.as_of, args.max_age_days, workers=worker_count(args.workers, len(files)),
-                            progress=progress, accept_move=args.accept_move, accept_older=args.accept_older)
+                            progress=progress, accept_move=args.accept_move, accept_older=args.accept_older,
+                            quotes_timeout=args.quotes_timeout)
     if single:
         outcome = outcomes[0]
         if outcome.error and not outcome.written:
@@ -226,20 +228,36 @@ def _publish(args) -> int:
 
 
 def _revisions(args) -> int:
-    from .estimates import load_estimates, render_revisions
+    from .estimates import DROPPED, load_estimates, render_revisions, revision_table
+    from .results import render_results, results_for
 
     _reading(*(side for side in (args.old, args.new) if Path(side).exists()))
-    print(render_revisions(*load_estimates(args.old, args.new, args.db)))
+    old, new = load_estimates(args.old, args.new, args.db)
+    results = results_for(old, args.new) if Path(args.new).is_file() else None
+    if results is None:
+        print(render_revisions(old, new))
+        return EXIT_OK
+    rows, forecast_year = results  # a roll pair: the year NEW reports, against OLD's forecast of it, comes first
+    print(render_results(rows, forecast_year, old.source, new.source))
+    print(render_revisions(old, new, [r for r in revision_table(old, new) if not (r.year == forecast_year and r.status == DROPPED)]))
     return EXIT_OK
 
 
 def _roll(args) -> int:
     from .modelfile import regular_file
-    from .roll import render, roll
+    from .roll import render, roll, write_template
 
     regular_file(args.model)
     _reading(args.model, args.actuals)
     existed = Path(args.output).exists()
+    if args.template:
+        path, to_fill, given = write_template(args.model, args.output, force=args.force, actuals=args.actuals)
+        filled = f", {given} filled from {args.actuals}" if args.actuals else ""
+        print(f"wrote {path}: the actuals file to fill ({to_fill} lines to fill{filled}); then roll with --actuals "
+              f"{path.name}" + _kept(Path(args.output), existed))
+        return EXIT_OK
+    if not args.actuals:
+        raise UserError("roll needs --actuals FY.toml (or akshare:); --template -o FY.toml writes the file to fill")
     result = roll(args.model, args.actuals, args.output, accept_unbalanced=args.accept_unbalanced, force=args.force)
     print(render(result) + _kept(Path(args.output), existed))
     return EXIT_FAILED if result.checks_failed else EXIT_OK
@@ -282,7 +300,7 @@ def _import(args) -> int:
 
 
 def _calibrate(args) -> int:
-    from workbook.calibrate import calibrate, to_toml, write_drivers
+    from workbook.calibrate import calibrate, to_toml, toml_value, write_drivers
     from workbook.tomlfile import read_toml
 
     report_path = Path(args.report)
@@ -303,8 +321,9 @@ def _calibrate(args) -> int:
         check_output(company_path, force=True)
     else:
         _reading(company_path)
+    implied: dict = {}  # the last reported figures the forecast implies (the last DPS)
     try:
-        drivers = calibrate(report, company_path)
+        drivers = calibrate(report, company_path, reported=implied)
     except ModelError:
         raise
     except (KeyError, IndexError, TypeError) as exc:  # a report file edited by hand: say what it lacks
@@ -313,10 +332,13 @@ def _calibrate(args) -> int:
     except RuntimeError as exc:  # the fit did not settle
         raise UserError(f"{report_path}: {exc}") from None
     if args.write:
-        write_drivers(company_path, drivers)
-        print(f"wrote {len(drivers)} drivers into {company_path}{_kept(company_path, True)}")
+        write_drivers(company_path, drivers, implied)
+        figures = f" and {len(implied)} reported figures the forecast implies" if implied else ""
+        print(f"wrote {len(drivers)} drivers{figures} into {company_path}{_kept(company_path, True)}")
     else:
         print(to_toml(drivers))
+        for (key, year), value in sorted(implied.items()):
+            print(f"# [actual.\"{year}\"] {key} = {toml_value(value)}")
     return EXIT_OK
 
 

@@ -204,6 +204,26 @@ def test_roll_refuses_an_existing_output_before_any_work(tmp_path, capsys):
     refused(code, err, "open in LibreOffice")
 
 
+def test_roll_template_follows_the_same_rule(tmp_path, capsys):
+    """`roll --template -o FY.toml` (results day's actuals file to fill) is a writer like any other."""
+    model = Path(shutil.copy(TEMPLATE, tmp_path / "model.xlsm"))
+    target = precious(tmp_path / "fy.toml")
+    code, _, err = run(capsys, "roll", model, "--template", "-o", target)
+    refused(code, err, "fy.toml: exists", "--force")
+    excel_lock(target)
+    code, _, err = run(capsys, "roll", model, "--template", "-o", target, "--force")
+    refused(code, err, "open in Excel", "Li Lei")
+    assert target.read_bytes() == PRECIOUS
+    target.with_name("~$" + target.name).unlink()
+    code, _, err = run(capsys, "roll", model, "--template", "-o", model.with_suffix(".toml"))
+    assert code == EXIT_OK, err
+    code, out, err = run(capsys, "roll", model, "--template", "-o", target, "--force")
+    assert code == EXIT_OK, err
+    [kept] = backups(target)
+    assert kept.read_bytes() == PRECIOUS and f"kept as {kept.name}" in out
+    assert target.read_bytes() == model.with_suffix(".toml").read_bytes()
+
+
 # ------------------------------------------------------------------------------------------------
 # Readers say that what is on screen in Excel is not what they read
 # ------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ repeated until the drivers stop moving.
 """
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -18,10 +19,16 @@ from udfs.engine import driver_key
 from udfs.errors import DataError
 from udfs.forecast import METHODS
 
+# Decimals a solved value is kept to, by the line's number format: a rate as the rate methods
+# keep it, a per-share amount to a hundredth of a fen, money to the cent.
+RATIO_WEIGHT = 0.01
+PLACES = {"pct": METHODS["share"].places, "eps": 6}
+
 
 def standalone_targets(company) -> dict[str, str]:
     """Each reconciling driver of the layout -> the one line whose formula reads it, which the
-    driver makes land on its print."""
+    driver makes land on its print. A driver that moves a balance-sheet line is also read by the
+    cash-flow line that carries the same amount: its target is the line outside the cash flow."""
     from udfs import formula as fx
     from workbook import spec
 
@@ -30,7 +37,10 @@ def standalone_targets(company) -> dict[str, str]:
     standalone = [l.key for l in company.layout.lines if l.table == spec.DRIVERS and (l.implied or l.key in company.layout.calibrated)]
     targets = {}
     for key in standalone:
-        readers = [l.key for l in company.layout.lines if l.formula and any(r.key == key for r in fx.refs(fx.parse(l.formula)))]
+        readers = [l for l in company.layout.lines if l.formula and any(r.key == key for r in fx.refs(fx.parse(l.formula)))]
+        if len(readers) > 1:
+            readers = [l for l in readers if l.table != spec.CASHFLOW]
+        readers = [l.key for l in readers]
         if len(readers) != 1:
             raise DataError(f"reconciling driver {key!r} must be read by exactly one line, is read by {readers}")
         targets[key] = readers[0]
@@ -81,11 +91,21 @@ def consistent_targets(report: dict, company, forecast: list[str], misses: dict 
     # Driven lines are free: a printed one starts from its print, one the note does not print but
     # the print implies (operating costs before D&A) from that; any other (a dividend per share
     # the note is silent on) keeps the file's driver.
+    # A driven line marked `calibrated` (dividends per share, which the retained earnings the
+    # note prints imply) is free too, from where the file's driver puts it.
     implied = {l.key for l in company.layout.lines if l.implied}
+    calibrated = company.layout.calibrated
+    start = build_model(company)
     free_lines = [(line, year) for line, driver in company.drivers.items() if not driver.keep for year in forecast
-                  if line in p or line in implied]
-    free_drivers = [(key, year) for key in standalone_targets(company) for year in forecast]
-    x0 = np.array([p[line][labels.index(year)] if line in p else _from_print(company, line, year, p, labels) for line, year in free_lines]
+                  if line in p or line in implied or line in calibrated]
+    # Reconciling drivers, and the last reported value of a line notes never print that the
+    # forecast implies (the dividend per share declared on the last reported year, paid in the
+    # first forecast year), are solved alongside.
+    last_reported = [y.label for y in company.years if y.kind == "actual"][-1]
+    free_drivers = [(key, year) for key in standalone_targets(company) for year in forecast] \
+        + [(key, last_reported) for key in sorted(calibrated & set(company.layout.reported_defaults))]
+    x0 = np.array([p[line][labels.index(year)] if line in p else _number(start.value(line, year)) if line in calibrated
+                   else _from_print(company, line, year, p, labels) for line, year in free_lines]
                   + [company.inputs[(key, year)] for key, year in free_drivers])
 
     def evaluate(x):
@@ -117,7 +137,7 @@ def consistent_targets(report: dict, company, forecast: list[str], misses: dict 
     # The summary and ratio tables only break ties between values the statements allow: their
     # definitions are often undisclosed (EV/EBITDA, ROIC), and a statement line must not bend to them.
     statements = {l.key for l in company.layout.lines if l.table in ("income", "balance", "cashflow")}
-    weights = np.array([(10.0 if key in driven or key in balance else 1.0 if key in statements else 0.01)
+    weights = np.array([(10.0 if key in driven or key in balance else 1.0 if key in statements else RATIO_WEIGHT)
                         / 10 ** -printed[(key, year)][1] for key, year in outputs])
     # Variables: the moves up and down of each free value (n each, >= 0), then the slack of each
     # output (m, >= 0). Minimise the weighted slack, then the moves: among values
@@ -175,8 +195,11 @@ def _number(value) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
 
 
-def calibrate(report: dict, company_path: Path, rounds: int = 8) -> dict[str, dict]:
-    """Drivers (TOML-ready tables) that make the company's model display the report's print."""
+def calibrate(report: dict, company_path: Path, rounds: int = 8, reported: dict | None = None) -> dict[str, dict]:
+    """Drivers (TOML-ready tables) that make the company's model display the report's print;
+    `reported`, when given, receives {(line, last reported year): value} for the lines notes
+    never print whose last reported value the forecast implies (the layout's `calibrated` lines
+    with a `reported_default`), for the company file's [actual] table."""
     from workbook import spec
     from workbook.company import load
     from workbook.model import build_model
@@ -192,7 +215,7 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8) -> dict[str, di
         line_targets, driver_values = consistent_targets(report, company, forecast)
         moved = False
         for (key, year), value in driver_values.items():  # money to the cent, a rate to the places of the rate methods
-            value = round(value, METHODS["share"].places if formats[key] == "pct" else METHODS["fixed"].places)
+            value = round(value, PLACES.get(formats[key], METHODS["fixed"].places))
             moved |= value != company.inputs[(key, year)]
             company.inputs[(key, year)] = value
         if not moved:
@@ -208,9 +231,11 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8) -> dict[str, di
             values = []
             for year in forecast:
                 prior = model.value(line, labels[labels.index(year) - 1])
+                method = METHODS[driver.method]
                 base_value = model.value(driver.base, year) if driver.base else None
                 try:
-                    method = METHODS[driver.method]
+                    for key in method.base_less:  # the part of the base the formula takes off (losses used)
+                        base_value -= model.value(key, year)
                     values.append(round(method.invert(line_targets[(line, year)], prior, base_value), method.places))
                 except (ZeroDivisionError, TypeError):
                     # its base is not computed yet (still zero in the first round): keep the value
@@ -218,6 +243,10 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8) -> dict[str, di
             driver.values = values
             for year, value in zip(forecast, values):
                 company.inputs[(driver_key(line), year)] = value
+    if reported is not None:
+        reported.update({(key, year): company.inputs[(key, year)] for key in company.layout.calibrated
+                         for year in [y.label for y in company.years if y.kind == "actual"][-1:]
+                         if key in company.layout.reported_defaults})
     out = {}
     notes = raw_driver_notes(company_path)
     for line, driver in company.drivers.items():
@@ -242,13 +271,13 @@ def raw_driver_notes(company_path: Path) -> dict[str, str]:
     return {k: v.get("note", "") for k, v in read_toml(company_path).get("drivers", {}).items() if isinstance(v, dict)}
 
 
-def _toml_value(value) -> str:
+def toml_value(value) -> str:
     if isinstance(value, dict):
-        return "{ " + ", ".join(f'"{k}" = {_toml_value(v)}' for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f'"{k}" = {toml_value(v)}' for k, v in value.items()) + " }"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, str):
         return '"' + value.replace('"', '\\"') + '"'
     if isinstance(value, float) and value.is_integer():
@@ -259,24 +288,57 @@ def _toml_value(value) -> str:
 def to_toml(drivers: dict[str, dict]) -> str:
     blocks = []
     for key, entry in drivers.items():
-        blocks.append(f"[drivers.{key}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in entry.items()))
+        blocks.append(f"[drivers.{key}]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in entry.items()))
     return "\n".join(blocks)
 
 
-def write_drivers(company_path: Path, drivers: dict[str, dict]) -> None:
-    """Replace the company file's driver tables (which come last in the file) with `drivers`,
-    through a temporary file renamed into place, the previous file kept as a .bak (refused while
-    an editor holds it open); everything above them is kept as written."""
-    from workbook.files import write_output
-    text = company_path.read_text(encoding="utf-8")
+def _with_drivers(text: str, drivers: dict[str, dict], name: str) -> str:
+    """The company file's `text` with its driver tables (which come last) replaced by `drivers`."""
     start = text.find("\n[drivers.")
     if start < 0:
-        raise DataError(f"{company_path.name}: no [drivers.*] tables to replace")
+        raise DataError(f"{name}: no [drivers.*] tables to replace")
     after = text[start + 1:]
     other = [i for i in range(len(after)) if after.startswith("\n[", i) and not after.startswith("\n[drivers.", i)]
     if other:
-        raise DataError(f"{company_path.name}: the [drivers.*] tables must come last in the file")
-    write_output(company_path, text[:start + 1] + to_toml(drivers), force=True)
+        raise DataError(f"{name}: the [drivers.*] tables must come last in the file")
+    return text[:start + 1] + to_toml(drivers)
+
+
+def _with_reported(text: str, values: dict, name: str) -> str:
+    """The company file's `text` with {(line, year): value} set in its [actual."YEAR"] tables (a
+    figure the forecast implies, such as the last reported DPS), each line replaced or added under
+    its year's header; everything else kept as written."""
+    for (key, year), value in sorted(values.items()):
+        header = re.search(rf'^\[actual\.(?:"{re.escape(year)}"|{re.escape(year)})\][ \t]*$', text, re.M)
+        if header is None:
+            raise DataError(f"{name}: no [actual.\"{year}\"] table for {key}")
+        end = re.search(r"^\[", text[header.end():], re.M)
+        block_end = header.end() + (end.start() if end else len(text) - header.end())
+        block = text[header.end():block_end]
+        line = f"{key} = {toml_value(value)}"
+        block, found = re.subn(rf"^{re.escape(key)}\s*=.*$", line, block, count=1, flags=re.M)
+        if not found:
+            block = block.rstrip("\n") + f"\n{line}\n\n"
+        text = text[:header.end()] + block + text[block_end:]
+    return text
+
+
+def write_drivers(company_path: Path, drivers: dict[str, dict], reported: dict | None = None) -> None:
+    """Replace the company file's driver tables with `drivers` and set the `reported` figures the
+    forecast implies ({(line, year): value}, see `calibrate`) in one write: a temporary file
+    renamed into place, the previous file kept as a .bak (refused while an editor holds it
+    open); everything else is kept as written."""
+    from workbook.files import write_output
+    text = _with_drivers(company_path.read_text(encoding="utf-8"), drivers, company_path.name)
+    write_output(company_path, _with_reported(text, reported or {}, company_path.name), force=True)
+
+
+def write_reported(company_path: Path, values: dict) -> None:
+    """Set {(line, year): value} in the company file's [actual."YEAR"] tables (see
+    `_with_reported`), written as `write_drivers` writes."""
+    from workbook.files import write_output
+    text = company_path.read_text(encoding="utf-8")
+    write_output(company_path, _with_reported(text, values, company_path.name), force=True)
 
 
 if __name__ == "__main__":  # the command line is the add-in's (addin/commands.toml): one line says where

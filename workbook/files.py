@@ -245,20 +245,26 @@ def backup_name(path: Path, when: dt.datetime) -> Path:
 
 
 def prune_backups(path: Path, keep: int) -> None:
-    """Delete the oldest backups of `path` beyond the newest `keep`."""
+    """Delete the oldest backups of `path` beyond the newest `keep`. A backup we may not delete
+    (another user's, in a shared sticky folder) is not ours to remove: it stays."""
     old = backups(path)
     for stale in old[: max(0, len(old) - keep)]:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
             stale.unlink()
 
 
 def keep_backup(path: Path, when: dt.datetime | None = None, temp_suffix: str = ".backup.tmp") -> Path:
     """Copy `path` (contents, permissions, times) to its next backup, atomically; the backup's
-    path. The copy is made in a hidden temporary file `.NAME.*<temp_suffix>` first."""
+    path. The copy is made in a hidden temporary file `.NAME.*<temp_suffix>` first. (The
+    refresh's `replace_model` makes the same copy stage by stage, for its kill tests.)"""
     backup = backup_name(path, when or dt.datetime.now())
-    with atomic_path(backup, suffix=temp_suffix) as temp:
+    temp = temp_beside(path, temp_suffix)
+    try:
         shutil.copy2(path, temp)
-    shutil.copystat(path, backup)
+        os.replace(temp, backup)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
     return backup
 
 
@@ -304,7 +310,8 @@ def check_output(path: str | Path, force: bool = False, sources: Iterable[str | 
 def place_output(temp: str | Path, path: str | Path, force: bool = False, keep: int = DEFAULT_BACKUPS) -> Path | None:
     """Rename the finished `temp` onto `path` (a symbolic link's target), after the last look at
     the lock files; an existing file (allowed by `force`) is kept as the newest backup first,
-    its permissions carried over, and backups beyond `keep` pruned. Returns the backup's path."""
+    its permissions carried over, and backups beyond `keep` pruned (before the rename, so nothing
+    can fail after it). Returns the backup's path."""
     path = Path(path)
     target = output_target(path)
     check_output(path, force)
@@ -314,6 +321,7 @@ def place_output(temp: str | Path, path: str | Path, force: bool = False, keep: 
         mode = stat.S_IMODE(os.stat(target).st_mode)
         if keep > 0:
             backup = keep_backup(target)
+            prune_backups(target, keep)  # before the rename: nothing may fail once the file is replaced
     with open(temp, "rb") as fh:
         os.fsync(fh.fileno())
     if mode is None:
@@ -321,8 +329,6 @@ def place_output(temp: str | Path, path: str | Path, force: bool = False, keep: 
     else:
         os.chmod(temp, mode)
         os.replace(temp, target)
-    if backup is not None:
-        prune_backups(target, keep)
     return backup
 
 
@@ -353,3 +359,16 @@ def write_output(path: str | Path, data: str | bytes, force: bool = False, encod
     with output_file(path, force, sources=sources) as temp:
         temp.write_bytes(raw)
     return Path(path)
+
+
+def read_regular(path: Path, limit: int, fail: Callable[[str], Exception], what: str) -> bytes:
+    """The bytes of `path`, a regular file of at most `limit` bytes (see `open_regular`), read
+    once; `fail(message)` if it cannot be read or grew past the limit while it was read."""
+    with open_regular(path, limit, fail, what) as handle:
+        try:
+            raw = handle.read(limit + 1)
+        except OSError as exc:
+            raise fail(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    if len(raw) > limit:  # it grew after it was measured
+        raise fail(f"{path.name}: larger than {limit:,} bytes; not a {what}")
+    return raw
