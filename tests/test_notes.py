@@ -510,6 +510,10 @@ def test_unreadable_note_is_one_clear_error(tmp_path):
     garbage.write_bytes(b"\x81\x20\x81\x20 not text in any encoding")
     with pytest.raises(notes.NoteError, match="not text in UTF-8, GBK/GB18030 or UTF-16"):
         read_note(garbage)
+    big5 = tmp_path / "big5.txt"  # GB18030 would decode it, into nonsense: refused as the quotes reader refuses it
+    big5.write_bytes("利潤表 營業收入 2025年 歸屬母公司股東淨利潤\n".encode("big5"))
+    with pytest.raises(notes.NoteError, match="looks like Big5 .*save the converter's output as UTF-8 text"):
+        read_note(big5)
     pdf = tmp_path / "note.pdf"
     pdf.write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj")
     with pytest.raises(notes.NoteError, match=r"is a PDF document, not the note's text; convert the note to text first \(e\.g\. with MinerU"):

@@ -83,10 +83,8 @@ def atomic_write(path: str | Path, data: str | bytes, mode: int | None = None, e
     return Path(path)
 
 
-# Text files other programs write: a byte-order mark first, then UTF-8, then GB18030 (a superset of
-# GBK, what Chinese Windows saves as "ANSI").
+# Text files other programs write (decode_text): the byte-order marks.
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
-TEXT_ENCODINGS = ("utf-8", "gb18030")
 # First bytes of files given where text belongs: what they are, and what to do instead.
 NOT_TEXT = ((b"%PDF", "a PDF document"), (b"PK\x03\x04", "an Office document or other zip package (.docx, .xlsx)"),
             (b"\xd0\xcf\x11\xe0", "a legacy Office document (.doc, .xls)"), (b"{\\rtf", "an RTF document"))
@@ -97,24 +95,113 @@ def what_binary(raw: bytes) -> str | None:
     return next((kind for magic, kind in NOT_TEXT if raw.startswith(magic)), None)
 
 
-def decode_text(raw: bytes) -> str | None:
-    """The text of a file written by an editor or a converter in any encoding Chinese desktops
-    use (UTF-8 with or without a mark, UTF-16 with a mark, GBK/GB18030), or None when it is none
-    of them; a leading byte-order mark is removed."""
+class UndecodableText(ValueError):
+    """Bytes that are not text in an encoding we read; `kind` says how ("mark": a byte-order mark
+    the rest does not follow, "binary", "mixed": encodings switch part-way, "unknown", "other":
+    another East Asian encoding), so each reader adds its own advice to the message."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+def decode_text(raw: bytes) -> str:
+    """The text of a file written by an editor, a spreadsheet or a converter in any encoding
+    Chinese desktops use: a byte-order mark first (UTF-8, UTF-16), then UTF-16 without a mark
+    (NULs in every other byte), UTF-8, then GB18030 (a superset of GBK, what Chinese Windows
+    saves as "ANSI"); the mark is removed. One decoder for quotes files and notes alike.
+    UndecodableText for a file that switches encoding part-way, or that GB18030 decodes only into
+    garbage (Big5, Shift-JIS: refused naming the encoding rather than read as nonsense)."""
     for bom, codec in _BOMS:
         if raw.startswith(bom):
             try:
                 return raw[len(bom):].decode(codec)
             except UnicodeDecodeError:
-                return None
-    if b"\x00" in raw[:4096]:
-        return None  # binary, or UTF-16 without a mark: not a text file we can read safely
-    for codec in TEXT_ENCODINGS:
+                raise UndecodableText("mark", f"starts with a {codec.upper()} mark but is not {codec.upper()} "
+                                              "text") from None
+    head = raw[:4096]
+    if b"\x00" in head:
+        # UTF-16 without a mark has a NUL in every other byte of ASCII text.
+        even, odd = head[0::2], head[1::2]
+        codec = "utf-16-le" if odd.count(0) > 0.4 * len(odd) else "utf-16-be" if even.count(0) > 0.4 * len(even) else None
         try:
-            return raw.decode(codec)
+            if codec:
+                return raw.decode(codec)
+        except UnicodeDecodeError:
+            pass
+        raise UndecodableText("binary", "binary data, not UTF-8, GBK or UTF-16 text")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    mixed = _utf8_and_not(raw)
+    if mixed:
+        raise UndecodableText("mixed", f"mixes encodings (line {mixed[0]} is UTF-8, line {mixed[1]} is not)")
+    try:
+        text = raw.decode("gb18030")
+    except UnicodeDecodeError:
+        raise UndecodableText("unknown", "not text in UTF-8, GBK/GB18030 or UTF-16") from None
+    other = _other_double_byte_encoding(raw)
+    if other:
+        raise UndecodableText("other", f"looks like {other} text, which is not read here (UTF-8, GBK/GB18030 or "
+                                       "UTF-16 are)")
+    return text
+
+
+def _utf8_and_not(raw: bytes) -> tuple[int, int] | None:
+    """(a line that is UTF-8 with Chinese text in it, a line that is not UTF-8), both 1-based, when
+    a file switches encoding part-way (rows pasted from another export); None otherwise. A GBK
+    line is almost never valid UTF-8 with a three-byte character in it, so this does not
+    mistake a GBK file for a mixed one."""
+    utf8_line = other_line = None
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            other_line = other_line or number
+            continue
+        if utf8_line is None and any(len(ch.encode("utf-8")) >= 3 for ch in text):
+            utf8_line = number
+    return (utf8_line, other_line) if utf8_line and other_line else None
+
+
+# Where GBK puts the characters a Chinese quotes file holds: punctuation and full-width forms
+# (lead bytes A1-A3) and the GB2312 hanzi (B0-F7), each with a trail byte A1-FE. Big5 and
+# Shift-JIS text that GB18030 happens to decode lands mostly elsewhere (trail bytes 40-7E, lead
+# bytes 81-A0 or A4-AF), as garbled rare characters.
+def _common_gbk(lead: int, trail: int) -> bool:
+    return (0xA1 <= lead <= 0xA3 or 0xB0 <= lead <= 0xF7) and 0xA1 <= trail <= 0xFE
+
+
+def _other_double_byte_encoding(raw: bytes) -> str | None:
+    """The encoding a file decodable as GB18030 more likely is ("Big5 (traditional Chinese)",
+    "Shift-JIS (Japanese)"), when most of its two-byte characters fall outside the characters
+    GBK text uses; None for GBK text."""
+    common = uncommon = 0
+    i = 0
+    while i < len(raw) - 1:
+        lead = raw[i]
+        if lead < 0x81 or lead == 0xFF:
+            i += 1
+            continue
+        if 0x30 <= raw[i + 1] <= 0x39:  # a GB18030 four-byte character
+            i += 4
+            continue
+        if _common_gbk(lead, raw[i + 1]):
+            common += 1
+        else:
+            uncommon += 1
+        i += 2
+    if uncommon < 2 or uncommon < 0.3 * (common + uncommon):
+        return None
+    for codec, label in (("big5", "Big5 (traditional Chinese)"), ("shift_jis", "Shift-JIS (Japanese)"),
+                         ("cp932", "Shift-JIS (Japanese, Windows)")):
+        try:
+            raw.decode(codec)
+            return label
         except UnicodeDecodeError:
             continue
-    return None
+    return "an East Asian encoding other than GBK"
 
 
 def open_regular(path: Path, limit: int, fail: Callable[[str], Exception], what: str):

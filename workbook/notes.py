@@ -31,7 +31,7 @@ import numpy as np
 from udfs.errors import DataError
 from udfs.findings import Interval, Printed
 
-from .files import decode_text, read_regular, what_binary
+from .files import UndecodableText, decode_text, read_regular, what_binary
 from .tomlfile import read_toml
 
 LABEL_ROLES = Path(__file__).parent / "data" / "label_roles.toml"
@@ -1030,9 +1030,10 @@ def _note_text(source: str | Path) -> str:
     if kind is not None:  # the note itself, not its text: say how to get the text
         raise NoteError(f"{path}: is {kind}, not the note's text; convert the note to text first (e.g. with MinerU, "
                         "or `pdftotext -layout NOTE.pdf`) and import the .md or .txt it writes")
-    text = decode_text(raw)
-    if text is None:
-        raise NoteError(f"{path}: not text in UTF-8, GBK/GB18030 or UTF-16; save the converter's output as UTF-8 text")
+    try:
+        text = decode_text(raw)
+    except UndecodableText as exc:
+        raise NoteError(f"{path}: {exc}; save the converter's output as UTF-8 text") from None
     return without_control_characters(text)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from udfs import tomlparse
 from udfs.errors import DataError
 
-from .files import decode_text, what_binary
+from .files import UndecodableText, decode_text, what_binary
 
 MAX_FILE_BYTES = 2_000_000
 
@@ -33,7 +33,11 @@ def read_toml(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> dict:
         text = raw.decode("utf-8-sig")  # Windows editors often add a byte-order mark
     except UnicodeDecodeError:
         # TOML is UTF-8 by definition: a GBK file is refused, but the message says how to save it
-        encoding = "GBK/GB18030 text" if decode_text(raw) is not None else "not UTF-8 text"
+        try:
+            decode_text(raw)
+            encoding = "GBK/GB18030 text"
+        except UndecodableText:
+            encoding = "not UTF-8 text"
         raise TomlError(f"{path.name}: {encoding}; TOML data files are UTF-8: save it as UTF-8 (Notepad: Save as, "
                         "Encoding UTF-8)") from None
     return parse_toml(text, path.name)
