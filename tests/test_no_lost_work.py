@@ -81,6 +81,40 @@ def test_force_keeps_the_files_permissions_and_writes_through_a_link(tmp_path):
     assert backups(real)[0].read_bytes() == PRECIOUS
 
 
+def test_backups_are_pruned_before_the_rename_and_a_colleagues_stays(tmp_path, monkeypatch):
+    """As the refresh does (issue 25): nothing may fail once the output is replaced, so old
+    backups go before the rename; one we may not delete stays."""
+    import workbook.files as files
+
+    target = precious(tmp_path / "out.toml")
+    old = [tmp_path / f"out.toml.2020010{i}-090000.bak" for i in range(1, 4)]
+    for path in old:
+        path.write_text("old", encoding="utf-8")
+    temp = tmp_path / "new.tmp"
+    temp.write_text("new", encoding="utf-8")
+
+    real_replace = os.replace
+    def failing_rename(source, destination):  # the output's rename: pruning must be done already
+        if Path(source) == temp:
+            raise OSError("disk gone")
+        return real_replace(source, destination)
+    monkeypatch.setattr(files.os, "replace", failing_rename)
+    with pytest.raises(OSError, match="disk gone"):
+        files.place_output(temp, target, force=True, keep=2)
+    assert target.read_bytes() == PRECIOUS and not old[0].exists() and not old[1].exists()
+    assert [p.read_bytes() for p in backups(target)] == [b"old", PRECIOUS]
+    monkeypatch.undo()
+
+    real_unlink = Path.unlink
+    def not_ours(path, *args, **kwargs):
+        if path == old[2]:
+            raise PermissionError("a colleague's, in a shared sticky folder")
+        return real_unlink(path, *args, **kwargs)
+    monkeypatch.setattr(Path, "unlink", not_ours)
+    files.place_output(temp, target, force=True, keep=1)
+    assert target.read_text(encoding="utf-8") == "new" and old[2].exists()
+
+
 @pytest.mark.parametrize("lock", [excel_lock, libreoffice_lock])
 def test_a_file_open_in_a_spreadsheet_program_is_never_written_even_with_force(tmp_path, lock):
     target = precious(tmp_path / "model.xlsm")
