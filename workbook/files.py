@@ -95,7 +95,7 @@ def what_binary(raw: bytes) -> str | None:
     return next((kind for magic, kind in NOT_TEXT if raw.startswith(magic)), None)
 
 
-class UndecodableText(ValueError):
+class UndecodableText(FileError):
     """Bytes that are not text in an encoding we read; `kind` says how ("mark": a byte-order mark
     the rest does not follow, "binary", "mixed": encodings switch part-way, "unknown", "other":
     another East Asian encoding), so each reader adds its own advice to the message."""
