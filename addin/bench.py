@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from workbook.files import atomic_write
+from workbook.files import check_output, write_output
 
 TARGETS = {"engine_ms": 5.0, "udf_us_max": 20.0, "refresh_s": 0.5, "refresh_vs_formulas": 5.0, "batch_100_s": 30.0,
            "refresh_peak_mb": 150.0, "grid_7x7_ms": 100.0, "import_s": 5.0}
@@ -62,7 +62,9 @@ def _quotes(folder: Path) -> Path:
     return path
 
 
-def run(quick: bool = False, out: Path | None = None) -> dict:
+def run(quick: bool = False, out: Path | None = None, force: bool = False) -> dict:
+    """Every figure; with `out`, also written there as JSON (an existing file only with `force`,
+    refused before anything is measured)."""
     import udfs
     from workbook.build import build
     from workbook.company import load
@@ -72,6 +74,8 @@ def run(quick: bool = False, out: Path | None = None) -> dict:
 
     from .refresh import refresh_file, refresh_many
 
+    if out:
+        check_output(out, force)
     repeat = 3 if quick else 7
     results: dict = {"quick": quick, "python": sys.version.split()[0], "when": dt.datetime.now().isoformat(timespec="seconds")}
     functions = udfs.excel_functions()
@@ -196,7 +200,7 @@ def run(quick: bool = False, out: Path | None = None) -> dict:
             imports.mkdir()
             per_note = []
             for note in notes:
-                per_note.append(max(_time(lambda: import_note(note, imports), 1 if quick else 2)))
+                per_note.append(max(_time(lambda: import_note(note, imports, force=True), 1 if quick else 2)))  # a scratch folder
             results["import_s"] = {"median": statistics.median(per_note), "min": min(per_note), "max": max(per_note),
                                    "runs": len(per_note)}
 
@@ -235,7 +239,7 @@ def run(quick: bool = False, out: Path | None = None) -> dict:
     results["targets"] = {k: {"target": v, "met": _met(k, results)} for k, v in TARGETS.items()}
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(out, json.dumps(results, indent=2, ensure_ascii=False))
+        write_output(out, json.dumps(results, indent=2, ensure_ascii=False), force=force)
     return results
 
 

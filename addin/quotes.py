@@ -11,7 +11,6 @@ columns are COLUMNS (header row, any order, any case); one row per ticker.
 """
 from __future__ import annotations
 
-import codecs
 import csv
 import datetime as dt
 import io
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from udfs.errors import QuoteSourceError
-from workbook.files import read_regular
+from workbook.files import UndecodableText, decode_text, read_regular
 from workbook.spec import CURRENCIES_FILE
 from workbook.tomlfile import read_toml
 
@@ -57,10 +56,13 @@ INVERSION_MIN_LOG_GAP = 0.05
 # How the analyst overrides a refusal: on the command line, or in the workbook (the button).
 OVERRIDE_HINTS = {
     "cli": {"max_age": "use a fresher quote, or --max-age-days",
-            "move": "pass --accept-move if the move is real"},
+            "move": "pass --accept-move if the move is real",
+            "older": "use a quote at least as recent, or pass --accept-older to go back to it"},
     "excel": {"max_age": "point 'Quotes Source' at a fresher quote, or raise 'Quotes Max Age Days', "
                          "on the xlwings.conf sheet",
-              "move": "set 'Quotes Accept Move' to TRUE on the xlwings.conf sheet if the move is real"},
+              "move": "set 'Quotes Accept Move' to TRUE on the xlwings.conf sheet if the move is real",
+              "older": "point 'Quotes Source' at a quote at least as recent, or set 'Quotes Accept Older' to TRUE on "
+                       "the xlwings.conf sheet to go back to it"},
 }
 
 # First bytes of files people pass by mistake: what to call them, and what to do instead.
@@ -229,99 +231,18 @@ def _zip_kind(raw: bytes, name: str) -> tuple[str, str, str] | None:
     return None
 
 
+# What each way a file fails to be text means for a quotes file (workbook.files.decode_text).
+_UNDECODABLE_ADVICE = {"mark": "; save it again as CSV UTF-8", "binary": " nor an .xlsx sheet; not a quotes file",
+                       "mixed": "; save the whole file as CSV UTF-8", "unknown": "; save the quotes file as CSV UTF-8",
+                       "other": "; save the quotes file as CSV UTF-8"}
+
+
 def _decode(raw: bytes, name: str) -> str:
-    """Text of a CSV file: BOM first (UTF-8, UTF-16), then UTF-8, then GB18030 (a superset of GBK)."""
-    for bom, codec in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
-        if raw.startswith(bom):
-            try:
-                return raw[len(bom):].decode(codec)
-            except UnicodeDecodeError:
-                raise QuoteError(f"{name}: starts with a {codec.upper()} mark but is not {codec.upper()} text; "
-                                 "save it again as CSV UTF-8") from None
-    head = raw[:4096]
-    if b"\x00" in head:
-        # UTF-16 without a mark has a NUL in every other byte of ASCII text.
-        even, odd = head[0::2], head[1::2]
-        codec = "utf-16-le" if odd.count(0) > 0.4 * len(odd) else "utf-16-be" if even.count(0) > 0.4 * len(even) else None
-        try:
-            if codec:
-                return raw.decode(codec)
-        except UnicodeDecodeError:
-            pass
-        raise QuoteError(f"{name}: binary data, not UTF-8, GBK or UTF-16 text nor an .xlsx sheet; not a quotes file")
+    """Text of a CSV file (see workbook.files.decode_text: BOM, UTF-8, GB18030, UTF-16)."""
     try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    mixed = _utf8_and_not(raw)
-    if mixed:
-        raise QuoteError(f"{name}: mixes encodings (line {mixed[0]} is UTF-8, line {mixed[1]} is not); "
-                         "save the whole file as CSV UTF-8")
-    try:
-        text = raw.decode("gb18030")
-    except UnicodeDecodeError:
-        raise QuoteError(f"{name}: not text in UTF-8, GBK/GB18030 or UTF-16; save the quotes file as CSV UTF-8") from None
-    other = _other_double_byte_encoding(raw)
-    if other:
-        raise QuoteError(f"{name}: looks like {other} text, which is not read here (UTF-8, GBK/GB18030 or UTF-16 are); "
-                         "save the quotes file as CSV UTF-8")
-    return text
-
-
-def _utf8_and_not(raw: bytes) -> tuple[int, int] | None:
-    """(a line that is UTF-8 with Chinese text in it, a line that is not UTF-8), both 1-based, when
-    a file switches encoding part-way (rows pasted from another export); None otherwise. A GBK
-    line is almost never valid UTF-8 with a three-byte character in it, so this does not
-    mistake a GBK file for a mixed one."""
-    utf8_line = other_line = None
-    for number, line in enumerate(raw.split(b"\n"), start=1):
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError:
-            other_line = other_line or number
-            continue
-        if utf8_line is None and any(len(ch.encode("utf-8")) >= 3 for ch in text):
-            utf8_line = number
-    return (utf8_line, other_line) if utf8_line and other_line else None
-
-
-# Where GBK puts the characters a Chinese quotes file holds: punctuation and full-width forms
-# (lead bytes A1-A3) and the GB2312 hanzi (B0-F7), each with a trail byte A1-FE. Big5 and
-# Shift-JIS text that GB18030 happens to decode lands mostly elsewhere (trail bytes 40-7E, lead
-# bytes 81-A0 or A4-AF), as garbled rare characters.
-def _common_gbk(lead: int, trail: int) -> bool:
-    return (0xA1 <= lead <= 0xA3 or 0xB0 <= lead <= 0xF7) and 0xA1 <= trail <= 0xFE
-
-
-def _other_double_byte_encoding(raw: bytes) -> str | None:
-    """The encoding a file decodable as GB18030 more likely is ("Big5 (traditional Chinese)",
-    "Shift-JIS (Japanese)"), when most of its two-byte characters fall outside the characters
-    GBK text uses; None for GBK text."""
-    common = uncommon = 0
-    i = 0
-    while i < len(raw) - 1:
-        lead = raw[i]
-        if lead < 0x81 or lead == 0xFF:
-            i += 1
-            continue
-        if 0x30 <= raw[i + 1] <= 0x39:  # a GB18030 four-byte character
-            i += 4
-            continue
-        if _common_gbk(lead, raw[i + 1]):
-            common += 1
-        else:
-            uncommon += 1
-        i += 2
-    if uncommon < 2 or uncommon < 0.3 * (common + uncommon):
-        return None
-    for codec, label in (("big5", "Big5 (traditional Chinese)"), ("shift_jis", "Shift-JIS (Japanese)"),
-                         ("cp932", "Shift-JIS (Japanese, Windows)")):
-        try:
-            raw.decode(codec)
-            return label
-        except UnicodeDecodeError:
-            continue
-    return "an East Asian encoding other than GBK"
+        return decode_text(raw)
+    except UndecodableText as exc:
+        raise QuoteError(f"{name}: {exc}{_UNDECODABLE_ADVICE[exc.kind]}") from None
 
 
 def _identify(raw: bytes, name: str) -> str:

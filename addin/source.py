@@ -15,11 +15,12 @@ from pathlib import Path
 import tomli_w
 
 from udfs.engine import ACTUAL, BASE, FORECAST, driver_key
-from udfs.errors import DataError
+from udfs.errors import DataError, InputError
+from udfs.selection import scenario_case
 from workbook import spec, xlsx
 from workbook.company import SCENARIO_CASES, CompanyDataError, load
 from workbook.layout import SOURCE
-from workbook.model import scenario_key
+from workbook.model import SCENARIO_KEY, scenario_key
 from workbook.tomlfile import finite_number, parse_toml, shown_value
 
 from .template import blueprint
@@ -104,6 +105,13 @@ def current_inputs(package: xlsx.Package, data: dict, layout: spec.Layout, kinds
             elif value is not None:  # an empty bear or bull value means "as the base case"
                 scenario = data["scenarios"].setdefault(case, {}).setdefault("drivers", {})
                 scenario.setdefault(driver, {"values": {}})["values"][year] = value
+            continue
+        if key == SCENARIO_KEY and not year:  # the case the model is set to, read as every reader reads it
+            if cases:
+                try:
+                    data["scenarios"]["case"] = scenario_case(package.value(row["sheet"], row["cell"]))
+                except InputError as exc:
+                    raise RollError(f"{package.path.name}: {row['sheet']}!{row['cell']} (scenario): {exc}") from None
             continue
         if not year and key in valuation_inputs:
             value = package.value(row["sheet"], row["cell"])

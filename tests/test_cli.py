@@ -19,7 +19,7 @@ def test_show_prints_summary_as_in_report_and_rating():
     revenue = next(l for l in lines if l.startswith("营业收入（百万人民币）"))
     assert revenue.split()[1:] == ["270,970", "365,906", "475,994", "549,073", "635,307"]
     growth = next(l for l in lines if l.startswith("营业收入增长率"))
-    assert growth.split()[1:] == ["(3.2)", "35.0", "30.1", "15.4", "15.7"]
+    assert growth.split()[1:] == ["-3.2", "35.0", "30.1", "15.4", "15.7"]
     pe = next(l for l in lines if l.startswith("调整后 P/E"))
     assert pe.split()[2:] == ["47", "33", "22", "22", "19"]
     assert "买入（维持）" in out and "无评级" in out and "恒生指数" in out

@@ -361,7 +361,8 @@ def test_migrations_build_exactly_the_schema_the_code_uses(db_url):
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"version_table": "er_alembic_version"})
             assert compare_metadata(context, metadata) == []
-            assert conn.execute(sa.text("SELECT version_num FROM er_alembic_version")).scalar() == "0001"
+            head = max(path.name.split("_", 1)[0] for path in (ROOT / "addin" / "migrations" / "versions").glob("0*.py"))
+            assert conn.execute(sa.text("SELECT version_num FROM er_alembic_version")).scalar() == head
     finally:
         engine.dispose()
 
@@ -411,3 +412,46 @@ def test_a_relative_store_setting_is_beside_the_model(models):
     configured = _with_conf(models["first"], "Estimates DB", "team.sqlite")
     publish(configured)
     assert _counts(f"sqlite:///{configured.with_name('team.sqlite')}")[0] == 1
+
+
+# ------------------------------------------------------------------------------------------------
+# publish on an old price (issue 24): a warning, recorded with the version
+# ------------------------------------------------------------------------------------------------
+def test_publish_of_an_old_price_warns_and_the_store_records_it(models, db_url, capsys):
+    import datetime as dt
+
+    price_date = build_model(load(DATA)).company.market["price_date"]
+    fresh = publish(models["first"], db_url, now=dt.datetime.combine(price_date, dt.time(12), dt.timezone.utc))
+    assert fresh.estimates.warning is None
+    late = dt.datetime.combine(price_date + dt.timedelta(days=352), dt.time(12), dt.timezone.utc)
+    stale = publish(models["second"], db_url, now=late)
+    assert stale.created and "352 days before" in stale.estimates.warning and "limit 5 days" in stale.estimates.warning
+    with open_store(db_url) as store:
+        assert store.load("1810.HK", 1).warning is None
+        assert store.load("1810.HK", 2).warning == stale.estimates.warning
+
+    code, out, err = _cli(capsys, "publish", str(models["other_company"]), "--db", db_url)  # today: long after the note
+    assert code == 0 and out.startswith("published 9999.HK@1")
+    assert err.startswith("warning: the price 40.20 is from") and "refresh the model first" in err
+    assert err.count("\n") == 1
+
+
+def test_a_store_of_the_first_schema_is_migrated_and_keeps_its_versions(tmp_path):
+    """A store written before versions recorded warnings gains the column and keeps every row."""
+    from alembic import command
+    from alembic.config import Config
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = sa.create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(ROOT / "addin" / "migrations"))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(sa.text("INSERT INTO er_estimate_versions (ticker, version, model_sha256, model_file, "
+                             "template_version, price, price_date, published_at) VALUES ('1810.HK', 1, 'abc', 'm.xlsm', "
+                             "'1.0', 40.2, '2025-12-18', '2025-12-18 08:00:00')"))
+    engine.dispose()
+    with open_store(url) as store:
+        old = store.load("1810.HK", "latest")
+    assert old.version == 1 and old.price == 40.2 and old.warning is None

@@ -178,12 +178,12 @@ CASES = [
     ("diff {d}/good.xlsm {d}/sheet_deleted.xlsm", "评级"),
     ("diff {d}/not_zip.xlsm {d}/good.xlsm", "not an Excel workbook"),
     ("build --data {d}/co_unknown.toml -o {out}/m.xlsm", "unknown field 'beta'"),
-    ("build --data {d}/co_gbk.toml -o {out}/m.xlsm", "not UTF-8"),
+    ("build --data {d}/co_gbk.toml -o {out}/m.xlsm", "GBK/GB18030 text; TOML data files are UTF-8: save it as UTF-8"),
     ("new --data {d}/co_not_toml.toml -o {out}/m.xlsm", "not valid TOML"),
     ("new --data {d}/co_huge.toml -o {out}/m.xlsm", "larger than 2 MB"),
     ("new --data {d}/co_negative.toml -o {out}/m.xlsm", "shares: must be positive"),
     ("new --data {d}/co_no_driver.toml -o {out}/m.xlsm", "missing driver [drivers.capex]"),
-    ("show --data {d}/co_gbk.toml", "not UTF-8"),
+    ("show --data {d}/co_gbk.toml", "save it as UTF-8"),
 ]
 
 
@@ -407,6 +407,7 @@ def test_garbage_rows_in_the_store_are_one_line(tmp_path, capsys, column, value,
     model = Path(shutil.copy(TEMPLATE, tmp_path / "m.xlsm"))
     store = tmp_path / "estimates.sqlite"
     assert main(["publish", str(model)]) == 0
+    capsys.readouterr()  # publish's own output, its stale-price warning included
     row = {"ticker": "1810.HK", "version": 2, "model_sha256": "x", "model_file": "f", "template_version": "1",
            "price": 40.2, "price_date": "2025-12-18", "target_price": None, "rating": None,
            "published_at": "2026-01-01 00:00:00", column: value}
@@ -424,6 +425,7 @@ def test_a_garbage_figure_row_is_one_line(tmp_path, capsys):
     from addin.cli import main
     model = Path(shutil.copy(TEMPLATE, tmp_path / "m.xlsm"))
     assert main(["publish", str(model)]) == 0
+    capsys.readouterr()  # publish's own output, its stale-price warning included
     with sqlite3.connect(tmp_path / "estimates.sqlite") as db:
         db.execute("UPDATE er_estimate_figures SET value = 'text' WHERE line = 'eps' AND year = '2026E'")
     _one_line_refusal(capsys, ["revisions", "1810.HK@1", model, "--db", tmp_path / "estimates.sqlite"], "not a number")

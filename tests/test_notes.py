@@ -506,7 +506,24 @@ def test_missing_statements_are_said(xiaomi):
 def test_unreadable_note_is_one_clear_error(tmp_path):
     with pytest.raises(notes.NoteError, match="no such note file"):
         read_note(tmp_path / "missing.txt")
-    latin = tmp_path / "note.txt"
-    latin.write_bytes("利润表".encode("gbk"))
-    with pytest.raises(notes.NoteError, match="not UTF-8"):
-        read_note(latin)
+    garbage = tmp_path / "note.txt"
+    garbage.write_bytes(b"\x81\x20\x81\x20 not text in any encoding")
+    with pytest.raises(notes.NoteError, match="not text in UTF-8, GBK/GB18030 or UTF-16"):
+        read_note(garbage)
+    big5 = tmp_path / "big5.txt"  # GB18030 would decode it, into nonsense: refused as the quotes reader refuses it
+    big5.write_bytes("利潤表 營業收入 2025年 歸屬母公司股東淨利潤\n".encode("big5"))
+    with pytest.raises(notes.NoteError, match="looks like Big5 .*save the converter's output as UTF-8 text"):
+        read_note(big5)
+    pdf = tmp_path / "note.pdf"
+    pdf.write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj")
+    with pytest.raises(notes.NoteError, match=r"is a PDF document, not the note's text; convert the note to text first \(e\.g\. with MinerU"):
+        read_note(pdf)
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "gb18030", "utf-8-sig", "utf-16"])
+def test_a_note_saved_in_any_chinese_desktop_encoding_is_read(tmp_path, encoding):
+    """Quotes files in GBK are read; so are notes (issue 24): the same text whatever the encoding."""
+    text = "利润表(百万元)\t2024A\t2025E\n营业收入\t1000\t1 200\n"
+    path = tmp_path / "note.txt"
+    path.write_bytes(text.encode(encoding))
+    assert read_note(path).tables[0].rows == read_note(text).tables[0].rows

@@ -177,7 +177,7 @@ def test_the_evaluated_workbook_rates_when_a_target_is_entered(built, kysec_eval
 
 def test_committed_template_is_a_fresh_build(built):
     import zipfile
-    assert COMMITTED.is_file(), "run: python -m addin build --data workbook/data/kysec_300592sz.toml -o workbook/kysec_300592sz_model.xlsm"
+    assert COMMITTED.is_file(), "run: python -m addin build --data workbook/data/kysec_300592sz.toml -o workbook/kysec_300592sz_model.xlsm --force"
     with zipfile.ZipFile(COMMITTED) as old, zipfile.ZipFile(built) as new:
         stale = [n for n in new.namelist() if n not in old.namelist() or old.read(n) != new.read(n)]
     assert not stale, f"rebuild the committed template: {stale}"

@@ -117,6 +117,7 @@ def test_sheets_and_conventions(template):
                                "_blueprint", "_source"]
     assert book["_blueprint"].sheet_state == "veryHidden"
     assert book["_source"].sheet_state == "veryHidden"
+    assert book["xlwings.conf"].sheet_state == "hidden"  # xlwings reads it by name; it does not print
     income = book["表1 损益表"]
     assert income.freeze_panes == "C5"
     historical = income[template.cell_by_label("表1 损益表", "智能手机", "2024")]
@@ -129,7 +130,7 @@ def test_sheets_and_conventions(template):
     driver_cell = template.cell_by_name("DRV_d_iot", "2025E")[1]
     assert driver_cell in validated
     dv = next(dv for dv in drivers.data_validations.dataValidation if driver_cell in {str(r) for r in dv.sqref.ranges})
-    assert dv.prompt and "decimal" in dv.prompt
+    assert dv.prompt and "单位：%" in dv.prompt and "Unit: %" in dv.prompt  # the unit the cell's format shows, both languages
     assert income.page_setup.orientation == "landscape" and income.sheet_properties.pageSetUpPr.fitToPage
     conf = book["xlwings.conf"]
     assert (conf["A1"].value, conf["B1"].value) == ("UDF Modules", "udfs.xl")
@@ -153,7 +154,7 @@ def test_no_analyst_number_is_invented(template):
 
 def test_committed_template_is_a_fresh_build(built):
     """The template the README points at equals what the code builds now (member by member)."""
-    assert COMMITTED.is_file(), "run: python -m addin build -o workbook/xiaomi_1810hk_model.xlsm"
+    assert COMMITTED.is_file(), "run: python -m addin build -o workbook/xiaomi_1810hk_model.xlsm --force"
     with zipfile.ZipFile(COMMITTED) as old, zipfile.ZipFile(built) as new:
         assert sorted(old.namelist()) == sorted(new.namelist())
         stale = [name for name in new.namelist() if old.read(name) != new.read(name)]

@@ -42,6 +42,11 @@ ACTION_FIRST = "首次"
 ACTION_MAINTAIN = "维持"
 ACTION_UPGRADE = "上调"
 ACTION_DOWNGRADE = "下调"
+# Their English names (and the published actions notes print, which use the same words), for
+# English output; each scheme's rating labels have theirs in rating_schemes.toml.
+ACTIONS_EN = {ACTION_FIRST: "Initiate", ACTION_MAINTAIN: "Maintain", ACTION_UPGRADE: "Upgrade",
+              ACTION_DOWNGRADE: "Downgrade", "首次覆盖": "Initiate", "上调评级": "Upgrade", "下调评级": "Downgrade"}
+NOT_VALUED_EN = "Not valued"
 
 # Ticker suffix to market, for the benchmark lookup.
 MARKET_BY_SUFFIX = {

@@ -87,18 +87,27 @@ def _value_or_label(value):
 SCENARIOS = ("base", "bear", "bull")
 
 
+def scenario_case(choice) -> str:
+    """The scenario a cell or a file names, read the one way every reader reads it (the worksheet
+    function, the engine, refresh, roll, the native edition's LOWER(TRIM())): case and spaces
+    ignored, empty is base; anything else is an InputError naming the three cases."""
+    if choice is None or (isinstance(choice, str) and not choice.strip()):
+        return "base"
+    case = choice.strip().lower() if isinstance(choice, str) else choice
+    if case not in SCENARIOS:
+        raise InputError(f"scenario must be base, bear or bull, not {choice!r}")
+    return case
+
+
 @excel_function("SCENARIO", "The driver value of the chosen scenario: base, bear or bull.",
                 Arg("scenario", TEXT, "base, bear or bull; base if empty", "base", required=True),
                 Arg("base", ANY, "The base-case value"), Arg("bear", ANY, "The bear-case value, base if empty", required=False),
                 Arg("bull", ANY, "The bull-case value, base if empty", required=False),
-                native='IF(LOWER({0})="bear",IF(ISBLANK({2}),{1},{2}),IF(LOWER({0})="bull",IF(ISBLANK({3}),{1},{3}),'
-                       'IF(OR({0}="",LOWER({0})="base"),{1},#VALUE!)))',
+                native='IF(LOWER(TRIM({0}))="bear",IF(ISBLANK({2}),{1},{2}),IF(LOWER(TRIM({0}))="bull",IF(ISBLANK({3}),{1},{3}),'
+                       'IF(OR(TRIM({0})="",LOWER(TRIM({0}))="base"),{1},#VALUE!)))',
                 sample=("bull", 0.04, 0.0, 0.08), formula_name="scenario")
 def scenario(choice, base, bear=None, bull=None):
     """The value of the chosen scenario; an empty bear or bull value falls back to the base
     case, and a scenario name other than base, bear or bull is #VALUE! (InputError)."""
-    choice = (choice or "base").strip().lower()
-    if choice not in SCENARIOS:
-        raise InputError(f"scenario must be one of {SCENARIOS}, not {choice!r}")
-    picked = {"base": base, "bear": bear, "bull": bull}[choice]
+    picked = {"base": base, "bear": bear, "bull": bull}[scenario_case(choice)]
     return _value_or_label(base if is_blank(picked) else picked)

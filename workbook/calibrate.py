@@ -2,7 +2,7 @@
 reproduces the report. Run once per report; its output goes into the company data file, where
 the analyst then owns the drivers:
 
-    python -m workbook.calibrate workbook/data/COMPANY.report.toml --write
+    python -m addin calibrate workbook/data/COMPANY.report.toml --write
 
 First, values for every forecast line are chosen that display exactly as printed wherever the
 report's own rounding allows (see `consistent_targets`). Then each driver is solved so that its
@@ -11,6 +11,7 @@ repeated until the drivers stop moving.
 """
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -270,13 +271,13 @@ def raw_driver_notes(company_path: Path) -> dict[str, str]:
     return {k: v.get("note", "") for k, v in read_toml(company_path).get("drivers", {}).items() if isinstance(v, dict)}
 
 
-def _toml_value(value) -> str:
+def toml_value(value) -> str:
     if isinstance(value, dict):
-        return "{ " + ", ".join(f'"{k}" = {_toml_value(v)}' for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f'"{k}" = {toml_value(v)}' for k, v in value.items()) + " }"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, str):
         return '"' + value.replace('"', '\\"') + '"'
     if isinstance(value, float) and value.is_integer():
@@ -287,68 +288,60 @@ def _toml_value(value) -> str:
 def to_toml(drivers: dict[str, dict]) -> str:
     blocks = []
     for key, entry in drivers.items():
-        blocks.append(f"[drivers.{key}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in entry.items()))
+        blocks.append(f"[drivers.{key}]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in entry.items()))
     return "\n".join(blocks)
 
 
-def write_drivers(company_path: Path, drivers: dict[str, dict]) -> None:
-    """Replace the company file's driver tables (which come last in the file) with `drivers`,
-    through a temporary file renamed into place; everything above them is kept as written."""
-    from workbook.files import atomic_write
-    text = company_path.read_text(encoding="utf-8")
+def _with_drivers(text: str, drivers: dict[str, dict], name: str) -> str:
+    """The company file's `text` with its driver tables (which come last) replaced by `drivers`."""
     start = text.find("\n[drivers.")
     if start < 0:
-        raise DataError(f"{company_path.name}: no [drivers.*] tables to replace")
+        raise DataError(f"{name}: no [drivers.*] tables to replace")
     after = text[start + 1:]
     other = [i for i in range(len(after)) if after.startswith("\n[", i) and not after.startswith("\n[drivers.", i)]
     if other:
-        raise DataError(f"{company_path.name}: the [drivers.*] tables must come last in the file")
-    atomic_write(company_path, text[:start + 1] + to_toml(drivers))
+        raise DataError(f"{name}: the [drivers.*] tables must come last in the file")
+    return text[:start + 1] + to_toml(drivers)
 
 
-def write_reported(company_path: Path, values: dict) -> None:
-    """Set {(line, year): value} in the company file's [actual."YEAR"] tables (a figure the
-    forecast implies, such as the last reported DPS), each line replaced or added under its
-    year's header; everything else is kept as written."""
-    import re
-    from workbook.files import atomic_write
-    text = company_path.read_text(encoding="utf-8")
+def _with_reported(text: str, values: dict, name: str) -> str:
+    """The company file's `text` with {(line, year): value} set in its [actual."YEAR"] tables (a
+    figure the forecast implies, such as the last reported DPS), each line replaced or added under
+    its year's header; everything else kept as written."""
     for (key, year), value in sorted(values.items()):
         header = re.search(rf'^\[actual\.(?:"{re.escape(year)}"|{re.escape(year)})\][ \t]*$', text, re.M)
         if header is None:
-            raise DataError(f"{company_path.name}: no [actual.\"{year}\"] table for {key}")
+            raise DataError(f"{name}: no [actual.\"{year}\"] table for {key}")
         end = re.search(r"^\[", text[header.end():], re.M)
         block_end = header.end() + (end.start() if end else len(text) - header.end())
         block = text[header.end():block_end]
-        line = f"{key} = {_toml_value(value)}"
+        line = f"{key} = {toml_value(value)}"
         block, found = re.subn(rf"^{re.escape(key)}\s*=.*$", line, block, count=1, flags=re.M)
         if not found:
             block = block.rstrip("\n") + f"\n{line}\n\n"
         text = text[:header.end()] + block + text[block_end:]
-    atomic_write(company_path, text)
+    return text
 
 
-def main(argv: list[str]) -> int:
-    """python -m workbook.calibrate REPORT.toml [COMPANY.toml] [--write]"""
-    write = "--write" in argv
-    argv = [a for a in argv if a != "--write"]
-    report_path = Path(argv[0])
-    company_path = Path(argv[1]) if len(argv) > 1 else report_path.with_name(report_path.name.replace(".report", ""))
-    from workbook.tomlfile import read_toml
-    implied: dict = {}
-    drivers = calibrate(read_toml(report_path), company_path, reported=implied)
-    if write:
-        write_drivers(company_path, drivers)
-        if implied:
-            write_reported(company_path, implied)
-        print(f"wrote {len(drivers)} drivers" + (f" and {len(implied)} reported figures the forecast implies" if implied else "")
-              + f" into {company_path}")
-    else:
-        print(to_toml(drivers))
-        for (key, year), value in sorted(implied.items()):
-            print(f"# [actual.\"{year}\"] {key} = {_toml_value(value)}")
-    return 0
+def write_drivers(company_path: Path, drivers: dict[str, dict], reported: dict | None = None) -> None:
+    """Replace the company file's driver tables with `drivers` and set the `reported` figures the
+    forecast implies ({(line, year): value}, see `calibrate`) in one write: a temporary file
+    renamed into place, the previous file kept as a .bak (refused while an editor holds it
+    open); everything else is kept as written."""
+    from workbook.files import write_output
+    text = _with_drivers(company_path.read_text(encoding="utf-8"), drivers, company_path.name)
+    write_output(company_path, _with_reported(text, reported or {}, company_path.name), force=True)
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+def write_reported(company_path: Path, values: dict) -> None:
+    """Set {(line, year): value} in the company file's [actual."YEAR"] tables (see
+    `_with_reported`), written as `write_drivers` writes."""
+    from workbook.files import write_output
+    text = company_path.read_text(encoding="utf-8")
+    write_output(company_path, _with_reported(text, values, company_path.name), force=True)
+
+
+if __name__ == "__main__":  # the command line is the add-in's (addin/commands.toml): one line says where
+    print("error: calibration runs as `python -m addin calibrate REPORT.toml [--company COMPANY.toml] [--write]` "
+          "(see python -m addin calibrate --help)", file=sys.stderr)
+    sys.exit(2)

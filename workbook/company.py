@@ -7,13 +7,15 @@ The format is documented in README.md ("Company data files"). Every problem is r
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from udfs.engine import ACTUAL, BASE, FORECAST, Driver, Year, driver_key
-from udfs.errors import DataError
+from udfs.errors import DataError, InputError
 from udfs.forecast import METHODS
 from udfs.rating import schemes
+from udfs.selection import scenario_case
 
 from . import spec
 from .tomlfile import TomlError, finite_number, read_toml, shown_value
@@ -30,6 +32,10 @@ _MARKET_FIELDS = {"price", "price_date", "fx_rate", "benchmark_level", "shares",
                   "turnover_3m_pct", "relative_return_pct", "absolute_return_pct"}
 _RATING_FIELDS = {"scheme", "boundary", "published", "published_action", "previous", "target_price",
                   "expected_dps", "benchmark_return"}
+
+
+# Chinese scale words of a money unit and their English, longest first (百万 before 万).
+_SCALES_EN = (("百万", "mn"), ("千万", "10mn"), ("亿", "100mn"), ("万", "10k"), ("千", "thousand"), ("元", ""))
 
 
 class CompanyDataError(DataError):
@@ -54,6 +60,21 @@ class Company:
     @property
     def forecast_years(self) -> list[Year]:
         return [y for y in self.years if y.kind == FORECAST]
+
+    @property
+    def unit(self) -> str:
+        """The model's money unit as the company file names it (百万元, 百万人民币)."""
+        return self.facts.get("unit") or f"百万{spec.currency_zh(self.facts.get('reporting_currency'))}"
+
+    @property
+    def unit_en(self) -> str:
+        """The money unit in English, from its Chinese scale word and the reporting currency
+        (百万元 → CNY mn); the Chinese unit itself when it names no scale this knows."""
+        currency = self.facts.get("reporting_currency") or ""
+        for scale, english in _SCALES_EN:
+            if self.unit.startswith(scale):
+                return f"{currency} {english}".strip()
+        return self.unit
 
     @property
     def name(self) -> str:
@@ -219,6 +240,23 @@ def _reported_figures(data: dict, company: Company, name: str) -> None:
         raise CompanyDataError(f"{name}: [actual] has year {sorted(extra_years)[0]!r} not listed in [years].actual")
 
 
+_DRIVER_FIELDS = ("method", "values", "base", "note", "review", "keep")
+
+
+def _did_you_mean(word, choices) -> str:
+    """" (did you mean 'method'?)" for a near miss of one of `choices`, else ""."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _known_fields(table: dict, known, where: str) -> None:
+    """A misspelt field (`methd`) named as such, with the field it probably means."""
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise CompanyDataError(f"{where}: unknown field {unknown[0]!r}{_did_you_mean(unknown[0], known)}; "
+                               f"known: {', '.join(known)}")
+
+
 def _drivers(drivers: dict, company: Company, name: str) -> None:
     """[drivers.LINE]: a method and its values by forecast year for every driven line, values
     for every input and reconciling driver (an input the layout defaults may be left out)."""
@@ -233,6 +271,7 @@ def _drivers(drivers: dict, company: Company, name: str) -> None:
             raise CompanyDataError(f"{where}: unknown line; drivers are for: {', '.join(sorted(driven | standalone))}")
         if not isinstance(raw, dict):
             raise CompanyDataError(f"{where}: must be a table with `method` and `values`")
+        _known_fields(raw, _DRIVER_FIELDS, where)
         by_year = _driver_values(raw.get("values"), forecast, where)
         method = raw.get("method")
         if key in standalone:
@@ -241,8 +280,11 @@ def _drivers(drivers: dict, company: Company, name: str) -> None:
             for year, value in by_year.items():
                 company.inputs[(key, year)] = value
             continue
+        if method is None:
+            raise CompanyDataError(f"{where}: needs `method`, one of {', '.join(METHODS)}")
         if method not in METHODS:
-            raise CompanyDataError(f"{where}: method {method!r} is not one of {', '.join(METHODS)}")
+            raise CompanyDataError(f"{where}: method {method!r} is not one of {', '.join(METHODS)}"
+                                   + _did_you_mean(method, METHODS))
         base_line = raw.get("base")
         if METHODS[method].needs_base and base_line not in lines:
             raise CompanyDataError(f"{where}: method {method!r} needs `base`, a line key such as \"revenue\"")
@@ -280,12 +322,18 @@ SCENARIO_CASES = ("bear", "bull")
 def _scenarios(section: dict, company: Company, name: str) -> None:
     """[scenarios]: `drivers` lists the driven lines that vary by scenario; [scenarios.bear.drivers.X]
     and [scenarios.bull.drivers.X] give their values by year. A value not given is the base
-    case's: a scenario starts as the base case until the analyst enters a view."""
+    case's: a scenario starts as the base case until the analyst enters a view. `case` is the
+    scenario the model is set to (the drivers sheet's scenario cell; base if not given)."""
     if not section:
         return
-    extra = set(section) - {"drivers", *SCENARIO_CASES}
+    extra = set(section) - {"drivers", "case", *SCENARIO_CASES}
     if extra:
-        raise CompanyDataError(f"{name}: [scenarios] has unknown field {sorted(extra)[0]!r}; known: drivers, bear, bull")
+        raise CompanyDataError(f"{name}: [scenarios] has unknown field {sorted(extra)[0]!r}; known: drivers, case, bear, bull")
+    if section.get("case") is not None:  # the case the model opens on (the scenario cell), base if not given
+        try:
+            company.scalar_inputs["scenario"] = scenario_case(section["case"])
+        except InputError as exc:
+            raise CompanyDataError(f"{name}: [scenarios].case: {exc}") from None
     varied = section.get("drivers", [])
     if not isinstance(varied, list) or not all(isinstance(k, str) for k in varied):
         raise CompanyDataError(f"{name}: [scenarios].drivers must be a list of driven line keys")

@@ -18,7 +18,6 @@ into a balanced model ends in an `ImportFailed` with one readable sentence.
 from __future__ import annotations
 
 import math
-import os
 import re
 import shutil
 import tempfile
@@ -32,7 +31,7 @@ from udfs.findings import round_half_up
 from udfs.rating import schemes
 
 from . import spec
-from .files import atomic_write
+from .files import atomic_write, check_output, place_output
 from .notes import Note, NoteError, map_roles
 
 STATEMENT_KINDS = ("income", "balance", "cashflow")
@@ -405,10 +404,15 @@ def file_stem(stem: str) -> str:
     return stem
 
 
-def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = None, build: bool = True) -> ImportResult:
+def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = None, build: bool = True,
+                force: bool = False) -> ImportResult:
     """Import `note_path` into `out_dir` (see the module doc). Every file is written into a
     scratch folder inside `out_dir` and moved into place only once the import has finished:
-    a refused note (ImportFailed, or any failure) leaves nothing behind."""
+    a refused note (ImportFailed, or any failure) leaves nothing behind. Each file is a command
+    output (workbook.files): all of them are checked once the note says their names, before
+    anything is written, and again before the move, so an existing file (without `force`; with
+    it, the previous one is kept as a .bak) or one open in another program refuses the whole
+    import."""
     note_path, out_dir = Path(note_path), Path(out_dir)
     if stem is not None:
         file_stem(stem)
@@ -416,13 +420,15 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
         raise ImportFailed(f"{out_dir}: no such folder")
     staging = Path(tempfile.mkdtemp(prefix=".import-", dir=out_dir))
     try:
-        result = _import_into(note_path, staging, stem, build)
+        result = _import_into(note_path, staging, stem, build, out_dir, force)
         written = sorted(staging.iterdir())
         blocked = [path.name for path in written if (out_dir / path.name).is_dir()]
         if blocked:
             raise ImportFailed(f"{out_dir / blocked[0]}: is a folder where the import writes a file; nothing written")
+        for path in written:  # all refused or none: the checks again, then the moves
+            check_output(out_dir / path.name, force, sources=(note_path,))
         for path in written:
-            os.replace(path, out_dir / path.name)
+            place_output(path, out_dir / path.name, force)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     moved = {name: (out_dir / getattr(result, name).name if getattr(result, name) else None)
@@ -430,7 +436,10 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
     return replace(result, directory=out_dir, **moved)
 
 
-def _import_into(note_path: Path, out_dir: Path, stem: str | None, build: bool) -> ImportResult:
+def _import_into(note_path: Path, out_dir: Path, stem: str | None, build: bool, final_dir: Path,
+                 force: bool) -> ImportResult:
+    """The import itself, writing into the scratch folder `out_dir`; the outputs' places in
+    `final_dir` are checked as soon as their names are known."""
     from .build import build as build_template
     from .calibrate import calibrate
     from .company import CompanyDataError, load
@@ -448,8 +457,13 @@ def _import_into(note_path: Path, out_dir: Path, stem: str | None, build: bool) 
     years = _years(note)
     lines = mapped_lines(note)
     layout = choose_layout(lines)
-    layout_written = None
     stem = file_stem(stem or _stem(note))
+    outputs = [final_dir / f"{stem}{suffix}" for suffix in (".report.toml", ".toml", ".import.txt")]
+    outputs += [final_dir / f"{stem}.xlsm"] if build else []
+    outputs += [final_dir / f"{stem}.layout.toml"] if layout is None else []
+    for output in outputs:  # refused now, before the work, rather than after it
+        check_output(output, force, sources=(note_path,))
+    layout_written = None
     if layout is None:
         from .infer_layout import infer_layout
         layout_data = infer_layout(note, lines)

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING
 
 
 from udfs.engine import BASE, FORECAST_ONLY, Line, Values, bind_drivers, driver_key, evaluate, run_checks, run_warnings
-from udfs.errors import DataError
+from udfs.errors import DataError, InputError
 from udfs.forecast import METHODS
+from udfs.selection import scenario_case
 
 from . import spec
 from .company import SCENARIO_CASES, Company, load
@@ -89,10 +90,11 @@ def build_model(company: Company | None = None, overrides: dict | None = None,
     scalars = dict(company.scalar_inputs)
     scalars.update(scalar_overrides or {})
     if company.scenario_drivers:
-        if scenario is not None and scenario not in ("base", *SCENARIO_CASES):
-            raise ScenarioError(f"scenario must be base, bear or bull, not {scenario!r}")
-        scalars["scenario"] = scenario or scalars.get("scenario") or "base"
-    elif scenario not in (None, "base"):
+        try:  # read as the scenario cell is read everywhere (udfs.selection.scenario_case)
+            scalars["scenario"] = scenario_case(scenario if scenario is not None else scalars.get("scenario"))
+        except InputError as exc:
+            raise ScenarioError(str(exc)) from None
+    elif scenario is not None and scenario_case_or_none(scenario) != "base":
         raise ScenarioError(f"{company.path.name} defines no scenarios ([scenarios] in the company file)")
     inputs = scenario_inputs(company)
     known = {line.key for line in lines}
@@ -103,6 +105,13 @@ def build_model(company: Company | None = None, overrides: dict | None = None,
     checks = run_checks(list(company.layout.checks), lines, values)
     warnings = run_warnings(list(company.layout.warnings), lines, values)
     return Model(company, lines, values, checks, dict(overrides or {}), warnings)
+
+
+def scenario_case_or_none(text) -> str | None:
+    try:
+        return scenario_case(text)
+    except InputError:
+        return None
 
 
 def company_lines(company: Company) -> list[Line]:

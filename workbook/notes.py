@@ -31,7 +31,7 @@ import numpy as np
 from udfs.errors import DataError
 from udfs.findings import Interval, Printed
 
-from .files import read_regular
+from .files import UndecodableText, decode_text, read_regular, what_binary
 from .tomlfile import read_toml
 
 LABEL_ROLES = Path(__file__).parent / "data" / "label_roles.toml"
@@ -1010,12 +1010,12 @@ def _rating_from(text: str, labels: list[str], data: LabelData):
 # The reader
 
 class NoteError(DataError):
-    """A note that cannot be read at all (missing file, not UTF-8 text)."""
+    """A note that cannot be read at all (missing file, not text, a PDF not yet converted)."""
 
 
 def _note_text(source: str | Path) -> str:
     """The note's text: `source` read as a file when it is a path (a regular file of at most
-    MAX_NOTE_BYTES in UTF-8: a FIFO, a device or a folder is refused before a byte is read), or
+    MAX_NOTE_BYTES, in UTF-8, GBK/GB18030 or UTF-16 (see workbook.files.decode_text): a FIFO, a device or a folder is refused before a byte is read), or
     `source` itself; control characters a converter leaves are replaced by spaces."""
     looks_like_path = isinstance(source, Path) or (
         "\n" not in source and "\t" not in source and len(source) < 1024
@@ -1026,10 +1026,15 @@ def _note_text(source: str | Path) -> str:
         return without_control_characters(source)
     path = Path(source)
     raw = read_regular(path, MAX_NOTE_BYTES, NoteError, "note file")
+    kind = what_binary(raw)
+    if kind is not None:  # the note itself, not its text: say how to get the text
+        raise NoteError(f"{path}: is {kind}, not the note's text; convert the note to text first (e.g. with MinerU, "
+                        "or `pdftotext -layout NOTE.pdf`) and import the .md or .txt it writes")
     try:
-        return without_control_characters(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise NoteError(f"{path}: not UTF-8 text; save the converter's output as UTF-8") from None
+        text = decode_text(raw)
+    except UndecodableText as exc:
+        raise NoteError(f"{path}: {exc}; save the converter's output as UTF-8 text") from None
+    return without_control_characters(text)
 
 
 _KEPT_CONTROLS = "\t\n\r"

@@ -441,6 +441,12 @@ def currency_names() -> dict[str, str]:
     return dict(read_toml(CURRENCIES_FILE).get("names_zh", {}))
 
 
+# English titles of the tables every layout has, for English output (`show --english`): a
+# layout's own titles are its broker's Chinese.
+TABLE_TITLES_EN = {INCOME: "Income statement", BALANCE: "Balance sheet", CASHFLOW: "Cash flow statement",
+                   SUMMARY: "Earnings forecast and valuation", RATIOS: "Key ratios"}
+
+
 def currency_zh(code: str | None) -> str:
     return currency_names().get((code or "").upper(), code or "")
 
