@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from workbook import notes
+from workbook.notes import ratings
 from workbook.notes import (LABEL_ABOVE, LABEL_SPLIT, NEGATIVE_ZERO, PARENTHESES, SPACE_IN_NUMBER, THOUSANDS,
                             FULL_WIDTH, UNICODE_MINUS, import_report, infer_subtotals, map_roles, memo_rows,
                             parse_number, partial_identities, read_note)
@@ -464,7 +465,7 @@ def test_kysec_rating_scheme(kysec):
     ("无法给出明确的投资评级", None),
 ])
 def test_band_wording(text, exp):
-    band = notes._band("某评级", text, notes.default_label_data())
+    band = ratings._band("某评级", text, notes.default_label_data())
     got = band and (band.lower, band.upper, band.lower_inclusive, band.upper_inclusive)
     assert got == exp
 
