@@ -28,7 +28,8 @@ from .roles import RoleMatch, map_roles
 from .source import NoteError
 from .structure import (IdentityFailure, PartialIdentity, Part, Subtotal, identity_failures, infer_subtotals,
                         memo_rows, partial_identities)
-from .tables import LABEL_ABOVE, LABEL_SPLIT, PLACEHOLDER, Row, Table, YearColumn
+from .repair import LABEL_ABOVE, LABEL_SPLIT, PLACEHOLDER
+from .tables import Row, Table, YearColumn
 
 
 __all__ = [

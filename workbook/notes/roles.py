@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from dataclasses import dataclass
 
-from .labels import ROLE_SECTIONS, LabelData, default_label_data, normalise_label
+from .labels import ROLE_SECTIONS, LabelData, default_label_data, match_label, normalise_label
 
 if TYPE_CHECKING:
     from .reader import Note
@@ -28,8 +28,8 @@ def map_roles(note: Note, data: LabelData | None = None) -> dict[tuple[int, int]
     """(table index, row position) -> the row's role and how it was matched, for every line of
     the statements, summary, ratio and market tables."""
     data = data or default_label_data()
-    variants = data.variants
     relative = {normalise_label(w) for w in data.section("relative").get("growth", [])}
+    others = {normalise_label(w) for w in data.section("others").get("words", [])}
     out = {}
     for t_index, table in enumerate(note.tables):
         sections = ROLE_SECTIONS.get(table.kind)
@@ -40,12 +40,19 @@ def map_roles(note: Note, data: LabelData | None = None) -> dict[tuple[int, int]
             key = normalise_label(row.label)
             match = None
             for section in sections:
-                hit = variants.get(section, {}).get(key)
+                hit = match_label(data, section, row.label)
                 if hit:
-                    role, variant = hit
-                    match = RoleMatch(table.title, table.kind, row.label, row.position, role,
-                                      "exact" if variant == row.label else "normalised", variant)
+                    role, variant, how = hit
+                    match = RoleMatch(table.title, table.kind, row.label, row.position, role, how, variant)
                     break
+            structure = getattr(note, "structures", {}).get(t_index)
+            if match is None and structure is not None and normalise_label(row.label) in others:
+                parent = structure.parent(row)
+                parent_role = _role_of(data, table.kind, parent.total.label) if parent else None
+                role = data.section("others").get(parent_role) if parent_role else None
+                if isinstance(role, str):
+                    match = RoleMatch(table.title, table.kind, row.label, row.position, role, "other of its total",
+                                      parent.total.label)
             if match is None and key in relative and previous_role:
                 match = RoleMatch(table.title, table.kind, row.label, row.position, previous_role + "_growth",
                                   "relative", None)
@@ -55,3 +62,8 @@ def map_roles(note: Note, data: LabelData | None = None) -> dict[tuple[int, int]
                 previous_role = match.role
             out[(t_index, row.position)] = match
     return out
+
+
+def _role_of(data: LabelData, kind: str, label: str) -> str | None:
+    hit = match_label(data, kind, label)
+    return hit[0] if hit else None

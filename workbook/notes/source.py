@@ -1,70 +1,143 @@
-"""The note's text: read from its file and split into text lines and tables."""
+"""The note's text: read from its file within bounds, and split into blocks (text lines, HTML
+tables, runs of tab-separated lines) in printed order.
+
+A note is untrusted input: only a regular file is opened (a FIFO or a device would hang or
+never end), at most `MAX_NOTE_BYTES` are read, and the split scans the text once (no regular
+expression that backtracks over an unclosed table).
+"""
 from __future__ import annotations
 
+import codecs
 import os
 import re
+import stat
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 from udfs.errors import DataError
 
-_HTML_TABLE = re.compile(r"<table\b.*?</table\s*>", re.IGNORECASE | re.DOTALL)
-_PREAMBLE_END = re.compile(r"^={5,}\s*$", re.MULTILINE)
-
-
-def _body(text: str) -> str:
-    """The converted note without a provenance header ended by a line of '=' near the top."""
-    match = _PREAMBLE_END.search(text)
-    if match and text.count("\n", 0, match.start()) < 30:
-        return text[match.end():]
-    return text
-
-
-class _Item(NamedTuple):
-    line: int
-    kind: str       # "text" or "html"
-    content: str
-
-
-def _items(text: str) -> list[_Item]:
-    items = []
-    pos = 0
-    for match in list(_HTML_TABLE.finditer(text)) + [None]:
-        end = match.start() if match else len(text)
-        chunk = text[pos:end]
-        first = text.count("\n", 0, pos) + 1
-        lines = chunk.split("\n")
-        for i, line in enumerate(lines):
-            if match and i == len(lines) - 1 and not line.strip():
-                continue  # the table starts on this line
-            if line.strip() or i < len(lines) - 1:
-                items.append(_Item(first + i, "text", line.rstrip("\r")))
-        if match:
-            items.append(_Item(text.count("\n", 0, match.start()) + 1, "html", match.group(0)))
-            pos = match.end()
-    return items
-
+MAX_NOTE_BYTES = 4_000_000      # a converted note is tens of kilobytes; a hundred times that is no note
+MAX_TABLE_CHARS = 400_000       # one HTML table's markup
 
 
 class NoteError(DataError):
-    """A note that cannot be read at all (missing file, not UTF-8 text)."""
+    """A note that cannot be read at all (missing file, not text, too large)."""
 
 
-def _note_text(source: str | Path) -> str:
+@dataclass(frozen=True)
+class Block:
+    """One unit of the note in printed order: a text line, an HTML table's markup, or a run of
+    tab-separated lines (a table as a plain-text converter writes it)."""
+    line: int        # 1-based line of the note where it starts
+    kind: str        # "text", "html" or "tsv"
+    text: str
+
+
+def read_text(source: str | Path) -> str:
+    """The note's text. `source` is a path, or the text itself (a str with a line break, a tab
+    or that names no file)."""
     looks_like_path = isinstance(source, Path) or (
         "\n" not in source and "\t" not in source and len(source) < 1024
-        and (source.endswith((".txt", ".md")) or os.path.exists(source)))
+        and (source.endswith((".txt", ".md", ".pdf")) or os.path.exists(source)))
     if not looks_like_path:
-        return source
+        return _bounded(source)
     path = Path(source)
     try:
-        return path.read_text(encoding="utf-8")
+        info = path.stat()
     except FileNotFoundError:
         raise NoteError(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise NoteError(f"{path}: not UTF-8 text; save the converter's output as UTF-8") from None
     except OSError as exc:
         raise NoteError(f"{path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise NoteError(f"{path}: a folder, not a note")
+    if not stat.S_ISREG(info.st_mode):
+        raise NoteError(f"{path}: not a regular file (a pipe or a device); save the note as a text file")
+    if info.st_size > MAX_NOTE_BYTES:
+        raise NoteError(f"{path}: {info.st_size:,} bytes, more than a note ({MAX_NOTE_BYTES:,} at most)")
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_NOTE_BYTES + 1)
+    except OSError as exc:
+        raise NoteError(f"{path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_NOTE_BYTES:
+        raise NoteError(f"{path}: more than {MAX_NOTE_BYTES:,} bytes, more than a note")
+    return _decode(raw, path)
 
 
+def _bounded(text: str) -> str:
+    if len(text) > MAX_NOTE_BYTES:
+        raise NoteError(f"the note's text is {len(text):,} characters, more than a note ({MAX_NOTE_BYTES:,} at most)")
+    return text
 
+
+def _decode(raw: bytes, path: Path) -> str:
+    """UTF-8 (with or without BOM), else GB18030 (a superset of GBK), the encodings Chinese
+    converters write; a PDF or binary data is refused with what to do instead."""
+    if raw.startswith(b"%PDF-"):
+        raise NoteError(f"{path}: a PDF; convert the PDF to text first (e.g. MinerU) and import the text")
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8):]
+    if b"\x00" in raw[:4096]:
+        raise NoteError(f"{path}: binary data, not a note's text; convert the note to text (UTF-8) first")
+    for codec in ("utf-8", "gb18030"):
+        try:
+            return raw.decode(codec)
+        except UnicodeDecodeError:
+            continue
+    raise NoteError(f"{path}: not UTF-8 or GBK text; save the converter's output as UTF-8")
+
+
+_PREAMBLE_END = re.compile(r"={5,}[ \t]*")
+
+
+def body(text: str) -> str:
+    """The converted note without a provenance header ended by a line of '=' near the top."""
+    lines = text.split("\n", 31)
+    for i, line in enumerate(lines[:30]):
+        if _PREAMBLE_END.fullmatch(line.strip()):
+            return "\n".join(lines[i + 1:]) if len(lines) > i + 1 else ""
+    return text
+
+
+def blocks(text: str) -> list[Block]:
+    """The note's blocks in printed order. An HTML table runs from `<table` to its `</table>`; an
+    unclosed one ends the note's tables (its markup is read as far as it goes)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
+    lower = text.lower()
+    out: list[Block] = []
+    pos, line = 0, 1
+    while pos < len(text):
+        start = lower.find("<table", pos)
+        end_of_text = len(text) if start < 0 else start
+        chunk = text[pos:end_of_text]
+        lines = chunk.split("\n")
+        if start >= 0 and lines and not lines[-1].strip():
+            lines = lines[:-1] if len(lines) > 1 else []   # the table starts on its own line
+        tsv: list[str] = []
+        tsv_line = line
+        for offset, piece in enumerate(lines):
+            if "\t" in piece and (piece.strip() or tsv):
+                if not tsv:
+                    tsv_line = line + offset
+                tsv.append(piece)
+                continue
+            if tsv:
+                out.append(Block(tsv_line, "tsv", "\n".join(tsv)))
+                tsv = []
+            out.append(Block(line + offset, "text", piece))
+        if tsv:
+            out.append(Block(tsv_line, "tsv", "\n".join(tsv)))
+        if start < 0:
+            break
+        line += chunk.count("\n")
+        close = lower.find("</table", start)
+        stop = len(text) if close < 0 else lower.find(">", close)
+        stop = len(text) if stop < 0 else stop + 1
+        markup = text[start:stop]
+        if len(markup) > MAX_TABLE_CHARS:
+            raise NoteError(f"a table of {len(markup):,} characters at line {line}: more than a note's table "
+                            f"({MAX_TABLE_CHARS:,} at most)")
+        out.append(Block(line, "html", markup))
+        line += markup.count("\n")
+        pos = stop
+    return out

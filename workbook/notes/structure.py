@@ -1,38 +1,65 @@
 """The note's arithmetic: which printed lines add up to which (subtotals with their signs), the
-lines that are part of no total, and the identities across lines and tables the print breaks."""
+lines that are part of no total, the cells the arithmetic proves the converter damaged, and the
+identities across lines and tables the print breaks.
+
+Signs are the note's own: a cost printed positive and subtracted, printed negative and added, a
+finance cost printed negative (net income) still subtracted — each part's sign is found from
+which combination of the printed figures gives the printed total in every year, starting from
+what the line's role suggests and flipping the fewest signs. Totals are looked for first where
+the label data says a line is a total (营业利润, 流动资产合计, 经营活动现金流), among the lines printed
+directly before or after it; then any line among its neighbours. A section total whose printed
+lines never add up to it (流动资产合计 with lines the note leaves out) keeps those lines as parts and
+the difference as a line the note does not print.
+
+Bounded: runs of at most `MAX_RUN` lines, sets of at most 4 among the 8 nearest, at most
+`MAX_ATTEMPTS` sign checks per table; a table longer than `MAX_LINES` lines is read without
+subtotals (its lines stay memo lines) and the report says so.
+"""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import itertools
-from dataclasses import dataclass
-from typing import NamedTuple
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
 
 from udfs.findings import Interval
 
-from .labels import YEAR_KINDS, LabelData, default_label_data, normalise_label
-from .numbers import PrintedNumber
+from .labels import ROLE_SECTIONS, YEAR_KINDS, LabelData, default_label_data, match_label, normalise_label
+from .numbers import PrintedNumber, parse_number
 from .tables import Row, Table, YearColumn
 
 if TYPE_CHECKING:
     from .reader import Note
 
-# --------------------------------------------------------------------------------------------
-# Subtotals
+MAX_LINES = 120          # statement lines the subtotal search takes on
+MAX_RUN = 30             # lines one total may add up
+MAX_ATTEMPTS = 60_000    # sign checks per table
+
 
 class Part(NamedTuple):
     sign: int
     row: Row
 
 
-class Subtotal(NamedTuple):
+@dataclass(frozen=True)
+class Subtotal:
+    """A printed line that is the signed sum of other printed lines, in every year within the
+    rounding of the printed figures; `remainder`: the printed parts leave out lines the note does
+    not print, which the model carries as one line of its own."""
     total: Row
     parts: tuple[Part, ...]
+    remainder: bool = False
+    failed: tuple = ()       # an identity of accounting the print breaks: (year, printed, computed)
+
+    def __iter__(self):            # (total, parts), as the tuple it used to be
+        return iter((self.total, self.parts))
 
     def formula(self) -> str:
         text = ""
         for i, (sign, row) in enumerate(self.parts):
             text += (("" if sign > 0 else "−") if i == 0 else (" + " if sign > 0 else " − ")) + row.label
+        if self.remainder:
+            text += " + 其他（报告未列示）"
         return f"{self.total.label} = {text}"
 
 
@@ -44,16 +71,55 @@ class PartialIdentity:
     failed: tuple[tuple[str, float, float], ...]   # (year, printed, computed from the parts)
 
 
-def _check(total: Row, parts: list[Row], signs: tuple[int, ...], years: list[YearColumn]):
+@dataclass(frozen=True)
+class CellRepair:
+    """A printed cell the arithmetic reads otherwise than its text: a decimal point the converter
+    put for a thousands separator (2.875 for 2,875), a garbled separator (6.,075), a dropped digit
+    (31,34), a blank cell — each shown by an identity that holds in the other years."""
+    row: Row
+    year: int                       # index of the year column
+    printed: str                    # the text as printed ("" when blank)
+    value: float
+    decimals: int
+    kind: str                       # THOUSANDS_POINT, GARBLED, DROPPED_DIGIT, BLANK
+    proof: Subtotal
+
+
+THOUSANDS_POINT = "a decimal point printed for a thousands separator"
+GARBLED = "a garbled separator"
+DROPPED_DIGIT = "a digit dropped by the converter: the note's own totals give the figure"
+BLANK = "a cell the note leaves blank: its own totals give the figure"
+
+
+@dataclass
+class Structure:
+    """A statement's arithmetic, as the layout inference reads it."""
+    subtotals: list[Subtotal]
+    partial: list[PartialIdentity]
+    repairs: list[CellRepair] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def memo(self, table: Table) -> list[Row]:
+        return memo_rows(table, self.subtotals)
+
+    def parent(self, row: Row) -> Subtotal | None:
+        return next((s for s in self.subtotals if any(p.row is row for p in s.parts)), None)
+
+
+# --------------------------------------------------------------------------------------------
+# Checking a candidate
+
+def _check(total: Row, parts: list[Row], signs: tuple[int, ...], years: list[YearColumn], value=None):
     """(informative years held, years failed with printed and computed values).
 
     A year holds when the printed total's interval meets the interval the printed parts allow.
     A year is informative only when the total is larger than the rounding slack of the sum, so
     that a sum of zeros cannot "explain" a small figure such as EPS."""
+    value = value or _printed
     held, failed = [], []
     for j, year in enumerate(years):
-        t = total.cells[j]
-        cells = [p.cells[j] for p in parts]
+        t = value(total, j)
+        cells = [value(p, j) for p in parts]
         if t is None or any(c is None for c in cells):
             continue
         lo = hi = point = 0.0
@@ -66,131 +132,478 @@ def _check(total: Row, parts: list[Row], signs: tuple[int, ...], years: list[Yea
             if abs(t.value) > (hi - lo + tv.hi - tv.lo) / 2:
                 held.append(year.label)
         else:
-            failed.append((year.label, t.value, round(point, max(c.decimals for c in cells))))
+            failed.append((year.label, t.value, round(point, max(c.decimals for c in cells) if cells else 0)))
     return held, failed
 
 
-def _nonzero(row: Row) -> bool:
-    return any(c is not None and c.value != 0 for c in row.cells)
+def _printed(row: Row, j: int) -> PrintedNumber | None:
+    return row.cells[j] if j < len(row.cells) else None
 
 
-# Sign patterns, in the order a statement prefers them: everything added (costs printed
-# negative), deductions subtracted (costs printed positive), the first line less the rest, then
-# for short runs any combination (which is also how a rearranged identity would match, so last).
-ALL_ADDED, DEDUCTIONS, FIRST_LESS_REST, ANY_SIGNS = range(4)
-NATURAL = (ALL_ADDED, DEDUCTIONS, FIRST_LESS_REST)
+def _nonzero(row: Row, value) -> bool:
+    return any(value(row, j) is not None and value(row, j).value != 0 for j in range(len(row.cells)))
 
 
-def _signs(pattern: int, deduction: list[bool]):
-    k = len(deduction)
-    if pattern == ALL_ADDED:
-        return [tuple([1] * k)]
-    if pattern == DEDUCTIONS:
-        return [tuple(-1 if d else 1 for d in deduction)] if any(deduction) else []
-    if pattern == FIRST_LESS_REST:
-        return [tuple([1] + [-1] * (k - 1))]
-    return [s for s in itertools.product((1, -1), repeat=k) if -1 in s] if k <= 4 else []
+def _default_signs(parts: list[Row], roles: dict, deductions: set, value, costs: set = frozenset(),
+                   convention: int | None = None) -> tuple[int, ...]:
+    """What each part's role suggests: a cost takes the statement's convention (subtracted where
+    costs are printed positive, whatever this line's sign); another deduction printed mostly
+    positive is subtracted; anything else is added."""
+    out = []
+    for part in parts:
+        role = roles.get(part.position)
+        if role in costs and convention is not None:
+            out.append(convention)
+            continue
+        values = [value(part, j).value for j in range(len(part.cells)) if value(part, j) is not None and value(part, j).value]
+        positive = sum(v > 0 for v in values) >= len(values) / 2 if values else True
+        out.append(-1 if role in deductions and positive else 1)
+    return tuple(out)
 
 
-def _is_deduction(row: Row, roles: dict[int, str | None], deductions: set[str]) -> bool:
-    if roles.get(row.position) not in deductions:
-        return False
-    values = [c.value for c in row.cells if c is not None and c.value != 0]
-    return sum(v > 0 for v in values) >= len(values) / 2 if values else False
+def _convention(table: Table, roles: dict, data: LabelData) -> int | None:
+    """-1 when the statement prints its costs positive (to be subtracted), +1 when negative."""
+    words = set(data.section("deductions").get("convention_from", []))
+    signs = [c.value for r in table.lines if roles.get(r.position) in words for c in r.cells if c is not None and c.value]
+    if not signs:
+        return None
+    return -1 if sum(v > 0 for v in signs) >= len(signs) / 2 else 1
 
 
-def _search(table: Table, data: LabelData | None = None) -> tuple[list[Subtotal], list[PartialIdentity]]:
-    data = data or default_label_data()
-    section = data.variants.get(table.kind, {})
-    roles = {r.position: section.get(normalise_label(r.label), (None,))[0] for r in table.lines}
-    deductions = set(data.section("deductions").get("roles", []))
-    years = table.years
-    lines = [r for r in table.lines if r.has_figures and not r.percent]
-    top = list(lines)            # the collapsed view: rows that are part of no total found yet
-    found: list[Subtotal] = []
-    partial: dict[int, PartialIdentity] = {}
-    totals: set[int] = set()
+class _Search:
+    """The subtotal search over one statement."""
 
-    def attempt(total: Row, parts: list[Row], pattern: int) -> Subtotal | None:
-        if not _nonzero(total) or sum(_nonzero(p) for p in parts) < 2 or any(contains(p, total) for p in parts):
+    def __init__(self, table: Table, data: LabelData, value):
+        self.table = table
+        self.value = value
+        self.data = data
+        sections = ROLE_SECTIONS.get(table.kind, ("income", "balance", "cashflow"))
+        self.roles = {r.position: next((hit[0] for sec in sections for hit in [match_label(data, sec, r.label)] if hit), None)
+                      for r in table.lines}
+        self.deductions = set(data.section("deductions").get("roles", []))
+        self.costs = set(data.section("deductions").get("costs", [])) if table.kind == "income" else set()
+        self.convention = _convention(table, self.roles, data) if table.kind == "income" else None
+        structure = data.section("structure")
+        self.total_roles = set(structure.get("totals", []))
+        self.open_roles = set(structure.get("open_totals", []))
+        self.total_words = structure.get("total_words", [])
+        self.rank = structure.get("rank", {})
+        self.excluded = structure.get("excluded_parts", {})
+        self.must = structure.get("must_include", {})
+        self.sides = (set(structure.get("asset_side", [])), set(structure.get("funding_side", [])))
+        self.lines = [r for r in table.lines if r.has_figures and not r.percent and self._additive(r)]
+        self.top = list(self.lines)
+        self.found: list[Subtotal] = []
+        self.partial: dict[int, PartialIdentity] = {}
+        self.children: dict[int, list[Row]] = {}
+        self.attempts = 0
+
+    def _additive(self, row: Row) -> bool:
+        """Per-share figures and ratios printed inside a statement are not part of its sums."""
+        own = match_label(self.data, self.table.kind, row.label) if self.table.kind in ROLE_SECTIONS else None
+        if own is None:
+            other = match_label(self.data, "ratios", row.label)
+            return other is None
+        return own[0] not in ("eps", "non_ifrs_eps", "dps", "bvps", "cfo_per_share")
+
+    def is_total(self, row: Row) -> bool:
+        label = normalise_label(row.label)
+        return self.roles.get(row.position) in self.total_roles or any(label.endswith(w) for w in self.total_words)
+
+    def contains(self, row: Row, target: Row) -> bool:
+        return any(c is target or self.contains(c, target) for c in self.children.get(row.position, []))
+
+    def attempt(self, total: Row, parts: list[Row], patterns: str) -> Subtotal | None:
+        """The signs that make `parts` add up to `total` in every year, trying `patterns`:
+        "natural" (the roles' signs, everything added, the roles' signs with one or two flipped),
+        "less" (the first part less the rest), "any" (every combination, short runs only)."""
+        value = self.value
+        if self.attempts > MAX_ATTEMPTS or not _nonzero(total, value) or any(self.contains(p, total) for p in parts):
             return None
-        deduction = [_is_deduction(p, roles, deductions) for p in parts]
-        for signs in _signs(pattern, deduction):
-            held, failed = _check(total, parts, signs, years)
-            candidate = Subtotal(total, tuple(Part(s, p) for s, p in zip(signs, parts)))
+        if total in parts or not self._allowed(total, parts):
+            return None
+        if len(parts) == 1:
+            # one line equal to another in every year (营业总收入 = 营业收入, 非流动负债合计 = 其他)
+            part = parts[0]
+            same = [j for j in range(len(total.cells)) if value(total, j) is not None and value(part, j) is not None]
+            if patterns == "natural" and len(same) >= 2 and all(value(total, j).value == value(part, j).value for j in same) \
+                    and self.is_total(total) and _nonzero(part, value) \
+                    and (not self.is_total(part) or self.roles.get(part.position) == self.roles.get(total.position)):
+                return Subtotal(total, (Part(1, part),))
+            return None
+        # a role total may have a part that is zero throughout (所得税 0: 净利润 = 利润总额 − 所得税)
+        if sum(_nonzero(p, value) for p in parts) < (1 if patterns == "natural" and self.is_total(total) else 2):
+            return None
+        years = self.table.years
+        default = _default_signs(parts, self.roles, self.deductions, value, self.costs, self.convention)
+        if patterns == "natural":
+            candidates = [default, tuple([1] * len(parts))]
+        elif patterns == "less":
+            candidates = [tuple([1] + [-1] * (len(parts) - 1))]
+        else:
+            candidates = [s for s in itertools.product((1, -1), repeat=len(parts)) if -1 in s] if len(parts) <= 4 else []
+        for signs in dict.fromkeys(candidates):
+            self.attempts += 1
+            held, failed = _check(total, parts, signs, years, value)
             if len(held) >= 2 and not failed:
-                return candidate
-            if pattern in NATURAL and len(held) >= 2 and len(held) >= len(failed):
-                best = partial.get(total.position)
+                return Subtotal(total, tuple(Part(s, p) for s, p in zip(signs, parts)))
+            if patterns == "natural" and signs == default and len(held) >= 2 and len(held) >= len(failed):
+                best = self.partial.get(total.position)
                 if best is None or len(held) > len(best.held):
-                    partial[total.position] = PartialIdentity(candidate, tuple(held), tuple(failed))
+                    self.partial[total.position] = PartialIdentity(
+                        Subtotal(total, tuple(Part(s, p) for s, p in zip(signs, parts))), tuple(held), tuple(failed))
+        return self._flips(total, parts, default) if patterns == "natural" else None
+
+    def _allowed(self, total: Row, parts: list[Row]) -> bool:
+        """What accounting forbids whatever the arithmetic: a part from the other side of the
+        balance sheet, a part a total never has, an identity without a part the total must have."""
+        role = self.roles.get(total.position)
+        roles = [self.roles.get(p.position) for p in parts]
+        assets, funding = self.sides
+        if role in assets and any(r in funding for r in roles) or role in funding and any(r in assets for r in roles):
+            return False
+        if any(r in self.excluded.get(role, []) for r in roles):
+            return False
+        printed = {self.roles.get(r.position) for r in self.lines}
+        if any(m in printed and m not in roles for m in self.must.get(role, [])):
+            return False
+        return True
+
+    def _flips(self, total: Row, parts: list[Row], default: tuple) -> Subtotal | None:
+        """The role's signs with one or two of them flipped, where the residual of the default
+        says which: flipping part i moves the sum by twice that part."""
+        value, years = self.value, self.table.years
+        usable = [j for j in range(len(years)) if value(total, j) is not None and all(value(p, j) is not None for p in parts)]
+        if len(usable) < 2:
+            return None
+        residual = [value(total, j).value - sum(s * value(p, j).value for s, p in zip(default, parts)) for j in usable]
+        slack = [sum(0.5 * 10 ** -value(p, j).decimals for p in parts) + 0.5 * 10 ** -value(total, j).decimals + 1e-9
+                 for j in usable]
+        moves = [[-2 * s * value(p, j).value for j in usable] for s, p in zip(default, parts)]
+        singles = [i for i, m in enumerate(moves) if all(abs(r - x) <= e for r, x, e in zip(residual, m, slack))]
+        pairs = [] if singles else [(a, b) for a, b in itertools.combinations(range(len(parts)), 2)
+                                    if all(abs(r - ma - mb) <= e for r, ma, mb, e in zip(residual, moves[a], moves[b], slack))]
+        for flip in [(i,) for i in singles] + pairs[:4]:
+            signs = tuple(-s if i in flip else s for i, s in enumerate(default))
+            self.attempts += 1
+            held, failed = _check(total, parts, signs, years, value)
+            if len(held) >= 2 and not failed:
+                return Subtotal(total, tuple(Part(s, p) for s, p in zip(signs, parts)))
         return None
 
-    def neighbours(total: Row):
-        above = [r for r in top if r.position < total.position]
-        below = [r for r in top if r.position > total.position]
-        return above, below
+    def _with_zero_rows(self, hit: Subtotal) -> Subtotal:
+        """A total of the lines above it takes the lines printed between them and the previous
+        total that are zero in every year (长期借款 0 above 其他非流动负债): they are the section's too."""
+        if any(p.row.position > hit.total.position for p in hit.parts):
+            return hit
+        above = [r for r in self.top if r.position < hit.parts[0].row.position]
+        zeros = []
+        excluded = set(self.excluded.get(self.roles.get(hit.total.position), []))
+        for row in reversed(above):
+            if self.is_total(row) or self.roles.get(row.position) in excluded:
+                break
+            if _nonzero(row, self.value):
+                return hit
+            zeros.insert(0, row)
+        if not zeros:
+            return hit
+        return Subtotal(hit.total, tuple(Part(1, r) for r in zeros) + hit.parts, hit.remainder)
 
-    def contiguous() -> bool:
-        # Shorter runs first; at each length the natural sign patterns first, and among those a
-        # total printed after its parts (净利润 after 利润总额 and 所得税) before one printed
-        # above them, the usual reading of a statement.
-        for k in range(2, len(lines)):
-            for patterns in ((ALL_ADDED, DEDUCTIONS), (FIRST_LESS_REST,), (ANY_SIGNS,)):
-                for side, pattern in itertools.product(("above", "below"), patterns):
-                    for total in lines:
-                        if total.position in totals:
-                            continue
-                        above, below = neighbours(total)
-                        run = above[-k:] if side == "above" else below[:k]
-                        if len(run) == k and (hit := attempt(total, run, pattern)):
-                            record(hit)
+    def record(self, hit: Subtotal) -> None:
+        hit = self._with_zero_rows(hit)
+        self.children[hit.total.position] = [p.row for p in hit.parts]
+        self.found.append(hit)
+        for part in hit.parts:
+            if part.row in self.top:
+                self.top.remove(part.row)
+
+    def explained(self) -> set[int]:
+        return {s.total.position for s in self.found}
+
+    def runs(self, total: Row, limit: int) -> list[list[Row]]:
+        """The runs of the collapsed view a total may add up: the lines directly above it, and the
+        lines directly below it up to the next total (which may be the one line)."""
+        above = [r for r in self.top if r.position < total.position][-limit:]
+        below: list[Row] = []
+        explained = self.explained()
+        own = self.rank.get(self.roles.get(total.position))
+        for row in (r for r in self.top if r.position > total.position):
+            if len(below) >= limit:
+                break
+            if self.is_total(row):
+                other = self.rank.get(self.roles.get(row.position))
+                if own is not None and other is not None:
+                    if other >= own:
+                        break
+                elif row.position not in explained and below:
+                    break
+            below.append(row)
+            if self.is_total(row) and row.position not in explained and (own is None or
+                                                                           self.rank.get(self.roles.get(row.position)) is None):
+                break
+        out = [above[-k:] for k in range(1, len(above) + 1)]
+        out += [below[:k] for k in range(1, len(below) + 1)]
+        return out
+
+    def guided(self, patterns: str) -> bool:
+        """Totals by role, shortest runs first."""
+        explained = self.explained()
+        totals = [r for r in self.lines if self.is_total(r) and r.position not in explained]
+        runs = {t.position: self.runs(t, MAX_RUN) for t in totals}
+        for k in range(1, MAX_RUN + 1):
+            for total in totals:
+                for run in runs[total.position]:
+                    if len(run) == k and (hit := self.attempt(total, run, patterns)):
+                        self.record(hit)
+                        return True
+        return False
+
+    def generic(self) -> bool:
+        """A line of unknown role, of a short run of its neighbours or of a few of them; parts
+        printed after it may not be totals (a rearranged identity is no subtotal)."""
+        explained = self.explained()
+        candidates = [r for r in self.lines if r.position not in explained and self.roles.get(r.position) is None]
+        for k in range(2, 7):
+            for total in candidates:
+                above = [r for r in self.top if r.position < total.position][-k:]
+                below = [r for r in self.top if r.position > total.position][:k]
+                for run in (above, below):
+                    if len(run) != k or (run is below and any(self.is_total(r) for r in run)):
+                        continue
+                    for patterns in ("natural", "less", "any"):
+                        if (hit := self.attempt(total, run, patterns)):
+                            self.record(hit)
+                            return True
+        # a role total whose lines are not all next to it (a memo line between: 股本 between 负债合计
+        # and 归属母公司股东权益 under 负债和股东权益合计): a few of its nearest lines, natural signs
+        totals = [r for r in self.lines if r.position not in explained and self.is_total(r)]
+        for size in (2, 3, 4):
+            for total in totals + [c for c in candidates if c not in totals]:
+                sides = [[r for r in self.top if r.position < total.position][-8:]]
+                if total not in totals:
+                    sides.append([r for r in self.top if r.position > total.position and not self.is_total(r)][:8])
+                for side in sides:
+                    for combo in itertools.combinations(side, size):
+                        if (hit := self.attempt(total, list(combo), "natural")):
+                            self.record(hit)
                             return True
         return False
 
-    def subsets() -> bool:
-        window = 8
-        for size in (2, 3, 4):
-            for pattern in NATURAL:
-                for total in lines:
-                    if total.position in totals:
-                        continue
-                    above, below = neighbours(total)
-                    for side in (above[-window:], below[:window]):
-                        for combo in itertools.combinations(side, size):
-                            if (hit := attempt(total, list(combo), pattern)):
-                                record(hit)
-                                return True
-        return False
+    def remainders(self) -> None:
+        """Section totals whose printed lines never add up to them: the run of lines next to them
+        (down to the line the section starts from) are their parts, the rest is a line the note does
+        not print."""
+        explained = self.explained()
+        inclusive = set(self.data.section("structure").get("inclusive", []))
+        parts_now = {p.row.position for s in self.found for p in s.parts}
+        for total in [r for r in self.lines if r.position not in explained and self.roles.get(r.position) in self.open_roles]:
+            above: list[Row] = []
+            for row in reversed([r for r in self.top if r.position < total.position]):
+                if self.is_total(row) and row.position not in parts_now:
+                    if self.roles.get(row.position) in inclusive:
+                        above.insert(0, row)
+                    break
+                above.insert(0, row)
+            below: list[Row] = []
+            for row in (r for r in self.top if r.position > total.position):
+                if self.is_total(row):
+                    break
+                below.append(row)
+            lines_above = [r for r in self.top if r.position < total.position]
+            directly_above = lines_above[-1] if lines_above else None
+            excluded = set(self.excluded.get(self.roles.get(total.position), []))
+            above = [r for r in above if self.roles.get(r.position) not in excluded]
+            below = [r for r in below if self.roles.get(r.position) not in excluded]
+            run = above if directly_above is not None and not self.is_total(directly_above) and len(above) >= 2 \
+                else below if len(below) >= 2 else []
+            if not run:
+                continue
+            signs = _default_signs(run, self.roles, self.deductions, self.value, self.costs, self.convention)
+            self.record(Subtotal(total, tuple(Part(s, p) for s, p in zip(signs, run)), remainder=True))
+            parts_now |= {p.position for p in run}
 
-    children: dict[int, list[Row]] = {}
 
-    def contains(row: Row, target: Row) -> bool:
-        return any(c is target or contains(c, target) for c in children.get(row.position, []))
+    def accounting(self) -> None:
+        """The identities of accounting the print breaks (the label data's `accounting`): the total
+        is the sum of the lines of those roles, and the break is a finding."""
+        explained = self.explained()
+        by_role: dict = {}
+        for row in self.lines:
+            by_role.setdefault(self.roles.get(row.position), row)
+        for role, parts in self.data.section("structure").get("accounting", {}).items():
+            total = by_role.get(role)
+            rows = [by_role.get(p) for p in parts]
+            if total is None or total.position in explained or any(r is None for r in rows):
+                continue
+            if any(self.contains(r, total) for r in rows):
+                continue
+            held, failed = _check(total, rows, (1,) * len(rows), self.table.years, self.value)
+            hit = Subtotal(total, tuple(Part(1, r) for r in rows), failed=tuple(failed))
+            self.found.append(hit)
+            self.children[total.position] = rows
+            if failed:
+                self.partial[total.position] = PartialIdentity(hit, tuple(held), tuple(failed))
+        # a total that must contain a printed total (assets contain current assets): that total
+        # and the lines between it and the total, whatever the print says
+        for role, musts in self.must.items():
+            total = by_role.get(role)
+            firsts = [by_role.get(m) for m in musts]
+            if total is None or total.position in self.explained() or any(f is None for f in firsts):
+                continue
+            start = max(f.position for f in firsts)
+            between = [r for r in self.top if start < r.position < total.position]
+            if not between or any(self.is_total(r) and r.position not in self.explained() for r in between):
+                continue
+            rows = firsts + between
+            signs = (1,) * len(firsts) + _default_signs(between, self.roles, self.deductions, self.value, self.costs, self.convention)
+            held, failed = _check(total, rows, signs, self.table.years, self.value)
+            hit = Subtotal(total, tuple(Part(sg, r) for sg, r in zip(signs, rows)), failed=tuple(failed))
+            self.record(hit)
+            if failed:
+                self.partial[total.position] = PartialIdentity(hit, tuple(held), tuple(failed))
 
-    def record(hit: Subtotal):
-        children[hit.total.position] = [p.row for p in hit.parts]
-        found.append(hit)
-        totals.add(hit.total.position)
-        for part in hit.parts:
-            top.remove(part.row)
 
-    while contiguous() or subsets():
+def search(table: Table, data: LabelData | None = None, value=None) -> tuple[list[Subtotal], list[PartialIdentity], list[str]]:
+    """(subtotals, partial identities, notes) of one statement."""
+    data = data or default_label_data()
+    value = value or _printed
+    state = _Search(table, data, value)
+    if len(state.lines) > MAX_LINES:
+        return [], [], [f"{table.title}: {len(state.lines)} lines, more than the subtotal search takes on "
+                        f"({MAX_LINES}); every line is read as printed, none as a total"]
+    while state.guided("natural"):
         pass
-    found.sort(key=lambda s: s.total.position)
-    memo = {r.position for r in memo_rows(table, found)}
-    return found, sorted((p for pos, p in partial.items() if pos in memo), key=lambda p: p.subtotal.total.position)
+    while state.guided("less"):
+        pass
+    state.remainders()
+    while state.guided("natural"):
+        pass
+    while state.generic():
+        pass
+    state.accounting()
+    state.found.sort(key=lambda s: s.total.position)
+    memo = {r.position for r in memo_rows(table, state.found)}
+    broken = {s.total.position for s in state.found if s.failed}
+    partial = sorted((p for pos, p in state.partial.items() if pos in memo or pos in broken),
+                     key=lambda p: p.subtotal.total.position)
+    notes = []
+    if state.attempts > MAX_ATTEMPTS:
+        notes.append(f"{table.title}: the subtotal search stopped after {MAX_ATTEMPTS:,} checks; lines left are memo lines")
+    return state.found, partial, notes
+
+
+def _candidates(table: Table) -> dict[tuple[int, int], tuple[str, float | None, int]]:
+    """(row position, year index) -> (kind, the value the repair would give or None to solve for,
+    its decimals) of every cell the converter may have damaged."""
+    cells = [c for r in table.lines for c in r.cells if c is not None]
+    whole = sum(c.decimals == 0 for c in cells) >= 0.7 * len(cells) if cells else False
+    out: dict = {}
+    for row in table.lines:
+        if row.percent:
+            continue
+        filled = [c for c in row.cells if c is not None]
+        for j, cell in enumerate(row.cells):
+            if cell is not None:
+                if whole and cell.decimals == 3 and abs(cell.value) < 1000 and "." in cell.raw \
+                        and filled and any(abs(c.value) >= 1000 for c in filled if c is not cell):
+                    out[(row.position, j)] = (THOUSANDS_POINT, round(cell.value * 1000), 0)
+                continue
+            if j in row.damage:
+                text = row.damage[j][0]
+                fixed = re.sub(r"(?<=\d)[.,]{2,}(?=\d)", ",", text)
+                number = parse_number(fixed) if fixed != text else None
+                if number is not None:
+                    out[(row.position, j)] = (GARBLED, number.value, number.decimals)
+                elif re.fullmatch(r"[-(]?\d[\d,]*\d\)?", text.strip()):
+                    out[(row.position, j)] = (DROPPED_DIGIT, None, 0)
+                continue
+            if filled:
+                out[(row.position, j)] = (BLANK, None, max(c.decimals for c in filled))
+    return out
+
+
+def _solve(hit: Subtotal, row: Row, j: int, value) -> tuple[float, float] | None:
+    """The value row's cell in year j takes for the identity to hold, and its rounding slack;
+    None when another cell of the identity is not known."""
+    rows = [(1, hit.total)] + [(-p.sign, p.row) for p in hit.parts]
+    if hit.remainder:
+        return None
+    target = next((sign for sign, r in rows if r is row), None)
+    if target is None:
+        return None
+    total, slack = 0.0, 0.0
+    for sign, r in rows:
+        if r is row:
+            continue
+        cell = value(r, j)
+        if cell is None:
+            return None
+        total += sign * cell.value
+        slack += 0.5 * 10 ** -cell.decimals
+    return -total / target, slack
+
+
+def analyse(table: Table, data: LabelData | None = None) -> Structure:
+    """A statement's arithmetic: subtotals found with the cells the converter may have damaged
+    held out, then those cells repaired where an identity that holds in the other years gives
+    them (and says so); a cell no identity gives stays as printed, or empty."""
+    data = data or default_label_data()
+    candidates = _candidates(table)
+
+    def held_out(row: Row, j: int):
+        return None if (row.position, j) in candidates else _printed(row, j)
+    found, partial, notes = search(table, data, held_out)
+    structure = Structure(found, partial, notes=notes)
+    by_position = {r.position: r for r in table.rows}
+    pending = dict(candidates)
+
+    def current(row: Row, j: int):
+        return None if (row.position, j) in pending else _printed(row, j)
+    progress = True
+    while progress:          # a repaired cell may let the next one be solved
+        progress = False
+        for key in sorted(pending):
+            if _repair(structure, by_position[key[0]], key[1], pending[key], current):
+                del pending[key]
+                progress = True
+    return structure
+
+
+def _repair(structure: Structure, row: Row, j: int, candidate: tuple, held_out) -> bool:
+    kind, proposed, decimals = candidate
+    if True:
+        for hit in structure.subtotals:
+            solved = _solve(hit, row, j, held_out)
+            if solved is None:
+                continue
+            value, slack = solved
+            printed = row.damage[j][0] if j in row.damage else (row.cells[j].raw if row.cells[j] else "")
+            if kind in (THOUSANDS_POINT, GARBLED):
+                if abs(value - proposed) > slack + 0.5 * 10 ** -decimals + 1e-9:
+                    continue
+                repaired = proposed
+            elif kind == DROPPED_DIGIT:
+                digits = re.sub(r"\D", "", printed)
+                whole_value = round(value)
+                if not (str(abs(whole_value)).startswith(digits) and len(str(abs(whole_value))) == len(digits) + 1
+                        and abs(value - whole_value) <= slack + 0.5):
+                    continue
+                repaired = float(whole_value)
+            else:
+                repaired = round(value, decimals)
+            percent = row.percent
+            row.cells[j] = PrintedNumber(float(repaired), decimals, percent, printed, (kind,))
+            row.damage.pop(j, None)
+            structure.repairs.append(CellRepair(row, j, printed, float(repaired), decimals, kind, hit))
+            return True
+    return False
 
 
 def infer_subtotals(table: Table, data: LabelData | None = None) -> list[Subtotal]:
     """Which lines are the sum of which others, with signs, holding in every year column
-    within the rounding of the printed figures.
-
-    Contiguous runs of lines directly below or above a candidate total are tried first (runs
-    already found collapse into their total, so totals of totals are found next), then small
-    sets of nearby lines. Signs: all added, deductions (by role, printed positive) subtracted,
-    the first line less the rest, and for short runs every combination."""
-    return _search(table, data=data)[0]
+    within the rounding of the printed figures (and the section totals whose printed lines leave
+    some out, `remainder`)."""
+    return search(table, data)[0]
 
 
 def memo_rows(table: Table, subtotals: list[Subtotal]) -> list[Row]:
@@ -202,7 +615,7 @@ def memo_rows(table: Table, subtotals: list[Subtotal]) -> list[Row]:
 def partial_identities(table: Table, data: LabelData | None = None) -> list[PartialIdentity]:
     """Combinations that add up to a line in most years but not all: identities the note
     breaks."""
-    return _search(table, data=data)[1]
+    return search(table, data)[1]
 
 
 # --------------------------------------------------------------------------------------------
