@@ -72,7 +72,11 @@ def consistent_targets(report: dict, company, forecast: list[str], misses: dict 
             scale = 100 if row.get("percent") else 1
             for year, v in zip(labels, row["values"]):
                 if year in forecast and v is not None and v == v and row["key"] in model_keys:
-                    printed.setdefault((row["key"], year), (float(v) / scale, int(row.get("decimals", 0)) + (2 if scale == 100 else 0)))
+                    figure = (float(v) / scale, int(row.get("decimals", 0)) + (2 if scale == 100 else 0))
+                    known = printed.get((row["key"], year))
+                    # the same line printed twice: the finer print, where it rounds to the coarser
+                    if known is None or (figure[1] > known[1] and abs(figure[0] - known[0]) <= 0.5 * 10 ** -known[1] + 1e-12):
+                        printed[(row["key"], year)] = figure
     # A printed figure the report's own definitions cannot produce from its other figures (a
     # finding beyond rounding) is no target: fitting it would bend the lines it is made of.
     beyond = unreachable_prints(report, company)
@@ -86,26 +90,33 @@ def consistent_targets(report: dict, company, forecast: list[str], misses: dict 
                   if line in p or line in implied]
     free_drivers = [(key, year) for key in standalone_targets(company) for year in forecast]
     x0 = np.array([p[line][labels.index(year)] if line in p else _from_print(company, line, year, p, labels) for line, year in free_lines]
-                  + [company.inputs[(key, year)] for key, year in free_drivers])
+                  + [company.inputs[(key, year)] for key, year in free_drivers], dtype=float)
+    x0[~np.isfinite(x0)] = 0.0   # a line the note leaves blank in that year starts from nothing
+    if not len(x0):
+        return {}, {}
 
-    def evaluate(x):
+    def evaluate_on(x, cells):
         inputs = dict(company.inputs)
         inputs.update({cell: x[len(free_lines) + i] for i, cell in enumerate(free_drivers)})
         overrides = {cell: x[i] for i, cell in enumerate(free_lines)}
         model = build_model(replace(company, inputs=inputs), overrides)
-        return np.array([_number(model.value(key, year)) for key, year in outputs])
+        return np.array([_number(model.value(key, year)) for key, year in cells], dtype=float)
 
-    f0 = evaluate(x0)
+    f0 = evaluate_on(x0, outputs)
     numeric = np.isfinite(f0)  # an output the model shows as NM or an error cannot be fitted
     outputs = [o for o, ok in zip(outputs, numeric) if ok]
     f0 = f0[numeric]
-    evaluate_all = evaluate
+    if not outputs:
+        return {cell: float(x0[i]) for i, cell in enumerate(free_lines)}, \
+            {cell: float(x0[len(free_lines) + i]) for i, cell in enumerate(free_drivers)}
+    fitted = list(outputs)
 
-    def evaluate(x):  # noqa: F811 - the same, on the numeric outputs only
-        return evaluate_all(x)[numeric]
+    def evaluate(x):
+        return evaluate_on(x, fitted)
     jacobian = np.column_stack([evaluate(x0 + np.eye(len(x0))[j]) - f0 for j in range(len(x0))])
+    jacobian[~np.isfinite(jacobian)] = 0.0   # a move that makes an output NM: no linear effect to fit
     target = np.array([printed[o][0] for o in outputs])
-    half = np.array([0.45 * 10 ** -printed[o][1] for o in outputs])  # 10% margin for driver rounding
+    half = np.array([0.49 * 10 ** -printed[o][1] for o in outputs])  # 2% margin for driver rounding
     n, m = len(x0), len(outputs)
     # Where the print cannot all hold (a report whose cash flow does not tie to its balance
     # sheet), the analyst's inputs and the balance sheet are kept and the derived cash-flow
@@ -129,19 +140,19 @@ def consistent_targets(report: dict, company, forecast: list[str], misses: dict 
     a_ub = np.vstack([a_upper, a_lower])
     # A printed 0 is not a -0 (the note would print that, and the reader folds it away): a line
     # printed 0 stays at or above zero, so that the template does not show "-0" under a "0".
-    low = np.where(target == 0, 0.0, target - half)
+    low = np.where(target == 0, 1e-7, target - half)
     b_ub = np.concatenate([target + half - f0, -(low - f0)])
     bounds = [(0, None)] * (2 * n + m)
     # Two passes, so that the tie-break is not lost in the solver's tolerance: first the least
     # weighted miss, then, holding that, the smallest relative moves.
     fit = linprog(np.concatenate([np.zeros(2 * n), weights]), A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs")
     if not fit.success:
-        raise RuntimeError(f"calibration failed: {fit.message}")
+        raise DataError(f"calibration found no drivers that reproduce the note ({fit.message})")
     hold = np.concatenate([np.zeros(2 * n), weights])[None, :]
     result = linprog(np.concatenate([1 / scale, 1 / scale, np.zeros(m)]), A_ub=np.vstack([a_ub, hold]),
                      b_ub=np.concatenate([b_ub, [fit.fun + 1e-6 * max(1.0, fit.fun)]]), bounds=bounds, method="highs")
     if not result.success:
-        raise RuntimeError(f"calibration failed: {result.message}")
+        raise DataError(f"calibration found no drivers that reproduce the note ({result.message})")
     x = x0 + result.x[:n] - result.x[n:2 * n]
     if misses is not None:  # the printed figures no consistent set of values can reach, and by how much
         slack = result.x[2 * n:]
@@ -188,11 +199,17 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8) -> dict[str, di
     # Among values that fit the print equally well the fit prefers those nearest where it starts,
     # so it is repeated from its own result until that stops moving: the drivers it writes are
     # then what it derives again from them (a committed file is its own calibration).
+    # money to the cent, or two places finer than the note prints (a note printing 1,765.78 needs
+    # drivers kept to 1e-4, or their rounding moves a line off its print); rates to the places of
+    # the rate methods
+    finer = max([int(row.get("decimals", 0)) for table in ("income", "balance", "cashflow")
+                 for row in report.get(table, []) if not row.get("percent")] or [0])
+    money_places = METHODS["fixed"].places + finer
     for _ in range(4):
         line_targets, driver_values = consistent_targets(report, company, forecast)
         moved = False
-        for (key, year), value in driver_values.items():  # money to the cent, a rate to the places of the rate methods
-            value = round(value, METHODS["share"].places if formats[key] == "pct" else METHODS["fixed"].places)
+        for (key, year), value in driver_values.items():
+            value = round(value, METHODS["share"].places if formats[key] == "pct" else money_places)
             moved |= value != company.inputs[(key, year)]
             company.inputs[(key, year)] = value
         if not moved:
@@ -211,7 +228,8 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8) -> dict[str, di
                 base_value = model.value(driver.base, year) if driver.base else None
                 try:
                     method = METHODS[driver.method]
-                    values.append(round(method.invert(line_targets[(line, year)], prior, base_value), method.places))
+                    places = method.places + (finer if method.driver_format in ("money", "money2") else 0)
+                    values.append(round(method.invert(line_targets[(line, year)], prior, base_value), places))
                 except (ZeroDivisionError, TypeError):
                     # its base is not computed yet (still zero in the first round): keep the value
                     values.append(driver.values[forecast.index(year)])

@@ -136,8 +136,7 @@ def _facts_market_rating(data: dict, name: str) -> tuple:
     for required in ("name_zh", "ticker"):
         if not isinstance(facts.get(required, ""), str):
             raise CompanyDataError(f"{name}: [company].{required} must be text")
-    if not (facts.get("name_zh", "").strip() or facts.get("ticker", "").strip()):
-        raise CompanyDataError(f"{name}: [company] needs name_zh or ticker")
+    # A name or ticker the source note does not print stays empty (the cover asks for it).
     # A price or share count the source note does not print is left out: the model shows the cell
     # empty (the first refresh brings a price) and what reads it shows #N/A, not an invented number.
     if "fx_rate" not in market:
@@ -153,7 +152,7 @@ def _facts_market_rating(data: dict, name: str) -> tuple:
             price_date = None
     if isinstance(price_date, dt.datetime):
         price_date = price_date.date()
-    if not isinstance(price_date, dt.date) and ("price_date" in market or "price" in market):
+    if not isinstance(price_date, dt.date) and "price_date" in market:
         raise CompanyDataError(f"{name}: [market].price_date must be a date such as 2025-12-18")
     for field_name in ("price", "fx_rate", "shares"):
         if field_name in market and market[field_name] > 1e12:

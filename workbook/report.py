@@ -66,21 +66,24 @@ def findings(company: Company, report: Report) -> list[Finding]:
         for year in report.years:
             printed.setdefault((tables[key], key, year), Printed(value, 9))
     market = report.data["market"]
-    scalars = {
-        "shares": Printed(round(market["shares_100mn"] * 100, 6), _places(market["shares_100mn"]) - 2),
-        "price": Printed(market["price"], 2),
-        "fx_rate": Printed(market["fx_rate"], _places(market["fx_rate"])),
-    }
-    # The price in the reporting currency, as the P/E lines read it: price x FX, held to the
-    # price's printed precision (an FX rate printed to four places moves it less than that).
-    scalars["price_local"] = Printed(market["price"] * market["fx_rate"], 2)
+    # The note's market figures, where it prints them (a figure it does not print is no finding).
+    scalars = {"fx_rate": Printed(market["fx_rate"], _places(market["fx_rate"]))}
+    if "shares_100mn" in market:
+        scalars["shares"] = Printed(round(market["shares_100mn"] * 100, 6), _places(market["shares_100mn"]) - 2)
+    if "price" in market:
+        scalars["price"] = Printed(market["price"], 2)
+        # The price in the reporting currency, as the P/E lines read it: price x FX, held to the
+        # price's printed precision (an FX rate printed to four places moves it less than that).
+        scalars["price_local"] = Printed(market["price"] * market["fx_rate"], 2)
     years = company.years
     found = find(lines + list(company.layout.report_identities), years, printed, scalars,
                  ["income", "summary", "balance", "cashflow", "ratios", "base"])
     found = [_with_gap_match(f, printed) for f in found]
-    cap = market_cap_finding(Printed(market["price"], 2), Printed(market["shares_100mn"], _places(market["shares_100mn"])),
-                             Printed(market["market_cap_100mn"], _places(market["market_cap_100mn"])),
-                             currency_zh(company.facts.get("quote_currency", "")))
+    cap = None
+    if all(k in market for k in ("price", "shares_100mn", "market_cap_100mn")):
+        cap = market_cap_finding(Printed(market["price"], 2), Printed(market["shares_100mn"], _places(market["shares_100mn"])),
+                                 Printed(market["market_cap_100mn"], _places(market["market_cap_100mn"])),
+                                 currency_zh(company.facts.get("quote_currency", "")))
     return found + ([cap] if cap else [])
 
 
@@ -144,14 +147,17 @@ def reproduction(model, report: Report, found: list[Finding]) -> list[Mismatch]:
 
 def _explain(line, year: str, first_year: str, findings_at: dict, fx, by_key: dict, model, mismatched: set,
              printed: dict, off_by: float) -> str:
-    own = findings_at.get((line.key, year))
-    if own:
-        return "the report disagrees with itself here: " + own[0].line()
+    own = findings_at.get((line.key, year)) or []
+    beyond = [f for f in own if not f.within_rounding]
+    if beyond:
+        return "the report disagrees with itself here: " + beyond[0].line()
     refs = _refs(line, fx)
     if year == first_year and any(r.lag for r in refs):
         return "needs the year before the first one the report prints"
     if line.key in model.company.layout.undisclosed:
         return f"the report does not disclose how it computes this line; the model's definition is {line.formula}"
+    if own and off_by <= 1:   # one unit off where the note's own figures agree only within their rounding
+        return "the report disagrees with itself here: " + own[0].line()
     # A disagreement beyond rounding spreads along definitions: look for one on a line linked
     # to this one (read by it, or reading it) within two steps, in the same year.
     seen, frontier = {line.key}, [line.key]
@@ -167,6 +173,8 @@ def _explain(line, year: str, first_year: str, findings_at: dict, fx, by_key: di
                     if not f.within_rounding:
                         return f"follows from the report's disagreement on {other}: " + f.line()
         frontier = nxt
+    if own:   # within rounding here, and no disagreement beyond rounding nearby
+        return "the report disagrees with itself here: " + own[0].line()
     inputs = {r.key for r in refs if r.key in by_key and not by_key[r.key].scalar}
     printed_inputs = all(any((t, key, year) in printed for t in TABLES) for key in inputs)
     if inputs and printed_inputs and not any((key, year) in mismatched for key in inputs) and off_by <= 1:

@@ -143,7 +143,7 @@ def normalise_label(label: str) -> str:
     text = re.sub(r"\s+", "", text).rstrip(":")
     text = re.sub(r"\([^()]{0,12}$", "", text)
     while True:
-        stripped = _TRAILING_PARENS.sub("", text).rstrip(":")
+        stripped = _TRAILING_PARENS.sub("", text).rstrip(":").rstrip("%")
         if stripped == text or not stripped:
             break
         text = stripped

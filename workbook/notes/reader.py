@@ -30,6 +30,7 @@ class Note:
     identity: Identity = field(default_factory=Identity)
     rating_read: Rating = field(default_factory=Rating)
     structures: dict = field(default_factory=dict)      # table index -> Structure (statements)
+    text: str = ""                                      # the note's text, for what is read from it whole
 
     def tables_of(self, kind: str) -> list[Table]:
         return [t for t in self.tables if t.kind == kind]
@@ -179,4 +180,4 @@ def read_note(source: str | Path, data: LabelData | None = None) -> Note:
                 warnings.append(f"{table.title} {row.label} {table.years[j].label}: {raw!r}: {why}")
     return Note(tables, market, rating.label, rating.action, rating.printed, scheme, identity.company, identity.ticker,
                 identity.exchange_market, identity.date, warnings + market.notes + rating.notes, identity, rating,
-                structures)
+                structures, text)
