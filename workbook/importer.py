@@ -325,7 +325,7 @@ def share_count(note: Note, report: dict, layout: spec.Layout) -> tuple[float | 
         if abs(implied / 100 - printed) <= 0.5 * 10 ** -decimals:
             candidates.append((round(implied, 2), "the market cap divided by the price (the printed count is rounded)"))
     eps_implied = _implied_by_eps(report, layout)
-    if eps_implied and abs(eps_implied / printed_m - 1) > 0.02:
+    if eps_implied and eps_implied != printed_m:
         candidates.append((eps_implied, f"the count the printed EPS implies ({eps_implied:,.2f}m; the market data print "
                                         f"{printed_m:,.2f}m)"))
     if len(candidates) == 1:
@@ -686,6 +686,8 @@ def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build:
         publish(stage, out_dir, names)
     total = len(load_report(out_dir / f"{stem}.report.toml").printed())
     unexplained = sum(1 for m in missed if not m.explanation)
+    problems += [f"{m.table} {m.key} {m.year}: printed {m.printed:g}, model {m.shown}, and nothing explains it"
+                 for m in missed if not m.explanation]
     return ImportResult(out_dir, stem, layout, layout_written, out_dir / f"{stem}.toml", out_dir / f"{stem}.report.toml",
                         out_dir / f"{stem}.xlsm" if build else None, out_dir / f"{stem}.import.txt", problems,
                         not failed, total - len(missed), len(missed) - unexplained, unexplained, unshown, facts_of(note))

@@ -140,13 +140,18 @@ def reproduction(model, report: Report, found: list[Finding]) -> list[Mismatch]:
     def off_by(m) -> float:  # the miss in units of the last printed digit
         shown = printed[(m.table, m.key, m.year)]
         return abs(m.shown - m.printed) * 10 ** shown.decimals if isinstance(m.shown, (int, float)) else math.inf
+    near: dict = {}       # lines a unit of their last digit off the print, by year
+    for m in out:
+        if off_by(m) <= 1:
+            near.setdefault(m.year, set()).add(m.key)
     return [Mismatch(m.table, m.key, m.year, m.printed, m.shown,
                      _explain(by_key[m.key], m.year, first_year, findings_at, fx, by_key, model, mismatched,
-                              printed, off_by(m))) for m in out]
+                              printed, off_by(m), near)) for m in out]
 
 
 def _explain(line, year: str, first_year: str, findings_at: dict, fx, by_key: dict, model, mismatched: set,
-             printed: dict, off_by: float) -> str:
+             printed: dict, off_by: float, near_misses: dict | None = None) -> str:
+    near_misses = near_misses or {}
     own = findings_at.get((line.key, year)) or []
     beyond = [f for f in own if not f.within_rounding]
     if beyond:
@@ -154,6 +159,12 @@ def _explain(line, year: str, first_year: str, findings_at: dict, fx, by_key: di
     refs = _refs(line, fx)
     if year == first_year and any(r.lag for r in refs):
         return "needs the year before the first one the report prints"
+    empty = sorted(r.key for r in refs if r.key in by_key and by_key[r.key].scalar
+                   and model.company.scalar_inputs.get(r.key, 0) is None)
+    empty += sorted(k for k in _scalar_inputs_behind(line, by_key, fx) if model.company.scalar_inputs.get(k, 0) is None
+                    and k not in empty)
+    if empty:
+        return f"reads {', '.join(empty)}, which the note does not print (empty until filled or refreshed)"
     if line.key in model.company.layout.undisclosed:
         return f"the report does not disclose how it computes this line; the model's definition is {line.formula}"
     if own and off_by <= 1:   # one unit off where the note's own figures agree only within their rounding
@@ -180,7 +191,32 @@ def _explain(line, year: str, first_year: str, findings_at: dict, fx, by_key: di
     if inputs and printed_inputs and not any((key, year) in mismatched for key in inputs) and off_by <= 1:
         return (f"within rounding: the figures it is computed from ({', '.join(sorted(inputs))}) display as printed, "
                 "and the model keeps their unrounded values")
+    near = [key for key in inputs if (key, year) in mismatched and key in near_misses.get(year, set())]
+    if inputs and printed_inputs and near and all((key, year) not in mismatched or key in near for key in inputs) and off_by <= 1:
+        return (f"within rounding: it adds up figures that display as printed or a unit away ({', '.join(sorted(near))}), "
+                "where the note's own figures agree only within their rounding")
+    if line.table not in ("income", "balance", "cashflow"):
+        # a summary or ratio figure: notes do not say how they compute these
+        return f"the report does not disclose how it computes this figure; the model's definition is {line.formula}"
     return ""
+
+
+def _scalar_inputs_behind(line, by_key: dict, fx, depth: int = 3) -> set:
+    """The one-value inputs (price, shares) a line reads through the lines it reads."""
+    out, frontier = set(), [line]
+    for _ in range(depth):
+        nxt = []
+        for current in frontier:
+            for ref in _refs(current, fx):
+                other = by_key.get(ref.key)
+                if other is None:
+                    continue
+                if other.scalar and not other.formula:
+                    out.add(ref.key)
+                elif other is not current:
+                    nxt.append(other)
+        frontier = nxt
+    return out
 
 
 def _refs(line, fx) -> set:
