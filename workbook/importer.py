@@ -134,9 +134,13 @@ def mapped_lines(note: Note) -> list[Placed]:
     return [p for p in placed_rows(note) if first.get(p.kind) == p.table_index]
 
 
-def _key_in(layout: spec.Layout, role: str | None) -> str | None:
+def _key_in(layout: spec.Layout, role: str | None, kind: str | None = None) -> str | None:
+    """The layout's line for a role: the one its table names for it (a ratio table's own
+    每股收益 row), else the line of that key, else the one that takes the role as an alias."""
     if role is None:
         return None
+    if kind is not None and (role, kind) in layout.table_aliases:
+        return layout.table_aliases[(role, kind)]
     keys = {line.key for line in layout.lines}
     return role if role in keys else layout.aliases.get(role)
 
@@ -325,7 +329,7 @@ def share_count(note: Note, report: dict, layout: spec.Layout) -> tuple[float | 
         if abs(implied / 100 - printed) <= 0.5 * 10 ** -decimals:
             candidates.append((round(implied, 2), "the market cap divided by the price (the printed count is rounded)"))
     eps_implied = _implied_by_eps(report, layout)
-    if eps_implied and eps_implied != printed_m:
+    if eps_implied and abs(eps_implied / printed_m - 1) > 0.02:   # EPS on another count than the market data's
         candidates.append((eps_implied, f"the count the printed EPS implies ({eps_implied:,.2f}m; the market data print "
                                         f"{printed_m:,.2f}m)"))
     if len(candidates) == 1:
@@ -638,7 +642,7 @@ def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build:
         else:
             base = None
             for m in lines:
-                m.key = _key_in(layout, m.role)
+                m.key = _key_in(layout, m.role, m.kind)
         report = report_data(note, lines, layout, note_path.name)
         company, problems, facts_note = company_data(note, report, layout, years)
         if base:
