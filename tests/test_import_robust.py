@@ -114,3 +114,27 @@ def test_no_company_ticker_or_broker_of_the_corpus_in_python_source():
                 if hit:
                     offenders.append(f"{path.relative_to(ROOT)}:{number}: {hit}")
     assert not offenders, "\n".join(offenders)
+
+
+@needs_notes
+def test_a_note_without_a_price_gets_one_from_the_first_refresh(tmp_path):
+    """The price cell stays empty and marked; P/E waits; the first refresh fills it and P/E follows."""
+    from workbook.importer import import_note
+    from workbook_reader import Template
+    result = import_note(NOTES / "taipingyang_688200SH.md", tmp_path / "m")
+    assert result.facts["price"] is None and "price" in result.facts["missing"]
+    assert "not printed: price" in result.text_path.read_text(encoding="utf-8")
+    template = Template(result.model_path)
+    sheet, cell = template.cell_by_name("MKT_price")
+    assert template.book[sheet][cell].value is None
+    quotes = tmp_path / "q.csv"
+    quotes.write_text("ticker,price,currency,price_date,fx_to_reporting,benchmark_level,source\n"
+                      "688200.SH,410.59,CNY,2026-05-20,1,,test\n", encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "addin", "refresh", str(result.model_path), "--quotes", str(quotes),
+                          "--as-of", "2026-05-21"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    refreshed = Template(result.model_path)
+    assert refreshed.book[sheet][cell].value == 410.59
+    check = subprocess.run([sys.executable, "-m", "addin", "check", str(result.model_path)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0 and "RESULT: OK" in check.stdout, check.stdout + check.stderr

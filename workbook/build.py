@@ -126,6 +126,12 @@ def _driver_validation(line, driver, company: Company):
             "error_title": "Unusual driver", "error_message": f"Expected between {bounds[0]:g} and {bounds[1]:g} ({unit})."}
 
 
+# Market inputs a source note may not print: what the empty cell asks for.
+UNPRINTED_FACTS = {"price": "报告未列示股价：刷新即填入。The note prints no price: Refresh fills it.",
+                   "shares": "报告未列示总股本：请填写。The note prints no share count: type it.",
+                   "price_date": "报告未列示股价日期：刷新即填入。No price date: Refresh fills it."}
+
+
 def input_validation(key: str, company: Company) -> dict | None:
     """Data validation and the input message of a market or rating input, in the company's currencies."""
     quote, reporting = company.facts.get("quote_currency", ""), company.facts.get("reporting_currency", "")
@@ -181,7 +187,7 @@ def company_title(company: Company) -> str:
 def source_note(company: Company, price_date: str, fx_rate: float) -> str:
     """The summary table's source line, from the company's own facts and the market inputs."""
     quote, reporting = company.facts.get("quote_currency", ""), company.facts.get("reporting_currency", "")
-    return (f"资料来源：{company.facts.get('source', '公司财报')}；股价时间为 {price_date}，"
+    return (f"资料来源：{company.facts.get('source', '公司财报')}；股价时间为 {price_date or '—'}，"
             f"汇率 1{quote}={fx_rate:.4f}{reporting}")
 
 
@@ -264,7 +270,9 @@ def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: 
         value = model.value(cell.key, cell.year)
         bold = cell.key in _bold(company)
         if cell.kind == "input":
-            review = _carried_for_review(cell, company, drivers)
+            # a fact the source note does not print (a price, a share count) is left empty and
+            # marked for the analyst, as a value carried for review is
+            review = _carried_for_review(cell, company, drivers) or (value is None and cell.key in UNPRINTED_FACTS)
             fmt = styles.get(line.fmt, "review" if review else "input", bold)
             if cell.key == "price_date" and isinstance(value, str):
                 ws.write_datetime(cell.row, cell.col, dt.datetime.fromisoformat(value), fmt)
@@ -288,7 +296,10 @@ def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: 
                 labels = schemes()[company.scalar_inputs["rating_scheme"]].labels
                 validation = {"validate": "list", "source": labels, "input_title": "Previous rating",
                               "input_message": "The rating before this report; empty for a first rating."}
-            if validation and review:
+            if validation and review and value is None and cell.key in UNPRINTED_FACTS:
+                validation = {**validation, "input_title": "报告未列示 To fill",
+                              "input_message": (UNPRINTED_FACTS[cell.key] + " " + validation.get("input_message", ""))[:255]}
+            elif validation and review:
                 validation = {**validation, "input_title": "待复核 Review",
                               "input_message": ("Carried from the previous year by roll: revisit it. "
                                                 + validation.get("input_message", ""))[:255]}

@@ -328,8 +328,11 @@ def share_count(note: Note, report: dict, layout: spec.Layout) -> tuple[float | 
         decimals = _decimals(printed)
         if abs(implied / 100 - printed) <= 0.5 * 10 ** -decimals:
             candidates.append((round(implied, 2), "the market cap divided by the price (the printed count is rounded)"))
-    eps_implied = _implied_by_eps(report, layout)
-    if eps_implied and abs(eps_implied / printed_m - 1) > 0.02:   # EPS on another count than the market data's
+    # EPS on another count than the market data's (317 against 412.41 million), or on the count
+    # the rounded one stands for: for an inferred layout, whose EPS is profit over this count (a
+    # known layout carries its own per-share definitions, diluted counts and all)
+    eps_implied = _implied_by_eps(report, layout) if layout.name == "inferred" else None
+    if eps_implied and eps_implied != printed_m:
         candidates.append((eps_implied, f"the count the printed EPS implies ({eps_implied:,.2f}m; the market data print "
                                         f"{printed_m:,.2f}m)"))
     if len(candidates) == 1:

@@ -146,11 +146,11 @@ def reproduction(model, report: Report, found: list[Finding]) -> list[Mismatch]:
             near.setdefault(m.year, set()).add(m.key)
     return [Mismatch(m.table, m.key, m.year, m.printed, m.shown,
                      _explain(by_key[m.key], m.year, first_year, findings_at, fx, by_key, model, mismatched,
-                              printed, off_by(m), near)) for m in out]
+                              printed, off_by(m), near, m.table)) for m in out]
 
 
 def _explain(line, year: str, first_year: str, findings_at: dict, fx, by_key: dict, model, mismatched: set,
-             printed: dict, off_by: float, near_misses: dict | None = None) -> str:
+             printed: dict, off_by: float, near_misses: dict | None = None, printed_in: str = "") -> str:
     near_misses = near_misses or {}
     own = findings_at.get((line.key, year)) or []
     beyond = [f for f in own if not f.within_rounding]
@@ -195,9 +195,10 @@ def _explain(line, year: str, first_year: str, findings_at: dict, fx, by_key: di
     if inputs and printed_inputs and near and all((key, year) not in mismatched or key in near for key in inputs) and off_by <= 1:
         return (f"within rounding: it adds up figures that display as printed or a unit away ({', '.join(sorted(near))}), "
                 "where the note's own figures agree only within their rounding")
-    if line.table not in ("income", "balance", "cashflow"):
+    if printed_in not in ("income", "balance", "cashflow"):
         # a summary or ratio figure: notes do not say how they compute these
-        return f"the report does not disclose how it computes this figure; the model's definition is {line.formula}"
+        how = f"the model's definition is {line.formula}" if line.formula else "the model shows its own statement line"
+        return f"the report does not disclose how it computes this figure; {how}"
     return ""
 
 
