@@ -85,9 +85,15 @@ def _families(data: LabelData) -> dict:
     return out
 
 
+@lru_cache(maxsize=4)
+def _numbering(pattern: str) -> re.Pattern:
+    return re.compile(pattern)
+
+
 def match_label(data: LabelData, section: str, label: str) -> tuple[str, str, str] | None:
     """(role, variant, how) for a printed label in a section of the label data: exact or after
-    normalisation; after its bookkeeping words (加:, 减:, 其中:, 合计, 总计) are dropped; by a
+    normalisation; after its numbering (一、, (二)) and bookkeeping words (加:, 减:, 其中:, 合计,
+    总计) are dropped; by a
     family pattern; or as the truncated start of one role's variants (营业税金及 for 营业税金及附加,
     a converter's cut)."""
     key = normalise_label(label)
@@ -97,6 +103,8 @@ def match_label(data: LabelData, section: str, label: str) -> tuple[str, str, st
         return hit[0], hit[1], "exact" if hit[1] == label else "normalised"
     forms = data.section("label_forms")
     bare = key
+    if forms.get("numbering"):
+        bare = _numbering(forms["numbering"]).sub("", bare, count=1) or bare
     for prefix in forms.get("drop_prefixes", []):
         if bare.startswith(prefix) and len(bare) > len(prefix):
             bare = bare[len(prefix):]

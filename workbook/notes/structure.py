@@ -571,31 +571,30 @@ def analyse(table: Table, data: LabelData | None = None) -> Structure:
 
 def _repair(structure: Structure, row: Row, j: int, candidate: tuple, held_out) -> bool:
     kind, proposed, decimals = candidate
-    if True:
-        for hit in structure.subtotals:
-            solved = _solve(hit, row, j, held_out)
-            if solved is None:
+    for hit in structure.subtotals:
+        solved = _solve(hit, row, j, held_out)
+        if solved is None:
+            continue
+        value, slack = solved
+        printed = row.damage[j][0] if j in row.damage else (row.cells[j].raw if row.cells[j] else "")
+        if kind in (THOUSANDS_POINT, GARBLED):
+            if abs(value - proposed) > slack + 0.5 * 10 ** -decimals + 1e-9:
                 continue
-            value, slack = solved
-            printed = row.damage[j][0] if j in row.damage else (row.cells[j].raw if row.cells[j] else "")
-            if kind in (THOUSANDS_POINT, GARBLED):
-                if abs(value - proposed) > slack + 0.5 * 10 ** -decimals + 1e-9:
-                    continue
-                repaired = proposed
-            elif kind == DROPPED_DIGIT:
-                digits = re.sub(r"\D", "", printed)
-                whole_value = round(value)
-                if not (str(abs(whole_value)).startswith(digits) and len(str(abs(whole_value))) == len(digits) + 1
-                        and abs(value - whole_value) <= slack + 0.5):
-                    continue
-                repaired = float(whole_value)
-            else:
-                repaired = round(value, decimals)
-            percent = row.percent
-            row.cells[j] = PrintedNumber(float(repaired), decimals, percent, printed, (kind,))
-            row.damage.pop(j, None)
-            structure.repairs.append(CellRepair(row, j, printed, float(repaired), decimals, kind, hit))
-            return True
+            repaired = proposed
+        elif kind == DROPPED_DIGIT:
+            digits = re.sub(r"\D", "", printed)
+            whole_value = round(value)
+            if not (str(abs(whole_value)).startswith(digits) and len(str(abs(whole_value))) == len(digits) + 1
+                    and abs(value - whole_value) <= slack + 0.5):
+                continue
+            repaired = float(whole_value)
+        else:
+            repaired = round(value, decimals)
+        percent = row.percent
+        row.cells[j] = PrintedNumber(float(repaired), decimals, percent, printed, (kind,))
+        row.damage.pop(j, None)
+        structure.repairs.append(CellRepair(row, j, printed, float(repaired), decimals, kind, hit))
+        return True
     return False
 
 
