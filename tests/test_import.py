@@ -180,7 +180,7 @@ def test_a_printed_balance_sheet_that_does_not_balance_exits_non_zero(tmp_path):
 
 def test_missing_output_folder_and_missing_note_are_one_line(tmp_path):
     run = cli("import", str(tmp_path / "none.txt"), "-o", str(tmp_path))
-    assert run.returncode != 0 and "no such file" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    assert run.returncode != 0 and "no such note file" in run.stderr and len(run.stderr.strip().splitlines()) == 1
     note = tmp_path / "note.txt"
     note.write_text(FICTIONAL_NOTE, encoding="utf-8")
     result = import_note(note, tmp_path / "missing" / "models", build=False)    # -o is created

@@ -5,15 +5,17 @@ brokers print: what one stage gives the next is a plain value these tests print 
 """
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from workbook.notes import read_note
 from workbook.notes.facts import exchange_of, identity_from, market_from
 from workbook.notes.labels import default_label_data, match_label
-from workbook.notes.numbers import FOOTNOTE, MALFORMED, RUN_TOGETHER, damage_of, parse_number
+from workbook.notes.numbers import FOOTNOTE, FOOTNOTE_MARK, MALFORMED, RUN_TOGETHER, TOO_LONG, damage_of, parse_number
 from workbook.notes.ratings import benchmarks_in, parse_band, rating_from, scheme_from
 from workbook.notes.repair import LABEL_BROKEN, MOVED, Logical, Physical, join_labels, place_figures
-from workbook.notes.structure import BLANK, DROPPED_DIGIT, THOUSANDS_POINT
+from workbook.notes.structure import ATTEMPTS_PER_LINE, BLANK, DROPPED_DIGIT, MAX_LINES, THOUSANDS_POINT
 from workbook.notes.tables import read_header
 
 DATA = default_label_data()
@@ -35,10 +37,17 @@ def test_a_printed_figure_reads(raw, exp):
 
 
 @pytest.mark.parametrize("raw, why", [
-    ("1000¹", FOOTNOTE), ("1200①", FOOTNOTE), ("258 2", RUN_TOGETHER), ("31,34", MALFORMED), ("6.,075", MALFORMED),
+    ("1²000", FOOTNOTE), ("258 2", RUN_TOGETHER), ("31,34", MALFORMED), ("6.,075", MALFORMED),
+    ("0." + "1" * 11, TOO_LONG),
 ])
 def test_what_is_not_a_figure_is_refused_and_named(raw, why):
     assert parse_number(raw) is None and damage_of(raw) == why
+
+
+@pytest.mark.parametrize("raw, exp", [("1000¹", 1000), ("1,200①", 1200), ("35.2%*", 35.2), ("(924)²", -924)])
+def test_a_footnote_mark_after_a_figure_is_dropped_and_named_never_read_as_a_digit(raw, exp):
+    number = parse_number(raw)
+    assert number.value == exp and FOOTNOTE_MARK in number.repairs and damage_of(raw) is None
 
 
 def test_more_digits_than_a_float_keeps_is_refused():
@@ -271,7 +280,33 @@ def test_a_damaged_cell_is_repaired_only_where_an_identity_proves_it(printed, ki
     assert (repair.kind, repair.value, repair.printed) == (kind, value, printed)
 
 
-def test_a_long_statement_is_read_within_its_bound():
-    rows = "".join(f"科目{i}\t{i}\t{i + 1}\t{i + 2}\n" for i in range(400))
-    note = read_note(_statement(rows))
+def _unrelated(n: int) -> str:
+    draw = random.Random(n)
+    return "".join(f"项目{i}\t" + "\t".join(str(draw.randrange(100_000, 999_999)) for _ in range(3)) + "\n"
+                   for i in range(n))
+
+
+def test_the_subtotal_search_is_linear_in_a_statement_without_subtotals():
+    work = {}
+    for n in (100, 200, 400):
+        result = read_note(_statement(_unrelated(n))).structures[0]
+        assert result.subtotals == [] and result.examined <= result.bound == ATTEMPTS_PER_LINE * n
+        work[n] = result.examined
+    assert work[400] <= 2.2 * work[200] and work[200] <= 2.2 * work[100]
+
+
+def test_the_subtotal_search_finds_every_subtotal_of_a_long_statement_within_its_bound():
+    """100 blocks of three lines and their total (400 lines, totals named by nothing)."""
+    draw, rows = random.Random(25), []
+    for block in range(100):
+        parts = [[draw.randrange(1_000, 9_999) for _ in range(3)] for _ in range(3)]
+        rows += [f"明细{block}-{i}\t" + "\t".join(map(str, p)) + "\n" for i, p in enumerate(parts)]
+        rows.append(f"小计{block}\t" + "\t".join(str(sum(p[j] for p in parts)) for j in range(3)) + "\n")
+    result = read_note(_statement("".join(rows))).structures[0]
+    assert {s.total.label for s in result.subtotals} == {f"小计{block}" for block in range(100)}
+    assert result.examined <= result.bound
+
+
+def test_a_statement_longer_than_the_search_takes_on_is_read_as_printed():
+    note = read_note(_statement(_unrelated(MAX_LINES + 1)))
     assert note.structures[0].subtotals == [] and "more than the subtotal search takes on" in note.structures[0].notes[0]

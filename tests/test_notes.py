@@ -510,7 +510,7 @@ def test_missing_statements_are_said(xiaomi):
 
 
 def test_unreadable_note_is_one_clear_error(tmp_path):
-    with pytest.raises(notes.NoteError, match="no such file"):
+    with pytest.raises(notes.NoteError, match="no such note file"):
         read_note(tmp_path / "missing.txt")
     gbk = tmp_path / "gbk.txt"
     gbk.write_bytes("利润表\t2024A\t2025E\n营业收入\t5\t6\n".encode("gbk"))

@@ -581,7 +581,8 @@ def _safe_stem(stem: str) -> str:
     character)."""
     if not stem or len(stem) > MAX_STEM or stem in (".", "..") or re.search(r"[\\/\x00-\x1f\x7f]", stem) \
             or stem.startswith("."):
-        raise ImportFailed(f"--name {stem!r} is not a plain file name (letters, digits, _ . -; no folders)")
+        raise ImportFailed(f"--name {str(stem)[:60]!r}: give a file name stem such as 600519sh_20260427 (letters, digits, "
+                           "'_', '-', '.'), not a path; the files are written in the -o folder")
     return stem
 
 

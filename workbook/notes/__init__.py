@@ -20,7 +20,7 @@ from .import_report import import_report, read_and_report
 from .labels import (LABEL_ROLES, ROLE_SECTIONS, STATEMENTS, YEAR_KINDS, LabelData, default_label_data,
                      load_label_data, normalise_label)
 from .facts import MarketData, MarketFigure
-from .numbers import (FULL_WIDTH, NEGATIVE_ZERO, PARENTHESES, SPACE_IN_NUMBER, THOUSANDS, UNICODE_MINUS,
+from .numbers import (FOOTNOTE_MARK, FULL_WIDTH, NEGATIVE_ZERO, PARENTHESES, SPACE_IN_NUMBER, THOUSANDS, UNICODE_MINUS,
                       PrintedNumber, parse_number, parse_range)
 from .ratings import RatingBand, RatingScheme
 from .reader import Note, read_note
@@ -45,6 +45,7 @@ __all__ = [
     "normalise_label",
     "MarketData",
     "MarketFigure",
+    "FOOTNOTE_MARK",
     "FULL_WIDTH",
     "NEGATIVE_ZERO",
     "PARENTHESES",

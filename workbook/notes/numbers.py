@@ -1,9 +1,10 @@
 """Printed numbers: one parser for every figure a note prints, keeping the precision it was
 printed at and naming the converter damage it repaired on the way.
 
-It refuses what it cannot represent faithfully rather than guess: a footnote mark after a figure
-(`1000¹`, `1200①`: Unicode folds the mark into a digit), two figures run into one cell (`258 2`),
-more significant digits than a float keeps, a malformed grouping (`31,34`). A refused figure is
+A footnote mark after a figure (`1000¹`, `1200①`, `35.2%*`) is dropped and named, never read as
+a digit (Unicode folds ¹ and ① into digits). It refuses what it cannot represent faithfully
+rather than guess: such a mark inside a figure (`1²000`, `½`), two figures run into one cell
+(`258 2`), more digits than a float keeps as printed, a malformed grouping (`31,34`). A refused figure is
 not a number; `damage_of` says what kind of not-a-number it is, for the import report.
 """
 from __future__ import annotations
@@ -21,15 +22,17 @@ SPACE_IN_NUMBER = "space inside a number"
 PARENTHESES = "parentheses for a negative"
 THOUSANDS = "thousands separators"
 NEGATIVE_ZERO = "-0 read as 0"
+FOOTNOTE_MARK = "footnote mark after a figure dropped"
 
 # What a cell that looks like a figure but is not one suffers from, as the report says it.
 MALFORMED = "a malformed number (a digit dropped or a separator garbled)"
 RUN_TOGETHER = "two figures run into one cell"
-FOOTNOTE = "a footnote mark or circled digit after the figure"
+FOOTNOTE = "a superscript or circled digit inside the figure"
 TOO_LONG = "more digits than a figure can carry"
 
 MAX_TEXT = 40           # characters of one printed figure, signs and separators included
 MAX_DIGITS = 15         # significant digits a float represents exactly
+MAX_DECIMALS = 10       # decimals a printed figure ever has
 
 _MINUS_SIGNS = "\u2212\u2013\u2014\u2012\ufe63"
 PLACEHOLDER_TEXTS = frozenset({"-", "--", "—", "–", "n/a", "na", "nm", "n.m.", "/"})
@@ -60,6 +63,18 @@ class PrintedNumber:
 
     def shown(self) -> str:
         return f"{self.value:,.{self.decimals}f}" + ("%" if self.percent else "")
+
+
+_FOOTNOTE_SYMBOLS = "*†‡"
+
+
+def _without_footnote_mark(text: str) -> tuple[str, bool]:
+    """(`text` without the footnote marks that end it, whether there were any): superscript or
+    circled digits (Unicode "other number": ¹ ② ⑴ ❶) and * † ‡ after the figure."""
+    end = len(text)
+    while end and (unicodedata.category(text[end - 1]) == "No" or text[end - 1] in _FOOTNOTE_SYMBOLS):
+        end -= 1
+    return text[:end].rstrip(), end < len(text)
 
 
 def _foreign_digit(text: str) -> bool:
@@ -99,12 +114,17 @@ def parse_number(raw: str, percent: bool = False) -> PrintedNumber | None:
     """One printed figure, or None when the text is empty, a placeholder or not a number.
 
     `percent` says the row or table is in percent, so a bare `35.0` is 35.0%."""
-    if len(raw) > MAX_TEXT or _foreign_digit(raw):
+    if len(raw) > MAX_TEXT:
         return None
-    cleaned = _clean(raw)
+    text, marked = _without_footnote_mark(raw.strip())
+    if not text or _foreign_digit(text):
+        return None
+    cleaned = _clean(text)
     if cleaned is None:
         return None
     folded, repairs, negative, printed_percent = cleaned
+    if marked:
+        repairs.insert(0, FOOTNOTE_MARK)
     percent = percent or printed_percent
     if " " in folded or "\t" in folded:
         squeezed = _SPACE_BY_SEPARATOR.sub(r"\1", " ".join(folded.split()))
@@ -124,9 +144,10 @@ def parse_number(raw: str, percent: bool = False) -> PrintedNumber | None:
         if folded.startswith("-"):
             return None  # (-5) has no agreed meaning
         folded = "-" + folded.lstrip("+")
-    if sum(c.isdigit() for c in folded.lstrip("+-0").replace(".", "")) > MAX_DIGITS:
-        return None
-    decimals = len(folded.split(".")[1]) if "." in folded else 0
+    whole, _, fraction = folded.lstrip("+-").partition(".")
+    if len(whole.lstrip("0")) > MAX_DIGITS or len(fraction) > MAX_DECIMALS:
+        return None      # more digits than a float holds as printed
+    decimals = len(fraction)
     value = float(folded)
     if value == 0 and folded.startswith("-"):
         repairs.append(NEGATIVE_ZERO)
@@ -144,7 +165,10 @@ def damage_of(raw: str) -> str | None:
         return None
     if len(text) > MAX_TEXT:
         return TOO_LONG if re.fullmatch(r"[\d.,\s()+%-]+", text[:10_000]) else None
-    if _foreign_digit(text):
+    unmarked = _without_footnote_mark(text)[0]
+    if not unmarked:
+        return None
+    if _foreign_digit(unmarked):
         return FOOTNOTE if re.search(r"\d", text) else None
     cleaned = _clean(text)
     if cleaned is None:
@@ -153,7 +177,9 @@ def damage_of(raw: str) -> str | None:
     if re.fullmatch(r"[+-]?[\d.,]+(?: +[+-]?[\d.,]+)+", folded):
         return RUN_TOGETHER
     if _NUMBERISH.fullmatch(folded):
-        return MALFORMED if sum(c.isdigit() for c in folded) <= MAX_DIGITS else TOO_LONG
+        whole, _, fraction = folded.lstrip("+-").partition(".")
+        too_long = sum(c.isdigit() for c in whole) > MAX_DIGITS or len(fraction) > MAX_DECIMALS
+        return TOO_LONG if too_long else MALFORMED
     return None
 
 

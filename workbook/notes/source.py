@@ -2,19 +2,22 @@
 tables, runs of tab-separated lines) in printed order.
 
 A note is untrusted input: only a regular file is opened (a FIFO or a device would hang or
-never end), at most `MAX_NOTE_BYTES` are read, and the split scans the text once (no regular
-expression that backtracks over an unclosed table).
+never end), at most `MAX_NOTE_BYTES` are read, control characters become spaces (none reaches a
+label, a data file or a workbook), and the split scans the text once (no regular expression
+that backtracks over an unclosed table).
 """
 from __future__ import annotations
 
 import codecs
 import os
 import re
-import stat
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from udfs.errors import DataError
+
+from ..files import open_regular
 
 MAX_NOTE_BYTES = 4_000_000      # a converted note is tens of kilobytes; a hundred times that is no note
 MAX_TABLE_CHARS = 400_000       # one HTML table's markup
@@ -40,28 +43,27 @@ def read_text(source: str | Path) -> str:
         "\n" not in source and "\t" not in source and len(source) < 1024
         and (source.endswith((".txt", ".md", ".pdf")) or os.path.exists(source)))
     if not looks_like_path:
-        return _bounded(source)
+        return without_control_characters(_bounded(source))
     path = Path(source)
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise NoteError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise NoteError(f"{path}: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise NoteError(f"{path}: a folder, not a note")
-    if not stat.S_ISREG(info.st_mode):
-        raise NoteError(f"{path}: not a regular file (a pipe or a device); save the note as a text file")
-    if info.st_size > MAX_NOTE_BYTES:
-        raise NoteError(f"{path}: {info.st_size:,} bytes, more than a note ({MAX_NOTE_BYTES:,} at most)")
-    try:
-        with open(path, "rb") as handle:
+    with open_regular(path, MAX_NOTE_BYTES, NoteError, "note file") as handle:
+        try:
             raw = handle.read(MAX_NOTE_BYTES + 1)
-    except OSError as exc:
-        raise NoteError(f"{path}: {exc.strerror or exc}") from None
-    if len(raw) > MAX_NOTE_BYTES:
-        raise NoteError(f"{path}: more than {MAX_NOTE_BYTES:,} bytes, more than a note")
-    return _decode(raw, path)
+        except OSError as exc:
+            raise NoteError(f"{path}: cannot read the note file ({exc.strerror or exc})") from None
+    if len(raw) > MAX_NOTE_BYTES:      # it grew after it was measured
+        raise NoteError(f"{path.name}: larger than {MAX_NOTE_BYTES:,} bytes; more than a note file can be")
+    return without_control_characters(_decode(raw, path))
+
+
+_KEPT_CONTROLS = "\t\n\r"
+
+
+def without_control_characters(text: str) -> str:
+    """`text` with every control character but tab and line ends replaced by a space: none can
+    reach a label, a data file or a workbook (XML cannot hold them)."""
+    if not any(unicodedata.category(ch) == "Cc" and ch not in _KEPT_CONTROLS for ch in text):
+        return text
+    return "".join(" " if unicodedata.category(ch) == "Cc" and ch not in _KEPT_CONTROLS else ch for ch in text)
 
 
 def _bounded(text: str) -> str:

@@ -11,12 +11,15 @@ directly before or after it; then any line among its neighbours. A section total
 lines never add up to it (流动资产合计 with lines the note leaves out) keeps those lines as parts and
 the difference as a line the note does not print.
 
-Bounded: runs of at most `MAX_RUN` lines, sets of at most 4 among the 8 nearest, at most
-`MAX_ATTEMPTS` sign checks per table; a table longer than `MAX_LINES` lines is read without
-subtotals (its lines stay memo lines) and the report says so.
+Bounded and linear: runs of at most `MAX_RUN` lines, sets of at most 4 among the 8 nearest, at
+most `ATTEMPTS_PER_LINE` sign checks per line of the table (each candidate is checked once: what
+fails stays failed as subtotals are found), each check on the figures read once; a table longer
+than `MAX_LINES` lines is read without subtotals (its lines stay memo lines) and the report says
+so, as it says when the checks ran out.
 """
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -31,9 +34,9 @@ from .tables import Row, Table, YearColumn
 if TYPE_CHECKING:
     from .reader import Note
 
-MAX_LINES = 120          # statement lines the subtotal search takes on
+MAX_LINES = 1_000        # statement lines the subtotal search takes on
 MAX_RUN = 30             # lines one total may add up
-MAX_ATTEMPTS = 60_000    # sign checks per table
+ATTEMPTS_PER_LINE = 300  # sign checks per line of the table: the search's work is linear in it
 
 
 class Part(NamedTuple):
@@ -98,6 +101,8 @@ class Structure:
     partial: list[PartialIdentity]
     repairs: list[CellRepair] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    examined: int = 0          # sign checks the subtotal search made
+    bound: int = 0             # the most it could make
 
     def memo(self, table: Table) -> list[Row]:
         return memo_rows(table, self.subtotals)
@@ -175,7 +180,14 @@ class _Search:
 
     def __init__(self, table: Table, data: LabelData, value):
         self.table = table
-        self.value = value
+        cells = {(r.position, j): value(r, j) for r in table.lines for j in range(len(r.cells))}
+        self.value = lambda row, j: cells.get((row.position, j))      # each cell read once
+        # (figure, half its rounding, decimals) per line and year, for the arithmetic
+        self.figures = {r.position: [None if (c := cells.get((r.position, j))) is None
+                                     else (c.value, 0.5 * 10 ** -c.decimals, c.decimals) for j in range(len(table.years))]
+                        for r in table.lines}
+        self.nonzero = {r.position: any(f is not None and f[0] != 0 for f in self.figures[r.position]) for r in table.lines}
+        self.failed: set = set()       # (total, parts, patterns) tried without an answer: never one later
         self.data = data
         sections = ROLE_SECTIONS.get(table.kind, ("income", "balance", "cashflow"))
         self.roles = {r.position: next((hit[0] for sec in sections for hit in [match_label(data, sec, r.label)] if hit), None)
@@ -192,11 +204,14 @@ class _Search:
         self.must = structure.get("must_include", {})
         self.sides = (set(structure.get("asset_side", [])), set(structure.get("funding_side", [])))
         self.lines = [r for r in table.lines if r.has_figures and not r.percent and self._additive(r)]
+        self.printed_roles = {self.roles.get(r.position) for r in self.lines}
         self.top = list(self.lines)
         self.found: list[Subtotal] = []
         self.partial: dict[int, PartialIdentity] = {}
         self.children: dict[int, list[Row]] = {}
         self.attempts = 0
+        self._totals: dict[int, bool] = {}
+        self.bound = ATTEMPTS_PER_LINE * max(len(self.lines), 1)
 
     def _additive(self, row: Row) -> bool:
         """Per-share figures and ratios printed inside a statement are not part of its sums."""
@@ -207,8 +222,25 @@ class _Search:
         return own[0] not in ("eps", "non_ifrs_eps", "dps", "bvps", "cfo_per_share")
 
     def is_total(self, row: Row) -> bool:
-        label = normalise_label(row.label)
-        return self.roles.get(row.position) in self.total_roles or any(label.endswith(w) for w in self.total_words)
+        known = self._totals.get(row.position)
+        if known is None:
+            label = normalise_label(row.label)
+            known = self._totals[row.position] = (self.roles.get(row.position) in self.total_roles
+                                                  or any(label.endswith(w) for w in self.total_words))
+        return known
+
+    def default_signs(self, parts: list[Row]) -> tuple[int, ...]:
+        """`_default_signs` on the figures read once."""
+        out = []
+        for part in parts:
+            role = self.roles.get(part.position)
+            if role in self.costs and self.convention is not None:
+                out.append(self.convention)
+                continue
+            values = [f[0] for f in self.figures[part.position] if f is not None and f[0]]
+            positive = sum(v > 0 for v in values) >= len(values) / 2 if values else True
+            out.append(-1 if role in self.deductions and positive else 1)
+        return tuple(out)
 
     def contains(self, row: Row, target: Row) -> bool:
         return any(c is target or self.contains(c, target) for c in self.children.get(row.position, []))
@@ -218,24 +250,33 @@ class _Search:
         "natural" (the roles' signs, everything added, the roles' signs with one or two flipped),
         "less" (the first part less the rest), "any" (every combination, short runs only)."""
         value = self.value
-        if self.attempts > MAX_ATTEMPTS or not _nonzero(total, value) or any(self.contains(p, total) for p in parts):
+        key = (total.position, tuple(p.position for p in parts), patterns)
+        if key in self.failed or self.attempts >= self.bound:
             return None
-        if total in parts or not self._allowed(total, parts):
+        hit = self._attempt(total, parts, patterns, value)
+        if hit is None:
+            self.failed.add(key)     # what fails now fails later too: found subtotals only forbid more
+        return hit
+
+    def _attempt(self, total: Row, parts: list[Row], patterns: str, value) -> Subtotal | None:
+        if not self.nonzero[total.position] or any(self.contains(p, total) for p in parts):
+            return None
+        if any(p is total for p in parts) or not self._allowed(total, parts):
             return None
         if len(parts) == 1:
             # one line equal to another in every year (营业总收入 = 营业收入, 非流动负债合计 = 其他)
             part = parts[0]
             same = [j for j in range(len(total.cells)) if value(total, j) is not None and value(part, j) is not None]
             if patterns == "natural" and len(same) >= 2 and all(value(total, j).value == value(part, j).value for j in same) \
-                    and self.is_total(total) and _nonzero(part, value) \
+                    and self.is_total(total) and self.nonzero[part.position] \
                     and (not self.is_total(part) or self.roles.get(part.position) == self.roles.get(total.position)):
                 return Subtotal(total, (Part(1, part),))
             return None
         # a role total may have a part that is zero throughout (所得税 0: 净利润 = 利润总额 − 所得税)
-        if sum(_nonzero(p, value) for p in parts) < (1 if patterns == "natural" and self.is_total(total) else 2):
+        if sum(self.nonzero[p.position] for p in parts) < (1 if patterns == "natural" and self.is_total(total) else 2):
             return None
         years = self.table.years
-        default = _default_signs(parts, self.roles, self.deductions, value, self.costs, self.convention)
+        default = self.default_signs(parts)
         if patterns == "natural":
             candidates = [default, tuple([1] * len(parts))]
         elif patterns == "less":
@@ -243,8 +284,10 @@ class _Search:
         else:
             candidates = [s for s in itertools.product((1, -1), repeat=len(parts)) if -1 in s] if len(parts) <= 4 else []
         for signs in dict.fromkeys(candidates):
+            if self.attempts >= self.bound:
+                return None
             self.attempts += 1
-            held, failed = _check(total, parts, signs, years, value)
+            held, failed = self.check(total, parts, signs)
             if len(held) >= 2 and not failed:
                 return Subtotal(total, tuple(Part(s, p) for s, p in zip(signs, parts)))
             if patterns == "natural" and signs == default and len(held) >= 2 and len(held) >= len(failed):
@@ -264,32 +307,56 @@ class _Search:
             return False
         if any(r in self.excluded.get(role, []) for r in roles):
             return False
-        printed = {self.roles.get(r.position) for r in self.lines}
-        if any(m in printed and m not in roles for m in self.must.get(role, [])):
+        if any(m in self.printed_roles and m not in roles for m in self.must.get(role, [])):
             return False
         return True
 
     def _flips(self, total: Row, parts: list[Row], default: tuple) -> Subtotal | None:
         """The role's signs with one or two of them flipped, where the residual of the default
         says which: flipping part i moves the sum by twice that part."""
-        value, years = self.value, self.table.years
-        usable = [j for j in range(len(years)) if value(total, j) is not None and all(value(p, j) is not None for p in parts)]
+        figures, rows = self.figures[total.position], [self.figures[p.position] for p in parts]
+        usable = [j for j, t in enumerate(figures) if t is not None and all(r[j] is not None for r in rows)]
         if len(usable) < 2:
             return None
-        residual = [value(total, j).value - sum(s * value(p, j).value for s, p in zip(default, parts)) for j in usable]
-        slack = [sum(0.5 * 10 ** -value(p, j).decimals for p in parts) + 0.5 * 10 ** -value(total, j).decimals + 1e-9
-                 for j in usable]
-        moves = [[-2 * s * value(p, j).value for j in usable] for s, p in zip(default, parts)]
+        residual = [figures[j][0] - sum(s * r[j][0] for s, r in zip(default, rows)) for j in usable]
+        slack = [sum(r[j][1] for r in rows) + figures[j][1] + 1e-9 for j in usable]
+        moves = [[-2 * s * r[j][0] for j in usable] for s, r in zip(default, rows)]
         singles = [i for i, m in enumerate(moves) if all(abs(r - x) <= e for r, x, e in zip(residual, m, slack))]
         pairs = [] if singles else [(a, b) for a, b in itertools.combinations(range(len(parts)), 2)
                                     if all(abs(r - ma - mb) <= e for r, ma, mb, e in zip(residual, moves[a], moves[b], slack))]
         for flip in [(i,) for i in singles] + pairs[:4]:
             signs = tuple(-s if i in flip else s for i, s in enumerate(default))
+            if self.attempts >= self.bound:
+                return None
             self.attempts += 1
-            held, failed = _check(total, parts, signs, years, value)
+            held, failed = self.check(total, parts, signs)
             if len(held) >= 2 and not failed:
                 return Subtotal(total, tuple(Part(s, p) for s, p in zip(signs, parts)))
         return None
+
+    def check(self, total: Row, parts: list[Row], signs: tuple[int, ...]):
+        """`_check` on the figures read once: the same answer, without building intervals."""
+        held, failed = [], []
+        rows = [self.figures[p.position] for p in parts]
+        for j, (year, t) in enumerate(zip(self.table.years, self.figures[total.position])):
+            if t is None:
+                continue
+            point = slack = 0.0
+            decimals = 0
+            for sign, row in zip(signs, rows):
+                f = row[j]
+                if f is None:
+                    break
+                point += sign * f[0]
+                slack += f[1]
+                decimals = max(decimals, f[2])
+            else:
+                if abs(t[0] - point) <= slack + t[1] + 1e-9:
+                    if abs(t[0]) > slack + t[1]:
+                        held.append(year.label)
+                else:
+                    failed.append((year.label, t[0], round(point, decimals)))
+        return held, failed
 
     def _with_zero_rows(self, hit: Subtotal) -> Subtotal:
         """A total of the lines above it takes the lines printed between them and the previous
@@ -302,7 +369,7 @@ class _Search:
         for row in reversed(above):
             if self.is_total(row) or self.roles.get(row.position) in excluded:
                 break
-            if _nonzero(row, self.value):
+            if self.nonzero[row.position]:
                 return hit
             zeros.insert(0, row)
         if not zeros:
@@ -363,25 +430,38 @@ class _Search:
         printed after it may not be totals (a rearranged identity is no subtotal)."""
         explained = self.explained()
         candidates = [r for r in self.lines if r.position not in explained and self.roles.get(r.position) is None]
+        positions = [r.position for r in self.top]          # the collapsed view, in printed order
+
+        def above(total: Row, k: int) -> list[Row]:
+            i = bisect.bisect_left(positions, total.position)
+            return self.top[max(0, i - k):i]
+
+        def below(total: Row, k: int, skip_totals: bool = False) -> list[Row]:
+            i = bisect.bisect_right(positions, total.position)
+            if not skip_totals:
+                return self.top[i:i + k]
+            return list(itertools.islice((self.top[j] for j in range(i, len(self.top)) if not self.is_total(self.top[j])), k))
         for k in range(2, 7):
-            for total in candidates:
-                above = [r for r in self.top if r.position < total.position][-k:]
-                below = [r for r in self.top if r.position > total.position][:k]
-                for run in (above, below):
-                    if len(run) != k or (run is below and any(self.is_total(r) for r in run)):
-                        continue
-                    for patterns in ("natural", "less", "any"):
-                        if (hit := self.attempt(total, run, patterns)):
+            # the natural signs before a first line less the rest before any signs, each on the
+            # lines above a total before those below it: a rearranged identity comes last
+            for patterns in ("natural", "less", "any"):
+                for side in ("above", "below"):
+                    for total in candidates:
+                        run = above(total, k) if side == "above" else below(total, k)
+                        if side == "below" and any(self.is_total(r) for r in run):
+                            continue
+                        if len(run) == k and (hit := self.attempt(total, run, patterns)):
                             self.record(hit)
                             return True
         # a role total whose lines are not all next to it (a memo line between: 股本 between 负债合计
         # and 归属母公司股东权益 under 负债和股东权益合计): a few of its nearest lines, natural signs
         totals = [r for r in self.lines if r.position not in explained and self.is_total(r)]
+        total_positions = {r.position for r in totals}
         for size in (2, 3, 4):
-            for total in totals + [c for c in candidates if c not in totals]:
-                sides = [[r for r in self.top if r.position < total.position][-8:]]
-                if total not in totals:
-                    sides.append([r for r in self.top if r.position > total.position and not self.is_total(r)][:8])
+            for total in totals + [c for c in candidates if c.position not in total_positions]:
+                sides = [above(total, 8)]
+                if total.position not in total_positions:
+                    sides.append(below(total, 8, skip_totals=True))
                 for side in sides:
                     for combo in itertools.combinations(side, size):
                         if (hit := self.attempt(total, list(combo), "natural")):
@@ -418,7 +498,7 @@ class _Search:
                 else below if len(below) >= 2 else []
             if not run:
                 continue
-            signs = _default_signs(run, self.roles, self.deductions, self.value, self.costs, self.convention)
+            signs = self.default_signs(run)
             self.record(Subtotal(total, tuple(Part(s, p) for s, p in zip(signs, run)), remainder=True))
             parts_now |= {p.position for p in run}
 
@@ -455,7 +535,7 @@ class _Search:
             if not between or any(self.is_total(r) and r.position not in self.explained() for r in between):
                 continue
             rows = firsts + between
-            signs = (1,) * len(firsts) + _default_signs(between, self.roles, self.deductions, self.value, self.costs, self.convention)
+            signs = (1,) * len(firsts) + self.default_signs(between)
             held, failed = _check(total, rows, signs, self.table.years, self.value)
             hit = Subtotal(total, tuple(Part(sg, r) for sg, r in zip(signs, rows)), failed=tuple(failed))
             self.record(hit)
@@ -463,14 +543,22 @@ class _Search:
                 self.partial[total.position] = PartialIdentity(hit, tuple(held), tuple(failed))
 
 
-def search(table: Table, data: LabelData | None = None, value=None) -> tuple[list[Subtotal], list[PartialIdentity], list[str]]:
-    """(subtotals, partial identities, notes) of one statement."""
+class SearchResult(NamedTuple):
+    subtotals: list[Subtotal]
+    partial: list[PartialIdentity]
+    notes: list[str]
+    examined: int          # sign checks made
+    bound: int             # the most it could make: ATTEMPTS_PER_LINE per line
+
+
+def search(table: Table, data: LabelData | None = None, value=None) -> SearchResult:
+    """The subtotals, partial identities and notes of one statement, and the work it took."""
     data = data or default_label_data()
     value = value or _printed
     state = _Search(table, data, value)
     if len(state.lines) > MAX_LINES:
-        return [], [], [f"{table.title}: {len(state.lines)} lines, more than the subtotal search takes on "
-                        f"({MAX_LINES}); every line is read as printed, none as a total"]
+        return SearchResult([], [], [f"{table.title}: {len(state.lines)} lines, more than the subtotal search takes "
+                                     f"on ({MAX_LINES:,}); every line is read as printed, none as a total"], 0, state.bound)
     while state.guided("natural"):
         pass
     while state.guided("less"):
@@ -487,9 +575,9 @@ def search(table: Table, data: LabelData | None = None, value=None) -> tuple[lis
     partial = sorted((p for pos, p in state.partial.items() if pos in memo or pos in broken),
                      key=lambda p: p.subtotal.total.position)
     notes = []
-    if state.attempts > MAX_ATTEMPTS:
-        notes.append(f"{table.title}: the subtotal search stopped after {MAX_ATTEMPTS:,} checks; lines left are memo lines")
-    return state.found, partial, notes
+    if state.attempts >= state.bound:
+        notes.append(f"{table.title}: the subtotal search stopped after {state.bound:,} checks; lines left are memo lines")
+    return SearchResult(state.found, partial, notes, state.attempts, state.bound)
 
 
 def _candidates(table: Table) -> dict[tuple[int, int], tuple[str, float | None, int]]:
@@ -552,8 +640,8 @@ def analyse(table: Table, data: LabelData | None = None) -> Structure:
 
     def held_out(row: Row, j: int):
         return None if (row.position, j) in candidates else _printed(row, j)
-    found, partial, notes = search(table, data, held_out)
-    structure = Structure(found, partial, notes=notes)
+    found, partial, notes, examined, bound = search(table, data, held_out)
+    structure = Structure(found, partial, notes=notes, examined=examined, bound=bound)
     by_position = {r.position: r for r in table.rows}
     pending = dict(candidates)
 

@@ -27,6 +27,7 @@ from .source import Block, NoteError
 MAX_SPAN = 50            # rowspan/colspan beyond this is damage, not layout
 MAX_ROWS = 2_000         # rows of one table
 MAX_COLUMNS = 60         # cells of one row
+MAX_CELL_CHARS = 1_000   # a cell's text beyond this is a converter's run-on text, never a figure or a label
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class _HtmlTable(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.rows: list[list[tuple[str, bool, int, int]]] = []
         self._cell: list[str] | None = None
+        self._chars = 0
         self._span = (1, 1)
         self._cell_bold = False
 
@@ -114,7 +116,7 @@ class _HtmlTable(HTMLParser):
         elif tag in ("td", "th"):
             if not self.rows:
                 self.rows.append([])
-            self._cell = []
+            self._cell, self._chars = [], 0
             self._cell_bold = tag == "th"
             self._span = (_span(attrs.get("rowspan")), _span(attrs.get("colspan")))
         elif tag in ("b", "strong"):
@@ -130,8 +132,9 @@ class _HtmlTable(HTMLParser):
             self._cell = None
 
     def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
+        if self._cell is not None and self._chars < MAX_CELL_CHARS:
+            self._cell.append(data[:MAX_CELL_CHARS])
+            self._chars += len(data)
 
     def grid(self) -> list[list[Cell]]:
         grid: list[list[Cell]] = []
@@ -146,6 +149,7 @@ class _HtmlTable(HTMLParser):
                     c += 1
                     continue
                 text, bold, rowspan, colspan = queue.pop(0)
+                rowspan = min(rowspan, len(self.rows) - r)      # a span never reaches beyond the table
                 for dc in range(colspan):
                     # a cell spanning columns is printed once; the rest of its span is empty
                     out.append(Cell(text, bold) if dc == 0 else Cell("", bold))
@@ -184,24 +188,38 @@ def strip_markup(cell: str) -> tuple[str, bool]:
     text, bold = cell, False
     if "<" in cell or "&" in cell:
         parser = _Markup()
-        parser.feed(cell)
+        parser.feed(well_formed(cell))
         parser.close()
         text, bold = "".join(parser.parts), parser.bold
     return re.sub(r"\\([_~*\[\]])", r"\1", text).strip(), bold
+
+
+def well_formed(markup: str) -> str:
+    """`markup` with every `<` that does not open a tag closed before the next `<` written as
+    text (`&lt;`): a converter's stray or cut-off tag is text, and the HTML parser, which looks
+    ahead for the end of an unclosed tag from each one (quadratic on `<table<table…`), only
+    ever sees whole tags. Linear in the markup."""
+    pieces = markup.split("<")
+    out = [pieces[0]]
+    for piece in pieces[1:]:
+        first = piece[:1]
+        opens = first.isascii() and (first.isalpha() or first in "/!") and ">" in piece
+        out.append(("<" if opens else "&lt;") + piece)
+    return "".join(out)
 
 
 def grid_of(block: Block) -> list[list[Cell]]:
     """The block's cells, markup removed."""
     if block.kind == "html":
         parser = _HtmlTable()
-        parser.feed(block.text)
+        parser.feed(well_formed(block.text))
         parser.close()
         raw = parser.grid()
     else:
         lines = block.text.split("\n")
         if len(lines) > MAX_ROWS:
             raise NoteError(f"a table of more than {MAX_ROWS:,} rows: more than a note's table")
-        raw = [[Cell(c) for c in line.split("\t")[:MAX_COLUMNS + 1]] for line in lines]
+        raw = [[Cell(c[:MAX_CELL_CHARS]) for c in line.split("\t")[:MAX_COLUMNS + 1]] for line in lines]
     grid = []
     for row in raw:
         cells = []
