@@ -310,3 +310,19 @@ def test_the_subtotal_search_finds_every_subtotal_of_a_long_statement_within_its
 def test_a_statement_longer_than_the_search_takes_on_is_read_as_printed():
     note = read_note(_statement(_unrelated(MAX_LINES + 1)))
     assert note.structures[0].subtotals == [] and "more than the subtotal search takes on" in note.structures[0].notes[0]
+
+
+def test_a_note_of_more_tables_than_a_note_prints_is_refused_in_one_line():
+    from workbook.notes import NoteError
+    from workbook.notes.reader import MAX_TABLES
+    with pytest.raises(NoteError, match=f"more than {MAX_TABLES} tables"):
+        read_note("利润表\t2024A\t2025E\n营业收入\t1\t2\n\n" * (MAX_TABLES + 1))
+
+
+def test_the_report_lists_a_bounded_number_of_unreadable_cells_each_quoted_short():
+    from workbook.notes.import_report import MAX_WARNINGS_LISTED, read_and_report
+    rows = "".join(f"科目{i}\t258 2\t{'1' * 30}{'2' * 30}\t1\n" for i in range(MAX_WARNINGS_LISTED))
+    note, report = read_and_report(_statement(rows, title="利润表"))
+    assert len(note.warnings) > MAX_WARNINGS_LISTED
+    assert f"… and {len(note.warnings) - MAX_WARNINGS_LISTED:,} more" in report
+    assert all(len(w) < 200 and "characters)" in w and "2" * 30 not in w for w in note.warnings)   # quoted short

@@ -12,6 +12,8 @@ from .roles import map_roles
 from .structure import Structure, Subtotal, identity_failures, memo_rows
 
 # Facts the model needs, and what to do when the note does not print them.
+MAX_WARNINGS_LISTED = 200      # cells the report lists as unreadable, then a count
+
 MISSING_ADVICE = {
     "company": "type the company's name on the cover (股票名称)",
     "ticker": "type the ticker on the cover (股票代码): quotes are matched by it",
@@ -139,7 +141,9 @@ def import_report(note: Note, mapping: dict, subtotals: dict[int, list[Subtotal]
     if note.warnings:
         add("")
         add("Could not read:")
-        out.extend("  " + w for w in note.warnings)
+        out.extend("  " + w for w in note.warnings[:MAX_WARNINGS_LISTED])
+        if len(note.warnings) > MAX_WARNINGS_LISTED:
+            add(f"  … and {len(note.warnings) - MAX_WARNINGS_LISTED:,} more")
     return "\n".join(out) + "\n"
 
 

@@ -9,9 +9,12 @@ from pathlib import Path
 from .facts import Identity, MarketData, citation_lines, identity_from, market_from, price_date_from
 from .labels import STATEMENTS, LabelData, default_label_data
 from .ratings import Rating, RatingScheme, rating_from, scheme_from
-from .source import Block, blocks, body, read_text
+from .source import Block, NoteError, blocks, body, read_text
 from .structure import analyse
 from .tables import Draft, Row, Table, YearColumn, draft_of, finish, read_header, title_kind
+
+MAX_TABLES = 500         # tables of one note; a real note prints a few dozen
+MAX_SHOWN = 40           # characters of an unreadable cell quoted in a warning
 
 
 @dataclass
@@ -134,6 +137,8 @@ def _add_table(part: Block, context: list[str], heading: str | None, data: Label
                 return []
     if table is None:
         table = finish(draft, [], data)
+    if len(tables) >= MAX_TABLES:
+        raise NoteError(f"more than {MAX_TABLES} tables: more than a broker note prints")
     draft.index = len(tables)
     drafts.append(draft)
     tables.append(table)
@@ -177,7 +182,8 @@ def read_note(source: str | Path, data: LabelData | None = None) -> Note:
     for table in tables:
         for row in table.rows:
             for j, (raw, why) in sorted(row.damage.items()):
-                warnings.append(f"{table.title} {row.label} {table.years[j].label}: {raw!r}: {why}")
+                shown = raw if len(raw) <= MAX_SHOWN else raw[:MAX_SHOWN] + f"… ({len(raw):,} characters)"
+                warnings.append(f"{table.title} {row.label} {table.years[j].label}: {shown!r}: {why}")
     return Note(tables, market, rating.label, rating.action, rating.printed, scheme, identity.company, identity.ticker,
                 identity.exchange_market, identity.date, warnings + market.notes + rating.notes, identity, rating,
                 structures, text)

@@ -121,8 +121,9 @@ class _HtmlTable(HTMLParser):
             self._span = (_span(attrs.get("rowspan")), _span(attrs.get("colspan")))
         elif tag in ("b", "strong"):
             self._cell_bold = self._cell_bold or self._cell is not None
-        elif tag == "br" and self._cell is not None:
+        elif tag == "br" and self._cell is not None and self._chars < MAX_CELL_CHARS:
             self._cell.append(" ")
+            self._chars += 1
 
     def handle_endtag(self, tag):
         if tag in ("td", "th") and self._cell is not None:
