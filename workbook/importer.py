@@ -455,6 +455,10 @@ def company_data(note: Note, report: dict, layout: spec.Layout, years: list) -> 
                 value = 0.0
             figures[key] = value
         company["actual"][year] = figures
+    if actual:
+        note_on = _balanced_opening(company["actual"][actual[-1]], layout, {k: v for (k, y), v in places.items() if y == actual[-1]})
+        if note_on:
+            problems.append(f"{actual[-1]}: {note_on}")
     drivers = {}
     for line in layout.lines:
         if line.driven:
@@ -568,6 +572,9 @@ def staging(out_dir: Path):
 
 def publish(stage: Path, out_dir: Path, names: list[str]) -> None:
     """Move the finished files into `out_dir`, creating it (and its parents) if needed."""
+    blocked = [name for name in names if (out_dir / name).is_dir()]
+    if blocked:
+        raise ImportFailed(f"{out_dir / blocked[0]}: is a folder where the import writes a file; nothing written")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in names:
@@ -605,14 +612,26 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
     if out_dir.exists() and not out_dir.is_dir():
         raise ImportFailed(f"{out_dir}: not a folder")
     try:
-        return _import(note, note_path, out_dir, stem, build)
+        try:
+            return _import(note, note_path, out_dir, stem, build)
+        except _DoesNotArticulate as exc:
+            return _import(note, note_path, out_dir, stem, build, closing=str(exc))
     except ImportFailed:
         raise
     except (DataError, ArithmeticError, ValueError) as exc:   # a note no model can be built from: one line
         raise ImportFailed(f"{note_path.name}: the model built from the note is not usable ({exc})") from None
 
 
-def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build: bool) -> ImportResult:
+class _DoesNotArticulate(Exception):
+    """The plug-free model of an inferred layout cannot show the note's print: its message says
+    where, and the import closes the model as the print allows instead (and says so)."""
+
+
+def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build: bool,
+            closing: str | None = None) -> ImportResult:
+    """One import. An inferred layout is first built with no plug; where the note's own
+    statements do not articulate (the model fails a check, or a printed cell differs and nothing
+    explains it), it is built again with `closing`, that finding, and cash as the plug."""
     from .build import build as build_template
     from .calibrate import calibrate
     from .company import CompanyDataError, load
@@ -629,7 +648,7 @@ def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build:
         layout_written = None
         if layout is None:
             from .infer_layout import infer_layout
-            inferred = infer_layout(note, lines)
+            inferred = infer_layout(note, lines, articulated=closing is None)
             derived = inferred.derived
             base = inferred.base
             for m in lines:
@@ -665,11 +684,14 @@ def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build:
                   f"`python -m addin import`.\n# {_comment(facts_note)}. Drivers: calibrated so that the model displays the "
                   "printed forecast.\n")
         company_path.write_text(to_toml(company, header), encoding="utf-8")
+        implied_reported: dict = {}
         try:
-            drivers = calibrate(load_report(report_path).data, company_path)
+            drivers = calibrate(load_report(report_path).data, company_path, reported=implied_reported)
         except CompanyDataError as exc:
             raise ImportFailed(f"the company file written from the note is not usable: {exc}") from None
         company["drivers"] = drivers
+        for (key, year), value in implied_reported.items():  # a figure the forecast implies (last year's dividend)
+            company["actual"][year][key] = value
         company_path.write_text(to_toml(company, header), encoding="utf-8")
         loaded = load(company_path)
         model = build_model(loaded)
@@ -681,6 +703,15 @@ def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build:
             problems.append(f"the model does not balance: {first['label_zh']} {first['year']} fails")
         found = findings(loaded, load_report(report_path))
         missed = reproduction(model, load_report(report_path), found)
+        if layout_written is not None and closing is None and not unbalanced:
+            loose = [m for m in missed if not m.explanation]
+            if failed or loose:
+                raise _DoesNotArticulate(f"{failed[0]['label_zh']} fails in {failed[0]['year']}" if failed else
+                                         f"{loose[0].table} {loose[0].key} {loose[0].year} printed {loose[0].printed:g} "
+                                         f"cannot be shown ({loose[0].shown})")
+        if closing is not None:
+            problems.append(f"the note's statements do not articulate without a plug ({closing}): the model closes "
+                            "with cash as the balance sheet's plug and one cash-flow line as the balancing item")
         unshown = _unshown(note, lines, layout, missed, found, report)
         if build:
             build_template(stage / f"{stem}.xlsm", loaded)
@@ -735,6 +766,65 @@ def _printed_balance_failures(report: dict, layout: spec.Layout, actual_years: l
             failures.append({"check": "balance", "label_zh": check.label_zh, "year": year, "actual": actual,
                              "expected": expected, "passed": False})
     return failures
+
+
+def _balance_leaves(layout: spec.Layout, expression: str, sign: int = 1) -> dict[str, int]:
+    """{line: +1 or -1}: the balance-sheet lines `expression` adds up, its subtotals (sums of
+    other lines) expanded; a line defined otherwise (a roll-forward) is a leaf."""
+    by_key = {line.key: line for line in layout.lines}
+    out: dict = {}
+    for term_sign, ref in _linear(fx.parse(expression)) or []:
+        line = by_key.get(ref.key)
+        inner = _linear(fx.parse(line.formula)) if line is not None and line.formula and line.table == spec.BALANCE else None
+        if ref.lag == 0 and inner and all(r.lag == 0 for _, r in inner):
+            for key, s in _balance_leaves(layout, line.formula, sign * term_sign).items():
+                out[key] = out.get(key, 0) + s
+        elif ref.lag == 0:
+            out[ref.key] = out.get(ref.key, 0) + sign * term_sign
+    return out
+
+
+def _balanced_opening(figures: dict, layout: spec.Layout, places: dict) -> str:
+    """The last reported balance sheet as the forecast's opening position: where its printed
+    lines miss the balance only by their rounding (assets 4,818 against lines of claims that
+    add up to 4,817, every figure rounded), each line takes its share of the gap within its own
+    rounding, so it still displays as printed and the forecast starts balanced; no line moves
+    further than its last printed digit allows, and a gap beyond rounding is left for the
+    balance check to fail. Returns what was done, for the import report ('' when nothing)."""
+    check = next((c for c in layout.checks if c.key == "balance"), None)
+    if check is None:
+        return ""
+    assets = _balance_leaves(layout, check.actual)
+    claims = _balance_leaves(layout, check.expected)
+    signed = {k: s for k, s in assets.items() if s}
+    for k, s in claims.items():
+        signed[k] = signed.get(k, 0) - s
+    signed = {k: s for k, s in signed.items() if s}
+    # A line the note does not print (the rest of a section) holds what its definition gives.
+    from udfs.functions import GUARDED
+    by_key = {line.key: line for line in layout.lines}
+    held = {}
+    for key in signed:
+        if key in figures:
+            held[key] = figures[key]
+        elif by_key.get(key) is not None and by_key[key].implied:
+            value = fx.evaluate(fx.parse(by_key[key].implied), lambda k, lag: figures.get(k) if lag == 0 else None, GUARDED)
+            if isinstance(value, float) and math.isfinite(value):
+                held[key] = value
+    if set(held) != set(signed):
+        return ""
+    gap = sum(s * held[k] for k, s in signed.items())
+    # a printed 0 is exactly nothing; a line a section's unprinted rest is computed from moves that rest with it
+    absorbed = {r.key for key in signed if key not in figures for r in fx.refs(fx.parse(by_key[key].implied))}
+    signed = {k: s for k, s in signed.items() if k in places and figures.get(k) and k not in absorbed}
+    half = {k: 0.5 * 10 ** -places[k] * 0.98 for k in signed}      # strictly inside each figure's rounding
+    room = sum(half.values())
+    if abs(gap) < 1e-9 or abs(gap) >= room:
+        return ""
+    for key, s in signed.items():
+        figures[key] -= s * gap * half[key] / room
+    return (f"the printed balance sheet's lines miss its balance by {gap:+,.2f}, within their rounding; each line "
+            "takes its share within its last printed digit, so the forecast opens balanced")
 
 
 def _stem(note: Note) -> str:
@@ -938,8 +1028,14 @@ def _ratio_evidence(tree, ref_of: dict, finding, years: list[str]) -> dict | Non
 
 def _import_text(note, note_path, note_text, layout, layout_written, lines, found, missed, problems, model,
                  unshown, derived) -> str:
-    out = [f"Import of {note_path.name}", ""]
+    out = [f"Import of {_comment(note_path.name)}", ""]
     out.append(f"Layout: {layout.name}" + (f" (inferred, written to {layout_written.name})" if layout_written else " (known)"))
+    if layout_written:  # the layout names its sheets; the note's titles (converter output) are shown, not used
+        for statement in layout.statements:
+            tables = note.tables_of(statement.table)
+            title = tables[0].title if tables else ""
+            shown = title if len(title) <= 60 else title[:60] + "…"
+            out.append(f"  sheet {statement.sheet}: the note's {statement.table} table, titled {shown!r}")
     mapped = [m for m in lines if m.key]
     unmapped = [m for m in lines if not m.key]
     out.append(f"Lines placed in the layout: {len(mapped)}; not placed: {len(unmapped)}")

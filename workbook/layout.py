@@ -158,6 +158,11 @@ def sheets(model_layout: spec.Layout, lines: list[Line]) -> tuple[Sheet, ...]:
         line(key, label) if _table_of(model_layout, key) == spec.SUMMARY else mirror(key, label)
         for key, label in model_layout.summary_rows)
     ratio_rows = tuple([mirror(k) for k in model_layout.ratio_mirrors] + [line(k) for k in model_layout.keys(spec.RATIOS)])
+    taken = {name.casefold() for name in FIXED_SHEETS}
+    for sheet in (model_layout.summary_sheet, model_layout.ratios_sheet, *(s.sheet for s in model_layout.statements)):
+        if sheet.casefold() in taken:
+            raise spec.LayoutError(f"{model_layout.path.name}: sheet {sheet!r} is the name of one of the template's own "
+                                   "sheets; give the layout's sheet another name")
     return (
         Sheet(COVER, "封面 Cover", "scalar", (
             heading("市场数据 Market data (输入 inputs)"),
@@ -192,6 +197,7 @@ def sheets(model_layout: spec.Layout, lines: list[Line]) -> tuple[Sheet, ...]:
 
 
 SCENARIOS = "情景"
+FIXED_SHEETS = (COVER, DRIVERS, SCENARIOS, VALUATION_BASES, VALUATION, SENSITIVITY, RATING, CHECKS, CONF, BLUEPRINT, SOURCE)
 
 
 def scenario_sheets(lines: list[Line]) -> tuple:
@@ -344,11 +350,12 @@ def _is_formula(line_: Line, year_kind: str | None) -> bool:
 
 class _Ranges:
     """Excel text for the formula forms that read other years: a line's forecast row, one-value
-    lines side by side, and a line's value in the year a cell names (ER_AT_YEAR over the line's
-    row and its sheet's header row)."""
+    lines side by side, a line's value in the year a cell names (ER_AT_YEAR over the line's
+    row and its sheet's header row), and a line's row from its first reported year through the
+    year of the cell being written."""
 
-    def __init__(self, placement: "Placement", sheet: str):
-        self.p, self.sheet = placement, sheet
+    def __init__(self, placement: "Placement", sheet: str, year: str | None = None):
+        self.p, self.sheet, self.year = placement, sheet, year
 
     def _row(self, key: str, years: list[str]) -> str:
         cells = [self.p.home[(key, y)] for y in years if (key, y) in self.p.home]
@@ -364,6 +371,12 @@ class _Ranges:
 
     def forecast(self, key: str) -> str:
         return self._row(key, [y.label for y in self.p.years if y.kind == FORECAST])
+
+    def history(self, key: str) -> str:
+        labels = [y.label for y in self.p.years if y.kind != BASE]
+        if self.year not in labels:
+            raise ValueError(f"history({key}) is read by a yearly line, in its own year")
+        return self._row(key, labels[:labels.index(self.year) + 1])
 
     def column(self, keys) -> str:
         cells = [self.p.home[(k, None)] for k in keys]
@@ -447,7 +460,8 @@ def _place_formulas(p: Placement) -> None:
         line_ = p.lines[cell.key]
         if cell.kind == "formula":
             text = line_.formula if cell.year is None else line_.formula_in(kinds[cell.year])
-            cell.formula = fx.to_excel(fx.parse(text), translator(p, cell.sheet, cell.year), excel_name, _Ranges(p, cell.sheet))
+            cell.formula = fx.to_excel(fx.parse(text), translator(p, cell.sheet, cell.year), excel_name,
+                                      _Ranges(p, cell.sheet, cell.year))
             if "NA()" in cell.formula and kinds.get(cell.year) != FORECAST:
                 del p.home[home_key]  # a reported year whose prior year is not in the model: left empty
                 continue
