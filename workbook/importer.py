@@ -647,8 +647,11 @@ def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build:
     with staging(out_dir) as stage:
         layout_written = None
         if layout is None:
-            from .infer_layout import infer_layout
-            inferred = infer_layout(note, lines, articulated=closing is None)
+            from .notes.inference import LayoutInferenceError, infer_layout
+            try:
+                inferred = infer_layout(note, lines, articulated=closing is None)
+            except LayoutInferenceError as exc:
+                raise ImportFailed(str(exc)) from None
             derived = inferred.derived
             base = inferred.base
             for m in lines:

@@ -45,14 +45,14 @@ from pathlib import Path
 from udfs.errors import DataError
 from udfs.forecast import TAX_CREDIT_LIMIT, TAX_LOSS_USED
 
-from .notes import Note
-from .notes.labels import default_label_data, match_label
-from .tomlfile import read_toml
+from ..tomlfile import read_toml
+from .labels import default_label_data, match_label
+from .reader import Note
 
 STATEMENTS = ("income", "balance", "cashflow")
 PREFIX = {"income": "IS", "balance": "BS", "cashflow": "CF"}
 SHEETS = {"income": "利润表", "balance": "资产负债表", "cashflow": "现金流量表"}
-TAX_FILE = Path(__file__).parent / "data" / "tax.toml"
+TAX_FILE = Path(__file__).parents[1] / "data" / "tax.toml"
 # Cash-flow lines that may carry the balancing item of a note that does not articulate, most suitable first.
 BALANCING_ROLES = ("cff_other", "cfi_other", "cfo_other", "other_asset_change")
 OPERATING, INVESTING, FINANCING = "operating", "investing", "financing"
@@ -80,7 +80,7 @@ ADD_BACK_SIGNS = {"finance_expenses": -1, "investment_income": 1}   # how each r
 GROWTH_SUFFIX = "_growth"
 
 
-LINE_FORMULAS = Path(__file__).parent / "data" / "line_formulas.toml"
+LINE_FORMULAS = Path(__file__).parents[1] / "data" / "line_formulas.toml"
 RESERVED = {"ticker", "quote_currency", "reporting_currency", "price", "price_date", "fx_rate", "benchmark_level",
             "shares", "price_local", "market_cap_local", "refresh_stamp", "refresh_source", "market_cap_quote",
             "rating_scheme", "rating_boundary", "benchmark", "target_price", "expected_dps", "benchmark_return",
@@ -186,7 +186,6 @@ def infer_layout(note: Note, placed, articulated: bool = True) -> Inferred:
     plug; False closes it with cash as the balance sheet's plug and one cash-flow line as the
     balancing item, for a note whose own statements do not articulate (the importer falls back
     to it only then, and says so)."""
-    from .importer import ImportFailed
 
     roles_by_row = {(p.table_index, p.position): p.role for p in placed}
     keys: dict = {}
@@ -294,7 +293,7 @@ def infer_layout(note: Note, placed, articulated: bool = True) -> Inferred:
                  after=by_role["attributable_profit"])
     for required in ("revenue", "net_profit", "attributable_profit", "cash", "total_assets", "net_cash_flow"):
         if not have(required):
-            raise ImportFailed(f"the note's statements have no line the import recognises as {required} and none "
+            raise LayoutInferenceError(f"the note's statements have no line the import recognises as {required} and none "
                                "can be derived from the lines they print")
 
     # Ratio and per-share rows printed in the statements: their role's formula.
@@ -371,7 +370,7 @@ def infer_layout(note: Note, placed, articulated: bool = True) -> Inferred:
         tle = by_role.get("total_liabilities_and_equity")
         asset_leaves = _leaves(by_role["total_assets"], formulas) - {by_role["cash"]}
         if by_role["cash"] not in _leaves(by_role["total_assets"], formulas):
-            raise ImportFailed("cash is not among the lines that add up to total assets, so it cannot be the balance sheet's plug")
+            raise LayoutInferenceError("cash is not among the lines that add up to total assets, so it cannot be the balance sheet's plug")
         if tle is None:
             claims = [by_role[k] for k in ("total_liabilities", "minority_equity", "shareholders_equity", "total_equity") if have(k)]
             if have("total_equity"):
@@ -380,7 +379,7 @@ def infer_layout(note: Note, placed, articulated: bool = True) -> Inferred:
         else:
             tle_text = tle
         if not asset_leaves or not tle_text:
-            raise ImportFailed("the balance sheet's totals were not recognised, so cash cannot be made its plug")
+            raise LayoutInferenceError("the balance sheet's totals were not recognised, so cash cannot be made its plug")
         formulas[by_role["cash"]] = f"{tle_text} - ({' + '.join(sorted(asset_leaves))})"
         checks.insert(0, {"key": "balance", "zh": "资产 = 负债 + 股东权益", "en": "Assets = liabilities + equity",
                           "actual": by_role["total_assets"], "expected": tle_text})
@@ -401,7 +400,7 @@ def infer_layout(note: Note, placed, articulated: bool = True) -> Inferred:
         # The cash flow: one balancing item makes the net cash flow the change in cash.
         cf_leaves = _signed_leaves(by_role["net_cash_flow"], formulas)
         if not cf_leaves:
-            raise ImportFailed("the cash-flow statement's net cash flow was not recognised as the sum of its sections")
+            raise LayoutInferenceError("the cash-flow statement's net cash flow was not recognised as the sum of its sections")
         unprinted = [k for k in cf_leaves if k.endswith("_unprinted")]
         balancing = next((k for k in unprinted), None) or next((by_role[r] for r in BALANCING_ROLES if have(r) and by_role[r] in cf_leaves),
                                                                 None) or list(cf_leaves)[-1]
@@ -583,14 +582,13 @@ def role_of(label: str, kind: str) -> str | None:
 def _balance_sheet(b: _Inference) -> None:
     """The balance sheet's leaves and what each one's increase does to cash; cash from the cash
     flow; the balance check on assets and claims computed apart."""
-    from .importer import ImportFailed
     claims = [k for k in ("total_liabilities", "minority_equity", "shareholders_equity", "total_equity") if k in b.by_key]
     if "total_equity" in claims:
         claims = [k for k in claims if k not in ("minority_equity", "shareholders_equity")]
     claim_terms = ["total_liabilities_and_equity"] if "total_liabilities_and_equity" in b.by_key else claims
     assets = _signed_leaves("total_assets", b.formulas)
     if "cash" not in assets or len(assets) < 2 or not claim_terms:
-        raise ImportFailed("the balance sheet's totals were not recognised, so cash cannot be computed apart from them")
+        raise LayoutInferenceError("the balance sheet's totals were not recognised, so cash cannot be computed apart from them")
     b.effect = {k: -s for k, s in assets.items() if k != "cash"}   # an asset that grows takes cash
     for term in claim_terms:
         b.effect.update(_signed_leaves(term, b.formulas))           # a claim that grows brings it
@@ -608,7 +606,6 @@ def _cash_flow_sections(b: _Inference) -> None:
     """Each cash-flow line's sign in the net cash flow and its section; a note whose net cash
     flow is not the sum of its sections in every printed year (the findings say where) gets the
     model's."""
-    from .importer import ImportFailed
     sections = [k for k in SECTION_TOTALS if k in b.formulas]
     if "net_cash_flow" not in b.formulas and len(sections) >= 2:
         b.formulas["net_cash_flow"] = " + ".join(sections)
@@ -617,7 +614,7 @@ def _cash_flow_sections(b: _Inference) -> None:
                          "actual": "net_cash_flow", "expected": b.formulas["net_cash_flow"]})
     b.cf = _signed_leaves("net_cash_flow", b.formulas)
     if len(b.cf) < 2:
-        raise ImportFailed("the cash-flow statement's net cash flow was not recognised as the sum of its sections")
+        raise LayoutInferenceError("the cash-flow statement's net cash flow was not recognised as the sum of its sections")
     for total, name in SECTION_TOTALS.items():
         for leaf in _leaves_of(total, b.formulas):
             b.section[leaf] = name
