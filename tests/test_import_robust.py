@@ -54,6 +54,16 @@ def test_a_note_cut_anywhere_imports_or_is_refused_in_one_line(tmp_path_factory,
     _import_or_refuse(note, folder / "out")
 
 
+@needs_notes
+def test_a_note_cut_where_a_cost_the_layout_reads_is_not_printed_imports(tmp_path):
+    """Regression: the 开源 seed cut at 59% leaves a line's starting value reading a cost the cut
+    note no longer prints (calibration raised KeyError: 'admin_expenses')."""
+    text = note_path("kysec_seed").read_text(encoding="utf-8")
+    note = tmp_path / "note.md"
+    note.write_text(text[: int(len(text) * 0.59375)], encoding="utf-8")
+    assert _import_or_refuse(note, tmp_path / "out")
+
+
 def _tables(text: str) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in re.finditer(r"<table>.*?</table>|(?:^[^\n]*\t[^\n]*\n)+", text, re.S | re.M)]
 

@@ -207,7 +207,11 @@ def _from_print(company, key: str, year: str, printed: dict, labels: list) -> fl
     line = next(l for l in company.layout.lines if l.key == key)
     position = labels.index(year)
     functions = {name: spec.impl for name, spec in BY_FORMULA_NAME.items()}
-    return _number(fx.evaluate(fx.parse(line.implied), lambda ref, lag: printed[ref][position - lag], functions))
+
+    def figure(ref, lag):   # a line the note does not print (a cut note's costs) gives nothing: nan, started from 0
+        values = printed.get(ref)
+        return values[position - lag] if values is not None and 0 <= position - lag < len(values) else float("nan")
+    return _number(fx.evaluate(fx.parse(line.implied), figure, functions))
 
 
 def _number(value) -> float:
