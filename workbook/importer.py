@@ -618,7 +618,7 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
             return _import(note, note_path, out_dir, stem, build, closing=str(exc))
     except ImportFailed:
         raise
-    except (DataError, ArithmeticError, ValueError) as exc:   # a note no model can be built from: one line
+    except (DataError, ArithmeticError, ValueError, LookupError) as exc:   # a note no model can be built from: one line
         raise ImportFailed(f"{note_path.name}: the model built from the note is not usable ({exc})") from None
 
 
