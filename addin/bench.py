@@ -22,6 +22,7 @@ from workbook.files import check_output, write_output
 TARGETS = {"engine_ms": 5.0, "udf_us_max": 20.0, "refresh_s": 0.5, "refresh_vs_formulas": 5.0, "batch_100_s": 30.0,
            "refresh_peak_mb": 150.0, "grid_7x7_ms": 100.0, "import_s": 5.0}
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seed"
+NOTES = Path(__file__).resolve().parents[2] / "shared" / "notes"     # the import's development corpus
 
 
 def sample_args() -> dict:
@@ -192,15 +193,17 @@ def run(quick: bool = False, out: Path | None = None, force: bool = False) -> di
             results["driver_grid_5x5_ms"] = _stats([t * 1000 for t in _time(
                 lambda: driver_sensitivity(company, a, xs, b, ys, "val_eps", year), repeat)])
 
-        # A broker note to data files and a model, per seed note.
+        # A broker note to data files and a model, per note (the seeds and the import's corpus),
+        # each run into a folder of its own.
         from workbook.importer import import_note
-        notes = sorted(SEEDS.glob("*.txt")) if SEEDS.is_dir() else []
+        notes = (sorted(SEEDS.glob("*.txt")) if SEEDS.is_dir() else []) + \
+            (sorted(p for p in NOTES.glob("*.md") if p.name != "README.md") if NOTES.is_dir() and not quick else [])
         if notes:
             imports = work / "imports"
             imports.mkdir()
             per_note = []
             for note in notes:
-                per_note.append(max(_time(lambda: import_note(note, imports, force=True), 1 if quick else 2)))  # a scratch folder
+                per_note.append(max(_time(lambda: import_note(note, Path(tempfile.mkdtemp(dir=imports))), 1 if quick else 2)))
             results["import_s"] = {"median": statistics.median(per_note), "min": min(per_note), "max": max(per_note),
                                    "runs": len(per_note)}
 

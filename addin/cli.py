@@ -291,6 +291,9 @@ def _import(args) -> int:
           + (f" (inferred: {result.layout_written})" if result.layout_written else "")
           + f": {result.shown_as_printed} printed cells shown as printed, {result.explained} explained by findings, "
           f"{result.unexplained} unexplained; model {result.model_path}; report {result.text_path}")
+    missing = result.facts.get("missing", [])
+    if missing:
+        print(f"not printed by the note, left empty in the model: {', '.join(missing)} (see the report for what to fill)")
     if not result.balanced:
         raise UserError(f"{args.note}: the model built from the note does not balance; see {result.text_path}")
     if result.unexplained:

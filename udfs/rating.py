@@ -49,6 +49,7 @@ class Scheme:
     name_en: str = ""
     unrated_en: str = ""
     benchmarks_en: dict = field(default_factory=dict)
+    brokers: tuple = ()  # the names of the broker whose scheme it is, as notes print them
 
     @property
     def labels(self) -> list[str]:
@@ -86,7 +87,7 @@ def parse_schemes(data: dict) -> dict[str, Scheme]:
             scheme = Scheme(key, raw["name"], raw.get("basis", "excess"), raw.get("horizon", ""),
                             raw.get("unrated", "无评级"), dict(raw.get("benchmarks", {})), bands,
                             str(raw.get("name_en", "")), str(raw.get("unrated_en", "")),
-                            dict(raw.get("benchmarks_en", {})))
+                            dict(raw.get("benchmarks_en", {})), tuple(raw.get("brokers", [])))
         except (KeyError, TypeError) as exc:
             raise DataError(f"rating scheme {key!r} is missing {exc}") from None
         if scheme.basis not in ("excess", "absolute"):

@@ -287,6 +287,12 @@ SCENARIO_VALIDATION = {
 }
 
 
+# Market inputs a source note may not print: what the empty cell asks for.
+UNPRINTED_FACTS = {"price": "报告未列示股价：刷新即填入。The note prints no price: Refresh fills it.",
+                   "shares": "报告未列示总股本：请填写。The note prints no share count: type it.",
+                   "price_date": "报告未列示股价日期：刷新即填入。No price date: Refresh fills it."}
+
+
 def input_validation(key: str, company: Company) -> dict | None:
     """Data validation and the input message of a market, rating or valuation input, in the
     company's currencies and both languages."""
@@ -371,7 +377,7 @@ def source_note(company: Company, price_date: str, fx_rate: float) -> str:
     """The summary table's source line, from the company's own facts and the market inputs."""
     quote, reporting = company.facts.get("quote_currency", ""), company.facts.get("reporting_currency", "")
     fx = f"，汇率 1{quote}={fx_rate:.4f}{reporting}" if quote != reporting else ""  # 1 CNY = 1 CNY says nothing
-    return f"资料来源：{company.facts.get('source', '公司财报')}；股价时间为 {price_date}{fx}"
+    return f"资料来源：{company.facts.get('source', '公司财报')}；股价时间为 {price_date or '—'}{fx}"
 
 
 def source_note_formula(company: Company, placement, sheet_name: str) -> str:
@@ -491,7 +497,9 @@ def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: 
         value = model.value(cell.key, cell.year)
         bold = cell.key in _bold(company)
         if cell.kind == "input":
-            review = _carried_for_review(cell, company, drivers)
+            # a fact the source note does not print (a price, a share count) is left empty and
+            # marked for the analyst, as a value carried for review is
+            review = _carried_for_review(cell, company, drivers) or (value is None and cell.key in UNPRINTED_FACTS)
             fmt = styles.get(line.fmt, "review" if review else "input", bold, wrap=cell.key == "refresh_source")
             if cell.key == "price_date" and isinstance(value, str):
                 ws.write_datetime(cell.row, cell.col, dt.datetime.fromisoformat(value), fmt)
@@ -519,7 +527,10 @@ def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: 
                               "input_message": "本报告之前的评级；首次评级留空。\nThe rating before this report; empty for a first rating."}
             elif cell.year is None:  # a one-value input (a CAPM input, a benchmark level)
                 validation = generic_validation(line, company)
-            if validation and review:
+            if validation and review and value is None and cell.key in UNPRINTED_FACTS:
+                validation = {**validation, "input_title": "报告未列示 To fill",
+                              "input_message": (UNPRINTED_FACTS[cell.key] + " " + validation.get("input_message", ""))[:255]}
+            elif validation and review:
                 validation = {**validation, "input_title": "待复核 Review",
                               "input_message": with_review(validation.get("input_message", ""))}
             if validation:

@@ -55,7 +55,8 @@ def printed_lines(report: dict) -> dict[str, list[float]]:
     return lines
 
 
-def consistent_targets(report: dict, company, forecast: list[str], misses: dict | None = None) -> tuple[dict, dict]:
+def consistent_targets(report: dict, company, forecast: list[str], misses: dict | None = None,
+                       cache: dict | None = None) -> tuple[dict, dict]:
     """Values for the forecast lines that display as printed wherever the print allows it.
 
     Printed parts and totals often disagree by a unit of rounding (segments summing to 475,995
@@ -82,7 +83,11 @@ def consistent_targets(report: dict, company, forecast: list[str], misses: dict 
             scale = 100 if row.get("percent") else 1
             for year, v in zip(labels, row["values"]):
                 if year in forecast and v is not None and v == v and row["key"] in model_keys:
-                    printed.setdefault((row["key"], year), (float(v) / scale, int(row.get("decimals", 0)) + (2 if scale == 100 else 0)))
+                    figure = (float(v) / scale, int(row.get("decimals", 0)) + (2 if scale == 100 else 0))
+                    known = printed.get((row["key"], year))
+                    # the same line printed twice: the finer print, where it rounds to the coarser
+                    if known is None or (figure[1] > known[1] and abs(figure[0] - known[0]) <= 0.5 * 10 ** -known[1] + 1e-12):
+                        printed[(row["key"], year)] = figure
     # A printed figure the report's own definitions cannot produce from its other figures (a
     # finding beyond rounding) is no target: fitting it would bend the lines it is made of.
     beyond = unreachable_prints(report, company)
@@ -101,29 +106,44 @@ def consistent_targets(report: dict, company, forecast: list[str], misses: dict 
     # Reconciling drivers, and the last reported value of a line notes never print that the
     # forecast implies (the dividend per share declared on the last reported year, paid in the
     # first forecast year), are solved alongside.
-    last_reported = [y.label for y in company.years if y.kind == "actual"][-1]
+    reported_years = [y.label for y in company.years if y.kind == "actual"]
     free_drivers = [(key, year) for key in standalone_targets(company) for year in forecast] \
-        + [(key, last_reported) for key in sorted(calibrated & set(company.layout.reported_defaults))]
+        + [(key, reported_years[-1]) for key in sorted(calibrated & set(company.layout.reported_defaults)) if reported_years]
     x0 = np.array([p[line][labels.index(year)] if line in p else _number(start.value(line, year)) if line in calibrated
                    else _from_print(company, line, year, p, labels) for line, year in free_lines]
-                  + [company.inputs[(key, year)] for key, year in free_drivers])
+                  + [company.inputs[(key, year)] for key, year in free_drivers], dtype=float)
+    x0[~np.isfinite(x0)] = 0.0   # a line the note leaves blank in that year starts from nothing
+    if not len(x0):
+        return {}, {}
 
-    def evaluate(x):
+    def evaluate_on(x, cells):
         inputs = dict(company.inputs)
         inputs.update({cell: x[len(free_lines) + i] for i, cell in enumerate(free_drivers)})
         overrides = {cell: x[i] for i, cell in enumerate(free_lines)}
         model = build_model(replace(company, inputs=inputs), overrides)
-        return np.array([_number(model.value(key, year)) for key, year in outputs])
+        return np.array([_number(model.value(key, year)) for key, year in cells], dtype=float)
 
-    f0 = evaluate(x0)
+    f0 = evaluate_on(x0, outputs)
     numeric = np.isfinite(f0)  # an output the model shows as NM or an error cannot be fitted
     outputs = [o for o, ok in zip(outputs, numeric) if ok]
     f0 = f0[numeric]
-    evaluate_all = evaluate
+    if not outputs:
+        return {cell: float(x0[i]) for i, cell in enumerate(free_lines)}, \
+            {cell: float(x0[len(free_lines) + i]) for i, cell in enumerate(free_drivers)}
+    fitted = list(outputs)
 
-    def evaluate(x):  # noqa: F811 - the same, on the numeric outputs only
-        return evaluate_all(x)[numeric]
-    jacobian = np.column_stack([evaluate(x0 + np.eye(len(x0))[j]) - f0 for j in range(len(x0))])
+    def evaluate(x):
+        return evaluate_on(x, fitted)
+    # The statements are linear in these values (ratios nearly so): a Jacobian measured for the
+    # same variables and outputs on an earlier pass is reused (`cache`), which halves the builds.
+    signature = (tuple(free_lines), tuple(free_drivers), tuple(fitted))
+    if cache is not None and cache.get("signature") == signature:
+        jacobian = cache["jacobian"]
+    else:
+        jacobian = np.column_stack([evaluate(x0 + np.eye(len(x0))[j]) - f0 for j in range(len(x0))])
+        jacobian[~np.isfinite(jacobian)] = 0.0   # a move that makes an output NM: no linear effect to fit
+        if cache is not None:
+            cache.update(signature=signature, jacobian=jacobian)
     target = np.array([printed[o][0] for o in outputs])
     half = np.array([0.45 * 10 ** -printed[o][1] for o in outputs])  # 10% margin for driver rounding
     n, m = len(x0), len(outputs)
@@ -149,19 +169,19 @@ def consistent_targets(report: dict, company, forecast: list[str], misses: dict 
     a_ub = np.vstack([a_upper, a_lower])
     # A printed 0 is not a -0 (the note would print that, and the reader folds it away): a line
     # printed 0 stays at or above zero, so that the template does not show "-0" under a "0".
-    low = np.where(target == 0, 0.0, target - half)
+    low = np.where(target == 0, 1e-7, target - half)
     b_ub = np.concatenate([target + half - f0, -(low - f0)])
     bounds = [(0, None)] * (2 * n + m)
     # Two passes, so that the tie-break is not lost in the solver's tolerance: first the least
     # weighted miss, then, holding that, the smallest relative moves.
     fit = linprog(np.concatenate([np.zeros(2 * n), weights]), A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs")
     if not fit.success:
-        raise RuntimeError(f"calibration failed: {fit.message}")
+        raise DataError(f"calibration found no drivers that reproduce the note ({fit.message})")
     hold = np.concatenate([np.zeros(2 * n), weights])[None, :]
     result = linprog(np.concatenate([1 / scale, 1 / scale, np.zeros(m)]), A_ub=np.vstack([a_ub, hold]),
                      b_ub=np.concatenate([b_ub, [fit.fun + 1e-6 * max(1.0, fit.fun)]]), bounds=bounds, method="highs")
     if not result.success:
-        raise RuntimeError(f"calibration failed: {result.message}")
+        result = fit   # the tie-break did not solve cleanly: the best fit without it
     x = x0 + result.x[:n] - result.x[n:2 * n]
     if misses is not None:  # the printed figures no consistent set of values can reach, and by how much
         slack = result.x[2 * n:]
@@ -188,7 +208,11 @@ def _from_print(company, key: str, year: str, printed: dict, labels: list) -> fl
     line = next(l for l in company.layout.lines if l.key == key)
     position = labels.index(year)
     functions = {name: spec.impl for name, spec in BY_FORMULA_NAME.items()}
-    return _number(fx.evaluate(fx.parse(line.implied), lambda ref, lag: printed[ref][position - lag], functions))
+
+    def figure(ref, lag):   # a line the note does not print (a cut note's costs) gives nothing: nan, started from 0
+        values = printed.get(ref)
+        return values[position - lag] if values is not None and 0 <= position - lag < len(values) else float("nan")
+    return _number(fx.evaluate(fx.parse(line.implied), figure, functions))
 
 
 def _number(value) -> float:
@@ -211,17 +235,29 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8, reported: dict 
     # Among values that fit the print equally well the fit prefers those nearest where it starts,
     # so it is repeated from its own result until that stops moving: the drivers it writes are
     # then what it derives again from them (a committed file is its own calibration).
+    # money to the cent, or two places finer than the note prints (a note printing 1,765.78 needs
+    # drivers kept to 1e-4, or their rounding moves a line off its print); rates to the places of
+    # the rate methods
+    decimals = {}
+    for table in ("income", "balance", "cashflow"):
+        for row in report.get(table, []):
+            if not row.get("percent"):
+                decimals[row["key"]] = max(decimals.get(row["key"], 0), int(row.get("decimals", 0)))
+    targets_of = standalone_targets(company)
+
+    def money_places(key: str) -> int:
+        return METHODS["fixed"].places + decimals.get(targets_of.get(key, key), 0)
     for _ in range(4):
         line_targets, driver_values = consistent_targets(report, company, forecast)
         moved = False
-        for (key, year), value in driver_values.items():  # money to the cent, a rate to the places of the rate methods
-            value = round(value, PLACES.get(formats[key], METHODS["fixed"].places))
+        for (key, year), value in driver_values.items():  # a rate to the places of the rate methods, money finer than printed
+            value = round(value, PLACES[formats[key]] if formats[key] in PLACES else money_places(key))
             moved |= value != company.inputs[(key, year)]
             company.inputs[(key, year)] = value
         if not moved:
             break
     else:
-        raise RuntimeError("calibration did not settle: the reconciling drivers still move after 4 fits")
+        raise DataError("calibration did not settle: the reconciling drivers still move after 4 fits")
     labels = [y.label for y in company.years]
     for _ in range(rounds):
         model = build_model(company)
@@ -236,7 +272,8 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8, reported: dict 
                 try:
                     for key in method.base_less:  # the part of the base the formula takes off (losses used)
                         base_value -= model.value(key, year)
-                    values.append(round(method.invert(line_targets[(line, year)], prior, base_value), method.places))
+                    places = method.places + (decimals.get(line, 0) if method.driver_format in ("money", "money2") else 0)
+                    values.append(round(method.invert(line_targets[(line, year)], prior, base_value), places))
                 except (ZeroDivisionError, TypeError):
                     # its base is not computed yet (still zero in the first round): keep the value
                     values.append(driver.values[forecast.index(year)])

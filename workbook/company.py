@@ -124,11 +124,11 @@ def parse(data: dict, path: Path, layout: spec.Layout | None = None) -> Company:
         "ticker": facts["ticker"],
         "quote_currency": facts.get("quote_currency"),
         "reporting_currency": facts.get("reporting_currency"),
-        "price": float(market["price"]),
-        "price_date": price_date.isoformat(),
+        "price": float(market["price"]) if "price" in market else None,
+        "price_date": price_date.isoformat() if price_date else None,
         "fx_rate": float(market["fx_rate"]),
         "benchmark_level": _optional(market.get("benchmark_level"), f"{name}: [market].benchmark_level"),
-        "shares": float(market["shares"]),
+        "shares": float(market["shares"]) if "shares" in market else None,
         "rating_scheme": scheme,
         "rating_boundary": rating.get("boundary", "outer"),
         "benchmark_return": _optional(rating.get("benchmark_return"), f"{name}: [rating].benchmark_return"),
@@ -136,7 +136,7 @@ def parse(data: dict, path: Path, layout: spec.Layout | None = None) -> Company:
         "published_rating": rating.get("published"),
         "published_action": rating.get("published_action"),
         "refresh_stamp": None,
-        "refresh_source": f"{path.name} ({price_date})",
+        "refresh_source": f"{path.name} ({price_date or 'no price yet'})",
     }
     # A target price or expected dividend typed in the file stands in for the valuation's and
     # the forecast's (the cell then holds the number, as if typed over the formula).
@@ -158,12 +158,16 @@ def _facts_market_rating(data: dict, name: str) -> tuple:
             raise CompanyDataError(f"{name}: [{section}] has unknown field {sorted(extra)[0]!r}; known: {', '.join(sorted(known))}")
     facts, market, rating = data["company"], data["market"], data["rating"]
     for required in ("name_zh", "ticker"):
-        if not isinstance(facts.get(required), str) or not facts[required].strip():
-            raise CompanyDataError(f"{name}: [company] needs {required}")
-    for required in ("price", "fx_rate", "shares"):
-        if required not in market:
-            raise CompanyDataError(f"{name}: [market] needs {required}")
-        _number(f"{name}: [market].{required}", market[required], positive=True)
+        if not isinstance(facts.get(required, ""), str):
+            raise CompanyDataError(f"{name}: [company].{required} must be text")
+    # A name or ticker the source note does not print stays empty (the cover asks for it).
+    # A price or share count the source note does not print is left out: the model shows the cell
+    # empty (the first refresh brings a price) and what reads it shows #N/A, not an invented number.
+    if "fx_rate" not in market:
+        raise CompanyDataError(f"{name}: [market] needs fx_rate")
+    for field_name in ("price", "fx_rate", "shares"):
+        if field_name in market:
+            _number(f"{name}: [market].{field_name}", market[field_name], positive=True)
     price_date = market.get("price_date")
     if isinstance(price_date, str):
         try:
@@ -172,10 +176,10 @@ def _facts_market_rating(data: dict, name: str) -> tuple:
             price_date = None
     if isinstance(price_date, dt.datetime):
         price_date = price_date.date()
-    if not isinstance(price_date, dt.date):
+    if not isinstance(price_date, dt.date) and "price_date" in market:
         raise CompanyDataError(f"{name}: [market].price_date must be a date such as 2025-12-18")
     for field_name in ("price", "fx_rate", "shares"):
-        if market[field_name] > 1e12:
+        if field_name in market and market[field_name] > 1e12:
             raise CompanyDataError(f"{name}: [market].{field_name} = {market[field_name]!r} is not a plausible figure")
     scheme = rating.get("scheme", "everbright")
     if scheme not in schemes():

@@ -84,6 +84,7 @@ class Layout:
     valuation: dict = field(default_factory=dict)        # valuation bases as formulas (see VALUATION_BASES)
     warnings: tuple = ()                                 # of SanityWarning: implausible figures, shown apart from the checks
     measures: dict = field(default_factory=dict)         # what the standard warnings read, in the layout's signs
+    table_aliases: dict = field(default_factory=dict)    # (label role, table) -> the line of that table the role means there
 
     def role(self, name: str) -> str | None:
         return self.roles.get(name)
@@ -184,7 +185,7 @@ def parse_layout(data: dict, path: Path) -> Layout:
     if missing:
         raise LayoutError(f"{name}: [roles] must name the line for {missing[0]!r}")
     summary_rows = tuple((row["key"], row.get("label")) for row in summary.get("rows", []))
-    defaults, aliases = {}, {}
+    defaults, aliases, table_aliases = {}, {}, {}
     for raw in data.get("lines", []):
         if raw.get("method"):
             if not raw.get("driven"):
@@ -193,7 +194,8 @@ def parse_layout(data: dict, path: Path) -> Layout:
                 raise LayoutError(f"{name}: line {raw['key']!r}: base {raw['base']!r} is not a line of the layout")
             defaults[raw["key"]] = (raw["method"], raw.get("base"))
         for alias in raw.get("aliases", []):
-            aliases[alias] = raw["key"]
+            aliases.setdefault(alias, raw["key"])
+            table_aliases[(alias, raw.get("table"))] = raw["key"]
     for listed, field_name in ((list(data.get("base_lines", [])), "base_lines"), ([k for k, _ in summary_rows], "summary rows"),
                                (list(ratios.get("mirrors", [])), "ratios.mirrors"), (list(data.get("segments", [])), "segments"),
                                (list(data.get("chart_segments", [])), "chart_segments"), (list(data.get("chart_margins", [])), "chart_margins")):
@@ -213,7 +215,7 @@ def parse_layout(data: dict, path: Path) -> Layout:
                   frozenset(raw["key"] for raw in data.get("lines", []) if raw.get("calibrated")),
                   frozenset(raw["key"] for raw in data.get("lines", []) if raw.get("undisclosed")),
                   _valuation_bases(data, roles, set(keys), name), _warnings(data, name, lines, roles),
-                  _measures(data, name, lines))
+                  _measures(data, name, lines), table_aliases=table_aliases)
     plan = valuation_plan(layout)
     clash = sorted({l.key for l in plan.yearly + plan.scalars} & set(keys))
     if clash:
