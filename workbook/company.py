@@ -17,6 +17,7 @@ from udfs.forecast import METHODS
 from udfs.rating import schemes
 
 from . import spec
+from .currencies import fx_range_problem
 from .tomlfile import TomlError, read_toml
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -164,6 +165,10 @@ def _facts_market_rating(data: dict, name: str) -> tuple:
             raise CompanyDataError(f"{name}: [rating].{field_name} must be text, not {rating[field_name]!r}")
     if rating.get("boundary", "outer") not in ("outer", "inner"):
         raise CompanyDataError(f"{name}: [rating].boundary must be \"outer\" or \"inner\", not {rating['boundary']!r}")
+    # the same judgement a quote's FX gets (workbook/currencies.py): one rule for every door
+    problem = fx_range_problem(float(market["fx_rate"]), facts.get("quote_currency"), facts.get("reporting_currency"))
+    if problem:
+        raise CompanyDataError(f"{name}: [market].fx_rate: {problem}")
     return facts, market, rating, price_date, scheme
 
 

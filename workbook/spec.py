@@ -17,6 +17,7 @@ from pathlib import Path
 from udfs.engine import ALWAYS, FORECAST_ONLY, INPUT, Check, Line, SanityWarning
 from udfs.errors import DataError
 
+from .currencies import CURRENCIES_FILE
 from .formats import FORMATS
 from .tomlfile import TomlError, read_toml
 
@@ -29,7 +30,6 @@ YEARLY_TABLES = (SUMMARY, INCOME, BALANCE, CASHFLOW, RATIOS, DRIVERS)
 LAYOUT_DIR = Path(__file__).parent / "layouts"
 DEFAULT_LAYOUT = "everbright_hk"
 LAYOUT_FORMAT_VERSION = 1
-CURRENCIES_FILE = Path(__file__).parent / "data" / "currencies.toml"
 COMMON_LINES_FILE = Path(__file__).parent / "data" / "common_lines.toml"
 
 # Roles every layout must map to one of its lines: the common lines (COMMON_LINES_FILE), the ratios a
