@@ -203,6 +203,9 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
     late = _late_scalars(lines)
     vectors = _Vectors(values, years)
 
+    def vectors_in(year_pos: int):
+        return _Vectors(values, years, year_pos)
+
     def lookup_in(year_pos: int):
         def lookup(key: str, lag: int):
             if key in scalar_keys:
@@ -229,7 +232,7 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
             if cell in overrides:
                 values.yearly[cell] = overrides[cell]
             elif text:
-                values.yearly[cell] = fx.evaluate(fx.parse(text), lookup, functions)
+                values.yearly[cell] = fx.evaluate(fx.parse(text), lookup, functions, vectors=vectors_in(pos))
             else:
                 values.yearly[cell] = inputs.get(cell)
     for line in (l for l in ordered if l.scalar and l.key in late):  # they read whole rows: after the years
@@ -238,13 +241,24 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
 
 
 class _Vectors:
-    """The forms of the formula language that read other years than the line's own."""
+    """The forms of the formula language that read other years than the line's own (`pos`: the
+    position of the year a yearly line is evaluated in; None for one-value lines)."""
 
-    def __init__(self, values: Values, years: list[Year]):
-        self.values, self.years = values, years
+    def __init__(self, values: Values, years: list[Year], pos: int | None = None):
+        self.values, self.years, self.pos = values, years, pos
 
     def forecast(self, key: str) -> list:
         return [self.values.yearly.get((key, y.label)) for y in self.years if y.kind == FORECAST]
+
+    def row(self, key: str) -> list:
+        """Every year a sheet shows (the base year is a drivers-sheet column only)."""
+        return [self.values.yearly.get((key, y.label)) for y in self.years if y.kind != BASE]
+
+    def years_after(self, label) -> object:
+        labels = [y.label for y in self.years]
+        if self.pos is None or not isinstance(label, str) or label.strip() not in labels:
+            return ERR_NA
+        return float(self.pos - labels.index(label.strip()))
 
     def at(self, key: str, label) -> object:
         if not isinstance(label, str) or (key, label.strip()) not in self.values.yearly:

@@ -45,6 +45,7 @@ class Scheme:
     unrated: str
     benchmarks: dict
     bands: tuple  # best first
+    horizon_months: int = 12  # the end of the horizon, where the target is judged (the rating horizon's default)
 
     @property
     def labels(self) -> list[str]:
@@ -67,7 +68,7 @@ def parse_schemes(data: dict) -> dict[str, Scheme]:
             bands = tuple(Band(b["label"], _decimal_or_none(b.get("min")), _decimal_or_none(b.get("max")))
                           for b in raw["bands"])
             scheme = Scheme(key, raw["name"], raw.get("basis", "excess"), raw.get("horizon", ""),
-                            raw.get("unrated", "无评级"), dict(raw.get("benchmarks", {})), bands)
+                            raw.get("unrated", "无评级"), dict(raw.get("benchmarks", {})), bands, int(raw.get("horizon_months", 12)))
         except (KeyError, TypeError) as exc:
             raise DataError(f"rating scheme {key!r} is missing {exc}") from None
         if scheme.basis not in ("excess", "absolute"):

@@ -41,6 +41,20 @@ def at_year(values_row, years_row, year):
     return value
 
 
+@excel_function("YEARS_AFTER", "How many years one year label comes after another, by their places in a header row of consecutive years.",
+                Arg("year", TEXT, "The year counted from, e.g. 2025E", required=True),
+                Arg("this_year", TEXT, "The year counted to", required=True),
+                Arg("years_row", ANY, "The header row of consecutive year labels"),
+                native="MATCH({1},{2},0)-MATCH({0},{2},0)",
+                sample=("2025E", "2027E", [["2024", "2025E", "2026E", "2027E"]]), formula_name="years_after")
+def years_after(year, this_year, years_row):
+    """this_year's column minus year's column; #N/A when the row lacks either."""
+    years = [year_label(y) for y in cell_row(years_row)]
+    if year not in years or this_year not in years:
+        return ERR_NA
+    return float(years.index(this_year) - years.index(year))
+
+
 @excel_function("VALUATION_TARGET", "Blended target price once some method is weighted; the not-valued label while no weight is entered.",
                 Arg("values_column", ANY, "Target price of each method, trading currency"),
                 Arg("weights_column", ANY, "Weight of each method (decimals summing to 100%)"),

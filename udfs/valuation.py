@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .constants import ERR_NA, ERR_NUM, ERR_VALUE, NOT_MEANINGFUL
+from .constants import ERR_NA, ERR_NUM, ERR_VALUE, NOT_MEANINGFUL, NOT_VALUED
 from .errors import InputError
 # The year rows and weight rows here keep empty cells in place (a gap shifts years), so they
 # convert cell by cell with the guard's own rules (cell_row, cell_number...).
@@ -141,6 +141,41 @@ def _segment_value_cell(method, multiple, metric):
     return segment_value(method, multiple, metric)
 
 
+# What each segment method multiplies, and the cell's words when the layout has no such segment line.
+SEGMENT_METRICS = {"PE": "profit", "PB": "equity", "PS": "revenue", "EVEBITDA": "ebitda"}
+NO_SEGMENT_LINE = {"profit": "无分部利润行 no segment profit line", "equity": "无分部净资产行 no segment equity line",
+                   "revenue": "无分部收入行 no segment revenue line", "ebitda": "无分部 EBITDA 行 no segment EBITDA line"}
+
+
+def _native_method_key(i: int) -> str:
+    return f'SUBSTITUTE(SUBSTITUTE(SUBSTITUTE(UPPER(TRIM({{{i}}})),"/",""),"-","")," ","")'
+
+
+@excel_function("SEGMENT_METRIC", "What a segment's method multiplies: profit for PE, equity for PB, revenue for PS, EBITDA for EV/EBITDA; says so where the layout has no such line.",
+                Arg("method", TEXT, "PE, PB, PS or EV/EBITDA", required=True),
+                Arg("revenue", ANY, "The segment's revenue, or empty where the layout has none", required=False),
+                Arg("profit", ANY, "The segment's profit, or empty where the layout has none", required=False),
+                Arg("ebitda", ANY, "The segment's EBITDA, or empty where the layout has none", required=False),
+                Arg("equity", ANY, "The segment's book value, or empty where the layout has none", required=False),
+                native=("IF(ISBLANK({0}),#N/A,IFERROR(CHOOSE(MATCH(" + _native_method_key(0) + ",{\"PE\",\"PB\",\"PS\",\"EVEBITDA\"},0),"
+                        + ",".join(f'IF({{{i}}}="","{NO_SEGMENT_LINE[what]}",{{{i}}})'
+                                   for i, what in ((2, "profit"), (4, "equity"), (1, "revenue"), (3, "ebitda")))
+                        + "),#VALUE!))"),
+                sample=("PE", 120000.0, 9000.0, None, None), formula_name="segment_metric")
+def segment_metric(method, revenue=None, profit=None, ebitda=None, equity=None):
+    """The segment line the method applies to, or the label saying the layout has none (so the
+    method cannot value this segment; the method cell's drop-down offers only the others).
+    InputError (#VALUE!) for a method not in SEGMENT_METHODS."""
+    if method is None:
+        raise Reject(ERR_NA)
+    key = _method_key(method)
+    if key not in SEGMENT_METRICS:
+        raise InputError(f"segment method {method!r} is not one of PE, PB, PS, EV/EBITDA")
+    what = SEGMENT_METRICS[key]
+    value = cell_scalar({"revenue": revenue, "profit": profit, "ebitda": ebitda, "equity": equity}[what])
+    return NO_SEGMENT_LINE[what] if is_blank(value) else value
+
+
 def segment_value(method: str, multiple: Number, metric: Number) -> Result:
     """A segment's value, multiple x metric, in millions: an equity value for P/E (on the profit
     allocated to the segment), P/B (allocated book) and P/S (revenue), an enterprise value for
@@ -181,7 +216,8 @@ def _valuation_cell(value) -> Result:
                 Arg("segment_values", ANY, "Column or row of segment values, millions"),
                 Arg("net_cash", OPTIONAL, "Group net cash (negative for net debt), 0 if empty", 0.0),
                 Arg("minorities", OPTIONAL, "Minority interests, 0 if empty", 0.0), _INVESTMENTS,
-                native=None,
+                native=('IF(COUNTIF({0},"' + NOT_VALUED + '")>0,"' + NOT_VALUED + '",IF(COUNTIF({0},{NM})>0,{NM},'
+                        'SUM({0})+{1}-{2}+{3}))'),
                 sample=([[300000.0], [200000.0], [150000.0]], 75000.0, 400.0, 0.0), formula_name="sotp_equity")
 def _sotp_equity_cell(segment_values, net_cash, minorities, investments):
     values = _segment_cells(segment_values)
@@ -194,7 +230,8 @@ def _sotp_equity_cell(segment_values, net_cash, minorities, investments):
                 Arg("segment_values", ANY, "Column or row of segment values, millions"), _SHARES, _FX,
                 Arg("net_cash", OPTIONAL, "Group net cash (negative for net debt), 0 if empty", 0.0),
                 Arg("minorities", OPTIONAL, "Minority interests, 0 if empty", 0.0), _INVESTMENTS,
-                native=None,
+                native=('IF(COUNTIF({0},"' + NOT_VALUED + '")>0,"' + NOT_VALUED + '",IF(COUNTIF({0},{NM})>0,{NM},'
+                        'ER_EQUITY_PER_SHARE(SUM({0}),{3},{4},{1},{2},{5})))'),
                 sample=([[300000.0], [200000.0], [150000.0]], 26045.0, 0.9049, 75000.0, 400.0, 0.0),
                 formula_name="sotp")
 def _sotp_cell(segment_values, shares, fx, net_cash, minorities, investments):
@@ -205,11 +242,17 @@ def _sotp_cell(segment_values, shares, fx, net_cash, minorities, investments):
 
 
 def _segment_cells(value) -> list[float] | str:
-    """Segment values from a range: empty cells skipped (a spare row), NM if any segment is NM."""
-    values = [_valuation_cell(v) for v in cell_row(value) if not is_blank(v)]
-    if not values:
+    """Segment values from a range: empty cells skipped (a spare row); 未估值 while a segment is
+    not valued yet (every segment must be, or the parts do not add up to the whole), then NM if
+    any segment is NM; an error value passes on."""
+    cells = [v for v in cell_row(value) if not is_blank(v)]
+    if not cells:
         raise Reject(ERR_NA)
-    return NOT_MEANINGFUL if NOT_MEANINGFUL in values else values
+    if any(isinstance(v, str) and v.strip() == NOT_VALUED for v in cells):
+        return NOT_VALUED
+    if any(isinstance(v, str) and v.strip().upper() == NOT_MEANINGFUL for v in cells):
+        return NOT_MEANINGFUL
+    return [_valuation_cell(v) for v in cells]
 
 
 # ---- DCF (FCFF) -----------------------------------------------------------------------------

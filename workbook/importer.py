@@ -350,8 +350,13 @@ def to_toml(data: dict, header: str = "") -> str:
             if not nested:
                 out += ["", f"[{_toml_key(key)}]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()]
                 continue
+            plain = [(k, v) for k, v in value.items() if not isinstance(v, dict) or _inline(k, v)]
+            if plain:   # a table's own values first, then its sub-tables (the valuation and its sources)
+                out += ["", f"[{_toml_key(key)}]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in plain]
             for sub, entry in value.items():
-                out += ["", f"[{_toml_key(key)}.{_toml_key(sub)}]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in entry.items()]
+                if isinstance(entry, dict) and not _inline(sub, entry):
+                    out += ["", f"[{_toml_key(key)}.{_toml_key(sub)}]"] + [f"{_toml_key(k)} = {_toml_value(v)}"
+                                                                         for k, v in entry.items()]
         elif _is_table_list(value):
             for entry in value:
                 out += ["", f"[[{_toml_key(key)}]]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in entry.items()]
@@ -373,6 +378,8 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
     from .build import build as build_template
     from .calibrate import calibrate
     from .company import CompanyDataError, load
+    from .currencies import fx_range_problem
+    from .examples import example_valuation
     from .model import build_model
     from .report import findings, load_report, reproduction
     from .notes import read_and_report
@@ -405,6 +412,10 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
         m.key = _key_in(layout, m.role) if layout_written is None else by_label.get((m.kind, m.label))
     report = report_data(note, lines, layout, note_path.name)
     company, problems = company_data(note, report, layout, years)
+    fx_problem = fx_range_problem(float(company["market"]["fx_rate"]), company["company"]["quote_currency"],
+                                  company["company"]["reporting_currency"])
+    if fx_problem:   # the judgement every door gives an FX rate, before anything is written
+        raise ImportFailed(f"{note_path.name}: the note's FX: {fx_problem}")
     unbalanced = _printed_balance_failures(report, layout, [y.label for y in years if not y.forecast])
     if layout_written is not None:
         company["company"]["layout"] = layout_written.name
@@ -421,6 +432,10 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
     except CompanyDataError as exc:
         raise ImportFailed(f"the company file written from the note is not usable: {exc}") from None
     company["drivers"] = drivers
+    atomic_write(company_path, to_toml(company, header))
+    example = example_valuation(load(company_path))   # the valuation a first open shows, labelled as an example
+    company["rating"].update(example["rating"])
+    company["valuation"] = example["valuation"]
     atomic_write(company_path, to_toml(company, header))
     loaded = load(company_path)
     model = build_model(loaded)
