@@ -25,7 +25,10 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 
-from .constants import ERR_NA, ERR_NUM, ERR_VALUE, NOT_MEANINGFUL, NOT_VALUED
+from .constants import (
+    BASIS_NOTES, BLEND_COMPLETE_NOTE, BLEND_EXCLUDED_NOTE, BLEND_NM_NOTE, ERR_NA, ERR_NUM, ERR_VALUE, EXCLUDED,
+    NOT_MEANINGFUL, NOT_VALUED, NOT_WEIGHTED,
+)
 from .errors import InputError
 from .registry import ANY, NUMBER, OPTIONAL, TEXT, Arg, Reject, cell_number, cell_row, cell_scalar, excel_function, is_blank, is_error
 from .selection import year_label
@@ -46,11 +49,6 @@ def native_switch(i: int) -> str:
 # How the DCF target is stated: the value at the price date, or rolled to the rating horizon.
 BASIS_PRICE_DATE, BASIS_HORIZON = "price_date", "horizon"
 TARGET_BASES = (BASIS_PRICE_DATE, BASIS_HORIZON)
-BASIS_NOTES = {
-    BASIS_PRICE_DATE: "目标价 = 股价日期的每股价值（未滚动） Target = value per share at the price date",
-    BASIS_HORIZON: ("目标价 = 每股价值按股权成本滚动至评级期末，减期内股息 "
-                    "Target = value rolled to the rating horizon at the cost of equity, less dividends paid within it"),
-}
 
 # Excel's day 0 of the 1900 date system, as serials count it (its phantom 29 Feb 1900 is day 60:
 # serials from 61 on, every date this model meets, map exactly).
@@ -350,8 +348,14 @@ def _basis(value) -> str:
                 sample=(31.2, "horizon", 0.078, 1.0, 0.5), formula_name="dcf_target")
 def _dcf_target_cell(value, basis, cost_of_equity_, horizon, dividends):
     value = cell_scalar(value)
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return value if isinstance(value, str) else ERR_VALUE   # a label (未估值, NM) or an error passes through
+    if is_blank(value):
+        return ERR_NA
+    if is_error(value):
+        return value.strip().upper()
+    if isinstance(value, str):   # a valuation not made (未估值) or not meaningful passes through; other text is wrong
+        return value.strip() if value.strip() in (NOT_VALUED, NOT_MEANINGFUL) else ERR_VALUE
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return ERR_VALUE
     if _basis(basis) == BASIS_PRICE_DATE:
         return float(value)
     ke, years = (cell_number(x, optional=True) for x in (cost_of_equity_, horizon))
@@ -397,8 +401,6 @@ def total(values) -> Result:
 # ---- The blend, with the analyst's choice for a weighted method that is NM ----------------------
 POLICY_EXCLUDE, POLICY_NM = "exclude", "nm"
 NM_POLICIES = (POLICY_EXCLUDE, POLICY_NM)
-EXCLUDED = "已剔除 excluded"          # a weighted method the blend leaves out (policy exclude)
-NOT_WEIGHTED = "尚未加权任何方法 No method is weighted yet"
 
 
 def _policy(value) -> str:
@@ -446,7 +448,7 @@ def blend_part(target, weight: Number, policy: str = POLICY_EXCLUDE) -> Result:
                 Arg("parts", ANY, "Each method's part (ER_BLEND_PART)"),
                 Arg("weights", ANY, "Each method's weight (decimals summing to 100%), empty is 0"),
                 Arg("targets", ANY, "Each method's target price"),
-                native=('IF(SUMPRODUCT(--({1}<>0))=0,"' + NOT_VALUED + '",IF(COUNTIF({1},"<0")>0,#NUM!,'
+                native=('IF(SUMPRODUCT(({1}<>0)*1)=0,"' + NOT_VALUED + '",IF(COUNTIF({1},"<0")>0,#NUM!,'
                         'IF(ABS(SUM({1})-1)>1E-09,"weights\u2260100%",IF(COUNTIF({0},{NM})>0,{NM},'
                         'IF(SUMIFS({1},{2},">0")<=0,{NM},SUM({0})/SUMIFS({1},{2},">0"))))))'),
                 sample=([[22.5], [14.4], [0.0]], [[0.5], [0.3], [0.2]], [[45.0], [48.0], ["NM"]]), formula_name="blend_target")
@@ -479,23 +481,19 @@ def blend_target(parts, weights, targets):
 
 @excel_function("BLEND_NOTE", "What the blend did with a weighted method that is not a price, as a sentence.",
                 Arg("parts", ANY, "Each method's part (ER_BLEND_PART)"),
-                native=('IF(COUNTIF({0},{NM})>0,"加权目标价为 NM：见加权贡献中标为 NM 的方法 Blend NM: see the method marked NM",'
-                        'IF(COUNTIF({0},"' + EXCLUDED + '")>0,"已剔除 "&COUNTIF({0},"' + EXCLUDED + '")&'
-                        '" 个非价格的方法（见加权贡献），其余权重按比例放大 Methods that are not a price were left out; '
-                        'the other weights scale up",IF(AND(COUNTIF({0},"*")=0,SUM({0})=0),"' + NOT_WEIGHTED + '",'
-                        '"全部加权方法均已计入 Every weighted method counts")))'),
+                native=('IF(COUNTIF({0},{NM})>0,"' + BLEND_NM_NOTE + '",IF(COUNTIF({0},"' + EXCLUDED + '")>0,"'
+                        + BLEND_EXCLUDED_NOTE + '",IF(AND(COUNTIF({0},"*")=0,SUM({0})=0),"' + NOT_WEIGHTED + '","'
+                        + BLEND_COMPLETE_NOTE + '")))'),
                 sample=([[22.5], [EXCLUDED], [0.0]],), formula_name="blend_note")
 def blend_note(parts) -> str:
     cells = cell_row(parts)
     if any(isinstance(p, str) and p.strip() == NOT_MEANINGFUL for p in cells):
-        return "加权目标价为 NM：见加权贡献中标为 NM 的方法 Blend NM: see the method marked NM"
-    excluded = sum(1 for p in cells if p == EXCLUDED)
-    if excluded:
-        return (f"已剔除 {excluded} 个非价格的方法（见加权贡献），其余权重按比例放大 Methods that are not a price were left out; "
-                "the other weights scale up")
+        return BLEND_NM_NOTE
+    if any(p == EXCLUDED for p in cells):
+        return BLEND_EXCLUDED_NOTE
     for part in cells:
         if is_error(part):
             return part.strip().upper()
     if all(isinstance(p, (int, float)) and not isinstance(p, bool) and p == 0 for p in cells):
         return NOT_WEIGHTED
-    return "全部加权方法均已计入 Every weighted method counts"
+    return BLEND_COMPLETE_NOTE

@@ -78,7 +78,8 @@ def _given(value) -> bool:
 @excel_function("IF_GIVEN", "The result once an input (or any cell of a range) is given; the not-valued label while it is empty.",
                 Arg("input", ANY, "The analyst's input the result needs, or a range of them"),
                 Arg("result", ANY, "What to show once it is given"),
-                native='IF(SUMPRODUCT(--(({0})<>""),--(({0})<>"\u672a\u4f30\u503c"))=0,"\u672a\u4f30\u503c",{1})',
+                # products, not --: the formulas package reads --(range<>"") as 0 (LibreOffice and Excel do not)
+                native='IF(SUMPRODUCT((({0})<>"")*(({0})<>"\u672a\u4f30\u503c"))=0,"\u672a\u4f30\u503c",{1})',
                 sample=(22.0, 45.2), formula_name="if_given")
 def if_given(value, result):
     """`result` when `value` is given; NOT_VALUED (未估值) while it is empty, so a valuation

@@ -27,7 +27,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .constants import ERR_NA, ERR_NUM, ERR_VALUE, NOT_MEANINGFUL, NOT_VALUED
+from .constants import (
+    BASIS_NOTES, BLEND_COMPLETE_NOTE, BLEND_EXCLUDED_NOTE, BLEND_NM_NOTE, ERR_NA, ERR_NUM, ERR_VALUE, EXCLUDED,
+    NO_SEGMENT_LINE, NOT_MEANINGFUL, NOT_VALUED, NOT_WEIGHTED,
+)
 from .errors import InputError
 # The year rows and weight rows here keep empty cells in place (a gap shifts years), so they
 # convert cell by cell with the guard's own rules (cell_row, cell_number...).
@@ -43,8 +46,9 @@ Result = float | str
 # Blend weights must add up to 100% within this tolerance (binary rounding of 1/3 + 1/3 + 1/3).
 WEIGHT_TOLERANCE = 1e-9
 WEIGHTS_NOT_100 = "weights≠100%"
-# Every label a function here can answer with besides NM and Excel's error values.
-LABELS = (WEIGHTS_NOT_100,)
+# Every label a valuation function can answer with besides NM, 未估值 and Excel's error values.
+LABELS = (WEIGHTS_NOT_100, EXCLUDED, BLEND_NM_NOTE, BLEND_EXCLUDED_NOTE, BLEND_COMPLETE_NOTE, NOT_WEIGHTED,
+          *BASIS_NOTES.values(), *NO_SEGMENT_LINE.values())
 
 # Segment valuation methods, by the spellings an analyst types: P/E on an allocated profit, P/B
 # on an allocated book value, P/S on revenue (equity values); EV/EBITDA on EBITDA (an enterprise
@@ -143,8 +147,6 @@ def _segment_value_cell(method, multiple, metric):
 
 # What each segment method multiplies, and the cell's words when the layout has no such segment line.
 SEGMENT_METRICS = {"PE": "profit", "PB": "equity", "PS": "revenue", "EVEBITDA": "ebitda"}
-NO_SEGMENT_LINE = {"profit": "无分部利润行 no segment profit line", "equity": "无分部净资产行 no segment equity line",
-                   "revenue": "无分部收入行 no segment revenue line", "ebitda": "无分部 EBITDA 行 no segment EBITDA line"}
 
 
 def _native_method_key(i: int) -> str:
@@ -173,7 +175,9 @@ def segment_metric(method, revenue=None, profit=None, ebitda=None, equity=None):
         raise InputError(f"segment method {method!r} is not one of PE, PB, PS, EV/EBITDA")
     what = SEGMENT_METRICS[key]
     value = cell_scalar({"revenue": revenue, "profit": profit, "ebitda": ebitda, "equity": equity}[what])
-    return NO_SEGMENT_LINE[what] if is_blank(value) else value
+    if is_blank(value):
+        return NO_SEGMENT_LINE[what]
+    return _valuation_cell(value)   # a number, NM, or an error value; other text is #VALUE!
 
 
 def segment_value(method: str, multiple: Number, metric: Number) -> Result:

@@ -25,7 +25,7 @@ def aliases() -> dict[str, str]:
 
 
 def normalise_currency(text) -> str:
-    """A currency's code from any name the data knows ('港币' -> 'HKD'); other text upper-cased."""
+    """A currency's code from any name the data's aliases give; other text upper-cased."""
     code = str(text or "").strip()
     known = aliases()
     return known.get(code, known.get(code.upper(), code.upper()))

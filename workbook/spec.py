@@ -276,9 +276,10 @@ def expand_groups(text: str, groups: dict) -> str:
     parts = _FORMULA_STRING.split(text)
     for i in range(0, len(parts), 2):
         for role, members in groups.items():
-            prior = "(" + " + ".join(f"prev({m})" for m in members) + ")" if members else "0"
-            parts[i] = re.sub(rf"\bprev\(\s*{role}\s*\)", prior, parts[i])
-            parts[i] = re.sub(rf"\b{role}\b(?!\s*\()", "(" + " + ".join(members) + ")" if members else "0", parts[i])
+            def summed(names):
+                return "0" if not names else names[0] if len(names) == 1 else "(" + " + ".join(names) + ")"
+            parts[i] = re.sub(rf"\bprev\(\s*{role}\s*\)", summed([f"prev({m})" for m in members]), parts[i])
+            parts[i] = re.sub(rf"\b{role}\b(?!\s*\()", summed(list(members)), parts[i])
     return "".join(parts)
 
 
