@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from udfs.constants import EXCEL_ERRORS
+from udfs.errors import DataError
 from udfs.functions import BY_EXCEL_NAME
 from workbook import xlsx
 from workbook.layout import (
@@ -24,6 +25,7 @@ from workbook.xlcalc import NATIVE, LAZY, evaluate, parse
 from .template import NewerTemplateError, blueprint, settings_as_values, template_version, verify_structure, version_tuple
 
 MAX_FAILURES_LISTED = 10
+TEXT_FORMAT = "text"  # the number format of a line whose cells hold text by design
 _FUNCTION = re.compile(r"(?<![\w.])([A-Za-z_][A-Za-z0-9_.]*)\(")
 
 
@@ -244,38 +246,103 @@ def _describe(value) -> str | None:
     return None
 
 
+def stored_layout(package: xlsx.Package):
+    """The statement layout the model was built in, as its _source sheet stores it; the default
+    layout for a model built before models carried it (or whose stored copy is damaged)."""
+    from workbook import spec
+    from workbook.tomlfile import parse_toml
+
+    from .source import read_source
+    try:
+        name, text = read_source(package)["layout"]
+        return spec.parse_layout(parse_toml(text, name), Path(name))
+    except DataError:
+        return spec.load_layout()
+
+
+def text_by_design(package: xlsx.Package, rows: list[dict] | None = None) -> set[tuple[str, str]]:
+    """The input cells whose content is text (or TRUE/FALSE) by design: the scenario selector, the
+    valuation years and switches, the ticker, currencies, rating scheme and ratings. Read from the
+    model's stored layout (its _source sheet), whose lines say which are text; a model without one
+    has the default layout's."""
+    from workbook import spec
+    from workbook.model import SCENARIO_KEY
+    keys = {line.key for line in spec.model_lines(stored_layout(package)) if line.fmt == TEXT_FORMAT} | {SCENARIO_KEY}
+    return {(r["sheet"], r["cell"]) for r in (blueprint(package) if rows is None else rows)
+            if r["kind"] == "input" and r["key"] in keys}
+
+
+def _blank_by_design(row: dict) -> bool:
+    """An input the template leaves empty on purpose: a one-value input (a valuation multiple, a
+    benchmark) or a bear or bull value, which means "as the base case" when empty."""
+    from workbook.company import SCENARIO_CASES
+    from workbook.model import scenario_key
+    return not row["year"] or row["key"].startswith(tuple(scenario_key(case, "") for case in SCENARIO_CASES))
+
+
+def _short(formula: str, limit: int = 80) -> str:
+    return formula if len(formula) <= limit else formula[:limit - 1] + "…"
+
+
 def first_cause(package: xlsx.Package, values: dict, failing: list, limit: int = 20_000) -> str | None:
-    """The first input cell, breadth-first from the failing cells through their precedents,
-    that holds text, an error or a blank where the template has a number; else the first formula
-    that produces an error from inputs that are all numbers. One phrase like
-    "预测假设!G9 holds text '20%'", or None when nothing explains the failure."""
-    inputs_expected = {(r.get("sheet"), r.get("cell")) for r in blueprint(package) if r.get("kind") == "input"}
+    """The first cell, breadth-first from the failing cells through their precedents, that can
+    make a check fail, as one phrase ("预测假设!G9 holds text '20%'"), or None when nothing explains
+    the failure. In order of certainty: text, an error or TRUE/FALSE where the template has a
+    number; else a number typed over a formula, or a formula edited from the template's; else a
+    blank yearly input; else the first formula that gives an error from inputs that are all in
+    order (naming the text input it read, e.g. a scenario cell holding a case the model lacks).
+    A cell that holds text by design (the scenario selector, a valuation year, a year header the
+    build wrote) is never the cause for holding text, nor is an input the template leaves blank
+    on purpose for being blank."""
+    rows = blueprint(package)
+    built = {(r["sheet"], r["cell"]): r for r in rows}
+    text_ok = text_by_design(package, rows)
 
     def current(key):
         return values[key] if key in values else package.value(*key) if key[0] in package.sheets else None
 
-    seen, queue, blank, error_origin = set(failing), list(failing), None, None
+    def wrong(key) -> str | None:
+        reason = _describe(current(key))
+        if key in text_ok or (key not in built and not (reason or "").startswith("holds the error")):
+            return None  # its text is by design: a year header the lookups read is not the analyst's input
+        return reason
+
+    seen, queue = set(failing), list(failing)
+    changed = blank = error_origin = None
     while queue and len(seen) < limit:
         sheet, ref = queue.pop(0)
         cell = package.sheets.get(sheet, xlsx.Sheet("", "", "")).cells.get(ref)
+        row = built.get((sheet, ref))
         if cell is not None and cell.formula:
             reads = [key for key in precedents(package, sheet, ref) if key[0] in package.sheets]
             value = current((sheet, ref))
-            if (error_origin is None and isinstance(value, str) and value in EXCEL_ERRORS
-                    and not any(_describe(current(key)) for key in reads)):
-                error_origin = f"{sheet}!{ref} (={cell.formula[:60]}) gives {value}"
+            if changed is None and row is not None and row["kind"] in ("formula", "mirror") \
+                    and canonical_formula(cell.formula) != canonical_formula(row["formula"]):
+                changed = f"{sheet}!{ref} holds the edited formula ={_short(cell.formula)} (template: ={_short(row['formula'])})"
+            if error_origin is None and isinstance(value, str) and value in EXCEL_ERRORS \
+                    and not any(wrong(key) for key in reads):
+                texts = [key for key in reads if key in text_ok and _describe(current(key))]
+                error_origin = f"{sheet}!{ref} (={_short(cell.formula)}) gives {value}"
+                if texts:
+                    error_origin = f"{texts[0][0]}!{texts[0][1]} holds {current(texts[0])!r}: " + error_origin
             for key in reads:
                 if key not in seen:
                     seen.add(key)
                     queue.append(key)
             continue
-        value = current((sheet, ref))
-        reason = _describe(value)
+        reason = wrong((sheet, ref))
         if reason:
             return f"{sheet}!{ref} {reason}"
-        if value in (None, "") and blank is None and (sheet, ref) in inputs_expected:
+        value = current((sheet, ref))
+        if row is None:
+            continue
+        if row["kind"] in ("formula", "mirror"):
+            if changed is None:
+                shown = "nothing" if value in (None, "") else f"{value!r}"
+                changed = f"{sheet}!{ref} holds {shown} typed over its formula ={_short(row['formula'])}"
+        elif value in (None, "") and blank is None and not _blank_by_design(row):
             blank = f"{sheet}!{ref} is blank where the template has a number"
-    return blank or error_origin
+    return changed or blank or error_origin
 
 
 def _findings_table(package: xlsx.Package) -> list[FindingRow]:

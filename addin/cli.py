@@ -174,18 +174,33 @@ def _publish(args) -> int:
 
 
 def _revisions(args) -> int:
-    from .estimates import load_estimates, render_revisions
+    from .estimates import DROPPED, load_estimates, render_revisions, revision_table
+    from .results import render_results, results_for
 
-    print(render_revisions(*load_estimates(args.old, args.new, args.db)))
+    old, new = load_estimates(args.old, args.new, args.db)
+    results = results_for(old, args.new) if Path(args.new).is_file() else None
+    if results is None:
+        print(render_revisions(old, new))
+        return EXIT_OK
+    rows, forecast_year = results  # a roll pair: the year NEW reports, against OLD's forecast of it, comes first
+    print(render_results(rows, forecast_year, old.source, new.source))
+    print(render_revisions(old, new, [r for r in revision_table(old, new) if not (r.year == forecast_year and r.status == DROPPED)]))
     return EXIT_OK
 
 
 def _roll(args) -> int:
     from .modelfile import regular_file
-    from .roll import render, roll
+    from .roll import render, roll, write_template
 
     regular_file(args.model)
-    result = roll(args.model, args.actuals, args.output, accept_unbalanced=args.accept_unbalanced)
+    if args.template:
+        path, to_fill, given = write_template(args.model, args.output, force=args.force, actuals=args.actuals)
+        filled = f", {given} filled from {args.actuals}" if args.actuals else ""
+        print(f"wrote {path}: the actuals file to fill ({to_fill} lines to fill{filled}); then roll with --actuals {path.name}")
+        return EXIT_OK
+    if not args.actuals:
+        raise UserError("roll needs --actuals FY.toml (or akshare:); --template -o FY.toml writes the file to fill")
+    result = roll(args.model, args.actuals, args.output, accept_unbalanced=args.accept_unbalanced, force=args.force)
     print(render(result))
     return EXIT_FAILED if result.checks_failed else EXIT_OK
 

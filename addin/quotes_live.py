@@ -106,6 +106,16 @@ def _column_rows(frame, date_column: str, value_column: str, what: str, provider
     return [(_as_date(d), _number(v)) for d, v in zip(frame[date_column], frame[value_column])]
 
 
+def optional_package(package: str, what: str, error: type):
+    """An optional package imported on first use (the live sources); `error` (one line saying how
+    to install it) when it is not installed."""
+    try:
+        return importlib.import_module(package)
+    except ImportError:
+        raise error(f"the {package} {what} needs the {package} package: "
+                    f'pip install "equity-research-model[{package}]"') from None
+
+
 class _LiveProvider:
     package = ""
 
@@ -117,11 +127,7 @@ class _LiveProvider:
 
     def _lib(self):
         if self._module is None:
-            try:
-                self._module = importlib.import_module(self.package)
-            except ImportError:
-                raise QuoteError(f"the {self.package} quote source needs the {self.package} package: "
-                                 f'pip install "equity-research-model[{self.package}]"') from None
+            self._module = optional_package(self.package, "quote source", QuoteError)
         return self._module
 
     def _call(self, what: str, function, *args, **kwargs):

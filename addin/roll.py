@@ -4,13 +4,17 @@ year is added, and the analyst's work in the old workbook comes along.
 `roll(model, actuals, output)` reads the model file (its structure verified first), rebuilds its
 company data from the company and layout files the build stored in the very hidden `_source`
 sheet, with the workbook's CURRENT inputs in place of the file's (every driver on its own year,
-reported figures, market and rating inputs), takes the new reported year's figures from an
-actuals file, carries the last forecast year's drivers into the new year (marked `review`),
-builds the new model and types the analyst's numbers-over-formulas into it again. The rolled
-model carries a visible 盈利预测调整 sheet: old vs new estimates (addin.estimates.revision_table).
+reported figures, market, rating and valuation inputs), takes the new reported year's figures
+from an actuals file or a provider (addin/actuals.py vets them against the layout), carries the
+last forecast year's drivers into the new year (marked `review`), moves every valuation year on
+by one, builds the new model and types the analyst's numbers-over-formulas into it again. The
+rolled model carries a visible 盈利预测调整 sheet: the reported year against its forecast
+(addin/results.py), then old vs new estimates (addin.estimates.revision_table).
+`write_template(model, output)` writes the actuals file to fill instead.
 
-Every refusal is a `RollError` (one line) raised before anything is written; the output is
-written to a temp file beside it, verified and renamed into place.
+Every refusal is a `RollError` (one line) raised before anything is written; an output is
+written to a temp file beside it, verified and renamed into place; an existing one is replaced
+only with `force`, and kept as OUTPUT.bak.
 """
 from __future__ import annotations
 
@@ -18,7 +22,9 @@ import contextlib
 import datetime as dt
 import itertools
 import math
+import os
 import re
+import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass, field, replace
@@ -26,31 +32,28 @@ from pathlib import Path
 
 import tomli_w
 
-from udfs.engine import ACTUAL, run_checks
+from udfs.engine import ACTUAL
 from workbook import spec, xlsx
 from workbook.build import build
-from workbook.files import put_in_place, temp_beside
+from workbook.files import atomic_write, put_in_place, temp_beside
 from workbook.layout import (
     CHECKS, ENGLISH_COL, FIRST_ROW, HEADER_ROW, LABEL_COL, SUBTITLE_ROW, TITLE_ROW, cell_name, market_name, rating_name,
 )
 from workbook.model import build_model
-from workbook.tomlfile import TomlError, read_toml
 from workbook.xlcalc import evaluate, same_value
 
-from .audit import audit
-from .source import RollError, current_inputs, load_company, read_source, stored_and_current  # noqa: F401 - roll's API keeps these names
-from .estimates import STATUS_LABELS, Estimates, RevisionRow, published_cells, read_model, render_revisions, revision_table
+from . import actuals as reported_year
+from .actuals import ActualsError, ReportedYear, Request, year_number  # noqa: F401 - roll's API keeps these names
+from .audit import TEXT_FORMAT, audit
+from .source import SCALAR_FIELDS, RollError, current_inputs, load_company, read_source, stored_and_current  # noqa: F401
+from .estimates import STATUS_LABELS, DROPPED, Estimates, RevisionRow, published_cells, read_model, render_revisions, revision_table
 from .modelfile import regular_file
+from .results import (
+    BEAT, MISS, band_name, render_results, reported_cells, reported_figures, results_table, verdict_words,
+)
 from .template import blueprint, settings_as_values, verify_structure
 
 REVISIONS_SHEET = "盈利预测调整"
-BALANCE_CHECK = "balance"        # the layout check that says total assets = liabilities + equity
-MAX_NAMED = 5                    # missing lines named in full up to this many, then a count
-
-# Where each one-value input cell of a model lives in a company file: the inverse of
-# workbook.company's scalar_inputs. refresh_stamp and refresh_source are not carried: the
-# rolled model is a new build, stamped by its own first refresh.
-_ACTUALS_SECTIONS = {"format_version", "company", "actual"}
 
 
 @dataclass
@@ -83,75 +86,52 @@ class RollResult:
     old: Estimates | None = None
     new: Estimates | None = None
     checks_failed: list = field(default_factory=list)  # (label, year, status) of the rolled model
+    results: list = field(default_factory=list)    # ResultRow: the reported year against its forecast
+    backup: Path | None = None                     # the output replaced with force, kept as OUTPUT.bak
+
+    @property
+    def remaining(self) -> list:
+        """The revisions of the years still forecast: the year that became reported is in `results`."""
+        return [r for r in self.revisions if not (self.results and r.year == self.was and r.status == DROPPED)]
 
 
 # ------------------------------------------------------------------------------------------------
-# Reading the old model
-# ------------------------------------------------------------------------------------------------
-# ------------------------------------------------------------------------------------------------
-# The actuals file
+# The actuals
 # ------------------------------------------------------------------------------------------------
 def read_actuals(path: str | Path, ticker: str, year_label: str, layout: spec.Layout) -> tuple[str, dict]:
     """(label as the file gives it, {line: value}) of one reported year, checked against the
     model: the same ticker, the model's first forecast year, every reported line of the layout."""
-    path = Path(path)
-    try:
-        data = read_toml(path)
-    except TomlError as exc:
-        raise RollError(str(exc)) from None
-    name = path.name
-    unknown = set(data) - _ACTUALS_SECTIONS
-    if unknown:
-        raise RollError(f"{name}: unknown section {sorted(unknown)[0]!r}; an actuals file has [company] ticker and "
-                        "[actual.\"YEAR\"] only")
-    if data.get("format_version", 1) != 1:
-        raise RollError(f"{name}: format_version must be 1, not {data['format_version']!r}")
-    given = (data.get("company") or {}).get("ticker") if isinstance(data.get("company"), dict) else None
-    if not isinstance(given, str) or not given.strip():
-        raise RollError(f"{name}: needs [company] ticker = \"{ticker}\"")
-    if given.strip().upper() != ticker.strip().upper():
-        raise RollError(f"{name}: is for {given.strip()}, the model is {ticker}; refused")
-    years = data.get("actual")
-    if not isinstance(years, dict) or len(years) != 1:
-        count = len(years) if isinstance(years, dict) else 0
-        raise RollError(f"{name}: needs exactly one [actual.\"YEAR\"] table (the year being reported), found {count}")
-    (label, figures), = years.items()
-    if not re.search(r"\d{4}", str(label)):
-        raise RollError(f"{name}: [actual.{label!r}] is not a year such as \"{year_number(year_label)}\"")
-    if year_number(label) != year_number(year_label):
-        raise RollError(f"{name}: gives {label}, but the model's first forecast year is {year_label}: only that year "
-                        "can become reported")
-    if not isinstance(figures, dict):
-        raise RollError(f"{name}: [actual.\"{label}\"] must be a table of line = value")
-    statement_lines = {line.key for line in layout.lines if line.table in spec.STATEMENTS}
-    extra = sorted(set(figures) - statement_lines)
-    if extra:
-        raise RollError(f"{name}: [actual.\"{label}\"] has unknown line {extra[0]!r} (layout {layout.name})")
-    missing = sorted(layout.reported_keys - set(figures))
+    got = reported_year.read_file(path, ticker, year_label, layout)
+    return got.label, got.figures
+
+
+def _request(old, data: dict, forecast: list, reported: str) -> Request:
+    actual = [y.label for y in old.years if y.kind == ACTUAL]
+    prior = {key: value for (key, year), value in old.inputs.items() if year == actual[-1]}
+    return Request(str(data["company"]["ticker"]), forecast[0], reported, old.layout,
+                   str(data["company"].get("unit") or ""), str(data["company"].get("reporting_currency") or ""), prior)
+
+
+def _fetch(actuals, request: Request) -> ReportedYear:
+    """The reported year from a provider (`akshare:`) or an actuals file; a provider's figures
+    are held to the same rules as a file's (the layout's lines, every required one)."""
+    provider = actuals if hasattr(actuals, "reported_year") else reported_year.provider_for(str(actuals))
+    if provider is None:
+        return reported_year.read_file(actuals, request.ticker, request.year, request.layout)
+    got = provider.reported_year(request)
+    missing = sorted(request.layout.reported_keys - set(got.figures))
     if missing:
-        shown = missing if len(missing) <= MAX_NAMED else missing[:MAX_NAMED]
-        more = "" if len(missing) <= MAX_NAMED else f" and {len(missing) - MAX_NAMED} more"
-        raise RollError(f"{name}: [actual.\"{label}\"] is missing {len(missing)} reported line"
-                        f"{'s' if len(missing) > 1 else ''}: {', '.join(shown)}{more}")
-    out = {}
-    for key, value in figures.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise RollError(f"{name}: [actual.\"{label}\"].{key} = {value!r} is not a number")
-        out[key] = float(value)
-    return label, out
+        shown = ", ".join(missing[:reported_year.MAX_NAMED]) + (f" and {len(missing) - reported_year.MAX_NAMED} more"
+                                                                 if len(missing) > reported_year.MAX_NAMED else "")
+        raise ActualsError(f"{got.source}: gives no figure for {len(missing)} reported line{'s' if len(missing) > 1 else ''} "
+                           f"of the layout: {shown}; write the year into an actuals file (roll --actuals {provider.name} "
+                           "--template fills in what it has) and roll with that")
+    return got
 
 
 # ------------------------------------------------------------------------------------------------
 # The new year window
 # ------------------------------------------------------------------------------------------------
-def year_number(label: str) -> int:
-    """The calendar year in a year label ("2025E" → 2025); RollError if it has none."""
-    match = re.search(r"\d{4}", str(label))
-    if match is None:
-        raise RollError(f"{label!r} is not a year label such as \"2025E\"")
-    return int(match.group(0))
-
-
 def relabel(label: str, year: int) -> str:
     """`label` with its four-digit year replaced: the same marks (bare, A, E, FY…) for another year."""
     return re.sub(r"\d{4}", str(year), label, count=1)
@@ -166,10 +146,13 @@ def rolled_years(actual: list[str], forecast: list[str]) -> tuple[str, str]:
     return reported, added
 
 
-def roll_data(data: dict, figures: dict, reported: str, added: str) -> dict:
+def roll_data(data: dict, figures: dict, reported: str, added: str, text_inputs=frozenset()) -> dict:
     """The company data one year on: first forecast year reported with `figures`, one forecast
-    year added whose drivers are the last forecast year's, every other driver on its own year."""
+    year added whose drivers are the last forecast year's, every other driver on its own year,
+    and the valuation inputs one year on. `text_inputs`: the valuation inputs that hold text
+    (years, switches), from the layout's valuation plan."""
     years = data["years"]
+    old_labels = [str(y) for y in ([years["base"]] if years.get("base") else []) + years["actual"] + years["forecast"]]
     forecast = [str(y) for y in years["forecast"]]
     first, last = forecast[0], forecast[-1]
     years["actual"] = [str(y) for y in years["actual"]] + [reported]
@@ -186,29 +169,67 @@ def roll_data(data: dict, figures: dict, reported: str, added: str) -> dict:
             values.pop(first, None)
             if last in values:
                 values[added] = values[last]
-    valuation = data.get("valuation", {})
-    for key, value in list(valuation.items()):
-        if key.endswith("_year") and value == first:
-            valuation.pop(key)  # a method valued on the year now reported starts again on the first forecast year
+    _valuation_one_year_on(data.get("valuation", {}), old_labels, years, text_inputs)
     return data
+
+
+def _valuation_one_year_on(valuation: dict, old_labels: list[str], years: dict, text_inputs) -> None:
+    """The valuation inputs of the rolled model: a method valued on a year is valued on the next
+    one, so it keeps its distance from the first forecast year (P/E on 2026E moves to 2027E when
+    2025E becomes reported); a switch the workbook stores as 1 or 0 is TRUE or FALSE again."""
+    labels = [str(y) for y in ([years["base"]] if years.get("base") else []) + years["actual"] + years["forecast"]]
+    by_number = {year_number(label): label for label in labels}
+    for key, value in list(valuation.items()):
+        if key not in text_inputs:
+            continue
+        if isinstance(value, str) and value.strip() in old_labels:
+            following = by_number.get(year_number(value) + 1)
+            if following is not None:
+                valuation[key] = following
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value in (0, 1):
+            valuation[key] = bool(value)  # TRUE/FALSE: the workbook keeps a boolean input as 1/0
 
 
 # ------------------------------------------------------------------------------------------------
 # The roll
 # ------------------------------------------------------------------------------------------------
-def roll(model: str | Path, actuals: str | Path, output: str | Path, accept_unbalanced: bool = False,
-         today: dt.date | None = None) -> RollResult:
-    """Roll `model` forward with the figures of `actuals` into `output` (see the module doc)."""
-    model, output = Path(model), Path(output)
-    if output.suffix.lower() != ".xlsm":
-        raise RollError(f"{output}: the model carries macros, so its name must end in .xlsm")
+def _check_output(output: Path, model: Path, suffix: str, force: bool) -> None:
+    if output.suffix.lower() != suffix:
+        what = "the model carries macros, so its name" if suffix == ".xlsm" else "an actuals file is TOML, so its name"
+        raise RollError(f"{output}: {what} must end in {suffix}")
     if output.is_dir():
-        raise RollError(f"{output}: is a folder; give a file name ending in .xlsm")
-    real = regular_file(model)
-    if output.exists() and output.resolve() == real:
-        raise RollError(f"{output}: is the model being rolled; write the rolled model to a new file")
+        raise RollError(f"{output}: is a folder; give a file name ending in {suffix}")
+    if output.exists() and output.resolve() == model.resolve():
+        raise RollError(f"{output}: is the model being rolled; write to a new file")
     if not output.parent.is_dir():
         raise RollError(f"{output.parent}: no such folder")
+    if output.exists() and not force:
+        raise RollError(f"{output}: exists; pass --force to replace it (the old file is kept as {output.name}.bak)")
+
+
+def _keep_backup(output: Path) -> Path | None:
+    """The file about to be replaced, copied to OUTPUT.bak (through a temp file, so a crash leaves
+    either the old backup or the new one)."""
+    if not output.exists():
+        return None
+    backup = output.with_name(output.name + ".bak")
+    temp = temp_beside(backup, ".bak.tmp")
+    try:
+        shutil.copy2(output, temp)
+        os.replace(temp, backup)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+    return backup
+
+
+def roll(model: str | Path, actuals, output: str | Path, accept_unbalanced: bool = False,
+         today: dt.date | None = None, force: bool = False) -> RollResult:
+    """Roll `model` forward with the reported year `actuals` gives (an actuals file, `akshare:`,
+    or a provider object) into `output` (see the module doc)."""
+    model, output = Path(model), Path(output)
+    real = regular_file(model)
+    _check_output(output, real, ".xlsm", force)
     package = xlsx.read(real)
     verify_structure(package)
     source = read_source(package)
@@ -223,28 +244,107 @@ def roll(model: str | Path, actuals: str | Path, output: str | Path, accept_unba
         if len(forecast) < 1 or not actual:
             raise RollError(f"{model.name}: needs a reported and a forecast year to roll")
         reported, added = rolled_years(actual, forecast)
-        ticker = str(data["company"]["ticker"])
-        given_label, figures = read_actuals(actuals, ticker, forecast[0], old.layout)
+        got = _fetch(actuals, _request(old, data, forecast, reported))
+        name = got.source
+        reported_year.split_market(got, old.layout, name)
+        computed = reported_year.computed_in_reported_years(got, old.layout)
 
         overrides = _overrides(package, forecast[0])
-        data = roll_data(data, figures, reported, added)
+        text_inputs = {line.key for line in spec.valuation_plan(old.layout).scalars if line.fmt == TEXT_FORMAT}
+        data = roll_data(data, got.figures, reported, added, text_inputs)
         notes = [f"rolled from {model.name} on {today.isoformat()}: {forecast[0]} reported as {reported} from "
-                 f"{Path(actuals).name}; {added} added, its drivers carried from {forecast[-1]} and marked review"]
+                 f"{got.source}; {added} added, its drivers carried from {forecast[-1]} and marked review"]
+        notes += got.notes
+        notes += _market_moves(data, got, reported)
         notes += [f"override dropped: {o.describe()}" for o in overrides if o.reason]
 
         draft = load_company(work / company_name, data, model.name)
-        balance = _balance(draft, reported)
-        if balance is not None:
-            if not accept_unbalanced:
-                raise RollError(f"{Path(actuals).name}: the {given_label} balance sheet does not balance ({balance}); "
-                                "refused (--accept-unbalanced takes it as reported and records the finding)")
-            notes.append(f"finding: the reported {reported} balance sheet does not balance ({balance}); "
-                         "accepted with --accept-unbalanced")
+        reported_year.compare_computed(computed, build_model(draft), reported, name, got.label)
+        notes += _vet_definitions(draft, reported, name, got.label, accept_unbalanced)
         text = _company_text(data, notes, company_text)
         company = load_company(work / company_name, text, model.name)
         result = RollResult(output, reported, forecast[0], added, text, notes)
+        result.backup = _keep_backup(output) if force else None
         _write(company, package, overrides, output, result)
     return result
+
+
+def write_template(model: str | Path, output: str | Path, force: bool = False, actuals=None,
+                   today: dt.date | None = None) -> tuple[Path, int, int]:
+    """Write the actuals file to fill for `model`'s first forecast year (addin/actuals.py
+    `template_text`): every line a reported year takes with the forecast the workbook shows for
+    it now, commented out; with `actuals` (a provider such as "akshare:"), the lines it gives
+    filled in. Written atomically; an existing file is replaced only with `force`, and kept as
+    OUTPUT.bak. Returns (the path, lines to fill, lines filled)."""
+    model, output = Path(model), Path(output)
+    real = regular_file(model)
+    _check_output(output, real, ".toml", force)
+    package = xlsx.read(real)
+    verify_structure(package)
+    with tempfile.TemporaryDirectory(prefix="er-template-") as work:
+        old, data = stored_and_current(package, Path(work), model.name)
+        forecast = [y.label for y in old.forecast_years]
+        actual = [y.label for y in old.years if y.kind == ACTUAL]
+        reported, _added = rolled_years(actual, forecast)
+        filled = None
+        if actuals is not None:
+            provider = actuals if hasattr(actuals, "reported_year") else reported_year.provider_for(str(actuals))
+            if provider is None:
+                raise RollError(f"--actuals {actuals}: with --template, --actuals names a provider (akshare:) whose "
+                                "figures fill the template; an actuals file is already filled")
+            filled = provider.reported_year(_request(old, data, forecast, reported))
+        statements = {s.sheet for s in old.layout.statements}
+        shown = {}
+        for row in blueprint(package):
+            if row["year"] == forecast[0] and row["sheet"] in statements and row["kind"] != "mirror":
+                shown.setdefault(row["key"], package.value(row["sheet"], row["cell"]))
+        text = reported_year.template_text(old, model.name, forecast[0], reported, shown, filled, today)
+    if force:
+        _keep_backup(output)
+    atomic_write(output, text)
+    to_fill = sum(1 for line in text.splitlines() if re.match(r"# \w+ = ", line))
+    given = sum(1 for line in text.splitlines() if re.match(r"\w+ = ", line)) - 2  # less format_version and ticker
+    return output, to_fill, given
+
+
+def _market_moves(data: dict, got: ReportedYear, reported: str) -> list[str]:
+    """Put the market inputs the reported figures give (the year-end share count) into the
+    company data, and say what each replaced."""
+    notes = []
+    for market, value in got.market.items():
+        section, field_name = SCALAR_FIELDS[market]
+        before = data.get(section, {}).get(field_name)
+        data.setdefault(section, {})[field_name] = value
+        if before != value:
+            notes.append(f"{market}: the reported {reported} figure {value:,g} (from {got.source}) replaces the model's "
+                         f"{before:,g}; the forecast starts from it")
+    return notes
+
+
+def _vet_definitions(draft, reported: str, name: str, label: str, accept_unbalanced: bool) -> list[str]:
+    """The layout's definitions on the reported figures: a subtotal that does not add up and a
+    balance sheet that does not balance are refused (with `accept_unbalanced`, recorded as
+    findings); a roll-forward that does not hold is recorded as a finding."""
+    subtotals, roll_forwards = reported_year.definition_findings(draft, reported)
+    balance = reported_year.balance_failure(draft, reported)
+    notes = []
+    if subtotals:
+        first = reported_year.describe(*subtotals[0])
+        more = f" (and {len(subtotals) - 1} more)" if len(subtotals) > 1 else ""
+        if not accept_unbalanced:
+            raise ActualsError(f"{name}: the {label} figures do not add up as the layout defines them: {first}{more}; "
+                               "refused (--accept-unbalanced takes them as reported and records the findings)")
+        notes += [f"finding: the reported {reported} figures do not add up: {reported_year.describe(*item)}; accepted with "
+                  "--accept-unbalanced" for item in subtotals]
+    if balance is not None:
+        if not accept_unbalanced:
+            raise ActualsError(f"{name}: the {label} balance sheet does not balance ({balance}); "
+                               "refused (--accept-unbalanced takes it as reported and records the finding)")
+        notes.append(f"finding: the reported {reported} balance sheet does not balance ({balance}); "
+                     "accepted with --accept-unbalanced")
+    notes += [f"finding: {reported_year.describe(*item)} (a roll-forward the reported figures do not follow: "
+              "exchange differences, acquisitions or reclassifications)" for item in roll_forwards]
+    return notes
 
 
 def _company_text(data: dict, notes: list, original: str) -> str:
@@ -257,22 +357,6 @@ def _company_text(data: dict, notes: list, original: str) -> str:
     head.append("#")
     head += [f"# Roll: {note}" for note in notes]
     return "\n".join(head) + "\n" + tomli_w.dumps(data, indent=4)
-
-
-def _balance(company, year: str) -> str | None:
-    """Why the reported `year` does not balance as the layout's balance check defines it, or None."""
-    check = next((c for c in company.layout.checks if c.key == BALANCE_CHECK), None)
-    if check is None:
-        return None
-    model = build_model(company)
-    target = [y for y in company.years if y.label == year]
-    result = run_checks([check], model.lines, model.values, target)[0]
-    if result["passed"]:
-        return None
-    if result["difference"] is None:
-        return f"{check.actual} or {check.expected} is not a number"
-    return (f"{check.actual} {result['actual']:,.2f} vs {check.expected} {result['expected']:,.2f}, "
-            f"difference {result['difference']:,.2f}")
 
 
 def _overrides(package: xlsx.Package, becomes_reported: str) -> list[Override]:
@@ -315,6 +399,8 @@ def _write(company, old_package: xlsx.Package, overrides: list, output: Path, re
         result.new = replace(read_model(typed), source=output.name)
         result.revisions = revision_table(result.old, result.new)
         typed_package = xlsx.read(typed)
+        result.results = results_table(result.old, result.was, reported_figures(typed_package, result.reported),
+                                       result.reported)
         add_revisions_sheet(typed_package, result, final)
         written = xlsx.read(final)
         verify_structure(written)
@@ -323,6 +409,7 @@ def _write(company, old_package: xlsx.Package, overrides: list, output: Path, re
         for (sheet, ref), value in cells.items():
             if not same_value(written.value(sheet, ref), value) and not (value is None and written.value(sheet, ref) in (None, "")):
                 raise RollError(f"{output.name}: the carried override at {sheet}!{ref} did not survive; nothing written")
+        _verify_results(written, result, output)
         checks = audit(written)
         result.checks_failed = checks.check_failures
         put_in_place(final, output)
@@ -362,17 +449,29 @@ _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _WORKSHEET_TYPE = _REL + "/worksheet"
 _WORKSHEET_CONTENT = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
-# The sheet's columns from the label column on: header, the style of a revision's cell (None: the
-# line's own number format) and width. Its rows are the template's: title, subtitle, header row,
-# then one row a revision from the first row (workbook/layout.py).
-_COLUMNS = (("指标 Line", "label", 22.7109375), ("年度 Year", "english", 10.7109375), ("调整前 Old", None, 14.7109375),
-            ("调整后 New", None, 14.7109375), ("变动 Change", None, 14.7109375), ("变动% Change %", "pct", 14.7109375),
-            ("备注 Note", "english", 12.7109375))
+# The sheet's column widths from the label column on, and the headers of its two tables: the
+# reported year against its forecast, then the revisions of the years still forecast. Its rows are
+# the template's: title, subtitle, header row, then one row a line from the first row
+# (workbook/layout.py).
+_WIDTHS = (22.7109375, 10.7109375, 14.7109375, 14.7109375, 14.7109375, 14.7109375, 12.7109375, 16.7109375)
+_RESULTS_HEADER = ("指标 Line", "年度 Year", "预测 Forecast", "实际 Actual", "差异 Difference", "差异% Difference %",
+                   "区间± Band", "结论 Verdict")
+_REVISIONS_HEADER = ("指标 Line", "年度 Year", "调整前 Old", "调整后 New", "变动 Change", "变动% Change %", "备注 Note")
+_RESULT_FIELDS = ("label", "year", "forecast", "actual", "difference", "pct", "band", "verdict")  # the columns, in order
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """One cell of the sheet: a value, or a formula with its computed value, and a style role."""
+    value: object
+    style: str
+    formula: str | None = None
+    name: str | None = None          # a defined name over the cell (the band inputs)
 
 
 def _styles(package: xlsx.Package) -> dict:
     """Style indexes borrowed from cells the build formatted, so the sheet looks like the rest
-    of the model: title, header, label, money, EPS, price, percent and text."""
+    of the model: title, header, label, money, EPS, price, percent, a percent input and text."""
     def style_of(sheet: str, ref: str) -> str:
         cell = package.sheets[sheet].cells.get(ref)
         return cell.attrs.get("s", "0") if cell is not None else "0"
@@ -389,66 +488,107 @@ def _styles(package: xlsx.Package) -> dict:
             "label": style_of(revenue_sheet, cell_name(row, LABEL_COL)),
             "english": style_of(revenue_sheet, cell_name(row, ENGLISH_COL)), "money": style_of(revenue_sheet, revenue_ref),
             "eps": style_of(*published["eps"][-1]), "price": of_name(market_name("price_local")), "pct": of_name(rating_name("upside")),
-            "text": of_name(rating_name("computed_rating"))}
+            "pct_input": of_name(rating_name("benchmark_return")), "text": of_name(rating_name("computed_rating"))}
 
 
-def _cell_xml(ref: str, value, style: str) -> str:
+def _cell_xml(ref: str, cell: _Cell, style: str) -> str:
+    value = cell.value
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if cell.formula is not None:
+        formula = f"<f>{xlsx.escape_data(cell.formula)}</f>"
+        if number:
+            return f'<c r="{ref}" s="{style}">{formula}<v>{repr(float(value))}</v></c>'
+        return f'<c r="{ref}" s="{style}" t="str">{formula}<v>{xlsx.escape_data(str(value or ""))}</v></c>'
     if value is None or value == "":
         return f'<c r="{ref}" s="{style}"/>'
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+    if number:
         return f'<c r="{ref}" s="{style}"><v>{repr(float(value))}</v></c>'
     text = xlsx.escape_data(str(value))
     space = ' xml:space="preserve"' if str(value) != str(value).strip() else ""
     return f'<c r="{ref}" s="{style}" t="inlineStr"><is><t{space}>{text}</t></is></c>'
 
 
-def revisions_sheet_rows(result: RollResult) -> list[list]:
-    """The sheet's content as rows of values, from the top: title, source line and header on the
-    template's rows, one row per revision from its first row, then the roll's notes. Numbers stay
-    numbers (formatted by the cell style)."""
-    rows: list[list] = [[] for _ in range(FIRST_ROW)]
-    rows[TITLE_ROW] = [f"盈利预测调整 Earnings forecast revisions — {result.new.ticker}"]
-    rows[SUBTITLE_ROW] = [f"调整前 {result.old.source} → 调整后 {result.new.source}：{result.was} 转为实际 {result.reported}，"
-                          f"新增预测年度 {result.added}"]
-    rows[HEADER_ROW] = [title for title, _, _ in _COLUMNS]
-    for r in result.revisions:
+def _sheet_ref(sheet: str, ref: str) -> str:
+    return "'" + sheet.replace("'", "''") + "'!" + ref
+
+
+def _results_rows(result: RollResult, first: int, links: dict) -> list[list[_Cell]]:
+    """The reported year against its forecast, a row per line from sheet row `first`: the
+    forecast as a number, the actual a link to the rolled model's reported cell (`links`: line
+    key -> (sheet, cell)), the difference, its percent of the forecast and the verdict formulas
+    on the band, an input."""
+    words = verdict_words()
+    rows = []
+    for i, r in enumerate(result.results):
+        at = {name: cell_name(first + i, LABEL_COL + j) for j, name in enumerate(_RESULT_FIELDS)}
+        money = "eps" if r.fmt == "eps" else "money"
+        actual = _Cell(r.actual, money, _sheet_ref(*links[r.key]) if r.key in links and r.actual is not None else None)
+        row = [_Cell(r.label, "label"), _Cell(r.year, "english"), _Cell(r.forecast, money), actual]
+        if r.difference is None:
+            row += [_Cell(None, money), _Cell(None, "pct")]
+        else:
+            row += [_Cell(r.difference, money, f"{at['actual']}-{at['forecast']}"),
+                    _Cell(r.pct if r.pct is not None else words["not_meaningful"], "pct",
+                          f'IF({at["forecast"]}=0,"{words["not_meaningful"]}",{at["difference"]}/ABS({at["forecast"]}))')]
+        row.append(_Cell(r.band, "pct_input", name=band_name(r.key)))
+        pct, band = at["pct"], at["band"]
+        row.append(_Cell(words[r.verdict], "text",
+                         f'IF(ISNUMBER({pct}),IF(ROUND({pct},10)>{band},"{words[BEAT]}",'
+                         f'IF(ROUND({pct},10)<-{band},"{words[MISS]}","{words["in_line"]}")),"{words["not_meaningful"]}")'))
+        rows.append(row)
+    return rows
+
+
+def revisions_sheet_rows(result: RollResult, links: dict | None = None) -> list[list[_Cell]]:
+    """The sheet's content as rows of cells, from the top: title, source line and header on the
+    template's rows; the reported year against its forecast (when the roll reported one) from the
+    first row; the revisions of the years still forecast under their own header; then the roll's
+    notes. Numbers stay numbers (formatted by the cell style)."""
+    rows: list[list[_Cell]] = [[] for _ in range(FIRST_ROW)]
+    rows[TITLE_ROW] = [_Cell(f"盈利预测调整 Earnings forecast revisions — {result.new.ticker}", "title")]
+    rows[SUBTITLE_ROW] = [_Cell(f"调整前 {result.old.source} → 调整后 {result.new.source}：{result.was} 转为实际 "
+                                f"{result.reported}，新增预测年度 {result.added}", "subtitle")]
+    revisions_header = [_Cell(title, "header") for title in _REVISIONS_HEADER]
+    if result.results:
+        rows[HEADER_ROW] = [_Cell(title, "header") for title in _RESULTS_HEADER]
+        rows[HEADER_ROW - 1] = [_Cell(f"业绩 vs 预测 Results vs forecast: {result.reported} 实际 against the {result.was} "
+                                      "forecast; 区间± is editable", "subtitle")]
+        rows += _results_rows(result, FIRST_ROW, links or {})
+        rows += [[], [_Cell("盈利预测调整 Revisions of the years still forecast", "subtitle")], revisions_header]
+    else:
+        rows[HEADER_ROW] = revisions_header
+    for r in result.remaining:
         change = r.change
         if change is None and r.key == "rating" and r.old != r.new:
             change = "调整"
-        rows.append([r.label, r.year or "—", r.old, r.new, change, r.change_pct, STATUS_LABELS[r.status]])
+        fmt = "eps" if r.key == "eps" else "price" if r.key == "target_price" else "text" if r.key == "rating" else "money"
+        rows.append([_Cell(r.label, "label"), _Cell(r.year or "—", "english"), _Cell(r.old, fmt), _Cell(r.new, fmt),
+                     _Cell(change, fmt), _Cell(r.change_pct, "pct"), _Cell(STATUS_LABELS[r.status], "english")])
     rows.append([])
-    rows.append(["说明 Roll notes"])
-    rows += [[note] for note in result.notes]
-    rows += [[f"覆盖已沿用 carried override: {item.describe()}"] for item in result.carried]
+    rows.append([_Cell("说明 Roll notes", "subtitle")])
+    rows += [[_Cell(note, "english")] for note in result.notes]
+    rows += [[_Cell(f"覆盖已沿用 carried override: {item.describe()}", "english")] for item in result.carried]
     return rows
 
 
 def add_revisions_sheet(package: xlsx.Package, result: RollResult, target: Path) -> None:
     """A copy of the package with a visible 盈利预测调整 sheet after 校验, added surgically: the
-    sheet part, its relationship, its content type and its entry in the workbook; local defined
-    names of the sheets after it follow their sheets."""
+    sheet part, its relationship, its content type, its entry in the workbook and the defined
+    names of its band inputs; local defined names of the sheets after it follow their sheets."""
     styles = _styles(package)
-    rows = revisions_sheet_rows(result)
-    formats = {r.key: ("eps" if r.key == "eps" else "price" if r.key == "target_price" else
-                       "text" if r.key == "rating" else "money") for r in result.revisions}
-    body = []
-    notes_from = FIRST_ROW + len(result.revisions)
-    for r, values in enumerate(rows):
-        cells = []
-        for j, value in enumerate(values):
-            role = _COLUMNS[j][1]
-            if r == TITLE_ROW:
-                style = styles["title"]
-            elif r == SUBTITLE_ROW or r >= notes_from:
-                style = styles["subtitle"] if j == 0 else styles["english"]
-            elif r == HEADER_ROW:
-                style = styles["header"]
-            else:
-                style = styles[role or formats[result.revisions[r - FIRST_ROW].key]]
-            cells.append(_cell_xml(cell_name(r, LABEL_COL + j), value, style))
-        if cells:
-            body.append(f'<row r="{r + 1}">{"".join(cells)}</row>')
-    last = cell_name(max(len(rows), 1) - 1, LABEL_COL + len(_COLUMNS) - 1)
+    links = reported_cells(package, result.reported) if result.results else {}
+    rows = revisions_sheet_rows(result, links)
+    body, names = [], {}
+    for r, cells in enumerate(rows):
+        xml_cells = []
+        for j, cell in enumerate(cells):
+            ref = cell_name(r, LABEL_COL + j)
+            xml_cells.append(_cell_xml(ref, cell, styles[cell.style]))
+            if cell.name:
+                names[cell.name] = _sheet_ref(REVISIONS_SHEET, cell_name(r, LABEL_COL + j, absolute=True))
+        if xml_cells:
+            body.append(f'<row r="{r + 1}">{"".join(xml_cells)}</row>')
+    last = cell_name(max(len(rows), 1) - 1, LABEL_COL + len(_WIDTHS) - 1)
     sheet_xml = (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
         f'<worksheet xmlns="{_MAIN}" xmlns:r="{_REL}"><sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>'
@@ -479,6 +619,7 @@ def add_revisions_sheet(package: xlsx.Package, result: RollResult, target: Path)
     prefix = _rel_prefix(workbook_xml)
     entry = (f'<sheet name="{xlsx.escape_attribute(REVISIONS_SHEET)}" sheetId="{max(sheet_ids, default=0) + 1}" '
              f'{prefix}:id="{rid}"/>').encode("utf-8")
+
     def place(attrs, element):
         starts = [m.start() for m in re.finditer(rb"<(?:\w+:)?sheet\b", element)]
         at = starts[position] if position < len(starts) else element.rindex(b"</")
@@ -490,8 +631,15 @@ def add_revisions_sheet(package: xlsx.Package, result: RollResult, target: Path)
             return None
         return re.sub(rb'localSheetId="\d+"', f'localSheetId="{int(local) + 1}"'.encode(), element, count=1)
 
+    def name(attrs, element):
+        added = "".join(f'<definedName name="{key}">{xlsx.escape_data(ref)}</definedName>' for key, ref in names.items())
+        at = element.rindex(b"</")
+        return element[:at] + added.encode("utf-8") + element[at:]
+
     workbook_xml = xlsx.edit_elements(workbook_xml, "sheets", place)
     workbook_xml = xlsx.edit_elements(workbook_xml, "definedName", shift)
+    if names:
+        workbook_xml = xlsx.edit_elements(workbook_xml, "definedNames", name)
     rel = f'<Relationship Id="{rid}" Type="{_WORKSHEET_TYPE}" Target="worksheets/sheet{number}.xml"/>'.encode()
     rels_xml = package.members[rels_part]
     rels_xml = rels_xml[:rels_xml.rindex(b"</")] + rel + rels_xml[rels_xml.rindex(b"</"):]
@@ -506,10 +654,29 @@ def add_revisions_sheet(package: xlsx.Package, result: RollResult, target: Path)
         archive.writestr(info, sheet_xml.encode("utf-8"))
 
 
+def _verify_results(written: xlsx.Package, result: RollResult, output: Path) -> None:
+    """The results table's formulas, evaluated in the written file, give what the roll computed:
+    the actual linked to the reported cell, the difference, its percent and the verdict."""
+    if not result.results:
+        return
+    values = evaluate(written)
+    words = verdict_words()
+    for r in result.results:
+        sheet, band_ref = written.name_cells(band_name(r.key))[0]
+        row = xlsx.split_ref(band_ref)[0] - 1
+        got = [values.get((sheet, ref), written.value(sheet, ref))
+               for ref in (cell_name(row, LABEL_COL + _RESULT_FIELDS.index(name)) for name in ("actual", "difference", "pct", "verdict"))]
+        expected = [r.actual, r.difference, r.pct if r.pct is not None or r.difference is None else words["not_meaningful"],
+                    words[r.verdict]]
+        if not all(same_value(a, b) or (a in (None, "") and b is None) for a, b in zip(got, expected)):
+            raise RollError(f"{output.name}: the results table's row for {r.label} reads {got}, not {expected}; "
+                            "nothing written")
+
+
 def _cols_xml() -> str:
     """The columns' widths, neighbours of one width in one <col> element."""
     out = []
-    for width, group in itertools.groupby(enumerate(_COLUMNS, start=LABEL_COL + 1), key=lambda c: c[1][2]):
+    for width, group in itertools.groupby(enumerate(_WIDTHS, start=LABEL_COL + 1), key=lambda c: c[1]):
         numbers = [number for number, _ in group]
         out.append(f'<col min="{numbers[0]}" max="{numbers[-1]}" width="{width}" customWidth="1"/>')
     return "".join(out)
@@ -522,7 +689,8 @@ def _rel_prefix(workbook_xml: bytes) -> str:
 
 
 def render(result: RollResult) -> str:
-    """What the command prints: the notes, the carried and dropped overrides, the revisions."""
+    """What the command prints: the notes, the carried and dropped overrides, the reported year
+    against its forecast, the revisions."""
     lines = [f"rolled into {result.path}: {result.was} → {result.reported} (reported), {result.added} added"]
     lines += [f"  note: {note}" for note in result.notes]
     lines.append(f"Overrides carried: {len(result.carried)}")
@@ -530,7 +698,11 @@ def render(result: RollResult) -> str:
     if result.dropped:
         lines.append(f"Overrides dropped: {len(result.dropped)}")
         lines += [f"  {item.describe()}" for item in result.dropped]
-    lines.append(render_revisions(result.old, result.new, result.revisions))
+    if result.backup:
+        lines.append(f"  the file it replaced is kept as {result.backup.name}")
+    if result.results:
+        lines.append(render_results(result.results, result.was, result.old.source, result.new.source))
+    lines.append(render_revisions(result.old, result.new, result.remaining))
     if result.checks_failed:
         lines.append(f"CHECKS FAIL in the rolled model: {len(result.checks_failed)} "
                      f"(first: {result.checks_failed[0][0]} {result.checks_failed[0][1]})")

@@ -12,11 +12,13 @@ from pathlib import Path
 from workbook import xlsx
 from workbook.files import atomic_path
 from workbook.formats import show
+from udfs.errors import DataError
 from workbook.layout import BLUEPRINT, CONF, COVER, LABEL_COL, SOURCE, cell_name, label_cell
-from workbook.spec import LINES
+from workbook.spec import LINES, model_lines
 from workbook.xlcalc import evaluate
 
-from .template import blueprint, verify_structure
+from .audit import stored_layout
+from .template import TICKER, blueprint, verify_structure
 
 MACRO_MAIN = "application/vnd.ms-excel.sheet.macroEnabled.main+xml"
 PLAIN_MAIN = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"
@@ -260,9 +262,15 @@ def references_without(package: xlsx.Package, dropped: set, replaced: dict) -> d
 # ------------------------------------------------------------------------------------------------
 # diff
 # ------------------------------------------------------------------------------------------------
-OUTPUT_LINES = ("revenue", "attributable_profit", "non_ifrs_net_profit", "eps", "non_ifrs_eps", "adjusted_pe", "pe",
-                "computed_rating")
+# What a diff reports as outputs: the layout's summary table, the lines these roles name in the
+# model's layout (revenue, the profit lines, EPS), and the rating block's verdict.
+OUTPUT_ROLES = ("revenue", "net_profit", "attributable_profit", "recurring_profit", "eps", "recurring_eps")
+RATING_OUTPUTS = ("target_price", "computed_rating")   # lines of workbook/data/common_lines.toml
 LINE_FORMATS = {line.key: line.fmt for line in LINES}
+
+
+class DiffError(DataError):
+    """Two files a diff cannot compare; the message is one line."""
 
 
 @dataclass
@@ -270,6 +278,9 @@ class Diff:
     inputs: list = field(default_factory=list)    # (label, key, year, old, new)
     outputs: list = field(default_factory=list)   # (label, key, year, old, new)
     layout_changed: bool = False
+    only_old: list = field(default_factory=list)  # years only the old model has (a year rolled into the reported ones)
+    only_new: list = field(default_factory=list)  # years only the new model has (a year a roll added)
+    formats: dict = field(default_factory=dict)   # line key -> number format, from the models' layouts
 
 
 def _label(package: xlsx.Package, sheet: str, ref: str, key: str) -> str:
@@ -277,50 +288,95 @@ def _label(package: xlsx.Package, sheet: str, ref: str, key: str) -> str:
     return f"{sheet} {label}" if isinstance(label, str) else f"{sheet} {key}"
 
 
+def _by_meaning(package: xlsx.Package) -> dict:
+    """(sheet, line key, year) -> blueprint row: a cell by what it holds, so that two models whose
+    year windows differ (one rolled forward) are compared year by year, not cell by cell."""
+    out: dict = {}
+    for row in blueprint(package):
+        out.setdefault((row["sheet"], row["key"], row["year"]), row)
+    return out
+
+
+def _ticker(package: xlsx.Package) -> str:
+    value = package.value(*package.name_cells(TICKER)[0])
+    return str(value).strip() if value is not None else ""
+
+
 def diff(old_path: str | Path, new_path: str | Path) -> Diff:
+    """What changed between two versions of one company's model: every input (and number typed
+    over a formula) that differs, and how the layout's summary lines and the rating moved. Cells
+    are matched by sheet, line and year, so a driver keeps its year when the window moved."""
     old, new = xlsx.read(old_path), xlsx.read(new_path)
     verify_structure(old)
     verify_structure(new)
-    old_map = {(r["sheet"], r["cell"]): r for r in blueprint(old)}
-    new_map = {(r["sheet"], r["cell"]): r for r in blueprint(new)}
-    result = Diff(layout_changed=set(old_map) != set(new_map))
+    if _ticker(old).upper() != _ticker(new).upper():
+        raise DiffError(f"{old.path.name} is {_ticker(old) or 'a model without a ticker'} and {new.path.name} is "
+                        f"{_ticker(new) or 'a model without a ticker'}: diff compares two versions of one company's model")
+    old_map, new_map = _by_meaning(old), _by_meaning(new)
+    layouts = [stored_layout(old), stored_layout(new)]
+    outputs = {key for layout in layouts for key, _label_text in layout.summary_rows} | set(RATING_OUTPUTS)
+    outputs |= {layout.roles[role] for layout in layouts for role in OUTPUT_ROLES if role in layout.roles}
+    old_years = {year for (_, _, year) in old_map if year}
+    new_years = {year for (_, _, year) in new_map if year}
+    result = Diff(only_old=[y for y in _in_order(old_map) if y not in new_years],
+                  only_new=[y for y in _in_order(new_map) if y not in old_years])
+    result.layout_changed = ({(s, k) for s, k, _ in old_map} != {(s, k) for s, k, _ in new_map})
+    result.formats = {line.key: line.fmt for layout in layouts for line in model_lines(layout)}
     old_values, new_values = evaluate(old), evaluate(new)
 
     def current(package, values, sheet, ref):
         return values.get((sheet, ref), package.value(sheet, ref))
 
-    for key in sorted(set(old_map) & set(new_map), key=lambda k: (k[0], xlsx.split_ref(k[1]))):
-        row = new_map[key]
-        old_cell = old.sheets[key[0]].cells.get(key[1])
-        new_cell = new.sheets[key[0]].cells.get(key[1])
-        overridden = any(c is not None and c.formula is None for c in (old_cell, new_cell)) and row["kind"] != "input"
-        if row["kind"] == "input" or overridden:
-            a, b = current(old, old_values, *key), current(new, new_values, *key)
-            if a != b:
-                result.inputs.append((_label(new, *key, row["key"]), row["key"], row["year"], a, b))
-        if row["key"] in OUTPUT_LINES and row["kind"] != "mirror":
-            a, b = current(old, old_values, *key), current(new, new_values, *key)
-            if a != b and not (isinstance(a, float) and isinstance(b, float) and abs(a - b) < 1e-9):
-                result.outputs.append((_label(new, *key, row["key"]), row["key"], row["year"], a, b))
+    def moved(a, b) -> bool:
+        return a != b and not (isinstance(a, float) and isinstance(b, float) and abs(a - b) < 1e-9)
+
+    for meaning in sorted(set(old_map) & set(new_map), key=lambda m: (m[0], xlsx.split_ref(new_map[m]["cell"]))):
+        before, after = old_map[meaning], new_map[meaning]
+        sheet, key, year = meaning
+        old_cell = old.sheets[sheet].cells.get(before["cell"])
+        new_cell = new.sheets[sheet].cells.get(after["cell"])
+        overridden = after["kind"] != "input" and any(c is not None and c.formula is None for c in (old_cell, new_cell))
+        a = current(old, old_values, sheet, before["cell"])
+        b = current(new, new_values, sheet, after["cell"])
+        if (after["kind"] == "input" or overridden) and moved(a, b):
+            result.inputs.append((_label(new, sheet, after["cell"], key), key, year, a, b))
+        if key in outputs and after["kind"] != "mirror" and moved(a, b):
+            result.outputs.append((_label(new, sheet, after["cell"], key), key, year, a, b))
     return result
 
 
+def _in_order(rows: dict) -> list[str]:
+    """The year labels of a model's blueprint, earliest first."""
+    years = {year for (_, _, year) in rows if year}
+    return sorted(years, key=lambda label: (re.sub(r"\D", "", label), label))
+
+
+def _where(label: str, year: str) -> str:
+    return f"{label} {year}" if year else label
+
+
 def render_diff(result: Diff) -> str:
+    formats = result.formats or LINE_FORMATS
+
     def fmt(key, value):
         if key == "price_date" and isinstance(value, float):
             return xlsx.from_excel_date(value).isoformat()
-        if isinstance(value, float) and key in LINE_FORMATS:
-            return show(value, LINE_FORMATS[key])
+        if isinstance(value, float) and key in formats:
+            return show(value, formats[key])
         return "—" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
 
-    lines = [f"Inputs changed: {len(result.inputs)}"]
-    lines += [f"  {label} {year}: {fmt(key, a)} -> {fmt(key, b)}" for label, key, year, a, b in result.inputs]
+    lines = []
+    if result.only_old or result.only_new:
+        lines.append(f"Years: only in the old model {', '.join(result.only_old) or '—'}; only in the new model "
+                     f"{', '.join(result.only_new) or '—'} (compared year by year where both have the year)")
+    lines.append(f"Inputs changed: {len(result.inputs)}")
+    lines += [f"  {_where(label, year)}: {fmt(key, a)} -> {fmt(key, b)}" for label, key, year, a, b in result.inputs]
     lines.append(f"Outputs moved: {len(result.outputs)}")
     for label, key, year, a, b in result.outputs:
         change = ""
         if isinstance(a, float) and isinstance(b, float) and a:
             change = f" ({(b / a - 1) * 100:+.1f}%)"
-        lines.append(f"  {label} {year}: {fmt(key, a)} -> {fmt(key, b)}{change}")
+        lines.append(f"  {_where(label, year)}: {fmt(key, a)} -> {fmt(key, b)}{change}")
     if result.layout_changed:
-        lines.append("note: the two files were built from different templates; only cells both have are compared")
+        lines.append("note: the two files were built from different templates; only lines both have are compared")
     return "\n".join(lines)

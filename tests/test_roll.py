@@ -41,12 +41,15 @@ def company_of(model: Path):
 
 
 def write_actuals(path: Path, model: Path, year: str, label: str, scale: float, ticker: str | None = None,
-                  drop: tuple = (), change: dict | None = None) -> Path:
-    """An actuals file for `model`: its `year` figures times `scale`, some lines dropped or changed."""
+                  drop: tuple = (), change: dict | None = None, add: dict | None = None) -> Path:
+    """An actuals file for `model`: its `year` figures times `scale`, some lines dropped, changed
+    or moved by an amount (`add`)."""
     company = company_of(model)
     values = build_model(company)
     figures = {k: values.value(k, year) * scale for k in company.layout.reported_keys if k not in drop}
     figures.update(change or {})
+    for key, amount in (add or {}).items():
+        figures[key] += amount
     path.write_text(tomli_w.dumps({"company": {"ticker": ticker or company.facts["ticker"]}, "actual": {label: figures}}),
                     encoding="utf-8")
     return path
@@ -156,7 +159,11 @@ def test_xiaomi_roll_revision_table_shows_the_moved_estimates(xiaomi_roll):
     assert revenue[5] == pytest.approx(new_revenue - old_revenue) and abs(revenue[5]) > 1000
     assert revenue[6] == pytest.approx(new_revenue / old_revenue - 1)
     assert table[("营业收入", "2028E")][7] == "新增年度"
-    assert table[("营业收入", "2025E")][7] == "删除年度"
+    # the year that became reported is no longer a revision: it heads the sheet, against its forecast
+    assert ("营业收入", "2025E") not in table
+    reported = table[("营业收入", "2025")]
+    assert reported[3] == pytest.approx(old[("表1 损益表", "revenue", "2025E")][1])
+    assert reported[4] == pytest.approx(new[("表1 损益表", "revenue", "2025")][1])
 
 
 def test_xiaomi_roll_lists_the_dropped_override(xiaomi_roll):
@@ -237,6 +244,7 @@ def _leftovers(folder: Path) -> list[str]:
     ("few_missing", "fy.toml: [actual.\"2025\"] is missing 2 reported lines: cash, revenue"),
     ("many_missing", "fy.toml: [actual.\"2025\"] is missing 7 reported lines: capex, cash, cogs, da, ebit and 2 more"),
     ("unbalanced", "fy.toml: the 2025 balance sheet does not balance (total_assets"),
+    ("subtotal", "fy.toml: the 2025 figures do not add up as the layout defines them: cfo "),
     ("unknown_line", "fy.toml: [actual.\"2025\"] has unknown line 'turnover'"),
     ("two_years", "fy.toml: needs exactly one [actual.\"YEAR\"] table (the year being reported), found 2"),
 ])
@@ -252,8 +260,10 @@ def test_bad_actuals_are_refused_in_one_line_and_nothing_is_written(tmp_path, ca
         write_actuals(path, XIAOMI, "2025E", "2025", 1.0, drop=("revenue", "cash"))
     elif case == "many_missing":
         write_actuals(path, XIAOMI, "2025E", "2025", 1.0, drop=("revenue", "cash", "cogs", "capex", "da", "ebit", "ebitda"))
-    elif case == "unbalanced":
-        write_actuals(path, XIAOMI, "2025E", "2025", 1.0, change={"total_assets": 1_000_000.0})
+    elif case == "unbalanced":  # every subtotal adds up, yet assets are not liabilities plus equity
+        write_actuals(path, XIAOMI, "2025E", "2025", 1.0, add={"cash": 1000.0, "current_assets": 1000.0, "total_assets": 1000.0})
+    elif case == "subtotal":  # a cash line that does not match its subtotal is refused naming the line
+        write_actuals(path, XIAOMI, "2025E", "2025", 1.0, add={"cfo": 1000.0})
     elif case == "unknown_line":
         write_actuals(path, XIAOMI, "2025E", "2025", 1.0, change={"turnover": 1.0})
     elif case == "two_years":
