@@ -25,7 +25,7 @@ from typing import Protocol
 
 from udfs.errors import QuoteSourceError
 from workbook.files import open_regular
-from workbook.currencies import fx_range_problem, normalise_currency, sane_fx_range  # noqa: F401 - quotes' API keeps these names
+from workbook.currencies import fx_range_problem, normalise_currency
 
 DEFAULT_QUOTES = Path(__file__).resolve().parents[1] / "workbook" / "data" / "quotes.csv"
 DEFAULT_MAX_AGE_DAYS = 5

@@ -532,3 +532,122 @@ def test_rendering_the_valuation_and_sensitivity_sheets_shows_the_chart_and_the_
                         str(tmp_path / f"page{page}")], check=True)
     pngs = sorted(tmp_path.glob("page*.png"))
     assert len(pngs) == 2 and all(p.stat().st_size > 10_000 for p in pngs)
+
+
+# ---- The DCF functions: samples, and the edges of their arithmetic ---------------------------------
+from udfs import dcf  # noqa: E402
+from udfs.functions import all_functions  # noqa: E402
+
+DCF_FUNCTIONS = [f for f in all_functions() if f.impl.__module__ == dcf.__name__]
+
+
+@pytest.mark.parametrize("spec", DCF_FUNCTIONS, ids=[f.excel_name for f in DCF_FUNCTIONS])
+def test_each_dcf_function_answers_its_sample(spec):
+    import udfs
+    result = udfs.excel_functions()[spec.excel_name](*spec.sample)
+    assert isinstance(result, float) or result in (*dcf.BASIS_NOTES.values(), dcf.BLEND_EXCLUDED_NOTE), (spec.excel_name, result)
+
+
+@pytest.mark.parametrize("exp,args", [
+    (13 / 365, ("2025-12-18", "2025-12-31")),      # the stub: 13 days of a 365-day fiscal year
+    (248 / 365, ("2026-04-27", "2026-12-31")),
+    (-10 / 365, ("2026-01-10", "2025-12-31")),      # a year already over is behind the date
+    (1.0, ("2024-12-31", "2025-12-31")),
+    (29 / 366, ("2024-12-02", "2024-12-31")),       # a leap fiscal year has 366 days
+])
+def test_year_fraction_is_days_over_the_days_of_that_fiscal_year(exp, args):
+    import udfs
+    assert udfs.excel_functions()["ER_YEAR_FRACTION"](*args) == pytest.approx(exp, rel=1e-15)
+
+
+
+def test_year_fraction_reads_dates_as_excel_and_xlwings_pass_them():
+    """A serial (Excel, formulas), a datetime (xlwings), ISO text (the engine): the same answer."""
+    import datetime as dt
+
+    import udfs
+    f = udfs.excel_functions()["ER_YEAR_FRACTION"]
+    assert f(46009.0, 46022.0) == f(dt.datetime(2025, 12, 18), dt.date(2025, 12, 31)) == f("2025-12-18", "2025-12-31") == 13 / 365
+    assert f(None, "2025-12-31") == "#N/A" and f("soon", "2025-12-31") == "#VALUE!"
+
+
+@pytest.mark.parametrize("exp,args", [
+    (26045.0 + 2000.0, (26045.0, 2000.0, None, 40.2)),               # restricted shares count in full
+    (26045.0 + 1000.0, (26045.0, 2000.0, 20.1, 40.2)),               # K = P/2: proceeds buy back half
+    (26045.0, (26045.0, 2000.0, 50.0, 40.2)),                        # out of the money: none
+    ("#N/A", (26045.0, 2000.0, 20.0, None)),                          # an exercise price needs a price
+])
+def test_diluted_shares_by_the_treasury_stock_method(exp, args):
+    import udfs
+    got = udfs.excel_functions()["ER_DILUTED_SHARES"](*args)
+    assert got == (pytest.approx(exp) if isinstance(exp, float) else exp)
+
+
+@pytest.mark.parametrize("exp,args", [
+    (0.5, (0.5, 0.0356, 0.5, 1.0)),          # declared on 2025E, paid mid-2026: within 12 months
+    (0.0, (0.5, 1.0356, 0.5, 1.0)),          # 2026E's, paid mid-2027: after
+    (0.0, (0.5, -0.9644, 0.5, 1.0)),         # 2024's, paid mid-2025: before the price date
+    (0.0, ("NM", 0.0356, 0.5, 1.0)),         # no dividend on a loss
+    ("#N/A", ("#N/A", 0.0356, 0.5, 1.0)),
+])
+def test_a_dividend_counts_when_it_is_paid_within_the_horizon(exp, args):
+    import udfs
+    assert udfs.excel_functions()["ER_DIVIDEND_IN_HORIZON"](*args) == exp
+
+
+# ---- Properties ------------------------------------------------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from conftest import examples  # noqa: E402
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(flows=st.lists(st.floats(-5e4, 2e5), min_size=1, max_size=6), stub=st.floats(0.001, 1.0),
+       wacc=st.floats(0.03, 0.2), growth=st.floats(-0.02, 0.05), mid=st.booleans(),
+       exit_multiple=st.one_of(st.none(), st.floats(0.0, 30.0)), metric=st.floats(1.0, 1e5))
+def test_dcf_ev_is_each_flows_share_discounted_from_its_time_plus_the_terminal_value(flows, stub, wacc, growth, mid,
+                                                                                    exit_multiple, metric):
+    """Term by term, written out here: year k (from 0) ends stub + k from the valuation date, counts
+    min(1, stub + k) of its flow, arriving at its end or (mid-year) half that share earlier."""
+    periods = [stub + k for k in range(len(flows))]
+    got = dcf.dcf_ev(flows, periods, wacc, growth, mid, exit_multiple, metric)
+    if exit_multiple is None and growth >= wacc:
+        assert got == ERR_NUM
+        return
+    total = 0.0
+    for k, flow in enumerate(flows):
+        share = min(1.0, stub + k)
+        t = stub + k - (share / 2 if mid else 0.0)
+        total += flow * share / (1 + wacc) ** t
+    last = stub + len(flows) - 1
+    if exit_multiple is None:
+        total += flows[-1] * (1 + growth) / (wacc - growth) / (1 + wacc) ** (last - (0.5 if mid else 0.0))
+    else:
+        total += exit_multiple * metric / (1 + wacc) ** last
+    assert got == pytest.approx(total, rel=1e-9, abs=1e-6)
+
+
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=st.sampled_from(list(COMPANIES)), floor_factor=st.floats(1.01, 5.0), awards_share=st.floats(0.0, 0.3),
+       year_index=st.integers(0, 2))
+def test_any_cash_floor_leaves_ev_and_any_awards_scale_the_per_share_targets(key, floor_factor, awards_share, year_index):
+    """Whatever floor draws the revolver in a year, that year's EV, net debt and EV/EBITDA target
+    do not move; whatever awards are outstanding, that year's P/E and EV/EBITDA targets fall by
+    basic ÷ diluted shares."""
+    company = load(COMPANIES[key])
+    year = company.forecast_years[year_index].label
+    scalars = {"pe_multiple": 18.0, "pe_year": year, "evebitda_multiple": 10.0, "evebitda_year": year,
+               "weight_pe": 0.5, "weight_evebitda": 0.5, "weight_dcf": 0.0}
+    base = build_model(company, scalar_overrides=scalars)
+    floored = build_model(with_inputs(company, {"d_min_cash": base.value("cash", year) * floor_factor}, [year]),
+                          scalar_overrides=scalars)
+    assert floored.value("revolver", year) > 0 and floored.balanced
+    for name in ("enterprise_value", "val_net_cash"):
+        assert abs(floored.value(name, year) - base.value(name, year)) <= 0.01
+    assert abs(floored.value("evebitda_target") - base.value("evebitda_target")) <= 0.01
+    awards = company.scalar_inputs["shares"] * awards_share
+    diluted = build_model(with_inputs(company, {"d_dilutive_shares": awards}, [year]), scalar_overrides=scalars)
+    ratio = base.value("val_shares", year) / (base.value("val_shares", year) + awards)
+    for name in ("pe_target", "evebitda_target"):
+        assert diluted.value(name) == pytest.approx(base.value(name) * ratio, rel=1e-12)

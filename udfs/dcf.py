@@ -30,9 +30,8 @@ from .constants import (
     NOT_MEANINGFUL, NOT_VALUED, NOT_WEIGHTED,
 )
 from .errors import InputError
-from .registry import ANY, NUMBER, OPTIONAL, TEXT, Arg, Reject, cell_number, cell_row, cell_scalar, excel_function, is_blank, is_error
-from .selection import year_label
-from .valuation import _MID_YEAR, _switch, _year_row
+from .registry import ANY, NUMBER, OPTIONAL, Arg, Reject, cell_number, cell_row, cell_scalar, excel_function, is_blank, is_error
+from .valuation import _MID_YEAR, DCF_TERMS, FCFF_ROW, _switch, _year_row
 
 Number = float
 Result = float | str
@@ -204,13 +203,8 @@ _EV_LAST_F = "INDEX({0},ROWS({0}),COLUMNS({0}))"
 
 
 @excel_function("DCF_EV", "Enterprise value at the price date: FCFF x flow share, discounted from each period, plus the terminal value (Gordon or exit multiple).",
-                Arg("fcff_row", ANY, "FCFF of the forecast years, first year first, millions"),
-                Arg("period_end_row", ANY, "Fiscal years from the valuation date to each year end, same columns"),
-                Arg("wacc", NUMBER, "Discount rate (WACC)"),
-                Arg("terminal_growth", OPTIONAL, "Perpetual growth after the last year; must be below WACC"),
-                Arg("mid_year", ANY, _MID_YEAR, required=False),
-                Arg("exit_multiple", OPTIONAL, "Exit multiple instead of Gordon growth, empty for Gordon"),
-                Arg("terminal_metric", OPTIONAL, "What the exit multiple applies to (last-year EBITDA)"),
+                FCFF_ROW, Arg("period_end_row", ANY, "Fiscal years from the valuation date to each year end, same columns"),
+                *DCF_TERMS,
                 native=("IF({2}<=0,#NUM!,IF(" + _EV_LAST_P + "<=0,#N/A,"
                         "SUMPRODUCT({0}," + _EV_SHARE + ",(1+{2})^(-({1}-" + _EV_HALF + "*" + _EV_SHARE + ")))+"
                         'IF(ISNUMBER({5}),IF({6}="",#N/A,IF({5}<0,#NUM!,{5}*{6}*(1+{2})^(-' + _EV_LAST_P + "))),"
@@ -325,15 +319,21 @@ def cost_of_equity(rf: Number, beta: Number, erp: Number) -> Number:
     return rf + beta * erp
 
 
-def _basis(value) -> str:
+def _choice(value, choices: tuple, what: str) -> str:
+    """A cell holding one of `choices` (any case; empty: the first); an error value is that error,
+    anything else an InputError (#VALUE!) naming the choices."""
     value = cell_scalar(value)
     if is_blank(value):
-        return BASIS_PRICE_DATE
+        return choices[0]
     if is_error(value):
         raise Reject(value.strip().upper())
-    if not isinstance(value, str) or value.strip().lower() not in TARGET_BASES:
-        raise InputError(f"DCF target basis must be one of {', '.join(TARGET_BASES)}, not {value!r}")
+    if not isinstance(value, str) or value.strip().lower() not in choices:
+        raise InputError(f"{what} must be one of {', '.join(choices)}, not {value!r}")
     return value.strip().lower()
+
+
+def _basis(value) -> str:
+    return _choice(value, TARGET_BASES, "DCF target basis")
 
 
 @excel_function("DCF_TARGET", "The DCF target: the value per share at the price date, or rolled to the horizon at the cost of equity less the dividends within it.",
@@ -404,14 +404,7 @@ NM_POLICIES = (POLICY_EXCLUDE, POLICY_NM)
 
 
 def _policy(value) -> str:
-    value = cell_scalar(value)
-    if is_blank(value):
-        return POLICY_EXCLUDE
-    if is_error(value):
-        raise Reject(value.strip().upper())
-    if not isinstance(value, str) or value.strip().lower() not in NM_POLICIES:
-        raise InputError(f"NM policy must be one of {', '.join(NM_POLICIES)}, not {value!r}")
-    return value.strip().lower()
+    return _choice(value, NM_POLICIES, "NM policy")
 
 
 def usable(value) -> bool:

@@ -376,13 +376,17 @@ def _year_row(value) -> list[float]:
     return [cell_number(v) for v in cells]
 
 
+FCFF_ROW = Arg("fcff_row", ANY, "FCFF of the forecast years, first year first, millions")
+# A DCF's discount rate and terminal value, in the argument order both DCF functions take.
+DCF_TERMS = (Arg("wacc", NUMBER, "Discount rate (WACC)"),
+             Arg("terminal_growth", OPTIONAL, "Perpetual growth after the last year; must be below WACC"),
+             Arg("mid_year", ANY, _MID_YEAR, required=False),
+             Arg("exit_multiple", OPTIONAL, "Exit multiple instead of Gordon growth, empty for Gordon"),
+             Arg("terminal_metric", OPTIONAL, "The metric the exit multiple applies to (last-year EBITDA)"))
+
+
 @excel_function("DCF", "Enterprise value of FCFF by DCF: Gordon growth or exit-multiple terminal value, mid-year switch.",
-                Arg("fcff_row", ANY, "FCFF of the forecast years, first year first, millions"),
-                Arg("wacc", NUMBER, "Discount rate (WACC)"),
-                Arg("terminal_growth", OPTIONAL, "Perpetual growth after the last year; must be below WACC"),
-                Arg("mid_year", ANY, _MID_YEAR, required=False),
-                Arg("exit_multiple", OPTIONAL, "Exit multiple instead of Gordon growth, empty for Gordon"),
-                Arg("terminal_metric", OPTIONAL, "The metric the exit multiple applies to (last-year EBITDA)"),
+                FCFF_ROW, *DCF_TERMS,
                 native=None,
                 sample=([[40000.0, 46000.0, 52000.0]], 0.09, 0.025, True, None, None), formula_name="dcf")
 def _dcf_cell(fcff_row, discount_rate, terminal_growth, mid_year, exit_multiple, terminal_metric):
