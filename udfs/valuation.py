@@ -159,17 +159,18 @@ def _native_method_key(i: int) -> str:
                 Arg("profit", ANY, "The segment's profit, or empty where the layout has none", required=False),
                 Arg("ebitda", ANY, "The segment's EBITDA, or empty where the layout has none", required=False),
                 Arg("equity", ANY, "The segment's book value, or empty where the layout has none", required=False),
-                native=("IF(ISBLANK({0}),#N/A,IFERROR(CHOOSE(MATCH(" + _native_method_key(0) + ",{\"PE\",\"PB\",\"PS\",\"EVEBITDA\"},0),"
+                native=("IF(ISBLANK({0}),\"" + NOT_VALUED + "\",IFERROR(CHOOSE(MATCH(" + _native_method_key(0) + ",{\"PE\",\"PB\",\"PS\",\"EVEBITDA\"},0),"
                         + ",".join(f'IF({{{i}}}="","{NO_SEGMENT_LINE[what]}",{{{i}}})'
                                    for i, what in ((2, "profit"), (4, "equity"), (1, "revenue"), (3, "ebitda")))
                         + "),#VALUE!))"),
                 sample=("PE", 120000.0, 9000.0, None, None), formula_name="segment_metric")
 def segment_metric(method, revenue=None, profit=None, ebitda=None, equity=None):
     """The segment line the method applies to, or the label saying the layout has none (so the
-    method cannot value this segment; the method cell's drop-down offers only the others).
-    InputError (#VALUE!) for a method not in SEGMENT_METHODS."""
+    method cannot value this segment; the method cell's drop-down offers only the others); not
+    valued (未估值) while no method is chosen. InputError (#VALUE!) for a method not in
+    SEGMENT_METHODS."""
     if method is None:
-        raise Reject(ERR_NA)
+        return NOT_VALUED
     key = _method_key(method)
     if key not in SEGMENT_METRICS:
         raise InputError(f"segment method {method!r} is not one of PE, PB, PS, EV/EBITDA")

@@ -495,9 +495,9 @@ def write_sources(ws, placement, sheet: str, company: Company, styles: Styles, n
 
 def _football_rows(placement, model: Model, grids: dict) -> list[tuple[str, str, object, str, object]]:
     """(label, low formula, low value, high formula, high value) per method with a target, then the
-    blend and the current price: a multiple method's range is its multiple -/+ 20% (the P/E
-    grid's rows), the DCF's the low and high of its grid within one step... of WACC and growth."""
-    from udfs.registry import guarded
+    blend and the current price (a sliver around each): a multiple method's range is its target
+    at the multiple -/+ 20% (the P/E grid's rows), the DCF's the lowest and highest point of its
+    grid within one point of WACC and of growth (the inner 5 x 5); #N/A, not drawn, without a target."""
     v = model.value
     here = layout.VALUATION
     cell = lambda key: placement.address(key, None, here, absolute=True)  # noqa: E731
