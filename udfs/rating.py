@@ -238,8 +238,9 @@ def _rate_cell(price, target_price, benchmark_return, dividends_per_share, schem
                 native=("IF(IF({1}=\"\",{DEFAULT_SCHEME},{1})<>{scheme_key},#N/A,IF(AND({2}<>\"\",{2}<>{OUTER},{2}<>{INNER}),#VALUE!,"
                         # a threshold counts against the return when it lies above it, or on it and the
                         # convention puts the bound in the band below: outer for negative bounds, inner for others
-                        "IF(NOT(ISNUMBER({0})),{unrated},INDEX({labels},1+SUMPRODUCT(--(SIGN({thresholds}-ROUND({0},{RETURN_PLACES}))"
-                        ">=1-(({thresholds}<0)=({2}<>{INNER}))))))))"),
+                        # (a product, not --: the formulas package reads SUMPRODUCT(--(...)) as 0)
+                        "IF(NOT(ISNUMBER({0})),{unrated},INDEX({labels},1+SUMPRODUCT((SIGN({thresholds}-ROUND({0},{RETURN_PLACES}))"
+                        ">=1-(({thresholds}<0)=({2}<>{INNER})))*1)))))"),
                 sample=(0.194, "everbright", "outer"), formula_name="classify")
 def _classify_cell(measure, scheme, boundary):
     return classify(measure, scheme or DEFAULT_SCHEME, boundary or DEFAULT_BOUNDARY)
