@@ -35,7 +35,7 @@ from udfs.findings import Printed, displays_as, find
 from workbook import spec
 from workbook.formats import show
 from workbook.model import build_model, company_lines
-from workbook.tomlfile import TomlError, read_toml
+from workbook.tomlfile import TomlError, finite_number, read_toml, shown_value
 
 from .source import RollError
 
@@ -184,9 +184,10 @@ def read_file(path: str | Path, ticker: str, year_label: str, layout: spec.Layou
         raise ActualsError(missing_message(name, label, missing, len(layout.reported_keys)))
     out = {}
     for key, value in figures.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ActualsError(f"{name}: [actual.\"{label}\"].{key} = {value!r} is not a number")
-        out[key] = float(value)
+        number = finite_number(value)
+        if number is None:
+            raise ActualsError(f"{name}: [actual.\"{label}\"].{key} = {shown_value(value)} is not a number a model can hold")
+        out[key] = number
     return ReportedYear(str(label), out, name)
 
 

@@ -15,6 +15,7 @@ from typing import NamedTuple
 from udfs.constants import EXCEL_ERRORS
 from udfs.errors import DataError
 from udfs.functions import BY_EXCEL_NAME
+from udfs.registry import excel_name
 from workbook import xlsx
 from workbook.layout import (
     CHECKS, CONF, FINDINGS_BEYOND, FINDINGS_FIELDS, FINDINGS_WITHIN, HEADER_ROW, TEMPLATE_VERSION,
@@ -131,7 +132,7 @@ def audit(path: str | Path | xlsx.Package, values: dict | None = None) -> Audit:
         for ref, cell in sheet.cells.items():
             if cell.formula:
                 for name in _FUNCTION.findall(cell.formula):
-                    if name.upper() not in known:
+                    if excel_name(name) not in known:
                         result.unknown_functions.append((sheet_name, ref, name))
 
     for row in blueprint(package):
@@ -360,6 +361,13 @@ def _findings_table(package: xlsx.Package) -> list[FindingRow]:
     return rows
 
 
+def _figure(value) -> str:
+    """A findings-table figure as `check` prints it: the sheet's cells may have been cleared or typed over."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:,g}"
+    return "(blank)" if value in (None, "") else repr(value)[:40]
+
+
 def sheet_lines(result: Audit, when: str, rows: int) -> tuple[str, list[str]]:
     """The audit as the 校验 sheet shows it: one summary line and up to `rows` item lines."""
     summary = (f"{when} 审计：校验 {result.checks_run - len(result.check_failures)}/{result.checks_run} OK；"
@@ -396,7 +404,8 @@ def render(result: Audit) -> str:
         lines += [f"  WARN {label} {year}: {status}" for label, year, status in result.warnings]
     beyond = [f for f in result.findings if f.beyond_rounding]
     lines.append(f"Report disagrees with itself: {len(beyond)} beyond rounding, {len(result.findings) - len(beyond)} within rounding")
-    lines += [f"  ! {f.label} {f.year}: printed {f.printed:,g}, computed {f.computed:,g} ({f.explanation})" for f in beyond]
+    lines += [f"  ! {f.label} {f.year}: printed {_figure(f.printed)}, computed {_figure(f.computed)} ({f.explanation})"
+              for f in beyond]
     lines.append(f"Numbers typed over formulas: {len(result.overrides)}")
     lines += [f"  {s}!{c} ({k} {y}) = {v!r} replaces ={f}" for s, c, k, y, v, f in result.overrides]
     lines.append(f"Edited formulas: {len(result.edited)}")

@@ -77,6 +77,7 @@ def _whole_number(what: str, low: int, high: int, hint: str):
 
 _workers = _whole_number("processes", 1, 1024, "give 1 or more (at most the number of cores is used)")
 _days = _whole_number("days", 0, 36_500, "give 0 to 36500")
+_seconds = _whole_number("seconds", 1, 600, "give 1 to 600")
 
 
 def _date(text: str):
@@ -88,7 +89,7 @@ def _date(text: str):
 
 
 # What commands.toml may name as an argument's `type` and `computed_default`.
-_ARGUMENT_TYPES = {"date": _date, "days": _days, "workers": _workers}
+_ARGUMENT_TYPES = {"date": _date, "days": _days, "seconds": _seconds, "workers": _workers}
 _COMPUTED_DEFAULTS = {"default_company": str(DEFAULT_COMPANY)}
 
 
@@ -113,7 +114,7 @@ def _refresh(args) -> int:
         print(f"[{i}/{total}] {path.name}: {status}", flush=True)
 
     outcomes = refresh_many(files, args.quotes, args.as_of, args.max_age_days, workers=worker_count(args.workers, len(files)),
-                            progress=progress, accept_move=args.accept_move)
+                            progress=progress, accept_move=args.accept_move, quotes_timeout=args.quotes_timeout)
     if single:
         outcome = outcomes[0]
         if outcome.error and not outcome.written:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import re
 import unicodedata
 from contextlib import contextmanager
@@ -27,12 +28,13 @@ from sqlalchemy import exc as sa_exc
 from udfs.constants import NOT_MEANINGFUL, NOT_VALUED
 from udfs.errors import DataError
 from workbook import spec, xlsx
+from workbook.files import open_regular
 from workbook.formats import EMPTY, show
 from workbook.layout import market_name, rating_name
 from workbook.tomlfile import parse_toml
 from workbook.xlcalc import evaluate
 
-from .modelfile import regular_file
+from .modelfile import MAX_MODEL_BYTES, model_lock, regular_file
 from .refresh import conf
 from .source import read_source
 from .template import TICKER, blueprint, template_version, verify_structure
@@ -119,12 +121,13 @@ class PublishResult:
 # ------------------------------------------------------------------------------------------------
 # Reading a model file
 # ------------------------------------------------------------------------------------------------
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def read_once(path: Path) -> bytes:
+    """The model file's bytes, read once while holding its lock: a refresh or roll replacing it
+    meanwhile waits, so everything published (figures, price, date, SHA-256) is one version."""
+    real = regular_file(path)  # a FIFO, a device or an oversized file is refused before it is opened
+    with model_lock(real):
+        with open_regular(real, MAX_MODEL_BYTES, xlsx.WorkbookError, "file") as handle:
+            return handle.read(MAX_MODEL_BYTES + 1)
 
 
 def published_cells(package: xlsx.Package, rows: list[dict] | None = None) -> dict[str, list[tuple[str, str]]]:
@@ -162,7 +165,8 @@ def read_model(path: str | Path) -> Estimates:
 
 
 def _read(path: Path) -> tuple[Estimates, xlsx.Package]:
-    package = xlsx.read(regular_file(path))  # a FIFO, a device or an oversized file is refused before it is opened
+    raw = read_once(path)
+    package = xlsx.read(path, raw)
     verify_structure(package)
     rows = {(r["sheet"], r["cell"]): r for r in blueprint(package)}
     computed: dict = {}
@@ -226,7 +230,7 @@ def _read(path: Path) -> tuple[Estimates, xlsx.Package]:
         price=number(single(PRICE), "price"), price_date=price_date,
         target_price=number(single(TARGET_PRICE), "target price", optional=True),
         rating=str(rating) if rating not in (None, "") else None,
-        template_version=template_version(package), sha256=file_sha256(path))
+        template_version=template_version(package), sha256=hashlib.sha256(raw).hexdigest())
     return estimates, package
 
 
@@ -248,13 +252,51 @@ def _as_url(setting: str, base: Path) -> str:
 
 def store_url(explicit: str | None = None, model: Path | None = None, package: xlsx.Package | None = None) -> str:
     """Which store: `--db`, else the workbook's `Estimates DB` setting, else estimates.sqlite
-    beside the model (or in the current folder when no model is involved)."""
+    beside the model (or in the current folder when no model is involved).
+
+    A workbook travels between analysts, so its own setting is obeyed only where it cannot send
+    the firm's estimates anywhere unasked: a SQLite file in the model's folder (or below it).
+    A server, an in-memory database or a file elsewhere is refused with the `--db` that would
+    confirm it; the analyst's `--db` is always obeyed."""
     if explicit:
         return _as_url(explicit, Path.cwd())
     setting = conf(package).get(CONF_KEY) if package is not None else None
     if isinstance(setting, str) and setting.strip():
-        return _as_url(setting, model.parent if model else Path.cwd())
+        base = model.parent.resolve() if model else Path.cwd().resolve()
+        url = _as_url(setting, base)
+        why = _leaves_the_folder(url, base)
+        if why:
+            name = model.name if model else "the workbook"
+            raise EstimatesError(f"{name}: its xlwings.conf 'Estimates DB' names {_shown_url(url)}, {why}; a setting "
+                                 "stored in a workbook does not choose where estimates go: if that is where they belong, "
+                                 f"confirm it with --db {_shown_url(setting.strip())}")
+        return url
     return _as_url(DEFAULT_STORE, model.parent.resolve() if model else Path.cwd())
+
+
+def _shown_url(url: str) -> str:
+    return _redact(" ".join(url.split()))[:200]
+
+
+def _in_memory(parsed) -> bool:
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+
+
+def _leaves_the_folder(url: str, folder: Path) -> str | None:
+    """Why a store URL taken from a workbook would send data outside `folder`, or None."""
+    try:
+        parsed = sa.make_url(url)
+    except sa_exc.ArgumentError:
+        return "which is not a database URL"
+    if parsed.get_backend_name() != "sqlite":
+        return "a database server"
+    if _in_memory(parsed) or str(parsed.database).startswith("file:"):
+        return "an in-memory or URI database"
+    where = Path(parsed.database)
+    where = (where if where.is_absolute() else folder / where).resolve()
+    if where != folder and folder not in where.parents:
+        return "a file outside the model's folder"
+    return None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -283,6 +325,8 @@ class Store:
                         return PublishResult(self._load(conn, existing), False, self.shown)
                     latest = conn.execute(sa.select(sa.func.max(versions_table.c.version)).where(
                         versions_table.c.ticker == estimates.ticker)).scalar()
+                    if latest is not None and (isinstance(latest, bool) or not isinstance(latest, int)):
+                        raise _DamagedRow(f"{estimates.ticker} has a version {str(latest)[:20]!r} that is not a whole number")
                     version = (latest or 0) + 1
                     new_id = conn.execute(versions_table.insert().values(
                         ticker=estimates.ticker, version=version, model_sha256=estimates.sha256,
@@ -299,6 +343,9 @@ class Store:
                 continue
             except sa_exc.SQLAlchemyError as exc:
                 raise EstimatesError(f"estimates store {self.shown}: nothing written ({_first_line(exc)})") from None
+            except (ValueError, TypeError, OverflowError) as exc:  # _DamagedRow, or a column the driver cannot convert
+                raise EstimatesError(f"estimates store {self.shown}: nothing written; a damaged row ({_first_line(exc)}), "
+                                     "written by something else than `publish` (repair or remove that row)") from None
         raise EstimatesError(f"estimates store {self.shown}: another publish kept taking the next version number; "
                              "nothing written, try again")
 
@@ -309,8 +356,12 @@ class Store:
 
     def versions(self, ticker: str) -> list[int]:
         with self._reading() as conn:
-            return list(conn.execute(sa.select(versions_table.c.version).where(versions_table.c.ticker == ticker)
-                                     .order_by(versions_table.c.version)).scalars())
+            found = list(conn.execute(sa.select(versions_table.c.version).where(versions_table.c.ticker == ticker)
+                                      .order_by(versions_table.c.version)).scalars())
+            bad = [v for v in found if isinstance(v, bool) or not isinstance(v, int)]
+            if bad:
+                raise _DamagedRow(f"{ticker} has a version {str(bad[0])[:20]!r} that is not a whole number")
+            return found
 
     def load(self, ticker: str, which: str | int) -> Estimates:
         """Version `which` of `ticker`: a number, "latest" or "previous"."""
@@ -342,21 +393,51 @@ class Store:
                 yield conn
         except sa_exc.SQLAlchemyError as exc:
             raise EstimatesError(f"estimates store {self.shown}: cannot read it ({_first_line(exc)})") from None
+        except _DamagedRow as exc:
+            raise EstimatesError(f"estimates store {self.shown}: a damaged row: {exc}; the store was written by something else than "
+                                 "`publish` (repair or remove that row)") from None
+        except (ValueError, TypeError, OverflowError) as exc:  # a column the driver cannot convert (SQLite keeps any text)
+            raise EstimatesError(f"estimates store {self.shown}: a damaged row ({_first_line(exc)}); the store was "
+                                 "written by something else than `publish` (repair or remove that row)") from None
 
     @staticmethod
     def _load(conn, row) -> Estimates:
+        """The version in `row` with its figures; _DamagedRow when a value is not what publish writes."""
+        where = f"{row['ticker']}@{row['version']}"
         years: dict = {}
         for year, key, value in conn.execute(
                 sa.select(figures_table.c.year, figures_table.c.line, figures_table.c.value)
                 .where(figures_table.c.version_id == row["id"]).order_by(figures_table.c.year)):
-            years.setdefault(year, {})[key] = value
+            years.setdefault(str(year), {})[str(key)] = _stored_number(value, f"{where} {key} {year}")
         published = row["published_at"]
+        if not isinstance(published, dt.datetime) or not isinstance(row["price_date"], dt.date) \
+                or not isinstance(row["version"], int) or isinstance(row["version"], bool):
+            raise _DamagedRow(f"{where} has a version, price date or publishing time that is not one")
         if published.tzinfo is None:  # SQLite keeps no zone; we always store UTC
             published = published.replace(tzinfo=dt.timezone.utc)
-        return Estimates(ticker=row["ticker"], source=f"{row['ticker']}@{row['version']}", years=years,
-                         price=row["price"], price_date=row["price_date"], target_price=row["target_price"],
-                         rating=row["rating"], template_version=row["template_version"], sha256=row["model_sha256"],
+        target = row["target_price"]
+        return Estimates(ticker=str(row["ticker"]), source=where, years=years,
+                         price=_stored_number(row["price"], f"{where} price"), price_date=row["price_date"],
+                         target_price=None if target is None else _stored_number(target, f"{where} target price"),
+                         rating=None if row["rating"] is None else str(row["rating"]),
+                         template_version=str(row["template_version"]), sha256=str(row["model_sha256"]),
                          version=row["version"], published_at=published)
+
+
+class _DamagedRow(ValueError):
+    """A row of the store that `publish` cannot have written; the message names it."""
+
+
+def _stored_number(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _DamagedRow(f"{what} is {str(value)[:40]!r}, not a number")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise _DamagedRow(f"{what} is not a finite number")
+    return number
 
 
 @contextmanager
@@ -374,7 +455,10 @@ def open_store(url: str, create: bool = True):
         raise EstimatesError(f"{_redact(url)!r} is not a database URL (e.g. sqlite:///estimates.sqlite or "
                              "postgresql+psycopg://user@host/research)") from None
     shown = parsed.render_as_string(hide_password=True)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+    if _in_memory(parsed):
+        raise EstimatesError(f"estimates store {shown}: an in-memory database keeps nothing once the command ends; "
+                             "name a SQLite file or a database server with --db")
+    if parsed.get_backend_name() == "sqlite":
         where = Path(parsed.database)
         if not create and not where.is_file():
             raise EstimatesError(f"no estimates store at {where}: publish a model first, or name the store with --db")

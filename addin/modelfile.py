@@ -28,6 +28,9 @@ MAX_BACKUPS = 1000
 LOCK_WAIT_SECONDS = 10.0
 _BACKUP_STAMP = "%Y%m%d-%H%M%S"
 _TEMP_SUFFIX = ".refresh.tmp"
+# The moments of `replace_model`, in order, at which a test may stop a real process (`_stage`).
+REPLACE_STAGES = ("writing", "written", "verified", "backup copied", "backed up", "pruned", "replaced")
+PAUSE_VARIABLE = "ER_TEST_PAUSE_AT"
 
 
 def regular_file(path: str | Path, max_bytes: int = MAX_MODEL_BYTES) -> Path:
@@ -53,6 +56,22 @@ def regular_file(path: str | Path, max_bytes: int = MAX_MODEL_BYTES) -> Path:
     if info.st_size > max_bytes:
         raise WorkbookError(f"{given}: {info.st_size:,} bytes, more than any model ({max_bytes // (1024 * 1024)} MB); refused")
     return real
+
+
+def refuse_unwritable(real: Path, given: Path | None = None) -> None:
+    """WorkbookError before anything is done when the model may not be replaced: the file is
+    read-only (0444: its owner asked for it to be left alone; root ignores permissions, so the
+    mode bits are read too), or it lies in a shared "sticky" folder (mode +t, such as /tmp)
+    and belongs to someone else, so that the rename onto it would fail half-way."""
+    shown = (given or real).name
+    info = os.stat(real)
+    if not info.st_mode & 0o222 or not os.access(real, os.W_OK):
+        raise WorkbookError(f"{shown}: is read-only; refused (make it writable if it should be refreshed)")
+    folder = os.stat(real.parent)
+    euid = os.geteuid() if hasattr(os, "geteuid") else None
+    if folder.st_mode & stat.S_ISVTX and euid not in (0, None, info.st_uid, folder.st_uid):
+        raise WorkbookError(f"{shown}: belongs to another user in a shared folder, so it cannot be replaced; refused "
+                            "(copy it to a folder of your own)")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -144,10 +163,11 @@ def _backup_name(path: Path, when: dt.datetime) -> Path:
 
 
 def prune_backups(path: Path, keep: int) -> None:
-    """Delete the oldest backups of `path` beyond the newest `keep`."""
+    """Delete the oldest backups of `path` beyond the newest `keep`. A backup we may not delete
+    (another user's, in a shared sticky folder) is not ours to remove: it stays."""
     old = backups(path)
     for stale in old[: max(0, len(old) - keep)]:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
             stale.unlink()
 
 
@@ -159,6 +179,21 @@ def _remove_dead_temps(path: Path) -> None:
             leftover.unlink()
 
 
+def _stage(name: str) -> None:
+    """A test hook, inert unless PAUSE_VARIABLE is set: the kill tests stop a refresh at each of
+    REPLACE_STAGES in turn rather than at moments guessed from the clock, which a slower machine
+    never reaches. With ER_TEST_PAUSE_AT="STAGE=MARKER" the process writes the file MARKER on
+    reaching STAGE and waits there for the test to kill it."""
+    hook = os.environ.get(PAUSE_VARIABLE)
+    if not hook:
+        return
+    stage, _, marker = hook.partition("=")
+    if stage == name:
+        Path(marker).write_text(name, encoding="utf-8")
+        while True:
+            time.sleep(60)
+
+
 def replace_model(path: Path, write, verify, keep: int = DEFAULT_BACKUPS, when: dt.datetime | None = None) -> Path | None:
     """Replace the model `path` (a real path, lock held) with what `write(temp)` writes, after
     `verify(temp)` accepts it. The previous version becomes the newest timestamped backup
@@ -168,22 +203,29 @@ def replace_model(path: Path, write, verify, keep: int = DEFAULT_BACKUPS, when: 
     temp = temp_beside(path, _TEMP_SUFFIX)
     backup = None
     try:
+        _stage("writing")
         write(temp)
+        _stage("written")
         verify(temp)
         shutil.copymode(path, temp)  # the analyst's permissions, not mkstemp's 0600
         with open(temp, "rb") as fh:
             os.fsync(fh.fileno())
+        _stage("verified")
         if keep > 0:
             backup = _backup_name(path, when or dt.datetime.now())
             backup_temp = temp_beside(path, ".backup" + _TEMP_SUFFIX)
             try:
                 shutil.copy2(path, backup_temp)
+                _stage("backup copied")
                 os.replace(backup_temp, backup)
+                _stage("backed up")
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(backup_temp)
+        prune_backups(path, keep)  # before the rename: nothing may fail once the model is replaced
+        _stage("pruned")
         os.replace(temp, path)
-        prune_backups(path, keep)
+        _stage("replaced")
     except PermissionError:
         raise WorkbookError(f"{path.name}: cannot write beside it (read-only folder or file open elsewhere)") from None
     finally:

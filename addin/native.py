@@ -28,7 +28,7 @@ from udfs.constants import (
     DEFAULT_SCHEME, EXCEL_ERRORS, MARKET_BY_SUFFIX, NOT_MEANINGFUL, NOT_VALUED, RETURN_COMPARISON_PLACES,
 )
 from udfs.rating import Scheme, schemes
-from udfs.registry import NUMBER, OPTIONAL, PREFIX, REGISTRY
+from udfs.registry import NUMBER, OPTIONAL, PREFIX, REGISTRY, TEXT, excel_name
 from workbook import xlsx
 from workbook.files import atomic_path
 from workbook.layout import COVER, RATING, rating_name
@@ -198,13 +198,9 @@ def _atomic(text: str) -> bool:
     return True
 
 
-_CELL = re.compile(r"^(?:'(?:[^']|'')+'!|[A-Za-z_][\w.]*!)?\$?[A-Za-z]{1,3}\$?\d{1,7}$")
-
-
-def _single_cell(text: str) -> bool:
-    """Whether `text` is a reference to one cell (A1, $C$5, '表1 损益表'!E5), the only argument
-    ISBLANK can tell empty."""
-    return bool(_CELL.match(text.strip()))
+_NUMBER_LITERAL = re.compile(r"^\s*[+-]?\s*(?:\d+\.?\d*|\.\d+)(?:[Ee][+-]?\d+)?%?\s*$")
+_STRING_LITERAL = re.compile(r'^\s*"(?:[^"]|"")*"\s*$')
+EXCEL_FORMULA_LIMIT = 8192   # characters Excel allows in one formula
 
 
 def _default_text(default) -> str:
@@ -215,6 +211,78 @@ def _default_text(default) -> str:
     return xlsx.number_text(default) if isinstance(default, (int, float)) else str(default)
 
 
+def _unwrapped(text: str) -> str:
+    """`text` without parentheses around the whole of it: (Z99) is Z99, ((0.1)) is 0.1."""
+    text = text.strip()
+    while text.startswith("(") and text.endswith(")") and _atomic(text):
+        nodes = [n for n in parse(text) if not (isinstance(n, str) and n.isspace())]
+        if len(nodes) < 3 or nodes[0] != "(" or nodes[-1] != ")":
+            break
+        text = text[1:-1].strip()
+    return text
+
+
+def _guarded(arg, given: str, from_call: bool = False) -> tuple[str, str | None, str | None]:
+    """(what the template reads for the argument, the condition it must meet, the error value
+    when it does not), written so that Excel gives what the Python guard (`udfs.registry`)
+    gives for ANY argument expression, not only a bare cell: an empty value (an empty cell,
+    "") is #N/A where a number is required and the default where one is optional; an error
+    value is that error (the condition itself is the error, and IF passes it on); text (even
+    "12" or " 5") and booleans are #VALUE! where a number belongs; numbers are #VALUE! where
+    text belongs. A number literal needs no guard, nor a text literal where text belongs."""
+    given = _unwrapped(given)
+    e = given if _atomic(given) else f"({given})"
+    if from_call and arg.kind in (NUMBER, OPTIONAL):
+        # Another ER_ function's result: a number, an error value or one of the model's labels
+        # (NM, 未估值), never empty. Coercing it (--) gives the number, the error, or #VALUE! for
+        # a label, as the guard would, without writing the whole call three times over.
+        return f"--{e}", None, None
+    # NOT(ISLOGICAL()): LibreOffice counts TRUE as a number, Excel does not; both refuse it then.
+    if arg.kind == NUMBER:
+        if _NUMBER_LITERAL.match(given):
+            return given, None, None
+        return given, f"AND(ISNUMBER({e}),NOT(ISLOGICAL({e})))", f'IF({e}="",#N/A,#VALUE!)'
+    if arg.kind == OPTIONAL:
+        if _NUMBER_LITERAL.match(given):
+            return given, None, None
+        return (f'IF({e}="",{_default_text(arg.default)},{e})', f'OR(AND(ISNUMBER({e}),NOT(ISLOGICAL({e}))),{e}="")',
+                "#VALUE!")
+    if arg.kind == TEXT:
+        if _STRING_LITERAL.match(given):
+            literal = given.strip()
+            return (_default_text(arg.default) if literal == '""' else _text(literal[1:-1].replace('""', '"').strip())), None, None
+        read = f"TRIM({e})" if _default_text(arg.default) == '""' else f'IF({e}="",{_default_text(arg.default)},TRIM({e}))'
+        return read, f'OR(ISTEXT({e}),{e}="")', "#VALUE!"
+    return given, None, None  # a row of numbers or a value the function judges itself
+
+
+_ARITHMETIC = {"+", "-", "*", "/", "^", "%"}
+_NOT_A_NUMBER = {"&", "=", "<>", "<", ">", "<=", ">="}   # text or TRUE/FALSE at the top level
+
+
+def _computed_number(text: str) -> bool:
+    """Whether Excel computes `text` to a number or an error before any function sees it: a
+    number literal, or arithmetic at the top level (text operands are coerced or #VALUE!, an
+    empty cell is 0, in the .xlsm and the native edition alike), so no guard can differ."""
+    if _NUMBER_LITERAL.match(text):
+        return True
+    depth, operators = 0, set()
+    for kind, token in tokenize(text):
+        if kind == "punct" and token in "({":
+            depth += 1
+        elif kind == "punct" and token in ")}":
+            depth -= 1
+        elif kind == "op" and depth == 0:
+            operators.add(token)
+    return bool(operators & _ARITHMETIC) and not operators & _NOT_A_NUMBER
+
+
+def _one_er_call(nodes: list) -> bool:
+    """Whether an argument, as written, is one call of an ER_ function and nothing else."""
+    meaningful = [n for n in nodes if not (isinstance(n, str) and n.isspace())]
+    return len(meaningful) == 1 and isinstance(meaningful[0], Call) and excel_name(meaningful[0].name).startswith(PREFIX)
+
+
 class Translator:
     """Rewrites formula text: `ER_` calls into native formulas, with `table` giving the cells of
     the rating lookup table (or None when the workbook has none)."""
@@ -223,27 +291,34 @@ class Translator:
         self.table = table or {}
 
     def formula(self, text: str) -> str:
-        return self._rewrite(text, 0)
+        native = self._rewrite(text, 0)
+        if len(native) > EXCEL_FORMULA_LIMIT:
+            raise NotExpressible(f"its native form is longer than the {EXCEL_FORMULA_LIMIT:,} characters Excel allows")
+        return native
 
-    def _rewrite(self, text: str, depth: int) -> str:
+    def _rewrite(self, text: str, depth: int, judged: frozenset = frozenset()) -> str:
         if depth > MAX_EXPANSION_DEPTH:
             raise NotExpressible("native templates nest too deeply")
-        return render(self._nodes(parse(text), depth))
+        return render(self._nodes(parse(text), depth, judged))
 
-    def _nodes(self, nodes: list, depth: int) -> list:
+    def _nodes(self, nodes: list, depth: int, judged: frozenset = frozenset()) -> list:
+        """`judged`: argument texts an outer call's guards have already judged (inside a native
+        template, its ER_ calls get them again): they need no second guard."""
         out = []
         for node in nodes:
             if isinstance(node, Call):
-                args = [render(self._nodes(arg, depth)) for arg in node.args]
-                if node.name.upper().startswith(PREFIX):
-                    out.append(self._expand(node.name.upper(), args, depth, whole=len(nodes) == 1))
+                args = [render(self._nodes(arg, depth, judged)) for arg in node.args]
+                name = excel_name(node.name)   # _xlfn.ER_GROWTH: how Excel saves a function it did not know
+                if name.startswith(PREFIX):
+                    calls = [_one_er_call(arg) for arg in node.args]
+                    out.append(self._expand(name, args, depth, whole=len(nodes) == 1, calls=calls, judged=judged))
                 else:
                     out.append(Call(node.name, [[a] for a in args]))
             else:
                 out.append(node)
         return out
 
-    def _expand(self, name: str, args: list, depth: int, whole: bool) -> str:
+    def _expand(self, name: str, args: list, depth: int, whole: bool, calls: list = (), judged: frozenset = frozenset()) -> str:
         spec = REGISTRY.get(name)
         if spec is None:
             raise NotExpressible(f"{name} is not a function this version provides")
@@ -251,19 +326,24 @@ class Translator:
             raise NotExpressible(f"{name} has no native Excel equivalent")
         if len(args) > len(spec.args):
             raise NotExpressible(f"{name} is given {len(args)} arguments; it takes {len(spec.args)}")
-        filled, required_cells = [], []
+        filled, guards, passed = [], [], set()   # passed: what the guards below have judged
         for i, arg in enumerate(spec.args):
             given = args[i].strip() if i < len(args) else ""
             if not given:
                 if not arg.optional:
                     raise NotExpressible(f"{name} lacks its required argument {arg.name}")
-                given = _default_text(arg.default)
-            elif _single_cell(given) and arg.kind == NUMBER:
-                required_cells.append(given)
-            elif _single_cell(given) and arg.kind == OPTIONAL:
-                # the guard gives an empty optional cell its default; Excel would read it as 0
-                given = f"IF(ISBLANK({given}),{_default_text(arg.default)},{given})"
-            filled.append(given)
+                filled.append(_default_text(arg.default))
+                continue
+            if given in judged or (arg.kind in (NUMBER, OPTIONAL) and _computed_number(given)):
+                filled.append(given)
+                passed.add(given)
+                continue
+            read, condition, failure = _guarded(arg, given, from_call=i < len(calls) and calls[i])
+            filled.append(read)
+            if condition or arg.kind in (NUMBER, OPTIONAL, TEXT):
+                passed.add(read)
+            if condition:
+                guards.append((condition, failure))
 
         def fill(match):
             key = match.group(1)
@@ -278,11 +358,11 @@ class Translator:
             if key in self.table:
                 return self.table[key]
             raise NotExpressible(f"{name} needs the rating lookup table, which this workbook cannot have")
-        native = self._rewrite(_PLACEHOLDER.sub(fill, spec.native), depth + 1)
-        if required_cells:
-            # an empty required cell is #N/A, as the guard answers; Excel would read it as 0
-            blank = ",".join(f"ISBLANK({cell})" for cell in dict.fromkeys(required_cells))
-            native = f"IF({blank if len(required_cells) == 1 else f'OR({blank})'},#N/A,{native})"
+        native = self._rewrite(_PLACEHOLDER.sub(fill, spec.native), depth + 1, frozenset(passed))
+        for condition, failure in reversed(guards):  # the first argument that fails decides, as in the guard
+            native = f"IF({condition},{native},{failure})"
+        if len(native) > EXCEL_FORMULA_LIMIT:
+            raise NotExpressible(f"its native form is longer than the {EXCEL_FORMULA_LIMIT:,} characters Excel allows")
         return native if whole or _atomic(native) else f"({native})"
 
 

@@ -24,12 +24,14 @@ from pathlib import Path
 from typing import Protocol
 
 from udfs.errors import QuoteSourceError
-from workbook.files import open_regular
 from workbook.currencies import fx_range_problem, normalise_currency
+from workbook.files import read_regular
 
 DEFAULT_QUOTES = Path(__file__).resolve().parents[1] / "workbook" / "data" / "quotes.csv"
 DEFAULT_MAX_AGE_DAYS = 5
 MAX_AGE_LIMIT_DAYS = 3650  # a "max age" beyond ten years is a typo, not a policy
+DEFAULT_TIMEOUT_SECONDS = 20  # a network provider's answer to one request; a stalled connection never hangs a refresh
+MAX_TIMEOUT_SECONDS = 600
 MAX_QUOTES_BYTES = 5_000_000
 MAX_UNZIPPED_BYTES = 50_000_000  # an .xlsx quotes sheet expanding beyond this is a zip bomb
 MAX_ROWS = 100_000
@@ -113,7 +115,7 @@ class QuoteProvider(Protocol):
 # ------------------------------------------------------------------------------------------------
 # Fields
 # ------------------------------------------------------------------------------------------------
-_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(?:\.\d*)?|\.\d+)([eE][+-]?\d+)?")   # one way to read each digit: no backtracking
 # Thousands groups with one separator used throughout: "25,000", "25 000", "1'234'567.5".
 _GROUPED_NUMBER = re.compile(r"([+-]?\d{1,3})(?P<sep>[, \u00a0\u202f'])\d{3}((?P=sep)\d{3})*(\.\d+)?")
 _TIME_SUFFIX = re.compile(r"[ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$")
@@ -195,14 +197,7 @@ def _text(value) -> str:
 # ------------------------------------------------------------------------------------------------
 def _read_regular_file(path: Path) -> bytes:
     """The file's bytes, if it is a regular file of sane size (never a FIFO, device or directory)."""
-    with open_regular(path, MAX_QUOTES_BYTES, QuoteError, "quotes file") as handle:
-        try:
-            raw = handle.read(MAX_QUOTES_BYTES + 1)
-        except OSError as exc:
-            raise QuoteError(f"{path}: cannot read the quotes file ({exc.strerror})") from None
-    if len(raw) > MAX_QUOTES_BYTES:  # it grew after it was measured
-        raise QuoteError(f"{path.name}: larger than {MAX_QUOTES_BYTES // 1_000_000} MB; not a quotes file")
-    return raw
+    return read_regular(path, MAX_QUOTES_BYTES, QuoteError, "quotes file")
 
 
 def _zip_kind(raw: bytes, name: str) -> tuple[str, str, str] | None:
@@ -245,12 +240,79 @@ def _decode(raw: bytes, name: str) -> str:
         except UnicodeDecodeError:
             pass
         raise QuoteError(f"{name}: binary data, not UTF-8, GBK or UTF-16 text nor an .xlsx sheet; not a quotes file")
-    for codec in ("utf-8", "gb18030"):
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    mixed = _utf8_and_not(raw)
+    if mixed:
+        raise QuoteError(f"{name}: mixes encodings (line {mixed[0]} is UTF-8, line {mixed[1]} is not); "
+                         "save the whole file as CSV UTF-8")
+    try:
+        text = raw.decode("gb18030")
+    except UnicodeDecodeError:
+        raise QuoteError(f"{name}: not text in UTF-8, GBK/GB18030 or UTF-16; save the quotes file as CSV UTF-8") from None
+    other = _other_double_byte_encoding(raw)
+    if other:
+        raise QuoteError(f"{name}: looks like {other} text, which is not read here (UTF-8, GBK/GB18030 or UTF-16 are); "
+                         "save the quotes file as CSV UTF-8")
+    return text
+
+
+def _utf8_and_not(raw: bytes) -> tuple[int, int] | None:
+    """(a line that is UTF-8 with Chinese text in it, a line that is not UTF-8), both 1-based, when
+    a file switches encoding part-way (rows pasted from another export); None otherwise. A GBK
+    line is almost never valid UTF-8 with a three-byte character in it, so this does not
+    mistake a GBK file for a mixed one."""
+    utf8_line = other_line = None
+    for number, line in enumerate(raw.split(b"\n"), start=1):
         try:
-            return raw.decode(codec)
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            other_line = other_line or number
+            continue
+        if utf8_line is None and any(len(ch.encode("utf-8")) >= 3 for ch in text):
+            utf8_line = number
+    return (utf8_line, other_line) if utf8_line and other_line else None
+
+
+# Where GBK puts the characters a Chinese quotes file holds: punctuation and full-width forms
+# (lead bytes A1-A3) and the GB2312 hanzi (B0-F7), each with a trail byte A1-FE. Big5 and
+# Shift-JIS text that GB18030 happens to decode lands mostly elsewhere (trail bytes 40-7E, lead
+# bytes 81-A0 or A4-AF), as garbled rare characters.
+def _common_gbk(lead: int, trail: int) -> bool:
+    return (0xA1 <= lead <= 0xA3 or 0xB0 <= lead <= 0xF7) and 0xA1 <= trail <= 0xFE
+
+
+def _other_double_byte_encoding(raw: bytes) -> str | None:
+    """The encoding a file decodable as GB18030 more likely is ("Big5 (traditional Chinese)",
+    "Shift-JIS (Japanese)"), when most of its two-byte characters fall outside the characters
+    GBK text uses; None for GBK text."""
+    common = uncommon = 0
+    i = 0
+    while i < len(raw) - 1:
+        lead = raw[i]
+        if lead < 0x81 or lead == 0xFF:
+            i += 1
+            continue
+        if 0x30 <= raw[i + 1] <= 0x39:  # a GB18030 four-byte character
+            i += 4
+            continue
+        if _common_gbk(lead, raw[i + 1]):
+            common += 1
+        else:
+            uncommon += 1
+        i += 2
+    if uncommon < 2 or uncommon < 0.3 * (common + uncommon):
+        return None
+    for codec, label in (("big5", "Big5 (traditional Chinese)"), ("shift_jis", "Shift-JIS (Japanese)"),
+                         ("cp932", "Shift-JIS (Japanese, Windows)")):
+        try:
+            raw.decode(codec)
+            return label
         except UnicodeDecodeError:
             continue
-    raise QuoteError(f"{name}: not text in UTF-8, GBK/GB18030 or UTF-16; save the quotes file as CSV UTF-8")
+    return "an East Asian encoding other than GBK"
 
 
 def _identify(raw: bytes, name: str) -> str:
@@ -403,16 +465,20 @@ class LocalQuotesFile:
 PROVIDERS: dict[str, type] = {"file": LocalQuotesFile}
 
 
-def provider_for(spec: str | None) -> QuoteProvider:
+def provider_for(spec: str | None, timeout: float | None = None) -> QuoteProvider:
     """The provider a source string names: "file:PATH", "akshare:", "yfinance:CNY", a plain path,
-    or None for the embedded file."""
+    or None for the embedded file. `timeout`: seconds a network provider waits for each answer
+    (its default when None); a file has none."""
     if not spec:
         return LocalQuotesFile()
     spec = str(spec).strip()
     scheme, sep, where = spec.partition(":")
     scheme = scheme.lower()
     if sep and scheme in PROVIDERS and len(scheme) > 1:
-        return PROVIDERS[scheme](where)
+        provider = PROVIDERS[scheme](where)
+        if timeout is not None and hasattr(provider, "timeout"):
+            provider.timeout = timeout
+        return provider
     if sep and len(scheme) > 1 and not Path(spec).exists():
         raise QuoteError(f"unknown quote source {scheme!r}; known: {', '.join(PROVIDERS)} (or a path to a quotes file)")
     return LocalQuotesFile(spec)
@@ -421,22 +487,40 @@ def provider_for(spec: str | None) -> QuoteProvider:
 # ------------------------------------------------------------------------------------------------
 # Settings and validation
 # ------------------------------------------------------------------------------------------------
+def _setting_number(value) -> float | None:
+    """A setting's value (an xlwings.conf cell, command-line text) as a finite number, or None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(str(value).strip()) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def parse_max_age(value, where: str) -> int:
     """The quotes' maximum age in whole days, from a setting (xlwings.conf cell, CLI text).
     Empty means DEFAULT_MAX_AGE_DAYS; `where` names the setting for the message, e.g.
     "model.xlsm: xlwings.conf 'Quotes Max Age Days'"."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return DEFAULT_MAX_AGE_DAYS
-    number = None
-    if not isinstance(value, bool):
-        try:
-            number = float(str(value).strip()) if isinstance(value, str) else float(value)
-        except (TypeError, ValueError, OverflowError):
-            number = None
-    if number is None or not math.isfinite(number) or not number.is_integer() or not 0 <= number <= MAX_AGE_LIMIT_DAYS:
+    number = _setting_number(value)
+    if number is None or not number.is_integer() or not 0 <= number <= MAX_AGE_LIMIT_DAYS:
         raise QuoteError(f"{where} is {_shown(value)}, not a whole number of days from 0 to {MAX_AGE_LIMIT_DAYS}; "
                          f"use e.g. {DEFAULT_MAX_AGE_DAYS}")
     return int(number)
+
+
+def parse_timeout(value, where: str) -> float:
+    """A network provider's timeout in seconds (1 to MAX_TIMEOUT_SECONDS), from xlwings.conf
+    'Quotes Timeout' or the command line; empty means DEFAULT_TIMEOUT_SECONDS."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return float(DEFAULT_TIMEOUT_SECONDS)
+    number = _setting_number(value)
+    if number is None or not 1 <= number <= MAX_TIMEOUT_SECONDS:
+        raise QuoteError(f"{where} is {_shown(value)}, not a number of seconds from 1 to {MAX_TIMEOUT_SECONDS}; "
+                         f"use e.g. {DEFAULT_TIMEOUT_SECONDS}")
+    return number
 
 
 def _pair(fx_pair) -> tuple[str, str] | None:

@@ -16,12 +16,13 @@ import decimal
 import importlib
 import math
 import re
+import threading
 from dataclasses import dataclass
 
 from workbook.spec import CURRENCIES_FILE
 from workbook.tomlfile import read_toml
 
-from .quotes import PROVIDERS, Quote, QuoteError
+from .quotes import DEFAULT_TIMEOUT_SECONDS, PROVIDERS, Quote, QuoteError
 
 HISTORY_DAYS = 30  # enough trading days to cover a long holiday
 
@@ -62,7 +63,9 @@ def split_ticker(ticker: str, provider: str) -> tuple[str, Market]:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = " ".join(str(exc).split())
+    if isinstance(exc, SystemExit) or not text:  # `SystemExit: 3` says more than "3"
+        text = f"{type(exc).__name__} {text}".strip()
     return text if len(text) <= 120 else text[:117] + "..."
 
 
@@ -114,16 +117,21 @@ def optional_package(package: str, what: str, error: type):
     except ImportError:
         raise error(f"the {package} {what} needs the {package} package: "
                     f'pip install "equity-research-model[{package}]"') from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a broken install fails at import
+        raise error(f"the {package} package cannot be loaded ({_one_line(exc)}); reinstall it: "
+                    f'pip install -U "equity-research-model[{package}]"') from None
 
 
 class _LiveProvider:
     package = ""
 
-    def __init__(self, where: str = "", module=None, today: dt.date | None = None):
+    def __init__(self, where: str = "", module=None, today: dt.date | None = None,
+                 timeout: float = DEFAULT_TIMEOUT_SECONDS):
         self.reporting = where.strip().upper() or None
         self.name = f"{self.package}:{self.reporting or ''}"
         self._module = module
         self._today = today
+        self.timeout = timeout
 
     def _lib(self):
         if self._module is None:
@@ -131,13 +139,32 @@ class _LiveProvider:
         return self._module
 
     def _call(self, what: str, function, *args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except QuoteError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the library raises whatever its HTTP stack raises
-            raise QuoteError(f"{self.package}: could not fetch {what} ({_one_line(exc)}); check the network "
+        """`function(*args, **kwargs)` on a worker thread, given `self.timeout` seconds: a stalled
+        connection is a QuoteError naming the provider, never a hung refresh. Whatever the library
+        raises, SystemExit included (a library must not end the analyst's command), is one line.
+        The thread is a daemon: a request still hanging dies with the process."""
+        outcome: dict = {}
+
+        def run():
+            try:
+                outcome["value"] = function(*args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - carried to the caller's thread and judged there
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=run, name=f"{self.package} quote", daemon=True)
+        worker.start()
+        worker.join(self.timeout)
+        if worker.is_alive():
+            raise QuoteError(f"{self.package}: timed out after {self.timeout:g} s waiting for {what}; the provider did "
+                             "not answer (check the network, raise xlwings.conf 'Quotes Timeout' or --quotes-timeout, "
+                             "or use a quotes file)")
+        error = outcome.get("error")
+        if isinstance(error, (QuoteError, KeyboardInterrupt)):
+            raise error
+        if error is not None:  # the library raises whatever its HTTP stack raises
+            raise QuoteError(f"{self.package}: could not fetch {what} ({_one_line(error)}); check the network "
                              "connection, or use a quotes file") from None
+        return outcome["value"]
 
     def _reporting(self, reporting_currency: str | None, default: str | None) -> str:
         reporting = (reporting_currency or self.reporting or default or "").strip().upper()

@@ -36,16 +36,18 @@ from workbook.layout import (
 from workbook.xlcalc import evaluate, same_value
 
 from .audit import Audit, audit, sheet_lines
-from .modelfile import model_lock, parse_backups_setting, regular_file, replace_model
-from .quotes import Quote, QuoteError, parse_max_age, provider_for, validate
-from .template import TICKER, settings_as_values, verify_structure
+from .modelfile import model_lock, parse_backups_setting, refuse_unwritable, regular_file, replace_model
+from .quotes import Quote, QuoteError, parse_max_age, parse_timeout, provider_for, validate
+from .template import TICKER, settings_as_values, verify_structure, verify_written_names
 
 MARKET_INPUTS = {key: market_name(key) for key in ("price", "price_date", "fx_rate", "benchmark_level")}
 QUOTE_CURRENCY, REPORTING_CURRENCY = market_name("quote_currency"), market_name("reporting_currency")
 STAMP_NAME, SOURCE_NAME = market_name("refresh_stamp"), market_name("refresh_source")
+WRITTEN_NAMES = (*MARKET_INPUTS.values(), STAMP_NAME, SOURCE_NAME)   # the one-cell names a refresh writes through
 # xlwings.conf keys (column A of the sheet; matched without regard to case).
 CONF_SOURCE, CONF_MAX_AGE, CONF_BACKUPS = "QUOTES SOURCE", "QUOTES MAX AGE DAYS", "BACKUPS"
 CONF_ACCEPT_MOVE = "QUOTES ACCEPT MOVE"   # the button's --accept-move: Excel users have no flags
+CONF_TIMEOUT = "QUOTES TIMEOUT"           # seconds a network quote provider may take to answer
 SAMPLE_STAMP = "样本数据 sample data"
 
 
@@ -110,7 +112,8 @@ class _Update:
 
 
 def _market_update(read, settings: dict, quotes: str | None, as_of: dt.date | None, max_age_days: int | None,
-                   accept_move: bool, now: dt.datetime, where: str, front: str = "cli") -> _Update:
+                   accept_move: bool, now: dt.datetime, where: str, front: str = "cli",
+                   quotes_timeout: float | None = None) -> _Update:
     """The validated quote and every cell value it puts into the model, by defined name.
 
     `read(name)` gives the model's current value of a one-cell defined name (or None): the same
@@ -123,7 +126,8 @@ def _market_update(read, settings: dict, quotes: str | None, as_of: dt.date | No
     the source cell says it is sample data. Once the model holds any other price, the sample is
     judged like any quote, so it can never overwrite real data."""
     spec = quotes or _text(settings.get(CONF_SOURCE))
-    provider = provider_for(spec)
+    timeout = quotes_timeout or parse_timeout(settings.get(CONF_TIMEOUT), f"{where}: xlwings.conf 'Quotes Timeout'")
+    provider = provider_for(spec, timeout)
     limit = (max_age_days if max_age_days is not None
              else parse_max_age(settings.get(CONF_MAX_AGE), f"{where}: xlwings.conf 'Quotes Max Age Days'"))
     ticker = _text(read(TICKER))
@@ -167,7 +171,7 @@ def _excel_lock(path: Path) -> Path:
 
 def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | None = None,
                  max_age_days: int | None = None, now: dt.datetime | None = None,
-                 accept_move: bool = False) -> RefreshResult:
+                 accept_move: bool = False, quotes_timeout: float | None = None) -> RefreshResult:
     """Refresh one model file in place. QuoteError or WorkbookError leave the file untouched; a
     model whose checks fail after the refresh is still written (the analyst needs to see it) and
     the result's `status()` says why."""
@@ -175,8 +179,10 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
     real = regular_file(given)  # a symlink's target is refreshed in place; the link stays a link
     now = now or dt.datetime.now().replace(microsecond=0)
     with model_lock(real):
+        refuse_unwritable(real, given)
         package = xlsx.read(real)
         verify_structure(package)
+        verify_written_names(package, WRITTEN_NAMES)
         if _excel_lock(real).exists() or _excel_lock(given).exists():
             raise xlsx.WorkbookError(f"{given.name} is open in Excel (lock file ~${real.name}); close it, or use its "
                                      "Refresh button")
@@ -188,7 +194,8 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
                 return None
             return package.value(*package.name_cells(name)[0])
 
-        update = _market_update(read, settings, quotes, as_of, max_age_days, accept_move, now, given.name)
+        update = _market_update(read, settings, quotes, as_of, max_age_days, accept_move, now, given.name,
+                                quotes_timeout=quotes_timeout)
         new_inputs = {package.name_cells(name)[0]: value for name, value in update.inputs.items()
                       if name in package.names}
         values = evaluate(package, {**settings_as_values(package), **new_inputs})
@@ -288,9 +295,9 @@ class Outcome(NamedTuple):
 
 
 def _refresh_one(args) -> Outcome:
-    path, quotes, as_of, max_age_days, now, accept_move = args
+    path, quotes, as_of, max_age_days, now, accept_move, quotes_timeout = args
     try:
-        result = refresh_file(path, quotes, as_of, max_age_days, now, accept_move)
+        result = refresh_file(path, quotes, as_of, max_age_days, now, accept_move, quotes_timeout)
     except (QuoteError, xlsx.WorkbookError) as exc:
         return Outcome(path, str(exc), 0)
     except OSError as exc:  # disk full, permissions: this file fails, the batch goes on
@@ -308,10 +315,10 @@ def worker_count(requested: int, files: int) -> int:
 
 
 def refresh_many(paths: list[Path], quotes=None, as_of=None, max_age_days=None, now=None, workers: int = 2,
-                 progress=None, accept_move: bool = False) -> list[Outcome]:
+                 progress=None, accept_move: bool = False, quotes_timeout: float | None = None) -> list[Outcome]:
     """Refresh several files on up to `workers` processes; one Outcome per file, in the order
     given. A file that fails is reported and the others go on."""
-    jobs = [(p, quotes, as_of, max_age_days, now, accept_move) for p in paths]
+    jobs = [(p, quotes, as_of, max_age_days, now, accept_move, quotes_timeout) for p in paths]
     workers = worker_count(workers, len(jobs))
     done = []
 
@@ -399,6 +406,7 @@ def refresh_book(book, quotes: str | None = None, as_of: dt.date | None = None, 
         raise xlsx.WorkbookError(f"{path.name}: save the workbook first; refresh checks its structure on the saved file")
     package = xlsx.read(regular_file(path))
     verify_structure(package)
+    verify_written_names(package, WRITTEN_NAMES)
     now = now or dt.datetime.now().replace(microsecond=0)
 
     def cell(name):

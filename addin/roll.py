@@ -237,7 +237,7 @@ def roll(model: str | Path, actuals, output: str | Path, accept_unbalanced: bool
 
     with tempfile.TemporaryDirectory(prefix="er-roll-") as work:
         work = Path(work)
-        company_name, company_text = source["company"]
+        company_text = source["company"][1]
         old, data = stored_and_current(package, work, model.name)
         forecast = [y.label for y in old.forecast_years]
         actual = [y.label for y in old.years if y.kind == ACTUAL]
@@ -258,11 +258,11 @@ def roll(model: str | Path, actuals, output: str | Path, accept_unbalanced: bool
         notes += _market_moves(data, got, reported)
         notes += [f"override dropped: {o.describe()}" for o in overrides if o.reason]
 
-        draft = load_company(work / company_name, data, model.name)
+        draft = load_company(old.path, data, model.name, old.layout)
         reported_year.compare_computed(computed, build_model(draft), reported, name, got.label)
         notes += _vet_definitions(draft, reported, name, got.label, accept_unbalanced)
         text = _company_text(data, notes, company_text)
-        company = load_company(work / company_name, text, model.name)
+        company = load_company(old.path, text, model.name, old.layout)
         result = RollResult(output, reported, forecast[0], added, text, notes)
         result.backup = _keep_backup(output) if force else None
         _write(company, package, overrides, output, result)

@@ -8,7 +8,7 @@ Kept apart from the roll so that refresh reads a model without the roll's heavie
 from __future__ import annotations
 
 import datetime as dt
-import math
+import re
 import tempfile
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from workbook import spec, xlsx
 from workbook.company import SCENARIO_CASES, CompanyDataError, load
 from workbook.layout import SOURCE
 from workbook.model import scenario_key
-from workbook.tomlfile import parse_toml
+from workbook.tomlfile import finite_number, parse_toml, shown_value
 
 from .template import blueprint
 
@@ -73,9 +73,10 @@ def _input_value(package: xlsx.Package, row: dict, number: bool):
     if number:
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise RollError(f"{where} holds {value!r} where a number belongs; fix it before rolling")
-        return float(value)
+        number = finite_number(value)
+        if number is None:
+            raise RollError(f"{where} holds {shown_value(value)} where a number belongs; fix it before rolling")
+        return number
     return value
 
 
@@ -156,18 +157,43 @@ def _scalar(package: xlsx.Package, row: dict, key: str):
     return _input_value(package, row, number=True)
 
 
+# The company and layout files a model stores are written into a scratch folder of our own to be
+# loaded. What the _source sheet holds is data, never a path: a stored file name is kept there
+# only when it is a plain file name (letters, digits, "_", "-", "."; ending in .toml), so that
+# a rolled model keeps its label; anything else (a path, "..", a .pth, a control character)
+# becomes one of these fixed names. Nothing is ever written outside that folder.
+STORED_COMPANY, STORED_LAYOUT = "company.toml", "layout.toml"
+_PLAIN_FILE_NAME = re.compile(r"[^\W_][\w.-]{0,79}\.toml")
+
+
+def stored_file_name(name, fallback: str) -> str:
+    """`name` if it is a plain file name a stored file may keep in our scratch folder, else `fallback`."""
+    return name if isinstance(name, str) and _PLAIN_FILE_NAME.fullmatch(name) and ".." not in name else fallback
+
+
 def stored_and_current(package: xlsx.Package, work: Path, model_name: str):
-    """(the company as the model stored it, its data with every input the workbook holds now),
-    the layout file written into `work` beside where the company file will be loaded."""
+    """(the company as the model stored it, its data with every input the workbook holds now).
+
+    `work` is an empty scratch folder the caller created: the stored files are written there,
+    under names `stored_file_name` makes safe, and the stored layout is used as given (the
+    company's `[company].layout` reference is never resolved as a path)."""
     source = read_source(package)
     company_name, company_text = source["company"]
     layout_name, layout_text = source["layout"]
-    (work / layout_name).write_text(layout_text, encoding="utf-8")
-    data = parse_toml(company_text, f"{company_name} (stored in the model)")
-    layout_ref = str(data.get("company", {}).get("layout", spec.DEFAULT_LAYOUT))
-    if Path(layout_ref).name != layout_name and f"{layout_ref}.toml" != layout_name:
-        data["company"]["layout"] = layout_name  # a path that only meant something where it was built
-    stored = load_company(work / company_name, data, model_name)
+    company_file, layout_file = stored_file_name(company_name, STORED_COMPANY), stored_file_name(layout_name, STORED_LAYOUT)
+    if company_file == layout_file:
+        company_file, layout_file = STORED_COMPANY, STORED_LAYOUT
+    layout_path = work / layout_file
+    layout_path.write_text(layout_text, encoding="utf-8")
+    try:
+        layout = spec.load_layout(layout_path)
+    except spec.LayoutError as exc:
+        raise RollError(f"{model_name}: the layout stored in the model cannot be used: {exc}") from None
+    data = parse_toml(company_text, f"{company_name!r} (stored in the model)")
+    facts = data.get("company")
+    if isinstance(facts, dict) and str(facts.get("layout", spec.DEFAULT_LAYOUT)) not in (layout_file, layout_path.stem):
+        facts["layout"] = layout_file  # a reference that only meant something where it was built
+    stored = load_company(work / company_file, data, model_name, layout)
     return stored, current_inputs(package, data, stored.layout, {y.label: y.kind for y in stored.years})
 
 
@@ -176,15 +202,16 @@ def current_company(package: xlsx.Package, model_name: str):
     (its _source sheet) with every input the workbook holds in place of the file's."""
     with tempfile.TemporaryDirectory(prefix="er-current-") as work:
         stored, data = stored_and_current(package, Path(work), model_name)
-        return load_company(stored.path, data, model_name)
+        return load_company(stored.path, data, model_name, stored.layout)
 
 
-def load_company(path: Path, data_or_text, model_name: str):
-    """The company in `data_or_text` (a dict or the file's text) written to `path` and loaded, so
-    that the build stores exactly that file; a CompanyDataError becomes a RollError naming the model."""
+def load_company(path: Path, data_or_text, model_name: str, layout: spec.Layout | None = None):
+    """The company in `data_or_text` (a dict or the file's text) written to `path` (in a scratch
+    folder of ours, see `stored_and_current`) and loaded in `layout`, so that the build stores
+    exactly that file; a CompanyDataError becomes a RollError naming the model."""
     text = data_or_text if isinstance(data_or_text, str) else tomli_w.dumps(data_or_text)
     path.write_text(text, encoding="utf-8")
     try:
-        return load(path)
+        return load(path, layout)
     except CompanyDataError as exc:
         raise RollError(f"{model_name}: {exc}") from None

@@ -9,7 +9,7 @@ import re
 
 from workbook import xlsx
 from workbook.layout import (
-    AUDIT_PREFIX, BLUEPRINT, BLUEPRINT_REQUIRED, CELL_KINDS, CHECK_PREFIX, CONF, DRIVERS_PREFIX, FINDINGS_PREFIX,
+    AUDIT_ITEMS, AUDIT_PREFIX, AUDIT_ROWS, AUDIT_SUMMARY, BLUEPRINT, BLUEPRINT_REQUIRED, CELL_KINDS, CHECK_PREFIX, CONF, DRIVERS_PREFIX, FINDINGS_PREFIX,
     MARKET_PREFIX, RATING_PREFIX, RATIOS_PREFIX, REQUIRED_MARKET_LINES, SENSITIVITY_COLS, SENSITIVITY_GRID,
     SENSITIVITY_ROWS, SUMMARY_PREFIX, TEMPLATE_VERSION, TEMPLATE_VERSION_NAME, TEMPLATE_VERSION_PROPERTY, WARNING_PREFIX,
     WEIGHTS_NAME, label_cell, market_name,
@@ -68,6 +68,9 @@ def blueprint(package: xlsx.Package) -> list[dict]:
     """The blueprint rows: sheet, cell, kind, key, year, formula (and label, name), every one a string.
     WorkbookError naming the cell if the blueprint was damaged (header renamed, a cell holding a
     number or garbage where a sheet, a cell reference or a kind belongs)."""
+    cached = getattr(package, "_blueprint_rows", None)   # a package is read once and never changed: parsed once
+    if cached is not None:
+        return [dict(row) for row in cached]
     sheet = package.sheets.get(BLUEPRINT)
     if sheet is None:
         return []
@@ -104,6 +107,7 @@ def blueprint(package: xlsx.Package) -> list[dict]:
                                          f"not a {what}; the blueprint is damaged: rebuild the template")
         row["cell"] = row["cell"].replace("$", "")
         out.append(row)
+    package._blueprint_rows = [dict(row) for row in out]
     return out
 
 
@@ -168,3 +172,51 @@ def verify_structure(package: xlsx.Package, require_vba: bool = True) -> None:
                                          f"template has ={row['formula'][:60]}; type a number or restore the formula")
 
 
+
+
+def _area_text(area: tuple) -> str:
+    sheet, (r1, c1), (r2, c2) = area
+    first, last = f"{xlsx.col_letters(c1)}{r1}", f"{xlsx.col_letters(c2)}{r2}"
+    return f"{sheet}!{first}" + (f":{last}" if last != first else "")
+
+
+def verify_written_names(package: xlsx.Package, line_names: tuple = ()) -> None:
+    """Refuse a model where a defined name a refresh writes through spans other cells than the
+    build gave it: each of `line_names` exactly its home cells in the blueprint, the audit block
+    its summary cell and the AUDIT_ROWS cells below it, the engine's sensitivity table its axes
+    and the grid between them. A widened name would have the refresh write (or blank) cells of
+    the analyst's; one WorkbookError sentence instead, before anything is written."""
+    where = package.path.name
+    homes: dict = {}
+    for row in blueprint(package):
+        if row.get("name") in line_names:
+            homes.setdefault(row["name"], []).append((row["sheet"], *xlsx.split_ref(row["cell"])))
+    expected = {}
+    for name, cells in homes.items():
+        sheets = {c[0] for c in cells}
+        rows, cols = [c[1] for c in cells], [c[2] for c in cells]
+        if len(sheets) == 1 and (max(rows) - min(rows) + 1) * (max(cols) - min(cols) + 1) == len(cells):
+            expected[name] = (sheets.pop(), (min(rows), min(cols)), (max(rows), max(cols)))
+    names = package.names
+    if AUDIT_SUMMARY in names and AUDIT_ITEMS in names:
+        sheet, (r, c), _ = summary = package.name_area(AUDIT_SUMMARY)
+        expected[AUDIT_SUMMARY] = (sheet, (r, c), (r, c))
+        expected[AUDIT_ITEMS] = (sheet, (r + 1, c), (r + AUDIT_ROWS, c))
+        if summary != expected[AUDIT_SUMMARY]:
+            _wrong_extent(where, AUDIT_SUMMARY, summary, "one cell")
+    if all(n in names for n in (SENSITIVITY_GRID, SENSITIVITY_ROWS, SENSITIVITY_COLS)):
+        sheet, (r1, c1), (r2, c2) = axis_rows = package.name_area(SENSITIVITY_ROWS)
+        _, (h1, k1), (h2, k2) = axis_cols = package.name_area(SENSITIVITY_COLS)
+        if c1 != c2 or h1 != h2 or axis_cols[0] != sheet or r2 - r1 >= 100 or k2 - k1 >= 100:
+            _wrong_extent(where, SENSITIVITY_ROWS, axis_rows, f"a column of values beside a row of values ({_area_text(axis_cols)})")
+        expected[SENSITIVITY_GRID] = (sheet, (r1, k1), (r2, k2))
+    for name, want in expected.items():
+        if name in names:
+            got = package.name_area(name)
+            if got != want:
+                _wrong_extent(where, name, got, _area_text(want))
+
+
+def _wrong_extent(where: str, name: str, got: tuple, want: str):
+    raise xlsx.WorkbookError(f"{where}: the defined name {name} spans {_area_text(got)}, not {want} as the template "
+                             "made it; restore it (Formulas > Name Manager) before refreshing, a refresh writes through it")

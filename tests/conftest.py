@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
 from udfs import registry
 from udfs.tomlparse import tomllib
@@ -14,9 +14,13 @@ from udfs.tomlparse import tomllib
 registry.strict(True)
 
 # Hypothesis: a quick profile for a local run, a thorough one when CI is set. A test that needs
-# more examples than the profile's asks for them with `examples(n)`.
-settings.register_profile("dev", max_examples=10)
-settings.register_profile("ci", max_examples=100)
+# more examples than the profile's asks for them with `examples(n)`. Neither times an example
+# (no deadline, no too-slow health check): how fast this machine is must never fail a test. CI
+# draws the same examples on every run (derandomize), so a red CI is reproducible and never luck;
+# a developer's run draws new ones each time and keeps what failed in .hypothesis/.
+_UNTIMED = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=10, **_UNTIMED)
+settings.register_profile("ci", max_examples=100, derandomize=True, database=None, **_UNTIMED)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
@@ -27,6 +31,11 @@ def examples(on_ci: int) -> int:
     return min(on_ci, max(loaded, on_ci * loaded // ci))
 
 ROOT = Path(__file__).resolve().parents[1]
+# pytest-xdist (`--dist loadgroup`) hands tests to the workers one by one, except the tests of a
+# group, which all run on one worker: a module whose tests share an expensive fixture is a group
+# (its own pytestmark), and so are the modules that evaluate a template with `formulas` (seconds a
+# load, shared through the session fixtures below), all on one worker.
+ON_THE_FORMULAS_WORKER = pytest.mark.xdist_group("formulas")
 # The two broker notes the product is specified by live beside the repository (../shared/seed),
 # not in it: the notes' text is not ours to copy. A clone without them skips what reads their text
 # and says why; CI has them, and there a missing note fails instead of skipping.
@@ -83,3 +92,60 @@ def built(tmp_path_factory, company):
 def template(built):
     from workbook_reader import Template
     return Template(built)
+
+
+@pytest.fixture(scope="session")
+def evaluated(built):
+    """The default template loaded into `formulas` (seconds of work), once per worker; calculating
+    with changed inputs leaves it as it was, so every module shares it."""
+    from formulas_bridge import Evaluated
+    return Evaluated(built)
+
+
+KYSEC_DATA = ROOT / "workbook" / "data" / "kysec_300592sz.toml"
+SHIPPED_TEMPLATE = ROOT / "workbook" / "xiaomi_1810hk_model.xlsm"
+
+
+@pytest.fixture(scope="session")
+def kysec_company():
+    from workbook.company import load
+    return load(KYSEC_DATA)
+
+
+@pytest.fixture(scope="session")
+def kysec_built(tmp_path_factory, kysec_company):
+    """The second company's template, built once for the modules that evaluate it."""
+    from workbook.build import build
+    return build(tmp_path_factory.mktemp("kysec_built") / "model.xlsm", kysec_company)
+
+
+@pytest.fixture(scope="session")
+def kysec_evaluated(kysec_built):
+    from formulas_bridge import Evaluated
+    return Evaluated(kysec_built)
+
+
+@pytest.fixture(scope="session")
+def libreoffice_resave(tmp_path_factory):
+    """The shipped template as LibreOffice re-saves it (.xlsm, VBA kept): one conversion for the
+    whole run, shared by every worker. Read it; copy it before changing it."""
+    from libreoffice import SOFFICE, XLSM, convert
+    from once_per_run import made_once, run_folder
+    if SOFFICE is None:
+        pytest.skip("LibreOffice not installed here")
+    made = made_once(run_folder(tmp_path_factory), "libreoffice_resave",
+                     lambda folder: convert([SHIPPED_TEMPLATE], XLSM, folder / "out", folder / "profile"))
+    return made / "out" / SHIPPED_TEMPLATE.name
+
+
+def pytest_sessionfinish(session):
+    """The run's shared servers stop when the whole run ends: in the xdist controller (a worker
+    that finishes early must not stop a server the others still use), or in a run without xdist."""
+    if hasattr(session.config, "workerinput") or not hasattr(session.config, "_tmp_path_factory"):
+        return
+    from once_per_run import stop_postgres
+    try:
+        folder = session.config._tmp_path_factory.getbasetemp()
+    except OSError:
+        return
+    stop_postgres(folder)

@@ -3,13 +3,9 @@ one line with nothing written. Every store test runs on SQLite and on a PostgreS
 suite starts (where the postgresql Debian package is installed)."""
 from __future__ import annotations
 
-import glob
 import os
-import pwd
 import re
 import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +15,7 @@ from addin.cli import main
 from addin.estimates import (BOTH, DROPPED, NEW, YEARLY, Estimates, EstimatesError, figures_table, load_estimates,
                              metadata, open_store, publish, read_model, revision_table, versions_table)
 from conftest import ROOT
+from once_per_run import PG_PORT, postgres_socket, run_folder, worker_id
 from workbook import xlsx
 from workbook.company import load
 from workbook.formats import show
@@ -27,7 +24,6 @@ from workbook.model import build_model
 DATA = ROOT / "workbook" / "data" / "xiaomi_1810hk.toml"
 LINES = ("revenue", "net_profit", "attributable_profit", "non_ifrs_net_profit", "eps")
 TARGET = 50.0
-PG_PORT = 5432  # names the unix socket only: the server listens on no TCP port
 
 
 # ------------------------------------------------------------------------------------------------
@@ -80,45 +76,11 @@ def models(versions, tmp_path):
 # ------------------------------------------------------------------------------------------------
 # Stores: SQLite always, PostgreSQL where it is installed.
 # ------------------------------------------------------------------------------------------------
-def _pg_bin() -> Path | None:
-    found = shutil.which("initdb")
-    if found:
-        return Path(found).resolve().parent
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(re.findall(r"/(\d+)/bin", p)[0]))
-    return Path(candidates[-1]).parent if candidates else None
-
-
 @pytest.fixture(scope="session")
-def pg_server():
-    """A throwaway PostgreSQL cluster on a unix socket in a temp dir; as the postgres system user
-    when the suite runs as root (PostgreSQL refuses to run as root)."""
-    bindir = _pg_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL is not installed (make system-deps installs it)")
+def pg_server(tmp_path_factory):
+    """The run's PostgreSQL server (one for every worker): the folder of its unix socket."""
     pytest.importorskip("psycopg", reason="the PostgreSQL driver (test extra: psycopg) is not installed")
-    data = Path(tempfile.mkdtemp(prefix="er-pg-"))
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        owner = pwd.getpwnam("postgres")
-        os.chown(data, owner.pw_uid, owner.pw_gid)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    log = data / "server.log"
-    try:
-        subprocess.run(prefix + [str(bindir / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "postgres",
-                                 "-E", "UTF8", "--locale=C", "--no-sync"], check=True, capture_output=True, timeout=120)
-        subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data / "db"), "-l", str(log), "-w", "-t", "60",
-                                 "-o", f"-k {data} -c listen_addresses='' -p {PG_PORT} -F", "start"],
-                       check=True, capture_output=True, timeout=120)
-    except subprocess.CalledProcessError as exc:
-        detail = log.read_text(errors="replace")[-500:] if log.exists() else exc.stderr.decode(errors="replace")[-500:]
-        shutil.rmtree(data, ignore_errors=True)
-        pytest.fail(f"could not start PostgreSQL: {detail}")
-    try:
-        yield data
-    finally:
-        subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "-w", "stop"],
-                       capture_output=True, timeout=120)
-        shutil.rmtree(data, ignore_errors=True)
+    return postgres_socket(run_folder(tmp_path_factory))
 
 
 _databases = iter(range(1, 1_000_000))
@@ -131,7 +93,7 @@ def db_url(request, tmp_path):
     socket_dir = request.getfixturevalue("pg_server")
     import psycopg
 
-    name = f"estimates_{next(_databases)}"
+    name = f"estimates_{worker_id()}_{next(_databases)}"  # the workers share the server, not a database
     with psycopg.connect(host=str(socket_dir), port=PG_PORT, user="postgres", dbname="postgres", autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return f"postgresql+psycopg://postgres@/{name}?host={socket_dir}&port={PG_PORT}"
@@ -434,7 +396,12 @@ def _with_conf(model: Path, key: str, value: str) -> Path:
 
 def test_workbook_setting_names_the_store_and_db_overrides_it(models, db_url, tmp_path):
     configured = _with_conf(models["first"], "Estimates DB", db_url.replace("&", "&amp;"))
-    assert publish(configured).store == sa.make_url(db_url).render_as_string(hide_password=True)
+    if db_url.startswith("sqlite"):   # a file in the model's folder: the workbook's setting is obeyed
+        assert publish(configured).store == sa.make_url(db_url).render_as_string(hide_password=True)
+    else:                             # a server: only the analyst's --db sends estimates there
+        with pytest.raises(EstimatesError, match="confirm it with --db postgresql"):
+            publish(configured)
+        assert publish(configured, db_url).store == sa.make_url(db_url).render_as_string(hide_password=True)
     assert _counts(db_url)[0] == 1
     elsewhere = f"sqlite:///{tmp_path / 'store' / 'other.sqlite'}"
     publish(configured, elsewhere)

@@ -6,9 +6,9 @@ work on it; the variants themselves pass the validator, so they are files Excel 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import shutil
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -35,8 +35,14 @@ def _rezip(source: Path, target: Path, edit, extra: dict | None = None) -> Path:
     return target
 
 
+@functools.cache
+def _template() -> xlsx.Package:
+    """The template read once: the variants below consult it for every part of every file."""
+    return xlsx.read(TEMPLATE)
+
+
 def _sheet_parts() -> set:
-    return {s.path for s in xlsx.read(TEMPLATE).sheets.values()}
+    return {s.path for s in _template().sheets.values()}
 
 
 def _prefixed(name, data):
@@ -65,7 +71,7 @@ def _inline_strings(name, data):
     """Every shared-string cell as an inline string."""
     if name not in _sheet_parts():
         return data
-    shared = xlsx.read(TEMPLATE).shared
+    shared = _template().shared
 
     def inline(match):
         attrs, index = match.group(1), int(match.group(2))
@@ -78,7 +84,7 @@ def _rich_strings(name, data):
     phonetic run (rPh) that is not part of the text."""
     if name != "xl/sharedStrings.xml":
         return data
-    strings = xlsx.read(TEMPLATE).shared
+    strings = _template().shared
     items = []
     for text in strings:
         if len(text) >= 2:
@@ -183,24 +189,12 @@ def corpus(tmp_path_factory) -> dict:
     return files
 
 
-@pytest.fixture(scope="module")
-def libreoffice_copy(tmp_path_factory) -> Path:
-    """The template as LibreOffice saves it (its own fixture: only the slow tests start LibreOffice)."""
-    if not SOFFICE:
-        pytest.skip("LibreOffice not installed here")
-    folder = tmp_path_factory.mktemp("foreign_lo")
-    subprocess.run([SOFFICE, f"-env:UserInstallation=file://{folder}/profile", "--headless", "--convert-to",
-                    "xlsm:Calc MS Excel 2007 VBA XML", "--outdir", str(folder / "lo"), str(TEMPLATE)],
-                   check=True, capture_output=True, timeout=240)
-    return folder / "lo" / TEMPLATE.name
-
-
 LIBREOFFICE = pytest.param("libreoffice", marks=pytest.mark.slow)
 NAMES = list(VARIANTS) + ["all_excel_shapes", LIBREOFFICE]
 
 
 def _file(request, corpus, name) -> Path:
-    return request.getfixturevalue("libreoffice_copy") if name == "libreoffice" else corpus[name]
+    return request.getfixturevalue("libreoffice_resave") if name == "libreoffice" else corpus[name]
 
 
 # LibreOffice writes xlwings.conf's TRUE as the formula =TRUE(); the headless evaluator knows

@@ -9,11 +9,24 @@ from udfs.functions import GUARDED
 
 @pytest.mark.parametrize("text", [
     "__import__('os').system('echo x')", "a.b", "a[0]", "lambda: 1", "a if b else c", "a ** 2",
-    "open('x')()", "a == b", "[a, b]", "prev(a + b)", "prev()", "grow(a, rate=1)", "1 +", "True",
+    "open('x')()", "a == b", "[a, b]", "prev(forecast(a))", "prev(a, b)", "prev()", "grow(a, rate=1)", "1 +", "True",
 ])
 def test_rejects_anything_outside_the_language(text):
     with pytest.raises(fx.FormulaError):
         fx.parse(text)
+
+
+@pytest.mark.parametrize("text,same", [
+    ("prev(a + b)", "prev(a) + prev(b)"), ("prev(margin(a - b, c))", "margin(prev(a) - prev(b), prev(c))"),
+    ("prev(prev(a))", None), ("prev(-a * 2)", "-prev(a) * 2"),
+])
+def test_prev_of_a_formula_reads_each_of_its_lines_a_year_earlier(text, same):
+    tree = fx.parse(text)
+    if same:
+        assert tree == fx.parse(same)
+    else:
+        assert tree == fx.Ref("a", 2)
+    assert fx.to_excel(fx.parse("prev(prev(a)) + prev(a)"), lambda k, lag: f"{k}{3 - lag}", str.upper) == "a1+a2"
 
 
 def test_unknown_function_cannot_be_called():

@@ -23,9 +23,12 @@ from addin.lite import (
     render_requirements, write_lite,
 )
 from conftest import ROOT
+from once_per_run import locked
 from udfs.functions import REGISTRY, SERIES, all_functions
 from udfs import registry
 from udfs.registry import guarded
+
+pytestmark = pytest.mark.xdist_group("lite")  # one worker runs Pyodide, once
 
 # xlwings Lite requires Pyodide 314 or newer (Python 3.14); this is the one the test runs.
 PYODIDE_VERSION = "314.0.7"
@@ -130,11 +133,12 @@ def pyodide_dir() -> Path:
         pytest.skip("node and npm are not installed (`make system-deps` installs them from Debian)")
     package = PYODIDE_CACHE / "node_modules" / "pyodide"
     manifest = package / "package.json"
-    if not manifest.is_file() or json.loads(manifest.read_text(encoding="utf-8")).get("version") != PYODIDE_VERSION:
-        PYODIDE_CACHE.mkdir(parents=True, exist_ok=True)
-        run = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(PYODIDE_CACHE),
-                              f"pyodide@{PYODIDE_VERSION}"], capture_output=True, text=True, timeout=NODE_TIMEOUT)
-        assert run.returncode == 0, f"npm install pyodide@{PYODIDE_VERSION} failed: {run.stderr[-2000:]}"
+    with locked(PYODIDE_CACHE.with_name("pyodide.lock")):  # one install at a time, whichever run or worker asks
+        if not manifest.is_file() or json.loads(manifest.read_text(encoding="utf-8")).get("version") != PYODIDE_VERSION:
+            PYODIDE_CACHE.mkdir(parents=True, exist_ok=True)
+            run = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(PYODIDE_CACHE),
+                                  f"pyodide@{PYODIDE_VERSION}"], capture_output=True, text=True, timeout=NODE_TIMEOUT)
+            assert run.returncode == 0, f"npm install pyodide@{PYODIDE_VERSION} failed: {run.stderr[-2000:]}"
     return package
 
 

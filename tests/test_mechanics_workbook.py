@@ -5,12 +5,13 @@ with our functions bound equals the engine, cell for cell."""
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
-from formulas_bridge import Evaluated
+from conftest import ON_THE_FORMULAS_WORKER
 from workbook.model import build_model
+
+pytestmark = ON_THE_FORMULAS_WORKER
 
 # The lines each scenario must agree on, in every forecast year.
 COMPARED = ("opex", "opex_cash", "da", "ppe", "net_finance", "pretax_profit", "income_tax", "net_profit", "cash_before_revolver", "revolver", "cash",
@@ -34,10 +35,7 @@ SCENARIOS = {
 }
 
 
-# `company`, `built` and `template` (the default model's) are shared fixtures (conftest.py).
-@pytest.fixture(scope="module")
-def evaluated(built):
-    return Evaluated(built)
+# `company`, `built`, `template` and `evaluated` (the default model's) are shared fixtures (conftest.py).
 
 
 def _prefixed(template, key: str) -> str:
@@ -86,22 +84,20 @@ KYSEC_SCENARIOS = {
 
 
 @pytest.fixture(scope="module")
-def kysec():
-    from workbook.company import load
-    return load(Path(__file__).resolve().parents[1] / "workbook" / "data" / "kysec_300592sz.toml")
+def kysec(kysec_company):
+    return kysec_company
 
 
 @pytest.fixture(scope="module")
-def kysec_built(tmp_path_factory, kysec):
-    from workbook.build import build
+def kysec_template(kysec_built):
     from workbook_reader import Template
-    path = build(tmp_path_factory.mktemp("kysec_mechanics") / "model.xlsm", kysec)
-    return Template(path), Evaluated(path)
+    return Template(kysec_built)
 
 
 @pytest.mark.parametrize("scenario", KYSEC_SCENARIOS)
-def test_the_second_companys_workbook_equals_the_engine_after_the_mechanics_move(scenario, kysec, kysec_built):
-    template, evaluated = kysec_built
+def test_the_second_companys_workbook_equals_the_engine_after_the_mechanics_move(scenario, kysec, kysec_template,
+                                                                                 kysec_evaluated):
+    template, evaluated = kysec_template, kysec_evaluated
     changes = KYSEC_SCENARIOS[scenario]
     forecast = [y.label for y in kysec.forecast_years]
     inputs, cells = dict(kysec.inputs), {}

@@ -8,8 +8,6 @@ import copy
 import datetime as dt
 import os
 import re
-import shutil
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -19,7 +17,9 @@ import pytest
 import udfs
 from addin.native import PLACEHOLDERS, NotExpressible, Translator, contiguous, export_native, parse, tokenize
 from addin.template import blueprint
+import libreoffice
 from conftest import ROOT
+from libreoffice import SOFFICE
 from ooxml import assert_valid
 from udfs.engine import driver_key
 from udfs.rating import schemes
@@ -29,7 +29,8 @@ from workbook.build import excel_serial
 from workbook.company import load
 from workbook.model import build_model
 
-SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
+pytestmark = pytest.mark.xdist_group("native")  # one worker makes the editions and their LibreOffice recalculation
+
 _has_libreoffice = pytest.mark.skipif(SOFFICE is None and not os.environ.get("CI"),
                                       reason="LibreOffice not installed here; `make test` installs it, and CI always has it")
 
@@ -56,11 +57,8 @@ def recalculate(sources: list[Path], out: Path) -> dict[Path, openpyxl.Workbook]
     profile = out / "profile"
     (profile / "user").mkdir(parents=True, exist_ok=True)
     (profile / "user" / "registrymodifications.xcu").write_text(RECALC_ALWAYS, encoding="utf-8")
-    target = out / "recalculated"
-    subprocess.run([SOFFICE, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to",
-                    "xlsx:Calc MS Excel 2007 XML", "--outdir", str(target), *map(str, sources)],
-                   check=True, capture_output=True, timeout=300)
-    return {source: openpyxl.load_workbook(target / source.name, data_only=True) for source in sources}
+    converted = libreoffice.convert(sources, "xlsx:Calc MS Excel 2007 XML", out / "recalculated", profile)
+    return {source: openpyxl.load_workbook(path, data_only=True) for source, path in zip(sources, converted)}
 
 
 def close(got, want) -> bool:
@@ -121,15 +119,30 @@ def test_functions_not_expressible_are_the_array_and_series_ones():
         "ER_CAGR", "ER_AVG_GROWTH", "ER_TREND", "ER_DCF_GRID", "ER_PE_GRID", "ER_DCF", "ER_BLEND", "ER_VALUATION_TARGET"}
 
 
+def _OK(e: str) -> str:    # a number, and not a boolean (which LibreOffice counts as one)
+    return f"AND(ISNUMBER({e}),NOT(ISLOGICAL({e})))"
+
+
+def _BAD(e: str) -> str:   # empty: #N/A; anything else that is not a number: #VALUE!; an error: itself
+    return f'IF({e}="",#N/A,#VALUE!)'
+
+
+F9, XY, ABC = "'预测假设'!F9", '"x,)y"', "'a,b(c'!C9"
+
+
 @pytest.mark.parametrize("formula,expected", [
-    # an empty required cell is #N/A, as the guard answers, where Excel would read 0
-    ("ER_GROWTH(D6,'预测假设'!F9)", "IF(OR(ISBLANK(D6),ISBLANK('预测假设'!F9)),#N/A,D6*(1+'预测假设'!F9))"),
+    # an empty required cell is #N/A and text or a boolean #VALUE!, as the guard answers, where
+    # Excel would read 0, "5" or TRUE: for any argument expression, not only a bare cell
+    ("ER_GROWTH(D6,'预测假设'!F9)", f"IF({_OK('D6')},IF({_OK(F9)},D6*(1+{F9}),{_BAD(F9)}),{_BAD('D6')})"),
+    ("_xlfn.ER_GROWTH(E6,0.1)", f"IF({_OK('E6')},E6*(1+0.1),{_BAD('E6')})"),   # as Excel saves an unknown function
+    ("ER_GROWTH(E6,(Z99))", f"IF({_OK('E6')},IF({_OK('Z99')},E6*(1+Z99),{_BAD('Z99')}),{_BAD('E6')})"),
+    ('ER_MARGIN(" 5",2)', f'IF({_OK(chr(34) + " 5" + chr(34))},IF(2<=0,"NM"," 5"/2),{_BAD(chr(34) + " 5" + chr(34))})'),
     ("ER_STEP(A1+B1,2)*3", "((A1+B1)+2)*3"),                           # operands and the result keep their precedence
     ("-ER_COST_SHARE(E5+0,F16*1)", "-(-(E5+0)*(F16*1))"),
     ("ER_MARGIN(ER_STEP(A1+0,B1+0),C1+0)", 'IF((C1+0)<=0,"NM",((A1+0)+(B1+0))/(C1+0))'),  # nested calls
-    ("ER_DAYS(A1+0,B1+0,C1)", 'IF(ABS(B1+0)=0,"NM",(A1+0)/ABS(B1+0)*IF(ISBLANK(C1),365,C1))'),  # empty optional: default
-    ("ER_DAYS(A1+0,\"x,)y\")", 'IF(ABS("x,)y")=0,"NM",(A1+0)/ABS("x,)y")*365)'),  # commas in quotes, default filled
-    ("ER_FIXED('a,b(c'!C9)", "IF(ISBLANK('a,b(c'!C9),#N/A,'a,b(c'!C9)"),  # a quoted sheet name with a comma
+    ("ER_DAYS(A1+0,B1+0,C1)", f'IF(OR({_OK("C1")},C1=""),IF(ABS(B1+0)=0,"NM",(A1+0)/ABS(B1+0)*IF(C1="",365,C1)),#VALUE!)'),
+    ('ER_DAYS(A1+0,"x,)y")', f'IF({_OK(XY)},IF(ABS({XY})=0,"NM",(A1+0)/ABS({XY})*365),{_BAD(XY)})'),  # commas in quotes
+    ("ER_FIXED('a,b(c'!C9)", f"IF({_OK(ABC)},{ABC},{_BAD(ABC)})"),  # a quoted sheet name with a comma
     ("SUM(ER_FIXED(2),2)&\"ER_FIXED(\"", 'SUM(2,2)&"ER_FIXED("'),      # text that looks like a call stays text
     ("er_check(1, 2)", 'IF(ABS(1-2)<=ABS(0.001),"OK","FAIL")'),         # Excel names are case-insensitive
     ("IF(COUNTIF(C5:E22,\"OK\")=54,\"OK\",\"FAIL\")", "IF(COUNTIF(C5:E22,\"OK\")=54,\"OK\",\"FAIL\")"),
@@ -163,9 +176,10 @@ def test_shipped_schemes_have_contiguous_bands():
 @pytest.fixture(scope="module")
 def editions(tmp_path_factory) -> dict:
     """Per company: the native edition of the committed template, a copy with a driver changed,
-    copies with target prices on the rating thresholds, and LibreOffice's recalculation of all."""
+    and copies with target prices on the rating thresholds (LibreOffice's recalculation of them
+    all is `recalculated`, which only the slow tests ask for)."""
     out = tmp_path_factory.mktemp("native")
-    found, sources = {}, []
+    found = {}
     for key, (template, data) in COMPANIES.items():
         native = export_native(ROOT / "workbook" / template, out / f"{key}.xlsx")
         package = xlsx.read(native)
@@ -180,33 +194,43 @@ def editions(tmp_path_factory) -> dict:
         found[key] = {"native": native, "package": package, "rows": rows, "company": company,
                       "changed": changed, "changed_company": company_with_driver(company, line, second_year, new_value),
                       "thresholds": _threshold_copies(package, out, key)}
-        sources += [native, changed] + [path for path, _ in found[key]["thresholds"]]
-    books = recalculate(sources, out)
-    for entry in found.values():
+    return found
+
+
+@pytest.fixture(scope="module")
+def recalculated(editions, tmp_path_factory) -> dict:
+    """`editions`, each entry with LibreOffice's recalculation of its files added: every file of
+    both companies in one LibreOffice start."""
+    sources = [path for entry in editions.values()
+               for path in [entry["native"], entry["changed"]] + [path for path, _ in entry["thresholds"]]]
+    books = recalculate(sources, tmp_path_factory.mktemp("native_lo"))
+    for entry in editions.values():
         entry["lo"], entry["lo_changed"] = books[entry["native"]], books[entry["changed"]]
         entry["lo_thresholds"] = [(books[path], inputs) for path, inputs in entry["thresholds"]]
-    return found
+    return editions
 
 
 def _threshold_copies(package: xlsx.Package, out: Path, key: str) -> list:
     """Copies with a target price that puts the excess return on each threshold of the scheme
     (and just either side of it), under each boundary convention."""
     cell = {name: package.name_cells(name)[0] for name in
-            ("MKT_price", "RTG_target_price", "RTG_benchmark_return", "RTG_rating_boundary", "RTG_rating_scheme")}
+            ("MKT_price", "RTG_target_price", "RTG_benchmark_return", "RTG_rating_boundary", "RTG_rating_scheme",
+             "RTG_expected_dps")}
     price = package.value(*cell["MKT_price"])
+    dividend = package.value(*cell["RTG_expected_dps"]) or 0.0  # the expected return counts it
     scheme = schemes()[package.value(*cell["RTG_rating_scheme"])]
     copies = []
     for band in scheme.bands[:-1]:
         for boundary in ("outer", "inner"):
             for nudge in (0.0, 1e-6, -1e-6):
                 benchmark = 0.05
-                target = price * (1 + float(band.min_pct) / 100 + benchmark + nudge)
+                target = price * (1 + float(band.min_pct) / 100 + benchmark + nudge) - dividend
                 inputs = {cell["RTG_target_price"]: target, cell["RTG_benchmark_return"]: benchmark,
                           cell["RTG_rating_boundary"]: boundary}
                 path = out / f"{key}-threshold-{len(copies)}.xlsx"
                 xlsx.type_values(package, inputs, path)
                 copies.append((path, {"price": price, "target": target, "benchmark": benchmark, "boundary": boundary,
-                                      "scheme": scheme.key}))
+                                      "scheme": scheme.key, "dividend": dividend}))
     return copies
 
 
@@ -216,8 +240,8 @@ def _lo_value(book, sheet, ref):
 
 @needs_libreoffice
 @pytest.mark.parametrize("key", list(COMPANIES))
-def test_libreoffice_recalculation_equals_the_engine(editions, key):
-    entry = editions[key]
+def test_libreoffice_recalculation_equals_the_engine(recalculated, key):
+    entry = recalculated[key]
     model = build_model(entry["company"])
     cells = engine_cells(entry["rows"], model)
     assert len(cells) > 250
@@ -228,8 +252,8 @@ def test_libreoffice_recalculation_equals_the_engine(editions, key):
 
 @needs_libreoffice
 @pytest.mark.parametrize("key", list(COMPANIES))
-def test_libreoffice_after_a_driver_change_equals_the_engine_with_that_driver(editions, key):
-    entry = editions[key]
+def test_libreoffice_after_a_driver_change_equals_the_engine_with_that_driver(recalculated, key):
+    entry = recalculated[key]
     before, after = build_model(entry["company"]), build_model(entry["changed_company"])
     cells = engine_cells(entry["rows"], after)
     moved = [c for c in cells if not close(before.value(c[2], c[3] or None), c[4])]
@@ -244,12 +268,12 @@ def test_libreoffice_after_a_driver_change_equals_the_engine_with_that_driver(ed
 
 @needs_libreoffice
 @pytest.mark.parametrize("key", list(COMPANIES))
-def test_rating_on_a_threshold_follows_the_boundary_convention(editions, key):
-    entry = editions[key]
+def test_rating_on_a_threshold_follows_the_boundary_convention(recalculated, key):
+    entry = recalculated[key]
     rating = entry["package"].name_cells("RTG_computed_rating")[0]
     checked = set()
     for book, inputs in entry["lo_thresholds"]:
-        want = guarded("ER_RATING")(inputs["price"], inputs["target"], inputs["benchmark"], None, inputs["scheme"],
+        want = guarded("ER_RATING")(inputs["price"], inputs["target"], inputs["benchmark"], inputs["dividend"], inputs["scheme"],
                                     inputs["boundary"])
         assert _lo_value(book, *rating) == want, inputs
         checked.add(want)
@@ -258,8 +282,8 @@ def test_rating_on_a_threshold_follows_the_boundary_convention(editions, key):
 
 @needs_libreoffice
 @pytest.mark.parametrize("key", list(COMPANIES))
-def test_no_cell_shows_name_or_err_after_libreoffice(editions, key):
-    entry = editions[key]
+def test_no_cell_shows_name_or_err_after_libreoffice(recalculated, key):
+    entry = recalculated[key]
     for book in (entry["lo"], entry["lo_changed"]):
         bad = [(ws.title, c.coordinate, c.value) for ws in book for row in ws.iter_rows() for c in row
                if isinstance(c.value, str) and (c.value.startswith("#NAME") or c.value.startswith("Err:"))]
@@ -349,7 +373,85 @@ def test_cli_export_native(tmp_path):
     driver = next(r["cell"] for r in rows if r["key"] == "d_iot" and r["year"] == "2025E")
     iot = next(r["cell"] for r in rows if r["key"] == "iot" and r["year"] == "2025E")
     prior = next(r["cell"] for r in rows if r["key"] == "iot" and r["year"] == "2024")
+    rate = f"'预测假设'!{driver}"
     assert xlsx.read(out).sheets["表1 损益表"].cells[iot].formula == \
-        f"IF(OR(ISBLANK({prior}),ISBLANK('预测假设'!{driver})),#N/A,{prior}*(1+'预测假设'!{driver}))"
+        f"IF({_OK(prior)},IF({_OK(rate)},{prior}*(1+{rate}),{_BAD(rate)}),{_BAD(prior)})"
     assert main(["export", str(ROOT / "workbook" / COMPANIES["xiaomi"][0]), "--native", "-o", str(tmp_path / "x.xlsm")]) != 0
     assert not (tmp_path / "x.xlsm").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# Formulas an analyst types: every ER_ call, prefixed or not, under the guard's argument rules
+# (issue 25: 7 of 20 such formulas disagreed between the .xlsm and the native edition)
+# ------------------------------------------------------------------------------------------------
+ANALYST_CELLS = {"E6": 181462, "F6": 200, "A1": "5", "A2": "Bear", "C1": "=NA()", "D1": '=""'}
+ANALYST_FORMULAS = [   # (formula as typed, what the .xlsm shows: the Python guard's answer)
+    ("ER_GROWTH(E6,(Z99))", "#N/A"),                 # an empty cell in parentheses is still empty
+    ('ER_GROWTH(E6,"0.1")', "#VALUE!"),              # text where a number belongs, even numeric text
+    ("ER_GROWTH(E6,TRUE)", "#VALUE!"),
+    ('ER_MARGIN(" 5",2)', "#VALUE!"),
+    ("ER_GROWTH(E6,A1)", "#VALUE!"),                 # a cell holding the text "5"
+    ('ER_GROWTH(E6,IF(TRUE,"0.1"))', "#VALUE!"),     # text from a function
+    ('ER_GROWTH(E6,0.1&"")', "#VALUE!"),
+    ("ER_GROWTH(E6,E6>0)", "#VALUE!"),               # a comparison is a boolean
+    ("ER_STEP(E6,TRUE)", "#VALUE!"),
+    ("ER_GROWTH(E6,Z99)", "#N/A"),
+    ("ER_GROWTH(E6,D1)", "#N/A"),                    # a formula returning ""
+    ("ER_GROWTH(E6,C1)", "#N/A"),                    # an error value is passed on
+    ("ER_GROWTH(E6,1/0)", "#DIV/0!"),
+    ("ER_GROWTH(E6,-0.1)", 163315.8),
+    ("ER_GROWTH(E6,0.1+Z99)", 199608.2),             # arithmetic: Excel computes it first, in both editions
+    ("ER_GROWTH(E6,ROUND(0.1,2))", 199608.2),
+    ("ER_GROWTH((E6),(0.1))", 199608.2),
+    ("ER_MARGIN(E6,0)", "NM"),
+    ("ER_MARGIN(E6,Z99)", "#N/A"),
+    ("ER_DAYS(E6,F6,Z99)", 331168.15),               # an empty optional argument takes its default
+    ('ER_DAYS(E6,F6,"x")', "#VALUE!"),
+    ("ER_DAYS(E6,F6,TRUE)", "#VALUE!"),
+    ('ER_SCENARIO(" bull ",1,2,3)', 3),              # text arguments are trimmed
+    ("ER_SCENARIO(A2,1,2,3)", 2),
+    ("ER_SCENARIO(5,1,2,3)", "#VALUE!"),             # a number where text belongs
+    ("ER_CHECK(E6,E6)", "OK"),
+    ("ER_MARGIN(ER_STEP(E6,Z99),F6)", "#N/A"),        # another function's error passes through
+    ("ER_MARGIN(ER_MARGIN(E6,0),F6)", "#VALUE!"),     # and its label is text where a number belongs
+]
+SAVED_AS_UNKNOWN = [("_xlfn.ER_GROWTH(E6,0.1)", 199608.2), ("_xlfn._xlws.ER_MARGIN(E6,F6)", 907.31)]
+
+
+def _analyst_book(path: Path, formulas: list) -> Path:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "S"
+    for ref, value in ANALYST_CELLS.items():
+        sheet[ref] = value
+    for row, formula in enumerate(formulas, start=10):
+        sheet[f"H{row}"] = "=" + formula
+    book.save(path)
+    return path
+
+
+def _same(got, want) -> bool:
+    if isinstance(want, (int, float)) and not isinstance(got, bool) and isinstance(got, (int, float)):
+        return got == pytest.approx(want, rel=1e-9)
+    return got == want
+
+
+def test_analyst_formulas_in_the_template_give_the_guards_answers(tmp_path):
+    from formulas_bridge import Evaluated
+    path = _analyst_book(tmp_path / "typed.xlsx", [f for f, _ in ANALYST_FORMULAS])
+    got = Evaluated(path).calculate()
+    wrong = [(f, got.get(("S", f"H{row}")), want) for row, (f, want) in enumerate(ANALYST_FORMULAS, start=10)
+             if not _same(got.get(("S", f"H{row}")), want)]
+    assert wrong == []
+
+
+@needs_libreoffice
+def test_analyst_formulas_in_the_native_edition_give_the_same_answers(tmp_path):
+    cases = ANALYST_FORMULAS + SAVED_AS_UNKNOWN
+    native = [Translator(TABLE).formula(f) for f, _ in cases]
+    assert not any("ER_" in text.upper() for text in native)
+    path = _analyst_book(tmp_path / "native.xlsx", native)
+    book = recalculate([path], tmp_path)[path]
+    wrong = [(f, book["S"][f"H{row}"].value, want) for row, (f, want) in enumerate(cases, start=10)
+             if not _same(book["S"][f"H{row}"].value, want)]
+    assert wrong == []

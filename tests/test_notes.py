@@ -504,7 +504,7 @@ def test_missing_statements_are_said(xiaomi):
 
 
 def test_unreadable_note_is_one_clear_error(tmp_path):
-    with pytest.raises(notes.NoteError, match="no such file"):
+    with pytest.raises(notes.NoteError, match="no such note file"):
         read_note(tmp_path / "missing.txt")
     latin = tmp_path / "note.txt"
     latin.write_bytes("利润表".encode("gbk"))

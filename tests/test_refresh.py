@@ -1,22 +1,24 @@
 """Headless refresh: surgical, honours the analyst's edits, refuses bad quotes, survives kills."""
 from __future__ import annotations
 
+import ast
 import datetime as dt
-import random
+import inspect
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from addin import modelfile
 from addin.audit import audit
+from addin.modelfile import REPLACE_STAGES, backups
 from addin.quotes import LocalQuotesFile, QuoteError
 from addin.refresh import refresh_book, refresh_file
 import fake_excel
+from kill_points import at_or_after, kill_at
 from conftest import ROOT
 from workbook import xlsx
 from workbook.xlcalc import evaluate
@@ -202,39 +204,45 @@ def _valid_model(path: Path) -> bool:
     return all(v == "OK" for (s, c), v in values.items() if s == "校验" and isinstance(v, str) and v in ("OK", "FAIL"))
 
 
-@pytest.mark.slow  # kills a refresh at many points
-def test_kill_during_refresh_never_corrupts_the_original(tmp_path):
-    """Refresh in a subprocess, killed at random moments: the file is always the original or a
-    complete refreshed model."""
-    rng = random.Random(20261129)
+def test_every_stage_of_the_write_can_be_stopped_at():
+    """The kill tests stop the refresh at each of REPLACE_STAGES: every `_stage` call in
+    replace_model is one of them, in that order, so no moment of the write goes untested."""
+    tree = ast.parse(inspect.getsource(modelfile.replace_model))
+    calls = sorted((node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_stage"),
+                   key=lambda node: (node.lineno, node.col_offset))
+    assert [node.args[0].value for node in calls] == list(REPLACE_STAGES)
+
+
+@pytest.mark.slow  # a refresh process per stage
+@pytest.mark.parametrize("stage", REPLACE_STAGES)
+def test_kill_during_refresh_never_corrupts_the_original(tmp_path, stage):
+    """A refresh killed at each moment of its write: the model is the original, byte for byte, until
+    the rename, and a complete refreshed model from then on; never missing or damaged; the
+    original's backup, once made, is never lost; only temp files are left, and the next refresh
+    removes them and keeps the original among its backups."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    model = folder / "model.xlsm"
+    shutil.copy(TEMPLATE, model)
+    original = model.read_bytes()
     source = quotes(tmp_path, "1810.HK,44.00,HKD,2026-11-27,0.9150,,feed\n")
-    original = TEMPLATE.read_bytes()
-    outcomes = {"original": 0, "refreshed": 0}
-    script = ("import sys, datetime as dt; from addin.refresh import refresh_file; "
-              "refresh_file(sys.argv[1], sys.argv[2], dt.date(2026, 11, 29))")
-    timing = tmp_path / "timing.xlsm"
-    timing.write_bytes(original)
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", script, str(timing), str(source)], cwd=ROOT, check=True)
-    full_run = time.perf_counter() - start           # kill moments spread over a whole run, on this machine
-    for trial in range(24):
-        model = tmp_path / f"kill{trial}.xlsm"
-        model.write_bytes(original)
-        proc = subprocess.Popen([sys.executable, "-c", script, str(model), str(source)], cwd=ROOT)
-        time.sleep(rng.uniform(0.0, full_run * 1.1))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert model.exists(), f"trial {trial}: model missing"
-        data = model.read_bytes()
-        if data == original:
-            outcomes["original"] += 1
-        else:
-            assert _valid_model(model), f"trial {trial}: damaged model"
-            assert xlsx.read(model).value(*xlsx.read(model).name_cells("MKT_price")[0]) == 44.0
-            outcomes["refreshed"] += 1
-        leftovers = [p.name for p in tmp_path.glob(f".kill{trial}.xlsm.*")]
-        assert all(name.endswith(".refresh.tmp") for name in leftovers)
-    assert outcomes["original"] and outcomes["refreshed"], outcomes   # both ends were hit
+
+    kill_at(stage, model, source, tmp_path / "markers")
+
+    assert model.exists()
+    if at_or_after(stage, "replaced"):
+        assert _valid_model(model) and _price(model) == 44.0
+    else:
+        assert model.read_bytes() == original
+    assert [b.read_bytes() for b in backups(model)] == ([original] if at_or_after(stage, "backed up") else [])
+    leftovers = sorted(p.name for p in folder.iterdir() if p != model and p not in backups(model))
+    assert all(name.startswith(".model.xlsm.") and name.endswith(".refresh.tmp") for name in leftovers), leftovers
+    # the model's temp file until it is renamed into place, and the backup's while it is being copied
+    assert len(leftovers) == (0 if at_or_after(stage, "replaced") else 2 if stage == "backup copied" else 1), leftovers
+
+    refresh_file(model, str(quotes(tmp_path, "1810.HK,45.00,HKD,2026-11-28,0.9150,,feed\n", "next.csv")), AS_OF, now=NOW)
+    assert sorted(p.name for p in folder.iterdir() if p != model and p not in backups(model)) == []
+    assert _price(model) == 45.0 and original in [b.read_bytes() for b in backups(model)]
 
 
 def test_button_refresh_writes_inputs_recalculates_and_stamps(fresh, tmp_path):

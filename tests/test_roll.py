@@ -22,6 +22,8 @@ from workbook.company import load
 from udfs.tomlparse import tomllib
 from workbook.model import build_model
 
+pytestmark = pytest.mark.xdist_group("roll")  # one worker rolls each model, once
+
 ROOT = Path(__file__).resolve().parents[1]
 XIAOMI = ROOT / "workbook" / "xiaomi_1810hk_model.xlsm"
 KYSEC = ROOT / "workbook" / "kysec_300592sz_model.xlsm"

@@ -9,9 +9,8 @@ import sys
 
 import pytest
 
-from conftest import KYSEC_SEED, ROOT, needs_seeds
+from conftest import KYSEC_SEED, ON_THE_FORMULAS_WORKER, ROOT, needs_seeds
 from fictional import company_head, layout_head, tail
-from formulas_bridge import Evaluated
 from udfs.findings import displays_as
 from workbook import spec
 from workbook.company import load
@@ -20,14 +19,16 @@ from workbook.model import build_model
 from workbook.notes import read_note
 from workbook.report import findings, load_report, reproduction
 
+pytestmark = ON_THE_FORMULAS_WORKER
+
 SEED = KYSEC_SEED
 DATA = ROOT / "workbook" / "data" / "kysec_300592sz.toml"
 COMMITTED = ROOT / "workbook" / "kysec_300592sz_model.xlsm"
 
 
 @pytest.fixture(scope="module")
-def company():
-    return load(DATA)
+def company(kysec_company):
+    return kysec_company
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +43,13 @@ def explained(company, model):
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, company):
-    from workbook.build import build
-    return build(tmp_path_factory.mktemp("kysec") / "model.xlsm", company)
+def built(kysec_built):
+    return kysec_built
 
 
 @pytest.fixture(scope="module")
-def solution(built):
-    return Evaluated(built).calculate()
+def solution(kysec_evaluated):
+    return kysec_evaluated.calculate()
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def test_workbook_equals_the_engine(built, solution, model):
 def test_the_model_balances_and_every_check_passes(model):
     assert model.balanced
     assert {c["check"] for c in model.checks} >= {"balance", "cash_link"}
-    assert len(model.checks) == len(model.company.layout.checks) * 3 == 12 * 3
+    assert len(model.checks) == len(model.company.layout.checks) * 3 == 13 * 3
 
 
 def test_the_cash_flow_that_does_not_tie_is_a_named_finding(company):
@@ -155,7 +155,11 @@ def test_it_rates_with_the_kysec_scheme_when_a_target_is_entered(company):
     price = company.scalar_inputs["price"]
     for target, benchmark, expected in ((17.5, 0.05, "买入"), (16.0, 0.05, "增持"), (14.0, 0.05, "中性"), (12.0, 0.05, "减持")):
         m = build_model(company, scalar_overrides={"target_price": target, "benchmark_return": benchmark})
-        excess = target / price - 1 - benchmark
+        # the dividend paid within 12 months of 2026-04-27: 2025A's (mid-2026), which the note's
+        # retained earnings imply, not 2026E's (mid-2027; issue 21)
+        dividend = m.value("expected_dps")
+        assert dividend == pytest.approx(m.value("dps", "2025A")) and dividend > 0
+        excess = (target + dividend) / price - 1 - benchmark
         assert m.value("excess_return") == pytest.approx(excess)
         assert m.value("computed_rating") == expected, (target, excess)
     assert m.value("rating_scheme") == "kysec"
@@ -163,12 +167,12 @@ def test_it_rates_with_the_kysec_scheme_when_a_target_is_entered(company):
     assert "沪深300" in build_model(company).value("benchmark")
 
 
-def test_the_evaluated_workbook_rates_when_a_target_is_entered(built):
+def test_the_evaluated_workbook_rates_when_a_target_is_entered(built, kysec_evaluated):
     from workbook_reader import Template
     template = Template(built)
     target = template.cell_by_name("RTG_target_price")
     benchmark = template.cell_by_name("RTG_benchmark_return")
-    solution = Evaluated(built).calculate({target: 17.5, benchmark: 0.05})
+    solution = kysec_evaluated.calculate({target: 17.5, benchmark: 0.05})
     assert solution[template.cell_by_name("RTG_computed_rating")] == "买入"
     assert solution[template.cell_by_name("RTG_rating_action")] == "维持"
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from formulas_bridge import Evaluated
+from conftest import ON_THE_FORMULAS_WORKER
 from udfs.registry import guarded
 from udfs.rating import rate
 from workbook.model import build_model, default_sensitivity, driver_sensitivity
 
+pytestmark = ON_THE_FORMULAS_WORKER
 
-# `company`, `built` and `template` (the default model's) are shared fixtures (conftest.py).
-@pytest.fixture(scope="module")
-def evaluated(built):
-    return Evaluated(built)
+
+# `company`, `built`, `template` and `evaluated` (the default model's) are shared fixtures (conftest.py).
 
 
 def cell(template, name, year=None):
@@ -195,7 +194,7 @@ def test_the_driver_grid_equals_re_running_the_model(company, template):
         assert got == pytest.approx(expected, rel=1e-12)
 
 
-def test_headless_evaluation_agrees_with_formulas_on_a_filled_valuation(tmp_path, built, template):
+def test_headless_evaluation_agrees_with_formulas_on_a_filled_valuation(tmp_path, built, template, evaluated):
     """refresh/check's evaluator computes the 估值 and 敏感性 sheets as `formulas` does."""
     from workbook import xlsx
     from workbook.xlcalc import evaluate
@@ -203,7 +202,7 @@ def test_headless_evaluation_agrees_with_formulas_on_a_filled_valuation(tmp_path
     inputs = {cell(template, "VAL_pe_multiple"): 25.0, cell(template, "VAL_weight_pe"): 1.0,
               cell(template, "RTG_benchmark_return"): 0.05}
     ours = evaluate(package, inputs)
-    theirs = Evaluated(built).calculate(inputs)
+    theirs = evaluated.calculate(inputs)
     for key in (cell(template, "VAL_pe_target"), cell(template, "RTG_target_price"), cell(template, "RTG_computed_rating")):
         assert ours[key] == pytest.approx(theirs[key]) if isinstance(theirs[key], float) else ours[key] == theirs[key]
     sens = [k for k in theirs if k[0] == "敏感性" and k in ours]
@@ -264,7 +263,8 @@ def test_a_cleared_or_text_sensitivity_axis_cell_shows_na_not_a_traceback(tmp_pa
     quotes.write_text("ticker,price,currency,price_date,fx_to_reporting,benchmark_level,source\n"
                       "1810.HK,40.20,HKD,2025-12-19,0.9049,,test\n", encoding="utf-8")
     refresh_file(model, str(quotes), as_of=__import__("datetime").date(2025, 12, 19))
-    grid = [xlsx.read(model).value(*c) for c in package.name_cells("SENS_eps_grid")]
+    refreshed = xlsx.read(model)
+    grid = [refreshed.value(*c) for c in package.name_cells("SENS_eps_grid")]
     if typed == "0.01":
         assert all(isinstance(v, float) for v in grid)
     else:

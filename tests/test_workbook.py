@@ -3,36 +3,20 @@ against the report; its structure as an analyst meets it."""
 from __future__ import annotations
 
 import zipfile
-from pathlib import Path
 
 import pytest
 
-from conftest import GOLDEN, ROOT, YEARS, golden_cells
-from formulas_bridge import Evaluated
+from conftest import GOLDEN, ON_THE_FORMULAS_WORKER, ROOT, YEARS, golden_cells
 from workbook.formats import show
-from workbook_reader import Template
+
+pytestmark = ON_THE_FORMULAS_WORKER
 
 SHEET_OF_TABLE = {"summary": "盈利预测与估值简表", "income": "表1 损益表", "balance": "表2 资产负债表", "cashflow": "表3 现金流量表"}
 KNOWN_REPORT_CONTRADICTIONS = {("summary", "non_ifrs_growth", "2025E"), ("income", "non_ifrs_eps", "2025E")}
 COMMITTED = ROOT / "workbook" / "xiaomi_1810hk_model.xlsm"
 
 
-@pytest.fixture(scope="session")
-def built(tmp_path_factory) -> Path:
-    from workbook.build import build
-    return build(tmp_path_factory.mktemp("build") / "model.xlsm")
-
-
-@pytest.fixture(scope="session")
-def template(built) -> Template:
-    return Template(built)
-
-
-@pytest.fixture(scope="session")
-def evaluated(built) -> Evaluated:
-    return Evaluated(built)
-
-
+# `built`, `template` and `evaluated` (the default model's) are shared fixtures (conftest.py).
 @pytest.fixture(scope="session")
 def solution(evaluated) -> dict:
     return evaluated.calculate()

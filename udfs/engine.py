@@ -203,9 +203,6 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
     late = _late_scalars(lines)
     vectors = _Vectors(values, years)
 
-    def vectors_in(year_pos: int):
-        return _Vectors(values, years, year_pos)
-
     def lookup_in(year_pos: int):
         def lookup(key: str, lag: int):
             if key in scalar_keys:
@@ -226,13 +223,14 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
         scalar(line)
     for pos, year in enumerate(years):
         lookup = lookup_in(pos)
+        to_date = _Vectors(values, years, pos)
         for line in (l for l in orders[year.kind] if not l.scalar):
             cell = (line.key, year.label)
             text = line.formula_in(year.kind)
             if cell in overrides:
                 values.yearly[cell] = overrides[cell]
             elif text:
-                values.yearly[cell] = fx.evaluate(fx.parse(text), lookup, functions, vectors=vectors_in(pos))
+                values.yearly[cell] = fx.evaluate(fx.parse(text), lookup, functions, vectors=to_date)
             else:
                 values.yearly[cell] = inputs.get(cell)
     for line in (l for l in ordered if l.scalar and l.key in late):  # they read whole rows: after the years
@@ -241,8 +239,9 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
 
 
 class _Vectors:
-    """The forms of the formula language that read other years than the line's own (`pos`: the
-    position of the year a yearly line is evaluated in; None for one-value lines)."""
+    """The forms of the formula language that read other years than the line's own; `pos` is
+    the year being computed (None for one-value lines), for the forms that read up to it or
+    count from it (a yearly line's history, years_after)."""
 
     def __init__(self, values: Values, years: list[Year], pos: int | None = None):
         self.values, self.years, self.pos = values, years, pos
@@ -259,6 +258,13 @@ class _Vectors:
         if self.pos is None or not isinstance(label, str) or label.strip() not in labels:
             return ERR_NA
         return float(self.pos - labels.index(label.strip()))
+
+    def history(self, key: str) -> list:
+        """The line from the first reported year (a base year holds only what growth rates
+        need) through the year being computed, as the template's row reads it."""
+        if self.pos is None:
+            raise fx.FormulaError(f"history({key}) is read by a yearly line, in its own year")
+        return [self.values.yearly.get((key, y.label)) for y in self.years[:self.pos + 1] if y.kind != BASE]
 
     def at(self, key: str, label) -> object:
         if not isinstance(label, str) or (key, label.strip()) not in self.values.yearly:

@@ -148,25 +148,9 @@ def find(lines: list[Line], years: list[Year], printed: dict, scalars: dict, tab
     findings = []
     labels = [y.label for y in years]
     forecast = {y.label for y in years if y.kind == FORECAST}
-    home = {}
-    for (table, key, _year) in printed:
-        home.setdefault(key, table)
 
     def lookup_for(table: str, pos: int, mode: str):
-        def lookup(key: str, lag: int):
-            if key in scalars:
-                p = scalars[key].as_fraction()
-                return Interval.of(p.value, p.decimals) if mode == "interval" else p.value
-            if pos - lag < 0:
-                raise _Undefined
-            year = labels[pos - lag]
-            for t in [table] + table_order:
-                p = printed.get((t, key, year))
-                if p is not None:
-                    p = p.as_fraction()
-                    return Interval.of(p.value, p.decimals) if mode == "interval" else p.value
-            raise _Undefined
-        return lookup
+        return _print_lookup(printed, scalars, labels, [table] + table_order, pos, mode)
 
     for line in lines:
         if not line.identity or not line.formula:
@@ -204,6 +188,38 @@ def find(lines: list[Line], years: list[Year], printed: dict, scalars: dict, tab
             findings.append(Finding("two tables", f"{t1} / {t2}", key, label, year, p2.value, p1.value, p1.value, False,
                                     f"{t1} prints {p1.value:g}, {t2} prints {p2.value:g}", p1.decimals, p1.percent))
     return findings
+
+
+def _print_lookup(printed: dict, scalars: dict, labels: list, tables: list, pos: int, mode: str):
+    """How a definition reads the print in the year at `pos`: a printed figure as its value
+    ("point") or as the interval its rounding allows ("interval"), from the first table of
+    `tables` that prints it; _Undefined where none does."""
+    def lookup(key: str, lag: int):
+        if key in scalars:
+            p = scalars[key].as_fraction()
+            return Interval.of(p.value, p.decimals) if mode == "interval" else p.value
+        if pos - lag < 0:
+            raise _Undefined
+        year = labels[pos - lag]
+        for t in tables:
+            p = printed.get((t, key, year))
+            if p is not None:
+                p = p.as_fraction()
+                return Interval.of(p.value, p.decimals) if mode == "interval" else p.value
+        raise _Undefined
+    return lookup
+
+
+def print_bounds(formula: str, years: list[Year], printed: dict, scalars: dict, tables: list, year: str) -> Interval | None:
+    """Every value `formula` can take in `year` from the true figures behind the print (each
+    printed figure stands for the interval its rounding allows); None where a figure it reads
+    is not printed or a denominator may be zero."""
+    labels = [y.label for y in years]
+    try:
+        return fx.evaluate(fx.parse(formula), _print_lookup(printed, scalars, labels, tables, labels.index(year), "interval"),
+                           _Known(_functions(_interval_arith)), _interval_arith)
+    except _Undefined:
+        return None
 
 
 def market_cap_finding(price: Printed, shares_100mn: Printed, market_cap_100mn: Printed, currency: str = "") -> Finding | None:

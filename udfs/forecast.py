@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from .constants import DAYS_IN_YEAR, NOT_MEANINGFUL
-from .registry import NUMBER, OPTIONAL, SERIES, Arg, excel_function
+from .registry import ANY, NUMBER, OPTIONAL, SERIES, Arg, cell_number, cell_row, excel_function
 
 _PRIOR = Arg("prior", NUMBER, "Prior-year value of the line")
 _HISTORY = Arg("values", SERIES, "A row or column of historical values, oldest first")
@@ -127,7 +127,55 @@ def tax_charge(pretax: float, rate: float, credit_limit: float = 0.0) -> float:
     a loss-making year cannot conjure unlimited tax income. A negative limit counts as none."""
     if pretax >= 0:
         return pretax * rate
-    return -min(-pretax * rate, max(0.0, credit_limit))
+    credit = min(-pretax * rate, max(0.0, credit_limit))
+    return -credit if credit else 0.0   # no credit is 0, not the -0 a cell would show as "-0"
+
+
+# One implementation, two Excel names: the smaller of two amounts, none unless both are positive.
+@excel_function("LOSS_RELIEF", "Tax losses brought forward set against the year's profit: min(max(0, pre-tax profit), losses available).",
+                Arg("pretax", NUMBER, "Pre-tax profit of the year"),
+                Arg("losses_available", NUMBER, "Tax losses carried into the year (the prior year-end balance)"),
+                native="MIN(MAX(0,{0}),MAX(0,{1}))", sample=(55250.0, 108000.0), formula_name="loss_relief")
+@excel_function("IDLE_WHILE_BORROWING", "Cash-like assets held while a revolver is drawn: min(max(0, revolver), max(0, securities)); 0 when either is none.",
+                Arg("revolver", NUMBER, "Revolver drawn"), Arg("securities", NUMBER, "Securities and cash-like investments held"),
+                native="MIN(MAX(0,{0}),MAX(0,{1}))", sample=(97000.0, 36806.0), formula_name="idle_while_borrowing")
+def smaller_positive(first: float, second: float) -> float:
+    """The smaller of two amounts, none unless both are positive. As LOSS_RELIEF: the losses
+    used this year, as much of the year's profit as the losses brought forward cover (none in a
+    loss year). As IDLE_WHILE_BORROWING: the securities that could repay a revolver being drawn."""
+    return min(max(0.0, first), max(0.0, second))
+
+
+@excel_function("NEW_TAX_LOSS", "The part of a pre-tax loss that carries forward: the loss less what a booked tax credit already used, max(0, -pre-tax - credit limit / rate).",
+                Arg("pretax", NUMBER, "Pre-tax profit of the year"), Arg("rate", NUMBER, "Tax rate as a decimal"),
+                Arg("credit_limit", OPTIONAL, "Largest credit a loss may earn (as in ER_TAX_CHARGE), 0 if empty", 0.0),
+                native="MAX(0,-{0}-IF({1}>0,MAX(0,IF(ISBLANK({2}),0,{2}))/{1},0))", sample=(-40000.0, 0.25, 0.0))
+def new_tax_loss(pretax: float, rate: float, credit_limit: float = 0.0) -> float:
+    """A year's new tax loss, positive: a profit makes none; a loss whose tax credit was booked
+    (ER_TAX_CHARGE's credit, rate x loss up to the limit) carries forward only the part the
+    credit did not cover, so a loss never earns a credit and relief on later profits twice."""
+    if pretax >= 0:
+        return 0.0
+    credited = min(-pretax, max(0.0, credit_limit) / rate) if rate > 0 else 0.0
+    return -pretax - credited
+
+
+@excel_function("TAX_LOSSES", "Tax losses carried forward at the year end: the balance after this year's use and new losses, less the losses older than the expiry (oldest used first).",
+                Arg("balance", NUMBER, "Losses carried into the year, less those used this year, plus this year's new losses"),
+                Arg("new_losses", ANY, "Each year's new tax losses, a row from the first year through this one"),
+                Arg("expiry_years", OPTIONAL, "Years after the year of the loss in which it can be used; 0 or empty: it never expires", 0.0),
+                native="IF(N({2})>0,MAX(0,MIN({0},SUMPRODUCT(({1})*(COLUMN({1})>MAX(COLUMN({1}))-{2})))),MAX(0,{0}))",
+                sample=(108000.0, [[0.0, 60000.0, 48000.0]], 5.0), formula_name="losses_carried")
+def tax_losses(balance: float, new_losses, expiry_years: float = 0.0) -> float:
+    """The losses usable next year. Losses are used oldest first (FIFO) and a loss of year t can
+    be used through year t + expiry, so what is carried forward is always the most recent
+    losses: the balance, but never more than the losses of the last `expiry_years` years (this
+    one included). No vintage table is needed, and the Excel form stays one readable formula."""
+    if expiry_years <= 0:
+        return max(0.0, balance)
+    row = [cell_number(v, optional=True, default=0.0) for v in cell_row(new_losses)]
+    recent = sum(v for back, v in enumerate(reversed(row)) if back < expiry_years)
+    return max(0.0, min(balance, recent))
 
 
 @excel_function("NET_INTEREST", "Net finance income: interest earned on opening cash less interest paid on borrowings (average balance unless timed otherwise) and on the opening revolver.",
@@ -179,7 +227,8 @@ class Method:
     `{base}` the line the method is a share of, `{driver}` the driver line holding the values.
     `invert(target, prior, base)` is the driver value that makes the line land on `target`
     (calibration), `places` the decimals that value is kept to. `reads` are the layout lines
-    the formula names besides these (a layout using the method must have them).
+    the formula names besides these (a layout using the method must have them); `base_less`
+    those the formula takes off its base, which the inverse must take off too.
     """
     name: str
     function: Callable
@@ -192,6 +241,7 @@ class Method:
     invert: Callable[[float, float, float | None], float]
     places: int
     reads: tuple = ()
+    base_less: tuple = ()  # lines taken off the base before inverting (tax: the losses used)
 
 
 def _rate_on_profit(charge: float, pretax: float) -> float:
@@ -203,6 +253,7 @@ def _rate_on_profit(charge: float, pretax: float) -> float:
 
 
 TAX_CREDIT_LIMIT = "d_tax_credit_limit"  # the layout line a tax method reads its loss credit limit from
+TAX_LOSS_USED = "tax_loss_used"          # the layout line of the losses brought forward used this year
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("growth", grow, "grow(prev({line}), {driver})", "growth_rate({line}, prev({line}))", False, "同比增速", "YoY growth", "pct",
@@ -229,12 +280,15 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     # Dividends: a payout of EPS, none on a loss.
     Method("payout", payout, "payout({base}, {driver})", "coverage({line}, {base})", True, "派息率（按{base}）", "Payout of {base}", "pct",
            lambda target, prior, base: target / base, 8),
-    # Tax as the notes print it: a positive charge (tax), or a negative cost (cost_tax). A loss
-    # earns a credit only up to the layout's loss credit limit.
-    Method("tax", tax_charge, "tax_charge({base}, {driver}, " + TAX_CREDIT_LIMIT + ")", "coverage({line}, {base})", True,
-           "税率（按{base}）", "Tax rate on {base}", "pct", lambda target, prior, base: _rate_on_profit(target, base), 8, (TAX_CREDIT_LIMIT,)),
-    Method("cost_tax", tax_charge, "-tax_charge({base}, {driver}, " + TAX_CREDIT_LIMIT + ")", "coverage(-{line}, {base})", True,
-           "税率（按{base}）", "Tax rate on {base}", "pct", lambda target, prior, base: _rate_on_profit(-target, base), 8, (TAX_CREDIT_LIMIT,)),
+    # Tax as the notes print it: a positive charge (tax), or a negative cost (cost_tax), on the
+    # profit the losses brought forward do not shelter. A loss earns a credit only up to the
+    # layout's loss credit limit.
+    Method("tax", tax_charge, "tax_charge({base} - " + TAX_LOSS_USED + ", {driver}, " + TAX_CREDIT_LIMIT + ")",
+           "coverage({line}, {base})", True, "税率（按{base}）", "Tax rate on {base}", "pct",
+           lambda target, prior, base: _rate_on_profit(target, base), 8, (TAX_CREDIT_LIMIT, TAX_LOSS_USED), (TAX_LOSS_USED,)),
+    Method("cost_tax", tax_charge, "-tax_charge({base} - " + TAX_LOSS_USED + ", {driver}, " + TAX_CREDIT_LIMIT + ")",
+           "coverage(-{line}, {base})", True, "税率（按{base}）", "Tax rate on {base}", "pct",
+           lambda target, prior, base: _rate_on_profit(-target, base), 8, (TAX_CREDIT_LIMIT, TAX_LOSS_USED), (TAX_LOSS_USED,)),
 )}
 
 

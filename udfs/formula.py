@@ -4,7 +4,8 @@ A formula is a Python-syntax expression restricted to a small whitelist, parsed 
 never executed by Python itself (no eval):
 
     revenue                  the line `revenue`, same year
-    prev(cash)               the line `cash`, prior year
+    prev(cash)               the line `cash`, prior year; prev(a - b) reads every line of a
+                             formula a year earlier
     grow(prev(iot), d_iot)   a registered function (see udfs/registry.py); d_iot is the driver
                              line of `iot` (engine.driver_key)
     a + b - c * d / e, -a    arithmetic on numbers
@@ -15,6 +16,7 @@ never executed by Python itself (no eval):
     at(eps, pe_year)         the line in the year a one-value line names ("2026E")
     years_after(first_year)  in a yearly line: how many years its own year comes after the year a
                              one-value line names (0 in that year, negative before it)
+    history(tax_loss_new)    the line from its first reported year through this year, as a row
 
 The same parsed formula is evaluated in Python by the engine and translated to an Excel formula
 by the workbook layout, so the template and the engine cannot drift apart.
@@ -71,19 +73,21 @@ class Neg:
 class Form:
     """A form that reads lines as a range rather than one value each, by `name`: `forecast(key)`
     a yearly line over the forecast years, `column(a, b, c)` one-value lines side by side,
-    `at(key, year_line)` a yearly line in the year a one-value line names. `keys` are the lines
-    it names, in the order written."""
+    `at(key, year_line)` a yearly line in the year a one-value line names, `history(key)` a
+    yearly line from its first reported year through the year being computed (a yearly line's
+    own formula only). `keys` are the lines it names, in the order written."""
     name: str
     keys: tuple
 
 
-FORECAST_ROW, ROW, COLUMN, AT, YEARS_AFTER = "forecast", "row", "column", "at", "years_after"
+FORECAST_ROW, ROW, COLUMN, AT, YEARS_AFTER, HISTORY = "forecast", "row", "column", "at", "years_after", "history"
 # form -> (fewest, most line names it takes; None: any number), and what to say otherwise
 _FORMS = {FORECAST_ROW: (1, 1, "forecast() takes one line name"),
           ROW: (1, 1, "row() takes one line name"),
           COLUMN: (1, None, "column() takes line names"),
           AT: (2, 2, "at() takes a yearly line and the line holding the year"),
-          YEARS_AFTER: (1, 1, "years_after() takes the one-value line holding a year")}
+          YEARS_AFTER: (1, 1, "years_after() takes the one-value line holding a year"),
+          HISTORY: (1, 1, "history() takes one line name")}
 ACROSS_YEARS = frozenset({FORECAST_ROW, ROW, AT})  # the forms that read a line in years other than its own
 
 
@@ -99,9 +103,9 @@ def _convert(node: ast.AST, text: str):
         return BinOp(_OPERATORS[type(node.op)], _convert(node.left, text), _convert(node.right, text))
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
         if node.func.id == PRIOR:
-            if len(node.args) != 1 or not isinstance(node.args[0], ast.Name):
-                raise FormulaError(f"{text!r}: prev() takes one line name")
-            return Ref(node.args[0].id, 1)
+            if len(node.args) != 1:
+                raise FormulaError(f"{text!r}: prev() takes one line name or formula")
+            return _shift(_convert(node.args[0], text), text)
         if node.func.id in _FORMS:
             fewest, most, usage = _FORMS[node.func.id]
             names = tuple(a.id for a in node.args if isinstance(a, ast.Name))
@@ -110,6 +114,21 @@ def _convert(node: ast.AST, text: str):
             return Form(node.func.id, names)
         return Call(node.func.id, tuple(_convert(a, text) for a in node.args))
     raise FormulaError(f"{text!r}: {ast.dump(node)[:60]} is not allowed in a model formula")
+
+
+def _shift(node, text: str):
+    """A formula read a year earlier: prev(a - b) is prev(a) - prev(b), prev(prev(a)) two years back."""
+    if isinstance(node, Ref):
+        return Ref(node.key, node.lag + 1)
+    if isinstance(node, Const):
+        return node
+    if isinstance(node, BinOp):
+        return BinOp(node.op, _shift(node.left, text), _shift(node.right, text))
+    if isinstance(node, Neg):
+        return Neg(_shift(node.operand, text))
+    if isinstance(node, Call):
+        return Call(node.function, tuple(_shift(a, text) for a in node.args))
+    raise FormulaError(f"{text!r}: prev() cannot read a row of years a year earlier")
 
 
 @lru_cache(maxsize=None)
@@ -175,9 +194,9 @@ def evaluate(node, lookup: Callable[[str, int], object], functions: dict[str, Ca
              vectors=None):
     """The formula's value; `lookup(key, lag)` gives a line's value, `functions` the callables,
     `arith(op, left, right)` the arithmetic (Excel's by default; the findings use intervals).
-    `vectors` answers the forms that read other years: `.forecast(key)` and `.row(key)` a list,
-    `.at(key, label)` a value, `.years_after(label)` the distance of the formula's own year from
-    that year; without it those forms are undefined (FormulaError)."""
+    `vectors` answers the forms that read other years: `.forecast(key)`, `.row(key)` and
+    `.history(key)` a list, `.at(key, label)` a value, `.years_after(label)` the distance of the
+    formula's own year from that year; without it those forms are undefined (FormulaError)."""
     if isinstance(node, Const):
         return node.value
     if isinstance(node, Form):
@@ -191,6 +210,8 @@ def evaluate(node, lookup: Callable[[str, int], object], functions: dict[str, Ca
             return [vectors.row(node.keys[0])]
         if node.name == YEARS_AFTER:
             return vectors.years_after(lookup(node.keys[0], 0))
+        if node.name == HISTORY:
+            return [vectors.history(node.keys[0])]
         key, year_line = node.keys
         return vectors.at(key, lookup(year_line, 0))
     if isinstance(node, Ref):
@@ -212,7 +233,7 @@ def to_excel(node, address: Callable[[str, int], str], excel_name: Callable[[str
     """The formula as Excel writes it (without the leading '='), with `address(key, lag)` giving
     each line's cell and `excel_name(function)` each function's worksheet name; `ranges` writes
     the forms that read other years: `.forecast(key)`, `.row(key)`, `.column(keys)`, `.at(key, year_key)`,
-    `.years_after(year_key)`."""
+    `.years_after(year_key)`, `.history(key)`."""
     if isinstance(node, Form):
         if ranges is None:
             raise FormulaError(f"{node!r} needs the template's placement")
@@ -222,6 +243,8 @@ def to_excel(node, address: Callable[[str, int], str], excel_name: Callable[[str
             return ranges.row(*node.keys)
         if node.name == YEARS_AFTER:
             return ranges.years_after(*node.keys)
+        if node.name == HISTORY:
+            return ranges.history(node.keys[0])
         return ranges.forecast(*node.keys) if node.name == FORECAST_ROW else ranges.at(*node.keys)
     if isinstance(node, Const):
         if isinstance(node.value, str):

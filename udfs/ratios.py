@@ -7,8 +7,10 @@ negative equity, negative revenue), returns NOT_MEANINGFUL ("NM") instead of a n
 """
 from __future__ import annotations
 
+import math
+
 from .constants import DAYS_IN_YEAR, NOT_MEANINGFUL
-from .registry import NUMBER, OPTIONAL, Arg, excel_function
+from .registry import ANY, NUMBER, OPTIONAL, Arg, cell_scalar, excel_function, is_error
 
 Number = float
 Result = float | str
@@ -121,3 +123,19 @@ def dividend_yield(dividends_paid: Number, shares: Number, price: Number) -> Res
     if shares <= 0 or price <= 0:
         return NOT_MEANINGFUL
     return -dividends_paid / shares / price
+
+
+@excel_function("CHANGE", "The change of a figure over the year: current - prior; NM when either is not a number (a margin on no revenue).",
+                Arg("current", ANY, "This year's figure"), Arg("prior", ANY, "The prior year's figure"),
+                native="IF(ISERROR({0}),{0},IF(ISERROR({1}),{1},IF(AND(ISNUMBER({0}),ISNUMBER({1})),{0}-{1},{NM})))",
+                sample=(0.2206, 0.2090))
+def change(current, prior) -> Result:
+    """current - prior: a margin's move in points (as a decimal). An error value in either passes
+    through; anything else that is not a number (NM, text, an empty cell) makes the change NM."""
+    for value in (current, prior):
+        value = cell_scalar(value)
+        if is_error(value):
+            return value.strip().upper()
+    current, prior = cell_scalar(current), cell_scalar(prior)
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (current, prior))
+    return current - prior if numbers else NOT_MEANINGFUL

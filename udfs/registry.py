@@ -124,6 +124,18 @@ def unregister(excel_name: str) -> None:
     _version[0] += 1
 
 
+_SAVED_PREFIXES = ("_XLFN.", "_XLUDF.", "_XLWS.")
+
+
+def excel_name(written: str) -> str:
+    """A function name as a formula means it: upper case, without the prefixes Excel writes in
+    a saved file before a function it did not know when saving (`_xlfn.ER_GROWTH` is ER_GROWTH)."""
+    name = written.upper()
+    while name.startswith(_SAVED_PREFIXES):
+        name = name.split(".", 1)[1]
+    return name
+
+
 class Reject(Exception):
     """An argument Excel passed that the function cannot take; carries the error value to show."""
     def __init__(self, error: str):
@@ -225,8 +237,8 @@ def _result(value):
         return ERR_VALUE
     if isinstance(value, (int, float)):
         return float(value) if math.isfinite(value) else ERR_NUM
-    if isinstance(value, str):
-        return value
+    if isinstance(value, str):  # an error passed through as text (" #n/a ", "#VALUE!\n") is that error value
+        return value.strip().upper() if is_error(value) else value
     if value is None:
         return ERR_NA
     if isinstance(value, (list, tuple)):  # an array function's grid: each cell guarded alike

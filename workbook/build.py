@@ -25,10 +25,11 @@ from udfs.forecast import METHODS
 from udfs.rating import schemes
 
 from . import layout, spec
-from .company import SCENARIO_CASES, Company, load
+from .company import SCENARIO_CASES, Company, CompanyDataError, load
 from udfs.constants import DAYS_IN_YEAR
 
 from .files import atomic_path
+from .tomlfile import control_character
 from .formats import excel_format
 from .layout import BLUEPRINT_COLUMNS, TEMPLATE_VERSION, TEMPLATE_VERSION_NAME, TEMPLATE_VERSION_PROPERTY, RowKind
 from .layout import FIRST_ROW, FIRST_VALUE_COL, HEADER_ROW, LABEL_COL, ENGLISH_COL, SUBTITLE_ROW, TITLE_ROW
@@ -226,19 +227,28 @@ def source_note_formula(company: Company, placement, sheet_name: str) -> str:
             f'&TEXT({date_ref},"yyyy-mm-dd")&{text("，汇率 1" + quote + "=")}&TEXT({fx_ref},"0.0000")&{text(reporting)}')
 
 
+def filled(template: str, **values: str) -> str:
+    """`template` with each `{name}` replaced by its value, literally: a layout's title is data
+    (an imported one comes from a note), so braces in it or in a value are text, never a
+    format field (str.format raised KeyError on a title holding "{x}")."""
+    for name, value in values.items():
+        template = template.replace("{" + name + "}", value)
+    return template
+
+
 def _write_yearly(ws, sheet, placement, model: Model, styles: Styles, company: Company):
     columns = placement.year_cols[sheet.name]
     kinds = {y.label: y.kind for y in company.years}
     ws.set_column(LABEL_COL, LABEL_COL, 40)
     ws.set_column(ENGLISH_COL, ENGLISH_COL, 34)
     ws.set_column(FIRST_VALUE_COL, FIRST_VALUE_COL + len(columns) - 1, 12)
-    ws.write(TITLE_ROW, LABEL_COL, sheet.title.format(company=company_title(company)), styles.plain(bold=True, font_size=14))
+    ws.write(TITLE_ROW, LABEL_COL, filled(sheet.title, company=company_title(company)), styles.plain(bold=True, font_size=14))
     if "{source_note}" in sheet.unit:
         caption = f"{company.name}  " + source_note(company, model.value("price_date"), model.value("fx_rate"))
         ws.write_formula(SUBTITLE_ROW, LABEL_COL, source_note_formula(company, placement, sheet.name),
                          styles.plain(font_color=GREY), caption)
     else:
-        ws.write(SUBTITLE_ROW, LABEL_COL, f"{company.name}  {sheet.unit.format(unit=company.facts.get('unit', ''))}",
+        ws.write(SUBTITLE_ROW, LABEL_COL, f"{company.name}  {filled(sheet.unit, unit=company.facts.get('unit', ''))}",
                  styles.plain(font_color=GREY))
     head = styles.plain(bold=True, font_color="#FFFFFF", bg_color=HEADER_FILL, align="center")
     ws.write(HEADER_ROW, LABEL_COL, "项目", head)
@@ -920,10 +930,20 @@ def template_placement(company: Company, model: Model, found: list) -> layout.Pl
     return layout.place(model.lines, company.years, company.layout, len(found) - within, within)
 
 
+def refuse_control_characters(company: Company) -> None:
+    """CompanyDataError when a text the workbook would hold has a control character: the
+    company's facts, rating texts and labels reach cells, formulas and validation messages,
+    where XML cannot hold one (the file would not open). `show` prints them escaped instead."""
+    found = control_character({"company": company.facts, "rating": company.rating, "labels": company.labels})
+    if found:
+        raise CompanyDataError(f"{company.path.name}: {found}; remove it (a workbook cannot hold it)")
+
+
 def build(output: str | Path, company: Company | None = None) -> Path:
     """Write the template for `company` (default: the embedded sample company) to `output`,
     through a temporary file renamed into place, so a failure never leaves a half-written file."""
     company = company or load()
+    refuse_control_characters(company)
     output = Path(output)
     model = build_model(company)
     found = template_findings(company)

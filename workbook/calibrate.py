@@ -18,10 +18,16 @@ from udfs.engine import driver_key
 from udfs.errors import DataError
 from udfs.forecast import METHODS
 
+# Decimals a solved value is kept to, by the line's number format: a rate as the rate methods
+# keep it, a per-share amount to a hundredth of a fen, money to the cent.
+RATIO_WEIGHT = 0.01
+PLACES = {"pct": METHODS["share"].places, "eps": 6}
+
 
 def standalone_targets(company) -> dict[str, str]:
     """Each reconciling driver of the layout -> the one line whose formula reads it, which the
-    driver makes land on its print."""
+    driver makes land on its print. A driver that moves a balance-sheet line is also read by the
+    cash-flow line that carries the same amount: its target is the line outside the cash flow."""
     from udfs import formula as fx
     from workbook import spec
 
@@ -30,7 +36,10 @@ def standalone_targets(company) -> dict[str, str]:
     standalone = [l.key for l in company.layout.lines if l.table == spec.DRIVERS and (l.implied or l.key in company.layout.calibrated)]
     targets = {}
     for key in standalone:
-        readers = [l.key for l in company.layout.lines if l.formula and any(r.key == key for r in fx.refs(fx.parse(l.formula)))]
+        readers = [l for l in company.layout.lines if l.formula and any(r.key == key for r in fx.refs(fx.parse(l.formula)))]
+        if len(readers) > 1:
+            readers = [l for l in readers if l.table != spec.CASHFLOW]
+        readers = [l.key for l in readers]
         if len(readers) != 1:
             raise DataError(f"reconciling driver {key!r} must be read by exactly one line, is read by {readers}")
         targets[key] = readers[0]
@@ -81,11 +90,21 @@ def consistent_targets(report: dict, company, forecast: list[str], misses: dict 
     # Driven lines are free: a printed one starts from its print, one the note does not print but
     # the print implies (operating costs before D&A) from that; any other (a dividend per share
     # the note is silent on) keeps the file's driver.
+    # A driven line marked `calibrated` (dividends per share, which the retained earnings the
+    # note prints imply) is free too, from where the file's driver puts it.
     implied = {l.key for l in company.layout.lines if l.implied}
+    calibrated = company.layout.calibrated
+    start = build_model(company)
     free_lines = [(line, year) for line, driver in company.drivers.items() if not driver.keep for year in forecast
-                  if line in p or line in implied]
-    free_drivers = [(key, year) for key in standalone_targets(company) for year in forecast]
-    x0 = np.array([p[line][labels.index(year)] if line in p else _from_print(company, line, year, p, labels) for line, year in free_lines]
+                  if line in p or line in implied or line in calibrated]
+    # Reconciling drivers, and the last reported value of a line notes never print that the
+    # forecast implies (the dividend per share declared on the last reported year, paid in the
+    # first forecast year), are solved alongside.
+    last_reported = [y.label for y in company.years if y.kind == "actual"][-1]
+    free_drivers = [(key, year) for key in standalone_targets(company) for year in forecast] \
+        + [(key, last_reported) for key in sorted(calibrated & set(company.layout.reported_defaults))]
+    x0 = np.array([p[line][labels.index(year)] if line in p else _number(start.value(line, year)) if line in calibrated
+                   else _from_print(company, line, year, p, labels) for line, year in free_lines]
                   + [company.inputs[(key, year)] for key, year in free_drivers])
 
     def evaluate(x):
@@ -117,7 +136,7 @@ def consistent_targets(report: dict, company, forecast: list[str], misses: dict 
     # The summary and ratio tables only break ties between values the statements allow: their
     # definitions are often undisclosed (EV/EBITDA, ROIC), and a statement line must not bend to them.
     statements = {l.key for l in company.layout.lines if l.table in ("income", "balance", "cashflow")}
-    weights = np.array([(10.0 if key in driven or key in balance else 1.0 if key in statements else 0.01)
+    weights = np.array([(10.0 if key in driven or key in balance else 1.0 if key in statements else RATIO_WEIGHT)
                         / 10 ** -printed[(key, year)][1] for key, year in outputs])
     # Variables: the moves up and down of each free value (n each, >= 0), then the slack of each
     # output (m, >= 0). Minimise the weighted slack, then the moves: among values
@@ -175,8 +194,11 @@ def _number(value) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
 
 
-def calibrate(report: dict, company_path: Path, rounds: int = 8) -> dict[str, dict]:
-    """Drivers (TOML-ready tables) that make the company's model display the report's print."""
+def calibrate(report: dict, company_path: Path, rounds: int = 8, reported: dict | None = None) -> dict[str, dict]:
+    """Drivers (TOML-ready tables) that make the company's model display the report's print;
+    `reported`, when given, receives {(line, last reported year): value} for the lines notes
+    never print whose last reported value the forecast implies (the layout's `calibrated` lines
+    with a `reported_default`), for the company file's [actual] table."""
     from workbook import spec
     from workbook.company import load
     from workbook.model import build_model
@@ -192,7 +214,7 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8) -> dict[str, di
         line_targets, driver_values = consistent_targets(report, company, forecast)
         moved = False
         for (key, year), value in driver_values.items():  # money to the cent, a rate to the places of the rate methods
-            value = round(value, METHODS["share"].places if formats[key] == "pct" else METHODS["fixed"].places)
+            value = round(value, PLACES.get(formats[key], METHODS["fixed"].places))
             moved |= value != company.inputs[(key, year)]
             company.inputs[(key, year)] = value
         if not moved:
@@ -208,9 +230,11 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8) -> dict[str, di
             values = []
             for year in forecast:
                 prior = model.value(line, labels[labels.index(year) - 1])
+                method = METHODS[driver.method]
                 base_value = model.value(driver.base, year) if driver.base else None
                 try:
-                    method = METHODS[driver.method]
+                    for key in method.base_less:  # the part of the base the formula takes off (losses used)
+                        base_value -= model.value(key, year)
                     values.append(round(method.invert(line_targets[(line, year)], prior, base_value), method.places))
                 except (ZeroDivisionError, TypeError):
                     # its base is not computed yet (still zero in the first round): keep the value
@@ -218,6 +242,10 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8) -> dict[str, di
             driver.values = values
             for year, value in zip(forecast, values):
                 company.inputs[(driver_key(line), year)] = value
+    if reported is not None:
+        reported.update({(key, year): company.inputs[(key, year)] for key in company.layout.calibrated
+                         for year in [y.label for y in company.years if y.kind == "actual"][-1:]
+                         if key in company.layout.reported_defaults})
     out = {}
     notes = raw_driver_notes(company_path)
     for line, driver in company.drivers.items():
@@ -278,6 +306,28 @@ def write_drivers(company_path: Path, drivers: dict[str, dict]) -> None:
     atomic_write(company_path, text[:start + 1] + to_toml(drivers))
 
 
+def write_reported(company_path: Path, values: dict) -> None:
+    """Set {(line, year): value} in the company file's [actual."YEAR"] tables (a figure the
+    forecast implies, such as the last reported DPS), each line replaced or added under its
+    year's header; everything else is kept as written."""
+    import re
+    from workbook.files import atomic_write
+    text = company_path.read_text(encoding="utf-8")
+    for (key, year), value in sorted(values.items()):
+        header = re.search(rf'^\[actual\.(?:"{re.escape(year)}"|{re.escape(year)})\][ \t]*$', text, re.M)
+        if header is None:
+            raise DataError(f"{company_path.name}: no [actual.\"{year}\"] table for {key}")
+        end = re.search(r"^\[", text[header.end():], re.M)
+        block_end = header.end() + (end.start() if end else len(text) - header.end())
+        block = text[header.end():block_end]
+        line = f"{key} = {_toml_value(value)}"
+        block, found = re.subn(rf"^{re.escape(key)}\s*=.*$", line, block, count=1, flags=re.M)
+        if not found:
+            block = block.rstrip("\n") + f"\n{line}\n\n"
+        text = text[:header.end()] + block + text[block_end:]
+    atomic_write(company_path, text)
+
+
 def main(argv: list[str]) -> int:
     """python -m workbook.calibrate REPORT.toml [COMPANY.toml] [--write]"""
     write = "--write" in argv
@@ -285,12 +335,18 @@ def main(argv: list[str]) -> int:
     report_path = Path(argv[0])
     company_path = Path(argv[1]) if len(argv) > 1 else report_path.with_name(report_path.name.replace(".report", ""))
     from workbook.tomlfile import read_toml
-    drivers = calibrate(read_toml(report_path), company_path)
+    implied: dict = {}
+    drivers = calibrate(read_toml(report_path), company_path, reported=implied)
     if write:
         write_drivers(company_path, drivers)
-        print(f"wrote {len(drivers)} drivers into {company_path}")
+        if implied:
+            write_reported(company_path, implied)
+        print(f"wrote {len(drivers)} drivers" + (f" and {len(implied)} reported figures the forecast implies" if implied else "")
+              + f" into {company_path}")
     else:
         print(to_toml(drivers))
+        for (key, year), value in sorted(implied.items()):
+            print(f"# [actual.\"{year}\"] {key} = {_toml_value(value)}")
     return 0
 
 

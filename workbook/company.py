@@ -7,7 +7,6 @@ The format is documented in README.md ("Company data files"). Every problem is r
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from udfs.rating import schemes
 
 from . import spec
 from .currencies import fx_range_problem
-from .tomlfile import TomlError, read_toml
+from .tomlfile import TomlError, finite_number, read_toml, shown_value
 
 DATA_DIR = Path(__file__).parent / "data"
 DEFAULT_COMPANY = DATA_DIR / read_toml(DATA_DIR / "defaults.toml")["company"]
@@ -68,11 +67,12 @@ class Company:
 
 
 def _number(where: str, value, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise CompanyDataError(f"{where}: must be a number, not {value!r}")
-    if positive and value <= 0:
-        raise CompanyDataError(f"{where}: must be positive, not {value!r}")
-    return float(value)
+    number = finite_number(value)
+    if number is None:
+        raise CompanyDataError(f"{where}: must be a number, not {shown_value(value)}")
+    if positive and number <= 0:
+        raise CompanyDataError(f"{where}: must be positive, not {shown_value(value)}")
+    return number
 
 
 def _year_number(label: str) -> int:
@@ -82,9 +82,11 @@ def _year_number(label: str) -> int:
     return int(digits)
 
 
-def parse(data: dict, path: Path) -> Company:
+def parse(data: dict, path: Path, layout: spec.Layout | None = None) -> Company:
     """A company from its data file's tables, checked section by section; CompanyDataError
-    names the file, the table and the field of the first thing wrong."""
+    names the file, the table and the field of the first thing wrong. `layout`: the statement
+    layout to use whatever `[company].layout` says (a company read back from a workbook, whose
+    layout reference is data, never a path to open)."""
     name = path.name
     unknown = set(data) - _SECTIONS
     if unknown:
@@ -93,10 +95,11 @@ def parse(data: dict, path: Path) -> Company:
         raise CompanyDataError(f"{name}: format_version must be {FORMAT_VERSION}, not {data.get('format_version')!r}")
     facts, market, rating, price_date, scheme = _facts_market_rating(data, name)
     years = _years(data.get("years") or {}, name)
-    try:
-        layout = spec.load_layout(facts.get("layout", spec.DEFAULT_LAYOUT), relative_to=path.parent)
-    except spec.LayoutError as exc:
-        raise CompanyDataError(f"{name}: [company].layout: {exc}") from None
+    if layout is None:
+        try:
+            layout = spec.load_layout(facts.get("layout", spec.DEFAULT_LAYOUT), relative_to=path.parent)
+        except spec.LayoutError as exc:
+            raise CompanyDataError(f"{name}: [company].layout: {exc}") from None
     company = Company(path, facts, market, rating, years, layout=layout)
     _reported_figures(data, company, name)
     _drivers(data.get("drivers") or {}, company, name)
@@ -409,8 +412,9 @@ def _optional(value, where: str):
     return None if value is None else _number(where, value)
 
 
-def load(path: str | Path = DEFAULT_COMPANY) -> Company:
-    """The company in a data file; CompanyDataError with one readable sentence otherwise."""
+def load(path: str | Path = DEFAULT_COMPANY, layout: spec.Layout | None = None) -> Company:
+    """The company in a data file (in `layout` when given, see `parse`); CompanyDataError with
+    one readable sentence otherwise."""
     path = Path(path)
     if not path.is_file():
         raise CompanyDataError(f"{path}: no such company data file")
@@ -418,4 +422,4 @@ def load(path: str | Path = DEFAULT_COMPANY) -> Company:
         data = read_toml(path, MAX_FILE_BYTES)
     except TomlError as exc:
         raise CompanyDataError(str(exc)) from None
-    return parse(data, path)
+    return parse(data, path, layout)

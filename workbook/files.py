@@ -88,3 +88,16 @@ def open_regular(path: Path, limit: int, fail: Callable[[str], Exception], what:
         os.close(fd)
         raise fail(f"{path}: not a regular file (a device, pipe or socket); refused")
     return os.fdopen(fd, "rb")
+
+
+def read_regular(path: Path, limit: int, fail: Callable[[str], Exception], what: str) -> bytes:
+    """The bytes of `path`, a regular file of at most `limit` bytes (see `open_regular`), read
+    once; `fail(message)` if it cannot be read or grew past the limit while it was read."""
+    with open_regular(path, limit, fail, what) as handle:
+        try:
+            raw = handle.read(limit + 1)
+        except OSError as exc:
+            raise fail(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    if len(raw) > limit:  # it grew after it was measured
+        raise fail(f"{path.name}: larger than {limit:,} bytes; not a {what}")
+    return raw

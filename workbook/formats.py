@@ -5,8 +5,10 @@ round-half-to-even.
 """
 from __future__ import annotations
 
+import math
 import re
 
+from udfs.constants import ERR_NUM
 from udfs.findings import round_half_up
 
 # format class -> Excel number format. The terminal's decimals, percent scaling and bracketed
@@ -20,6 +22,7 @@ FORMATS = {
     "pct": "0.0%;-0.0%",
     "multiple": '0.0"x";-0.0"x"',
     "days": "0.0",
+    "years": "0",
     "price": "0.00",
     "money2": "#,##0.00",
     "fx": "0.0000",
@@ -53,6 +56,8 @@ def show(value, fmt: str) -> str:
         return value
     decimals, percent, parentheses = _DISPLAY.get(fmt, _DISPLAY["money"])
     scaled = value * 100 if percent else value
+    if not math.isfinite(scaled):  # 1e308 as a percentage: beyond a float, as Excel says
+        return ERR_NUM
     number = round_half_up(scaled, decimals)
     text = f"{abs(number):,.{decimals}f}"
     suffix = "%" if fmt == "pct" else "x" if fmt == "multiple" else ""

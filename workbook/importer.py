@@ -18,7 +18,12 @@ into a balanced model ends in an `ImportFailed` with one readable sentence.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import os
+import re
+import shutil
+import tempfile
+import unicodedata
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from udfs.engine import FORECAST
@@ -322,7 +327,7 @@ def _toml_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return _toml_string(value)
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
@@ -334,6 +339,25 @@ def _toml_value(value) -> str:
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def _one_line(text: str) -> str:
+    """`text` as it may stand in a comment line: line breaks and control characters as spaces."""
+    return " ".join("".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in str(text)).split())
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: backslash and quote escaped, and every control character written as
+    \\uXXXX, never raw (TOML forbids them; a raw one made the file unreadable)."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif unicodedata.category(ch) == "Cc":
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def _toml_key(key: str) -> str:
@@ -374,7 +398,44 @@ def _is_table_list(value) -> bool:
 # ------------------------------------------------------------------------------------------------
 # The whole import
 # ------------------------------------------------------------------------------------------------
+_PLAIN_STEM = re.compile(r"[^\W_][\w.-]{0,79}")
+
+
+def file_stem(stem: str) -> str:
+    """`stem` if it can name the files an import writes (letters, digits, '_', '-', '.'; at most
+    80 characters, no '..'): never a path, a control character or a line break."""
+    if not isinstance(stem, str) or not _PLAIN_STEM.fullmatch(stem) or ".." in stem:
+        raise ImportFailed(f"--name {str(stem)[:60]!r}: give a file name stem such as 600519sh_20260427 (letters, "
+                           "digits, '_', '-', '.'), not a path; the files are written in the -o folder")
+    return stem
+
+
 def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = None, build: bool = True) -> ImportResult:
+    """Import `note_path` into `out_dir` (see the module doc). Every file is written into a
+    scratch folder inside `out_dir` and moved into place only once the import has finished:
+    a refused note (ImportFailed, or any failure) leaves nothing behind."""
+    note_path, out_dir = Path(note_path), Path(out_dir)
+    if stem is not None:
+        file_stem(stem)
+    if not out_dir.is_dir():
+        raise ImportFailed(f"{out_dir}: no such folder")
+    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=out_dir))
+    try:
+        result = _import_into(note_path, staging, stem, build)
+        written = sorted(staging.iterdir())
+        blocked = [path.name for path in written if (out_dir / path.name).is_dir()]
+        if blocked:
+            raise ImportFailed(f"{out_dir / blocked[0]}: is a folder where the import writes a file; nothing written")
+        for path in written:
+            os.replace(path, out_dir / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    moved = {name: (out_dir / getattr(result, name).name if getattr(result, name) else None)
+             for name in ("layout_written", "company_path", "report_path", "model_path", "text_path")}
+    return replace(result, directory=out_dir, **moved)
+
+
+def _import_into(note_path: Path, out_dir: Path, stem: str | None, build: bool) -> ImportResult:
     from .build import build as build_template
     from .calibrate import calibrate
     from .company import CompanyDataError, load
@@ -384,7 +445,6 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
     from .report import findings, load_report, reproduction
     from .notes import read_and_report
 
-    note_path, out_dir = Path(note_path), Path(out_dir)
     try:
         note, note_text = read_and_report(note_path)
     except NoteError as exc:
@@ -392,21 +452,21 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
     for kind in STATEMENT_KINDS:
         if not note.tables_of(kind):
             raise ImportFailed(f"{note_path.name}: no {kind} statement found; the import needs all three statements")
-    if not out_dir.is_dir():
-        raise ImportFailed(f"{out_dir}: no such folder")
     years = _years(note)
     lines = mapped_lines(note)
     layout = choose_layout(lines)
     layout_written = None
+    stem = file_stem(stem or _stem(note))
     if layout is None:
         from .infer_layout import infer_layout
         layout_data = infer_layout(note, lines)
-        stem = stem or _stem(note)
         layout_written = out_dir / f"{stem}.layout.toml"
         atomic_write(layout_written, to_toml(layout_data, "# Statement layout inferred by `python -m addin import` from "
-                                                         f"{note_path.name}; edit freely.\n"))
-        layout = spec.load_layout(layout_written)
-    stem = stem or _stem(note)
+                                                         f"{_one_line(note_path.name)}; edit freely.\n"))
+        try:
+            layout = spec.load_layout(layout_written)
+        except spec.LayoutError as exc:
+            raise ImportFailed(f"the layout inferred from the note is not usable: {exc}") from None
     by_label = {(line.table, line.label_zh): line.key for line in layout.lines}
     for m in lines:
         m.key = _key_in(layout, m.role) if layout_written is None else by_label.get((m.kind, m.label))
@@ -422,16 +482,20 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
     shares_note = company.pop("market_notes")["shares"]
     report_path = out_dir / f"{stem}.report.toml"
     company_path = out_dir / f"{stem}.toml"
-    atomic_write(report_path, to_toml(report, f"# Every figure {note_path.name} prints, at its printed precision, as read by "
-                                             "`python -m addin import`.\n# nan: a cell the note leaves empty.\n"))
-    header = (f"# {note.company or ''}（{note.ticker or ''}）, from {note_path.name} by `python -m addin import`.\n"
-              f"# Shares: {shares_note}. Drivers: calibrated so that the model displays the printed forecast.\n")
+    atomic_write(report_path, to_toml(report, f"# Every figure {_one_line(note_path.name)} prints, at its printed precision, "
+                                             "as read by `python -m addin import`.\n# nan: a cell the note leaves empty.\n"))
+    header = (f"# {_one_line(note.company or '')}（{_one_line(note.ticker or '')}）, from {_one_line(note_path.name)} by "
+              f"`python -m addin import`.\n# Shares: {shares_note}. Drivers: calibrated so that the model displays the "
+              "printed forecast.\n")
     atomic_write(company_path, to_toml(company, header))
+    implied_reported: dict = {}
     try:
-        drivers = calibrate(load_report(report_path).data, company_path)
+        drivers = calibrate(load_report(report_path).data, company_path, reported=implied_reported)
     except CompanyDataError as exc:
         raise ImportFailed(f"the company file written from the note is not usable: {exc}") from None
     company["drivers"] = drivers
+    for (key, year), value in implied_reported.items():  # a figure the forecast implies (last year's dividend)
+        company["actual"][year][key] = value
     atomic_write(company_path, to_toml(company, header))
     example = example_valuation(load(company_path))   # the valuation a first open shows, labelled as an example
     company["rating"].update(example["rating"])
@@ -450,7 +514,7 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
     model_path = None
     if build:
         model_path = build_template(out_dir / f"{stem}.xlsm", loaded)
-    text = _import_text(note_path, note_text, layout, layout_written, lines, found, missed, problems, model)
+    text = _import_text(note_path, note_text, layout, layout_written, lines, found, missed, problems, model, note)
     text_path = out_dir / f"{stem}.import.txt"
     atomic_write(text_path, text)
     total = len(load_report(report_path).printed())
@@ -487,9 +551,14 @@ def _stem(note: Note) -> str:
     return f"{ticker}_{(note.date or '').replace('-', '')}".rstrip("_")
 
 
-def _import_text(note_path, note_text, layout, layout_written, lines, found, missed, problems, model) -> str:
-    out = [f"Import of {note_path.name}", ""]
+def _import_text(note_path, note_text, layout, layout_written, lines, found, missed, problems, model, note) -> str:
+    out = [f"Import of {_one_line(note_path.name)}", ""]
     out.append(f"Layout: {layout.name}" + (f" (inferred, written to {layout_written.name})" if layout_written else " (known)"))
+    if layout_written:  # the layout names its sheets; the note's titles (converter output) are shown, not used
+        for statement in layout.statements:
+            title = note.table(statement.table).title
+            shown = title if len(title) <= 60 else title[:60] + "…"
+            out.append(f"  sheet {statement.sheet}: the note's {statement.table} table, titled {shown!r}")
     mapped = [m for m in lines if m.key]
     unmapped = [m for m in lines if not m.key]
     out.append(f"Lines placed in the layout: {len(mapped)}; not placed: {len(unmapped)}")

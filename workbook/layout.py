@@ -159,6 +159,11 @@ def sheets(model_layout: spec.Layout, lines: list[Line]) -> tuple[Sheet, ...]:
         line(key, label) if _table_of(model_layout, key) == spec.SUMMARY else mirror(key, label)
         for key, label in model_layout.summary_rows)
     ratio_rows = tuple([mirror(k) for k in model_layout.ratio_mirrors] + [line(k) for k in model_layout.keys(spec.RATIOS)])
+    taken = {name.casefold() for name in FIXED_SHEETS}
+    for sheet in (model_layout.summary_sheet, model_layout.ratios_sheet, *(s.sheet for s in model_layout.statements)):
+        if sheet.casefold() in taken:
+            raise spec.LayoutError(f"{model_layout.path.name}: sheet {sheet!r} is the name of one of the template's own "
+                                   "sheets; give the layout's sheet another name")
     return (
         Sheet(COVER, "封面 Cover", "scalar", (
             heading("市场数据 Market data (输入 inputs)"),
@@ -193,6 +198,7 @@ def sheets(model_layout: spec.Layout, lines: list[Line]) -> tuple[Sheet, ...]:
 
 
 SCENARIOS = "情景"
+FIXED_SHEETS = (COVER, DRIVERS, SCENARIOS, VALUATION_BASES, VALUATION, SENSITIVITY, RATING, CHECKS, CONF, BLUEPRINT, SOURCE)
 
 
 def scenario_sheets(lines: list[Line]) -> tuple:
@@ -345,8 +351,9 @@ def _is_formula(line_: Line, year_kind: str | None) -> bool:
 
 class _Ranges:
     """Excel text for the formula forms that read other years: a line's forecast row, one-value
-    lines side by side, and a line's value in the year a cell names (ER_AT_YEAR over the line's
-    row and its sheet's header row)."""
+    lines side by side, a line's value in the year a cell names (ER_AT_YEAR over the line's
+    row and its sheet's header row), and a line's row from its first reported year through the
+    year of the cell being written."""
 
     def __init__(self, placement: "Placement", sheet: str, year: str | None = None, col: int | None = None):
         self.p, self.sheet, self.year, self.col = placement, sheet, year, col
@@ -383,6 +390,12 @@ class _Ranges:
         own = cell_name(HEADER_ROW, self.col, True)
         return (f"{BY_FORMULA_NAME['years_after'].excel_name}({self.p.address(year_key, None, self.sheet, True)},{own},"
                 f"{self._header(self.sheet)})")
+
+    def history(self, key: str) -> str:
+        labels = [y.label for y in self.p.years if y.kind != BASE]
+        if self.year not in labels:
+            raise ValueError(f"history({key}) is read by a yearly line, in its own year")
+        return self._row(key, labels[:labels.index(self.year) + 1])
 
     def column(self, keys) -> str:
         cells = [self.p.home[(k, None)] for k in keys]

@@ -13,20 +13,25 @@ table kind or a line lives in the label data, not here.
 """
 from __future__ import annotations
 
+import bisect
 import itertools
+import math
 import os
 import re
 import unicodedata
-from collections import Counter
-from dataclasses import dataclass, field
+from collections import Counter, deque
+from dataclasses import astuple, dataclass, field
 from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
+
 from udfs.errors import DataError
 from udfs.findings import Interval, Printed
 
+from .files import read_regular
 from .tomlfile import read_toml
 
 LABEL_ROLES = Path(__file__).parent / "data" / "label_roles.toml"
@@ -47,6 +52,20 @@ NEGATIVE_ZERO = "-0 read as 0"
 PLACEHOLDER = "placeholder read as empty"
 LABEL_SPLIT = "label split across two rows"
 LABEL_ABOVE = "label printed on the row above its figures"
+FOOTNOTE_MARK = "footnote mark after a figure dropped"
+
+# What a converted note can be. The largest real note is ~40 KB with tables of ~60 rows and
+# ~10 columns; these bounds are far above that and keep every stage's work bounded before
+# anything is allocated: a file, a table or a span beyond them is refused, not read.
+MAX_NOTE_BYTES = 4_000_000
+MAX_TABLES = 500
+MAX_TABLE_ROWS = 1_000
+MAX_COLUMNS = 64
+MAX_CELL_CHARS = 1_000         # a longer cell is cut there (a converter's run-on text, not a figure or a label)
+MAX_NUMBER_CHARS = 40          # "1,234,567,890.123456" with a sign, parentheses and %: never longer
+MAX_INTEGER_DIGITS = 15        # a float holds 15 significant digits exactly; a printed figure never needs more
+MAX_DECIMALS = 10
+MAX_WARNINGS_LISTED = 200      # the import report lists this many cells it could not read, then a count
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,20 +125,27 @@ def default_label_data() -> LabelData:
     return load_label_data()
 
 
-_TRAILING_PARENS = re.compile(r"\s*\([^()]*\)\s*$")
-
-
 def normalise_label(label: str) -> str:
     """The form labels are matched in: full-width folded, no spaces, no trailing colon or
     parenthesised unit or mark, case ignored."""
-    text = unicodedata.normalize("NFKC", label)
-    text = re.sub(r"\s+", "", text).rstrip(":")
-    while True:
-        stripped = _TRAILING_PARENS.sub("", text).rstrip(":")
-        if stripped == text or not stripped:
+    text = "".join(unicodedata.normalize("NFKC", label).split()).rstrip(":")
+    return _without_trailing_groups(text).casefold()
+
+
+def _without_trailing_groups(text: str) -> str:
+    """`text` without the parenthesised groups (and colons) that end it: 营业收入(百万元)(%) is
+    营业收入; nothing is stripped that would leave nothing. A hand parser working from the end,
+    linear in the text (a regular expression applied in a loop was quadratic in a label of
+    30,000 parentheses)."""
+    while text.endswith(")"):
+        opening = text.rfind("(")
+        if opening < 0 or text.find(")", opening) != len(text) - 1:
+            break  # no group, or a nested one: left as printed
+        stripped = text[:opening].rstrip(":")
+        if not stripped:
             break
         text = stripped
-    return text.casefold()
+    return text
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,13 +179,23 @@ _GROUPED = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 
 
 def parse_number(raw: str, percent: bool = False) -> PrintedNumber | None:
-    """One printed figure, or None when the text is empty, a placeholder or not a number.
+    """One printed figure, or None when the text is empty, a placeholder or not a number this
+    parser can represent exactly as printed: longer than MAX_NUMBER_CHARS, more than
+    MAX_INTEGER_DIGITS digits before the point or MAX_DECIMALS after it. Every figure of a note
+    is read here.
 
-    `percent` says the row or table is in percent, so a bare `35.0` is 35.0%."""
+    `percent` says the row or table is in percent, so a bare `35.0` is 35.0%. A footnote mark
+    after a figure (1000¹, 1200①, 35.2*) is dropped and reported, never read as a digit; one
+    anywhere else makes the text not a number."""
     text = raw.strip()
-    if not text:
+    if not text or len(text) > MAX_NUMBER_CHARS:
         return None
     repairs = []
+    text, marked = _without_footnote_mark(text)
+    if marked:
+        repairs.append(FOOTNOTE_MARK)
+    if not text or any(unicodedata.category(ch) == "No" for ch in text):
+        return None  # ², ① or ½ inside a figure: NFKC would turn it into a digit
     folded = unicodedata.normalize("NFKC", text)
     if folded != text:
         repairs.append(FULL_WIDTH)
@@ -191,7 +227,10 @@ def parse_number(raw: str, percent: bool = False) -> PrintedNumber | None:
         if folded.startswith("-"):
             return None  # (-5) has no agreed meaning
         folded = "-" + folded.lstrip("+")
-    decimals = len(folded.split(".")[1]) if "." in folded else 0
+    whole, _, fraction = folded.lstrip("+-").partition(".")
+    if len(whole.lstrip("0")) > MAX_INTEGER_DIGITS or len(fraction) > MAX_DECIMALS:
+        return None  # more digits than a float holds as printed: not a figure this model can show
+    decimals = len(fraction)
     value = float(folded)
     if value == 0 and folded.startswith("-"):
         repairs.append(NEGATIVE_ZERO)
@@ -199,8 +238,22 @@ def parse_number(raw: str, percent: bool = False) -> PrintedNumber | None:
     return PrintedNumber(value, decimals, percent, raw, tuple(repairs))
 
 
+_FOOTNOTE_SYMBOLS = "*†‡"
+
+
+def _without_footnote_mark(text: str) -> tuple[str, bool]:
+    """(`text` without the footnote mark that ends it, whether there was one): superscript or
+    circled digits (Unicode "other number": ¹ ² ① ⑴ ❶) and * † ‡ after the figure."""
+    end = len(text)
+    while end and (unicodedata.category(text[end - 1]) == "No" or text[end - 1] in _FOOTNOTE_SYMBOLS):
+        end -= 1
+    return text[:end].rstrip(), end < len(text)
+
+
 def parse_range(raw: str) -> tuple[PrintedNumber, PrintedNumber] | None:
     """A printed range such as `30-61.45` or `15.16/10.09`, in printed order."""
+    if len(raw) > 2 * MAX_NUMBER_CHARS + 10:
+        return None
     text = unicodedata.normalize("NFKC", raw).strip()
     match = re.match(r"^([\d.,\s]+?)\s*[-~/至]\s*([\d.,\s]+)$", text)
     if not match:
@@ -253,6 +306,7 @@ class Table:
     line: int                    # line of the note (1-based) where the table starts
     heading: str | None = None   # the Markdown section it sits in
     header: list[str] = field(default_factory=list)
+    search: tuple | None = field(default=None, repr=False, compare=False)   # the subtotal search, once done
 
     @property
     def lines(self) -> list[Row]:
@@ -359,6 +413,7 @@ class _HtmlTable(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.rows: list[list[tuple[str, bool, int, int]]] = []
         self._cell: list[str] | None = None
+        self._cell_chars = 0
         self._span = (1, 1)
         self._bold = False
         self._cell_bold = False
@@ -366,43 +421,55 @@ class _HtmlTable(HTMLParser):
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if tag == "tr":
-            self.rows.append([])
+            self._new_row()
         elif tag in ("td", "th"):
             if not self.rows:
-                self.rows.append([])
-            self._cell = []
+                self._new_row()
+            if len(self.rows[-1]) >= MAX_COLUMNS:
+                raise NoteError(f"a table row has more than {MAX_COLUMNS} cells; not a table of a broker note")
+            self._cell, self._cell_chars = [], 0
             self._cell_bold = tag == "th"
-            self._span = (_span(attrs.get("rowspan")), _span(attrs.get("colspan")))
+            self._span = (_span(attrs.get("rowspan"), MAX_TABLE_ROWS), _span(attrs.get("colspan"), MAX_COLUMNS))
         elif tag in ("b", "strong"):
             self._bold = True
             self._cell_bold = self._cell_bold or self._cell is not None
-        elif tag == "br" and self._cell is not None:
+        elif tag == "br" and self._cell is not None and self._cell_chars <= MAX_CELL_CHARS:
             self._cell.append(" ")
+            self._cell_chars += 1
+
+    def _new_row(self):
+        if len(self.rows) >= MAX_TABLE_ROWS:
+            raise NoteError(f"a table has more than {MAX_TABLE_ROWS:,} rows; not a table of a broker note")
+        self.rows.append([])
 
     def handle_endtag(self, tag):
         if tag in ("td", "th") and self._cell is not None:
-            self.rows[-1].append(("".join(self._cell).strip(), self._cell_bold, *self._span))
+            self.rows[-1].append((_bounded_cell("".join(self._cell).strip()), self._cell_bold, *self._span))
             self._cell = None
         elif tag in ("b", "strong"):
             self._bold = False
 
     def handle_data(self, data):
-        if self._cell is not None:
+        if self._cell is not None and self._cell_chars <= MAX_CELL_CHARS:
             self._cell.append(data)
+            self._cell_chars += len(data)
 
     def grid(self) -> list[list[tuple[str, bool]]]:
+        """The rows as a rectangle of cells. A span is clamped to the table (rowspan to the rows
+        left, every row to MAX_COLUMNS), as browsers do, so no span allocates beyond the table."""
         grid: list[list[tuple[str, bool] | None]] = []
         pending: dict[tuple[int, int], tuple[str, bool]] = {}
         for r, cells in enumerate(self.rows):
             out: list = []
             c = 0
-            queue = list(cells)
-            while queue or (r, c) in pending:
+            queue = deque(cells)
+            while (queue or (r, c) in pending) and c < MAX_COLUMNS:
                 if (r, c) in pending:
                     out.append(pending.pop((r, c)))
                     c += 1
                     continue
-                text, bold, rowspan, colspan = queue.pop(0)
+                text, bold, rowspan, colspan = queue.popleft()
+                rowspan, colspan = min(rowspan, len(self.rows) - r), min(colspan, MAX_COLUMNS - c)
                 for dc in range(colspan):
                     # a cell spanning columns is printed once; the rest of its span is empty
                     out.append((text, bold) if dc == 0 else ("", bold))
@@ -413,11 +480,17 @@ class _HtmlTable(HTMLParser):
         return grid
 
 
-def _span(value) -> int:
-    try:
-        return max(1, int(str(value).strip().strip('"')))
-    except (TypeError, ValueError):
+def _span(value, largest: int) -> int:
+    """A rowspan or colspan attribute as a whole number from 1 to `largest` (1 when unreadable)."""
+    text = str(value).strip().strip('"')
+    if not text.isascii() or not text.isdigit():
         return 1
+    return max(1, min(largest, int(text[:7])))
+
+
+def _bounded_cell(text: str) -> str:
+    """A cell's text cut at MAX_CELL_CHARS (a converter's run-on text, never a figure or a label)."""
+    return text if len(text) <= MAX_CELL_CHARS else text[:MAX_CELL_CHARS] + "…"
 
 
 class _Markup(HTMLParser):
@@ -442,15 +515,45 @@ def _strip_markup(cell: str) -> tuple[str, bool]:
     return "".join(parser.parts).strip(), parser.bold
 
 
-_HTML_TABLE = re.compile(r"<table\b.*?</table\s*>", re.IGNORECASE | re.DOTALL)
-_PREAMBLE_END = re.compile(r"^={5,}\s*$", re.MULTILINE)
+def _html_tables(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every `<table …>…</table>` in the text, in order, case ignored: a hand
+    scanner, linear in the text (a lazy regular expression rescanned the rest of the note from
+    every unclosed `<table`). A table never closed ends the search: the rest is text."""
+    lower = text.lower()
+    found, pos = [], 0
+    while True:
+        start = lower.find("<table", pos)
+        if start < 0:
+            return found
+        after = lower[start + 6:start + 7]
+        if after and (after.isalnum() or after == "_"):
+            pos = start + 6
+            continue
+        close = lower.find("</table", start)
+        while close >= 0:
+            end = close + 7
+            while end < len(lower) and lower[end].isspace():
+                end += 1
+            if end < len(lower) and lower[end] == ">":
+                break
+            close = lower.find("</table", close + 7)
+        if close < 0:
+            return found
+        found.append((start, end + 1))
+        if len(found) > MAX_TABLES:
+            raise NoteError(f"more than {MAX_TABLES} tables; not a broker note")
+        pos = end + 1
 
 
 def _body(text: str) -> str:
-    """The converted note without a provenance header ended by a line of '=' near the top."""
-    match = _PREAMBLE_END.search(text)
-    if match and text.count("\n", 0, match.start()) < 30:
-        return text[match.end():]
+    """The converted note without a provenance header ended by a line of '=' near the top
+    (five or more, nothing else on the line but trailing spaces)."""
+    offset = 0
+    for line in text.split("\n", 30)[:30]:
+        bare = line.rstrip()
+        if len(bare) >= 5 and bare == "=" * len(bare):
+            return text[offset + len(line):]
+        offset += len(line) + 1
     return text
 
 
@@ -462,20 +565,21 @@ class _Item(NamedTuple):
 
 def _items(text: str) -> list[_Item]:
     items = []
-    pos = 0
-    for match in list(_HTML_TABLE.finditer(text)) + [None]:
-        end = match.start() if match else len(text)
+    pos, line_at_pos = 0, 1
+    for span in _html_tables(text) + [None]:
+        end = span[0] if span else len(text)
         chunk = text[pos:end]
-        first = text.count("\n", 0, pos) + 1
         lines = chunk.split("\n")
         for i, line in enumerate(lines):
-            if match and i == len(lines) - 1 and not line.strip():
+            if span and i == len(lines) - 1 and not line.strip():
                 continue  # the table starts on this line
             if line.strip() or i < len(lines) - 1:
-                items.append(_Item(first + i, "text", line.rstrip("\r")))
-        if match:
-            items.append(_Item(text.count("\n", 0, match.start()) + 1, "html", match.group(0)))
-            pos = match.end()
+                items.append(_Item(line_at_pos + i, "text", line.rstrip("\r")))
+        if span:
+            table_line = line_at_pos + chunk.count("\n")
+            items.append(_Item(table_line, "html", text[span[0]:span[1]]))
+            line_at_pos = table_line + text.count("\n", span[0], span[1])
+            pos = span[1]
     return items
 
 
@@ -499,13 +603,37 @@ def _year_columns(header: list[str]) -> list[YearColumn]:
     return [YearColumn(cell, year, mark in ("E", "F", "P"), mark, i) for i, (year, mark), cell in found]
 
 
-_PARENS = re.compile(r"[(（]\s*([^()（）]*?)\s*[)）]")
+_OPENING, _CLOSING = "(（", ")）"
+
+
+def paren_groups(text: str) -> list[tuple[int, int, str]]:
+    r"""(start, end, inner text stripped) of every innermost parenthesised group, half- or
+    full-width, left to right: what `[(（]\s*([^()（）]*?)\s*[)）]` finds, by a hand scanner
+    linear in the text (that pattern backtracked quadratically on a long run of spaces)."""
+    groups, opened = [], None
+    for i, ch in enumerate(text):
+        if ch in _OPENING:
+            opened = i
+        elif ch in _CLOSING and opened is not None:
+            groups.append((opened, i + 1, text[opened + 1:i].strip()))
+            opened = None
+    return groups
+
+
+def without_paren_groups(text: str) -> str:
+    """`text` with every group `paren_groups` finds taken out."""
+    out, pos = [], 0
+    for start, end, _inner in paren_groups(text):
+        out.append(text[pos:start])
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _unit_in(text: str, data: LabelData) -> str | None:
     """A unit named in parentheses, or after 单位:, if it is one."""
     folded = unicodedata.normalize("NFKC", text)
-    candidates = [m.group(1) for m in _PARENS.finditer(folded)]
+    candidates = [inner for _start, _end, inner in paren_groups(folded)]
     match = re.search(r"单位\s*:\s*([^\s,;)]+)", folded)
     if match:
         candidates.insert(0, match.group(1))
@@ -581,7 +709,7 @@ def _table_from_grid(grid: list[list[tuple[str, bool]]], form: str, line: int, c
             if not _is_scheme_header(header, data) else raw_rows
     first = _strip_markup(header[0])[0] if header else ""
     unit = _unit_in(first, data)
-    title_from_cell = _PARENS.sub("", first).strip()
+    title_from_cell = without_paren_groups(first).strip()
     kind = _title_keyword_kind(title_from_cell, data) if years else None
     title = title_from_cell if kind else (context[-1] if context else title_from_cell)
     if years and not kind:
@@ -657,9 +785,10 @@ def _market_from(note_tables: list[Table], text_lines: list[str], data: LabelDat
         if table.kind == "market":
             pairs.extend((r.label, r.texts[0] if r.texts else "") for r in table.rows)
     for line in text_lines:
-        match = re.match(r"^\s*([^\t:：]{2,16}?)\s*[:：]\s*([-\d.,\s]+)\s*(\S*)\s*$", line)
-        if match and _market_role(match.group(1), data) == "price":
-            pairs.append((f"{match.group(1)}({match.group(3)})" if match.group(3) else match.group(1), match.group(2)))
+        found = market_line(line)
+        if found and _market_role(found[0], data) == "price":
+            label, figure, unit = found
+            pairs.append((f"{label}({unit})" if unit else label, figure))
     for label, raw in pairs:
         role = _market_role(label, data)
         unit = _unit_in(label, data)
@@ -682,13 +811,40 @@ def _market_from(note_tables: list[Table], text_lines: list[str], data: LabelDat
         market.currency_printed = market.price.unit
         market.currency = data.currency_of(market.price.unit)
     text = "\n".join(text_lines)
-    fx = re.search(r"1\s*([A-Z]{3})\s*=\s*([\d.]+)\s*([A-Z]{3})", text)
-    if fx:
-        market.fx = (fx.group(1), fx.group(3), parse_number(fx.group(2)))
+    fx = _FX.search(text)
+    rate = parse_number(fx.group(2)) if fx else None
+    if rate is not None and rate.value > 0:  # "1 XXX = . YYY" is not a rate
+        market.fx = (fx.group(1), fx.group(3), rate)
     date = re.search(r"股价(?:时间|日期)\s*(?:为|:|：)?\s*(\d{4}-\d{1,2}-\d{1,2})", text)
     if date:
         market.price_date = _iso(date.group(1))
     return market
+
+
+_FIGURE_CHARS = set("-0123456789.,")
+# "1 XXX = 0.9126 YYY". Possessive quantifiers and a look-behind: each attempt starts at most once
+# per run of digits or spaces, so the search is linear in the note.
+_FX = re.compile(r"(?<![\d.])1[ \t]*+([A-Z]{3})[ \t]*+=[ \t]*+(\d++(?:\.\d++)?|\.++)[ \t]*+([A-Z]{3})")
+
+
+def market_line(line: str) -> tuple[str, str, str] | None:
+    """(label, figure text, unit) of a text line printing one market figure, `收盘价: 312.40 元`:
+    a label of 2-16 characters (no tab), a colon, figure characters (digits, signs, points,
+    commas, spaces), then at most one word. A hand parser, linear in the line (the regular
+    expression it replaces backtracked cubically on a long run of spaces)."""
+    cut = min((i for i in (line.find(":"), line.find("：")) if i >= 0), default=-1)
+    if cut < 0:
+        return None
+    label, rest = line[:cut].strip(), line[cut + 1:].strip()
+    if not 2 <= len(label) <= 16 or "\t" in label:
+        return None
+    end = 0
+    while end < len(rest) and (rest[end] in _FIGURE_CHARS or rest[end].isspace()):
+        end += 1
+    figure, unit = rest[:end].strip(), rest[end:].strip()
+    if not figure or any(ch.isspace() for ch in unit):
+        return None
+    return label, figure, unit
 
 
 def _low_first(label: str) -> bool:
@@ -702,7 +858,11 @@ def _iso(text: str) -> str:
     return f"{int(parts[0]):04d}-{int(parts[1]):02d}-{int(parts[2]):02d}"
 
 
-_BAND_NUMBER = r"([+-]?\d+(?:\.\d+)?)\s*%"
+# A percentage in a rating band's text. Possessive quantifiers and a look-behind keep every
+# search linear: an attempt never restarts inside a number or re-reads a run of spaces.
+_BAND_NUMBER = r"(?<![\d.])([+-]?\d++(?:\.\d++)?)\s*+%"
+_BAND_SPAN = re.compile(r"(?<![\d.])([+-]?\d++(?:\.\d++)?)\s*+(?:%\s*+)?(?:至|~|到)\s*+" + _BAND_NUMBER)
+_BAND_ONE = re.compile(r"(?:([><≥≤]=?)\s*+)?" + _BAND_NUMBER + r"(?:\s*+(以上|以下))?")
 
 
 def _band(label: str, text: str, data: LabelData) -> RatingBand | None:
@@ -710,15 +870,16 @@ def _band(label: str, text: str, data: LabelData) -> RatingBand | None:
     folded = "".join("-" if c in _MINUS_SIGNS else c for c in folded)
     words = data.section("rating_scheme")
     sign = -1 if any(w in folded for w in words.get("weaker", [])) else 1
-    span = re.search(_BAND_NUMBER + r"?\s*(?:至|~|到)\s*" + _BAND_NUMBER, folded)
-    if span:
-        a, b = float(span.group(1)), float(span.group(2))
-        lo, hi = sorted((sign * a, sign * b))
+    span = _BAND_SPAN.search(folded)
+    a, b = (parse_number(span.group(1)), parse_number(span.group(2))) if span else (None, None)
+    if a is not None and b is not None:
+        lo, hi = sorted((sign * a.value, sign * b.value))
         return RatingBand(label, lo, hi, None, None, text)
-    one = re.search(r"([><≥≤]=?)?\s*" + _BAND_NUMBER + r"\s*(以上|以下)?", folded)
-    if not one:
+    one = _BAND_ONE.search(folded)
+    number = parse_number(one.group(2)) if one else None
+    if number is None:
         return None
-    op, value, word = one.group(1), float(one.group(2)), one.group(3)
+    op, value, word = one.group(1), number.value, one.group(3)
     note = ""
     if word == "以上" or op in (">", "≥", ">="):
         above = True
@@ -753,7 +914,7 @@ def _scheme_from(tables: list[Table], text_lines_after: dict[int, list[str]], da
                 label_cell, text_cell = cells[1], (cells[2] if len(cells) > 2 else "")
             else:
                 label_cell, text_cell = cells[0], (cells[1] if len(cells) > 1 else "")
-            label = _PARENS.sub("", label_cell).strip()
+            label = without_paren_groups(label_cell).strip()
             if not label:
                 continue
             if any(u == label for u in words.get("unrated", [])):
@@ -784,21 +945,44 @@ def _benchmarks(text: str, data: LabelData) -> dict[str, str]:
 
 def _horizon(text: str) -> tuple[tuple[int, int] | None, str | None]:
     folded = unicodedata.normalize("NFKC", text).replace("～", "~")
-    match = re.search(r"(\d+)\s*[-~至到]\s*(\d+)\s*个月", folded)
+    match = re.search(r"(?<!\d)(\d{1,3}+)\s*+[-~至到]\s*+(\d{1,3}+)\s*+个月", folded)
     if not match:
         return None, None
     return (int(match.group(1)), int(match.group(2))), match.group(0)
 
 
-_TICKER = re.compile(r"([\u4e00-\u9fffA-Za-z][\u4e00-\u9fffA-Za-z&·]*)\s*[（(]\s*(\d{3,6}\.[A-Z]{1,2})\s*[)）]")
-_DATE = re.compile(r"((?:19|20)\d{2})\s*(?:年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日|-(\d{1,2})-(\d{1,2}))")
+_TICKER_IN_PARENS = re.compile(r"[（(]\s*+(\d{3,6}\.[A-Z]{1,2})\s*+[)）]")
+_DATE = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*+(?:年\s*+(\d{1,2})\s*+月\s*+(\d{1,2})\s*+日|-(\d{1,2})-(\d{1,2}))")
+
+
+def _name_char(ch: str, first: bool = False) -> bool:
+    return "\u4e00" <= ch <= "\u9fff" or (ch.isascii() and ch.isalpha()) or (not first and ch in "&·")
+
+
+def company_and_ticker(text: str) -> tuple[str, str] | None:
+    """The first `名称（600519.SH）` in the text: the name (Chinese or Latin letters, & and ·
+    inside) printed right before a ticker in parentheses. Each ticker found is followed back to
+    its name by hand, so the search is linear in the text (the pattern it replaces retried every
+    character of a long run of prose)."""
+    for match in _TICKER_IN_PARENS.finditer(text):
+        end = match.start()
+        while end and text[end - 1].isspace():
+            end -= 1
+        start = end
+        while start and _name_char(text[start - 1]):
+            start -= 1
+        while start < end and not _name_char(text[start], first=True):
+            start += 1
+        if start < end:
+            return text[start:end], match.group(1)
+    return None
 
 
 def _identity(text: str, data: LabelData) -> tuple[str | None, str | None, str | None, str | None]:
     company = ticker = market = date = None
-    match = _TICKER.search(text)
-    if match:
-        company, ticker = match.group(1), match.group(2)
+    found = company_and_ticker(text)
+    if found:
+        company, ticker = found
         market = data.section("exchanges").get(ticker.rsplit(".", 1)[1])
     match = _DATE.search(text)
     if match:
@@ -812,8 +996,9 @@ def _rating_from(text: str, labels: list[str], data: LabelData):
     if not labels or not actions:
         return None, None, None
     folded = unicodedata.normalize("NFKC", text)
-    pattern = "({})\\s*\\(\\s*({})\\s*\\)".format("|".join(map(re.escape, sorted(labels, key=len, reverse=True))),
-                                                "|".join(map(re.escape, sorted(actions, key=len, reverse=True))))
+    printed_labels = "|".join(map(re.escape, sorted(labels, key=len, reverse=True)))   # note text, escaped: data
+    action_words = "|".join(map(re.escape, sorted(actions, key=len, reverse=True)))
+    pattern = rf"({printed_labels})\s*+\(\s*+({action_words})\s*+\)"
     match = re.search(pattern, folded)
     if not match:
         return None, None, None
@@ -829,20 +1014,33 @@ class NoteError(DataError):
 
 
 def _note_text(source: str | Path) -> str:
+    """The note's text: `source` read as a file when it is a path (a regular file of at most
+    MAX_NOTE_BYTES in UTF-8: a FIFO, a device or a folder is refused before a byte is read), or
+    `source` itself; control characters a converter leaves are replaced by spaces."""
     looks_like_path = isinstance(source, Path) or (
         "\n" not in source and "\t" not in source and len(source) < 1024
         and (source.endswith((".txt", ".md")) or os.path.exists(source)))
     if not looks_like_path:
-        return source
+        if len(source) > MAX_NOTE_BYTES:
+            raise NoteError(f"{len(source):,} characters is more than a broker note ({MAX_NOTE_BYTES:,}); refused")
+        return without_control_characters(source)
     path = Path(source)
+    raw = read_regular(path, MAX_NOTE_BYTES, NoteError, "note file")
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NoteError(f"{path}: no such file") from None
+        return without_control_characters(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise NoteError(f"{path}: not UTF-8 text; save the converter's output as UTF-8") from None
-    except OSError as exc:
-        raise NoteError(f"{path}: {exc.strerror or exc}") from None
+
+
+_KEPT_CONTROLS = "\t\n\r"
+
+
+def without_control_characters(text: str) -> str:
+    """`text` with every control character but tab and line ends replaced by a space: none can
+    reach a label, a data file or a workbook (XML cannot hold them)."""
+    if not any(unicodedata.category(ch) == "Cc" and ch not in _KEPT_CONTROLS for ch in text):
+        return text
+    return "".join(" " if unicodedata.category(ch) == "Cc" and ch not in _KEPT_CONTROLS else ch for ch in text)
 
 
 _SOURCE_LINE = re.compile(r"^(资料来源|数据来源|!\[)")
@@ -865,6 +1063,8 @@ def read_note(source: str | Path, data: LabelData | None = None) -> Note:
 
     def add(table: Table | None):
         if table:
+            if len(tables) >= MAX_TABLES:
+                raise NoteError(f"more than {MAX_TABLES} tables; not a broker note")
             tables.append(table)
             after[id(table)] = []
 
@@ -883,8 +1083,7 @@ def read_note(source: str | Path, data: LabelData | None = None) -> Note:
                 block.append(items[i])
                 i += 1
             for start, rows in _split_tsv(block):
-                grid = [[(cell, False) for cell in line.content.split("\t")] for line in rows]
-                add(_table_from_grid(grid, "tsv", start, context, heading, data))
+                add(_table_from_grid(_tsv_grid(start, rows), "tsv", start, context, heading, data))
         else:
             line = item.content.strip()
             text_lines.append(item.content)
@@ -910,8 +1109,22 @@ def read_note(source: str | Path, data: LabelData | None = None) -> Note:
             for y, raw, cell in ((y, row.texts[y.column - 1] if y.column - 1 < len(row.texts) else "", c)
                                  for y, c in zip(table.years, row.cells)):
                 if cell is None and raw.strip() and PLACEHOLDER not in row.repairs:
-                    warnings.append(f"{table.title} {row.label} {y.label}: {raw!r} is not a number")
+                    shown = raw if len(raw) <= 40 else raw[:40] + f"… ({len(raw):,} characters)"
+                    warnings.append(f"{table.title} {row.label} {y.label}: {shown!r} is not a number")
     return Note(tables, market, rating, action, printed, scheme, company, ticker, exchange_market, date, warnings)
+
+
+def _tsv_grid(start: int, rows: list[_Item]) -> list[list[tuple[str, bool]]]:
+    """The cells of a tab-separated table, its size bounded like an HTML table's."""
+    if len(rows) > MAX_TABLE_ROWS:
+        raise NoteError(f"the table at line {start} has more than {MAX_TABLE_ROWS:,} rows; not a table of a broker note")
+    grid = []
+    for line in rows:
+        cells = line.content.split("\t", MAX_COLUMNS)
+        if len(cells) > MAX_COLUMNS:
+            raise NoteError(f"line {line.line} has more than {MAX_COLUMNS} tab-separated cells; not a table of a broker note")
+        grid.append([(_bounded_cell(cell), False) for cell in cells])
+    return grid
 
 
 def _split_tsv(block: list[_Item]):
@@ -998,32 +1211,6 @@ class PartialIdentity:
     failed: tuple[tuple[str, float, float], ...]   # (year, printed, computed from the parts)
 
 
-def _check(total: Row, parts: list[Row], signs: tuple[int, ...], years: list[YearColumn]):
-    """(informative years held, years failed with printed and computed values).
-
-    A year holds when the printed total's interval meets the interval the printed parts allow.
-    A year is informative only when the total is larger than the rounding slack of the sum, so
-    that a sum of zeros cannot "explain" a small figure such as EPS."""
-    held, failed = [], []
-    for j, year in enumerate(years):
-        t = total.cells[j]
-        cells = [p.cells[j] for p in parts]
-        if t is None or any(c is None for c in cells):
-            continue
-        lo = hi = point = 0.0
-        for sign, c in zip(signs, cells):
-            iv = c.interval()
-            lo, hi = (lo + iv.lo, hi + iv.hi) if sign > 0 else (lo - iv.hi, hi - iv.lo)
-            point += sign * c.value
-        tv = t.interval()
-        if lo <= tv.hi + 1e-9 and tv.lo - 1e-9 <= hi:
-            if abs(t.value) > (hi - lo + tv.hi - tv.lo) / 2:
-                held.append(year.label)
-        else:
-            failed.append((year.label, t.value, round(point, max(c.decimals for c in cells))))
-    return held, failed
-
-
 def _nonzero(row: Row) -> bool:
     return any(c is not None and c.value != 0 for c in row.cells)
 
@@ -1033,6 +1220,422 @@ def _nonzero(row: Row) -> bool:
 # for short runs any combination (which is also how a rearranged identity would match, so last).
 ALL_ADDED, DEDUCTIONS, FIRST_LESS_REST, ANY_SIGNS = range(4)
 NATURAL = (ALL_ADDED, DEDUCTIONS, FIRST_LESS_REST)
+# A run's patterns in the order they are tried at each length: (group, patterns), each group on
+# the lines above the total before those below it.
+RUN_GROUPS = ((0, (ALL_ADDED, DEDUCTIONS)), (1, (FIRST_LESS_REST,)), (2, (ANY_SIGNS,)))
+_RUN_GROUP = {pattern: group for group, patterns in RUN_GROUPS for pattern in patterns}
+
+# How far the search looks, and so what it costs (see `SubtotalSearch`): a subtotal adds at most
+# MAX_PARTS printed lines in a run (the notes' largest adds 14); any combination of signs is tried
+# on runs of up to ANY_SIGNS_UP_TO lines; small sets of SUBSET_SIZES lines are taken among the
+# SUBSET_WINDOW nearest lines on either side.
+MAX_PARTS = 24
+ANY_SIGNS_UP_TO = 4
+SUBSET_WINDOW = 8
+SUBSET_SIZES = (2, 3, 4)
+# The most sign patterns one candidate total is checked against, on both sides: every run length
+# under each natural pattern, every sign combination of the short runs, every small set.
+CANDIDATE_WORK = 2 * (len(NATURAL) * MAX_PARTS + sum(2 ** k - 1 for k in range(2, ANY_SIGNS_UP_TO + 1))
+                      + len(NATURAL) * sum(math.comb(SUBSET_WINDOW, k) for k in SUBSET_SIZES))
+
+
+def _is_deduction(row: Row, roles: dict[int, str | None], deductions: set[str]) -> bool:
+    if roles.get(row.position) not in deductions:
+        return False
+    values = [c.value for c in row.cells if c is not None and c.value != 0]
+    return sum(v > 0 for v in values) >= len(values) / 2 if values else False
+
+
+class SearchResult(NamedTuple):
+    subtotals: list            # Subtotal, by the total's position
+    partial: list              # PartialIdentity of the memo lines
+    examined: int              # sign patterns checked against a candidate total: the search's work
+    bound: int                 # what `examined` may reach for this table (see SubtotalSearch)
+
+
+class SubtotalSearch:
+    """Which lines of a statement add up to which: the search `infer_subtotals` documents, with
+    a stated bound on its work.
+
+    Candidates, in the order a statement is read: contiguous runs of lines directly above or
+    below a candidate total, shortest first (up to MAX_PARTS lines), under the natural sign
+    patterns, then any signs for runs of up to ANY_SIGNS_UP_TO lines; only when no run adds up
+    anywhere, small sets among the SUBSET_WINDOW nearest lines. The first candidate in that
+    order that holds in every year within the printed rounding is recorded, its parts collapse
+    into their total, and the search goes on until nothing more adds up.
+
+    The bound: each candidate total's first run and first small set are searched once, at most
+    CANDIDATE_WORK sign patterns checked (each check is linear in the run and the years), and
+    kept; a recorded subtotal changes the neighbourhood only of the totals within
+    max(MAX_PARTS, SUBSET_WINDOW) + 1 lines of its total and parts (and of its total's own
+    parts), and only those are searched again. So the patterns checked are at most
+    CANDIDATE_WORK x (lines + the totals each recorded subtotal makes stale), which the search
+    counts (`SearchResult.bound`): linear in the lines of a statement without subtotals, never
+    worse than quadratic. (The search it replaces re-tried every run length up to the table's
+    size on every total after every subtotal found, and was still running after a minute on a
+    150-line statement.)"""
+
+    def __init__(self, table: Table, data: LabelData | None = None):
+        data = data or default_label_data()
+        section = data.variants.get(table.kind, {})
+        roles = {r.position: section.get(normalise_label(r.label), (None,))[0] for r in table.lines}
+        deductions = set(data.section("deductions").get("roles", []))
+        self.table = table
+        self.years = table.years
+        self.lines = [r for r in table.lines if r.has_figures and not r.percent]
+        self.index = {r.position: i for i, r in enumerate(self.lines)}
+        self.deduction = {r.position: _is_deduction(r, roles, deductions) for r in self.lines}
+        self.nonzero = {r.position: _nonzero(r) for r in self.lines}
+        self.intervals = {r.position: [None if c is None else (*astuple(c.interval()), c.value, c.decimals)
+                                       for c in r.cells[:len(self.years)]] + [None] * (len(self.years) - len(r.cells))
+                          for r in self.lines}
+        # The same figures as arrays, for the small-set search: interval ends and values per
+        # line and year, nan where a year is not printed.
+        grid = [[self.intervals[r.position][j] for j in range(len(self.years))] for r in self.lines]
+        self.lo, self.hi, self.value = (np.array([[np.nan if c is None else c[k] for c in row] for row in grid],
+                                                 dtype=float).reshape(len(self.lines), len(self.years)) for k in range(3))
+        self.nonzero_array = np.array([self.nonzero[r.position] for r in self.lines], dtype=int)
+        self.deduction_array = np.array([self.deduction[r.position] for r in self.lines], dtype=bool)
+        self.top = list(self.lines)     # the collapsed view: rows that are part of no total found yet
+        self.found: list[Subtotal] = []
+        self.partial: dict[int, PartialIdentity] = {}
+        self.totals: set[int] = set()
+        self.children: dict[int, list[Row]] = {}
+        self.parent: dict[int, int] = {}               # part position -> the total it is part of
+        self.examined = 0
+        self.bound = CANDIDATE_WORK * len(self.lines)
+        # total position -> (its first run or small set that adds up: (key, Subtotal), or None;
+        # the near misses met before it: [(key, Subtotal, years held, years failed)])
+        self.runs: dict[int, tuple] = {}
+        self.sets: dict[int, tuple] = {}
+        self._events: list = []
+        self._reach = 0
+
+    # -- the parts of the search --------------------------------------------------------------
+    def run(self) -> SearchResult:
+        while True:
+            hit = self._best(self.runs, self._best_run, total_at=4)
+            if hit is None:
+                hit = self._best(self.sets, self._best_set, total_at=2)
+            if hit is None:
+                break
+            self._record(hit)
+        self.found.sort(key=lambda s: s.total.position)
+        memo = {r.position for r in memo_rows(self.table, self.found)}
+        partial = sorted((p for pos, p in self.partial.items() if pos in memo), key=lambda p: p.subtotal.total.position)
+        return SearchResult(self.found, partial, self.examined, self.bound)
+
+    def _best(self, cache: dict, search, total_at: int) -> Subtotal | None:
+        """The first hit over every candidate total: each total's own first hit (cached until a
+        recorded subtotal changes its neighbourhood), ordered with the total's place in the
+        table at `total_at` in the key, where the statement's reading order puts it."""
+        best, events = None, []
+        for total in self.lines:
+            if total.position in self.totals:
+                continue
+            if total.position not in cache:
+                self._events = []
+                cache[total.position] = (search(total), self._events, self._reach)
+            found, partial, _reach = cache[total.position]
+            where = self.index[total.position]
+            events += [((*key[:total_at], where, *key[total_at:]), *event) for key, *event in partial]
+            if found is not None:
+                key = (*found[0][:total_at], where, *found[0][total_at:])
+                if best is None or key < best[0]:
+                    best = (key, found[1])
+        # The near misses a reader of the statement would meet before the first hit, in that
+        # order; the first with the most years held is kept for each total.
+        for key, candidate, held, failed in sorted(events, key=lambda event: event[0]):
+            if best is not None and key >= best[0]:
+                break
+            known = self.partial.get(candidate.total.position)
+            if known is None or len(held) > len(known.held):
+                self.partial[candidate.total.position] = PartialIdentity(candidate, tuple(held), tuple(failed))
+        return best[1] if best else None
+
+    def _neighbours(self, total: Row) -> tuple[list[Row], list[Row]]:
+        positions = [r.position for r in self.top]
+        cut = bisect.bisect_left(positions, total.position)
+        below = cut + 1 if cut < len(positions) and positions[cut] == total.position else cut
+        return self.top[:cut], self.top[below:]
+
+    def _ancestors(self, row: Row) -> set[int]:
+        """Positions of the totals `row` is part of, directly or through other totals: none of
+        them may be a part of a subtotal of `row` (that would count it twice)."""
+        out, position = set(), row.position
+        while position in self.parent:
+            position = self.parent[position]
+            out.add(position)
+        return out
+
+    def _best_run(self, total: Row):
+        """((k, group, side, pattern), Subtotal) of the first run that adds up to `total` in
+        the order (run length, pattern group, side, pattern), or None. The natural patterns are
+        checked for every run length at once (numpy), with the same interval sums added in the
+        same order as `_check`; any signs, on the short runs only, one by one. Sets `_reach`:
+        how many lines on either side the answer depends on."""
+        self._reach = 0
+        if not self.nonzero[total.position]:
+            return None
+        above, below = self._neighbours(total)
+        longest = min(MAX_PARTS, len(self.lines) - 1)
+        sides = (list(reversed(above[-longest:])), below[:longest])   # nearest first, both sides
+        ancestors = self._ancestors(total)
+        found = []   # (key, side, k, pattern index, failed) of every natural hit or near miss
+        usable = {}  # (side, pattern index) -> which run lengths (index k - 1) can be a subtotal
+        runs = {}    # side -> its rows in printed order for each length: a function of k
+        for side, rows in enumerate(sides):
+            if len(rows) < 2:
+                continue
+            lines = np.array([self.index[r.position] for r in rows])
+            blocked = next((i for i, r in enumerate(rows) if r.position in ancestors), len(rows))
+            length = np.arange(1, len(rows) + 1)
+            valid = (length >= 2) & (length <= blocked) & (np.cumsum(self.nonzero_array[lines]) >= 2)
+            deduction = self.deduction_array[lines]
+            lo, hi = _run_sums(self.lo[lines], self.hi[lines], deduction, printed_backwards=side == 0)
+            held, failed, _informative, _missed = self._years(total, lo, hi)
+            for p, pattern in enumerate(NATURAL):
+                usable[(side, p)] = valid & (np.cumsum(deduction) > 0) if pattern == DEDUCTIONS else valid
+                for i in np.flatnonzero(usable[(side, p)] & (held[p] >= 2) & (held[p] >= failed[p])):
+                    k = int(i) + 1
+                    found.append(((k, _RUN_GROUP[pattern], side, pattern), side, k, p, int(failed[p, i])))
+            runs[side] = rows
+        hits = [f for f in found if f[4] == 0]
+        first = min(hits)[0] if hits else None
+        hit = None
+        for k in range(2, min(ANY_SIGNS_UP_TO, longest) + 1):   # any signs: only keys before the first natural hit
+            for side in (0, 1):
+                key = (k, _RUN_GROUP[ANY_SIGNS], side, ANY_SIGNS)
+                valid = usable.get((side, 0))   # ALL_ADDED's: every run that can be a subtotal
+                if (first is not None and key > first) or valid is None or k > len(valid) or not valid[k - 1]:
+                    continue
+                attempt = self._attempt(total, self._run(runs[side], k, side), ANY_SIGNS, key)
+                if attempt:
+                    first, hit = key, attempt
+                    break
+            if hit:
+                break
+        for (side, p), ok in usable.items():   # the natural patterns a reader meets up to the first hit
+            keys_k = np.flatnonzero(ok) + 1
+            pattern = NATURAL[p]
+            self.examined += int(sum(1 for k in keys_k if first is None or (k, _RUN_GROUP[pattern], side, pattern) <= first))
+        for key, side, k, p, failed in found:
+            if first is not None and key > first:
+                continue
+            run = self._run(runs[side], k, side)
+            signs = _signs(NATURAL[p], [self.deduction[r.position] for r in run])[0]
+            checked = self._check(total, run, signs, True)
+            candidate = Subtotal(total, tuple(Part(sg, r) for sg, r in zip(signs, run)))
+            if key == first:
+                hit = candidate
+            elif checked is not None:
+                held, missed = checked
+                self._events.append((key, candidate, held, self._failures(total, run, signs, missed)))
+        self._reach = first[0] if first is not None else longest
+        return (first, hit) if hit is not None else None
+
+    @staticmethod
+    def _run(rows: list[Row], k: int, side: int) -> list[Row]:
+        """The run of `k` lines nearest a total on one side (`rows` nearest first), in printed order."""
+        return list(reversed(rows[:k])) if side == 0 else rows[:k]
+
+    def _years(self, total: Row, lo: np.ndarray, hi: np.ndarray):
+        """For sums of parts (rows of `lo`, `hi` by year): (informative years held, years failed,
+        which years held informatively, which failed), per row, as `_check` judges a year."""
+        t = self.index[total.position]
+        t_lo, t_hi, t_value = self.lo[t], self.hi[t], self.value[t]
+        with np.errstate(invalid="ignore"):
+            counted = ~(np.isnan(lo) | np.isnan(t_lo))     # a year every figure is printed in
+            meets = counted & (lo <= t_hi + 1e-9) & (t_lo - 1e-9 <= hi)
+            informative = meets & (np.abs(t_value) > (hi - lo + t_hi - t_lo) / 2)
+        missed = counted & ~meets
+        return informative.sum(axis=-1), missed.sum(axis=-1), informative, missed
+
+    def _best_set(self, total: Row):
+        """((size, pattern, side, combination), Subtotal) of the first small set of nearby lines
+        that adds up to `total`, or None. All the sets of one size, pattern and side are checked
+        at once (numpy), with the same interval sums, in the same order, as `_check`."""
+        self._reach = SUBSET_WINDOW
+        if not self.nonzero[total.position]:
+            return None
+        above, below = self._neighbours(total)
+        sides = (above[-SUBSET_WINDOW:], below[:SUBSET_WINDOW])
+        ancestors = self._ancestors(total)
+        for size in SUBSET_SIZES:
+            for pattern in NATURAL:
+                for side, rows in enumerate(sides):
+                    if len(rows) < size:
+                        continue
+                    lines = np.array([self.index[r.position] for r in rows])
+                    combos = lines[_combinations(len(rows), size)]            # (sets, size): line indexes
+                    usable = (self.nonzero_array[combos].sum(axis=1) >= 2) & \
+                        ~np.isin(combos, [self.index[a] for a in ancestors if a in self.index]).any(axis=1)
+                    deduction = self.deduction_array[combos]
+                    if pattern == ALL_ADDED:
+                        positive = np.ones(combos.shape, dtype=bool)
+                    elif pattern == DEDUCTIONS:
+                        positive, usable = ~deduction, usable & deduction.any(axis=1)
+                    else:
+                        positive = np.zeros(combos.shape, dtype=bool)
+                        positive[:, 0] = True
+                    lo = np.zeros((len(combos), len(self.years)))
+                    hi = np.zeros_like(lo)
+                    for i in range(size):
+                        plus = positive[:, i:i + 1]
+                        part_lo, part_hi = self.lo[combos[:, i]], self.hi[combos[:, i]]
+                        lo, hi = lo + np.where(plus, part_lo, -part_hi), hi + np.where(plus, part_hi, -part_lo)
+                    held, failed, informative, missed = self._years(total, lo, hi)
+                    hits = np.flatnonzero(usable & (held >= 2) & (failed == 0))
+                    stop = hits[0] if len(hits) else len(combos)
+                    self.examined += int(usable[:stop + 1].sum())
+                    for n in np.flatnonzero(usable[:stop] & (held[:stop] >= 2) & (held[:stop] >= failed[:stop])):
+                        parts = [self.lines[i] for i in combos[n]]
+                        signs = tuple(1 if plus else -1 for plus in positive[n])
+                        candidate = Subtotal(total, tuple(Part(sg, r) for sg, r in zip(signs, parts)))
+                        years_held = [self.years[j].label for j in np.flatnonzero(informative[n])]
+                        self._events.append(((size, pattern, side, int(n)), candidate, years_held,
+                                             self._failures(total, parts, signs, list(np.flatnonzero(missed[n])))))
+                    if len(hits):
+                        n = hits[0]
+                        signs = tuple(1 if plus else -1 for plus in positive[n])
+                        return (size, pattern, side, int(n)), Subtotal(
+                            total, tuple(Part(sg, self.lines[i]) for sg, i in zip(signs, combos[n])))
+        return None
+
+    def _attempt(self, total: Row, parts: list[Row], pattern: int, key: tuple) -> Subtotal | None:
+        """The subtotal if `parts` add up to `total` under `pattern` in every year; a near miss
+        under a natural pattern (most years hold) is noted with its `key` for `_best`."""
+        deduction = [self.deduction[p.position] for p in parts]
+        natural = pattern in NATURAL
+        for signs in _signs(pattern, deduction):
+            self.examined += 1
+            checked = self._check(total, parts, signs, natural)
+            if checked is None:
+                continue
+            held, failed = checked
+            candidate = Subtotal(total, tuple(Part(s, p) for s, p in zip(signs, parts)))
+            if not failed:
+                return candidate
+            self._events.append((key, candidate, held, self._failures(total, parts, signs, failed)))
+        return None
+
+    def _check(self, total: Row, parts: list[Row], signs: tuple[int, ...], natural: bool):
+        """(labels of the informative years held, indexes of the years failed) when `parts`
+        under `signs` add up to `total` in every year (a hit) or, under a natural pattern, hold
+        in at least two years and in no fewer than fail (a near miss); None otherwise, as soon
+        as the years left cannot make it either.
+
+        A year holds when the printed total's interval meets the interval the printed parts
+        allow. A year is informative only when the total is larger than the rounding slack of
+        the sum, so that a sum of zeros cannot "explain" a small figure such as EPS."""
+        held, failed = [], []
+        cells = [self.intervals[p.position] for p in parts]
+        totals = self.intervals[total.position]
+        last = len(totals) - 1
+        for j, t in enumerate(totals):
+            if t is None:
+                continue
+            lo = hi = 0.0
+            for sign, c in zip(signs, cells):
+                value = c[j]
+                if value is None:
+                    break
+                lo, hi = (lo + value[0], hi + value[1]) if sign > 0 else (lo - value[1], hi - value[0])
+            else:
+                t_lo, t_hi, t_value, _ = t
+                if lo <= t_hi + 1e-9 and t_lo - 1e-9 <= hi:
+                    if abs(t_value) > (hi - lo + t_hi - t_lo) / 2:
+                        held.append(self.years[j].label)
+                else:
+                    failed.append(j)
+                    if not natural or len(held) + last - j < max(2, len(failed)):
+                        return None
+        if len(held) < 2 or len(held) < len(failed):
+            return None
+        return held, failed
+
+    def _failures(self, total: Row, parts: list[Row], signs: tuple[int, ...], failed: list[int]) -> list:
+        """(year, printed total, what the printed parts give) for each year failed."""
+        cells = [self.intervals[p.position] for p in parts]
+        out = []
+        for j in failed:
+            point = 0.0
+            for sign, c in zip(signs, cells):
+                point += sign * c[j][2]
+            out.append((self.years[j].label, self.intervals[total.position][j][2], round(point, max(c[j][3] for c in cells))))
+        return out
+
+    def _record(self, hit: Subtotal) -> None:
+        """Collapse the parts into the total, and forget the searches they change."""
+        positions = [r.position for r in self.top]
+        touched = [hit.total.position] + [p.row.position for p in hit.parts]
+        self.children[hit.total.position] = [p.row for p in hit.parts]
+        self.parent.update((p.row.position, hit.total.position) for p in hit.parts)
+        self.found.append(hit)
+        self.totals.add(hit.total.position)
+        for part in hit.parts:
+            self.top.remove(part.row)
+        # A cached search depends on the `reach` nearest lines of the collapsed view on either
+        # side of its total (and on the totals above it): only those that lost one are stale.
+        reach = max(MAX_PARTS, SUBSET_WINDOW) + 1
+        lost = [bisect.bisect_left(positions, position) for position in touched]
+        stale: set = set(self._descendants(hit.total))
+        for i in lost:
+            lo, hi = positions[max(0, i - reach)], positions[min(len(positions) - 1, i + reach)]
+            for row in self.lines:
+                if not lo <= row.position <= hi:
+                    continue
+                at = bisect.bisect_left(positions, row.position)
+                below = at + (at < len(positions) and positions[at] == row.position)
+                for cache in (self.runs, self.sets):
+                    entry = cache.get(row.position)
+                    if entry is not None and (at - entry[2] <= i < at or below <= i < below + entry[2]):
+                        stale.add(row.position)
+        for position in stale:
+            self.runs.pop(position, None)
+            self.sets.pop(position, None)
+        self.bound += CANDIDATE_WORK * len(stale)
+
+    def _descendants(self, row: Row):
+        for child in self.children.get(row.position, []):
+            yield child.position
+            yield from self._descendants(child)
+
+
+def _run_sums(part_lo: np.ndarray, part_hi: np.ndarray, deduction: np.ndarray, printed_backwards: bool):
+    """(lo, hi) interval sums, shaped (pattern, run length - 1, year), of the runs of 1, 2, ...
+    lines from lines given nearest the total first, under each natural sign pattern (NATURAL's
+    order), each run's parts added one by one in printed order: the lines below a total run
+    downwards from it; those above end at it (`printed_backwards`), so there each longer run
+    starts with a new first line."""
+    n = len(part_lo)
+    first = np.arange(n) == 0
+    if printed_backwards:   # run k adds lines k-1, k-2, ..., 0: a triangle of them, summed left to right
+        k, i = np.arange(n)[:, None], np.arange(n)[None, :]
+        order, inside = np.clip(k - i, 0, None), i <= k
+        first = np.broadcast_to(i == 0, (n, n))
+    else:                   # run k adds lines 0, 1, ..., k-1: a running sum
+        order, inside = None, None
+    out_lo, out_hi = [], []
+    for pattern in NATURAL:
+        plus = (np.ones(n, dtype=bool) if pattern == ALL_ADDED else ~deduction if pattern == DEDUCTIONS else first)
+        if printed_backwards:
+            plus = np.broadcast_to(plus[order] if pattern != FIRST_LESS_REST else plus, (n, n))[..., None]
+            lo = np.where(inside[..., None], np.where(plus, part_lo[order], -part_hi[order]), 0.0)
+            hi = np.where(inside[..., None], np.where(plus, part_hi[order], -part_lo[order]), 0.0)
+            out_lo.append(np.add.accumulate(lo, axis=1)[:, -1])
+            out_hi.append(np.add.accumulate(hi, axis=1)[:, -1])
+        else:
+            plus = plus[:, None]
+            out_lo.append(np.cumsum(np.where(plus, part_lo, -part_hi), axis=0))
+            out_hi.append(np.cumsum(np.where(plus, part_hi, -part_lo), axis=0))
+    return np.stack(out_lo), np.stack(out_hi)
+
+
+@lru_cache(maxsize=None)
+def _combinations(n: int, size: int) -> np.ndarray:
+    """Every choice of `size` of `n` items, as rows of indexes, in itertools' order."""
+    return np.array(list(itertools.combinations(range(n), size)), dtype=int).reshape(-1, size)
 
 
 def _signs(pattern: int, deduction: list[bool]):
@@ -1043,97 +1646,17 @@ def _signs(pattern: int, deduction: list[bool]):
         return [tuple(-1 if d else 1 for d in deduction)] if any(deduction) else []
     if pattern == FIRST_LESS_REST:
         return [tuple([1] + [-1] * (k - 1))]
-    return [s for s in itertools.product((1, -1), repeat=k) if -1 in s] if k <= 4 else []
+    return [s for s in itertools.product((1, -1), repeat=k) if -1 in s] if k <= ANY_SIGNS_UP_TO else []
 
 
-def _is_deduction(row: Row, roles: dict[int, str | None], deductions: set[str]) -> bool:
-    if roles.get(row.position) not in deductions:
-        return False
-    values = [c.value for c in row.cells if c is not None and c.value != 0]
-    return sum(v > 0 for v in values) >= len(values) / 2 if values else False
-
-
-def _search(table: Table, data: LabelData | None = None) -> tuple[list[Subtotal], list[PartialIdentity]]:
-    data = data or default_label_data()
-    section = data.variants.get(table.kind, {})
-    roles = {r.position: section.get(normalise_label(r.label), (None,))[0] for r in table.lines}
-    deductions = set(data.section("deductions").get("roles", []))
-    years = table.years
-    lines = [r for r in table.lines if r.has_figures and not r.percent]
-    top = list(lines)            # the collapsed view: rows that are part of no total found yet
-    found: list[Subtotal] = []
-    partial: dict[int, PartialIdentity] = {}
-    totals: set[int] = set()
-
-    def attempt(total: Row, parts: list[Row], pattern: int) -> Subtotal | None:
-        if not _nonzero(total) or sum(_nonzero(p) for p in parts) < 2 or any(contains(p, total) for p in parts):
-            return None
-        deduction = [_is_deduction(p, roles, deductions) for p in parts]
-        for signs in _signs(pattern, deduction):
-            held, failed = _check(total, parts, signs, years)
-            candidate = Subtotal(total, tuple(Part(s, p) for s, p in zip(signs, parts)))
-            if len(held) >= 2 and not failed:
-                return candidate
-            if pattern in NATURAL and len(held) >= 2 and len(held) >= len(failed):
-                best = partial.get(total.position)
-                if best is None or len(held) > len(best.held):
-                    partial[total.position] = PartialIdentity(candidate, tuple(held), tuple(failed))
-        return None
-
-    def neighbours(total: Row):
-        above = [r for r in top if r.position < total.position]
-        below = [r for r in top if r.position > total.position]
-        return above, below
-
-    def contiguous() -> bool:
-        # Shorter runs first; at each length the natural sign patterns first, and among those a
-        # total printed after its parts (净利润 after 利润总额 and 所得税) before one printed
-        # above them, the usual reading of a statement.
-        for k in range(2, len(lines)):
-            for patterns in ((ALL_ADDED, DEDUCTIONS), (FIRST_LESS_REST,), (ANY_SIGNS,)):
-                for side, pattern in itertools.product(("above", "below"), patterns):
-                    for total in lines:
-                        if total.position in totals:
-                            continue
-                        above, below = neighbours(total)
-                        run = above[-k:] if side == "above" else below[:k]
-                        if len(run) == k and (hit := attempt(total, run, pattern)):
-                            record(hit)
-                            return True
-        return False
-
-    def subsets() -> bool:
-        window = 8
-        for size in (2, 3, 4):
-            for pattern in NATURAL:
-                for total in lines:
-                    if total.position in totals:
-                        continue
-                    above, below = neighbours(total)
-                    for side in (above[-window:], below[:window]):
-                        for combo in itertools.combinations(side, size):
-                            if (hit := attempt(total, list(combo), pattern)):
-                                record(hit)
-                                return True
-        return False
-
-    children: dict[int, list[Row]] = {}
-
-    def contains(row: Row, target: Row) -> bool:
-        return any(c is target or contains(c, target) for c in children.get(row.position, []))
-
-    def record(hit: Subtotal):
-        children[hit.total.position] = [p.row for p in hit.parts]
-        found.append(hit)
-        totals.add(hit.total.position)
-        for part in hit.parts:
-            top.remove(part.row)
-
-    while contiguous() or subsets():
-        pass
-    found.sort(key=lambda s: s.total.position)
-    memo = {r.position for r in memo_rows(table, found)}
-    return found, sorted((p for pos, p in partial.items() if pos in memo), key=lambda p: p.subtotal.total.position)
+def _search(table: Table, data: LabelData | None = None) -> SearchResult:
+    """The table's subtotal search, done once per table and label data: the import report, the
+    layout inference and the partial identities all read the same result."""
+    fingerprint = (id(data), tuple((r.position, r.label, r.heading, tuple((c.value, c.decimals, c.percent) if c else None
+                                                                        for c in r.cells)) for r in table.rows))
+    if table.search is None or table.search[0] != fingerprint:
+        table.search = (fingerprint, SubtotalSearch(table, data).run())
+    return table.search[1]
 
 
 def infer_subtotals(table: Table, data: LabelData | None = None) -> list[Subtotal]:
@@ -1341,7 +1864,9 @@ def import_report(note: Note, mapping: dict, subtotals: dict[int, list[Subtotal]
     if note.warnings:
         add("")
         add("Could not read:")
-        out.extend("  " + w for w in note.warnings)
+        out.extend("  " + w for w in note.warnings[:MAX_WARNINGS_LISTED])
+        if len(note.warnings) > MAX_WARNINGS_LISTED:
+            add(f"  … and {len(note.warnings) - MAX_WARNINGS_LISTED} more")
     return "\n".join(out) + "\n"
 
 

@@ -16,6 +16,7 @@ from .tomlfile import read_toml
 # The tables a report file may carry, in the order a reference reads them; a layout's own
 # tables (the summary, the ratio table) are printed under these keys too.
 TABLES = ("summary", "income", "balance", "cashflow", "ratios")
+STATEMENT_TABLES = ("income", "balance", "cashflow")
 
 
 @dataclass
@@ -52,9 +53,25 @@ def load_report(path: str | Path) -> Report:
     return Report(path, read_toml(path))
 
 
+FINDING_TABLES = ["income", "summary", "balance", "cashflow", "ratios", "base"]  # where a definition reads a figure, after its own table
+
+
 def findings(company: Company, report: Report) -> list[Finding]:
     """Every place where the report's printed figures disagree with each other."""
     lines = bind_drivers(company_lines(company), company.drivers)
+    printed, scalars = _print_context(company, report)
+    found = find(lines + list(company.layout.report_identities), company.years, printed, scalars, FINDING_TABLES)
+    found = [_with_gap_match(f, printed) for f in found]
+    market = report.data["market"]
+    cap = market_cap_finding(Printed(market["price"], 2), Printed(market["shares_100mn"], _places(market["shares_100mn"])),
+                             Printed(market["market_cap_100mn"], _places(market["market_cap_100mn"])),
+                             currency_zh(company.facts.get("quote_currency", "")))
+    return found + ([cap] if cap else [])
+
+
+def _print_context(company: Company, report: Report) -> tuple[dict, dict]:
+    """The printed figures as the definitions read them, (table, key, year) -> Printed, with the
+    base year's figures and the defaults of lines notes never print; and the one-value inputs."""
     printed = report.printed()
     for key, value in company.inputs.items():  # base-year figures the first growth rates need
         line_key, year = key
@@ -74,14 +91,7 @@ def findings(company: Company, report: Report) -> list[Finding]:
     # The price in the reporting currency, as the P/E lines read it: price x FX, held to the
     # price's printed precision (an FX rate printed to four places moves it less than that).
     scalars["price_local"] = Printed(market["price"] * market["fx_rate"], 2)
-    years = company.years
-    found = find(lines + list(company.layout.report_identities), years, printed, scalars,
-                 ["income", "summary", "balance", "cashflow", "ratios", "base"])
-    found = [_with_gap_match(f, printed) for f in found]
-    cap = market_cap_finding(Printed(market["price"], 2), Printed(market["shares_100mn"], _places(market["shares_100mn"])),
-                             Printed(market["market_cap_100mn"], _places(market["market_cap_100mn"])),
-                             currency_zh(company.facts.get("quote_currency", "")))
-    return found + ([cap] if cap else [])
+    return printed, scalars
 
 
 def _places(value: float) -> int:
@@ -133,17 +143,35 @@ def reproduction(model, report: Report, found: list[Finding]) -> list[Mismatch]:
         out.append(Mismatch(table, key, year, shown.value, displayed, ""))
     mismatched = {(m.key, m.year) for m in out}
     printed = report.printed()
+    context = _print_context(model.company, report)
 
     def off_by(m) -> float:  # the miss in units of the last printed digit
         shown = printed[(m.table, m.key, m.year)]
         return abs(m.shown - m.printed) * 10 ** shown.decimals if isinstance(m.shown, (int, float)) else math.inf
     return [Mismatch(m.table, m.key, m.year, m.printed, m.shown,
                      _explain(by_key[m.key], m.year, first_year, findings_at, fx, by_key, model, mismatched,
-                              printed, off_by(m))) for m in out]
+                              printed, off_by(m), _rounding_admits(by_key[m.key], m, model, context, printed))) for m in out]
+
+
+def _rounding_admits(line, miss: Mismatch, model, context: tuple, printed: dict) -> str:
+    """Where the model's figure lies among the values the line's definition can take from the true
+    figures behind the print (each printed figure an interval): the range, or empty when it does not."""
+    from udfs.findings import print_bounds
+    text = line.formula_in(FORECAST) if line.formula else None
+    if not text or not isinstance(miss.shown, (int, float)):
+        return ""
+    table = next((t for t in TABLES if (t, line.key, miss.year) in printed), line.table)
+    bounds = print_bounds(text, model.company.years, *context, [table] + FINDING_TABLES, miss.year)
+    value = model.value(line.key, miss.year)
+    if bounds is None or not isinstance(value, (int, float)) or not bounds.lo <= value <= bounds.hi:
+        return ""
+    shown = printed[(miss.table, miss.key, miss.year)]
+    scale, places = (100, shown.decimals) if shown.percent else (1, shown.decimals)
+    return f"{bounds.lo * scale:,.{places}f} to {bounds.hi * scale:,.{places}f}"
 
 
 def _explain(line, year: str, first_year: str, findings_at: dict, fx, by_key: dict, model, mismatched: set,
-             printed: dict, off_by: float) -> str:
+             printed: dict, off_by: float, admitted: str = "") -> str:
     own = findings_at.get((line.key, year))
     if own:
         return "the report disagrees with itself here: " + own[0].line()
@@ -152,24 +180,34 @@ def _explain(line, year: str, first_year: str, findings_at: dict, fx, by_key: di
         return "needs the year before the first one the report prints"
     if line.key in model.company.layout.undisclosed:
         return f"the report does not disclose how it computes this line; the model's definition is {line.formula}"
+    inputs = {r.key for r in refs if r.key in by_key and not by_key[r.key].scalar}
+    printed_inputs = all(any((t, key, year) in printed for t in TABLES) for key in inputs)
+    settled = inputs and printed_inputs and not any((key, year) in mismatched for key in inputs)
+    if settled and admitted:
+        return (f"within rounding: the figures it is computed from ({', '.join(sorted(inputs))}) display as printed, "
+                f"and at their printed precision it can be anything from {admitted}")
     # A disagreement beyond rounding spreads along definitions: look for one on a line linked
-    # to this one (read by it, or reading it) within two steps, in the same year.
-    seen, frontier = {line.key}, [line.key]
-    for _ in range(2):
+    # to this one (read by it, or reading it) within two steps, in the same year. One in the
+    # statements comes before one in a ratio (a ratio's own definition cannot move a statement
+    # line), then the nearer, then the lines this one is computed from before its readers.
+    seen, frontier, candidates = {line.key}, [line.key], []
+    for step in range(2):
         nxt = []
         for key in frontier:
-            for other in sorted(_neighbours(key, by_key, fx)):
+            for other in _neighbours(key, by_key, fx):
                 if other in seen:
                     continue
                 seen.add(other)
                 nxt.append(other)
                 for f in findings_at.get((other, year), []):
                     if not f.within_rounding:
-                        return f"follows from the report's disagreement on {other}: " + f.line()
+                        ratio = by_key[other].table not in STATEMENT_TABLES if other in by_key else True
+                        candidates.append(((ratio, step, len(candidates)), other, f))
         frontier = nxt
-    inputs = {r.key for r in refs if r.key in by_key and not by_key[r.key].scalar}
-    printed_inputs = all(any((t, key, year) in printed for t in TABLES) for key in inputs)
-    if inputs and printed_inputs and not any((key, year) in mismatched for key in inputs) and off_by <= 1:
+    if candidates:
+        _, other, f = min(candidates, key=lambda c: c[0])
+        return f"follows from the report's disagreement on {other}: " + f.line()
+    if settled and off_by <= 1:
         return (f"within rounding: the figures it is computed from ({', '.join(sorted(inputs))}) display as printed, "
                 "and the model keeps their unrounded values")
     return ""
@@ -180,11 +218,13 @@ def _refs(line, fx) -> set:
     return fx.refs(fx.parse(text)) if text else set()
 
 
-def _neighbours(key: str, by_key: dict, fx) -> set:
+def _neighbours(key: str, by_key: dict, fx) -> list:
+    """The lines linked to `key`: the ones it is computed from first (a disagreement there is
+    what its own figure inherits), then the ones that read it."""
     line = by_key.get(key)
-    out = {r.key for r in _refs(line, fx)} if line is not None else set()
-    out |= {other.key for other in by_key.values() if key in {r.key for r in _refs(other, fx)}}
-    return out
+    inputs = sorted({r.key for r in _refs(line, fx)}) if line is not None else []
+    readers = sorted({other.key for other in by_key.values() if key in {r.key for r in _refs(other, fx)}} - set(inputs))
+    return inputs + readers
 
 
 def _with_gap_match(finding: Finding, printed: dict) -> Finding:

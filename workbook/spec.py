@@ -20,7 +20,7 @@ from udfs.errors import DataError
 
 from .currencies import CURRENCIES_FILE
 from .formats import FORMATS
-from .tomlfile import TomlError, read_toml
+from .tomlfile import TomlError, control_character, read_toml
 
 SUMMARY, INCOME, BALANCE, CASHFLOW = "summary", "income", "balance", "cashflow"
 DRIVERS, RATIOS, MARKET, RATING = "drivers", "ratios", "market", "rating"
@@ -32,6 +32,7 @@ LAYOUT_DIR = Path(__file__).parent / "layouts"
 DEFAULT_LAYOUT = "everbright_hk"
 LAYOUT_FORMAT_VERSION = 1
 COMMON_LINES_FILE = Path(__file__).parent / "data" / "common_lines.toml"
+STANDARD_WARNINGS_FILE = Path(__file__).parent / "data" / "warnings.toml"
 
 # Roles every layout must map to one of its lines: the common lines (COMMON_LINES_FILE), the ratios a
 # professional expects and the estimates history read them.
@@ -89,12 +90,14 @@ class Layout:
     not_targets: frozenset = frozenset()                 # printed lines the calibration does not fit (see README)
     reported_defaults: dict = field(default_factory=dict)  # lines notes never print: their value in reported years
     input_defaults: dict = field(default_factory=dict)   # input drivers a company file may omit: their value in every forecast year
-    calibrated: frozenset = frozenset()                  # reconciling drivers with no reported-year value, solved by calibration
+    calibrated: frozenset = frozenset()                  # reconciling drivers with no reported-year value, and unprinted
+                                                         # lines whose last reported value the forecast implies: solved by calibration
     undisclosed: frozenset = frozenset()                 # lines whose definition the report does not disclose
     valuation: dict = field(default_factory=dict)        # valuation bases as formulas (see VALUATION_BASES)
     warnings: tuple = ()                                 # of SanityWarning: implausible figures, shown apart from the checks
     groups: dict = field(default_factory=dict)           # a group role (GROUP_ROLES) -> its line keys, summed where named
     segment_metrics: dict = field(default_factory=dict)  # segment -> {profit/ebitda/equity: formula} for the sum of the parts
+    measures: dict = field(default_factory=dict)         # what the standard warnings read, in the layout's signs
 
     def role(self, name: str) -> str | None:
         return self.roles.get(name)
@@ -110,6 +113,10 @@ class Layout:
                 and line.key not in self.reported_defaults}
 
 
+MAX_KEY = 64   # a line key is part of defined names (IS_revenue, DRV_d_revenue), which Excel caps at 255 characters
+_LINE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,%d}" % (MAX_KEY - 1))
+
+
 def _line(data: dict, where: str, tables: tuple = YEARLY_TABLES) -> Line:
     known = {"key", "table", "zh", "en", "fmt", "formula", "history", "identity", "identity_years", "driven", "note", "implied",
              "method", "base", "aliases", "calibration_target", "undisclosed", "reported_default", "input_default", "calibrated"}
@@ -121,6 +128,9 @@ def _line(data: dict, where: str, tables: tuple = YEARLY_TABLES) -> Line:
             raise LayoutError(f"{where}: needs `{required}`")
     if data["table"] not in tables:
         raise LayoutError(f"{where}: table {data['table']!r} is not one of {', '.join(tables)}")
+    if not _LINE_KEY.fullmatch(data["key"]):
+        raise LayoutError(f"{where}: key {data['key'][:40]!r} must be letters, digits and _ (at most {MAX_KEY} characters, "
+                          "not starting with a digit): it becomes part of a defined name")
     fmt = data.get("fmt", "money")
     if fmt not in FORMATS:
         raise LayoutError(f"{where}: fmt {fmt!r} is not one of {', '.join(FORMATS)}")
@@ -132,8 +142,10 @@ def _line(data: dict, where: str, tables: tuple = YEARLY_TABLES) -> Line:
     if "input_default" in data and (data["table"] != DRIVERS or data.get("implied") or not isinstance(data["input_default"], (int, float))
                                     or isinstance(data["input_default"], bool)):
         raise LayoutError(f"{where}: `input_default` is a number, for an input driver (table drivers, no `implied`)")
-    if data.get("calibrated") and (data["table"] != DRIVERS or data.get("implied") or "input_default" in data):
-        raise LayoutError(f"{where}: `calibrated` marks a reconciling driver (table drivers) that has no `implied` value")
+    if data.get("calibrated") and "reported_default" not in data \
+            and (data["table"] != DRIVERS or data.get("implied") or "input_default" in data):
+        raise LayoutError(f"{where}: `calibrated` marks a reconciling driver (table drivers) that has no `implied` value, "
+                          "or a line notes never print whose last reported value the forecast implies (with `reported_default`)")
     return Line(data["key"], data["table"], data["zh"], data["en"], fmt=fmt, formula=data.get("formula"),
                 history=history, identity=bool(data.get("identity")), identity_years=data.get("identity_years", "all"),
                 driven=bool(data.get("driven")), note=str(data.get("note", "")), implied=data.get("implied"))
@@ -141,6 +153,9 @@ def _line(data: dict, where: str, tables: tuple = YEARLY_TABLES) -> Line:
 
 def parse_layout(data: dict, path: Path) -> Layout:
     name = path.name
+    found = control_character(data)
+    if found:
+        raise LayoutError(f"{name}: {found}; remove it (a workbook cannot hold it)")
     if data.get("format_version") != LAYOUT_FORMAT_VERSION:
         raise LayoutError(f"{name}: format_version must be {LAYOUT_FORMAT_VERSION}, not {data.get('format_version')!r}")
     groups = _groups(data, name)
@@ -161,14 +176,21 @@ def parse_layout(data: dict, path: Path) -> Layout:
             raise LayoutError(f"{name}: [[statements]] #{i + 1} needs table, sheet and prefix") from None
     if sorted(s.table for s in statements) != sorted(STATEMENTS):
         raise LayoutError(f"{name}: [[statements]] must declare income, balance and cashflow once each")
+    summary, ratios = data.get("summary") or {}, data.get("ratios") or {}
+    sheet_names = [(f"[[statements]] {s.table} sheet", s.sheet) for s in statements] + [
+        ("[summary] sheet", summary.get("sheet", "摘要")), ("[ratios] sheet", ratios.get("sheet", "主要财务比率"))]
+    seen: dict = {}
+    for where, sheet in sheet_names:
+        _check_sheet_name(f"{name}: {where}", sheet)
+        if sheet.casefold() in seen:
+            raise LayoutError(f"{name}: {where} {sheet!r} is also the {seen[sheet.casefold()]}; sheet names must differ")
+        seen[sheet.casefold()] = where
     checks = []
     for i, raw in enumerate(data.get("checks", [])):
         try:
             checks.append(Check(raw["key"], raw["zh"], raw["en"], raw["actual"], raw["expected"], float(raw.get("tolerance", 0.001))))
         except (KeyError, TypeError, ValueError):
             raise LayoutError(f"{name}: [[checks]] #{i + 1} needs key, zh, en, actual, expected") from None
-    summary = data.get("summary") or {}
-    ratios = data.get("ratios") or {}
     roles = {role: key for role, key in (data.get("roles") or {}).items() if role not in GROUP_ROLES}
     known = set(keys)
     for role, key in roles.items():
@@ -206,8 +228,8 @@ def parse_layout(data: dict, path: Path) -> Layout:
                   {raw["key"]: float(raw["input_default"]) for raw in data.get("lines", []) if "input_default" in raw},
                   frozenset(raw["key"] for raw in data.get("lines", []) if raw.get("calibrated")),
                   frozenset(raw["key"] for raw in data.get("lines", []) if raw.get("undisclosed")),
-                  _valuation_bases(data, roles, set(keys), name), _warnings(data, name, lines), groups,
-                  _segment_metrics(data, name, set(data.get("segments", []))))
+                  _valuation_bases(data, roles, set(keys), name), _warnings(data, name, lines, roles), groups,
+                  _segment_metrics(data, name, set(data.get("segments", []))), _measures(data, name, lines))
     plan = valuation_plan(layout)
     clash = sorted({l.key for l in plan.yearly + plan.scalars} & set(keys))
     if clash:
@@ -224,7 +246,8 @@ def _common_warnings(layout: Layout, plan) -> tuple:
     own = {w.key for w in layout.warnings}
     fitting = [raw for raw in COMMON_WARNINGS if raw.get("key") not in own
                and all(r.key in known for r in fx.refs(fx.parse(raw["value"])))]
-    return _warnings({"warnings": fitting}, COMMON_LINES_FILE.name, tuple(layout.lines + plan.yearly + plan.scalars))
+    return _warnings({"warnings": fitting}, COMMON_LINES_FILE.name, tuple(layout.lines + plan.yearly + plan.scalars),
+                     standard=False)
 
 
 def _segment_metrics(data: dict, name: str, segments: set) -> dict:
@@ -293,20 +316,88 @@ def _with_groups_expanded(data: dict, groups: dict) -> dict:
     out["warnings"] = [expand(raw, ("value",)) if isinstance(raw, dict) else raw for raw in data.get("warnings", [])]
     out["report_identities"] = [expand(raw, ("formula",)) if isinstance(raw, dict) else raw
                                 for raw in data.get("report_identities", [])]
-    if isinstance(data.get("valuation"), dict):
-        out["valuation"] = expand(data["valuation"], tuple(data["valuation"]))
+    for table in ("valuation", "measures"):
+        if isinstance(data.get(table), dict):
+            out[table] = expand(data[table], tuple(data[table]))
     return out
 
 
-def _warnings(data: dict, name: str, lines: tuple) -> tuple:
-    """`[[warnings]]`: key, zh, en, `value` (a formula) and at least one of `min` and `max`."""
+def _measures(data: dict, name: str, lines: tuple) -> dict:
+    """`[measures]`: name -> a formula the standard warnings read (tax as a positive charge, capex
+    as a positive outflow, net debt), each parsed and reading only lines of the model."""
     from udfs import formula as fx
+    measures = dict(data.get("measures") or {})
+    known = _known_keys(lines)
+    for key, text in measures.items():
+        if not isinstance(text, str):
+            raise LayoutError(f"{name}: [measures] {key} must be a formula")
+        _parsed(text, known, f"{name}: [measures] {key}", "formula")
+    return measures
+
+
+def _parsed(text: str, known: set, where: str, what: str):
+    """A formula's tree, once it parses and reads only `known` lines; else one sentence."""
+    from udfs import formula as fx
+    try:
+        tree = fx.parse(text)
+    except fx.FormulaError as exc:
+        raise LayoutError(f"{where}: {exc}") from None
+    unknown = sorted(r.key for r in fx.refs(tree) if r.key not in known)
+    if unknown:
+        raise LayoutError(f"{where}: {what} {text!r} reads {unknown[0]!r}, which is not a line")
+    return tree
+
+
+def _known_keys(lines: tuple) -> set:
     from udfs.engine import driver_key
     known = {line.key for line in lines} | {line.key for line in globals().get("COMMON_LINES", ())}
-    known |= {driver_key(line.key) for line in lines if line.driven}
+    return known | {driver_key(line.key) for line in lines if line.driven}
+
+
+_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+
+
+@lru_cache(maxsize=1)
+def standard_warnings() -> tuple:
+    """The standard sanity warnings (STANDARD_WARNINGS_FILE), as written: values with {names}."""
+    try:
+        data = read_toml(STANDARD_WARNINGS_FILE)
+    except TomlError as exc:
+        raise LayoutError(str(exc)) from None
+    if data.get("format_version") != LAYOUT_FORMAT_VERSION:
+        raise LayoutError(f"{STANDARD_WARNINGS_FILE.name}: format_version must be {LAYOUT_FORMAT_VERSION}")
+    return tuple(data.get("warnings", []))
+
+
+def _standard_for(data: dict, lines: tuple, roles: dict) -> list[dict]:
+    """The standard warnings this layout can read, each {name} filled in from its measures,
+    roles or lines; a warning naming what the layout lacks does not apply."""
+    measures = dict(data.get("measures") or {})
+    keys = {line.key for line in lines} | {line.key for line in COMMON_LINES}
     out = []
-    for i, raw in enumerate(data.get("warnings", [])):
-        where = f"{name}: [[warnings]] #{i + 1} {raw.get('key', '')!r}"
+    for raw in standard_warnings():
+        names = _PLACEHOLDER.findall(raw["value"])
+        fill = {}
+        for n in names:
+            fill[n] = f"({measures[n]})" if n in measures else roles.get(n) or (n if n in keys else None)
+        if all(fill.values()):
+            out.append({**raw, "value": _PLACEHOLDER.sub(lambda m: fill[m.group(1)], raw["value"])})
+    return out
+
+
+def _warnings(data: dict, name: str, lines: tuple, roles: dict | None = None, standard: bool = True) -> tuple:
+    """The standard warnings the layout can read (unless `standard` is false), then `[[warnings]]`
+    (key, zh, en, `value` a formula, at least one of `min` and `max`), which replace a standard
+    one of the same key."""
+    from udfs import formula as fx
+    known = _known_keys(lines)
+    own = list(data.get("warnings", []))
+    own_keys = {raw.get("key") for raw in own}
+    standard = [raw for raw in _standard_for(data, lines, roles or {}) if raw["key"] not in own_keys] if standard else []
+    out = []
+    for i, raw in enumerate(standard + own):
+        where = (f"{name}: [[warnings]] #{i - len(standard) + 1} {raw.get('key', '')!r}" if i >= len(standard)
+                 else f"{STANDARD_WARNINGS_FILE.name} for {name}: {raw.get('key', '')!r}")
         extra = set(raw) - {"key", "zh", "en", "value", "min", "max"}
         if extra:
             raise LayoutError(f"{where}: unknown field {sorted(extra)[0]!r}; known: key, zh, en, value, min, max")
@@ -317,13 +408,7 @@ def _warnings(data: dict, name: str, lines: tuple) -> tuple:
         if all(b is None for b in bounds) or any(b is not None and (isinstance(b, bool) or not isinstance(b, (int, float)))
                                                  for b in bounds):
             raise LayoutError(f"{where}: needs a number for `min`, `max` or both")
-        try:
-            tree = fx.parse(raw["value"])
-        except fx.FormulaError as exc:
-            raise LayoutError(f"{where}: {exc}") from None
-        unknown = sorted(r.key for r in fx.refs(tree) if r.key not in known)
-        if unknown:
-            raise LayoutError(f"{where}: value {raw['value']!r} reads {unknown[0]!r}, which is not a line")
+        _parsed(raw["value"], known, where, "value")
         out.append(SanityWarning(raw["key"], raw["zh"], raw["en"], raw["value"],
                                  *(None if b is None else float(b) for b in bounds)))
     keys = [w.key for w in out]
@@ -335,21 +420,13 @@ def _warnings(data: dict, name: str, lines: tuple) -> tuple:
 def _check_formulas(name: str, lines: tuple, summary_keys: list) -> None:
     """Every formula parses, reads only lines the model has and calls only registered functions."""
     from udfs import formula as fx
-    from udfs.engine import driver_key
     from udfs.functions import BY_FORMULA_NAME
-    known = {line.key for line in lines} | {line.key for line in COMMON_LINES}
-    known |= {driver_key(line.key) for line in lines if line.driven}
+    known = _known_keys(lines)
     for line in lines:
         for text in (line.formula, line.implied):
             if not text:
                 continue
-            try:
-                tree = fx.parse(text)
-            except fx.FormulaError as exc:
-                raise LayoutError(f"{name}: line {line.key!r}: {exc}") from None
-            unknown = sorted(r.key for r in fx.refs(tree) if r.key not in known)
-            if unknown:
-                raise LayoutError(f"{name}: line {line.key!r}: formula {text!r} reads {unknown[0]!r}, which is not a line")
+            tree = _parsed(text, known, f"{name}: line {line.key!r}", "formula")
             functions = sorted(fx.functions_used(tree) - set(BY_FORMULA_NAME))
             if functions:
                 raise LayoutError(f"{name}: line {line.key!r}: formula {text!r} calls {functions[0]!r}, which is not a "
@@ -423,6 +500,24 @@ def _report_identities(data: dict, name: str, known: set) -> tuple:
     return tuple(out)
 
 
+_SHEET_NAME_FORBIDDEN = set("[]:*?/\\")
+MAX_SHEET_NAME = 31   # characters Excel allows in a sheet name
+
+
+def _check_sheet_name(where: str, sheet) -> None:
+    r"""A name Excel accepts for a sheet: text of 1-31 characters, none of [ ] : * ? / \, not
+    starting or ending with an apostrophe; LayoutError saying which rule it breaks."""
+    if not isinstance(sheet, str) or not sheet.strip():
+        raise LayoutError(f"{where} must be a sheet name, not {sheet!r}")
+    if len(sheet) > MAX_SHEET_NAME:
+        raise LayoutError(f"{where} {sheet[:40]!r} is longer than the {MAX_SHEET_NAME} characters Excel allows")
+    bad = sorted(_SHEET_NAME_FORBIDDEN & set(sheet))
+    if bad:
+        raise LayoutError(f"{where} {sheet!r} holds {bad[0]!r}, which Excel does not allow in a sheet name")
+    if sheet.startswith("'") or sheet.endswith("'"):
+        raise LayoutError(f"{where} {sheet!r} starts or ends with an apostrophe, which Excel does not allow")
+
+
 @lru_cache(maxsize=None)
 def _load_cached(path: Path, mtime: float) -> Layout:
     try:
@@ -436,8 +531,8 @@ def load_layout(name_or_path: str | Path = DEFAULT_LAYOUT, relative_to: Path | N
     """A layout by name (workbook/layouts/NAME.toml) or by path (relative to a company file's folder)."""
     text = str(name_or_path)
     candidates = []
-    if text.endswith(".toml"):
-        candidates += [Path(text)] + ([relative_to / text] if relative_to else [])
+    if text.endswith(".toml"):  # a path: beside the company file when relative, never the current folder's first
+        candidates += [relative_to / text] if relative_to and not Path(text).is_absolute() else [Path(text)]
     else:
         candidates += ([relative_to / f"{text}.toml"] if relative_to else []) + [LAYOUT_DIR / f"{text}.toml"]
     for path in candidates:

@@ -2,6 +2,8 @@
 readable error naming the file."""
 from __future__ import annotations
 
+import math
+import unicodedata
 from pathlib import Path
 
 from udfs import tomlparse
@@ -36,3 +38,41 @@ def parse_toml(text: str, name: str) -> dict:
         raise TomlError(f"{name}: not valid TOML ({exc})") from None
     except RecursionError:
         raise TomlError(f"{name}: nested too deeply to be a data file") from None
+    except ValueError as exc:  # an integer of thousands of digits: Python refuses to convert it
+        raise TomlError(f"{name}: not a data file this project can read ({str(exc).split(';')[0]})") from None
+
+
+def finite_number(value) -> float | None:
+    """`value` from a data file or a cell as a finite float, or None when it is not one: text, a
+    boolean, inf or nan, or an integer too large for a float (a figure of 400 digits)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def shown_value(value, limit: int = 40) -> str:
+    """`value` as a message quotes it: its repr, cut short."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10 ** 30 else f"{str(value)[:12]}… ({len(str(abs(value)))} digits)"
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def control_character(data, where: str = "") -> str | None:
+    """Where a text in `data` (a data file's tables) holds a control character, e.g.
+    "[company].ticker holds U+0001", or None. Text of a company or layout file ends up in cells,
+    formulas, validation messages and sheet names, where XML cannot hold such a character."""
+    if isinstance(data, str):
+        bad = next((ch for ch in data if unicodedata.category(ch) == "Cc"), None)
+        return f"{where or 'a text'} holds the control character U+{ord(bad):04X}" if bad is not None else None
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, (list, tuple)) else ()
+    for key, value in items:
+        if isinstance(key, str) and (found := control_character(key, f"the key {where}.{key}".strip("."))):
+            return found
+        inner = f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]"
+        found = control_character(value, inner.lstrip(".") if where else f"[{key}]" if isinstance(value, dict) else str(key))
+        if found:
+            return found
+    return None

@@ -28,6 +28,7 @@ from udfs.constants import ERR_DIV0, ERR_NA, ERR_NAME, ERR_NUM, ERR_REF, ERR_VAL
 from udfs.findings import quantize_half_up
 from udfs.formula import excel_arith
 from udfs.functions import GUARDED_BY_EXCEL_NAME
+from udfs.registry import excel_name
 
 from .xlsx import Package, WorkbookError, col_index, col_letters
 
@@ -152,7 +153,7 @@ class _Parser:
                         continue
                     break
             self.expect(")")
-            return ("call", value.upper(), args)
+            return ("call", excel_name(value), args)   # _xlfn.ER_GROWTH: as Excel saves a function it did not know
         if (kind, value) == ("op", "("):
             node = self.expression(1)
             self.expect(")")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import posixpath
+import io
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -198,8 +199,9 @@ class Package:
         r2, c2 = min(r2, max(r1, max_row)), min(c2, max(c1, max_col))
         return [[f"{col_letters(c)}{r}" for c in range(c1, c2 + 1)] for r in range(r1, r2 + 1)]
 
-    def name_cells(self, name: str) -> list[tuple[str, str]]:
-        """(sheet, ref) for each cell a defined name covers, row by row, bounded by the used range."""
+    def _name_reference(self, name: str) -> tuple[str, str, str]:
+        """(sheet, first corner, last corner) as a defined name writes them ("B26", "XFD1048576",
+        or a whole row or column); WorkbookError if it is missing or does not point at cells."""
         text = self.names.get(name)
         if text is None:
             raise WorkbookError(f"{self.path.name}: the defined name {name} is missing; is this one of our templates?")
@@ -207,9 +209,25 @@ class Package:
         if not match:
             raise WorkbookError(f"{self.path.name}: the defined name {name} does not point at cells ({text[:80]})")
         sheet = match["q"].replace("''", "'") if match["q"] is not None else match["s"]
+        return sheet, match["a"].replace("$", ""), (match["b"] or match["a"]).replace("$", "")
+
+    def name_area(self, name: str) -> tuple[str, tuple[int, int], tuple[int, int]]:
+        """(sheet, (first row, first column), (last row, last column)) a defined name spans, whole
+        rows and columns reaching the grid's edge: its extent as written, not the used cells."""
+        sheet, first, last = self._name_reference(name)
+        text = self.names[name]
+        try:
+            (r1, c1), (r2, c2) = (split_ref(ref) for ref in _complete(first, last, (MAX_ROW, MAX_COL)))
+        except (WorkbookError, ValueError):
+            raise WorkbookError(f"{self.path.name}: the defined name {name} points outside the sheet ({text[:80]})") from None
+        return sheet, (min(r1, r2), min(c1, c2)), (max(r1, r2), max(c1, c2))
+
+    def name_cells(self, name: str) -> list[tuple[str, str]]:
+        """(sheet, ref) for each cell a defined name covers, row by row, bounded by the used range."""
+        sheet, first, last = self._name_reference(name)
+        text = self.names[name]
         if sheet not in self.sheets:
             raise WorkbookError(f"{self.path.name}: the defined name {name} points at a missing sheet {sheet!r}")
-        first, last = match["a"].replace("$", ""), (match["b"] or match["a"]).replace("$", "")
         try:
             first, last = _complete(first, last, self.used_range(sheet))
             rows = self.range_cells(sheet, first, last)
@@ -676,10 +694,12 @@ def rels_name(part: str) -> str:
     return posixpath.join(folder, "_rels", name + ".rels")
 
 
-def read(path: str | Path) -> Package:
-    """Every member of the package and the parsed sheets; WorkbookError if it is not a workbook."""
+def read(path: str | Path, data: bytes | None = None) -> Package:
+    """Every member of the package and the parsed sheets; WorkbookError if it is not a workbook.
+    `data`: the file's bytes, already read (one reading of a file another process may replace
+    meanwhile); `path` then only names it."""
     path = Path(path)
-    with _open_regular(path) as handle:
+    with (io.BytesIO(data) if data is not None else _open_regular(path)) as handle:
         try:
             archive = zipfile.ZipFile(handle)
         except (zipfile.BadZipFile, OSError, ValueError, EOFError):
