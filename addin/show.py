@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from udfs.constants import ERR_NUM, NOT_MEANINGFUL, NOT_VALUED
+from udfs.constants import ERR_NUM, NO_SEGMENT_LINE, NOT_MEANINGFUL, NOT_VALUED
 from workbook import spec
 from workbook.formats import show
 from workbook.model import Model
@@ -108,6 +108,14 @@ def _why_not(model: Model, key: str) -> str:
         if value == NOT_MEANINGFUL:
             return "NM: the equity value (EV + net cash - minorities + investments) is not positive" \
                 if not isinstance(v("dcf_value"), float) else "NM: the value rolled to the horizon less its dividends is not positive"
+    if method == "sotp":
+        plan = spec.valuation_plan(model.company.layout)
+        lacking = [(segment, v(f"sotp_{segment}_method"), v(f"sotp_{segment}_metric")) for segment in plan.segment_methods
+                   if v(f"sotp_{segment}_metric") in NO_SEGMENT_LINE.values()]
+        if lacking:
+            return f"{value}: " + "; ".join(f"{model.line(segment).label_zh} {method_}: {metric}, so the method cannot value "
+                                            f"it (choose {'/'.join(plan.segment_methods[segment])})"
+                                            for segment, method_, metric in lacking)
     if value == NOT_MEANINGFUL:
         year = v(f"{method}_year")
         base = {"pe": "val_eps", "pb": "val_bvps", "ps": "val_sales_ps", "evebitda": "val_ebitda"}.get(method)

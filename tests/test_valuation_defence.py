@@ -310,6 +310,34 @@ def test_a_layout_that_declares_segment_profit_lets_pe_value_it(tmp_path):
     assert _valuation_validation("sotp_iot_method", company)["source"] == ["PS"]
 
 
+def test_a_company_file_cannot_choose_a_segment_method_its_layout_has_no_line_for():
+    """The file door is held to what the method drop-down offers: P/E on 智能手机, which has no
+    segment profit line, is refused by name; P/S in any spelling is taken, as the cell reads it."""
+    from workbook.company import CompanyDataError, parse
+    from workbook.tomlfile import read_toml
+    data = read_toml(XIAOMI)
+    data["valuation"]["sotp_smartphone_method"] = "P/E"
+    with pytest.raises(CompanyDataError, match=r"\[valuation\]\.sotp_smartphone_method = 'P/E' is not one of PS"):
+        parse(data, XIAOMI)
+    data["valuation"]["sotp_smartphone_method"] = "ps"
+    assert parse(data, XIAOMI).scalar_inputs["sotp_smartphone_method"] == "ps"
+    data["valuation"]["blend_nm_policy"] = "drop"
+    with pytest.raises(CompanyDataError, match=r"blend_nm_policy = 'drop' is not one of exclude, nm"):
+        parse(data, XIAOMI)
+
+
+def test_show_names_the_segment_a_method_cannot_value():
+    from addin.show import valuation_block
+    company = load(XIAOMI)
+    scalars = {"sotp_year": first_year(company)}
+    for segment in company.layout.segments:
+        scalars.update({f"sotp_{segment}_method": "PS", f"sotp_{segment}_multiple": 2.0})
+    scalars.update({"sotp_auto_method": "EV/EBITDA", "sotp_auto_multiple": 20.0})
+    model = build_model(company, scalar_overrides=scalars)
+    line = next(l for l in valuation_block(model).splitlines() if l.strip().startswith("分部加总 SOTP 目标价"))
+    assert "汽车 EV/EBITDA: " + NO_SEGMENT_LINE["ebitda"] in line and "choose PS" in line
+
+
 # ---- 8. show says what failed ------------------------------------------------------------------
 def test_show_prints_every_method_its_target_or_why_not_the_dcf_bridge_and_tv_share():
     run = subprocess.run([sys.executable, "-m", "addin", "show"], cwd=ROOT, capture_output=True, text=True)

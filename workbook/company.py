@@ -372,11 +372,32 @@ def _valuation_inputs(section: dict, company: Company, name: str) -> dict:
                 raise CompanyDataError(f"{name}: [valuation].{key} must be text such as \"{forecast[0]}\"")
             if key.endswith("_year") and value not in forecast + reported:
                 raise CompanyDataError(f"{name}: [valuation].{key} = {value!r} is not a year of the model")
+            allowed = _choices(key, plan)
+            if allowed and _word(key, value) not in {_word(key, a) for a in allowed}:
+                raise CompanyDataError(f"{name}: [valuation].{key} = {value!r} is not one of {', '.join(allowed)}"
+                                       + (" (the layout has no segment line the others apply to)" if key.startswith("sotp_") else ""))
             out[key] = value
         else:
             out[key] = _number(f"{name}: [valuation].{key}", value)
     company.valuation_sources, company.example_valuation = dict(sources), example
     return out
+
+
+def _choices(key: str, plan) -> tuple:
+    """The words a text input of the 估值 sheet takes (its drop-down's), or () for free text: a
+    segment's methods are those its layout has a metric line for, as the template offers them."""
+    from udfs.dcf import NM_POLICIES, TARGET_BASES
+    if key.startswith("sotp_") and key.endswith("_method"):
+        return tuple(plan.segment_methods.get(key.removeprefix("sotp_").removesuffix("_method")) or ("PS",))
+    return {"dcf_target_basis": TARGET_BASES, "blend_nm_policy": NM_POLICIES}.get(key, ())
+
+
+def _word(key: str, value) -> str:
+    """A choice as the cell function reads it: a segment method by its letters ('EV/EBITDA',
+    'ev-ebitda' and 'EVEBITDA' alike), another choice in any case."""
+    if key.startswith("sotp_"):
+        return "".join(ch for ch in str(value).upper() if ch.isalnum())
+    return str(value).strip().lower()
 
 
 def _check_model_order(company: Company, name: str) -> None:
