@@ -503,6 +503,22 @@ def test_the_football_field_and_the_heat_maps_are_in_the_template_and_the_native
         assert scales == 3    # the DCF, P/E and EPS grids
 
 
+@pytest.mark.parametrize("key", list(COMPANIES))
+def test_the_native_edition_writes_every_dcf_grid_point_as_a_formula(tmp_path, templates, key):
+    """Each point reads its EV from a helper cell beside the grid, so its native form stays within
+    Excel's 8,192 characters (written out whole it took 25,312) and no point is kept as a value."""
+    from addin.native import EXCEL_FORMULA_LIMIT, export_native
+    package = templates[key]
+    native = xlsx.read(export_native(package.path, tmp_path / "live.xlsx"))
+    _, _, grid = dcf_grid_cells(package)
+    cells = native.sheets["敏感性"].cells
+    for ref in (ref for row in grid for ref in row):
+        formula = cells[ref].formula
+        assert formula and "ER_" not in formula and len(formula) <= EXCEL_FORMULA_LIMIT, ref
+    cover = [native.value("封面", ref) for ref in native.sheets["封面"].cells]
+    assert not any(isinstance(text, str) and "敏感性!" in text for text in cover)
+
+
 # ---- 10. The native edition is live where it matters ----------------------------------------------
 from test_native import needs_libreoffice, recalculate  # noqa: E402
 
@@ -523,6 +539,7 @@ def test_the_native_edition_moves_target_and_rating_with_a_multiple_and_a_weight
         source = ROOT / "workbook" / template
         package = xlsx.read(source)
         cells = {name: _name(package, name) for name in names}
+        cells["DCF grid centre"] = ("敏感性", dcf_grid_cells(package)[2][3][3])
         pe, w_pe, w_dcf = (_name(package, n) for n in ("VAL_pe_multiple", "VAL_weight_pe", "VAL_weight_dcf"))
         edit = {pe: package.value(*pe) * 2.0, w_pe: 0.8, w_dcf: 0.2}
         native = export_native(source, tmp_path / f"{key}.xlsx")
@@ -535,7 +552,7 @@ def test_the_native_edition_moves_target_and_rating_with_a_multiple_and_a_weight
     for key, path in changed.items():
         package = xlsx.read(ROOT / "workbook" / SHIPPED[key])
         for name, want in expected[key].items():
-            sheet, ref = _name(package, name)
+            sheet, ref = ("敏感性", dcf_grid_cells(package)[2][3][3]) if name == "DCF grid centre" else _name(package, name)
             got = books[path][sheet][ref].value
             assert got == (pytest.approx(want, rel=1e-9) if isinstance(want, float) else want), (key, name, got, want)
         assert expected[key]["RTG_target_price"] != pytest.approx(before[key]["RTG_target_price"])   # the change is live

@@ -702,6 +702,7 @@ def _write_sensitivity(ws, placement, model: Model, company: Company, styles: St
         ws.write_formula(header, LABEL_COL, f'=IF(ISNUMBER({exit_ref}),"WACC \\ 退出倍数 exit","WACC \\ g")', head,
                          "WACC \\ 退出倍数 exit" if exit_given else "WACC \\ g")
         axis_format = styles.plain(bold=True, num_format='[<1]0.0%;0.0"x"', align="right")
+        helper = styles.plain(font_color=GREY, italic=True, num_format="#,##0")
         columns = []
         for j, (g_step, exit_step) in enumerate(zip(layout.GROWTH_STEPS, layout.EXIT_STEPS)):
             value = (v("exit_multiple") + exit_step if exit_given
@@ -716,8 +717,15 @@ def _write_sensitivity(ws, placement, model: Model, company: Company, styles: St
                              styles.get("pct", "formula", True), _cached(w_value))
             w_ref = layout.cell_name(row, LABEL_COL, True)
             for j, (c_ref, c_value) in enumerate(columns):
-                formula = dcf_point_formula(inputs, rows, metric, w_ref, c_ref)
+                # each point's EV in a helper cell beside the grid, which the point reads: the native
+                # edition repeats an argument wherever its template names it, and the EV written out
+                # inside the bridge and the target basis would exceed the 8,192 characters Excel allows
+                ev_col = ENGLISH_COL + len(columns) + 1 + j
+                ws.write_formula(row, ev_col, "=" + dcf_ev_formula(inputs, rows, metric, w_ref, c_ref), helper,
+                                 _cached(dcf_point(model, w_value, c_value, ev_only=True)))
+                formula = dcf_point_formula(inputs, layout.cell_name(row, ev_col, True), w_ref, c_ref)
                 ws.write_formula(row, ENGLISH_COL + j, "=" + formula, number, _cached(dcf_point(model, w_value, c_value)))
+        ws.write(header, ENGLISH_COL + len(columns) + 1, "EV（辅助） EV per point (helper)", styles.plain(font_color=GREY, italic=True))
         grids["dcf"] = (first, ENGLISH_COL, first + len(layout.WACC_STEPS) - 1, ENGLISH_COL + len(columns) - 1)
         r = first + len(layout.WACC_STEPS) + 1
 
@@ -789,14 +797,20 @@ def _row_range(placement, key: str, years: list[str]) -> str:
             f"{layout.cell_name(cells[-1].row, cells[-1].col, True)}")
 
 
-def dcf_point_formula(inputs: dict, rows: dict, metric: str, w_ref: str, c_ref: str) -> str:
-    """The sheet's DCF target (估值: EV at the price date, the bridge at the nearest balance, per
-    diluted share, on the target basis) at WACC `w_ref` and, across, terminal growth or, when the
-    DCF uses an exit multiple, the exit multiple `c_ref`: every other input as the sheet has it."""
+def dcf_ev_formula(inputs: dict, rows: dict, metric: str, w_ref: str, c_ref: str) -> str:
+    """The sheet's DCF EV at the price date at WACC `w_ref` and, across, terminal growth or, when
+    the DCF uses an exit multiple, the exit multiple `c_ref`: every other input as the sheet has it."""
     exit_ref, g_ref = inputs["exit_multiple"], inputs["terminal_growth"]
-    dividends = inputs.get("dividends_in_horizon", "0")
     ev = (f"ER_DCF_EV({rows['val_fcff']},{rows['val_period_end']},{w_ref},IF(ISNUMBER({exit_ref}),{g_ref},{c_ref}),"
           f"{inputs['mid_year_switch']},IF(ISNUMBER({exit_ref}),{c_ref},\"\"),{metric})")
+    return f"ER_IF_GIVEN({w_ref},ER_IF_GIVEN({c_ref},{ev}))"
+
+
+def dcf_point_formula(inputs: dict, ev: str, w_ref: str, c_ref: str) -> str:
+    """The sheet's DCF target (估值: the bridge at the nearest balance, per diluted share, on the
+    target basis) from the EV in cell `ev` (`dcf_ev_formula` at the same WACC `w_ref` and growth
+    or exit multiple `c_ref`)."""
+    dividends = inputs.get("dividends_in_horizon", "0")
     value = (f"ER_EQUITY_PER_SHARE({ev},{inputs['bridge_net_cash']},{inputs['bridge_minorities']},{inputs['bridge_shares']},"
              f"{inputs['fx_rate']},{inputs['bridge_investments']})")
     target = (f"ER_DCF_TARGET({value},{inputs['dcf_target_basis']},{inputs['cost_of_equity']},{inputs['rating_horizon']},"
@@ -804,8 +818,9 @@ def dcf_point_formula(inputs: dict, rows: dict, metric: str, w_ref: str, c_ref: 
     return f"ER_IF_GIVEN({w_ref},ER_IF_GIVEN({c_ref},{target}))"
 
 
-def dcf_point(model: Model, wacc, across):
-    """`dcf_point_formula`'s value, by the same functions, on the model's values."""
+def dcf_point(model: Model, wacc, across, ev_only: bool = False):
+    """`dcf_point_formula`'s value (`dcf_ev_formula`'s with `ev_only`), by the same functions, on
+    the model's values."""
     from udfs.registry import guarded
     f = {name: guarded(name) for name in ("ER_IF_GIVEN", "ER_DCF_EV", "ER_EQUITY_PER_SHARE", "ER_DCF_TARGET")}
     v = model.value
@@ -814,6 +829,8 @@ def dcf_point(model: Model, wacc, across):
     ev = f["ER_DCF_EV"]([[v("val_fcff", y) for y in forecast]], [[v("val_period_end", y) for y in forecast]], wacc,
                         v("terminal_growth") if exit_given else across, v("mid_year_switch"), across if exit_given else "",
                         v("val_ebitda", forecast[-1]) if any(l.key == "val_ebitda" for l in model.lines) else "")
+    if ev_only:
+        return f["ER_IF_GIVEN"](wacc, f["ER_IF_GIVEN"](across, ev))
     value = f["ER_EQUITY_PER_SHARE"](ev, v("bridge_net_cash"), v("bridge_minorities"), v("bridge_shares"), v("fx_rate"),
                                      v("bridge_investments"))
     dividends = v("dividends_in_horizon") if any(l.key == "dividends_in_horizon" for l in model.lines) else 0.0
