@@ -696,3 +696,12 @@ def test_any_cash_floor_leaves_ev_and_any_awards_scale_the_per_share_targets(key
     ratio = base.value("val_shares", year) / (base.value("val_shares", year) + awards)
     for name in ("pe_target", "evebitda_target"):
         assert diluted.value(name) == pytest.approx(base.value(name) * ratio, rel=1e-12)
+
+
+@pytest.mark.parametrize("method", [None, "", "  "])
+def test_a_segment_without_a_method_is_not_valued_yet(method):
+    """An empty method cell reads 未估值 in the metric cell (the native form tests it by ="", since
+    the native edition trims a text argument and ISBLANK of a trimmed cell is never true)."""
+    import udfs
+    from udfs.constants import NOT_VALUED
+    assert udfs.excel_functions()["ER_SEGMENT_METRIC"](method, 120000.0, None, None, None) == NOT_VALUED

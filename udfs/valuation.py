@@ -136,11 +136,11 @@ def _method_key(method: str) -> str:
                 Arg("method", TEXT, "PE, PB, PS or EV/EBITDA", required=True),
                 Arg("multiple", NUMBER, "The segment's multiple"),
                 Arg("metric", NUMBER, "Allocated profit, book value, revenue or EBITDA, millions"),
-                native=("IF(ISBLANK({0}),#N/A,IF(ISNA(MATCH(SUBSTITUTE(SUBSTITUTE(SUBSTITUTE(UPPER(TRIM({0})),\"/\",\"\"),\"-\",\"\"),\" \",\"\"),"
+                native=("IF({0}=\"\",#N/A,IF(ISNA(MATCH(SUBSTITUTE(SUBSTITUTE(SUBSTITUTE(UPPER(TRIM({0})),\"/\",\"\"),\"-\",\"\"),\" \",\"\"),"
                         "{" + ",".join(f'"{m}"' for m in SEGMENT_METHODS) + "},0)),#VALUE!,IF(OR({1}<=0,{2}<=0),{NM},{1}*{2})))"),
                 sample=("PE", 20.0, 30000.0), formula_name="segment_value")
 def _segment_value_cell(method, multiple, metric):
-    if method is None:
+    if method is None or (isinstance(method, str) and not method.strip()):
         raise Reject(ERR_NA)  # an empty method cell: the row is not filled in yet
     return segment_value(method, multiple, metric)
 
@@ -159,7 +159,7 @@ def _native_method_key(i: int) -> str:
                 Arg("profit", ANY, "The segment's profit, or empty where the layout has none", required=False),
                 Arg("ebitda", ANY, "The segment's EBITDA, or empty where the layout has none", required=False),
                 Arg("equity", ANY, "The segment's book value, or empty where the layout has none", required=False),
-                native=("IF(ISBLANK({0}),\"" + NOT_VALUED + "\",IFERROR(CHOOSE(MATCH(" + _native_method_key(0) + ",{\"PE\",\"PB\",\"PS\",\"EVEBITDA\"},0),"
+                native=("IF({0}=\"\",\"" + NOT_VALUED + "\",IFERROR(CHOOSE(MATCH(" + _native_method_key(0) + ",{\"PE\",\"PB\",\"PS\",\"EVEBITDA\"},0),"
                         + ",".join(f'IF({{{i}}}="","{NO_SEGMENT_LINE[what]}",{{{i}}})'
                                    for i, what in ((2, "profit"), (4, "equity"), (1, "revenue"), (3, "ebitda")))
                         + "),#VALUE!))"),
@@ -169,7 +169,7 @@ def segment_metric(method, revenue=None, profit=None, ebitda=None, equity=None):
     method cannot value this segment; the method cell's drop-down offers only the others); not
     valued (未估值) while no method is chosen. InputError (#VALUE!) for a method not in
     SEGMENT_METHODS."""
-    if method is None:
+    if method is None or (isinstance(method, str) and not method.strip()):
         return NOT_VALUED
     key = _method_key(method)
     if key not in SEGMENT_METRICS:
