@@ -35,16 +35,7 @@ SCENARIOS = {
 }
 
 
-# `company`, `built` and `template` (the default model's) are shared fixtures (conftest.py).
-
-
-@pytest.fixture(scope="module")
-def evaluated(built):
-    """This module's own `formulas` model of the template: in a full run on xdist the shared one,
-    after other modules' calculations, gave #VALUE! for opex under the cash-floor scenario, which
-    passes on a fresh load (order-dependent; not reproduced alone)."""
-    from formulas_bridge import Evaluated
-    return Evaluated(built)
+# `company`, `built`, `template` and `evaluated` (the default model's) are shared fixtures (conftest.py).
 
 
 def _prefixed(template, key: str) -> str:
