@@ -25,7 +25,7 @@ from pathlib import Path
 import udfs
 from udfs.constants import (
     ACTION_DOWNGRADE, ACTION_FIRST, ACTION_MAINTAIN, ACTION_UPGRADE, BOUNDARY_INNER, BOUNDARY_OUTER,
-    DEFAULT_SCHEME, EXCEL_ERRORS, MARKET_BY_SUFFIX, NOT_MEANINGFUL, RETURN_COMPARISON_PLACES,
+    DEFAULT_SCHEME, EXCEL_ERRORS, MARKET_BY_SUFFIX, NOT_MEANINGFUL, NOT_VALUED, RETURN_COMPARISON_PLACES,
 )
 from udfs.rating import Scheme, schemes
 from udfs.registry import NUMBER, OPTIONAL, PREFIX, REGISTRY, TEXT, excel_name
@@ -54,7 +54,7 @@ def _text(value: str) -> str:
 # Placeholders a template may use besides its arguments: labels of udfs/constants.py (as string
 # literals) and, filled per workbook, the cells of the rating lookup table.
 CONSTANTS = {
-    "NM": _text(NOT_MEANINGFUL), "OUTER": _text(BOUNDARY_OUTER), "INNER": _text(BOUNDARY_INNER),
+    "NM": _text(NOT_MEANINGFUL), "NOT_VALUED": _text(NOT_VALUED), "OUTER": _text(BOUNDARY_OUTER), "INNER": _text(BOUNDARY_INNER),
     "DEFAULT_SCHEME": _text(DEFAULT_SCHEME), "FIRST": _text(ACTION_FIRST), "MAINTAIN": _text(ACTION_MAINTAIN),
     "UPGRADE": _text(ACTION_UPGRADE), "DOWNGRADE": _text(ACTION_DOWNGRADE),
     "RETURN_PLACES": str(RETURN_COMPARISON_PLACES),

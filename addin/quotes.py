@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Protocol
 
 from udfs.errors import QuoteSourceError
+from workbook.currencies import fx_range_problem, normalise_currency
 from workbook.files import UndecodableText, decode_text, read_regular
-from workbook.spec import CURRENCIES_FILE
-from workbook.tomlfile import read_toml
 
 DEFAULT_QUOTES = Path(__file__).resolve().parents[1] / "workbook" / "data" / "quotes.csv"
 DEFAULT_MAX_AGE_DAYS = 5
@@ -44,11 +43,8 @@ MAX_OTHER_FIELD_CHARS = 64
 MAGNITUDE_LIMITS = {"price": 1e7, "fx_to_reporting": 1e5, "benchmark_level": 1e7}
 FX_FLOOR = 1e-6
 
-# Currency names and sane FX ranges are data (workbook/data/currencies.toml).
-_CURRENCY_DATA = read_toml(CURRENCIES_FILE)
-CURRENCY_ALIASES = dict(_CURRENCY_DATA.get("aliases", {}))
-FX_SANE_RANGES = {tuple(pair.split("/")): (float(lo), float(hi))
-                  for pair, (lo, hi) in _CURRENCY_DATA.get("fx_sane_ranges", {}).items()}
+# Currency names and sane FX ranges are data (workbook/data/currencies.toml), judged by
+# workbook.currencies for every door an FX rate comes through.
 # Below this log-distance between the model's FX and its inverse (rates near 1) an inverted
 # rate cannot be told from a real one, so no inversion verdict is given.
 INVERSION_MIN_LOG_GAP = 0.05
@@ -188,11 +184,6 @@ def parse_date(value, what: str, where: str) -> dt.date:
             raise
         raise QuoteError(f"{where}: {what} {_shown(text)} is not a calendar date ({exc}); {iso_hint}") from None
     raise QuoteError(f"{where}: {what} {_shown(text)} is not a date like 2026-11-29 or 29/11/2026; {iso_hint}")
-
-
-def normalise_currency(text) -> str:
-    code = str(text or "").strip()
-    return CURRENCY_ALIASES.get(code, CURRENCY_ALIASES.get(code.upper(), code.upper()))
 
 
 def _text(value) -> str:
@@ -465,18 +456,6 @@ def _pair(fx_pair) -> tuple[str, str] | None:
     return normalise_currency(parts[0]), normalise_currency(parts[1])
 
 
-def sane_fx_range(base: str, quote_ccy: str) -> tuple[float, float] | None:
-    """The sane range of "quote_ccy per one base", or None for a pair the table does not know."""
-    if base == quote_ccy:
-        return (1.0, 1.0)
-    if (base, quote_ccy) in FX_SANE_RANGES:
-        return FX_SANE_RANGES[(base, quote_ccy)]
-    if (quote_ccy, base) in FX_SANE_RANGES:
-        low, high = FX_SANE_RANGES[(quote_ccy, base)]
-        return (1 / high, 1 / low)
-    return None
-
-
 def _positive(value) -> float | None:
     """A model cell's last value, if it is a usable positive number (text or errors give None)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -549,15 +528,9 @@ def validate(quote: Quote, ticker: str, as_of: dt.date, max_age_days: int, *, cu
 def _check_fx(quote: Quote, ticker: str, pair, last_fx, max_move, accept_move, front: str) -> None:
     fx = quote.fx_to_reporting
     name = f"{pair[0]}→{pair[1]}" if pair else "FX"
-    if pair:
-        sane = sane_fx_range(*pair)
-        if sane == (1.0, 1.0) and abs(fx - 1) > 1e-12:
-            raise QuoteError(f"quote for {ticker}: FX {fx:g} for {name} must be exactly 1 (same currency); refused")
-        if sane and not sane[0] <= fx <= sane[1]:
-            inverse = sane[0] <= 1 / fx <= sane[1]
-            why = f"1/{fx:g} = {1 / fx:.4g} is in range, so it looks inverted" if inverse else "check the rate"
-            raise QuoteError(f"quote for {ticker}: FX {fx:g} is outside the sane range {sane[0]:g}–{sane[1]:g} "
-                             f"for {name} ({pair[1]} per 1 {pair[0]}); {why}")
+    problem = fx_range_problem(fx, *pair) if pair else None
+    if problem:
+        raise QuoteError(f"quote for {ticker}: {problem}" + ("; refused" if "exactly 1" in problem else ""))
     if last_fx is None:
         return
     direct, inverted = abs(math.log(fx / last_fx)), abs(math.log(fx * last_fx))

@@ -6,6 +6,7 @@ import unicodedata
 from dataclasses import replace
 
 from udfs.rating import schemes
+from udfs.constants import ERR_NUM, NO_SEGMENT_LINE, NOT_MEANINGFUL, NOT_VALUED
 from workbook import spec
 from workbook.formats import show
 from workbook.model import Model
@@ -123,18 +124,7 @@ def render(model: Model, findings=None, english: bool = False) -> str:
     parts += ["", table(layout.ratios_sheet if not english else _english_title(spec.RATIOS), [""] + years,
                         _rows(model, ratio_keys, english=english))]
 
-    plan = spec.valuation_plan(layout)
-    valued = [key for key in plan.targets + ("target_price_blend",) if isinstance(v(key), float)]
-    case = v("scenario")
-    parts += ["", ("Valuation" + (f" (scenario {case})" if case else "")) if english
-              else "估值 Valuation" + (f"（情景 {case}）" if case else "")]
-    by_key = {line.key: line for line in model.lines}
-    if valued:
-        parts += [f"  {pad(name(by_key[k]), 44)} {show(v(k), 'price')}" for k in valued]
-    elif english:
-        parts += ["  Not valued: no method is weighted yet (fill the 估值 sheet, or [valuation] in the company file)"]
-    else:
-        parts += ["  未估值: no method is weighted yet (fill the 估值 sheet, or [valuation] in the company file)"]
+    parts += ["", valuation_block(model, english)]
 
     rating_lines = [line for line in model.lines if line.table == spec.RATING]
     parts += ["", "Rating" if english else "评级 Rating"]
@@ -142,11 +132,13 @@ def render(model: Model, findings=None, english: bool = False) -> str:
     if english:
         parts += [f"  Published rating {value(v('published_rating'))} ({value(company.rating.get('published_action', ''))}); "
                   f"computed rating {value(v('computed_rating'))}"
-                  + (" (no target price: the note gives none)" if v("target_price") is None else "")]
+                  + (" (no target price: the note gives none)" if v("target_price") is None else "")
+                  + (" (on the example valuation's assumptions)" if company.example_valuation else "")]
     else:
         published = f"{v('published_rating')}（{company.rating.get('published_action', '')}）"
         parts += [f"  报告评级 {published}; 模型评级 {v('computed_rating')}"
-                  + ("（目标价未填写：报告未给出目标价）" if v("target_price") is None else "")]
+                  + ("（目标价未填写：报告未给出目标价）" if v("target_price") is None else "")
+                  + ("（按示例估值假设）" if company.example_valuation else "")]
 
     failed = [c for c in model.checks if not c["passed"]]
     parts += ["", f"{'Checks' if english else '校验 Checks'}: {len(model.checks) - len(failed)}/{len(model.checks)} passed"
@@ -170,6 +162,120 @@ def _finding_line(finding, english_labels: dict) -> str:
     """A finding's line, its label in English when the model has one for the finding's line."""
     label = english_labels.get(finding.key)
     return finding.line() if label is None else replace(finding, label=label).line()
+
+
+def _money(value) -> str:
+    return show(value, "money")
+
+
+def _why_not(model: Model, key: str) -> str:
+    """Why a method target is not a price, in words: what is missing or which input is out of range."""
+    v = model.value
+    value = v(key)
+    method = key.removesuffix("_target")
+    if value == NOT_VALUED:
+        return "未估值 not valued: " + ("no WACC (rf, beta, ERP… or a WACC typed)" if method == "dcf" else
+                                      "no multiple entered" if method != "sotp" else "a segment has no multiple")
+    if method == "dcf":
+        if v("dcf_terminal_value") == ERR_NUM:
+            return "#NUM!: terminal growth at or above WACC (refused)" if not isinstance(v("exit_multiple"), float) \
+                else "#NUM!: a negative exit multiple"
+        if value == NOT_MEANINGFUL:
+            return "NM: the equity value (EV + net cash - minorities + investments) is not positive" \
+                if not isinstance(v("dcf_value"), float) else "NM: the value rolled to the horizon less its dividends is not positive"
+    if method == "sotp":
+        plan = spec.valuation_plan(model.company.layout)
+        lacking = [(segment, v(f"sotp_{segment}_method"), v(f"sotp_{segment}_metric")) for segment in plan.segment_methods
+                   if v(f"sotp_{segment}_metric") in NO_SEGMENT_LINE.values()]
+        if lacking:
+            return f"{value}: " + "; ".join(f"{model.line(segment).label_zh} {method_}: {metric}, so the method cannot value "
+                                            f"it (choose {'/'.join(plan.segment_methods[segment])})"
+                                            for segment, method_, metric in lacking)
+    if value == NOT_MEANINGFUL:
+        year = v(f"{method}_year")
+        base = {"pe": "val_eps", "pb": "val_bvps", "ps": "val_sales_ps", "evebitda": "val_ebitda"}.get(method)
+        if base and isinstance(year, str):
+            return f"NM: {model.line(base).label_en} {year} is {show(v(base, year), model.line(base).fmt)}, not positive"
+        return "NM: a segment's value or the equity value is not positive"
+    return f"{value}: see the 估值 sheet"
+
+
+def _method_inputs(model: Model, key: str) -> str:
+    v = model.value
+    method = key.removesuffix("_target")
+    if method in ("pe", "pb", "ps", "evebitda"):
+        base = {"pe": "val_eps", "pb": "val_bvps", "ps": "val_sales_ps", "evebitda": "val_ebitda"}[method]
+        year = v(f"{method}_year")
+        metric = v(base, year) if isinstance(year, str) else None
+        text = f"{show(v(f'{method}_multiple'), 'multiple')} × {year} {model.line(base).label_en} {show(metric, model.line(base).fmt)}"
+        if method == "evebitda":
+            text += (f" + net cash {_money(v('val_net_cash', year))} - minorities {_money(v('val_minorities', year))}"
+                     f" + investments {_money(v('val_investments', year))}, ÷ {show(v('val_shares', year), 'money2')}m shares")
+        return text + f" ÷ FX {show(v('fx_rate'), 'fx')}"
+    if method == "sotp":
+        segments = [l.key.removeprefix("sotp_").removesuffix("_method") for l in model.lines
+                    if l.key.startswith("sotp_") and l.key.endswith("_method")]
+        parts = [f"{model.line(s).label_zh} {v(f'sotp_{s}_method')} {show(v(f'sotp_{s}_multiple'), 'multiple')}"
+                 f" × {show(v(f'sotp_{s}_metric'), 'money')}" for s in segments if v(f"sotp_{s}_method")]
+        return "; ".join(parts) + f" ({v('sotp_year')})"
+    return ""
+
+
+def dcf_lines(model: Model) -> list[str]:
+    """The DCF in full: WACC and its inputs, EV and its parts, the TV diagnostics, the bridge."""
+    v = model.value
+    pct = lambda key: show(v(key), "pct")  # noqa: E731
+    terminal = (f"exit {show(v('exit_multiple'), 'multiple')} EBITDA" if isinstance(v("exit_multiple"), float)
+                else f"g {pct('terminal_growth')}")
+    flag_year = next((y.label for y in model.values.years if v("val_bridge_flag", y.label) == 1.0), "—")
+    return [
+        f"WACC {pct('wacc')} (rf {pct('rf')}, beta {show(v('beta'), 'fx')}, ERP {pct('erp')}, cost of debt {pct('cost_of_debt')}, "
+        f"tax {pct('val_tax')}, D/(D+E) {pct('debt_weight')}); cost of equity {pct('cost_of_equity')}; {terminal}; "
+        f"{'mid-year' if v('mid_year_switch') in (True, 'TRUE', 1.0) else 'year-end'}",
+        f"valued at {v('valuation_date')}: first forecast year ends {v('first_year_end')}, "
+        f"{show(v('first_period'), 'fx')} years away (its FCFF counted for that share)",
+        f"EV {_money(v('dcf_ev'))} = PV of FCFF {_money(v('dcf_pv_explicit'))} + PV of terminal value {_money(v('dcf_pv_terminal'))} "
+        f"(TV {_money(v('dcf_terminal_value'))} at {show(v('dcf_tv_period'), 'fx')} years)",
+        f"TV share of EV {pct('tv_share')}; implied exit EV/EBITDA {show(v('implied_exit_multiple'), 'multiple')}; "
+        f"implied perpetual growth {pct('implied_growth')}",
+        f"bridge at the balance nearest the price date ({flag_year}): + net cash {_money(v('bridge_net_cash'))} - minorities "
+        f"{_money(v('bridge_minorities'))} + investments {_money(v('bridge_investments'))} = equity {_money(v('dcf_equity'))}; "
+        f"÷ {show(v('bridge_shares'), 'money2')}m diluted shares ÷ FX {show(v('fx_rate'), 'fx')} = {show(v('dcf_value'), 'price')}",
+        f"target basis {v('dcf_target_basis')}: {v('dcf_basis_note')}",
+    ]
+
+
+def valuation_block(model: Model, english: bool = False) -> str:
+    """Every valuation method with its target or the reason it has none, its inputs, the weights
+    and parts of the blend; the DCF in full (WACC, EV, its bridge, the TV share)."""
+    v = model.value
+    company = model.company
+    plan = spec.valuation_plan(company.layout)
+    case = v("scenario")
+    title = ("Valuation" + (f" (scenario {case})" if case else "")) if english else \
+        "估值 Valuation" + (f"（情景 {case}）" if case else "")
+    if company.example_valuation:
+        title += " — example assumptions (sources on the 估值 sheet)" if english else \
+            " — 示例估值假设 example assumptions (sources on the 估值 sheet)"
+    out = [title]
+    for key in plan.targets:
+        line = model.line(key)
+        label = line.label_en if english else line.label_zh
+        value = v(key)
+        method = key.removesuffix("_target")
+        weight, part = v(f"weight_{method}"), v(f"part_{method}")
+        shown = show(value, "price") if isinstance(value, float) else _why_not(model, key)
+        out.append(f"  {pad(label, 30)} {shown}   weight {show(weight, 'pct')}, part {show(part, 'price')}")
+        inputs = _method_inputs(model, key)
+        given = v(f"{method}_multiple") is not None if method != "sotp" else any(
+            v(l.key) is not None for l in model.lines if l.key.startswith("sotp_") and l.key.endswith("_method"))
+        if inputs and given and method != "dcf":
+            out.append(f"      {inputs}")
+        if method == "dcf" and v("wacc") != NOT_VALUED:
+            out += [f"      {text}" for text in dcf_lines(model)]
+    blended = "Blended target" if english else "加权目标价 Blended target"
+    out.append(f"  {pad(blended, 30)} {show(v('target_price_blend'), 'price')}   {v('blend_note')}")
+    return "\n".join(out)
 
 
 def warnings_block(model: Model, english: bool = False) -> str:

@@ -87,7 +87,7 @@ def current_inputs(package: xlsx.Package, data: dict, layout: spec.Layout, kinds
     driven = {driver_key(key): key for key in data.get("drivers", {}) if key not in standalone}
     drivers = {**driven, **standalone}
     valuation_inputs = {line.key for line in spec.valuation_plan(layout).scalars if line.formula is None}
-    valuation_inputs -= {"first_forecast", "last_forecast", "last_reported"}  # follow the years, not the analyst
+    valuation_inputs -= set(spec.YEAR_INPUTS)  # follow the years (the first forecast year's end too), not the analyst
     cases = {scenario_key(case, key): (case, key) for key in data.get("scenarios", {}).get("drivers", [])
              for case in ("base", *SCENARIO_CASES)}
     for row in blueprint(package):
@@ -116,7 +116,8 @@ def current_inputs(package: xlsx.Package, data: dict, layout: spec.Layout, kinds
         if not year and key in valuation_inputs:
             value = package.value(row["sheet"], row["cell"])
             if value is not None and not (isinstance(value, str) and not value.strip()):
-                data.setdefault("valuation", {})[key] = value.strip() if isinstance(value, str) else float(value)
+                data.setdefault("valuation", {})[key] = (value.strip() if isinstance(value, str) else value
+                                                         if isinstance(value, bool) else float(value))
             continue
         if not year:
             if key not in SCALAR_FIELDS:

@@ -73,7 +73,9 @@ def test_refresh_changes_market_inputs_and_dependent_values_only(fresh, tmp_path
     changed_members = [n for n in before.members if before.members[n] != after.members[n]]
     sheets_by_path = {s.path: name for name, s in before.sheets.items()}
     assert all(n in sheets_by_path for n in changed_members), changed_members
-    assert {sheets_by_path[n] for n in changed_members} == {"封面", "盈利预测与估值简表", "主要财务比率", "评级", "校验"}
+    # the valuation is at the price date (issue 21): a new price and date move 估值测算, 估值 and the grids too
+    assert {sheets_by_path[n] for n in changed_members} == {"封面", "盈利预测与估值简表", "主要财务比率", "估值测算", "估值", "敏感性",
+                                                            "评级", "校验"}
 
     v = lambda name: after.value(*cell_of(after, name))
     assert v("MKT_price") == 44.0 and v("MKT_fx_rate") == 0.915 and v("MKT_benchmark_level") == 25000.5

@@ -289,6 +289,9 @@ VALUATION_YEARS = {"pe_year": ("2026E", "2027E"), "pb_year": ("2024", "2025"), "
                    "evebitda_year": ("2025E", "2026E"), "sotp_year": ("2026E", "2027E")}
 
 
+CHOICES = {"dcf_target_basis": "horizon", "blend_nm_policy": "nm"}   # the text inputs that take a word, not a year or switch
+
+
 def test_a_model_with_every_valuation_input_set_rolls_and_keeps_them(tmp_path):
     """Every input of the 估值 sheet given (mid_year_switch = true among them): the rolled model
     holds each one, the valuation years moved on by one, so P/E on 2026E is now on 2027E."""
@@ -298,7 +301,7 @@ def test_a_model_with_every_valuation_input_set_rolls_and_keeps_them(tmp_path):
     weights = [line.key for line in spec.valuation_plan(layout).scalars if line.key.startswith("weight_")]
     for line in spec.valuation_plan(layout).scalars:
         key = line.key
-        if line.formula is not None or key in ("first_forecast", "last_forecast", "last_reported"):
+        if line.formula is not None or key in spec.YEAR_INPUTS:   # the years and the first year's end follow the roll
             continue
         if key in VALUATION_YEARS:
             given[key] = VALUATION_YEARS[key][0]
@@ -306,10 +309,12 @@ def test_a_model_with_every_valuation_input_set_rolls_and_keeps_them(tmp_path):
             given[key] = 1 / 2 ** (weights.index(key) + 1) if key != weights[-1] else 1 / 2 ** (len(weights) - 1)
         elif key.endswith("_method"):
             given[key] = "PS"
+        elif key in CHOICES:
+            given[key] = CHOICES[key]
         elif line.fmt == "text":
             given[key] = True
         else:
-            given[key] = {"multiple": 12.5, "pct": 0.045, "fx": 1.1}[line.fmt]
+            given[key] = {"multiple": 12.5, "pct": 0.045, "fx": 1.1, "money2": 0.75, "price": 20.0}[line.fmt]
     assert given["mid_year_switch"] is True and abs(sum(given[w] for w in weights) - 1) < 1e-12
     data["valuation"] = given
     data["rating"]["benchmark_return"] = 0.05

@@ -138,16 +138,24 @@ def test_sheets_and_conventions(template):
 
 
 def test_no_analyst_number_is_invented(template):
-    """The report gives no target price: the target is the valuation's blend, which shows 未估值
-    (not valued) while no method is weighted, every valuation input is empty, and the rating is 无评级."""
+    """The report gives no target price: the target is the valuation's blend of the example
+    valuation, every input of which says on the sheet that it is an example and where it comes
+    from (issue 21); the model's rating is computed beside the published one."""
     sheet, cell = template.cell_by_name("RTG_target_price")
     assert str(template.book[sheet][cell].value).startswith("=")          # the blend's result, not a typed number
-    assert template.values[sheet][cell].value == "未估值"
-    for name in ("VAL_pe_multiple", "VAL_pb_multiple", "VAL_evebitda_multiple", "VAL_rf", "VAL_terminal_growth"):
+    assert isinstance(template.values[sheet][cell].value, float)
+    ws = template.book["估值"]
+    assert any("示例估值假设" in str(c.value) for row in ws.iter_rows(max_row=4) for c in row if c.value)
+    for name in ("VAL_pe_multiple", "VAL_rf", "VAL_terminal_growth", "VAL_weight_pe", "VAL_weight_dcf"):
+        sheet, cell = template.cell_by_name(name)
+        assert template.book[sheet][cell].value is not None, name
+        source = ws.cell(ws[cell].row, ws[cell].column + 1).value
+        assert isinstance(source, str) and source.strip(), (name, "has no source beside it")
+    for name in ("VAL_pb_multiple", "VAL_evebitda_multiple"):   # a method the example does not use stays empty
         sheet, cell = template.cell_by_name(name)
         assert template.book[sheet][cell].value is None, name
     sheet, cell = template.cell_by_name("RTG_computed_rating")
-    assert template.values[sheet][cell].value == "无评级"
+    assert template.values[sheet][cell].value in ("买入", "增持", "中性", "减持", "卖出")
     sheet, cell = template.cell_by_name("RTG_published_rating")
     assert template.book[sheet][cell].value == "买入"
 

@@ -50,6 +50,7 @@ class Scheme:
     unrated_en: str = ""
     benchmarks_en: dict = field(default_factory=dict)
     brokers: tuple = ()  # the names of the broker whose scheme it is, as notes print them
+    horizon_months: int = 12  # the end of the horizon, where the target is judged (the rating horizon's default)
 
     @property
     def labels(self) -> list[str]:
@@ -87,7 +88,7 @@ def parse_schemes(data: dict) -> dict[str, Scheme]:
             scheme = Scheme(key, raw["name"], raw.get("basis", "excess"), raw.get("horizon", ""),
                             raw.get("unrated", "无评级"), dict(raw.get("benchmarks", {})), bands,
                             str(raw.get("name_en", "")), str(raw.get("unrated_en", "")),
-                            dict(raw.get("benchmarks_en", {})), tuple(raw.get("brokers", [])))
+                            dict(raw.get("benchmarks_en", {})), tuple(raw.get("brokers", [])), int(raw.get("horizon_months", 12)))
         except (KeyError, TypeError) as exc:
             raise DataError(f"rating scheme {key!r} is missing {exc}") from None
         if scheme.basis not in ("excess", "absolute"):
@@ -257,8 +258,9 @@ def _rate_cell(price, target_price, benchmark_return, dividends_per_share, schem
                 native=("IF(IF({1}=\"\",{DEFAULT_SCHEME},{1})<>{scheme_key},#N/A,IF(AND({2}<>\"\",{2}<>{OUTER},{2}<>{INNER}),#VALUE!,"
                         # a threshold counts against the return when it lies above it, or on it and the
                         # convention puts the bound in the band below: outer for negative bounds, inner for others
-                        "IF(NOT(ISNUMBER({0})),{unrated},INDEX({labels},1+SUMPRODUCT(--(SIGN({thresholds}-ROUND({0},{RETURN_PLACES}))"
-                        ">=1-(({thresholds}<0)=({2}<>{INNER}))))))))"),
+                        # (a product, not --: the formulas package reads SUMPRODUCT(--(...)) as 0)
+                        "IF(NOT(ISNUMBER({0})),{unrated},INDEX({labels},1+SUMPRODUCT((SIGN({thresholds}-ROUND({0},{RETURN_PLACES}))"
+                        ">=1-(({thresholds}<0)=({2}<>{INNER})))*1)))))"),
                 sample=(0.194, "everbright", "outer"), formula_name="classify")
 def _classify_cell(measure, scheme, boundary):
     return classify(measure, scheme or DEFAULT_SCHEME, boundary or DEFAULT_BOUNDARY)

@@ -338,9 +338,37 @@ def _valuation_validation(key: str, company: Company) -> dict | None:
         return {"validate": "list", "source": years, "input_title": "估值年度 Year",
                 "input_message": "该方法估值所用的年度。\nThe year the method values."}
     if key.endswith("_method") and key.startswith("sotp_"):
-        return {"validate": "list", "source": ["PE", "PB", "PS", "EV/EBITDA"], "input_title": "估值方法 Method",
-                "input_message": ("PE 按分配利润，PB 按分配净资产，PS 按收入，EV/EBITDA 按 EBITDA。\n"
-                                  "PE on allocated profit, PB on allocated book, PS on revenue, EV/EBITDA on EBITDA.")}
+        # only the methods whose metric the layout has a segment line for: P/S on the segment's
+        # revenue always, P/E, P/B, EV/EBITDA where [segment_metrics] gives its profit, book, EBITDA
+        allowed = spec.valuation_plan(company.layout).segment_methods.get(key.removeprefix("sotp_").removesuffix("_method"))
+        allowed = list(allowed or ("PS",))
+        missing = [m for m in ("PE", "PB", "EV/EBITDA") if m not in allowed]
+        return {"validate": "list", "source": allowed, "input_title": "估值方法 Method",
+                "input_message": ("分部估值方法，仅限版式有对应分部行的方法。\nPS on the segment's revenue" + (", PE on its profit" if "PE" in allowed else "")
+                                  + (", PB on its book value" if "PB" in allowed else "")
+                                  + (", EV/EBITDA on its EBITDA" if "EV/EBITDA" in allowed else "") + "."
+                                  + (f" Not {', '.join(missing)}: the layout has no such segment line." if missing else ""))[:255],
+                "error_title": "无分部行 No segment line",
+                "error_message": "版式没有该方法所需的分部行。This layout has no segment line that method applies to."}
+    if key == "dcf_target_basis":
+        return {"validate": "list", "source": ["price_date", "horizon"], "input_title": "DCF 目标价口径 DCF target",
+                "input_message": "price_date：股价日的价值；horizon：评级期末的价值。\nprice_date: the value at the price date; horizon: rolled to the rating horizon at the cost "
+                                 "of equity, less the dividends paid within it."}
+    if key == "blend_nm_policy":
+        return {"validate": "list", "source": ["exclude", "nm"], "input_title": "NM 方法 NM method",
+                "input_message": "exclude：剔除并说明；nm：加权目标价为 NM。\nA weighted method that is not a price: exclude leaves it out and says so (the other "
+                                 "weights scale up); nm makes the blend NM, naming the method."}
+    if key in ("rating_horizon", "dividend_lag"):
+        return {"validate": "decimal", "criteria": "between", "minimum": 0, "maximum": 5, "input_title": "年数 Years",
+                "input_message": {"rating_horizon": "评级期限（年）。Years from the price date to where the target is judged (the scheme's horizon).",
+                                  "dividend_lag": "股息在财年结束后几年支付（年）。Years after a fiscal year end its dividend is paid (0.5: mid next year)."}[key]}
+    if key == "first_year_end":
+        return {"validate": "date", "criteria": ">", "value": dt.date(1990, 1, 1), "input_title": "财年结束日 Year end",
+                "input_message": "首个预测年度的财年结束日。\nThe first forecast year's fiscal year end; the DCF values the part of it after the price date."}
+    if key == "award_exercise_price":
+        return {"validate": "decimal", "criteria": ">=", "value": 0, "input_title": "行权价 Exercise price",
+                "input_message": "摊薄工具的行权价（交易货币）。\nExercise price of the dilutive awards, trading currency; empty: they count in full "
+                                 "(restricted shares), else by the treasury-stock method at the current price."}
     if key.startswith("weight_"):
         return {**_decimal_rule(0, 1, "pct", company), "input_title": "权重 Weight",
                 "input_message": help_message("该方法的权重", "Weight of this method", "pct", company,
@@ -501,8 +529,10 @@ def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: 
             # marked for the analyst, as a value carried for review is
             review = _carried_for_review(cell, company, drivers) or (value is None and cell.key in UNPRINTED_FACTS)
             fmt = styles.get(line.fmt, "review" if review else "input", bold, wrap=cell.key == "refresh_source")
-            if cell.key == "price_date" and isinstance(value, str):
+            if (cell.key == "price_date" or line.fmt == "date") and isinstance(value, str):
                 ws.write_datetime(cell.row, cell.col, dt.datetime.fromisoformat(value), fmt)
+            elif isinstance(value, bool):   # a TRUE/FALSE switch, as Excel's own boolean
+                ws.write_boolean(cell.row, cell.col, value, fmt)
             elif value is None:
                 ws.write_blank(cell.row, cell.col, None, fmt)
             elif isinstance(value, str):
@@ -527,6 +557,16 @@ def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: 
                               "input_message": "本报告之前的评级；首次评级留空。\nThe rating before this report; empty for a first rating."}
             elif cell.year is None:  # a one-value input (a CAPM input, a benchmark level)
                 validation = generic_validation(line, company)
+            if cell.key == "terminal_growth" and ("wacc", None) in placement.home:
+                # refused in the cell: a growth at or above WACC has no finite perpetuity
+                wacc = placement.address("wacc", None, cell.sheet, absolute=True)
+                here = layout.cell_name(cell.row, cell.col)
+                validation = {"validate": "custom", "value": f"=OR(NOT(ISNUMBER({wacc})),{here}<{wacc})",
+                              "input_title": "永续增长率 Terminal growth",
+                              "input_message": "永续增长率，须低于 WACC。\nPerpetual growth after the last forecast "
+                              "year, decimal; must be below WACC (a value at or above it is refused).",
+                              "error_type": "stop", "error_title": "g ≥ WACC",
+                              "error_message": "永续增长率须低于 WACC。Terminal growth must be below WACC: the perpetuity would not converge."}
             if validation and review and value is None and cell.key in UNPRINTED_FACTS:
                 validation = {**validation, "input_title": "报告未列示 To fill",
                               "input_message": (UNPRINTED_FACTS[cell.key] + " " + validation.get("input_message", ""))[:255]}
@@ -543,7 +583,16 @@ def _write_cells(book_sheets, placement, model: Model, styles: Styles, company: 
             role = "mirror" if cell.kind == "mirror" else "formula"
             if line.implied and cell.year is not None and company_kinds[cell.year] != "forecast":
                 role = "implied"  # what the reported years imply: context for the blue inputs beside it
+            if line.fmt == "date" and isinstance(value, str):
+                value = excel_serial(value)   # the engine's ISO date, as the serial Excel computes
             ws.write_formula(cell.row, cell.col, "=" + cell.formula, styles.get(line.fmt, role, bold), _cached(value))
+
+
+def excel_serial(iso_date: str) -> float:
+    """An ISO date as Excel's 1900-system serial number."""
+    return float((dt.date.fromisoformat(iso_date[:10]) - dt.date(1899, 12, 30)).days)
+
+
 
 
 def _checks_texts(placement, company: Company, found) -> tuple[list[str], list[str]]:
@@ -684,6 +733,157 @@ def _write_warnings(page: Page, placement, model: Model, styles: Styles, company
                                     "format": styles.plain(bg_color=WARN_FILL, font_color="#9C5700")})
 
 
+EXAMPLE_BANNER = ("示例估值假设 Example assumptions: the inputs below are an example, each with its source beside it; "
+                  "replace them with your own view before publishing")
+SOURCE_COL = FIRST_VALUE_COL + 1   # where the 估值 sheet says where an input comes from
+RANGE_FACTORS = (0.8, 1.2)         # a multiple method's range on the football field: its multiple -/+ 20%
+
+
+def _write_valuation_extras(book, ws, placement, model: Model, company: Company, styles: Styles, grids: dict):
+    """The 估值 sheet beyond its placed rows: where each input comes from (and, for example
+    assumptions, a banner saying so), the DCF's convention, and the football field: each
+    method's range from its sensitivity, the blend and the current price, as a chart."""
+    write_sources(ws, placement, layout.VALUATION, company, styles, notes=True)
+    _write_football_field(book, ws, placement, model, styles, grids)
+
+
+def write_sources(ws, placement, sheet: str, company: Company, styles: Styles, notes: bool = False):
+    """Beside each input of a one-value sheet, where its value comes from (the company file's
+    [valuation.sources]; with `notes`, a formula line's note where it has no source), under a
+    banner when the inputs are example assumptions."""
+    sourced = [(r, row.key) for r, row in placement.rows[sheet] if row.kind == RowKind.LINE
+               and (row.key in company.valuation_sources or (notes and placement.lines[row.key].note))]
+    if not sourced:
+        return
+    ws.set_column(SOURCE_COL, SOURCE_COL, 70)
+    if company.example_valuation:
+        ws.merge_range(SUBTITLE_ROW + 1, LABEL_COL, SUBTITLE_ROW + 1, SOURCE_COL, EXAMPLE_BANNER,
+                       styles.plain(bold=True, font_color="#9C5700", bg_color=WARN_FILL))
+    head = styles.plain(bold=True, font_color="#FFFFFF", bg_color=HEADER_FILL, align="center")
+    ws.write(HEADER_ROW, SOURCE_COL, "来源 Source" + ("（示例估值假设）" if company.example_valuation else ""), head)
+    for r, key in sourced:
+        ws.write_string(r, SOURCE_COL, company.valuation_sources.get(key) or placement.lines[key].note,
+                        styles.plain(font_color=GREY, italic=True))
+
+
+def _football_rows(placement, model: Model, grids: dict) -> list[tuple[str, str, object, str, object]]:
+    """(label, low formula, low value, high formula, high value) per method with a target, then the
+    blend and the current price (a sliver around each): a multiple method's range is its target
+    at the multiple -/+ 20% (the P/E grid's rows), the DCF's the lowest and highest point of its
+    grid within one point of WACC and of growth (the inner 5 x 5); #N/A, not drawn, without a target."""
+    v = model.value
+    here = layout.VALUATION
+    cell = lambda key: placement.address(key, None, here, absolute=True)  # noqa: E731
+    out = []
+    sens = layout.quote_sheet(layout.SENSITIVITY)
+    for target in spec.valuation_plan(model.company.layout).targets:
+        label = placement.lines[target].label_zh.replace(" 目标价", "").replace("目标价", "")
+        value = v(target)
+        if target == "dcf_target" and "dcf" in grids:
+            first_row, first_col, last_row, last_col = grids["dcf"]
+            inner = (f"{sens}!{layout.cell_name(first_row + 1, first_col + 1, True)}:"
+                     f"{layout.cell_name(last_row - 1, last_col - 1, True)}")
+            numbers = [dcf_point(model, _add(v("wacc"), w), _across(model, j))
+                       for w in layout.WACC_STEPS[1:-1] for j in range(1, len(layout.GROWTH_STEPS) - 1)]
+            numbers = [n for n in numbers if isinstance(n, float)]
+            low_f = f"IF(COUNTIF({inner},\">0\")=0,NA(),IFERROR(MIN({inner}),NA()))"
+            high_f = f"IF(COUNTIF({inner},\">0\")=0,NA(),IFERROR(MAX({inner}),NA()))"
+            low, high = (min(numbers), max(numbers)) if numbers and isinstance(value, float) else ("#N/A", "#N/A")
+        else:
+            factor_low, factor_high = RANGE_FACTORS
+            low_f = f"IF(ISNUMBER({cell(target)}),{cell(target)}*{factor_low!r},NA())"
+            high_f = f"IF(ISNUMBER({cell(target)}),{cell(target)}*{factor_high!r},NA())"
+            linear = target in ("pe_target", "pb_target", "ps_target")
+            if not linear:   # EV/EBITDA and the sum of the parts: the bridge makes them not linear in the multiple
+                low_f, high_f = (_scaled_target_formula(placement, model, target, f) for f in RANGE_FACTORS)
+            low, high = ((value * factor_low, value * factor_high) if linear else
+                         tuple(_scaled_target_value(model, target, f) for f in RANGE_FACTORS)) \
+                if isinstance(value, float) else ("#N/A", "#N/A")
+        out.append((label, low_f, low, high_f, high))
+    for key, label in (("target_price_blend", "加权目标价 Blend"), ("price", "当前股价 Price")):
+        ref = cell(key)
+        value = v(key)
+        out.append((label, f"IF(ISNUMBER({ref}),{ref}*0.995,NA())", value * 0.995 if isinstance(value, float) else "#N/A",
+                    f"IF(ISNUMBER({ref}),{ref}*1.005,NA())", value * 1.005 if isinstance(value, float) else "#N/A"))
+    return out
+
+
+def _across(model: Model, j: int):
+    """The DCF grid's column value j: the exit multiple's step when one is used, else growth's."""
+    v = model.value
+    if isinstance(v("exit_multiple"), float):
+        return v("exit_multiple") + layout.EXIT_STEPS[j]
+    return _add(v("terminal_growth"), layout.GROWTH_STEPS[j])
+
+
+_SCALED_TARGETS = {  # a non-linear method's target with its multiple(s) scaled, in the formula language
+    "evebitda_target": ("ev_ebitda_target(evebitda_multiple * {f}, at(val_ebitda, evebitda_year), at(val_net_cash, evebitda_year), "
+                        "at(val_minorities, evebitda_year), at(val_shares, evebitda_year), fx_rate, "
+                        "at(val_investments, evebitda_year))"),
+    "sotp_target": ("equity_per_share(total(column({values})) * {f}, at(val_net_cash, sotp_year), at(val_minorities, sotp_year), "
+                    "at(val_shares, sotp_year), fx_rate, at(val_investments, sotp_year))"),
+}
+
+
+def _scaled_text(model: Model, target: str, factor: float) -> str:
+    values = ", ".join(l.key for l in model.lines if l.key.startswith("sotp_") and l.key.endswith("_value"))
+    return _SCALED_TARGETS[target].format(f=repr(factor), values=values)
+
+
+def _scaled_target_formula(placement, model: Model, target: str, factor: float) -> str:
+    text = _scaled_text(model, target, factor)
+    excel = fx.to_excel(fx.parse(text), layout.translator(placement, layout.VALUATION, None), layout.excel_name,
+                        layout._Ranges(placement, layout.VALUATION))
+    ref = placement.address(target, None, layout.VALUATION, absolute=True)
+    return f"IF(ISNUMBER({ref}),{excel},NA())"
+
+
+def _scaled_target_value(model: Model, target: str, factor: float):
+    from udfs.engine import _Vectors
+    from udfs.functions import GUARDED
+    values = model.values
+    lookup = lambda key, lag: values.scalars.get(key) if key in values.scalars else None  # noqa: E731
+    result = fx.evaluate(fx.parse(_scaled_text(model, target, factor)), lookup, GUARDED, vectors=_Vectors(values, values.years))
+    return result if isinstance(result, float) else "#N/A"
+
+
+def _write_football_field(book, ws, placement, model: Model, styles: Styles, grids: dict):
+    rows = _football_rows(placement, model, grids)
+    top = max(r for r, _ in placement.rows[layout.VALUATION]) + 3
+    head = styles.plain(bold=True, font_color="#FFFFFF", bg_color=HEADER_FILL, align="center")
+    ws.merge_range(top, LABEL_COL, top, SOURCE_COL, "估值区间（足球场图） Football field: each method's range from its "
+                   "sensitivity (multiples -/+20%, DCF WACC and growth -/+1 point), the blend and the price",
+                   styles.plain(bold=True, bg_color=HEADING_FILL))
+    for col, text in enumerate(("方法 Method", "低 Low", "高 High", "区间 Range")):
+        ws.write(top + 1, LABEL_COL + col, text, head)
+    price = styles.get("price", "formula")
+    first = top + 2
+    for i, (label, low_f, low, high_f, high) in enumerate(rows):
+        r = first + i
+        ws.write_string(r, LABEL_COL, label, styles.get("text", "label"))
+        ws.write_formula(r, ENGLISH_COL, "=" + low_f, price, low)
+        ws.write_formula(r, FIRST_VALUE_COL, "=" + high_f, price, high)
+        width = high - low if isinstance(high, float) and isinstance(low, float) else "#N/A"
+        ws.write_formula(r, SOURCE_COL, f"={layout.cell_name(r, FIRST_VALUE_COL)}-{layout.cell_name(r, ENGLISH_COL)}", price,
+                         width)
+    last = first + len(rows) - 1
+    chart = book.add_chart({"type": "bar", "subtype": "stacked"})
+    sheet = layout.VALUATION
+    chart.add_series({"name": "低 Low", "categories": [sheet, first, LABEL_COL, last, LABEL_COL],
+                      "values": [sheet, first, ENGLISH_COL, last, ENGLISH_COL], "fill": {"none": True}, "border": {"none": True}})
+    chart.add_series({"name": "区间 Range", "categories": [sheet, first, LABEL_COL, last, LABEL_COL],
+                      "values": [sheet, first, SOURCE_COL, last, SOURCE_COL], "fill": {"color": "#2F5597"},
+                      "gap": 60, "points": [None] * (len(rows) - 2) + [{"fill": {"color": "#C55A11"}},   # the blend
+                                                                       {"fill": {"color": "#595959"}}]})  # the price
+    chart.set_title({"name": "估值区间 Football field（交易货币 trading currency）", "name_font": {"size": 11, "name": FONT}})
+    chart.set_y_axis({"reverse": True, "num_font": {"name": FONT, "size": 9}})
+    chart.set_x_axis({"num_format": "0.00", "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}},
+                      "num_font": {"name": FONT, "size": 9}})
+    chart.set_legend({"none": True})
+    chart.set_size({"width": 620, "height": 60 + 34 * len(rows)})
+    ws.insert_chart(layout.cell_name(FIRST_ROW, SOURCE_COL + 1), chart)
+
+
 def _write_scheme_table(ws, placement, company: Company, styles: Styles):
     """The rating scheme as a table under the rating block: band, range, and the report's wording."""
     scheme = schemes()[company.scalar_inputs["rating_scheme"]]
@@ -721,15 +921,18 @@ def _write_blueprint(ws, placement, labels: dict):
     ws.very_hidden()
 
 
-def _write_sensitivity(ws, placement, model: Model, company: Company, styles: Styles) -> dict:
-    """Three two-way tables. Target price by WACC x terminal growth (DCF) and by P/E multiple x
-    EPS year are formulas, one ER_ call per cell on the 估值 sheet's inputs, so they follow the
+def _write_sensitivity(ws, placement, model: Model, company: Company, styles: Styles) -> tuple[dict, dict]:
+    """Three two-way tables. Target price by WACC x terminal growth (or x exit multiple, when
+    the DCF uses one) and by P/E multiple x EPS year are formulas on the 估值 sheet's inputs,
+    each point the sheet's own DCF (or P/E) with those two inputs changed, so they follow the
     analyst's valuation live; EPS by two drivers re-runs the whole model per point, which a
     worksheet cannot do, so it is the Python engine's answer when the template was built (or
-    `python -m addin show --sensitivity`), written as values and said so."""
+    `python -m addin show --sensitivity`), written as values and said so. Each grid is coloured
+    as a heat map. Returns (the defined names of the engine-run table, {grid: its range})."""
     from udfs.registry import guarded
     from .model import default_sensitivity, driver_sensitivity
     names: dict = {}  # the defined names of the engine-run table, which refresh recomputes
+    grids: dict = {}  # "dcf", "pe", "eps" -> (first row, first col, last row, last col)
 
     ws.set_column(LABEL_COL, LABEL_COL, 30)
     ws.set_column(ENGLISH_COL, ENGLISH_COL + 8, 12)
@@ -740,12 +943,10 @@ def _write_sensitivity(ws, placement, model: Model, company: Company, styles: St
     # the valuation inputs the tables read, as absolute references from this sheet (not names:
     # an analyst's own name "shares" or "wacc" must not clash with the template's)
     inputs = {key: placement.address(key, None, layout.SENSITIVITY, absolute=True)
-              for key in ("wacc", "terminal_growth", "mid_year_switch", "bridge_net_cash", "bridge_minorities",
-                          "bridge_investments", "shares", "fx_rate", "pe_multiple") if (key, None) in home}
-    call = {name: guarded(name) for name in ("ER_IF_GIVEN", "ER_DCF", "ER_EQUITY_PER_SHARE", "ER_PE_TARGET")}
+              for key in DCF_GRID_INPUTS + ("fx_rate", "pe_multiple") if (key, None) in home}
+    call = {name: guarded(name) for name in ("ER_IF_GIVEN", "ER_PE_TARGET")}
     v = model.value
     number = styles.get("price", "formula")
-    axis = styles.get("pct", "formula", True)
     r = FIRST_ROW
 
     def title(row, text):
@@ -753,33 +954,42 @@ def _write_sensitivity(ws, placement, model: Model, company: Company, styles: St
 
     forecast = [y.label for y in company.forecast_years]
     if "wacc" in inputs:
-        title(r, "DCF 目标价：WACC（行）× 永续增长率（列） DCF target price: WACC down, terminal growth across")
-        fcff = [home[("val_fcff", y)] for y in forecast]
-        fcff_range = f"{layout.quote_sheet(fcff[0].sheet)}!{layout.cell_name(fcff[0].row, fcff[0].col, True)}:" \
-                     f"{layout.cell_name(fcff[-1].row, fcff[-1].col, True)}"
-        fcff_row = [[v("val_fcff", y) for y in forecast]]
+        title(r, "DCF 目标价：WACC（行）× 永续增长率或退出倍数（列），每点即估值表的 DCF 只改这两项 "
+                 "DCF target: WACC down, terminal growth (or the exit multiple, when used) across")
+        rows = {key: _row_range(placement, key, forecast) for key in ("val_fcff", "val_period_end")}
+        metric = placement.address("val_ebitda", forecast[-1], layout.SENSITIVITY, True) \
+            if ("val_ebitda", forecast[-1]) in home else '""'
         header, first = r + 1, r + 2
-        ws.write(header, LABEL_COL, "WACC \\ g", head)
-        growth_cells = []
-        for j, step in enumerate(layout.GROWTH_STEPS):
-            g_value = call["ER_IF_GIVEN"](v("terminal_growth"), _add(v("terminal_growth"), step))
-            ref = layout.cell_name(header, ENGLISH_COL + j, True)
-            ws.write_formula(header, ENGLISH_COL + j, f"=ER_IF_GIVEN({inputs['terminal_growth']},{inputs['terminal_growth']}+{step!r})",
-                             axis, _cached(g_value))
-            growth_cells.append((ref, g_value))
+        exit_given = isinstance(v("exit_multiple"), float)
+        exit_ref, g_ref = inputs["exit_multiple"], inputs["terminal_growth"]
+        ws.write_formula(header, LABEL_COL, f'=IF(ISNUMBER({exit_ref}),"WACC \\ 退出倍数 exit","WACC \\ g")', head,
+                         "WACC \\ 退出倍数 exit" if exit_given else "WACC \\ g")
+        axis_format = styles.plain(bold=True, num_format='[<1]0.0%;0.0"x"', align="right")
+        helper = styles.plain(font_color=GREY, italic=True, num_format="#,##0")
+        columns = []
+        for j, (g_step, exit_step) in enumerate(zip(layout.GROWTH_STEPS, layout.EXIT_STEPS)):
+            value = (v("exit_multiple") + exit_step if exit_given
+                     else call["ER_IF_GIVEN"](v("terminal_growth"), _add(v("terminal_growth"), g_step)))
+            ws.write_formula(header, ENGLISH_COL + j, f"=IF(ISNUMBER({exit_ref}),{exit_ref}+{exit_step!r},"
+                             f"ER_IF_GIVEN({g_ref},{g_ref}+{g_step!r}))", axis_format, _cached(value))
+            columns.append((layout.cell_name(header, ENGLISH_COL + j, True), value))
         for i, step in enumerate(layout.WACC_STEPS):
             row = first + i
             w_value = call["ER_IF_GIVEN"](v("wacc"), _add(v("wacc"), step))
-            ws.write_formula(row, LABEL_COL, f"=ER_IF_GIVEN({inputs['wacc']},{inputs['wacc']}+{step!r})", axis, _cached(w_value))
+            ws.write_formula(row, LABEL_COL, f"=ER_IF_GIVEN({inputs['wacc']},{inputs['wacc']}+{step!r})",
+                             styles.get("pct", "formula", True), _cached(w_value))
             w_ref = layout.cell_name(row, LABEL_COL, True)
-            for j, (g_abs, g_value) in enumerate(growth_cells):
-                formula = (f"=ER_IF_GIVEN({w_ref},ER_IF_GIVEN({g_abs},ER_EQUITY_PER_SHARE(ER_DCF({fcff_range},{w_ref},{g_abs},"
-                           f"{inputs['mid_year_switch']}),{inputs['bridge_net_cash']},{inputs['bridge_minorities']},{inputs['shares']},"
-                           f"{inputs['fx_rate']},{inputs['bridge_investments']})))")
-                ev = call["ER_DCF"](fcff_row, w_value, g_value, v("mid_year_switch"))
-                value = call["ER_IF_GIVEN"](w_value, call["ER_IF_GIVEN"](g_value, call["ER_EQUITY_PER_SHARE"](
-                    ev, v("bridge_net_cash"), v("bridge_minorities"), v("shares"), v("fx_rate"), v("bridge_investments"))))
-                ws.write_formula(row, ENGLISH_COL + j, formula, number, _cached(value))
+            for j, (c_ref, c_value) in enumerate(columns):
+                # each point's EV in a helper cell beside the grid, which the point reads: the native
+                # edition repeats an argument wherever its template names it, and the EV written out
+                # inside the bridge and the target basis would exceed the 8,192 characters Excel allows
+                ev_col = ENGLISH_COL + len(columns) + 1 + j
+                ws.write_formula(row, ev_col, "=" + dcf_ev_formula(inputs, rows, metric, w_ref, c_ref), helper,
+                                 _cached(dcf_point(model, w_value, c_value, ev_only=True)))
+                formula = dcf_point_formula(inputs, layout.cell_name(row, ev_col, True), w_ref, c_ref)
+                ws.write_formula(row, ENGLISH_COL + j, "=" + formula, number, _cached(dcf_point(model, w_value, c_value)))
+        ws.write(header, ENGLISH_COL + len(columns) + 1, "EV（辅助） EV per point (helper)", styles.plain(font_color=GREY, italic=True))
+        grids["dcf"] = (first, ENGLISH_COL, first + len(layout.WACC_STEPS) - 1, ENGLISH_COL + len(columns) - 1)
         r = first + len(layout.WACC_STEPS) + 1
 
     if "pe_multiple" in inputs and all(("val_eps", y) in home for y in forecast):
@@ -799,6 +1009,7 @@ def _write_sensitivity(ws, placement, model: Model, company: Company, styles: St
                 value = call["ER_IF_GIVEN"](m_value, call["ER_PE_TARGET"](m_value, e_value, v("fx_rate")))
                 ws.write_formula(row, ENGLISH_COL + j, f"=ER_IF_GIVEN({m_ref},ER_PE_TARGET({m_ref},{e_ref},{inputs['fx_rate']}))",
                                  number, _cached(value))
+        grids["pe"] = (first, ENGLISH_COL, first + len(layout.MULTIPLE_FACTORS) - 1, ENGLISH_COL + len(forecast) - 1)
         r = first + len(layout.MULTIPLE_FACTORS) + 1
 
     axes = default_sensitivity(company)
@@ -821,6 +1032,7 @@ def _write_sensitivity(ws, placement, model: Model, company: Company, styles: St
                     ws.write_string(first + i, ENGLISH_COL + j, str(value), styles.get("eps", "formula"))
         ws.write(first + len(xs), LABEL_COL, "每次刷新（按钮或 python -m addin refresh）由 Python 引擎按工作簿当前的驱动逐点重算整个模型",
                  styles.plain(font_color=GREY, italic=True))
+        grids["eps"] = (first, ENGLISH_COL, first + len(xs) - 1, ENGLISH_COL + len(ys) - 1)
         sheet = layout.quote_sheet(layout.SENSITIVITY)
         names.update({
             layout.SENSITIVITY_GRID: f"{sheet}!{layout.cell_name(first, ENGLISH_COL, True)}:"
@@ -830,7 +1042,63 @@ def _write_sensitivity(ws, placement, model: Model, company: Company, styles: St
                               f"{layout.cell_name(header, ENGLISH_COL + len(ys) - 1, True)}",
             layout.SENSITIVITY_SPEC: '="' + "|".join((a, b, "val_eps", forecast[0])) + '"',
         })
-    return names  # empty when the company has fewer than two rate drivers
+    for first_row, first_col, last_row, last_col in grids.values():   # a heat map: low red, high green
+        ws.conditional_format(first_row, first_col, last_row, last_col,
+                              {"type": "3_color_scale", "min_color": "#F8696B", "mid_color": "#FFEB84", "max_color": "#63BE7B"})
+    return names, grids  # names: empty when the company has fewer than two rate drivers
+
+
+# The 估值 inputs a DCF grid point reads besides the two it varies.
+DCF_GRID_INPUTS = ("wacc", "terminal_growth", "mid_year_switch", "exit_multiple", "bridge_net_cash", "bridge_minorities",
+                   "bridge_investments", "bridge_shares", "dcf_target_basis", "cost_of_equity", "rating_horizon",
+                   "dividends_in_horizon")
+
+
+def _row_range(placement, key: str, years: list[str]) -> str:
+    cells = [placement.home[(key, y)] for y in years]
+    return (f"{layout.quote_sheet(cells[0].sheet)}!{layout.cell_name(cells[0].row, cells[0].col, True)}:"
+            f"{layout.cell_name(cells[-1].row, cells[-1].col, True)}")
+
+
+def dcf_ev_formula(inputs: dict, rows: dict, metric: str, w_ref: str, c_ref: str) -> str:
+    """The sheet's DCF EV at the price date at WACC `w_ref` and, across, terminal growth or, when
+    the DCF uses an exit multiple, the exit multiple `c_ref`: every other input as the sheet has it."""
+    exit_ref, g_ref = inputs["exit_multiple"], inputs["terminal_growth"]
+    ev = (f"ER_DCF_EV({rows['val_fcff']},{rows['val_period_end']},{w_ref},IF(ISNUMBER({exit_ref}),{g_ref},{c_ref}),"
+          f"{inputs['mid_year_switch']},IF(ISNUMBER({exit_ref}),{c_ref},\"\"),{metric})")
+    return f"ER_IF_GIVEN({w_ref},ER_IF_GIVEN({c_ref},{ev}))"
+
+
+def dcf_point_formula(inputs: dict, ev: str, w_ref: str, c_ref: str) -> str:
+    """The sheet's DCF target (估值: the bridge at the nearest balance, per diluted share, on the
+    target basis) from the EV in cell `ev` (`dcf_ev_formula` at the same WACC `w_ref` and growth
+    or exit multiple `c_ref`)."""
+    dividends = inputs.get("dividends_in_horizon", "0")
+    value = (f"ER_EQUITY_PER_SHARE({ev},{inputs['bridge_net_cash']},{inputs['bridge_minorities']},{inputs['bridge_shares']},"
+             f"{inputs['fx_rate']},{inputs['bridge_investments']})")
+    target = (f"ER_DCF_TARGET({value},{inputs['dcf_target_basis']},{inputs['cost_of_equity']},{inputs['rating_horizon']},"
+              f"{dividends})")
+    return f"ER_IF_GIVEN({w_ref},ER_IF_GIVEN({c_ref},{target}))"
+
+
+def dcf_point(model: Model, wacc, across, ev_only: bool = False):
+    """`dcf_point_formula`'s value (`dcf_ev_formula`'s with `ev_only`), by the same functions, on
+    the model's values."""
+    from udfs.registry import guarded
+    f = {name: guarded(name) for name in ("ER_IF_GIVEN", "ER_DCF_EV", "ER_EQUITY_PER_SHARE", "ER_DCF_TARGET")}
+    v = model.value
+    forecast = [y.label for y in model.company.forecast_years]
+    exit_given = isinstance(v("exit_multiple"), float)
+    ev = f["ER_DCF_EV"]([[v("val_fcff", y) for y in forecast]], [[v("val_period_end", y) for y in forecast]], wacc,
+                        v("terminal_growth") if exit_given else across, v("mid_year_switch"), across if exit_given else "",
+                        v("val_ebitda", forecast[-1]) if any(l.key == "val_ebitda" for l in model.lines) else "")
+    if ev_only:
+        return f["ER_IF_GIVEN"](wacc, f["ER_IF_GIVEN"](across, ev))
+    value = f["ER_EQUITY_PER_SHARE"](ev, v("bridge_net_cash"), v("bridge_minorities"), v("bridge_shares"), v("fx_rate"),
+                                     v("bridge_investments"))
+    dividends = v("dividends_in_horizon") if any(l.key == "dividends_in_horizon" for l in model.lines) else 0.0
+    target = f["ER_DCF_TARGET"](value, v("dcf_target_basis"), v("cost_of_equity"), v("rating_horizon"), dividends)
+    return f["ER_IF_GIVEN"](wacc, f["ER_IF_GIVEN"](across, target))
 
 
 def _add(value, step):
@@ -1000,6 +1268,7 @@ def _write(path: str, company: Company, model: Model, placement, found):
     book.calc_on_load = False
     styles = Styles(book)
     sensitivity_names: dict = {}
+    sensitivity_grids: dict = {}
     sheets = {}
     codenames = []
     for i, sheet in enumerate(placement.sheets, start=1):
@@ -1033,11 +1302,15 @@ def _write(path: str, company: Company, model: Model, placement, found):
         elif sheet.kind == "source":
             _write_source(ws, company)
         elif sheet.kind == "sensitivity":
-            sensitivity_names.update(_write_sensitivity(ws, placement, model, company, styles))
+            names_made, sensitivity_grids = _write_sensitivity(ws, placement, model, company, styles)
+            sensitivity_names.update(names_made)
     _write_warnings(pages[layout.CHECKS], placement, model, styles, company)
     _write_cells(sheets, placement, model, styles, company)
     _write_cover_extras(book, pages[layout.COVER], placement, company, styles)
     _write_scheme_table(sheets[layout.RATING], placement, company, styles)
+    write_sources(sheets[layout.RATING], placement, layout.RATING, company, styles)
+    if layout.VALUATION in sheets:
+        _write_valuation_extras(book, sheets[layout.VALUATION], placement, model, company, styles, sensitivity_grids)
     for page in pages.values():
         page.finish()
     for name, ref in sorted({**placement.names, **sensitivity_names}.items()):

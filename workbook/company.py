@@ -18,6 +18,7 @@ from udfs.rating import schemes
 from udfs.selection import scenario_case
 
 from . import spec
+from .currencies import fx_range_problem
 from .tomlfile import TomlError, finite_number, read_toml, shown_value
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -27,7 +28,10 @@ MAX_FILE_BYTES = 2_000_000
 
 _SECTIONS = {"format_version", "company", "market", "rating", "years", "base", "actual", "drivers", "labels", "valuation",
              "scenarios"}
-_COMPANY_FIELDS = {"name_zh", "name_en", "ticker", "market", "reporting_currency", "quote_currency", "unit", "source", "layout"}
+_COMPANY_FIELDS = {"name_zh", "name_en", "ticker", "market", "reporting_currency", "quote_currency", "unit", "source", "layout",
+                   "fiscal_year_end"}
+DEFAULT_FISCAL_YEAR_END = "12-31"
+SOURCED_ELSEWHERE = ("benchmark_return",)  # inputs of the 评级 sheet whose source [valuation.sources] may give
 _MARKET_FIELDS = {"price", "price_date", "fx_rate", "benchmark_level", "shares", "market_cap_quote", "low_52w", "high_52w",
                   "turnover_3m_pct", "relative_return_pct", "absolute_return_pct"}
 _RATING_FIELDS = {"scheme", "boundary", "published", "published_action", "previous", "target_price",
@@ -54,6 +58,8 @@ class Company:
     drivers: dict = field(default_factory=dict)        # driven line key -> Driver
     labels: dict = field(default_factory=dict)         # line key -> (Chinese, English) shown instead of the layout's
     layout: spec.Layout | None = None                  # the broker's statement layout the company is modelled in
+    valuation_sources: dict = field(default_factory=dict)  # valuation input -> where its value comes from (shown beside it)
+    example_valuation: bool = False                    # the valuation inputs are example assumptions (示例估值假设)
     scenario_drivers: tuple = ()                       # driven lines whose driver varies by scenario
     scenarios: dict = field(default_factory=dict)      # "bear"/"bull" -> {(driven line, year): value}
 
@@ -184,7 +190,8 @@ def _facts_market_rating(data: dict, name: str) -> tuple:
     scheme = rating.get("scheme", "everbright")
     if scheme not in schemes():
         raise CompanyDataError(f"{name}: [rating].scheme {scheme!r} is not one of {', '.join(sorted(schemes()))}")
-    for field_name in ("name_zh", "name_en", "ticker", "market", "reporting_currency", "quote_currency", "unit", "source", "layout"):
+    for field_name in ("name_zh", "name_en", "ticker", "market", "reporting_currency", "quote_currency", "unit", "source", "layout",
+                       "fiscal_year_end"):
         if field_name in facts and not isinstance(facts[field_name], str):
             raise CompanyDataError(f"{name}: [company].{field_name} must be text, not {facts[field_name]!r}")
     for field_name in ("boundary", "published", "published_action", "previous", "scheme"):
@@ -192,6 +199,10 @@ def _facts_market_rating(data: dict, name: str) -> tuple:
             raise CompanyDataError(f"{name}: [rating].{field_name} must be text, not {rating[field_name]!r}")
     if rating.get("boundary", "outer") not in ("outer", "inner"):
         raise CompanyDataError(f"{name}: [rating].boundary must be \"outer\" or \"inner\", not {rating['boundary']!r}")
+    # the same judgement a quote's FX gets (workbook/currencies.py): one rule for every door
+    problem = fx_range_problem(float(market["fx_rate"]), facts.get("quote_currency"), facts.get("reporting_currency"))
+    if problem:
+        raise CompanyDataError(f"{name}: [market].fx_rate: {problem}")
     return facts, market, rating, price_date, scheme
 
 
@@ -365,10 +376,23 @@ def _scenarios(section: dict, company: Company, name: str) -> None:
     company.scenario_drivers = tuple(varied)
 
 
+def fiscal_year_end(company_facts: dict, year: int, name: str) -> dt.date:
+    """The end of fiscal year `year` ([company] fiscal_year_end, "MM-DD", 31 December by default;
+    29 February is the 28th in other years)."""
+    text = company_facts.get("fiscal_year_end", DEFAULT_FISCAL_YEAR_END)
+    try:
+        month, day = (int(part) for part in str(text).split("-"))
+        return dt.date(year, month, min(day, 28) if (month, day) == (2, 29) else day)
+    except ValueError:
+        raise CompanyDataError(f"{name}: [company].fiscal_year_end must be month-day such as \"12-31\", not {text!r}") from None
+
+
 def _valuation_inputs(section: dict, company: Company, name: str) -> dict:
     """The 估值 sheet's inputs: the years it values on (the first forecast year unless the file
-    says otherwise) and whatever multiples, rates and weights the file gives. Empty otherwise:
-    the valuation starts blank and the rating unrated until the analyst fills it."""
+    says otherwise), the valuation date's conventions (the first forecast year's end, the rating
+    horizon of the scheme, when dividends are paid) and whatever multiples, rates and weights the
+    file gives. A method the file does not fill stays empty: nothing is invented. `sources`
+    says where each value comes from, `example = true` that they are example assumptions."""
     plan = spec.valuation_plan(company.layout)
     inputs = {line.key: line for line in plan.scalars if line.formula is None}
     forecast = [y.label for y in company.forecast_years]
@@ -378,19 +402,54 @@ def _valuation_inputs(section: dict, company: Company, name: str) -> dict:
     for key in inputs:
         if key.endswith("_year"):
             out[key] = forecast[0]
+    out.update({k: v for k, v in spec.VALUATION_INPUT_DEFAULTS.items() if k in inputs})
+    if "first_year_end" in inputs:
+        out["first_year_end"] = fiscal_year_end(company.facts, company.forecast_years[0].year, name).isoformat()
+    if "rating_horizon" in inputs:
+        out["rating_horizon"] = schemes()[company.rating.get("scheme", "everbright")].horizon_months / 12
+    section = dict(section)
+    sources = section.pop("sources", {})
+    example = section.pop("example", False)
+    if not isinstance(sources, dict) or not all(isinstance(v, str) for v in sources.values()):
+        raise CompanyDataError(f"{name}: [valuation.sources] must map inputs to text saying where each comes from")
+    if not isinstance(example, bool):
+        raise CompanyDataError(f"{name}: [valuation].example must be true or false")
+    settable = sorted(k for k in inputs if k not in spec.YEAR_INPUTS)
+    for key in list(section) + [k for k in sources if k not in SOURCED_ELSEWHERE]:
+        if key not in settable:
+            raise CompanyDataError(f"{name}: [valuation] has unknown input {key!r}; inputs: {', '.join(settable)}")
     for key, value in section.items():
-        if key not in inputs or key in ("first_forecast", "last_forecast", "last_reported"):
-            raise CompanyDataError(f"{name}: [valuation] has unknown input {key!r}; inputs: "
-                                   f"{', '.join(sorted(k for k in inputs if k not in ('first_forecast', 'last_forecast', 'last_reported')))}")
         if inputs[key].fmt == "text":
             if not isinstance(value, (str, bool)):
                 raise CompanyDataError(f"{name}: [valuation].{key} must be text such as \"{forecast[0]}\"")
             if key.endswith("_year") and value not in forecast + reported:
                 raise CompanyDataError(f"{name}: [valuation].{key} = {value!r} is not a year of the model")
+            allowed = _choices(key, plan)
+            if allowed and _word(key, value) not in {_word(key, a) for a in allowed}:
+                raise CompanyDataError(f"{name}: [valuation].{key} = {value!r} is not one of {', '.join(allowed)}"
+                                       + (" (the layout has no segment line the others apply to)" if key.startswith("sotp_") else ""))
             out[key] = value
         else:
             out[key] = _number(f"{name}: [valuation].{key}", value)
+    company.valuation_sources, company.example_valuation = dict(sources), example
     return out
+
+
+def _choices(key: str, plan) -> tuple:
+    """The words a text input of the 估值 sheet takes (its drop-down's), or () for free text: a
+    segment's methods are those its layout has a metric line for, as the template offers them."""
+    from udfs.dcf import NM_POLICIES, TARGET_BASES
+    if key.startswith("sotp_") and key.endswith("_method"):
+        return tuple(plan.segment_methods.get(key.removeprefix("sotp_").removesuffix("_method")) or ("PS",))
+    return {"dcf_target_basis": TARGET_BASES, "blend_nm_policy": NM_POLICIES}.get(key, ())
+
+
+def _word(key: str, value) -> str:
+    """A choice as the cell function reads it: a segment method by its letters ('EV/EBITDA',
+    'ev-ebitda' and 'EVEBITDA' alike), another choice in any case."""
+    if key.startswith("sotp_"):
+        return "".join(ch for ch in str(value).upper() if ch.isalnum())
+    return str(value).strip().lower()
 
 
 def _check_model_order(company: Company, name: str) -> None:

@@ -524,8 +524,13 @@ def to_toml(data: dict, header: str = "") -> str:
             if not nested:
                 out += ["", f"[{_toml_key(key)}]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()]
                 continue
+            plain = [(k, v) for k, v in value.items() if not isinstance(v, dict) or _inline(k, v)]
+            if plain:   # a table's own values first, then its sub-tables (the valuation and its sources)
+                out += ["", f"[{_toml_key(key)}]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in plain]
             for sub, entry in value.items():
-                out += ["", f"[{_toml_key(key)}.{_toml_key(sub)}]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in entry.items()]
+                if isinstance(entry, dict) and not _inline(sub, entry):
+                    out += ["", f"[{_toml_key(key)}.{_toml_key(sub)}]"] + [f"{_toml_key(k)} = {_toml_value(v)}"
+                                                                         for k, v in entry.items()]
         elif _is_table_list(value):
             for entry in value:
                 out += ["", f"[[{_toml_key(key)}]]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in entry.items()]
@@ -646,6 +651,8 @@ def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build:
     from .build import build as build_template
     from .calibrate import calibrate
     from .company import CompanyDataError, load
+    from .currencies import fx_range_problem
+    from .examples import example_valuation
     from .model import build_model
     from .report import findings, load_report, reproduction
 
@@ -685,6 +692,11 @@ def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build:
                 m.key = _key_in(layout, m.role, m.kind)
         report = report_data(note, lines, layout, note_path.name)
         company, problems, facts_note = company_data(note, report, layout, years)
+        fx_rate = (company.get("market") or {}).get("fx_rate")
+        fx_problem = fx_range_problem(float(fx_rate), company["company"]["quote_currency"],
+                                      company["company"]["reporting_currency"]) if isinstance(fx_rate, (int, float)) else None
+        if fx_problem:   # the judgement every door gives an FX rate, before anything is written
+            raise ImportFailed(f"{note_path.name}: the note's FX: {fx_problem}")
         if base:
             company["years"] = {"base": base[0], **company["years"]}
             company = {k: v for k, v in company.items() if k not in ("actual", "drivers")} | \
@@ -710,6 +722,11 @@ def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build:
         for (key, year), value in implied_reported.items():  # a figure the forecast implies (last year's dividend)
             company["actual"][year][key] = value
         company_path.write_text(to_toml(company, header), encoding="utf-8")
+        if isinstance((company.get("market") or {}).get("price"), (int, float)):   # no price printed: nothing to value yet
+            example = example_valuation(load(company_path))   # the valuation a first open shows, labelled as an example
+            company["rating"].update(example["rating"])
+            company["valuation"] = example["valuation"]
+            company_path.write_text(to_toml(company, header), encoding="utf-8")
         loaded = load(company_path)
         model = build_model(loaded)
         failed = [c for c in model.checks if not c["passed"]] + unbalanced

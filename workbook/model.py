@@ -78,11 +78,13 @@ class Model:
 
 
 def build_model(company: Company | None = None, overrides: dict | None = None,
-                scalar_overrides: dict | None = None, scenario: str | None = None) -> Model:
+                scalar_overrides: dict | None = None, scenario: str | None = None, only: str | None = None) -> Model:
     """Evaluate a company's model. `overrides[(key, year)]` are values typed over formulas;
     `scalar_overrides` replace market or rating inputs (a new price, a target price);
     `scenario` ("base", "bear", "bull") picks the driver set of the company's scenarios
-    (ScenarioError for one it does not have); DataError for an input no line of the model takes."""
+    (ScenarioError for one it does not have); DataError for an input no line of the model takes.
+    `only`: evaluate just that line and what it reads, no checks or warnings (a sensitivity
+    table re-runs the model per point for one line)."""
     company = company or load()
     named = [replace(line, label_zh=company.labels[line.key][0], label_en=company.labels[line.key][1])
              if line.key in company.labels else line for line in company_lines(company)]
@@ -101,6 +103,9 @@ def build_model(company: Company | None = None, overrides: dict | None = None,
     stray = sorted({key for key, _ in inputs if key not in known} | {key for key, _ in (overrides or {}) if key not in known})
     if stray:  # a driver this model does not have would otherwise be silently ignored
         raise DataError(f"{company.path.name}: input for {stray[0]!r}, which is not a line of this model")
+    if only is not None:
+        lines = reading(lines, only)
+        return Model(company, lines, evaluate(lines, company.years, inputs, scalars, overrides), [], dict(overrides or {}))
     values = evaluate(lines, company.years, inputs, scalars, overrides)
     checks = run_checks(list(company.layout.checks), lines, values)
     warnings = run_warnings(list(company.layout.warnings), lines, values)
@@ -112,6 +117,23 @@ def scenario_case_or_none(text) -> str | None:
         return scenario_case(text)
     except InputError:
         return None
+
+
+def reading(lines: list[Line], key: str) -> list[Line]:
+    """The lines `key` reads, directly or through others, in any year (itself included), in order."""
+    from udfs import formula as fx
+    by_key = {line.key: line for line in lines}
+    needed, todo = set(), [key]
+    while todo:
+        current = todo.pop()
+        if current in needed or current not in by_key:
+            continue
+        needed.add(current)
+        line = by_key[current]
+        for text in (line.formula, line.implied):
+            if text:
+                todo += [ref.key for ref in fx.refs(fx.parse(text))]
+    return [line for line in lines if line.key in needed]
 
 
 def company_lines(company: Company) -> list[Line]:
@@ -184,7 +206,7 @@ def driver_sensitivity(company: Company, driver_a: str, values_a, driver_b: str,
         for year_label in forecast:
             inputs[(driver_key(driver_a), year_label)] = a
             inputs[(driver_key(driver_b), year_label)] = b
-        return build_model(_replace(company, inputs=inputs), scenario=scenario).value(line, year)
+        return build_model(_replace(company, inputs=inputs), scenario=scenario, only=line).value(line, year)
     return two_way(run, list(values_a), list(values_b))
 
 
