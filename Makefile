@@ -29,7 +29,8 @@ system-deps:
 
 run: $(STAMP)
 	$(BIN)/python -m addin show
-	$(BIN)/python -m addin build -o out/xiaomi_1810hk_model.xlsm
+	$(BIN)/python -m addin build -o out/xiaomi_1810hk_model.xlsm --force
+	@echo "next: source .venv/bin/activate (or call .venv/bin/er-model), then er-model --help; README: the first hour"
 
 test: system-deps $(STAMP)
 	$(BIN)/python -m pytest

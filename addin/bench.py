@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from workbook.files import atomic_write
+from workbook.files import check_output, write_output
 
 # Target per figure; the ratios against a reference are "at least", everything else "at most".
 TARGETS = {"udf_us_max": 20.0, "engine_ms": 3.0, "refresh_vs_floor": 1.5, "driver_refresh_vs_floor": 2.5,
@@ -132,7 +132,9 @@ def _universe(folder: Path, quotes: Path, workers: int) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def run(quick: bool = False, out: Path | None = None, universe_files: int | None = None) -> dict:
+def run(quick: bool = False, out: Path | None = None, universe_files: int | None = None, force: bool = False) -> dict:
+    """Every figure; with `out`, also written there as JSON (an existing file only with `force`,
+    refused before anything is measured)."""
     import udfs
     from workbook import xlsx
     from workbook.build import build
@@ -142,6 +144,8 @@ def run(quick: bool = False, out: Path | None = None, universe_files: int | None
 
     from .refresh import refresh_file
 
+    if out:
+        check_output(out, force)
     repeat = 3 if quick else 7
     results: dict = {"quick": quick, "python": sys.version.split()[0], "when": dt.datetime.now().isoformat(timespec="seconds"),
                      "cores": os.cpu_count(), "load_before": _load()}
@@ -315,7 +319,7 @@ def run(quick: bool = False, out: Path | None = None, universe_files: int | None
     results["targets"] = {k: {"target": v, "met": _met(k, results)} for k, v in TARGETS.items()}
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(out, json.dumps(results, indent=2, ensure_ascii=False))
+        write_output(out, json.dumps(results, indent=2, ensure_ascii=False), force=force)
     return results
 
 

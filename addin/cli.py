@@ -25,12 +25,35 @@ class UserError(ModelError):
     """A problem the user can fix; its message is the one line they see."""
 
 
+def _reading(*paths) -> None:
+    """Warn (stderr, one line each) when a file this command only reads is open in Excel, WPS or
+    LibreOffice: the command sees the file as last saved, not the edits on screen."""
+    from workbook.files import reading_note
+
+    for path in paths:
+        note = reading_note(path) if path else None
+        if note:
+            print(f"warning: {note}", file=sys.stderr)
+
+
+def _kept(path: Path, existed: bool) -> str:
+    """", previous version kept as NAME.bak" after a forced replacement, else ""."""
+    from workbook.files import backups, output_target
+
+    if not existed:
+        return ""
+    kept = backups(output_target(path))
+    return f" (the previous file is kept as {kept[-1].name})" if kept else ""
+
+
 def _show(args) -> int:
     from .show import render
     from workbook.company import load
     from workbook.model import ScenarioError, build_model
     from workbook.report import findings, load_report, report_path_for
 
+    _reading(args.data)
+    _not_a_workbook(Path(args.data), "show --data reads a company data file (.toml, such as workbook/data/*.toml)")
     company = load(args.data)
     try:
         model = build_model(company, scenario=args.scenario)
@@ -48,6 +71,7 @@ def _show(args) -> int:
 def _build(args) -> int:
     from workbook.build import build
     from workbook.company import load
+    from workbook.files import output_file
 
     company = load(args.data)
     output = Path(args.output) if args.output else Path("out") / f"{company.path.stem}_model.xlsm"
@@ -55,12 +79,26 @@ def _build(args) -> int:
         raise UserError(f"{output}: the template carries macros, so its name must end in .xlsm")
     if output.is_dir():
         raise UserError(f"{output}: is a folder; give a file name ending in .xlsm")
+    existed = output.exists()
     try:
-        path = build(output, company)
+        with output_file(output, args.force) as temp:
+            build(temp, company)
     except PermissionError:
         raise UserError(f"{output}: cannot write there (is the file open in Excel, or the folder read-only?)") from None
-    print(f"built {path.resolve()}")
+    print(f"built {output.resolve()}{_kept(output, existed)}")
     return EXIT_OK
+
+
+def _not_a_workbook(path: Path, what: str) -> None:
+    """A spreadsheet given where a text data file belongs: say which file is meant, not "not UTF-8"."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return  # the reader says what is wrong with it
+    if head.startswith(b"PK\x03\x04"):
+        raise UserError(f"{path}: is an Excel workbook (or another zip package), not a text data file; {what}. "
+                        f"To audit a model workbook: python -m addin check {path}")
 
 
 def _whole_number(what: str, low: int, high: int, hint: str):
@@ -90,8 +128,14 @@ def _date(text: str):
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-27") from None
 
 
+def _scenario(text: str) -> str:
+    """A scenario as the scenario cell takes it: case and spaces do not matter (BULL is bull)."""
+    return text.strip().lower()
+
+
 # What commands.toml may name as an argument's `type` and `computed_default`.
-_ARGUMENT_TYPES = {"date": _date, "days": _days, "seconds": _seconds, "workers": _workers, "count": _count}
+_ARGUMENT_TYPES = {"date": _date, "days": _days, "seconds": _seconds, "workers": _workers, "count": _count,
+                  "scenario": _scenario}
 _COMPUTED_DEFAULTS = {"default_company": str(DEFAULT_COMPANY)}
 
 
@@ -118,7 +162,8 @@ def _refresh(args) -> int:
     workers = worker_count(args.workers, len(files))
     started = time.perf_counter()
     outcomes = refresh_many(files, args.quotes, args.as_of, args.max_age_days, workers=workers,
-                            progress=progress, accept_move=args.accept_move, quotes_timeout=args.quotes_timeout)
+                            progress=progress, accept_move=args.accept_move, accept_older=args.accept_older,
+                            quotes_timeout=args.quotes_timeout)
     elapsed = time.perf_counter() - started
     if single:
         outcome = outcomes[0]
@@ -148,6 +193,7 @@ def _check(args) -> int:
     from .audit import audit, render
     from .modelfile import regular_file
 
+    _reading(args.model)
     result = audit(regular_file(args.model))
     print(render(result))
     return EXIT_FAILED if result.failed else EXIT_OK
@@ -158,8 +204,11 @@ def _export(args) -> int:
     from .share import export
 
     regular_file(args.model)
-    path = export(args.model, args.output, native=args.native)
-    print(f"exported {'native-formula live edition' if args.native else 'values-only copy'} {path.resolve()}")
+    _reading(args.model)
+    existed = Path(args.output).exists()
+    path = export(args.model, args.output, native=args.native, force=args.force)
+    print(f"exported {'native-formula live edition' if args.native else 'values-only copy'} {path.resolve()}"
+          f"{_kept(path, existed)}")
     return EXIT_OK
 
 
@@ -172,6 +221,7 @@ def _diff(args) -> int:
     from .share import diff, render_diff
 
     regular_file(args.old), regular_file(args.new)
+    _reading(args.old, args.new)
     print(render_diff(diff(args.old, args.new)))
     return EXIT_OK
 
@@ -179,7 +229,11 @@ def _diff(args) -> int:
 def _publish(args) -> int:
     from .estimates import publish, render_publish
 
-    print(render_publish(publish(args.model, args.db)))
+    _reading(args.model)
+    result = publish(args.model, args.db)
+    if result.created and result.estimates.warning:
+        print(f"warning: {result.estimates.warning} (recorded with {result.estimates.source})", file=sys.stderr)
+    print(render_publish(result))
     return EXIT_OK
 
 
@@ -187,6 +241,7 @@ def _revisions(args) -> int:
     from .estimates import DROPPED, load_estimates, render_revisions, revision_table
     from .results import render_results, results_for
 
+    _reading(*(side for side in (args.old, args.new) if Path(side).exists()))
     old, new = load_estimates(args.old, args.new, args.db)
     results = results_for(old, args.new) if Path(args.new).is_file() else None
     if results is None:
@@ -203,15 +258,18 @@ def _roll(args) -> int:
     from .roll import render, roll, write_template
 
     regular_file(args.model)
+    _reading(args.model, args.actuals)
+    existed = Path(args.output).exists()
     if args.template:
         path, to_fill, given = write_template(args.model, args.output, force=args.force, actuals=args.actuals)
         filled = f", {given} filled from {args.actuals}" if args.actuals else ""
-        print(f"wrote {path}: the actuals file to fill ({to_fill} lines to fill{filled}); then roll with --actuals {path.name}")
+        print(f"wrote {path}: the actuals file to fill ({to_fill} lines to fill{filled}); then roll with --actuals "
+              f"{path.name}" + _kept(Path(args.output), existed))
         return EXIT_OK
     if not args.actuals:
         raise UserError("roll needs --actuals FY.toml (or akshare:); --template -o FY.toml writes the file to fill")
     result = roll(args.model, args.actuals, args.output, accept_unbalanced=args.accept_unbalanced, force=args.force)
-    print(render(result))
+    print(render(result) + _kept(Path(args.output), existed))
     return EXIT_FAILED if result.checks_failed else EXIT_OK
 
 
@@ -225,7 +283,7 @@ class _Parser(argparse.ArgumentParser):
 def _bench(args) -> int:
     from .bench import render, run
 
-    results = run(quick=args.quick, out=Path(args.json), universe_files=args.universe)
+    results = run(quick=args.quick, out=Path(args.json), universe_files=args.universe, force=args.force)
     print(render(results))
     print(f"wrote {Path(args.json).resolve()}")
     return EXIT_OK
@@ -233,8 +291,9 @@ def _bench(args) -> int:
 
 def _import(args) -> int:
     from workbook.importer import ImportFailed, import_note
+    _reading(args.note)
     try:
-        result = import_note(args.note, args.output, stem=args.name)
+        result = import_note(args.note, args.output, stem=args.name, force=args.force)
     except ImportFailed as exc:
         text = str(exc)
         raise UserError(text if str(args.note) in text or Path(args.note).name in text else f"{args.note}: {text}") from None
@@ -242,12 +301,58 @@ def _import(args) -> int:
           + (f" (inferred: {result.layout_written})" if result.layout_written else "")
           + f": {result.shown_as_printed} printed cells shown as printed, {result.explained} explained by findings, "
           f"{result.unexplained} unexplained; model {result.model_path}; report {result.text_path}")
+    missing = result.facts.get("missing", [])
+    if missing:
+        print(f"not printed by the note, left empty in the model: {', '.join(missing)} (see the report for what to fill)")
     if not result.balanced:
         raise UserError(f"{args.note}: the model built from the note does not balance; see {result.text_path}")
     if result.unexplained:
         raise UserError(f"{args.note}: {result.unexplained} printed cells differ from the model without an explanation; "
                         f"see {result.text_path}")
     return 0
+
+
+def _calibrate(args) -> int:
+    from workbook.calibrate import calibrate, to_toml, toml_value, write_drivers
+    from workbook.tomlfile import read_toml
+
+    report_path = Path(args.report)
+    _reading(report_path)
+    _not_a_workbook(report_path, "calibrate reads a report file (NAME.report.toml, as `import` writes it)")
+    report = read_toml(report_path)
+    source = report.get("source")
+    if not (isinstance(source, dict) and isinstance(source.get("years"), list)):
+        looks = (" (it looks like a company data file: pass that with --company, and the report file first)"
+                 if isinstance(report.get("company"), dict) else "")
+        raise UserError(f"{report_path}: not a report file; a report (NAME.report.toml, as `import` writes it) has a "
+                        f"[source] table with the note's years{looks}")
+    company_path = Path(args.company) if args.company else report_path.with_name(report_path.name.replace(".report.", "."))
+    if company_path == report_path or not company_path.is_file():
+        raise UserError(f"{company_path}: no such company data file; name it with --company COMPANY.toml")
+    if args.write:  # the company file is the output: refused now if open elsewhere, before the fit
+        from workbook.files import check_output
+        check_output(company_path, force=True)
+    else:
+        _reading(company_path)
+    implied: dict = {}  # the last reported figures the forecast implies (the last DPS)
+    try:
+        drivers = calibrate(report, company_path, reported=implied)
+    except ModelError:
+        raise
+    except (KeyError, IndexError, TypeError) as exc:  # a report file edited by hand: say what it lacks
+        raise UserError(f"{report_path}: the report file is damaged or incomplete ({type(exc).__name__}: {exc}); "
+                        "import the note again to rewrite it") from None
+    except RuntimeError as exc:  # the fit did not settle
+        raise UserError(f"{report_path}: {exc}") from None
+    if args.write:
+        write_drivers(company_path, drivers, implied)
+        figures = f" and {len(implied)} reported figures the forecast implies" if implied else ""
+        print(f"wrote {len(drivers)} drivers{figures} into {company_path}{_kept(company_path, True)}")
+    else:
+        print(to_toml(drivers))
+        for (key, year), value in sorted(implied.items()):
+            print(f"# [actual.\"{year}\"] {key} = {toml_value(value)}")
+    return EXIT_OK
 
 
 def _lite(args) -> int:

@@ -77,6 +77,7 @@ versions_table = sa.Table(
     sa.Column("target_price", sa.Double, nullable=True),
     sa.Column("rating", sa.String(32), nullable=True),
     sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("warning", sa.String(255), nullable=True),   # e.g. the price was older than the max age (0002)
     sa.UniqueConstraint("ticker", "version", name="uq_er_estimate_versions_ticker_version"),
     sa.UniqueConstraint("model_sha256", name="uq_er_estimate_versions_model_sha256"),
 )
@@ -109,6 +110,7 @@ class Estimates:
     sha256: str
     version: int | None = None                    # in the store; None for a file not read from it
     published_at: dt.datetime | None = None
+    warning: str | None = None                    # what publish warned of (a stale price), as recorded
 
 
 @dataclass(frozen=True)
@@ -332,7 +334,8 @@ class Store:
                         ticker=estimates.ticker, version=version, model_sha256=estimates.sha256,
                         model_file=estimates.source[:255], template_version=estimates.template_version,
                         price=estimates.price, price_date=estimates.price_date, target_price=estimates.target_price,
-                        rating=estimates.rating, published_at=now)).inserted_primary_key[0]
+                        rating=estimates.rating, published_at=now,
+                        warning=estimates.warning[:255] if estimates.warning else None)).inserted_primary_key[0]
                     rows = [{"version_id": new_id, "year": year, "line": key, "value": value}
                             for year, lines in estimates.years.items() for key, value in lines.items()]
                     if rows:
@@ -416,12 +419,14 @@ class Store:
         if published.tzinfo is None:  # SQLite keeps no zone; we always store UTC
             published = published.replace(tzinfo=dt.timezone.utc)
         target = row["target_price"]
+        warning = row.get("warning")  # a nullable column since migration 0002
         return Estimates(ticker=str(row["ticker"]), source=where, years=years,
                          price=_stored_number(row["price"], f"{where} price"), price_date=row["price_date"],
                          target_price=None if target is None else _stored_number(target, f"{where} target price"),
                          rating=None if row["rating"] is None else str(row["rating"]),
                          template_version=str(row["template_version"]), sha256=str(row["model_sha256"]),
-                         version=row["version"], published_at=published)
+                         version=row["version"], published_at=published,
+                         warning=None if warning is None else str(warning))
 
 
 class _DamagedRow(ValueError):
@@ -490,11 +495,29 @@ def open_store(url: str, create: bool = True):
 
 def publish(model_path: str | Path, db_url: str | None = None, now: dt.datetime | None = None) -> PublishResult:
     """Record a model file's estimates in the store. The model is read and checked first, so a
-    broken model or an unreachable store writes nothing."""
+    broken model or an unreachable store writes nothing. A price older than the workbook's
+    'Quotes Max Age Days' (default 5) on the day of publishing is published with a warning, which
+    the store records beside the version and the result carries."""
     path = Path(model_path)
     estimates, package = _read(path)
+    now = now or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    estimates = replace(estimates, warning=stale_price_warning(estimates, package, now.date()))
     with open_store(store_url(db_url, path, package)) as store:
         return store.publish(estimates, now)
+
+
+def stale_price_warning(estimates: Estimates, package: xlsx.Package, today: dt.date) -> str | None:
+    """"price 40.20 is from 2025-12-18, 352 days before 2026-12-05 (limit 5 days): …", or None."""
+    from .quotes import parse_max_age
+    from .refresh import CONF_MAX_AGE
+
+    limit = parse_max_age(conf(package).get(CONF_MAX_AGE), f"{package.path.name}: xlwings.conf 'Quotes Max Age Days'")
+    age = (today - estimates.price_date).days
+    if age <= limit:
+        return None
+    return (f"the price {show(estimates.price, 'price')} is from {estimates.price_date}, {age} days before {today} (limit "
+            f"{limit} days, xlwings.conf 'Quotes Max Age Days'): the estimates were published on an old price; refresh "
+            "the model first")
 
 
 def render_publish(result: PublishResult) -> str:

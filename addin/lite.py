@@ -39,7 +39,7 @@ from udfs import registry
 from udfs.errors import TemplateError
 from udfs.functions import all_functions
 from udfs.registry import SERIES, ExcelFunction
-from workbook.files import atomic_write
+from workbook.files import OutputError, check_output, write_output
 
 CORE_PACKAGE = "udfs"
 # The name the bundled core is imported under inside Lite: a workbook may hold other Python
@@ -259,18 +259,24 @@ def render_requirements() -> str:
 # ------------------------------------------------------------------------------------------------
 def write_lite(out_dir: str | Path, force: bool = False) -> list[Path]:
     """Write DIR/main.py and DIR/requirements.txt; returns their paths. A non-empty file of those
-    names is refused unless `force`; nothing is written when anything is refused."""
+    names is refused unless `force` (and then kept as a .bak), so is one open in an editor that
+    locks it; nothing is written when anything is refused."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise LiteError(f"{out_dir}: is a file; give a folder for main.py and requirements.txt")
     texts = {"main.py": render_main(), "requirements.txt": render_requirements()}
     targets = {name: out_dir / name for name in OUTPUT_FILES}
-    for path in targets.values():
+    replace = {}
+    for name, path in targets.items():
         if path.is_dir():
             raise LiteError(f"{path}: is a folder; cannot write the file there")
-        if not force and path.is_file() and path.stat().st_size > 0:
-            raise LiteError(f"{path}: exists and is not empty; pass --force to overwrite it")
+        empty = path.is_file() and path.stat().st_size == 0  # an empty file holds nothing to lose
+        replace[name] = force or empty
+        try:
+            check_output(path, replace[name])
+        except OutputError as exc:
+            raise LiteError(str(exc)) from None
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, path in targets.items():
-        atomic_write(path, texts[name])
+        write_output(path, texts[name], force=replace[name])
     return list(targets.values())

@@ -17,16 +17,15 @@ import stat
 import time
 from pathlib import Path
 
-from workbook.files import temp_beside
+# backups and prune_backups are this module's too: a model's backups are any file's (workbook.files)
+from workbook.files import DEFAULT_BACKUPS, backup_name, backups, prune_backups, temp_beside  # noqa: F401
 from workbook.xlsx import WorkbookError
 
 # A model is ~120 KB; an analyst's heavily edited one a few MB. Far above that is not a model,
 # and reading it would only cost memory before the zip reader refuses it anyway.
 MAX_MODEL_BYTES = 64 * 1024 * 1024
-DEFAULT_BACKUPS = 5
 MAX_BACKUPS = 1000
 LOCK_WAIT_SECONDS = 10.0
-_BACKUP_STAMP = "%Y%m%d-%H%M%S"
 _TEMP_SUFFIX = ".refresh.tmp"
 # The moments of `replace_model`, in order, at which a test may stop a real process (`_stage`).
 REPLACE_STAGES = ("writing", "written", "verified", "backup copied", "backed up", "pruned", "replaced")
@@ -122,7 +121,7 @@ def model_lock(path: Path, wait: float = LOCK_WAIT_SECONDS):
 
 
 # ------------------------------------------------------------------------------------------------
-# Backups and the atomic replace.
+# Backups (workbook.files keeps and names them) and the atomic replace.
 # ------------------------------------------------------------------------------------------------
 def parse_backups_setting(value, where: str) -> int:
     """xlwings.conf 'Backups': how many previous versions to keep (default 5, 0 keeps none)."""
@@ -135,40 +134,6 @@ def parse_backups_setting(value, where: str) -> int:
         raise WorkbookError(f"{where}: xlwings.conf 'Backups' is {str(value)[:40]!r}, not a whole number of versions "
                             f"from 0 to {MAX_BACKUPS}")
     return int(text)
-
-
-def _backup_pattern(path: Path) -> re.Pattern:
-    return re.compile(re.escape(path.name) + r"\.(\d{8}-\d{6})(?:-(\d+))?\.bak")
-
-
-def backups(path: Path) -> list[Path]:
-    """The timestamped backups of the model `path`, oldest first."""
-    pattern = _backup_pattern(path)
-    found = []
-    for candidate in path.parent.iterdir():
-        match = pattern.fullmatch(candidate.name)
-        if match and candidate.is_file() and not candidate.is_symlink():
-            found.append(((match[1], int(match[2] or 0)), candidate))
-    return [p for _, p in sorted(found)]
-
-
-def _backup_name(path: Path, when: dt.datetime) -> Path:
-    stamp = when.strftime(_BACKUP_STAMP)
-    pattern = _backup_pattern(path)
-    same_second = [int(m[2] or 1) for m in (pattern.fullmatch(p.name) for p in backups(path)) if m and m[1] == stamp]
-    if not same_second:
-        return path.with_name(f"{path.name}.{stamp}.bak")
-    # Several refreshes in one second (or one fixed clock): a counter after the highest keeps the order.
-    return path.with_name(f"{path.name}.{stamp}-{max(same_second) + 1}.bak")
-
-
-def prune_backups(path: Path, keep: int) -> None:
-    """Delete the oldest backups of `path` beyond the newest `keep`. A backup we may not delete
-    (another user's, in a shared sticky folder) is not ours to remove: it stays."""
-    old = backups(path)
-    for stale in old[: max(0, len(old) - keep)]:
-        with contextlib.suppress(FileNotFoundError, PermissionError):
-            stale.unlink()
 
 
 def _remove_dead_temps(path: Path) -> None:
@@ -212,7 +177,9 @@ def replace_model(path: Path, write, verify, keep: int = DEFAULT_BACKUPS, when: 
             os.fsync(fh.fileno())
         _stage("verified")
         if keep > 0:
-            backup = _backup_name(path, when or dt.datetime.now())
+            # workbook.files names the backup as every command's; the copy is made here, stage by
+            # stage, for the kill tests (a killed writer's copy is a dead temp: _remove_dead_temps)
+            backup = backup_name(path, when or dt.datetime.now())
             backup_temp = temp_beside(path, ".backup" + _TEMP_SUFFIX)
             try:
                 shutil.copy2(path, backup_temp)

@@ -25,16 +25,16 @@ from pathlib import Path
 import udfs
 from udfs.constants import (
     ACTION_DOWNGRADE, ACTION_FIRST, ACTION_MAINTAIN, ACTION_UPGRADE, BOUNDARY_INNER, BOUNDARY_OUTER,
-    DEFAULT_SCHEME, EXCEL_ERRORS, MARKET_BY_SUFFIX, NOT_MEANINGFUL, RETURN_COMPARISON_PLACES,
+    DEFAULT_SCHEME, EXCEL_ERRORS, MARKET_BY_SUFFIX, NOT_MEANINGFUL, NOT_VALUED, RETURN_COMPARISON_PLACES,
 )
 from udfs.rating import Scheme, schemes
 from udfs.registry import NUMBER, OPTIONAL, PREFIX, REGISTRY, TEXT, excel_name
 from workbook import xlsx
-from workbook.files import atomic_path
+from workbook.files import check_output, output_file
 from workbook.layout import COVER, RATING, rating_name
 
 from .share import (
-    MACHINERY_SHEETS, button_captions, clean_shared_strings, note_cell, references_without, strip_buttons, used_strings,
+    MACHINERY_SHEETS, button_captions, clean_shared_strings, note_cells, references_without, strip_buttons, used_strings,
     workbook_without, without_macros,
 )
 from .template import verify_structure
@@ -54,7 +54,7 @@ def _text(value: str) -> str:
 # Placeholders a template may use besides its arguments: labels of udfs/constants.py (as string
 # literals) and, filled per workbook, the cells of the rating lookup table.
 CONSTANTS = {
-    "NM": _text(NOT_MEANINGFUL), "OUTER": _text(BOUNDARY_OUTER), "INNER": _text(BOUNDARY_INNER),
+    "NM": _text(NOT_MEANINGFUL), "NOT_VALUED": _text(NOT_VALUED), "OUTER": _text(BOUNDARY_OUTER), "INNER": _text(BOUNDARY_INNER),
     "DEFAULT_SCHEME": _text(DEFAULT_SCHEME), "FIRST": _text(ACTION_FIRST), "MAINTAIN": _text(ACTION_MAINTAIN),
     "UPGRADE": _text(ACTION_UPGRADE), "DOWNGRADE": _text(ACTION_DOWNGRADE),
     "RETURN_PLACES": str(RETURN_COMPARISON_PLACES),
@@ -491,11 +491,14 @@ def _set_full_calc_on_load(data: bytes) -> bytes:
     raise xlsx.WorkbookError("xl/workbook.xml has no sheets; the file is damaged")
 
 
-def export_native(model: str | Path, output: str | Path, now: dt.datetime | None = None) -> Path:
-    """Write the native-formula live edition of `model` to `output` (.xlsx); return its path."""
+def export_native(model: str | Path, output: str | Path, now: dt.datetime | None = None, force: bool = False) -> Path:
+    """Write the native-formula live edition of `model` to `output` (.xlsx); return its path. The
+    output is refused as `addin.share.export` refuses it (the model itself, open elsewhere, or
+    existing without `force`)."""
     model, output = Path(model), Path(output)
     if output.suffix.lower() != ".xlsx":
         raise xlsx.WorkbookError(f"{output}: the native edition has no macros, so its name must end in .xlsx")
+    check_output(output, force, sources=(model,))
     package = xlsx.read(model)
     verify_structure(package)
     now = now or dt.datetime.now().replace(microsecond=0)
@@ -548,7 +551,7 @@ def export_native(model: str | Path, output: str | Path, now: dt.datetime | None
         if sheet.name == table_sheet:
             values.update(table_cells)
         if sheet.name == COVER:
-            values[note_cell(source)] = _cover_note(model, now, as_values)
+            values.update(note_cells(source, _cover_note(model, now, as_values)))
         if values:
             typed = frozenset(ref for ref in values if ref in source.cells)
             replaced[sheet.path] = xlsx.rewrite_sheet(source, values, typed=typed).encode("utf-8")
@@ -561,7 +564,7 @@ def export_native(model: str | Path, output: str | Path, now: dt.datetime | None
         replaced[strings[0]] = strings[1]
     replaced["xl/workbook.xml"] = _set_full_calc_on_load(workbook_without(package, removed))
     replaced.update(references_without(package, dropped, replaced))
-    _write(package, replaced, dropped, output)
+    _write(package, replaced, dropped, output, model, force)
     return output
 
 
@@ -576,7 +579,6 @@ def _cover_note(model: Path, now: dt.datetime, as_values: list) -> str:
     return note
 
 
-def _write(package: xlsx.Package, replaced: dict, dropped: set, output: Path) -> None:
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(output) as temp:
+def _write(package: xlsx.Package, replaced: dict, dropped: set, output: Path, model: Path, force: bool) -> None:
+    with output_file(output, force, sources=(model,)) as temp:
         xlsx.write(package, replaced, temp, dropped)

@@ -11,7 +11,6 @@ columns are COLUMNS (header row, any order, any case); one row per ticker.
 """
 from __future__ import annotations
 
-import codecs
 import csv
 import datetime as dt
 import io
@@ -25,9 +24,8 @@ from pathlib import Path
 from typing import Protocol
 
 from udfs.errors import QuoteSourceError
-from workbook.files import read_regular
-from workbook.spec import CURRENCIES_FILE
-from workbook.tomlfile import read_toml
+from workbook.currencies import fx_range_problem, normalise_currency
+from workbook.files import UndecodableText, decode_text, read_regular
 
 DEFAULT_QUOTES = Path(__file__).resolve().parents[1] / "workbook" / "data" / "quotes.csv"
 DEFAULT_MAX_AGE_DAYS = 5
@@ -46,11 +44,8 @@ MAX_OTHER_FIELD_CHARS = 64
 MAGNITUDE_LIMITS = {"price": 1e7, "fx_to_reporting": 1e5, "benchmark_level": 1e7}
 FX_FLOOR = 1e-6
 
-# Currency names and sane FX ranges are data (workbook/data/currencies.toml).
-_CURRENCY_DATA = read_toml(CURRENCIES_FILE)
-CURRENCY_ALIASES = dict(_CURRENCY_DATA.get("aliases", {}))
-FX_SANE_RANGES = {tuple(pair.split("/")): (float(lo), float(hi))
-                  for pair, (lo, hi) in _CURRENCY_DATA.get("fx_sane_ranges", {}).items()}
+# Currency names and sane FX ranges are data (workbook/data/currencies.toml), judged by
+# workbook.currencies for every door an FX rate comes through.
 # Below this log-distance between the model's FX and its inverse (rates near 1) an inverted
 # rate cannot be told from a real one, so no inversion verdict is given.
 INVERSION_MIN_LOG_GAP = 0.05
@@ -58,10 +53,13 @@ INVERSION_MIN_LOG_GAP = 0.05
 # How the analyst overrides a refusal: on the command line, or in the workbook (the button).
 OVERRIDE_HINTS = {
     "cli": {"max_age": "use a fresher quote, or --max-age-days",
-            "move": "pass --accept-move if the move is real"},
+            "move": "pass --accept-move if the move is real",
+            "older": "use a quote at least as recent, or pass --accept-older to go back to it"},
     "excel": {"max_age": "point 'Quotes Source' at a fresher quote, or raise 'Quotes Max Age Days', "
                          "on the xlwings.conf sheet",
-              "move": "set 'Quotes Accept Move' to TRUE on the xlwings.conf sheet if the move is real"},
+              "move": "set 'Quotes Accept Move' to TRUE on the xlwings.conf sheet if the move is real",
+              "older": "point 'Quotes Source' at a quote at least as recent, or set 'Quotes Accept Older' to TRUE on "
+                       "the xlwings.conf sheet to go back to it"},
 }
 
 # First bytes of files people pass by mistake: what to call them, and what to do instead.
@@ -189,11 +187,6 @@ def parse_date(value, what: str, where: str) -> dt.date:
     raise QuoteError(f"{where}: {what} {_shown(text)} is not a date like 2026-11-29 or 29/11/2026; {iso_hint}")
 
 
-def normalise_currency(text) -> str:
-    code = str(text or "").strip()
-    return CURRENCY_ALIASES.get(code, CURRENCY_ALIASES.get(code.upper(), code.upper()))
-
-
 def _text(value) -> str:
     if value is None:
         return ""
@@ -230,99 +223,18 @@ def _zip_kind(raw: bytes, name: str) -> tuple[str, str, str] | None:
     return None
 
 
+# What each way a file fails to be text means for a quotes file (workbook.files.decode_text).
+_UNDECODABLE_ADVICE = {"mark": "; save it again as CSV UTF-8", "binary": " nor an .xlsx sheet; not a quotes file",
+                       "mixed": "; save the whole file as CSV UTF-8", "unknown": "; save the quotes file as CSV UTF-8",
+                       "other": "; save the quotes file as CSV UTF-8"}
+
+
 def _decode(raw: bytes, name: str) -> str:
-    """Text of a CSV file: BOM first (UTF-8, UTF-16), then UTF-8, then GB18030 (a superset of GBK)."""
-    for bom, codec in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
-        if raw.startswith(bom):
-            try:
-                return raw[len(bom):].decode(codec)
-            except UnicodeDecodeError:
-                raise QuoteError(f"{name}: starts with a {codec.upper()} mark but is not {codec.upper()} text; "
-                                 "save it again as CSV UTF-8") from None
-    head = raw[:4096]
-    if b"\x00" in head:
-        # UTF-16 without a mark has a NUL in every other byte of ASCII text.
-        even, odd = head[0::2], head[1::2]
-        codec = "utf-16-le" if odd.count(0) > 0.4 * len(odd) else "utf-16-be" if even.count(0) > 0.4 * len(even) else None
-        try:
-            if codec:
-                return raw.decode(codec)
-        except UnicodeDecodeError:
-            pass
-        raise QuoteError(f"{name}: binary data, not UTF-8, GBK or UTF-16 text nor an .xlsx sheet; not a quotes file")
+    """Text of a CSV file (see workbook.files.decode_text: BOM, UTF-8, GB18030, UTF-16)."""
     try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    mixed = _utf8_and_not(raw)
-    if mixed:
-        raise QuoteError(f"{name}: mixes encodings (line {mixed[0]} is UTF-8, line {mixed[1]} is not); "
-                         "save the whole file as CSV UTF-8")
-    try:
-        text = raw.decode("gb18030")
-    except UnicodeDecodeError:
-        raise QuoteError(f"{name}: not text in UTF-8, GBK/GB18030 or UTF-16; save the quotes file as CSV UTF-8") from None
-    other = _other_double_byte_encoding(raw)
-    if other:
-        raise QuoteError(f"{name}: looks like {other} text, which is not read here (UTF-8, GBK/GB18030 or UTF-16 are); "
-                         "save the quotes file as CSV UTF-8")
-    return text
-
-
-def _utf8_and_not(raw: bytes) -> tuple[int, int] | None:
-    """(a line that is UTF-8 with Chinese text in it, a line that is not UTF-8), both 1-based, when
-    a file switches encoding part-way (rows pasted from another export); None otherwise. A GBK
-    line is almost never valid UTF-8 with a three-byte character in it, so this does not
-    mistake a GBK file for a mixed one."""
-    utf8_line = other_line = None
-    for number, line in enumerate(raw.split(b"\n"), start=1):
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError:
-            other_line = other_line or number
-            continue
-        if utf8_line is None and any(len(ch.encode("utf-8")) >= 3 for ch in text):
-            utf8_line = number
-    return (utf8_line, other_line) if utf8_line and other_line else None
-
-
-# Where GBK puts the characters a Chinese quotes file holds: punctuation and full-width forms
-# (lead bytes A1-A3) and the GB2312 hanzi (B0-F7), each with a trail byte A1-FE. Big5 and
-# Shift-JIS text that GB18030 happens to decode lands mostly elsewhere (trail bytes 40-7E, lead
-# bytes 81-A0 or A4-AF), as garbled rare characters.
-def _common_gbk(lead: int, trail: int) -> bool:
-    return (0xA1 <= lead <= 0xA3 or 0xB0 <= lead <= 0xF7) and 0xA1 <= trail <= 0xFE
-
-
-def _other_double_byte_encoding(raw: bytes) -> str | None:
-    """The encoding a file decodable as GB18030 more likely is ("Big5 (traditional Chinese)",
-    "Shift-JIS (Japanese)"), when most of its two-byte characters fall outside the characters
-    GBK text uses; None for GBK text."""
-    common = uncommon = 0
-    i = 0
-    while i < len(raw) - 1:
-        lead = raw[i]
-        if lead < 0x81 or lead == 0xFF:
-            i += 1
-            continue
-        if 0x30 <= raw[i + 1] <= 0x39:  # a GB18030 four-byte character
-            i += 4
-            continue
-        if _common_gbk(lead, raw[i + 1]):
-            common += 1
-        else:
-            uncommon += 1
-        i += 2
-    if uncommon < 2 or uncommon < 0.3 * (common + uncommon):
-        return None
-    for codec, label in (("big5", "Big5 (traditional Chinese)"), ("shift_jis", "Shift-JIS (Japanese)"),
-                         ("cp932", "Shift-JIS (Japanese, Windows)")):
-        try:
-            raw.decode(codec)
-            return label
-        except UnicodeDecodeError:
-            continue
-    return "an East Asian encoding other than GBK"
+        return decode_text(raw)
+    except UndecodableText as exc:
+        raise QuoteError(f"{name}: {exc}{_UNDECODABLE_ADVICE[exc.kind]}") from None
 
 
 def _identify(raw: bytes, name: str) -> str:
@@ -561,18 +473,6 @@ def _pair(fx_pair) -> tuple[str, str] | None:
     return normalise_currency(parts[0]), normalise_currency(parts[1])
 
 
-def sane_fx_range(base: str, quote_ccy: str) -> tuple[float, float] | None:
-    """The sane range of "quote_ccy per one base", or None for a pair the table does not know."""
-    if base == quote_ccy:
-        return (1.0, 1.0)
-    if (base, quote_ccy) in FX_SANE_RANGES:
-        return FX_SANE_RANGES[(base, quote_ccy)]
-    if (quote_ccy, base) in FX_SANE_RANGES:
-        low, high = FX_SANE_RANGES[(quote_ccy, base)]
-        return (1 / high, 1 / low)
-    return None
-
-
 def _positive(value) -> float | None:
     """A model cell's last value, if it is a usable positive number (text or errors give None)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -645,15 +545,9 @@ def validate(quote: Quote, ticker: str, as_of: dt.date, max_age_days: int, *, cu
 def _check_fx(quote: Quote, ticker: str, pair, last_fx, max_move, accept_move, front: str) -> None:
     fx = quote.fx_to_reporting
     name = f"{pair[0]}→{pair[1]}" if pair else "FX"
-    if pair:
-        sane = sane_fx_range(*pair)
-        if sane == (1.0, 1.0) and abs(fx - 1) > 1e-12:
-            raise QuoteError(f"quote for {ticker}: FX {fx:g} for {name} must be exactly 1 (same currency); refused")
-        if sane and not sane[0] <= fx <= sane[1]:
-            inverse = sane[0] <= 1 / fx <= sane[1]
-            why = f"1/{fx:g} = {1 / fx:.4g} is in range, so it looks inverted" if inverse else "check the rate"
-            raise QuoteError(f"quote for {ticker}: FX {fx:g} is outside the sane range {sane[0]:g}–{sane[1]:g} "
-                             f"for {name} ({pair[1]} per 1 {pair[0]}); {why}")
+    problem = fx_range_problem(fx, *pair) if pair else None
+    if problem:
+        raise QuoteError(f"quote for {ticker}: {problem}" + ("; refused" if "exactly 1" in problem else ""))
     if last_fx is None:
         return
     direct, inverted = abs(math.log(fx / last_fx)), abs(math.log(fx * last_fx))

@@ -30,7 +30,9 @@ from typing import NamedTuple
 
 from udfs.constants import ERR_NA
 from udfs.errors import ModelError
+from udfs.selection import scenario_case
 from workbook import calcstate, xlsx
+from workbook.files import open_elsewhere
 from workbook.layout import (
     AUDIT_ITEMS, AUDIT_SUMMARY, CONF, DRIVERS_PREFIX, SENSITIVITY_COLS, SENSITIVITY_GRID, SENSITIVITY_ROWS, SENSITIVITY_SPEC,
     SOURCE, defined_name, market_name,
@@ -40,7 +42,7 @@ from workbook.xlcalc import same_stored, same_value, stored_value
 
 from .audit import Audit, audit, sheet_lines
 from .modelfile import model_lock, parse_backups_setting, refuse_unwritable, regular_file, replace_model
-from .quotes import Quote, QuoteError, parse_max_age, parse_timeout, provider_for, validate
+from .quotes import OVERRIDE_HINTS, Quote, QuoteError, parse_max_age, parse_timeout, provider_for, validate
 from .template import TICKER, blueprint, settings_as_values, verify_structure, verify_written_names
 
 MARKET_INPUTS = {key: market_name(key) for key in ("price", "price_date", "fx_rate", "benchmark_level")}
@@ -52,6 +54,7 @@ WRITTEN_NAMES = (*MARKET_INPUTS.values(), STAMP_NAME, SOURCE_NAME)   # the one-c
 # xlwings.conf keys (column A of the sheet; matched without regard to case).
 CONF_SOURCE, CONF_MAX_AGE, CONF_BACKUPS = "QUOTES SOURCE", "QUOTES MAX AGE DAYS", "BACKUPS"
 CONF_ACCEPT_MOVE = "QUOTES ACCEPT MOVE"   # the button's --accept-move: Excel users have no flags
+CONF_ACCEPT_OLDER = "QUOTES ACCEPT OLDER"  # the button's --accept-older
 CONF_TIMEOUT = "QUOTES TIMEOUT"           # seconds a network quote provider may take to answer
 SAMPLE_STAMP = "样本数据 sample data"
 
@@ -121,7 +124,7 @@ class _Update:
 
 def _market_update(read, settings: dict, quotes: str | None, as_of: dt.date | None, max_age_days: int | None,
                    accept_move: bool, now: dt.datetime, where: str, front: str = "cli",
-                   quotes_timeout: float | None = None) -> _Update:
+                   accept_older: bool = False, quotes_timeout: float | None = None) -> _Update:
     """The validated quote and every cell value it puts into the model, by defined name.
 
     `read(name)` gives the model's current value of a one-cell defined name (or None): the same
@@ -132,7 +135,10 @@ def _market_update(read, settings: dict, quotes: str | None, as_of: dt.date | No
     xlwings.conf 'Quotes Source'), the embedded sample quote is accepted while the model still
     holds that very quote (same price and date), whatever its age; the model is recomputed and
     the source cell says it is sample data. Once the model holds any other price, the sample is
-    judged like any quote, so it can never overwrite real data."""
+    judged like any quote, so it can never overwrite real data.
+
+    Time only moves forward: a quote dated before the model's current price date is refused
+    unless `accept_older` (a correction the analyst means to go back to)."""
     spec = quotes or _text(settings.get(CONF_SOURCE))
     timeout = quotes_timeout or parse_timeout(settings.get(CONF_TIMEOUT), f"{where}: xlwings.conf 'Quotes Timeout'")
     provider = provider_for(spec, timeout)
@@ -153,12 +159,22 @@ def _market_update(read, settings: dict, quotes: str | None, as_of: dt.date | No
     quote = validate(quote, ticker, as_of, limit, currency=currency, last_price=last_price, last_fx=last_fx,
                      fx_pair=(currency, reporting) if currency and reporting else None, accept_move=accept_move,
                      front=front)
+    _not_older(quote, _number(last_date), accept_older, front)
     source = (f"{SAMPLE_STAMP}: {quote.source} ({quote.price_date}), not a live quote; set 'Quotes Source' in xlwings.conf"
               if sample else f"{quote.source} ({provider.name}, {quote.price_date})")
     inputs = {MARKET_INPUTS["price"]: quote.price, MARKET_INPUTS["price_date"]: xlsx.excel_date(quote.price_date),
               MARKET_INPUTS["fx_rate"]: quote.fx_to_reporting, MARKET_INPUTS["benchmark_level"]: quote.benchmark_level,
               STAMP_NAME: now.isoformat(sep=" "), SOURCE_NAME: source}
     return _Update(quote, sample, inputs)
+
+
+def _not_older(quote: Quote, model_date: float | None, accept_older: bool, front: str) -> None:
+    """Refuse a quote older than the price the model holds (its date an Excel serial, or None)."""
+    if accept_older or model_date is None or xlsx.excel_date(quote.price_date) >= model_date:
+        return
+    held = xlsx.from_excel_date(model_date)
+    raise QuoteError(f"quote for {quote.ticker} is dated {quote.price_date}, before the model's current price date {held}: "
+                     "refreshing would move the model back in time", OVERRIDE_HINTS[front]["older"], front)
 
 
 def _audit_lines(package: xlsx.Package, result: Audit, now: dt.datetime) -> dict:
@@ -173,13 +189,10 @@ def _audit_lines(package: xlsx.Package, result: Audit, now: dt.datetime) -> dict
     return cells
 
 
-def _excel_lock(path: Path) -> Path:
-    return path.parent / ("~$" + path.name)
-
-
 def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | None = None,
                  max_age_days: int | None = None, now: dt.datetime | None = None,
-                 accept_move: bool = False, quotes_timeout: float | None = None) -> RefreshResult:
+                 accept_move: bool = False, accept_older: bool = False,
+                 quotes_timeout: float | None = None) -> RefreshResult:
     """Refresh one model file in place. QuoteError or WorkbookError leave the file untouched; a
     model whose checks fail after the refresh is still written (the analyst needs to see it) and
     the result's `status()` says why.
@@ -197,9 +210,10 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
         package = xlsx.read(real)
         verify_structure(package)
         verify_written_names(package, WRITTEN_NAMES)
-        if _excel_lock(real).exists() or _excel_lock(given).exists():
-            raise xlsx.WorkbookError(f"{given.name} is open in Excel (lock file ~${real.name}); close it, or use its "
-                                     "Refresh button")
+        where = open_elsewhere(given)  # Excel, WPS or LibreOffice would overwrite our refresh when it saves
+        if where is not None:
+            raise xlsx.WorkbookError(f"{given.name} is {where}: close it there first (or use the workbook's Refresh "
+                                     "button in Excel; if no program has it open, delete the lock file)")
         settings = conf(package)
         keep = parse_backups_setting(settings.get(CONF_BACKUPS), given.name)
 
@@ -209,7 +223,7 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
             return package.value(*package.name_cells(name)[0])
 
         update = _market_update(read, settings, quotes, as_of, max_age_days, accept_move, now, given.name,
-                                quotes_timeout=quotes_timeout)
+                                accept_older=accept_older, quotes_timeout=quotes_timeout)
         new_inputs = {package.name_cells(name)[0]: value for name, value in update.inputs.items()
                       if name in package.names}
         calc = calcstate.recalculate(package, {**settings_as_values(package), **new_inputs})
@@ -302,7 +316,7 @@ def _sensitivity_table(package: xlsx.Package, model_name: str, quote_keys=frozen
     try:
         company = current_company(package, model_name)
         chosen = package.value(*package.name_cells(SCENARIO_CHOICE)[0]) if SCENARIO_CHOICE in package.names else None
-        scenario = chosen.strip().lower() if isinstance(chosen, str) and chosen.strip() else None
+        scenario = scenario_case(chosen)  # read as every reader reads the scenario cell (udfs.selection)
         values = driver_sensitivity(company, a, xs, b, ys, line, year, scenario=scenario)
         reads = sensitivity_inputs(company, a, b, line, scenario, quote_keys)
     except ModelError:  # a company that cannot be rebuilt
@@ -405,9 +419,9 @@ def peak_memory_kb() -> int | None:
 
 
 def _refresh_one(args) -> Outcome:
-    path, quotes, as_of, max_age_days, now, accept_move, quotes_timeout = args
+    path, quotes, as_of, max_age_days, now, accept_move, accept_older, quotes_timeout = args
     try:
-        result = refresh_file(path, quotes, as_of, max_age_days, now, accept_move, quotes_timeout)
+        result = refresh_file(path, quotes, as_of, max_age_days, now, accept_move, accept_older, quotes_timeout)
         outcome = Outcome(path, result.status(), result.changed_cells, True, result.backup)
     except (QuoteError, xlsx.WorkbookError) as exc:
         outcome = Outcome(path, str(exc), 0)
@@ -426,12 +440,13 @@ def worker_count(requested: int, files: int) -> int:
 
 
 def refresh_many(paths: list[Path], quotes=None, as_of=None, max_age_days=None, now=None, workers: int = 2,
-                 progress=None, accept_move: bool = False, quotes_timeout: float | None = None) -> list[Outcome]:
+                 progress=None, accept_move: bool = False, accept_older: bool = False,
+                 quotes_timeout: float | None = None) -> list[Outcome]:
     """Refresh several files on up to `workers` processes (never more than the cores); one
     Outcome per file, in the order given. `progress(done, total, path, error, changed)` is told
     of each file as it finishes. A file that fails is reported and the others go on; a worker
     that dies (killed, out of memory) fails the files it had, not the batch."""
-    jobs = [(p, quotes, as_of, max_age_days, now, accept_move, quotes_timeout) for p in paths]
+    jobs = [(p, quotes, as_of, max_age_days, now, accept_move, accept_older, quotes_timeout) for p in paths]
     workers = worker_count(workers, len(jobs))
     done: dict = {}
 
@@ -556,7 +571,7 @@ def _book_values(book, package: xlsx.Package) -> dict:
 
 
 def refresh_book(book, quotes: str | None = None, as_of: dt.date | None = None, now: dt.datetime | None = None,
-                 accept_move: bool = False) -> RefreshResult:
+                 accept_move: bool = False, accept_older: bool = False) -> RefreshResult:
     """Refresh an open xlwings Book the way `refresh_file` refreshes a file: the structure check
     (on the workbook as last saved, whose formulas and blueprint it reads), the same quote
     validation, stamps and audit block. A refused quote raises QuoteError before anything is
@@ -585,8 +600,10 @@ def refresh_book(book, quotes: str | None = None, as_of: dt.date | None = None, 
 
     settings = _book_conf(book)
     accept_move = accept_move or _truthy(settings.get(CONF_ACCEPT_MOVE))
+    accept_older = accept_older or _truthy(settings.get(CONF_ACCEPT_OLDER))
     try:
-        update = _market_update(read, settings, quotes, as_of, None, accept_move, now, path.name, front="excel")
+        update = _market_update(read, settings, quotes, as_of, None, accept_move, now, path.name, front="excel",
+                                accept_older=accept_older)
     except QuoteError as exc:
         raise QuoteError(excel_quote_message(exc), front="excel") from None
     for name, value in update.inputs.items():

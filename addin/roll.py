@@ -22,9 +22,7 @@ import contextlib
 import datetime as dt
 import itertools
 import math
-import os
 import re
-import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass, field, replace
@@ -35,7 +33,7 @@ import tomli_w
 from udfs.engine import ACTUAL
 from workbook import spec, xlsx
 from workbook.build import build
-from workbook.files import atomic_write, put_in_place, temp_beside
+from workbook.files import check_output, place_output, temp_beside, write_output
 from workbook.layout import (
     CHECKS, ENGLISH_COL, FIRST_ROW, HEADER_ROW, LABEL_COL, SUBTITLE_ROW, TITLE_ROW, cell_name, market_name, rating_name,
 )
@@ -87,7 +85,7 @@ class RollResult:
     new: Estimates | None = None
     checks_failed: list = field(default_factory=list)  # (label, year, status) of the rolled model
     results: list = field(default_factory=list)    # ResultRow: the reported year against its forecast
-    backup: Path | None = None                     # the output replaced with force, kept as OUTPUT.bak
+    backup: Path | None = None                     # the output replaced with force, kept as OUTPUT.STAMP.bak
 
     @property
     def remaining(self) -> list:
@@ -194,6 +192,8 @@ def _valuation_one_year_on(valuation: dict, old_labels: list[str], years: dict, 
 # The roll
 # ------------------------------------------------------------------------------------------------
 def _check_output(output: Path, model: Path, suffix: str, force: bool) -> None:
+    """Refuse an output of the wrong kind or place, or one the shared output rules refuse (open in a
+    spreadsheet program, the model itself, there already without `force`), before any work."""
     if output.suffix.lower() != suffix:
         what = "the model carries macros, so its name" if suffix == ".xlsm" else "an actuals file is TOML, so its name"
         raise RollError(f"{output}: {what} must end in {suffix}")
@@ -203,24 +203,7 @@ def _check_output(output: Path, model: Path, suffix: str, force: bool) -> None:
         raise RollError(f"{output}: is the model being rolled; write to a new file")
     if not output.parent.is_dir():
         raise RollError(f"{output.parent}: no such folder")
-    if output.exists() and not force:
-        raise RollError(f"{output}: exists; pass --force to replace it (the old file is kept as {output.name}.bak)")
-
-
-def _keep_backup(output: Path) -> Path | None:
-    """The file about to be replaced, copied to OUTPUT.bak (through a temp file, so a crash leaves
-    either the old backup or the new one)."""
-    if not output.exists():
-        return None
-    backup = output.with_name(output.name + ".bak")
-    temp = temp_beside(backup, ".bak.tmp")
-    try:
-        shutil.copy2(output, temp)
-        os.replace(temp, backup)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
-    return backup
+    check_output(output, force, sources=(model,))  # open elsewhere, or there already without --force
 
 
 def roll(model: str | Path, actuals, output: str | Path, accept_unbalanced: bool = False,
@@ -264,8 +247,7 @@ def roll(model: str | Path, actuals, output: str | Path, accept_unbalanced: bool
         text = _company_text(data, notes, company_text)
         company = load_company(old.path, text, model.name, old.layout)
         result = RollResult(output, reported, forecast[0], added, text, notes)
-        result.backup = _keep_backup(output) if force else None
-        _write(company, package, overrides, output, result)
+        _write(company, package, overrides, output, result, force)
     return result
 
 
@@ -275,7 +257,7 @@ def write_template(model: str | Path, output: str | Path, force: bool = False, a
     `template_text`): every line a reported year takes with the forecast the workbook shows for
     it now, commented out; with `actuals` (a provider such as "akshare:"), the lines it gives
     filled in. Written atomically; an existing file is replaced only with `force`, and kept as
-    OUTPUT.bak. Returns (the path, lines to fill, lines filled)."""
+    OUTPUT.YYYYMMDD-HHMMSS.bak. Returns (the path, lines to fill, lines filled)."""
     model, output = Path(model), Path(output)
     real = regular_file(model)
     _check_output(output, real, ".toml", force)
@@ -299,9 +281,7 @@ def write_template(model: str | Path, output: str | Path, force: bool = False, a
             if row["year"] == forecast[0] and row["sheet"] in statements and row["kind"] != "mirror":
                 shown.setdefault(row["key"], package.value(row["sheet"], row["cell"]))
         text = reported_year.template_text(old, model.name, forecast[0], reported, shown, filled, today)
-    if force:
-        _keep_backup(output)
-    atomic_write(output, text)
+    write_output(output, text, force, sources=(real,))  # an existing file (--force) is kept as a .bak
     to_fill = sum(1 for line in text.splitlines() if re.match(r"# \w+ = ", line))
     given = sum(1 for line in text.splitlines() if re.match(r"\w+ = ", line)) - 2  # less format_version and ticker
     return output, to_fill, given
@@ -374,7 +354,7 @@ def _overrides(package: xlsx.Package, becomes_reported: str) -> list[Override]:
 # ------------------------------------------------------------------------------------------------
 # Writing the rolled model
 # ------------------------------------------------------------------------------------------------
-def _write(company, old_package: xlsx.Package, overrides: list, output: Path, result: RollResult) -> None:
+def _write(company, old_package: xlsx.Package, overrides: list, output: Path, result: RollResult, force: bool) -> None:
     built, typed, final = (temp_beside(output, f".{what}.roll.tmp") for what in ("built", "typed", "final"))
     try:
         build(built, company)
@@ -412,7 +392,7 @@ def _write(company, old_package: xlsx.Package, overrides: list, output: Path, re
         _verify_results(written, result, output)
         checks = audit(written)
         result.checks_failed = checks.check_failures
-        put_in_place(final, output)
+        result.backup = place_output(final, output, force)  # an existing output (--force) is kept as a .bak
     finally:
         for temp in (built, typed, final):
             with contextlib.suppress(FileNotFoundError):

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbook import calcstate, xlsx
-from workbook.files import atomic_path
+from workbook.files import atomic_path, check_output, output_file
+from workbook.formats import wrap_text
 from workbook.formats import show
 from udfs.errors import DataError
 from workbook.layout import BLUEPRINT, CONF, COVER, LABEL_COL, SOURCE, cell_name, label_cell
@@ -103,13 +104,23 @@ def _values_only_sheet(sheet: xlsx.Sheet, package: xlsx.Package, values: dict, b
         elif cell.attrs.get("t") == "inlineStr":
             changes[ref] = neutralise(cell.inline)
     if note is not None:
-        changes[note_cell(sheet)] = note
+        changes.update(note_cells(sheet, note))
     return xlsx.rewrite_sheet(sheet, changes, typed=frozenset(changes)).encode("utf-8")
 
 
 def note_cell(sheet: xlsx.Sheet) -> str:
     """Where a copy's note goes: the label column, two rows below the sheet's last."""
     return cell_name(sheet.max_row + 1, LABEL_COL)  # max_row counts from 1, cell_name from 0
+
+
+NOTE_WIDTH = 100  # columns a line of a copy's cover note may take: it prints inside the cover's page
+
+
+def note_cells(sheet: xlsx.Sheet, note: str) -> dict[str, str]:
+    """The note as a block of lines down the label column from `note_cell`, each short enough to
+    stay within the printed cover (one long cell would stretch the page to a thumbnail)."""
+    row, col = xlsx.split_ref(note_cell(sheet))
+    return {f"{xlsx.col_letters(col)}{row + i}": line for i, line in enumerate(wrap_text(note, NOTE_WIDTH))}
 
 
 def _first_qname(element: bytes) -> str:
@@ -162,20 +173,23 @@ def without_macros(package: xlsx.Package) -> tuple[dict, set]:
     return replaced, dropped
 
 
-def export(model: str | Path, output: str | Path, now: dt.datetime | None = None, native: bool = False) -> Path:
+def export(model: str | Path, output: str | Path, now: dt.datetime | None = None, native: bool = False,
+           force: bool = False) -> Path:
     """Write a values-only .xlsx of `model` for readers without Python (with `native`, the
     native-formula live edition instead: `addin.native.export_native`): formats, labels and the
     chart kept; formulas replaced by their values; no VBA, no form button (nor the cover's line
     telling the reader to click it), no calculation chain, no blueprint or xlwings.conf sheet; text
     that a reader could run as a formula made inert (`needs_apostrophe`); a note of the source
-    model and the time on the cover. Written through a temporary file, with the permissions a new
-    file of the user's gets (umask), then renamed into place."""
+    model and the time on the cover. Written as every command's output is (workbook.files
+    `output_file`): never over the model itself, nor over a file open in a spreadsheet program,
+    nor over an existing one without `force` (then kept as a .bak); refused before any work."""
     if native:
         from .native import export_native  # it builds on this module's package surgery
-        return export_native(model, output, now)
+        return export_native(model, output, now, force=force)
     model, output = Path(model), Path(output)
     if output.suffix.lower() != ".xlsx":
         raise xlsx.WorkbookError(f"{output}: a values-only copy has no macros, so its name must end in .xlsx")
+    check_output(output, force, sources=(model,))
     package = xlsx.read(model)
     verify_structure(package)
     values = evaluate(package)
@@ -208,8 +222,7 @@ def export(model: str | Path, output: str | Path, now: dt.datetime | None = None
     replaced["xl/workbook.xml"] = workbook_without(package, removed)
     replaced.update(references_without(package, dropped, replaced))
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(output) as temp:
+    with output_file(output, force, sources=(model,)) as temp:
         xlsx.write(package, replaced, temp, dropped)
     return output
 

@@ -16,12 +16,13 @@ from pathlib import Path
 import tomli_w
 
 from udfs.engine import ACTUAL, BASE, FORECAST, driver_key
-from udfs.errors import DataError
+from udfs.errors import DataError, InputError
+from udfs.selection import scenario_case
 from workbook import spec, xlsx
 from workbook.company import SCENARIO_CASES, CompanyDataError, load
 from workbook.company import parse as parse_company
 from workbook.layout import SOURCE
-from workbook.model import scenario_key
+from workbook.model import SCENARIO_KEY, scenario_key
 from workbook.tomlfile import finite_number, parse_toml, shown_value
 
 from .template import blueprint
@@ -88,7 +89,7 @@ def current_inputs(package: xlsx.Package, data: dict, layout: spec.Layout, kinds
     driven = {driver_key(key): key for key in data.get("drivers", {}) if key not in standalone}
     drivers = {**driven, **standalone}
     valuation_inputs = {line.key for line in spec.valuation_plan(layout).scalars if line.formula is None}
-    valuation_inputs -= {"first_forecast", "last_forecast", "last_reported"}  # follow the years, not the analyst
+    valuation_inputs -= set(spec.YEAR_INPUTS)  # follow the years (the first forecast year's end too), not the analyst
     cases = {scenario_key(case, key): (case, key) for key in data.get("scenarios", {}).get("drivers", [])
              for case in ("base", *SCENARIO_CASES)}
     for row in blueprint(package):
@@ -107,10 +108,18 @@ def current_inputs(package: xlsx.Package, data: dict, layout: spec.Layout, kinds
                 scenario = data["scenarios"].setdefault(case, {}).setdefault("drivers", {})
                 scenario.setdefault(driver, {"values": {}})["values"][year] = value
             continue
+        if key == SCENARIO_KEY and not year:  # the case the model is set to, read as every reader reads it
+            if cases:
+                try:
+                    data["scenarios"]["case"] = scenario_case(package.value(row["sheet"], row["cell"]))
+                except InputError as exc:
+                    raise RollError(f"{package.path.name}: {row['sheet']}!{row['cell']} (scenario): {exc}") from None
+            continue
         if not year and key in valuation_inputs:
             value = package.value(row["sheet"], row["cell"])
             if value is not None and not (isinstance(value, str) and not value.strip()):
-                data.setdefault("valuation", {})[key] = value.strip() if isinstance(value, str) else float(value)
+                data.setdefault("valuation", {})[key] = (value.strip() if isinstance(value, str) else value
+                                                         if isinstance(value, bool) else float(value))
             continue
         if not year:
             if key not in SCALAR_FIELDS:

@@ -171,6 +171,24 @@ def template_names(package: xlsx.Package, rows: list[dict]) -> list[str]:
             if defined.partition("_")[0] in _BLOCK_PREFIXES + _UNRECORDED_LINE_PREFIXES]
 
 
+# The cover note `export` writes on a copy (addin/share.py, addin/native.py): which edition, and from which model.
+_EXPORT_NOTE = re.compile(r"(数值版|原生公式版)[^\n]*?导出自 ([^\n，,]+?)，")
+_EDITIONS = {"数值版": "a values-only export", "原生公式版": "a native-formula export (the live edition)"}
+
+
+def exported_from(package: xlsx.Package) -> tuple[str, str] | None:
+    """(which edition, the model's file name) when `package` is a copy `export` made, else None."""
+    if "xl/vbaProject.bin" in package.members or BLUEPRINT in package.sheets:
+        return None
+    for sheet_name in package.sheets:
+        for ref in package.sheets[sheet_name].cells:
+            text = package.value(sheet_name, ref)
+            match = _EXPORT_NOTE.search(text) if isinstance(text, str) else None
+            if match:
+                return _EDITIONS[match[1]], match[2]
+    return None
+
+
 def verify_structure(package: xlsx.Package, require_vba: bool = True) -> None:
     """Refuse a model whose structure no longer matches its blueprint: a sheet deleted or
     renamed, a defined name removed, labels moved, text typed where a formula belongs, the VBA
@@ -190,6 +208,10 @@ def _verify_structure(package: xlsx.Package, require_vba: bool) -> None:
         raise NewerTemplateError(f"{name}: made by a newer add-in (template {version}, this is {TEMPLATE_VERSION}); upgrade first")
     rows = blueprint(package)
     if not rows:
+        exported = exported_from(package)
+        if exported is not None:
+            raise xlsx.WorkbookError(f"{name}: is {exported[0]}, which keeps no blueprint or macros; use the model it was "
+                                     f"exported from, {exported[1]}, instead")
         raise xlsx.WorkbookError(f"{name}: the template's blueprint sheet is missing; rebuild the template")
     missing = sorted({r["sheet"] for r in rows} - set(package.sheets))
     if missing:

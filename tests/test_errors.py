@@ -39,7 +39,7 @@ def test_every_public_error_class_is_a_model_error():
     # The classes the command line used to list one by one must be among those found.
     assert {"workbook.xlsx.WorkbookError", "workbook.company.CompanyDataError", "addin.quotes.QuoteError",
             "addin.source.RollError", "addin.estimates.EstimatesError", "workbook.spec.LayoutError",
-            "workbook.tomlfile.TomlError", "workbook.importer.ImportFailed", "workbook.notes.NoteError",
+            "workbook.tomlfile.TomlError", "workbook.importer.ImportFailed", "workbook.notes.source.NoteError",
             "addin.cli.UserError"} <= names
     strays = sorted(n for c, n in zip(classes, (f"{c.__module__}.{c.__name__}" for c in classes))
                     if not issubclass(c, ModelError) and n not in INTERNAL_SIGNALS)

@@ -37,6 +37,7 @@ def _modified_data(folder: Path, ticker: str | None = None) -> Path:
     block = text[iot:block_end]
     assert "0.23" in block, "the IoT driver moved; update this test's data edit"
     text = text[:iot] + block.replace("0.23", "0.30", 1) + text[block_end:]
+    text = re.sub(r"\nbenchmark_return = [^\n]*", "", text, count=1)   # the example valuation's, replaced
     text = text.replace("[rating]\n", f"[rating]\ntarget_price = {TARGET}\nbenchmark_return = 0.05\n", 1)
     if ticker:
         text = text.replace('ticker = "1810.HK"', f'ticker = "{ticker}"', 1)
@@ -195,7 +196,7 @@ def test_revisions_between_published_versions_match_the_models(models, db_url, c
     revenue_2025 = next(r for r in yearly if (r.key, r.year) == ("revenue", "2025E"))
     assert revenue_2025.change > 0                                  # faster IoT growth, more revenue
     by_key = {r.key: r for r in rows if not r.year}
-    assert (by_key["target_price"].old, by_key["target_price"].new) == (None, TARGET)
+    assert (by_key["target_price"].old, by_key["target_price"].new) == (pytest.approx(first.value("target_price")), TARGET)
     assert (by_key["rating"].old, by_key["rating"].new) == (first.value("computed_rating"), second.value("computed_rating"))
     assert by_key["rating"].new != by_key["rating"].old
 
@@ -361,7 +362,8 @@ def test_migrations_build_exactly_the_schema_the_code_uses(db_url):
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"version_table": "er_alembic_version"})
             assert compare_metadata(context, metadata) == []
-            assert conn.execute(sa.text("SELECT version_num FROM er_alembic_version")).scalar() == "0001"
+            head = max(path.name.split("_", 1)[0] for path in (ROOT / "addin" / "migrations" / "versions").glob("0*.py"))
+            assert conn.execute(sa.text("SELECT version_num FROM er_alembic_version")).scalar() == head
     finally:
         engine.dispose()
 
@@ -411,3 +413,46 @@ def test_a_relative_store_setting_is_beside_the_model(models):
     configured = _with_conf(models["first"], "Estimates DB", "team.sqlite")
     publish(configured)
     assert _counts(f"sqlite:///{configured.with_name('team.sqlite')}")[0] == 1
+
+
+# ------------------------------------------------------------------------------------------------
+# publish on an old price (issue 24): a warning, recorded with the version
+# ------------------------------------------------------------------------------------------------
+def test_publish_of_an_old_price_warns_and_the_store_records_it(models, db_url, capsys):
+    import datetime as dt
+
+    price_date = build_model(load(DATA)).company.market["price_date"]
+    fresh = publish(models["first"], db_url, now=dt.datetime.combine(price_date, dt.time(12), dt.timezone.utc))
+    assert fresh.estimates.warning is None
+    late = dt.datetime.combine(price_date + dt.timedelta(days=352), dt.time(12), dt.timezone.utc)
+    stale = publish(models["second"], db_url, now=late)
+    assert stale.created and "352 days before" in stale.estimates.warning and "limit 5 days" in stale.estimates.warning
+    with open_store(db_url) as store:
+        assert store.load("1810.HK", 1).warning is None
+        assert store.load("1810.HK", 2).warning == stale.estimates.warning
+
+    code, out, err = _cli(capsys, "publish", str(models["other_company"]), "--db", db_url)  # today: long after the note
+    assert code == 0 and out.startswith("published 9999.HK@1")
+    assert err.startswith("warning: the price 40.20 is from") and "refresh the model first" in err
+    assert err.count("\n") == 1
+
+
+def test_a_store_of_the_first_schema_is_migrated_and_keeps_its_versions(tmp_path):
+    """A store written before versions recorded warnings gains the column and keeps every row."""
+    from alembic import command
+    from alembic.config import Config
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = sa.create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(ROOT / "addin" / "migrations"))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(sa.text("INSERT INTO er_estimate_versions (ticker, version, model_sha256, model_file, "
+                             "template_version, price, price_date, published_at) VALUES ('1810.HK', 1, 'abc', 'm.xlsm', "
+                             "'1.0', 40.2, '2025-12-18', '2025-12-18 08:00:00')"))
+    engine.dispose()
+    with open_store(url) as store:
+        old = store.load("1810.HK", "latest")
+    assert old.version == 1 and old.price == 40.2 and old.warning is None

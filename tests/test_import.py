@@ -185,5 +185,8 @@ def test_missing_output_folder_and_missing_note_are_one_line(tmp_path):
     assert run.returncode != 0 and "no such note file" in run.stderr and len(run.stderr.strip().splitlines()) == 1
     note = tmp_path / "note.txt"
     note.write_text(FICTIONAL_NOTE, encoding="utf-8")
-    with pytest.raises(ImportFailed, match="no such folder"):
-        import_note(note, tmp_path / "missing")
+    result = import_note(note, tmp_path / "missing" / "models", build=False)    # -o is created
+    assert result.company_path.parent == tmp_path / "missing" / "models" and result.company_path.is_file()
+    (tmp_path / "a_file").write_text("x", encoding="utf-8")
+    with pytest.raises(ImportFailed, match="not a folder"):
+        import_note(note, tmp_path / "a_file")

@@ -40,7 +40,7 @@ def pdf_text(pdf) -> str:
 
 @pytest.mark.parametrize("figure", [
     "270,970", "365,906", "475,994", "549,073", "635,307",     # revenue row of the summary
-    "(3.2%)", "30.1%", "42,581", "1.63", "1.96",               # growth, Non-IFRS profit and EPS
+    "-3.2%", "30.1%", "42,581", "1.63", "1.96",               # growth, Non-IFRS profit and EPS
     "507,121", "580,223", "670,387", "72,721", "-78,073",      # balance-sheet and cash-flow totals
     "40.20", "0.9049", "26,045", "10,470.09",                  # market data (and the computed market cap)
 ])

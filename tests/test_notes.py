@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from workbook import notes
+from workbook.notes import ratings
 from workbook.notes import (LABEL_ABOVE, LABEL_SPLIT, NEGATIVE_ZERO, PARENTHESES, SPACE_IN_NUMBER, THOUSANDS,
                             FULL_WIDTH, UNICODE_MINUS, import_report, infer_subtotals, map_roles, memo_rows,
                             parse_number, partial_identities, read_note)
@@ -329,12 +330,17 @@ def test_kysec_subtotals(kysec):
     assert ("归属母公司净利润", ((1, "净利润"), (-1, "少数股东损益"))) in income
     balance = kysec.table("balance")
     assert ("负债和股东权益", ((1, "负债合计"), (1, "少数股东权益"), (1, "归属母公司股东权益"))) in _identities(balance)
-    # share capital, reserves and retained earnings do not add up to equity in this note
-    assert [r.label for r in memo_rows(balance, infer_subtotals(balance))] == ["股本", "资本公积", "留存收益"]
+    # share capital, reserves and retained earnings do not add up to equity in this note: the rest
+    # is a line the note does not print
+    [equity] = [s for s in infer_subtotals(balance) if s.total.label == "归属母公司股东权益"]
+    assert equity.remainder and [p.row.label for p in equity.parts] == ["股本", "资本公积", "留存收益"]
+    assert memo_rows(balance, infer_subtotals(balance)) == []
     cashflow = kysec.table("cashflow")
     assert ("投资活动现金流", ((-1, "资本支出"), (1, "长期投资"), (1, "其他投资现金流"))) in _identities(cashflow)
+    # the net change in cash is the sum of the three sections, an identity of accounting the
+    # note's reported years break
     [partial] = partial_identities(cashflow)
-    assert partial.subtotal.total.label == "现金净增加额"
+    assert partial.subtotal.total.label == "现金净增加额" and partial.subtotal.failed
     assert partial.held == ("2026E", "2027E", "2028E")
     assert [y for y, _, _ in partial.failed] == ["2024A", "2025A"]
 
@@ -464,7 +470,7 @@ def test_kysec_rating_scheme(kysec):
     ("无法给出明确的投资评级", None),
 ])
 def test_band_wording(text, exp):
-    band = notes._band("某评级", text, notes.default_label_data())
+    band = ratings.parse_band("某评级", text, notes.default_label_data())
     got = band and (band.lower, band.upper, band.lower_inclusive, band.upper_inclusive)
     assert got == exp
 
@@ -485,7 +491,7 @@ def test_kysec_import_report_names_the_cash_that_does_not_tie(kysec):
     assert "现金净增加额 = 经营活动现金流 + 投资活动现金流 + 筹资活动现金流" in failures
     assert "Lines left unmapped (0): none" in report
     assert "-0 read as 0: 1" in report
-    assert "memo lines (part of no total): 股本, 资本公积, 留存收益" in report
+    assert "归属母公司股东权益 = 股本 + 资本公积 + 留存收益 + 其他（报告未列示）" in report
 
 
 def test_xiaomi_import_report_finds_the_reports_own_disagreements(xiaomi):
@@ -506,7 +512,24 @@ def test_missing_statements_are_said(xiaomi):
 def test_unreadable_note_is_one_clear_error(tmp_path):
     with pytest.raises(notes.NoteError, match="no such note file"):
         read_note(tmp_path / "missing.txt")
-    latin = tmp_path / "note.txt"
-    latin.write_bytes("利润表".encode("gbk"))
-    with pytest.raises(notes.NoteError, match="not UTF-8"):
-        read_note(latin)
+    garbage = tmp_path / "note.txt"
+    garbage.write_bytes(b"\x81\x20\x81\x20 not text in any encoding")
+    with pytest.raises(notes.NoteError, match="not text in UTF-8, GBK/GB18030 or UTF-16"):
+        read_note(garbage)
+    big5 = tmp_path / "big5.txt"  # GB18030 would decode it, into nonsense: refused as the quotes reader refuses it
+    big5.write_bytes("利潤表 營業收入 2025年 歸屬母公司股東淨利潤\n".encode("big5"))
+    with pytest.raises(notes.NoteError, match="looks like Big5 .*save the converter's output as UTF-8 text"):
+        read_note(big5)
+    pdf = tmp_path / "note.pdf"
+    pdf.write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj")
+    with pytest.raises(notes.NoteError, match=r"is a PDF document, not the note's text; convert the note to text first \(e\.g\. with MinerU"):
+        read_note(pdf)
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "gb18030", "utf-8-sig", "utf-16"])
+def test_a_note_saved_in_any_chinese_desktop_encoding_is_read(tmp_path, encoding):
+    """Quotes files in GBK are read; so are notes (issue 24): the same text whatever the encoding."""
+    text = "利润表(百万元)\t2024A\t2025E\n营业收入\t1000\t1 200\n"
+    path = tmp_path / "note.txt"
+    path.write_bytes(text.encode(encoding))
+    assert read_note(path).tables[0].rows == read_note(text).tables[0].rows

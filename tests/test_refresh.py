@@ -78,7 +78,7 @@ def test_refresh_changes_market_inputs_and_dependent_values_only(fresh, tmp_path
     registered = {"[Content_Types].xml", "xl/_rels/workbook.xml.rels"}
     assert all(n in sheets_by_path or n in registered for n in changed_members), changed_members
     assert {sheets_by_path[n] for n in changed_members if n in sheets_by_path} == \
-        {"封面", "盈利预测与估值简表", "主要财务比率", "评级", "校验"}
+        {"封面", "盈利预测与估值简表", "主要财务比率", "估值测算", "估值", "敏感性", "评级", "校验"}  # the valuation is at the price date
 
     v = lambda name: after.value(*cell_of(after, name))
     assert v("MKT_price") == 44.0 and v("MKT_fx_rate") == 0.915 and v("MKT_benchmark_level") == 25000.5
@@ -195,7 +195,9 @@ def test_sample_quote_never_overwrites_real_data(fresh, tmp_path):
     with pytest.raises(QuoteError, match="2025-12-18, 346 days before"):
         refresh_file(fresh, None, AS_OF, now=NOW)
     assert fresh.read_bytes() == refreshed
-    result = refresh_file(fresh, None, dt.date(2025, 12, 19), now=NOW, accept_move=True)  # replaying the report's day
+    with pytest.raises(QuoteError, match="before the model's current price date 2026-11-27.*--accept-older"):
+        refresh_file(fresh, None, dt.date(2025, 12, 19), now=NOW, accept_move=True)  # replaying the report's day
+    result = refresh_file(fresh, None, dt.date(2025, 12, 19), now=NOW, accept_move=True, accept_older=True)
     assert result.quote.price == 40.20 and not result.sample
 
 
@@ -203,6 +205,45 @@ def test_locked_file_is_refused(fresh, tmp_path):
     (tmp_path / "~$model.xlsm").write_bytes(b"lock")
     with pytest.raises(xlsx.WorkbookError, match="open in Excel"):
         refresh_file(fresh, str(quotes(tmp_path, "1810.HK,41,HKD,2026-11-28,0.91,,x\n")), AS_OF, now=NOW)
+
+
+def test_a_file_open_in_libreoffice_is_refused_naming_who_has_it(fresh, tmp_path):
+    original = fresh.read_bytes()
+    (tmp_path / ".~lock.model.xlsm#").write_text(",Wang Fang,ws-17,04.12.2026 09:12,file:///home/wf/.config/libreoffice/4;")
+    with pytest.raises(xlsx.WorkbookError, match=r"open in LibreOffice \(lock file \.~lock\.model\.xlsm#, by Wang Fang\)"):
+        refresh_file(fresh, str(quotes(tmp_path, "1810.HK,41,HKD,2026-11-28,0.91,,x\n")), AS_OF, now=NOW)
+    assert fresh.read_bytes() == original
+
+
+def test_time_only_moves_forward(fresh, tmp_path):
+    """A quote dated before the price the model holds is refused unless the analyst accepts going back."""
+    refresh_file(fresh, str(quotes(tmp_path, "1810.HK,43.50,HKD,2026-11-27,0.91,,feed\n")), AS_OF, now=NOW)
+    refreshed = fresh.read_bytes()
+    older = quotes(tmp_path, "1810.HK,41.00,HKD,2026-11-25,0.91,,feed\n", name="older.csv")
+    with pytest.raises(QuoteError) as refused:
+        refresh_file(fresh, str(older), AS_OF, now=NOW)
+    assert "dated 2026-11-25, before the model's current price date 2026-11-27" in str(refused.value)
+    assert "--accept-older" in str(refused.value) and fresh.read_bytes() == refreshed
+    same_day = quotes(tmp_path, "1810.HK,43.60,HKD,2026-11-27,0.91,,feed\n", name="same.csv")  # a correction that day
+    assert refresh_file(fresh, str(same_day), AS_OF, now=NOW).quote.price == 43.60
+    assert refresh_file(fresh, str(older), AS_OF, now=NOW, accept_older=True).quote.price == 41.00
+    run = subprocess.run([sys.executable, "-m", "addin", "refresh", str(fresh), "--quotes", str(older), "--as-of", "2026-11-29"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr  # the model now holds 2026-11-25: that quote is no longer older
+
+
+def test_button_refresh_refuses_an_older_quote_and_names_the_setting(fresh, tmp_path):
+    book = fake_excel.Book(fresh)
+    refresh_book(book, str(quotes(tmp_path, "1810.HK,43.5,HKD,2026-11-27,0.91,,feed\n")), AS_OF, NOW)
+    writes = len(book.writes)
+    older = str(quotes(tmp_path, "1810.HK,41.0,HKD,2026-11-25,0.91,,feed\n", name="older.csv"))
+    with pytest.raises(QuoteError, match="Quotes Accept Older") as refused:
+        refresh_book(book, older, AS_OF, NOW)
+    assert "--" not in str(refused.value) and len(book.writes) == writes
+    conf = book.sheets["xlwings.conf"]  # the analyst's way in Excel: a setting, as for a large move
+    conf.range("A3").value, conf.range("B3").value = "Quotes Accept Older", "TRUE"
+    refresh_book(book, older, AS_OF, NOW)
+    assert book.names["MKT_price"].refers_to_range.value == 41.0
 
 
 def _valid_model(path: Path) -> bool:

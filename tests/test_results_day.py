@@ -34,6 +34,7 @@ from udfs.tomlparse import tomllib
 from workbook import spec, xlsx
 from workbook.build import build
 from workbook.company import load
+from workbook.files import OutputError, backups
 from workbook.model import build_model
 
 XIAOMI = ROOT / "workbook" / "xiaomi_1810hk_model.xlsm"
@@ -128,13 +129,15 @@ def test_the_template_is_not_written_over_an_existing_file_without_force(xiaomi,
     target = tmp_path / "fy.toml"
     target.write_text("mine", encoding="utf-8")
     code, out, err = run(capsys, "roll", xiaomi["model"], "--template", "-o", target)
-    assert code == 1 and "fy.toml: exists; pass --force" in err and target.read_text(encoding="utf-8") == "mine"
+    assert code == 1 and "fy.toml: exists; choose another name, or pass --force" in err
+    assert target.read_text(encoding="utf-8") == "mine"
     code, out, err = run(capsys, "roll", xiaomi["model"], "--template", "-o", target, "--force")
     to_fill = len(re.findall(r"^# \w+ = ", target.read_text(encoding="utf-8"), flags=re.M))
     assert code == 0 and f"({to_fill} lines to fill)" in out and to_fill >= len(xiaomi["layout"].reported_keys)
-    assert (tmp_path / "fy.toml.bak").read_text(encoding="utf-8") == "mine"
+    [kept] = backups(target)  # the one rule of every written file: NAME.YYYYMMDD-HHMMSS.bak
+    assert kept.read_text(encoding="utf-8") == "mine" and f"kept as {kept.name}" in out
     assert target.read_text(encoding="utf-8").startswith("# Results day for 1810.HK")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fy.toml", "fy.toml.bak"]  # no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fy.toml", kept.name]  # no temporary file left
 
 
 @pytest.fixture(scope="module")
@@ -272,10 +275,10 @@ def test_the_rolled_model_is_not_written_over_an_existing_file_without_force(tmp
     actuals = write_actuals(tmp_path / "fy.toml", XIAOMI, "2025E", "2025", 1.0)
     target = tmp_path / "new.xlsm"
     target.write_bytes(b"an earlier roll")
-    with pytest.raises(RollError, match="new.xlsm: exists; pass --force"):
+    with pytest.raises(OutputError, match="new.xlsm: exists; choose another name, or pass --force"):
         roll(old, actuals, target)
     result = roll(old, actuals, target, force=True)
-    assert result.backup == tmp_path / "new.xlsm.bak" and result.backup.read_bytes() == b"an earlier roll"
+    assert result.backup == backups(target)[-1] and result.backup.read_bytes() == b"an earlier roll"
     assert audit(target).check_failures == []
 
 
@@ -284,6 +287,9 @@ def test_the_rolled_model_is_not_written_over_an_existing_file_without_force(tmp
 # ------------------------------------------------------------------------------------------------
 VALUATION_YEARS = {"pe_year": ("2026E", "2027E"), "pb_year": ("2024", "2025"), "ps_year": ("2027E", "2028E"),
                    "evebitda_year": ("2025E", "2026E"), "sotp_year": ("2026E", "2027E")}
+
+
+CHOICES = {"dcf_target_basis": "horizon", "blend_nm_policy": "nm"}   # the text inputs that take a word, not a year or switch
 
 
 def test_a_model_with_every_valuation_input_set_rolls_and_keeps_them(tmp_path):
@@ -295,7 +301,7 @@ def test_a_model_with_every_valuation_input_set_rolls_and_keeps_them(tmp_path):
     weights = [line.key for line in spec.valuation_plan(layout).scalars if line.key.startswith("weight_")]
     for line in spec.valuation_plan(layout).scalars:
         key = line.key
-        if line.formula is not None or key in ("first_forecast", "last_forecast", "last_reported"):
+        if line.formula is not None or key in spec.YEAR_INPUTS:   # the years and the first year's end follow the roll
             continue
         if key in VALUATION_YEARS:
             given[key] = VALUATION_YEARS[key][0]
@@ -303,10 +309,12 @@ def test_a_model_with_every_valuation_input_set_rolls_and_keeps_them(tmp_path):
             given[key] = 1 / 2 ** (weights.index(key) + 1) if key != weights[-1] else 1 / 2 ** (len(weights) - 1)
         elif key.endswith("_method"):
             given[key] = "PS"
+        elif key in CHOICES:
+            given[key] = CHOICES[key]
         elif line.fmt == "text":
             given[key] = True
         else:
-            given[key] = {"multiple": 12.5, "pct": 0.045, "fx": 1.1}[line.fmt]
+            given[key] = {"multiple": 12.5, "pct": 0.045, "fx": 1.1, "money2": 0.75, "price": 20.0}[line.fmt]
     assert given["mid_year_switch"] is True and abs(sum(given[w] for w in weights) - 1) < 1e-12
     data["valuation"] = given
     data["rating"]["benchmark_return"] = 0.05

@@ -155,8 +155,10 @@ def test_it_rates_with_the_kysec_scheme_when_a_target_is_entered(company):
     price = company.scalar_inputs["price"]
     for target, benchmark, expected in ((17.5, 0.05, "买入"), (16.0, 0.05, "增持"), (14.0, 0.05, "中性"), (12.0, 0.05, "减持")):
         m = build_model(company, scalar_overrides={"target_price": target, "benchmark_return": benchmark})
-        dividend = m.value("expected_dps")  # the first forecast year's, which the note's retained earnings imply
-        assert dividend == pytest.approx(m.value("dps", "2026E")) and dividend > 0
+        # the dividend paid within 12 months of 2026-04-27: 2025A's (mid-2026), which the note's
+        # retained earnings imply, not 2026E's (mid-2027; issue 21)
+        dividend = m.value("expected_dps")
+        assert dividend == pytest.approx(m.value("dps", "2025A")) and dividend > 0
         excess = (target + dividend) / price - 1 - benchmark
         assert m.value("excess_return") == pytest.approx(excess)
         assert m.value("computed_rating") == expected, (target, excess)
@@ -177,7 +179,7 @@ def test_the_evaluated_workbook_rates_when_a_target_is_entered(built, kysec_eval
 
 def test_committed_template_is_a_fresh_build(built):
     import zipfile
-    assert COMMITTED.is_file(), "run: python -m addin build --data workbook/data/kysec_300592sz.toml -o workbook/kysec_300592sz_model.xlsm"
+    assert COMMITTED.is_file(), "run: python -m addin build --data workbook/data/kysec_300592sz.toml -o workbook/kysec_300592sz_model.xlsm --force"
     with zipfile.ZipFile(COMMITTED) as old, zipfile.ZipFile(built) as new:
         stale = [n for n in new.namelist() if n not in old.namelist() or old.read(n) != new.read(n)]
     assert not stale, f"rebuild the committed template: {stale}"

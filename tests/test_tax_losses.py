@@ -258,7 +258,7 @@ def test_the_native_edition_carries_the_losses_as_the_engine_does(scenario, tmp_
 
 
 def test_recalibrating_writes_the_dividend_the_forecast_implies_back(tmp_path):
-    """`python -m workbook.calibrate --write` puts the last reported DPS the note's retained
+    """`python -m addin calibrate --write` puts the last reported DPS the note's retained
     earnings imply into the company file's [actual] table, as `import` does."""
     import shutil
     from workbook.calibrate import write_reported

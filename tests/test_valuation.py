@@ -279,7 +279,7 @@ def acceptable(result) -> bool:
 def test_every_valuation_function_is_registered_with_a_sample_that_answers_a_number():
     names = {f.excel_name for f in VALUATION}
     assert names == {"ER_PE_TARGET", "ER_PB_TARGET", "ER_PS_TARGET", "ER_EQUITY_PER_SHARE", "ER_EV_EBITDA_TARGET",
-                     "ER_SEGMENT_VALUE", "ER_SOTP_EQUITY", "ER_SOTP", "ER_WACC", "ER_FCFF", "ER_DCF", "ER_BLEND",
+                     "ER_SEGMENT_VALUE", "ER_SEGMENT_METRIC", "ER_SOTP_EQUITY", "ER_SOTP", "ER_WACC", "ER_FCFF", "ER_DCF", "ER_BLEND",
                      "ER_DCF_GRID", "ER_PE_GRID"}
     for spec in VALUATION:
         result = F[spec.excel_name](*spec.sample)

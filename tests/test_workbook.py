@@ -117,6 +117,7 @@ def test_sheets_and_conventions(template):
                                "_blueprint", "_source"]
     assert book["_blueprint"].sheet_state == "veryHidden"
     assert book["_source"].sheet_state == "veryHidden"
+    assert book["xlwings.conf"].sheet_state == "hidden"  # xlwings reads it by name; it does not print
     income = book["表1 损益表"]
     assert income.freeze_panes == "C5"
     historical = income[template.cell_by_label("表1 损益表", "智能手机", "2024")]
@@ -129,7 +130,7 @@ def test_sheets_and_conventions(template):
     driver_cell = template.cell_by_name("DRV_d_iot", "2025E")[1]
     assert driver_cell in validated
     dv = next(dv for dv in drivers.data_validations.dataValidation if driver_cell in {str(r) for r in dv.sqref.ranges})
-    assert dv.prompt and "decimal" in dv.prompt
+    assert dv.prompt and "单位：%" in dv.prompt and "Unit: %" in dv.prompt  # the unit the cell's format shows, both languages
     assert income.page_setup.orientation == "landscape" and income.sheet_properties.pageSetUpPr.fitToPage
     conf = book["xlwings.conf"]
     assert (conf["A1"].value, conf["B1"].value) == ("UDF Modules", "udfs.xl")
@@ -137,23 +138,31 @@ def test_sheets_and_conventions(template):
 
 
 def test_no_analyst_number_is_invented(template):
-    """The report gives no target price: the target is the valuation's blend, which shows 未估值
-    (not valued) while no method is weighted, every valuation input is empty, and the rating is 无评级."""
+    """The report gives no target price: the target is the valuation's blend of the example
+    valuation, every input of which says on the sheet that it is an example and where it comes
+    from (issue 21); the model's rating is computed beside the published one."""
     sheet, cell = template.cell_by_name("RTG_target_price")
     assert str(template.book[sheet][cell].value).startswith("=")          # the blend's result, not a typed number
-    assert template.values[sheet][cell].value == "未估值"
-    for name in ("VAL_pe_multiple", "VAL_pb_multiple", "VAL_evebitda_multiple", "VAL_rf", "VAL_terminal_growth"):
+    assert isinstance(template.values[sheet][cell].value, float)
+    ws = template.book["估值"]
+    assert any("示例估值假设" in str(c.value) for row in ws.iter_rows(max_row=4) for c in row if c.value)
+    for name in ("VAL_pe_multiple", "VAL_rf", "VAL_terminal_growth", "VAL_weight_pe", "VAL_weight_dcf"):
+        sheet, cell = template.cell_by_name(name)
+        assert template.book[sheet][cell].value is not None, name
+        source = ws.cell(ws[cell].row, ws[cell].column + 1).value
+        assert isinstance(source, str) and source.strip(), (name, "has no source beside it")
+    for name in ("VAL_pb_multiple", "VAL_evebitda_multiple"):   # a method the example does not use stays empty
         sheet, cell = template.cell_by_name(name)
         assert template.book[sheet][cell].value is None, name
     sheet, cell = template.cell_by_name("RTG_computed_rating")
-    assert template.values[sheet][cell].value == "无评级"
+    assert template.values[sheet][cell].value in ("买入", "增持", "中性", "减持", "卖出")
     sheet, cell = template.cell_by_name("RTG_published_rating")
     assert template.book[sheet][cell].value == "买入"
 
 
 def test_committed_template_is_a_fresh_build(built):
     """The template the README points at equals what the code builds now (member by member)."""
-    assert COMMITTED.is_file(), "run: python -m addin build -o workbook/xiaomi_1810hk_model.xlsm"
+    assert COMMITTED.is_file(), "run: python -m addin build -o workbook/xiaomi_1810hk_model.xlsm --force"
     with zipfile.ZipFile(COMMITTED) as old, zipfile.ZipFile(built) as new:
         assert sorted(old.namelist()) == sorted(new.namelist())
         stale = [name for name in new.namelist() if old.read(name) != new.read(name)]

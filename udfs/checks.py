@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from .constants import ERR_NA, ERR_VALUE, NOT_MEANINGFUL
+from .constants import ERR_NA, ERR_VALUE, NOT_MEANINGFUL, NOT_VALUED
 from .registry import ANY, NUMBER, OPTIONAL, Arg, excel_function, is_error
 
 DEFAULT_TOLERANCE = 0.001
@@ -41,18 +41,19 @@ def _bound(value):
                 Arg("minimum", ANY, "Smallest sensible value; empty for no lower bound", required=False),
                 Arg("maximum", ANY, "Largest sensible value; empty for no upper bound", required=False),
                 native='IF(ISNUMBER({0}),IF(OR(AND(ISNUMBER({1}),{0}<{1}),AND(ISNUMBER({2}),{0}>{2})),"WARN","OK"),'
-                       'IF(ISERROR({0}),{0},IF({0}={NM},{NM},#VALUE!)))',
+                       'IF(ISERROR({0}),{0},IF(OR({0}={NM},{0}={NOT_VALUED}),{NM},#VALUE!)))',
                 sample=(-805917.0, 0.0))
 def warn(value, minimum=None, maximum=None) -> str:
     """A sanity warning: 'WARN' when `value` < `minimum` or > `maximum` (an empty bound does
     not bind), 'OK' inside. A ratio that is not meaningful (NM: a tax rate on a pre-tax loss)
-    cannot be judged and answers NM; an error value answers that error."""
+    cannot be judged and answers NM, as does a valuation not made yet (未估值); an error value
+    answers that error."""
     if is_error(value):
         return value.strip().upper()
     if value is None or value == "":
         return ERR_NA
-    if isinstance(value, str):
-        return NOT_MEANINGFUL if value.strip() == NOT_MEANINGFUL else ERR_VALUE
+    if isinstance(value, str):   # NM, or a valuation not made yet (未估值): nothing to judge
+        return NOT_MEANINGFUL if value.strip() in (NOT_MEANINGFUL, NOT_VALUED) else ERR_VALUE
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         return ERR_VALUE
     for bound in (minimum, maximum):

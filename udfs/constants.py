@@ -10,6 +10,25 @@ NOT_MEANINGFUL = "NM"
 # The blended target price before the analyst has weighted any valuation method.
 NOT_VALUED = "未估值"
 
+# The valuation's words in a cell (udfs/valuation.py, udfs/dcf.py).
+# A weighted method whose target is not a price, left out of the blend (the analyst's policy "exclude").
+EXCLUDED = "已剔除 excluded"
+# What the blend did, one of these (ER_BLEND_NOTE).
+BLEND_NM_NOTE = "加权目标价为 NM：见加权贡献中标为 NM 的方法 Blend NM: see the method marked NM"
+BLEND_EXCLUDED_NOTE = ("已剔除非价格的方法（见加权贡献中标为已剔除的行），其余权重按比例放大 "
+                       "A weighted method that is not a price was left out; the other weights scale up")
+BLEND_COMPLETE_NOTE = "全部加权方法均已计入 Every weighted method counts"
+NOT_WEIGHTED = "尚未加权任何方法 No method is weighted yet"
+# The DCF target's convention (ER_DCF_BASIS_NOTE), by basis.
+BASIS_NOTES = {
+    "price_date": "目标价 = 股价日期的每股价值（未滚动） Target = value per share at the price date",
+    "horizon": ("目标价 = 每股价值按股权成本滚动至评级期末，减期内股息 "
+                "Target = value rolled to the rating horizon at the cost of equity, less dividends paid within it"),
+}
+# A segment method whose metric the layout has no line for (ER_SEGMENT_METRIC), by metric.
+NO_SEGMENT_LINE = {"profit": "无分部利润行 no segment profit line", "equity": "无分部净资产行 no segment equity line",
+                   "revenue": "无分部收入行 no segment revenue line", "ebitda": "无分部 EBITDA 行 no segment EBITDA line"}
+
 # Excel error values, as the cell shows them.
 ERR_VALUE = "#VALUE!"
 ERR_DIV0 = "#DIV/0!"
@@ -42,6 +61,11 @@ ACTION_FIRST = "首次"
 ACTION_MAINTAIN = "维持"
 ACTION_UPGRADE = "上调"
 ACTION_DOWNGRADE = "下调"
+# Their English names (and the published actions notes print, which use the same words), for
+# English output; each scheme's rating labels have theirs in rating_schemes.toml.
+ACTIONS_EN = {ACTION_FIRST: "Initiate", ACTION_MAINTAIN: "Maintain", ACTION_UPGRADE: "Upgrade",
+              ACTION_DOWNGRADE: "Downgrade", "首次覆盖": "Initiate", "上调评级": "Upgrade", "下调评级": "Downgrade"}
+NOT_VALUED_EN = "Not valued"
 
 # Ticker suffix to market, for the benchmark lookup.
 MARKET_BY_SUFFIX = {

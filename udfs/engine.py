@@ -300,13 +300,24 @@ def upstream(lines: Iterable[Line], keys: set) -> set:
 
 class _Vectors:
     """The forms of the formula language that read other years than the line's own; `pos` is
-    the year being computed, for the forms that read up to it (a yearly line's history)."""
+    the year being computed (None for one-value lines), for the forms that read up to it or
+    count from it (a yearly line's history, years_after)."""
 
     def __init__(self, values: Values, years: list[Year], pos: int | None = None):
         self.values, self.years, self.pos = values, years, pos
 
     def forecast(self, key: str) -> list:
         return [self.values.yearly.get((key, y.label)) for y in self.years if y.kind == FORECAST]
+
+    def row(self, key: str) -> list:
+        """Every year a sheet shows (the base year is a drivers-sheet column only)."""
+        return [self.values.yearly.get((key, y.label)) for y in self.years if y.kind != BASE]
+
+    def years_after(self, label) -> object:
+        labels = [y.label for y in self.years]
+        if self.pos is None or not isinstance(label, str) or label.strip() not in labels:
+            return ERR_NA
+        return float(self.pos - labels.index(label.strip()))
 
     def history(self, key: str) -> list:
         """The line from the first reported year (a base year holds only what growth rates

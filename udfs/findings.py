@@ -134,6 +134,10 @@ def round_half_up(value: float, decimals: int) -> float:
 def displays_as(value: float, printed: float, decimals: int) -> bool:
     """Whether `value` shows as `printed` at that precision, as Excel shows it: the sign of the
     value picks the format's section, so -0.15 shows "-0", not the "0" a note prints."""
+    if abs(value) < 1e-9:
+        # a sum or difference that cancels to a floating-point remainder (-1.1e-13): Excel sets
+        # the last step of such a calculation to 0, and shows 0, not -0
+        value = 0.0
     shown = round_half_up(value, decimals)
     return shown == printed and not (shown == 0 and value < 0 and math.copysign(1.0, printed) > 0)
 

@@ -11,8 +11,11 @@ never executed by Python itself (no eval):
     a + b - c * d / e, -a    arithmetic on numbers
     1.0, "text"              constants
     forecast(fcff)           the line over the forecast years, as a row (for DCF)
+    row(net_cash)            the line over every year its sheet shows, as a row
     column(a, b, c)          one-value lines side by side, as a column (for a blend)
     at(eps, pe_year)         the line in the year a one-value line names ("2026E")
+    years_after(first_year)  in a yearly line: how many years its own year comes after the year a
+                             one-value line names (0 in that year, negative before it)
     history(tax_loss_new)    the line from its first reported year through this year, as a row
 
 The same parsed formula is evaluated in Python by the engine and translated to an Excel formula
@@ -77,13 +80,15 @@ class Form:
     keys: tuple
 
 
-FORECAST_ROW, COLUMN, AT, HISTORY = "forecast", "column", "at", "history"
+FORECAST_ROW, ROW, COLUMN, AT, YEARS_AFTER, HISTORY = "forecast", "row", "column", "at", "years_after", "history"
 # form -> (fewest, most line names it takes; None: any number), and what to say otherwise
 _FORMS = {FORECAST_ROW: (1, 1, "forecast() takes one line name"),
+          ROW: (1, 1, "row() takes one line name"),
           COLUMN: (1, None, "column() takes line names"),
           AT: (2, 2, "at() takes a yearly line and the line holding the year"),
+          YEARS_AFTER: (1, 1, "years_after() takes the one-value line holding a year"),
           HISTORY: (1, 1, "history() takes one line name")}
-ACROSS_YEARS = frozenset({FORECAST_ROW, AT})  # the forms that read a line in years other than its own
+ACROSS_YEARS = frozenset({FORECAST_ROW, ROW, AT})  # the forms that read a line in years other than its own
 
 
 def _convert(node: ast.AST, text: str):
@@ -194,8 +199,9 @@ def evaluate(node, lookup: Callable[[str, int], object], functions: dict[str, Ca
              vectors=None):
     """The formula's value; `lookup(key, lag)` gives a line's value, `functions` the callables,
     `arith(op, left, right)` the arithmetic (Excel's by default; the findings use intervals).
-    `vectors` answers the forms that read other years: `.forecast(key)` and `.history(key)` a
-    list, `.at(key, label)` a value; without it those forms are undefined (FormulaError)."""
+    `vectors` answers the forms that read other years: `.forecast(key)`, `.row(key)` and
+    `.history(key)` a list, `.at(key, label)` a value, `.years_after(label)` the distance of the
+    formula's own year from that year; without it those forms are undefined (FormulaError)."""
     if isinstance(node, Const):
         return node.value
     if isinstance(node, Form):
@@ -205,6 +211,10 @@ def evaluate(node, lookup: Callable[[str, int], object], functions: dict[str, Ca
             raise FormulaError(f"{node!r} needs the model's years")
         if node.name == FORECAST_ROW:
             return [vectors.forecast(node.keys[0])]
+        if node.name == ROW:
+            return [vectors.row(node.keys[0])]
+        if node.name == YEARS_AFTER:
+            return vectors.years_after(lookup(node.keys[0], 0))
         if node.name == HISTORY:
             return [vectors.history(node.keys[0])]
         key, year_line = node.keys
@@ -311,13 +321,17 @@ def _compile_binop(op: str, left: Callable, right: Callable) -> Callable:
 def to_excel(node, address: Callable[[str, int], str], excel_name: Callable[[str], str], ranges=None) -> str:
     """The formula as Excel writes it (without the leading '='), with `address(key, lag)` giving
     each line's cell and `excel_name(function)` each function's worksheet name; `ranges` writes
-    the forms that read other years: `.forecast(key)`, `.column(keys)`, `.at(key, year_key)`,
-    `.history(key)`."""
+    the forms that read other years: `.forecast(key)`, `.row(key)`, `.column(keys)`, `.at(key, year_key)`,
+    `.years_after(year_key)`, `.history(key)`."""
     if isinstance(node, Form):
         if ranges is None:
             raise FormulaError(f"{node!r} needs the template's placement")
         if node.name == COLUMN:
             return ranges.column(node.keys)
+        if node.name == ROW:
+            return ranges.row(*node.keys)
+        if node.name == YEARS_AFTER:
+            return ranges.years_after(*node.keys)
         if node.name == HISTORY:
             return ranges.history(node.keys[0])
         return ranges.forecast(*node.keys) if node.name == FORECAST_ROW else ranges.at(*node.keys)

@@ -6,7 +6,7 @@ an analyst's own module), so every consumer sees the same set.
 """
 from __future__ import annotations
 
-from . import checks, forecast, rating, ratios, selection, valuation  # noqa: F401 - importing them registers their functions
+from . import checks, dcf, forecast, rating, ratios, selection, valuation  # noqa: F401 - importing them registers their functions
 from .registry import (  # noqa: F401 - re-exported for the consumers of the registry
     ANY, CATEGORY, NUMBER, OPTIONAL, PREFIX, REGISTRY, SERIES, TEXT, Arg, ExcelFunction, LiveView, guard,
     guarded_spec,

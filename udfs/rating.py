@@ -9,16 +9,16 @@ an exception; an unknown scheme or boundary convention is an InputError (#VALUE!
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
 from . import tomlparse
 from .constants import (
-    ACTION_DOWNGRADE, ACTION_FIRST, ACTION_MAINTAIN, ACTION_UPGRADE, BOUNDARY_CONVENTIONS,
+    ACTION_DOWNGRADE, ACTION_FIRST, ACTION_MAINTAIN, ACTION_UPGRADE, ACTIONS_EN, BOUNDARY_CONVENTIONS,
     BOUNDARY_OUTER, DEFAULT_BOUNDARY, DEFAULT_SCHEME, MARKET_BY_SUFFIX, NOT_MEANINGFUL,
-    RETURN_COMPARISON_PLACES, ERR_NA,
+    NOT_VALUED, NOT_VALUED_EN, RETURN_COMPARISON_PLACES, ERR_NA,
 )
 from .errors import DataError, InputError
 from .registry import ANY, TEXT, Arg, excel_function
@@ -34,6 +34,7 @@ class Band:
     label: str
     min_pct: Decimal | None  # None: unbounded below
     max_pct: Decimal | None  # None: unbounded above
+    label_en: str = ""
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,28 @@ class Scheme:
     unrated: str
     benchmarks: dict
     bands: tuple  # best first
+    name_en: str = ""
+    unrated_en: str = ""
+    benchmarks_en: dict = field(default_factory=dict)
+    brokers: tuple = ()  # the names of the broker whose scheme it is, as notes print them
+    horizon_months: int = 12  # the end of the horizon, where the target is judged (the rating horizon's default)
 
     @property
     def labels(self) -> list[str]:
         return [b.label for b in self.bands]
+
+    def english(self, text):
+        """The English name of a label this scheme prints (a band, the unrated label, a benchmark,
+        a rating action), or `text` unchanged when it has none (a number, NM, an unknown label)."""
+        if not isinstance(text, str):
+            return text
+        names = {b.label: b.label_en for b in self.bands if b.label_en}
+        if self.unrated_en:
+            names[self.unrated] = self.unrated_en
+        names.update({self.benchmarks[m]: name for m, name in self.benchmarks_en.items() if m in self.benchmarks})
+        names.update(ACTIONS_EN)
+        names[NOT_VALUED] = NOT_VALUED_EN
+        return names.get(text.strip(), text)
 
     def rank(self, label: str) -> int | None:
         """0 for the best band; None for the unrated label or a label not in the scheme."""
@@ -64,10 +83,12 @@ def parse_schemes(data: dict) -> dict[str, Scheme]:
     schemes = {}
     for key, raw in data.items():
         try:
-            bands = tuple(Band(b["label"], _decimal_or_none(b.get("min")), _decimal_or_none(b.get("max")))
-                          for b in raw["bands"])
+            bands = tuple(Band(b["label"], _decimal_or_none(b.get("min")), _decimal_or_none(b.get("max")),
+                               str(b.get("en", ""))) for b in raw["bands"])
             scheme = Scheme(key, raw["name"], raw.get("basis", "excess"), raw.get("horizon", ""),
-                            raw.get("unrated", "无评级"), dict(raw.get("benchmarks", {})), bands)
+                            raw.get("unrated", "无评级"), dict(raw.get("benchmarks", {})), bands,
+                            str(raw.get("name_en", "")), str(raw.get("unrated_en", "")),
+                            dict(raw.get("benchmarks_en", {})), tuple(raw.get("brokers", [])), int(raw.get("horizon_months", 12)))
         except (KeyError, TypeError) as exc:
             raise DataError(f"rating scheme {key!r} is missing {exc}") from None
         if scheme.basis not in ("excess", "absolute"):
@@ -237,8 +258,9 @@ def _rate_cell(price, target_price, benchmark_return, dividends_per_share, schem
                 native=("IF(IF({1}=\"\",{DEFAULT_SCHEME},{1})<>{scheme_key},#N/A,IF(AND({2}<>\"\",{2}<>{OUTER},{2}<>{INNER}),#VALUE!,"
                         # a threshold counts against the return when it lies above it, or on it and the
                         # convention puts the bound in the band below: outer for negative bounds, inner for others
-                        "IF(NOT(ISNUMBER({0})),{unrated},INDEX({labels},1+SUMPRODUCT(--(SIGN({thresholds}-ROUND({0},{RETURN_PLACES}))"
-                        ">=1-(({thresholds}<0)=({2}<>{INNER}))))))))"),
+                        # (a product, not --: the formulas package reads SUMPRODUCT(--(...)) as 0)
+                        "IF(NOT(ISNUMBER({0})),{unrated},INDEX({labels},1+SUMPRODUCT((SIGN({thresholds}-ROUND({0},{RETURN_PLACES}))"
+                        ">=1-(({thresholds}<0)=({2}<>{INNER})))*1)))))"),
                 sample=(0.194, "everbright", "outer"), formula_name="classify")
 def _classify_cell(measure, scheme, boundary):
     return classify(measure, scheme or DEFAULT_SCHEME, boundary or DEFAULT_BOUNDARY)

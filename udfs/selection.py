@@ -41,6 +41,20 @@ def at_year(values_row, years_row, year):
     return value
 
 
+@excel_function("YEARS_AFTER", "How many years one year label comes after another, by their places in a header row of consecutive years.",
+                Arg("year", TEXT, "The year counted from, e.g. 2025E", required=True),
+                Arg("this_year", TEXT, "The year counted to", required=True),
+                Arg("years_row", ANY, "The header row of consecutive year labels"),
+                native="MATCH({1},{2},0)-MATCH({0},{2},0)",
+                sample=("2025E", "2027E", [["2024", "2025E", "2026E", "2027E"]]), formula_name="years_after")
+def years_after(year, this_year, years_row):
+    """this_year's column minus year's column; #N/A when the row lacks either."""
+    years = [year_label(y) for y in cell_row(years_row)]
+    if year not in years or this_year not in years:
+        return ERR_NA
+    return float(years.index(this_year) - years.index(year))
+
+
 @excel_function("VALUATION_TARGET", "Blended target price once some method is weighted; the not-valued label while no weight is entered.",
                 Arg("values_column", ANY, "Target price of each method, trading currency"),
                 Arg("weights_column", ANY, "Weight of each method (decimals summing to 100%)"),
@@ -64,7 +78,8 @@ def _given(value) -> bool:
 @excel_function("IF_GIVEN", "The result once an input (or any cell of a range) is given; the not-valued label while it is empty.",
                 Arg("input", ANY, "The analyst's input the result needs, or a range of them"),
                 Arg("result", ANY, "What to show once it is given"),
-                native='IF(SUMPRODUCT(--(({0})<>""),--(({0})<>"\u672a\u4f30\u503c"))=0,"\u672a\u4f30\u503c",{1})',
+                # products, not --: the formulas package reads --(range<>"") as 0 (LibreOffice and Excel do not)
+                native='IF(SUMPRODUCT((({0})<>"")*(({0})<>"\u672a\u4f30\u503c"))=0,"\u672a\u4f30\u503c",{1})',
                 sample=(22.0, 45.2), formula_name="if_given")
 def if_given(value, result):
     """`result` when `value` is given; NOT_VALUED (未估值) while it is empty, so a valuation
@@ -87,18 +102,27 @@ def _value_or_label(value):
 SCENARIOS = ("base", "bear", "bull")
 
 
+def scenario_case(choice) -> str:
+    """The scenario a cell or a file names, read the one way every reader reads it (the worksheet
+    function, the engine, refresh, roll, the native edition's LOWER(TRIM())): case and spaces
+    ignored, empty is base; anything else is an InputError naming the three cases."""
+    if choice is None or (isinstance(choice, str) and not choice.strip()):
+        return "base"
+    case = choice.strip().lower() if isinstance(choice, str) else choice
+    if case not in SCENARIOS:
+        raise InputError(f"scenario must be base, bear or bull, not {choice!r}")
+    return case
+
+
 @excel_function("SCENARIO", "The driver value of the chosen scenario: base, bear or bull.",
                 Arg("scenario", TEXT, "base, bear or bull; base if empty", "base", required=True),
                 Arg("base", ANY, "The base-case value"), Arg("bear", ANY, "The bear-case value, base if empty", required=False),
                 Arg("bull", ANY, "The bull-case value, base if empty", required=False),
-                native='IF(LOWER({0})="bear",IF(ISBLANK({2}),{1},{2}),IF(LOWER({0})="bull",IF(ISBLANK({3}),{1},{3}),'
-                       'IF(OR({0}="",LOWER({0})="base"),{1},#VALUE!)))',
+                native='IF(LOWER(TRIM({0}))="bear",IF(ISBLANK({2}),{1},{2}),IF(LOWER(TRIM({0}))="bull",IF(ISBLANK({3}),{1},{3}),'
+                       'IF(OR(TRIM({0})="",LOWER(TRIM({0}))="base"),{1},#VALUE!)))',
                 sample=("bull", 0.04, 0.0, 0.08), formula_name="scenario")
 def scenario(choice, base, bear=None, bull=None):
     """The value of the chosen scenario; an empty bear or bull value falls back to the base
     case, and a scenario name other than base, bear or bull is #VALUE! (InputError)."""
-    choice = (choice or "base").strip().lower()
-    if choice not in SCENARIOS:
-        raise InputError(f"scenario must be one of {SCENARIOS}, not {choice!r}")
-    picked = {"base": base, "bear": bear, "bull": bull}[choice]
+    picked = {"base": base, "bear": bear, "bull": bull}[scenario_case(choice)]
     return _value_or_label(base if is_blank(picked) else picked)

@@ -27,7 +27,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .constants import ERR_NA, ERR_NUM, ERR_VALUE, NOT_MEANINGFUL
+from .constants import (
+    BASIS_NOTES, BLEND_COMPLETE_NOTE, BLEND_EXCLUDED_NOTE, BLEND_NM_NOTE, ERR_NA, ERR_NUM, ERR_VALUE, EXCLUDED,
+    NO_SEGMENT_LINE, NOT_MEANINGFUL, NOT_VALUED, NOT_WEIGHTED,
+)
 from .errors import InputError
 # The year rows and weight rows here keep empty cells in place (a gap shifts years), so they
 # convert cell by cell with the guard's own rules (cell_row, cell_number...).
@@ -43,8 +46,9 @@ Result = float | str
 # Blend weights must add up to 100% within this tolerance (binary rounding of 1/3 + 1/3 + 1/3).
 WEIGHT_TOLERANCE = 1e-9
 WEIGHTS_NOT_100 = "weights≠100%"
-# Every label a function here can answer with besides NM and Excel's error values.
-LABELS = (WEIGHTS_NOT_100,)
+# Every label a valuation function can answer with besides NM, 未估值 and Excel's error values.
+LABELS = (WEIGHTS_NOT_100, EXCLUDED, BLEND_NM_NOTE, BLEND_EXCLUDED_NOTE, BLEND_COMPLETE_NOTE, NOT_WEIGHTED,
+          *BASIS_NOTES.values(), *NO_SEGMENT_LINE.values())
 
 # Segment valuation methods, by the spellings an analyst types: P/E on an allocated profit, P/B
 # on an allocated book value, P/S on revenue (equity values); EV/EBITDA on EBITDA (an enterprise
@@ -132,13 +136,49 @@ def _method_key(method: str) -> str:
                 Arg("method", TEXT, "PE, PB, PS or EV/EBITDA", required=True),
                 Arg("multiple", NUMBER, "The segment's multiple"),
                 Arg("metric", NUMBER, "Allocated profit, book value, revenue or EBITDA, millions"),
-                native=("IF(ISBLANK({0}),#N/A,IF(ISNA(MATCH(SUBSTITUTE(SUBSTITUTE(SUBSTITUTE(UPPER(TRIM({0})),\"/\",\"\"),\"-\",\"\"),\" \",\"\"),"
+                native=("IF({0}=\"\",#N/A,IF(ISNA(MATCH(SUBSTITUTE(SUBSTITUTE(SUBSTITUTE(UPPER(TRIM({0})),\"/\",\"\"),\"-\",\"\"),\" \",\"\"),"
                         "{" + ",".join(f'"{m}"' for m in SEGMENT_METHODS) + "},0)),#VALUE!,IF(OR({1}<=0,{2}<=0),{NM},{1}*{2})))"),
                 sample=("PE", 20.0, 30000.0), formula_name="segment_value")
 def _segment_value_cell(method, multiple, metric):
-    if method is None:
+    if method is None or (isinstance(method, str) and not method.strip()):
         raise Reject(ERR_NA)  # an empty method cell: the row is not filled in yet
     return segment_value(method, multiple, metric)
+
+
+# What each segment method multiplies, and the cell's words when the layout has no such segment line.
+SEGMENT_METRICS = {"PE": "profit", "PB": "equity", "PS": "revenue", "EVEBITDA": "ebitda"}
+
+
+def _native_method_key(i: int) -> str:
+    return f'SUBSTITUTE(SUBSTITUTE(SUBSTITUTE(UPPER(TRIM({{{i}}})),"/",""),"-","")," ","")'
+
+
+@excel_function("SEGMENT_METRIC", "What a segment's method multiplies: profit for PE, equity for PB, revenue for PS, EBITDA for EV/EBITDA; says so where the layout has no such line.",
+                Arg("method", TEXT, "PE, PB, PS or EV/EBITDA", required=True),
+                Arg("revenue", ANY, "The segment's revenue, or empty where the layout has none", required=False),
+                Arg("profit", ANY, "The segment's profit, or empty where the layout has none", required=False),
+                Arg("ebitda", ANY, "The segment's EBITDA, or empty where the layout has none", required=False),
+                Arg("equity", ANY, "The segment's book value, or empty where the layout has none", required=False),
+                native=("IF({0}=\"\",\"" + NOT_VALUED + "\",IFERROR(CHOOSE(MATCH(" + _native_method_key(0) + ",{\"PE\",\"PB\",\"PS\",\"EVEBITDA\"},0),"
+                        + ",".join(f'IF({{{i}}}="","{NO_SEGMENT_LINE[what]}",{{{i}}})'
+                                   for i, what in ((2, "profit"), (4, "equity"), (1, "revenue"), (3, "ebitda")))
+                        + "),#VALUE!))"),
+                sample=("PE", 120000.0, 9000.0, None, None), formula_name="segment_metric")
+def segment_metric(method, revenue=None, profit=None, ebitda=None, equity=None):
+    """The segment line the method applies to, or the label saying the layout has none (so the
+    method cannot value this segment; the method cell's drop-down offers only the others); not
+    valued (未估值) while no method is chosen. InputError (#VALUE!) for a method not in
+    SEGMENT_METHODS."""
+    if method is None or (isinstance(method, str) and not method.strip()):
+        return NOT_VALUED
+    key = _method_key(method)
+    if key not in SEGMENT_METRICS:
+        raise InputError(f"segment method {method!r} is not one of PE, PB, PS, EV/EBITDA")
+    what = SEGMENT_METRICS[key]
+    value = cell_scalar({"revenue": revenue, "profit": profit, "ebitda": ebitda, "equity": equity}[what])
+    if is_blank(value):
+        return NO_SEGMENT_LINE[what]
+    return _valuation_cell(value)   # a number, NM, or an error value; other text is #VALUE!
 
 
 def segment_value(method: str, multiple: Number, metric: Number) -> Result:
@@ -181,7 +221,8 @@ def _valuation_cell(value) -> Result:
                 Arg("segment_values", ANY, "Column or row of segment values, millions"),
                 Arg("net_cash", OPTIONAL, "Group net cash (negative for net debt), 0 if empty", 0.0),
                 Arg("minorities", OPTIONAL, "Minority interests, 0 if empty", 0.0), _INVESTMENTS,
-                native=None,
+                native=('IF(COUNTIF({0},"' + NOT_VALUED + '")>0,"' + NOT_VALUED + '",IF(COUNTIF({0},{NM})>0,{NM},'
+                        'SUM({0})+{1}-{2}+{3}))'),
                 sample=([[300000.0], [200000.0], [150000.0]], 75000.0, 400.0, 0.0), formula_name="sotp_equity")
 def _sotp_equity_cell(segment_values, net_cash, minorities, investments):
     values = _segment_cells(segment_values)
@@ -194,7 +235,8 @@ def _sotp_equity_cell(segment_values, net_cash, minorities, investments):
                 Arg("segment_values", ANY, "Column or row of segment values, millions"), _SHARES, _FX,
                 Arg("net_cash", OPTIONAL, "Group net cash (negative for net debt), 0 if empty", 0.0),
                 Arg("minorities", OPTIONAL, "Minority interests, 0 if empty", 0.0), _INVESTMENTS,
-                native=None,
+                native=('IF(COUNTIF({0},"' + NOT_VALUED + '")>0,"' + NOT_VALUED + '",IF(COUNTIF({0},{NM})>0,{NM},'
+                        'ER_EQUITY_PER_SHARE(SUM({0}),{3},{4},{1},{2},{5})))'),
                 sample=([[300000.0], [200000.0], [150000.0]], 26045.0, 0.9049, 75000.0, 400.0, 0.0),
                 formula_name="sotp")
 def _sotp_cell(segment_values, shares, fx, net_cash, minorities, investments):
@@ -205,11 +247,17 @@ def _sotp_cell(segment_values, shares, fx, net_cash, minorities, investments):
 
 
 def _segment_cells(value) -> list[float] | str:
-    """Segment values from a range: empty cells skipped (a spare row), NM if any segment is NM."""
-    values = [_valuation_cell(v) for v in cell_row(value) if not is_blank(v)]
-    if not values:
+    """Segment values from a range: empty cells skipped (a spare row); 未估值 while a segment is
+    not valued yet (every segment must be, or the parts do not add up to the whole), then NM if
+    any segment is NM; an error value passes on."""
+    cells = [v for v in cell_row(value) if not is_blank(v)]
+    if not cells:
         raise Reject(ERR_NA)
-    return NOT_MEANINGFUL if NOT_MEANINGFUL in values else values
+    if any(isinstance(v, str) and v.strip() == NOT_VALUED for v in cells):
+        return NOT_VALUED
+    if any(isinstance(v, str) and v.strip().upper() == NOT_MEANINGFUL for v in cells):
+        return NOT_MEANINGFUL
+    return [_valuation_cell(v) for v in cells]
 
 
 # ---- DCF (FCFF) -----------------------------------------------------------------------------
@@ -329,13 +377,17 @@ def _year_row(value) -> list[float]:
     return [cell_number(v) for v in cells]
 
 
+FCFF_ROW = Arg("fcff_row", ANY, "FCFF of the forecast years, first year first, millions")
+# A DCF's discount rate and terminal value, in the argument order both DCF functions take.
+DCF_TERMS = (Arg("wacc", NUMBER, "Discount rate (WACC)"),
+             Arg("terminal_growth", OPTIONAL, "Perpetual growth after the last year; must be below WACC"),
+             Arg("mid_year", ANY, _MID_YEAR, required=False),
+             Arg("exit_multiple", OPTIONAL, "Exit multiple instead of Gordon growth, empty for Gordon"),
+             Arg("terminal_metric", OPTIONAL, "The metric the exit multiple applies to (last-year EBITDA)"))
+
+
 @excel_function("DCF", "Enterprise value of FCFF by DCF: Gordon growth or exit-multiple terminal value, mid-year switch.",
-                Arg("fcff_row", ANY, "FCFF of the forecast years, first year first, millions"),
-                Arg("wacc", NUMBER, "Discount rate (WACC)"),
-                Arg("terminal_growth", OPTIONAL, "Perpetual growth after the last year; must be below WACC"),
-                Arg("mid_year", ANY, _MID_YEAR, required=False),
-                Arg("exit_multiple", OPTIONAL, "Exit multiple instead of Gordon growth, empty for Gordon"),
-                Arg("terminal_metric", OPTIONAL, "The metric the exit multiple applies to (last-year EBITDA)"),
+                FCFF_ROW, *DCF_TERMS,
                 native=None,
                 sample=([[40000.0, 46000.0, 52000.0]], 0.09, 0.025, True, None, None), formula_name="dcf")
 def _dcf_cell(fcff_row, discount_rate, terminal_growth, mid_year, exit_multiple, terminal_metric):

@@ -2,7 +2,7 @@
 reproduces the report. Run once per report; its output goes into the company data file, where
 the analyst then owns the drivers:
 
-    python -m workbook.calibrate workbook/data/COMPANY.report.toml --write
+    python -m addin calibrate workbook/data/COMPANY.report.toml --write
 
 First, values for every forecast line are chosen that display exactly as printed wherever the
 report's own rounding allows (see `consistent_targets`). Then each driver is solved so that its
@@ -11,6 +11,7 @@ repeated until the drivers stop moving.
 """
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -54,7 +55,8 @@ def printed_lines(report: dict) -> dict[str, list[float]]:
     return lines
 
 
-def consistent_targets(report: dict, company, forecast: list[str], misses: dict | None = None) -> tuple[dict, dict]:
+def consistent_targets(report: dict, company, forecast: list[str], misses: dict | None = None,
+                       cache: dict | None = None) -> tuple[dict, dict]:
     """Values for the forecast lines that display as printed wherever the print allows it.
 
     Printed parts and totals often disagree by a unit of rounding (segments summing to 475,995
@@ -81,7 +83,11 @@ def consistent_targets(report: dict, company, forecast: list[str], misses: dict 
             scale = 100 if row.get("percent") else 1
             for year, v in zip(labels, row["values"]):
                 if year in forecast and v is not None and v == v and row["key"] in model_keys:
-                    printed.setdefault((row["key"], year), (float(v) / scale, int(row.get("decimals", 0)) + (2 if scale == 100 else 0)))
+                    figure = (float(v) / scale, int(row.get("decimals", 0)) + (2 if scale == 100 else 0))
+                    known = printed.get((row["key"], year))
+                    # the same line printed twice: the finer print, where it rounds to the coarser
+                    if known is None or (figure[1] > known[1] and abs(figure[0] - known[0]) <= 0.5 * 10 ** -known[1] + 1e-12):
+                        printed[(row["key"], year)] = figure
     # A printed figure the report's own definitions cannot produce from its other figures (a
     # finding beyond rounding) is no target: fitting it would bend the lines it is made of.
     beyond = unreachable_prints(report, company)
@@ -100,29 +106,44 @@ def consistent_targets(report: dict, company, forecast: list[str], misses: dict 
     # Reconciling drivers, and the last reported value of a line notes never print that the
     # forecast implies (the dividend per share declared on the last reported year, paid in the
     # first forecast year), are solved alongside.
-    last_reported = [y.label for y in company.years if y.kind == "actual"][-1]
+    reported_years = [y.label for y in company.years if y.kind == "actual"]
     free_drivers = [(key, year) for key in standalone_targets(company) for year in forecast] \
-        + [(key, last_reported) for key in sorted(calibrated & set(company.layout.reported_defaults))]
+        + [(key, reported_years[-1]) for key in sorted(calibrated & set(company.layout.reported_defaults)) if reported_years]
     x0 = np.array([p[line][labels.index(year)] if line in p else _number(start.value(line, year)) if line in calibrated
                    else _from_print(company, line, year, p, labels) for line, year in free_lines]
-                  + [company.inputs[(key, year)] for key, year in free_drivers])
+                  + [company.inputs[(key, year)] for key, year in free_drivers], dtype=float)
+    x0[~np.isfinite(x0)] = 0.0   # a line the note leaves blank in that year starts from nothing
+    if not len(x0):
+        return {}, {}
 
-    def evaluate(x):
+    def evaluate_on(x, cells):
         inputs = dict(company.inputs)
         inputs.update({cell: x[len(free_lines) + i] for i, cell in enumerate(free_drivers)})
         overrides = {cell: x[i] for i, cell in enumerate(free_lines)}
         model = build_model(replace(company, inputs=inputs), overrides)
-        return np.array([_number(model.value(key, year)) for key, year in outputs])
+        return np.array([_number(model.value(key, year)) for key, year in cells], dtype=float)
 
-    f0 = evaluate(x0)
+    f0 = evaluate_on(x0, outputs)
     numeric = np.isfinite(f0)  # an output the model shows as NM or an error cannot be fitted
     outputs = [o for o, ok in zip(outputs, numeric) if ok]
     f0 = f0[numeric]
-    evaluate_all = evaluate
+    if not outputs:
+        return {cell: float(x0[i]) for i, cell in enumerate(free_lines)}, \
+            {cell: float(x0[len(free_lines) + i]) for i, cell in enumerate(free_drivers)}
+    fitted = list(outputs)
 
-    def evaluate(x):  # noqa: F811 - the same, on the numeric outputs only
-        return evaluate_all(x)[numeric]
-    jacobian = np.column_stack([evaluate(x0 + np.eye(len(x0))[j]) - f0 for j in range(len(x0))])
+    def evaluate(x):
+        return evaluate_on(x, fitted)
+    # The statements are linear in these values (ratios nearly so): a Jacobian measured for the
+    # same variables and outputs on an earlier pass is reused (`cache`), which halves the builds.
+    signature = (tuple(free_lines), tuple(free_drivers), tuple(fitted))
+    if cache is not None and cache.get("signature") == signature:
+        jacobian = cache["jacobian"]
+    else:
+        jacobian = np.column_stack([evaluate(x0 + np.eye(len(x0))[j]) - f0 for j in range(len(x0))])
+        jacobian[~np.isfinite(jacobian)] = 0.0   # a move that makes an output NM: no linear effect to fit
+        if cache is not None:
+            cache.update(signature=signature, jacobian=jacobian)
     target = np.array([printed[o][0] for o in outputs])
     half = np.array([0.45 * 10 ** -printed[o][1] for o in outputs])  # 10% margin for driver rounding
     n, m = len(x0), len(outputs)
@@ -148,19 +169,19 @@ def consistent_targets(report: dict, company, forecast: list[str], misses: dict 
     a_ub = np.vstack([a_upper, a_lower])
     # A printed 0 is not a -0 (the note would print that, and the reader folds it away): a line
     # printed 0 stays at or above zero, so that the template does not show "-0" under a "0".
-    low = np.where(target == 0, 0.0, target - half)
+    low = np.where(target == 0, 1e-7, target - half)
     b_ub = np.concatenate([target + half - f0, -(low - f0)])
     bounds = [(0, None)] * (2 * n + m)
     # Two passes, so that the tie-break is not lost in the solver's tolerance: first the least
     # weighted miss, then, holding that, the smallest relative moves.
     fit = linprog(np.concatenate([np.zeros(2 * n), weights]), A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs")
     if not fit.success:
-        raise RuntimeError(f"calibration failed: {fit.message}")
+        raise DataError(f"calibration found no drivers that reproduce the note ({fit.message})")
     hold = np.concatenate([np.zeros(2 * n), weights])[None, :]
     result = linprog(np.concatenate([1 / scale, 1 / scale, np.zeros(m)]), A_ub=np.vstack([a_ub, hold]),
                      b_ub=np.concatenate([b_ub, [fit.fun + 1e-6 * max(1.0, fit.fun)]]), bounds=bounds, method="highs")
     if not result.success:
-        raise RuntimeError(f"calibration failed: {result.message}")
+        result = fit   # the tie-break did not solve cleanly: the best fit without it
     x = x0 + result.x[:n] - result.x[n:2 * n]
     if misses is not None:  # the printed figures no consistent set of values can reach, and by how much
         slack = result.x[2 * n:]
@@ -187,7 +208,11 @@ def _from_print(company, key: str, year: str, printed: dict, labels: list) -> fl
     line = next(l for l in company.layout.lines if l.key == key)
     position = labels.index(year)
     functions = {name: spec.impl for name, spec in BY_FORMULA_NAME.items()}
-    return _number(fx.evaluate(fx.parse(line.implied), lambda ref, lag: printed[ref][position - lag], functions))
+
+    def figure(ref, lag):   # a line the note does not print (a cut note's costs) gives nothing: nan, started from 0
+        values = printed.get(ref)
+        return values[position - lag] if values is not None and 0 <= position - lag < len(values) else float("nan")
+    return _number(fx.evaluate(fx.parse(line.implied), figure, functions))
 
 
 def _number(value) -> float:
@@ -210,17 +235,29 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8, reported: dict 
     # Among values that fit the print equally well the fit prefers those nearest where it starts,
     # so it is repeated from its own result until that stops moving: the drivers it writes are
     # then what it derives again from them (a committed file is its own calibration).
+    # money to the cent, or two places finer than the note prints (a note printing 1,765.78 needs
+    # drivers kept to 1e-4, or their rounding moves a line off its print); rates to the places of
+    # the rate methods
+    decimals = {}
+    for table in ("income", "balance", "cashflow"):
+        for row in report.get(table, []):
+            if not row.get("percent"):
+                decimals[row["key"]] = max(decimals.get(row["key"], 0), int(row.get("decimals", 0)))
+    targets_of = standalone_targets(company)
+
+    def money_places(key: str) -> int:
+        return METHODS["fixed"].places + decimals.get(targets_of.get(key, key), 0)
     for _ in range(4):
         line_targets, driver_values = consistent_targets(report, company, forecast)
         moved = False
-        for (key, year), value in driver_values.items():  # money to the cent, a rate to the places of the rate methods
-            value = round(value, PLACES.get(formats[key], METHODS["fixed"].places))
+        for (key, year), value in driver_values.items():  # a rate to the places of the rate methods, money finer than printed
+            value = round(value, PLACES[formats[key]] if formats[key] in PLACES else money_places(key))
             moved |= value != company.inputs[(key, year)]
             company.inputs[(key, year)] = value
         if not moved:
             break
     else:
-        raise RuntimeError("calibration did not settle: the reconciling drivers still move after 4 fits")
+        raise DataError("calibration did not settle: the reconciling drivers still move after 4 fits")
     labels = [y.label for y in company.years]
     for _ in range(rounds):
         model = build_model(company)
@@ -235,7 +272,8 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8, reported: dict 
                 try:
                     for key in method.base_less:  # the part of the base the formula takes off (losses used)
                         base_value -= model.value(key, year)
-                    values.append(round(method.invert(line_targets[(line, year)], prior, base_value), method.places))
+                    places = method.places + (decimals.get(line, 0) if method.driver_format in ("money", "money2") else 0)
+                    values.append(round(method.invert(line_targets[(line, year)], prior, base_value), places))
                 except (ZeroDivisionError, TypeError):
                     # its base is not computed yet (still zero in the first round): keep the value
                     values.append(driver.values[forecast.index(year)])
@@ -270,13 +308,13 @@ def raw_driver_notes(company_path: Path) -> dict[str, str]:
     return {k: v.get("note", "") for k, v in read_toml(company_path).get("drivers", {}).items() if isinstance(v, dict)}
 
 
-def _toml_value(value) -> str:
+def toml_value(value) -> str:
     if isinstance(value, dict):
-        return "{ " + ", ".join(f'"{k}" = {_toml_value(v)}' for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f'"{k}" = {toml_value(v)}' for k, v in value.items()) + " }"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, str):
         return '"' + value.replace('"', '\\"') + '"'
     if isinstance(value, float) and value.is_integer():
@@ -287,68 +325,60 @@ def _toml_value(value) -> str:
 def to_toml(drivers: dict[str, dict]) -> str:
     blocks = []
     for key, entry in drivers.items():
-        blocks.append(f"[drivers.{key}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in entry.items()))
+        blocks.append(f"[drivers.{key}]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in entry.items()))
     return "\n".join(blocks)
 
 
-def write_drivers(company_path: Path, drivers: dict[str, dict]) -> None:
-    """Replace the company file's driver tables (which come last in the file) with `drivers`,
-    through a temporary file renamed into place; everything above them is kept as written."""
-    from workbook.files import atomic_write
-    text = company_path.read_text(encoding="utf-8")
+def _with_drivers(text: str, drivers: dict[str, dict], name: str) -> str:
+    """The company file's `text` with its driver tables (which come last) replaced by `drivers`."""
     start = text.find("\n[drivers.")
     if start < 0:
-        raise DataError(f"{company_path.name}: no [drivers.*] tables to replace")
+        raise DataError(f"{name}: no [drivers.*] tables to replace")
     after = text[start + 1:]
     other = [i for i in range(len(after)) if after.startswith("\n[", i) and not after.startswith("\n[drivers.", i)]
     if other:
-        raise DataError(f"{company_path.name}: the [drivers.*] tables must come last in the file")
-    atomic_write(company_path, text[:start + 1] + to_toml(drivers))
+        raise DataError(f"{name}: the [drivers.*] tables must come last in the file")
+    return text[:start + 1] + to_toml(drivers)
 
 
-def write_reported(company_path: Path, values: dict) -> None:
-    """Set {(line, year): value} in the company file's [actual."YEAR"] tables (a figure the
-    forecast implies, such as the last reported DPS), each line replaced or added under its
-    year's header; everything else is kept as written."""
-    import re
-    from workbook.files import atomic_write
-    text = company_path.read_text(encoding="utf-8")
+def _with_reported(text: str, values: dict, name: str) -> str:
+    """The company file's `text` with {(line, year): value} set in its [actual."YEAR"] tables (a
+    figure the forecast implies, such as the last reported DPS), each line replaced or added under
+    its year's header; everything else kept as written."""
     for (key, year), value in sorted(values.items()):
         header = re.search(rf'^\[actual\.(?:"{re.escape(year)}"|{re.escape(year)})\][ \t]*$', text, re.M)
         if header is None:
-            raise DataError(f"{company_path.name}: no [actual.\"{year}\"] table for {key}")
+            raise DataError(f"{name}: no [actual.\"{year}\"] table for {key}")
         end = re.search(r"^\[", text[header.end():], re.M)
         block_end = header.end() + (end.start() if end else len(text) - header.end())
         block = text[header.end():block_end]
-        line = f"{key} = {_toml_value(value)}"
+        line = f"{key} = {toml_value(value)}"
         block, found = re.subn(rf"^{re.escape(key)}\s*=.*$", line, block, count=1, flags=re.M)
         if not found:
             block = block.rstrip("\n") + f"\n{line}\n\n"
         text = text[:header.end()] + block + text[block_end:]
-    atomic_write(company_path, text)
+    return text
 
 
-def main(argv: list[str]) -> int:
-    """python -m workbook.calibrate REPORT.toml [COMPANY.toml] [--write]"""
-    write = "--write" in argv
-    argv = [a for a in argv if a != "--write"]
-    report_path = Path(argv[0])
-    company_path = Path(argv[1]) if len(argv) > 1 else report_path.with_name(report_path.name.replace(".report", ""))
-    from workbook.tomlfile import read_toml
-    implied: dict = {}
-    drivers = calibrate(read_toml(report_path), company_path, reported=implied)
-    if write:
-        write_drivers(company_path, drivers)
-        if implied:
-            write_reported(company_path, implied)
-        print(f"wrote {len(drivers)} drivers" + (f" and {len(implied)} reported figures the forecast implies" if implied else "")
-              + f" into {company_path}")
-    else:
-        print(to_toml(drivers))
-        for (key, year), value in sorted(implied.items()):
-            print(f"# [actual.\"{year}\"] {key} = {_toml_value(value)}")
-    return 0
+def write_drivers(company_path: Path, drivers: dict[str, dict], reported: dict | None = None) -> None:
+    """Replace the company file's driver tables with `drivers` and set the `reported` figures the
+    forecast implies ({(line, year): value}, see `calibrate`) in one write: a temporary file
+    renamed into place, the previous file kept as a .bak (refused while an editor holds it
+    open); everything else is kept as written."""
+    from workbook.files import write_output
+    text = _with_drivers(company_path.read_text(encoding="utf-8"), drivers, company_path.name)
+    write_output(company_path, _with_reported(text, reported or {}, company_path.name), force=True)
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+def write_reported(company_path: Path, values: dict) -> None:
+    """Set {(line, year): value} in the company file's [actual."YEAR"] tables (see
+    `_with_reported`), written as `write_drivers` writes."""
+    from workbook.files import write_output
+    text = company_path.read_text(encoding="utf-8")
+    write_output(company_path, _with_reported(text, values, company_path.name), force=True)
+
+
+if __name__ == "__main__":  # the command line is the add-in's (addin/commands.toml): one line says where
+    print("error: calibration runs as `python -m addin calibrate REPORT.toml [--company COMPANY.toml] [--write]` "
+          "(see python -m addin calibrate --help)", file=sys.stderr)
+    sys.exit(2)

@@ -7,15 +7,18 @@ The format is documented in README.md ("Company data files"). Every problem is r
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from udfs.engine import ACTUAL, BASE, FORECAST, Driver, Year, driver_key
-from udfs.errors import DataError
+from udfs.errors import DataError, InputError
 from udfs.forecast import METHODS
 from udfs.rating import schemes
+from udfs.selection import scenario_case
 
 from . import spec
+from .currencies import fx_range_problem
 from .tomlfile import TomlError, finite_number, read_toml, shown_value
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -25,11 +28,18 @@ MAX_FILE_BYTES = 2_000_000
 
 _SECTIONS = {"format_version", "company", "market", "rating", "years", "base", "actual", "drivers", "labels", "valuation",
              "scenarios"}
-_COMPANY_FIELDS = {"name_zh", "name_en", "ticker", "market", "reporting_currency", "quote_currency", "unit", "source", "layout"}
+_COMPANY_FIELDS = {"name_zh", "name_en", "ticker", "market", "reporting_currency", "quote_currency", "unit", "source", "layout",
+                   "fiscal_year_end"}
+DEFAULT_FISCAL_YEAR_END = "12-31"
+SOURCED_ELSEWHERE = ("benchmark_return",)  # inputs of the 评级 sheet whose source [valuation.sources] may give
 _MARKET_FIELDS = {"price", "price_date", "fx_rate", "benchmark_level", "shares", "market_cap_quote", "low_52w", "high_52w",
                   "turnover_3m_pct", "relative_return_pct", "absolute_return_pct"}
 _RATING_FIELDS = {"scheme", "boundary", "published", "published_action", "previous", "target_price",
                   "expected_dps", "benchmark_return"}
+
+
+# Chinese scale words of a money unit and their English, longest first (百万 before 万).
+_SCALES_EN = (("百万", "mn"), ("千万", "10mn"), ("亿", "100mn"), ("万", "10k"), ("千", "thousand"), ("元", ""))
 
 
 class CompanyDataError(DataError):
@@ -48,12 +58,29 @@ class Company:
     drivers: dict = field(default_factory=dict)        # driven line key -> Driver
     labels: dict = field(default_factory=dict)         # line key -> (Chinese, English) shown instead of the layout's
     layout: spec.Layout | None = None                  # the broker's statement layout the company is modelled in
+    valuation_sources: dict = field(default_factory=dict)  # valuation input -> where its value comes from (shown beside it)
+    example_valuation: bool = False                    # the valuation inputs are example assumptions (示例估值假设)
     scenario_drivers: tuple = ()                       # driven lines whose driver varies by scenario
     scenarios: dict = field(default_factory=dict)      # "bear"/"bull" -> {(driven line, year): value}
 
     @property
     def forecast_years(self) -> list[Year]:
         return [y for y in self.years if y.kind == FORECAST]
+
+    @property
+    def unit(self) -> str:
+        """The model's money unit as the company file names it (百万元, 百万人民币)."""
+        return self.facts.get("unit") or f"百万{spec.currency_zh(self.facts.get('reporting_currency'))}"
+
+    @property
+    def unit_en(self) -> str:
+        """The money unit in English, from its Chinese scale word and the reporting currency
+        (百万元 → CNY mn); the Chinese unit itself when it names no scale this knows."""
+        currency = self.facts.get("reporting_currency") or ""
+        for scale, english in _SCALES_EN:
+            if self.unit.startswith(scale):
+                return f"{currency} {english}".strip()
+        return self.unit
 
     @property
     def name(self) -> str:
@@ -103,11 +130,11 @@ def parse(data: dict, path: Path, layout: spec.Layout | None = None) -> Company:
         "ticker": facts["ticker"],
         "quote_currency": facts.get("quote_currency"),
         "reporting_currency": facts.get("reporting_currency"),
-        "price": float(market["price"]),
-        "price_date": price_date.isoformat(),
+        "price": float(market["price"]) if "price" in market else None,
+        "price_date": price_date.isoformat() if price_date else None,
         "fx_rate": float(market["fx_rate"]),
         "benchmark_level": _optional(market.get("benchmark_level"), f"{name}: [market].benchmark_level"),
-        "shares": float(market["shares"]),
+        "shares": float(market["shares"]) if "shares" in market else None,
         "rating_scheme": scheme,
         "rating_boundary": rating.get("boundary", "outer"),
         "benchmark_return": _optional(rating.get("benchmark_return"), f"{name}: [rating].benchmark_return"),
@@ -115,7 +142,7 @@ def parse(data: dict, path: Path, layout: spec.Layout | None = None) -> Company:
         "published_rating": rating.get("published"),
         "published_action": rating.get("published_action"),
         "refresh_stamp": None,
-        "refresh_source": f"{path.name} ({price_date})",
+        "refresh_source": f"{path.name} ({price_date or 'no price yet'})",
     }
     # A target price or expected dividend typed in the file stands in for the valuation's and
     # the forecast's (the cell then holds the number, as if typed over the formula).
@@ -137,12 +164,16 @@ def _facts_market_rating(data: dict, name: str) -> tuple:
             raise CompanyDataError(f"{name}: [{section}] has unknown field {sorted(extra)[0]!r}; known: {', '.join(sorted(known))}")
     facts, market, rating = data["company"], data["market"], data["rating"]
     for required in ("name_zh", "ticker"):
-        if not isinstance(facts.get(required), str) or not facts[required].strip():
-            raise CompanyDataError(f"{name}: [company] needs {required}")
-    for required in ("price", "fx_rate", "shares"):
-        if required not in market:
-            raise CompanyDataError(f"{name}: [market] needs {required}")
-        _number(f"{name}: [market].{required}", market[required], positive=True)
+        if not isinstance(facts.get(required, ""), str):
+            raise CompanyDataError(f"{name}: [company].{required} must be text")
+    # A name or ticker the source note does not print stays empty (the cover asks for it).
+    # A price or share count the source note does not print is left out: the model shows the cell
+    # empty (the first refresh brings a price) and what reads it shows #N/A, not an invented number.
+    if "fx_rate" not in market:
+        raise CompanyDataError(f"{name}: [market] needs fx_rate")
+    for field_name in ("price", "fx_rate", "shares"):
+        if field_name in market:
+            _number(f"{name}: [market].{field_name}", market[field_name], positive=True)
     price_date = market.get("price_date")
     if isinstance(price_date, str):
         try:
@@ -151,15 +182,16 @@ def _facts_market_rating(data: dict, name: str) -> tuple:
             price_date = None
     if isinstance(price_date, dt.datetime):
         price_date = price_date.date()
-    if not isinstance(price_date, dt.date):
+    if not isinstance(price_date, dt.date) and "price_date" in market:
         raise CompanyDataError(f"{name}: [market].price_date must be a date such as 2025-12-18")
     for field_name in ("price", "fx_rate", "shares"):
-        if market[field_name] > 1e12:
+        if field_name in market and market[field_name] > 1e12:
             raise CompanyDataError(f"{name}: [market].{field_name} = {market[field_name]!r} is not a plausible figure")
     scheme = rating.get("scheme", "everbright")
     if scheme not in schemes():
         raise CompanyDataError(f"{name}: [rating].scheme {scheme!r} is not one of {', '.join(sorted(schemes()))}")
-    for field_name in ("name_zh", "name_en", "ticker", "market", "reporting_currency", "quote_currency", "unit", "source", "layout"):
+    for field_name in ("name_zh", "name_en", "ticker", "market", "reporting_currency", "quote_currency", "unit", "source", "layout",
+                       "fiscal_year_end"):
         if field_name in facts and not isinstance(facts[field_name], str):
             raise CompanyDataError(f"{name}: [company].{field_name} must be text, not {facts[field_name]!r}")
     for field_name in ("boundary", "published", "published_action", "previous", "scheme"):
@@ -167,6 +199,10 @@ def _facts_market_rating(data: dict, name: str) -> tuple:
             raise CompanyDataError(f"{name}: [rating].{field_name} must be text, not {rating[field_name]!r}")
     if rating.get("boundary", "outer") not in ("outer", "inner"):
         raise CompanyDataError(f"{name}: [rating].boundary must be \"outer\" or \"inner\", not {rating['boundary']!r}")
+    # the same judgement a quote's FX gets (workbook/currencies.py): one rule for every door
+    problem = fx_range_problem(float(market["fx_rate"]), facts.get("quote_currency"), facts.get("reporting_currency"))
+    if problem:
+        raise CompanyDataError(f"{name}: [market].fx_rate: {problem}")
     return facts, market, rating, price_date, scheme
 
 
@@ -219,6 +255,23 @@ def _reported_figures(data: dict, company: Company, name: str) -> None:
         raise CompanyDataError(f"{name}: [actual] has year {sorted(extra_years)[0]!r} not listed in [years].actual")
 
 
+_DRIVER_FIELDS = ("method", "values", "base", "note", "review", "keep")
+
+
+def _did_you_mean(word, choices) -> str:
+    """" (did you mean 'method'?)" for a near miss of one of `choices`, else ""."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _known_fields(table: dict, known, where: str) -> None:
+    """A misspelt field (`methd`) named as such, with the field it probably means."""
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise CompanyDataError(f"{where}: unknown field {unknown[0]!r}{_did_you_mean(unknown[0], known)}; "
+                               f"known: {', '.join(known)}")
+
+
 def _drivers(drivers: dict, company: Company, name: str) -> None:
     """[drivers.LINE]: a method and its values by forecast year for every driven line, values
     for every input and reconciling driver (an input the layout defaults may be left out)."""
@@ -233,6 +286,7 @@ def _drivers(drivers: dict, company: Company, name: str) -> None:
             raise CompanyDataError(f"{where}: unknown line; drivers are for: {', '.join(sorted(driven | standalone))}")
         if not isinstance(raw, dict):
             raise CompanyDataError(f"{where}: must be a table with `method` and `values`")
+        _known_fields(raw, _DRIVER_FIELDS, where)
         by_year = _driver_values(raw.get("values"), forecast, where)
         method = raw.get("method")
         if key in standalone:
@@ -241,8 +295,11 @@ def _drivers(drivers: dict, company: Company, name: str) -> None:
             for year, value in by_year.items():
                 company.inputs[(key, year)] = value
             continue
+        if method is None:
+            raise CompanyDataError(f"{where}: needs `method`, one of {', '.join(METHODS)}")
         if method not in METHODS:
-            raise CompanyDataError(f"{where}: method {method!r} is not one of {', '.join(METHODS)}")
+            raise CompanyDataError(f"{where}: method {method!r} is not one of {', '.join(METHODS)}"
+                                   + _did_you_mean(method, METHODS))
         base_line = raw.get("base")
         if METHODS[method].needs_base and base_line not in lines:
             raise CompanyDataError(f"{where}: method {method!r} needs `base`, a line key such as \"revenue\"")
@@ -280,12 +337,18 @@ SCENARIO_CASES = ("bear", "bull")
 def _scenarios(section: dict, company: Company, name: str) -> None:
     """[scenarios]: `drivers` lists the driven lines that vary by scenario; [scenarios.bear.drivers.X]
     and [scenarios.bull.drivers.X] give their values by year. A value not given is the base
-    case's: a scenario starts as the base case until the analyst enters a view."""
+    case's: a scenario starts as the base case until the analyst enters a view. `case` is the
+    scenario the model is set to (the drivers sheet's scenario cell; base if not given)."""
     if not section:
         return
-    extra = set(section) - {"drivers", *SCENARIO_CASES}
+    extra = set(section) - {"drivers", "case", *SCENARIO_CASES}
     if extra:
-        raise CompanyDataError(f"{name}: [scenarios] has unknown field {sorted(extra)[0]!r}; known: drivers, bear, bull")
+        raise CompanyDataError(f"{name}: [scenarios] has unknown field {sorted(extra)[0]!r}; known: drivers, case, bear, bull")
+    if section.get("case") is not None:  # the case the model opens on (the scenario cell), base if not given
+        try:
+            company.scalar_inputs["scenario"] = scenario_case(section["case"])
+        except InputError as exc:
+            raise CompanyDataError(f"{name}: [scenarios].case: {exc}") from None
     varied = section.get("drivers", [])
     if not isinstance(varied, list) or not all(isinstance(k, str) for k in varied):
         raise CompanyDataError(f"{name}: [scenarios].drivers must be a list of driven line keys")
@@ -313,10 +376,23 @@ def _scenarios(section: dict, company: Company, name: str) -> None:
     company.scenario_drivers = tuple(varied)
 
 
+def fiscal_year_end(company_facts: dict, year: int, name: str) -> dt.date:
+    """The end of fiscal year `year` ([company] fiscal_year_end, "MM-DD", 31 December by default;
+    29 February is the 28th in other years)."""
+    text = company_facts.get("fiscal_year_end", DEFAULT_FISCAL_YEAR_END)
+    try:
+        month, day = (int(part) for part in str(text).split("-"))
+        return dt.date(year, month, min(day, 28) if (month, day) == (2, 29) else day)
+    except ValueError:
+        raise CompanyDataError(f"{name}: [company].fiscal_year_end must be month-day such as \"12-31\", not {text!r}") from None
+
+
 def _valuation_inputs(section: dict, company: Company, name: str) -> dict:
     """The 估值 sheet's inputs: the years it values on (the first forecast year unless the file
-    says otherwise) and whatever multiples, rates and weights the file gives. Empty otherwise:
-    the valuation starts blank and the rating unrated until the analyst fills it."""
+    says otherwise), the valuation date's conventions (the first forecast year's end, the rating
+    horizon of the scheme, when dividends are paid) and whatever multiples, rates and weights the
+    file gives. A method the file does not fill stays empty: nothing is invented. `sources`
+    says where each value comes from, `example = true` that they are example assumptions."""
     plan = spec.valuation_plan(company.layout)
     inputs = {line.key: line for line in plan.scalars if line.formula is None}
     forecast = [y.label for y in company.forecast_years]
@@ -326,19 +402,54 @@ def _valuation_inputs(section: dict, company: Company, name: str) -> dict:
     for key in inputs:
         if key.endswith("_year"):
             out[key] = forecast[0]
+    out.update({k: v for k, v in spec.VALUATION_INPUT_DEFAULTS.items() if k in inputs})
+    if "first_year_end" in inputs:
+        out["first_year_end"] = fiscal_year_end(company.facts, company.forecast_years[0].year, name).isoformat()
+    if "rating_horizon" in inputs:
+        out["rating_horizon"] = schemes()[company.rating.get("scheme", "everbright")].horizon_months / 12
+    section = dict(section)
+    sources = section.pop("sources", {})
+    example = section.pop("example", False)
+    if not isinstance(sources, dict) or not all(isinstance(v, str) for v in sources.values()):
+        raise CompanyDataError(f"{name}: [valuation.sources] must map inputs to text saying where each comes from")
+    if not isinstance(example, bool):
+        raise CompanyDataError(f"{name}: [valuation].example must be true or false")
+    settable = sorted(k for k in inputs if k not in spec.YEAR_INPUTS)
+    for key in list(section) + [k for k in sources if k not in SOURCED_ELSEWHERE]:
+        if key not in settable:
+            raise CompanyDataError(f"{name}: [valuation] has unknown input {key!r}; inputs: {', '.join(settable)}")
     for key, value in section.items():
-        if key not in inputs or key in ("first_forecast", "last_forecast", "last_reported"):
-            raise CompanyDataError(f"{name}: [valuation] has unknown input {key!r}; inputs: "
-                                   f"{', '.join(sorted(k for k in inputs if k not in ('first_forecast', 'last_forecast', 'last_reported')))}")
         if inputs[key].fmt == "text":
             if not isinstance(value, (str, bool)):
                 raise CompanyDataError(f"{name}: [valuation].{key} must be text such as \"{forecast[0]}\"")
             if key.endswith("_year") and value not in forecast + reported:
                 raise CompanyDataError(f"{name}: [valuation].{key} = {value!r} is not a year of the model")
+            allowed = _choices(key, plan)
+            if allowed and _word(key, value) not in {_word(key, a) for a in allowed}:
+                raise CompanyDataError(f"{name}: [valuation].{key} = {value!r} is not one of {', '.join(allowed)}"
+                                       + (" (the layout has no segment line the others apply to)" if key.startswith("sotp_") else ""))
             out[key] = value
         else:
             out[key] = _number(f"{name}: [valuation].{key}", value)
+    company.valuation_sources, company.example_valuation = dict(sources), example
     return out
+
+
+def _choices(key: str, plan) -> tuple:
+    """The words a text input of the 估值 sheet takes (its drop-down's), or () for free text: a
+    segment's methods are those its layout has a metric line for, as the template offers them."""
+    from udfs.dcf import NM_POLICIES, TARGET_BASES
+    if key.startswith("sotp_") and key.endswith("_method"):
+        return tuple(plan.segment_methods.get(key.removeprefix("sotp_").removesuffix("_method")) or ("PS",))
+    return {"dcf_target_basis": TARGET_BASES, "blend_nm_policy": NM_POLICIES}.get(key, ())
+
+
+def _word(key: str, value) -> str:
+    """A choice as the cell function reads it: a segment method by its letters ('EV/EBITDA',
+    'ev-ebitda' and 'EVEBITDA' alike), another choice in any case."""
+    if key.startswith("sotp_"):
+        return "".join(ch for ch in str(value).upper() if ch.isalnum())
+    return str(value).strip().lower()
 
 
 def _check_model_order(company: Company, name: str) -> None:

@@ -1,43 +1,49 @@
 """From a broker note's text to a working model in one step.
 
-`read_note` (workbook/notes.py) reads the note's tables, figures, market data and rating; this
-module writes what the rest of the project reads:
+`read_note` (workbook/notes/) reads the note stage by stage: its tables and their repairs, the
+facts and market data, the rating and scheme, the line roles and the note's own arithmetic. This
+module places every printed row in a layout and writes what the rest of the project reads:
 
 - the report file (`NAME.report.toml`): every printed figure of the summary, the three
   statements and the ratio table at its printed precision, keyed by the layout's line keys;
 - the company file (`NAME.toml`): facts, market inputs, rating, the reported years' figures and
   a driver for every forecast line, calibrated so that the model displays the printed forecast;
-- the layout file (`NAME.layout.toml`) when the note's tables are in a layout the project does
-  not know yet, with its subtotals inferred from the printed figures;
+- the layout file (`NAME.layout.toml`) when no known layout takes the note's lines with the
+  note's own signs, inferred from the print;
 - the model (`NAME.xlsm`) and the import report (`NAME.import.txt`): what was found, mapped,
-  repaired, inferred, and where the note disagrees with itself.
+  repaired, inferred, what the note does not print, and every printed statement cell the model
+  does not show as printed with the reason (`Unshown`, which a test can verify on the note).
 
-Everything is written to temporary files and renamed into place; a note the import cannot turn
-into a balanced model ends in an `ImportFailed` with one readable sentence.
+Nothing is written until everything is: the files are made in a folder of our own beside the
+output and moved in at the end (the output folder is created then), so a note the import cannot
+turn into a balanced model leaves the output folder as it was and ends in one `ImportFailed`.
 """
 from __future__ import annotations
 
+import contextlib
 import math
-import os
 import re
 import shutil
 import tempfile
-import unicodedata
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from udfs import formula as fx
 from udfs.engine import FORECAST
 from udfs.errors import DataError
 from udfs.findings import round_half_up
 from udfs.rating import schemes
 
 from . import spec
-from .files import atomic_write
-from .notes import Note, NoteError, map_roles
+from .files import check_output, place_output
+from .notes import Note, map_roles, normalise_label
+from .notes.import_report import MISSING_ADVICE, import_report, missing_facts
+from .notes.source import NoteError
 
 STATEMENT_KINDS = ("income", "balance", "cashflow")
 TABLE_KINDS = ("summary", "income", "balance", "cashflow", "ratios")
 SHARE_SCALE = {"亿股": 100.0, "百万股": 1.0, "万股": 0.01}   # to millions of shares
+MAX_STEM = 80
 
 
 class ImportFailed(DataError):
@@ -45,14 +51,33 @@ class ImportFailed(DataError):
 
 
 @dataclass
-class Mapped:
-    """One printed line of the note, placed in a layout."""
+class Placed:
+    """One printed row of the note, placed in a layout."""
     kind: str             # the note's table kind
-    key: str | None       # the layout's line key, None when unmapped
-    role: str | None      # the label role it was matched to
+    table_index: int
+    position: int
     label: str
-    cells: list           # PrintedNumber or None, one per year column
+    occurrence: int       # 0 for the first row with this label in its table, 1 for the next…
+    role: str | None      # the label role it was matched to
+    cells: list           # PrintedNumber or None, one per year column of its table
     how: str              # how the role was found, or why not
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class Unshown:
+    """A printed statement cell the model does not show as printed, and why, with the evidence
+    on the note's own figures: `evidence["total"]` and `evidence["parts"]` name printed rows as
+    (table, label, occurrence), each part with its sign and its year lag; `evidence["years"]` the
+    year and the years before it."""
+    table: str
+    label: str
+    occurrence: int
+    year: str
+    printed: str
+    reason: str            # "disagrees" (the note's own figures break an identity), "repaired", "not a number"
+    text: str              # the line of the import report that says it
+    evidence: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -70,6 +95,8 @@ class ImportResult:
     shown_as_printed: int = 0                        # printed cells the model shows as printed
     explained: int = 0                               # printed cells it does not, each with its reason
     unexplained: int = 0
+    unshown: list = field(default_factory=list)      # of Unshown: the statement cells not shown as printed
+    facts: dict = field(default_factory=dict)        # what the note prints (None where it does not)
 
     @property
     def ok(self) -> bool:
@@ -77,40 +104,82 @@ class ImportResult:
 
 
 # ------------------------------------------------------------------------------------------------
-# Mapping the note onto a layout
+# Placing the note's rows
 # ------------------------------------------------------------------------------------------------
-def mapped_lines(note: Note) -> list[Mapped]:
+def placed_rows(note: Note) -> list[Placed]:
+    """Every printed row with figures of the summary, statement and ratio tables, with its role."""
     mapping = map_roles(note)
     out = []
     for index, table in enumerate(note.tables):
         if table.kind not in TABLE_KINDS:
             continue
+        seen: dict = {}
         for row in table.rows:
             if row.heading or not row.has_figures:
                 continue
+            label = re.sub(r"\s+", "", normalise_label(row.label))
+            occurrence = seen.get(label, 0)
+            seen[label] = occurrence + 1
             match = mapping.get((index, row.position))
-            role = match.role if match else None
-            out.append(Mapped(table.kind, None, role, row.label, list(row.cells), match.method if match else "unmapped"))
+            out.append(Placed(table.kind, index, row.position, row.label, occurrence, match.role if match else None,
+                              list(row.cells), match.method if match else "unmapped"))
     return out
 
 
-def _key_in(layout: spec.Layout, role: str | None) -> str | None:
+def mapped_lines(note: Note) -> list[Placed]:
+    """The rows of the first table of each kind (the ones the model mirrors)."""
+    first = {}
+    for index, table in enumerate(note.tables):
+        first.setdefault(table.kind, index)
+    return [p for p in placed_rows(note) if first.get(p.kind) == p.table_index]
+
+
+def _key_in(layout: spec.Layout, role: str | None, kind: str | None = None) -> str | None:
+    """The layout's line for a role: the one its table names for it (a ratio table's own
+    每股收益 row), else the line of that key, else the one that takes the role as an alias."""
     if role is None:
         return None
+    if kind is not None and (role, kind) in layout.table_aliases:
+        return layout.table_aliases[(role, kind)]
     keys = {line.key for line in layout.lines}
     return role if role in keys else layout.aliases.get(role)
 
 
-def choose_layout(lines: list[Mapped]) -> spec.Layout | None:
-    """The known layout that places every printed statement line of the note, and leaves the
-    fewest of its own statement lines unprinted; None when no known layout places them all."""
+def _layout_signs(layout: spec.Layout) -> dict[tuple[str, str], int]:
+    """(total key, part key) -> sign in the layout's own subtotal formulas."""
+    out = {}
+    for line in layout.lines:
+        if line.table in STATEMENT_KINDS and line.formula and line.identity:
+            for sign, ref in _linear(fx.parse(line.formula)) or []:
+                if ref.lag == 0:
+                    out[(line.key, ref.key)] = sign
+    return out
+
+
+def choose_layout(note: Note, lines: list[Placed]) -> spec.Layout | None:
+    """The known layout that places every printed statement line of the note and adds them with
+    the note's own signs, leaving the fewest of its own statement lines unprinted; None when no
+    known layout does (a layout's signs are never imposed on another broker's print)."""
     best, best_score = None, None
-    statement_roles = [m for m in lines if m.kind in STATEMENT_KINDS]
+    statement_rows = [m for m in lines if m.kind in STATEMENT_KINDS]
     for path in sorted(spec.LAYOUT_DIR.glob("*.toml")):
         layout = spec.load_layout(path.stem)
         tables = {line.key: line.table for line in layout.lines}
-        placed = [_key_in(layout, m.role) for m in statement_roles]
-        if any(k is None or tables[k] != m.kind for k, m in zip(placed, statement_roles)):
+        placed = [_key_in(layout, m.role) for m in statement_rows]
+        if any(k is None or tables[k] != m.kind for k, m in zip(placed, statement_rows)) or len(set(placed)) != len(placed):
+            continue
+        signs = _layout_signs(layout)
+        keys = {(m.table_index, m.position): k for k, m in zip(placed, statement_rows)}
+        agree = True
+        for t_index, structure in note.structures.items():
+            for subtotal in structure.subtotals:
+                total = keys.get((t_index, subtotal.total.position))
+                for part in subtotal.parts:
+                    key = keys.get((t_index, part.row.position))
+                    printed = any(c is not None and c.value for c in part.row.cells)   # a line of zeros has no sign
+                    if printed and (total, key) in signs and signs[(total, key)] != part.sign:
+                        agree = False
+        if not agree:
             continue
         unprinted = len(set(layout.reported_keys) - set(placed))
         if best_score is None or unprinted < best_score:
@@ -118,64 +187,74 @@ def choose_layout(lines: list[Mapped]) -> spec.Layout | None:
     return best
 
 
+def _linear(node) -> list[tuple[int, fx.Ref]] | None:
+    """A formula that is a signed sum of lines, as (sign, line) pairs; None otherwise."""
+    if isinstance(node, fx.Ref):
+        return [(1, node)]
+    if isinstance(node, fx.Neg):
+        inner = _linear(node.operand)
+        return None if inner is None else [(-s, r) for s, r in inner]
+    if isinstance(node, fx.BinOp) and node.op in ("+", "-"):
+        left, right = _linear(node.left), _linear(node.right)
+        if left is None or right is None:
+            return None
+        return left + [((1 if node.op == "+" else -1) * s, r) for s, r in right]
+    return None
+
+
 # ------------------------------------------------------------------------------------------------
 # The report file: every printed figure
 # ------------------------------------------------------------------------------------------------
-def _years(note: Note) -> list:
+def statement_years(note: Note) -> list:
+    """The statements' year columns: the income statement's, which the others must print too."""
     income = note.table("income")
+    labels = [y.label for y in income.years]
     for kind in ("balance", "cashflow"):
         other = [y.label for y in note.table(kind).years]
-        if other != [y.label for y in income.years]:
-            raise ImportFailed(f"the {kind} table's years {other} differ from the income statement's "
-                               f"{[y.label for y in income.years]}")
+        if other != labels:
+            raise ImportFailed(f"the {kind} table's years {other} differ from the income statement's {labels}")
     return income.years
 
 
-def report_data(note: Note, lines: list[Mapped], layout: spec.Layout, source_file: str) -> dict:
-    years = _years(note)
+def report_data(note: Note, lines: list[Placed], layout: spec.Layout, source_file: str) -> dict:
+    years = statement_years(note)
     labels = [y.label for y in years]
     tables: dict = {kind: [] for kind in TABLE_KINDS}
     for m in lines:
         if m.key is None:
             continue
-        cells = m.cells + [None] * (len(labels) - len(m.cells))
+        table = note.tables[m.table_index]
+        by_label = {y.label: c for y, c in zip(table.years, m.cells)}
+        cells = [by_label.get(label) for label in labels]
         printed = [c for c in cells if c is not None]
         if not printed:
             continue
         decimals = max(c.decimals for c in printed)
         tables[m.kind].append({
             "key": m.key, "label": m.label, "decimals": decimals, "percent": any(c.percent for c in printed),
-            "values": [c.value if c is not None else math.nan for c in cells[:len(labels)]],
+            "values": [c.value if c is not None else math.nan for c in cells],
         })
-    market = note.market
     out = {
-        "source": {"date": note.date or "", "file": source_file, "years": labels,
+        "source": {"date": note.date or note.market.price_date or "", "file": source_file, "years": labels,
                    "company": note.company or "", "ticker": note.ticker or ""},
         "market": _market_print(note),
     }
     out.update({kind: rows for kind, rows in tables.items() if rows})
-    if market.price is None:
-        raise ImportFailed("the note prints no share price (市场数据): the model needs one")
     return out
-
-
-def _figure(figure):
-    return None if figure is None else figure.value
 
 
 def _market_print(note: Note) -> dict:
     m = note.market
-    shares = _figure(m.shares)
     market = {"price": m.price.value.value if m.price else None}
     if m.fx:
         market["fx_rate"] = m.fx[2].value
         market["fx_pair"] = [m.fx[0], m.fx[1]]
     else:
         market["fx_rate"] = 1.0
-    if shares is not None:
-        market["shares_100mn"] = shares.value * SHARE_SCALE.get(m.shares.unit, 1.0) / 100
-    if m.market_cap is not None:
-        market["market_cap_100mn"] = m.market_cap.value.value
+    if m.shares_mn is not None:
+        market["shares_100mn"] = round(m.shares_mn / 100, 8)
+    if m.market_cap_mn is not None:
+        market["market_cap_100mn"] = round(m.market_cap_mn / 100, 8)
     for name in ("low_52w", "high_52w"):
         figure = getattr(m, name)
         if figure is not None:
@@ -191,38 +270,99 @@ def _market_print(note: Note) -> dict:
 # ------------------------------------------------------------------------------------------------
 # The company file: facts, reported years and drivers to calibrate
 # ------------------------------------------------------------------------------------------------
-def matching_scheme(note: Note) -> str | None:
-    """The known rating scheme whose bands the note prints (same labels and thresholds)."""
-    if note.scheme is None:
-        return None
-    printed = [(b.label, b.lower, b.upper) for b in note.scheme.bands]
+def matching_scheme(note: Note) -> tuple[str | None, str]:
+    """(the rating scheme of udfs/rating_schemes.toml the model uses, and why): the one whose
+    bands the note prints (same labels and thresholds), else the library's scheme for the note's
+    broker when the printed one is missing or garbled."""
+    known = schemes()
+    printed = [(b.label, b.lower, b.upper) for b in note.scheme.bands] if note.scheme else []
+    broker = broker_of(note)
+
+    def bands(scheme):
+        return [(b.label, None if b.min_pct is None else float(b.min_pct), None if b.max_pct is None else float(b.max_pct))
+                for b in scheme.bands]
+    if printed and broker and bands(known[broker]) == printed:
+        return broker, f"the note's printed scheme, as the library has it for its broker ({broker!r})"
+    for key, scheme in known.items():
+        if printed and bands(scheme) == printed:
+            return key, f"the note's printed scheme, as the library's {key!r}"
+    if broker:
+        if note.scheme and note.scheme.complete:
+            return broker, (f"the library's scheme for the note's broker ({broker!r}): the bands the note prints differ "
+                            "from it; add them to udfs/rating_schemes.toml to use them")
+        return broker, f"the library's scheme for the note's broker ({broker!r}): the note's 评级说明 is missing or garbled"
+    return None, "the note's scheme matches none of udfs/rating_schemes.toml and its broker is not in the library"
+
+
+def broker_of(note: Note) -> str | None:
+    """The library scheme (udfs/rating_schemes.toml) whose broker names the note prints most."""
+    text = note.text
+    counts = {}
     for key, scheme in schemes().items():
-        bands = [(b.label, None if b.min_pct is None else float(b.min_pct), None if b.max_pct is None else float(b.max_pct))
-                 for b in scheme.bands]
-        if bands == printed:
-            return key
-    return None
+        names = scheme.brokers
+        hits = sum(text.count(n) for n in names)
+        if hits:
+            counts[key] = hits
+    return max(counts, key=counts.get) if counts else None
 
 
-def share_count(note: Note, report: dict, layout: spec.Layout) -> tuple[float, str]:
+def share_count(note: Note, report: dict, layout: spec.Layout) -> tuple[float | None, str]:
     """Shares in millions: the printed count, or the count the market cap implies (market cap ÷
-    price) when that is within the printed count's rounding and the per-share lines printed
-    with it agree with more of the printed figures."""
+    price) when that is within the printed count's rounding and the per-share lines agree with
+    more of the printed figures, or market cap ÷ price when no count is printed, or the count the
+    printed EPS implies when neither is."""
     market = report["market"]
     printed = market.get("shares_100mn")
+    cap, price = market.get("market_cap_100mn"), market.get("price")
     if printed is None:
-        raise ImportFailed("the note prints no share count (总股本): the model needs one")
+        if cap and price:
+            return round(cap / price * 100, 2), "the market cap divided by the price (the note prints no share count)"
+        implied = _implied_by_eps(report, layout)
+        if implied:
+            return implied, "the count the printed EPS implies (the note prints no share count)"
+        return None, "not printed: per-share lines wait for a share count"
     printed_m = round(printed * 100, 6)
     candidates = [(printed_m, "the printed share count")]
-    if market.get("market_cap_100mn") and market.get("price"):
-        implied = market["market_cap_100mn"] / market["price"] * 100
+    if cap and price:
+        implied = cap / price * 100
         decimals = _decimals(printed)
         if abs(implied / 100 - printed) <= 0.5 * 10 ** -decimals:
             candidates.append((round(implied, 2), "the market cap divided by the price (the printed count is rounded)"))
+    # EPS on another count than the market data's (317 against 412.41 million), or on the count
+    # the rounded one stands for: for an inferred layout, whose EPS is profit over this count (a
+    # known layout carries its own per-share definitions, diluted counts and all)
+    eps_implied = _implied_by_eps(report, layout) if layout.name == "inferred" else None
+    if eps_implied and eps_implied != printed_m:
+        candidates.append((eps_implied, f"the count the printed EPS implies ({eps_implied:,.2f}m; the market data print "
+                                        f"{printed_m:,.2f}m)"))
     if len(candidates) == 1:
         return candidates[0]
     misses = [_per_share_misses(report, layout, shares) for shares, _ in candidates]
-    return candidates[1] if misses[1] < misses[0] else candidates[0]
+    best = min(range(len(candidates)), key=lambda i: (misses[i], i))
+    return candidates[best]
+
+
+def _implied_by_eps(report: dict, layout: spec.Layout) -> float | None:
+    """The share count (millions) the printed forecast EPS and attributable profit imply: the
+    middle of the range every forecast year allows, when they agree."""
+    years = report["source"]["years"]
+    rows = {row["key"]: row for kind in ("income", "summary", "cashflow") for row in report.get(kind, [])}
+    eps, profit = rows.get(layout.role("eps")), rows.get(layout.role("attributable_profit"))
+    if not eps or not profit:
+        return None
+    lo, hi = 0.0, math.inf
+    for i, year in enumerate(years):
+        if not year.upper().endswith("E"):
+            continue
+        e, p = eps["values"][i], profit["values"][i]
+        if math.isnan(e) or math.isnan(p) or e == 0 or p == 0 or (e > 0) != (p > 0):
+            continue
+        he, hp = 0.5 * 10 ** -eps["decimals"], 0.5 * 10 ** -profit["decimals"]
+        a, b = (abs(p) - hp) / (abs(e) + he), (abs(p) + hp) / max(abs(e) - he, 1e-12)
+        lo, hi = max(lo, a), min(hi, b)
+    if not math.isfinite(hi) or lo > hi or lo <= 0:
+        return None
+    return round((lo + hi) / 2, 2)
 
 
 def _decimals(value: float) -> int:
@@ -232,21 +372,20 @@ def _decimals(value: float) -> int:
 
 def _per_share_misses(report: dict, layout: spec.Layout, shares: float) -> int:
     """How many printed per-share figures (lines defined as per_share(x, shares)) a share count misses."""
-    from udfs import formula as fx
     years = report["source"]["years"]
     forecast = {y for y in years if y.upper().endswith("E")}
     values = {row["key"]: row for kind in TABLE_KINDS for row in report.get(kind, [])}
     misses = 0
     for line in layout.lines + layout.report_identities:  # the note's own per-share definitions count too
         tree = fx.parse(line.formula) if line.formula else None
-        if not (line.identity and isinstance(tree, fx.Call) and tree.function == "per_share"):
+        if not (isinstance(tree, fx.Call) and tree.function == "per_share"):
             continue
         numerator = tree.args[0]
         if line.key not in values or not isinstance(numerator, fx.Ref) or numerator.key not in values:
             continue
         row, base = values[line.key], values[numerator.key]
         for i, year in enumerate(years):
-            if line.identity_years == FORECAST and year not in forecast:
+            if year not in forecast or (line.identity_years == FORECAST and year not in forecast):
                 continue
             shown, amount = row["values"][i], base["values"][i]
             if not (math.isnan(shown) or math.isnan(amount)) and round_half_up(amount / shares, row["decimals"]) != shown:
@@ -254,7 +393,7 @@ def _per_share_misses(report: dict, layout: spec.Layout, shares: float) -> int:
     return misses
 
 
-def company_data(note: Note, report: dict, layout: spec.Layout, years: list) -> tuple[dict, list[str]]:
+def company_data(note: Note, report: dict, layout: spec.Layout, years: list) -> tuple[dict, list[str], str]:
     problems = []
     market = report["market"]
     labels = [y.label for y in years]
@@ -263,24 +402,25 @@ def company_data(note: Note, report: dict, layout: spec.Layout, years: list) -> 
     if not actual or not forecast:
         raise ImportFailed(f"the statements need reported and forecast years; the note has {labels}")
     shares, shares_note = share_count(note, report, layout)
-    scheme = matching_scheme(note)
+    scheme, scheme_note = matching_scheme(note)
     if scheme is None:
-        problems.append("rating scheme: the note's bands match no scheme of udfs/rating_schemes.toml; "
-                        "the model uses the default scheme until one is added")
-    fx_pair = market.get("fx_pair") or [note.market.currency, note.market.currency]
+        problems.append(f"rating scheme: {scheme_note}; the model uses the default scheme until one is added")
+    fx_pair = market.get("fx_pair") or [note.market.currency or "CNY", note.market.currency or "CNY"]
     statement_unit = note.table("income").unit or ""
     company = {
         "format_version": 1,
         "company": {
             "name_zh": note.company or "", "ticker": note.ticker or "", "market": note.exchange_market or "",
             "reporting_currency": fx_pair[1] or "", "quote_currency": fx_pair[0] or "", "layout": layout.name,
-            "unit": statement_unit, "source": f"{note.company or ''}（{note.ticker or ''}）{note.date or ''} 研究报告",
+            "unit": statement_unit,
+            "source": f"{note.company or ''}（{note.ticker or ''}）{report['source']['date']} 研究报告",
         },
-        "market": {"price": market["price"], "price_date": market.get("price_date") or note.date or "",
+        "market": {"price": market.get("price"), "price_date": market.get("price_date") or None,
                    "fx_rate": market.get("fx_rate", 1.0), "shares": shares},
         "rating": {"scheme": scheme or "everbright", "boundary": "outer"},
         "years": {"actual": actual, "forecast": forecast},
     }
+    company["market"] = {k: v for k, v in company["market"].items() if v is not None}
     for name, key in (("market_cap_100mn", "market_cap_quote"), ("low_52w", "low_52w"), ("high_52w", "high_52w"),
                       ("turnover_3m_pct", "turnover_3m_pct")):
         if name in market:
@@ -291,20 +431,34 @@ def company_data(note: Note, report: dict, layout: spec.Layout, years: list) -> 
             company["rating"]["published_action"] = note.action
         if note.action == "维持":
             company["rating"]["previous"] = note.rating
-    company["market_notes"] = {"shares": shares_note}
-
     printed = {(row["key"], labels[i]): v for kind in STATEMENT_KINDS for row in report.get(kind, [])
                for i, v in enumerate(row["values"])}
+    places = {(row["key"], labels[i]): int(row.get("decimals", 0)) for kind in STATEMENT_KINDS for row in report.get(kind, [])
+              for i, v in enumerate(row["values"])}
+    for kind in ("summary", "ratios"):        # a reported figure printed finer in another table: the finer
+        for row in report.get(kind, []):
+            if row.get("percent"):
+                continue
+            for i, v in enumerate(row["values"]):
+                cell = (row["key"], labels[i])
+                if cell in printed and not math.isnan(v) and not math.isnan(printed[cell]) \
+                        and int(row.get("decimals", 0)) > places[cell] and abs(v - printed[cell]) <= 0.5 * 10 ** -places[cell] + 1e-12:
+                    printed[cell], places[cell] = v, int(row.get("decimals", 0))
     company["actual"] = {}
+    order = [l.key for l in layout.lines]
     for year in actual:
         figures = {}
-        for key in sorted(layout.reported_keys, key=lambda k: [l.key for l in layout.lines].index(k)):
+        for key in sorted(layout.reported_keys, key=order.index):
             value = printed.get((key, year))
             if value is None or math.isnan(value):
                 problems.append(f"{year}: line {key} is not printed; entered as 0")
                 value = 0.0
             figures[key] = value
         company["actual"][year] = figures
+    if actual:
+        note_on = _balanced_opening(company["actual"][actual[-1]], layout, {k: v for (k, y), v in places.items() if y == actual[-1]})
+        if note_on:
+            problems.append(f"{actual[-1]}: {note_on}")
     drivers = {}
     for line in layout.lines:
         if line.driven:
@@ -317,12 +471,27 @@ def company_data(note: Note, report: dict, layout: spec.Layout, years: list) -> 
         elif line.table == spec.DRIVERS:  # an analyst input starts from the layout's default (a cost of debt), else 0
             drivers[line.key] = {"method": "input", "values": {y: layout.input_defaults.get(line.key, 0.0) for y in forecast}}
     company["drivers"] = drivers
-    return company, problems
+    return company, problems, f"shares: {shares_note}; rating scheme: {scheme_note}"
 
 
 # ------------------------------------------------------------------------------------------------
 # Writing TOML (a small writer for the shapes these files have)
 # ------------------------------------------------------------------------------------------------
+def _toml_string(value: str) -> str:
+    """A TOML basic string: backslash, quote and every control character escaped."""
+    out = []
+    for c in value:
+        if c == "\\":
+            out.append("\\\\")
+        elif c == '"':
+            out.append('\\"')
+        elif ord(c) < 0x20 or ord(c) == 0x7F:
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
+
+
 def _toml_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -341,25 +510,6 @@ def _toml_value(value) -> str:
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
-def _one_line(text: str) -> str:
-    """`text` as it may stand in a comment line: line breaks and control characters as spaces."""
-    return " ".join("".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in str(text)).split())
-
-
-def _toml_string(text: str) -> str:
-    """A TOML basic string: backslash and quote escaped, and every control character written as
-    \\uXXXX, never raw (TOML forbids them; a raw one made the file unreadable)."""
-    out = []
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif unicodedata.category(ch) == "Cc":
-            out.append(f"\\u{ord(ch):04X}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
 def _toml_key(key: str) -> str:
     return key if key.replace("_", "").isalnum() and key.isascii() else _toml_value(key)
 
@@ -374,8 +524,13 @@ def to_toml(data: dict, header: str = "") -> str:
             if not nested:
                 out += ["", f"[{_toml_key(key)}]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()]
                 continue
+            plain = [(k, v) for k, v in value.items() if not isinstance(v, dict) or _inline(k, v)]
+            if plain:   # a table's own values first, then its sub-tables (the valuation and its sources)
+                out += ["", f"[{_toml_key(key)}]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in plain]
             for sub, entry in value.items():
-                out += ["", f"[{_toml_key(key)}.{_toml_key(sub)}]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in entry.items()]
+                if isinstance(entry, dict) and not _inline(sub, entry):
+                    out += ["", f"[{_toml_key(key)}.{_toml_key(sub)}]"] + [f"{_toml_key(k)} = {_toml_value(v)}"
+                                                                         for k, v in entry.items()]
         elif _is_table_list(value):
             for entry in value:
                 out += ["", f"[[{_toml_key(key)}]]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in entry.items()]
@@ -390,127 +545,243 @@ def _is_table_list(value) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
-# ------------------------------------------------------------------------------------------------
-# The whole import
-# ------------------------------------------------------------------------------------------------
-_PLAIN_STEM = re.compile(r"[^\W_][\w.-]{0,79}")
+def _comment(text: str) -> str:
+    """Text safe inside a TOML comment: one line, no control characters."""
+    return re.sub(r"[\x00-\x1f\x7f]", " ", text)
 
 
-def file_stem(stem: str) -> str:
-    """`stem` if it can name the files an import writes (letters, digits, '_', '-', '.'; at most
-    80 characters, no '..'): never a path, a control character or a line break."""
-    if not isinstance(stem, str) or not _PLAIN_STEM.fullmatch(stem) or ".." in stem:
-        raise ImportFailed(f"--name {str(stem)[:60]!r}: give a file name stem such as 600519sh_20260427 (letters, "
-                           "digits, '_', '-', '.'), not a path; the files are written in the -o folder")
+# ------------------------------------------------------------------------------------------------
+# Writing nothing until everything is written
+# ------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def staging(out_dir: Path):
+    """A folder of our own beside `out_dir` (in its nearest existing ancestor, so the final moves
+    are renames on one file system); removed whatever happens. Nothing touches `out_dir` until
+    `publish` moves the finished files in."""
+    anchor = out_dir
+    while not anchor.exists():
+        if anchor.parent == anchor:
+            raise ImportFailed(f"{out_dir}: no folder to write under")
+        anchor = anchor.parent
+    if not anchor.is_dir():
+        raise ImportFailed(f"{anchor}: not a folder")
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=".import-", dir=anchor))
+    except OSError as exc:
+        raise ImportFailed(f"{anchor}: cannot write there ({exc.strerror or exc})") from None
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def publish(stage: Path, out_dir: Path, names: list[str], force: bool = False, note_path: Path | None = None) -> None:
+    """Move the finished files into `out_dir`, creating it (and its parents) if needed: all of
+    them refused or none (the output checks again, then the moves; an existing file replaced only
+    with `force`, and then kept as a backup)."""
+    blocked = [name for name in names if (out_dir / name).is_dir()]
+    if blocked:
+        raise ImportFailed(f"{out_dir / blocked[0]}: is a folder where the import writes a file; nothing written")
+    for name in names:
+        check_output(out_dir / name, force, sources=(note_path,) if note_path else ())
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            place_output(stage / name, out_dir / name, force)
+    except OSError as exc:
+        raise ImportFailed(f"{out_dir}: cannot write the model there ({exc.strerror or exc})") from None
+
+
+def _safe_stem(stem: str) -> str:
+    """An output file stem: a plain file name, never a path (no separator, no `..`, no control
+    character)."""
+    if not stem or len(stem) > MAX_STEM or stem in (".", "..") or re.search(r"[\\/\x00-\x1f\x7f]", stem) \
+            or stem.startswith("."):
+        raise ImportFailed(f"--name {str(stem)[:60]!r}: give a file name stem such as 600519sh_20260427 (letters, digits, "
+                           "'_', '-', '.'), not a path; the files are written in the -o folder")
     return stem
 
 
-def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = None, build: bool = True) -> ImportResult:
+# ------------------------------------------------------------------------------------------------
+# The whole import
+# ------------------------------------------------------------------------------------------------
+def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = None, build: bool = True,
+                force: bool = False) -> ImportResult:
     """Import `note_path` into `out_dir` (see the module doc). Every file is written into a
-    scratch folder inside `out_dir` and moved into place only once the import has finished:
-    a refused note (ImportFailed, or any failure) leaves nothing behind."""
+    staging folder and moved into place only once the import has finished: a refused note leaves
+    nothing behind. Each file is a command output (workbook.files): all of them are checked once
+    the note says their names, before the work, and again before the moves, so an existing file
+    (without `force`; with it, the previous one is kept as a backup) or one open in another
+    program refuses the whole import."""
+    from .notes import read_note
+
     note_path, out_dir = Path(note_path), Path(out_dir)
     if stem is not None:
-        file_stem(stem)
-    if not out_dir.is_dir():
-        raise ImportFailed(f"{out_dir}: no such folder")
-    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=out_dir))
+        stem = _safe_stem(stem)
     try:
-        result = _import_into(note_path, staging, stem, build)
-        written = sorted(staging.iterdir())
-        blocked = [path.name for path in written if (out_dir / path.name).is_dir()]
-        if blocked:
-            raise ImportFailed(f"{out_dir / blocked[0]}: is a folder where the import writes a file; nothing written")
-        for path in written:
-            os.replace(path, out_dir / path.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    moved = {name: (out_dir / getattr(result, name).name if getattr(result, name) else None)
-             for name in ("layout_written", "company_path", "report_path", "model_path", "text_path")}
-    return replace(result, directory=out_dir, **moved)
-
-
-def _import_into(note_path: Path, out_dir: Path, stem: str | None, build: bool) -> ImportResult:
-    from .build import build as build_template
-    from .calibrate import calibrate
-    from .company import CompanyDataError, load
-    from .model import build_model
-    from .report import findings, load_report, reproduction
-    from .notes import read_and_report
-
-    try:
-        note, note_text = read_and_report(note_path)
+        note = read_note(note_path)
     except NoteError as exc:
         raise ImportFailed(str(exc)) from None
     for kind in STATEMENT_KINDS:
         if not note.tables_of(kind):
             raise ImportFailed(f"{note_path.name}: no {kind} statement found; the import needs all three statements")
-    years = _years(note)
-    lines = mapped_lines(note)
-    layout = choose_layout(lines)
-    layout_written = None
-    stem = file_stem(stem or _stem(note))
-    if layout is None:
-        from .infer_layout import infer_layout
-        layout_data = infer_layout(note, lines)
-        layout_written = out_dir / f"{stem}.layout.toml"
-        atomic_write(layout_written, to_toml(layout_data, "# Statement layout inferred by `python -m addin import` from "
-                                                         f"{_one_line(note_path.name)}; edit freely.\n"))
-        try:
-            layout = spec.load_layout(layout_written)
-        except spec.LayoutError as exc:
-            raise ImportFailed(f"the layout inferred from the note is not usable: {exc}") from None
-    by_label = {(line.table, line.label_zh): line.key for line in layout.lines}
-    for m in lines:
-        m.key = _key_in(layout, m.role) if layout_written is None else by_label.get((m.kind, m.label))
-    report = report_data(note, lines, layout, note_path.name)
-    company, problems = company_data(note, report, layout, years)
-    unbalanced = _printed_balance_failures(report, layout, [y.label for y in years if not y.forecast])
-    if layout_written is not None:
-        company["company"]["layout"] = layout_written.name
-    shares_note = company.pop("market_notes")["shares"]
-    report_path = out_dir / f"{stem}.report.toml"
-    company_path = out_dir / f"{stem}.toml"
-    atomic_write(report_path, to_toml(report, f"# Every figure {_one_line(note_path.name)} prints, at its printed precision, "
-                                             "as read by `python -m addin import`.\n# nan: a cell the note leaves empty.\n"))
-    header = (f"# {_one_line(note.company or '')}（{_one_line(note.ticker or '')}）, from {_one_line(note_path.name)} by "
-              f"`python -m addin import`.\n# Shares: {shares_note}. Drivers: calibrated so that the model displays the "
-              "printed forecast.\n")
-    atomic_write(company_path, to_toml(company, header))
-    implied_reported: dict = {}
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ImportFailed(f"{out_dir}: not a folder")
     try:
-        drivers = calibrate(load_report(report_path).data, company_path, reported=implied_reported)
-    except CompanyDataError as exc:
-        raise ImportFailed(f"the company file written from the note is not usable: {exc}") from None
-    company["drivers"] = drivers
-    for (key, year), value in implied_reported.items():  # a figure the forecast implies (last year's dividend)
-        company["actual"][year][key] = value
-    atomic_write(company_path, to_toml(company, header))
-    loaded = load(company_path)
-    model = build_model(loaded)
-    failed = [c for c in model.checks if not c["passed"]] + unbalanced
-    problems += [f"the printed balance sheet does not balance in {u['year']}: {u['actual']:,.0f} against {u['expected']:,.0f}"
-                 for u in unbalanced]
-    if failed and not unbalanced:
-        first = failed[0]
-        problems.append(f"the model does not balance: {first['label_zh']} {first['year']} fails")
-    found = findings(loaded, load_report(report_path))
-    missed = reproduction(model, load_report(report_path), found)
-    model_path = None
-    if build:
-        model_path = build_template(out_dir / f"{stem}.xlsm", loaded)
-    text = _import_text(note_path, note_text, layout, layout_written, lines, found, missed, problems, model, note)
-    text_path = out_dir / f"{stem}.import.txt"
-    atomic_write(text_path, text)
-    total = len(load_report(report_path).printed())
+        try:
+            return _import(note, note_path, out_dir, stem, build, force=force)
+        except _DoesNotArticulate as exc:
+            return _import(note, note_path, out_dir, stem, build, closing=str(exc), force=force)
+    except ImportFailed:
+        raise
+    except (DataError, ArithmeticError, ValueError, LookupError) as exc:   # a note no model can be built from: one line
+        raise ImportFailed(f"{note_path.name}: the model built from the note is not usable ({exc})") from None
+
+
+class _DoesNotArticulate(Exception):
+    """The plug-free model of an inferred layout cannot show the note's print: its message says
+    where, and the import closes the model as the print allows instead (and says so)."""
+
+
+def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build: bool,
+            closing: str | None = None, force: bool = False) -> ImportResult:
+    """One import. An inferred layout is first built with no plug; where the note's own
+    statements do not articulate (the model fails a check, or a printed cell differs and nothing
+    explains it), it is built again with `closing`, that finding, and cash as the plug."""
+    from .build import build as build_template
+    from .calibrate import calibrate
+    from .company import CompanyDataError, load
+    from .currencies import fx_range_problem
+    from .examples import example_valuation
+    from .model import build_model
+    from .report import findings, load_report, reproduction
+
+    years = statement_years(note)
+    lines = mapped_lines(note)
+    layout = choose_layout(note, lines)
+    stem = stem or _stem(note)
+    names = [f"{stem}.report.toml", f"{stem}.toml", f"{stem}.import.txt"]
+    planned = names + ([f"{stem}.xlsm"] if build else []) + ([f"{stem}.layout.toml"] if layout is None else [])
+    for name in planned:  # refused now, before the work, rather than after it
+        check_output(out_dir / name, force, sources=(note_path,))
+    derived: list[str] = []
+    with staging(out_dir) as stage:
+        layout_written = None
+        if layout is None:
+            from .notes.inference import LayoutInferenceError, infer_layout
+            try:
+                inferred = infer_layout(note, lines, articulated=closing is None)
+            except LayoutInferenceError as exc:
+                raise ImportFailed(str(exc)) from None
+            derived = inferred.derived
+            base = inferred.base
+            for m in lines:
+                m.key = inferred.keys.get((m.table_index, m.position))
+            layout_path = stage / f"{stem}.layout.toml"
+            layout_path.write_text(to_toml(inferred.data, "# Statement layout inferred by `python -m addin import` from "
+                                                          f"{_comment(note_path.name)}; edit freely.\n"), encoding="utf-8")
+            try:
+                layout = spec.load_layout(layout_path)
+            except spec.LayoutError as exc:
+                raise ImportFailed(f"the layout inferred from the note is not usable: {exc}") from None
+            layout_written = out_dir / layout_path.name
+            names.append(layout_path.name)
+        else:
+            base = None
+            for m in lines:
+                m.key = _key_in(layout, m.role, m.kind)
+        report = report_data(note, lines, layout, note_path.name)
+        company, problems, facts_note = company_data(note, report, layout, years)
+        fx_rate = (company.get("market") or {}).get("fx_rate")
+        fx_problem = fx_range_problem(float(fx_rate), company["company"]["quote_currency"],
+                                      company["company"]["reporting_currency"]) if isinstance(fx_rate, (int, float)) else None
+        if fx_problem:   # the judgement every door gives an FX rate, before anything is written
+            raise ImportFailed(f"{note_path.name}: the note's FX: {fx_problem}")
+        if base:
+            company["years"] = {"base": base[0], **company["years"]}
+            company = {k: v for k, v in company.items() if k not in ("actual", "drivers")} | \
+                {"base": {base[0]: base[1]}, "actual": company["actual"], "drivers": company["drivers"]}
+        unbalanced = _printed_balance_failures(report, layout, [y.label for y in years if not y.forecast])
+        if layout_written is not None:
+            company["company"]["layout"] = layout_written.name
+        report_path = stage / f"{stem}.report.toml"
+        company_path = stage / f"{stem}.toml"
+        report_path.write_text(to_toml(report, f"# Every figure {_comment(note_path.name)} prints, at its printed precision, "
+                                               "as read by `python -m addin import`.\n# nan: a cell the note leaves empty.\n"),
+                               encoding="utf-8")
+        header = (f"# {_comment(note.company or '')}（{_comment(note.ticker or '')}）, from {_comment(note_path.name)} by "
+                  f"`python -m addin import`.\n# {_comment(facts_note)}. Drivers: calibrated so that the model displays the "
+                  "printed forecast.\n")
+        company_path.write_text(to_toml(company, header), encoding="utf-8")
+        implied_reported: dict = {}
+        try:
+            drivers = calibrate(load_report(report_path).data, company_path, reported=implied_reported)
+        except CompanyDataError as exc:
+            raise ImportFailed(f"the company file written from the note is not usable: {exc}") from None
+        company["drivers"] = drivers
+        for (key, year), value in implied_reported.items():  # a figure the forecast implies (last year's dividend)
+            company["actual"][year][key] = value
+        company_path.write_text(to_toml(company, header), encoding="utf-8")
+        if isinstance((company.get("market") or {}).get("price"), (int, float)):   # no price printed: nothing to value yet
+            example = example_valuation(load(company_path))   # the valuation a first open shows, labelled as an example
+            company["rating"].update(example["rating"])
+            company["valuation"] = example["valuation"]
+            company_path.write_text(to_toml(company, header), encoding="utf-8")
+        loaded = load(company_path)
+        model = build_model(loaded)
+        failed = [c for c in model.checks if not c["passed"]] + unbalanced
+        problems += [f"the printed balance sheet does not balance in {u['year']}: {u['actual']:,.0f} against {u['expected']:,.0f}"
+                     for u in unbalanced]
+        if failed and not unbalanced:
+            first = failed[0]
+            problems.append(f"the model does not balance: {first['label_zh']} {first['year']} fails")
+        found = findings(loaded, load_report(report_path))
+        missed = reproduction(model, load_report(report_path), found)
+        if layout_written is not None and closing is None and not unbalanced:
+            loose = [m for m in missed if not m.explanation]
+            if failed or loose:
+                raise _DoesNotArticulate(f"{failed[0]['label_zh']} fails in {failed[0]['year']}" if failed else
+                                         f"{loose[0].table} {loose[0].key} {loose[0].year} printed {loose[0].printed:g} "
+                                         f"cannot be shown ({loose[0].shown})")
+        if closing is not None:
+            problems.append(f"the note's statements do not articulate without a plug ({closing}): the model closes "
+                            "with cash as the balance sheet's plug and one cash-flow line as the balancing item")
+        unshown = _unshown(note, lines, layout, missed, found, report)
+        if build:
+            build_template(stage / f"{stem}.xlsm", loaded)
+            names.append(f"{stem}.xlsm")
+        note_text = import_report(note, map_roles(note))
+        text = _import_text(note, note_path, note_text, layout, layout_written, lines, found, missed, problems, model,
+                            unshown, derived)
+        (stage / f"{stem}.import.txt").write_text(text, encoding="utf-8")
+        if unbalanced:
+            raise ImportFailed(problems[-len(unbalanced)] + "; the note is refused and nothing is written")
+        publish(stage, out_dir, names, force, note_path)
+    total = len(load_report(out_dir / f"{stem}.report.toml").printed())
     unexplained = sum(1 for m in missed if not m.explanation)
-    return ImportResult(out_dir, stem, layout, layout_written, company_path, report_path, model_path, text_path, problems,
-                        not failed, total - len(missed), len(missed) - unexplained, unexplained)
+    problems += [f"{m.table} {m.key} {m.year}: printed {m.printed:g}, model {m.shown}, and nothing explains it"
+                 for m in missed if not m.explanation]
+    return ImportResult(out_dir, stem, layout, layout_written, out_dir / f"{stem}.toml", out_dir / f"{stem}.report.toml",
+                        out_dir / f"{stem}.xlsm" if build else None, out_dir / f"{stem}.import.txt", problems,
+                        not failed, total - len(missed), len(missed) - unexplained, unexplained, unshown, facts_of(note))
+
+
+def facts_of(note: Note) -> dict:
+    """The facts the note prints, as the import read them (None where it prints none)."""
+    m = note.market
+    scheme = note.scheme
+    return {
+        "company": note.company, "ticker": note.ticker, "date": note.date,
+        "price": m.price.value.value if m.price else None, "shares_mn": m.shares_mn, "market_cap_mn": m.market_cap_mn,
+        "rating": note.rating, "action": note.action,
+        "bands": [(b.label, b.lower, b.upper) for b in scheme.bands] if scheme else [],
+        "benchmarks": dict(scheme.benchmarks) if scheme else {},
+        "price_date": m.price_date, "missing": missing_facts(note),
+    }
 
 
 def _printed_balance_failures(report: dict, layout: spec.Layout, actual_years: list[str]) -> list[dict]:
     """The layout's balance check on the reported years' printed figures, beyond their rounding."""
-    from udfs import formula as fx
     from udfs.functions import GUARDED
     check = next((c for c in layout.checks if c.key == "balance"), None)
     if check is None:
@@ -531,28 +802,293 @@ def _printed_balance_failures(report: dict, layout: spec.Layout, actual_years: l
     return failures
 
 
+def _balance_leaves(layout: spec.Layout, expression: str, sign: int = 1) -> dict[str, int]:
+    """{line: +1 or -1}: the balance-sheet lines `expression` adds up, its subtotals (sums of
+    other lines) expanded; a line defined otherwise (a roll-forward) is a leaf."""
+    by_key = {line.key: line for line in layout.lines}
+    out: dict = {}
+    for term_sign, ref in _linear(fx.parse(expression)) or []:
+        line = by_key.get(ref.key)
+        inner = _linear(fx.parse(line.formula)) if line is not None and line.formula and line.table == spec.BALANCE else None
+        if ref.lag == 0 and inner and all(r.lag == 0 for _, r in inner):
+            for key, s in _balance_leaves(layout, line.formula, sign * term_sign).items():
+                out[key] = out.get(key, 0) + s
+        elif ref.lag == 0:
+            out[ref.key] = out.get(ref.key, 0) + sign * term_sign
+    return out
+
+
+def _balanced_opening(figures: dict, layout: spec.Layout, places: dict) -> str:
+    """The last reported balance sheet as the forecast's opening position: where its printed
+    lines miss the balance only by their rounding (assets 4,818 against lines of claims that
+    add up to 4,817, every figure rounded), each line takes its share of the gap within its own
+    rounding, so it still displays as printed and the forecast starts balanced; no line moves
+    further than its last printed digit allows, and a gap beyond rounding is left for the
+    balance check to fail. Returns what was done, for the import report ('' when nothing)."""
+    check = next((c for c in layout.checks if c.key == "balance"), None)
+    if check is None:
+        return ""
+    assets = _balance_leaves(layout, check.actual)
+    claims = _balance_leaves(layout, check.expected)
+    signed = {k: s for k, s in assets.items() if s}
+    for k, s in claims.items():
+        signed[k] = signed.get(k, 0) - s
+    signed = {k: s for k, s in signed.items() if s}
+    # A line the note does not print (the rest of a section) holds what its definition gives.
+    from udfs.functions import GUARDED
+    by_key = {line.key: line for line in layout.lines}
+    held = {}
+    for key in signed:
+        if key in figures:
+            held[key] = figures[key]
+        elif by_key.get(key) is not None and by_key[key].implied:
+            value = fx.evaluate(fx.parse(by_key[key].implied), lambda k, lag: figures.get(k) if lag == 0 else None, GUARDED)
+            if isinstance(value, float) and math.isfinite(value):
+                held[key] = value
+    if set(held) != set(signed):
+        return ""
+    gap = sum(s * held[k] for k, s in signed.items())
+    # a printed 0 is exactly nothing; a line a section's unprinted rest is computed from moves that rest with it
+    absorbed = {r.key for key in signed if key not in figures for r in fx.refs(fx.parse(by_key[key].implied))}
+    signed = {k: s for k, s in signed.items() if k in places and figures.get(k) and k not in absorbed}
+    half = {k: 0.5 * 10 ** -places[k] * 0.98 for k in signed}      # strictly inside each figure's rounding
+    room = sum(half.values())
+    if abs(gap) < 1e-9 or abs(gap) >= room:
+        return ""
+    for key, s in signed.items():
+        figures[key] -= s * gap * half[key] / room
+    return (f"the printed balance sheet's lines miss its balance by {gap:+,.2f}, within their rounding; each line "
+            "takes its share within its last printed digit, so the forecast opens balanced")
+
+
 def _stem(note: Note) -> str:
-    ticker = (note.ticker or "model").replace(".", "").lower()
-    return f"{ticker}_{(note.date or '').replace('-', '')}".rstrip("_")
+    ticker = re.sub(r"[^0-9A-Za-z]", "", note.ticker or "") .lower() or "model"
+    return f"{ticker}_{(note.date or note.market.price_date or '').replace('-', '')}".rstrip("_")
 
 
-def _import_text(note_path, note_text, layout, layout_written, lines, found, missed, problems, model, note) -> str:
-    out = [f"Import of {_one_line(note_path.name)}", ""]
+# ------------------------------------------------------------------------------------------------
+# Printed cells not shown as printed, with evidence a test can check on the note
+# ------------------------------------------------------------------------------------------------
+def _unshown(note: Note, lines: list[Placed], layout: spec.Layout, missed: list, found: list, report: dict) -> list[Unshown]:
+    """Every printed statement cell the model does not show as printed: the cells a repair read
+    otherwise than printed, and the reproduction's misses with the identity that explains them."""
+    years = report["source"]["years"]
+    ref_of = {m.key: (m.kind, m.label, m.occurrence) for m in lines if m.key and m.kind in STATEMENT_KINDS}
+    by_key = {line.key: line for line in layout.lines}
+    for identity in layout.report_identities:
+        by_key.setdefault(f"{identity.key}~{identity.formula}", identity)
+    out: dict = {}
+    # repairs: the printed text is not the figure the model shows
+    for t_index, structure in note.structures.items():
+        table = note.tables[t_index]
+        for repair in structure.repairs:
+            placed = next((m for m in lines if m.table_index == t_index and m.position == repair.row.position), None)
+            if placed is None:
+                continue
+            evidence = _evidence_of_subtotal(repair.proof, t_index, lines, table.years[repair.year].label, years)
+            if evidence is None:
+                continue
+            evidence.update({"value": repair.value, "decimals": repair.decimals})
+            # other cells of the proof that were repaired too (each with its own entry): their figures
+            evidence["repaired"] = [[*_ref(lines, t_index, other.row.position), table.years[other.year].label, other.value,
+                                     other.decimals] for other in structure.repairs
+                                    if other is not repair and other.year == repair.year
+                                    and other.row.position in {p.row.position for p in repair.proof.parts}
+                                    | {repair.proof.total.position}]
+            year = table.years[repair.year].label
+            text = (f"{table.kind} {placed.label} {year}: printed {repair.printed!r}, shown {repair.value:,.{repair.decimals}f} — "
+                    f"{repair.kind} ({repair.proof.formula()} holds with it)")
+            out[(table.kind, placed.label, placed.occurrence, year)] = Unshown(
+                table.kind, placed.label, placed.occurrence, year, repair.printed, "repaired", text, evidence)
+    findings_at = {}
+    for f in found:
+        findings_at.setdefault((f.key, f.year), []).append(f)
+    repaired_cells = [[*_ref(lines, t, r.row.position), note.tables[t].years[r.year].label, r.value, r.decimals]
+                      for t, structure in note.structures.items() for r in structure.repairs
+                      if any(m.table_index == t and m.position == r.row.position for m in lines)]
+    printed_shares = note.market.shares
+    shares = None
+    if printed_shares is not None and note.market.shares_mn is not None:
+        scale = note.market.shares_mn / printed_shares.value.value
+        shares = {"printed": printed_shares.value.raw.strip(), "unit": printed_shares.unit, "millions": note.market.shares_mn,
+                  "half_unit": 0.5 * 10 ** -printed_shares.value.decimals * scale}
+    for miss in missed:
+        ref = ref_of.get(miss.key)
+        if ref is None or miss.table not in STATEMENT_KINDS or (ref[0], ref[1], ref[2], miss.year) in out:
+            continue
+        evidence, reason = None, "disagrees"
+        for finding in _findings_named(miss, findings_at):
+            evidence = _evidence_of_line(finding, by_key, ref_of, years, shares)
+            if evidence is not None:
+                reason = "disagrees" if not finding.within_rounding else "rounding"
+                break
+        cited = ""
+        if evidence is None and miss.explanation.startswith("within rounding") and miss.key in by_key:
+            # an identity through this line that the note's figures meet only within their
+            # rounding: its own definition, else one of a line that reads it (the change in cash)
+            own = by_key[miss.key]
+            candidates = [(own.formula_in(FORECAST) if own.formula else None, miss.key)]
+            for f in found:
+                if f.year == miss.year and f.key != miss.key and miss.key in _reads(by_key.get(f.key)):
+                    for line in [by_key.get(f.key)] + [l for k, l in by_key.items() if k.startswith(f"{f.key}~")]:
+                        if line is not None and line.formula and line.formula in f.explanation:
+                            candidates.append((line.formula, f.key))
+            for formula, key in candidates:
+                evidence = _evidence_of_formula(formula, key, miss.year, ref_of, years)
+                if evidence is not None and _gap(evidence, report, ref_of, lines) != 0:
+                    reason, cited = "rounding", f"; {key} = {formula} holds there only within the rounding of the print"
+                    break
+                evidence = None
+        if evidence is None:
+            continue
+        evidence["repaired"] = repaired_cells
+        text = f"{ref[0]} {ref[1]} {miss.year}: printed {miss.printed:g}, model {miss.shown} — {miss.explanation}{cited}"
+        out[(ref[0], ref[1], ref[2], miss.year)] = Unshown(ref[0], ref[1], ref[2], miss.year, f"{miss.printed:g}",
+                                                            reason, text, evidence)
+    return list(out.values())
+
+
+def _reads(line) -> set:
+    """The lines a line's definition reads."""
+    if line is None or not line.formula:
+        return set()
+    return {r.key for r in fx.refs(fx.parse(line.formula))}
+
+
+def _gap(evidence: dict, report: dict, ref_of: dict, lines: list[Placed]) -> float:
+    """The printed total less its printed parts, for an identity in evidence form."""
+    years = report["source"]["years"]
+    key_of = {tuple(v): k for k, v in ref_of.items()}
+    values = {row["key"]: row["values"] for kind in STATEMENT_KINDS for row in report.get(kind, [])}
+    try:
+        total = values[key_of[tuple(evidence["total"])]][years.index(evidence["years"][0])]
+        parts = sum(sign * values[key_of[tuple(ref)]][years.index(evidence["years"][lag])]
+                    for sign, ref, lag in evidence["parts"])
+    except (KeyError, ValueError):
+        return 0.0
+    gap = total - parts
+    return 0.0 if math.isnan(gap) or abs(gap) < 1e-9 else gap
+
+
+def _evidence_of_formula(formula: str | None, key: str, year: str, ref_of: dict, years: list[str]) -> dict | None:
+    if not formula or key not in ref_of:
+        return None
+    terms = _linear(fx.parse(formula))
+    if not terms or any(t.key not in ref_of for _, t in terms):
+        return None
+    index = years.index(year)
+    top = max(t.lag for _, t in terms)
+    if index - top < 0:
+        return None
+    return {"years": [years[index - lag] for lag in range(top + 1)], "total": list(ref_of[key]),
+            "parts": [[sign, list(ref_of[t.key]), t.lag] for sign, t in terms]}
+
+
+def _ref(lines: list[Placed], t_index: int, position: int) -> list:
+    m = next(m for m in lines if m.table_index == t_index and m.position == position)
+    return [m.kind, m.label, m.occurrence]
+
+
+def _findings_named(miss, findings_at: dict) -> list:
+    """The findings a miss's explanation names: its own, else the one on the line it follows from."""
+    own = findings_at.get((miss.key, miss.year), [])
+    named = re.search(r"disagreement on (\w+)", miss.explanation or "")
+    linked = findings_at.get((named.group(1), miss.year), []) if named else []
+    return [f for f in own + linked if not f.within_rounding] + [f for f in own + linked if f.within_rounding]
+
+
+def _evidence_of_subtotal(subtotal, t_index: int, lines: list[Placed], year: str, years: list[str]) -> dict | None:
+    refs = {(m.table_index, m.position): [m.kind, m.label, m.occurrence] for m in lines}
+    total = refs.get((t_index, subtotal.total.position))
+    parts = [[p.sign, refs.get((t_index, p.row.position)), 0] for p in subtotal.parts]
+    if total is None or any(p[1] is None for p in parts) or subtotal.remainder:
+        return None
+    return {"years": [year], "total": total, "parts": parts}
+
+
+def _evidence_of_line(finding, by_key: dict, ref_of: dict, years: list[str], shares: dict | None = None) -> dict | None:
+    """The identity a finding checked, as printed rows: a line defined as a signed sum of printed
+    lines (a subtotal, the change in cash)."""
+    line = by_key.get(finding.key)
+    candidates = [line] if line is not None else []
+    candidates += [l for k, l in by_key.items() if k.startswith(f"{finding.key}~")]
+    # the definition the finding checked is the one its explanation names
+    candidates = [l for l in candidates if l.formula and l.formula in finding.explanation] or candidates
+    for line in candidates:
+        if not line.formula or finding.key not in ref_of:
+            continue
+        tree = fx.parse(line.formula)
+        if isinstance(tree, fx.Call) and tree.function == "per_share" and len(tree.args) == 2 \
+                and isinstance(tree.args[0], fx.Ref) and tree.args[0].key in ref_of and tree.args[0].lag == 0 \
+                and isinstance(tree.args[1], fx.Ref) and tree.args[1].key == "shares" and shares is not None:
+            return {"years": [finding.year], "total": list(ref_of[finding.key]), "numerator": list(ref_of[tree.args[0].key]),
+                    "denominator": shares}
+        ratio = _ratio_evidence(tree, ref_of, finding, years)
+        if ratio is not None:
+            return ratio
+        terms = _linear(tree)
+        if not terms or any(t.key not in ref_of for _, t in terms):
+            continue
+        index = years.index(finding.year)
+        lags = sorted({t.lag for _, t in terms})
+        if index - max(lags) < 0:
+            continue
+        return {"years": [years[index - lag] for lag in range(max(lags) + 1)], "total": list(ref_of[finding.key]),
+                "parts": [[sign, list(ref_of[t.key]), t.lag] for sign, t in terms]}
+    return None
+
+
+# the ratio functions a printed ratio row is checked against: (numerator arg, denominator arg, less one)
+_RATIOS = {"margin": (0, 1, False), "return_on": (0, 1, False), "coverage": (0, 1, False), "growth_rate": (0, 1, True)}
+
+
+def _ratio_evidence(tree, ref_of: dict, finding, years: list[str]) -> dict | None:
+    """A ratio row (a margin, a growth rate) as the printed rows it divides."""
+    if not (isinstance(tree, fx.Call) and tree.function in _RATIOS):
+        return None
+    top, bottom, less_one = _RATIOS[tree.function]
+    numerator, denominator = _linear(tree.args[top]), _linear(tree.args[bottom])
+    if not numerator or not denominator or any(t.key not in ref_of for _, t in numerator + denominator):
+        return None
+    index = years.index(finding.year)
+    lags = {t.lag for _, t in numerator + denominator}
+    if index - max(lags) < 0:
+        return None
+    return {"years": [years[index - lag] for lag in range(max(lags) + 1)],
+            "ratio": {"numerator": [[sign, list(ref_of[t.key]), t.lag] for sign, t in numerator],
+                      "denominator": [[sign, list(ref_of[t.key]), t.lag] for sign, t in denominator],
+                      "less_one": less_one}}
+
+
+def _import_text(note, note_path, note_text, layout, layout_written, lines, found, missed, problems, model,
+                 unshown, derived) -> str:
+    out = [f"Import of {_comment(note_path.name)}", ""]
     out.append(f"Layout: {layout.name}" + (f" (inferred, written to {layout_written.name})" if layout_written else " (known)"))
     if layout_written:  # the layout names its sheets; the note's titles (converter output) are shown, not used
         for statement in layout.statements:
-            title = note.table(statement.table).title
+            tables = note.tables_of(statement.table)
+            title = tables[0].title if tables else ""
             shown = title if len(title) <= 60 else title[:60] + "…"
             out.append(f"  sheet {statement.sheet}: the note's {statement.table} table, titled {shown!r}")
     mapped = [m for m in lines if m.key]
     unmapped = [m for m in lines if not m.key]
     out.append(f"Lines placed in the layout: {len(mapped)}; not placed: {len(unmapped)}")
     out += [f"  not placed: [{m.kind}] {m.label} (role {m.role or '—'})" for m in unmapped]
+    if derived:
+        out.append("Lines the note does not print, derived from those it does:")
+        out += [f"  {d}" for d in derived]
+    missing = missing_facts(note)
+    if missing:
+        out.append("Facts the note does not print (the model leaves them empty and marked): " + ", ".join(missing))
+        out += [f"  not printed: {name} — {MISSING_ADVICE[name]}" for name in missing]
     checks = model.checks
     out.append(f"Model checks: {sum(c['passed'] for c in checks)}/{len(checks)} pass")
     out.append(f"Printed cells the model does not display as printed: {len(missed)}"
                + ("" if not missed else " (each explained below)"))
     out += [f"  {m.line()}" for m in missed]
+    if unshown:
+        out.append(f"Printed statement cells not shown as printed, with the note's own figures that say why: {len(unshown)}")
+        out += [f"  {u.text}" for u in unshown]
     beyond = [f for f in found if not f.within_rounding]
     out.append(f"Findings (the note disagrees with itself): {len(beyond)} beyond rounding, {len(found) - len(beyond)} within")
     out += [f"  {'!' if not f.within_rounding else '~'} {f.line()}" for f in found]

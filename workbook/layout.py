@@ -129,6 +129,7 @@ SENSITIVITY_GRID, SENSITIVITY_ROWS, SENSITIVITY_COLS = (defined_name(SENSITIVITY
 SENSITIVITY_SPEC = defined_name(SENSITIVITY_PREFIX, "eps_spec")   # "driver a|driver b|line|year"
 WACC_STEPS = (-0.015, -0.01, -0.005, 0.0, 0.005, 0.01, 0.015)     # around the model's WACC, down the rows
 GROWTH_STEPS = (-0.015, -0.01, -0.005, 0.0, 0.005, 0.01, 0.015)   # around its terminal growth, across
+EXIT_STEPS = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)               # around the exit multiple, across, when the DCF uses one
 MULTIPLE_FACTORS = (0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)            # times the target P/E, down the rows
 WEIGHTS_NAME = defined_name(VALUATION_PREFIX, "weights")  # the block of method weights, as one range
 
@@ -354,8 +355,8 @@ class _Ranges:
     row and its sheet's header row), and a line's row from its first reported year through the
     year of the cell being written."""
 
-    def __init__(self, placement: "Placement", sheet: str, year: str | None = None):
-        self.p, self.sheet, self.year = placement, sheet, year
+    def __init__(self, placement: "Placement", sheet: str, year: str | None = None, col: int | None = None):
+        self.p, self.sheet, self.year, self.col = placement, sheet, year, col
 
     def _row(self, key: str, years: list[str]) -> str:
         cells = [self.p.home[(key, y)] for y in years if (key, y) in self.p.home]
@@ -371,6 +372,24 @@ class _Ranges:
 
     def forecast(self, key: str) -> str:
         return self._row(key, [y.label for y in self.p.years if y.kind == FORECAST])
+
+    def row(self, key: str) -> str:
+        """The line over every year its sheet shows (the engine's `row()`: all but the base year)."""
+        return self._row(key, [y.label for y in self.p.years if y.kind != BASE])
+
+    def _header(self, sheet: str) -> str:
+        columns = self.p.year_cols[sheet]
+        first, last = FIRST_VALUE_COL, FIRST_VALUE_COL + len(columns) - 1
+        return self._qualify(sheet, f"{cell_name(HEADER_ROW, first, True)}:{cell_name(HEADER_ROW, last, True)}")
+
+    def years_after(self, year_key: str) -> str:
+        """How many years this cell's column comes after the year a one-value line names, by the
+        positions of both labels in the sheet's header row."""
+        if self.year is None or self.col is None:
+            raise ValueError("years_after() belongs in a yearly line's formula")
+        own = cell_name(HEADER_ROW, self.col, True)
+        return (f"{BY_FORMULA_NAME['years_after'].excel_name}({self.p.address(year_key, None, self.sheet, True)},{own},"
+                f"{self._header(self.sheet)})")
 
     def history(self, key: str) -> str:
         labels = [y.label for y in self.p.years if y.kind != BASE]
@@ -461,7 +480,7 @@ def _place_formulas(p: Placement) -> None:
         if cell.kind == "formula":
             text = line_.formula if cell.year is None else line_.formula_in(kinds[cell.year])
             cell.formula = fx.to_excel(fx.parse(text), translator(p, cell.sheet, cell.year), excel_name,
-                                      _Ranges(p, cell.sheet, cell.year))
+                                       _Ranges(p, cell.sheet, cell.year, cell.col))
             if "NA()" in cell.formula and kinds.get(cell.year) != FORECAST:
                 del p.home[home_key]  # a reported year whose prior year is not in the model: left empty
                 continue

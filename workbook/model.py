@@ -10,8 +10,9 @@ from udfs.constants import ERR_NA
 from udfs.engine import (
     BASE, FORECAST_ONLY, Line, Values, bind_drivers, downstream, driver_key, evaluate, run_checks, run_warnings, upstream,
 )
-from udfs.errors import DataError
+from udfs.errors import DataError, InputError
 from udfs.forecast import METHODS
+from udfs.selection import scenario_case
 
 from . import spec
 from .company import SCENARIO_CASES, Company, load
@@ -81,16 +82,21 @@ class Model:
 
 
 def build_model(company: Company | None = None, overrides: dict | None = None,
-                scalar_overrides: dict | None = None, scenario: str | None = None) -> Model:
+                scalar_overrides: dict | None = None, scenario: str | None = None, only: str | None = None) -> Model:
     """Evaluate a company's model. `overrides[(key, year)]` are values typed over formulas;
     `scalar_overrides` replace market or rating inputs (a new price, a target price);
     `scenario` ("base", "bear", "bull") picks the driver set of the company's scenarios
-    (ScenarioError for one it does not have); DataError for an input no line of the model takes."""
+    (ScenarioError for one it does not have); DataError for an input no line of the model takes.
+    `only`: evaluate just that line and what it reads, no checks or warnings (a sensitivity
+    table re-runs the model per point for one line)."""
     company = company or load()
     lines = model_lines(company)
     scalars = _scalars(company, scenario, scalar_overrides)
     inputs = scenario_inputs(company)
     _refuse_stray(company, lines, inputs, overrides)
+    if only is not None:
+        lines = reading(lines, only)
+        return Model(company, lines, evaluate(lines, company.years, inputs, scalars, overrides), [], dict(overrides or {}))
     values = evaluate(lines, company.years, inputs, scalars, overrides)
     checks = run_checks(list(company.layout.checks), lines, values)
     warnings = run_warnings(list(company.layout.warnings), lines, values)
@@ -102,10 +108,11 @@ def _scalars(company: Company, scenario: str | None, overrides: dict | None = No
     scalars = dict(company.scalar_inputs)
     scalars.update(overrides or {})
     if company.scenario_drivers:
-        if scenario is not None and scenario not in ("base", *SCENARIO_CASES):
-            raise ScenarioError(f"scenario must be base, bear or bull, not {scenario!r}")
-        scalars["scenario"] = scenario or scalars.get("scenario") or "base"
-    elif scenario not in (None, "base"):
+        try:  # read as the scenario cell is read everywhere (udfs.selection.scenario_case)
+            scalars["scenario"] = scenario_case(scenario if scenario is not None else scalars.get("scenario"))
+        except InputError as exc:
+            raise ScenarioError(str(exc)) from None
+    elif scenario is not None and scenario_case_or_none(scenario) != "base":
         raise ScenarioError(f"{company.path.name} defines no scenarios ([scenarios] in the company file)")
     return scalars
 
@@ -123,6 +130,30 @@ def model_lines(company: Company) -> list[Line]:
     named = [replace(line, label_zh=company.labels[line.key][0], label_en=company.labels[line.key][1])
              if line.key in company.labels else line for line in company_lines(company)]
     return scenario_lines(bind_drivers(named, company.drivers), company)
+
+
+def scenario_case_or_none(text) -> str | None:
+    try:
+        return scenario_case(text)
+    except InputError:
+        return None
+
+
+def reading(lines: list[Line], key: str) -> list[Line]:
+    """The lines `key` reads, directly or through others, in any year (itself included), in order."""
+    from udfs import formula as fx
+    by_key = {line.key: line for line in lines}
+    needed, todo = set(), [key]
+    while todo:
+        current = todo.pop()
+        if current in needed or current not in by_key:
+            continue
+        needed.add(current)
+        line = by_key[current]
+        for text in (line.formula, line.implied):
+            if text:
+                todo += [ref.key for ref in fx.refs(fx.parse(text))]
+    return [line for line in lines if line.key in needed]
 
 
 def company_lines(company: Company) -> list[Line]:

@@ -63,9 +63,11 @@ def findings(company: Company, report: Report) -> list[Finding]:
     found = find(lines + list(company.layout.report_identities), company.years, printed, scalars, FINDING_TABLES)
     found = [_with_gap_match(f, printed) for f in found]
     market = report.data["market"]
-    cap = market_cap_finding(Printed(market["price"], 2), Printed(market["shares_100mn"], _places(market["shares_100mn"])),
-                             Printed(market["market_cap_100mn"], _places(market["market_cap_100mn"])),
-                             currency_zh(company.facts.get("quote_currency", "")))
+    cap = None
+    if all(k in market for k in ("price", "shares_100mn", "market_cap_100mn")):   # a figure not printed is no finding
+        cap = market_cap_finding(Printed(market["price"], 2), Printed(market["shares_100mn"], _places(market["shares_100mn"])),
+                                 Printed(market["market_cap_100mn"], _places(market["market_cap_100mn"])),
+                                 currency_zh(company.facts.get("quote_currency", "")))
     return found + ([cap] if cap else [])
 
 
@@ -83,14 +85,15 @@ def _print_context(company: Company, report: Report) -> tuple[dict, dict]:
         for year in report.years:
             printed.setdefault((tables[key], key, year), Printed(value, 9))
     market = report.data["market"]
-    scalars = {
-        "shares": Printed(round(market["shares_100mn"] * 100, 6), _places(market["shares_100mn"]) - 2),
-        "price": Printed(market["price"], 2),
-        "fx_rate": Printed(market["fx_rate"], _places(market["fx_rate"])),
-    }
-    # The price in the reporting currency, as the P/E lines read it: price x FX, held to the
-    # price's printed precision (an FX rate printed to four places moves it less than that).
-    scalars["price_local"] = Printed(market["price"] * market["fx_rate"], 2)
+    # The note's market figures, where it prints them (a figure it does not print is no finding).
+    scalars = {"fx_rate": Printed(market["fx_rate"], _places(market["fx_rate"]))}
+    if "shares_100mn" in market:
+        scalars["shares"] = Printed(round(market["shares_100mn"] * 100, 6), _places(market["shares_100mn"]) - 2)
+    if "price" in market:
+        scalars["price"] = Printed(market["price"], 2)
+        # The price in the reporting currency, as the P/E lines read it: price x FX, held to the
+        # price's printed precision (an FX rate printed to four places moves it less than that).
+        scalars["price_local"] = Printed(market["price"] * market["fx_rate"], 2)
     return printed, scalars
 
 
@@ -148,9 +151,14 @@ def reproduction(model, report: Report, found: list[Finding]) -> list[Mismatch]:
     def off_by(m) -> float:  # the miss in units of the last printed digit
         shown = printed[(m.table, m.key, m.year)]
         return abs(m.shown - m.printed) * 10 ** shown.decimals if isinstance(m.shown, (int, float)) else math.inf
+    near: dict = {}       # lines a unit of their last digit off the print, by year
+    for m in out:
+        if off_by(m) <= 1:
+            near.setdefault(m.year, set()).add(m.key)
     return [Mismatch(m.table, m.key, m.year, m.printed, m.shown,
                      _explain(by_key[m.key], m.year, first_year, findings_at, fx, by_key, model, mismatched,
-                              printed, off_by(m), _rounding_admits(by_key[m.key], m, model, context, printed))) for m in out]
+                              printed, off_by(m), _rounding_admits(by_key[m.key], m, model, context, printed), near, m.table))
+            for m in out]
 
 
 def _rounding_admits(line, miss: Mismatch, model, context: tuple, printed: dict) -> str:
@@ -167,25 +175,35 @@ def _rounding_admits(line, miss: Mismatch, model, context: tuple, printed: dict)
         return ""
     shown = printed[(miss.table, miss.key, miss.year)]
     scale, places = (100, shown.decimals) if shown.percent else (1, shown.decimals)
+    half = 0.5 * 10 ** -places / scale
+    if not bounds.lo - half <= miss.printed / scale <= bounds.hi + half:
+        return ""     # the print itself lies outside what its inputs allow: a disagreement, not rounding
     return f"{bounds.lo * scale:,.{places}f} to {bounds.hi * scale:,.{places}f}"
 
 
 def _explain(line, year: str, first_year: str, findings_at: dict, fx, by_key: dict, model, mismatched: set,
-             printed: dict, off_by: float, admitted: str = "") -> str:
-    own = findings_at.get((line.key, year))
-    if own:
-        return "the report disagrees with itself here: " + own[0].line()
+             printed: dict, off_by: float, admitted: str = "", near_misses: dict | None = None, printed_in: str = "") -> str:
+    near_misses = near_misses or {}
+    own = findings_at.get((line.key, year)) or []
+    beyond = [f for f in own if not f.within_rounding]
+    if beyond:
+        return "the report disagrees with itself here: " + beyond[0].line()
     refs = _refs(line, fx)
     if year == first_year and any(r.lag for r in refs):
         return "needs the year before the first one the report prints"
+    empty = sorted(r.key for r in refs if r.key in by_key and by_key[r.key].scalar
+                   and model.company.scalar_inputs.get(r.key, 0) is None)
+    empty += sorted(k for k in _scalar_inputs_behind(line, by_key, fx) if model.company.scalar_inputs.get(k, 0) is None
+                    and k not in empty)
+    if empty:
+        return f"reads {', '.join(empty)}, which the note does not print (empty until filled or refreshed)"
     if line.key in model.company.layout.undisclosed:
         return f"the report does not disclose how it computes this line; the model's definition is {line.formula}"
+    if own and off_by <= 1:   # one unit off where the note's own figures agree only within their rounding
+        return "the report disagrees with itself here: " + own[0].line()
     inputs = {r.key for r in refs if r.key in by_key and not by_key[r.key].scalar}
     printed_inputs = all(any((t, key, year) in printed for t in TABLES) for key in inputs)
     settled = inputs and printed_inputs and not any((key, year) in mismatched for key in inputs)
-    if settled and admitted:
-        return (f"within rounding: the figures it is computed from ({', '.join(sorted(inputs))}) display as printed, "
-                f"and at their printed precision it can be anything from {admitted}")
     # A disagreement beyond rounding spreads along definitions: look for one on a line linked
     # to this one (read by it, or reading it) within two steps, in the same year. One in the
     # statements comes before one in a ratio (a ratio's own definition cannot move a statement
@@ -207,10 +225,41 @@ def _explain(line, year: str, first_year: str, findings_at: dict, fx, by_key: di
     if candidates:
         _, other, f = min(candidates, key=lambda c: c[0])
         return f"follows from the report's disagreement on {other}: " + f.line()
+    if own:   # within rounding here, and no disagreement beyond rounding nearby
+        return "the report disagrees with itself here: " + own[0].line()
+    if settled and admitted:
+        return (f"within rounding: the figures it is computed from ({', '.join(sorted(inputs))}) display as printed, "
+                f"and at their printed precision it can be anything from {admitted}")
     if settled and off_by <= 1:
         return (f"within rounding: the figures it is computed from ({', '.join(sorted(inputs))}) display as printed, "
                 "and the model keeps their unrounded values")
+    near = [key for key in inputs if (key, year) in mismatched and key in near_misses.get(year, set())]
+    if inputs and printed_inputs and near and all((key, year) not in mismatched or key in near for key in inputs) and off_by <= 1:
+        return (f"within rounding: it adds up figures that display as printed or a unit away ({', '.join(sorted(near))}), "
+                "where the note's own figures agree only within their rounding")
+    if printed_in not in ("income", "balance", "cashflow"):
+        # a summary or ratio figure: notes do not say how they compute these
+        how = f"the model's definition is {line.formula}" if line.formula else "the model shows its own statement line"
+        return f"the report does not disclose how it computes this figure; {how}"
     return ""
+
+
+def _scalar_inputs_behind(line, by_key: dict, fx, depth: int = 3) -> set:
+    """The one-value inputs (price, shares) a line reads through the lines it reads."""
+    out, frontier = set(), [line]
+    for _ in range(depth):
+        nxt = []
+        for current in frontier:
+            for ref in _refs(current, fx):
+                other = by_key.get(ref.key)
+                if other is None:
+                    continue
+                if other.scalar and not other.formula:
+                    out.add(ref.key)
+                elif other is not current:
+                    nxt.append(other)
+        frontier = nxt
+    return out
 
 
 def _refs(line, fx) -> set:

@@ -9,6 +9,8 @@ from pathlib import Path
 from udfs import tomlparse
 from udfs.errors import DataError
 
+from .files import UndecodableText, decode_text, what_binary
+
 MAX_FILE_BYTES = 2_000_000
 
 
@@ -23,10 +25,21 @@ def read_toml(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> dict:
     if path.stat().st_size > max_bytes:
         raise TomlError(f"{path.name}: larger than {max_bytes // 1_000_000} MB; not a data file")
     raw = path.read_bytes()
+    kind = what_binary(raw)
+    if kind is not None:
+        raise TomlError(f"{path.name}: is {kind}, not a TOML data file; give the .toml file (company data, layout or "
+                        "report) the command reads")
     try:
         text = raw.decode("utf-8-sig")  # Windows editors often add a byte-order mark
     except UnicodeDecodeError:
-        raise TomlError(f"{path.name}: not UTF-8 text; save the file as UTF-8") from None
+        # TOML is UTF-8 by definition: a GBK file is refused, but the message says how to save it
+        try:
+            decode_text(raw)
+            encoding = "GBK/GB18030 text"
+        except UndecodableText:
+            encoding = "not UTF-8 text"
+        raise TomlError(f"{path.name}: {encoding}; TOML data files are UTF-8: save it as UTF-8 (Notepad: Save as, "
+                        "Encoding UTF-8)") from None
     return parse_toml(text, path.name)
 
 
