@@ -34,7 +34,7 @@ from workbook.spec import CURRENCIES_FILE
 from workbook.tomlfile import read_toml
 
 from .actuals import PROVIDERS, ActualsError, ReportedYear, Request
-from .quotes_live import optional_package
+from .quotes_live import _number, optional_package
 
 TIMEOUT_S = 30.0           # per statement; Sina answers in about a second
 MAX_LISTED = 8             # items not carried, named in full up to this many
@@ -63,14 +63,6 @@ def statutory_title(title: str) -> str:
             break
         text = stripped
     return text.casefold()
-
-
-def _number(value) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 # ------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 the main ratios, the rating block, the checks and the report's self-disagreements."""
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import replace
 
@@ -164,6 +165,18 @@ def _finding_line(finding, english_labels: dict) -> str:
     return finding.line() if label is None else replace(finding, label=label).line()
 
 
+_CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+
+
+def english_part(text) -> str:
+    """The English of a bilingual text the functions return ("已剔除 excluded", "目标价 = … Target =
+    …"): what follows its last Chinese character, when that holds English; the text otherwise."""
+    text = str(text)
+    last = max((m.end() for m in _CJK.finditer(text)), default=0)
+    rest = text[last:].strip()
+    return rest if last and re.search(r"[A-Za-z]{2}", rest) else text
+
+
 def _money(value) -> str:
     return show(value, "money")
 
@@ -221,7 +234,7 @@ def _method_inputs(model: Model, key: str) -> str:
     return ""
 
 
-def dcf_lines(model: Model) -> list[str]:
+def dcf_lines(model: Model, english: bool = False) -> list[str]:
     """The DCF in full: WACC and its inputs, EV and its parts, the TV diagnostics, the bridge."""
     v = model.value
     pct = lambda key: show(v(key), "pct")  # noqa: E731
@@ -241,7 +254,7 @@ def dcf_lines(model: Model) -> list[str]:
         f"bridge at the balance nearest the price date ({flag_year}): + net cash {_money(v('bridge_net_cash'))} - minorities "
         f"{_money(v('bridge_minorities'))} + investments {_money(v('bridge_investments'))} = equity {_money(v('dcf_equity'))}; "
         f"÷ {show(v('bridge_shares'), 'money2')}m diluted shares ÷ FX {show(v('fx_rate'), 'fx')} = {show(v('dcf_value'), 'price')}",
-        f"target basis {v('dcf_target_basis')}: {v('dcf_basis_note')}",
+        f"target basis {v('dcf_target_basis')}: {english_part(v('dcf_basis_note')) if english else v('dcf_basis_note')}",
     ]
 
 
@@ -265,16 +278,20 @@ def valuation_block(model: Model, english: bool = False) -> str:
         method = key.removesuffix("_target")
         weight, part = v(f"weight_{method}"), v(f"part_{method}")
         shown = show(value, "price") if isinstance(value, float) else _why_not(model, key)
-        out.append(f"  {pad(label, 30)} {shown}   weight {show(weight, 'pct')}, part {show(part, 'price')}")
+        part_shown = show(part, "price")
+        if english:
+            shown, part_shown = english_part(shown), english_part(part_shown)
+        out.append(f"  {pad(label, 30)} {shown}   weight {show(weight, 'pct')}, part {part_shown}")
         inputs = _method_inputs(model, key)
         given = v(f"{method}_multiple") is not None if method != "sotp" else any(
             v(l.key) is not None for l in model.lines if l.key.startswith("sotp_") and l.key.endswith("_method"))
         if inputs and given and method != "dcf":
             out.append(f"      {inputs}")
         if method == "dcf" and v("wacc") != NOT_VALUED:
-            out += [f"      {text}" for text in dcf_lines(model)]
+            out += [f"      {text}" for text in dcf_lines(model, english)]
     blended = "Blended target" if english else "加权目标价 Blended target"
-    out.append(f"  {pad(blended, 30)} {show(v('target_price_blend'), 'price')}   {v('blend_note')}")
+    note = english_part(v("blend_note")) if english else v("blend_note")
+    out.append(f"  {pad(blended, 30)} {english_part(show(v('target_price_blend'), 'price')) if english else show(v('target_price_blend'), 'price')}   {note}")
     return "\n".join(out)
 
 

@@ -243,10 +243,15 @@ def test_calibration_mistakes_are_data_errors(tmp_path):
     no_drivers.write_text("[facts]\nname = \"x\"\n", encoding="utf-8")
     with pytest.raises(DataError, match="no \\[drivers.\\*\\] tables to replace"):
         write_drivers(no_drivers, {})
-    not_last = tmp_path / "not_last.toml"
-    not_last.write_text("[facts]\n\n[drivers.revenue]\nmethod = \"growth\"\n\n[valuation]\n", encoding="utf-8")
-    with pytest.raises(DataError, match="must come last"):
-        write_drivers(not_last, {})
+    split = tmp_path / "split.toml"   # a table between driver tables: which run would be replaced is unclear
+    split.write_text("[facts]\n\n[drivers.revenue]\nmethod = \"growth\"\n\n[valuation]\n\n[drivers.cogs]\nmethod = \"margin\"\n",
+                     encoding="utf-8")
+    with pytest.raises(DataError, match="must be one run of tables"):
+        write_drivers(split, {})
+    after = tmp_path / "after.toml"   # a table after the drivers (import writes [valuation] there) is kept
+    after.write_text("[facts]\n\n[drivers.revenue]\nmethod = \"growth\"\n\n[valuation]\npe_multiple = 20\n", encoding="utf-8")
+    write_drivers(after, {"revenue": {"method": "growth"}})
+    assert after.read_text(encoding="utf-8").endswith("[valuation]\npe_multiple = 20\n")
     lines = [_line("d_x", implied="x", table=spec.DRIVERS), _line("a", "d_x + 1"), _line("b", "d_x * 2")]
     twice_read = SimpleNamespace(layout=SimpleNamespace(lines=lines, calibrated=()))
     with pytest.raises(DataError, match="must be read by exactly one line"):

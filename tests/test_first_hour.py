@@ -78,3 +78,19 @@ def test_the_first_hour_runs_as_written_in_a_fresh_clone(tmp_path):
     direct = subprocess.run([str(clone / ".venv" / "bin" / "er-model"), "--help"], cwd=clone, env=env, capture_output=True,
                             text=True, timeout=120)
     assert direct.returncode == 0 and "refresh" in direct.stdout
+
+
+def test_the_internals_live_in_docs_linked_from_the_readme():
+    """Issue 24: the README is the analyst's page; the internals (how the model is built, import,
+    editions, performance, proofs) are files under docs/, each linked from it, and every relative
+    link of the README and the docs reaches a file of the repository."""
+    readme = README.read_text(encoding="utf-8")
+    pages = sorted((ROOT / "docs").glob("*.md"))
+    assert len(pages) >= 5
+    for page in pages:
+        assert f"(docs/{page.name})" in readme, f"docs/{page.name} is not linked from the README"
+    for internal in ("## How the model is built", "## Performance", "## Robustness", "## Three editions"):
+        assert internal not in readme, internal
+    for source in [README, *pages]:
+        for target in re.findall(r"\]\(((?!https?:|#)[^)#]+)", source.read_text(encoding="utf-8")):
+            assert (source.parent / target).exists(), (source.name, target)

@@ -453,11 +453,16 @@ RACE_TRIALS = 40 if os.environ.get("CI") else 8
 
 
 @pytest.mark.slow  # a refresh, a roll and a publish per trial
-def test_publish_racing_refresh_and_roll_records_one_consistent_version(tmp_path):
+def test_publish_racing_refresh_and_roll_records_one_consistent_version(tmp_path, monkeypatch):
     """Every published version's price and price date are those of the file whose SHA-256 it
     records: the model as it was (40.20) or as the racing refresh left it (41.00)."""
     import threading
     import time
+
+    from addin import modelfile
+    # What is asserted is consistency, not speed: on a loaded machine a roll can hold the lock past
+    # the product's 10 s, and the refresh behind it gave up ("another refresh is writing").
+    monkeypatch.setattr(modelfile, "LOCK_WAIT_SECONDS", 600.0)
 
     from addin.estimates import Store, open_store, publish
     from addin.refresh import refresh_file

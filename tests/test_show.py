@@ -37,9 +37,11 @@ def test_english_output_has_no_chinese_where_an_english_name_exists(capsys, data
 
 def test_english_rating_values_come_from_the_scheme_data(capsys):
     out = show(capsys, "--english")
-    assert "Published rating Buy (Maintain); computed rating Not rated" in out
+    # the shipped model carries the example valuation (issue 21): its rating, in the scheme's English
+    assert "Published rating Buy (Maintain); computed rating Sell (on the example valuation's assumptions)" in out
     assert re.search(r"Benchmark index\s+Hang Seng Index", out)
-    assert re.search(r"Target price \(HKD, analyst input\)\s+Not valued", out)
+    assert re.search(r"Target price \(HKD, the valuation's blend[^)]*\)\s+\d+\.\d\d\n", out)
+    assert re.search(r"Computed rating\s+Sell\n", out) and re.search(r"Rating action\s+Downgrade\n", out)
     assert "Report disagrees with itself: 5 beyond rounding" in out
     assert "! balance Cash and short-term investments 2024: printed 75,488" in out
 
@@ -57,7 +59,7 @@ def test_the_english_names_of_every_rating_label_are_data():
 
 def test_chinese_output_is_unchanged_by_the_option(capsys):
     out = show(capsys)
-    assert out.splitlines()[1].startswith("当前价 40.20 港元") and "报告评级 买入（维持）; 模型评级 无评级" in out
+    assert out.splitlines()[1].startswith("当前价 40.20 港元") and "报告评级 买入（维持）; 模型评级 卖出（按示例估值假设）" in out
 
 
 def test_a_scenario_without_its_own_values_says_which_drivers_use_base(capsys):

@@ -1311,6 +1311,9 @@ def _write(path: str, company: Company, model: Model, placement, found):
     write_sources(sheets[layout.RATING], placement, layout.RATING, company, styles)
     if layout.VALUATION in sheets:
         _write_valuation_extras(book, sheets[layout.VALUATION], placement, model, company, styles, sensitivity_grids)
+        # the inputs' sources and the football field beside them make the sheet too wide for one
+        # page at a readable size: two pages wide, as a broker prints a valuation
+        sheets[layout.VALUATION].fit_to_pages(2, 0)
     for page in pages.values():
         page.finish()
     for name, ref in sorted({**placement.names, **sensitivity_names}.items()):

@@ -330,15 +330,17 @@ def to_toml(drivers: dict[str, dict]) -> str:
 
 
 def _with_drivers(text: str, drivers: dict[str, dict], name: str) -> str:
-    """The company file's `text` with its driver tables (which come last) replaced by `drivers`."""
+    """The company file's `text` with its driver tables (one run of [drivers.*] tables, followed
+    or not by other tables such as [valuation]) replaced by `drivers`; what follows them is kept."""
     start = text.find("\n[drivers.")
     if start < 0:
         raise DataError(f"{name}: no [drivers.*] tables to replace")
     after = text[start + 1:]
-    other = [i for i in range(len(after)) if after.startswith("\n[", i) and not after.startswith("\n[drivers.", i)]
-    if other:
-        raise DataError(f"{name}: the [drivers.*] tables must come last in the file")
-    return text[:start + 1] + to_toml(drivers)
+    other = next((i for i in range(len(after)) if after.startswith("\n[", i) and not after.startswith("\n[drivers.", i)), None)
+    tail = "" if other is None else after[other + 1:]
+    if "\n[drivers." in "\n" + tail:
+        raise DataError(f"{name}: the [drivers.*] tables must be one run of tables, not split by [{tail.split(']')[0][1:]}]")
+    return text[:start + 1] + to_toml(drivers) + ("\n" + tail if tail else "")
 
 
 def _with_reported(text: str, values: dict, name: str) -> str:

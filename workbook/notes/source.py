@@ -16,7 +16,7 @@ from pathlib import Path
 
 from udfs.errors import DataError
 
-from ..files import UndecodableText, decode_text, open_regular, what_binary
+from ..files import UndecodableText, decode_text, read_regular, what_binary
 
 MAX_NOTE_BYTES = 4_000_000      # a converted note is tens of kilobytes; a hundred times that is no note
 MAX_TABLE_CHARS = 400_000       # one HTML table's markup
@@ -44,14 +44,7 @@ def read_text(source: str | Path) -> str:
     if not looks_like_path:
         return without_control_characters(_bounded(source))
     path = Path(source)
-    with open_regular(path, MAX_NOTE_BYTES, NoteError, "note file") as handle:
-        try:
-            raw = handle.read(MAX_NOTE_BYTES + 1)
-        except OSError as exc:
-            raise NoteError(f"{path}: cannot read the note file ({exc.strerror or exc})") from None
-    if len(raw) > MAX_NOTE_BYTES:      # it grew after it was measured
-        raise NoteError(f"{path.name}: larger than {MAX_NOTE_BYTES:,} bytes; more than a note file can be")
-    return without_control_characters(_decode(raw, path))
+    return without_control_characters(_decode(read_regular(path, MAX_NOTE_BYTES, NoteError, "note file"), path))
 
 
 _KEPT_CONTROLS = "\t\n\r"
