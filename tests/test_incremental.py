@@ -178,10 +178,13 @@ def test_incremental_recalculation_equals_a_full_one(template, refreshed, tmp_pa
     check()
 
 
-def test_a_market_refresh_recomputes_little_and_leaves_the_table(refreshed, tmp_path):
+@pytest.mark.parametrize("template", list(TEMPLATES))
+def test_a_market_refresh_recomputes_little_and_leaves_the_table(template, refreshed, tmp_path):
     """The record makes a new quote recompute only what the quote can move: not the statements
-    (shares bought back and issued are 0), and not the engine's sensitivity table."""
-    source, _, _ = refreshed["xiaomi"]
+    (shares bought back and issued are 0), and not the engine's sensitivity table (the quote
+    reaches EPS only through those shares and the diluted shares of awards without an exercise
+    price; see the test below)."""
+    source, _, _ = refreshed[template]
     model = tmp_path / "model.xlsm"
     model.write_bytes(source)
     result = refresh_file(model, str(_quote_file(xlsx.read(model), tmp_path, 1.05)), AS_OF, now=NOW)
@@ -240,8 +243,9 @@ def _per_point(company, a, xs, b, ys, line, year, scenario):
 def test_the_sensitivity_table_equals_the_whole_model_run_per_point(name, scenario, line, year_at):
     """Per point only the lines both drivers reach and the table's line reads are evaluated;
     the result must be the whole model's, for a per-share line, a statement line in the last
-    year (read through every earlier one) and a one-value line computed from whole rows (a P/E
-    valuation on the last year's EPS)."""
+    year (read through every earlier one) and a one-value line computed from whole rows (the
+    example valuation's blend, half P/E and half DCF: the P/E moved to the last year's EPS, the
+    DCF over every forecast year's cash flow, discounted to the price date)."""
     from dataclasses import replace
 
     from workbook.company import load
@@ -250,28 +254,60 @@ def test_the_sensitivity_table_equals_the_whole_model_run_per_point(name, scenar
     if scenario and not company.scenario_drivers:
         pytest.skip("this company has no scenarios")
     last = company.forecast_years[-1].label
-    company = replace(company, scalar_inputs={**company.scalar_inputs, "pe_multiple": 20.0, "pe_year": last, "weight_pe": 1.0})
+    weights = {key: value for key, value in company.scalar_inputs.items() if key.startswith("weight_") and value}
+    assert weights == {"weight_pe": 0.5, "weight_dcf": 0.5}, "the example valuation the blend case rests on"
+    company = replace(company, scalar_inputs={**company.scalar_inputs, "pe_multiple": 20.0, "pe_year": last})
     a, xs, b, ys = default_sensitivity(company)
     year = company.forecast_years[year_at].label
     got = driver_sensitivity(company, a, xs, b, ys, line, year, scenario)
     assert got == _per_point(company, a, xs, b, ys, line, year, scenario)
-    if year_at == -1 or name == "xiaomi":   # the second company's balance drivers reach the first year's EPS not at all
+    # the second company's balance drivers reach the first year's EPS not at all; the blend reads every year
+    if year_at == -1 or name == "xiaomi" or line == "target_price_blend":
         assert len({v for row in got for v in row}) > 1, "the drivers move it: the comparison means something"
 
 
-def test_the_quote_is_an_input_of_the_table_exactly_when_shares_are_bought_or_issued():
-    """A new price cannot move EPS while no shares are bought back or issued (0 x price); once
-    some are, the price is one of the table's inputs and a new quote re-runs it."""
+@pytest.mark.parametrize("name", list(COMPANIES))
+def test_the_quote_is_an_input_of_the_table_exactly_when_it_can_move_it(name):
+    """The quote reaches EPS in the formula graph of both templates: through the shares bought back
+    or issued at the price (times the price less the par value, for a company with one) and the
+    treasury-stock method's diluted shares. It cannot move the table while no shares are bought
+    or issued (the factor is 0) and the awards have no exercise price (the price is not read);
+    then a new quote leaves the table, and the table at another price is the same. Once shares
+    are bought, or awards carry an exercise price, the price is one of the table's inputs and
+    the table at another price differs."""
     from dataclasses import replace
 
     from udfs.engine import driver_key
     from workbook.company import load
-    from workbook.model import default_sensitivity, sensitivity_inputs
-    company = load(COMPANIES["xiaomi"])
-    a, _, b, _ = default_sensitivity(company)
-    reads = sensitivity_inputs(company, a, b, "val_eps", None, QUOTE_KEYS)
-    assert not reads & QUOTE_KEYS and "d_buyback_shares" in reads       # the zero is what the pruning rests on
-    assert "price" in sensitivity_inputs(company, a, b, "val_eps")      # without the quote's exception: read
-    year = company.forecast_years[1].label
-    buying = replace(company, inputs={**company.inputs, (driver_key("buyback_shares"), year): 100.0})
-    assert {"price", "fx_rate"} <= sensitivity_inputs(buying, a, b, "val_eps", None, QUOTE_KEYS)
+    from workbook.model import default_sensitivity, driver_sensitivity, sensitivity_inputs
+    company = load(COMPANIES[name])
+    a, xs, b, ys = default_sensitivity(company)
+    year = company.forecast_years[-1].label
+
+    def reads(c):
+        return sensitivity_inputs(c, a, b, "val_eps", None, QUOTE_KEYS)
+
+    def table_at_two_prices(c):
+        price = c.scalar_inputs["price"]
+        return [driver_sensitivity(replace(c, scalar_inputs={**c.scalar_inputs, "price": p}), a, xs, b, ys, "val_eps", year)
+                for p in (price, price * 1.5)]
+
+    assert "price" in sensitivity_inputs(company, a, b, "val_eps")     # without the quote's exception: read
+    shipped = reads(company)
+    assert not shipped & QUOTE_KEYS
+    # what the exception rests on stays read, so changing it re-runs the table
+    assert {"d_buyback_shares", "d_issued_shares", "award_exercise_price"} <= shipped
+    here, there = table_at_two_prices(company)
+    assert here == there, "the quote was left out of the table's inputs but moves it"
+
+    buy_year = company.forecast_years[0].label
+    buying = replace(company, inputs={**company.inputs, (driver_key("buyback_shares"), buy_year): 100.0})
+    assert {"price", "fx_rate"} <= reads(buying)
+    price = company.scalar_inputs["price"]
+    awards = {(driver_key("dilutive_shares"), y.label): 500.0 for y in company.forecast_years}
+    options = replace(company, inputs={**company.inputs, **awards},
+                      scalar_inputs={**company.scalar_inputs, "award_exercise_price": round(price * 0.8, 2)})
+    assert "price" in reads(options)
+    for changed in (buying, options):
+        here, there = table_at_two_prices(changed)
+        assert here != there, "the comparison means something: the quote moves this table"

@@ -308,3 +308,30 @@ def test_bad_inputs_get_an_error_value_or_label(spec):
 def test_anything_excel_can_pass(spec, data):
     args = data.draw(st.lists(EXCEL_VALUES, min_size=0, max_size=len(spec.args) + 1))
     assert acceptable(F[spec.excel_name](*args)), (spec.excel_name, args)
+
+
+# ---- What a function does not read ------------------------------------------------------------
+# (function, the argument read only when another is positive, that other argument): the
+# sensitivity table's dependency analysis leaves the first out when the second is not positive
+# (workbook.model.sensitivity_inputs), so each declaration must be true of the function.
+GATED = [(f, arg.name, arg.read_only_if_positive) for f in all_functions() for arg in f.args if arg.read_only_if_positive]
+
+
+def test_the_treasury_stock_price_is_declared_read_only_with_an_exercise_price():
+    assert ("ER_DILUTED_SHARES", "price", "exercise_price") in [(f.excel_name, a, g) for f, a, g in GATED]
+
+
+@pytest.mark.parametrize("spec,argument,gate", GATED, ids=[f"{f.excel_name}.{a}" for f, a, _ in GATED])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+@given(data=st.data())
+def test_an_argument_read_only_if_another_is_positive_is_not_read_otherwise(spec, argument, gate, data):
+    """Whatever Excel passes in the other arguments, with the gate empty or not positive, two
+    numbers in the argument give the same result (a number in it: an error would pass through)."""
+    names = [arg.name for arg in spec.args]
+    args = [data.draw(EXCEL_VALUES) for _ in names]
+    args[names.index(gate)] = data.draw(st.one_of(st.none(), st.floats(max_value=0.0, allow_nan=False)))
+    results = []
+    for value in data.draw(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=2, max_size=2)):
+        args[names.index(argument)] = value
+        results.append(F[spec.excel_name](*args))
+    assert results[0] == results[1] or all(isinstance(r, float) and math.isnan(r) for r in results), (args, results)

@@ -278,7 +278,8 @@ def at_flag(flags_row, values_row):
                 Arg("shares", NUMBER, "Shares outstanding, millions"),
                 Arg("awards", OPTIONAL, "Dilutive awards outstanding, millions; 0 if empty", 0.0),
                 Arg("exercise_price", OPTIONAL, "Their exercise price in the trading currency; empty or 0: none (restricted shares)"),
-                Arg("price", OPTIONAL, "The share price the treasury-stock method buys back at, trading currency"),
+                Arg("price", OPTIONAL, "The share price the treasury-stock method buys back at, trading currency",
+                    read_only_if_positive="exercise_price"),
                 native="{0}+{1}*IF(N({2})<=0,1,IF(N({3})<=0,#N/A,MAX(0,1-N({2})/N({3}))))",
                 sample=(26045.0, 2000.0, None, 40.2), formula_name="diluted_shares")
 def diluted_shares(shares: Number, awards: Number = 0.0, exercise_price: Number | None = None,

@@ -64,6 +64,11 @@ class Arg:
     help: str
     default: object = None
     required: bool | None = None  # None: OPTIONAL and TEXT arguments may be omitted, others not
+    # The name of another argument: the function reads this one only when that one is a positive
+    # number (the treasury-stock method reads the price only when an exercise price is given).
+    # The sensitivity table's dependency analysis relies on it (workbook.model.sensitivity_inputs);
+    # tests/test_valuation.py holds every declaration to the function's behaviour.
+    read_only_if_positive: str | None = None
 
     @property
     def optional(self) -> bool:

@@ -255,20 +255,30 @@ def sensitivity_inputs(company: Company, driver_a: str, driver_b: str, line: str
     of them changes (each line's inputs: its reported figures, its drivers' values).
 
     One exception is made for the quote (`quote_keys`: the price, its date, FX and benchmark a
-    refresh writes, each a validated positive number): a product one of whose factors is exactly
-    zero in every year and at every point of the grid (shares bought back and issued: 0) is zero
-    whatever its other factor holds, so a factor that reads nothing but the quote and is a number
-    now is not followed. Without that, every new price would re-run a table that cannot move."""
+    refresh writes, each a validated positive number): where an operand's value cannot matter at
+    any point of the grid, the lines it reads that read nothing but the quote are not followed
+    (its other lines are: a change to them re-runs the table). That is a factor of a product whose
+    other factor is exactly zero in every year (shares bought back and issued: 0, times the price
+    less the par value), and a function's argument declared read only when another argument is
+    positive, that one being empty or not positive in every year (the treasury-stock method's
+    price without an exercise price: `udfs.registry.Arg.read_only_if_positive`); in both cases the
+    operand must read only the quote and inputs neither driver reaches and be a finite number now,
+    since an error would pass through. Without that, every new price would re-run a table that
+    cannot move."""
     from udfs import formula as fx
-    from udfs.functions import GUARDED
+    from udfs.functions import BY_FORMULA_NAME, GUARDED
 
     lines = {l.key: l for l in model_lines(company)}
     if line not in lines:
         raise DataError(f"{line!r} is not a line of {company.path.name}")
-    varied = {driver_key(driver_a), driver_key(driver_b)}
+    # the inputs that differ between points of the grid: the two drivers and, with scenarios,
+    # the base case they set
+    varied = {key for driver in (driver_a, driver_b) for key in (driver_key(driver), scenario_key("base", driver))}
     inputs = scenario_inputs(company)
+    scalars = _scalars(company, scenario)
     years = company.years
-    base = None   # the model as it stands, for the value of a quote-only factor (computed when first needed)
+    base = None   # the model as it stands, for the value of an operand the quote reaches (computed when first needed)
+    quote = set(quote_keys)
 
     def formulas(key):
         own = lines[key]
@@ -293,30 +303,78 @@ def sensitivity_inputs(company: Company, driver_a: str, driver_b: str, line: str
                 pending.extend(r.key for r in fx.refs(tree))
         return found
 
-    def zero_everywhere(node) -> bool:
-        if not all(r.key in lines and is_input(r.key) and not lines[r.key].scalar for r in fx.refs(node)):
+    def inputs_everywhere(node, holds) -> bool:
+        """Whether `node` reads only input lines neither driver reaches (so it is the same at
+        every point of the grid) and `holds` its value in every year."""
+        if not all(r.key in lines and is_input(r.key) for r in fx.refs(node)):
             return False
         for pos in range(len(years)):
             def lookup(key, lag, pos=pos):
+                if lines[key].scalar:
+                    return scalars.get(key)
                 return inputs.get((key, years[pos - lag].label)) if pos - lag >= 0 else ERR_NA
-            value = fx.evaluate(node, lookup, GUARDED)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != 0:
+            if not holds(fx.evaluate(node, lookup, GUARDED)):
                 return False
         return True
 
-    def quote_only_number(node) -> bool:
+    def is_number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    def zero_everywhere(node) -> bool:
+        return (not any(lines[r.key].scalar for r in fx.refs(node) if r.key in lines)
+                and inputs_everywhere(node, lambda value: is_number(value) and value == 0))
+
+    def never_positive(node) -> bool:   # empty or a number <= 0: what the guard and the function take as not given
+        return inputs_everywhere(node, lambda value: value is None or (is_number(value) and value <= 0))
+
+    def quote_only(key) -> bool:
+        """A line that reads nothing but the quote."""
+        leaves = plain_inputs(fx.Ref(key, 0), set())
+        return bool(leaves) and leaves <= quote
+
+    def fixed_number_but_quote(node) -> bool:
+        """Whether `node` reads the quote, otherwise only inputs neither driver reaches, and is
+        a finite number now in every year."""
         nonlocal base
-        if not plain_inputs(node, set()) <= set(quote_keys):
+        leaves = plain_inputs(node, set())
+        if not leaves & quote or not all(key in quote or is_input(key) for key in leaves):
             return False
         base = base or build_model(company, scenario=scenario)
         for year in years:
             value = fx.evaluate(node, lambda key, lag: base.values.get(key, year), GUARDED, vectors=None)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if not is_number(value) or not math.isfinite(value):
                 return False
         return True
 
+    def unread(call) -> set:
+        """The positions of `call`'s arguments whose value cannot matter at any point of the grid."""
+        spec = BY_FORMULA_NAME.get(call.function)
+        if spec is None:
+            return set()
+        position = {arg.name: i for i, arg in enumerate(spec.args)}
+        found = set()
+        for i, arg in enumerate(spec.args[:len(call.args)]):
+            gate = position.get(arg.read_only_if_positive)
+            if gate is None:
+                continue
+            if (gate >= len(call.args) or never_positive(call.args[gate])) and fixed_number_but_quote(call.args[i]):
+                found.add(i)
+        return found
+
     read: set = set()
+    beside_quote: set = set()   # the lines an operand whose value cannot matter reads, but for the quote's
     pending = [line]
+
+    def follow_but_quote(node) -> None:
+        waiting = [r.key for r in fx.refs(node)]
+        while waiting:
+            key = waiting.pop()
+            if key in beside_quote or key not in lines or quote_only(key):
+                continue
+            beside_quote.add(key)
+            for tree in formulas(key):
+                waiting.extend(r.key for r in fx.refs(tree))
+
     while pending:
         key = pending.pop()
         if key in read or key not in lines:
@@ -330,12 +388,21 @@ def sensitivity_inputs(company: Company, driver_a: str, driver_b: str, line: str
             elif isinstance(node, fx.Form):
                 pending.extend(node.keys)
             elif isinstance(node, fx.BinOp) and node.op == "*":
-                zero = next((z for z, other in ((node.left, node.right), (node.right, node.left))
-                             if zero_everywhere(z) and quote_only_number(other)), None)
-                trees.extend((zero,) if zero is not None else (node.left, node.right))
+                pair = next(((z, other) for z, other in ((node.left, node.right), (node.right, node.left))
+                             if zero_everywhere(z) and fixed_number_but_quote(other)), None)
+                if pair is None:
+                    trees.extend((node.left, node.right))
+                else:
+                    trees.append(pair[0])
+                    follow_but_quote(pair[1])
+            elif isinstance(node, fx.Call):
+                skipped = unread(node)
+                trees.extend(arg for i, arg in enumerate(node.args) if i not in skipped)
+                for i in skipped:
+                    follow_but_quote(node.args[i])
             else:
                 trees.extend(fx.operands(node))
-    return read
+    return read | beside_quote
 
 
 def default_sensitivity(company: Company) -> tuple[str, list, str, list]:
