@@ -34,6 +34,9 @@ def _inferred(directory: Path) -> Path:
     return directory / "example.toml"
 
 
+# one worker builds and evaluates the three templates of `books` (17 s), once
+pytestmark = pytest.mark.xdist_group("articulation")
+
 @pytest.fixture(scope="module")
 def companies(tmp_path_factory):
     return {"xiaomi": DATA / "xiaomi_1810hk.toml", "kysec": DATA / "kysec_300592sz.toml",
