@@ -174,7 +174,9 @@ def test_incremental_recalculation_equals_a_full_one(template, refreshed, tmp_pa
     counter = iter(range(10**6))
     price = xlsx.read(TEMPLATES[template]).name_cells("MKT_price")[0]
 
-    @settings(max_examples=examples(60), deadline=None,
+    # 40 examples under CI, each two rounds of edits (80 edit sets a template, the same every run:
+    # CI derandomizes) besides the explicit ones; a developer's run draws 10 new ones each time
+    @settings(max_examples=examples(40), deadline=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
     @given(first=edits(inputs, formulas), second=edits(inputs, formulas))
     # the price cleared or zero, then the model refreshed: a CI run drew these once and the quote

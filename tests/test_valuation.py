@@ -305,7 +305,7 @@ def test_bad_inputs_get_an_error_value_or_label(spec):
 # Anything Excel can pass to a valuation function: tests/test_hostile.py's
 # test_every_udf_answers_anything_excel_can_pass draws the same arguments for every registered
 # function, these among them, and holds the answer to the same rule (`acceptable` there takes the
-# valuation labels too), 300 examples each under CI.
+# valuation labels too).
 
 
 # ---- What a function does not read ------------------------------------------------------------
