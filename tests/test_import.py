@@ -190,3 +190,17 @@ def test_missing_output_folder_and_missing_note_are_one_line(tmp_path):
     (tmp_path / "a_file").write_text("x", encoding="utf-8")
     with pytest.raises(ImportFailed, match="not a folder"):
         import_note(note, tmp_path / "a_file")
+
+
+def test_notes_without_a_ticker_imported_into_one_folder_keep_apart(tmp_path):
+    """A note that prints no ticker is named after its own file (made a plain stem), so a second
+    one imported into the same folder does not collide with the first."""
+    unnamed = FICTIONAL_NOTE.replace("# 示例仪器（999999.SH）：虚构公司的示例研究报告", "# 虚构公司的示例研究报告")
+    first, second = tmp_path / "broker a note.txt", tmp_path / "乙 note (2).txt"
+    first.write_text(unnamed, encoding="utf-8")
+    second.write_text(unnamed, encoding="utf-8")
+    out = tmp_path / "models"
+    a = import_note(first, out, build=False)
+    b = import_note(second, out, build=False)
+    assert a.stem == "broker_a_note_20260506" and b.stem == "乙_note_2_20260506"
+    assert a.company_path.is_file() and b.company_path.is_file() and a.company_path != b.company_path

@@ -331,8 +331,9 @@ def test_the_report_lists_a_bounded_number_of_unreadable_cells_each_quoted_short
 def test_layout_inference_is_a_stage_of_the_reader_with_no_plug():
     """The layout inference reads the reader's output (the note and the importer's placed rows)
     and gives a plain layout: sheets named by the layout, cash rolled forward from the net cash
-    flow, the balance check on assets and claims computed apart; with `articulated=False` (a note
-    whose statements do not articulate) cash is the balance sheet's plug instead."""
+    flow, the balance check on assets and claims computed apart. There is no other way to close
+    a model: no `articulated` switch, no line whose note calls it a plug or a balancing item."""
+    import inspect
     from test_import import FICTIONAL_NOTE
     from workbook.importer import mapped_lines
     from workbook.notes.inference import infer_layout
@@ -343,5 +344,5 @@ def test_layout_inference_is_a_stage_of_the_reader_with_no_plug():
     data = infer_layout(note, mapped_lines(note)).data
     assert sorted(s["sheet"] for s in data["statements"]) == ["利润表", "现金流量表", "资产负债表"]
     assert data["checks"][0]["key"] == "balance" and data["checks"][0]["actual"] == "total_assets"
-    plugged = {line["key"]: line for line in infer_layout(note, mapped_lines(note), articulated=False).data["lines"]}
-    assert "prev(cash)" not in plugged["cash"]["formula"] and "plug" in plugged["cash"]["note"]
+    assert list(inspect.signature(infer_layout).parameters) == ["note", "placed"]
+    assert not any("balancing" in line.get("note", "").lower() for line in lines.values())

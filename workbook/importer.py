@@ -628,26 +628,17 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
     if out_dir.exists() and not out_dir.is_dir():
         raise ImportFailed(f"{out_dir}: not a folder")
     try:
-        try:
-            return _import(note, note_path, out_dir, stem, build, force=force)
-        except _DoesNotArticulate as exc:
-            return _import(note, note_path, out_dir, stem, build, closing=str(exc), force=force)
+        return _import(note, note_path, out_dir, stem, build, force=force)
     except ImportFailed:
         raise
     except (DataError, ArithmeticError, ValueError, LookupError) as exc:   # a note no model can be built from: one line
         raise ImportFailed(f"{note_path.name}: the model built from the note is not usable ({exc})") from None
 
 
-class _DoesNotArticulate(Exception):
-    """The plug-free model of an inferred layout cannot show the note's print: its message says
-    where, and the import closes the model as the print allows instead (and says so)."""
-
-
 def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build: bool,
-            closing: str | None = None, force: bool = False) -> ImportResult:
-    """One import. An inferred layout is first built with no plug; where the note's own
-    statements do not articulate (the model fails a check, or a printed cell differs and nothing
-    explains it), it is built again with `closing`, that finding, and cash as the plug."""
+            force: bool = False) -> ImportResult:
+    """One import: the layout (known, or inferred with no plug), the report and company files,
+    the calibration, the model and what it does not show as printed, and why."""
     from .build import build as build_template
     from .calibrate import calibrate
     from .company import CompanyDataError, load
@@ -659,7 +650,7 @@ def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build:
     years = statement_years(note)
     lines = mapped_lines(note)
     layout = choose_layout(note, lines)
-    stem = stem or _stem(note)
+    stem = stem or _stem(note, note_path)
     names = [f"{stem}.report.toml", f"{stem}.toml", f"{stem}.import.txt"]
     planned = names + ([f"{stem}.xlsm"] if build else []) + ([f"{stem}.layout.toml"] if layout is None else [])
     for name in planned:  # refused now, before the work, rather than after it
@@ -670,7 +661,7 @@ def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build:
         if layout is None:
             from .notes.inference import LayoutInferenceError, infer_layout
             try:
-                inferred = infer_layout(note, lines, articulated=closing is None)
+                inferred = infer_layout(note, lines)
             except LayoutInferenceError as exc:
                 raise ImportFailed(str(exc)) from None
             derived = inferred.derived
@@ -737,15 +728,6 @@ def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build:
             problems.append(f"the model does not balance: {first['label_zh']} {first['year']} fails")
         found = findings(loaded, load_report(report_path))
         missed = reproduction(model, load_report(report_path), found)
-        if layout_written is not None and closing is None and not unbalanced:
-            loose = [m for m in missed if not m.explanation]
-            if failed or loose:
-                raise _DoesNotArticulate(f"{failed[0]['label_zh']} fails in {failed[0]['year']}" if failed else
-                                         f"{loose[0].table} {loose[0].key} {loose[0].year} printed {loose[0].printed:g} "
-                                         f"cannot be shown ({loose[0].shown})")
-        if closing is not None:
-            problems.append(f"the note's statements do not articulate without a plug ({closing}): the model closes "
-                            "with cash as the balance sheet's plug and one cash-flow line as the balancing item")
         unshown = _unshown(note, lines, layout, missed, found, report)
         if build:
             build_template(stage / f"{stem}.xlsm", loaded)
@@ -861,8 +843,12 @@ def _balanced_opening(figures: dict, layout: spec.Layout, places: dict) -> str:
             "takes its share within its last printed digit, so the forecast opens balanced")
 
 
-def _stem(note: Note) -> str:
-    ticker = re.sub(r"[^0-9A-Za-z]", "", note.ticker or "") .lower() or "model"
+def _stem(note: Note, note_path: Path) -> str:
+    """The output files' stem: the ticker and date the note prints, else the note file's own name
+    (made a plain stem), so that two notes without a ticker imported into one folder do not collide."""
+    ticker = re.sub(r"[^0-9A-Za-z]", "", note.ticker or "").lower()
+    if not ticker:
+        ticker = re.sub(r"[^0-9A-Za-z_\-\u4e00-\u9fff]+", "_", note_path.stem).strip("_-.")[:MAX_STEM - 10] or "model"
     return f"{ticker}_{(note.date or note.market.price_date or '').replace('-', '')}".rstrip("_")
 
 

@@ -53,8 +53,6 @@ STATEMENTS = ("income", "balance", "cashflow")
 PREFIX = {"income": "IS", "balance": "BS", "cashflow": "CF"}
 SHEETS = {"income": "利润表", "balance": "资产负债表", "cashflow": "现金流量表"}
 TAX_FILE = Path(__file__).parents[1] / "data" / "tax.toml"
-# Cash-flow lines that may carry the balancing item of a note that does not articulate, most suitable first.
-BALANCING_ROLES = ("cff_other", "cfi_other", "cfo_other", "other_asset_change")
 OPERATING, INVESTING, FINANCING = "operating", "investing", "financing"
 SECTION_TOTALS = {"cfo": OPERATING, "cfi": INVESTING, "cff": FINANCING}
 # The cash-flow line that carries, in each section, what no line of its own does (most suitable first).
@@ -180,12 +178,9 @@ class _Inference:
         self.carried[section].append((sign, text))
 
 
-def infer_layout(note: Note, placed, articulated: bool = True) -> Inferred:
-    """Layout data for the note's statements. `placed` are the importer's rows; their `role`
-    names the line key where it has one. `articulated` (the default) builds the forecast with no
-    plug; False closes it with cash as the balance sheet's plug and one cash-flow line as the
-    balancing item, for a note whose own statements do not articulate (the importer falls back
-    to it only then, and says so)."""
+def infer_layout(note: Note, placed) -> Inferred:
+    """Layout data for the note's statements, with no plug (see the module doc). `placed` are
+    the importer's rows; their `role` names the line key where it has one."""
 
     roles_by_row = {(p.table_index, p.position): p.role for p in placed}
     keys: dict = {}
@@ -313,143 +308,52 @@ def infer_layout(note: Note, placed, articulated: bool = True) -> Inferred:
                 if role in undisclosed:
                     line["undisclosed"] = True
 
-    b = None
-    if articulated:
-        # The mechanics: no plug (see the module doc), each stage over one record of what is decided.
-        by_key = {line["key"]: line for line in lines}
-        eps = by_role.get("eps")
-        if eps and eps not in formulas:
-            formulas[eps] = f"per_share({by_role['attributable_profit']}, shares)"
-            identities.add(eps)
-            history_always.add(eps)
-        b = _Inference(by_key, formulas, identities, checks)
-        _balance_sheet(b)
-        _cash_flow_sections(b)
-        _equity(b)
-        _flows_of_their_own(b)
-        _homes(b)
-        revenue_parts = _leaves_of(by_role["revenue"], formulas)
-        for line in lines + b.extra:
-            key = line["key"]
-            if line["table"] == "drivers":
-                continue
-            if key in formulas:
-                for k in ("driven", "implied", "method", "base"):
-                    line.pop(k, None)
-                line["formula"] = formulas[key]
-                if key in identities:
-                    line["identity"] = True
-                if key in history_always:
-                    line["history"] = "always"
-            elif "formula" in line:
-                continue
-            elif not line.get("driven"):
-                line["driven"] = True
-                method, base = _default_method(key, line["table"], by_key, formulas, revenue_parts)
-                line["method"] = method
-                if base:
-                    line["base"] = base
-            elif "method" not in line:
-                line["method"] = "fixed"
-        tax = by_key.get(by_role.get("income_tax", ""))
-        if tax is not None and tax.get("method") in ("tax", "cost_tax"):
-            b.extra += _tax_loss_lines(note, tax["base"])
-        out_lines = []
-        for line in _place(lines, b.extra):
-            line = {k: v for k, v in line.items() if not k.startswith("_")}
-            if line["key"] in b.notes and line["table"] != "drivers":
-                line["note"] = b.notes[line["key"]]
-            out_lines.append(line)
-        cash = by_role["cash"]
-
-    else:
-        # The note's statements do not articulate (its cash flow does not explain its balance
-        # sheet): the importer asked for the closing the print allows, said as a finding.
-        tax_lines: list[dict] = []
-        # The balance sheet: cash is the plug.
-        tle = by_role.get("total_liabilities_and_equity")
-        asset_leaves = _leaves(by_role["total_assets"], formulas) - {by_role["cash"]}
-        if by_role["cash"] not in _leaves(by_role["total_assets"], formulas):
-            raise LayoutInferenceError("cash is not among the lines that add up to total assets, so it cannot be the balance sheet's plug")
-        if tle is None:
-            claims = [by_role[k] for k in ("total_liabilities", "minority_equity", "shareholders_equity", "total_equity") if have(k)]
-            if have("total_equity"):
-                claims = [k for k in claims if k not in (by_role.get("minority_equity"), by_role.get("shareholders_equity"))]
-            tle_text = " + ".join(claims)
-        else:
-            tle_text = tle
-        if not asset_leaves or not tle_text:
-            raise LayoutInferenceError("the balance sheet's totals were not recognised, so cash cannot be made its plug")
-        formulas[by_role["cash"]] = f"{tle_text} - ({' + '.join(sorted(asset_leaves))})"
-        checks.insert(0, {"key": "balance", "zh": "资产 = 负债 + 股东权益", "en": "Assets = liabilities + equity",
-                          "actual": by_role["total_assets"], "expected": tle_text})
-        identities.discard(by_role["cash"])
-
-        # Equity rolls forward; EPS is profit per share.
-        equity = by_role.get("shareholders_equity")
-        if equity and equity not in formulas:
-            formulas[equity] = f"prev({equity}) + {by_role['attributable_profit']} + d_equity_other"
-            lines.append({"key": "d_equity_other", "table": "drivers", "zh": "股东权益其他变动（分红等，报告未披露）",
-                          "en": "Other equity movements: dividends and the like", "history": "forecast_only",
-                          "implied": f"{equity} - prev({equity}) - {by_role['attributable_profit']}"})
-        eps = by_role.get("eps")
-        if eps and eps not in formulas:
-            formulas[eps] = f"per_share({by_role['attributable_profit']}, shares)"
-            identities.add(eps)
-
-        # The cash flow: one balancing item makes the net cash flow the change in cash.
-        cf_leaves = _signed_leaves(by_role["net_cash_flow"], formulas)
-        if not cf_leaves:
-            raise LayoutInferenceError("the cash-flow statement's net cash flow was not recognised as the sum of its sections")
-        unprinted = [k for k in cf_leaves if k.endswith("_unprinted")]
-        balancing = next((k for k in unprinted), None) or next((by_role[r] for r in BALANCING_ROLES if have(r) and by_role[r] in cf_leaves),
-                                                                None) or list(cf_leaves)[-1]
-        others = " ".join(("- " if sign > 0 else "+ ") + key for key, sign in cf_leaves.items() if key != balancing)
-        sign = cf_leaves[balancing]
-        cash = by_role["cash"]
-        formulas[balancing] = f"{'' if sign > 0 else '-'}(({cash} - prev({cash})) {others})"
-        checks.insert(1, {"key": "cash_link", "zh": "期末现金 = 期初现金 + 净现金流", "en": "Closing cash = opening cash + net cash flow",
-                          "actual": cash, "expected": f"prev({cash}) + {by_role['net_cash_flow']}"})
-        if have("cf_net_profit") and by_role["cf_net_profit"] not in formulas:
-            formulas[by_role["cf_net_profit"]] = by_role["net_profit"]
-
-        out_lines = []
-        for line in lines:
-            key = line["key"]
-            line = {k: v for k, v in line.items() if not k.startswith("_")}
-            if line["table"] == "drivers":
-                out_lines.append(line)
-                continue
-            if key in formulas:
-                line.pop("driven", None)
-                line.pop("implied", None)
-                line["formula"] = formulas[key]
-                if key in identities:
-                    line["identity"] = True
-                if key in history_always:
-                    line["history"] = "always"
-                elif key == balancing and line.get("history") == "forecast_only":
-                    line["history"] = "forecast_only"
-                elif line.get("history") == "forecast_only":
-                    line.pop("history")
-            elif not line.get("driven"):
-                line["driven"] = True
-                method, base = _default_method(key, line["table"], {l["key"]: l for l in lines}, formulas,
-                                               set(_leaves(by_role["revenue"], formulas)))
-                line["method"] = method
-                if base:
-                    line["base"] = base
-                if method in ("tax", "cost_tax"):  # losses carried forward and the credit limit, as articulated
-                    tax_lines = _tax_loss_lines(note, base)
-            elif "method" not in line:
-                line["method"] = "fixed"
-            out_lines.append(line)
-        out_lines = _place(out_lines, tax_lines)
-        notes = {cash: "The single plug: what liabilities and equity leave after every other asset",
-                 balancing: "Balancing item: makes the net cash flow equal the change in cash"}
-        for line in out_lines:
-            if line["key"] in notes:
-                line["note"] = notes[line["key"]]
+    # The mechanics: no plug (see the module doc), each stage over one record of what is decided.
+    by_key = {line["key"]: line for line in lines}
+    eps = by_role.get("eps")
+    if eps and eps not in formulas:
+        formulas[eps] = f"per_share({by_role['attributable_profit']}, shares)"
+        identities.add(eps)
+        history_always.add(eps)
+    b = _Inference(by_key, formulas, identities, checks)
+    _balance_sheet(b)
+    _cash_flow_sections(b)
+    _equity(b)
+    _flows_of_their_own(b)
+    _homes(b)
+    revenue_parts = _leaves_of(by_role["revenue"], formulas)
+    for line in lines + b.extra:
+        key = line["key"]
+        if line["table"] == "drivers":
+            continue
+        if key in formulas:
+            for k in ("driven", "implied", "method", "base"):
+                line.pop(k, None)
+            line["formula"] = formulas[key]
+            if key in identities:
+                line["identity"] = True
+            if key in history_always:
+                line["history"] = "always"
+        elif "formula" in line:
+            continue
+        elif not line.get("driven"):
+            line["driven"] = True
+            method, base = _default_method(key, line["table"], by_key, formulas, revenue_parts)
+            line["method"] = method
+            if base:
+                line["base"] = base
+        elif "method" not in line:
+            line["method"] = "fixed"
+    tax = by_key.get(by_role.get("income_tax", ""))
+    if tax is not None and tax.get("method") in ("tax", "cost_tax"):
+        b.extra += _tax_loss_lines(note, tax["base"])
+    out_lines = []
+    for line in _place(lines, b.extra):
+        line = {k: v for k, v in line.items() if not k.startswith("_")}
+        if line["key"] in b.notes and line["table"] != "drivers":
+            line["note"] = b.notes[line["key"]]
+        out_lines.append(line)
+    cash = by_role["cash"]
 
     roles = {}
     for role in ("revenue", "net_profit", "attributable_profit", "eps", "cash", "total_assets", "total_liabilities",
@@ -492,7 +396,7 @@ def infer_layout(note: Note, placed, articulated: bool = True) -> Inferred:
         "format_version": 1, "name": "inferred", "description": "inferred by `python -m addin import` from the note's print",
         "base_lines": sorted(base[1]) if base else [], "bold": sorted(k for k in formulas if k in identities),
         "chart_segments": [by_role["revenue"]],
-        "chart_margins": margins, "segments": [], "roles": roles, "measures": _measures(b) if b else {}, "statements": statements,
+        "chart_margins": margins, "segments": [], "roles": roles, "measures": _measures(b), "statements": statements,
         "summary": {"sheet": "摘要", "title": "盈利预测摘要", "rows": summary_rows},
         "ratios": {"sheet": "主要财务比率", "title": "主要财务比率 Key ratios", "mirrors": []},
         "lines": out_lines + ratio_lines, "checks": checks,
