@@ -71,6 +71,8 @@ WORKING_CAPITAL_ROLES = {"receivables", "other_receivables", "prepayments", "inv
 # Where D&A sits in the income statement when the note does not say: the first of these it prints.
 DA_HOSTS = ("admin_expenses", "opex", "cogs", "selling_expenses")
 EQUITY_PARTS = ("share_capital", "capital_reserve", "retained_earnings")
+# The long-lived assets other than PP&E that 折旧摊销 amortises.
+AMORTISED = ("intangibles", "lt_prepaid_expenses")
 # Cash-flow lines tied to the income statement: their value is a line of it, and the cash they
 # stand for moves in another section (finance costs paid, investment income received).
 ADD_BACKS = {"cf_finance_expenses": ("finance_expenses", FINANCING), "cf_investment_losses": ("investment_income", INVESTING)}
@@ -172,6 +174,8 @@ class _Inference:
     tied: set = field(default_factory=set)         # balances a line of their own carries
     carried: dict = field(default_factory=lambda: {OPERATING: [], INVESTING: [], FINANCING: []})  # (cash sign, formula)
     rolls: bool = False                            # PP&E rolls forward with capex and D&A
+    printed: dict = field(default_factory=dict)    # line -> its printed figures, one per statement year (None: blank)
+    derived: list = field(default_factory=list)    # what the stages derived, for the import report
 
     def carry(self, section: str, sign: int, text: str) -> None:
         """What a section's "other" line must carry: `text` with its sign of cash."""
@@ -311,13 +315,14 @@ def infer_layout(note: Note, placed) -> Inferred:
     # The mechanics: no plug (see the module doc), each stage over one record of what is decided.
     by_key = {line["key"]: line for line in lines}
     eps = by_role.get("eps")
-    if eps and eps not in formulas:
+    if eps and eps not in formulas:   # a reported year shows its printed EPS (on that year's share count)
         formulas[eps] = f"per_share({by_role['attributable_profit']}, shares)"
         identities.add(eps)
-        history_always.add(eps)
-    b = _Inference(by_key, formulas, identities, checks)
+    b = _Inference(by_key, formulas, identities, checks, printed=_printed_figures(note, keys))
     _balance_sheet(b)
     _cash_flow_sections(b)
+    _memo_parts(b)
+    derived += b.derived
     _equity(b)
     _flows_of_their_own(b)
     _homes(b)
@@ -355,6 +360,7 @@ def infer_layout(note: Note, placed) -> Inferred:
         out_lines.append(line)
     cash = by_role["cash"]
 
+    printed = {key for (t_index, _), key in keys.items() if note.tables[t_index].kind in STATEMENTS}
     roles = {}
     for role in ("revenue", "net_profit", "attributable_profit", "eps", "cash", "total_assets", "total_liabilities",
                  "shareholders_equity", "minority_equity", "net_cash_flow", "cfo", "da", "capex", "ebitda", "ebit",
@@ -400,10 +406,12 @@ def infer_layout(note: Note, placed) -> Inferred:
         "summary": {"sheet": "摘要", "title": "盈利预测摘要", "rows": summary_rows},
         "ratios": {"sheet": "主要财务比率", "title": "主要财务比率 Key ratios", "mirrors": []},
         "lines": out_lines + ratio_lines, "checks": checks,
-        # the note's own claim that its cash flow explains its balance-sheet cash, checked on the print
+        # the note's own claim that its cash flow explains its balance-sheet cash, checked on the print,
+        # and what each line the model computes from balances is on the note's own figures
         "report_identities": [{"key": by_role["net_cash_flow"], "zh": "现金净增加额 = 资产负债表现金变动",
                                "en": "Net change in cash = change in balance-sheet cash",
-                               "formula": f"{cash} - prev({cash})"}],
+                               "formula": f"{cash} - prev({cash})"}]
+        + _printed_identities(out_lines, printed, skip={cash}),
     }
     if base:
         derived.append(f"{base[0]}: " + ", ".join(f"{k} {v:,g}" for k, v in base[1].items())
@@ -529,7 +537,74 @@ def _cash_flow_sections(b: _Inference) -> None:
     if "eps" in b.by_key:
         b.formulas["eps"] = "per_share(attributable_profit, shares)"
         b.identities.add("eps")
-        b.by_key["eps"]["history"] = "always"
+
+
+def _printed_figures(note: Note, keys: dict) -> dict:
+    """Each statement line's printed figures in the statements' years (None where blank)."""
+    out = {}
+    for (t_index, position), key in keys.items():
+        table = note.tables[t_index]
+        row = next((r for r in table.rows if r.position == position), None)
+        if table.kind in STATEMENTS and row is not None:
+            out[key] = [c.value if c is not None else None for c in row.cells]
+    return out
+
+
+def _memo_parts(b: _Inference) -> None:
+    """A cash-flow section printed as its total alone, with D&A, the working-capital change or
+    capex printed below the statement as memo rows: those rows are its parts (D&A added back,
+    working capital and capex with the sign the print shows), and what they leave of the total a
+    line the note does not print, so that D&A is a non-cash cost in the operating section and
+    capex the investing section's, as in any cash-flow statement, rather than both lost in one
+    balance's change."""
+    in_formulas = {k for text in b.formulas.values() for k in re.findall(r"[a-z_][a-z0-9_]*", text)}
+    for total, section in SECTION_TOTALS.items():
+        if total not in b.cf or total in b.formulas:   # not printed, or printed with its parts
+            continue
+        parts = [k for k, home in MEMO_ROWS.items() if home == total and k in b.by_key
+                 and b.by_key[k]["table"] == "cashflow" and k not in b.cf and k not in in_formulas]
+        if not parts:
+            continue
+        signs = {k: _memo_sign(b, k) for k in parts}
+        rest = f"{total}_unprinted"
+        label = b.by_key[total]["zh"]
+        b.by_key[rest] = {"key": rest, "table": "cashflow", "zh": f"其他（报告未列示：{label}）",
+                          "en": f"{_english(total)}: lines the note does not print", "fmt": "money"}
+        b.extra.append(b.by_key[rest])
+        b.formulas[total] = _text([(signs[k], k) for k in parts] + [(1, rest)])
+        b.notes[total] = "Its memo rows printed below the statement, and the rest, which the note does not print"
+        sign = b.cf.pop(total)
+        for k in parts + [rest]:
+            b.cf[k] = sign * signs.get(k, 1)
+            b.section[k] = section
+        b.derived.append(f"{label}: printed as its total alone; {', '.join(b.by_key[k]['zh'] for k in parts)} printed "
+                         f"below the statement are its parts, the rest a line the note does not print ({rest})")
+
+
+# Memo rows a cash flow printed as section totals may carry below them, and the section each belongs to.
+MEMO_ROWS = {"da": "cfo", "working_capital_change": "cfo", "capex": "cfi"}
+
+
+def _memo_sign(b: _Inference, key: str) -> int:
+    """How a memo row adds to its section: D&A is added back; capex as printed (negative when
+    printed as an outflow, else subtracted); the working-capital change as the balance sheet's
+    change in working capital shows it (printed as the cash it brings, or as the increase)."""
+    values = [v for v in b.printed.get(key, []) if v is not None]
+    if key == "da":
+        return 1
+    if key == "capex":
+        return 1 if sum(values) <= 0 else -1
+    items = [k for k in b.current if k in b.effect and k not in NOT_WORKING_CAPITAL]
+    figures = b.printed.get(key, [])
+    fit = {1: 0.0, -1: 0.0}
+    for i in range(1, len(figures)):
+        change = [b.effect[k] * (b.printed[k][i] - b.printed[k][i - 1]) for k in items
+                  if b.printed.get(k) and b.printed[k][i] is not None and b.printed[k][i - 1] is not None]
+        if figures[i] is None or not change:
+            continue
+        for sign in fit:
+            fit[sign] += abs(sign * figures[i] - sum(change))
+    return 1 if fit[1] <= fit[-1] else -1
 
 
 def _equity(b: _Inference) -> None:
@@ -616,8 +691,14 @@ def _flows_of_their_own(b: _Inference) -> None:
                         "en": "Other PP&E movements (not disclosed)", "implied": f"ppe - (prev(ppe) {received} - da)"})
         b.carry(INVESTING, -1, "d_ppe_other")
         b.tied.add("ppe")
-        b.extra.append({"key": "depreciable_base", "table": "cashflow", "zh": "折旧基数（期初固定资产 + 资本支出）",
-                        "en": "Depreciable base (opening PP&E + capex)", "formula": f"prev(ppe) {received}", "history": "always"})
+        # 折旧摊销 is depreciation and amortisation: the base holds the amortised assets the note
+        # prints beside PP&E, so a D&A larger than PP&E and capex (intangibles written down) is reachable
+        amortised = [k for k in AMORTISED if k in effect]
+        b.extra.append({"key": "depreciable_base", "table": "cashflow",
+                        "zh": "折旧摊销基数（期初固定资产" + ("及无形资产等" if amortised else "") + " + 资本支出）",
+                        "en": "Depreciable base (opening PP&E" + (", intangibles and the like" if amortised else "") + " + capex)",
+                        "formula": f"prev(ppe) {received}" + "".join(f" + prev({k})" for k in amortised),
+                        "history": "always"})
         b.by_key["da"].update(method="depreciation", base="depreciable_base", driven=True)
         host = next((h for h in DA_HOSTS if h in b.income_signs and h not in formulas), None)
         if host:
@@ -679,6 +760,96 @@ def _gross_profit(b: _Inference) -> str | None:
     if "cogs" in b.by_key:
         return "revenue - cogs" if b.income_signs.get("cogs", 0) < 0 else "revenue + cogs"
     return None
+
+
+def _printed_identities(out_lines: list[dict], printed: set, skip: set = frozenset()) -> list[dict]:
+    """What each printed line the model computes (a cash-flow section, its "other" line, the
+    working-capital change) is on the note's own figures: its forecast formula with every line the
+    note does not print replaced by what the print implies for it (a driver by its `implied`
+    formula, an unprinted line by its definition), as a signed sum of printed lines. The findings
+    recompute it on the print like any of the note's identities, so a printed cash-flow line its
+    own balance sheet does not give is a named disagreement, or agrees within rounding, instead of
+    a cell nothing explains. A roll-forward (retained earnings, PP&E) comes out as the line
+    itself and says nothing; `skip` lines are checked another way (cash, by the net cash flow)."""
+    by_key = {line["key"]: line for line in out_lines}
+    out = []
+    for line in out_lines:
+        key = line["key"]
+        if line["table"] not in STATEMENTS or key not in printed or key in skip or "formula" not in line:
+            continue
+        terms = _expanded(line["formula"], 0, by_key, printed, set())
+        if terms is None:
+            continue
+        terms = {ref: c for ref, c in terms.items() if abs(c) > 1e-12}
+        if not terms or terms == {(key, 0): 1.0}:
+            continue
+        formula = _lagged_text(terms)
+        if line.get("identity") and formula == _lagged_text(_expanded(line["formula"], 0, {}, None, set()) or {}):
+            continue  # already checked on the print as the note's own subtotal
+        out.append({"key": key, "zh": f"{line['zh']}（由报告其他数字推算）",
+                    "en": f"{line.get('en', key)} as the note's other figures give it", "formula": formula,
+                    "identity_years": "forecast"})
+    return out
+
+
+def _expanded(text: str, lag: int, by_key: dict, printed: set | None, seen: set) -> dict | None:
+    """`text` read `lag` years back as {(printed line, lag): coefficient}; None where it is not a
+    signed sum, or reads a line that neither the print nor an implied formula gives. With
+    `printed` None every line is a leaf (the formula's own terms)."""
+    from udfs import formula as fx
+    terms = _signed_terms(fx.parse(text))
+    if terms is None:
+        return None
+    out: dict = {}
+    for sign, ref in terms:
+        at = lag + ref.lag
+        if printed is None or ref.key in printed:
+            inner = {(ref.key, at): 1.0}
+        else:
+            line = by_key.get(ref.key)
+            source = None if line is None else line.get("implied") if line.get("driven") or line["table"] == "drivers" \
+                or "formula" not in line else line["formula"]
+            if source is None or (ref.key, at) in seen or len(seen) > 40:
+                return None
+            inner = _expanded(source, at, by_key, printed, seen | {(ref.key, at)})
+            if inner is None:
+                return None
+        for k, c in inner.items():
+            out[k] = out.get(k, 0.0) + sign * c
+    return out
+
+
+def _signed_terms(node) -> list | None:
+    """A formula that is a signed sum of lines, as (sign, Ref) pairs (a 0 adds nothing)."""
+    from udfs import formula as fx
+    if isinstance(node, fx.Ref):
+        return [(1, node)]
+    if isinstance(node, fx.Const) and node.value == 0:
+        return []
+    if isinstance(node, fx.Neg):
+        inner = _signed_terms(node.operand)
+        return None if inner is None else [(-s, r) for s, r in inner]
+    if isinstance(node, fx.BinOp) and node.op in ("+", "-"):
+        left, right = _signed_terms(node.left), _signed_terms(node.right)
+        if left is None or right is None:
+            return None
+        return left + [((1 if node.op == "+" else -1) * s, r) for s, r in right]
+    return None
+
+
+def _lagged_text(terms: dict) -> str:
+    """{(line, lag): coefficient} as a formula: each line as often as its coefficient says,
+    `prev()` once per year back."""
+    parts = []
+    for (key, lag), c in sorted(terms.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        n = int(round(abs(c)))
+        if n == 0:
+            continue
+        ref = key
+        for _ in range(lag):
+            ref = f"prev({ref})"
+        parts += [(1 if c > 0 else -1, ref)] * n
+    return _text(parts)
 
 
 def _place(out_lines: list[dict], extra: list[dict]) -> list[dict]:
