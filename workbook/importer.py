@@ -978,8 +978,8 @@ def _ref(lines: list[Placed], t_index: int, position: int) -> list:
 def _findings_named(miss, findings_at: dict) -> list:
     """The findings a miss's explanation names: its own, else the one on the line it follows from."""
     own = findings_at.get((miss.key, miss.year), [])
-    named = re.search(r"disagreement on (\w+)", miss.explanation or "")
-    linked = findings_at.get((named.group(1), miss.year), []) if named else []
+    named = re.search(r"disagreement on (\w+)|(?:computed from|added up by|equal by a check to) (\w+), where", miss.explanation or "")
+    linked = findings_at.get((named.group(1) or named.group(2), miss.year), []) if named else []
     return [f for f in own + linked if not f.within_rounding] + [f for f in own + linked if f.within_rounding]
 
 
