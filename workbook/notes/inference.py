@@ -572,6 +572,7 @@ def _memo_parts(b: _Inference) -> None:
                           "en": f"{_english(total)}: lines the note does not print", "fmt": "money"}
         b.extra.append(b.by_key[rest])
         b.formulas[total] = _text([(signs[k], k) for k in parts] + [(1, rest)])
+        b.identities.add(total)
         b.notes[total] = "Its memo rows printed below the statement, and the rest, which the note does not print"
         sign = b.cf.pop(total)
         for k in parts + [rest]:
