@@ -322,10 +322,10 @@ def infer_layout(note: Note, placed) -> Inferred:
     _balance_sheet(b)
     _cash_flow_sections(b)
     _memo_parts(b)
-    derived += b.derived
     _equity(b)
     _flows_of_their_own(b)
     _homes(b)
+    derived += b.derived
     revenue_parts = _leaves_of(by_role["revenue"], formulas)
     for line in lines + b.extra:
         key = line["key"]
@@ -569,7 +569,9 @@ def _memo_parts(b: _Inference) -> None:
         rest = f"{total}_unprinted"
         label = b.by_key[total]["zh"]
         b.by_key[rest] = {"key": rest, "table": "cashflow", "zh": f"其他（报告未列示：{label}）",
-                          "en": f"{_english(total)}: lines the note does not print", "fmt": "money"}
+                          "en": f"{_english(total)}: lines the note does not print", "fmt": "money",
+                          "history": "forecast_only",   # a reported year: what the print leaves of the total
+                          "implied": f"{total} - ({_text([(signs[k], k) for k in parts])})"}
         b.extra.append(b.by_key[rest])
         b.formulas[total] = _text([(signs[k], k) for k in parts] + [(1, rest)])
         b.identities.add(total)
@@ -680,6 +682,7 @@ def _flows_of_their_own(b: _Inference) -> None:
     for line, balances in CHANGE_OF.items():
         present = [k for k in balances if k in effect and k not in b.tied]
         if line in cf and present:
+            present += _also_changed(b, line, present)
             formulas[line] = _text([(cf[line] * effect[k], _change(k)) for k in present])
             b.identities.add(line)
             b.tied |= set(present)
@@ -717,6 +720,44 @@ def _flows_of_their_own(b: _Inference) -> None:
             formulas[line] = source if sign > 0 else f"-{source}"
             b.identities.add(line)
             b.carry(sect, -cf[line], line)
+
+
+def _also_changed(b: _Inference, line: str, balances: list[str]) -> list[str]:
+    """The balances of the same kind the note prints under another name ("其他" non-current
+    liabilities that are borrowings) whose change the printed line also is: those that, added
+    to the line's own balances, make the note's own arithmetic hold in more printed years (and in
+    most of them) than the line's own balances alone. A balance is only ever added by the print."""
+    side = {k: b.effect[k] for k in balances}
+    candidates = [k for k in OTHER_OF.get(line, ()) if k in b.effect and k not in b.tied and k not in balances
+                  and b.effect[k] in side.values() and b.printed.get(k)]
+    figures = b.printed.get(line, [])
+
+    def holds(keys) -> int:
+        n = 0
+        for i in range(1, len(figures)):
+            values = [(b.printed[k][i], b.printed[k][i - 1]) for k in keys if b.printed.get(k)]
+            if figures[i] is None or len(values) != len(keys) or any(v is None for pair in values for v in pair):
+                continue
+            change = b.cf[line] * sum(b.effect[k] * (now - before) for k, (now, before) in zip(keys, values))
+            n += abs(change - figures[i]) <= len(keys) + 0.5   # every figure printed to its unit at least
+        return n
+    years = sum(1 for i in range(1, len(figures)) if figures[i] is not None)
+    best, best_n = [], holds(balances)
+    for k in candidates:
+        n = holds(balances + [k])
+        if n > best_n and 2 * n > years:
+            best, best_n = [k], n
+    if best:
+        b.derived.append(f"{b.by_key[line]['zh']}: the change of {', '.join(balances + best)} in the note's own arithmetic "
+                         f"({best_n} of {years} years hold)")
+    return best
+
+
+# "Other" balances that may be what a cash-flow line of borrowings or investments changes.
+OTHER_OF = {"short_term_debt_change": ("other_current_liabilities",),
+            "long_term_debt_change": ("other_noncurrent_liabilities", "bonds_payable", "lease_liabilities"),
+            "net_debt_change": ("other_noncurrent_liabilities", "bonds_payable", "lease_liabilities"),
+            "lt_investment_change": ("other_noncurrent_assets",)}
 
 
 def _homes(b: _Inference) -> None:
@@ -807,17 +848,24 @@ def _expanded(text: str, lag: int, by_key: dict, printed: set | None, seen: set)
         if printed is None or ref.key in printed:
             inner = {(ref.key, at): 1.0}
         else:
-            line = by_key.get(ref.key)
-            source = None if line is None else line.get("implied") if line.get("driven") or line["table"] == "drivers" \
-                or "formula" not in line else line["formula"]
-            if source is None or (ref.key, at) in seen or len(seen) > 40:
-                return None
-            inner = _expanded(source, at, by_key, printed, seen | {(ref.key, at)})
+            # its definition (a line the model computes from balances), else what the print
+            # implies for it (a driver, a section's unprinted rest, equity items the note does not
+            # print, whose roll-forward reads only itself a year back)
+            line = by_key.get(ref.key) or {}
+            inner = None
+            if (ref.key, at) not in seen and at <= MAX_LAG and len(seen) <= 40:
+                for source in (line.get("formula"), line.get("implied")):
+                    inner = _expanded(source, at, by_key, printed, seen | {(ref.key, at)}) if source else None
+                    if inner is not None:
+                        break
             if inner is None:
                 return None
         for k, c in inner.items():
             out[k] = out.get(k, 0.0) + sign * c
     return out
+
+
+MAX_LAG = 6   # years back an expansion follows a line (a roll-forward reads itself a year back)
 
 
 def _signed_terms(node) -> list | None:
