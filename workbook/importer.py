@@ -150,7 +150,7 @@ def _layout_signs(layout: spec.Layout) -> dict[tuple[str, str], int]:
     out = {}
     for line in layout.lines:
         if line.table in STATEMENT_KINDS and line.formula and line.identity:
-            for sign, ref in _linear(fx.parse(line.formula)) or []:
+            for sign, ref in fx.linear_terms(fx.parse(line.formula)) or []:
                 if ref.lag == 0:
                     out[(line.key, ref.key)] = sign
     return out
@@ -185,21 +185,6 @@ def choose_layout(note: Note, lines: list[Placed]) -> spec.Layout | None:
         if best_score is None or unprinted < best_score:
             best, best_score = layout, unprinted
     return best
-
-
-def _linear(node) -> list[tuple[int, fx.Ref]] | None:
-    """A formula that is a signed sum of lines, as (sign, line) pairs; None otherwise."""
-    if isinstance(node, fx.Ref):
-        return [(1, node)]
-    if isinstance(node, fx.Neg):
-        inner = _linear(node.operand)
-        return None if inner is None else [(-s, r) for s, r in inner]
-    if isinstance(node, fx.BinOp) and node.op in ("+", "-"):
-        left, right = _linear(node.left), _linear(node.right)
-        if left is None or right is None:
-            return None
-        return left + [((1 if node.op == "+" else -1) * s, r) for s, r in right]
-    return None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -789,9 +774,9 @@ def _balance_leaves(layout: spec.Layout, expression: str, sign: int = 1) -> dict
     other lines) expanded; a line defined otherwise (a roll-forward) is a leaf."""
     by_key = {line.key: line for line in layout.lines}
     out: dict = {}
-    for term_sign, ref in _linear(fx.parse(expression)) or []:
+    for term_sign, ref in fx.linear_terms(fx.parse(expression)) or []:
         line = by_key.get(ref.key)
-        inner = _linear(fx.parse(line.formula)) if line is not None and line.formula and line.table == spec.BALANCE else None
+        inner = fx.linear_terms(fx.parse(line.formula)) if line is not None and line.formula and line.table == spec.BALANCE else None
         if ref.lag == 0 and inner and all(r.lag == 0 for _, r in inner):
             for key, s in _balance_leaves(layout, line.formula, sign * term_sign).items():
                 out[key] = out.get(key, 0) + s
@@ -959,7 +944,7 @@ def _gap(evidence: dict, report: dict, ref_of: dict, lines: list[Placed]) -> flo
 def _evidence_of_formula(formula: str | None, key: str, year: str, ref_of: dict, years: list[str]) -> dict | None:
     if not formula or key not in ref_of:
         return None
-    terms = _linear(fx.parse(formula))
+    terms = fx.linear_terms(fx.parse(formula))
     if not terms or any(t.key not in ref_of for _, t in terms):
         return None
     index = years.index(year)
@@ -1012,7 +997,7 @@ def _evidence_of_line(finding, by_key: dict, ref_of: dict, years: list[str], sha
         ratio = _ratio_evidence(tree, ref_of, finding, years)
         if ratio is not None:
             return ratio
-        terms = _linear(tree)
+        terms = fx.linear_terms(tree)
         if not terms or any(t.key not in ref_of for _, t in terms):
             continue
         index = years.index(finding.year)
@@ -1033,7 +1018,7 @@ def _ratio_evidence(tree, ref_of: dict, finding, years: list[str]) -> dict | Non
     if not (isinstance(tree, fx.Call) and tree.function in _RATIOS):
         return None
     top, bottom, less_one = _RATIOS[tree.function]
-    numerator, denominator = _linear(tree.args[top]), _linear(tree.args[bottom])
+    numerator, denominator = fx.linear_terms(tree.args[top]), fx.linear_terms(tree.args[bottom])
     if not numerator or not denominator or any(t.key not in ref_of for _, t in numerator + denominator):
         return None
     index = years.index(finding.year)

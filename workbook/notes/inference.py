@@ -839,7 +839,7 @@ def _expanded(text: str, lag: int, by_key: dict, printed: set | None, seen: set)
     signed sum, or reads a line that neither the print nor an implied formula gives. With
     `printed` None every line is a leaf (the formula's own terms)."""
     from udfs import formula as fx
-    terms = _signed_terms(fx.parse(text))
+    terms = fx.linear_terms(fx.parse(text))
     if terms is None:
         return None
     out: dict = {}
@@ -866,24 +866,6 @@ def _expanded(text: str, lag: int, by_key: dict, printed: set | None, seen: set)
 
 
 MAX_LAG = 6   # years back an expansion follows a line (a roll-forward reads itself a year back)
-
-
-def _signed_terms(node) -> list | None:
-    """A formula that is a signed sum of lines, as (sign, Ref) pairs (a 0 adds nothing)."""
-    from udfs import formula as fx
-    if isinstance(node, fx.Ref):
-        return [(1, node)]
-    if isinstance(node, fx.Const) and node.value == 0:
-        return []
-    if isinstance(node, fx.Neg):
-        inner = _signed_terms(node.operand)
-        return None if inner is None else [(-s, r) for s, r in inner]
-    if isinstance(node, fx.BinOp) and node.op in ("+", "-"):
-        left, right = _signed_terms(node.left), _signed_terms(node.right)
-        if left is None or right is None:
-            return None
-        return left + [((1 if node.op == "+" else -1) * s, r) for s, r in right]
-    return None
 
 
 def _lagged_text(terms: dict) -> str:
