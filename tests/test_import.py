@@ -190,3 +190,39 @@ def test_missing_output_folder_and_missing_note_are_one_line(tmp_path):
     (tmp_path / "a_file").write_text("x", encoding="utf-8")
     with pytest.raises(ImportFailed, match="not a folder"):
         import_note(note, tmp_path / "a_file")
+
+
+def test_notes_without_a_ticker_imported_into_one_folder_keep_apart(tmp_path):
+    """A note that prints no ticker is named after its own file (made a plain stem), so a second
+    one imported into the same folder does not collide with the first."""
+    unnamed = FICTIONAL_NOTE.replace("# 示例仪器（999999.SH）：虚构公司的示例研究报告", "# 虚构公司的示例研究报告")
+    first, second = tmp_path / "broker a note.txt", tmp_path / "乙 note (2).txt"
+    first.write_text(unnamed, encoding="utf-8")
+    second.write_text(unnamed, encoding="utf-8")
+    out = tmp_path / "models"
+    a = import_note(first, out, build=False)
+    b = import_note(second, out, build=False)
+    assert a.stem == "broker_a_note_20260506" and b.stem == "乙_note_2_20260506"
+    assert a.company_path.is_file() and b.company_path.is_file() and a.company_path != b.company_path
+
+
+def test_a_cash_flow_of_section_totals_takes_its_memo_rows_as_their_parts(tmp_path, monkeypatch):
+    """A cash flow printed as its three sections and the net change, with D&A, capex and the
+    working-capital change printed below as memo rows: D&A is added back in the operating section
+    and capex is the investing section's, the rest of each a line the note does not print; the
+    model shows every printed cell, with no plug."""
+    from workbook import importer
+    monkeypatch.setattr(importer, "choose_layout", lambda *_args: None)     # as an unseen layout would be
+    memo = ("现金流量表(百万元)\t2024A\t2025E\t2026E\n经营活动现金流\t245\t295\t365\n投资活动现金流\t-145\t-110\t-120\n"
+            "筹资活动现金流\t-5\t-20\t-30\n现金净增加额\t95\t165\t215\n折旧摊销\t50\t60\t70\n资本支出\t-100\t-110\t-120\n"
+            "营运资金变动\t-30\t-50\t-50\n")
+    note = tmp_path / "note.txt"
+    note.write_text(FICTIONAL_NOTE[:FICTIONAL_NOTE.index("现金流量表")] + memo, encoding="utf-8")
+    result = import_note(note, tmp_path / "out", stem="memo", build=False)
+    assert result.ok and result.explained == 0
+    formulas = {line.key: line.formula for line in result.layout.lines}
+    assert formulas["cfo"] == "da + working_capital_change + cfo_unprinted"
+    assert formulas["cfi"] == "capex + cfi_unprinted"
+    assert formulas["cash"] == "prev(cash) + net_cash_flow"
+    text = result.text_path.read_text(encoding="utf-8")
+    assert "printed as its total alone" in text

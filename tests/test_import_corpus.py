@@ -223,6 +223,36 @@ def test_every_note_becomes_a_model_whose_checks_pass(imported, name):
 
 @needs_notes
 @pytest.mark.parametrize("name", CORPUS)
+def test_no_import_closes_its_model_with_a_plug(imported, name):
+    """Issue 20: no note is closed with a balancing line. Cash is last year's cash plus the net
+    cash flow, so 1,000 typed over the first forecast year's operating cash flow reaches cash and
+    nothing on the claims side, and the balance check fails there; no line of the layout is a
+    plug or a balancing item, and the import report says none was needed."""
+    result = imported(name)
+    model = _model(result)
+    layout = model.company.layout
+    lines = {line.key: line for line in layout.lines}
+    cash, net = layout.role("cash"), layout.role("net_cash_flow")
+    if layout.name == "inferred":
+        assert lines[cash].formula == f"prev({cash}) + {net}", lines[cash].formula
+    assert not any(word in (line.note or "").lower() for line in layout.lines for word in ("plug", "balancing item"))
+    text = result.text_path.read_text(encoding="utf-8")
+    assert "plug" not in text.split("What the reader found")[0].lower()
+    year = model.company.forecast_years[0].label
+    cfo = layout.role("cfo")
+    broken = _model_with(result, {(cfo, year): model.value(cfo, year) + 1000.0})
+    failed = {(c["check"], c["year"]) for c in broken.checks if not c["passed"]}
+    assert ("balance", year) in failed, f"{name}: 1,000 more operating cash flow left the balance check green"
+
+
+def _model_with(result, overrides):
+    from workbook.company import load
+    from workbook.model import build_model
+    return build_model(load(result.company_path), overrides)
+
+
+@needs_notes
+@pytest.mark.parametrize("name", CORPUS)
 def test_printed_statement_cells_are_shown_as_printed_or_explained(imported, name):
     """≥ 97% of the printed statement cells show as printed; every other one is in the import
     report with a reason this test re-verifies from the note's own figures. A cell where the note
@@ -274,7 +304,7 @@ def verify_reason(entry, statements: dict[str, PrintedTable], cell: Cell, shown:
     evidence = entry.evidence
     if entry.reason == "not a number":
         return "" if cell.value is None else f"{cell.raw!r} reads as a number"
-    if entry.reason == "disagrees" and "numerator" in evidence:
+    if entry.reason in ("disagrees", "rounding") and "numerator" in evidence:
         # a per-share figure against profit over the share count the note prints
         shares = evidence["denominator"]
         if shares["printed"] not in note_path_text[0]:
@@ -286,8 +316,12 @@ def verify_reason(entry, statements: dict[str, PrintedTable], cell: Cell, shown:
         lo = (abs(amount.value) - 0.5 * 10 ** -amount.decimals) / (shares["millions"] + shares["half_unit"])
         hi = (abs(amount.value) + 0.5 * 10 ** -amount.decimals) / (shares["millions"] - shares["half_unit"])
         eps_lo, eps_hi = abs(eps.value) - 0.5 * 10 ** -eps.decimals, abs(eps.value) + 0.5 * 10 ** -eps.decimals
-        if lo <= eps_hi and eps_lo <= hi:
+        within = lo <= eps_hi and eps_lo <= hi
+        if entry.reason == "disagrees" and within:
             return f"{eps.raw} is within the range {lo:.4f}–{hi:.4f} profit over shares allows"
+        if entry.reason == "rounding" and (not within or shown is None
+                                           or abs(shown - cell.value) > 1.000001 * 10 ** -cell.decimals):
+            return f"{eps.raw} against {lo:.4f}–{hi:.4f}: not a matter of rounding (model {shown})"
         return ""
     year_of = evidence.get("years", [entry.year])
     overrides = {(kind, squeeze(label), occurrence, year): (value, places)

@@ -331,8 +331,9 @@ def test_the_report_lists_a_bounded_number_of_unreadable_cells_each_quoted_short
 def test_layout_inference_is_a_stage_of_the_reader_with_no_plug():
     """The layout inference reads the reader's output (the note and the importer's placed rows)
     and gives a plain layout: sheets named by the layout, cash rolled forward from the net cash
-    flow, the balance check on assets and claims computed apart; with `articulated=False` (a note
-    whose statements do not articulate) cash is the balance sheet's plug instead."""
+    flow, the balance check on assets and claims computed apart. There is no other way to close
+    a model: no `articulated` switch, no line whose note calls it a plug or a balancing item."""
+    import inspect
     from test_import import FICTIONAL_NOTE
     from workbook.importer import mapped_lines
     from workbook.notes.inference import infer_layout
@@ -343,5 +344,40 @@ def test_layout_inference_is_a_stage_of_the_reader_with_no_plug():
     data = infer_layout(note, mapped_lines(note)).data
     assert sorted(s["sheet"] for s in data["statements"]) == ["利润表", "现金流量表", "资产负债表"]
     assert data["checks"][0]["key"] == "balance" and data["checks"][0]["actual"] == "total_assets"
-    plugged = {line["key"]: line for line in infer_layout(note, mapped_lines(note), articulated=False).data["lines"]}
-    assert "prev(cash)" not in plugged["cash"]["formula"] and "plug" in plugged["cash"]["note"]
+    assert list(inspect.signature(infer_layout).parameters) == ["note", "placed"]
+    assert not any("balancing" in line.get("note", "").lower() for line in lines.values())
+
+
+def test_a_line_that_holds_a_printed_total_is_read_as_that_total_and_a_rest():
+    """A template whose 其他非流动资产 is total assets less the non-current lines it lists, current
+    assets included: total assets add up without current assets in every year, and miss by exactly
+    them with them. That line is current assets plus a rest, and total assets are added as printed
+    (not an identity of accounting forced on a print that breaks it in every year)."""
+    text = _statement("货币资金\t100\t120\t130\n存货\t50\t60\t70\n流动资产合计\t150\t180\t200\n固定资产\t300\t310\t320\n"
+                      "其他非流动资产\t160\t190\t215\n资产总计\t460\t500\t535\n")
+    structure = read_note(text).structures[0]
+    subtotals = {s.total.label: s for s in structure.subtotals}
+    host = subtotals["其他非流动资产"]
+    assert host.remainder and [p.row.label for p in host.parts] == ["流动资产合计"]
+    assert [p.row.label for p in subtotals["资产总计"].parts] == ["固定资产", "其他非流动资产"] and not subtotals["资产总计"].failed
+    assert any("其他非流动资产 holds 流动资产合计" in n for n in structure.notes)
+
+
+def test_a_line_computed_from_balances_is_checked_on_the_print_in_the_notes_own_terms():
+    """What the model computes for a printed cash-flow line, with each driver replaced by what the
+    print implies for it, is a signed sum of printed lines the findings can recompute; a
+    roll-forward comes out as the line itself and adds nothing."""
+    from workbook.notes.inference import _printed_identities
+    lines = [
+        {"key": "retained_earnings", "table": "balance", "zh": "留存收益",
+         "formula": "prev(retained_earnings) + attributable_profit - d_dividends"},
+        {"key": "cff_other", "table": "cashflow", "zh": "其他筹资现金流",
+         "formula": "-d_dividends + (long_term_debt - prev(long_term_debt)) - cfo_other"},
+        {"key": "d_dividends", "table": "drivers", "zh": "派发股利",
+         "implied": "prev(retained_earnings) + attributable_profit - retained_earnings"},
+    ]
+    printed = {"retained_earnings", "cff_other", "long_term_debt", "attributable_profit", "cfo_other"}
+    [identity] = _printed_identities(lines, printed)
+    assert identity["key"] == "cff_other" and identity["identity_years"] == "forecast"
+    assert identity["formula"] == ("-attributable_profit - cfo_other + long_term_debt + retained_earnings"
+                                   " - prev(long_term_debt) - prev(retained_earnings)")

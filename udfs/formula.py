@@ -157,6 +157,24 @@ def operands(node) -> tuple:
     return _operands(node)
 
 
+def linear_terms(node) -> list[tuple[int, Ref]] | None:
+    """A formula that is a signed sum of lines, as (sign, line) pairs (a 0 adds nothing); None
+    for any other formula."""
+    if isinstance(node, Ref):
+        return [(1, node)]
+    if isinstance(node, Const) and node.value == 0:
+        return []
+    if isinstance(node, Neg):
+        inner = linear_terms(node.operand)
+        return None if inner is None else [(-s, r) for s, r in inner]
+    if isinstance(node, BinOp) and node.op in ("+", "-"):
+        left, right = linear_terms(node.left), linear_terms(node.right)
+        if left is None or right is None:
+            return None
+        return left + [((1 if node.op == "+" else -1) * s, r) for s, r in right]
+    return None
+
+
 def refs(node) -> set[Ref]:
     """Every line the formula reads (a form reads its lines this year)."""
     if isinstance(node, Ref):

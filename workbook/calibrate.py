@@ -280,6 +280,7 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8, reported: dict 
             driver.values = values
             for year, value in zip(forecast, values):
                 company.inputs[(driver_key(line), year)] = value
+    _no_negative_zeros(company, line_targets, forecast, decimals)
     if reported is not None:
         reported.update({(key, year): company.inputs[(key, year)] for key in company.layout.calibrated
                          for year in [y.label for y in company.years if y.kind == "actual"][-1:]
@@ -301,6 +302,38 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8, reported: dict 
         if notes.get(key):
             out[key]["note"] = notes[key]
     return out
+
+
+def _no_negative_zeros(company, line_targets: dict, forecast: list[str], decimals: dict) -> None:
+    """A line printed 0 whose driver, rounded to its places, leaves it a hair below zero (a step
+    of -1,361.06 from 1,361.0612) would show "-0" under the note's "0": its driver moves by one
+    unit of its last place, towards the side where the line is not negative."""
+    from workbook.model import build_model
+    model = None
+    for line, driver in company.drivers.items():
+        if driver.keep:
+            continue
+        method = METHODS[driver.method]
+        places = method.places + (decimals.get(line, 0) if method.driver_format in ("money", "money2") else 0)
+        for i, year in enumerate(forecast):
+            target = line_targets.get((line, year))
+            if target is None or not 0 <= target < 1e-6:
+                continue
+            model = model or build_model(company)
+            value = model.value(line, year)
+            if not isinstance(value, float) or not -0.5 * 10 ** -decimals.get(line, 0) < value < 0:
+                continue
+            original = driver.values[i]
+            for move in (10 ** -places, -10 ** -places):
+                driver.values[i] = round(original + move, places)
+                company.inputs[(driver_key(line), year)] = driver.values[i]
+                model = build_model(company)
+                if model.value(line, year) >= 0:
+                    break
+            else:
+                driver.values[i] = original
+                company.inputs[(driver_key(line), year)] = original
+                model = build_model(company)
 
 
 def raw_driver_notes(company_path: Path) -> dict[str, str]:

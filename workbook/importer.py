@@ -150,7 +150,7 @@ def _layout_signs(layout: spec.Layout) -> dict[tuple[str, str], int]:
     out = {}
     for line in layout.lines:
         if line.table in STATEMENT_KINDS and line.formula and line.identity:
-            for sign, ref in _linear(fx.parse(line.formula)) or []:
+            for sign, ref in fx.linear_terms(fx.parse(line.formula)) or []:
                 if ref.lag == 0:
                     out[(line.key, ref.key)] = sign
     return out
@@ -185,21 +185,6 @@ def choose_layout(note: Note, lines: list[Placed]) -> spec.Layout | None:
         if best_score is None or unprinted < best_score:
             best, best_score = layout, unprinted
     return best
-
-
-def _linear(node) -> list[tuple[int, fx.Ref]] | None:
-    """A formula that is a signed sum of lines, as (sign, line) pairs; None otherwise."""
-    if isinstance(node, fx.Ref):
-        return [(1, node)]
-    if isinstance(node, fx.Neg):
-        inner = _linear(node.operand)
-        return None if inner is None else [(-s, r) for s, r in inner]
-    if isinstance(node, fx.BinOp) and node.op in ("+", "-"):
-        left, right = _linear(node.left), _linear(node.right)
-        if left is None or right is None:
-            return None
-        return left + [((1 if node.op == "+" else -1) * s, r) for s, r in right]
-    return None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -628,26 +613,17 @@ def import_note(note_path: str | Path, out_dir: str | Path, stem: str | None = N
     if out_dir.exists() and not out_dir.is_dir():
         raise ImportFailed(f"{out_dir}: not a folder")
     try:
-        try:
-            return _import(note, note_path, out_dir, stem, build, force=force)
-        except _DoesNotArticulate as exc:
-            return _import(note, note_path, out_dir, stem, build, closing=str(exc), force=force)
+        return _import(note, note_path, out_dir, stem, build, force=force)
     except ImportFailed:
         raise
     except (DataError, ArithmeticError, ValueError, LookupError) as exc:   # a note no model can be built from: one line
         raise ImportFailed(f"{note_path.name}: the model built from the note is not usable ({exc})") from None
 
 
-class _DoesNotArticulate(Exception):
-    """The plug-free model of an inferred layout cannot show the note's print: its message says
-    where, and the import closes the model as the print allows instead (and says so)."""
-
-
 def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build: bool,
-            closing: str | None = None, force: bool = False) -> ImportResult:
-    """One import. An inferred layout is first built with no plug; where the note's own
-    statements do not articulate (the model fails a check, or a printed cell differs and nothing
-    explains it), it is built again with `closing`, that finding, and cash as the plug."""
+            force: bool = False) -> ImportResult:
+    """One import: the layout (known, or inferred with no plug), the report and company files,
+    the calibration, the model and what it does not show as printed, and why."""
     from .build import build as build_template
     from .calibrate import calibrate
     from .company import CompanyDataError, load
@@ -659,7 +635,7 @@ def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build:
     years = statement_years(note)
     lines = mapped_lines(note)
     layout = choose_layout(note, lines)
-    stem = stem or _stem(note)
+    stem = stem or _stem(note, note_path)
     names = [f"{stem}.report.toml", f"{stem}.toml", f"{stem}.import.txt"]
     planned = names + ([f"{stem}.xlsm"] if build else []) + ([f"{stem}.layout.toml"] if layout is None else [])
     for name in planned:  # refused now, before the work, rather than after it
@@ -670,7 +646,7 @@ def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build:
         if layout is None:
             from .notes.inference import LayoutInferenceError, infer_layout
             try:
-                inferred = infer_layout(note, lines, articulated=closing is None)
+                inferred = infer_layout(note, lines)
             except LayoutInferenceError as exc:
                 raise ImportFailed(str(exc)) from None
             derived = inferred.derived
@@ -737,15 +713,6 @@ def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build:
             problems.append(f"the model does not balance: {first['label_zh']} {first['year']} fails")
         found = findings(loaded, load_report(report_path))
         missed = reproduction(model, load_report(report_path), found)
-        if layout_written is not None and closing is None and not unbalanced:
-            loose = [m for m in missed if not m.explanation]
-            if failed or loose:
-                raise _DoesNotArticulate(f"{failed[0]['label_zh']} fails in {failed[0]['year']}" if failed else
-                                         f"{loose[0].table} {loose[0].key} {loose[0].year} printed {loose[0].printed:g} "
-                                         f"cannot be shown ({loose[0].shown})")
-        if closing is not None:
-            problems.append(f"the note's statements do not articulate without a plug ({closing}): the model closes "
-                            "with cash as the balance sheet's plug and one cash-flow line as the balancing item")
         unshown = _unshown(note, lines, layout, missed, found, report)
         if build:
             build_template(stage / f"{stem}.xlsm", loaded)
@@ -807,9 +774,9 @@ def _balance_leaves(layout: spec.Layout, expression: str, sign: int = 1) -> dict
     other lines) expanded; a line defined otherwise (a roll-forward) is a leaf."""
     by_key = {line.key: line for line in layout.lines}
     out: dict = {}
-    for term_sign, ref in _linear(fx.parse(expression)) or []:
+    for term_sign, ref in fx.linear_terms(fx.parse(expression)) or []:
         line = by_key.get(ref.key)
-        inner = _linear(fx.parse(line.formula)) if line is not None and line.formula and line.table == spec.BALANCE else None
+        inner = fx.linear_terms(fx.parse(line.formula)) if line is not None and line.formula and line.table == spec.BALANCE else None
         if ref.lag == 0 and inner and all(r.lag == 0 for _, r in inner):
             for key, s in _balance_leaves(layout, line.formula, sign * term_sign).items():
                 out[key] = out.get(key, 0) + s
@@ -861,8 +828,12 @@ def _balanced_opening(figures: dict, layout: spec.Layout, places: dict) -> str:
             "takes its share within its last printed digit, so the forecast opens balanced")
 
 
-def _stem(note: Note) -> str:
-    ticker = re.sub(r"[^0-9A-Za-z]", "", note.ticker or "") .lower() or "model"
+def _stem(note: Note, note_path: Path) -> str:
+    """The output files' stem: the ticker and date the note prints, else the note file's own name
+    (made a plain stem), so that two notes without a ticker imported into one folder do not collide."""
+    ticker = re.sub(r"[^0-9A-Za-z]", "", note.ticker or "").lower()
+    if not ticker:
+        ticker = re.sub(r"[^0-9A-Za-z_\-\u4e00-\u9fff]+", "_", note_path.stem).strip("_-.")[:MAX_STEM - 10] or "model"
     return f"{ticker}_{(note.date or note.market.price_date or '').replace('-', '')}".rstrip("_")
 
 
@@ -973,7 +944,7 @@ def _gap(evidence: dict, report: dict, ref_of: dict, lines: list[Placed]) -> flo
 def _evidence_of_formula(formula: str | None, key: str, year: str, ref_of: dict, years: list[str]) -> dict | None:
     if not formula or key not in ref_of:
         return None
-    terms = _linear(fx.parse(formula))
+    terms = fx.linear_terms(fx.parse(formula))
     if not terms or any(t.key not in ref_of for _, t in terms):
         return None
     index = years.index(year)
@@ -992,8 +963,8 @@ def _ref(lines: list[Placed], t_index: int, position: int) -> list:
 def _findings_named(miss, findings_at: dict) -> list:
     """The findings a miss's explanation names: its own, else the one on the line it follows from."""
     own = findings_at.get((miss.key, miss.year), [])
-    named = re.search(r"disagreement on (\w+)", miss.explanation or "")
-    linked = findings_at.get((named.group(1), miss.year), []) if named else []
+    named = re.search(r"disagreement on (\w+)|(?:computed from|added up by|equal by a check to) (\w+), where", miss.explanation or "")
+    linked = findings_at.get((named.group(1) or named.group(2), miss.year), []) if named else []
     return [f for f in own + linked if not f.within_rounding] + [f for f in own + linked if f.within_rounding]
 
 
@@ -1026,7 +997,7 @@ def _evidence_of_line(finding, by_key: dict, ref_of: dict, years: list[str], sha
         ratio = _ratio_evidence(tree, ref_of, finding, years)
         if ratio is not None:
             return ratio
-        terms = _linear(tree)
+        terms = fx.linear_terms(tree)
         if not terms or any(t.key not in ref_of for _, t in terms):
             continue
         index = years.index(finding.year)
@@ -1047,7 +1018,7 @@ def _ratio_evidence(tree, ref_of: dict, finding, years: list[str]) -> dict | Non
     if not (isinstance(tree, fx.Call) and tree.function in _RATIOS):
         return None
     top, bottom, less_one = _RATIOS[tree.function]
-    numerator, denominator = _linear(tree.args[top]), _linear(tree.args[bottom])
+    numerator, denominator = fx.linear_terms(tree.args[top]), fx.linear_terms(tree.args[bottom])
     if not numerator or not denominator or any(t.key not in ref_of for _, t in numerator + denominator):
         return None
     index = years.index(finding.year)

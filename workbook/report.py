@@ -150,7 +150,7 @@ def reproduction(model, report: Report, found: list[Finding]) -> list[Mismatch]:
 
     def off_by(m) -> float:  # the miss in units of the last printed digit
         shown = printed[(m.table, m.key, m.year)]
-        return abs(m.shown - m.printed) * 10 ** shown.decimals if isinstance(m.shown, (int, float)) else math.inf
+        return round(abs(m.shown - m.printed) * 10 ** shown.decimals, 6) if isinstance(m.shown, (int, float)) else math.inf
     near: dict = {}       # lines a unit of their last digit off the print, by year
     for m in out:
         if off_by(m) <= 1:
@@ -204,6 +204,19 @@ def _explain(line, year: str, first_year: str, findings_at: dict, fx, by_key: di
     inputs = {r.key for r in refs if r.key in by_key and not by_key[r.key].scalar}
     printed_inputs = all(any((t, key, year) in printed for t in TABLES) for key in inputs)
     settled = inputs and printed_inputs and not any((key, year) in mismatched for key in inputs)
+    if off_by <= 1:
+        # a unit off where a line it is computed from, or one that adds it up, meets the note's own
+        # figures only within their rounding (cash, from a net cash flow a unit off the change in
+        # cash; a part of a subtotal its printed parts miss by a unit): the rounding travels
+        # (the two sides of a check are linked too: liabilities and equity equal total assets)
+        balanced = [c.expected if c.actual == line.key else c.actual for c in model.company.layout.checks
+                    if line.key in (c.actual, c.expected) and c.expected in by_key and c.actual in by_key]
+        for key in _neighbours(line.key, by_key, fx) + balanced:
+            within = [f for f in findings_at.get((key, year), []) if f.within_rounding and f.kind == "definition"]
+            if within:
+                how = "computed from" if key in inputs else "equal by a check to" if key in balanced else "added up by"
+                return (f"within rounding: it is {how} {key}, where the note's own figures agree only within "
+                        f"their rounding: " + within[0].line())
     # A disagreement beyond rounding spreads along definitions: look for one on a line linked
     # to this one (read by it, or reading it) within two steps, in the same year. One in the
     # statements comes before one in a ratio (a ratio's own definition cannot move a statement

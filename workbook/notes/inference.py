@@ -53,8 +53,6 @@ STATEMENTS = ("income", "balance", "cashflow")
 PREFIX = {"income": "IS", "balance": "BS", "cashflow": "CF"}
 SHEETS = {"income": "利润表", "balance": "资产负债表", "cashflow": "现金流量表"}
 TAX_FILE = Path(__file__).parents[1] / "data" / "tax.toml"
-# Cash-flow lines that may carry the balancing item of a note that does not articulate, most suitable first.
-BALANCING_ROLES = ("cff_other", "cfi_other", "cfo_other", "other_asset_change")
 OPERATING, INVESTING, FINANCING = "operating", "investing", "financing"
 SECTION_TOTALS = {"cfo": OPERATING, "cfi": INVESTING, "cff": FINANCING}
 # The cash-flow line that carries, in each section, what no line of its own does (most suitable first).
@@ -73,6 +71,8 @@ WORKING_CAPITAL_ROLES = {"receivables", "other_receivables", "prepayments", "inv
 # Where D&A sits in the income statement when the note does not say: the first of these it prints.
 DA_HOSTS = ("admin_expenses", "opex", "cogs", "selling_expenses")
 EQUITY_PARTS = ("share_capital", "capital_reserve", "retained_earnings")
+# The long-lived assets other than PP&E that 折旧摊销 amortises.
+AMORTISED = ("intangibles", "lt_prepaid_expenses")
 # Cash-flow lines tied to the income statement: their value is a line of it, and the cash they
 # stand for moves in another section (finance costs paid, investment income received).
 ADD_BACKS = {"cf_finance_expenses": ("finance_expenses", FINANCING), "cf_investment_losses": ("investment_income", INVESTING)}
@@ -174,18 +174,17 @@ class _Inference:
     tied: set = field(default_factory=set)         # balances a line of their own carries
     carried: dict = field(default_factory=lambda: {OPERATING: [], INVESTING: [], FINANCING: []})  # (cash sign, formula)
     rolls: bool = False                            # PP&E rolls forward with capex and D&A
+    printed: dict = field(default_factory=dict)    # line -> its printed figures, one per statement year (None: blank)
+    derived: list = field(default_factory=list)    # what the stages derived, for the import report
 
     def carry(self, section: str, sign: int, text: str) -> None:
         """What a section's "other" line must carry: `text` with its sign of cash."""
         self.carried[section].append((sign, text))
 
 
-def infer_layout(note: Note, placed, articulated: bool = True) -> Inferred:
-    """Layout data for the note's statements. `placed` are the importer's rows; their `role`
-    names the line key where it has one. `articulated` (the default) builds the forecast with no
-    plug; False closes it with cash as the balance sheet's plug and one cash-flow line as the
-    balancing item, for a note whose own statements do not articulate (the importer falls back
-    to it only then, and says so)."""
+def infer_layout(note: Note, placed) -> Inferred:
+    """Layout data for the note's statements, with no plug (see the module doc). `placed` are
+    the importer's rows; their `role` names the line key where it has one."""
 
     roles_by_row = {(p.table_index, p.position): p.role for p in placed}
     keys: dict = {}
@@ -313,144 +312,55 @@ def infer_layout(note: Note, placed, articulated: bool = True) -> Inferred:
                 if role in undisclosed:
                     line["undisclosed"] = True
 
-    b = None
-    if articulated:
-        # The mechanics: no plug (see the module doc), each stage over one record of what is decided.
-        by_key = {line["key"]: line for line in lines}
-        eps = by_role.get("eps")
-        if eps and eps not in formulas:
-            formulas[eps] = f"per_share({by_role['attributable_profit']}, shares)"
-            identities.add(eps)
-            history_always.add(eps)
-        b = _Inference(by_key, formulas, identities, checks)
-        _balance_sheet(b)
-        _cash_flow_sections(b)
-        _equity(b)
-        _flows_of_their_own(b)
-        _homes(b)
-        revenue_parts = _leaves_of(by_role["revenue"], formulas)
-        for line in lines + b.extra:
-            key = line["key"]
-            if line["table"] == "drivers":
-                continue
-            if key in formulas:
-                for k in ("driven", "implied", "method", "base"):
-                    line.pop(k, None)
-                line["formula"] = formulas[key]
-                if key in identities:
-                    line["identity"] = True
-                if key in history_always:
-                    line["history"] = "always"
-            elif "formula" in line:
-                continue
-            elif not line.get("driven"):
-                line["driven"] = True
-                method, base = _default_method(key, line["table"], by_key, formulas, revenue_parts)
-                line["method"] = method
-                if base:
-                    line["base"] = base
-            elif "method" not in line:
-                line["method"] = "fixed"
-        tax = by_key.get(by_role.get("income_tax", ""))
-        if tax is not None and tax.get("method") in ("tax", "cost_tax"):
-            b.extra += _tax_loss_lines(note, tax["base"])
-        out_lines = []
-        for line in _place(lines, b.extra):
-            line = {k: v for k, v in line.items() if not k.startswith("_")}
-            if line["key"] in b.notes and line["table"] != "drivers":
-                line["note"] = b.notes[line["key"]]
-            out_lines.append(line)
-        cash = by_role["cash"]
+    # The mechanics: no plug (see the module doc), each stage over one record of what is decided.
+    by_key = {line["key"]: line for line in lines}
+    eps = by_role.get("eps")
+    if eps and eps not in formulas:   # a reported year shows its printed EPS (on that year's share count)
+        formulas[eps] = f"per_share({by_role['attributable_profit']}, shares)"
+        identities.add(eps)
+    b = _Inference(by_key, formulas, identities, checks, printed=_printed_figures(note, keys))
+    _balance_sheet(b)
+    _cash_flow_sections(b)
+    _memo_parts(b)
+    _equity(b)
+    _flows_of_their_own(b)
+    _homes(b)
+    derived += b.derived
+    revenue_parts = _leaves_of(by_role["revenue"], formulas)
+    for line in lines + b.extra:
+        key = line["key"]
+        if line["table"] == "drivers":
+            continue
+        if key in formulas:
+            for k in ("driven", "implied", "method", "base"):
+                line.pop(k, None)
+            line["formula"] = formulas[key]
+            if key in identities:
+                line["identity"] = True
+            if key in history_always:
+                line["history"] = "always"
+        elif "formula" in line:
+            continue
+        elif not line.get("driven"):
+            line["driven"] = True
+            method, base = _default_method(key, line["table"], by_key, formulas, revenue_parts)
+            line["method"] = method
+            if base:
+                line["base"] = base
+        elif "method" not in line:
+            line["method"] = "fixed"
+    tax = by_key.get(by_role.get("income_tax", ""))
+    if tax is not None and tax.get("method") in ("tax", "cost_tax"):
+        b.extra += _tax_loss_lines(note, tax["base"])
+    out_lines = []
+    for line in _place(lines, b.extra):
+        line = {k: v for k, v in line.items() if not k.startswith("_")}
+        if line["key"] in b.notes and line["table"] != "drivers":
+            line["note"] = b.notes[line["key"]]
+        out_lines.append(line)
+    cash = by_role["cash"]
 
-    else:
-        # The note's statements do not articulate (its cash flow does not explain its balance
-        # sheet): the importer asked for the closing the print allows, said as a finding.
-        tax_lines: list[dict] = []
-        # The balance sheet: cash is the plug.
-        tle = by_role.get("total_liabilities_and_equity")
-        asset_leaves = _leaves(by_role["total_assets"], formulas) - {by_role["cash"]}
-        if by_role["cash"] not in _leaves(by_role["total_assets"], formulas):
-            raise LayoutInferenceError("cash is not among the lines that add up to total assets, so it cannot be the balance sheet's plug")
-        if tle is None:
-            claims = [by_role[k] for k in ("total_liabilities", "minority_equity", "shareholders_equity", "total_equity") if have(k)]
-            if have("total_equity"):
-                claims = [k for k in claims if k not in (by_role.get("minority_equity"), by_role.get("shareholders_equity"))]
-            tle_text = " + ".join(claims)
-        else:
-            tle_text = tle
-        if not asset_leaves or not tle_text:
-            raise LayoutInferenceError("the balance sheet's totals were not recognised, so cash cannot be made its plug")
-        formulas[by_role["cash"]] = f"{tle_text} - ({' + '.join(sorted(asset_leaves))})"
-        checks.insert(0, {"key": "balance", "zh": "资产 = 负债 + 股东权益", "en": "Assets = liabilities + equity",
-                          "actual": by_role["total_assets"], "expected": tle_text})
-        identities.discard(by_role["cash"])
-
-        # Equity rolls forward; EPS is profit per share.
-        equity = by_role.get("shareholders_equity")
-        if equity and equity not in formulas:
-            formulas[equity] = f"prev({equity}) + {by_role['attributable_profit']} + d_equity_other"
-            lines.append({"key": "d_equity_other", "table": "drivers", "zh": "股东权益其他变动（分红等，报告未披露）",
-                          "en": "Other equity movements: dividends and the like", "history": "forecast_only",
-                          "implied": f"{equity} - prev({equity}) - {by_role['attributable_profit']}"})
-        eps = by_role.get("eps")
-        if eps and eps not in formulas:
-            formulas[eps] = f"per_share({by_role['attributable_profit']}, shares)"
-            identities.add(eps)
-
-        # The cash flow: one balancing item makes the net cash flow the change in cash.
-        cf_leaves = _signed_leaves(by_role["net_cash_flow"], formulas)
-        if not cf_leaves:
-            raise LayoutInferenceError("the cash-flow statement's net cash flow was not recognised as the sum of its sections")
-        unprinted = [k for k in cf_leaves if k.endswith("_unprinted")]
-        balancing = next((k for k in unprinted), None) or next((by_role[r] for r in BALANCING_ROLES if have(r) and by_role[r] in cf_leaves),
-                                                                None) or list(cf_leaves)[-1]
-        others = " ".join(("- " if sign > 0 else "+ ") + key for key, sign in cf_leaves.items() if key != balancing)
-        sign = cf_leaves[balancing]
-        cash = by_role["cash"]
-        formulas[balancing] = f"{'' if sign > 0 else '-'}(({cash} - prev({cash})) {others})"
-        checks.insert(1, {"key": "cash_link", "zh": "期末现金 = 期初现金 + 净现金流", "en": "Closing cash = opening cash + net cash flow",
-                          "actual": cash, "expected": f"prev({cash}) + {by_role['net_cash_flow']}"})
-        if have("cf_net_profit") and by_role["cf_net_profit"] not in formulas:
-            formulas[by_role["cf_net_profit"]] = by_role["net_profit"]
-
-        out_lines = []
-        for line in lines:
-            key = line["key"]
-            line = {k: v for k, v in line.items() if not k.startswith("_")}
-            if line["table"] == "drivers":
-                out_lines.append(line)
-                continue
-            if key in formulas:
-                line.pop("driven", None)
-                line.pop("implied", None)
-                line["formula"] = formulas[key]
-                if key in identities:
-                    line["identity"] = True
-                if key in history_always:
-                    line["history"] = "always"
-                elif key == balancing and line.get("history") == "forecast_only":
-                    line["history"] = "forecast_only"
-                elif line.get("history") == "forecast_only":
-                    line.pop("history")
-            elif not line.get("driven"):
-                line["driven"] = True
-                method, base = _default_method(key, line["table"], {l["key"]: l for l in lines}, formulas,
-                                               set(_leaves(by_role["revenue"], formulas)))
-                line["method"] = method
-                if base:
-                    line["base"] = base
-                if method in ("tax", "cost_tax"):  # losses carried forward and the credit limit, as articulated
-                    tax_lines = _tax_loss_lines(note, base)
-            elif "method" not in line:
-                line["method"] = "fixed"
-            out_lines.append(line)
-        out_lines = _place(out_lines, tax_lines)
-        notes = {cash: "The single plug: what liabilities and equity leave after every other asset",
-                 balancing: "Balancing item: makes the net cash flow equal the change in cash"}
-        for line in out_lines:
-            if line["key"] in notes:
-                line["note"] = notes[line["key"]]
-
+    printed = {key for (t_index, _), key in keys.items() if note.tables[t_index].kind in STATEMENTS}
     roles = {}
     for role in ("revenue", "net_profit", "attributable_profit", "eps", "cash", "total_assets", "total_liabilities",
                  "shareholders_equity", "minority_equity", "net_cash_flow", "cfo", "da", "capex", "ebitda", "ebit",
@@ -492,14 +402,16 @@ def infer_layout(note: Note, placed, articulated: bool = True) -> Inferred:
         "format_version": 1, "name": "inferred", "description": "inferred by `python -m addin import` from the note's print",
         "base_lines": sorted(base[1]) if base else [], "bold": sorted(k for k in formulas if k in identities),
         "chart_segments": [by_role["revenue"]],
-        "chart_margins": margins, "segments": [], "roles": roles, "measures": _measures(b) if b else {}, "statements": statements,
+        "chart_margins": margins, "segments": [], "roles": roles, "measures": _measures(b), "statements": statements,
         "summary": {"sheet": "摘要", "title": "盈利预测摘要", "rows": summary_rows},
         "ratios": {"sheet": "主要财务比率", "title": "主要财务比率 Key ratios", "mirrors": []},
         "lines": out_lines + ratio_lines, "checks": checks,
-        # the note's own claim that its cash flow explains its balance-sheet cash, checked on the print
+        # the note's own claim that its cash flow explains its balance-sheet cash, checked on the print,
+        # and what each line the model computes from balances is on the note's own figures
         "report_identities": [{"key": by_role["net_cash_flow"], "zh": "现金净增加额 = 资产负债表现金变动",
                                "en": "Net change in cash = change in balance-sheet cash",
-                               "formula": f"{cash} - prev({cash})"}],
+                               "formula": f"{cash} - prev({cash})"}]
+        + _printed_identities(out_lines, printed, skip={cash}),
     }
     if base:
         derived.append(f"{base[0]}: " + ", ".join(f"{k} {v:,g}" for k, v in base[1].items())
@@ -625,7 +537,77 @@ def _cash_flow_sections(b: _Inference) -> None:
     if "eps" in b.by_key:
         b.formulas["eps"] = "per_share(attributable_profit, shares)"
         b.identities.add("eps")
-        b.by_key["eps"]["history"] = "always"
+
+
+def _printed_figures(note: Note, keys: dict) -> dict:
+    """Each statement line's printed figures in the statements' years (None where blank)."""
+    out = {}
+    for (t_index, position), key in keys.items():
+        table = note.tables[t_index]
+        row = next((r for r in table.rows if r.position == position), None)
+        if table.kind in STATEMENTS and row is not None:
+            out[key] = [c.value if c is not None else None for c in row.cells]
+    return out
+
+
+def _memo_parts(b: _Inference) -> None:
+    """A cash-flow section printed as its total alone, with D&A, the working-capital change or
+    capex printed below the statement as memo rows: those rows are its parts (D&A added back,
+    working capital and capex with the sign the print shows), and what they leave of the total a
+    line the note does not print, so that D&A is a non-cash cost in the operating section and
+    capex the investing section's, as in any cash-flow statement, rather than both lost in one
+    balance's change."""
+    in_formulas = {k for text in b.formulas.values() for k in re.findall(r"[a-z_][a-z0-9_]*", text)}
+    for total, section in SECTION_TOTALS.items():
+        if total not in b.cf or total in b.formulas:   # not printed, or printed with its parts
+            continue
+        parts = [k for k, home in MEMO_ROWS.items() if home == total and k in b.by_key
+                 and b.by_key[k]["table"] == "cashflow" and k not in b.cf and k not in in_formulas]
+        if not parts:
+            continue
+        signs = {k: _memo_sign(b, k) for k in parts}
+        rest = f"{total}_unprinted"
+        label = b.by_key[total]["zh"]
+        b.by_key[rest] = {"key": rest, "table": "cashflow", "zh": f"其他（报告未列示：{label}）",
+                          "en": f"{_english(total)}: lines the note does not print", "fmt": "money",
+                          "history": "forecast_only",   # a reported year: what the print leaves of the total
+                          "implied": f"{total} - ({_text([(signs[k], k) for k in parts])})"}
+        b.extra.append(b.by_key[rest])
+        b.formulas[total] = _text([(signs[k], k) for k in parts] + [(1, rest)])
+        b.identities.add(total)
+        b.notes[total] = "Its memo rows printed below the statement, and the rest, which the note does not print"
+        sign = b.cf.pop(total)
+        for k in parts + [rest]:
+            b.cf[k] = sign * signs.get(k, 1)
+            b.section[k] = section
+        b.derived.append(f"{label}: printed as its total alone; {', '.join(b.by_key[k]['zh'] for k in parts)} printed "
+                         f"below the statement are its parts, the rest a line the note does not print ({rest})")
+
+
+# Memo rows a cash flow printed as section totals may carry below them, and the section each belongs to.
+MEMO_ROWS = {"da": "cfo", "working_capital_change": "cfo", "capex": "cfi"}
+
+
+def _memo_sign(b: _Inference, key: str) -> int:
+    """How a memo row adds to its section: D&A is added back; capex as printed (negative when
+    printed as an outflow, else subtracted); the working-capital change as the balance sheet's
+    change in working capital shows it (printed as the cash it brings, or as the increase)."""
+    values = [v for v in b.printed.get(key, []) if v is not None]
+    if key == "da":
+        return 1
+    if key == "capex":
+        return 1 if sum(values) <= 0 else -1
+    items = [k for k in b.current if k in b.effect and k not in NOT_WORKING_CAPITAL]
+    figures = b.printed.get(key, [])
+    fit = {1: 0.0, -1: 0.0}
+    for i in range(1, len(figures)):
+        change = [b.effect[k] * (b.printed[k][i] - b.printed[k][i - 1]) for k in items
+                  if b.printed.get(k) and b.printed[k][i] is not None and b.printed[k][i - 1] is not None]
+        if figures[i] is None or not change:
+            continue
+        for sign in fit:
+            fit[sign] += abs(sign * figures[i] - sum(change))
+    return 1 if fit[1] <= fit[-1] else -1
 
 
 def _equity(b: _Inference) -> None:
@@ -700,6 +682,7 @@ def _flows_of_their_own(b: _Inference) -> None:
     for line, balances in CHANGE_OF.items():
         present = [k for k in balances if k in effect and k not in b.tied]
         if line in cf and present:
+            present += _also_changed(b, line, present)
             formulas[line] = _text([(cf[line] * effect[k], _change(k)) for k in present])
             b.identities.add(line)
             b.tied |= set(present)
@@ -712,8 +695,14 @@ def _flows_of_their_own(b: _Inference) -> None:
                         "en": "Other PP&E movements (not disclosed)", "implied": f"ppe - (prev(ppe) {received} - da)"})
         b.carry(INVESTING, -1, "d_ppe_other")
         b.tied.add("ppe")
-        b.extra.append({"key": "depreciable_base", "table": "cashflow", "zh": "折旧基数（期初固定资产 + 资本支出）",
-                        "en": "Depreciable base (opening PP&E + capex)", "formula": f"prev(ppe) {received}", "history": "always"})
+        # 折旧摊销 is depreciation and amortisation: the base holds the amortised assets the note
+        # prints beside PP&E, so a D&A larger than PP&E and capex (intangibles written down) is reachable
+        amortised = [k for k in AMORTISED if k in effect]
+        b.extra.append({"key": "depreciable_base", "table": "cashflow",
+                        "zh": "折旧摊销基数（期初固定资产" + ("及无形资产等" if amortised else "") + " + 资本支出）",
+                        "en": "Depreciable base (opening PP&E" + (", intangibles and the like" if amortised else "") + " + capex)",
+                        "formula": f"prev(ppe) {received}" + "".join(f" + prev({k})" for k in amortised),
+                        "history": "always"})
         b.by_key["da"].update(method="depreciation", base="depreciable_base", driven=True)
         host = next((h for h in DA_HOSTS if h in b.income_signs and h not in formulas), None)
         if host:
@@ -731,6 +720,44 @@ def _flows_of_their_own(b: _Inference) -> None:
             formulas[line] = source if sign > 0 else f"-{source}"
             b.identities.add(line)
             b.carry(sect, -cf[line], line)
+
+
+def _also_changed(b: _Inference, line: str, balances: list[str]) -> list[str]:
+    """The balances of the same kind the note prints under another name ("其他" non-current
+    liabilities that are borrowings) whose change the printed line also is: those that, added
+    to the line's own balances, make the note's own arithmetic hold in more printed years (and in
+    most of them) than the line's own balances alone. A balance is only ever added by the print."""
+    side = {k: b.effect[k] for k in balances}
+    candidates = [k for k in OTHER_OF.get(line, ()) if k in b.effect and k not in b.tied and k not in balances
+                  and b.effect[k] in side.values() and b.printed.get(k)]
+    figures = b.printed.get(line, [])
+
+    def holds(keys) -> int:
+        n = 0
+        for i in range(1, len(figures)):
+            values = [(b.printed[k][i], b.printed[k][i - 1]) for k in keys if b.printed.get(k)]
+            if figures[i] is None or len(values) != len(keys) or any(v is None for pair in values for v in pair):
+                continue
+            change = b.cf[line] * sum(b.effect[k] * (now - before) for k, (now, before) in zip(keys, values))
+            n += abs(change - figures[i]) <= len(keys) + 0.5   # every figure printed to its unit at least
+        return n
+    years = sum(1 for i in range(1, len(figures)) if figures[i] is not None)
+    best, best_n = [], holds(balances)
+    for k in candidates:
+        n = holds(balances + [k])
+        if n > best_n and 2 * n > years:
+            best, best_n = [k], n
+    if best:
+        b.derived.append(f"{b.by_key[line]['zh']}: the change of {', '.join(balances + best)} in the note's own arithmetic "
+                         f"({best_n} of {years} years hold)")
+    return best
+
+
+# "Other" balances that may be what a cash-flow line of borrowings or investments changes.
+OTHER_OF = {"short_term_debt_change": ("other_current_liabilities",),
+            "long_term_debt_change": ("other_noncurrent_liabilities", "bonds_payable", "lease_liabilities"),
+            "net_debt_change": ("other_noncurrent_liabilities", "bonds_payable", "lease_liabilities"),
+            "lt_investment_change": ("other_noncurrent_assets",)}
 
 
 def _homes(b: _Inference) -> None:
@@ -775,6 +802,85 @@ def _gross_profit(b: _Inference) -> str | None:
     if "cogs" in b.by_key:
         return "revenue - cogs" if b.income_signs.get("cogs", 0) < 0 else "revenue + cogs"
     return None
+
+
+def _printed_identities(out_lines: list[dict], printed: set, skip: set = frozenset()) -> list[dict]:
+    """What each printed line the model computes (a cash-flow section, its "other" line, the
+    working-capital change) is on the note's own figures: its forecast formula with every line the
+    note does not print replaced by what the print implies for it (a driver by its `implied`
+    formula, an unprinted line by its definition), as a signed sum of printed lines. The findings
+    recompute it on the print like any of the note's identities, so a printed cash-flow line its
+    own balance sheet does not give is a named disagreement, or agrees within rounding, instead of
+    a cell nothing explains. A roll-forward (retained earnings, PP&E) comes out as the line
+    itself and says nothing; `skip` lines are checked another way (cash, by the net cash flow)."""
+    by_key = {line["key"]: line for line in out_lines}
+    out = []
+    for line in out_lines:
+        key = line["key"]
+        if line["table"] not in STATEMENTS or key not in printed or key in skip or "formula" not in line:
+            continue
+        terms = _expanded(line["formula"], 0, by_key, printed, set())
+        if terms is None:
+            continue
+        terms = {ref: c for ref, c in terms.items() if abs(c) > 1e-12}
+        if not terms or terms == {(key, 0): 1.0}:
+            continue
+        formula = _lagged_text(terms)
+        if line.get("identity") and formula == _lagged_text(_expanded(line["formula"], 0, {}, None, set()) or {}):
+            continue  # already checked on the print as the note's own subtotal
+        out.append({"key": key, "zh": f"{line['zh']}（由报告其他数字推算）",
+                    "en": f"{line.get('en', key)} as the note's other figures give it", "formula": formula,
+                    "identity_years": "forecast"})
+    return out
+
+
+def _expanded(text: str, lag: int, by_key: dict, printed: set | None, seen: set) -> dict | None:
+    """`text` read `lag` years back as {(printed line, lag): coefficient}; None where it is not a
+    signed sum, or reads a line that neither the print nor an implied formula gives. With
+    `printed` None every line is a leaf (the formula's own terms)."""
+    from udfs import formula as fx
+    terms = fx.linear_terms(fx.parse(text))
+    if terms is None:
+        return None
+    out: dict = {}
+    for sign, ref in terms:
+        at = lag + ref.lag
+        if printed is None or ref.key in printed:
+            inner = {(ref.key, at): 1.0}
+        else:
+            # its definition (a line the model computes from balances), else what the print
+            # implies for it (a driver, a section's unprinted rest, equity items the note does not
+            # print, whose roll-forward reads only itself a year back)
+            line = by_key.get(ref.key) or {}
+            inner = None
+            if (ref.key, at) not in seen and at <= MAX_LAG and len(seen) <= 40:
+                for source in (line.get("formula"), line.get("implied")):
+                    inner = _expanded(source, at, by_key, printed, seen | {(ref.key, at)}) if source else None
+                    if inner is not None:
+                        break
+            if inner is None:
+                return None
+        for k, c in inner.items():
+            out[k] = out.get(k, 0.0) + sign * c
+    return out
+
+
+MAX_LAG = 6   # years back an expansion follows a line (a roll-forward reads itself a year back)
+
+
+def _lagged_text(terms: dict) -> str:
+    """{(line, lag): coefficient} as a formula: each line as often as its coefficient says,
+    `prev()` once per year back."""
+    parts = []
+    for (key, lag), c in sorted(terms.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        n = int(round(abs(c)))
+        if n == 0:
+            continue
+        ref = key
+        for _ in range(lag):
+            ref = f"prev({ref})"
+        parts += [(1 if c > 0 else -1, ref)] * n
+    return _text(parts)
 
 
 def _place(out_lines: list[dict], extra: list[dict]) -> list[dict]:

@@ -209,6 +209,7 @@ class _Search:
         self.found: list[Subtotal] = []
         self.partial: dict[int, PartialIdentity] = {}
         self.children: dict[int, list[Row]] = {}
+        self.hosted: list[str] = []    # lines read as holding a printed total, said in the notes
         self.attempts = 0
         self._totals: dict[int, bool] = {}
         self.bound = ATTEMPTS_PER_LINE * max(len(self.lines), 1)
@@ -537,10 +538,41 @@ class _Search:
             rows = firsts + between
             signs = (1,) * len(firsts) + self.default_signs(between)
             held, failed = _check(total, rows, signs, self.table.years, self.value)
+            if failed and self._hosted(total, firsts, between):
+                continue
             hit = Subtotal(total, tuple(Part(sg, r) for sg, r in zip(signs, rows)), failed=tuple(failed))
             self.record(hit)
             if failed:
                 self.partial[total.position] = PartialIdentity(hit, tuple(held), tuple(failed))
+
+    def _hosted(self, total: Row, firsts: list[Row], between: list[Row]) -> bool:
+        """A total that must contain a printed total (assets contain current assets) but adds up
+        without it in every year, while the other way it misses by exactly that total: one of its
+        lines holds it (a template whose 其他非流动资产 is total assets less the non-current lines
+        it lists, current assets included). That line is read as the included total plus a rest
+        the note does not print, and the total as the note adds it; False when the print is not so."""
+        if len(firsts) != 1 or len(between) < 2:
+            return False
+        inner = firsts[0]
+        signs = self.default_signs(between)
+        held, failed = _check(total, between, signs, self.table.years, self.value)
+        if failed or not held:
+            return False
+        hosts = []
+        for sign, row in zip(signs, between):
+            values = [(self.value(row, j), self.value(inner, j)) for j in range(len(self.table.years))]
+            pairs = [(a.value, b.value) for a, b in values if a is not None and b is not None]
+            if sign > 0 and pairs and len(pairs) == len(held) + len(failed) and all(a >= b > 0 for a, b in pairs):
+                hosts.append(row)
+        if not hosts:
+            return False
+        host = max(hosts, key=lambda r: ((self.roles.get(r.position) or "").startswith("other_"), r.position))
+        self.record(Subtotal(total, tuple(Part(sg, r) for sg, r in zip(signs, between))))
+        self.found.append(Subtotal(host, (Part(1, inner),), remainder=True))
+        self.children[host.position] = [inner]
+        self.hosted.append(f"{host.label} holds {inner.label}: {total.label} adds up without {inner.label} in every "
+                           f"year and misses by exactly it with it; {host.label} is read as {inner.label} plus the rest")
+        return True
 
 
 class SearchResult(NamedTuple):
@@ -574,7 +606,7 @@ def search(table: Table, data: LabelData | None = None, value=None) -> SearchRes
     broken = {s.total.position for s in state.found if s.failed}
     partial = sorted((p for pos, p in state.partial.items() if pos in memo or pos in broken),
                      key=lambda p: p.subtotal.total.position)
-    notes = []
+    notes = [f"{table.title}: {text}" for text in state.hosted]
     if state.attempts >= state.bound:
         notes.append(f"{table.title}: the subtotal search stopped after {state.bound:,} checks; lines left are memo lines")
     return SearchResult(state.found, partial, notes, state.attempts, state.bound)
