@@ -136,7 +136,28 @@ def split_ref(ref: str) -> tuple[int, int]:
 # ------------------------------------------------------------------------------------------------
 # The package
 # ------------------------------------------------------------------------------------------------
-class CellXml:
+class _Offsets:
+    """The byte offsets of an element (a cell or a row) in its sheet part, worked out from the
+    parser's (start, end event) positions only when a rewrite asks for them."""
+    __slots__ = ()
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """Byte offsets of the element in the sheet part."""
+        if self._span is None:
+            start, event = self._at
+            self._span = (start, _element_end(self._data, start, event))
+        return self._span
+
+    @property
+    def start_tag_end(self) -> int:
+        """Byte offset just past the start tag (== span[1] for an empty element)."""
+        if not self._tag_end and self._at is not None:
+            self._tag_end = _start_tag_end(self._data, self._at[0])
+        return self._tag_end
+
+
+class CellXml(_Offsets):
     """One `<c>` element: what it holds, and where it lies in its sheet part. The byte offsets a
     rewrite needs are worked out from the parser's positions only for the cells rewritten."""
     __slots__ = ("ref", "attrs", "formula", "raw_value", "inline", "prefix", "row", "col", "_data", "_at", "_f_at",
@@ -158,21 +179,6 @@ class CellXml:
         self._data, self._at, self._f_at = data, at, f_at  # the part, and expat's (start, end event) positions
 
     @property
-    def span(self) -> tuple[int, int]:
-        """Byte offsets of the <c> element in the sheet part."""
-        if self._span is None:
-            start, event = self._at
-            self._span = (start, _element_end(self._data, start, event))
-        return self._span
-
-    @property
-    def start_tag_end(self) -> int:
-        """Byte offset just past the start tag."""
-        if not self._tag_end and self._at is not None:
-            self._tag_end = _start_tag_end(self._data, self._at[0])
-        return self._tag_end
-
-    @property
     def formula_span(self) -> tuple | None:
         """Byte offsets of the <f> element, kept verbatim on rewrite; None without one."""
         if self._f_span is None and self._f_at is not None:
@@ -184,7 +190,7 @@ class CellXml:
         return f"CellXml({self.ref!r}, formula={self.formula!r}, value={self.raw_value!r}, inline={self.inline!r})"
 
 
-class RowXml:
+class RowXml(_Offsets):
     """One `<row>` element of sheetData, with its offsets worked out when a cell is inserted."""
     __slots__ = ("number", "prefix", "_data", "_at", "_span", "_tag_end")
 
@@ -192,20 +198,6 @@ class RowXml:
                  data: bytes | None = None, at: tuple | None = None):
         self.number, self.prefix = number, prefix
         self._span, self._tag_end, self._data, self._at = span, start_tag_end, data, at
-
-    @property
-    def span(self) -> tuple[int, int]:
-        if self._span is None:
-            start, event = self._at
-            self._span = (start, _element_end(self._data, start, event))
-        return self._span
-
-    @property
-    def start_tag_end(self) -> int:
-        """== span[1] for an empty <row/>."""
-        if not self._tag_end and self._at is not None:
-            self._tag_end = _start_tag_end(self._data, self._at[0])
-        return self._tag_end
 
 
 class Sheet:
