@@ -641,6 +641,7 @@ def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build:
     for name in planned:  # refused now, before the work, rather than after it
         check_output(out_dir / name, force, sources=(note_path,))
     derived: list[str] = []
+    by_fit: list[str] = []
     with staging(out_dir) as stage:
         layout_written = None
         if layout is None:
@@ -650,6 +651,7 @@ def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build:
             except LayoutInferenceError as exc:
                 raise ImportFailed(str(exc)) from None
             derived = inferred.derived
+            by_fit = inferred.by_fit
             base = inferred.base
             for m in lines:
                 m.key = inferred.keys.get((m.table_index, m.position))
@@ -719,7 +721,7 @@ def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build:
             names.append(f"{stem}.xlsm")
         note_text = import_report(note, map_roles(note))
         text = _import_text(note, note_path, note_text, layout, layout_written, lines, found, missed, problems, model,
-                            unshown, derived)
+                            unshown, derived, by_fit)
         (stage / f"{stem}.import.txt").write_text(text, encoding="utf-8")
         if unbalanced:
             raise ImportFailed(problems[-len(unbalanced)] + "; the note is refused and nothing is written")
@@ -1032,7 +1034,7 @@ def _ratio_evidence(tree, ref_of: dict, finding, years: list[str]) -> dict | Non
 
 
 def _import_text(note, note_path, note_text, layout, layout_written, lines, found, missed, problems, model,
-                 unshown, derived) -> str:
+                 unshown, derived, by_fit=()) -> str:
     out = [f"Import of {_comment(note_path.name)}", ""]
     out.append(f"Layout: {layout.name}" + (f" (inferred, written to {layout_written.name})" if layout_written else " (known)"))
     if layout_written:  # the layout names its sheets; the note's titles (converter output) are shown, not used
@@ -1048,6 +1050,9 @@ def _import_text(note, note_path, note_text, layout, layout_written, lines, foun
     if derived:
         out.append("Lines the note does not print, derived from those it does:")
         out += [f"  {d}" for d in derived]
+    if by_fit:
+        out.append("Balances filed in a cash-flow section by the note's own cash flow (their labels do not say which):")
+        out += [f"  {d}" for d in by_fit]
     missing = missing_facts(note)
     if missing:
         out.append("Facts the note does not print (the model leaves them empty and marked): " + ", ".join(missing))
