@@ -355,16 +355,27 @@ def verify_reason(entry, statements: dict[str, PrintedTable], cell: Cell, shown:
                                            or abs(shown - cell.value) > 1.000001 * 10 ** -cell.decimals):
             return f"{eps.raw} against {lo:.4f}–{hi:.4f}: not a matter of rounding (model {shown})"
         return ""
+    if entry.reason in ("disagrees", "rounding") and "via" in evidence:
+        return verify_inherited(entry, statements, cell, shown)
     year_of = evidence.get("years", [entry.year])
     overrides = {(kind, squeeze(label), occurrence, year): (value, places)
                  for kind, label, occurrence, year, value, places in evidence.get("repaired", [])}
     if entry.reason == "repaired":
         overrides[(entry.table, squeeze(entry.label), entry.occurrence, entry.year)] = (evidence["value"], evidence["decimals"])
 
+    # a figure of a year before the statements' first, printed in another table: it must be in the note
+    elsewhere = {(kind, squeeze(label), occurrence, year): (value, places, raw)
+                 for kind, label, occurrence, year, value, places, raw in evidence.get("elsewhere", [])}
+
     def value(ref, year):
         kind, label, occurrence = ref
         if (kind, squeeze(label), occurrence, year) in overrides:
             return overrides[(kind, squeeze(label), occurrence, year)]
+        if (kind, squeeze(label), occurrence, year) in elsewhere:
+            figure, places, raw = elsewhere[(kind, squeeze(label), occurrence, year)]
+            if not re.search(rf"(?<![\d.,]){re.escape(raw)}(?![\d.,]*\d)", note_path_text[0]) or read_cell(raw).value != figure:
+                raise LookupError(f"{label} {year} {raw!r} is not printed in the note")
+            return figure, places
         row = statements[kind].row(label, occurrence)
         printed = row.cells.get(year)
         if printed is None or printed.value is None:
@@ -396,8 +407,9 @@ def verify_reason(entry, statements: dict[str, PrintedTable], cell: Cell, shown:
         within = lo * scale <= cell.value + half and cell.value - half <= hi * scale
         if entry.reason == "disagrees" and within:
             return f"{cell.raw} is within the range {lo * scale:.3f}–{hi * scale:.3f} the printed figures allow"
+        # the range the printed inputs allow holds the print and the model's figure alike
         if entry.reason == "rounding" and (not within or shown is None
-                                           or abs(shown - cell.value) > 1.000001 * 10 ** -cell.decimals):
+                                           or not lo * scale - half <= shown <= hi * scale + half):
             return f"{cell.raw} against {lo * scale:.3f}–{hi * scale:.3f}: not a matter of rounding (model {shown})"
         return ""
     if entry.reason in ("disagrees", "repaired", "rounding"):
@@ -427,6 +439,74 @@ def verify_reason(entry, statements: dict[str, PrintedTable], cell: Cell, shown:
             return f"the identity does not hold with the repaired value (gap {point:g})"
         return ""
     return f"unknown reason {entry.reason!r}"
+
+
+def _printed_value(statements, evidence: dict, ref, year: str) -> tuple[float, int]:
+    kind, label, occurrence = ref
+    for r_kind, r_label, r_occurrence, r_year, value, places in evidence.get("repaired", []):
+        if (r_kind, squeeze(r_label), r_occurrence, r_year) == (kind, squeeze(label), occurrence, year):
+            return value, places
+    printed = statements[kind].row(label, occurrence).cells.get(year)
+    if printed is None or printed.value is None:
+        raise LookupError(f"{label} {year} is not printed")
+    return printed.value, printed.decimals
+
+
+def verify_inherited(entry, statements: dict[str, PrintedTable], cell: Cell, shown: float | None) -> str:
+    """'' when a cell the report says follows from the note's disagreements on lines it is computed
+    from does, on the note's own figures: each of those lines' identities fails beyond rounding;
+    each is a term of the cell's computation; the printed cell is its printed terms' sum (or that
+    sum per printed share) within their rounding; and the model's cell is the same sum with each of
+    those lines at what its identity gives it, within the rounding, while the print is not."""
+    evidence = entry.evidence
+    years = evidence["years"]
+    try:
+        lo = hi = 0.0         # the terms' sum on the print
+        clo = chi = 0.0       # the same with each inherited line at its identity
+        via_totals = {tuple(v["total"]) for v in evidence["via"]}
+        linked = {tuple(ref) for c, ref, lag in evidence["parts"] if lag == 0 and c}
+        for via in evidence["via"]:
+            if tuple(via["total"]) not in linked:
+                return f"{via['total'][1]} is not a term of the cell's computation"
+        for c, ref, lag in evidence["parts"]:
+            value, places = _printed_value(statements, evidence, tuple(ref), years[lag])
+            half = 0.5 * 10 ** -places
+            lo, hi = lo + c * value - abs(c) * half, hi + c * value + abs(c) * half
+            if lag == 0 and tuple(ref) in via_totals:
+                via = next(v for v in evidence["via"] if tuple(v["total"]) == tuple(ref))
+                t_value, t_places = _printed_value(statements, evidence, tuple(via["total"]), via["years"][0])
+                point, slack = 0.0, 0.0
+                for sign, part, part_lag in via["parts"]:
+                    v, p = _printed_value(statements, evidence, tuple(part), via["years"][part_lag])
+                    point += sign * v
+                    slack += 0.5 * 10 ** -p
+                if abs(t_value - point) < slack + 0.5 * 10 ** -t_places - 1e-9:
+                    return f"the identity of {via['total'][1]} holds within rounding ({t_value:g} against {point:g})"
+                clo, chi = clo + c * point - abs(c) * slack, chi + c * point + abs(c) * slack
+            else:
+                clo, chi = clo + c * value - abs(c) * half, chi + c * value + abs(c) * half
+    except LookupError as exc:
+        return f"its computation reads a figure the note does not print: {exc}"
+    if "denominator" in evidence:
+        shares = evidence["denominator"]
+        if shares["printed"] not in note_path_text[0]:
+            return f"the share count {shares['printed']!r} is not printed in the note"
+        s, h = shares["millions"], shares["half_unit"]
+        quotients = [a / b for a in (lo, hi) for b in (s - h, s + h)]
+        lo, hi = min(quotients), max(quotients)
+        quotients = [a / b for a in (clo, chi) for b in (s - h, s + h)]
+        clo, chi = min(quotients), max(quotients)
+    half = 0.5 * 10 ** -cell.decimals
+    if not lo - half <= cell.value <= hi + half:
+        return f"{cell.raw} is not its terms' sum on the print ({lo:g} to {hi:g})"
+    if shown is None or not clo - half <= shown <= chi + half:
+        return f"the model shows {shown}, not what the inherited gaps give ({clo:g} to {chi:g})"
+    within = clo - half <= cell.value <= chi + half
+    if entry.reason == "disagrees" and within:
+        return f"{cell.raw} is within what the inherited gaps give ({clo:g} to {chi:g}): no disagreement"
+    if entry.reason == "rounding" and not within:
+        return f"{cell.raw} is outside what the inherited gaps give ({clo:g} to {chi:g}): not a matter of rounding"
+    return ""
 
 
 def _norm_benchmark(text: str | None) -> str | None:
