@@ -328,6 +328,32 @@ def test_printed_statement_cells_are_shown_as_printed_or_explained(imported, nam
         f"{name}: {shown}/{total} shown as printed, {contradicted} the note contradicts"
 
 
+@needs_notes
+def test_a_cell_said_to_follow_from_a_disagreement_is_rechecked_on_its_link(imported):
+    """The link from a named disagreement of the note to the cell is recomputed on the note's
+    figures, so a wrong one fails: a line that is not a term of the cell's computation, or a model
+    figure the carried gap does not give."""
+    from dataclasses import replace
+    name = "huayuan_688508SH"
+    result = imported(name)
+    model = _model(result)
+    statements = printed_statements(name)
+    note_path_text[0] = note_path(name).read_text(encoding="utf-8")
+    entry = next(u for u in result.unshown if "via" in u.evidence and u.reason == "disagrees")
+    table = statements[entry.table]
+    cell = table.row(squeeze(entry.label), entry.occurrence).cells[entry.year]
+    line = _placed(model, table)[(squeeze(entry.label), entry.occurrence)]
+    shown = round_half_up(model.value(line.key, entry.year), cell.decimals)
+    assert verify_reason(entry, statements, cell, shown) == ""
+    via = tuple(entry.evidence["via"][0]["total"])
+    off_path = replace(entry, evidence={**entry.evidence,
+                                        "parts": [p for p in entry.evidence["parts"] if tuple(p[1]) != via]})
+    assert "not a term of the cell's computation" in verify_reason(off_path, statements, cell, shown)
+    assert "the model shows" in verify_reason(entry, statements, cell, shown + 10)
+    # a print that is not its printed terms' sum is not the note's cell following from them
+    assert "is not its terms' sum on the print" in verify_reason(entry, statements, replace(cell, value=shown), shown)
+
+
 note_path_text = [""]    # the note's text, for the checks that read a printed figure outside the statements
 
 
