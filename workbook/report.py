@@ -293,23 +293,9 @@ def _inherited(line, year: str, by_key: dict, fx, model, printed: dict, findings
     def beyond(key, at):
         return any(not f.within_rounding for f in findings_at.get((key, at), []))
 
-    def expand(node, lag, depth, seen):
-        terms = fx.linear_terms(node)
-        if terms is None:
-            return None
-        out: dict = {}
-        for sign, ref in terms:
-            at, other = lag + ref.lag, by_key.get(ref.key)
-            inner = None
-            if at == 0 and other is not None and not other.scalar and other.formula and depth > 0 \
-                    and ref.key not in seen and not beyond(ref.key, year) \
-                    and ((ref.key, year) in mismatched or _printed_at(printed, ref.key, year) is None):
-                inner = expand(fx.parse(other.formula_in(FORECAST)), at, depth - 1, seen | {ref.key})
-                if inner is None:
-                    return None
-            for k, c in (inner or {(ref.key, at): 1.0}).items():
-                out[k] = out.get(k, 0.0) + sign * c
-        return out
+    def through(key, lag, other):   # a line on the way the model does not show as printed
+        return lag == 0 and not other.scalar and not beyond(key, year) \
+            and ((key, year) in mismatched or _printed_at(printed, key, year) is None)
 
     tree = fx.parse(line.formula_in(FORECAST))
     shares_print = shares_model = None
@@ -321,7 +307,7 @@ def _inherited(line, year: str, by_key: dict, fx, model, printed: dict, findings
                 or abs(shares_model - shares_print.value) > 0.5 * 10 ** -shares_print.decimals + 1e-9:
             return None
         tree = tree.args[0]
-    terms = expand(tree, 0, 3, {line.key})
+    terms = _signed_path(tree, 3, {line.key}, by_key, fx, through)
     if not terms:
         return None
     terms = {k: c for k, c in terms.items() if abs(c) > 1e-12}
@@ -394,6 +380,26 @@ def _identity_slack(key: str, year: str, years: list, by_key: dict, fx, printed:
     return None
 
 
+def _signed_path(node, depth: int, seen: set, by_key: dict, fx, through, lag: int = 0) -> dict | None:
+    """`node` as a signed sum of lines {(line, years back): coefficient}, each line `through(key,
+    years back, line)` admits replaced by its own forecast formula, up to `depth` lines deep; None
+    where a formula on the way is not a signed sum."""
+    terms = fx.linear_terms(node)
+    if terms is None:
+        return None
+    out: dict = {}
+    for sign, ref in terms:
+        at, other = lag + ref.lag, by_key.get(ref.key)
+        inner = None
+        if depth > 0 and other is not None and other.formula and ref.key not in seen and through(ref.key, at, other):
+            inner = _signed_path(fx.parse(other.formula_in(FORECAST)), depth - 1, seen | {ref.key}, by_key, fx, through, at)
+            if inner is None:
+                return None
+        for k, c in (inner or {(ref.key, at): 1.0}).items():
+            out[k] = out.get(k, 0.0) + sign * c
+    return out
+
+
 def _printed_at(printed: dict, key: str, year: str):
     return next((printed[(t, key, year)] for t in TABLES if (t, key, year) in printed), None)
 
@@ -455,22 +461,6 @@ def _with_carriers(found: list[Finding], lines: list, years: list, printed: dict
     by_key = {line.key: line for line in lines}
     beyond = {(f.key, f.year): f for f in found if not f.within_rounding and f.kind == "definition" and not f.percent}
 
-    def expand(node, depth, seen, year):
-        terms = fx.linear_terms(node)
-        if terms is None:
-            return None
-        out: dict = {}
-        for sign, ref in terms:
-            other = by_key.get(ref.key)
-            inner = None
-            if ref.lag == 0 and depth > 0 and other is not None and other.formula and other.identity \
-                    and not other.scalar and ref.key not in seen and (ref.key, year) not in beyond:
-                inner = expand(fx.parse(other.formula_in(FORECAST)), depth - 1, seen | {ref.key}, year)
-                if inner is None:
-                    return None
-            for k, c in (inner or {(ref.key, ref.lag): 1.0}).items():
-                out[k] = out.get(k, 0.0) + sign * c
-        return out
 
     def figure(key, year):
         return next((printed[(t, key, year)] for t in TABLES if (t, key, year) in printed), None)
@@ -481,7 +471,9 @@ def _with_carriers(found: list[Finding], lines: list, years: list, printed: dict
         if (f.key, f.year) not in beyond or line is None or not line.formula or f.year not in labels:
             out.append(f)
             continue
-        terms = expand(fx.parse(line.formula_in(FORECAST)), 2, {f.key}, f.year)
+        def through(key, lag, other, year=f.year):   # a subtotal on the way where the note agrees with itself
+            return lag == 0 and other.identity and not other.scalar and (key, year) not in beyond
+        terms = _signed_path(fx.parse(line.formula_in(FORECAST)), 2, {f.key}, by_key, fx, through)
         index = labels.index(f.year)
         carriers = sorted(k for (k, lag), c in (terms or {}).items() if lag == 0 and (k, f.year) in beyond and abs(c) > 1e-12)
         own = figure(f.key, f.year)

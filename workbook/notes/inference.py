@@ -545,26 +545,23 @@ def _cash_flow_sections(b: _Inference) -> None:
         b.identities.add("eps")
 
 
-def _printed_figures(note: Note, keys: dict) -> dict:
-    """Each statement line's printed figures in the statements' years (None where blank)."""
-    out = {}
+def _statement_rows(note: Note, keys: dict):
+    """(line key, printed row) for each statement line."""
     for (t_index, position), key in keys.items():
         table = note.tables[t_index]
         row = next((r for r in table.rows if r.position == position), None)
         if table.kind in STATEMENTS and row is not None:
-            out[key] = [c.value if c is not None else None for c in row.cells]
-    return out
+            yield key, row
+
+
+def _printed_figures(note: Note, keys: dict) -> dict:
+    """Each statement line's printed figures in the statements' years (None where blank)."""
+    return {key: [c.value if c is not None else None for c in row.cells] for key, row in _statement_rows(note, keys)}
 
 
 def _printed_places(note: Note, keys: dict) -> dict:
     """Each statement line's printed decimals (the most any of its cells shows)."""
-    out = {}
-    for (t_index, position), key in keys.items():
-        table = note.tables[t_index]
-        row = next((r for r in table.rows if r.position == position), None)
-        if table.kind in STATEMENTS and row is not None:
-            out[key] = max((c.decimals for c in row.cells if c is not None), default=0)
-    return out
+    return {key: max((c.decimals for c in row.cells if c is not None), default=0) for key, row in _statement_rows(note, keys)}
 
 
 def _memo_parts(b: _Inference) -> None:
