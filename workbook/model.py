@@ -126,10 +126,35 @@ def _refuse_stray(company: Company, lines: list[Line], inputs: dict, overrides: 
 
 def model_lines(company: Company) -> list[Line]:
     """Every line `build_model` evaluates: the company's lines with its labels, bound to its
-    drivers, with its scenarios."""
-    named = [replace(line, label_zh=company.labels[line.key][0], label_en=company.labels[line.key][1])
-             if line.key in company.labels else line for line in company_lines(company)]
-    return scenario_lines(bind_drivers(named, company.drivers), company)
+    drivers, with its scenarios.
+
+    Made once per content and shared (a fresh list of the same frozen `Line`s): the model is run
+    many times with the same lines and other inputs (a sensitivity table, calibration, a batch of
+    models of one template), and making them was a fifth of a run. The key is everything the
+    lines are made from: the layout (a frozen value: an edited layout is another object, held
+    by the cache so that its identity cannot be reused), the currencies, the labels, each
+    driver's method, base and note, and the varied drivers; driver values are inputs, not lines."""
+    key = _lines_key(company)
+    cached = _LINES.get(key)
+    if cached is None:
+        named = [replace(line, label_zh=company.labels[line.key][0], label_en=company.labels[line.key][1])
+                 if line.key in company.labels else line for line in company_lines(company)]
+        cached = (company.layout, tuple(scenario_lines(bind_drivers(named, company.drivers), company)))
+        if len(_LINES) >= _LINES_KEPT:
+            _LINES.pop(next(iter(_LINES)))
+        _LINES[key] = cached
+    return list(cached[1])
+
+
+_LINES: dict = {}   # _lines_key -> (layout, lines): the layout kept alive so that its id stays its own
+_LINES_KEPT = 16    # a batch worker meets a few templates; its memory must not grow with the models
+
+
+def _lines_key(company: Company) -> tuple:
+    return (id(company.layout), company.facts.get("quote_currency"), company.facts.get("reporting_currency"),
+            tuple((key, label[0], label[1]) for key, label in company.labels.items()),
+            tuple((key, d.method, d.base, d.note) for key, d in company.drivers.items()),
+            tuple(company.scenario_drivers))
 
 
 def scenario_case_or_none(text) -> str | None:
