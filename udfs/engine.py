@@ -338,14 +338,26 @@ def _guarded_now() -> dict:
 
 
 def _readers(lines: Iterable[Line]) -> dict:
-    """{line key: the keys of the lines whose formula or implied value reads it, in any year}."""
-    readers: dict = {}
-    for line in lines:
-        for text in {line.formula, line.implied}:
-            if text:
-                for ref in fx.refs(fx.parse(text)):
-                    readers.setdefault(ref.key, set()).add(line.key)
-    return readers
+    """{line key: the keys of the lines whose formula or implied value reads it, in any year};
+    made once per list of the same lines (see `_plan`), and not to be changed by the caller."""
+    lines = list(lines)
+    key = (tuple(map(id, lines)),)
+    cached = _READERS.get(key)
+    if cached is None:
+        readers: dict = {}
+        for line in lines:
+            for text in {line.formula, line.implied}:
+                if text:
+                    for ref in fx.refs(fx.parse(text)):
+                        readers.setdefault(ref.key, set()).add(line.key)
+        cached = (tuple(lines), readers)
+        if len(_READERS) >= _PLANS_KEPT:
+            _READERS.pop(next(iter(_READERS)))
+        _READERS[key] = cached
+    return cached[1]
+
+
+_READERS: dict = {}   # (the lines' ids,) -> (lines, readers), as _PLANS
 
 
 def _closure(edges: dict, keys: set) -> set:

@@ -103,6 +103,13 @@ def build_model(company: Company | None = None, overrides: dict | None = None,
     return Model(company, lines, values, checks, dict(overrides or {}), warnings)
 
 
+def run_inputs(company: Company, scenario: str | None = None) -> tuple[list[Line], dict, dict]:
+    """What `build_model(company, scenario=scenario)` evaluates: the lines, the yearly inputs
+    (with the scenarios' driver values) and the one-value inputs; for callers that re-run the
+    engine on a part of the model (calibration's Jacobian, a sensitivity table)."""
+    return model_lines(company), scenario_inputs(company), _scalars(company, scenario)
+
+
 def _scalars(company: Company, scenario: str | None, overrides: dict | None = None) -> dict:
     """The one-value inputs a run of the model takes, with the scenario chosen."""
     scalars = dict(company.scalar_inputs)
