@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, examples
+from test_incremental import _per_point as whole_model_per_point  # the table by its definition: build_model per point
 from udfs.engine import Line, driver_key, evaluate
 from workbook.company import load
 from workbook.model import build_model, driver_sensitivity, model_lines, run_inputs
@@ -64,17 +65,6 @@ def tables(draw):
             moved = company.inputs[(driver_key(key), label)] * draw(st.floats(0.5, 1.5)) + 0.001 * i
             company.inputs[(driver_key(key), label)] = moved
     return company, a, xs, b, ys, line, year, scenario
-
-
-def whole_model_per_point(company, a, xs, b, ys, line, year, scenario):
-    """The table by its definition: the whole model run for each point."""
-    def point(x, y):
-        inputs = dict(company.inputs)
-        for forecast in company.forecast_years:
-            inputs[(driver_key(a), forecast.label)] = x
-            inputs[(driver_key(b), forecast.label)] = y
-        return build_model(replace(company, inputs=inputs), scenario=scenario).value(line, year)
-    return [[point(x, y) for y in ys] for x in xs]
 
 
 @settings(max_examples=examples(60))
