@@ -264,12 +264,13 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
     return values
 
 
-def reads_ahead(lines: Iterable[Line]) -> set:
+def reads_ahead(lines: Iterable[Line]) -> frozenset:
     """The yearly lines whose value in a year can depend on a later year's (a form that reads a
     whole row or a named year): a re-run from a year on (`evaluate(since=...)`) must not skip
-    the years before it when one of these is recomputed."""
-    return {line.key for line in lines if not line.scalar
-            and any(text and fx.reads_across_years(fx.parse(text)) for text in {line.formula, line.implied})}
+    the years before it when one of these is recomputed. Made once per list of the same lines."""
+    return _per_lines(list(lines), "reads_ahead", lambda lines: frozenset(
+        line.key for line in lines if not line.scalar
+        and any(text and fx.reads_across_years(fx.parse(text)) for text in {line.formula, line.implied})))
 
 
 class _Plan:
@@ -339,25 +340,34 @@ def _guarded_now() -> dict:
 
 def _readers(lines: Iterable[Line]) -> dict:
     """{line key: the keys of the lines whose formula or implied value reads it, in any year};
-    made once per list of the same lines (see `_plan`), and not to be changed by the caller."""
-    lines = list(lines)
-    key = (tuple(map(id, lines)),)
-    cached = _READERS.get(key)
-    if cached is None:
+    made once per list of the same lines, and not to be changed by the caller."""
+    def make(lines):
         readers: dict = {}
         for line in lines:
             for text in {line.formula, line.implied}:
                 if text:
                     for ref in fx.refs(fx.parse(text)):
                         readers.setdefault(ref.key, set()).add(line.key)
-        cached = (tuple(lines), readers)
-        if len(_READERS) >= _PLANS_KEPT:
-            _READERS.pop(next(iter(_READERS)))
-        _READERS[key] = cached
-    return cached[1]
+        return readers
+    return _per_lines(list(lines), "readers", make)
 
 
-_READERS: dict = {}   # (the lines' ids,) -> (lines, readers), as _PLANS
+_PER_LINES: dict = {}   # the lines' ids -> (lines, {what: value}), as _PLANS
+
+
+def _per_lines(lines: list[Line], what: str, make):
+    """`make(lines)`, made once per list of the same `Line` objects and kept under `what` (see
+    `_plan` for why the objects' ids are a sound key)."""
+    key = tuple(map(id, lines))
+    cached = _PER_LINES.get(key)
+    if cached is None:
+        if len(_PER_LINES) >= _PLANS_KEPT:
+            _PER_LINES.pop(next(iter(_PER_LINES)))
+        cached = _PER_LINES[key] = (tuple(lines), {})
+    made = cached[1]
+    if what not in made:
+        made[what] = make(lines)
+    return made[what]
 
 
 def _closure(edges: dict, keys: set) -> set:
@@ -380,11 +390,13 @@ def downstream(lines: Iterable[Line], keys: set) -> set:
 def upstream(lines: Iterable[Line], keys: set) -> set:
     """The lines the values of those in `keys` are computed from: `keys` and every line they
     read, in any year, directly or through others (nothing else can move them)."""
-    reads: dict = {}
-    for key, readers in _readers(lines).items():
-        for reader in readers:
-            reads.setdefault(reader, set()).add(key)
-    return _closure(reads, keys)
+    def make(lines):
+        reads: dict = {}
+        for key, readers in _readers(lines).items():
+            for reader in readers:
+                reads.setdefault(reader, set()).add(key)
+        return reads
+    return _closure(_per_lines(list(lines), "reads", make), keys)
 
 
 class _Vectors:

@@ -404,9 +404,12 @@ def sensitivity_inputs(company: Company, driver_a: str, driver_b: str, line: str
         leaves = plain_inputs(node, set())
         if not leaves & quote or not all(key in quote or is_input(key) for key in leaves):
             return False
-        base = base or build_model(company, scenario=scenario)
+        if base is None:   # the values alone: a run without its checks and warnings
+            run_lines, run_yearly, run_scalars = run_inputs(company, scenario)
+            _refuse_stray(company, run_lines, run_yearly, None)
+            base = evaluate(run_lines, years, run_yearly, run_scalars)
         for year in years:
-            value = fx.evaluate(node, lambda key, lag: base.values.get(key, year), GUARDED, vectors=None)
+            value = fx.evaluate(node, lambda key, lag: base.get(key, year), GUARDED, vectors=None)
             if not is_number(value) or not math.isfinite(value):
                 return False
         return True
