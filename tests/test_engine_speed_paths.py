@@ -203,3 +203,19 @@ def test_run_inputs_are_what_build_model_evaluates(name):
     lines, inputs, scalars = run_inputs(company)
     values = evaluate(lines, company.years, inputs, scalars)
     assert values.yearly == build_model(company).values.yearly
+
+
+def test_the_lines_that_read_a_later_year_are_found_in_any_formula():
+    """A re-run from a year on must not skip the earlier years when a line reads a later one;
+    the lines that do are found however deep their formula (a subtotal of hundreds of lines is
+    a tree deeper than a recursive walk may go)."""
+    from udfs.engine import reads_ahead
+    long_sum = " + ".join(f"x{i}" for i in range(600))
+    lines = [Line(f"x{i}", "t", "x", "x") for i in range(600)] + [
+        Line("subtotal", "t", "s", "s", formula=long_sum),
+        Line("ahead", "t", "a", "a", formula="x0 + sum(forecast(x1))"),
+        Line("named_year", "t", "n", "n", formula="at(x2, x3)"),
+        Line("implied_ahead", "t", "i", "i", formula="x4", implied="1 + sum(forecast(x5))"),
+        Line("one_value", "t", "v", "v", formula="sum(forecast(x6))", scalar=True),
+    ]
+    assert reads_ahead(lines) == {"ahead", "named_year", "implied_ahead"}

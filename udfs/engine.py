@@ -270,7 +270,22 @@ def reads_ahead(lines: Iterable[Line]) -> frozenset:
     the years before it when one of these is recomputed. Made once per list of the same lines."""
     return _per_lines(list(lines), "reads_ahead", lambda lines: frozenset(
         line.key for line in lines if not line.scalar
-        and any(text and fx.reads_across_years(fx.parse(text)) for text in {line.formula, line.implied})))
+        and any(text and _reads_across_years(fx.parse(text)) for text in {line.formula, line.implied})))
+
+
+def _reads_across_years(tree) -> bool:
+    """`formula.reads_across_years`, walked without recursion: a yearly line may be a sum of
+    hundreds of lines (an imported statement's long subtotal), a tree deeper than Python's
+    recursion limit allows to walk recursively here."""
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, fx.Form):
+            if node.name in fx.ACROSS_YEARS:
+                return True
+        else:
+            pending.extend(fx.operands(node))
+    return False
 
 
 class _Plan:
