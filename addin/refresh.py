@@ -265,13 +265,11 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
 
 def _rewritten(package: xlsx.Package, changes: dict) -> xlsx.Package:
     """The package as it will be written: each sheet in `changes` ({sheet: {ref: value}})
-    rewritten and parsed again, and every changed cell confirmed to read back as the value meant
-    (the parse the verification would make of the written part, made once, before writing)."""
+    rewritten, its new cells parsed back from the bytes produced (`xlsx.rewritten_sheet`), and
+    every changed cell confirmed to read back as the value meant, before anything is written."""
     sheets = dict(package.sheets)
     for name, cells in changes.items():
-        sheet = package.sheets[name]
-        new = xlsx.parse_sheet(name, sheet.path, xlsx.rewrite_sheet_bytes(sheet, cells))
-        sheets[name] = new
+        sheets[name] = xlsx.rewritten_sheet(package.sheets[name], cells)
     written = dataclasses.replace(package, sheets=sheets, memo={})
     for name, cells in changes.items():
         for ref, value in cells.items():

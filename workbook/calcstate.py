@@ -318,8 +318,7 @@ def recalculate(package: xlsx.Package, inputs: dict) -> Recalculation:
     for key in graph.in_order(graph.affected(changed)):
         if key not in changed and not any(read in moved for read in graph.precedents[key]):
             continue
-        del evaluator.values[key]
-        value = evaluator.cell(*key)
+        value = evaluator.recompute(*key)
         recomputed += 1
         if key in changed or not same_stored(value, cached[key]):
             moved.add(key)

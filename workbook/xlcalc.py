@@ -222,6 +222,16 @@ def _address(token: str, sheet: str) -> _Address:
     return _Address(sheet, r1, c1, r2, c2, absolute)
 
 
+@lru_cache(maxsize=65536)
+def _grid(token: str, sheet: str) -> tuple[_Address, tuple]:
+    """Where a reference token points, and the refs of its cells row by row (worked out once per
+    token, not at every evaluation of a formula that holds it)."""
+    where = _address(token, sheet)
+    return where, tuple(tuple(f"{col_letters(c)}{r}" for c in range(where.left, where.right + 1))
+                        for r in range(where.top, where.bottom + 1))
+
+
+@lru_cache(maxsize=65536)
 def _split_here(ref: str) -> tuple[int, int]:
     match = re.match(r"([A-Z]+)(\d+)$", ref)
     return int(match[2]), col_index(match[1])
@@ -886,6 +896,23 @@ class Evaluator:
             self.active.difference_update(started)  # a refused cell leaves no half-started work
         return self.values[key]
 
+    def recompute(self, sheet: str, ref: str):
+        """A formula cell computed again from what `values` holds of the cells it reads: the step
+        of a recalculation that visits cells precedents first, where every formula cell read is
+        already known (recomputed, or its cached value). A formula cell read that is not known
+        is computed as `cell` would; a cell that reads itself is a circular reference."""
+        key = (sheet, ref)
+        self.values.pop(key, None)
+        self.active.add(key)
+        try:
+            value = self._compute(key)
+        except UnsupportedFormula as exc:
+            raise UnsupportedFormula(f"{sheet}!{ref}: {exc}") from None
+        finally:
+            self.active.discard(key)
+        self.values[key] = value
+        return value
+
     def _resolve(self, stack: list, started: set) -> None:
         while stack:
             current, ready = stack.pop()
@@ -991,11 +1018,11 @@ class Evaluator:
         if kind in ("num", "str", "bool", "err"):
             return node[1]
         if kind == "ref":
-            where = _address(node[1], sheet)
+            where, grid = _grid(node[1], sheet)
             if where.sheet not in self.package.sheets:
                 return ERR_REF
-            return _Range(where, [[self.cell(where.sheet, f"{col_letters(c)}{r}") for c in range(where.left, where.right + 1)]
-                                  for r in range(where.top, where.bottom + 1)])
+            cell = self.cell
+            return _Range(where, [[cell(where.sheet, ref) for ref in row] for row in grid])
         if kind == "name":
             return self._name(node[1], sheet, here)
         if kind == "neg":
