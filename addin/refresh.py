@@ -241,7 +241,10 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
         new_inputs.update(_audit_lines(package, result, now))
 
         changes: dict = {}
-        for key, value in list(new_inputs.items()) + list(values.items()):
+        # a formula cell not computed this time holds its cached value as read: nothing to write
+        candidates = values if calc.computed is None else {key: values[key] for key in (*calc.computed, *table.cells)
+                                                            if key in values}
+        for key, value in list(new_inputs.items()) + list(candidates.items()):
             if key in new_inputs or not same_stored(stored_value(package, *key), value):
                 changes.setdefault(key[0], {})[key[1]] = value
         written = _rewritten(package, changes)

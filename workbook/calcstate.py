@@ -286,6 +286,8 @@ class Recalculation:
     recomputed: int        # how many formula cells were computed this time
     formula_cells: int     # of how many
     tracker: Tracker       # what changed, and the record to leave
+    computed: frozenset | None = None  # the cells computed this time (None: every one); the
+    #                                    others hold their cached value exactly as read
 
     @property
     def incremental(self) -> bool:
@@ -314,12 +316,12 @@ def recalculate(package: xlsx.Package, inputs: dict) -> Recalculation:
     cached = {key: stored_value(package, *key) for key in graph.precedents}
     evaluator.values.update(cached)
     moved = set(changed)
-    recomputed = 0
-    for key in graph.in_order(graph.affected(changed)):
+    computed = []
+    for key in graph.plan(changed):
         if key not in changed and not any(read in moved for read in graph.precedents[key]):
             continue
         value = evaluator.recompute(*key)
-        recomputed += 1
+        computed.append(key)
         if key in changed or not same_stored(value, cached[key]):
             moved.add(key)
-    return Recalculation(evaluator.values, recomputed, len(graph.precedents), tracker)
+    return Recalculation(evaluator.values, len(computed), len(graph.precedents), tracker, frozenset(computed))
