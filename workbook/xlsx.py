@@ -123,14 +123,23 @@ def col_letters(index: int) -> str:
     return out
 
 
+_SPLIT: dict = {}       # A1 reference -> (row, column), for the references met (every read meets thousands)
+_SPLIT_KEPT = 65536
+
+
 def split_ref(ref: str) -> tuple[int, int]:
     """(row, column) of an A1 reference; WorkbookError for anything else or beyond Excel's grid."""
+    known = _SPLIT.get(ref)
+    if known is not None:
+        return known
     match = _REF.match(ref)
     if not match:
         raise WorkbookError(f"{ref!r} is not a cell reference")
     row, col = int(match[2]), col_index(match[1])
     if not (1 <= row <= MAX_ROW and 1 <= col <= MAX_COL):
         raise WorkbookError(f"{ref} lies outside Excel's grid (A1:XFD1048576)")
+    if len(_SPLIT) < _SPLIT_KEPT:
+        _SPLIT[ref] = (row, col)
     return row, col
 
 
