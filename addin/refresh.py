@@ -248,7 +248,7 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
             if key in new_inputs or not same_stored(stored_value(package, *key), value):
                 changes.setdefault(key[0], {})[key[1]] = value
         written = _rewritten(package, changes)
-        record = calc.tracker.after(written, set(changes), fingerprints)
+        record = calc.tracker.after(written, changes, fingerprints)
         replaced, added = calcstate.placed(package, record)
         replaced.update({written.sheets[s].path: written.sheets[s].data() for s in changes})
         parts = {}

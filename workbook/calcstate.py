@@ -255,9 +255,10 @@ class Tracker:
             out.update((name, ref) for ref, digest in now.items() if old.get(ref) != digest)
         return out
 
-    def after(self, written: xlsx.Package, rewritten: set, fingerprints: dict) -> Record:
-        """The record to store with `written` (the package as written: the sheets in `rewritten`
-        replaced by their new parse, the others as read)."""
+    def after(self, written: xlsx.Package, rewritten: dict, fingerprints: dict) -> Record:
+        """The record to store with `written` (the package as written: the sheets in `rewritten`,
+        {sheet: refs of the cells rewritten}, replaced by their new parse, the others as read).
+        A cell the rewrite left alone keeps the digest it had as read."""
         record = Record(structure_digest(written), fingerprints=dict(fingerprints))
         for name, sheet in written.sheets.items():
             if name in rewritten:
@@ -271,9 +272,10 @@ class Tracker:
         for name, refs in self.by_sheet.items():
             if name not in written.sheets:
                 continue
-            known = {} if name in rewritten else self.current[name] if name in self.current else reuse.get(name, {})
-            record.digests[name] = {ref: known[ref] if ref in known else cell_digest(written, name, ref, self.read_value)
-                                    for ref in refs}
+            known = self.current[name] if name in self.current else reuse.get(name, {})
+            moved = rewritten.get(name, ())
+            record.digests[name] = {ref: known[ref] if ref in known and ref not in moved
+                                    else cell_digest(written, name, ref, self.read_value) for ref in refs}
         return record
 
 

@@ -262,10 +262,11 @@ class Package:
 
     def value(self, sheet: str, ref: str):
         """A cell's value as Excel would show it: number, text, bool, error text, or None."""
-        cell = self._sheet(sheet).cells.get(ref)
+        sheets = self.sheets
+        cell = (sheets[sheet] if sheet in sheets else self._sheet(sheet)).cells.get(ref)
         if cell is None:
             return None
-        return decode_value(cell, self.shared, lambda: f"{self.path.name}: {sheet}!{ref}")
+        return decode_value(cell, self.shared, (self.path, sheet, ref))
 
     def used_range(self, sheet: str) -> tuple[int, int]:
         """(last row, last column) holding a cell: what any range on the sheet is bounded by."""
@@ -343,8 +344,8 @@ def _complete(first: str, last: str, used: tuple[int, int]) -> tuple[str, str]:
 
 
 def decode_value(cell: CellXml, shared: list, where="cell"):
-    """A cell's value from its XML; `where` (text, or a function giving it, called only on a
-    damaged cell) names the cell in the error."""
+    """A cell's value from its XML; `where` (text, a function giving it, called only on a
+    damaged cell, or (path, sheet, ref)) names the cell in the error."""
     kind = cell.attrs.get("t", "n")
     raw = cell.raw_value
     if kind == "s" and raw is not None:
@@ -386,6 +387,10 @@ def decode_value(cell: CellXml, shared: list, where="cell"):
 
 
 def _named(where) -> str:
+    """`where` as text: given as text, as a function giving it, or as (path, sheet, ref)."""
+    if isinstance(where, tuple):
+        path, sheet, ref = where
+        return f"{path.name}: {sheet}!{ref}"
     return where() if callable(where) else where
 
 
