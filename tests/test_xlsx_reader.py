@@ -283,6 +283,7 @@ def test_every_sheet_of_the_template_rewritten_reads_as_a_whole_parse():
         changes = {ref: (i * 1.25 if i % 3 else f"t{i}") for i, ref in enumerate(refs)}
         new = xlsx.rewritten_sheet(sheet, changes)
         assert _cells_as_read(new) == _cells_as_read(xlsx.parse_sheet(name, sheet.path, new.data())), name
+        assert not new.rewritable, name    # read back cell by cell, not by parsing the whole part
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -1040,7 +1040,7 @@ def rewritten_sheet(sheet: Sheet, changes: dict) -> Sheet:
 
     Each rewritten `<c>` element is parsed back from the new part in its own context: the part's
     bytes up to the start of sheetData's content (which declare the namespaces), the new elements
-    each in its row, and the part's bytes from the end of sheetData's content on. Each element
+    each in its row, and the end tags of sheetData and of the root. Each element
     replaces exactly the span of a complete `<c>` element of a part that parsed well-formed, so
     the new part is well-formed when every new element is, and the cells read back are those a
     parse of the whole part would give, at a fraction of its cost (the other cells are the ones
@@ -1059,7 +1059,9 @@ def rewritten_sheet(sheet: Sheet, changes: dict) -> Sheet:
         old = sheet.cells[ref]
         p = f"{old.prefix}:" if old.prefix else ""
         parts.append(f'<{p}row r="{old.row}">'.encode() + data[start:end] + f"</{p}row>".encode())
-    parts.append(data[content_end + grown:])
+    # sheetData's end tag and the root's: what follows sheetData (validations, formatting, up to
+    # ~70 KB) is the part's own unchanged bytes, already parsed, and declares no namespace for it
+    parts.append(data[content_end + grown:sheet.sheet_data[3] + grown] + data[data.rindex(b"</"):])
     try:
         alone = parse_sheet(sheet.name, sheet.path, b"".join(parts))
     except WorkbookError:
