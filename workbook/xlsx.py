@@ -867,10 +867,35 @@ def read_stored(path: str | Path, data: bytes | None = None) -> list[zipparts.St
     return stored
 
 
-def read(path: str | Path, data: bytes | None = None) -> Package:
+class SharedSheets:
+    """Parsed sheets shared by content between the packages of a batch: the sheets named here
+    (template content every model of a template carries unchanged, such as the blueprint, the
+    largest part of a model) are parsed once per content and the parse reused for the next
+    package holding the same bytes; equal bytes give an equal parse, so a reused sheet is what a
+    parse would give. Shared sheets are read-only (no reader changes a parsed sheet). Holds the
+    last `kept` contents, to bound a worker's memory."""
+
+    def __init__(self, names, kept: int = 2):
+        self.names, self.kept = frozenset(names), kept
+        self._sheets: dict = {}    # (sheet name, part, bytes) -> Sheet
+
+    def parse(self, name: str, path: str, data: bytes) -> Sheet:
+        if name not in self.names:
+            return parse_sheet(name, path, data)
+        key = (name, path, data)
+        sheet = self._sheets.get(key)
+        if sheet is None:
+            sheet = parse_sheet(name, path, data)
+            if len(self._sheets) >= self.kept:
+                self._sheets.pop(next(iter(self._sheets)))
+            self._sheets[key] = sheet
+        return sheet
+
+
+def read(path: str | Path, data: bytes | None = None, shared: SharedSheets | None = None) -> Package:
     """Every member of the package and the parsed sheets; WorkbookError if it is not a workbook.
     `data`: the file's bytes, already read (one reading of a file another process may replace
-    meanwhile); `path` then only names it."""
+    meanwhile); `path` then only names it. `shared`: sheets parsed once per content for a batch."""
     path = Path(path)
     stored = read_stored(path, data)
     try:  # every member inflated and CRC-checked, also those a rewrite copies as stored
@@ -899,7 +924,7 @@ def read(path: str | Path, data: bytes | None = None) -> Package:
         if member not in members:
             raise WorkbookError(f"{where}: sheet {name!r} has no part {member or rid}; the file is damaged")
         try:
-            sheets[name] = parse_sheet(name, member, members[member])
+            sheets[name] = (shared.parse if shared is not None else parse_sheet)(name, member, members[member])
         except UnicodeDecodeError:
             raise WorkbookError(f"{where}: sheet {name!r} is not UTF-8 XML; the file is damaged") from None
         except WorkbookError as exc:
