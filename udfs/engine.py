@@ -188,7 +188,8 @@ class Values:
 
 def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: dict,
              overrides: dict | None = None, functions: dict | None = None,
-             unchanged: "Values | None" = None, recompute: set | None = None, through: str | None = None) -> Values:
+             unchanged: "Values | None" = None, recompute: set | None = None, through: str | None = None,
+             since: str | None = None) -> Values:
     """Evaluate every line for every year.
 
     `inputs[(key, year_label)]` are typed values (reported figures, driver values);
@@ -200,27 +201,28 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
     (`downstream`), or of those only the ones a wanted line reads (`& upstream`). With
     `through` (a year label) as well, the years after it and the one-value lines read from whole
     rows keep `unchanged`'s values too: for a re-run that wants a yearly line in that year, which
-    no later year and no such line can move.
+    no later year and no such line can move. With `since` (a year label) as well, the years
+    before it keep `unchanged`'s values: for a re-run whose inputs differ from `unchanged`'s in
+    that year and later ones only, when no yearly line in `recompute` reads a later year than
+    its own (`reads_ahead`), so nothing before it can move.
     """
-    functions = functions or GUARDED
+    functions = functions or _guarded_now()
     overrides = overrides or {}
-    orders = {kind: evaluation_order(lines, kind) for kind in {y.kind for y in years}}
-    ordered = orders.get(FORECAST) or evaluation_order(lines)
+    plan = _plan(lines, years)
     values = Values(list(years))
-    scalar_keys = {line.key for line in lines if line.scalar}
-    late = _late_scalars(lines)
-    vectors = _Vectors(values, years)
+    scalar_keys = plan.scalar_keys
+    labels = [y.label for y in years]
+    yearly, scalars = values.yearly, values.scalars
+    yearly_get, scalars_get = yearly.get, scalars.get
     if unchanged is not None and recompute is not None:
         # Every line outside `recompute` keeps its value: copied at once, never looked at again.
-        values.yearly.update(unchanged.yearly)
-        values.scalars.update(unchanged.scalars)
-        wanted = recompute.__contains__
+        yearly.update(unchanged.yearly)
+        scalars.update(unchanged.scalars)
+        early, late, plans = plan.only(recompute)
+        first = labels.index(since) if since is not None and since in labels else 0
     else:
-        wanted = lambda key: True
-    # Per kind of year, each yearly line to evaluate once: its key and its formula made callable
-    # (None: an input).
-    plans = {kind: [(line.key, fx.compiled(text) if (text := line.formula_in(kind)) else None)
-                    for line in order if not line.scalar and wanted(line.key)] for kind, order in orders.items()}
+        early, late, plans = plan.early, plan.late, plan.yearly
+        first = 0
 
     def lookup_in(year_pos: int):
         def lookup(key: str, lag: int):
@@ -228,20 +230,22 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
             if pos < 0:
                 return None
             if key in scalar_keys:
-                return values.scalars.get(key)
-            return values.yearly.get((key, years[pos].label))
+                return scalars_get(key)
+            return yearly_get((key, labels[pos]))
         return lookup
 
-    def scalar(line):
-        if line.formula and line.key not in scalar_inputs:
-            values.scalars[line.key] = fx.compiled(line.formula)(lookup_in(0), functions, vectors)
-        else:
-            values.scalars[line.key] = scalar_inputs.get(line.key)
+    vectors = _Vectors(values, years)
 
-    for line in (l for l in ordered if l.scalar and l.key not in late and wanted(l.key)):
-        scalar(line)
-    yearly = values.yearly
-    for pos, year in enumerate(years):
+    def scalar(key, formula):
+        if formula is not None and key not in scalar_inputs:
+            scalars[key] = formula(lookup_in(0), functions, vectors)
+        else:
+            scalars[key] = scalar_inputs.get(key)
+
+    for key, formula in early:
+        scalar(key, formula)
+    for pos in range(first, len(years)):
+        year = years[pos]
         lookup = lookup_in(pos)
         to_date = _Vectors(values, years, pos)
         label = year.label
@@ -255,20 +259,130 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
                 yearly[cell] = inputs.get(cell)
         if label == through and unchanged is not None:
             return values
-    for line in (l for l in ordered if l.scalar and l.key in late and wanted(l.key)):  # they read whole rows: after the years
-        scalar(line)
+    for key, formula in late:  # they read whole rows: after the years
+        scalar(key, formula)
     return values
 
 
+def reads_ahead(lines: Iterable[Line]) -> frozenset:
+    """The yearly lines whose value in a year can depend on a later year's (a form that reads a
+    whole row or a named year): a re-run from a year on (`evaluate(since=...)`) must not skip
+    the years before it when one of these is recomputed. Made once per list of the same lines."""
+    return _per_lines(list(lines), "reads_ahead", lambda lines: frozenset(
+        line.key for line in lines if not line.scalar
+        and any(text and _reads_across_years(fx.parse(text)) for text in {line.formula, line.implied})))
+
+
+def _reads_across_years(tree) -> bool:
+    """`formula.reads_across_years`, walked without recursion: a yearly line may be a sum of
+    hundreds of lines (an imported statement's long subtotal), a tree deeper than Python's
+    recursion limit allows to walk recursively here."""
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, fx.Form):
+            if node.name in fx.ACROSS_YEARS:
+                return True
+        else:
+            pending.extend(fx.operands(node))
+    return False
+
+
+class _Plan:
+    """What evaluating one list of lines takes besides the inputs, made once for it: the order
+    of the lines for each kind of year, each formula made callable (None: an input), the
+    one-value lines before and after the years."""
+
+    def __init__(self, lines: list[Line], kinds: frozenset):
+        orders = {kind: evaluation_order(lines, kind) for kind in kinds}
+        ordered = orders.get(FORECAST) or evaluation_order(lines)
+        self.scalar_keys = frozenset(line.key for line in lines if line.scalar)
+        late = _late_scalars(lines)
+        self.early = tuple((l.key, fx.compiled(l.formula) if l.formula else None)
+                           for l in ordered if l.scalar and l.key not in late)
+        self.late = tuple((l.key, fx.compiled(l.formula) if l.formula else None)
+                          for l in ordered if l.scalar and l.key in late)
+        self.yearly = {kind: tuple((line.key, fx.compiled(text) if (text := line.formula_in(kind)) else None)
+                                   for line in order if not line.scalar) for kind, order in orders.items()}
+        self._partial: dict = {}
+
+    def only(self, recompute: set) -> tuple:
+        """(early, late, yearly) of the lines in `recompute` alone, kept for the few sets a
+        caller re-runs with again and again (a sensitivity table, calibration's columns)."""
+        key = frozenset(recompute)
+        partial = self._partial.get(key)
+        if partial is None:
+            partial = (tuple(p for p in self.early if p[0] in key), tuple(p for p in self.late if p[0] in key),
+                       {kind: tuple(p for p in plan if p[0] in key) for kind, plan in self.yearly.items()})
+            if len(self._partial) >= _PARTIAL_KEPT:
+                self._partial.pop(next(iter(self._partial)))
+            self._partial[key] = partial
+        return partial
+
+
+_PLANS: dict = {}      # (registry version, kinds of year, the lines' ids) -> (lines, _Plan)
+_PLANS_KEPT = 32
+_PARTIAL_KEPT = 256
+
+
+def _plan(lines: list[Line], years: list[Year]) -> _Plan:
+    """The evaluation plan of `lines`, made once per list of the same `Line` objects. A Line is
+    frozen, so the same objects are the same lines; the cache holds them, so that their ids
+    cannot be reused by others while they key it. The registry's version is part of the key:
+    a function registered since is then known."""
+    kinds = frozenset(y.kind for y in years)
+    key = (registry_version(), kinds, tuple(map(id, lines)))
+    cached = _PLANS.get(key)
+    if cached is None:
+        cached = (tuple(lines), _Plan(lines, kinds))
+        if len(_PLANS) >= _PLANS_KEPT:
+            _PLANS.pop(next(iter(_PLANS)))
+        _PLANS[key] = cached
+    return cached[1]
+
+
+_GUARDED_NOW: list = [None, None]   # [registry version, a plain dict of the guarded functions]
+
+
+def _guarded_now() -> dict:
+    """The guarded functions by formula name as a plain dict, remade when the registry changes:
+    the live view re-checks its index on every lookup, a few hundred times per run."""
+    version = registry_version()
+    if _GUARDED_NOW[0] != version:
+        _GUARDED_NOW[:] = [version, dict(GUARDED)]
+    return _GUARDED_NOW[1]
+
+
 def _readers(lines: Iterable[Line]) -> dict:
-    """{line key: the keys of the lines whose formula or implied value reads it, in any year}."""
-    readers: dict = {}
-    for line in lines:
-        for text in {line.formula, line.implied}:
-            if text:
-                for ref in fx.refs(fx.parse(text)):
-                    readers.setdefault(ref.key, set()).add(line.key)
-    return readers
+    """{line key: the keys of the lines whose formula or implied value reads it, in any year};
+    made once per list of the same lines, and not to be changed by the caller."""
+    def make(lines):
+        readers: dict = {}
+        for line in lines:
+            for text in {line.formula, line.implied}:
+                if text:
+                    for ref in fx.refs(fx.parse(text)):
+                        readers.setdefault(ref.key, set()).add(line.key)
+        return readers
+    return _per_lines(list(lines), "readers", make)
+
+
+_PER_LINES: dict = {}   # the lines' ids -> (lines, {what: value}), as _PLANS
+
+
+def _per_lines(lines: list[Line], what: str, make):
+    """`make(lines)`, made once per list of the same `Line` objects and kept under `what` (see
+    `_plan` for why the objects' ids are a sound key)."""
+    key = tuple(map(id, lines))
+    cached = _PER_LINES.get(key)
+    if cached is None:
+        if len(_PER_LINES) >= _PLANS_KEPT:
+            _PER_LINES.pop(next(iter(_PER_LINES)))
+        cached = _PER_LINES[key] = (tuple(lines), {})
+    made = cached[1]
+    if what not in made:
+        made[what] = make(lines)
+    return made[what]
 
 
 def _closure(edges: dict, keys: set) -> set:
@@ -291,11 +405,13 @@ def downstream(lines: Iterable[Line], keys: set) -> set:
 def upstream(lines: Iterable[Line], keys: set) -> set:
     """The lines the values of those in `keys` are computed from: `keys` and every line they
     read, in any year, directly or through others (nothing else can move them)."""
-    reads: dict = {}
-    for key, readers in _readers(lines).items():
-        for reader in readers:
-            reads.setdefault(reader, set()).add(key)
-    return _closure(reads, keys)
+    def make(lines):
+        reads: dict = {}
+        for key, readers in _readers(lines).items():
+            for reader in readers:
+                reads.setdefault(reader, set()).add(key)
+        return reads
+    return _closure(_per_lines(list(lines), "reads", make), keys)
 
 
 class _Vectors:
@@ -375,12 +491,14 @@ def run_checks(checks: list[Check], lines: list[Line], values: Values, years: li
     years = years or [y for y in values.years if y.kind == FORECAST]
     scalar_keys = {line.key for line in lines if line.scalar}
     positions = {y.label: i for i, y in enumerate(values.years)}
+    lookups = [(year, _year_lookup(values, scalar_keys, positions[year.label])) for year in years]
+    functions = _guarded_now()
     results = []
     for check in checks:
-        for year in years:
-            lookup = _year_lookup(values, scalar_keys, positions[year.label])
-            actual = fx.compiled(check.actual)(lookup, GUARDED)
-            expected = fx.compiled(check.expected)(lookup, GUARDED)
+        actual_of, expected_of = fx.compiled(check.actual), fx.compiled(check.expected)
+        for year, lookup in lookups:
+            actual = actual_of(lookup, functions)
+            expected = expected_of(lookup, functions)
             numeric = all(isinstance(v, float) for v in (actual, expected))
             difference = actual - expected if numeric else None
             results.append({
@@ -399,11 +517,13 @@ def run_warnings(warnings: list[SanityWarning], lines: list[Line], values: Value
     years = years or [y for y in values.years if y.kind == FORECAST]
     scalar_keys = {line.key for line in lines if line.scalar}
     positions = {y.label: i for i, y in enumerate(values.years)}
+    lookups = [(year, _year_lookup(values, scalar_keys, positions[year.label])) for year in years]
+    functions = _guarded_now()
     results = []
     for warning in warnings:
         formula = fx.compiled(warning.value)
-        for year in years:
-            value = formula(_year_lookup(values, scalar_keys, positions[year.label]), GUARDED)
+        for year, lookup in lookups:
+            value = formula(lookup, functions)
             status = warn(value, warning.minimum, warning.maximum)
             results.append({
                 "warning": warning.key, "label_zh": warning.label_zh, "label_en": warning.label_en, "year": year.label,

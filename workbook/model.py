@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING
 
 
 from udfs.constants import ERR_NA
 from udfs.engine import (
-    BASE, FORECAST_ONLY, Line, Values, bind_drivers, downstream, driver_key, evaluate, run_checks, run_warnings, upstream,
+    BASE, FORECAST_ONLY, Line, Values, bind_drivers, downstream, driver_key, evaluate, reads_ahead, run_checks, run_warnings,
+    upstream,
 )
 from udfs.errors import DataError, InputError
 from udfs.forecast import METHODS
@@ -103,6 +104,13 @@ def build_model(company: Company | None = None, overrides: dict | None = None,
     return Model(company, lines, values, checks, dict(overrides or {}), warnings)
 
 
+def run_inputs(company: Company, scenario: str | None = None) -> tuple[list[Line], dict, dict]:
+    """What `build_model(company, scenario=scenario)` evaluates: the lines, the yearly inputs
+    (with the scenarios' driver values) and the one-value inputs; for callers that re-run the
+    engine on a part of the model (calibration's Jacobian, a sensitivity table)."""
+    return model_lines(company), scenario_inputs(company), _scalars(company, scenario)
+
+
 def _scalars(company: Company, scenario: str | None, overrides: dict | None = None) -> dict:
     """The one-value inputs a run of the model takes, with the scenario chosen."""
     scalars = dict(company.scalar_inputs)
@@ -126,10 +134,40 @@ def _refuse_stray(company: Company, lines: list[Line], inputs: dict, overrides: 
 
 def model_lines(company: Company) -> list[Line]:
     """Every line `build_model` evaluates: the company's lines with its labels, bound to its
-    drivers, with its scenarios."""
-    named = [replace(line, label_zh=company.labels[line.key][0], label_en=company.labels[line.key][1])
-             if line.key in company.labels else line for line in company_lines(company)]
-    return scenario_lines(bind_drivers(named, company.drivers), company)
+    drivers, with its scenarios.
+
+    Made once per content and shared (a fresh list of the same frozen `Line`s): the model is run
+    many times with the same lines and other inputs (a sensitivity table, calibration, a batch of
+    models of one template), and making them was a fifth of a run. The key is everything the
+    lines are made from: the layout (a frozen value: an edited layout has other parts; the
+    cache holds them, so that their identities cannot be reused), the currencies, the labels, each
+    driver's method, base and note, and the varied drivers; driver values are inputs, not lines."""
+    key = _lines_key(company)
+    cached = _LINES.get(key)
+    if cached is None:
+        named = [replace(line, label_zh=company.labels[line.key][0], label_en=company.labels[line.key][1])
+                 if line.key in company.labels else line for line in company_lines(company)]
+        cached = (company.layout, tuple(scenario_lines(bind_drivers(named, company.drivers), company)))
+        if len(_LINES) >= _LINES_KEPT:
+            _LINES.pop(next(iter(_LINES)))
+        _LINES[key] = cached
+    return list(cached[1])
+
+
+_LINES: dict = {}   # _lines_key -> (layout, lines): the layout kept alive so that its parts' ids stay their own
+_LINES_KEPT = 16    # a batch worker meets a few templates; its memory must not grow with the models
+
+
+def _lines_key(company: Company) -> tuple:
+    # The layout by the identities of its parts, its path aside: a refresh reads the layout a
+    # model carries from a scratch folder, and the parsed layout's parts are shared by every copy
+    # of it under another path (spec._load_cached), so each model of a batch finds the lines made.
+    layout = company.layout
+    parts = tuple(id(getattr(layout, f.name)) for f in fields(layout) if f.name != "path") if layout is not None else None
+    return (parts, company.facts.get("quote_currency"), company.facts.get("reporting_currency"),
+            tuple((key, label[0], label[1]) for key, label in company.labels.items()),
+            tuple((key, d.method, d.base, d.note) for key, d in company.drivers.items()),
+            tuple(company.scenario_drivers))
 
 
 def scenario_case_or_none(text) -> str | None:
@@ -234,18 +272,45 @@ def driver_sensitivity(company: Company, driver_a: str, values_a, driver_b: str,
             inputs[(driver_key(driver_b), year_label)] = b
         return scenario_inputs(replace(company, inputs=inputs))
 
-    points = {(a, b): inputs_at(a, b) for a in values_a for b in values_b}
-    varied = {key for inputs in points.values() for (key, year), value in inputs.items()
-              if (key, year) not in base_inputs or base_inputs[(key, year)] != value}
+    # The inputs of a point differ from the company's only in the cells that take a driver's
+    # value (the driver's own, and the scenario case that copies it): found once, by a point of
+    # two markers, and set per point on a copy of the company's inputs.
+    probe = inputs_at(_AXIS_A, _AXIS_B)
+    takes = {cell: value for cell, value in probe.items() if value is _AXIS_A or value is _AXIS_B}
+    if probe.keys() == base_inputs.keys() and all(takes.get(cell) is not None or base_inputs.get(cell, _AXIS_A) is value
+                                              for cell, value in probe.items()):
+        def point_inputs(a, b) -> dict:
+            return {**base_inputs, **{cell: a if marker is _AXIS_A else b for cell, marker in takes.items()}}
+        varied_cells = {cell for cell, marker in takes.items()
+                        if any(cell not in base_inputs or base_inputs[cell] != v
+                               for v in (values_a if marker is _AXIS_A else values_b))}
+    else:   # a company whose inputs are made otherwise: every point's inputs whole, compared whole
+        point_inputs = inputs_at
+        varied_cells = {cell for a in values_a for b in values_b for cell, value in inputs_at(a, b).items()
+                        if cell not in base_inputs or base_inputs[cell] != value}
+    varied = {key for key, _ in varied_cells}
+    points = {(a, b): point_inputs(a, b) for a in values_a for b in values_b}
     base = evaluate(lines, company.years, base_inputs, scalars)
     reached = downstream(lines, varied) & upstream(lines, {line})
 
     through = None if any(l.key == line and l.scalar for l in lines) else year   # a yearly line: no later year moves it
+    # The years before the first one a driver is set in keep the base run's values too, unless a
+    # line evaluated again reads a later year than its own.
+    labels = [y.label for y in company.years]
+    set_in = [labels.index(y) for _, y in varied_cells if y in labels]
+    since = labels[min(set_in)] if set_in and not reached & reads_ahead(lines) else None
 
     def run(a, b):
         return evaluate(lines, company.years, points[(a, b)], scalars, unchanged=base, recompute=reached,
-                        through=through).get(line, year)
+                        through=through, since=since).get(line, year)
     return two_way(run, list(values_a), list(values_b))
+
+
+class _Marker:
+    """A value no input can hold: where a sensitivity point's drivers land among the inputs."""
+
+
+_AXIS_A, _AXIS_B = _Marker(), _Marker()
 
 
 def sensitivity_inputs(company: Company, driver_a: str, driver_b: str, line: str, scenario: str | None = None,
@@ -339,9 +404,12 @@ def sensitivity_inputs(company: Company, driver_a: str, driver_b: str, line: str
         leaves = plain_inputs(node, set())
         if not leaves & quote or not all(key in quote or is_input(key) for key in leaves):
             return False
-        base = base or build_model(company, scenario=scenario)
+        if base is None:   # the values alone: a run without its checks and warnings
+            run_lines, run_yearly, run_scalars = run_inputs(company, scenario)
+            _refuse_stray(company, run_lines, run_yearly, None)
+            base = evaluate(run_lines, years, run_yearly, run_scalars)
         for year in years:
-            value = fx.evaluate(node, lambda key, lag: base.values.get(key, year), GUARDED, vectors=None)
+            value = fx.evaluate(node, lambda key, lag: base.get(key, year), GUARDED, vectors=None)
             if not is_number(value) or not math.isfinite(value):
                 return False
         return True
