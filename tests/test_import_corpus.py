@@ -559,3 +559,25 @@ def test_the_facts_the_note_prints_are_read_and_no_others(imported, name):
     for field_name in ("company", "ticker", "date", "price", "rating"):
         if getattr(expected, field_name) is None:
             assert re.search(rf"not printed: .*\b{field_name}\b", text), f"{name}: missing {field_name} not reported"
+
+
+# Cells the note's figures reach within their rounding only with sub-unit residuals the model must
+# keep: a line the note does not print kept to the note's cents (国元 现金, 资产总计, 负债和股东权益),
+# and drivers whose rounding adds up in cash (华源 货币资金).
+REACHED_WITHIN_ROUNDING = {
+    "guoyuan_003010SZ": [("balance", "现金", "2026E"), ("balance", "资产总计", "2026E"),
+                         ("balance", "负债和股东权益", "2026E")],
+    "huayuan_688508SH": [("balance", "货币资金", "2028E")],
+}
+
+
+@needs_notes
+@pytest.mark.parametrize("name", sorted(REACHED_WITHIN_ROUNDING))
+def test_cells_the_print_allows_within_its_rounding_are_shown_as_printed(imported, name):
+    model = _model(imported(name))
+    statements = printed_statements(name)
+    for kind, label, year in REACHED_WITHIN_ROUNDING[name]:
+        row = statements[kind].row(label, 0)
+        line = _placed(model, statements[kind])[(label, 0)]
+        assert _shows(model, line, year, row.cells[year]), \
+            f"{name} {kind} {label} {year}: printed {row.cells[year].raw}, model {model.value(line.key, year)}"

@@ -23,6 +23,12 @@ from udfs.forecast import METHODS
 # keep it, a per-share amount to a hundredth of a fen, money to the cent.
 RATIO_WEIGHT = 0.01
 PLACES = {"pct": METHODS["share"].places, "eps": 6}
+# The share of a printed figure's half unit the fit aims within, a margin left for the drivers'
+# rounding (a driver kept to its places moves its line by a little).
+WITHIN = 0.9
+# How many places finer than usual money drivers may be kept, where their rounding adds up to
+# more than that margin (see `calibrate`).
+MORE_PLACES = 2
 
 
 def standalone_targets(company) -> dict[str, str]:
@@ -144,7 +150,7 @@ def consistent_targets(report: dict, company, forecast: list[str], misses: dict 
         if cache is not None:
             cache.update(signature=signature, jacobian=jacobian)
     target = np.array([printed[o][0] for o in outputs])
-    half = np.array([0.45 * 10 ** -printed[o][1] for o in outputs])  # 10% margin for driver rounding
+    half = np.array([WITHIN * 0.5 * 10 ** -printed[o][1] for o in outputs])
     n, m = len(x0), len(outputs)
     # Where the print cannot all hold (a report whose cash flow does not tie to its balance
     # sheet), the analyst's inputs and the balance sheet are kept and the derived cash-flow
@@ -289,7 +295,6 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8, reported: dict 
     with a `reported_default`), for the company file's [actual] table."""
     from workbook import spec
     from workbook.company import load
-    from workbook.model import build_model
 
     labels = report["source"]["years"]
     company = load(company_path)
@@ -299,13 +304,9 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8, reported: dict 
     # so it is repeated from its own result until that stops moving: the drivers it writes are
     # then what it derives again from them (a committed file is its own calibration).
     # money to the cent, or two places finer than the note prints (a note printing 1,765.78 needs
-    # drivers kept to 1e-4, or their rounding moves a line off its print); rates to the places of
-    # the rate methods
-    decimals = {}
-    for table in ("income", "balance", "cashflow"):
-        for row in report.get(table, []):
-            if not row.get("percent"):
-                decimals[row["key"]] = max(decimals.get(row["key"], 0), int(row.get("decimals", 0)))
+    # drivers kept to 1e-4, or their rounding moves a line off its print; a line it does not print
+    # at the precision of its table's print); rates to the places of the rate methods
+    decimals = money_decimals(report, company)
     targets_of = standalone_targets(company)
 
     def money_places(key: str) -> int:
@@ -322,28 +323,29 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8, reported: dict 
     else:
         raise DataError("calibration did not settle: the reconciling drivers still move after 4 fits")
     labels = [y.label for y in company.years]
-    for _ in range(rounds):
-        model = build_model(company)
+    # Each driver kept to its places moves its line by up to half its last place; a total of many
+    # driven lines (cash, which every balance reaches through the cash flow) gathers those moves and
+    # can leave the print the fit reached. Where finer drivers bring back more of it, they are kept
+    # one place finer (a figure they do not bring back was not lost to rounding).
+    start = dict(company.inputs), {line: list(driver.values) for line, driver in company.drivers.items()}
+
+    def solve(extra: int) -> None:   # each try from the same start, so the result is the same as a fresh run's
+        company.inputs.clear()
+        company.inputs.update(start[0])
         for line, driver in company.drivers.items():
-            if driver.keep or (line, forecast[0]) not in line_targets:
-                continue
-            values = []
-            for year in forecast:
-                prior = model.value(line, labels[labels.index(year) - 1])
-                method = METHODS[driver.method]
-                base_value = model.value(driver.base, year) if driver.base else None
-                try:
-                    for key in method.base_less:  # the part of the base the formula takes off (losses used)
-                        base_value -= model.value(key, year)
-                    places = method.places + (decimals.get(line, 0) if method.driver_format in ("money", "money2") else 0)
-                    values.append(round(method.invert(line_targets[(line, year)], prior, base_value), places))
-                except (ZeroDivisionError, TypeError):
-                    # its base is not computed yet (still zero in the first round): keep the value
-                    values.append(driver.values[forecast.index(year)])
-            driver.values = values
-            for year, value in zip(forecast, values):
-                company.inputs[(driver_key(line), year)] = value
-    _no_negative_zeros(company, line_targets, forecast, decimals)
+            driver.values = list(start[1][line])
+        _solve_drivers(company, line_targets, forecast, labels, decimals, rounds, extra)
+        _no_negative_zeros(company, line_targets, forecast, decimals, extra)
+    best = None
+    for extra in range(MORE_PLACES + 1):
+        solve(extra)
+        lost = len(_lost_to_rounding(report, company, line_targets, forecast))
+        if best is None or lost < best[0]:
+            best = (lost, extra)
+        if not lost:
+            break
+    if best[1] != extra:
+        solve(best[1])
     if reported is not None:
         reported.update({(key, year): company.inputs[(key, year)] for key in company.layout.calibrated
                          for year in [y.label for y in company.years if y.kind == "actual"][-1:]
@@ -367,7 +369,77 @@ def calibrate(report: dict, company_path: Path, rounds: int = 8, reported: dict 
     return out
 
 
-def _no_negative_zeros(company, line_targets: dict, forecast: list[str], decimals: dict) -> None:
+def _solve_drivers(company, line_targets: dict, forecast: list[str], labels: list[str], decimals: dict,
+                   rounds: int, extra: int) -> None:
+    """Each driven line's driver, solved so that the line lands on its target given what the model
+    computes for its base and prior year, repeated `rounds` times; money drivers kept to the places
+    of their method, the note's decimals, and `extra`."""
+    from workbook.model import build_model
+    for _ in range(rounds):
+        model = build_model(company)
+        for line, driver in company.drivers.items():
+            if driver.keep or (line, forecast[0]) not in line_targets:
+                continue
+            values = []
+            for year in forecast:
+                prior = model.value(line, labels[labels.index(year) - 1])
+                method = METHODS[driver.method]
+                base_value = model.value(driver.base, year) if driver.base else None
+                try:
+                    for key in method.base_less:  # the part of the base the formula takes off (losses used)
+                        base_value -= model.value(key, year)
+                    places = method.places + (decimals.get(line, 0) + extra if method.driver_format in ("money", "money2") else 0)
+                    values.append(round(method.invert(line_targets[(line, year)], prior, base_value), places))
+                except (ZeroDivisionError, TypeError):
+                    # its base is not computed yet (still zero in the first round): keep the value
+                    values.append(driver.values[forecast.index(year)])
+            driver.values = values
+            for year, value in zip(forecast, values):
+                company.inputs[(driver_key(line), year)] = value
+
+
+def _lost_to_rounding(report: dict, company, line_targets: dict, forecast: list[str]) -> list[tuple[str, str]]:
+    """The printed statement figures of the forecast that the fitted values display as printed and
+    the model with its rounded drivers does not."""
+    from udfs.findings import displays_as
+    from workbook.model import build_model
+    fitted, model = build_model(company, line_targets), build_model(company)
+    labels = report["source"]["years"]
+    lost = []
+    for table in ("income", "balance", "cashflow"):
+        for row in report.get(table, []):
+            scale = 100 if row.get("percent") else 1
+            for year, printed in zip(labels, row["values"]):
+                if year not in forecast or printed is None or printed != printed:
+                    continue
+                shows = [isinstance(v, float) and displays_as(v * scale, float(printed), int(row.get("decimals", 0)))
+                         for v in (fitted.value(row["key"], year), model.value(row["key"], year))]
+                if shows[0] and not shows[1]:
+                    lost.append((row["key"], year))
+    return lost
+
+
+def money_decimals(report: dict, company) -> dict[str, int]:
+    """Each statement line -> the decimals the note shows it to: its own print, or, for a line the
+    note does not print (an unprinted rest of a section, costs before D&A), the precision the note
+    prints its table's money in (the most common among its rows). A driver kept to the cent under
+    a note printing cents would move such a line, and every total it is part of, off the print."""
+    from collections import Counter
+    decimals: dict[str, int] = {}
+    by_table: dict[str, Counter] = {}
+    for table in ("income", "balance", "cashflow"):
+        for row in report.get(table, []):
+            if not row.get("percent"):
+                places = int(row.get("decimals", 0))
+                decimals[row["key"]] = max(decimals.get(row["key"], 0), places)
+                by_table.setdefault(table, Counter())[places] += 1
+    for line in company.layout.lines:
+        if line.key not in decimals and line.table in by_table:
+            decimals[line.key] = by_table[line.table].most_common(1)[0][0]
+    return decimals
+
+
+def _no_negative_zeros(company, line_targets: dict, forecast: list[str], decimals: dict, extra: int = 0) -> None:
     """A line printed 0 whose driver, rounded to its places, leaves it a hair below zero (a step
     of -1,361.06 from 1,361.0612) would show "-0" under the note's "0": its driver moves by one
     unit of its last place, towards the side where the line is not negative."""
@@ -377,7 +449,7 @@ def _no_negative_zeros(company, line_targets: dict, forecast: list[str], decimal
         if driver.keep:
             continue
         method = METHODS[driver.method]
-        places = method.places + (decimals.get(line, 0) if method.driver_format in ("money", "money2") else 0)
+        places = method.places + (decimals.get(line, 0) + extra if method.driver_format in ("money", "money2") else 0)
         for i, year in enumerate(forecast):
             target = line_targets.get((line, year))
             if target is None or not 0 <= target < 1e-6:
