@@ -308,6 +308,7 @@ def _agree(ours, theirs) -> bool:
 
 # Each example is FORMULAS_PER_BOOK cells: half the profile's examples gives 2,000 cells under the
 # CI profile (100 examples) and a quick run locally.
+@pytest.mark.long
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
           max_examples=max(1, settings.default.max_examples // 2), database=None)
 @given(books())
