@@ -80,6 +80,7 @@ import math
 import re
 from typing import Callable
 
+import pytest
 import xlsxwriter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
