@@ -34,7 +34,7 @@ from udfs.selection import scenario_case
 from workbook import calcstate, xlsx
 from workbook.files import open_elsewhere
 from workbook.layout import (
-    AUDIT_ITEMS, AUDIT_SUMMARY, CONF, DRIVERS_PREFIX, SENSITIVITY_COLS, SENSITIVITY_GRID, SENSITIVITY_ROWS, SENSITIVITY_SPEC,
+    AUDIT_ITEMS, AUDIT_SUMMARY, BLUEPRINT, CONF, DRIVERS_PREFIX, SENSITIVITY_COLS, SENSITIVITY_GRID, SENSITIVITY_ROWS, SENSITIVITY_SPEC,
     SOURCE, defined_name, market_name,
 )
 from workbook.model import SCENARIO_KEY
@@ -57,6 +57,9 @@ CONF_ACCEPT_MOVE = "QUOTES ACCEPT MOVE"   # the button's --accept-move: Excel us
 CONF_ACCEPT_OLDER = "QUOTES ACCEPT OLDER"  # the button's --accept-older
 CONF_TIMEOUT = "QUOTES TIMEOUT"           # seconds a network quote provider may take to answer
 SAMPLE_STAMP = "样本数据 sample data"
+# While a batch runs (`refresh_many`, in each of its worker processes): the blueprint, the
+# largest part of a model and the same in every model of a template, parsed once per content.
+_BATCH_SHEETS: xlsx.SharedSheets | None = None
 
 
 class ChecksFailed(ModelError):
@@ -207,7 +210,7 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
     now = now or dt.datetime.now().replace(microsecond=0)
     with model_lock(real):
         refuse_unwritable(real, given)
-        package = xlsx.read(real)
+        package = xlsx.read(real, shared=_BATCH_SHEETS)
         verify_structure(package)
         verify_written_names(package, WRITTEN_NAMES)
         where = open_elsewhere(given)  # Excel, WPS or LibreOffice would overwrite our refresh when it saves
@@ -241,11 +244,14 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
         new_inputs.update(_audit_lines(package, result, now))
 
         changes: dict = {}
-        for key, value in list(new_inputs.items()) + list(values.items()):
+        # a formula cell not computed this time holds its cached value as read: nothing to write
+        candidates = values if calc.computed is None else {key: values[key] for key in (*calc.computed, *table.cells)
+                                                            if key in values}
+        for key, value in list(new_inputs.items()) + list(candidates.items()):
             if key in new_inputs or not same_stored(stored_value(package, *key), value):
                 changes.setdefault(key[0], {})[key[1]] = value
         written = _rewritten(package, changes)
-        record = calc.tracker.after(written, set(changes), fingerprints)
+        record = calc.tracker.after(written, changes, fingerprints)
         replaced, added = calcstate.placed(package, record)
         replaced.update({written.sheets[s].path: written.sheets[s].data() for s in changes})
         parts = {}
@@ -265,13 +271,11 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
 
 def _rewritten(package: xlsx.Package, changes: dict) -> xlsx.Package:
     """The package as it will be written: each sheet in `changes` ({sheet: {ref: value}})
-    rewritten and parsed again, and every changed cell confirmed to read back as the value meant
-    (the parse the verification would make of the written part, made once, before writing)."""
+    rewritten, its new cells parsed back from the bytes produced (`xlsx.rewritten_sheet`), and
+    every changed cell confirmed to read back as the value meant, before anything is written."""
     sheets = dict(package.sheets)
     for name, cells in changes.items():
-        sheet = package.sheets[name]
-        new = xlsx.parse_sheet(name, sheet.path, xlsx.rewrite_sheet_bytes(sheet, cells))
-        sheets[name] = new
+        sheets[name] = xlsx.rewritten_sheet(package.sheets[name], cells)
     written = dataclasses.replace(package, sheets=sheets, memo={})
     for name, cells in changes.items():
         for ref, value in cells.items():
@@ -434,6 +438,17 @@ def _refresh_one(args) -> Outcome:
     return outcome._replace(worker=os.getpid(), peak_kb=peak_memory_kb())
 
 
+def _start_batch() -> None:
+    """Begin a batch in this process: sheets of template content are shared between its files."""
+    global _BATCH_SHEETS
+    _BATCH_SHEETS = xlsx.SharedSheets({BLUEPRINT})
+
+
+def _end_batch() -> None:
+    global _BATCH_SHEETS
+    _BATCH_SHEETS = None
+
+
 def worker_count(requested: int, files: int) -> int:
     """Processes for a batch: never more than the cores, nor than the files."""
     return max(1, min(requested, os.cpu_count() or 1, files))
@@ -456,11 +471,16 @@ def refresh_many(paths: list[Path], quotes=None, as_of=None, max_age_days=None, 
             progress(len(done), len(jobs), *outcome[:3])
 
     if workers <= 1:
-        for index, job in enumerate(jobs):
-            finished(index, _refresh_one(job))
+        _start_batch()
+        try:
+            for index, job in enumerate(jobs):
+                finished(index, _refresh_one(job))
+        finally:
+            _end_batch()
         return [done[i] for i in range(len(jobs))]
+    from . import source  # noqa: F401 - imported once here, not by each worker at its first file
     try:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_start_batch) as pool:
             futures = {pool.submit(_refresh_one, job): index for index, job in enumerate(jobs)}
             for future in as_completed(futures):
                 finished(futures[future], future.result())

@@ -159,3 +159,29 @@ def test_a_refresh_whose_written_file_fails_verification_leaves_the_original(tmp
         refresh_file(model, str(_quotes(tmp_path, 44.25)), AS_OF, now=NOW + dt.timedelta(days=1))
     assert model.read_bytes() == refreshed_once
     assert not [p for p in tmp_path.iterdir() if p.name not in ("model.xlsm",) and p.suffix != ".csv"]
+
+
+def test_a_batch_parses_the_blueprint_once_for_every_model_of_a_template(tmp_path, refreshed_once, monkeypatch):
+    """The blueprint, the largest part of a model, is parsed once per content for a batch; each
+    model is refreshed as it would be alone, and outside a batch every read parses every sheet."""
+    from workbook.layout import BLUEPRINT
+    folder, alone = tmp_path / "batch", tmp_path / "alone.xlsm"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"m{i}.xlsm").write_bytes(refreshed_once)
+    alone.write_bytes(refreshed_once)
+    parsed = []
+    parse_sheet = xlsx.parse_sheet
+
+    def counted(name, *args):
+        parsed.append(name)
+        return parse_sheet(name, *args)
+    monkeypatch.setattr(xlsx, "parse_sheet", counted)
+    quotes, when = str(_quotes(tmp_path, 44.25)), NOW + dt.timedelta(days=1)
+    outcomes = refresh_module.refresh_many(refresh_module.model_files(folder), quotes, AS_OF, now=when, workers=1)
+    assert [o.error for o in outcomes] == [None] * 3
+    assert parsed.count(BLUEPRINT) == 1 and parsed.count("xlwings.conf") == 3
+    assert refresh_module._BATCH_SHEETS is None          # the batch is over: nothing shared any more
+    refresh_file(alone, quotes, AS_OF, now=when)
+    assert parsed.count(BLUEPRINT) == 2
+    assert all((folder / f"m{i}.xlsm").read_bytes() == alone.read_bytes() for i in range(3))

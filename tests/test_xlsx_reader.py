@@ -240,3 +240,60 @@ def test_a_cell_the_sheet_lacks_is_inserted_in_order_and_the_dimension_grows(tmp
     assert again.cells[far].inline == "note"
     assert (again.max_row, again.max_col) == (sheet.max_row + 3, sheet.max_col + 2)
     assert f'ref="A1:{far}"' in xml
+
+
+def _cells_as_read(sheet: xlsx.Sheet) -> dict:
+    return {ref: (c.formula, c.raw_value, c.inline, c.attrs.get("t"), c.attrs.get("s"), c.prefix)
+            for ref, c in sheet.cells.items()}
+
+
+@pytest.mark.parametrize("xml, changes, alone", [
+    # numbers, text, an error, a blank and a formula's cached value, with a namespace prefix
+    (f'<x:worksheet xmlns:x="{MAIN}"><x:dimension ref="A1:B2"/><x:sheetData><x:row r="1"><x:c r="A1" s="2"><x:v>1</x:v></x:c>'
+     '<x:c r="B1"><x:f>A1*2</x:f><x:v>2</x:v></x:c></x:row><x:row r="2"><x:c r="A2" t="inlineStr"><x:is><x:t>old</x:t></x:is>'
+     '</x:c><x:c r="B2" t="inlineStr"><x:is><x:t>old</x:t></x:is></x:c></x:row></x:sheetData><x:mergeCells count="1">'
+     '<x:mergeCell ref="C1:D1"/></x:mergeCells></x:worksheet>',
+     {"A1": 44.5, "B1": "#DIV/0!", "A2": "new <&> text ", "B2": None}, True),
+    (f'<worksheet xmlns="{MAIN}"><sheetData><row r="3"><c r="C3"><f>1=1</f><v>1</v></c><c r="D3"/></row></sheetData></worksheet>',
+     {"C3": True, "D3": "x\x0by"}, True),
+    # a follower of a shared formula cannot be read alone: the whole part is parsed instead
+    (f'<worksheet xmlns="{MAIN}"><sheetData><row r="5"><c r="C5"><f t="shared" ref="C5:D5" si="0">B5*2</f><v>1</v></c>'
+     '<c r="D5"><f t="shared" si="0"/><v>2</v></c></row></sheetData></worksheet>', {"D5": 9.0}, False),
+    # a new cell moves rows and the dimension: the whole part is parsed
+    (f'<worksheet xmlns="{MAIN}"><dimension ref="A1"/><sheetData><row r="1"><c r="A1"><v>1</v></c></row></sheetData></worksheet>',
+     {"A1": 2.0, "C4": "new"}, False),
+])
+def test_a_rewritten_sheet_reads_as_a_parse_of_the_whole_part(xml, changes, alone):
+    sheet = xlsx.parse_sheet("S", "xl/worksheets/sheet1.xml", xml)
+    new = xlsx.rewritten_sheet(sheet, changes)
+    whole = xlsx.parse_sheet(sheet.name, sheet.path, new.data())
+    assert new.data() == xlsx.rewrite_sheet_bytes(sheet, changes)
+    assert _cells_as_read(new) == _cells_as_read(whole)
+    assert (new.max_row, new.max_col) == (whole.max_row, whole.max_col)
+    assert new.rewritable is not alone    # read back cell by cell, or parsed whole
+    if alone:
+        with pytest.raises(xlsx.WorkbookError, match="parse it before rewriting it again"):
+            xlsx.rewrite_sheet_bytes(new, {"A1": 1.0})
+
+
+def test_every_sheet_of_the_template_rewritten_reads_as_a_whole_parse():
+    package = xlsx.read(TEMPLATE)
+    for name, sheet in package.sheets.items():
+        refs = sorted(sheet.cells, key=xlsx.split_ref)[::7][:40]
+        changes = {ref: (i * 1.25 if i % 3 else f"t{i}") for i, ref in enumerate(refs)}
+        new = xlsx.rewritten_sheet(sheet, changes)
+        assert _cells_as_read(new) == _cells_as_read(xlsx.parse_sheet(name, sheet.path, new.data())), name
+        assert not new.rewritable, name    # read back cell by cell, not by parsing the whole part
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda element: element[:-4], "not well-formed"),                       # an element cut short
+    (lambda element: element.replace(b'r="', b'r="Z', 1), "does not read back as itself"),   # another cell's place
+])
+def test_a_rewritten_cell_that_does_not_read_back_is_refused(monkeypatch, damage, message):
+    sheet = xlsx.parse_sheet("S", "xl/worksheets/sheet1.xml", f'<worksheet xmlns="{MAIN}"><sheetData><row r="1"><c r="A1">'
+                             '<v>1</v></c><c r="B1"><v>2</v></c></row></sheetData></worksheet>')
+    cell_bytes = xlsx._cell_bytes
+    monkeypatch.setattr(xlsx, "_cell_bytes", lambda *args: damage(cell_bytes(*args)))
+    with pytest.raises(xlsx.WorkbookError, match=message):
+        xlsx.rewritten_sheet(sheet, {"A1": 5.0})

@@ -255,9 +255,10 @@ class Tracker:
             out.update((name, ref) for ref, digest in now.items() if old.get(ref) != digest)
         return out
 
-    def after(self, written: xlsx.Package, rewritten: set, fingerprints: dict) -> Record:
-        """The record to store with `written` (the package as written: the sheets in `rewritten`
-        replaced by their new parse, the others as read)."""
+    def after(self, written: xlsx.Package, rewritten: dict, fingerprints: dict) -> Record:
+        """The record to store with `written` (the package as written: the sheets in `rewritten`,
+        {sheet: refs of the cells rewritten}, replaced by their new parse, the others as read).
+        A cell the rewrite left alone keeps the digest it had as read."""
         record = Record(structure_digest(written), fingerprints=dict(fingerprints))
         for name, sheet in written.sheets.items():
             if name in rewritten:
@@ -271,9 +272,10 @@ class Tracker:
         for name, refs in self.by_sheet.items():
             if name not in written.sheets:
                 continue
-            known = {} if name in rewritten else self.current[name] if name in self.current else reuse.get(name, {})
-            record.digests[name] = {ref: known[ref] if ref in known else cell_digest(written, name, ref, self.read_value)
-                                    for ref in refs}
+            known = self.current[name] if name in self.current else reuse.get(name, {})
+            moved = rewritten.get(name, ())
+            record.digests[name] = {ref: known[ref] if ref in known and ref not in moved
+                                    else cell_digest(written, name, ref, self.read_value) for ref in refs}
         return record
 
 
@@ -286,6 +288,8 @@ class Recalculation:
     recomputed: int        # how many formula cells were computed this time
     formula_cells: int     # of how many
     tracker: Tracker       # what changed, and the record to leave
+    computed: frozenset | None = None  # the cells computed this time (None: every one); the
+    #                                    others hold their cached value exactly as read
 
     @property
     def incremental(self) -> bool:
@@ -314,13 +318,12 @@ def recalculate(package: xlsx.Package, inputs: dict) -> Recalculation:
     cached = {key: stored_value(package, *key) for key in graph.precedents}
     evaluator.values.update(cached)
     moved = set(changed)
-    recomputed = 0
-    for key in graph.in_order(graph.affected(changed)):
+    computed = []
+    for key in graph.plan(changed):
         if key not in changed and not any(read in moved for read in graph.precedents[key]):
             continue
-        del evaluator.values[key]
-        value = evaluator.cell(*key)
-        recomputed += 1
+        value = evaluator.recompute(*key)
+        computed.append(key)
         if key in changed or not same_stored(value, cached[key]):
             moved.add(key)
-    return Recalculation(evaluator.values, recomputed, len(graph.precedents), tracker)
+    return Recalculation(evaluator.values, len(computed), len(graph.precedents), tracker, frozenset(computed))

@@ -222,6 +222,16 @@ def _address(token: str, sheet: str) -> _Address:
     return _Address(sheet, r1, c1, r2, c2, absolute)
 
 
+@lru_cache(maxsize=65536)
+def _grid(token: str, sheet: str) -> tuple[_Address, tuple]:
+    """Where a reference token points, and the refs of its cells row by row (worked out once per
+    token, not at every evaluation of a formula that holds it)."""
+    where = _address(token, sheet)
+    return where, tuple(tuple(f"{col_letters(c)}{r}" for c in range(where.left, where.right + 1))
+                        for r in range(where.top, where.bottom + 1))
+
+
+@lru_cache(maxsize=65536)
 def _split_here(ref: str) -> tuple[int, int]:
     match = re.match(r"([A-Z]+)(\d+)$", ref)
     return int(match[2]), col_index(match[1])
@@ -732,16 +742,36 @@ class Graph:
     cells a defined name points at), and the reverse: which formula cells read a cell. Formulas
     here read cells by fixed references only (no INDIRECT or OFFSET), so the graph is exact."""
 
+    _PLANS_KEPT = 32
+
     def __init__(self, precedents: dict):
         self.precedents = precedents            # formula cell -> tuple of cells it reads
         self.dependents: dict = {}              # cell -> formula cells that read it
         for cell, reads in precedents.items():
             for read in reads:
                 self.dependents.setdefault(read, []).append(cell)
+        self._cells: frozenset | None = None
+        self._plans: dict = {}                  # frozenset of changed cells -> their plan
 
-    def cells(self) -> set:
+    def cells(self) -> frozenset:
         """Every formula cell and every cell a formula reads."""
-        return set(self.precedents) | set(self.dependents)
+        if self._cells is None:
+            self._cells = frozenset(self.precedents).union(self.dependents)
+        return self._cells
+
+    def plan(self, changed) -> tuple:
+        """`in_order(affected(changed))`: the formula cells a change of `changed` may move, each
+        after those of them it reads. A graph is shared by every model of its template, and the
+        models of a batch change the same cells (the market inputs, the same drivers): the plan
+        for a set of changed cells is worked out once and kept (the few last ones)."""
+        key = frozenset(changed)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = tuple(self.in_order(self.affected(key)))
+            if len(self._plans) >= self._PLANS_KEPT:
+                self._plans.pop(next(iter(self._plans)))
+            self._plans[key] = plan
+        return plan
 
     def in_order(self, cells: set) -> list:
         """`cells` (formula cells) ordered so that each comes after those of them it reads; the
@@ -814,11 +844,15 @@ class Evaluator:
         Made once per content: the same formulas in the same cells with the same defined names
         (every model of one template, refresh after refresh) give the same graph, which is
         shared, read-only."""
-        sheets = self.package.sheets
-        formulas = [(key, sheets[key[0]].cells[key[1]].formula) for key in self.formula_cells()]
+        inputs = self.inputs
+        formulas = [((name, ref), cell.formula) for name, sheet in self.package.sheets.items()
+                    for ref, cell in sheet.cells.items() if cell.formula is not None and (name, ref) not in inputs]
         digest = hashlib.blake2b(repr(sorted(self.names.items(), key=repr)).encode("utf-8", "surrogatepass"),
                                  digest_size=16)
-        digest.update(repr(formulas).encode("utf-8", "surrogatepass"))
+        # sheet, cell and formula of each, separated by characters no sheet name, reference or
+        # formula text can hold unescaped in XML 1.0 (\x1f, \x1e): the same text means the same cells
+        digest.update("\x1e".join(f"{sheet}\x1f{ref}\x1f{formula}" for (sheet, ref), formula in formulas)
+                      .encode("utf-8", "surrogatepass"))
         content = digest.digest()
         graph = _GRAPHS.get(content)
         if graph is None:
@@ -885,6 +919,23 @@ class Evaluator:
         finally:
             self.active.difference_update(started)  # a refused cell leaves no half-started work
         return self.values[key]
+
+    def recompute(self, sheet: str, ref: str):
+        """A formula cell computed again from what `values` holds of the cells it reads: the step
+        of a recalculation that visits cells precedents first, where every formula cell read is
+        already known (recomputed, or its cached value). A formula cell read that is not known
+        is computed as `cell` would; a cell that reads itself is a circular reference."""
+        key = (sheet, ref)
+        self.values.pop(key, None)
+        self.active.add(key)
+        try:
+            value = self._compute(key)
+        except UnsupportedFormula as exc:
+            raise UnsupportedFormula(f"{sheet}!{ref}: {exc}") from None
+        finally:
+            self.active.discard(key)
+        self.values[key] = value
+        return value
 
     def _resolve(self, stack: list, started: set) -> None:
         while stack:
@@ -991,11 +1042,11 @@ class Evaluator:
         if kind in ("num", "str", "bool", "err"):
             return node[1]
         if kind == "ref":
-            where = _address(node[1], sheet)
+            where, grid = _grid(node[1], sheet)
             if where.sheet not in self.package.sheets:
                 return ERR_REF
-            return _Range(where, [[self.cell(where.sheet, f"{col_letters(c)}{r}") for c in range(where.left, where.right + 1)]
-                                  for r in range(where.top, where.bottom + 1)])
+            cell = self.cell
+            return _Range(where, [[cell(where.sheet, ref) for ref in row] for row in grid])
         if kind == "name":
             return self._name(node[1], sheet, here)
         if kind == "neg":

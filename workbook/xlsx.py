@@ -20,6 +20,7 @@ import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from xml.parsers import expat
 
@@ -122,14 +123,23 @@ def col_letters(index: int) -> str:
     return out
 
 
+_SPLIT: dict = {}       # A1 reference -> (row, column), for the references met (every read meets thousands)
+_SPLIT_KEPT = 65536
+
+
 def split_ref(ref: str) -> tuple[int, int]:
     """(row, column) of an A1 reference; WorkbookError for anything else or beyond Excel's grid."""
+    known = _SPLIT.get(ref)
+    if known is not None:
+        return known
     match = _REF.match(ref)
     if not match:
         raise WorkbookError(f"{ref!r} is not a cell reference")
     row, col = int(match[2]), col_index(match[1])
     if not (1 <= row <= MAX_ROW and 1 <= col <= MAX_COL):
         raise WorkbookError(f"{ref} lies outside Excel's grid (A1:XFD1048576)")
+    if len(_SPLIT) < _SPLIT_KEPT:
+        _SPLIT[ref] = (row, col)
     return row, col
 
 
@@ -214,6 +224,7 @@ class Sheet:
         self.dimension = dimension                     # byte span of the <dimension> element
         self.max_row, self.max_col = max_row, max_col  # the used range, from the cells actually present
         self.raw = raw
+        self.rewritable = True                         # its cells' offsets are those of its bytes
 
     @property
     def xml(self) -> str:
@@ -251,10 +262,11 @@ class Package:
 
     def value(self, sheet: str, ref: str):
         """A cell's value as Excel would show it: number, text, bool, error text, or None."""
-        cell = self._sheet(sheet).cells.get(ref)
+        sheets = self.sheets
+        cell = (sheets[sheet] if sheet in sheets else self._sheet(sheet)).cells.get(ref)
         if cell is None:
             return None
-        return decode_value(cell, self.shared, lambda: f"{self.path.name}: {sheet}!{ref}")
+        return decode_value(cell, self.shared, (self.path, sheet, ref))
 
     def used_range(self, sheet: str) -> tuple[int, int]:
         """(last row, last column) holding a cell: what any range on the sheet is bounded by."""
@@ -300,12 +312,26 @@ class Package:
         text = self.names[name]
         if sheet not in self.sheets:
             raise WorkbookError(f"{self.path.name}: the defined name {name} points at a missing sheet {sheet!r}")
-        try:
-            first, last = _complete(first, last, self.used_range(sheet))
-            rows = self.range_cells(sheet, first, last)
-        except WorkbookError:
-            raise WorkbookError(f"{self.path.name}: the defined name {name} points outside the sheet ({text[:80]})") from None
-        return [(sheet, ref) for row in rows for ref in row]
+        cells = _covered(sheet, first, last, self.used_range(sheet))
+        if cells is None:
+            raise WorkbookError(f"{self.path.name}: the defined name {name} points outside the sheet ({text[:80]})")
+        return list(cells)
+
+
+@lru_cache(maxsize=4096)
+def _covered(sheet: str, first: str, last: str, used: tuple[int, int]) -> tuple | None:
+    """(sheet, ref) of each cell of first:last on a sheet whose used range is `used`, row by row
+    (None when the area lies outside the grid): worked out once per area and used range, which
+    every model of a template shares, instead of once per name per read."""
+    try:
+        first, last = _complete(first, last, used)
+        (r1, c1), (r2, c2) = split_ref(first), split_ref(last)
+    except WorkbookError:
+        return None
+    r1, r2 = min(r1, r2), max(r1, r2)
+    c1, c2 = min(c1, c2), max(c1, c2)
+    r2, c2 = min(r2, max(r1, used[0])), min(c2, max(c1, used[1]))
+    return tuple((sheet, f"{col_letters(c)}{r}") for r in range(r1, r2 + 1) for c in range(c1, c2 + 1))
 
 
 def _complete(first: str, last: str, used: tuple[int, int]) -> tuple[str, str]:
@@ -318,8 +344,8 @@ def _complete(first: str, last: str, used: tuple[int, int]) -> tuple[str, str]:
 
 
 def decode_value(cell: CellXml, shared: list, where="cell"):
-    """A cell's value from its XML; `where` (text, or a function giving it, called only on a
-    damaged cell) names the cell in the error."""
+    """A cell's value from its XML; `where` (text, a function giving it, called only on a
+    damaged cell, or (path, sheet, ref)) names the cell in the error."""
     kind = cell.attrs.get("t", "n")
     raw = cell.raw_value
     if kind == "s" and raw is not None:
@@ -361,6 +387,10 @@ def decode_value(cell: CellXml, shared: list, where="cell"):
 
 
 def _named(where) -> str:
+    """`where` as text: given as text, as a function giving it, or as (path, sheet, ref)."""
+    if isinstance(where, tuple):
+        path, sheet, ref = where
+        return f"{path.name}: {sheet}!{ref}"
     return where() if callable(where) else where
 
 
@@ -837,10 +867,35 @@ def read_stored(path: str | Path, data: bytes | None = None) -> list[zipparts.St
     return stored
 
 
-def read(path: str | Path, data: bytes | None = None) -> Package:
+class SharedSheets:
+    """Parsed sheets shared by content between the packages of a batch: the sheets named here
+    (template content every model of a template carries unchanged, such as the blueprint, the
+    largest part of a model) are parsed once per content and the parse reused for the next
+    package holding the same bytes; equal bytes give an equal parse, so a reused sheet is what a
+    parse would give. Shared sheets are read-only (no reader changes a parsed sheet). Holds the
+    last `kept` contents, to bound a worker's memory."""
+
+    def __init__(self, names, kept: int = 2):
+        self.names, self.kept = frozenset(names), kept
+        self._sheets: dict = {}    # (sheet name, part, bytes) -> Sheet
+
+    def parse(self, name: str, path: str, data: bytes) -> Sheet:
+        if name not in self.names:
+            return parse_sheet(name, path, data)
+        key = (name, path, data)
+        sheet = self._sheets.get(key)
+        if sheet is None:
+            sheet = parse_sheet(name, path, data)
+            if len(self._sheets) >= self.kept:
+                self._sheets.pop(next(iter(self._sheets)))
+            self._sheets[key] = sheet
+        return sheet
+
+
+def read(path: str | Path, data: bytes | None = None, shared: SharedSheets | None = None) -> Package:
     """Every member of the package and the parsed sheets; WorkbookError if it is not a workbook.
     `data`: the file's bytes, already read (one reading of a file another process may replace
-    meanwhile); `path` then only names it."""
+    meanwhile); `path` then only names it. `shared`: sheets parsed once per content for a batch."""
     path = Path(path)
     stored = read_stored(path, data)
     try:  # every member inflated and CRC-checked, also those a rewrite copies as stored
@@ -869,7 +924,7 @@ def read(path: str | Path, data: bytes | None = None) -> Package:
         if member not in members:
             raise WorkbookError(f"{where}: sheet {name!r} has no part {member or rid}; the file is damaged")
         try:
-            sheets[name] = parse_sheet(name, member, members[member])
+            sheets[name] = (shared.parse if shared is not None else parse_sheet)(name, member, members[member])
         except UnicodeDecodeError:
             raise WorkbookError(f"{where}: sheet {name!r} is not UTF-8 XML; the file is damaged") from None
         except WorkbookError as exc:
@@ -954,8 +1009,17 @@ def rewrite_sheet(sheet: Sheet, changes: dict, typed: frozenset = frozenset()) -
 
 def rewrite_sheet_bytes(sheet: Sheet, changes: dict, typed: frozenset = frozenset()) -> bytes:
     """`rewrite_sheet`, as the bytes of the part."""
+    return _rewrite(sheet, changes, typed)[0]
+
+
+def _rewrite(sheet: Sheet, changes: dict, typed: frozenset) -> tuple[bytes, dict | None]:
+    """The rewritten part, and where each rewritten cell's new `<c>` element lies in it ({ref:
+    (start, end)}; None when cells were inserted, which moves rows and the dimension)."""
+    if not sheet.rewritable:
+        raise WorkbookError(f"sheet {sheet.name!r} was rewritten without a parse of the result; parse it before "
+                            "rewriting it again")
     data = sheet.data()
-    edits: list = []           # (start, end, bytes), applied in order of position
+    edits: list = []           # (start, end, bytes, ref of the cell rewritten or None), in order of position
     new_cells: dict = {}       # row -> [(col, ref, value)]
     for ref, value in changes.items():
         cell = sheet.cells.get(ref)
@@ -963,13 +1027,13 @@ def rewrite_sheet_bytes(sheet: Sheet, changes: dict, typed: frozenset = frozense
             row, col = split_ref(ref)
             new_cells.setdefault(row, []).append((col, ref, value))
             continue
-        edits.append((cell.span[0], cell.span[1], _cell_bytes(cell, value, data, ref not in typed)))
+        edits.append((cell.span[0], cell.span[1], _cell_bytes(cell, value, data, ref not in typed), ref))
     max_row, max_col = sheet.max_row, sheet.max_col
     if new_cells:
         if sheet.sheet_data is None:
             raise WorkbookError(f"sheet {sheet.name!r} has no sheetData; the file is damaged")
         for row, cells in new_cells.items():
-            edits.extend(_insert_cells(sheet, data, row, sorted(cells)))
+            edits.extend((*edit, None) for edit in _insert_cells(sheet, data, row, sorted(cells)))
             max_row = max(max_row, row)
             max_col = max(max_col, max(c for c, _, _ in cells))
         if sheet.dimension and (max_row, max_col) != (sheet.max_row, sheet.max_col):
@@ -977,17 +1041,64 @@ def rewrite_sheet_bytes(sheet: Sheet, changes: dict, typed: frozenset = frozense
             tag = data[start:end]
             grown = re.sub(rb'(\sref\s*=\s*)("[^"]*"|\'[^\']*\')',
                            lambda m: m.group(1) + f'"A1:{col_letters(max_col)}{max_row}"'.encode(), tag, count=1)
-            edits.append((start, end, grown))
+            edits.append((start, end, grown, None))
     edits.sort(key=lambda e: (e[0], e[1]))
-    out, pos = [], 0
-    for start, end, replacement in edits:
+    out, pos, at = [], 0, 0
+    placed: dict | None = {} if not new_cells else None
+    for start, end, replacement, ref in edits:
         if start < pos:
             raise WorkbookError(f"sheet {sheet.name!r}: overlapping cell edits; the file is damaged")
         out.append(data[pos:start])
+        at += start - pos
+        if placed is not None:
+            placed[ref] = (at, at + len(replacement))
         out.append(replacement)
+        at += len(replacement)
         pos = end
     out.append(data[pos:])
-    return b"".join(out)
+    return b"".join(out), placed
+
+
+def rewritten_sheet(sheet: Sheet, changes: dict) -> Sheet:
+    """The sheet with the cells in `changes` (ref -> value) rewritten, verified from the bytes
+    produced, and its cells as a reader of those bytes finds them.
+
+    Each rewritten `<c>` element is parsed back from the new part in its own context: the part's
+    bytes up to the start of sheetData's content (which declare the namespaces), the new elements
+    each in its row, and the end tags of sheetData and of the root. Each element
+    replaces exactly the span of a complete `<c>` element of a part that parsed well-formed, so
+    the new part is well-formed when every new element is, and the cells read back are those a
+    parse of the whole part would give, at a fraction of its cost (the other cells are the ones
+    already read). A sheet that gains cells (rows and the dimension move), or whose rewritten
+    cells do not parse alone (a follower of a shared formula), is parsed whole instead.
+
+    The sheet returned reads like any other, but its unchanged cells keep the byte offsets of the
+    part they were read from: it is not to be rewritten again (`_rewrite` refuses)."""
+    data, placed = _rewrite(sheet, changes, frozenset())
+    if placed is None or sheet.sheet_data is None or sheet.sheet_data[0] >= sheet.sheet_data[3]:
+        return parse_sheet(sheet.name, sheet.path, data)
+    content_start, content_end = sheet.sheet_data[0], sheet.sheet_data[1]
+    grown = len(data) - len(sheet.data())
+    parts = [data[:content_start]]
+    for ref, (start, end) in placed.items():
+        old = sheet.cells[ref]
+        p = f"{old.prefix}:" if old.prefix else ""
+        parts.append(f'<{p}row r="{old.row}">'.encode() + data[start:end] + f"</{p}row>".encode())
+    # sheetData's end tag and the root's: what follows sheetData (validations, formatting, up to
+    # ~70 KB) is the part's own unchanged bytes, already parsed, and declares no namespace for it
+    parts.append(data[content_end + grown:sheet.sheet_data[3] + grown] + data[data.rindex(b"</"):])
+    try:
+        alone = parse_sheet(sheet.name, sheet.path, b"".join(parts))
+    except WorkbookError:
+        return parse_sheet(sheet.name, sheet.path, data)   # the whole part decides: it raises if it is damaged
+    if set(alone.cells) != set(placed):
+        raise WorkbookError(f"sheet {sheet.name!r}: a rewritten cell does not read back as itself; the file would be damaged")
+    cells = dict(sheet.cells)
+    cells.update(alone.cells)
+    new = Sheet(sheet.name, sheet.path, None, cells, sheet.rows, sheet.sheet_data, sheet.dimension,
+                sheet.max_row, sheet.max_col, raw=data)
+    new.rewritable = False
+    return new
 
 
 def _insert_cells(sheet: Sheet, data: bytes, row: int, cells: list) -> list:
