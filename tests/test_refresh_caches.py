@@ -1,0 +1,67 @@
+"""What a refresh works out once and keeps (the sensitivity table's fingerprint, the company a
+model holds, the structure check and audit per blueprint) never goes stale: each test makes the
+kept thing wrong if it were kept past a change, and requires the refresh to see the change."""
+from __future__ import annotations
+
+import pytest
+
+from addin.refresh import refresh_file, sensitivity_cells
+from test_incremental import AS_OF, NOW, TEMPLATES, _quote_file
+from workbook import xlsx
+from workbook.layout import SENSITIVITY_GRID, SENSITIVITY_ROWS
+
+SPARE = "Z200"   # an empty cell of the sensitivity sheet, read by nothing but the axis formula below
+
+
+def _grid(path) -> list:
+    package = xlsx.read(path)
+    return [package.value(*cell) for cell in package.name_cells(SENSITIVITY_GRID)]
+
+
+def _axis_reads_a_spare_cell(source, target, spare_value: float) -> tuple[str, str]:
+    """`source` copied to `target` with the table's first row-axis cell made the formula
+    `=SPARE` and SPARE typed as `spare_value`; the axis cell (sheet, ref)."""
+    package = xlsx.read(source)
+    sheet, ref = package.name_cells(SENSITIVITY_ROWS)[0]
+    part = package.sheets[sheet]
+    cell = part.cells[ref]
+    assert cell.formula is None, "the template's axis cells are typed inputs"
+    data = part.data()
+    edited = target.with_name("formula.xlsm")
+    xlsx.write(package, {part.path: data[:cell.start_tag_end] + f"<f>{SPARE}</f>".encode() + data[cell.start_tag_end:]},
+               edited)
+    xlsx.type_values(xlsx.read(edited), {(sheet, SPARE): spare_value}, target)
+    return sheet, ref
+
+
+def test_an_edit_reaching_the_table_through_a_formula_axis_re_runs_it_and_a_price_does_not(tmp_path):
+    """(The first template: the second's table shows one EPS at every point of its default axes.)"""
+    template = "xiaomi"
+    model = tmp_path / "model.xlsm"
+    first_x = xlsx.read(TEMPLATES[template]).value(*xlsx.read(TEMPLATES[template]).name_cells(SENSITIVITY_ROWS)[0])
+    sheet, axis = _axis_reads_a_spare_cell(TEMPLATES[template], model, first_x)
+    refresh_file(model, str(_quote_file(xlsx.read(model), tmp_path, 1.0)), AS_OF, now=NOW)
+    before = _grid(model)
+
+    # the spare cell typed (the axis formula's cached value left stale, as any editor but Excel leaves it)
+    moved_x = first_x + 0.07
+    edited = tmp_path / "edited.xlsm"
+    xlsx.type_values(xlsx.read(model), {(sheet, SPARE): moved_x}, edited)
+    assert xlsx.read(edited).value(sheet, axis) == first_x
+    # what the table must show: the same model with that axis value typed in
+    twin = tmp_path / "twin.xlsm"
+    xlsx.type_values(xlsx.read(model), {(sheet, axis): moved_x}, twin)
+    expected = sensitivity_cells(xlsx.read(twin), twin.name)
+    assert list(expected.values()) != before, "the moved axis value does not move the table: no test"
+
+    result = refresh_file(edited, str(_quote_file(xlsx.read(edited), tmp_path, 1.0)), AS_OF, now=NOW)
+    assert result.table_recomputed is True
+    assert xlsx.read(edited).value(sheet, axis) == moved_x
+    assert _grid(edited) == pytest.approx(list(expected.values()), rel=1e-12)
+
+    # a new price alone: the table stands, and a refresh after it still finds nothing to re-run
+    for move in (1.04, 1.0):
+        result = refresh_file(edited, str(_quote_file(xlsx.read(edited), tmp_path, move)), AS_OF, now=NOW,
+                              accept_move=True)
+        assert result.table_recomputed is False
+        assert _grid(edited) == pytest.approx(list(expected.values()), rel=1e-12)
