@@ -65,3 +65,47 @@ def test_an_edit_reaching_the_table_through_a_formula_axis_re_runs_it_and_a_pric
                               accept_move=True)
         assert result.table_recomputed is False
         assert _grid(edited) == pytest.approx(list(expected.values()), rel=1e-12)
+
+
+def test_the_company_a_model_holds_is_made_again_whenever_what_it_is_made_from_changes(tmp_path):
+    """current_company is kept by content: the same cells give the same company (not made
+    again); a driver typed, the scenario chosen, a stored company file edited each give the
+    company they make, never the one kept from before."""
+    from addin.source import RollError, current_company
+    from addin.template import blueprint
+    from udfs.engine import driver_key
+    from workbook.layout import SOURCE
+
+    template = TEMPLATES["xiaomi"]
+    package = xlsx.read(template)
+    company = current_company(package, template.name)
+    assert current_company(xlsx.read(template), template.name) is company
+
+    year = company.forecast_years[0].label
+    drivers = {driver_key(key) for key in company.drivers}
+    row = next(r for r in blueprint(package) if r["kind"] == "input" and r["key"] in drivers and r["year"] == year
+               and (r["key"], year) in company.inputs)
+    cell, line = (row["sheet"], row["cell"]), (row["key"], year)
+    original = company.inputs[line]
+    moved = original + 0.123
+    typed = tmp_path / "typed.xlsm"
+    xlsx.type_values(package, {cell: moved}, typed)
+    edited = current_company(xlsx.read(typed), typed.name)
+    assert edited.inputs[line] == moved
+    assert company.inputs[line] == original, "the kept company was changed"
+    # the same figure typed as text: refused as the model's inputs are (RollError), not the company kept
+    as_text = tmp_path / "as_text.xlsm"
+    xlsx.type_values(xlsx.read(typed), {cell: repr(moved)}, as_text)
+    with pytest.raises(RollError, match="where a number belongs"):
+        current_company(xlsx.read(as_text), as_text.name)
+    assert current_company(xlsx.read(template), template.name) is company
+
+    # the stored company file edited (its name, as the rest of the text stays): the company follows it
+    stored_ref = next(ref for ref in package.sheets[SOURCE].cells
+                      if isinstance(package.value(SOURCE, ref), str) and 'name_en = "' in package.value(SOURCE, ref))
+    text = package.value(SOURCE, stored_ref)
+    renamed = tmp_path / "renamed.xlsm"
+    xlsx.type_values(package, {(SOURCE, stored_ref): text.replace('name_en = "', 'name_en = "Renamed ', 1)}, renamed)
+    assert current_company(xlsx.read(renamed), renamed.name).facts["name_en"].startswith("Renamed ")
+    assert not company.facts["name_en"].startswith("Renamed ")
+
