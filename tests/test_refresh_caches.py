@@ -109,3 +109,52 @@ def test_the_company_a_model_holds_is_made_again_whenever_what_it_is_made_from_c
     assert current_company(xlsx.read(renamed), renamed.name).facts["name_en"].startswith("Renamed ")
     assert not company.facts["name_en"].startswith("Renamed ")
 
+
+def test_checks_worked_out_once_per_blueprint_still_refuse_a_damaged_model(tmp_path):
+    """The structure check and the audit keep what they derive from a blueprint (addin.template
+    per_blueprint); a model of the same blueprint damaged after a sound one was checked must
+    still be refused, each damage named."""
+    from addin.audit import audit
+    from addin.template import blueprint, verify_structure
+    from workbook.layout import label_cell
+
+    template = TEMPLATES["xiaomi"]
+    sound = xlsx.read(template)
+    verify_structure(sound)
+    clean = audit(sound)
+    assert not (clean.overrides or clean.edited or clean.unknown_functions)
+    rows = blueprint(sound)
+    labelled = next(r for r in rows if r.get("label") and r["kind"] == "formula")
+
+    def damaged(values: dict, formulas: dict = {}) -> xlsx.Package:
+        path = tmp_path / f"damaged{len(list(tmp_path.iterdir()))}.xlsm"
+        package = xlsx.read(template)
+        replaced = {}
+        for (sheet, ref), text in formulas.items():
+            part = package.sheets[sheet]
+            start, end = part.cells[ref].formula_span
+            replaced[part.path] = part.data()[:start] + f"<f>{xlsx.escape_data(text)}</f>".encode() + part.data()[end:]
+        edited = tmp_path / "edited.xlsm"
+        xlsx.write(package, replaced, edited)
+        xlsx.type_values(xlsx.read(edited), values, path)
+        return xlsx.read(path)
+
+    where = (labelled["sheet"], label_cell(labelled["cell"]))
+    with pytest.raises(xlsx.WorkbookError, match="rows or labels moved"):
+        verify_structure(damaged({where: "moved"}))
+    home = (labelled["sheet"], labelled["cell"])
+    with pytest.raises(xlsx.WorkbookError, match="holds the text"):
+        verify_structure(damaged({home: "typed text"}))
+
+    formulas = [r for r in rows if r["kind"] == "formula" and r["sheet"] != labelled["sheet"]]
+    edited_row = formulas[0]
+    unknown_row = next(r for r in reversed(formulas) if r["sheet"] != edited_row["sheet"])   # one edit a sheet
+    result = audit(damaged({home: 12.5}, {(edited_row["sheet"], edited_row["cell"]): edited_row["formula"] + "+1",
+                                          (unknown_row["sheet"], unknown_row["cell"]): "NOT_A_FUNCTION(1)"}))
+    assert [(o.sheet, o.cell, o.value) for o in result.overrides] == [(*home, 12.5)]
+    assert {(e.sheet, e.cell) for e in result.edited} == {(edited_row["sheet"], edited_row["cell"]),
+                                                          (unknown_row["sheet"], unknown_row["cell"])}
+    assert result.unknown_functions == [(unknown_row["sheet"], unknown_row["cell"], "NOT_A_FUNCTION")]
+    # and the sound model still passes both after them
+    verify_structure(xlsx.read(template))
+    assert not audit(xlsx.read(template)).edited
