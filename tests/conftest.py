@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -64,9 +65,16 @@ def golden_cells():
 
 
 @pytest.fixture(scope="session")
-def company():
+def default_company():
+    """The default company, under a name no module overrides (some modules' own `company` is
+    another one): what the session's default template is built from."""
     from workbook.company import load
     return load()
+
+
+@pytest.fixture(scope="session")
+def company(default_company):
+    return default_company
 
 
 @pytest.fixture(scope="session")
@@ -82,10 +90,10 @@ def report_findings(company):
 
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory, company):
+def built(tmp_path_factory, default_company):
     """The default company's template, built once for the modules that evaluate it."""
     from workbook.build import build
-    return build(tmp_path_factory.mktemp("built") / "model.xlsm", company)
+    return build(tmp_path_factory.mktemp("built") / "model.xlsm", default_company)
 
 
 @pytest.fixture(scope="session")
@@ -138,11 +146,50 @@ def libreoffice_resave(tmp_path_factory):
     return made / "out" / SHIPPED_TEMPLATE.name
 
 
+SHIPPED_TEMPLATES = {"xiaomi": SHIPPED_TEMPLATE, "kysec": ROOT / "workbook" / "kysec_300592sz_model.xlsm"}
+
+
+@pytest.fixture(scope="session")
+def shipped_editions(tmp_path_factory) -> dict[str, Path]:
+    """Both committed templates and the native edition of each ("xiaomi", "kysec", "xiaomi native",
+    "kysec native"), made once per run for every worker. Read them; copy one before changing it."""
+    from once_per_run import made_once, run_folder
+
+    def make(folder: Path) -> None:
+        from addin.native import export_native
+        for template in SHIPPED_TEMPLATES.values():
+            shutil.copy(template, folder / template.name)
+            export_native(folder / template.name, folder / f"{template.stem}_live.xlsx")
+    folder = made_once(run_folder(tmp_path_factory), "shipped_editions", make)
+    return {**{name: folder / template.name for name, template in SHIPPED_TEMPLATES.items()},
+            **{f"{name} native": folder / f"{template.stem}_live.xlsx" for name, template in SHIPPED_TEMPLATES.items()}}
+
+
+@pytest.fixture(scope="session")
+def shipped_pdfs(tmp_path_factory, shipped_editions) -> dict[str, Path]:
+    """`shipped_editions` as LibreOffice prints them to PDF: one soffice call for the four files,
+    once per run for every worker (the print, LibreOffice and valuation-sheet tests read them)."""
+    from libreoffice import SOFFICE, convert
+    from once_per_run import made_once, run_folder
+    if SOFFICE is None and not os.environ.get("CI"):
+        pytest.skip("LibreOffice not installed here; `make test` installs it, and CI always has it")
+    sources = list(shipped_editions.values())
+    folder = made_once(run_folder(tmp_path_factory), "shipped_pdfs",
+                       lambda made: convert(sources, "pdf", made / "out", made / "profile"))
+    return {name: folder / "out" / f"{path.stem}.pdf" for name, path in shipped_editions.items()}
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    """A group's tests share an expensive fixture on one worker only when pytest-xdist could mark
+    """The longest tests first (marked `long`), so that no worker starts one near the end while
+    the other has finished: pytest-xdist hands out the groups first (most tests first), then the
+    other tests in this order. Grouped tests keep their order (a module's fixtures are made once
+    while its tests run together).
+
+    A group's tests share an expensive fixture on one worker only when pytest-xdist could mark
     them (their node id ends in @group): where it cannot (pytest 9.2 with pytest-xdist 3.8), the
     groups are spread silently and every worker makes the fixtures again. Refuse to run then."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("long") and not item.get_closest_marker("xdist_group") else 1)
     if not getattr(config.option, "loadgroup", False):
         return
     lost = [item.nodeid for item in items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid.rsplit("]", 1)[-1]]

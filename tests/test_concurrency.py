@@ -113,6 +113,7 @@ def test_second_writer_gets_the_lock_once_the_first_releases_it(tmp_path, monkey
         assert len(clock.sleeps) == 3
 
 
+@pytest.mark.long
 def test_kill_during_refresh_keeps_model_and_backups_valid(tmp_path):
     """Killed at each moment of its write, twice over (so the oldest backups get pruned), a refresh
     of an already refreshed model: the model is the previous version until the rename and the new

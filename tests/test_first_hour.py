@@ -51,6 +51,7 @@ def test_the_first_page_fits_one_screen_and_holds_the_two_set_up_commands():
         assert words in section, words
 
 
+@pytest.mark.long
 @pytest.mark.slow  # builds a virtual environment in a fresh clone
 def test_the_first_hour_runs_as_written_in_a_fresh_clone(tmp_path):
     if not (ROOT / ".git").exists():

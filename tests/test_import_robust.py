@@ -42,6 +42,7 @@ def _import_or_refuse(note, out):
     return True
 
 
+@pytest.mark.long
 @needs_notes
 @settings(max_examples=examples(24), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                            HealthCheck.function_scoped_fixture])
@@ -68,6 +69,7 @@ def _tables(text: str) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in re.finditer(r"<table>.*?</table>|(?:^[^\n]*\t[^\n]*\n)+", text, re.S | re.M)]
 
 
+@pytest.mark.long
 @needs_notes
 @settings(max_examples=examples(24), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                            HealthCheck.function_scoped_fixture])

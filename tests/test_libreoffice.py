@@ -29,8 +29,9 @@ def convert(target: str, out: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pdf(tmp_path_factory) -> Path:
-    return convert("pdf", tmp_path_factory.mktemp("pdf"))
+def pdf(shipped_pdfs) -> Path:
+    """The template printed by LibreOffice (once per run, shared with the print tests: conftest)."""
+    return shipped_pdfs["xiaomi"]
 
 
 @pytest.fixture(scope="module")

@@ -33,24 +33,16 @@ def _needs_libreoffice():
 
 
 @pytest.fixture(scope="module")
-def editions(tmp_path_factory) -> dict[str, Path]:
-    """Both templates as committed and the native edition of each."""
-    from addin.native import export_native
-
-    folder = tmp_path_factory.mktemp("editions")
-    out = {}
-    for name, template in TEMPLATES.items():
-        out[name] = Path(shutil.copy(template, folder / template.name))
-        out[f"{name} native"] = export_native(out[name], folder / f"{template.stem}_live.xlsx")
-    return out
+def editions(shipped_editions) -> dict[str, Path]:
+    """Both templates as committed and the native edition of each (made once per run: conftest)."""
+    return shipped_editions
 
 
 @pytest.fixture(scope="module")
-def pdfs(editions, tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("pdf")
-    subprocess.run([SOFFICE, f"-env:UserInstallation=file://{folder / 'profile'}", "--headless", "--convert-to", "pdf",
-                    "--outdir", str(folder), *map(str, editions.values())], check=True, capture_output=True, timeout=600)
-    return {name: folder / (path.stem + ".pdf") for name, path in editions.items()}
+def pdfs(shipped_pdfs) -> dict[str, Path]:
+    """Each edition printed by LibreOffice (once per run, shared with the other modules that read
+    the PDFs: conftest)."""
+    return shipped_pdfs
 
 
 def _pages(pdf: Path) -> list[tuple[str, float | None]]:
@@ -71,6 +63,7 @@ def _printed_sheets(workbook: Path) -> list[str]:
     return [name for name in package.sheets if name not in hidden]
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @_needs_libreoffice()
 @pytest.mark.parametrize("edition", ["xiaomi", "kysec", "xiaomi native", "kysec native"])

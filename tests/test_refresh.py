@@ -264,6 +264,7 @@ def test_every_stage_of_the_write_can_be_stopped_at():
     assert [node.args[0].value for node in calls] == list(REPLACE_STAGES)
 
 
+@pytest.mark.long
 @pytest.mark.slow  # a refresh process per stage
 @pytest.mark.parametrize("stage", REPLACE_STAGES)
 def test_kill_during_refresh_never_corrupts_the_original(tmp_path, stage):

@@ -37,6 +37,10 @@ from workbook.company import load
 from workbook.files import OutputError, backups
 from workbook.model import build_model
 
+# one worker rolls the models and loads the rolled one into `formulas` (module fixtures a third of
+# the module's time), once
+pytestmark = pytest.mark.xdist_group("results_day")
+
 XIAOMI = ROOT / "workbook" / "xiaomi_1810hk_model.xlsm"
 KYSEC = ROOT / "workbook" / "kysec_300592sz_model.xlsm"
 RECORDED = ROOT / "tests" / "data" / "actuals"

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ON_THE_FORMULAS_WORKER, ROOT
 
 DATA = ROOT / "workbook" / "data"
 XIAOMI, KYSEC = DATA / "xiaomi_1810hk.toml", DATA / "kysec_300592sz.toml"
@@ -526,12 +526,16 @@ SHIPPED = {"xiaomi": "xiaomi_1810hk_model.xlsm", "kysec": "kysec_300592sz_model.
 
 
 @needs_libreoffice
-def test_the_native_edition_moves_target_and_rating_with_a_multiple_and_a_weight_like_the_template(tmp_path):
+@ON_THE_FORMULAS_WORKER  # the templates loaded into `formulas` once, for every module there
+def test_the_native_edition_moves_target_and_rating_with_a_multiple_and_a_weight_like_the_template(
+        tmp_path, evaluated, kysec_evaluated):
     """Both companies: in the native edition a colleague doubles the P/E and moves weight from the
     DCF to it; LibreOffice recalculates the file and shows the target, the DCF, the blend and the
-    rating the template shows when `formulas` re-evaluates it with our functions and the same change."""
+    rating the template shows when `formulas` re-evaluates it with our functions and the same change
+    (the session's fresh builds of the two templates, which the committed ones equal: the
+    test_committed_template_is_a_fresh_build tests)."""
     from addin.native import export_native
-    from formulas_bridge import Evaluated
+    in_formulas = {"xiaomi": evaluated, "kysec": kysec_evaluated}
     changed, expected, before = {}, {}, {}
     names = ("RTG_target_price", "RTG_computed_rating", "VAL_target_price_blend", "VAL_pe_target", "VAL_dcf_target",
              "VAL_dcf_ev", "VAL_tv_share", "RTG_expected_return")
@@ -545,7 +549,7 @@ def test_the_native_edition_moves_target_and_rating_with_a_multiple_and_a_weight
         native = export_native(source, tmp_path / f"{key}.xlsx")
         changed[key] = tmp_path / f"{key}-edited.xlsx"
         xlsx.type_values(xlsx.read(native), edit, changed[key])
-        solution = Evaluated(source).calculate(edit)
+        solution = in_formulas[key].calculate(edit)
         expected[key] = {name: solution[cell] for name, cell in cells.items()}
         before[key] = {name: package.value(*cell) for name, cell in cells.items()}
     books = recalculate(list(changed.values()), tmp_path)
@@ -560,15 +564,11 @@ def test_the_native_edition_moves_target_and_rating_with_a_multiple_and_a_weight
 
 
 @needs_libreoffice
-def test_rendering_the_valuation_and_sensitivity_sheets_shows_the_chart_and_the_heat_map(tmp_path):
-    """LibreOffice renders the template to PDF and pdftoppm to PNG: the 估值 page carries the
-    football field, the 敏感性 page the three tables (a reviewer looks at the PNGs)."""
-    import shutil as sh
-    soffice = sh.which("soffice") or sh.which("libreoffice")
-    subprocess.run([soffice, f"-env:UserInstallation=file://{tmp_path}/profile", "--headless", "--convert-to", "pdf",
-                    "--outdir", str(tmp_path), str(ROOT / "workbook" / SHIPPED["xiaomi"])], check=True, capture_output=True,
-                   timeout=300)
-    pdf = tmp_path / SHIPPED["xiaomi"].replace(".xlsm", ".pdf")
+def test_rendering_the_valuation_and_sensitivity_sheets_shows_the_chart_and_the_heat_map(tmp_path, shipped_pdfs):
+    """LibreOffice renders the template to PDF (once per run, shared with the print tests:
+    conftest) and pdftoppm to PNG: the 估值 page carries the football field, the 敏感性 page the
+    three tables (a reviewer looks at the PNGs)."""
+    pdf = shipped_pdfs["xiaomi"]
     pages = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout.split("\f")
     # the 估值 sheet prints two pages wide: its title on the first, the football field beside the inputs
     assert any(p.lstrip().startswith("估值 Valuation") for p in pages)

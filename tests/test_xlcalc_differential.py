@@ -80,6 +80,7 @@ import math
 import re
 from typing import Callable
 
+import pytest
 import xlsxwriter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -308,6 +309,7 @@ def _agree(ours, theirs) -> bool:
 
 # Each example is FORMULAS_PER_BOOK cells: half the profile's examples gives 2,000 cells under the
 # CI profile (100 examples) and a quick run locally.
+@pytest.mark.long
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
           max_examples=max(1, settings.default.max_examples // 2), database=None)
 @given(books())

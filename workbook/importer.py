@@ -641,6 +641,7 @@ def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build:
     for name in planned:  # refused now, before the work, rather than after it
         check_output(out_dir / name, force, sources=(note_path,))
     derived: list[str] = []
+    by_fit: list[str] = []
     with staging(out_dir) as stage:
         layout_written = None
         if layout is None:
@@ -650,6 +651,7 @@ def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build:
             except LayoutInferenceError as exc:
                 raise ImportFailed(str(exc)) from None
             derived = inferred.derived
+            by_fit = inferred.by_fit
             base = inferred.base
             for m in lines:
                 m.key = inferred.keys.get((m.table_index, m.position))
@@ -713,13 +715,13 @@ def _import(note: Note, note_path: Path, out_dir: Path, stem: str | None, build:
             problems.append(f"the model does not balance: {first['label_zh']} {first['year']} fails")
         found = findings(loaded, load_report(report_path))
         missed = reproduction(model, load_report(report_path), found)
-        unshown = _unshown(note, lines, layout, missed, found, report)
+        unshown = _unshown(note, lines, layout, missed, found, report, base)
         if build:
             build_template(stage / f"{stem}.xlsm", loaded)
             names.append(f"{stem}.xlsm")
         note_text = import_report(note, map_roles(note))
         text = _import_text(note, note_path, note_text, layout, layout_written, lines, found, missed, problems, model,
-                            unshown, derived)
+                            unshown, derived, by_fit)
         (stage / f"{stem}.import.txt").write_text(text, encoding="utf-8")
         if unbalanced:
             raise ImportFailed(problems[-len(unbalanced)] + "; the note is refused and nothing is written")
@@ -840,7 +842,8 @@ def _stem(note: Note, note_path: Path) -> str:
 # ------------------------------------------------------------------------------------------------
 # Printed cells not shown as printed, with evidence a test can check on the note
 # ------------------------------------------------------------------------------------------------
-def _unshown(note: Note, lines: list[Placed], layout: spec.Layout, missed: list, found: list, report: dict) -> list[Unshown]:
+def _unshown(note: Note, lines: list[Placed], layout: spec.Layout, missed: list, found: list, report: dict,
+             base: tuple | None = None) -> list[Unshown]:
     """Every printed statement cell the model does not show as printed: the cells a repair read
     otherwise than printed, and the reproduction's misses with the identity that explains them."""
     years = report["source"]["years"]
@@ -888,6 +891,18 @@ def _unshown(note: Note, lines: list[Placed], layout: spec.Layout, missed: list,
         if ref is None or miss.table not in STATEMENT_KINDS or (ref[0], ref[1], ref[2], miss.year) in out:
             continue
         evidence, reason = None, "disagrees"
+        if miss.path is not None:
+            # a cell that inherits the note's disagreements through its own computation: the path as
+            # printed rows and each inherited disagreement's identity, for the test to recompute
+            evidence = _evidence_of_path(miss, findings_at, by_key, ref_of, years, shares, layout)
+            if evidence is None:
+                continue
+            evidence["repaired"] = repaired_cells
+            text = f"{ref[0]} {ref[1]} {miss.year}: printed {miss.printed:g}, model {miss.shown} — {miss.explanation}"
+            out[(ref[0], ref[1], ref[2], miss.year)] = Unshown(ref[0], ref[1], ref[2], miss.year, f"{miss.printed:g}",
+                                                                "disagrees" if miss.path["disagrees"] else "rounding",
+                                                                text, evidence)
+            continue
         for finding in _findings_named(miss, findings_at):
             evidence = _evidence_of_line(finding, by_key, ref_of, years, shares)
             if evidence is not None:
@@ -910,6 +925,12 @@ def _unshown(note: Note, lines: list[Placed], layout: spec.Layout, missed: list,
                     reason, cited = "rounding", f"; {key} = {formula} holds there only within the rounding of the print"
                     break
                 evidence = None
+            if evidence is None and own.formula:
+                # a ratio (a growth rate, a margin) of figures that display as printed: the range
+                # their rounding allows holds both the print and the model
+                evidence = _ratio_evidence(fx.parse(own.formula_in(FORECAST)), ref_of, _At(miss.year), years, base)
+                if evidence is not None:
+                    reason = "rounding"
         if evidence is None:
             continue
         evidence["repaired"] = repaired_cells
@@ -917,6 +938,44 @@ def _unshown(note: Note, lines: list[Placed], layout: spec.Layout, missed: list,
         out[(ref[0], ref[1], ref[2], miss.year)] = Unshown(ref[0], ref[1], ref[2], miss.year, f"{miss.printed:g}",
                                                             reason, text, evidence)
     return list(out.values())
+
+
+def _evidence_of_path(miss, findings_at: dict, by_key: dict, ref_of: dict, years: list[str], shares: dict | None,
+                      layout: spec.Layout) -> dict | None:
+    """A cell's computation path (`Mismatch.path`) as printed rows: `parts` its terms with their
+    coefficients and year lags (a line the note never prints, at its default of 0, drops out), `via`
+    the identity each inherited disagreement checked, and for a per-share cell the share count."""
+    terms, index = miss.path["terms"], years.index(miss.year)
+    parts = []
+    for (key, lag), c in sorted(terms.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        if key not in ref_of:
+            if layout.reported_defaults.get(key) == 0 and key not in miss.path["via"]:
+                continue
+            return None
+        parts.append([c, list(ref_of[key]), lag])
+    top = max((lag for (_, lag) in terms), default=0)
+    if index - top < 0:
+        return None
+    via = []
+    for key in miss.path["via"]:
+        finding = next((f for f in findings_at.get((key, miss.year), []) if not f.within_rounding), None)
+        evidence = _evidence_of_line(finding, by_key, ref_of, years) if finding is not None else None
+        if evidence is None or "parts" not in evidence:
+            return None
+        via.append(evidence)
+    out = {"years": [years[index - lag] for lag in range(top + 1)], "total": list(ref_of[miss.key]), "parts": parts,
+           "via": via}
+    if miss.path.get("per_share"):
+        if shares is None:
+            return None
+        out["denominator"] = shares
+    return out
+
+
+@dataclass(frozen=True)
+class _At:
+    """A year, where the evidence builders take a finding's."""
+    year: str
 
 
 def _reads(line) -> set:
@@ -1013,8 +1072,10 @@ def _evidence_of_line(finding, by_key: dict, ref_of: dict, years: list[str], sha
 _RATIOS = {"margin": (0, 1, False), "return_on": (0, 1, False), "coverage": (0, 1, False), "growth_rate": (0, 1, True)}
 
 
-def _ratio_evidence(tree, ref_of: dict, finding, years: list[str]) -> dict | None:
-    """A ratio row (a margin, a growth rate) as the printed rows it divides."""
+def _ratio_evidence(tree, ref_of: dict, finding, years: list[str], base: tuple | None = None) -> dict | None:
+    """A ratio row (a margin, a growth rate) as the printed rows it divides; a year before the
+    statements' first that another table prints (`base`: its label and figures by line) is read
+    there, and the evidence gives each such figure as printed (`elsewhere`), for a reader to find."""
     if not (isinstance(tree, fx.Call) and tree.function in _RATIOS):
         return None
     top, bottom, less_one = _RATIOS[tree.function]
@@ -1023,16 +1084,29 @@ def _ratio_evidence(tree, ref_of: dict, finding, years: list[str]) -> dict | Non
         return None
     index = years.index(finding.year)
     lags = {t.lag for _, t in numerator + denominator}
+    elsewhere = []
     if index - max(lags) < 0:
-        return None
+        if base is None or index - max(lags) < -1:
+            return None
+        label, figures = base
+        for _, t in numerator + denominator:
+            if index - t.lag < 0:
+                if t.key not in figures:
+                    return None
+                value = figures[t.key]
+                places = len(repr(float(value)).split(".")[1].rstrip("0")) if not float(value).is_integer() else 0
+                elsewhere.append([*ref_of[t.key], label, value, places, f"{value:,.{places}f}"])
+        years = [label] + years
+        index += 1
     return {"years": [years[index - lag] for lag in range(max(lags) + 1)],
             "ratio": {"numerator": [[sign, list(ref_of[t.key]), t.lag] for sign, t in numerator],
                       "denominator": [[sign, list(ref_of[t.key]), t.lag] for sign, t in denominator],
-                      "less_one": less_one}}
+                      "less_one": less_one},
+            **({"elsewhere": elsewhere} if elsewhere else {})}
 
 
 def _import_text(note, note_path, note_text, layout, layout_written, lines, found, missed, problems, model,
-                 unshown, derived) -> str:
+                 unshown, derived, by_fit=()) -> str:
     out = [f"Import of {_comment(note_path.name)}", ""]
     out.append(f"Layout: {layout.name}" + (f" (inferred, written to {layout_written.name})" if layout_written else " (known)"))
     if layout_written:  # the layout names its sheets; the note's titles (converter output) are shown, not used
@@ -1048,6 +1122,9 @@ def _import_text(note, note_path, note_text, layout, layout_written, lines, foun
     if derived:
         out.append("Lines the note does not print, derived from those it does:")
         out += [f"  {d}" for d in derived]
+    if by_fit:
+        out.append("Balances filed in a cash-flow section by the note's own cash flow (their labels do not say which):")
+        out += [f"  {d}" for d in by_fit]
     missing = missing_facts(note)
     if missing:
         out.append("Facts the note does not print (the model leaves them empty and marked): " + ", ".join(missing))

@@ -37,6 +37,8 @@ lists what was inferred.
 """
 from __future__ import annotations
 
+import copy
+import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -110,6 +112,7 @@ class Inferred:
     keys: dict
     derived: list[str] = field(default_factory=list)
     base: tuple[str, dict] | None = None     # (year label, {line key: value}): a year before the statements' first
+    by_fit: list[str] = field(default_factory=list)   # balances filed in a cash-flow section by the print's fit, and why
 
 
 def tidy_label(label: str) -> str:
@@ -175,6 +178,8 @@ class _Inference:
     carried: dict = field(default_factory=lambda: {OPERATING: [], INVESTING: [], FINANCING: []})  # (cash sign, formula)
     rolls: bool = False                            # PP&E rolls forward with capex and D&A
     printed: dict = field(default_factory=dict)    # line -> its printed figures, one per statement year (None: blank)
+    places: dict = field(default_factory=dict)     # line -> the decimals it is printed to
+    by_fit: list = field(default_factory=list)     # balances filed in a section by the print's fit, for the import report
     derived: list = field(default_factory=list)    # what the stages derived, for the import report
 
     def carry(self, section: str, sign: int, text: str) -> None:
@@ -318,13 +323,14 @@ def infer_layout(note: Note, placed) -> Inferred:
     if eps and eps not in formulas:   # a reported year shows its printed EPS (on that year's share count)
         formulas[eps] = f"per_share({by_role['attributable_profit']}, shares)"
         identities.add(eps)
-    b = _Inference(by_key, formulas, identities, checks, printed=_printed_figures(note, keys))
+    b = _Inference(by_key, formulas, identities, checks, printed=_printed_figures(note, keys),
+                   places=_printed_places(note, keys))
     _balance_sheet(b)
     _cash_flow_sections(b)
     _memo_parts(b)
     _equity(b)
     _flows_of_their_own(b)
-    _homes(b)
+    _homes(b, _sections_by_fit(b))
     derived += b.derived
     revenue_parts = _leaves_of(by_role["revenue"], formulas)
     for line in lines + b.extra:
@@ -416,7 +422,7 @@ def infer_layout(note: Note, placed) -> Inferred:
     if base:
         derived.append(f"{base[0]}: " + ", ".join(f"{k} {v:,g}" for k, v in base[1].items())
                        + " printed in another table: the year before the statements' first, which their growth rates read")
-    return Inferred(layout, keys, derived, base)
+    return Inferred(layout, keys, derived, base, b.by_fit)
 
 
 def _base_year(note: Note, placed, by_role: dict, formulas: dict, computed: set) -> tuple[str, dict] | None:
@@ -539,15 +545,23 @@ def _cash_flow_sections(b: _Inference) -> None:
         b.identities.add("eps")
 
 
-def _printed_figures(note: Note, keys: dict) -> dict:
-    """Each statement line's printed figures in the statements' years (None where blank)."""
-    out = {}
+def _statement_rows(note: Note, keys: dict):
+    """(line key, printed row) for each statement line."""
     for (t_index, position), key in keys.items():
         table = note.tables[t_index]
         row = next((r for r in table.rows if r.position == position), None)
         if table.kind in STATEMENTS and row is not None:
-            out[key] = [c.value if c is not None else None for c in row.cells]
-    return out
+            yield key, row
+
+
+def _printed_figures(note: Note, keys: dict) -> dict:
+    """Each statement line's printed figures in the statements' years (None where blank)."""
+    return {key: [c.value if c is not None else None for c in row.cells] for key, row in _statement_rows(note, keys)}
+
+
+def _printed_places(note: Note, keys: dict) -> dict:
+    """Each statement line's printed decimals (the most any of its cells shows)."""
+    return {key: max((c.decimals for c in row.cells if c is not None), default=0) for key, row in _statement_rows(note, keys)}
 
 
 def _memo_parts(b: _Inference) -> None:
@@ -760,19 +774,154 @@ OTHER_OF = {"short_term_debt_change": ("other_current_liabilities",),
             "lt_investment_change": ("other_noncurrent_assets",)}
 
 
-def _homes(b: _Inference) -> None:
+def _section_by_kind(b: _Inference, key: str) -> str:
+    """The cash-flow section a balance's change belongs to by its kind: operating for a current
+    item other than cash and borrowings, investing for another asset, financing for another claim."""
+    if key in b.current and key not in NOT_WORKING_CAPITAL:   # securities are invested, borrowings financing
+        return OPERATING
+    return INVESTING if b.effect[key] < 0 else FINANCING
+
+
+# Balances whose label does not settle which section their change belongs to: an "other" line
+# of unknown content (其他负债 may be operating payables or a financing liability; 其他流动资产 may
+# hold wealth-management products), the rest of such a line the note does not print, and a line
+# no role names. Their section is the one the note's own cash flow shows (`_sections_by_fit`).
+SECTION_BY_FIT_ROLES = {"other_current_assets", "other_noncurrent_assets", "other_assets", "other_current_liabilities",
+                        "other_noncurrent_liabilities", "other_liabilities"}
+SECTIONS = (OPERATING, INVESTING, FINANCING)
+
+
+def _section_unsettled(b: _Inference) -> list[str]:
+    """The balances a line of their own does not carry and whose label does not settle their section."""
+    out = []
+    for key in b.effect:
+        if key in b.tied or key in b.formulas or not any(v is not None for v in b.printed.get(key, [])
+                                                           or b.printed.get(key.removesuffix("_unprinted"), [])):
+            continue
+        line = b.by_key.get(key, {})
+        if key.endswith("_unprinted"):
+            unsettled = key.removesuffix("_unprinted") in SECTION_BY_FIT_ROLES
+        else:
+            unsettled = line.get("_role") in SECTION_BY_FIT_ROLES or ("_role" in line and line["_role"] is None)
+        if unsettled:
+            out.append(key)
+    return out
+
+
+def _fit_residuals(b: _Inference, sections: dict) -> dict:
+    """{(printed cash-flow line, year index): the printed figure less what the note's other
+    figures give it} with the balances in `sections` filed there: each printed cash-flow line the
+    model computes, expanded to printed lines as the findings recompute it (see
+    `_printed_identities`), in every year the print gives all it reads."""
+    trial = copy.deepcopy(b)
+    _homes(trial, sections)
+    view = {}
+    for line in list(trial.by_key.values()) + trial.extra:
+        key = line["key"]
+        view[key] = {**line, "formula": trial.formulas[key]} if key in trial.formulas else line
+    printed = set(trial.printed)
+    out = {}
+    for key in sorted(printed):
+        if key not in trial.formulas or view.get(key, {}).get("table") != "cashflow":
+            continue
+        terms = _expanded(trial.formulas[key], 0, view, printed, set())
+        if not terms:
+            continue
+        figures = trial.printed[key]
+        for i, figure in enumerate(figures):
+            if figure is None or any(i - lag < 0 for _, lag in terms):
+                continue
+            values = [(c, trial.printed[k][i - lag]) for (k, lag), c in terms.items()]
+            if any(v is None for _, v in values):
+                continue
+            out[(key, i)] = figure - sum(c * v for c, v in values)
+    return out
+
+
+def _by_year(residuals: dict) -> dict:
+    out: dict = {}
+    for (_, i), r in residuals.items():
+        out[i] = out.get(i, 0.0) + abs(r)
+    return out
+
+
+def _sections_by_fit(b: _Inference) -> dict:
+    """{balance: section} for the balances whose label does not settle their section (see
+    SECTION_BY_FIT_ROLES) that the note's own cash flow files elsewhere than their kind does: a
+    balance moves to the section whose printed lines it fits best over the printed years (the least
+    total absolute gap between each printed cash-flow line and what the note's other figures give
+    it), one balance at a time, the best move first, and only when the move closes the gap in most
+    of those years (a balance whose change happens to match a gap in one year stays where its kind
+    puts it: a contradiction of the note is not absorbed by a coincidence). Each move is said in
+    the import report with the fit that made it."""
+    candidates = _section_unsettled(b)
+    if not candidates:
+        return {}
+    current = _fit_residuals(b, {})
+    if not current:
+        return {}
+    unit = 10 ** -max((b.places.get(k, 0) for k, _ in current), default=0)
+    # a section with no line of its own to carry a balance hands it to another's: no choice there
+    own = [s for s, lines in _free_lines(b).items() if lines]
+    chosen: dict = {}
+    while True:
+        best = None
+        for key in candidates:
+            if key in chosen:
+                continue
+            for section in own:
+                if section == _section_by_kind(b, key):
+                    continue
+                trial = _fit_residuals(b, {**chosen, key: section})
+                # the same lines and years on both sides: a line one side computes and the other
+                # leaves to a driver (calibrated to its print) misses by nothing on that side
+                common = {k for k in current.keys() | trial.keys() if k[1] >= 1}   # a change needs the year before
+                before = _by_year({k: current.get(k, 0.0) for k in common})
+                after = _by_year({k: trial.get(k, 0.0) for k in common})
+                years = sorted(before)
+                better = sum(1 for i in years if after[i] < before[i] - unit / 2)
+                gain = sum(before[i] - after[i] for i in years)
+                if 2 * better > len(years) and gain > unit and (best is None or gain > best[0]):
+                    moved = sorted({k for k, i in common if abs(trial.get((k, i), 0.0) - current.get((k, i), 0.0)) > 1e-9})
+                    best = (gain, key, section, trial, better, len(years), sum(before[i] for i in years), moved)
+        if best is None:
+            break
+        gain, key, section, current, better, years, total, moved = best
+        chosen[key] = section
+        names = [b.by_key[k]["zh"] for k in moved if k in b.by_key]
+        line = b.by_key.get(key) or next((l for l in b.extra if l["key"] == key), {"zh": key})
+        b.by_fit.append(f"{line['zh']} ({key}): its change is filed in the {section} cash flow, not the "
+                        f"{_section_by_kind(b, key)} one its kind suggests (the label does not say); the note's printed "
+                        f"cash-flow lines ({', '.join(names)}) then miss what its other figures give them by "
+                        f"{total - gain:,.{_places_of(unit)}f} in all, against {total:,.{_places_of(unit)}f}, "
+                        f"closer in {better} of {years} printed years")
+    return chosen
+
+
+def _places_of(unit: float) -> int:
+    return max(0, -int(round(math.log10(unit))))
+
+
+def _free_lines(b: _Inference) -> dict:
+    """{section: the cash-flow lines of it the note prints without a definition}: drivers, one of
+    which carries the section's balances."""
+    cf = b.cf
+    undefined = {k for k in cf if k not in b.formulas and k not in ("da", "dividends") and not (b.rolls and k == "capex")}
+    return {s: [k for k in cf if k in undefined and b.section.get(k, FINANCING) == s] for s in SECTIONS}
+
+
+def _homes(b: _Inference, sections: dict | None = None) -> None:
     """The balances no line of their own carries go to their section's "other" line (its home),
     less the section's other lines the note prints without a definition, which are drivers that
     move those same balances; a section without such a line hands them to another's, and a note
-    without any gets a line of the model's."""
+    without any gets a line of the model's. A balance's section is its kind's
+    (`_section_by_kind`) unless `sections` files it elsewhere (`_sections_by_fit`)."""
     cf, carried = b.cf, b.carried
     for key, sign in b.effect.items():
         if key in b.tied or key in b.formulas:
             continue
-        operating = key in b.current and key not in NOT_WORKING_CAPITAL   # securities are invested, borrowings financing
-        b.carry(OPERATING if operating else INVESTING if sign < 0 else FINANCING, sign, _change(key))
-    undefined = {k for k in cf if k not in b.formulas and k not in ("da", "dividends") and not (b.rolls and k == "capex")}
-    free = {s: [k for k in cf if k in undefined and b.section.get(k, FINANCING) == s] for s in carried}
+        b.carry((sections or {}).get(key) or _section_by_kind(b, key), sign, _change(key))
+    free = _free_lines(b)
     homes = {s: next((r for r in HOME_ROLES[s] if r in free[s]), free[s][-1]) for s in carried if carried[s] and free[s]}
     netted = {s: [k for k in free[s] if k != homes.get(s)] for s in carried}
     for sect in carried:
