@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,7 +24,9 @@ from workbook.layout import (
 )
 from workbook.xlcalc import NATIVE, LAZY, evaluate, parse
 
-from .template import NewerTemplateError, blueprint, settings_as_values, template_version, verify_structure, version_tuple
+from .template import (
+    NewerTemplateError, blueprint, per_blueprint, settings_as_values, template_version, verify_structure, version_tuple,
+)
 
 MAX_FAILURES_LISTED = 10
 TEXT_FORMAT = "text"  # the number format of a line whose cells hold text by design
@@ -88,6 +91,21 @@ _STRING = re.compile(r'"(?:[^"]|"")*"')
 _NUMBER = re.compile(r"(?<![A-Za-z_$\d.!:])\d+(?:\.\d*)?(?:[eE][+-]?\d+)?(?![\d(:!])")
 
 
+def _built_formulas(rows) -> tuple:
+    """Each formula and mirror row of a blueprint: ((sheet, cell, key, year), its formula, that
+    formula's canonical form), worked out once per blueprint content."""
+    return tuple(((row["sheet"], row["cell"], row["key"], row["year"]), row["formula"], canonical_formula(row["formula"]))
+                 for row in rows if row["kind"] in ("formula", "mirror"))
+
+
+@lru_cache(maxsize=1 << 14)
+def called_functions(formula: str) -> tuple:
+    """(name as written, its Excel name) of each function a formula calls, in order. Kept per
+    formula text: a model of a template holds the same few thousand formulas as every other."""
+    return tuple((name, excel_name(name)) for name in _FUNCTION.findall(formula))
+
+
+@lru_cache(maxsize=1 << 14)
 def canonical_formula(text: str) -> str:
     """A formula as compared for "edited": Excel and LibreOffice re-save the same formula with or
     without quotes around a sheet name that needs none, 1e-06 as 0.000001, with other spacing
@@ -125,27 +143,26 @@ def audit(path: str | Path | xlsx.Package, values: dict | None = None) -> Audit:
         result.version_note = f"template version {version} is newer than this add-in's {TEMPLATE_VERSION}: upgrade the add-in"
         result.version_failed = True
 
-    known = set(BY_EXCEL_NAME) | set(NATIVE) | LAZY
+    known = set(BY_EXCEL_NAME) | set(NATIVE) | LAZY   # the registry as it is now (a module may register more)
     for sheet_name, sheet in package.sheets.items():
         if sheet_name == CONF:  # settings, read as values (settings_as_values)
             continue
         for ref, cell in sheet.cells.items():
             if cell.formula:
-                for name in _FUNCTION.findall(cell.formula):
-                    if excel_name(name) not in known:
+                for name, excel in called_functions(cell.formula):
+                    if excel not in known:
                         result.unknown_functions.append((sheet_name, ref, name))
 
-    for row in blueprint(package):
-        if row["kind"] not in ("formula", "mirror"):
-            continue
-        cell = package.sheets.get(row["sheet"], xlsx.Sheet("", "", "")).cells.get(row["cell"])
-        where = (row["sheet"], row["cell"], row["key"], row["year"])
+    no_cells: dict = {}
+    for where, formula, built in per_blueprint(package, "audit formulas", _built_formulas):
+        sheet = package.sheets.get(where[0])
+        cell = (sheet.cells if sheet is not None else no_cells).get(where[1])
         if cell is None:
-            result.overrides.append(Override(*where, None, row["formula"]))
+            result.overrides.append(Override(*where, None, formula))
         elif cell.formula is None:
-            result.overrides.append(Override(*where, package.value(row["sheet"], row["cell"]), row["formula"]))
-        elif cell.formula != row["formula"] and canonical_formula(cell.formula) != canonical_formula(row["formula"]):
-            result.edited.append(EditedFormula(*where, cell.formula, row["formula"]))
+            result.overrides.append(Override(*where, package.value(where[0], where[1]), formula))
+        elif cell.formula != formula and canonical_formula(cell.formula) != built:
+            result.edited.append(EditedFormula(*where, cell.formula, formula))
 
     try:
         values = values if values is not None else evaluate(package, settings_as_values(package))

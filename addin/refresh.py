@@ -231,15 +231,16 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
                       if name in package.names}
         calc = calcstate.recalculate(package, {**settings_as_values(package), **new_inputs})
         values = calc.values
-        table = sensitivity_update(package, given.name, calc.tracker.record, new_inputs)
-        # written only where a value moved beyond the 15-16 digits a cell stores
-        values.update({cell: value for cell, value in table.cells.items() if not _close(package.value(*cell), value)})
+
+        def now_holds(sheet, ref):   # a cell as this refresh leaves it: the new quote, formulas recomputed
+            key = (sheet, ref)
+            return new_inputs[key] if key in new_inputs else values[key] if key in values else package.value(sheet, ref)
+
+        table = sensitivity_update(package, given.name, calc.tracker.record, now_holds)
+        values.update(table.cells)
         fingerprints = {}
-        if table.reads is not None:
-            after = {**values, **new_inputs}
-            fingerprints[SENSITIVITY_FINGERPRINT] = (
-                table_fingerprint(package, table.reads, lambda s, r: after[(s, r)] if (s, r) in after else package.value(s, r)),
-                " ".join(sorted(table.reads)))
+        if table.fingerprint is not None:
+            fingerprints[SENSITIVITY_FINGERPRINT] = (table.fingerprint, " ".join(sorted(table.reads)))
         result = audit(package, values)
         new_inputs.update(_audit_lines(package, result, now))
 
@@ -297,12 +298,14 @@ def sensitivity_cells(package: xlsx.Package, model_name: str) -> dict:
     """The engine-run sensitivity table (敏感性: EPS by two drivers) recomputed from the
     workbook's current drivers and axis values, the whole model re-run per point. A workbook
     whose company cannot be rebuilt shows #N/A there rather than last time's numbers."""
-    return _sensitivity_table(package, model_name)[0]
+    return _sensitivity_table(package, model_name, package.value)[0]
 
 
-def _sensitivity_table(package: xlsx.Package, model_name: str, quote_keys=frozenset()) -> tuple[dict, set | None]:
+def _sensitivity_table(package: xlsx.Package, model_name: str, read, quote_keys=frozenset()) -> tuple[dict, set | None]:
     """The table's cells, and the model's lines it reads (`workbook.model.sensitivity_inputs`;
-    None when it could not be computed and shows #N/A)."""
+    None when it could not be computed and shows #N/A). Its axes and the scenario chosen are
+    each cell as `read(sheet, ref)` gives it (a refresh: as recomputed, an axis cell may be a
+    formula)."""
     from workbook.model import driver_sensitivity, sensitivity_inputs
 
     from .source import current_company
@@ -313,13 +316,13 @@ def _sensitivity_table(package: xlsx.Package, model_name: str, quote_keys=frozen
     rows, cols = package.name_cells(SENSITIVITY_ROWS), package.name_cells(SENSITIVITY_COLS)
     not_available = {cell: ERR_NA for cell in grid}
     spec = package.names.get(SENSITIVITY_SPEC, "").strip().strip('"').split("|")
-    xs, ys = [_axis_value(package.value(*c)) for c in rows], [_axis_value(package.value(*c)) for c in cols]
+    xs, ys = [_axis_value(read(*c)) for c in rows], [_axis_value(read(*c)) for c in cols]
     if len(spec) != 4 or None in xs or None in ys:  # a damaged table, an axis cell cleared or not a number
         return not_available, None
     a, b, line, year = spec
     try:
         company = current_company(package, model_name)
-        chosen = package.value(*package.name_cells(SCENARIO_CHOICE)[0]) if SCENARIO_CHOICE in package.names else None
+        chosen = read(*package.name_cells(SCENARIO_CHOICE)[0]) if SCENARIO_CHOICE in package.names else None
         scenario = scenario_case(chosen)  # read as every reader reads the scenario cell (udfs.selection)
         values = driver_sensitivity(company, a, xs, b, ys, line, year, scenario=scenario)
         reads = sensitivity_inputs(company, a, b, line, scenario, quote_keys)
@@ -331,28 +334,41 @@ def _sensitivity_table(package: xlsx.Package, model_name: str, quote_keys=frozen
 @dataclass
 class SensitivityTable:
     """What a refresh does to the engine's table: `cells` to write (none when the table stands),
-    the lines it reads (`reads`, None when unknown), and whether it was re-run."""
+    the lines it reads (`reads`, None when unknown), whether it was re-run, and the fingerprint
+    of what it now stands on (None when unknown), for the refresh record."""
     cells: dict
     reads: set | None
     recomputed: bool
+    fingerprint: str | None = None
 
 
 def sensitivity_update(package: xlsx.Package, model_name: str, record: calcstate.Record | None,
-                       new_inputs: dict) -> SensitivityTable:
+                       read) -> SensitivityTable:
     """The table re-run only when something it reads changed since the last refresh: its axes,
     its driver pair and line, the scenario chosen, the company files the model carries, the
     values of the inputs of the lines it reads (with the refresh's new quote), or its own cells.
-    The last refresh's record holds the fingerprint of all that and the lines it read."""
+    The last refresh's record holds the fingerprint of all that and the lines it read.
+
+    `read(sheet, ref)` is each cell as this refresh leaves it (new quote in, formula cells
+    recomputed): the one reading both the comparison with the record and the fingerprint stored
+    are taken from, so a formula-driven axis cell (or scenario cell) counts by the value it now
+    computes to, never by a cached value an edit left stale."""
     if SENSITIVITY_GRID not in package.names:
         return SensitivityTable({}, None, False)
     stored = record.fingerprints.get(SENSITIVITY_FINGERPRINT) if record is not None else None
     if stored is not None:
         reads = set(stored[1].split())
-        read = lambda sheet, ref: new_inputs[(sheet, ref)] if (sheet, ref) in new_inputs else package.value(sheet, ref)
-        if table_fingerprint(package, reads, read) == stored[0]:
-            return SensitivityTable({}, reads, False)
-    cells, reads = _sensitivity_table(package, model_name, frozenset(MARKET_INPUTS))
-    return SensitivityTable(cells, reads, True)
+        fingerprint = table_fingerprint(package, reads, read)
+        if fingerprint == stored[0]:
+            return SensitivityTable({}, reads, False, fingerprint)
+    cells, reads = _sensitivity_table(package, model_name, read, frozenset(MARKET_INPUTS))
+    # written only where a value moved beyond the 15-16 digits a cell stores
+    cells = {cell: value for cell, value in cells.items() if not _close(read(*cell), value)}
+    if reads is None:
+        return SensitivityTable(cells, None, True)
+    # the table's own cells are part of what it stands on: taken as this refresh writes them
+    written = lambda sheet, ref: cells[(sheet, ref)] if (sheet, ref) in cells else read(sheet, ref)
+    return SensitivityTable(cells, reads, True, table_fingerprint(package, reads, written))
 
 
 def table_fingerprint(package: xlsx.Package, reads: set, read) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import hashlib
 import re
 import tempfile
 from pathlib import Path
@@ -217,12 +218,64 @@ def stored_and_current(package: xlsx.Package, work: Path, model_name: str):
 def current_company(package: xlsx.Package, model_name: str):
     """The company a model workbook holds now: the company and layout files it was built from
     (its _source sheet) with every input the workbook holds in place of the file's. Read from the
-    data directly, never written out as a company file (refresh needs the company, not a file)."""
-    with tempfile.TemporaryDirectory(prefix="er-current-") as work:
-        path, data, layout = _stored_files(package, Path(work), model_name)
-        stored = _company(path, copy.deepcopy(data), model_name, layout)
-        return _company(path, current_inputs(package, data, stored.layout, {y.label: y.kind for y in stored.years}),
-                        model_name, layout)
+    data directly, never written out as a company file (refresh needs the company, not a file).
+
+    Made once per content: the stored files once per _source content (the same in every model
+    of a template), the company once per those and every input cell's value (the blueprint's
+    input rows, where each sits and what it holds now), so an edited input, a moved row or
+    another stored file makes a new one. The company returned is shared: read it, never change it."""
+    stored_key = _source_key(package)
+    key = _inputs_key(package, stored_key)
+    company = _COMPANIES.get(key)
+    if company is None:
+        stored = _STORED.get(stored_key)
+        if stored is None:
+            with tempfile.TemporaryDirectory(prefix="er-current-") as work:
+                path, data, layout = _stored_files(package, Path(work), model_name)
+                company = _company(path, copy.deepcopy(data), model_name, layout)
+            stored = _STORED[stored_key] = (path, data, layout, company.layout, {y.label: y.kind for y in company.years})
+            _bounded(_STORED)
+        path, data, layout, stored_layout, kinds = stored
+        company = _company(path, current_inputs(package, copy.deepcopy(data), stored_layout, kinds), model_name, layout)
+        _COMPANIES[key] = company
+        _bounded(_COMPANIES)
+    return company
+
+
+# What current_company made, by content: the few stored files a process meets (one per template)
+# and the last few companies (a model refreshed again with no input changed, its table re-run).
+_STORED: dict = {}
+_COMPANIES: dict = {}
+_KEPT = 8
+
+
+def _bounded(cache: dict) -> None:
+    while len(cache) > _KEPT:
+        cache.pop(next(iter(cache)))
+
+
+def _put(digest, *parts) -> None:
+    digest.update("\x1f".join(f"{type(p).__name__}:{p!r}" for p in parts).encode("utf-8", "surrogatepass") + b"\x1e")
+
+
+def _source_key(package: xlsx.Package) -> bytes:
+    """A digest of what the _source sheet holds, cell by cell (its value and kind of value)."""
+    digest = hashlib.blake2b(digest_size=16)
+    sheet = package.sheets.get(SOURCE)
+    if sheet is not None:
+        for ref in sheet.cells:
+            _put(digest, ref, package.value(SOURCE, ref))
+    return digest.digest()
+
+
+def _inputs_key(package: xlsx.Package, stored_key: bytes) -> bytes:
+    """A digest of the stored files' digest and every blueprint input row: where it sits, what
+    it is, and what its cell holds now (value and kind of value)."""
+    digest = hashlib.blake2b(stored_key, digest_size=16)
+    for row in blueprint(package):
+        if row["kind"] == "input":
+            _put(digest, row["sheet"], row["cell"], row["key"], row["year"], package.value(row["sheet"], row["cell"]))
+    return digest.digest()
 
 
 def _company(path: Path, data: dict, model_name: str, layout: spec.Layout):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 from types import MappingProxyType
+from typing import NamedTuple
 
 from workbook import xlsx
 from workbook.layout import (
@@ -89,7 +90,7 @@ def _blueprint_by_content(package: xlsx.Package) -> list:
         return []
     digest = hashlib.blake2b(sheet.data(), digest_size=16)
     digest.update("\x1f".join(package.shared).encode("utf-8", "surrogatepass"))
-    key = digest.digest()
+    key = package.memo["blueprint key"] = digest.digest()
     rows = _BLUEPRINTS.get(key)
     if rows is None:
         rows = tuple(MappingProxyType(row) for row in _read_blueprint(package))
@@ -97,6 +98,24 @@ def _blueprint_by_content(package: xlsx.Package) -> list:
             _BLUEPRINTS.pop(next(iter(_BLUEPRINTS)))
         _BLUEPRINTS[key] = rows
     return rows
+
+
+_PER_BLUEPRINT: dict = {}   # (digest of a blueprint, what) -> what is worked out from its rows alone
+
+
+def per_blueprint(package: xlsx.Package, what: str, make):
+    """`make(rows)`, worked out once per blueprint content (and kept while its rows are): what
+    the structure check and the audit derive from the blueprint alone, the same for every model
+    of a template. Only what the rows say is kept; every cell of the package is read again."""
+    rows = blueprint(package)
+    key = (package.memo.get("blueprint key"), what)
+    if key[0] is None:   # no blueprint sheet
+        return make(rows)
+    if key not in _PER_BLUEPRINT:
+        if len(_PER_BLUEPRINT) >= 4 * _BLUEPRINTS_KEPT:
+            _PER_BLUEPRINT.pop(next(iter(_PER_BLUEPRINT)))
+        _PER_BLUEPRINT[key] = make(rows)
+    return _PER_BLUEPRINT[key]
 
 
 def _read_blueprint(package: xlsx.Package) -> list[dict]:
@@ -213,36 +232,56 @@ def _verify_structure(package: xlsx.Package, require_vba: bool) -> None:
             raise xlsx.WorkbookError(f"{name}: is {exported[0]}, which keeps no blueprint or macros; use the model it was "
                                      f"exported from, {exported[1]}, instead")
         raise xlsx.WorkbookError(f"{name}: the template's blueprint sheet is missing; rebuild the template")
-    missing = sorted({r["sheet"] for r in rows} - set(package.sheets))
+    plan = per_blueprint(package, "structure", _StructurePlan.of)
+    missing = sorted(plan.sheets - set(package.sheets))
     if missing:
         raise xlsx.WorkbookError(f"{name}: sheet {missing[0]!r} is missing (deleted or renamed); restore it before using this model")
     for needed in map(market_name, REQUIRED_MARKET_LINES):
         package.name_cells(needed)
     for defined in template_names(package, rows):
         package.name_cells(defined)
-    for row in rows:  # every line's own name, which the analyst's formulas and the VBA may use
-        if row.get("name") and row["name"] not in package.names:
-            raise xlsx.WorkbookError(f"{name}: the defined name {row['name']} is missing (deleted?); it names "
-                                     f"{row['sheet']}!{row['cell']}. Restore it, or rebuild the template and carry "
+    for line_name, sheet, cell in plan.line_names:  # every line's own name, which the analyst's formulas and the VBA may use
+        if line_name not in package.names:
+            raise xlsx.WorkbookError(f"{name}: the defined name {line_name} is missing (deleted?); it names "
+                                     f"{sheet}!{cell}. Restore it, or rebuild the template and carry "
                                      "inputs over with `diff`")
     if require_vba and "xl/vbaProject.bin" not in package.members:
         raise xlsx.WorkbookError(f"{name}: the VBA project is missing (saved as .xlsx?); rebuild the template")
-    for row in rows:
-        label = row.get("label")
-        if label:
-            where = label_cell(row["cell"])
-            shown = package.value(row["sheet"], where)
+    value, sheets = package.value, package.sheets
+    for sheet, where, label, cell, formula in plan.cells:   # in blueprint order: the first wrong cell is named
+        if label is not None:
+            shown = value(sheet, where)
             if shown != label:
-                raise xlsx.WorkbookError(f"{name}: {row['sheet']}!{where} reads {shown!r}, the template put {label!r} "
+                raise xlsx.WorkbookError(f"{name}: {sheet}!{where} reads {shown!r}, the template put {label!r} "
                                          "there (rows or labels moved); the model's cells no longer mean what they did")
-        if row["kind"] in ("formula", "mirror"):
-            value = package.value(row["sheet"], row["cell"])
-            cell = package.sheets[row["sheet"]].cells.get(row["cell"])
-            if cell is not None and cell.formula is None and isinstance(value, str) and value.strip():
-                raise xlsx.WorkbookError(f"{name}: {row['sheet']}!{row['cell']} holds the text {value[:30]!r} where the "
-                                         f"template has ={row['formula'][:60]}; type a number or restore the formula")
+        if formula is not None:
+            text = value(sheet, cell)   # read even under a formula: a damaged cached value is refused here
+            found = sheets[sheet].cells.get(cell)
+            if found is not None and found.formula is None and isinstance(text, str) and text.strip():
+                raise xlsx.WorkbookError(f"{name}: {sheet}!{cell} holds the text {text[:30]!r} where the "
+                                         f"template has ={formula[:60]}; type a number or restore the formula")
 
 
+class _StructurePlan(NamedTuple):
+    """What the structure check reads from the blueprint alone: the sheets its rows sit on, each
+    line's own defined name, and each row that has a label or a formula, in blueprint order: its
+    sheet, label cell and label (None when it has none), its cell and its formula (None unless a
+    formula or mirror cell)."""
+    sheets: frozenset
+    line_names: tuple    # (name, sheet, cell)
+    cells: tuple         # (sheet, label cell, label, cell, formula)
+
+    @classmethod
+    def of(cls, rows) -> "_StructurePlan":
+        cells = []
+        for row in rows:
+            label = row.get("label") or None
+            formula = row["formula"] if row["kind"] in ("formula", "mirror") else None
+            if label is not None or formula is not None:
+                cells.append((row["sheet"], label_cell(row["cell"]) if label else None, label, row["cell"], formula))
+        return cls(frozenset(r["sheet"] for r in rows),
+                   tuple((r["name"], r["sheet"], r["cell"]) for r in rows if r.get("name")),
+                   tuple(cells))
 
 
 def _area_text(area: tuple) -> str:

@@ -259,17 +259,30 @@ def _converter(arg: Arg) -> Callable:
     return lambda value: value
 
 
+def _finite_floats(values: tuple) -> bool:
+    """Whether every value is a finite float (not a subclass: a bool is an int, never a float)."""
+    for value in values:
+        if value.__class__ is not float or value - value != 0.0:
+            return False
+    return True
+
+
 def guard(spec: ExcelFunction) -> Callable:
     """The callable Excel's call reaches for `spec`: positional arguments as Excel passes them."""
     converters = tuple(_converter(arg) for arg in spec.args)
     count, impl = len(converters), spec.impl
+    # Every argument a number: a call whose values are all finite floats (nearly every call the
+    # engine makes) is what the converters would return unchanged, so it goes straight to `impl`.
+    numbers_only = all(arg.kind in (NUMBER, OPTIONAL) for arg in spec.args)
 
     def guarded(*values):
         if len(values) > count:
             return ERR_VALUE
-        if len(values) < count:
-            values = values + (None,) * (count - len(values))
         try:
+            if numbers_only and len(values) == count and _finite_floats(values):
+                return _result(impl(*values))
+            if len(values) < count:
+                values = values + (None,) * (count - len(values))
             converted = [convert(value) for convert, value in zip(converters, values)]
             return _result(impl(*converted))
         except Reject as rejected:
