@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import ON_THE_FORMULAS_WORKER
+from conftest import ON_THE_FORMULAS_WORKER, ROOT
 from udfs.registry import guarded
 from udfs.rating import rate
 from workbook.model import build_model, default_sensitivity, driver_sensitivity
@@ -192,6 +192,22 @@ def test_the_driver_grid_equals_re_running_the_model(company, template):
     written = _grid(template, {}, f"{a} \\ {b}", len(xs), len(ys))
     for got, expected in zip(written, grid):
         assert got == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("company_file", [None, ROOT / "workbook" / "data" / "kysec_300592sz.toml"],
+                         ids=["xiaomi", "kysec"])
+def test_the_default_driver_grid_moves_along_both_axes(company_file):
+    """A driver grid whose row or column shows one figure throughout tells the analyst nothing
+    (a working-capital share that never reaches profit): each axis of the default grid moves the
+    EPS it shows by at least a displayed cent from end to end."""
+    from workbook.company import load
+    company = load(company_file) if company_file else load()
+    a, xs, b, ys = default_sensitivity(company)
+    grid = driver_sensitivity(company, a, xs, b, ys, "val_eps", company.forecast_years[0].label)
+    for row in grid:
+        assert round(row[-1], 2) != round(row[0], 2)
+    for j in range(len(ys)):
+        assert round(grid[-1][j], 2) != round(grid[0][j], 2)
 
 
 def test_headless_evaluation_agrees_with_formulas_on_a_filled_valuation(tmp_path, built, template, evaluated):

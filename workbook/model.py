@@ -473,13 +473,37 @@ def sensitivity_inputs(company: Company, driver_a: str, driver_b: str, line: str
     return read | beside_quote
 
 
+# The smallest move of EPS the sensitivity table shows: its cells are formatted to the cent
+# (workbook/formats.py, "eps").
+EPS_SHOWN = 0.01
+SENSITIVITY_STEPS = (-0.04, -0.02, 0.0, 0.02, 0.04)
+
+
+def _eps_with_driver(company: Company, key: str, value: float, year: str):
+    """EPS in `year` with one driver set to `value` in every forecast year, as the table's point
+    sets it."""
+    inputs = dict(company.inputs)
+    for forecast_year in company.forecast_years:
+        inputs[(driver_key(key), forecast_year.label)] = value
+    return build_model(replace(company, inputs=inputs), only="val_eps").value("val_eps", year)
+
+
 def default_sensitivity(company: Company) -> tuple[str, list, str, list]:
     """The two drivers a new model's sensitivity table uses: the first two whose values are
-    rates, each stepped two points either side of its first forecast year's value."""
+    rates and whose range moves the first forecast year's EPS by at least what the table shows
+    (a working-capital share that never reaches profit would fill its row with one figure),
+    each stepped two points either side of its first forecast year's value."""
     rates = [key for key, d in company.drivers.items() if METHODS[d.method].driver_format == "pct"]
     first = company.forecast_years[0].label
+    if not rates or not any(l.key == "val_eps" for l in model_lines(company)):
+        return ()
     axes = []
-    for key in rates[:2]:
+    for key in rates:
         centre = company.inputs[(driver_key(key), first)]
-        axes += [key, [centre + step for step in (-0.04, -0.02, 0.0, 0.02, 0.04)]]
-    return tuple(axes) if len(axes) == 4 else ()
+        values = [centre + step for step in SENSITIVITY_STEPS]
+        low, high = (_eps_with_driver(company, key, value, first) for value in (values[0], values[-1]))
+        if isinstance(low, float) and isinstance(high, float) and abs(high - low) >= EPS_SHOWN:
+            axes += [key, values]
+        if len(axes) == 4:
+            return tuple(axes)
+    return ()
