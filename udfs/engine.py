@@ -15,7 +15,7 @@ from .forecast import METHODS
 from .constants import ERR_NA
 from .errors import DataError
 from .functions import GUARDED
-from .registry import registry_version
+from .registry import direct_calls, registry_version
 
 ACTUAL = "actual"
 FORECAST = "forecast"
@@ -206,39 +206,30 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
     that year and later ones only, when no yearly line in `recompute` reads a later year than
     its own (`reads_ahead`), so nothing before it can move.
     """
+    direct = not functions   # the registry's own guards: the generated formulas may call past them
     functions = functions or _guarded_now()
     overrides = overrides or {}
     plan = _plan(lines, years)
     values = Values(list(years))
-    scalar_keys = plan.scalar_keys
     labels = [y.label for y in years]
     yearly, scalars = values.yearly, values.scalars
-    yearly_get, scalars_get = yearly.get, scalars.get
+    get, sget = yearly.get, scalars.get
     if unchanged is not None and recompute is not None:
         # Every line outside `recompute` keeps its value: copied at once, never looked at again.
         yearly.update(unchanged.yearly)
         scalars.update(unchanged.scalars)
-        early, late, plans = plan.only(recompute)
+        early, late, plans = plan.only(recompute, direct)
         first = labels.index(since) if since is not None and since in labels else 0
     else:
-        early, late, plans = plan.early, plan.late, plan.yearly
+        early, late, plans = plan.code(direct)
         first = 0
 
-    def lookup_in(year_pos: int):
-        def lookup(key: str, lag: int):
-            pos = year_pos - lag
-            if pos < 0:
-                return None
-            if key in scalar_keys:
-                return scalars_get(key)
-            return yearly_get((key, labels[pos]))
-        return lookup
-
+    # A formula is `f(get, sget, labels, pos, functions, vectors)` (udfs.formula.generated).
     vectors = _Vectors(values, years)
 
     def scalar(key, formula):
         if formula is not None and key not in scalar_inputs:
-            scalars[key] = formula(lookup_in(0), functions, vectors)
+            scalars[key] = formula(get, sget, labels, 0, functions, vectors)
         else:
             scalars[key] = scalar_inputs.get(key)
 
@@ -246,7 +237,6 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
         scalar(key, formula)
     for pos in range(first, len(years)):
         year = years[pos]
-        lookup = lookup_in(pos)
         to_date = _Vectors(values, years, pos)
         label = year.label
         for key, formula in plans[year.kind]:
@@ -254,7 +244,7 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
             if cell in overrides:
                 yearly[cell] = overrides[cell]
             elif formula is not None:
-                yearly[cell] = formula(lookup, functions, to_date)
+                yearly[cell] = formula(get, sget, labels, pos, functions, to_date)
             else:
                 yearly[cell] = inputs.get(cell)
         if label == through and unchanged is not None:
@@ -290,7 +280,7 @@ def _reads_across_years(tree) -> bool:
 
 class _Plan:
     """What evaluating one list of lines takes besides the inputs, made once for it: the order
-    of the lines for each kind of year, each formula made callable (None: an input), the
+    of the lines for each kind of year, each formula made into Python (None: an input), the
     one-value lines before and after the years."""
 
     def __init__(self, lines: list[Line], kinds: frozenset):
@@ -298,22 +288,40 @@ class _Plan:
         ordered = orders.get(FORECAST) or evaluation_order(lines)
         self.scalar_keys = frozenset(line.key for line in lines if line.scalar)
         late = _late_scalars(lines)
-        self.early = tuple((l.key, fx.compiled(l.formula) if l.formula else None)
-                           for l in ordered if l.scalar and l.key not in late)
-        self.late = tuple((l.key, fx.compiled(l.formula) if l.formula else None)
-                          for l in ordered if l.scalar and l.key in late)
-        self.yearly = {kind: tuple((line.key, fx.compiled(text) if (text := line.formula_in(kind)) else None)
-                                   for line in order if not line.scalar) for kind, order in orders.items()}
+        # (key, formula text or None) per line, in order; made into functions per `code(direct)`.
+        self.early = tuple((l.key, l.formula) for l in ordered if l.scalar and l.key not in late)
+        self.late = tuple((l.key, l.formula) for l in ordered if l.scalar and l.key in late)
+        self.yearly = {kind: tuple((line.key, line.formula_in(kind)) for line in order if not line.scalar)
+                       for kind, order in orders.items()}
+        self._code: dict = {}
         self._partial: dict = {}
 
-    def only(self, recompute: set) -> tuple:
-        """(early, late, yearly) of the lines in `recompute` alone, kept for the few sets a
-        caller re-runs with again and again (a sensitivity table, calibration's columns)."""
-        key = frozenset(recompute)
+    def code(self, direct: bool) -> tuple:
+        """(early, late, yearly) with each formula generated (`udfs.formula.generated`); `direct`:
+        calling past the registry's guards where they would pass finite floats straight through."""
+        made = self._code.get(direct)
+        if made is None:
+            made = self._code[direct] = (self._generate(self.early, direct), self._generate(self.late, direct),
+                                         {kind: self._generate(plan, direct) for kind, plan in self.yearly.items()})
+        return made
+
+    def _generate(self, plan: tuple, direct: bool) -> tuple:
+        calls = direct_calls() if direct else ()
+        return tuple((key, fx.generated(text, self._scalars_read(text), calls) if text else None) for key, text in plan)
+
+    def _scalars_read(self, text: str) -> frozenset:
+        return frozenset(ref.key for ref in fx.refs(fx.parse(text)) if ref.key in self.scalar_keys)
+
+    def only(self, recompute: set, direct: bool) -> tuple:
+        """`code(direct)` of the lines in `recompute` alone, kept for the few sets a caller
+        re-runs with again and again (a sensitivity table, calibration's columns)."""
+        key = (frozenset(recompute), direct)
         partial = self._partial.get(key)
         if partial is None:
-            partial = (tuple(p for p in self.early if p[0] in key), tuple(p for p in self.late if p[0] in key),
-                       {kind: tuple(p for p in plan if p[0] in key) for kind, plan in self.yearly.items()})
+            early, late, yearly = self.code(direct)
+            keys = key[0]
+            partial = (tuple(p for p in early if p[0] in keys), tuple(p for p in late if p[0] in keys),
+                       {kind: tuple(p for p in plan if p[0] in keys) for kind, plan in yearly.items()})
             if len(self._partial) >= _PARTIAL_KEPT:
                 self._partial.pop(next(iter(self._partial)))
             self._partial[key] = partial
@@ -476,29 +484,34 @@ def _late(lines: tuple, _registry_version: int) -> frozenset:
     return frozenset(late)
 
 
-def _year_lookup(values: Values, scalar_keys: set, pos: int):
-    """How a check or a warning reads a line in the year at `pos`: scalars once, yearly lines by lag."""
-    def lookup(key, lag):
-        if key in scalar_keys:
-            return values.scalars.get(key)
-        p = pos - lag
-        return values.yearly.get((key, values.years[p].label)) if p >= 0 else None
-    return lookup
+def _each_year(formulas: list[str], lines: list[Line], values: Values, years: list[Year] | None):
+    """(formulas made into Python, [(year, its position)]) for the checks and the warnings, which
+    read a one-value line in any year and a yearly line in the year at a position by its lag."""
+    years = years or [y for y in values.years if y.kind == FORECAST]
+    scalar_keys = _per_lines(lines, "scalar_keys", lambda lines: frozenset(line.key for line in lines if line.scalar))
+    positions = {y.label: i for i, y in enumerate(values.years)}
+    return _generated_each_year(tuple(formulas), scalar_keys, registry_version()), [(y, positions[y.label]) for y in years]
+
+
+@lru_cache(maxsize=64)
+def _generated_each_year(formulas: tuple, scalar_keys: frozenset, _registry_version: int) -> dict:
+    """`_each_year`'s formulas by text; cached, as a model's checks are run on every build."""
+    calls = direct_calls()
+    return {text: fx.generated(text, frozenset(r.key for r in fx.refs(fx.parse(text)) if r.key in scalar_keys), calls, True)
+            for text in formulas}
 
 
 def run_checks(checks: list[Check], lines: list[Line], values: Values, years: list[Year] | None = None) -> list[dict]:
     """Each check in each forecast year: the two sides, their difference and whether it passes."""
-    years = years or [y for y in values.years if y.kind == FORECAST]
-    scalar_keys = {line.key for line in lines if line.scalar}
-    positions = {y.label: i for i, y in enumerate(values.years)}
-    lookups = [(year, _year_lookup(values, scalar_keys, positions[year.label])) for year in years]
+    made, at = _each_year([text for check in checks for text in (check.actual, check.expected)], lines, values, years)
+    get, sget, labels = values.yearly.get, values.scalars.get, [y.label for y in values.years]
     functions = _guarded_now()
     results = []
     for check in checks:
-        actual_of, expected_of = fx.compiled(check.actual), fx.compiled(check.expected)
-        for year, lookup in lookups:
-            actual = actual_of(lookup, functions)
-            expected = expected_of(lookup, functions)
+        actual_of, expected_of = made[check.actual], made[check.expected]
+        for year, pos in at:
+            actual = actual_of(get, sget, labels, pos, functions, None)
+            expected = expected_of(get, sget, labels, pos, functions, None)
             numeric = all(isinstance(v, float) for v in (actual, expected))
             difference = actual - expected if numeric else None
             results.append({
@@ -514,16 +527,14 @@ def run_warnings(warnings: list[SanityWarning], lines: list[Line], values: Value
     """Each sanity warning in each forecast year: the value, its bounds and the status ER_WARN
     gives it (OK, WARN, NM for a ratio that cannot be judged, or an error value); `triggered`
     is true for WARN only."""
-    years = years or [y for y in values.years if y.kind == FORECAST]
-    scalar_keys = {line.key for line in lines if line.scalar}
-    positions = {y.label: i for i, y in enumerate(values.years)}
-    lookups = [(year, _year_lookup(values, scalar_keys, positions[year.label])) for year in years]
+    made, at = _each_year([warning.value for warning in warnings], lines, values, years)
+    get, sget, labels = values.yearly.get, values.scalars.get, [y.label for y in values.years]
     functions = _guarded_now()
     results = []
     for warning in warnings:
-        formula = fx.compiled(warning.value)
-        for year, lookup in lookups:
-            value = formula(lookup, functions)
+        formula = made[warning.value]
+        for year, pos in at:
+            value = formula(get, sget, labels, pos, functions, None)
             status = warn(value, warning.minimum, warning.maximum)
             results.append({
                 "warning": warning.key, "label_zh": warning.label_zh, "label_en": warning.label_en, "year": year.label,

@@ -336,6 +336,163 @@ def _compile_binop(op: str, left: Callable, right: Callable) -> Callable:
     return divide
 
 
+# The formula as generated Python source: what the engine runs. `compiled` above is a closure per
+# node, so a formula of n nodes costs n Python calls per year plus one per guarded function; the
+# generated function is one call per line and year, its arithmetic and lookups inline, and the
+# functions whose arguments are all numbers called without their guard when every argument is a
+# finite float (what the guard would pass straight through; anything else, and any exception,
+# goes through the guard). Same values as `evaluate`, held to it by tests/test_generated_formulas.py.
+
+_FORM_PREFIX, _CONST_PREFIX, _DIRECT_PREFIX = "_form", "_const", "_direct"
+
+
+@lru_cache(maxsize=2048)
+def generated(text: str, scalar_keys: frozenset = frozenset(), direct: tuple = (), scalars_first: bool = False) -> Callable:
+    """The formula `text` as one generated Python function `f(get, sget, labels, pos, functions,
+    vectors)`, giving `evaluate(parse(text), lookup, functions, vectors=vectors)` with Excel's
+    arithmetic, where `lookup(key, lag)` reads the line `key` in the year `pos - lag` of
+    `labels`: `sget(key)` for the lines in `scalar_keys` (one value), else `get((key, label))`;
+    a year before the first (`pos < lag`) is None, also for a one-value line unless
+    `scalars_first` (a check reads a one-value line in any year).
+
+    `direct` is `(result, ((name, impl, arguments), ...))` (udfs.registry.direct_calls): the
+    functions whose guard returns `result(impl(*args))` when each argument that must be a number
+    is a finite float, the omitted ones filled as it fills them; such a call calls `impl`
+    itself, and the guard only when an argument is anything else or `impl` raises. Pass
+    `direct` only when `functions` holds those very guards; with `()` every call goes through
+    `functions`. Made once per argument values (a bounded cache, as `compiled`'s)."""
+    tree = parse(text)
+    source, namespace = _Generator(scalar_keys, {name: (impl, args) for name, impl, args in direct[1]} if direct else {},
+                                   scalars_first).function(tree)
+    namespace.update(_ERR_NUM=ERR_NUM, _arith=excel_arith, _read_form=_read_form, _result=direct[0] if direct else None)
+    exec(compile(source, f"<formula {text[:60]!r}>", "exec"), namespace)  # noqa: S102 - source made here from a parsed formula
+    return namespace["line"]
+
+
+def _read_form(form: Form, get, sget, labels, pos: int, functions, vectors, scalar_keys: frozenset):
+    """A form's value, as `evaluate` gives it (forms read their lines in the formula's own year)."""
+    def lookup(key, lag):
+        return sget(key) if key in scalar_keys else get((key, labels[pos]))
+    return evaluate(form, lookup, functions, vectors=vectors)
+
+
+class _Generator:
+    """Python source of one formula, as flat statements (one temporary per node), so that a sum
+    of hundreds of lines neither nests expressions past the compiler's limits nor recurses here."""
+
+    def __init__(self, scalar_keys: frozenset, direct: dict, scalars_first: bool):
+        self.scalar_keys, self.direct, self.scalars_first = scalar_keys, direct, scalars_first
+        self.body: list[str] = []
+        self.namespace: dict = {}
+        self.lags: set = set()
+        self.count = 0
+
+    def temp(self) -> str:
+        self.count += 1
+        return f"t{self.count}"
+
+    def function(self, tree) -> tuple[str, dict]:
+        result = self.node(tree)
+        prologue = [f"    y{lag} = labels[pos - {lag}] if pos >= {lag} else None" if lag else "    y0 = labels[pos]"
+                    for lag in sorted(self.lags)]
+        source = "\n".join(["def line(get, sget, labels, pos, functions, vectors):", *prologue, *self.body,
+                            f"    return {result}"])
+        return source, self.namespace
+
+    def emit(self, *statements: str, indent: int = 1) -> None:
+        self.body.extend("    " * indent + s for s in statements)
+
+    def constant(self, value) -> str:
+        name = f"{_CONST_PREFIX}{len(self.namespace)}"
+        self.namespace[name] = value
+        return name
+
+    def read(self, ref: Ref, raw: bool) -> str:
+        """A line's value: as it is (a function's argument), or with an empty cell as 0 (arithmetic)."""
+        out, key = self.temp(), repr(ref.key)
+        if ref.key in self.scalar_keys:
+            if self.scalars_first or ref.lag == 0:
+                self.emit(f"{out} = sget({key})")
+            else:
+                self.lags.add(ref.lag)
+                self.emit(f"{out} = sget({key}) if y{ref.lag} is not None else None")
+        else:
+            self.lags.add(ref.lag)
+            self.emit(f"{out} = get(({key}, y{ref.lag}))")
+        if not raw:
+            self.emit(f"if {out} is None: {out} = 0.0")  # an empty cell is 0 in Excel arithmetic
+        return out
+
+    def node(self, tree) -> str:
+        """The name holding the formula's value, its statements emitted; walked with a stack."""
+        done: dict = {}     # id(node) -> the name holding its value
+        pending = [(tree, False)]
+        while pending:
+            node, ready = pending.pop()
+            if isinstance(node, Call):
+                operands = [a for a in node.args if not isinstance(a, Ref)]
+            else:
+                operands = list(_operands(node))
+            if not ready and operands:
+                pending.append((node, True))
+                pending.extend((operand, False) for operand in reversed(operands))
+                continue
+            done[id(node)] = self.value(node, done)
+        return done[id(tree)]
+
+    def value(self, node, done: dict) -> str:
+        if isinstance(node, Const):
+            return self.constant(node.value)
+        if isinstance(node, Ref):
+            return self.read(node, raw=False)
+        if isinstance(node, Form):
+            out, form = self.temp(), self.constant(node)
+            keys = self.constant(frozenset(k for k in node.keys if k in self.scalar_keys))
+            self.emit(f"{out} = _read_form({form}, get, sget, labels, pos, functions, vectors, {keys})")
+            return out
+        if isinstance(node, Neg):
+            return self.arithmetic("-", self.constant(0.0), done[id(node.operand)], negate=True)
+        if isinstance(node, BinOp):
+            return self.arithmetic(node.op, done[id(node.left)], done[id(node.right)])
+        if isinstance(node, Call):
+            return self.call(node, [self.read(a, raw=True) if isinstance(a, Ref) else done[id(a)] for a in node.args])
+        raise FormulaError(f"cannot evaluate {node!r}")
+
+    def arithmetic(self, op: str, left: str, right: str, negate: bool = False) -> str:
+        """Two plain floats the short way (the same IEEE operation and checks); else Excel's rules."""
+        out = self.temp()
+        floats = f"{right}.__class__ is float" if negate else f"{left}.__class__ is float and {right}.__class__ is float"
+        if op == "/":
+            floats += f" and {right} != 0.0"
+        self.emit(f"if {floats}:")
+        self.emit(f"{out} = {left} {op} {right}", f"if {out} - {out} != 0.0: {out} = _ERR_NUM", indent=2)  # inf, nan
+        self.emit("else:")
+        self.emit(f"{out} = _arith({op!r}, {left}, {right})", indent=2)
+        return out
+
+    def call(self, node: Call, args: list[str]) -> str:
+        out, name, joined = self.temp(), repr(node.function), ", ".join(args)
+        guarded = f"{out} = functions[{name}]({joined})"
+        impl, spec = self.direct.get(node.function, (None, ()))
+        omitted = spec[len(args):]
+        if impl is None or len(args) > len(spec) or not all(may_omit for _, may_omit, _ in omitted):
+            self.emit(guarded)
+            return out
+        given = [a for a, (number, _, _) in zip(args, spec) if number]
+        every = ", ".join(args + [self.constant(fill) for _, _, fill in omitted])
+        impl = self.constant(impl)
+        self.emit(f"if {' and '.join(f'{a}.__class__ is float and {a} - {a} == 0.0' for a in given) or 'True'}:")
+        self.emit("try:", indent=2)
+        self.emit(f"{out} = {impl}({every})", indent=3)
+        self.emit("except Exception:", indent=2)   # the guard maps it (or raises it, in strict mode)
+        self.emit(guarded, indent=3)
+        self.emit("else:", indent=2)
+        self.emit(f"if not ({out}.__class__ is float and {out} - {out} == 0.0): {out} = _result({out})", indent=3)
+        self.emit("else:")
+        self.emit(guarded, indent=2)
+        return out
+
+
 def to_excel(node, address: Callable[[str, int], str], excel_name: Callable[[str], str], ranges=None) -> str:
     """The formula as Excel writes it (without the leading '='), with `address(key, lag)` giving
     each line's cell and `excel_name(function)` each function's worksheet name; `ranges` writes

@@ -267,13 +267,51 @@ def _finite_floats(values: tuple) -> bool:
     return True
 
 
+def _numbers_only(spec: ExcelFunction) -> bool:
+    return all(arg.kind in (NUMBER, OPTIONAL) for arg in spec.args)
+
+
+_DIRECT: list = [None, None]   # [registry version, direct_calls()]
+
+
+def _direct_args(spec: ExcelFunction) -> tuple | None:
+    """Per argument (a number?, may be omitted?, the value the function then gets), when the
+    guard gives `impl` each argument unchanged that is a finite float where a number belongs and
+    anything where any value does; None for a function with an argument the guard converts
+    otherwise (text, a series)."""
+    out = []
+    for arg in spec.args:
+        if arg.kind == NUMBER:
+            out.append((True, False, None))      # omitted: #N/A, the guard's answer
+        elif arg.kind == OPTIONAL:
+            out.append((True, True, arg.default))
+        elif arg.kind == ANY:
+            out.append((False, True, None))      # omitted: the guard pads it with an empty cell
+        else:
+            return None
+    return tuple(out)
+
+
+def direct_calls() -> tuple:
+    """`(result, ((formula name, impl, arguments), ...))` for the functions the guard calls
+    with their arguments unchanged when each is a finite float where a number belongs
+    (`_direct_args` describes `arguments`): there it returns `result(impl(*args))` and maps what
+    `impl` raises. The engine's generated formulas call these `impl`s themselves in that case
+    (udfs.formula.generated), and the guard in every other. The same tuple until the registry
+    changes."""
+    if _DIRECT[0] != _version[0]:
+        _DIRECT[:] = [_version[0], (_result, tuple((spec.formula_name, spec.impl, args) for spec in REGISTRY.values()
+                                                   if (args := _direct_args(spec)) is not None))]
+    return _DIRECT[1]
+
+
 def guard(spec: ExcelFunction) -> Callable:
     """The callable Excel's call reaches for `spec`: positional arguments as Excel passes them."""
     converters = tuple(_converter(arg) for arg in spec.args)
     count, impl = len(converters), spec.impl
     # Every argument a number: a call whose values are all finite floats (nearly every call the
     # engine makes) is what the converters would return unchanged, so it goes straight to `impl`.
-    numbers_only = all(arg.kind in (NUMBER, OPTIONAL) for arg in spec.args)
+    numbers_only = _numbers_only(spec)
 
     def guarded(*values):
         if len(values) > count:
