@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import udfs  # noqa: F401 - registers every function
@@ -46,8 +46,11 @@ _CALLS = {"grow": 2, "margin": 2, "growth_rate": 2, "turnover_days": (2, 3), "da
 
 
 def _store(pos: int) -> tuple[dict, dict]:
-    """The yearly and one-value cells as the engine holds them, the year at `pos` holding `_THIS`."""
-    yearly = {(k, LABELS[pos]): v for k, v in _THIS.items()}
+    """The yearly and one-value cells as the engine holds them, the year at `pos` holding `_THIS`,
+    the one before `_PRIOR`, any other a figure no formula should read (a year counted from
+    the end would)."""
+    yearly = {(k, label): 99.0 for k in _THIS for label in LABELS}
+    yearly.update({(k, LABELS[pos]): v for k, v in _THIS.items()})
     if pos >= 1:
         yearly.update({(k, LABELS[pos - 1]): v for k, v in _PRIOR.items()})
     return yearly, dict(_SCALARS)
@@ -112,6 +115,24 @@ def test_a_generated_formula_equals_the_tree_walk(text, pos, scalars_first, dire
     expected = _answer(lambda: fx.evaluate(fx.parse(text), _lookup(yearly, scalars, pos, scalars_first), functions))
     got = _answer(lambda: made(yearly.get, scalars.get, LABELS, pos, functions, None))
     assert expected[0] == got[0] and same(got[1], expected[1]), (text, expected, got)
+    # The same formula on closures, as a plan runs it before generating it.
+    walked = _answer(lambda: fx.walked(text, scalar_keys, scalars_first)(yearly.get, scalars.get, LABELS, pos, functions, None))
+    assert expected[0] == walked[0] and same(walked[1], expected[1]), (text, expected, walked)
+
+
+@pytest.mark.parametrize("bounds", [(0.0, None), (None, 1), (-1, 0.5), (None, None), ("", 2.0), (math.nan, 1.0),
+                                    (True, None), (0.0, "#N/A"), (1e308, -math.inf)])
+def test_a_warning_judges_each_value_as_er_warn_does(bounds):
+    """The warnings judge a plain float at once, anything else through ER_WARN's own function:
+    every status is the function's."""
+    from udfs.checks import warn
+    cases = [0.5, -2.0, 1.0, 3, True, None, "", NOT_MEANINGFUL, "#DIV/0!", "text", math.nan, math.inf, -math.inf, -0.0]
+    years = [engine.Year(f"{2020 + i}E", 2020 + i, engine.FORECAST) for i in range(len(cases))]
+    lines = [engine.Line("x", "t", "x", "x")]
+    values = engine.Values(years, {("x", y.label): v for y, v in zip(years, cases)})
+    got = engine.run_warnings([engine.SanityWarning("w", "w", "w", "x", *bounds)], lines, values)
+    assert [r["value"] for r in got][4:6] == [True, 0.0]   # the line as a formula reads it: an empty cell is 0
+    assert [r["status"] for r in got] == [warn(r["value"], *bounds) for r in got]
 
 
 def test_the_direct_calls_are_the_functions_whose_guard_passes_values_through():
@@ -253,9 +274,22 @@ def edited_runs(draw):
     return company, lines, inputs, scalars, overrides
 
 
-@settings(max_examples=examples(60), deadline=None)
+@pytest.fixture(params=["closures", "generated", "closures then generated"])
+def tier(request, monkeypatch):
+    """The engine's plans on closures only, generated from their first run, or as they run by
+    default (closures for the first runs, then generated): each must give the tree walk's figures."""
+    monkeypatch.setattr(engine, "_GENERATE_AFTER", {"closures": 10 ** 9, "generated": 0}.get(request.param, 2))
+    engine._PLANS.clear()
+    engine._each_year_formulas.cache_clear()
+    yield request.param
+    engine._PLANS.clear()
+    engine._each_year_formulas.cache_clear()
+
+
+# The tier holds for the whole test, not per example: what is tested is every example under it.
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(run=edited_runs())
-def test_the_engine_equals_the_tree_walk_on_odd_inputs(run):
+def test_the_engine_equals_the_tree_walk_on_odd_inputs(tier, run):
     company, lines, inputs, scalars, overrides = run
     got = engine.evaluate(lines, company.years, inputs, scalars, overrides)
     expected = reference(lines, company.years, inputs, scalars, overrides)
@@ -275,12 +309,19 @@ def test_the_engine_equals_the_tree_walk_on_odd_inputs(run):
 
 
 @pytest.mark.parametrize("name", sorted(COMPANIES))
-def test_each_company_builds_as_the_tree_walk_computes_it(name):
-    """The printed model: every cell of `build_model` equals the reference."""
+def test_each_company_builds_as_the_tree_walk_computes_it(name, tier):
+    """The printed model, run after run (closures first, then generated): every cell of
+    `build_model` and every check and warning equal the reference's."""
     company = _company(name)
-    model = build_model(company)
     lines, inputs, scalars = run_inputs(company)
     expected = reference(lines, company.years, inputs, scalars, {})
-    assert model.values.yearly.keys() == expected.yearly.keys()
-    assert all(same(model.values.yearly[c], v) for c, v in expected.yearly.items())
-    assert all(same(model.values.scalars[k], v) for k, v in expected.scalars.items())
+    for _ in range(4):
+        model = build_model(company)
+        assert model.values.yearly.keys() == expected.yearly.keys()
+        assert all(same(model.values.yearly[c], v) for c, v in expected.yearly.items())
+        assert all(same(model.values.scalars[k], v) for k, v in expected.scalars.items())
+        assert [(r["actual"], r["expected"]) for r in model.checks] == [
+            pair for c in company.layout.checks for pair in zip(_reference_results([c.actual], lines, expected),
+                                                                  _reference_results([c.expected], lines, expected))]
+        assert [r["value"] for r in model.warnings] == _reference_results([w.value for w in company.layout.warnings],
+                                                                           lines, expected)

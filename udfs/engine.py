@@ -10,7 +10,7 @@ from graphlib import CycleError, TopologicalSorter
 from typing import Iterable
 
 from . import formula as fx
-from .checks import WARN, warn
+from .checks import OK, WARN, warn
 from .forecast import METHODS
 from .constants import ERR_NA
 from .errors import DataError
@@ -278,9 +278,47 @@ def _reads_across_years(tree) -> bool:
     return False
 
 
+class _Formulas:
+    """Formula texts made into functions `f(get, sget, labels, pos, functions, vectors)`, each
+    text once: on closures (`formula.walked`) for the first `_GENERATE_AFTER` runs, generated
+    Python (`formula.generated`) from then on. Generating a model's formulas costs tens of
+    milliseconds of compiling, and a process that evaluates a model once or twice (a command,
+    one build) would pay it for nothing; one that evaluates it again and again (a sensitivity
+    table, calibration, a batch, the bench) pays it once. `scalars_first`: as a check reads a
+    one-value line, in any year."""
+
+    def __init__(self, texts, scalar_keys: frozenset, scalars_first: bool = False):
+        self.texts = tuple(dict.fromkeys(t for t in texts if t))
+        self.scalar_keys, self.scalars_first = scalar_keys, scalars_first
+        self.runs = 0
+        self.cold: dict | None = None
+        self.hot: dict = {}
+
+    def functions(self, direct: bool) -> dict:
+        """{text: function} for one more run; `direct`: calling past the registry's guards where
+        they would pass the values straight through (only for the registry's own functions)."""
+        hot = self.hot.get(direct)
+        if hot is not None:
+            return hot
+        self.runs += 1
+        if self.runs > _GENERATE_AFTER:
+            calls = direct_calls() if direct else ()
+            hot = self.hot[direct] = {t: fx.generated(t, self._scalars_read(t), calls, self.scalars_first) for t in self.texts}
+            return hot
+        if self.cold is None:
+            self.cold = {t: fx.walked(t, self._scalars_read(t), self.scalars_first) for t in self.texts}
+        return self.cold
+
+    def _scalars_read(self, text: str) -> frozenset:
+        return frozenset(ref.key for ref in fx.refs(fx.parse(text)) if ref.key in self.scalar_keys)
+
+
+_GENERATE_AFTER = 2   # runs of the same formulas on closures before they are generated as Python
+
+
 class _Plan:
     """What evaluating one list of lines takes besides the inputs, made once for it: the order
-    of the lines for each kind of year, each formula made into Python (None: an input), the
+    of the lines for each kind of year, each formula made callable (None: an input), the
     one-value lines before and after the years."""
 
     def __init__(self, lines: list[Line], kinds: frozenset):
@@ -288,44 +326,45 @@ class _Plan:
         ordered = orders.get(FORECAST) or evaluation_order(lines)
         self.scalar_keys = frozenset(line.key for line in lines if line.scalar)
         late = _late_scalars(lines)
-        # (key, formula text or None) per line, in order; made into functions per `code(direct)`.
+        # (key, formula text or None) per line, in order; made callable by `code`.
         self.early = tuple((l.key, l.formula) for l in ordered if l.scalar and l.key not in late)
         self.late = tuple((l.key, l.formula) for l in ordered if l.scalar and l.key in late)
         self.yearly = {kind: tuple((line.key, line.formula_in(kind)) for line in order if not line.scalar)
                        for kind, order in orders.items()}
-        self._code: dict = {}
+        self._whole = self._made(self.early, self.late, self.yearly)
         self._partial: dict = {}
 
+    def _made(self, early: tuple, late: tuple, yearly: dict) -> list:
+        texts = [t for _, t in early + late] + [t for plan in yearly.values() for _, t in plan]
+        return [(early, late, yearly), _Formulas(texts, self.scalar_keys), {}]
+
+    @staticmethod
+    def _code(made: list, direct: bool) -> tuple:
+        (early, late, yearly), formulas, shaped = made
+        functions = formulas.functions(direct)
+        cached = shaped.get(direct)
+        if cached is None or cached[0] is not functions:
+            def shape(plan):
+                return tuple((key, functions[text] if text else None) for key, text in plan)
+            cached = shaped[direct] = (functions, (shape(early), shape(late), {k: shape(p) for k, p in yearly.items()}))
+        return cached[1]
+
     def code(self, direct: bool) -> tuple:
-        """(early, late, yearly) with each formula generated (`udfs.formula.generated`); `direct`:
-        calling past the registry's guards where they would pass finite floats straight through."""
-        made = self._code.get(direct)
-        if made is None:
-            made = self._code[direct] = (self._generate(self.early, direct), self._generate(self.late, direct),
-                                         {kind: self._generate(plan, direct) for kind, plan in self.yearly.items()})
-        return made
-
-    def _generate(self, plan: tuple, direct: bool) -> tuple:
-        calls = direct_calls() if direct else ()
-        return tuple((key, fx.generated(text, self._scalars_read(text), calls) if text else None) for key, text in plan)
-
-    def _scalars_read(self, text: str) -> frozenset:
-        return frozenset(ref.key for ref in fx.refs(fx.parse(text)) if ref.key in self.scalar_keys)
+        """(early, late, yearly): (line key, its formula as a function or None) in order."""
+        return self._code(self._whole, direct)
 
     def only(self, recompute: set, direct: bool) -> tuple:
         """`code(direct)` of the lines in `recompute` alone, kept for the few sets a caller
         re-runs with again and again (a sensitivity table, calibration's columns)."""
-        key = (frozenset(recompute), direct)
-        partial = self._partial.get(key)
-        if partial is None:
-            early, late, yearly = self.code(direct)
-            keys = key[0]
-            partial = (tuple(p for p in early if p[0] in keys), tuple(p for p in late if p[0] in keys),
-                       {kind: tuple(p for p in plan if p[0] in keys) for kind, plan in yearly.items()})
+        key = frozenset(recompute)
+        made = self._partial.get(key)
+        if made is None:
+            made = self._made(tuple(p for p in self.early if p[0] in key), tuple(p for p in self.late if p[0] in key),
+                              {kind: tuple(p for p in plan if p[0] in key) for kind, plan in self.yearly.items()})
             if len(self._partial) >= _PARTIAL_KEPT:
                 self._partial.pop(next(iter(self._partial)))
-            self._partial[key] = partial
-        return partial
+            self._partial[key] = made
+        return self._code(made, direct)
 
 
 _PLANS: dict = {}      # (registry version, kinds of year, the lines' ids) -> (lines, _Plan)
@@ -485,20 +524,19 @@ def _late(lines: tuple, _registry_version: int) -> frozenset:
 
 
 def _each_year(formulas: list[str], lines: list[Line], values: Values, years: list[Year] | None):
-    """(formulas made into Python, [(year, its position)]) for the checks and the warnings, which
-    read a one-value line in any year and a yearly line in the year at a position by its lag."""
+    """({text: formula as a function}, [(year, its position)]) for the checks and the warnings,
+    which read a one-value line in any year and a yearly line in the year at a position by its lag."""
     years = years or [y for y in values.years if y.kind == FORECAST]
     scalar_keys = _per_lines(lines, "scalar_keys", lambda lines: frozenset(line.key for line in lines if line.scalar))
     positions = {y.label: i for i, y in enumerate(values.years)}
-    return _generated_each_year(tuple(formulas), scalar_keys, registry_version()), [(y, positions[y.label]) for y in years]
+    made = _each_year_formulas(tuple(formulas), scalar_keys, registry_version()).functions(True)
+    return made, [(y, positions[y.label]) for y in years]
 
 
 @lru_cache(maxsize=64)
-def _generated_each_year(formulas: tuple, scalar_keys: frozenset, _registry_version: int) -> dict:
-    """`_each_year`'s formulas by text; cached, as a model's checks are run on every build."""
-    calls = direct_calls()
-    return {text: fx.generated(text, frozenset(r.key for r in fx.refs(fx.parse(text)) if r.key in scalar_keys), calls, True)
-            for text in formulas}
+def _each_year_formulas(formulas: tuple, scalar_keys: frozenset, _registry_version: int) -> _Formulas:
+    """`_each_year`'s formulas, kept: a model's checks are run on every build."""
+    return _Formulas(formulas, scalar_keys, scalars_first=True)
 
 
 def run_checks(checks: list[Check], lines: list[Line], values: Values, years: list[Year] | None = None) -> list[dict]:
@@ -512,7 +550,7 @@ def run_checks(checks: list[Check], lines: list[Line], values: Values, years: li
         for year, pos in at:
             actual = actual_of(get, sget, labels, pos, functions, None)
             expected = expected_of(get, sget, labels, pos, functions, None)
-            numeric = all(isinstance(v, float) for v in (actual, expected))
+            numeric = isinstance(actual, float) and isinstance(expected, float)
             difference = actual - expected if numeric else None
             results.append({
                 "check": check.key, "label_zh": check.label_zh, "label_en": check.label_en, "year": year.label,
@@ -533,9 +571,16 @@ def run_warnings(warnings: list[SanityWarning], lines: list[Line], values: Value
     results = []
     for warning in warnings:
         formula = made[warning.value]
+        minimum, maximum = warning.minimum, warning.maximum
+        # Bounds that are numbers or empty judge a float (not nan) as ER_WARN does, at once.
+        plain = all(b is None or (b.__class__ in (int, float) and b == b) for b in (minimum, maximum))
+        low, high = (None if b is None or not plain else float(b) for b in (minimum, maximum))
         for year, pos in at:
             value = formula(get, sget, labels, pos, functions, None)
-            status = warn(value, warning.minimum, warning.maximum)
+            if plain and value.__class__ is float and value == value:
+                status = WARN if (low is not None and value < low) or (high is not None and value > high) else OK
+            else:
+                status = warn(value, minimum, maximum)
             results.append({
                 "warning": warning.key, "label_zh": warning.label_zh, "label_en": warning.label_en, "year": year.label,
                 "value": value, "minimum": warning.minimum, "maximum": warning.maximum, "status": status,

@@ -343,7 +343,7 @@ def _compile_binop(op: str, left: Callable, right: Callable) -> Callable:
 # finite float (what the guard would pass straight through; anything else, and any exception,
 # goes through the guard). Same values as `evaluate`, held to it by tests/test_generated_formulas.py.
 
-_FORM_PREFIX, _CONST_PREFIX, _DIRECT_PREFIX = "_form", "_const", "_direct"
+_CONST_PREFIX = "_const"
 
 
 @lru_cache(maxsize=2048)
@@ -364,16 +364,32 @@ def generated(text: str, scalar_keys: frozenset = frozenset(), direct: tuple = (
     tree = parse(text)
     source, namespace = _Generator(scalar_keys, {name: (impl, args) for name, impl, args in direct[1]} if direct else {},
                                    scalars_first).function(tree)
-    namespace.update(_ERR_NUM=ERR_NUM, _arith=excel_arith, _read_form=_read_form, _result=direct[0] if direct else None)
+    namespace.update(_ERR_NUM=ERR_NUM, _arith=excel_arith, _needs_years=_needs_years, _result=direct[0] if direct else None)
     exec(compile(source, f"<formula {text[:60]!r}>", "exec"), namespace)  # noqa: S102 - source made here from a parsed formula
     return namespace["line"]
 
 
-def _read_form(form: Form, get, sget, labels, pos: int, functions, vectors, scalar_keys: frozenset):
-    """A form's value, as `evaluate` gives it (forms read their lines in the formula's own year)."""
-    def lookup(key, lag):
-        return sget(key) if key in scalar_keys else get((key, labels[pos]))
-    return evaluate(form, lookup, functions, vectors=vectors)
+@lru_cache(maxsize=4096)
+def walked(text: str, scalar_keys: frozenset = frozenset(), scalars_first: bool = False) -> Callable:
+    """`generated(text, scalar_keys, (), scalars_first)` made from `compiled(text)` instead: the
+    same function of the same arguments, at once (generating costs a quarter of a millisecond
+    of compiling per formula, a few runs of a whole model), slower per call. For formulas run
+    only a few times (udfs.engine's plans start on these)."""
+    closure = compiled(text)
+
+    def line(get, sget, labels, pos, functions, vectors):
+        def lookup(key, lag):
+            if scalars_first and key in scalar_keys:
+                return sget(key)
+            if pos < lag:
+                return None
+            return sget(key) if key in scalar_keys else get((key, labels[pos - lag]))
+        return closure(lookup, functions, vectors)
+    return line
+
+
+def _needs_years(form: Form):
+    raise FormulaError(f"{form!r} needs the model's years")
 
 
 class _Generator:
@@ -446,10 +462,7 @@ class _Generator:
         if isinstance(node, Ref):
             return self.read(node, raw=False)
         if isinstance(node, Form):
-            out, form = self.temp(), self.constant(node)
-            keys = self.constant(frozenset(k for k in node.keys if k in self.scalar_keys))
-            self.emit(f"{out} = _read_form({form}, get, sget, labels, pos, functions, vectors, {keys})")
-            return out
+            return self.form(node)
         if isinstance(node, Neg):
             return self.arithmetic("-", self.constant(0.0), done[id(node.operand)], negate=True)
         if isinstance(node, BinOp):
@@ -457,6 +470,26 @@ class _Generator:
         if isinstance(node, Call):
             return self.call(node, [self.read(a, raw=True) if isinstance(a, Ref) else done[id(a)] for a in node.args])
         raise FormulaError(f"cannot evaluate {node!r}")
+
+    def form(self, node: Form) -> str:
+        """A form as `evaluate` reads it: its lines in the formula's own year, the other years
+        through `vectors`."""
+        out = self.temp()
+        if node.name == COLUMN:
+            cells = [self.read(Ref(key, 0), raw=True) for key in node.keys]
+            self.emit(f"{out} = [{', '.join(f'[{cell}]' for cell in cells)}]")
+            return out
+        self.emit(f"if vectors is None: _needs_years({self.constant(node)})")
+        key = repr(node.keys[0])
+        if node.name in (FORECAST_ROW, ROW, HISTORY):
+            self.emit(f"{out} = [vectors.{ {FORECAST_ROW: 'forecast', ROW: 'row', HISTORY: 'history'}[node.name]}({key})]")
+        elif node.name == YEARS_AFTER:
+            self.emit(f"{out} = vectors.years_after({self.read(Ref(node.keys[0], 0), raw=True)})")
+        elif node.name == AT:
+            self.emit(f"{out} = vectors.at({key}, {self.read(Ref(node.keys[1], 0), raw=True)})")
+        else:
+            raise FormulaError(f"cannot evaluate {node!r}")
+        return out
 
     def arithmetic(self, op: str, left: str, right: str, negate: bool = False) -> str:
         """Two plain floats the short way (the same IEEE operation and checks); else Excel's rules."""
