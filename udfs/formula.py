@@ -256,8 +256,8 @@ def evaluate(node, lookup: Callable[[str, int], object], functions: dict[str, Ca
 def compiled(text: str) -> Callable:
     """The formula `text` made once into nested Python closures, called as `f(lookup, functions,
     vectors=None)`: the same value as `evaluate(parse(text), lookup, functions, vectors=vectors)`
-    with Excel's arithmetic, without walking the tree again on every call (the engine evaluates
-    each formula once per year, and the sensitivity table re-runs the model 25 times). Two plain
+    with Excel's arithmetic, without walking the tree again on every call (the engine runs a
+    model's first evaluations on these, see `walked`, and `generated` formulas after). Two plain
     floats take the arithmetic's short way (same IEEE operation, same checks); anything else
     goes through `excel_arith`. Functions are looked up at each call, so a function registered
     later is found. Both caches are bounded: a batch worker meets the layouts of every model it
