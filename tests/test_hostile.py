@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -23,6 +22,7 @@ from hypothesis import strategies as st
 
 import udfs
 from conftest import ROOT, examples
+from in_process import run_cli
 from test_udf_inputs import acceptable
 from workbook import xlsx
 
@@ -198,7 +198,7 @@ def _digest(folder: Path) -> dict:
 def test_malformed_input_gets_one_line(corpus, tmp_path, command, message):
     before = _digest(corpus)
     args = command.format(d=corpus, out=tmp_path).split()
-    run = subprocess.run([sys.executable, "-m", "addin", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    run = run_cli(*args)
     assert run.returncode != 0, run.stdout
     assert "Traceback" not in run.stderr and "Traceback" not in run.stdout
     lines = run.stderr.strip().splitlines()
