@@ -206,7 +206,7 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
     that year and later ones only, when no yearly line in `recompute` reads a later year than
     its own (`reads_ahead`), so nothing before it can move.
     """
-    direct = not functions   # the registry's own guards: the generated formulas may call past them
+    direct = not functions   # the registry's own guards: the formulas may call past them
     functions = functions or _guarded_now()
     overrides = overrides or {}
     plan = _plan(lines, years)
@@ -224,7 +224,7 @@ def evaluate(lines: list[Line], years: list[Year], inputs: dict, scalar_inputs: 
         early, late, plans = plan.code(direct)
         first = 0
 
-    # A formula is `f(get, sget, labels, pos, functions, vectors)` (udfs.formula.generated).
+    # A formula is `f(get, sget, labels, pos, functions, vectors)` (udfs.formula.line_function).
     vectors = _Vectors(values, years)
 
     def scalar(key, formula):
@@ -279,41 +279,27 @@ def _reads_across_years(tree) -> bool:
 
 
 class _Formulas:
-    """Formula texts made into functions `f(get, sget, labels, pos, functions, vectors)`, each
-    text once: on closures (`formula.walked`) for the first `_GENERATE_AFTER` runs, generated
-    Python (`formula.generated`) from then on. Generating a model's formulas costs tens of
-    milliseconds of compiling, and a process that evaluates a model once or twice (a command,
-    one build) would pay it for nothing; one that evaluates it again and again (a sensitivity
-    table, calibration, a batch, the bench) pays it once. `scalars_first`: as a check reads a
-    one-value line, in any year."""
+    """Formula texts made into functions `f(get, sget, labels, pos, functions, vectors)`
+    (`formula.line_function`), each text once per kind of call. `scalars_first`: as a check
+    reads a one-value line, in any year."""
 
     def __init__(self, texts, scalar_keys: frozenset, scalars_first: bool = False):
         self.texts = tuple(dict.fromkeys(t for t in texts if t))
         self.scalar_keys, self.scalars_first = scalar_keys, scalars_first
-        self.runs = 0
-        self.cold: dict | None = None
-        self.hot: dict = {}
+        self.made: dict = {}
 
     def functions(self, direct: bool) -> dict:
-        """{text: function} for one more run; `direct`: calling past the registry's guards where
-        they would pass the values straight through (only for the registry's own functions)."""
-        hot = self.hot.get(direct)
-        if hot is not None:
-            return hot
-        self.runs += 1
-        if self.runs > _GENERATE_AFTER:
+        """{text: function}; `direct`: calling past the registry's guards where they would pass
+        the values straight through (only when the functions called are the registry's own)."""
+        made = self.made.get(direct)
+        if made is None:
             calls = direct_calls() if direct else ()
-            hot = self.hot[direct] = {t: fx.generated(t, self._scalars_read(t), calls, self.scalars_first) for t in self.texts}
-            return hot
-        if self.cold is None:
-            self.cold = {t: fx.walked(t, self._scalars_read(t), self.scalars_first) for t in self.texts}
-        return self.cold
+            made = self.made[direct] = {t: fx.line_function(t, self._scalars_read(t), calls, self.scalars_first)
+                                        for t in self.texts}
+        return made
 
     def _scalars_read(self, text: str) -> frozenset:
         return frozenset(ref.key for ref in fx.refs(fx.parse(text)) if ref.key in self.scalar_keys)
-
-
-_GENERATE_AFTER = 2   # runs of the same formulas on closures before they are generated as Python
 
 
 class _Plan:

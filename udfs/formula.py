@@ -256,8 +256,8 @@ def evaluate(node, lookup: Callable[[str, int], object], functions: dict[str, Ca
 def compiled(text: str) -> Callable:
     """The formula `text` made once into nested Python closures, called as `f(lookup, functions,
     vectors=None)`: the same value as `evaluate(parse(text), lookup, functions, vectors=vectors)`
-    with Excel's arithmetic, without walking the tree again on every call (the engine runs a
-    model's first evaluations on these, see `walked`, and `generated` formulas after). Two plain
+    with Excel's arithmetic, without walking the tree again on every call (the engine runs
+    `line_function`'s, made the same way for its stores). Two plain
     floats take the arithmetic's short way (same IEEE operation, same checks); anything else
     goes through `excel_arith`. Functions are looked up at each call, so a function registered
     later is found. Both caches are bounded: a batch worker meets the layouts of every model it
@@ -336,24 +336,23 @@ def _compile_binop(op: str, left: Callable, right: Callable) -> Callable:
     return divide
 
 
-# The formula as generated Python source: what the engine runs. `compiled` above is a closure per
-# node, so a formula of n nodes costs n Python calls per year plus one per guarded function; the
-# generated function is one call per line and year, its arithmetic and lookups inline, and the
-# functions whose arguments are all numbers called without their guard when every argument is a
-# finite float (what the guard would pass straight through; anything else, and any exception,
-# goes through the guard). Same values as `evaluate`, held to it by tests/test_generated_formulas.py.
+# The formula as the engine runs it: closures as `compiled`'s, but each taking the engine's own
+# stores (`get`, `sget`, the year labels and the year's position) rather than a `lookup`
+# closure made per year, and calling the functions whose arguments are numbers or any value
+# without their guard when every number is a finite float (what the guard would pass straight
+# through; anything else, and any exception, goes through the guard). Closures, not generated
+# source: no code path executes text (tests/test_hostile.py). Same values as `evaluate`, held to
+# it by tests/test_generated_formulas.py.
 
-_CONST_PREFIX = "_const"
 
-
-@lru_cache(maxsize=2048)
-def generated(text: str, scalar_keys: frozenset = frozenset(), direct: tuple = (), scalars_first: bool = False) -> Callable:
-    """The formula `text` as one generated Python function `f(get, sget, labels, pos, functions,
-    vectors)`, giving `evaluate(parse(text), lookup, functions, vectors=vectors)` with Excel's
-    arithmetic, where `lookup(key, lag)` reads the line `key` in the year `pos - lag` of
-    `labels`: `sget(key)` for the lines in `scalar_keys` (one value), else `get((key, label))`;
-    a year before the first (`pos < lag`) is None, also for a one-value line unless
-    `scalars_first` (a check reads a one-value line in any year).
+@lru_cache(maxsize=4096)
+def line_function(text: str, scalar_keys: frozenset = frozenset(), direct: tuple = (), scalars_first: bool = False) -> Callable:
+    """The formula `text` as a function `f(get, sget, labels, pos, functions, vectors)`, giving
+    `evaluate(parse(text), lookup, functions, vectors=vectors)` with Excel's arithmetic, where
+    `lookup(key, lag)` reads the line `key` in the year `pos - lag` of `labels`: `sget(key)`
+    for the lines in `scalar_keys` (one value), else `get((key, label))`; a year before the
+    first (`pos < lag`) is None, also for a one-value line unless `scalars_first` (a check
+    reads a one-value line in any year).
 
     `direct` is `(result, ((name, impl, arguments), ...))` (udfs.registry.direct_calls): the
     functions whose guard returns `result(impl(*args))` when each argument that must be a number
@@ -361,169 +360,189 @@ def generated(text: str, scalar_keys: frozenset = frozenset(), direct: tuple = (
     itself, and the guard only when an argument is anything else or `impl` raises. Pass
     `direct` only when `functions` holds those very guards; with `()` every call goes through
     `functions`. Made once per argument values (a bounded cache, as `compiled`'s)."""
-    tree = parse(text)
-    source, namespace = _Generator(scalar_keys, {name: (impl, args) for name, impl, args in direct[1]} if direct else {},
-                                   scalars_first).function(tree)
-    namespace.update(_ERR_NUM=ERR_NUM, _arith=excel_arith, _needs_years=_needs_years, _result=direct[0] if direct else None)
-    exec(compile(source, f"<formula {text[:60]!r}>", "exec"), namespace)  # noqa: S102 - source made here from a parsed formula
-    return namespace["line"]
+    calls = {name: (impl, args) for name, impl, args in direct[1]} if direct else {}
+    return _line(parse(text), scalar_keys, calls, direct[0] if direct else None, scalars_first)
 
 
-@lru_cache(maxsize=4096)
-def walked(text: str, scalar_keys: frozenset = frozenset(), scalars_first: bool = False) -> Callable:
-    """`generated(text, scalar_keys, (), scalars_first)` made from `compiled(text)` instead: the
-    same function of the same arguments, at once (generating costs a quarter of a millisecond
-    of compiling per formula, a few runs of a whole model), slower per call. For formulas run
-    only a few times (udfs.engine's plans start on these)."""
-    closure = compiled(text)
+def _line(node, scalar_keys: frozenset, calls: dict, result, scalars_first: bool) -> Callable:
+    def inner(operand):
+        return _line(operand, scalar_keys, calls, result, scalars_first)
+    if isinstance(node, Const):
+        constant = node.value
+        return lambda get, sget, labels, pos, functions, vectors: constant
+    if isinstance(node, Ref):
+        return _reader(node, scalar_keys, scalars_first, raw=False)
+    if isinstance(node, Form):
+        form, keys = node, frozenset(k for k in node.keys if k in scalar_keys)
 
-    def line(get, sget, labels, pos, functions, vectors):
-        def lookup(key, lag):
-            if scalars_first and key in scalar_keys:
+        def read_form(get, sget, labels, pos, functions, vectors):
+            def lookup(key, lag):   # a form reads its lines in the formula's own year
+                return sget(key) if key in keys else get((key, labels[pos]))
+            return evaluate(form, lookup, functions, vectors=vectors)
+        return read_form
+    if isinstance(node, Neg):
+        operand = inner(node.operand)
+
+        def negate(get, sget, labels, pos, functions, vectors):
+            value = operand(get, sget, labels, pos, functions, vectors)
+            return _finite(0.0 - value) if value.__class__ is float else excel_arith("-", 0.0, value)
+        return negate
+    if isinstance(node, BinOp) and node.op in "+-" and isinstance(node.left, BinOp) and node.left.op in "+-":
+        return _line_chain(node, scalar_keys, inner)
+    if isinstance(node, BinOp):
+        return _line_binop(node.op, inner(node.left), inner(node.right))
+    if isinstance(node, Call):
+        args = tuple(_reader(a, scalar_keys, scalars_first, raw=True) if isinstance(a, Ref) else inner(a) for a in node.args)
+        return _line_call(node.function, args, calls.get(node.function), result)
+    raise FormulaError(f"cannot evaluate {node!r}")
+
+
+def _reader(ref: Ref, scalar_keys: frozenset, scalars_first: bool, raw: bool) -> Callable:
+    """A line's value: as it is (a function's argument), or with an empty cell as 0 (arithmetic)."""
+    key, lag = ref.key, ref.lag
+    if key in scalar_keys:
+        if scalars_first or lag == 0:
+            def read(get, sget, labels, pos, functions, vectors):
                 return sget(key)
-            if pos < lag:
-                return None
-            return sget(key) if key in scalar_keys else get((key, labels[pos - lag]))
-        return closure(lookup, functions, vectors)
-    return line
-
-
-def _needs_years(form: Form):
-    raise FormulaError(f"{form!r} needs the model's years")
-
-
-class _Generator:
-    """Python source of one formula, as flat statements (one temporary per node), so that a sum
-    of hundreds of lines neither nests expressions past the compiler's limits nor recurses here."""
-
-    def __init__(self, scalar_keys: frozenset, direct: dict, scalars_first: bool):
-        self.scalar_keys, self.direct, self.scalars_first = scalar_keys, direct, scalars_first
-        self.body: list[str] = []
-        self.namespace: dict = {}
-        self.lags: set = set()
-        self.count = 0
-
-    def temp(self) -> str:
-        self.count += 1
-        return f"t{self.count}"
-
-    def function(self, tree) -> tuple[str, dict]:
-        result = self.node(tree)
-        prologue = [f"    y{lag} = labels[pos - {lag}] if pos >= {lag} else None" if lag else "    y0 = labels[pos]"
-                    for lag in sorted(self.lags)]
-        source = "\n".join(["def line(get, sget, labels, pos, functions, vectors):", *prologue, *self.body,
-                            f"    return {result}"])
-        return source, self.namespace
-
-    def emit(self, *statements: str, indent: int = 1) -> None:
-        self.body.extend("    " * indent + s for s in statements)
-
-    def constant(self, value) -> str:
-        name = f"{_CONST_PREFIX}{len(self.namespace)}"
-        self.namespace[name] = value
-        return name
-
-    def read(self, ref: Ref, raw: bool) -> str:
-        """A line's value: as it is (a function's argument), or with an empty cell as 0 (arithmetic)."""
-        out, key = self.temp(), repr(ref.key)
-        if ref.key in self.scalar_keys:
-            if self.scalars_first or ref.lag == 0:
-                self.emit(f"{out} = sget({key})")
-            else:
-                self.lags.add(ref.lag)
-                self.emit(f"{out} = sget({key}) if y{ref.lag} is not None else None")
         else:
-            self.lags.add(ref.lag)
-            self.emit(f"{out} = get(({key}, y{ref.lag}))")
-        if not raw:
-            self.emit(f"if {out} is None: {out} = 0.0")  # an empty cell is 0 in Excel arithmetic
-        return out
+            def read(get, sget, labels, pos, functions, vectors):
+                return sget(key) if pos >= lag else None
+    elif lag == 0:
+        def read(get, sget, labels, pos, functions, vectors):
+            return get((key, labels[pos]))
+    else:
+        def read(get, sget, labels, pos, functions, vectors):
+            return get((key, labels[pos - lag])) if pos >= lag else None
+    if raw:
+        return read
+    if key in scalar_keys and (scalars_first or lag == 0):
+        def value(get, sget, labels, pos, functions, vectors):
+            cell = sget(key)
+            return 0.0 if cell is None else cell   # an empty cell is 0 in Excel arithmetic
+    elif key in scalar_keys:
+        def value(get, sget, labels, pos, functions, vectors):
+            cell = sget(key) if pos >= lag else None
+            return 0.0 if cell is None else cell
+    elif lag == 0:
+        def value(get, sget, labels, pos, functions, vectors):
+            cell = get((key, labels[pos]))
+            return 0.0 if cell is None else cell
+    else:
+        def value(get, sget, labels, pos, functions, vectors):
+            cell = get((key, labels[pos - lag])) if pos >= lag else None
+            return 0.0 if cell is None else cell
+    return value
 
-    def node(self, tree) -> str:
-        """The name holding the formula's value, its statements emitted; walked with a stack."""
-        done: dict = {}     # id(node) -> the name holding its value
-        pending = [(tree, False)]
-        while pending:
-            node, ready = pending.pop()
-            if isinstance(node, Call):
-                operands = [a for a in node.args if not isinstance(a, Ref)]
+
+def _line_chain(node: BinOp, scalar_keys: frozenset, inner: Callable) -> Callable:
+    """`a + b - c + ...` (a left-deep chain of additions and subtractions, a subtotal) in one
+    function: the operands left to right, each step as `_line_binop` takes it; a line read in
+    its own year is read in place."""
+    steps = []
+    while isinstance(node, BinOp) and node.op in "+-":
+        right = node.right
+        key = right.key if isinstance(right, Ref) and right.lag == 0 and right.key not in scalar_keys else None
+        steps.append((node.op == "+", key, None if key else inner(right)))
+        node = node.left
+    first, steps = inner(node), tuple(reversed(steps))
+
+    def chain(get, sget, labels, pos, functions, vectors):
+        a = first(get, sget, labels, pos, functions, vectors)
+        label = labels[pos] if pos < len(labels) else None
+        for add, key, operand in steps:
+            if key is None:
+                b = operand(get, sget, labels, pos, functions, vectors)
             else:
-                operands = list(_operands(node))
-            if not ready and operands:
-                pending.append((node, True))
-                pending.extend((operand, False) for operand in reversed(operands))
-                continue
-            done[id(node)] = self.value(node, done)
-        return done[id(tree)]
+                b = get((key, label))
+                if b is None:
+                    b = 0.0   # an empty cell is 0 in Excel arithmetic
+            if a.__class__ is float and b.__class__ is float:
+                a = a + b if add else a - b
+                if a - a != 0.0:
+                    a = ERR_NUM   # inf, nan
+            else:
+                a = excel_arith("+" if add else "-", a, b)
+        return a
+    return chain
 
-    def value(self, node, done: dict) -> str:
-        if isinstance(node, Const):
-            return self.constant(node.value)
-        if isinstance(node, Ref):
-            return self.read(node, raw=False)
-        if isinstance(node, Form):
-            return self.form(node)
-        if isinstance(node, Neg):
-            return self.arithmetic("-", self.constant(0.0), done[id(node.operand)], negate=True)
-        if isinstance(node, BinOp):
-            return self.arithmetic(node.op, done[id(node.left)], done[id(node.right)])
-        if isinstance(node, Call):
-            return self.call(node, [self.read(a, raw=True) if isinstance(a, Ref) else done[id(a)] for a in node.args])
-        raise FormulaError(f"cannot evaluate {node!r}")
 
-    def form(self, node: Form) -> str:
-        """A form as `evaluate` reads it: its lines in the formula's own year, the other years
-        through `vectors`."""
-        out = self.temp()
-        if node.name == COLUMN:
-            cells = [self.read(Ref(key, 0), raw=True) for key in node.keys]
-            self.emit(f"{out} = [{', '.join(f'[{cell}]' for cell in cells)}]")
-            return out
-        self.emit(f"if vectors is None: _needs_years({self.constant(node)})")
-        key = repr(node.keys[0])
-        if node.name in (FORECAST_ROW, ROW, HISTORY):
-            self.emit(f"{out} = [vectors.{ {FORECAST_ROW: 'forecast', ROW: 'row', HISTORY: 'history'}[node.name]}({key})]")
-        elif node.name == YEARS_AFTER:
-            self.emit(f"{out} = vectors.years_after({self.read(Ref(node.keys[0], 0), raw=True)})")
-        elif node.name == AT:
-            self.emit(f"{out} = vectors.at({key}, {self.read(Ref(node.keys[1], 0), raw=True)})")
-        else:
-            raise FormulaError(f"cannot evaluate {node!r}")
-        return out
+def _line_binop(op: str, left: Callable, right: Callable) -> Callable:
+    if op == "+":
+        def add(get, sget, labels, pos, functions, vectors):
+            a, b = left(get, sget, labels, pos, functions, vectors), right(get, sget, labels, pos, functions, vectors)
+            return _finite(a + b) if a.__class__ is float and b.__class__ is float else excel_arith("+", a, b)
+        return add
+    if op == "-":
+        def subtract(get, sget, labels, pos, functions, vectors):
+            a, b = left(get, sget, labels, pos, functions, vectors), right(get, sget, labels, pos, functions, vectors)
+            return _finite(a - b) if a.__class__ is float and b.__class__ is float else excel_arith("-", a, b)
+        return subtract
+    if op == "*":
+        def multiply(get, sget, labels, pos, functions, vectors):
+            a, b = left(get, sget, labels, pos, functions, vectors), right(get, sget, labels, pos, functions, vectors)
+            return _finite(a * b) if a.__class__ is float and b.__class__ is float else excel_arith("*", a, b)
+        return multiply
 
-    def arithmetic(self, op: str, left: str, right: str, negate: bool = False) -> str:
-        """Two plain floats the short way (the same IEEE operation and checks); else Excel's rules."""
-        out = self.temp()
-        floats = f"{right}.__class__ is float" if negate else f"{left}.__class__ is float and {right}.__class__ is float"
-        if op == "/":
-            floats += f" and {right} != 0.0"
-        self.emit(f"if {floats}:")
-        self.emit(f"{out} = {left} {op} {right}", f"if {out} - {out} != 0.0: {out} = _ERR_NUM", indent=2)  # inf, nan
-        self.emit("else:")
-        self.emit(f"{out} = _arith({op!r}, {left}, {right})", indent=2)
-        return out
+    def divide(get, sget, labels, pos, functions, vectors):
+        a, b = left(get, sget, labels, pos, functions, vectors), right(get, sget, labels, pos, functions, vectors)
+        if a.__class__ is float and b.__class__ is float and b != 0.0:
+            return _finite(a / b)
+        return excel_arith("/", a, b)
+    return divide
 
-    def call(self, node: Call, args: list[str]) -> str:
-        out, name, joined = self.temp(), repr(node.function), ", ".join(args)
-        guarded = f"{out} = functions[{name}]({joined})"
-        impl, spec = self.direct.get(node.function, (None, ()))
-        omitted = spec[len(args):]
-        if impl is None or len(args) > len(spec) or not all(may_omit for _, may_omit, _ in omitted):
-            self.emit(guarded)
-            return out
-        given = [a for a, (number, _, _) in zip(args, spec) if number]
-        every = ", ".join(args + [self.constant(fill) for _, _, fill in omitted])
-        impl = self.constant(impl)
-        self.emit(f"if {' and '.join(f'{a}.__class__ is float and {a} - {a} == 0.0' for a in given) or 'True'}:")
-        self.emit("try:", indent=2)
-        self.emit(f"{out} = {impl}({every})", indent=3)
-        self.emit("except Exception:", indent=2)   # the guard maps it (or raises it, in strict mode)
-        self.emit(guarded, indent=3)
-        self.emit("else:", indent=2)
-        self.emit(f"if not ({out}.__class__ is float and {out} - {out} == 0.0): {out} = _result({out})", indent=3)
-        self.emit("else:")
-        self.emit(guarded, indent=2)
-        return out
+
+def _line_call(name: str, args: tuple, direct, result) -> Callable:
+    """A function's call: through `functions` (its guard), or past it where `direct` allows."""
+    def guarded(get, sget, labels, pos, functions, vectors):
+        return functions[name](*[arg(get, sget, labels, pos, functions, vectors) for arg in args])
+    if direct is None:
+        return guarded
+    impl, spec = direct
+    omitted = spec[len(args):]
+    if len(args) > len(spec) or not all(may_omit for _, may_omit, _ in omitted):
+        return guarded
+    numbers = tuple(i for i, (number, _, _) in enumerate(spec[:len(args)]) if number)
+    fills = tuple(fill for _, _, fill in omitted)
+    if len(args) == 2:   # most calls: two arguments given
+        first, second = args
+        n0, n1 = 0 in numbers, 1 in numbers
+
+        def call2(get, sget, labels, pos, functions, vectors):
+            x, y = first(get, sget, labels, pos, functions, vectors), second(get, sget, labels, pos, functions, vectors)
+            if (not n0 or (x.__class__ is float and x - x == 0.0)) and (not n1 or (y.__class__ is float and y - y == 0.0)):
+                try:
+                    out = impl(x, y, *fills)
+                except Exception:   # noqa: BLE001 - the guard maps it (or raises it, in strict mode)
+                    return functions[name](x, y)
+                return out if out.__class__ is float and out - out == 0.0 else result(out)
+            return functions[name](x, y)
+        return call2
+    if len(args) == 1:
+        (only,), n0 = args, 0 in numbers
+
+        def call1(get, sget, labels, pos, functions, vectors):
+            x = only(get, sget, labels, pos, functions, vectors)
+            if not n0 or (x.__class__ is float and x - x == 0.0):
+                try:
+                    out = impl(x, *fills)
+                except Exception:   # noqa: BLE001 - the guard maps it (or raises it, in strict mode)
+                    return functions[name](x)
+                return out if out.__class__ is float and out - out == 0.0 else result(out)
+            return functions[name](x)
+        return call1
+
+    def call(get, sget, labels, pos, functions, vectors):
+        values = [arg(get, sget, labels, pos, functions, vectors) for arg in args]
+        for i in numbers:
+            value = values[i]
+            if value.__class__ is not float or value - value != 0.0:
+                return functions[name](*values)
+        try:
+            out = impl(*values, *fills)
+        except Exception:   # noqa: BLE001 - the guard maps it (or raises it, in strict mode)
+            return functions[name](*values)
+        return out if out.__class__ is float and out - out == 0.0 else result(out)
+    return call
 
 
 def to_excel(node, address: Callable[[str, int], str], excel_name: Callable[[str], str], ranges=None) -> str:

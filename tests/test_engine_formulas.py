@@ -1,8 +1,8 @@
-"""The engine runs each formula as generated Python source (udfs.formula.generated): one
-function per line, its arithmetic and lookups inline, and the functions whose arguments are
-numbers or any value called without their guard when every number is a finite float. The tree
-walk `udfs.formula.evaluate` with the registry's guarded functions is the definition; the
-generated code must give the same value of the same type for every operand Excel can pass
+"""The engine runs each formula as a function of its own stores (udfs.formula.line_function):
+closures reading the engine's dicts in place, a subtotal as one chain, and the functions whose
+arguments are numbers or any value called without their guard when every number is a finite
+float. The tree walk `udfs.formula.evaluate` with the registry's guarded functions is the
+definition; the line function must give the same value of the same type for every operand Excel can pass
 (Excel errors, NM and other text, blanks, ints, booleans, -0, overflowing and non-finite
 floats), whether a line is read in its own year, a year back or before the first year, and
 whether the function is reached directly or through the guard (an explicit `functions`
@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import math
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import udfs  # noqa: F401 - registers every function
 from conftest import ROOT, examples
+from test_guard_fast_path import _answer   # a value, or the type of what was raised (strict mode raises a bug)
 from udfs import engine
 from udfs import formula as fx
 from udfs.constants import NOT_MEANINGFUL
@@ -84,13 +85,6 @@ def _formulas():
         inner.map(lambda x: f"-({x})"), call(inner)), max_leaves=8)
 
 
-def _answer(call):
-    try:
-        return ("value", call())
-    except Exception as exc:   # noqa: BLE001 - strict mode raises a bug: both ways must raise the same
-        return ("raised", type(exc))
-
-
 def same(a, b) -> bool:
     """The same value of the same type (nan equals nan; lists cell by cell)."""
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
@@ -107,17 +101,14 @@ def same(a, b) -> bool:
 @example(text="grow(big, big) + turnover_days(a, n) + change(e, blank)", pos=2, scalars_first=False, direct=True)
 @example(text="prev(s) + prev(prev(a))", pos=0, scalars_first=False, direct=True)  # before the first year
 @example(text="prev(s) + prev(prev(a))", pos=0, scalars_first=True, direct=True)
-def test_a_generated_formula_equals_the_tree_walk(text, pos, scalars_first, direct):
+def test_a_line_function_equals_the_tree_walk(text, pos, scalars_first, direct):
     functions = engine._guarded_now()
     yearly, scalars = _store(pos)
     scalar_keys = frozenset(r.key for r in fx.refs(fx.parse(text)) if r.key in scalars)
-    made = fx.generated(text, scalar_keys, direct_calls() if direct else (), scalars_first)
+    made = fx.line_function(text, scalar_keys, direct_calls() if direct else (), scalars_first)
     expected = _answer(lambda: fx.evaluate(fx.parse(text), _lookup(yearly, scalars, pos, scalars_first), functions))
     got = _answer(lambda: made(yearly.get, scalars.get, LABELS, pos, functions, None))
     assert expected[0] == got[0] and same(got[1], expected[1]), (text, expected, got)
-    # The same formula on closures, as a plan runs it before generating it.
-    walked = _answer(lambda: fx.walked(text, scalar_keys, scalars_first)(yearly.get, scalars.get, LABELS, pos, functions, None))
-    assert expected[0] == walked[0] and same(walked[1], expected[1]), (text, expected, walked)
 
 
 @pytest.mark.parametrize("bounds", [(0.0, None), (None, 1), (-1, 0.5), (None, None), ("", 2.0), (math.nan, 1.0),
@@ -145,10 +136,10 @@ def test_the_direct_calls_are_the_functions_whose_guard_passes_values_through():
 
 def test_an_explicit_functions_mapping_is_always_called():
     """A caller's own functions are what the formula calls, also where the registry's guard
-    would be passed by: generated without `direct`, every call reaches the mapping."""
+    would be passed by: made without `direct`, every call reaches the mapping."""
     calls = []
     functions = {"grow": lambda *a: calls.append(a) or 7.0}
-    made = fx.generated("grow(a, b) + 1", frozenset(), (), False)
+    made = fx.line_function("grow(a, b) + 1", frozenset(), (), False)
     assert made({("a", "2023"): 1.0, ("b", "2023"): 2.0}.get, {}.get, LABELS, 0, functions, None) == 8.0
     assert calls == [(1.0, 2.0)]
     lines = [engine.Line("a", "t", "a", "a", formula="grow(1, 2)", history="always")]
@@ -157,14 +148,19 @@ def test_an_explicit_functions_mapping_is_always_called():
     assert len(calls) == 1 + len(years)
 
 
-def test_a_long_sum_is_generated_flat():
-    """A subtotal of hundreds of lines (an imported statement) neither nests the generated
-    source past the compiler's limits nor recurses past Python's."""
+def test_a_long_subtotal_is_one_chain():
+    """A subtotal of hundreds of lines (an imported statement) is read as one chain, with the
+    same figure as the tree walk, empty cells, text and errors in it included."""
     keys = [f"x{i}" for i in range(400)]
     text = " + ".join(keys)
     yearly = {(k, "2023"): float(i) for i, k in enumerate(keys)}
-    made = fx.generated(text, frozenset(), direct_calls(), False)
+    made = fx.line_function(text, frozenset(), direct_calls(), False)
     assert made(yearly.get, {}.get, LABELS, 0, {}, None) == float(sum(range(400)))
+    for odd in (None, "text", "#N/A", 1e308, -0.0):
+        yearly[("x7", "2023")] = yearly[("x9", "2023")] = odd
+        for text in (" + ".join(keys), " - ".join(keys), "1e308 + " + " - ".join(keys[::-1])):
+            expected = fx.evaluate(fx.parse(text), _lookup(yearly, {}, 0, False), {})
+            assert same(fx.line_function(text)(yearly.get, {}.get, LABELS, 0, {}, None), expected), (odd, text[:40])
 
 
 def test_the_forms_read_as_the_tree_walk_reads_them():
@@ -181,10 +177,10 @@ def test_the_forms_read_as_the_tree_walk_reads_them():
                  "at(a, y) + column(a, b)"):
         keys = frozenset(r.key for r in fx.refs(fx.parse(text)) if r.key in scalars)
         expected = fx.evaluate(fx.parse(text), _lookup(yearly, scalars, 0, False), functions, vectors=Vectors())
-        assert same(fx.generated(text, keys, direct_calls())(yearly.get, scalars.get, LABELS, 0, functions, Vectors()),
+        assert same(fx.line_function(text, keys, direct_calls())(yearly.get, scalars.get, LABELS, 0, functions, Vectors()),
                     expected), text
     with pytest.raises(fx.FormulaError):   # a form that reads other years, where there are none
-        fx.generated("forecast(a)")(yearly.get, scalars.get, LABELS, 0, functions, None)
+        fx.line_function("forecast(a)")(yearly.get, scalars.get, LABELS, 0, functions, None)
 
 
 # The whole engine against a reference: the same plan, each formula by the tree walk.
@@ -202,7 +198,7 @@ def _company(name: str):
 
 
 def reference(lines, years, inputs, scalar_inputs, overrides) -> engine.Values:
-    """`engine.evaluate` as it was defined before the formulas were generated: the plan's order,
+    """`engine.evaluate` as it was defined before its line functions: the plan's order,
     each formula walked as a tree through the guarded functions."""
     functions = engine._guarded_now()
     plan = engine._plan(lines, years)
@@ -274,22 +270,9 @@ def edited_runs(draw):
     return company, lines, inputs, scalars, overrides
 
 
-@pytest.fixture(params=["closures", "generated", "closures then generated"])
-def tier(request, monkeypatch):
-    """The engine's plans on closures only, generated from their first run, or as they run by
-    default (closures for the first runs, then generated): each must give the tree walk's figures."""
-    monkeypatch.setattr(engine, "_GENERATE_AFTER", {"closures": 10 ** 9, "generated": 0}.get(request.param, 2))
-    engine._PLANS.clear()
-    engine._each_year_formulas.cache_clear()
-    yield request.param
-    engine._PLANS.clear()
-    engine._each_year_formulas.cache_clear()
-
-
-# The tier holds for the whole test, not per example: what is tested is every example under it.
-@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None)
 @given(run=edited_runs())
-def test_the_engine_equals_the_tree_walk_on_odd_inputs(tier, run):
+def test_the_engine_equals_the_tree_walk_on_odd_inputs(run):
     company, lines, inputs, scalars, overrides = run
     got = engine.evaluate(lines, company.years, inputs, scalars, overrides)
     expected = reference(lines, company.years, inputs, scalars, overrides)
@@ -309,9 +292,9 @@ def test_the_engine_equals_the_tree_walk_on_odd_inputs(tier, run):
 
 
 @pytest.mark.parametrize("name", sorted(COMPANIES))
-def test_each_company_builds_as_the_tree_walk_computes_it(name, tier):
-    """The printed model, run after run (closures first, then generated): every cell of
-    `build_model` and every check and warning equal the reference's."""
+def test_each_company_builds_as_the_tree_walk_computes_it(name):
+    """The printed model, run after run: every cell of `build_model` and every check and
+    warning equal the reference's."""
     company = _company(name)
     lines, inputs, scalars = run_inputs(company)
     expected = reference(lines, company.years, inputs, scalars, {})
