@@ -389,9 +389,17 @@ def _line(node, scalar_keys: frozenset, calls: dict, result, scalars_first: bool
         return negate
     if isinstance(node, BinOp) and node.op in "+-" and isinstance(node.left, BinOp) and node.left.op in "+-":
         return _line_chain(node, scalar_keys, inner)
+    if isinstance(node, BinOp) and isinstance(node.left, Ref) and isinstance(node.right, Ref):
+        return _line_binop_of_lines(node.op, _place(node.left, scalar_keys, scalars_first),
+                                    _place(node.right, scalar_keys, scalars_first))
     if isinstance(node, BinOp):
         return _line_binop(node.op, inner(node.left), inner(node.right))
     if isinstance(node, Call):
+        if len(node.args) == 2 and all(isinstance(a, Ref) for a in node.args) and node.function in calls:
+            places = [_place(a, scalar_keys, scalars_first) for a in node.args]
+            made = _line_call_of_lines(node.function, places, calls[node.function], result)
+            if made is not None:
+                return made
         args = tuple(_reader(a, scalar_keys, scalars_first, raw=True) if isinstance(a, Ref) else inner(a) for a in node.args)
         return _line_call(node.function, args, calls.get(node.function), result)
     raise FormulaError(f"cannot evaluate {node!r}")
@@ -432,6 +440,55 @@ def _reader(ref: Ref, scalar_keys: frozenset, scalars_first: bool, raw: bool) ->
             cell = get((key, labels[pos - lag])) if pos >= lag else None
             return 0.0 if cell is None else cell
     return value
+
+
+def _place(ref: Ref, scalar_keys: frozenset, scalars_first: bool) -> tuple:
+    """Where a line is read, for the functions that read two lines in place (no closure per
+    read): (key, lag, a one-value line?, read whatever the year?), as `_reader` reads it."""
+    scalar = ref.key in scalar_keys
+    return ref.key, ref.lag, scalar, scalar and (scalars_first or ref.lag == 0)
+
+
+def _line_binop_of_lines(op: str, left: tuple, right: tuple) -> Callable:
+    """`a op b` of two lines, each read in place as `_reader` reads it (an empty cell is 0)."""
+    k0, l0, s0, always0 = left
+    k1, l1, s1, always1 = right
+
+    def binop(get, sget, labels, pos, functions, vectors):
+        a = (sget(k0) if s0 else get((k0, labels[pos - l0]))) if always0 or pos >= l0 else None
+        b = (sget(k1) if s1 else get((k1, labels[pos - l1]))) if always1 or pos >= l1 else None
+        if a is None:
+            a = 0.0   # an empty cell is 0 in Excel arithmetic
+        if b is None:
+            b = 0.0
+        if a.__class__ is float and b.__class__ is float and (op != "/" or b != 0.0):
+            out = a + b if op == "+" else a - b if op == "-" else a * b if op == "*" else a / b
+            return out if out - out == 0.0 else ERR_NUM   # inf, nan
+        return excel_arith(op, a, b)
+    return binop
+
+
+def _line_call_of_lines(name: str, places: list, direct: tuple, result) -> Callable | None:
+    """A call of two lines past the guard, as `_line_call` makes it, the lines read in place
+    (as they are: an empty cell stays None); None where `_line_call` is needed."""
+    impl, spec = direct
+    if len(spec) < 2 or not all(may_omit for _, may_omit, _ in spec[2:]):
+        return None
+    (k0, l0, s0, always0), (k1, l1, s1, always1) = places
+    n0, n1 = spec[0][0], spec[1][0]
+    fills = tuple(fill for _, _, fill in spec[2:])
+
+    def call(get, sget, labels, pos, functions, vectors):
+        x = (sget(k0) if s0 else get((k0, labels[pos - l0]))) if always0 or pos >= l0 else None
+        y = (sget(k1) if s1 else get((k1, labels[pos - l1]))) if always1 or pos >= l1 else None
+        if (not n0 or (x.__class__ is float and x - x == 0.0)) and (not n1 or (y.__class__ is float and y - y == 0.0)):
+            try:
+                out = impl(x, y, *fills)
+            except Exception:   # noqa: BLE001 - the guard maps it (or raises it, in strict mode)
+                return functions[name](x, y)
+            return out if out.__class__ is float and out - out == 0.0 else result(out)
+        return functions[name](x, y)
+    return call
 
 
 def _line_chain(node: BinOp, scalar_keys: frozenset, inner: Callable) -> Callable:
