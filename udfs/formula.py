@@ -342,7 +342,7 @@ def _compile_binop(op: str, left: Callable, right: Callable) -> Callable:
 # without their guard when every number is a finite float (what the guard would pass straight
 # through; anything else, and any exception, goes through the guard). Closures, not generated
 # source: no code path executes text (tests/test_hostile.py). Same values as `evaluate`, held to
-# it by tests/test_generated_formulas.py.
+# it by tests/test_engine_formulas.py.
 
 
 @lru_cache(maxsize=4096)
@@ -502,10 +502,11 @@ def _line_chain(node: BinOp, scalar_keys: frozenset, inner: Callable) -> Callabl
         steps.append((node.op == "+", key, None if key else inner(right)))
         node = node.left
     first, steps = inner(node), tuple(reversed(steps))
+    reads_in_place = any(key is not None for _, key, _ in steps)
 
     def chain(get, sget, labels, pos, functions, vectors):
         a = first(get, sget, labels, pos, functions, vectors)
-        label = labels[pos] if pos < len(labels) else None
+        label = labels[pos] if reads_in_place else None
         for add, key, operand in steps:
             if key is None:
                 b = operand(get, sget, labels, pos, functions, vectors)

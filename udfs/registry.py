@@ -296,8 +296,8 @@ def direct_calls() -> tuple:
     """`(result, ((formula name, impl, arguments), ...))` for the functions the guard calls
     with their arguments unchanged when each is a finite float where a number belongs
     (`_direct_args` describes `arguments`): there it returns `result(impl(*args))` and maps what
-    `impl` raises. The engine's generated formulas call these `impl`s themselves in that case
-    (udfs.formula.generated), and the guard in every other. The same tuple until the registry
+    `impl` raises. The engine's line functions call these `impl`s themselves in that case
+    (udfs.formula.line_function), and the guard in every other. The same tuple until the registry
     changes."""
     if _DIRECT[0] != _version[0]:
         _DIRECT[:] = [_version[0], (_result, tuple((spec.formula_name, spec.impl, args) for spec in REGISTRY.values()
