@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import pytest
 
 from conftest import KYSEC_SEED, ROOT, XIAOMI_SEED, needs_seeds
+from in_process import run_cli
 from udfs.findings import round_half_up
 from workbook.company import load
 from workbook.importer import ImportFailed, import_note
@@ -74,7 +73,7 @@ EPS(元)\t2.20\t2.80\t3.40
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "addin", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return run_cli(*args)
 
 
 @pytest.fixture(scope="module")

@@ -176,8 +176,8 @@ def test_shipped_schemes_have_contiguous_bands():
 @pytest.fixture(scope="module")
 def editions(tmp_path_factory) -> dict:
     """Per company: the native edition of the committed template, a copy with a driver changed,
-    and copies with target prices on the rating thresholds (LibreOffice's recalculation of them
-    all is `recalculated`, which only the slow tests ask for)."""
+    and a copy holding the rating formula at target prices on the rating thresholds (LibreOffice's
+    recalculation of them all is `recalculated`, which only the slow tests ask for)."""
     out = tmp_path_factory.mktemp("native")
     found = {}
     for key, (template, data) in COMPANIES.items():
@@ -193,7 +193,7 @@ def editions(tmp_path_factory) -> dict:
         xlsx.type_values(package, {(driver["sheet"], driver["cell"]): new_value}, changed)
         found[key] = {"native": native, "package": package, "rows": rows, "company": company,
                       "changed": changed, "changed_company": company_with_driver(company, line, second_year, new_value),
-                      "thresholds": _threshold_copies(package, out, key)}
+                      "thresholds": _threshold_book(native, package, out, key)}
     return found
 
 
@@ -202,36 +202,66 @@ def recalculated(editions, tmp_path_factory) -> dict:
     """`editions`, each entry with LibreOffice's recalculation of its files added: every file of
     both companies in one LibreOffice start."""
     sources = [path for entry in editions.values()
-               for path in [entry["native"], entry["changed"]] + [path for path, _ in entry["thresholds"]]]
+               for path in [entry["native"], entry["changed"], entry["thresholds"][0]]]
     books = recalculate(sources, tmp_path_factory.mktemp("native_lo"))
     for entry in editions.values():
         entry["lo"], entry["lo_changed"] = books[entry["native"]], books[entry["changed"]]
-        entry["lo_thresholds"] = [(books[path], inputs) for path, inputs in entry["thresholds"]]
+        entry["lo_thresholds"] = books[entry["thresholds"][0]]
     return editions
 
 
-def _threshold_copies(package: xlsx.Package, out: Path, key: str) -> list:
-    """Copies with a target price that puts the excess return on each threshold of the scheme
-    (and just either side of it), under each boundary convention."""
-    cell = {name: package.name_cells(name)[0] for name in
-            ("MKT_price", "RTG_target_price", "RTG_benchmark_return", "RTG_rating_boundary", "RTG_rating_scheme",
-             "RTG_expected_dps")}
+# The rating's inputs, as the threshold cases set them: (defined name, field of a case)
+RATING_INPUTS = (("MKT_price", "price"), ("RTG_target_price", "target"), ("RTG_benchmark_return", "benchmark"),
+                 ("RTG_expected_dps", "dividend"), ("RTG_rating_scheme", "scheme"), ("RTG_rating_boundary", "boundary"))
+FIRST_CASE_ROW, FIRST_CASE_COL = 100, 30   # below and right of anything the edition uses
+
+
+def _threshold_book(native: Path, package: xlsx.Package, out: Path, key: str) -> tuple[Path, list]:
+    """A copy of the native edition whose rating sheet holds one row per case: a target price that
+    puts the excess return on each threshold of the scheme (and just either side of it), under
+    each boundary convention, and the edition's own rating formula with its input cells replaced
+    by that row's. One LibreOffice recalculation then judges every case (a copy of the whole
+    edition per case cost a second each); the formula in the edition's rating cell itself is what
+    `test_libreoffice_recalculation_equals_the_engine` compares. (path, [(ref, case)])."""
+    cell = {name: package.name_cells(name)[0] for name, _ in RATING_INPUTS}
+    rating_sheet, rating_ref = package.name_cells("RTG_computed_rating")[0]
+    formula = package.sheets[rating_sheet].cells[rating_ref].formula
     price = package.value(*cell["MKT_price"])
     dividend = package.value(*cell["RTG_expected_dps"]) or 0.0  # the expected return counts it
     scheme = schemes()[package.value(*cell["RTG_rating_scheme"])]
-    copies = []
+    cases = []
     for band in scheme.bands[:-1]:
         for boundary in ("outer", "inner"):
             for nudge in (0.0, 1e-6, -1e-6):
                 benchmark = 0.05
                 target = price * (1 + float(band.min_pct) / 100 + benchmark + nudge) - dividend
-                inputs = {cell["RTG_target_price"]: target, cell["RTG_benchmark_return"]: benchmark,
-                          cell["RTG_rating_boundary"]: boundary}
-                path = out / f"{key}-threshold-{len(copies)}.xlsx"
-                xlsx.type_values(package, inputs, path)
-                copies.append((path, {"price": price, "target": target, "benchmark": benchmark, "boundary": boundary,
-                                      "scheme": scheme.key, "dividend": dividend}))
-    return copies
+                cases.append({"price": price, "target": target, "benchmark": benchmark, "boundary": boundary,
+                              "scheme": scheme.key, "dividend": dividend})
+    patterns = {}   # name -> the ways the rating formula can write its input cell
+    for name, _ in RATING_INPUTS:
+        where, ref = cell[name]
+        col, r = re.fullmatch(r"([A-Z]+)(\d+)", ref).groups()
+        absolute = rf"\$?{col}\$?{r}(?!\d)"
+        patterns[name] = [rf"(?:'{re.escape(where)}'|(?<!')\b{re.escape(where)})!{absolute}"]
+        if where == rating_sheet:
+            patterns[name].append(rf"(?<![!\w$']){absolute}")
+    book = openpyxl.load_workbook(native)
+    sheet = book[rating_sheet]
+    placed = []
+    result_column = openpyxl.utils.get_column_letter(FIRST_CASE_COL + len(RATING_INPUTS))
+    for number, case in enumerate(cases):
+        row = FIRST_CASE_ROW + number
+        row_formula = formula
+        for column, (name, field) in enumerate(RATING_INPUTS, start=FIRST_CASE_COL):
+            sheet.cell(row, column, case[field])
+            for pattern in patterns[name]:
+                row_formula = re.sub(pattern, f"${openpyxl.utils.get_column_letter(column)}${row}", row_formula)
+        assert row_formula != formula
+        sheet[f"{result_column}{row}"] = "=" + row_formula
+        placed.append((f"{result_column}{row}", case))
+    path = out / f"{key}-thresholds.xlsx"
+    book.save(path)
+    return path, placed
 
 
 def _lo_value(book, sheet, ref):
@@ -270,12 +300,12 @@ def test_libreoffice_after_a_driver_change_equals_the_engine_with_that_driver(re
 @pytest.mark.parametrize("key", list(COMPANIES))
 def test_rating_on_a_threshold_follows_the_boundary_convention(recalculated, key):
     entry = recalculated[key]
-    rating = entry["package"].name_cells("RTG_computed_rating")[0]
+    sheet = entry["package"].name_cells("RTG_computed_rating")[0][0]
     checked = set()
-    for book, inputs in entry["lo_thresholds"]:
+    for ref, inputs in entry["thresholds"][1]:
         want = guarded("ER_RATING")(inputs["price"], inputs["target"], inputs["benchmark"], inputs["dividend"], inputs["scheme"],
                                     inputs["boundary"])
-        assert _lo_value(book, *rating) == want, inputs
+        assert _lo_value(entry["lo_thresholds"], sheet, ref) == want, inputs
         checked.add(want)
     assert len(checked) == len(schemes()[entry["company"].scalar_inputs["rating_scheme"]].bands)
 

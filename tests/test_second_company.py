@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
-import sys
 
 import pytest
 
 from conftest import KYSEC_SEED, ON_THE_FORMULAS_WORKER, ROOT, needs_seeds
+from in_process import run_cli
 from fictional import company_head, layout_head, tail
 from udfs.findings import displays_as
 from workbook import spec
@@ -201,7 +200,7 @@ def test_labels_currency_and_titles_come_from_the_data(built):
 
 # ---- the command line on the second company ----
 def cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "addin", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return run_cli(*args, cwd=cwd)
 
 
 def test_show_new_check_refresh_diff_export_work_for_the_second_company(tmp_path):

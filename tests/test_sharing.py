@@ -5,7 +5,6 @@ import datetime as dt
 import os
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from addin.share import diff, export
 import libreoffice
 from conftest import ROOT
+from in_process import run_cli
 from libreoffice import SOFFICE
 from workbook import xlsx
 from workbook.xlcalc import evaluate
@@ -23,7 +23,7 @@ TEMPLATE = ROOT / "workbook" / "xiaomi_1810hk_model.xlsm"
 
 
 def cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "addin", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return run_cli(*args, cwd=cwd)
 
 
 @pytest.fixture
