@@ -22,6 +22,7 @@ from addin.refresh import ChecksFailed, refresh_book, refresh_file, worker_count
 from addin.template import blueprint, template_version, verify_structure
 from addin.terminal import clean
 from conftest import ROOT
+from in_process import run_cli
 from workbook import xlsx
 
 TEMPLATE = ROOT / "workbook" / "xiaomi_1810hk_model.xlsm"
@@ -31,7 +32,13 @@ HEADER = "ticker,price,currency,price_date,fx_to_reporting,benchmark_level,sourc
 GOOD = "1810.HK,44.00,HKD,2026-11-27,0.9150,25000,feed\n"
 
 
-def cli(*args: str, timeout: float = 120):
+def cli(*args: str):
+    return run_cli(*args)
+
+
+def cli_process(*args: str, timeout: float = 120):
+    """The command in a child process: for a special file that could block a read (a hang must
+    end in a timeout, not stop the suite) and for batches that start their own worker processes."""
     return subprocess.run([sys.executable, "-m", "addin", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -263,7 +270,7 @@ def test_special_files_are_refused_before_reading(tmp_path, good_quotes, special
         with open(target, "wb") as fh:                                      # sparse: no disk used
             fh.truncate(200 * 1024 * 1024)
     for command in (("refresh", target, "--quotes", good_quotes), ("check", target), ("diff", target, target)):
-        line = one_line_error(cli(*command, timeout=30))
+        line = one_line_error(cli_process(*command, timeout=30))
         assert any(word in line for word in ("named pipe", "device", "folder", "more than any model")), line
 
 
@@ -279,7 +286,7 @@ def test_batch_with_one_broken_file_among_six_reports_all(tmp_path, good_quotes)
     bp = package.sheets["_blueprint"]
     xlsx.type_values(package, {("_blueprint", "B7"): 12345.0}, folder / "m2_broken.xlsm")   # a number for a cell ref
     assert "B7" in bp.cells
-    run = cli("refresh", folder, "--quotes", good_quotes, "--as-of", AS_OF, "--workers", "100", timeout=300)
+    run = cli_process("refresh", folder, "--quotes", good_quotes, "--as-of", AS_OF, "--workers", "100", timeout=300)
     assert run.returncode == 1 and "Traceback" not in run.stderr + run.stdout
     lines = run.stdout.splitlines()
     assert len([l for l in lines if l.startswith("[")]) == 6
@@ -413,7 +420,7 @@ def test_batch_says_failed_for_a_model_whose_checks_fail(tmp_path, good_quotes):
     shutil.copy(TEMPLATE, folder / "a.xlsm")
     shutil.copy(TEMPLATE, folder / "b.xlsm")
     with_text_driver(folder / "b.xlsm")
-    run = cli("refresh", folder, "--quotes", good_quotes, "--as-of", AS_OF, timeout=300)
+    run = cli_process("refresh", folder, "--quotes", good_quotes, "--as-of", AS_OF, timeout=300)
     assert run.returncode == 1
     # each file is shown as it finishes, in whichever order the two workers finish them
     assert any(re.match(r"\[[12]/2\] b\.xlsm: FAILED: ", l) and f"{text_ref()} holds text '20%'" in l

@@ -219,14 +219,29 @@ def test_tax_never_exceeds_the_rate_on_profit_after_the_losses_on_the_everbright
         assert tax >= (rate * sheltered if pretax >= 0 else -credit) - 1e-9
 
 
-def _native_edition_recalculated(company, tmp_path):
-    """The company's native (macro-free) edition as LibreOffice recalculates it, and the engine's model."""
+LOSS_SCENARIOS = ("xiaomi two loss years", "kysec loss expiring")
+
+
+def _loss_company(scenario: str):
+    return _xiaomi_with_two_loss_years() if scenario.startswith("xiaomi") else _kysec_with_a_loss_that_expires()
+
+
+@pytest.fixture(scope="module")
+def loss_editions(tmp_path_factory) -> dict:
+    """Per scenario: the built template, its native (macro-free) edition as LibreOffice recalculates
+    it (both scenarios in one LibreOffice start), and the engine's model."""
     from addin.native import export_native
     from test_native import recalculate
     from workbook.build import build
-    template = build(tmp_path / "model.xlsm", company)
-    native = export_native(template, tmp_path / "native.xlsx")
-    return template, recalculate([native], tmp_path)[native], build_model(company)
+    out = tmp_path_factory.mktemp("losses")
+    made = {}
+    for number, scenario in enumerate(LOSS_SCENARIOS):
+        company = _loss_company(scenario)
+        template = build(out / f"model{number}.xlsm", company)
+        made[scenario] = (company, template, export_native(template, out / f"native{number}.xlsx"))
+    books = recalculate([native for _, _, native in made.values()], out)
+    return {scenario: (company, template, books[native], build_model(company))
+            for scenario, (company, template, native) in made.items()}
 
 
 def _kysec_with_a_loss_that_expires():
@@ -242,13 +257,13 @@ from test_native import needs_libreoffice  # noqa: E402
 
 
 @needs_libreoffice
-@pytest.mark.parametrize("scenario", ["xiaomi two loss years", "kysec loss expiring"])
-def test_the_native_edition_carries_the_losses_as_the_engine_does(scenario, tmp_path):
+@pytest.mark.xdist_group("loss_editions")   # both scenarios on one worker: one LibreOffice start for both
+@pytest.mark.parametrize("scenario", LOSS_SCENARIOS)
+def test_the_native_edition_carries_the_losses_as_the_engine_does(scenario, loss_editions):
     """The plain-Excel forms of the tax-loss functions (MIN/MAX, and SUMPRODUCT over the row of new
     losses for the expiry window), as LibreOffice recalculates them, equal the engine."""
     from workbook_reader import Template
-    company = _xiaomi_with_two_loss_years() if scenario.startswith("xiaomi") else _kysec_with_a_loss_that_expires()
-    template, book, model = _native_edition_recalculated(company, tmp_path)
+    company, template, book, model = loss_editions[scenario]
     names = Template(template)
     for key in ("tax_losses", "tax_loss_used", "tax_loss_new", "income_tax", "net_profit", "eps"):
         for year in (y.label for y in company.forecast_years):
