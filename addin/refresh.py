@@ -60,6 +60,16 @@ SAMPLE_STAMP = "样本数据 sample data"
 # While a batch runs (`refresh_many`, in each of its worker processes): the blueprint, the
 # largest part of a model and the same in every model of a template, parsed once per content.
 _BATCH_SHEETS: xlsx.SharedSheets | None = None
+# Outside a batch, the process that refreshes one model after another (the add-in's, behind the
+# Refresh button; a script; the bench) keeps the blueprint of the last templates it met in the
+# same way: three quarters of a model's cells, and of its read, the same for every model and every
+# refresh of a template. A sheet is reused only for a part of exactly the same bytes, so it is
+# what a parse of that part gives (a damaged or edited blueprint is parsed, and judged, anew).
+_PROCESS_SHEETS = xlsx.SharedSheets({BLUEPRINT})
+
+
+def _shared_sheets() -> xlsx.SharedSheets:
+    return _BATCH_SHEETS if _BATCH_SHEETS is not None else _PROCESS_SHEETS
 
 
 class ChecksFailed(ModelError):
@@ -200,7 +210,8 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
     model whose checks fail after the refresh is still written (the analyst needs to see it) and
     the result's `status()` says why.
 
-    Each thing is done once: the package is read and parsed once, its blueprint read once; only
+    Each thing is done once: the package is read and parsed once (its blueprint parsed once per
+    content in this process, `_PROCESS_SHEETS`), its blueprint rows read once; only
     the formula cells downstream of what changed since the last refresh are recomputed
     (workbook.calcstate), the engine's sensitivity table only when what it reads changed; only
     the sheets whose cells moved are rewritten, every other part copied as stored; and the
@@ -210,7 +221,7 @@ def refresh_file(path: str | Path, quotes: str | None = None, as_of: dt.date | N
     now = now or dt.datetime.now().replace(microsecond=0)
     with model_lock(real):
         refuse_unwritable(real, given)
-        package = xlsx.read(real, shared=_BATCH_SHEETS)
+        package = xlsx.read(real, shared=_shared_sheets())
         verify_structure(package)
         verify_written_names(package, WRITTEN_NAMES)
         where = open_elsewhere(given)  # Excel, WPS or LibreOffice would overwrite our refresh when it saves
@@ -461,8 +472,12 @@ def _start_batch() -> None:
 
 
 def _end_batch() -> None:
-    global _BATCH_SHEETS
+    """End a batch in this process: what it shared is released, and so is what the process had
+    kept (a batch of many templates' models leaves no parsed sheet behind; the next refresh
+    parses its blueprint again)."""
+    global _BATCH_SHEETS, _PROCESS_SHEETS
     _BATCH_SHEETS = None
+    _PROCESS_SHEETS = xlsx.SharedSheets({BLUEPRINT})
 
 
 def worker_count(requested: int, files: int) -> int:
@@ -617,7 +632,7 @@ def refresh_book(book, quotes: str | None = None, as_of: dt.date | None = None, 
     path = Path(book.fullname)
     if not path.is_absolute():  # a workbook never saved: Excel gives just its caption, e.g. "Book1"
         raise xlsx.WorkbookError(f"{path.name}: save the workbook first; refresh checks its structure on the saved file")
-    package = xlsx.read(regular_file(path))
+    package = xlsx.read(regular_file(path), shared=_shared_sheets())
     verify_structure(package)
     verify_written_names(package, WRITTEN_NAMES)
     now = now or dt.datetime.now().replace(microsecond=0)

@@ -25,6 +25,7 @@ from addin.template import blueprint, settings_as_values
 from conftest import ROOT, examples
 from udfs.constants import EXCEL_ERRORS
 from workbook import calcstate, xlsx
+from workbook.layout import BLUEPRINT
 from workbook.xlcalc import evaluate, same_stored, stored_value
 
 TEMPLATES = {"xiaomi": ROOT / "workbook" / "xiaomi_1810hk_model.xlsm",
@@ -32,6 +33,14 @@ TEMPLATES = {"xiaomi": ROOT / "workbook" / "xiaomi_1810hk_model.xlsm",
 AS_OF = dt.date(2026, 11, 29)
 NOW = dt.datetime(2026, 11, 29, 9, 30)
 MARKET = ("MKT_price", "MKT_fx_rate", "MKT_benchmark_level", "MKT_price_date")
+# The property's examples read hundreds of edited copies whose blueprint (half of a read) no edit
+# touches: parsed once per content, as a batch refresh does (xlsx.SharedSheets: a sheet is reused
+# only for the same bytes, so it is what a parse gives).
+BLUEPRINTS = xlsx.SharedSheets({BLUEPRINT})
+
+
+def _read(path: Path) -> xlsx.Package:
+    return xlsx.read(path, shared=BLUEPRINTS)
 
 
 def _quote_file(package: xlsx.Package, folder: Path, move: float) -> Path:
@@ -120,7 +129,7 @@ def _edited_model(source: bytes | xlsx.Package, folder: Path, typed: dict, formu
     else:
         start = folder / "start.xlsm"
         start.write_bytes(source)
-        package = xlsx.read(start)
+        package = _read(start)
     formulas = {key: text for key, text in formulas.items() if key not in typed}
     # each package read is a third of an example's time: the edited copy is written and read back
     # only when there are formulas to edit
@@ -136,11 +145,11 @@ def _edited_model(source: bytes | xlsx.Package, folder: Path, typed: dict, formu
     if replaced:
         edited = folder / "edited.xlsm"
         xlsx.write(package, replaced, edited)
-        package = xlsx.read(edited)
+        package = _read(edited)
     out = folder / "typed.xlsm"
     xlsx.type_values(package, typed, out)
     if recalculated:
-        package = xlsx.read(out)
+        package = _read(out)
         values, failed = _outcome(lambda: evaluate(package, settings_as_values(package)))
         if not failed:
             by_sheet: dict = {}
@@ -155,7 +164,7 @@ def _edited_model(source: bytes | xlsx.Package, folder: Path, typed: dict, formu
 def _compare(model: Path, move: float | None) -> xlsx.Package:
     """The incremental recalculation of `model` (with the price moved by `move`) compared with a
     full one; the package read, for the caller to go on with."""
-    package = xlsx.read(model)
+    package = _read(model)
     inputs = settings_as_values(package)
     if move is not None:
         cell = package.name_cells("MKT_price")[0]

@@ -163,7 +163,9 @@ def test_a_refresh_whose_written_file_fails_verification_leaves_the_original(tmp
 
 def test_a_batch_parses_the_blueprint_once_for_every_model_of_a_template(tmp_path, refreshed_once, monkeypatch):
     """The blueprint, the largest part of a model, is parsed once per content for a batch; each
-    model is refreshed as it would be alone, and outside a batch every read parses every sheet."""
+    model is refreshed as it would be alone, and the batch leaves no parsed sheet behind: the next
+    refresh in the process parses its blueprint again (and keeps it for the refreshes after it:
+    test_refresh_shared_sheets)."""
     from workbook.layout import BLUEPRINT
     folder, alone = tmp_path / "batch", tmp_path / "alone.xlsm"
     folder.mkdir()
