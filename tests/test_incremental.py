@@ -12,6 +12,7 @@ record the refresh leaves is held to the same standard.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import shutil
 from pathlib import Path
 
@@ -36,11 +37,13 @@ MARKET = ("MKT_price", "MKT_fx_rate", "MKT_benchmark_level", "MKT_price_date")
 # The property's examples read hundreds of edited copies whose blueprint (half of a read) no edit
 # touches: parsed once per content, as a batch refresh does (xlsx.SharedSheets: a sheet is reused
 # only for the same bytes, so it is what a parse gives).
-BLUEPRINTS = xlsx.SharedSheets({BLUEPRINT})
+@functools.cache
+def _blueprints() -> xlsx.SharedSheets:
+    return xlsx.SharedSheets({BLUEPRINT})
 
 
 def _read(path: Path) -> xlsx.Package:
-    return xlsx.read(path, shared=BLUEPRINTS)
+    return xlsx.read(path, shared=_blueprints())
 
 
 def _quote_file(package: xlsx.Package, folder: Path, move: float) -> Path:
