@@ -11,8 +11,9 @@ TEST_STAMP := $(VENV)/.installed-test
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile
 # Byte-code is written on first import instead: a machine that sets PYTHONDONTWRITEBYTECODE (CI
 # images do) would otherwise recompile pandas, openpyxl and this project in every process, and the
-# suite starts hundreds (xdist workers, the command line under test): 8 min against 6 min 36 s on a
-# fresh clone of a 2-core machine. The byte-code goes to .venv and __pycache__/, both ignored.
+# suite starts hundreds (xdist workers, the command line under test; `import pandas, openpyxl`
+# alone is 2.2 s of CPU without byte-code, 0.6 s with it). The byte-code goes to .venv and
+# __pycache__/, both ignored.
 unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test system-deps
