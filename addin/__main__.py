@@ -7,7 +7,7 @@ import importlib.util
 import sys
 
 # Import names of the runtime dependencies in pyproject.toml (test_cli checks the two agree).
-REQUIRED = ("xlwings", "xlsxwriter", "openpyxl", "pandas", "sqlalchemy", "alembic", "tomli_w", "numpy")
+REQUIRED = ("xlwings", "xlsxwriter", "openpyxl", "pandas", "sqlalchemy", "alembic", "tomli_w", "numpy", "scipy")
 MIN_PYTHON = (3, 11)
 
 

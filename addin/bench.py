@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import importlib.util
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from udfs.errors import ModelError
 from workbook.files import check_output, write_output
 
 # Target per figure; the ratios against a reference are "at least", everything else "at most".
@@ -156,6 +158,9 @@ def run(quick: bool = False, out: Path | None = None, universe_files: int | None
 
     from .refresh import refresh_file
 
+    if importlib.util.find_spec("formulas") is None:   # a reference the product does not install
+        raise ModelError("the bench times the refresh against the `formulas` package, which only the test tools install: "
+                         "run `make test` once, or `pip install -e \".[test]\"` in the project's environment")
     if out:
         check_output(out, force)
     repeat = 3 if quick else 7

@@ -148,3 +148,49 @@ def test_the_guard_checks_every_runtime_dependency():
     names = {d.split(";")[0].split("=")[0].split(">")[0].split("<")[0].strip().lower().replace("-", "_") for d in declared
              if "python_version <" not in d}
     assert set(REQUIRED) == names
+
+
+def test_every_package_the_product_imports_is_a_runtime_dependency():
+    """`make run` installs the product without its test tools: a module of udfs, workbook or addin
+    that imports a package only the tests install works in the suite and fails for the analyst
+    (`import` once needed scipy that only `formulas` brought in). Every import in the product's
+    source, at module level or inside a function, is the standard library, the product itself, a
+    runtime dependency, or one the product answers for in one line where it is missing."""
+    import ast
+    import sys
+
+    from addin.__main__ import REQUIRED
+    # imported inside a try or only on demand, with a one-line answer where they are missing
+    # the bench's reference, refused in one line without it (the test below); tomli, a dependency
+    # only below Python 3.11 (udfs/tomlparse.py imports it there)
+    optional = {"formulas", "tomli"}
+    project = {"udfs", "workbook", "addin"}
+    found = {}
+    for folder in project:
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    found.setdefault(name.split(".")[0], f"{path.relative_to(ROOT)}:{node.lineno}")
+    undeclared = {top: where for top, where in found.items()
+                  if top not in sys.stdlib_module_names and top not in project and top not in REQUIRED and top not in optional}
+    assert undeclared == {}
+
+
+def test_the_bench_without_its_reference_package_is_one_line(monkeypatch, capsys, tmp_path):
+    """After `make run` (the product without its test tools) the bench names what it needs."""
+    import importlib.util
+
+    from addin.cli import main
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "formulas" else real(name, *a))
+    code = main(["bench", "--quick", "--json", str(tmp_path / "b.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and err[0].startswith("error: ") and "make test" in err[0]
+    assert not (tmp_path / "b.json").exists()
+
