@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import udfs  # noqa: F401 - registers every function
 from conftest import ROOT, examples
+from test_formula import Vectors   # the stub of what a form reads across years
 from test_guard_fast_path import _answer   # a value, or the type of what was raised (strict mode raises a bug)
 from udfs import engine
 from udfs import formula as fx
@@ -164,12 +165,6 @@ def test_a_long_subtotal_is_one_chain():
 
 
 def test_the_forms_read_as_the_tree_walk_reads_them():
-    class Vectors:
-        def forecast(self, key):
-            return [1.0, 2.0, 3.0]
-
-        def at(self, key, label):
-            return {"2026E": 7.0}.get(label, "#N/A")
     yearly = {("y", "2023"): "2026E", ("a", "2023"): 2.0}
     scalars = {"b": 3.0, "sy": "2026E"}
     functions = engine._guarded_now()

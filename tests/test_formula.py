@@ -99,13 +99,17 @@ def test_the_compiled_formula_equals_the_tree_walk(text):
     assert (type(got), got) == (type(exp), exp) or (exp != exp and got != got), text
 
 
-def test_the_compiled_forms_read_other_years_as_the_tree_walk_does():
-    class Vectors:
-        def forecast(self, key):
-            return [1.0, 2.0, 3.0]
+class Vectors:
+    """What a form reads across years: a forecast row, and a line at a year (#N/A elsewhere)."""
 
-        def at(self, key, label):
-            return {"2026E": 7.0}.get(label, "#N/A")
+    def forecast(self, key):
+        return [1.0, 2.0, 3.0]
+
+    def at(self, key, label):
+        return {"2026E": 7.0}.get(label, "#N/A")
+
+
+def test_the_compiled_forms_read_other_years_as_the_tree_walk_does():
     lookup = lambda key, lag: {"y": "2026E", "a": 2.0, "b": 3.0}[key]
     for text in ("at(a, y) * 2", "-at(b, y)", "column(a, b)", "forecast(a)", "dcf(forecast(a), 0.1, 0.02)"):
         assert fx.compiled(text)(lookup, GUARDED, Vectors()) == fx.evaluate(fx.parse(text), lookup, GUARDED, vectors=Vectors())
